@@ -1,0 +1,639 @@
+//! The model portfolio: [`ModelId`], [`ModelProfile`] and the validated [`Catalog`].
+
+use std::collections::HashMap;
+use std::fmt;
+use std::ops::{BitOr, BitOrAssign};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::classify::Intent;
+use crate::error::{Error, Result};
+
+macro_rules! id_type {
+    ($(#[$meta:meta])* $name:ident) => {
+        $(#[$meta])*
+        #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(Arc<str>);
+
+        impl $name {
+            /// Wraps a name. Cloning is a reference-count increment.
+            pub fn new(name: impl AsRef<str>) -> Self {
+                Self(Arc::from(name.as_ref()))
+            }
+
+            /// The name as a string slice.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                fmt::Debug::fmt(&*self.0, f)
+            }
+        }
+
+        impl From<&str> for $name {
+            fn from(s: &str) -> Self {
+                Self::new(s)
+            }
+        }
+
+        impl From<String> for $name {
+            fn from(s: String) -> Self {
+                Self(Arc::from(s))
+            }
+        }
+
+        impl AsRef<str> for $name {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl std::borrow::Borrow<str> for $name {
+            fn borrow(&self) -> &str {
+                &self.0
+            }
+        }
+    };
+}
+
+id_type!(
+    /// The id of a model in the catalog, as the router and its users name it (`"gpt-4o-mini"`).
+    ModelId
+);
+id_type!(
+    /// The name of a registered [`Provider`](crate::Provider) (`"openai"`, `"simulated"`).
+    ProviderId
+);
+
+/// A set of capabilities a model offers or a request needs.
+#[derive(Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct Capabilities(u8);
+
+impl Capabilities {
+    /// No capability.
+    pub const NONE: Self = Self(0);
+    /// Tool (function) calling.
+    pub const TOOLS: Self = Self(1);
+    /// Image inputs.
+    pub const VISION: Self = Self(1 << 1);
+    /// A JSON response format (JSON mode or a JSON schema).
+    pub const JSON: Self = Self(1 << 2);
+    /// Streaming responses.
+    pub const STREAMING: Self = Self(1 << 3);
+    /// Built-in reasoning (thinking) tokens.
+    pub const REASONING: Self = Self(1 << 4);
+    /// Every capability above.
+    pub const ALL: Self = Self(0b1_1111);
+
+    const NAMES: [(Self, &'static str); 5] = [
+        (Self::TOOLS, "tools"),
+        (Self::VISION, "vision"),
+        (Self::JSON, "json"),
+        (Self::STREAMING, "streaming"),
+        (Self::REASONING, "reasoning"),
+    ];
+
+    /// Whether every capability in `other` is in `self`.
+    pub const fn contains(self, other: Self) -> bool {
+        self.0 & other.0 == other.0
+    }
+
+    /// The capabilities in `self` that are not in `other`.
+    pub const fn difference(self, other: Self) -> Self {
+        Self(self.0 & !other.0)
+    }
+
+    /// Whether the set is empty.
+    pub const fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// The capability named `name` (`"tools"`, `"vision"`, `"json"`, `"streaming"`, `"reasoning"`).
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::NAMES.iter().find(|(_, n)| *n == name).map(|(c, _)| *c)
+    }
+
+    /// The names of the capabilities in the set.
+    pub fn names(self) -> impl Iterator<Item = &'static str> {
+        Self::NAMES.into_iter().filter(move |(c, _)| self.contains(*c)).map(|(_, n)| n)
+    }
+}
+
+impl BitOr for Capabilities {
+    type Output = Self;
+    fn bitor(self, rhs: Self) -> Self {
+        Self(self.0 | rhs.0)
+    }
+}
+
+impl BitOrAssign for Capabilities {
+    fn bitor_assign(&mut self, rhs: Self) {
+        self.0 |= rhs.0;
+    }
+}
+
+impl fmt::Debug for Capabilities {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_set().entries(self.names()).finish()
+    }
+}
+
+impl fmt::Display for Capabilities {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut first = true;
+        for n in self.names() {
+            if !first {
+                f.write_str(", ")?;
+            }
+            f.write_str(n)?;
+            first = false;
+        }
+        if first {
+            f.write_str("none")?;
+        }
+        Ok(())
+    }
+}
+
+impl Serialize for Capabilities {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_seq(self.names())
+    }
+}
+
+impl<'de> Deserialize<'de> for Capabilities {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let names = Vec::<String>::deserialize(d)?;
+        let mut caps = Self::NONE;
+        for name in &names {
+            caps |= Self::from_name(name).ok_or_else(|| {
+                serde::de::Error::custom(format_args!(
+                    "unknown capability `{name}`, expected one of tools, vision, json, streaming, reasoning"
+                ))
+            })?;
+        }
+        Ok(caps)
+    }
+}
+
+/// List prices of a model, in USD.
+#[non_exhaustive]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pricing {
+    /// USD per 1M input tokens.
+    pub input_per_mtok: f64,
+    /// USD per 1M output tokens (reasoning tokens are billed as output).
+    pub output_per_mtok: f64,
+    /// USD per 1M input tokens read from the provider's prompt cache; `None` when the model has no
+    /// discounted cache reads (cached tokens are then billed as ordinary input).
+    #[serde(default)]
+    pub cached_input_per_mtok: Option<f64>,
+    /// USD charged per request on top of tokens.
+    #[serde(default)]
+    pub request_fee: f64,
+    /// A higher tier for long prompts, as some providers bill above a prompt-length threshold.
+    #[serde(default)]
+    pub long_context: Option<LongContextPricing>,
+}
+
+impl Pricing {
+    /// Prices per 1M input and output tokens, with no cache discount, fee or long-context tier.
+    pub fn per_mtok(input: f64, output: f64) -> Self {
+        Self { input_per_mtok: input, output_per_mtok: output, cached_input_per_mtok: None, request_fee: 0.0, long_context: None }
+    }
+
+    /// Sets the price per 1M cached input tokens.
+    pub fn with_cached_input(mut self, per_mtok: f64) -> Self {
+        self.cached_input_per_mtok = Some(per_mtok);
+        self
+    }
+
+    /// Sets the fee charged per request.
+    pub fn with_request_fee(mut self, usd: f64) -> Self {
+        self.request_fee = usd;
+        self
+    }
+
+    /// Sets the long-context tier.
+    pub fn with_long_context(mut self, tier: LongContextPricing) -> Self {
+        self.long_context = Some(tier);
+        self
+    }
+
+    fn validate(&self, model: &str) -> Result<()> {
+        check_price(model, "pricing.input_per_mtok", self.input_per_mtok)?;
+        check_price(model, "pricing.output_per_mtok", self.output_per_mtok)?;
+        if let Some(p) = self.cached_input_per_mtok {
+            check_price(model, "pricing.cached_input_per_mtok", p)?;
+        }
+        check_price(model, "pricing.request_fee", self.request_fee)?;
+        if let Some(lc) = &self.long_context {
+            check_price(model, "pricing.long_context.input_multiplier", lc.input_multiplier)?;
+            check_price(model, "pricing.long_context.output_multiplier", lc.output_multiplier)?;
+        }
+        Ok(())
+    }
+}
+
+/// Prices that apply when a prompt is longer than a threshold: every token of such a request is billed
+/// at the multiplied rate.
+#[non_exhaustive]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LongContextPricing {
+    /// Prompts with more input tokens than this are billed at the higher tier.
+    pub above_input_tokens: u32,
+    /// Multiplier on input (and cached input) prices.
+    pub input_multiplier: f64,
+    /// Multiplier on output prices.
+    pub output_multiplier: f64,
+}
+
+impl LongContextPricing {
+    /// A tier above `above_input_tokens` with the given multipliers.
+    pub fn new(above_input_tokens: u32, input_multiplier: f64, output_multiplier: f64) -> Self {
+        Self { above_input_tokens, input_multiplier, output_multiplier }
+    }
+}
+
+/// Expected latency of a model: time to first token and decoding speed.
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LatencyProfile {
+    /// Median time to first token, in milliseconds.
+    pub ttft_ms: f64,
+    /// Median output tokens per second once decoding has started.
+    pub output_tokens_per_sec: f64,
+}
+
+impl LatencyProfile {
+    /// A profile from time to first token (ms) and output tokens per second.
+    pub fn new(ttft_ms: f64, output_tokens_per_sec: f64) -> Self {
+        Self { ttft_ms, output_tokens_per_sec }
+    }
+
+    /// Expected seconds to produce `output_tokens` tokens, first token included.
+    pub fn expected_secs(&self, output_tokens: f64) -> f64 {
+        self.ttft_ms / 1000.0 + output_tokens / self.output_tokens_per_sec
+    }
+}
+
+impl Default for LatencyProfile {
+    fn default() -> Self {
+        Self { ttft_ms: 500.0, output_tokens_per_sec: 60.0 }
+    }
+}
+
+/// How capable a model is, on the logit scale of the decision model.
+///
+/// The router predicts `logit p(m) = Σ wᵢ·sᵢ(m)`; the built-in heuristic classifiers contribute
+/// `θ_m − d` where `θ_m` is this ability and `d` the request's difficulty. A model with ability 2.0
+/// answers a request of difficulty 0.0 acceptably with probability `σ(2) ≈ 0.88`. Per-intent values
+/// replace the overall one for requests of that intent (a code model strong at code, weak at prose).
+#[non_exhaustive]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Ability {
+    /// The overall ability `θ`.
+    pub overall: f64,
+    /// Ability for requests of a given intent, where it differs from the overall one.
+    #[serde(default, skip_serializing_if = "HashMap::is_empty")]
+    pub by_intent: HashMap<Intent, f64>,
+}
+
+impl Ability {
+    /// An overall ability with no per-intent values.
+    pub fn new(overall: f64) -> Self {
+        Self { overall, by_intent: HashMap::new() }
+    }
+
+    /// Sets the ability for one intent.
+    pub fn with_intent(mut self, intent: Intent, ability: f64) -> Self {
+        self.by_intent.insert(intent, ability);
+        self
+    }
+}
+
+/// One model of the portfolio: what it costs, what it can do and how fast it is.
+///
+/// Built with [`ModelProfile::new`] and the `with_*` setters; checked when it enters a [`Catalog`].
+#[non_exhaustive]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelProfile {
+    /// The id the router uses.
+    pub id: ModelId,
+    /// The provider that serves it.
+    pub provider: ProviderId,
+    /// The name the provider knows it by, when it differs from `id`.
+    #[serde(default)]
+    pub api_name: Option<String>,
+    /// List prices.
+    pub pricing: Pricing,
+    /// Maximum input plus output tokens.
+    pub context_window: u32,
+    /// Maximum output tokens per response.
+    pub max_output_tokens: u32,
+    /// What the model supports.
+    #[serde(default)]
+    pub capabilities: Capabilities,
+    /// Ability on the decision model's logit scale.
+    #[serde(default)]
+    pub ability: Ability,
+    /// Expected latency.
+    #[serde(default)]
+    pub latency: LatencyProfile,
+    /// Free-form labels (`"tier:frontier"`, `"eu"`) that rules can select sub-portfolios by.
+    #[serde(default)]
+    pub tags: Vec<String>,
+}
+
+impl ModelProfile {
+    /// A model served by `provider`, with zero prices, a 128k window, 4k output, no capabilities and
+    /// ability 0: set the real values with the `with_*` setters.
+    pub fn new(id: impl Into<ModelId>, provider: impl Into<ProviderId>) -> Self {
+        Self {
+            id: id.into(),
+            provider: provider.into(),
+            api_name: None,
+            pricing: Pricing::per_mtok(0.0, 0.0),
+            context_window: 128_000,
+            max_output_tokens: 4_096,
+            capabilities: Capabilities::STREAMING,
+            ability: Ability::default(),
+            latency: LatencyProfile::default(),
+            tags: Vec::new(),
+        }
+    }
+
+    /// Sets the name the provider knows the model by.
+    pub fn with_api_name(mut self, name: impl Into<String>) -> Self {
+        self.api_name = Some(name.into());
+        self
+    }
+
+    /// Sets the prices.
+    pub fn with_pricing(mut self, pricing: Pricing) -> Self {
+        self.pricing = pricing;
+        self
+    }
+
+    /// Sets the context window and the maximum output tokens.
+    pub fn with_context(mut self, context_window: u32, max_output_tokens: u32) -> Self {
+        self.context_window = context_window;
+        self.max_output_tokens = max_output_tokens;
+        self
+    }
+
+    /// Sets the capabilities.
+    pub fn with_capabilities(mut self, capabilities: Capabilities) -> Self {
+        self.capabilities = capabilities;
+        self
+    }
+
+    /// Sets the ability.
+    pub fn with_ability(mut self, ability: Ability) -> Self {
+        self.ability = ability;
+        self
+    }
+
+    /// Sets the latency profile.
+    pub fn with_latency(mut self, latency: LatencyProfile) -> Self {
+        self.latency = latency;
+        self
+    }
+
+    /// Adds a tag.
+    pub fn with_tag(mut self, tag: impl Into<String>) -> Self {
+        self.tags.push(tag.into());
+        self
+    }
+
+    /// The name to send to the provider: `api_name` if set, else the id.
+    pub fn api_name(&self) -> &str {
+        self.api_name.as_deref().unwrap_or(self.id.as_str())
+    }
+
+    /// The ability for a request of `intent`, falling back to the overall ability.
+    pub fn ability_for(&self, intent: Option<Intent>) -> f64 {
+        intent.and_then(|i| self.ability.by_intent.get(&i).copied()).unwrap_or(self.ability.overall)
+    }
+
+    /// Whether the model carries `tag`.
+    pub fn has_tag(&self, tag: &str) -> bool {
+        self.tags.iter().any(|t| t == tag)
+    }
+
+    /// Checks every number; the error names the model and the field.
+    pub fn validate(&self) -> Result<()> {
+        let id = self.id.as_str();
+        if id.is_empty() {
+            return Err(Error::config("a model has an empty id"));
+        }
+        if self.provider.as_str().is_empty() {
+            return Err(Error::config(format!("model `{id}`: `provider` is empty")));
+        }
+        self.pricing.validate(id)?;
+        if self.context_window == 0 {
+            return Err(Error::config(format!("model `{id}`: `context_window` must be positive")));
+        }
+        if self.max_output_tokens == 0 {
+            return Err(Error::config(format!("model `{id}`: `max_output_tokens` must be positive")));
+        }
+        if self.max_output_tokens > self.context_window {
+            return Err(Error::config(format!(
+                "model `{id}`: `max_output_tokens` ({}) exceeds `context_window` ({})",
+                self.max_output_tokens, self.context_window
+            )));
+        }
+        check_finite(id, "ability.overall", self.ability.overall)?;
+        for (intent, a) in &self.ability.by_intent {
+            check_finite(id, &format!("ability.by_intent.{}", intent.as_str()), *a)?;
+        }
+        check_price(id, "latency.ttft_ms", self.latency.ttft_ms)?;
+        if !(self.latency.output_tokens_per_sec.is_finite() && self.latency.output_tokens_per_sec > 0.0) {
+            return Err(Error::config(format!(
+                "model `{id}`: `latency.output_tokens_per_sec` must be finite and > 0, got {}",
+                self.latency.output_tokens_per_sec
+            )));
+        }
+        Ok(())
+    }
+
+    /// Expected time to produce `output_tokens`.
+    pub fn expected_latency(&self, output_tokens: f64) -> Duration {
+        Duration::from_secs_f64(self.latency.expected_secs(output_tokens).max(0.0))
+    }
+}
+
+fn check_finite(model: &str, field: &str, value: f64) -> Result<()> {
+    if value.is_finite() {
+        Ok(())
+    } else {
+        Err(Error::config(format!("model `{model}`: `{field}` must be finite, got {value}")))
+    }
+}
+
+fn check_price(model: &str, field: &str, value: f64) -> Result<()> {
+    if value.is_finite() && value >= 0.0 {
+        Ok(())
+    } else {
+        Err(Error::config(format!("model `{model}`: `{field}` must be finite and >= 0, got {value}")))
+    }
+}
+
+/// The index of a model in its [`Catalog`], stable for the catalog's lifetime.
+pub type ModelIndex = usize;
+
+/// A validated, immutable model portfolio. Cloning is a reference-count increment.
+///
+/// Guarantees: at least one model, unique ids, every price finite and non-negative, every window and
+/// output limit positive.
+#[derive(Clone)]
+pub struct Catalog {
+    inner: Arc<CatalogInner>,
+}
+
+struct CatalogInner {
+    models: Vec<ModelProfile>,
+    index: HashMap<ModelId, ModelIndex>,
+}
+
+impl Catalog {
+    /// Validates `models` and builds the catalog.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Config`](crate::ErrorKind::Config) for an empty portfolio, a duplicate id or any
+    /// invalid profile (the message names the model and the field).
+    pub fn new(models: impl IntoIterator<Item = ModelProfile>) -> Result<Self> {
+        let models: Vec<ModelProfile> = models.into_iter().collect();
+        if models.is_empty() {
+            return Err(Error::config("the catalog is empty: add at least one model"));
+        }
+        let mut index = HashMap::with_capacity(models.len());
+        for (i, m) in models.iter().enumerate() {
+            m.validate()?;
+            if index.insert(m.id.clone(), i).is_some() {
+                return Err(Error::config(format!("model id `{}` appears more than once in the catalog", m.id)));
+            }
+        }
+        Ok(Self { inner: Arc::new(CatalogInner { models, index }) })
+    }
+
+    /// The models, in catalog order.
+    pub fn models(&self) -> &[ModelProfile] {
+        &self.inner.models
+    }
+
+    /// The number of models.
+    pub fn len(&self) -> usize {
+        self.inner.models.len()
+    }
+
+    /// Always `false`: a catalog holds at least one model.
+    pub fn is_empty(&self) -> bool {
+        self.inner.models.is_empty()
+    }
+
+    /// The model with id `id`.
+    pub fn get(&self, id: &(impl AsRef<str> + ?Sized)) -> Option<&ModelProfile> {
+        self.index_of(id).map(|i| &self.inner.models[i])
+    }
+
+    /// The index of the model with id `id`.
+    pub fn index_of(&self, id: &(impl AsRef<str> + ?Sized)) -> Option<ModelIndex> {
+        self.inner.index.get(id.as_ref()).copied()
+    }
+
+    /// The model at `index`.
+    ///
+    /// # Panics
+    /// When `index` is out of range; indices come from this catalog.
+    pub fn model(&self, index: ModelIndex) -> &ModelProfile {
+        &self.inner.models[index]
+    }
+
+    /// Returns the index of `id`, or a config error naming `what` refers to it.
+    pub(crate) fn require(&self, id: &(impl AsRef<str> + ?Sized), what: &str) -> Result<ModelIndex> {
+        self.index_of(id).ok_or_else(|| {
+            Error::config(format!("{what} names model `{}`, which is not in the catalog", id.as_ref()))
+        })
+    }
+
+    /// Whether two handles share the same portfolio.
+    pub fn ptr_eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+}
+
+impl fmt::Debug for Catalog {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.inner.models.iter().map(|m| &m.id)).finish()
+    }
+}
+
+impl PartialEq for Catalog {
+    fn eq(&self, other: &Self) -> bool {
+        self.ptr_eq(other) || self.inner.models == other.inner.models
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ErrorKind;
+
+    fn model(id: &str) -> ModelProfile {
+        ModelProfile::new(id, "p").with_pricing(Pricing::per_mtok(1.0, 2.0))
+    }
+
+    #[test]
+    fn rejects_empty_duplicate_and_bad_numbers() {
+        assert_eq!(Catalog::new(vec![]).unwrap_err().kind(), ErrorKind::Config);
+        let e = Catalog::new(vec![model("a"), model("a")]).unwrap_err();
+        assert!(e.to_string().contains("`a` appears more than once"), "{e}");
+        let e = Catalog::new(vec![model("a").with_pricing(Pricing::per_mtok(f64::NAN, 1.0))]).unwrap_err();
+        assert!(e.to_string().contains("pricing.input_per_mtok"), "{e}");
+        let e = Catalog::new(vec![model("a").with_pricing(Pricing::per_mtok(1.0, -1.0))]).unwrap_err();
+        assert!(e.to_string().contains("pricing.output_per_mtok"), "{e}");
+        let e = Catalog::new(vec![model("a").with_context(0, 0)]).unwrap_err();
+        assert!(e.to_string().contains("context_window"), "{e}");
+        let e = Catalog::new(vec![model("a").with_ability(Ability::new(f64::INFINITY))]).unwrap_err();
+        assert!(e.to_string().contains("ability.overall"), "{e}");
+        let e = Catalog::new(vec![model("a").with_latency(LatencyProfile::new(100.0, 0.0))]).unwrap_err();
+        assert!(e.to_string().contains("output_tokens_per_sec"), "{e}");
+    }
+
+    #[test]
+    fn lookup_by_id() {
+        let c = Catalog::new(vec![model("a"), model("b")]).unwrap();
+        assert_eq!(c.index_of("b"), Some(1));
+        assert_eq!(c.get("a").map(|m| m.api_name()), Some("a"));
+        assert!(c.get("zzz").is_none());
+    }
+
+    #[test]
+    fn capabilities_round_trip() {
+        let caps = Capabilities::TOOLS | Capabilities::JSON;
+        let json = serde_json::to_string(&caps).unwrap();
+        assert_eq!(json, r#"["tools","json"]"#);
+        assert_eq!(serde_json::from_str::<Capabilities>(&json).unwrap(), caps);
+        assert!(serde_json::from_str::<Capabilities>(r#"["telepathy"]"#).is_err());
+        assert!(caps.contains(Capabilities::TOOLS));
+        assert_eq!(caps.difference(Capabilities::TOOLS), Capabilities::JSON);
+    }
+}

@@ -1,0 +1,295 @@
+//! The crate's one error type.
+//!
+//! [`Error`] is opaque: match on [`Error::kind`], not on the Display text. The wording of messages and
+//! the types behind [`std::error::Error::source`] are not part of the API and may change in any release.
+//! Messages never contain API keys or prompt text.
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::catalog::ModelId;
+use crate::policy::Rejection;
+
+/// A `Result` alias with the crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A boxed error from an underlying library, used as an error source.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// What went wrong, as a stable, matchable category.
+///
+/// New kinds may be added in any minor release.
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    /// The router, catalog or a config file is invalid: a NaN price, a duplicate model id, an unknown
+    /// model named by a rule, an empty portfolio.
+    Config,
+    /// The request itself is invalid: too large, a quality floor outside `[0, 1]`, an unknown model in
+    /// the allowed list.
+    InvalidRequest,
+    /// Every model was filtered out by a hard constraint; [`Error::rejections`] says why for each.
+    NoCandidate,
+    /// A component (classifier, cost model, policy) failed while routing.
+    Routing,
+    /// The provider did not answer in time.
+    Timeout,
+    /// The connection to the provider failed before a response arrived.
+    Connection,
+    /// The provider is rate limiting this caller; [`Error::retry_after`] may say for how long.
+    RateLimited,
+    /// The provider failed or is overloaded (5xx, Anthropic's 529).
+    Server,
+    /// The request does not fit the model's context window.
+    ContextOverflow,
+    /// The provider rejected the credentials (401, 403).
+    Auth,
+    /// The provider rejected the request as malformed (400 other than context overflow).
+    BadRequest,
+    /// The provider does not know the model (404).
+    ModelNotFound,
+    /// The provider's response could not be decoded (malformed JSON, a cut stream).
+    Decode,
+    /// A stream failed after content had already been delivered to the caller.
+    MidStream,
+    /// No provider is registered for the model that was chosen.
+    ProviderMissing,
+}
+
+impl ErrorKind {
+    /// Whether a request that failed this way may succeed when tried again on the same model.
+    pub fn is_retryable(self) -> bool {
+        matches!(self, Self::Timeout | Self::Connection | Self::RateLimited | Self::Server)
+    }
+
+    /// A short, low-cardinality label for metrics (`"rate_limited"`, `"timeout"`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Config => "config",
+            Self::InvalidRequest => "invalid_request",
+            Self::NoCandidate => "no_candidate",
+            Self::Routing => "routing",
+            Self::Timeout => "timeout",
+            Self::Connection => "connection",
+            Self::RateLimited => "rate_limited",
+            Self::Server => "server",
+            Self::ContextOverflow => "context_overflow",
+            Self::Auth => "auth",
+            Self::BadRequest => "bad_request",
+            Self::ModelNotFound => "model_not_found",
+            Self::Decode => "decode",
+            Self::MidStream => "mid_stream",
+            Self::ProviderMissing => "provider_missing",
+        }
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The error type of every fallible operation in the crate.
+///
+/// Cheap to move (one pointer). Construct provider errors with the `Error::timeout`, `Error::server`,
+/// ... constructors when implementing [`Provider`](crate::Provider).
+pub struct Error {
+    inner: Box<Inner>,
+}
+
+struct Inner {
+    kind: ErrorKind,
+    message: String,
+    model: Option<ModelId>,
+    status: Option<u16>,
+    retry_after: Option<Duration>,
+    rejections: Vec<Rejection>,
+    source: Option<BoxError>,
+}
+
+impl Error {
+    /// A new error of `kind` with a message (lower case, no trailing period, no secrets or prompt text).
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Self {
+            inner: Box::new(Inner {
+                kind,
+                message: message.into(),
+                model: None,
+                status: None,
+                retry_after: None,
+                rejections: Vec::new(),
+                source: None,
+            }),
+        }
+    }
+
+    pub(crate) fn config(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Config, message)
+    }
+
+    pub(crate) fn invalid_request(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::InvalidRequest, message)
+    }
+
+    pub(crate) fn no_candidate(rejections: Vec<Rejection>) -> Self {
+        let mut message = format!("no model can serve this request ({} filtered:", rejections.len());
+        for (i, r) in rejections.iter().enumerate() {
+            use fmt::Write;
+            let sep = if i == 0 { " " } else { "; " };
+            let _ = write!(message, "{sep}`{}` {}", r.model(), r.reason());
+        }
+        message.push(')');
+        let mut e = Self::new(ErrorKind::NoCandidate, message);
+        e.inner.rejections = rejections;
+        e
+    }
+
+    /// The provider did not answer in time.
+    pub fn timeout(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Timeout, message)
+    }
+
+    /// The provider is rate limiting; `retry_after` is the provider's hint, if it gave one.
+    pub fn rate_limited(message: impl Into<String>, retry_after: Option<Duration>) -> Self {
+        Self::new(ErrorKind::RateLimited, message).with_retry_after(retry_after)
+    }
+
+    /// The provider failed with a server-side error (5xx, overloaded).
+    pub fn server(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Server, message)
+    }
+
+    /// The request exceeded the model's context window.
+    pub fn context_overflow(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::ContextOverflow, message)
+    }
+
+    /// The provider's response could not be decoded.
+    pub fn decode(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Decode, message)
+    }
+
+    /// Attaches the model the error concerns.
+    pub fn with_model(mut self, model: ModelId) -> Self {
+        self.inner.model = Some(model);
+        self
+    }
+
+    /// Attaches the HTTP status the provider returned.
+    pub fn with_status(mut self, status: u16) -> Self {
+        self.inner.status = Some(status);
+        self
+    }
+
+    /// Attaches a retry-after hint.
+    pub fn with_retry_after(mut self, retry_after: Option<Duration>) -> Self {
+        self.inner.retry_after = retry_after;
+        self
+    }
+
+    /// Attaches an underlying cause. Its type is not part of the API.
+    pub fn with_source(mut self, source: impl Into<BoxError>) -> Self {
+        self.inner.source = Some(source.into());
+        self
+    }
+
+    /// The category of the error.
+    pub fn kind(&self) -> ErrorKind {
+        self.inner.kind
+    }
+
+    /// Whether trying the same model again may succeed.
+    pub fn is_retryable(&self) -> bool {
+        self.inner.kind.is_retryable()
+    }
+
+    /// The model the error concerns, when there is one.
+    pub fn model(&self) -> Option<&ModelId> {
+        self.inner.model.as_ref()
+    }
+
+    /// The HTTP status the provider returned, when there was one.
+    pub fn status(&self) -> Option<u16> {
+        self.inner.status
+    }
+
+    /// How long the provider asked the caller to wait before retrying.
+    pub fn retry_after(&self) -> Option<Duration> {
+        self.inner.retry_after
+    }
+
+    /// For [`ErrorKind::NoCandidate`]: every model and the hard constraint that removed it.
+    pub fn rejections(&self) -> &[Rejection] {
+        &self.inner.rejections
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(model) = &self.inner.model {
+            write!(f, "model `{model}`: ")?;
+        }
+        f.write_str(&self.inner.message)?;
+        if let Some(status) = self.inner.status {
+            write!(f, " (status {status})")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("Error");
+        d.field("kind", &self.inner.kind).field("message", &self.inner.message);
+        if let Some(model) = &self.inner.model {
+            d.field("model", model);
+        }
+        if let Some(status) = &self.inner.status {
+            d.field("status", status);
+        }
+        if let Some(retry_after) = &self.inner.retry_after {
+            d.field("retry_after", retry_after);
+        }
+        if !self.inner.rejections.is_empty() {
+            d.field("rejections", &self.inner.rejections);
+        }
+        if let Some(source) = &self.inner.source {
+            d.field("source", source);
+        }
+        d.finish()
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.inner.source.as_deref().map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retryable_kinds() {
+        assert!(Error::timeout("slow").is_retryable());
+        assert!(Error::rate_limited("busy", Some(Duration::from_secs(2))).is_retryable());
+        assert!(!Error::context_overflow("too long").is_retryable());
+        assert!(!Error::config("bad").is_retryable());
+    }
+
+    #[test]
+    fn display_names_model_and_status() {
+        let e = Error::server("overloaded").with_model(ModelId::new("m")).with_status(529);
+        assert_eq!(e.to_string(), "model `m`: overloaded (status 529)");
+        assert_eq!(e.kind().as_str(), "server");
+    }
+
+    #[test]
+    fn error_is_send_sync_and_small() {
+        fn is<T: Send + Sync + 'static>() {}
+        is::<Error>();
+        assert_eq!(std::mem::size_of::<Error>(), std::mem::size_of::<usize>());
+    }
+}

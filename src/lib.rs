@@ -1,0 +1,110 @@
+//! # switchyard
+//!
+//! Route each LLM request to the cheapest model in a portfolio that will still answer it well.
+//!
+//! A service describes its portfolio (a [`Catalog`] of [`ModelProfile`]s: prices, context window,
+//! capabilities, ability, latency), plugs in [`Provider`]s and asks a [`Router`]. For every request the
+//! router
+//!
+//! 1. **classifies** it ([`Classifier`]): input tokens, difficulty and reasoning depth, intent,
+//!    required capabilities;
+//! 2. **estimates** each model's cost ([`CostModel`]) and latency;
+//! 3. **decides** ([`Policy`]): hard constraints filter, classifiers' weighted signals give each model a
+//!    predicted success probability `p(m)`, and the policy ranks the survivors into a [`Decision`]: the
+//!    chosen model, its fallbacks, every candidate's numbers and an explanation;
+//! 4. **executes** through the chosen model's [`Provider`] ([`Router::complete`], [`Router::stream`]).
+//!
+//! Steps 1 to 3 are [`Router::route`]: pure, synchronous, no I/O, about a microsecond.
+//!
+//! ```
+//! use switchyard::{Catalog, ModelProfile, Pricing, Request, Router, SimulatedProvider, Utility};
+//! use switchyard::catalog::Ability;
+//! use switchyard::classify::{DifficultyClassifier, IntentClassifier};
+//!
+//! # async fn run() -> switchyard::Result<()> {
+//! let catalog = Catalog::new([
+//!     ModelProfile::new("mini", "sim")
+//!         .with_pricing(Pricing::per_mtok(0.15, 0.60))
+//!         .with_ability(Ability::new(1.5)),
+//!     ModelProfile::new("frontier", "sim")
+//!         .with_pricing(Pricing::per_mtok(2.50, 10.00))
+//!         .with_ability(Ability::new(4.0)),
+//! ])?;
+//! let router = Router::builder()
+//!     .catalog(catalog)
+//!     .classifier(DifficultyClassifier::default(), 1.0)
+//!     .classifier(IntentClassifier::default(), 0.5)
+//!     .policy(Utility::new().cost_weight(1.0))
+//!     .provider(SimulatedProvider::new("sim"))
+//!     .build()?;
+//!
+//! let request = Request::new("What is the capital of France?");
+//! let decision = router.route(&request)?; // pure, sync, no I/O
+//! assert_eq!(decision.model().as_str(), "mini");
+//! println!("{}", decision.explain());
+//!
+//! let response = router.complete(request).await?;
+//! println!("{} answered for ${:.6}", response.model().unwrap(), response.cost_usd);
+//! # Ok(()) }
+//! # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(run()).unwrap();
+//! ```
+//!
+//! # The decision model
+//!
+//! Classifiers contribute evidence in logit space, weighted by the router:
+//! `logit p(m) = Σᵢ wᵢ · sᵢ(m)`. The built-in difficulty classifier gives `θ_m − d` (the catalog's
+//! ability minus the request's difficulty, a one-parameter item-response model), the intent
+//! classifier the model's per-intent edge. [`Utility`] maximises `p(m) − λ·c(m)/c_ref − μ·l(m)/l_ref`;
+//! [`CheapestCapable`] picks the cheapest model with `p(m)` above a floor; [`Rules`] pins models or
+//! sub-portfolios by intent, size, tag or tenant. See `docs/architecture.md`.
+//!
+//! # Optional features
+//!
+//! | feature | what it adds |
+//! |---|---|
+//! | `tokenizers` | [`classify::HfTokenizer`]: exact counts from a Hugging Face `tokenizer.json` (no downloads) |
+//! | `tiktoken` | [`classify::Tiktoken`]: exact counts with OpenAI's `o200k_base` and `cl100k_base` |
+//! | `full` | all of the above |
+//!
+//! Nothing is on by default. The simulated provider and TOML/JSON configuration are always built.
+//!
+//! # Errors
+//!
+//! One [`Error`] type; match on [`Error::kind`]. Display wording and error sources are not API.
+//! Errors, `Debug` output and logs never contain API keys or prompt text.
+//!
+//! # Public dependencies
+//!
+//! `serde` (config and data types derive its traits) and `futures-core` (`Stream`). Nothing else
+//! appears in public signatures.
+//!
+//! # Minimum supported Rust version
+//!
+//! 1.85. Raising it is a minor-version change, noted in the changelog.
+
+#![cfg_attr(docsrs, feature(doc_cfg))]
+#![doc(test(attr(deny(warnings))))]
+
+pub mod catalog;
+pub mod classify;
+pub mod config;
+pub mod cost;
+mod error;
+pub mod policy;
+pub mod provider;
+mod request;
+mod response;
+mod router;
+mod signal;
+
+pub use crate::catalog::{Capabilities, Catalog, ModelId, ModelProfile, Pricing, ProviderId};
+pub use crate::classify::Classifier;
+pub use crate::config::RouterConfig;
+pub use crate::cost::{CostEstimate, CostModel, TokenPriceCostModel};
+pub use crate::error::{BoxError, Error, ErrorKind, Result};
+pub use crate::policy::{CheapestCapable, Decision, Policy, PolicyInput, Ranking, Rules, Utility};
+pub use crate::provider::{Provider, SimulatedModel, SimulatedProvider};
+pub use crate::request::{ContentPart, ImageDetail, Message, ResponseFormat, Role, RouteHints, Request, Tool, ToolCall};
+pub use crate::response::{EventStream, FinishReason, Response, StreamEvent, Usage};
+pub use crate::router::{RoutedStream, Router, RouterBuilder, Weight, uniform};
+pub use crate::signal::{IntentScore, SignalKey, Signals, TokenEstimate};

@@ -1,0 +1,309 @@
+//! [`Decision`]: the one source of truth for "why this model".
+
+use std::borrow::Cow;
+use std::fmt::{self, Write};
+use std::sync::Arc;
+use std::time::Duration;
+
+use smallvec::SmallVec;
+
+use crate::catalog::{Capabilities, Catalog, ModelId, ModelIndex, ModelProfile};
+use crate::cost::CostEstimate;
+use crate::policy::Scored;
+use crate::signal::{IntentScore, TokenEstimate};
+
+/// A model that passed every hard constraint, with the numbers the policy ranks by.
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Candidate {
+    /// Its index in the catalog.
+    pub model: ModelIndex,
+    /// `Σ wᵢ·sᵢ(m)`, the classifiers' weighted evidence.
+    pub logit: f64,
+    /// `σ(logit)`: the predicted probability of an acceptable answer.
+    pub p: f64,
+    /// The expected cost.
+    pub cost: CostEstimate,
+    /// The expected latency in seconds (time to first token plus decoding).
+    pub latency_secs: f64,
+}
+
+impl Candidate {
+    /// A candidate; `p` is derived from `logit`.
+    pub fn new(model: ModelIndex, logit: f64, cost: CostEstimate, latency_secs: f64) -> Self {
+        Self { model, logit, p: sigmoid(logit), cost, latency_secs }
+    }
+}
+
+pub(crate) fn sigmoid(x: f64) -> f64 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+/// Why a hard constraint removed a model.
+#[non_exhaustive]
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum RejectReason {
+    /// The request's allowed list does not name it.
+    #[error("not in the request's allowed models")]
+    NotAllowed,
+    /// The request excludes it.
+    #[error("excluded by the request")]
+    Excluded,
+    /// The input plus the reserved output does not fit its window.
+    #[error("context window {window} < {needed} tokens needed ({input} input + {reserved} output)")]
+    ContextWindow {
+        /// Input plus reserved output tokens.
+        needed: u64,
+        /// Input tokens.
+        input: u32,
+        /// Reserved output tokens.
+        reserved: u32,
+        /// The model's window.
+        window: u32,
+    },
+    /// The request asks for more output than it can produce.
+    #[error("max output {max} < {requested} requested")]
+    MaxOutput {
+        /// The request's `max_tokens`.
+        requested: u32,
+        /// The model's limit.
+        max: u32,
+    },
+    /// It lacks capabilities the request needs.
+    #[error("lacks {missing}")]
+    MissingCapabilities {
+        /// What is missing.
+        missing: Capabilities,
+    },
+    /// It is expected to be slower than the request's latency budget.
+    #[error("expected latency {expected:?} > budget {budget:?}")]
+    LatencyBudget {
+        /// Expected latency.
+        expected: Duration,
+        /// The request's budget.
+        budget: Duration,
+    },
+    /// It is expected to cost more than the request allows.
+    #[error("expected cost ${expected:.6} > cap ${cap:.6}")]
+    CostCap {
+        /// Expected USD.
+        expected: f64,
+        /// The request's cap.
+        cap: f64,
+    },
+    /// The cost model returned a non-finite or negative estimate.
+    #[error("cost model returned an invalid estimate ({usd})")]
+    InvalidCost {
+        /// The estimate.
+        usd: f64,
+    },
+}
+
+/// A model a hard constraint removed, and why.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Rejection {
+    model: ModelId,
+    reason: RejectReason,
+}
+
+impl Rejection {
+    /// A rejection of `model` for `reason`.
+    pub fn new(model: ModelId, reason: RejectReason) -> Self {
+        Self { model, reason }
+    }
+
+    /// The model.
+    pub fn model(&self) -> &ModelId {
+        &self.model
+    }
+
+    /// Why it was removed.
+    pub fn reason(&self) -> &RejectReason {
+        &self.reason
+    }
+}
+
+impl fmt::Display for Rejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "`{}`: {}", self.model, self.reason)
+    }
+}
+
+/// A routing decision: the chosen model, its fallbacks, every candidate's numbers, the models that were
+/// filtered out and why, and what the classifiers found.
+///
+/// Cheap to clone (one reference count plus three small vectors). `PartialEq` compares everything but
+/// the catalog handle's identity.
+#[non_exhaustive]
+#[derive(Clone)]
+pub struct Decision {
+    pub(crate) catalog: Catalog,
+    pub(crate) ranking: SmallVec<[Scored; 8]>,
+    pub(crate) candidates: Vec<Candidate>,
+    pub(crate) rejections: Vec<Rejection>,
+    pub(crate) policy: Arc<str>,
+    pub(crate) note: Option<Cow<'static, str>>,
+    pub(crate) intent: Option<IntentScore>,
+    pub(crate) difficulty: Option<f64>,
+    pub(crate) input_tokens: Option<TokenEstimate>,
+}
+
+impl Decision {
+    /// The chosen model's id.
+    pub fn model(&self) -> &ModelId {
+        &self.profile().id
+    }
+
+    /// The chosen model's profile.
+    pub fn profile(&self) -> &ModelProfile {
+        self.catalog.model(self.ranking[0].model)
+    }
+
+    /// The chosen model's catalog index.
+    pub fn model_index(&self) -> ModelIndex {
+        self.ranking[0].model
+    }
+
+    /// The fallbacks, in order.
+    pub fn fallbacks(&self) -> impl Iterator<Item = &ModelId> + '_ {
+        self.ranking[1..].iter().map(|s| &self.catalog.model(s.model).id)
+    }
+
+    /// The whole ranking (chosen model first) with the policy's scores.
+    pub fn ranking(&self) -> &[Scored] {
+        &self.ranking
+    }
+
+    /// Every candidate that passed the hard constraints, in catalog order.
+    pub fn candidates(&self) -> &[Candidate] {
+        &self.candidates
+    }
+
+    /// The candidate numbers of `model`, if it was a candidate.
+    pub fn candidate(&self, model: &str) -> Option<&Candidate> {
+        let idx = self.catalog.index_of(model)?;
+        self.candidates.iter().find(|c| c.model == idx)
+    }
+
+    /// The chosen model's candidate numbers.
+    pub fn chosen(&self) -> &Candidate {
+        let idx = self.ranking[0].model;
+        // The router only builds decisions whose ranking names candidates.
+        self.candidates.iter().find(|c| c.model == idx).unwrap_or(&self.candidates[0])
+    }
+
+    /// The chosen model's expected cost in USD.
+    pub fn estimated_cost(&self) -> f64 {
+        self.chosen().cost.usd
+    }
+
+    /// The models hard constraints removed, and why.
+    pub fn rejections(&self) -> &[Rejection] {
+        &self.rejections
+    }
+
+    /// The name of the policy that decided.
+    pub fn policy(&self) -> &str {
+        &self.policy
+    }
+
+    /// The policy's note (which rule matched, say).
+    pub fn note(&self) -> Option<&str> {
+        self.note.as_deref()
+    }
+
+    /// The request's intent, if an intent classifier ran.
+    pub fn intent(&self) -> Option<IntentScore> {
+        self.intent
+    }
+
+    /// The request's difficulty, if a difficulty classifier ran.
+    pub fn difficulty(&self) -> Option<f64> {
+        self.difficulty
+    }
+
+    /// The input token count the constraints used.
+    pub fn input_tokens(&self) -> Option<TokenEstimate> {
+        self.input_tokens
+    }
+
+    /// The catalog the decision was made over.
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
+    /// A one-paragraph explanation: the choice and its numbers, the runner-up, the request's signals
+    /// and the filtered models. Contains no prompt text.
+    pub fn explain(&self) -> String {
+        let mut s = String::with_capacity(256);
+        let c = self.chosen();
+        let _ = write!(
+            s,
+            "{} chose `{}` (score {:.3}, p {:.2}, cost ${:.6}, latency {:.2}s)",
+            self.policy,
+            self.model(),
+            self.ranking[0].score,
+            c.p,
+            c.cost.usd,
+            c.latency_secs
+        );
+        if let Some(note) = &self.note {
+            let _ = write!(s, " because {note}");
+        }
+        if let Some(next) = self.ranking.get(1) {
+            let nc = self.candidates.iter().find(|x| x.model == next.model);
+            let _ = write!(s, "; next `{}` (score {:.3}", self.catalog.model(next.model).id, next.score);
+            if let Some(nc) = nc {
+                let _ = write!(s, ", p {:.2}, cost ${:.6}", nc.p, nc.cost.usd);
+            }
+            s.push(')');
+        }
+        s.push_str("; request:");
+        if let Some(i) = self.intent {
+            let _ = write!(s, " intent {} ({:.0}%)", i.intent, i.confidence * 100.0);
+        }
+        if let Some(d) = self.difficulty {
+            let _ = write!(s, " difficulty {d:.2}");
+        }
+        if let Some(t) = self.input_tokens {
+            let _ = write!(s, " {} input tokens ({})", t.tokens, if t.exact { "exact" } else { "estimated" });
+        }
+        if !self.rejections.is_empty() {
+            let _ = write!(s, "; filtered {}:", self.rejections.len());
+            for (i, r) in self.rejections.iter().enumerate() {
+                let _ = write!(s, "{}{r}", if i == 0 { " " } else { ", " });
+            }
+        }
+        s
+    }
+}
+
+impl PartialEq for Decision {
+    fn eq(&self, other: &Self) -> bool {
+        self.catalog == other.catalog
+            && self.ranking == other.ranking
+            && self.candidates == other.candidates
+            && self.rejections == other.rejections
+            && self.policy == other.policy
+            && self.note == other.note
+            && self.intent == other.intent
+            && self.difficulty == other.difficulty
+            && self.input_tokens == other.input_tokens
+    }
+}
+
+impl fmt::Debug for Decision {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Decision")
+            .field("model", self.model())
+            .field("fallbacks", &self.fallbacks().collect::<Vec<_>>())
+            .field("policy", &self.policy)
+            .field("note", &self.note)
+            .field("candidates", &self.candidates)
+            .field("rejections", &self.rejections)
+            .field("intent", &self.intent)
+            .field("difficulty", &self.difficulty)
+            .field("input_tokens", &self.input_tokens)
+            .finish()
+    }
+}

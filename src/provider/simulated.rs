@@ -1,0 +1,403 @@
+//! [`SimulatedProvider`]: a deterministic provider for examples, tests and load simulations.
+
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::catalog::{Capabilities, ModelProfile};
+use crate::classify::{HeuristicCounter, TextStats};
+use crate::error::{Error, ErrorKind, Result};
+use crate::provider::Provider;
+use crate::request::{Request, Role, ToolCall};
+use crate::response::{EventStream, FinishReason, Response, StreamEvent, Usage};
+
+/// How one simulated model behaves.
+///
+/// Failure rates are probabilities per call, drawn in this order from one uniform number: a
+/// server error (500), a rate limit (429 with a one-second retry-after), a timeout, a cut stream (for
+/// streamed calls, after the first delta). A request larger than the model's context window always
+/// fails with a context overflow.
+#[non_exhaustive]
+#[derive(Clone, Debug, PartialEq)]
+pub struct SimulatedModel {
+    /// Failure probability with a server error.
+    pub server_error_rate: f64,
+    /// Failure probability with a rate limit.
+    pub rate_limit_rate: f64,
+    /// Failure probability with a timeout.
+    pub timeout_rate: f64,
+    /// Probability that a stream is cut after its first delta.
+    pub stream_cut_rate: f64,
+    /// Answer length in tokens; `None` draws one between 16 and 400 per call, capped by `max_tokens`.
+    pub output_tokens: Option<u32>,
+    /// Time to first token; `None` uses the catalog's latency profile.
+    pub ttft: Option<Duration>,
+    /// Decoding speed; `None` uses the catalog's latency profile.
+    pub tokens_per_sec: Option<f64>,
+}
+
+impl Default for SimulatedModel {
+    fn default() -> Self {
+        Self {
+            server_error_rate: 0.0,
+            rate_limit_rate: 0.0,
+            timeout_rate: 0.0,
+            stream_cut_rate: 0.0,
+            output_tokens: None,
+            ttft: None,
+            tokens_per_sec: None,
+        }
+    }
+}
+
+impl SimulatedModel {
+    /// A model that always answers.
+    pub fn healthy() -> Self {
+        Self::default()
+    }
+
+    /// Sets the failure rates: server errors, rate limits and timeouts.
+    pub fn with_failures(mut self, server_error: f64, rate_limit: f64, timeout: f64) -> Self {
+        self.server_error_rate = server_error;
+        self.rate_limit_rate = rate_limit;
+        self.timeout_rate = timeout;
+        self
+    }
+
+    /// Sets the probability that a stream is cut after its first delta.
+    pub fn with_stream_cut(mut self, rate: f64) -> Self {
+        self.stream_cut_rate = rate;
+        self
+    }
+
+    /// Fixes the answer length.
+    pub fn with_output_tokens(mut self, tokens: u32) -> Self {
+        self.output_tokens = Some(tokens);
+        self
+    }
+
+    /// Overrides the latency profile.
+    pub fn with_latency(mut self, ttft: Duration, tokens_per_sec: f64) -> Self {
+        self.ttft = Some(ttft);
+        self.tokens_per_sec = Some(tokens_per_sec);
+        self
+    }
+}
+
+/// A deterministic, seeded provider that needs no network and no keys.
+///
+/// Every call draws one number from a counter-based generator (SplitMix64 over the seed and a call
+/// counter), so a sequence of calls replays exactly for the same seed. Latency is simulated with
+/// `tokio::time::sleep`, scaled by [`time_scale`](Self::time_scale) (0 answers at once; under a paused
+/// tokio clock the sleeps cost no wall time). Answers are placeholder text of the drawn length, a JSON
+/// object when JSON was required, or a call to the first tool when tools were offered and none was
+/// called yet. Usage counts input tokens with the [`HeuristicCounter`].
+pub struct SimulatedProvider {
+    name: Arc<str>,
+    seed: u64,
+    time_scale: f64,
+    default: SimulatedModel,
+    models: HashMap<String, SimulatedModel>,
+    calls: AtomicU64,
+}
+
+impl fmt::Debug for SimulatedProvider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SimulatedProvider")
+            .field("name", &self.name)
+            .field("seed", &self.seed)
+            .field("time_scale", &self.time_scale)
+            .field("models", &self.models.len())
+            .field("calls", &self.calls.load(Ordering::Relaxed))
+            .finish()
+    }
+}
+
+impl SimulatedProvider {
+    /// A provider named `name` whose models all answer, instantly, with seed 0.
+    pub fn new(name: impl Into<String>) -> Self {
+        Self {
+            name: Arc::from(name.into()),
+            seed: 0,
+            time_scale: 0.0,
+            default: SimulatedModel::default(),
+            models: HashMap::new(),
+            calls: AtomicU64::new(0),
+        }
+    }
+
+    /// Sets the seed.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+
+    /// Multiplies simulated latencies (1.0 is real time, 0.0 answers at once). Negative or non-finite
+    /// values are treated as 0.
+    pub fn time_scale(mut self, scale: f64) -> Self {
+        self.time_scale = if scale.is_finite() && scale > 0.0 { scale } else { 0.0 };
+        self
+    }
+
+    /// Sets the behaviour of models without their own.
+    pub fn default_model(mut self, model: SimulatedModel) -> Self {
+        self.default = model;
+        self
+    }
+
+    /// Sets the behaviour of the model with id `id`.
+    pub fn model(mut self, id: impl Into<String>, model: SimulatedModel) -> Self {
+        self.models.insert(id.into(), model);
+        self
+    }
+
+    /// The number of calls made so far.
+    pub fn calls(&self) -> u64 {
+        self.calls.load(Ordering::Relaxed)
+    }
+
+    fn behaviour(&self, model: &ModelProfile) -> &SimulatedModel {
+        self.models.get(model.id.as_str()).unwrap_or(&self.default)
+    }
+
+    fn draw(&self) -> (f64, u64) {
+        let n = self.calls.fetch_add(1, Ordering::Relaxed);
+        let a = splitmix(self.seed ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        let b = splitmix(a);
+        ((a >> 11) as f64 / (1u64 << 53) as f64, b)
+    }
+
+    /// Plans one call: the outcome, the answer and the simulated timing.
+    fn plan(&self, model: &ModelProfile, request: &Request) -> Result<Plan> {
+        let behaviour = self.behaviour(model);
+        let (u, bits) = self.draw();
+        let stats = TextStats::of_request(request);
+        let input = HeuristicCounter::default().estimate(&stats) as u32;
+        let ttft = behaviour.ttft.unwrap_or_else(|| Duration::from_secs_f64(model.latency.ttft_ms.max(0.0) / 1000.0));
+        let tps = behaviour.tokens_per_sec.unwrap_or(model.latency.output_tokens_per_sec).max(1e-3);
+        let reserved = request.max_tokens.unwrap_or(0);
+        if u64::from(input) + u64::from(reserved) > u64::from(model.context_window) {
+            return Err(Error::context_overflow(format!(
+                "{} input tokens plus {reserved} output exceed the window of {}",
+                input, model.context_window
+            ))
+            .with_model(model.id.clone())
+            .with_status(400));
+        }
+        let mut edge = behaviour.server_error_rate;
+        if u < edge {
+            return Err(Error::server("simulated server error").with_model(model.id.clone()).with_status(500));
+        }
+        edge += behaviour.rate_limit_rate;
+        if u < edge {
+            return Err(Error::rate_limited("simulated rate limit", Some(Duration::from_secs(1)))
+                .with_model(model.id.clone())
+                .with_status(429));
+        }
+        edge += behaviour.timeout_rate;
+        if u < edge {
+            return Err(Error::timeout("simulated timeout").with_model(model.id.clone()));
+        }
+        let cut = u < edge + behaviour.stream_cut_rate;
+        let cap = request.max_tokens.unwrap_or(u32::MAX).min(model.max_output_tokens);
+        let wanted = behaviour.output_tokens.unwrap_or(16 + (bits % 385) as u32);
+        let output = wanted.min(cap).max(1);
+        let finish = if wanted > cap { FinishReason::Length } else { FinishReason::Stop };
+        let offered_tool = request.tools.first().filter(|_| !request.messages.iter().any(|m| m.role == Role::Tool));
+        let (content, tool_call, finish) = if let Some(tool) = offered_tool {
+            (String::new(), Some(ToolCall::new(format!("call_{:x}", bits & 0xffff_ffff), tool.name.clone(), "{}")), FinishReason::ToolCalls)
+        } else if request.response_format.is_json() {
+            (format!("{{\"simulated\":true,\"model\":\"{}\",\"tokens\":{output}}}", model.id), None, FinishReason::Stop)
+        } else {
+            (filler(model.id.as_str(), output), None, finish)
+        };
+        let cached = match (model.pricing.cached_input_per_mtok, request.hints.cached_input_tokens) {
+            (Some(_), Some(c)) => c.min(input),
+            _ => 0,
+        };
+        let reasoning = if model.capabilities.contains(Capabilities::REASONING) { output } else { 0 };
+        let usage = Usage::new(input, output + reasoning).with_cached_input(cached).with_reasoning(reasoning);
+        let decode = Duration::from_secs_f64(f64::from(output + reasoning) / tps);
+        Ok(Plan { content, tool_call, finish, usage, ttft, decode, cut })
+    }
+
+    fn scaled(&self, d: Duration) -> Option<Duration> {
+        (self.time_scale > 0.0).then(|| d.mul_f64(self.time_scale))
+    }
+}
+
+struct Plan {
+    content: String,
+    tool_call: Option<ToolCall>,
+    finish: FinishReason,
+    usage: Usage,
+    ttft: Duration,
+    decode: Duration,
+    cut: bool,
+}
+
+fn splitmix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+fn filler(model: &str, tokens: u32) -> String {
+    const WORDS: [&str; 8] = ["the", "router", "chose", "this", "model", "for", "your", "request"];
+    let mut s = format!("[{model}]");
+    for i in 1..tokens {
+        s.push(' ');
+        s.push_str(WORDS[i as usize % WORDS.len()]);
+    }
+    s
+}
+
+#[async_trait]
+impl Provider for SimulatedProvider {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    async fn complete(&self, model: &ModelProfile, request: &Request) -> Result<Response> {
+        let plan = self.plan(model, request);
+        let plan = match plan {
+            Ok(plan) => plan,
+            Err(e) => {
+                if e.kind() == ErrorKind::Timeout {
+                    if let Some(d) = self.scaled(Duration::from_secs(30)) {
+                        tokio::time::sleep(d).await;
+                    }
+                }
+                return Err(e);
+            }
+        };
+        if let Some(d) = self.scaled(plan.ttft + plan.decode) {
+            tokio::time::sleep(d).await;
+        }
+        let mut response = Response::new(plan.content, plan.finish, plan.usage);
+        if let Some(call) = plan.tool_call {
+            response = response.with_tool_call(call);
+        }
+        Ok(response)
+    }
+
+    async fn stream(&self, model: &ModelProfile, request: &Request) -> Result<EventStream> {
+        let plan = self.plan(model, request)?;
+        if let Some(d) = self.scaled(plan.ttft) {
+            tokio::time::sleep(d).await;
+        }
+        let mut events: VecDeque<Result<StreamEvent>> = VecDeque::new();
+        let mut chunks = 0u32;
+        let mut rest = plan.content.as_str();
+        while !rest.is_empty() {
+            let end = rest.char_indices().nth(24).map_or(rest.len(), |(i, _)| i);
+            events.push_back(Ok(StreamEvent::Delta(rest[..end].to_owned())));
+            rest = &rest[end..];
+            chunks += 1;
+            if plan.cut {
+                events.push_back(Err(Error::decode("simulated stream cut").with_model(model.id.clone())));
+                break;
+            }
+        }
+        if !plan.cut {
+            if let Some(call) = plan.tool_call {
+                events.push_back(Ok(StreamEvent::ToolCall(call)));
+            }
+            events.push_back(Ok(StreamEvent::Usage(plan.usage)));
+            events.push_back(Ok(StreamEvent::Finish(plan.finish)));
+        }
+        let gap = self.scaled(plan.decode / chunks.max(1));
+        Ok(Box::pin(SimStream { events, gap, sleep: None }))
+    }
+}
+
+struct SimStream {
+    events: VecDeque<Result<StreamEvent>>,
+    gap: Option<Duration>,
+    sleep: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl futures_core::Stream for SimStream {
+    type Item = Result<StreamEvent>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        if let Some(gap) = this.gap {
+            if matches!(this.events.front(), Some(Ok(StreamEvent::Delta(_)))) {
+                let sleep = this.sleep.get_or_insert_with(|| Box::pin(tokio::time::sleep(gap)));
+                if sleep.as_mut().poll(cx).is_pending() {
+                    return Poll::Pending;
+                }
+                this.sleep = None;
+            }
+        }
+        Poll::Ready(this.events.pop_front())
+    }
+}
+
+use std::future::Future as _;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::Pricing;
+
+    fn profile() -> ModelProfile {
+        ModelProfile::new("m", "sim").with_pricing(Pricing::per_mtok(1.0, 1.0)).with_context(10_000, 1_000)
+    }
+
+    #[tokio::test]
+    async fn same_seed_same_answers() {
+        let a = SimulatedProvider::new("sim").seed(7).default_model(SimulatedModel::healthy().with_failures(0.3, 0.1, 0.05));
+        let b = SimulatedProvider::new("sim").seed(7).default_model(SimulatedModel::healthy().with_failures(0.3, 0.1, 0.05));
+        let req = Request::new("hello");
+        for _ in 0..50 {
+            let (x, y) = (a.complete(&profile(), &req).await, b.complete(&profile(), &req).await);
+            match (x, y) {
+                (Ok(x), Ok(y)) => assert_eq!(x, y),
+                (Err(x), Err(y)) => assert_eq!(x.kind(), y.kind()),
+                _ => panic!("diverged"),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn failure_rates_are_respected() {
+        let p = SimulatedProvider::new("sim").seed(1).default_model(SimulatedModel::healthy().with_failures(0.3, 0.1, 0.05));
+        let req = Request::new("hello");
+        let (mut server, mut limited, mut timeout) = (0, 0, 0);
+        let n = 4_000;
+        for _ in 0..n {
+            match p.complete(&profile(), &req).await {
+                Err(e) if e.kind() == ErrorKind::Server => server += 1,
+                Err(e) if e.kind() == ErrorKind::RateLimited => limited += 1,
+                Err(e) if e.kind() == ErrorKind::Timeout => timeout += 1,
+                Err(e) => panic!("{e}"),
+                Ok(_) => {}
+            }
+        }
+        // Binomial standard deviations at n = 4000 are under 1 percentage point: allow 3.
+        let share = |k: i32| f64::from(k) / f64::from(n);
+        assert!((share(server) - 0.3).abs() < 0.03, "{server}");
+        assert!((share(limited) - 0.1).abs() < 0.03, "{limited}");
+        assert!((share(timeout) - 0.05).abs() < 0.03, "{timeout}");
+    }
+
+    #[tokio::test]
+    async fn overflow_and_length_cap() {
+        let p = SimulatedProvider::new("sim");
+        let big = Request::new("word ".repeat(20_000));
+        assert_eq!(p.complete(&profile(), &big).await.unwrap_err().kind(), ErrorKind::ContextOverflow);
+        let p = SimulatedProvider::new("sim").default_model(SimulatedModel::healthy().with_output_tokens(500));
+        let r = p.complete(&profile(), &Request::new("hi").with_max_tokens(10)).await.unwrap();
+        assert_eq!(r.usage.output_tokens, 10);
+        assert_eq!(r.finish_reason, FinishReason::Length);
+    }
+}

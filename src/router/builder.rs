@@ -1,0 +1,255 @@
+//! [`RouterBuilder`]: assemble and validate a [`Router`].
+
+use std::fmt;
+use std::sync::Arc;
+
+use crate::catalog::{Catalog, ModelId};
+use crate::classify::{Classifier, ContextLength};
+use crate::cost::{CostModel, TokenPriceCostModel};
+use crate::error::{Error, Result};
+use crate::policy::{Policy, Utility};
+use crate::provider::Provider;
+use crate::router::{Inner, ProviderMap, Router};
+
+/// A classifier weight: finite and non-negative.
+///
+/// ```
+/// use switchyard::{ErrorKind, Weight};
+/// assert!(Weight::try_from(0.5).is_ok());
+/// assert_eq!(Weight::try_from(f64::NAN).unwrap_err().kind(), ErrorKind::Config);
+/// assert_eq!(Weight::try_from(-1.0).unwrap_err().kind(), ErrorKind::Config);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, PartialOrd)]
+pub struct Weight(f64);
+
+impl Weight {
+    /// The value.
+    pub fn get(self) -> f64 {
+        self.0
+    }
+}
+
+impl TryFrom<f64> for Weight {
+    type Error = Error;
+    fn try_from(value: f64) -> Result<Self> {
+        if value.is_finite() && value >= 0.0 {
+            Ok(Self(value))
+        } else {
+            Err(Error::config(format!("a weight must be finite and >= 0, got {value}")))
+        }
+    }
+}
+
+/// Builds a [`Router`]. Setters take and return the builder; a bad value is kept and reported by
+/// [`build`](Self::build), which validates everything at once.
+///
+/// ```
+/// use switchyard::{Router, Catalog, ModelProfile, Pricing, SimulatedProvider, Utility};
+/// use switchyard::classify::{DifficultyClassifier, IntentClassifier};
+/// # fn main() -> switchyard::Result<()> {
+/// let catalog = Catalog::new([
+///     ModelProfile::new("small", "sim").with_pricing(Pricing::per_mtok(0.15, 0.6)),
+///     ModelProfile::new("large", "sim").with_pricing(Pricing::per_mtok(2.5, 10.0)),
+/// ])?;
+/// let router = Router::builder()
+///     .catalog(catalog)
+///     .classifier(DifficultyClassifier::default(), 1.0)
+///     .classifier(IntentClassifier::default(), 0.5)
+///     .policy(Utility::new().cost_weight(1.0))
+///     .provider(SimulatedProvider::new("sim"))
+///     .build()?;
+/// # let _ = router; Ok(()) }
+/// ```
+#[must_use]
+pub struct RouterBuilder {
+    catalog: Option<Catalog>,
+    context: ContextLength,
+    classifiers: Vec<(Arc<dyn Classifier>, f64)>,
+    cost_model: Arc<dyn CostModel>,
+    policy: Arc<dyn Policy>,
+    providers: ProviderMap,
+    seed: u64,
+    fallback: Option<ModelId>,
+    max_request_bytes: usize,
+    error: Option<Error>,
+}
+
+impl fmt::Debug for RouterBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RouterBuilder")
+            .field("catalog", &self.catalog)
+            .field("classifiers", &self.classifiers.len())
+            .field("policy", &self.policy.name())
+            .field("providers", &self.providers.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for RouterBuilder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The default limit on a request's text, in bytes.
+pub(crate) const DEFAULT_MAX_REQUEST_BYTES: usize = 32 << 20;
+
+impl RouterBuilder {
+    /// An empty builder: no catalog yet, no classifiers, the list-price cost model, [`Utility`] with
+    /// `λ = 1`, seed 0 and a 32 MiB request limit.
+    pub fn new() -> Self {
+        Self {
+            catalog: None,
+            context: ContextLength::default(),
+            classifiers: Vec::new(),
+            cost_model: Arc::new(TokenPriceCostModel::default()),
+            policy: Arc::new(Utility::default()),
+            providers: ProviderMap::new(),
+            seed: 0,
+            fallback: None,
+            max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
+            error: None,
+        }
+    }
+
+    fn fail(mut self, e: Error) -> Self {
+        if self.error.is_none() {
+            self.error = Some(e);
+        }
+        self
+    }
+
+    /// Sets the portfolio.
+    pub fn catalog(mut self, catalog: Catalog) -> Self {
+        self.catalog = Some(catalog);
+        self
+    }
+
+    /// Adds a classifier whose per-model contribution is weighted by `weight` (finite, ≥ 0).
+    pub fn classifier(self, classifier: impl Classifier + 'static, weight: f64) -> Self {
+        self.classifier_arc(Arc::new(classifier), weight)
+    }
+
+    /// Adds a shared classifier.
+    pub fn classifier_arc(mut self, classifier: Arc<dyn Classifier>, weight: f64) -> Self {
+        match Weight::try_from(weight) {
+            Ok(w) => {
+                self.classifiers.push((classifier, w.get()));
+                self
+            }
+            Err(_) => {
+                let name = classifier.name().to_owned();
+                self.fail(Error::config(format!("classifier `{name}` has weight {weight}; weights must be finite and >= 0")))
+            }
+        }
+    }
+
+    /// Replaces the context-length stage (token counting for the window constraint).
+    pub fn context_length(mut self, context: ContextLength) -> Self {
+        self.context = context;
+        self
+    }
+
+    /// Replaces the cost model.
+    pub fn cost_model(mut self, cost_model: impl CostModel + 'static) -> Self {
+        self.cost_model = Arc::new(cost_model);
+        self
+    }
+
+    /// Replaces the policy.
+    pub fn policy(self, policy: impl Policy + 'static) -> Self {
+        self.policy_arc(Arc::new(policy))
+    }
+
+    /// Replaces the policy with a shared one.
+    pub fn policy_arc(mut self, policy: Arc<dyn Policy>) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// Registers a provider under its [`name`](Provider::name). Models name it in
+    /// [`ModelProfile::provider`](crate::ModelProfile::provider).
+    pub fn provider(self, provider: impl Provider + 'static) -> Self {
+        self.provider_arc(Arc::new(provider))
+    }
+
+    /// Registers a shared provider.
+    pub fn provider_arc(mut self, provider: Arc<dyn Provider>) -> Self {
+        let name = provider.name().to_owned();
+        if self.providers.insert(name.clone(), provider).is_some() {
+            return self.fail(Error::config(format!("provider `{name}` is registered twice")));
+        }
+        self
+    }
+
+    /// Seeds the router's only randomness, the per-request uniform number policies may use.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+
+    /// A model appended to every decision's fallbacks when it passes the request's hard constraints.
+    pub fn fallback_model(mut self, model: impl Into<ModelId>) -> Self {
+        self.fallback = Some(model.into());
+        self
+    }
+
+    /// Rejects requests whose text is longer than `bytes`.
+    pub fn max_request_bytes(mut self, bytes: usize) -> Self {
+        self.max_request_bytes = bytes;
+        self
+    }
+
+    /// Validates the configuration and builds the router.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Config`](crate::ErrorKind::Config) for the first problem found: a bad weight, a
+    /// provider registered twice, no catalog, a policy that names unknown models or has invalid
+    /// parameters, an unknown fallback model, or a model whose provider is not registered (unless no
+    /// provider is registered at all: the router is then route-only).
+    pub fn build(self) -> Result<Router> {
+        if let Some(e) = self.error {
+            return Err(e);
+        }
+        let catalog = self.catalog.ok_or_else(|| Error::config("no catalog: call `RouterBuilder::catalog`"))?;
+        self.policy.validate(&catalog)?;
+        let fallback = match &self.fallback {
+            Some(id) => Some(catalog.require(id, "`fallback_model`")?),
+            None => None,
+        };
+        let providers = if self.providers.is_empty() {
+            vec![None; catalog.len()]
+        } else {
+            let mut v = Vec::with_capacity(catalog.len());
+            for m in catalog.models() {
+                let p = self.providers.get(m.provider.as_str()).ok_or_else(|| {
+                    let mut known: Vec<&str> = self.providers.keys().map(String::as_str).collect();
+                    known.sort_unstable();
+                    Error::config(format!(
+                        "model `{}` names provider `{}`, which is not registered (registered: {})",
+                        m.id,
+                        m.provider,
+                        known.join(", ")
+                    ))
+                })?;
+                v.push(Some(p.clone()));
+            }
+            v
+        };
+        let policy_name: Arc<str> = Arc::from(self.policy.name());
+        Ok(Router {
+            inner: Arc::new(Inner {
+                catalog,
+                context: self.context,
+                classifiers: self.classifiers,
+                cost_model: self.cost_model,
+                policy: self.policy,
+                policy_name,
+                providers,
+                seed: self.seed,
+                fallback,
+                max_request_bytes: self.max_request_bytes,
+            }),
+        })
+    }
+}

@@ -1,0 +1,348 @@
+//! [`Router`]: classify, estimate, decide, and (for `complete` and `stream`) execute.
+
+mod builder;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use smallvec::SmallVec;
+
+pub use self::builder::{RouterBuilder, Weight};
+
+use crate::catalog::{Capabilities, Catalog, ModelProfile};
+use crate::classify::{Classifier, ClassifyInput, ContextLength, TextStats};
+use crate::cost::CostModel;
+use crate::error::{Error, ErrorKind, Result};
+use crate::policy::{Candidate, Decision, Policy, PolicyInput, RejectReason, Rejection, Scored};
+use crate::provider::Provider;
+use crate::request::Request;
+use crate::response::{EventStream, Response, StreamEvent};
+use crate::signal::Signals;
+
+/// Routes requests over a model portfolio. Cheap to clone: a handle over shared, immutable state; do
+/// not wrap it in an `Arc`.
+///
+/// [`route`](Self::route) runs classify, estimate and decide: pure, synchronous, no I/O, a few
+/// microseconds. [`complete`](Self::complete) and [`stream`](Self::stream) also call the chosen model's
+/// provider.
+#[derive(Clone)]
+pub struct Router {
+    inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) catalog: Catalog,
+    pub(crate) context: ContextLength,
+    pub(crate) classifiers: Vec<(Arc<dyn Classifier>, f64)>,
+    pub(crate) cost_model: Arc<dyn CostModel>,
+    pub(crate) policy: Arc<dyn Policy>,
+    pub(crate) policy_name: Arc<str>,
+    /// Provider of each catalog model, by index (`None` for a route-only router).
+    pub(crate) providers: Vec<Option<Arc<dyn Provider>>>,
+    pub(crate) seed: u64,
+    pub(crate) fallback: Option<usize>,
+    pub(crate) max_request_bytes: usize,
+}
+
+impl fmt::Debug for Router {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let i = &self.inner;
+        f.debug_struct("Router")
+            .field("catalog", &i.catalog)
+            .field("classifiers", &i.classifiers.iter().map(|(c, w)| (c.name().to_owned(), *w)).collect::<Vec<_>>())
+            .field("policy", &i.policy_name)
+            .field("seed", &i.seed)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Router {
+    /// A builder; see [`RouterBuilder`].
+    pub fn builder() -> RouterBuilder {
+        RouterBuilder::new()
+    }
+
+    /// The portfolio.
+    pub fn catalog(&self) -> &Catalog {
+        &self.inner.catalog
+    }
+
+    /// Decides which model should serve `request`, and in which order the others would take over.
+    ///
+    /// Pure and synchronous: no I/O, no locks, deterministic for a given router and request.
+    ///
+    /// # Errors
+    /// - [`ErrorKind::InvalidRequest`] when the request is larger than the router's limit, names an
+    ///   unknown model in its allowed or excluded lists, or has a quality floor outside `[0, 1]` or a
+    ///   negative or non-finite cost cap.
+    /// - [`ErrorKind::NoCandidate`] when hard constraints remove every model;
+    ///   [`Error::rejections`] says why for each.
+    /// - [`ErrorKind::Routing`] when a classifier, the cost model or the policy fails or breaks its
+    ///   contract.
+    pub fn route(&self, request: &Request) -> Result<Decision> {
+        self.decide(request, Capabilities::NONE)
+    }
+
+    fn decide(&self, request: &Request, extra: Capabilities) -> Result<Decision> {
+        let inner = &*self.inner;
+        let catalog = &inner.catalog;
+        self.check_request(request)?;
+
+        let mut signals = Signals::new(TextStats::of_request(request));
+        let input = ClassifyInput { request, catalog };
+        inner.context.classify(&input, &mut signals).map_err(|e| routing_error("context_length", e))?;
+        for (c, _) in &inner.classifiers {
+            c.classify(&input, &mut signals).map_err(|e| routing_error(c.name(), e))?;
+        }
+
+        let required = request.implied_capabilities() | extra;
+        let input_tokens = signals.input_tokens().map_or(0, |t| t.tokens);
+        let hints = &request.hints;
+        let mut candidates: Vec<Candidate> = Vec::with_capacity(catalog.len());
+        let mut rejections: Vec<Rejection> = Vec::new();
+        for (idx, model) in catalog.models().iter().enumerate() {
+            match self.assess(request, &signals, model, idx, required, input_tokens) {
+                Ok(c) => candidates.push(c),
+                Err(reason) => rejections.push(Rejection::new(model.id.clone(), reason)),
+            }
+        }
+        if candidates.is_empty() {
+            return Err(Error::no_candidate(rejections));
+        }
+
+        let uniform = uniform(hints.key.as_deref(), inner.seed);
+        let policy_input = PolicyInput::new(request, &signals, catalog, &candidates, uniform);
+        let ranking = inner.policy.rank(&policy_input).map_err(|e| routing_error(&inner.policy_name, e))?;
+        let (mut order, note) = ranking.into_parts();
+        check_ranking(&order, &candidates, &inner.policy_name)?;
+        if let Some(fb) = inner.fallback {
+            if !order.iter().any(|s| s.model == fb) && candidates.iter().any(|c| c.model == fb) {
+                order.push(Scored { model: fb, score: f64::NEG_INFINITY });
+            }
+        }
+        Ok(Decision {
+            catalog: catalog.clone(),
+            ranking: order,
+            candidates,
+            rejections,
+            policy: inner.policy_name.clone(),
+            note,
+            intent: signals.intent(),
+            difficulty: signals.difficulty(),
+            input_tokens: signals.input_tokens(),
+        })
+    }
+
+    fn check_request(&self, request: &Request) -> Result<()> {
+        let limit = self.inner.max_request_bytes;
+        let len = request.text_len();
+        if len > limit {
+            return Err(Error::invalid_request(format!("request text is {len} bytes, above the router's limit of {limit}")));
+        }
+        let hints = &request.hints;
+        if let Some(floor) = hints.quality_floor {
+            if !(0.0..=1.0).contains(&floor) {
+                return Err(Error::invalid_request(format!("`quality_floor` must be within [0, 1], got {floor}")));
+            }
+        }
+        if let Some(cap) = hints.max_cost_usd {
+            if !(cap.is_finite() && cap >= 0.0) {
+                return Err(Error::invalid_request(format!("`max_cost_usd` must be finite and >= 0, got {cap}")));
+            }
+        }
+        let catalog = &self.inner.catalog;
+        for id in hints.allowed.iter().flatten().chain(&hints.excluded) {
+            if catalog.index_of(id).is_none() {
+                return Err(Error::invalid_request(format!("the request names model `{id}`, which is not in the catalog")));
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies the hard constraints to one model and, if it passes, scores it.
+    fn assess(
+        &self,
+        request: &Request,
+        signals: &Signals,
+        model: &ModelProfile,
+        idx: usize,
+        required: Capabilities,
+        input_tokens: u32,
+    ) -> std::result::Result<Candidate, RejectReason> {
+        let inner = &*self.inner;
+        let hints = &request.hints;
+        if let Some(allowed) = &hints.allowed {
+            if !allowed.contains(&model.id) {
+                return Err(RejectReason::NotAllowed);
+            }
+        }
+        if hints.excluded.contains(&model.id) {
+            return Err(RejectReason::Excluded);
+        }
+        let missing = required.difference(model.capabilities);
+        if !missing.is_empty() {
+            return Err(RejectReason::MissingCapabilities { missing });
+        }
+        if let Some(requested) = request.max_tokens {
+            if requested > model.max_output_tokens {
+                return Err(RejectReason::MaxOutput { requested, max: model.max_output_tokens });
+            }
+        }
+        let reserved = inner.context.reserved_for(request, model);
+        let needed = u64::from(input_tokens) + u64::from(reserved);
+        if needed > u64::from(model.context_window) {
+            return Err(RejectReason::ContextWindow { needed, input: input_tokens, reserved, window: model.context_window });
+        }
+        let cost = inner.cost_model.estimate(request, signals, model);
+        if !(cost.usd.is_finite() && cost.usd >= 0.0) {
+            return Err(RejectReason::InvalidCost { usd: cost.usd });
+        }
+        let latency_secs = model.latency.expected_secs(f64::from(cost.output_tokens));
+        if let Some(budget) = hints.latency_budget {
+            if latency_secs > budget.as_secs_f64() {
+                return Err(RejectReason::LatencyBudget { expected: model.expected_latency(f64::from(cost.output_tokens)), budget });
+            }
+        }
+        if let Some(cap) = hints.max_cost_usd {
+            if cost.usd > cap {
+                return Err(RejectReason::CostCap { expected: cost.usd, cap });
+            }
+        }
+        let mut logit = 0.0;
+        for (c, w) in &inner.classifiers {
+            let s = c.model_logit(signals, model);
+            if s.is_finite() {
+                logit += w * s;
+            }
+        }
+        Ok(Candidate::new(idx, logit, cost, latency_secs))
+    }
+
+    /// Routes `request` and sends it to the chosen model, in one attempt.
+    ///
+    /// The response carries the model that answered, the wall time, the actual cost (from the
+    /// provider's usage and the catalog's prices) and the decision.
+    ///
+    /// # Errors
+    /// Everything [`route`](Self::route) returns; [`ErrorKind::ProviderMissing`] for a route-only router;
+    /// and the provider's error, with the model attached.
+    ///
+    /// # Cancel safety
+    /// Dropping the future abandons the provider call.
+    pub async fn complete(&self, request: Request) -> Result<Response> {
+        let decision = self.route(&request)?;
+        let model = decision.profile().clone();
+        let provider = self.provider_for(&decision)?;
+        let start = Instant::now();
+        tracing::debug!(model = %model.id, policy = %decision.policy(), estimated_cost = decision.estimated_cost(), "attempt");
+        let mut response = provider.complete(&model, &request).await.map_err(|e| attach_model(e, &model))?;
+        response.latency = start.elapsed();
+        response.cost_usd = self.inner.cost_model.actual(&response.usage, &model);
+        response.model = Some(model.id.clone());
+        tracing::debug!(model = %model.id, cost_usd = response.cost_usd, latency_ms = response.latency.as_millis() as u64, "answered");
+        response.decision = Some(decision);
+        Ok(response)
+    }
+
+    /// Routes `request` (to models that can stream) and streams the chosen model's answer.
+    ///
+    /// # Errors
+    /// As [`complete`](Self::complete), for the call that opens the stream; errors after that arrive
+    /// as stream items.
+    ///
+    /// # Cancel safety
+    /// Dropping the future or the stream abandons the provider call.
+    pub async fn stream(&self, request: Request) -> Result<RoutedStream> {
+        let decision = self.decide(&request, Capabilities::STREAMING)?;
+        let model = decision.profile().clone();
+        let provider = self.provider_for(&decision)?;
+        tracing::debug!(model = %model.id, policy = %decision.policy(), "stream attempt");
+        let events = provider.stream(&model, &request).await.map_err(|e| attach_model(e, &model))?;
+        Ok(RoutedStream { decision, events })
+    }
+
+    fn provider_for(&self, decision: &Decision) -> Result<&Arc<dyn Provider>> {
+        self.inner.providers.get(decision.model_index()).and_then(Option::as_ref).ok_or_else(|| {
+            Error::new(
+                ErrorKind::ProviderMissing,
+                format!("no provider `{}` is registered for this router", decision.profile().provider),
+            )
+            .with_model(decision.model().clone())
+        })
+    }
+}
+
+/// A streamed answer with the decision that chose its model. Yields the provider's events.
+pub struct RoutedStream {
+    decision: Decision,
+    events: EventStream,
+}
+
+impl RoutedStream {
+    /// Why this model was chosen.
+    pub fn decision(&self) -> &Decision {
+        &self.decision
+    }
+}
+
+impl fmt::Debug for RoutedStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RoutedStream").field("model", self.decision.model()).finish_non_exhaustive()
+    }
+}
+
+impl futures_core::Stream for RoutedStream {
+    type Item = Result<StreamEvent>;
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.events.as_mut().poll_next(cx)
+    }
+}
+
+fn attach_model(e: Error, model: &ModelProfile) -> Error {
+    if e.model().is_some() { e } else { e.with_model(model.id.clone()) }
+}
+
+fn routing_error(component: &str, e: Error) -> Error {
+    if e.kind() == ErrorKind::Routing {
+        e
+    } else {
+        Error::new(ErrorKind::Routing, format!("`{component}` failed: {e}")).with_source(e)
+    }
+}
+
+fn check_ranking(order: &[Scored], candidates: &[Candidate], policy: &str) -> Result<()> {
+    if order.is_empty() {
+        return Err(Error::new(ErrorKind::Routing, format!("policy `{policy}` ranked no candidate")));
+    }
+    let mut seen: SmallVec<[usize; 16]> = SmallVec::new();
+    for s in order {
+        if !candidates.iter().any(|c| c.model == s.model) {
+            return Err(Error::new(ErrorKind::Routing, format!("policy `{policy}` ranked model #{} which is not a candidate", s.model)));
+        }
+        if seen.contains(&s.model) {
+            return Err(Error::new(ErrorKind::Routing, format!("policy `{policy}` ranked model #{} twice", s.model)));
+        }
+        seen.push(s.model);
+    }
+    Ok(())
+}
+
+/// A number in `[0, 1)` from a key and a seed: FNV-1a over the key, mixed with the seed by SplitMix64.
+/// Stable across releases and platforms.
+pub fn uniform(key: Option<&str>, seed: u64) -> f64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in key.unwrap_or("").bytes() {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    let mut z = h ^ seed.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^= z >> 31;
+    (z >> 11) as f64 / (1u64 << 53) as f64
+}
+
+pub(crate) type ProviderMap = HashMap<String, Arc<dyn Provider>>;
