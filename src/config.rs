@@ -1,5 +1,518 @@
-//! Configuration from TOML or JSON.
+//! The whole router as data: [`RouterConfig`], loaded from TOML or JSON.
+//!
+//! ```toml
+//! seed = 7
+//! fallback_model = "mini"
+//!
+//! [[classifiers]]
+//! kind = "difficulty"
+//! weight = 1.0
+//!
+//! [[classifiers]]
+//! kind = "intent"
+//! weight = 0.5
+//!
+//! [policy]
+//! kind = "utility"
+//! cost_weight = 1.0
+//!
+//! [[models]]
+//! id = "mini"
+//! provider = "sim"
+//! context_window = 128000
+//! max_output_tokens = 16384
+//! capabilities = ["tools", "json", "streaming"]
+//! ability = { overall = 1.5 }
+//! pricing = { input_per_mtok = 0.15, output_per_mtok = 0.60 }
+//! ```
+//!
+//! Errors name the file, the field (`models[2].pricing.input_per_mtok`) and what is wrong. Providers
+//! hold credentials and code, so they are not part of the file: add them to the builder that
+//! [`RouterConfig::builder`] returns. A complete example ships as `examples/router.toml`.
 
-/// The whole router as data.
-#[derive(Debug)]
-pub struct RouterConfig;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::catalog::{Catalog, ModelId, ModelProfile};
+use crate::classify::{ContextLength, DifficultyClassifier, Intent, IntentClassifier};
+use crate::cost::{OutputPrediction, TokenPriceCostModel};
+use crate::error::{Error, Result};
+use crate::policy::{Action, CheapestCapable, Condition, CostRef, Policy, Rule, Rules, Utility};
+use crate::router::RouterBuilder;
+
+/// A router's configuration: catalog, classifiers and weights, cost model, policy and limits.
+#[non_exhaustive]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouterConfig {
+    /// The portfolio.
+    pub models: Vec<ModelProfile>,
+    /// Classifiers and their weights, in order.
+    #[serde(default)]
+    pub classifiers: Vec<ClassifierConfig>,
+    /// The policy (default: utility with `cost_weight = 1`).
+    #[serde(default)]
+    pub policy: PolicyConfig,
+    /// The cost model's parameters.
+    #[serde(default)]
+    pub cost: CostConfig,
+    /// The context-length stage.
+    #[serde(default)]
+    pub context: ContextConfig,
+    /// The seed of the per-request uniform number.
+    #[serde(default)]
+    pub seed: u64,
+    /// A model appended to every decision's fallbacks.
+    #[serde(default)]
+    pub fallback_model: Option<ModelId>,
+    /// The largest request text accepted, in bytes.
+    #[serde(default)]
+    pub max_request_bytes: Option<usize>,
+}
+
+/// One classifier and its weight.
+#[non_exhaustive]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ClassifierConfig {
+    /// [`DifficultyClassifier`].
+    Difficulty {
+        /// Weight of its contribution.
+        weight: f64,
+        /// Shift of every difficulty.
+        #[serde(default)]
+        offset: f64,
+    },
+    /// [`IntentClassifier`].
+    Intent {
+        /// Weight of its contribution.
+        weight: f64,
+        /// Softmax temperature.
+        #[serde(default)]
+        temperature: Option<f64>,
+    },
+}
+
+/// A policy and its parameters.
+#[non_exhaustive]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum PolicyConfig {
+    /// [`Utility`].
+    Utility {
+        /// `λ`.
+        #[serde(default = "one")]
+        cost_weight: f64,
+        /// `μ`.
+        #[serde(default)]
+        latency_weight: f64,
+        /// Compare costs to this many USD instead of the dearest candidate.
+        #[serde(default)]
+        cost_ref_usd: Option<f64>,
+    },
+    /// [`CheapestCapable`].
+    CheapestCapable {
+        /// The quality floor in `[0, 1]`.
+        quality_floor: f64,
+    },
+    /// [`Rules`].
+    Rules {
+        /// The policy for requests no rule matches.
+        default: Box<PolicyConfig>,
+        /// The rules, in order.
+        #[serde(default)]
+        rules: Vec<RuleConfig>,
+    },
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+impl Default for PolicyConfig {
+    fn default() -> Self {
+        Self::Utility { cost_weight: 1.0, latency_weight: 0.0, cost_ref_usd: None }
+    }
+}
+
+/// One rule of a [`PolicyConfig::Rules`] policy. Exactly one of `pin`, `portfolio` and `tagged` is set.
+#[non_exhaustive]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleConfig {
+    /// The rule's name, shown in explanations.
+    pub name: String,
+    /// When it applies.
+    #[serde(default)]
+    pub when: ConditionConfig,
+    /// Pin this model.
+    #[serde(default)]
+    pub pin: Option<ModelId>,
+    /// Rank only these models.
+    #[serde(default)]
+    pub portfolio: Option<Vec<ModelId>>,
+    /// Rank only models with this tag.
+    #[serde(default)]
+    pub tagged: Option<String>,
+    /// The policy for the rule's portfolio (default: the rules' default policy).
+    #[serde(default)]
+    pub policy: Option<PolicyConfig>,
+}
+
+/// The condition of a rule; see [`Condition`].
+#[non_exhaustive]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConditionConfig {
+    /// One of these intents.
+    #[serde(default)]
+    pub intents: Vec<Intent>,
+    /// At least this many input tokens.
+    #[serde(default)]
+    pub min_input_tokens: Option<u32>,
+    /// At most this many input tokens.
+    #[serde(default)]
+    pub max_input_tokens: Option<u32>,
+    /// At least this difficulty.
+    #[serde(default)]
+    pub min_difficulty: Option<f64>,
+    /// The request carries this tag.
+    #[serde(default)]
+    pub tag: Option<String>,
+    /// The request's tenant.
+    #[serde(default)]
+    pub tenant: Option<String>,
+}
+
+/// Parameters of [`TokenPriceCostModel`].
+#[non_exhaustive]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CostConfig {
+    /// Output multiplier for reasoning models.
+    #[serde(default)]
+    pub reasoning_overhead: Option<f64>,
+    /// Typical output tokens per intent, overriding the defaults.
+    #[serde(default)]
+    pub output_tokens: std::collections::BTreeMap<Intent, u32>,
+}
+
+/// Parameters of [`ContextLength`].
+#[non_exhaustive]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContextConfig {
+    /// Output tokens reserved when a request sets no `max_tokens`.
+    #[serde(default)]
+    pub reserve_output: Option<u32>,
+    /// Relative band around the estimate that triggers exact counting.
+    #[serde(default)]
+    pub margin: Option<f64>,
+}
+
+impl RouterConfig {
+    /// Parses TOML.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Config`](crate::ErrorKind::Config) naming the field and what is wrong.
+    pub fn from_toml_str(text: &str) -> Result<Self> {
+        let de = toml::Deserializer::parse(text).map_err(|e| parse_error("TOML", &e.to_string()))?;
+        serde_path_to_error::deserialize(de).map_err(|e| field_error(e.path(), e.inner()))
+    }
+
+    /// Parses JSON.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Config`](crate::ErrorKind::Config) naming the field and what is wrong.
+    pub fn from_json_str(text: &str) -> Result<Self> {
+        let mut de = serde_json::Deserializer::from_str(text);
+        let cfg: Self = serde_path_to_error::deserialize(&mut de).map_err(|e| field_error(e.path(), e.inner()))?;
+        de.end().map_err(|e| parse_error("JSON", &e.to_string()))?;
+        Ok(cfg)
+    }
+
+    /// Reads a `.toml` or `.json` file and checks it (see [`validate`](Self::validate)).
+    ///
+    /// # Errors
+    /// [`ErrorKind::Config`](crate::ErrorKind::Config) naming the file, the field and what is wrong.
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let in_file = |e: Error| Error::config(format!("`{}`: {e}", path.display())).with_source(e);
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::config(format!("cannot read `{}`", path.display())).with_source(e))?;
+        let cfg = match path.extension().and_then(|e| e.to_str()) {
+            Some("toml") => Self::from_toml_str(&text),
+            Some("json") => Self::from_json_str(&text),
+            _ => Err(Error::config("unknown config format: use a `.toml` or `.json` file")),
+        }
+        .map_err(in_file)?;
+        cfg.validate().map_err(in_file)?;
+        Ok(cfg)
+    }
+
+    /// Checks everything a built router would: the catalog, the weights, the policy and its model
+    /// references.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Config`](crate::ErrorKind::Config) naming the field.
+    pub fn validate(&self) -> Result<()> {
+        self.builder().map(|_| ())
+    }
+
+    /// A [`RouterBuilder`] with everything but the providers; add those and call `build`.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Config`](crate::ErrorKind::Config) naming the field.
+    pub fn builder(&self) -> Result<RouterBuilder> {
+        for (i, m) in self.models.iter().enumerate() {
+            m.validate().map_err(|e| Error::config(format!("models[{i}]: {e}")))?;
+        }
+        let catalog = Catalog::new(self.models.iter().cloned())?;
+        let mut b = RouterBuilder::new().catalog(catalog.clone()).seed(self.seed);
+        for (i, c) in self.classifiers.iter().enumerate() {
+            let field = |name: &str, v: f64| Error::config(format!("classifiers[{i}].{name} must be finite and >= 0, got {v}"));
+            b = match *c {
+                ClassifierConfig::Difficulty { weight, offset } => {
+                    crate::policy::check_weight("", weight).map_err(|_| field("weight", weight))?;
+                    if !offset.is_finite() {
+                        return Err(Error::config(format!("classifiers[{i}].offset must be finite, got {offset}")));
+                    }
+                    b.classifier(DifficultyClassifier::default().with_offset(offset), weight)
+                }
+                ClassifierConfig::Intent { weight, temperature } => {
+                    crate::policy::check_weight("", weight).map_err(|_| field("weight", weight))?;
+                    let mut ic = IntentClassifier::default();
+                    if let Some(t) = temperature {
+                        if !(t.is_finite() && t > 0.0) {
+                            return Err(Error::config(format!("classifiers[{i}].temperature must be finite and > 0, got {t}")));
+                        }
+                        ic = ic.with_temperature(t);
+                    }
+                    b.classifier(ic, weight)
+                }
+            };
+        }
+        let policy = build_policy(&self.policy, "policy")?;
+        policy.validate(&catalog).map_err(|e| Error::config(format!("policy: {e}")))?;
+        b = b.policy_arc(policy);
+
+        let mut cost = TokenPriceCostModel::new();
+        if let Some(r) = self.cost.reasoning_overhead {
+            if !(r.is_finite() && r >= 1.0) {
+                return Err(Error::config(format!("cost.reasoning_overhead must be finite and >= 1, got {r}")));
+            }
+            cost = cost.reasoning_overhead(r);
+        }
+        if !self.cost.output_tokens.is_empty() {
+            let mut out = OutputPrediction::default();
+            for (intent, tokens) in &self.cost.output_tokens {
+                if let Some(i) = Intent::ALL.iter().position(|x| x == intent) {
+                    out.by_intent[i] = *tokens;
+                }
+            }
+            cost = cost.with_output_prediction(out);
+        }
+        b = b.cost_model(cost);
+
+        let mut context = ContextLength::new();
+        if let Some(r) = self.context.reserve_output {
+            context = context.reserve_output(r);
+        }
+        if let Some(m) = self.context.margin {
+            if !(0.0..=1.0).contains(&m) {
+                return Err(Error::config(format!("context.margin must be within [0, 1], got {m}")));
+            }
+            context = context.with_margin(m);
+        }
+        b = b.context_length(context);
+        if let Some(fb) = &self.fallback_model {
+            catalog.require(fb, "`fallback_model`")?;
+            b = b.fallback_model(fb.clone());
+        }
+        if let Some(n) = self.max_request_bytes {
+            b = b.max_request_bytes(n);
+        }
+        Ok(b)
+    }
+}
+
+fn build_policy(cfg: &PolicyConfig, at: &str) -> Result<std::sync::Arc<dyn Policy>> {
+    use std::sync::Arc;
+    Ok(match cfg {
+        PolicyConfig::Utility { cost_weight, latency_weight, cost_ref_usd } => {
+            let mut u = Utility::new().cost_weight(*cost_weight).latency_weight(*latency_weight);
+            if let Some(usd) = cost_ref_usd {
+                u = u.cost_ref(CostRef::Usd(*usd));
+            }
+            Arc::new(u)
+        }
+        PolicyConfig::CheapestCapable { quality_floor } => Arc::new(CheapestCapable::new(*quality_floor)),
+        PolicyConfig::Rules { default, rules } => {
+            let mut r = Rules::new(build_policy(default, &format!("{at}.default"))?);
+            for (i, rule) in rules.iter().enumerate() {
+                let here = format!("{at}.rules[{i}]");
+                let action = match (&rule.pin, &rule.portfolio, &rule.tagged) {
+                    (Some(m), None, None) => Action::Pin(m.clone()),
+                    (None, Some(ms), None) => Action::Portfolio(ms.clone()),
+                    (None, None, Some(t)) => Action::Tagged(t.clone()),
+                    _ => {
+                        return Err(Error::config(format!(
+                            "{here} (`{}`): set exactly one of `pin`, `portfolio` and `tagged`",
+                            rule.name
+                        )));
+                    }
+                };
+                let w = &rule.when;
+                let mut cond = Condition::always().input_tokens(w.min_input_tokens, w.max_input_tokens);
+                for intent in &w.intents {
+                    cond = cond.intent(*intent);
+                }
+                if let Some(d) = w.min_difficulty {
+                    cond = cond.min_difficulty(d);
+                }
+                if let Some(t) = &w.tag {
+                    cond = cond.tag(t.clone());
+                }
+                if let Some(t) = &w.tenant {
+                    cond = cond.tenant(t.clone());
+                }
+                let mut built = Rule::new(rule.name.clone(), cond, action);
+                if let Some(p) = &rule.policy {
+                    built = built.with_policy(build_policy(p, &format!("{here}.policy"))?);
+                }
+                r = r.rule(built);
+            }
+            Arc::new(r)
+        }
+    })
+}
+
+fn parse_error(format: &str, message: &str) -> Error {
+    Error::config(format!("invalid {format}: {}", message.trim_end()))
+}
+
+fn field_error(path: &serde_path_to_error::Path, inner: &dyn std::fmt::Display) -> Error {
+    let path = path.to_string();
+    let inner = inner.to_string();
+    let inner = inner.trim_end();
+    if path == "." || path.is_empty() {
+        Error::config(inner.to_owned())
+    } else {
+        Error::config(format!("`{path}`: {inner}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ErrorKind;
+
+    const GOOD: &str = r#"
+seed = 7
+fallback_model = "big"
+
+[[classifiers]]
+kind = "difficulty"
+weight = 1.0
+
+[[classifiers]]
+kind = "intent"
+weight = 0.5
+
+[policy]
+kind = "rules"
+default = { kind = "utility", cost_weight = 2.0 }
+
+[[policy.rules]]
+name = "code to big"
+when = { intents = ["code"] }
+pin = "big"
+
+[[models]]
+id = "small"
+provider = "sim"
+context_window = 16000
+max_output_tokens = 4000
+pricing = { input_per_mtok = 0.1, output_per_mtok = 0.4 }
+
+[[models]]
+id = "big"
+provider = "sim"
+context_window = 200000
+max_output_tokens = 8000
+capabilities = ["tools", "json"]
+ability = { overall = 3.0, by_intent = { code = 3.5 } }
+pricing = { input_per_mtok = 3.0, output_per_mtok = 15.0, cached_input_per_mtok = 0.3 }
+"#;
+
+    #[test]
+    fn loads_toml_and_builds() {
+        let cfg = RouterConfig::from_toml_str(GOOD).unwrap();
+        assert_eq!(cfg.models.len(), 2);
+        let router = cfg.builder().unwrap().build().unwrap();
+        let d = router.route(&crate::Request::new("Write a Rust function that reverses a string.")).unwrap();
+        assert_eq!(d.model().as_str(), "big");
+        assert_eq!(d.note(), Some("rule `code to big` pinned `big`"));
+    }
+
+    #[test]
+    fn json_round_trip() {
+        let cfg = RouterConfig::from_toml_str(GOOD).unwrap();
+        let json = serde_json::to_string(&cfg).unwrap();
+        assert_eq!(RouterConfig::from_json_str(&json).unwrap(), cfg);
+    }
+
+    fn err(toml: &str) -> String {
+        let e = RouterConfig::from_toml_str(toml).and_then(|c| c.validate()).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Config);
+        e.to_string()
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let e = err(&GOOD.replace("input_per_mtok = 0.1", "input_per_mtok = \"cheap\""));
+        assert!(e.contains("models[0].pricing.input_per_mtok"), "{e}");
+        let e = err(&GOOD.replace("input_per_mtok = 0.1", "input_per_mtok = nan"));
+        assert!(e.contains("models[0]") && e.contains("pricing.input_per_mtok"), "{e}");
+        let e = err(&GOOD.replace("input_per_mtok = 0.1", "input_per_mtok = -1.0"));
+        assert!(e.contains("must be finite and >= 0"), "{e}");
+        let e = err(&GOOD.replace("weight = 0.5", "weight = -0.5"));
+        assert!(e.contains("classifiers[1].weight"), "{e}");
+        let e = err(&GOOD.replace("pin = \"big\"", "pin = \"huge\""));
+        assert!(e.contains("`huge`") && e.contains("code to big"), "{e}");
+        let e = err(&GOOD.replace("fallback_model = \"big\"", "fallback_model = \"nope\""));
+        assert!(e.contains("`nope`"), "{e}");
+        let e = err(&GOOD.replace("kind = \"intent\"", "kind = \"telepathy\""));
+        assert!(e.contains("classifiers[1]") && e.contains("telepathy"), "{e}");
+        let e = err(&GOOD.replace("capabilities = [\"tools\", \"json\"]", "capabilities = [\"tools\", \"psychic\"]"));
+        assert!(e.contains("models[1].capabilities") && e.contains("psychic"), "{e}");
+        let e = err(&GOOD.replace("seed = 7", "seed = 7\nsede = 8"));
+        assert!(e.contains("sede"), "{e}");
+        let e = err(&GOOD.replace("id = \"small\"", "id = \"big\""));
+        assert!(e.contains("more than once"), "{e}");
+        let e = err("models = []");
+        assert!(e.contains("empty"), "{e}");
+        let e = err(&GOOD.replace("cost_weight = 2.0", "cost_weight = inf"));
+        assert!(e.contains("cost_weight"), "{e}");
+        let e = err(&GOOD.replace("pin = \"big\"", "pin = \"big\"\ntagged = \"x\""));
+        assert!(e.contains("exactly one"), "{e}");
+        let e = err("this is not toml = = =");
+        assert!(e.contains("invalid TOML"), "{e}");
+    }
+
+    #[test]
+    fn from_file_names_the_file() {
+        let dir = std::env::temp_dir().join(format!("switchyard-config-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("router.toml");
+        std::fs::write(&path, GOOD.replace("context_window = 16000", "context_window = 0")).unwrap();
+        let e = RouterConfig::from_file(&path).unwrap_err().to_string();
+        assert!(e.contains("router.toml") && e.contains("context_window"), "{e}");
+        let e = RouterConfig::from_file(dir.join("missing.toml")).unwrap_err().to_string();
+        assert!(e.contains("missing.toml"), "{e}");
+        let e = RouterConfig::from_file(dir.join("router.yaml")).unwrap_err().to_string();
+        assert!(e.contains("router.yaml"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -108,3 +108,7 @@ pub use crate::request::{ContentPart, ImageDetail, Message, ResponseFormat, Role
 pub use crate::response::{EventStream, FinishReason, Response, StreamEvent, Usage};
 pub use crate::router::{RoutedStream, Router, RouterBuilder, Weight, uniform};
 pub use crate::signal::{IntentScore, SignalKey, Signals, TokenEstimate};
+
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

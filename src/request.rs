@@ -262,7 +262,7 @@ pub struct RouteHints {
 /// A chat request, provider-neutral, with routing hints.
 ///
 /// ```
-/// use switchyard::{Request, Message};
+/// use switchyard::Request;
 /// let req = Request::new("Summarise this contract in three bullet points.")
 ///     .with_system("You are a careful paralegal.")
 ///     .with_max_tokens(300)

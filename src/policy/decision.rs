@@ -76,7 +76,7 @@ pub enum RejectReason {
         missing: Capabilities,
     },
     /// It is expected to be slower than the request's latency budget.
-    #[error("expected latency {expected:?} > budget {budget:?}")]
+    #[error("expected latency {:.2}s > budget {:.2}s", expected.as_secs_f64(), budget.as_secs_f64())]
     LatencyBudget {
         /// Expected latency.
         expected: Duration,
