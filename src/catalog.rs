@@ -303,7 +303,10 @@ impl Default for LatencyProfile {
 /// The router predicts `logit p(m) = Σ wᵢ·sᵢ(m)`; the built-in heuristic classifiers contribute
 /// `θ_m − d` where `θ_m` is this ability and `d` the request's difficulty. A model with ability 2.0
 /// answers a request of difficulty 0.0 acceptably with probability `σ(2) ≈ 0.88`. Per-intent values
-/// replace the overall one for requests of that intent (a code model strong at code, weak at prose).
+/// describe a model that is stronger or weaker at one kind of task (a code model strong at code, weak
+/// at prose): the intent classifier adds `confidence · (θ_m,intent − θ_m)`, weighted by its router
+/// weight, so with the intent classifier at weight 1 and full confidence the per-intent value takes the
+/// overall one's place.
 #[non_exhaustive]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -363,8 +366,9 @@ pub struct ModelProfile {
 }
 
 impl ModelProfile {
-    /// A model served by `provider`, with zero prices, a 128k window, 4k output, no capabilities and
-    /// ability 0: set the real values with the `with_*` setters.
+    /// A model served by `provider`, with zero prices, a 128k window, 4k output, streaming as its only
+    /// capability and ability 0: set the real values with the `with_*` setters. (In a config file,
+    /// `capabilities` defaults to none: list `"streaming"` there.)
     pub fn new(id: impl Into<ModelId>, provider: impl Into<ProviderId>) -> Self {
         Self {
             id: id.into(),
@@ -476,7 +480,7 @@ impl ModelProfile {
 
     /// Expected time to produce `output_tokens`.
     pub fn expected_latency(&self, output_tokens: f64) -> Duration {
-        Duration::from_secs_f64(self.latency.expected_secs(output_tokens).max(0.0))
+        Duration::try_from_secs_f64(self.latency.expected_secs(output_tokens).max(0.0)).unwrap_or(Duration::MAX)
     }
 }
 

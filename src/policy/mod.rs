@@ -96,6 +96,7 @@ pub struct Scored {
 pub struct Ranking {
     order: SmallVec<[Scored; 8]>,
     note: Option<Cow<'static, str>>,
+    exclusive: bool,
 }
 
 impl Ranking {
@@ -115,6 +116,18 @@ impl Ranking {
         self
     }
 
+    /// Marks the ranking as deliberately restricted (a rule's sub-portfolio, a residency constraint):
+    /// the router then appends no [`fallback_model`](crate::RouterBuilder::fallback_model) outside it.
+    pub fn exclusive(mut self) -> Self {
+        self.exclusive = true;
+        self
+    }
+
+    /// Whether the ranking is restricted on purpose; see [`exclusive`](Self::exclusive).
+    pub fn is_exclusive(&self) -> bool {
+        self.exclusive
+    }
+
     /// Ranks every candidate by `score`, highest first; ties go to the cheaper model, then to the
     /// earlier one in the catalog. Non-finite scores rank last.
     pub fn by_score(input: &PolicyInput<'_>, mut score: impl FnMut(&Candidate) -> f64) -> Self {
@@ -129,7 +142,7 @@ impl Ranking {
         order.sort_by(|(a, ca), (b, cb)| {
             b.score.total_cmp(&a.score).then(ca.total_cmp(cb)).then(a.model.cmp(&b.model))
         });
-        Self { order: order.into_iter().map(|(s, _)| s).collect(), note: None }
+        Self { order: order.into_iter().map(|(s, _)| s).collect(), note: None, exclusive: false }
     }
 
     /// The ranked models, best first.

@@ -147,7 +147,8 @@ impl fmt::Debug for Rule {
 /// 3. [`Action::Pin`] puts the pinned model first and the default policy's ranking of the others after
 ///    it; [`Action::Portfolio`] and [`Action::Tagged`] rank only their models. A rule whose models were
 ///    all filtered out for this request is skipped, and the next one is tried.
-/// 4. The decision's note names the rule that matched.
+/// 4. The decision's note names the rule that matched. Portfolio and tagged rankings are
+///    [exclusive](Ranking::exclusive): the router's fallback model is not appended to them.
 #[derive(Clone)]
 pub struct Rules {
     rules: Vec<Rule>,
@@ -210,7 +211,7 @@ impl Policy for Rules {
                         continue;
                     }
                     let ranking = policy.rank(&input.with_candidates(&sub))?;
-                    return Ok(ranking.with_note(format!("rule `{}` chose its portfolio", rule.name)));
+                    return Ok(ranking.with_note(format!("rule `{}` chose its portfolio", rule.name)).exclusive());
                 }
                 Action::Tagged(tag) => {
                     let sub: SmallVec<[Candidate; 8]> =
@@ -219,7 +220,7 @@ impl Policy for Rules {
                         continue;
                     }
                     let ranking = policy.rank(&input.with_candidates(&sub))?;
-                    return Ok(ranking.with_note(format!("rule `{}` chose models tagged `{tag}`", rule.name)));
+                    return Ok(ranking.with_note(format!("rule `{}` chose models tagged `{tag}`", rule.name)).exclusive());
                 }
             }
         }
@@ -258,7 +259,17 @@ impl Policy for Rules {
                 }
             }
             if let Some(p) = &rule.policy {
+                if matches!(rule.then, Action::Pin(_)) {
+                    return Err(Error::config(format!(
+                        "{what} pins a model, so its `policy` would never run: give a policy only to portfolio and tagged rules"
+                    )));
+                }
                 p.validate(catalog)?;
+            }
+            if let (Some(lo), Some(hi)) = (rule.when.min_input_tokens, rule.when.max_input_tokens) {
+                if lo > hi {
+                    return Err(Error::config(format!("{what}: `min_input_tokens` ({lo}) exceeds `max_input_tokens` ({hi})")));
+                }
             }
         }
         Ok(())

@@ -25,14 +25,14 @@ use crate::response::{EventStream, Response, StreamEvent};
 ///   [`Error::server`](crate::Error::server) for 5xx and overloaded,
 ///   [`Error::context_overflow`](crate::Error::context_overflow), and
 ///   [`ErrorKind::Auth`](crate::ErrorKind::Auth), [`ErrorKind::BadRequest`](crate::ErrorKind::BadRequest)
-///   or [`ErrorKind::Decode`](crate::ErrorKind::Decode) through [`Error::new`](crate::Error::new). The
-///   router retries and falls back by kind.
+///   or [`ErrorKind::Decode`](crate::ErrorKind::Decode) through [`Error::new`](crate::Error::new).
+///   Callers decide by kind whether to retry or try another model ([`Error::is_retryable`](crate::Error::is_retryable)).
 /// - Errors never contain API keys or prompt text.
 /// - The model to call is [`ModelProfile::api_name`].
 ///
 /// # Cancel safety
 /// Dropping the future of `complete`, or the stream of `stream`, must abandon the call and leak
-/// nothing; the router drops them on timeouts and when its caller goes away.
+/// nothing; the router drops them when its caller goes away.
 #[async_trait]
 pub trait Provider: Send + Sync {
     /// The name models refer to in [`ModelProfile::provider`].

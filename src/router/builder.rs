@@ -212,6 +212,9 @@ impl RouterBuilder {
             return Err(e);
         }
         let catalog = self.catalog.ok_or_else(|| Error::config("no catalog: call `RouterBuilder::catalog`"))?;
+        if !self.classifiers.is_empty() && self.classifiers.iter().all(|(_, w)| *w == 0.0) {
+            return Err(Error::config("every classifier weight is 0: give at least one a positive weight"));
+        }
         self.policy.validate(&catalog)?;
         let fallback = match &self.fallback {
             Some(id) => Some(catalog.require(id, "`fallback_model`")?),
