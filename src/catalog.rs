@@ -464,9 +464,9 @@ impl ModelProfile {
                 self.max_output_tokens, self.context_window
             )));
         }
-        check_finite(id, "ability.overall", self.ability.overall)?;
+        check_ability(id, "ability.overall", self.ability.overall)?;
         for (intent, a) in &self.ability.by_intent {
-            check_finite(id, &format!("ability.by_intent.{}", intent.as_str()), *a)?;
+            check_ability(id, &format!("ability.by_intent.{}", intent.as_str()), *a)?;
         }
         check_price(id, "latency.ttft_ms", self.latency.ttft_ms)?;
         if !(self.latency.output_tokens_per_sec.is_finite() && self.latency.output_tokens_per_sec > 0.0) {
@@ -484,11 +484,15 @@ impl ModelProfile {
     }
 }
 
-fn check_finite(model: &str, field: &str, value: f64) -> Result<()> {
-    if value.is_finite() {
+/// The largest ability magnitude accepted: far beyond any meaningful logit (σ(50) rounds to 1), and
+/// small enough that weighted sums of abilities stay finite.
+pub const MAX_ABILITY: f64 = 1e6;
+
+fn check_ability(model: &str, field: &str, value: f64) -> Result<()> {
+    if value.is_finite() && value.abs() <= MAX_ABILITY {
         Ok(())
     } else {
-        Err(Error::config(format!("model `{model}`: `{field}` must be finite, got {value}")))
+        Err(Error::config(format!("model `{model}`: `{field}` must be within [-{MAX_ABILITY}, {MAX_ABILITY}], got {value}")))
     }
 }
 

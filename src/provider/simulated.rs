@@ -179,7 +179,7 @@ impl SimulatedProvider {
         let (u, bits) = self.draw();
         let stats = TextStats::of_request(request);
         let input = HeuristicCounter::default().estimate(&stats) as u32;
-        let ttft = behaviour.ttft.unwrap_or_else(|| Duration::from_secs_f64(model.latency.ttft_ms.max(0.0) / 1000.0));
+        let ttft = behaviour.ttft.unwrap_or_else(|| secs(model.latency.ttft_ms / 1000.0)).min(MAX_PHASE);
         let tps = behaviour.tokens_per_sec.unwrap_or(model.latency.output_tokens_per_sec).max(1e-3);
         let reserved = request.max_tokens.unwrap_or(0);
         if u64::from(input) + u64::from(reserved) > u64::from(model.context_window) {
@@ -223,13 +223,21 @@ impl SimulatedProvider {
         };
         let reasoning = if model.capabilities.contains(Capabilities::REASONING) { output } else { 0 };
         let usage = Usage::new(input, output + reasoning).with_cached_input(cached).with_reasoning(reasoning);
-        let decode = Duration::from_secs_f64(f64::from(output + reasoning) / tps);
+        let decode = secs(f64::from(output + reasoning) / tps);
         Ok(Plan { content, tool_call, finish, usage, ttft, decode, cut })
     }
 
     fn scaled(&self, d: Duration) -> Option<Duration> {
-        (self.time_scale > 0.0).then(|| d.mul_f64(self.time_scale))
+        (self.time_scale > 0.0).then(|| secs(d.as_secs_f64() * self.time_scale))
     }
+}
+
+/// The longest simulated wait of one phase (time to first token, decoding): an hour.
+const MAX_PHASE: Duration = Duration::from_secs(3600);
+
+/// Seconds as a duration, clamped to `[0, MAX_PHASE]` (NaN is 0).
+fn secs(s: f64) -> Duration {
+    if s.is_nan() || s <= 0.0 { Duration::ZERO } else { Duration::from_secs_f64(s.min(MAX_PHASE.as_secs_f64())) }
 }
 
 struct Plan {
