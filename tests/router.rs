@@ -883,11 +883,7 @@ fn rules_select_portfolios_by_tag_and_tenant() {
     assert!(ranking_ids(&d).iter().all(|m| m != "eu-large" && m != "frontier"));
 }
 
-// Bug: `Ranking::exclusive` is documented (src/policy/mod.rs, src/policy/rules.rs step 4) to stop the
-// router from appending its fallback model to a rule's portfolio, but `Router::decide`
-// (src/router/mod.rs) drops the flag (`Ranking::into_parts` returns only order and note) and appends
-// the fallback anyway. Reported, not fixed here.
-#[ignore = "bug: the router ignores Ranking::exclusive; see the report"]
+// A rule's portfolio is exclusive: the router's fallback model is not appended to it.
 #[test]
 fn rule_portfolios_are_exclusive_of_the_fallback_model() {
     let rules = Rules::new(Utility::new())
@@ -1218,9 +1214,7 @@ fn extreme_but_valid_latency_profiles_do_not_panic() {
     let _ = d.explain();
 }
 
-// Bug in src/provider/simulated.rs (`plan`): `Duration::from_secs_f64(ttft_ms / 1000.0)` panics for
-// a time to first token the catalog accepts (any finite value); reported, not fixed here.
-#[ignore = "bug: SimulatedProvider panics on a huge (valid) ttft_ms; see the report"]
+// Any latency profile the catalog accepts is simulated without panicking (waits are capped).
 #[tokio::test]
 async fn simulated_provider_survives_extreme_latency_profiles() {
     let catalog = Catalog::new([model("glacial").with_latency(LatencyProfile::new(1e30, 1e-300))]).unwrap();
@@ -1231,21 +1225,32 @@ async fn simulated_provider_survives_extreme_latency_profiles() {
     assert!(events.iter().all(|e| e.is_ok()));
 }
 
-// Bug in src/router/mod.rs (`assess`): each classifier's contribution is checked for finiteness, but
-// not `w · s` nor the sum, so two finite, valid abilities can give `logit = +inf + -inf = NaN`, hence
-// `p = NaN`, and a decision that is not even equal to itself. Reported, not fixed here.
-#[ignore = "bug: p can be NaN for extreme (finite, valid) abilities; see the report"]
+// Abilities beyond any meaningful logit are rejected, and custom classifiers whose finite scores
+// overflow when summed still give a probability, and a decision equal to itself.
 #[test]
 fn p_is_a_probability_even_for_extreme_abilities() {
+    let e = Catalog::new([model("extreme").with_ability(Ability::new(f64::MAX))]).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Config);
+    assert!(e.to_string().contains("ability.overall"), "{e}");
     let catalog = Catalog::new([
-        model("extreme").with_ability(Ability::new(f64::MAX).with_intent(Intent::Code, 0.0)),
+        model("extreme").with_ability(Ability::new(1e6).with_intent(Intent::Code, -1e6)),
         model("normal"),
     ])
     .unwrap();
+    let huge = |sign: f64| {
+        switchyard::classify::logit_fn("huge", move |_: &switchyard::Signals, m: &switchyard::ModelProfile| {
+            if m.id.as_str() == "extreme" { sign * f64::MAX } else { 0.0 }
+        })
+    };
     let router = Router::builder()
         .catalog(catalog)
         .classifier(DifficultyClassifier::default(), 2.0)
         .classifier(IntentClassifier::default(), 2.0)
+        .classifier(huge(1.0), 2.0) // 2 · MAX overflows to +inf
+        .classifier(huge(-1.0), 2.0) // and -inf: their sum would be NaN
+        .classifier(huge(1.0), 1.0)
+        .classifier(huge(1.0), 1.0)
+        .classifier(huge(-1.0), 1.0)
         .build()
         .unwrap();
     let d = router.route(&Request::new(CODE)).unwrap();

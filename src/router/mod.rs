@@ -117,9 +117,10 @@ impl Router {
         let uniform = uniform(hints.key.as_deref(), inner.seed);
         let policy_input = PolicyInput::new(request, &signals, catalog, &candidates, uniform);
         let ranking = inner.policy.rank(&policy_input).map_err(|e| routing_error(&inner.policy_name, e))?;
+        let exclusive = ranking.is_exclusive();
         let (mut order, note) = ranking.into_parts();
-        check_ranking(&order, &candidates, &inner.policy_name)?;
-        if let Some(fb) = inner.fallback {
+        check_ranking(&order, &candidates, catalog.len(), &inner.policy_name)?;
+        if let Some(fb) = inner.fallback.filter(|_| !exclusive) {
             if !order.iter().any(|s| s.model == fb) && candidates.iter().any(|c| c.model == fb) {
                 order.push(Scored { model: fb, score: f64::NEG_INFINITY });
             }
@@ -214,10 +215,15 @@ impl Router {
         }
         let mut logit = 0.0;
         for (c, w) in &inner.classifiers {
-            let s = c.model_logit(signals, model);
+            let s = w * c.model_logit(signals, model);
             if s.is_finite() {
-                logit += w * s;
+                logit += s;
             }
+        }
+        // Finite terms can still overflow when summed; an infinite logit is a certain (non)success,
+        // a NaN one is no evidence.
+        if logit.is_nan() {
+            logit = 0.0;
         }
         Ok(Candidate::new(idx, logit, cost, latency_secs))
     }
@@ -314,19 +320,32 @@ fn routing_error(component: &str, e: Error) -> Error {
     }
 }
 
-fn check_ranking(order: &[Scored], candidates: &[Candidate], policy: &str) -> Result<()> {
+/// Checks the policy's contract: a non-empty ranking of candidates, each at most once. Linear in the
+/// catalog size (bit sets over model indices), so that large catalogs stay cheap to route.
+fn check_ranking(order: &[Scored], candidates: &[Candidate], models: usize, policy: &str) -> Result<()> {
     if order.is_empty() {
         return Err(Error::new(ErrorKind::Routing, format!("policy `{policy}` ranked no candidate")));
     }
-    let mut seen: SmallVec<[usize; 16]> = SmallVec::new();
-    for s in order {
-        if !candidates.iter().any(|c| c.model == s.model) {
-            return Err(Error::new(ErrorKind::Routing, format!("policy `{policy}` ranked model #{} which is not a candidate", s.model)));
+    let words = models.div_ceil(64);
+    let mut is_candidate: SmallVec<[u64; 4]> = smallvec::smallvec![0; words];
+    for c in candidates {
+        if let Some(w) = is_candidate.get_mut(c.model / 64) {
+            *w |= 1 << (c.model % 64);
         }
-        if seen.contains(&s.model) {
+    }
+    let mut seen: SmallVec<[u64; 4]> = smallvec::smallvec![0; words];
+    for s in order {
+        let (word, bit) = (s.model / 64, 1u64 << (s.model % 64));
+        if is_candidate.get(word).is_none_or(|w| w & bit == 0) {
+            return Err(Error::new(
+                ErrorKind::Routing,
+                format!("policy `{policy}` ranked model #{} which is not a candidate", s.model),
+            ));
+        }
+        if seen[word] & bit != 0 {
             return Err(Error::new(ErrorKind::Routing, format!("policy `{policy}` ranked model #{} twice", s.model)));
         }
-        seen.push(s.model);
+        seen[word] |= bit;
     }
     Ok(())
 }
@@ -346,3 +365,29 @@ pub fn uniform(key: Option<&str>, seed: u64) -> f64 {
 }
 
 pub(crate) type ProviderMap = HashMap<String, Arc<dyn Provider>>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cost::CostEstimate;
+
+    #[test]
+    fn check_ranking_enforces_the_policy_contract() {
+        let candidates: Vec<Candidate> =
+            [0, 3, 70].into_iter().map(|m| Candidate::new(m, 0.0, CostEstimate::usd(0.0), 0.0)).collect();
+        let ranked = |models: &[usize]| models.iter().map(|&model| Scored { model, score: 0.0 }).collect::<Vec<_>>();
+        let check = |models: &[usize]| check_ranking(&ranked(models), &candidates, 80, "p");
+        assert!(check(&[70, 0, 3]).is_ok());
+        assert!(check(&[3]).is_ok());
+        for (bad, message) in [
+            (&[][..], "ranked no candidate"),
+            (&[0, 1][..], "model #1 which is not a candidate"),
+            (&[0, 500][..], "model #500 which is not a candidate"),
+            (&[70, 3, 70][..], "model #70 twice"),
+        ] {
+            let e = check(bad).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::Routing);
+            assert!(e.to_string().contains(message), "{e}");
+        }
+    }
+}
