@@ -12,14 +12,17 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use switchyard::{
-    Capabilities, ContentPart, Decision, ImageDetail, Message, Request, ResponseFormat, RouterConfig, SimulatedProvider,
-    Tool,
+    Capabilities, ContentPart, Decision, ImageDetail, Message, Request, ResponseFormat, RouterConfig,
+    SimulatedProvider, Tool,
 };
 
 fn main() {
-    if let Err(e) = tokio::runtime::Builder::new_current_thread().enable_time().build().map_err(|e| e.to_string()).and_then(
-        |rt| rt.block_on(try_main()).map_err(|e| e.to_string()),
-    ) {
+    if let Err(e) = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .map_err(|e| e.to_string())
+        .and_then(|rt| rt.block_on(try_main()).map_err(|e| e.to_string()))
+    {
         eprintln!("quickstart: {e}");
         std::process::exit(1);
     }
@@ -49,7 +52,14 @@ async fn try_main() -> switchyard::Result<()> {
         let decision = router.route(request)?;
         routed_estimate += decision.estimated_cost();
         strongest_estimate += strongest_cost(&decision);
-        println!("{:<4}{:<26}{:<22}{:>11}  {}", i + 1, label, decision.model(), format!("${:.6}", decision.estimated_cost()), reasons(&decision));
+        println!(
+            "{:<4}{:<26}{:<22}{:>11}  {}",
+            i + 1,
+            label,
+            decision.model(),
+            format!("${:.6}", decision.estimated_cost()),
+            reasons(&decision)
+        );
 
         let response = router.complete(request.clone()).await?;
         actual += response.cost_usd;
@@ -131,36 +141,101 @@ fn requests() -> Vec<(&'static str, Request)> {
         ("thanks", Request::new("Thanks, that was really helpful!")),
         ("translation", Request::new("Translate into French: \"The meeting has been moved to Thursday at 3pm.\"")),
         ("haiku", Request::new("Write a haiku about autumn rain.")),
-        ("short story", Request::new("Write a short story of about 500 words about a lighthouse keeper who finds a message in a bottle. Include a twist ending and vivid imagery.")),
+        (
+            "short story",
+            Request::new(
+                "Write a short story of about 500 words about a lighthouse keeper who finds a message in a bottle. Include a twist ending and vivid imagery.",
+            ),
+        ),
         ("summary", Request::new(format!("Summarize the following article in three bullet points:\n\n{article}"))),
         ("easy code", Request::new("Write a Python function that returns the n-th Fibonacci number.")),
-        ("debugging", Request::new("Why does this code panic?\n```rust\nfn main() {\n    let v: Vec<i32> = Vec::new();\n    println!(\"{}\", v[0]);\n}\n```")),
-        ("hard code", Request::new("Implement a lock-free multi-producer multi-consumer queue in Rust. It must not allocate on push, \
+        (
+            "debugging",
+            Request::new(
+                "Why does this code panic?\n```rust\nfn main() {\n    let v: Vec<i32> = Vec::new();\n    println!(\"{}\", v[0]);\n}\n```",
+            ),
+        ),
+        (
+            "hard code",
+            Request::new(
+                "Implement a lock-free multi-producer multi-consumer queue in Rust. It must not allocate on push, \
             must be linearizable, and should handle at least 10M operations per second.\n1. Explain the design and why it is correct\n\
-            2. Write the code\n3. Write unit tests and a loom model check")),
+            2. Write the code\n3. Write unit tests and a loom model check",
+            ),
+        ),
         ("easy arithmetic", Request::new("What is 15% of 240?")),
-        ("word problem", Request::new("A train leaves at 9:40 and travels 210 km at 84 km/h, then waits 12 minutes and travels another 95 km at 76 km/h. At what time does it arrive? Show your work step by step.")),
-        ("proof", Request::new("Prove rigorously that there are infinitely many primes of the form 4k+3. Explain each step, \
-            justify every lemma you use, and then derive whether the same argument works for primes of the form 4k+1.")),
-        ("analysis", Request::new("Compare the tradeoffs of a microservice architecture and a modular monolith for a five-person startup. \
-            Analyze cost, reliability and speed of iteration, and justify which you would choose and why.")),
-        ("JSON extraction + tool", Request::new("Extract the invoice number, date and total from this email: \"Please find attached \
-            invoice INV-2291 dated 3 March 2025 for a total of EUR 1,240.00.\"")
+        (
+            "word problem",
+            Request::new(
+                "A train leaves at 9:40 and travels 210 km at 84 km/h, then waits 12 minutes and travels another 95 km at 76 km/h. At what time does it arrive? Show your work step by step.",
+            ),
+        ),
+        (
+            "proof",
+            Request::new(
+                "Prove rigorously that there are infinitely many primes of the form 4k+3. Explain each step, \
+            justify every lemma you use, and then derive whether the same argument works for primes of the form 4k+1.",
+            ),
+        ),
+        (
+            "analysis",
+            Request::new(
+                "Compare the tradeoffs of a microservice architecture and a modular monolith for a five-person startup. \
+            Analyze cost, reliability and speed of iteration, and justify which you would choose and why.",
+            ),
+        ),
+        (
+            "JSON extraction + tool",
+            Request::new(
+                "Extract the invoice number, date and total from this email: \"Please find attached \
+            invoice INV-2291 dated 3 March 2025 for a total of EUR 1,240.00.\"",
+            )
             .with_tool(invoice_tool)
-            .with_response_format(ResponseFormat::Json)),
-        ("300k-token contract", Request::new(format!("Summarize the obligations of each party in this contract:\n\n{long_document}"))),
-        ("image question", Request::from_messages(vec![Message::user("What is shown in this picture?")
-            .with_part(ContentPart::image("https://example.com/photo.jpg", ImageDetail::Low))])),
-        ("tight latency budget", Request::new("Quick: name three primary colors.").with_latency_budget(Duration::from_millis(400))),
-        ("enterprise tenant", Request::new("Draft a polite reply to a customer whose order arrived late.").with_tenant("acme-enterprise")),
-        ("EU data residency", Request::new("Summarize this support ticket: the customer cannot log in since the last update.").with_tag("eu")),
-        ("cost-capped proof", Request::new("Prove that the square root of 2 is irrational, rigorously, step by step.").with_max_cost(0.0005)),
-        ("cached system prompt", Request::new("Which of our plans includes priority support?")
-            .with_system("You are the support assistant of Acme Inc. ".repeat(200))
-            .with_cached_input_tokens(1_800)),
-        ("needs JSON + vision", Request::from_messages(vec![Message::user("List every item on this receipt as JSON.")
-            .with_part(ContentPart::image("data:image/png;base64,iVBORw0KGgo=", ImageDetail::High))])
+            .with_response_format(ResponseFormat::Json),
+        ),
+        (
+            "300k-token contract",
+            Request::new(format!("Summarize the obligations of each party in this contract:\n\n{long_document}")),
+        ),
+        (
+            "image question",
+            Request::from_messages(vec![
+                Message::user("What is shown in this picture?")
+                    .with_part(ContentPart::image("https://example.com/photo.jpg", ImageDetail::Low)),
+            ]),
+        ),
+        (
+            "tight latency budget",
+            Request::new("Quick: name three primary colors.").with_latency_budget(Duration::from_millis(400)),
+        ),
+        (
+            "enterprise tenant",
+            Request::new("Draft a polite reply to a customer whose order arrived late.").with_tenant("acme-enterprise"),
+        ),
+        (
+            "EU data residency",
+            Request::new("Summarize this support ticket: the customer cannot log in since the last update.")
+                .with_tag("eu"),
+        ),
+        (
+            "cost-capped proof",
+            Request::new("Prove that the square root of 2 is irrational, rigorously, step by step.")
+                .with_max_cost(0.0005),
+        ),
+        (
+            "cached system prompt",
+            Request::new("Which of our plans includes priority support?")
+                .with_system("You are the support assistant of Acme Inc. ".repeat(200))
+                .with_cached_input_tokens(1_800),
+        ),
+        (
+            "needs JSON + vision",
+            Request::from_messages(vec![
+                Message::user("List every item on this receipt as JSON.")
+                    .with_part(ContentPart::image("data:image/png;base64,iVBORw0KGgo=", ImageDetail::High)),
+            ])
             .with_response_format(ResponseFormat::Json)
-            .with_required(Capabilities::STREAMING)),
+            .with_required(Capabilities::STREAMING),
+        ),
     ]
 }

@@ -212,7 +212,13 @@ pub struct Pricing {
 impl Pricing {
     /// Prices per 1M input and output tokens, with no cache discount, fee or long-context tier.
     pub fn per_mtok(input: f64, output: f64) -> Self {
-        Self { input_per_mtok: input, output_per_mtok: output, cached_input_per_mtok: None, request_fee: 0.0, long_context: None }
+        Self {
+            input_per_mtok: input,
+            output_per_mtok: output,
+            cached_input_per_mtok: None,
+            request_fee: 0.0,
+            long_context: None,
+        }
     }
 
     /// Sets the price per 1M cached input tokens.
@@ -492,7 +498,9 @@ fn check_ability(model: &str, field: &str, value: f64) -> Result<()> {
     if value.is_finite() && value.abs() <= MAX_ABILITY {
         Ok(())
     } else {
-        Err(Error::config(format!("model `{model}`: `{field}` must be within [-{MAX_ABILITY}, {MAX_ABILITY}], got {value}")))
+        Err(Error::config(format!(
+            "model `{model}`: `{field}` must be within [-{MAX_ABILITY}, {MAX_ABILITY}], got {value}"
+        )))
     }
 }
 
@@ -577,9 +585,8 @@ impl Catalog {
 
     /// Returns the index of `id`, or a config error naming `what` refers to it.
     pub(crate) fn require(&self, id: &(impl AsRef<str> + ?Sized), what: &str) -> Result<ModelIndex> {
-        self.index_of(id).ok_or_else(|| {
-            Error::config(format!("{what} names model `{}`, which is not in the catalog", id.as_ref()))
-        })
+        self.index_of(id)
+            .ok_or_else(|| Error::config(format!("{what} names model `{}`, which is not in the catalog", id.as_ref())))
     }
 
     /// Whether two handles share the same portfolio.

@@ -271,7 +271,8 @@ impl RouterConfig {
         let catalog = Catalog::new(self.models.iter().cloned())?;
         let mut b = RouterBuilder::new().catalog(catalog.clone()).seed(self.seed);
         for (i, c) in self.classifiers.iter().enumerate() {
-            let field = |name: &str, v: f64| Error::config(format!("classifiers[{i}].{name} must be finite and >= 0, got {v}"));
+            let field =
+                |name: &str, v: f64| Error::config(format!("classifiers[{i}].{name} must be finite and >= 0, got {v}"));
             b = match *c {
                 ClassifierConfig::Difficulty { weight, offset } => {
                     crate::policy::check_weight("", weight).map_err(|_| field("weight", weight))?;
@@ -285,7 +286,9 @@ impl RouterConfig {
                     let mut ic = IntentClassifier::default();
                     if let Some(t) = temperature {
                         if !(t.is_finite() && t > 0.0) {
-                            return Err(Error::config(format!("classifiers[{i}].temperature must be finite and > 0, got {t}")));
+                            return Err(Error::config(format!(
+                                "classifiers[{i}].temperature must be finite and > 0, got {t}"
+                            )));
                         }
                         ic = ic.with_temperature(t);
                     }

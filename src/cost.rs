@@ -199,7 +199,12 @@ impl CostModel for TokenPriceCostModel {
             _ => 0,
         };
         let output = self.predict_output(request, signals, model, input);
-        CostEstimate { usd: price(&model.pricing, input, cached, output), input_tokens: input, cached_input_tokens: cached, output_tokens: output }
+        CostEstimate {
+            usd: price(&model.pricing, input, cached, output),
+            input_tokens: input,
+            cached_input_tokens: cached,
+            output_tokens: output,
+        }
     }
 }
 

@@ -104,7 +104,9 @@ pub use crate::cost::{CostEstimate, CostModel, TokenPriceCostModel};
 pub use crate::error::{BoxError, Error, ErrorKind, Result};
 pub use crate::policy::{CheapestCapable, Decision, Policy, PolicyInput, Ranking, Rules, Utility};
 pub use crate::provider::{Provider, SimulatedModel, SimulatedProvider};
-pub use crate::request::{ContentPart, ImageDetail, Message, ResponseFormat, Role, RouteHints, Request, Tool, ToolCall};
+pub use crate::request::{
+    ContentPart, ImageDetail, Message, Request, ResponseFormat, Role, RouteHints, Tool, ToolCall,
+};
 pub use crate::response::{EventStream, FinishReason, Response, StreamEvent, Usage};
 pub use crate::router::{RoutedStream, Router, RouterBuilder, Weight, uniform};
 pub use crate::signal::{IntentScore, SignalKey, Signals, TokenEstimate};

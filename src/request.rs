@@ -430,11 +430,7 @@ impl Request {
 
     /// The number of image parts.
     pub fn image_count(&self) -> usize {
-        self.messages
-            .iter()
-            .flat_map(|m| &m.content)
-            .filter(|p| matches!(p, ContentPart::Image { .. }))
-            .count()
+        self.messages.iter().flat_map(|m| &m.content).filter(|p| matches!(p, ContentPart::Image { .. })).count()
     }
 
     /// The capabilities the request itself implies (tools, images, a JSON format), plus the hinted ones.
@@ -474,9 +470,9 @@ mod tests {
     #[test]
     fn debug_hides_prompt_text() {
         let secret = "my password is hunter2";
-        let req = Request::new(secret)
-            .with_system("system secret words")
-            .with_message(Message::assistant("reply text").with_tool_call(ToolCall::new("c1", "lookup", "{\"q\":\"hunter2\"}")));
+        let req = Request::new(secret).with_system("system secret words").with_message(
+            Message::assistant("reply text").with_tool_call(ToolCall::new("c1", "lookup", "{\"q\":\"hunter2\"}")),
+        );
         let dbg = format!("{req:?}");
         assert!(!dbg.contains("hunter2"), "{dbg}");
         assert!(!dbg.contains("secret"), "{dbg}");
@@ -485,13 +481,13 @@ mod tests {
 
     #[test]
     fn implied_capabilities() {
-        let req = Request::new("hi")
-            .with_tool(Tool::new("f", "d", "{}"))
-            .with_response_format(ResponseFormat::Json);
+        let req = Request::new("hi").with_tool(Tool::new("f", "d", "{}")).with_response_format(ResponseFormat::Json);
         let caps = req.implied_capabilities();
         assert!(caps.contains(Capabilities::TOOLS | Capabilities::JSON));
         assert!(!caps.contains(Capabilities::VISION));
-        let img = Request::from_messages(vec![Message::user("what is this").with_part(ContentPart::image("https://x/y.png", ImageDetail::Low))]);
+        let img = Request::from_messages(vec![
+            Message::user("what is this").with_part(ContentPart::image("https://x/y.png", ImageDetail::Low)),
+        ]);
         assert!(img.implied_capabilities().contains(Capabilities::VISION));
     }
 

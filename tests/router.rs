@@ -1238,9 +1238,12 @@ fn p_is_a_probability_even_for_extreme_abilities() {
     ])
     .unwrap();
     let huge = |sign: f64| {
-        switchyard::classify::logit_fn("huge", move |_: &switchyard::Signals, m: &switchyard::ModelProfile| {
-            if m.id.as_str() == "extreme" { sign * f64::MAX } else { 0.0 }
-        })
+        switchyard::classify::logit_fn(
+            "huge",
+            move |_: &switchyard::Signals, m: &switchyard::ModelProfile| {
+                if m.id.as_str() == "extreme" { sign * f64::MAX } else { 0.0 }
+            },
+        )
     };
     let router = Router::builder()
         .catalog(catalog)

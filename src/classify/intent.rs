@@ -83,7 +83,8 @@ impl IntentClassifier {
     /// The scores of every intent, in [`Intent::ALL`] order.
     pub fn scores(s: &TextStats) -> [f64; 7] {
         let f = |x: u32, cap: u32| f64::from(x.min(cap));
-        let translate = if s.translate_cues > 0 { 2.5 * f(s.translate_cues, 3) + 0.5 * f(s.language_cues, 2) } else { 0.0 };
+        let translate =
+            if s.translate_cues > 0 { 2.5 * f(s.translate_cues, 3) + 0.5 * f(s.language_cues, 2) } else { 0.0 };
         let long_doc = if s.bytes > 3000 { 1.0 + (f64::from(s.bytes) / 3000.0).ln() } else { 0.0 };
         [
             1.1 * f(s.code_cues, 8) + 2.0 * f(s.code_fences, 2) + 0.12 * f(s.code_symbols, 12),
@@ -153,7 +154,10 @@ mod tests {
         assert_eq!(intent("Write a haiku about autumn rain."), Intent::Creative);
         assert_eq!(intent("Summarize the following article in three bullet points."), Intent::Extraction);
         assert_eq!(intent("hey, how are you today?"), Intent::Chat);
-        assert_eq!(intent("Compare the tradeoffs of the two strategies and justify which is optimal."), Intent::Reasoning);
+        assert_eq!(
+            intent("Compare the tradeoffs of the two strategies and justify which is optimal."),
+            Intent::Reasoning
+        );
     }
 
     #[test]

@@ -2,9 +2,10 @@
 //!
 //! The router computes [`TextStats`] once per request, before any classifier runs, so the heuristic
 //! token counter, the difficulty and the intent classifiers share a single scan of the bytes. The scan
-//! classifies each byte through a table, hashes each ASCII word (lower-cased on the fly) with FNV-1a
-//! and looks the hash, and the hash of the word pair it ends, up in a small open-addressing table of
-//! cue words built at compile time. It allocates nothing.
+//! classifies bytes through a table and takes ASCII words eight bytes at a time (a SWAR test for
+//! letters); it hashes each word of up to 14 letters, lower-cased, from its packed bytes and looks the
+//! hash up in a small open-addressing table of cue words built at compile time, and the hash of the
+//! word pair it ends when the previous word can start a cue pair. It allocates nothing.
 
 use crate::request::{ContentPart, ImageDetail, Request};
 
@@ -28,7 +29,9 @@ pub(crate) mod cue {
 /// All fields count over every text part of every message (and tool definitions for the byte and word
 /// counts). Cue counts are numbers of words or word pairs from the built-in cue lists: reasoning
 /// ("prove", "why", "step by step"), constraints ("must", "at least", "exactly"), code, math, creative
-/// writing, extraction and summaries, translation, small talk, wh-questions and sequencing words.
+/// writing, extraction and summaries, translation, small talk, wh-questions and sequencing words,
+/// looked up in the first and last KiB of each text part only (instructions sit there; the middle of a
+/// long document is content).
 #[non_exhaustive]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct TextStats {
@@ -42,10 +45,17 @@ pub struct TextStats {
     pub words: u32,
     /// Words longer than eight letters (usually more than one token).
     pub long_words: u32,
+    /// ASCII capital letters (rare capitalised words, acronyms and identifiers split into more tokens).
+    pub capitals: u32,
     /// ASCII digits.
     pub digits: u32,
+    /// Digits right after a space or a tab: byte-level BPE pre-tokenizers (Qwen3, GPT-4o) make that
+    /// space a token of its own.
+    pub spaced_digits: u32,
     /// ASCII punctuation and symbols.
     pub punct: u32,
+    /// Punctuation bytes equal to the byte before (`---`, `...`, `___`): such runs merge into few tokens.
+    pub repeated_punct: u32,
     /// Line breaks.
     pub newlines: u32,
     /// Blank lines (paragraph or example separators).
@@ -144,30 +154,67 @@ impl TextStats {
     /// Adds the counts of `text`.
     pub fn scan(&mut self, text: &str) {
         let bytes = text.as_bytes();
-        self.bytes = self.bytes.saturating_add(u32::try_from(bytes.len()).unwrap_or(u32::MAX));
-        let mut word_hash = FNV_OFFSET;
-        let mut word_len = 0usize;
-        let mut prev_word: u64 = 0;
-        let mut at_line_start = true;
-        let mut line_empty = true;
-        let mut backticks = 0u32;
         let n = bytes.len();
+        self.bytes = self.bytes.saturating_add(u32::try_from(n).unwrap_or(u32::MAX));
+        // Hot counters live in locals and are added to `self` at the end.
+        let (mut words, mut long_words, mut capitals) = (0u32, 0u32, 0u32);
+        // The hash of the previous word when it can start a cue pair, else 0. Spaces and digits keep
+        // it; punctuation, line breaks, non-ASCII characters and words too long for a cue reset it.
+        let mut pair_head: u64 = 0;
+        // No byte but spaces since the start of the line (or of the text).
+        let mut fresh_line = true;
+        // Backticks in the current run (letters do not end a run; any other byte does).
+        let mut backticks = 0u32;
+        // Cue words count only near the ends of the text (see `CUE_WINDOW`).
+        let (head_end, tail_start) = (CUE_WINDOW.min(n), n.saturating_sub(CUE_WINDOW));
+        let mut seen = Seen([0; TABLE_SIZE / 64]);
         let mut i = 0;
         while i < n {
             let b = bytes[i];
             let class = CLASS[b as usize];
             if class & ALPHA != 0 {
-                word_hash = (word_hash ^ u64::from(b | 0x20)).wrapping_mul(FNV_PRIME);
-                word_len += 1;
-                at_line_start = false;
-                line_empty = false;
-                i += 1;
+                fresh_line = false;
+                // Words separated by single spaces, one per iteration.
+                loop {
+                    let w = Word::at(bytes, i);
+                    words += 1;
+                    long_words += u32::from(w.len > 8);
+                    capitals += w.capitals;
+                    i += w.len;
+                    if w.len > MAX_CUE_LEN || (i > head_end && i <= tail_start) {
+                        pair_head = 0;
+                    } else {
+                        let hash = mix(w.lo, w.hi);
+                        let mut flags = 0;
+                        if maybe_cue(hash) {
+                            let (f, slot) = lookup(hash);
+                            if f != 0 {
+                                flags = seen.first(f, slot);
+                            }
+                        }
+                        let pair = pair(pair_head, hash);
+                        // One rarely taken branch: pairs exist only after a pair head.
+                        if (pair_head != 0) & maybe_cue(pair) {
+                            let (f, slot) = lookup(pair);
+                            if f != 0 {
+                                flags |= seen.first(f, slot);
+                            }
+                        }
+                        // From the filter, not the table, so that the next word does not wait for the
+                        // lookup (a false positive only costs a pair lookup that misses).
+                        pair_head = if maybe_pair_head(hash) { hash } else { 0 };
+                        if flags != 0 {
+                            self.add_cues(flags);
+                        }
+                    }
+                    // A single space before the next word changes nothing else.
+                    if backticks == 0 && i + 1 < n && bytes[i] == b' ' && CLASS[bytes[i + 1] as usize] & ALPHA != 0 {
+                        i += 1;
+                        continue;
+                    }
+                    break;
+                }
                 continue;
-            }
-            if word_len > 0 {
-                prev_word = self.end_word(word_hash, word_len, prev_word);
-                word_hash = FNV_OFFSET;
-                word_len = 0;
             }
             if b != b'`' {
                 if backticks >= 3 {
@@ -178,19 +225,22 @@ impl TextStats {
             if class & SPACE != 0 {
                 if b == b'\n' {
                     self.newlines += 1;
-                    if line_empty && i > 0 {
+                    if fresh_line && i > 0 {
                         self.blank_lines += 1;
                     }
-                    at_line_start = true;
-                    line_empty = true;
-                    prev_word = 0;
+                    fresh_line = true;
+                    pair_head = 0;
                 }
                 i += 1;
                 continue;
             }
-            line_empty = false;
+            let at_line_start = fresh_line;
+            fresh_line = false;
             if class & DIGIT != 0 {
                 self.digits += 1;
+                if i > 0 && (bytes[i - 1] == b' ' || bytes[i - 1] == b'\t') {
+                    self.spaced_digits += 1;
+                }
                 if at_line_start {
                     // `12.` or `3)` opens a numbered list item.
                     let mut j = i + 1;
@@ -201,13 +251,15 @@ impl TextStats {
                         self.list_items += 1;
                     }
                 }
-                at_line_start = false;
                 i += 1;
                 continue;
             }
             if class & PUNCT != 0 {
                 self.punct += 1;
-                prev_word = 0;
+                if i > 0 && bytes[i - 1] == b {
+                    self.repeated_punct += 1;
+                }
+                pair_head = 0;
                 match b {
                     b'?' => self.questions += 1,
                     b'{' | b'}' | b'[' | b']' | b';' => self.code_symbols += 1,
@@ -219,12 +271,10 @@ impl TextStats {
                 if at_line_start && (b == b'-' || b == b'*') && i + 1 < n && bytes[i + 1] == b' ' {
                     self.list_items += 1;
                 }
-                at_line_start = false;
                 i += 1;
                 continue;
             }
             // Non-ASCII: a lead byte starts a character; continuation bytes are skipped with it.
-            at_line_start = false;
             let width = if b >= 0xF0 {
                 4
             } else if b >= 0xE0 {
@@ -235,7 +285,7 @@ impl TextStats {
             self.non_ascii_chars += 1;
             if width >= 3 {
                 self.wide_chars += 1;
-                // U+2200..U+22FF mathematical operators, U+00B2/B3 superscripts are two-byte.
+                // U+2200..U+22FF mathematical operators.
                 if b == 0xE2 && i + 1 < n && (0x88..=0x8B).contains(&bytes[i + 1]) {
                     self.math_symbols += 1;
                 }
@@ -244,34 +294,15 @@ impl TextStats {
                     self.questions += 1;
                 }
             }
-            prev_word = 0;
+            pair_head = 0;
             i += width.min(n - i);
-        }
-        if word_len > 0 {
-            self.end_word(word_hash, word_len, prev_word);
         }
         if backticks >= 3 {
             self.code_fences += 1;
         }
-    }
-
-    #[inline]
-    fn end_word(&mut self, hash: u64, len: usize, prev: u64) -> u64 {
-        self.words += 1;
-        if len > 8 {
-            self.long_words += 1;
-        }
-        if len > MAX_CUE_LEN {
-            return 0;
-        }
-        let mut flags = lookup(hash);
-        if prev != 0 {
-            flags |= lookup(pair(prev, hash));
-        }
-        if flags != 0 {
-            self.add_cues(flags);
-        }
-        hash
+        self.words += words;
+        self.long_words += long_words;
+        self.capitals += capitals;
     }
 
     #[inline]
@@ -296,6 +327,7 @@ const DIGIT: u8 = 2;
 const SPACE: u8 = 4;
 const PUNCT: u8 = 8;
 
+/// The class of each ASCII byte (non-ASCII bytes are 0).
 const CLASS: [u8; 256] = {
     let mut t = [0u8; 256];
     let mut b = 0usize;
@@ -317,22 +349,138 @@ const CLASS: [u8; 256] = {
     t
 };
 
-const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
-const MAX_CUE_LEN: usize = 14;
+/// The high bit of every byte of a `u64`.
+const HIGH: u64 = 0x8080_8080_8080_8080;
+/// `0x20` in every byte: OR-ing it lower-cases ASCII letters.
+const LOWER: u64 = 0x2020_2020_2020_2020;
 
-const fn fnv(word: &str) -> u64 {
-    let b = word.as_bytes();
-    let mut h = FNV_OFFSET;
-    let mut i = 0;
-    while i < b.len() {
-        h = (h ^ b[i] as u64).wrapping_mul(FNV_PRIME);
-        i += 1;
+/// Eight bytes from `i`, little-endian, zero-padded past the end of the text.
+#[inline(always)]
+fn chunk(bytes: &[u8], i: usize) -> u64 {
+    match bytes.get(i..).and_then(<[u8]>::first_chunk::<8>) {
+        Some(c) => u64::from_le_bytes(*c),
+        None => {
+            let rest = bytes.get(i..).unwrap_or_default();
+            let mut buf = [0u8; 8];
+            buf[..rest.len()].copy_from_slice(rest);
+            u64::from_le_bytes(buf)
+        }
     }
-    h
 }
 
-#[inline]
+/// A run of ASCII letters: its length, its capitals, and its first 16 bytes lower-cased, packed
+/// little-endian and zero-padded (the cue hash input; meaningful for words of up to 16 letters).
+struct Word {
+    len: usize,
+    capitals: u32,
+    lo: u64,
+    hi: u64,
+}
+
+impl Word {
+    /// The run of letters that starts at `i` (a letter), eight bytes at a time.
+    #[inline(always)]
+    fn at(bytes: &[u8], i: usize) -> Self {
+        let x = chunk(bytes, i);
+        let (run, keep, capitals) = letter_run(x);
+        if run < 8 {
+            return Word { len: run, capitals, lo: (x | LOWER) & keep, hi: 0 };
+        }
+        let y = chunk(bytes, i + 8);
+        let (run2, keep2, capitals2) = letter_run(y);
+        let mut w = Word { len: 8 + run2, capitals: capitals + capitals2, lo: x | LOWER, hi: (y | LOWER) & keep2 };
+        if run2 == 8 {
+            loop {
+                let (run, _, capitals) = letter_run(chunk(bytes, i + w.len));
+                w.len += run;
+                w.capitals += capitals;
+                if run < 8 {
+                    break;
+                }
+            }
+        }
+        w
+    }
+}
+
+/// For eight bytes of text: the letters before the first byte that is not one (8 when all are), the
+/// mask of those bytes, and the capitals among them.
+#[inline(always)]
+fn letter_run(x: u64) -> (usize, u64, u32) {
+    let letters = letter_mask(x);
+    let run = ((!letters & HIGH).trailing_zeros() / 8) as usize;
+    let keep = low_bytes(run);
+    // A letter is a capital iff its 0x20 bit is clear; `x << 2` moves that bit to the high bit.
+    (run, keep, count_high(letters & !(x << 2) & keep))
+}
+
+/// The high bit of each byte of `x` (eight bytes of text, little-endian) that is an ASCII letter.
+#[inline(always)]
+const fn letter_mask(x: u64) -> u64 {
+    // Lower-case and drop the high bit, so that the additions below cannot carry between bytes; a
+    // byte is a letter iff it was ASCII and its lower-case form lies in 0x61..=0x7A.
+    let y = (x | LOWER) & !HIGH;
+    let at_least_a = y.wrapping_add(0x1F1F_1F1F_1F1F_1F1F); // high bit iff y >= 0x61
+    let above_z = y.wrapping_add(0x0505_0505_0505_0505); // high bit iff y >= 0x7B
+    at_least_a & !above_z & !x & HIGH
+}
+
+/// The number of high bits set in `m` (a mask with only high bits).
+#[inline(always)]
+const fn count_high(m: u64) -> u32 {
+    ((m >> 7).wrapping_mul(0x0101_0101_0101_0101) >> 56) as u32
+}
+
+/// A mask of the low `len` bytes (`len` at most 8); a table, as shifts by a variable are slow.
+#[inline(always)]
+fn low_bytes(len: usize) -> u64 {
+    const MASKS: [u64; 9] = {
+        let mut m = [u64::MAX; 9];
+        let mut k = 0;
+        while k < 8 {
+            m[k] = (1u64 << (8 * k)) - 1;
+            k += 1;
+        }
+        m
+    };
+    MASKS[len.min(8)]
+}
+
+/// The word's hash from its lower-cased bytes packed little-endian into two words (zero-padded, so
+/// the pair determines the word), with one or two multiplications. Never 0, which marks empty table
+/// slots and "no previous word".
+#[inline(always)]
+const fn mix(lo: u64, hi: u64) -> u64 {
+    (lo ^ hi.wrapping_mul(0xC2B2_AE3D_27D4_EB4F).rotate_left(32)).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1
+}
+
+/// The hash of a cue word written in lower case, computed at compile time as `scan` does.
+const fn cue_hash(word: &str) -> u64 {
+    let b = word.as_bytes();
+    assert!(!b.is_empty() && b.len() <= MAX_CUE_LEN, "cue words have 1 to 14 letters");
+    let mut lo = 0u64;
+    let mut hi = 0u64;
+    let mut k = 0;
+    while k < b.len() {
+        assert!(b[k].is_ascii_lowercase(), "cue words are lower-case ASCII letters");
+        if k < 8 {
+            lo |= (b[k] as u64) << (8 * k);
+        } else {
+            hi |= (b[k] as u64) << (8 * (k - 8));
+        }
+        k += 1;
+    }
+    mix(lo, hi)
+}
+
+const MAX_CUE_LEN: usize = 14;
+/// Cue words are looked up only in the first and last `CUE_WINDOW` bytes of each text part: that is
+/// where instructions sit, while the middle of a long text is content (an article to summarise, a
+/// contract, few-shot examples) whose words would mislead intent and difficulty. Structure counts
+/// (code fences, symbols, list items) and token counts still cover the whole text.
+pub(crate) const CUE_WINDOW: usize = 1024;
+
+#[inline(always)]
 const fn pair(a: u64, b: u64) -> u64 {
     (a.rotate_left(23) ^ b).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1
 }
@@ -340,6 +488,7 @@ const fn pair(a: u64, b: u64) -> u64 {
 use cue::*;
 
 /// Single cue words. A word may carry several categories.
+#[rustfmt::skip]
 const WORDS: &[(&str, u16)] = &[
     // reasoning
     ("why", REASON | QUESTION), ("explain", REASON), ("prove", REASON | MATH), ("proof", REASON | MATH),
@@ -409,6 +558,7 @@ const WORDS: &[(&str, u16)] = &[
 ];
 
 /// Word pairs (the second word ends the pair).
+#[rustfmt::skip]
 const PAIRS: &[(&str, &str, u16)] = &[
     ("by", "step", REASON | STEP), ("think", "carefully", REASON), ("show", "your", REASON),
     ("your", "work", REASON), ("at", "least", CONSTRAINT), ("at", "most", CONSTRAINT),
@@ -430,12 +580,12 @@ const TABLE: [(u64, u16); TABLE_SIZE] = {
     let mut t = [(0u64, 0u16); TABLE_SIZE];
     let mut i = 0;
     while i < WORDS.len() {
-        t = insert(t, fnv(WORDS[i].0), WORDS[i].1);
+        t = insert(t, cue_hash(WORDS[i].0), WORDS[i].1);
         i += 1;
     }
     let mut i = 0;
     while i < PAIRS.len() {
-        t = insert(t, pair(fnv(PAIRS[i].0), fnv(PAIRS[i].1)), PAIRS[i].2);
+        t = insert(t, pair(cue_hash(PAIRS[i].0), cue_hash(PAIRS[i].1)), PAIRS[i].2);
         i += 1;
     }
     t
@@ -456,18 +606,81 @@ const fn insert(mut t: [(u64, u16); TABLE_SIZE], hash: u64, flags: u16) -> [(u64
     }
 }
 
-#[inline]
-fn lookup(hash: u64) -> u16 {
+/// A one-bit-per-slot prefilter over every key of [`TABLE`]: most words miss it and skip the probe.
+const FILTER_BITS: u32 = 14;
+const FILTER_WORDS: usize = 1 << (FILTER_BITS - 6);
+const FILTER: [u64; FILTER_WORDS] = {
+    let mut f = [0u64; FILTER_WORDS];
+    let mut slot = 0;
+    while slot < TABLE_SIZE {
+        if TABLE[slot].0 != 0 {
+            let bit = filter_bit(TABLE[slot].0);
+            f[bit >> 6] |= 1 << (bit & 63);
+        }
+        slot += 1;
+    }
+    f
+};
+
+/// The same kind of filter over the first words of the cue pairs: only after such a word is a pair
+/// looked up.
+const PAIR_HEADS: [u64; FILTER_WORDS] = {
+    let mut f = [0u64; FILTER_WORDS];
+    let mut i = 0;
+    while i < PAIRS.len() {
+        let bit = filter_bit(cue_hash(PAIRS[i].0));
+        f[bit >> 6] |= 1 << (bit & 63);
+        i += 1;
+    }
+    f
+};
+
+#[inline(always)]
+fn maybe_pair_head(hash: u64) -> bool {
+    let bit = filter_bit(hash);
+    PAIR_HEADS[bit >> 6] & (1 << (bit & 63)) != 0
+}
+
+#[inline(always)]
+const fn filter_bit(hash: u64) -> usize {
+    // The high bits of a product are the well-mixed ones.
+    (hash >> (64 - FILTER_BITS)) as usize
+}
+
+/// Whether `hash` may be a key of [`TABLE`] (false positives about 2% of the time).
+#[inline(always)]
+fn maybe_cue(hash: u64) -> bool {
+    let bit = filter_bit(hash);
+    FILTER[bit >> 6] & (1 << (bit & 63)) != 0
+}
+
+/// The flags of `hash` and its slot in [`TABLE`] (flags 0 when absent).
+#[inline(always)]
+fn lookup(hash: u64) -> (u16, usize) {
     let mut slot = (hash >> (64 - TABLE_BITS)) as usize;
     loop {
         let (h, flags) = TABLE[slot];
         if h == hash {
-            return flags;
+            return (flags, slot);
         }
         if h == 0 {
-            return 0;
+            return (0, slot);
         }
         slot = (slot + 1) & (TABLE_SIZE - 1);
+    }
+}
+
+/// Cue words already counted in this text part, by table slot: a cue counts once however often it
+/// repeats, so that a document that says "percent" ten times is not ten times as mathematical.
+struct Seen([u64; TABLE_SIZE / 64]);
+
+impl Seen {
+    #[inline(always)]
+    fn first(&mut self, flags: u16, slot: usize) -> u16 {
+        let (word, bit) = (slot >> 6, 1u64 << (slot & 63));
+        let fresh = self.0[word] & bit == 0;
+        self.0[word] |= bit;
+        if fresh { flags } else { 0 }
     }
 }
 
@@ -477,7 +690,9 @@ mod tests {
 
     #[test]
     fn counts_basic_structure() {
-        let s = TextStats::of_text("Why is the sky blue? Explain step by step.\n\n1. First point\n- item\n```rust\nfn main() {}\n```");
+        let s = TextStats::of_text(
+            "Why is the sky blue? Explain step by step.\n\n1. First point\n- item\n```rust\nfn main() {}\n```",
+        );
         assert_eq!(s.questions, 1);
         assert!(s.reason_cues >= 3, "{s:?}"); // why, explain, step-by-step
         assert_eq!(s.blank_lines, 1);
@@ -506,6 +721,249 @@ mod tests {
     #[test]
     fn table_has_room() {
         assert!(WORDS.len() + PAIRS.len() < TABLE_SIZE / 2);
+    }
+
+    #[test]
+    fn counts_token_features() {
+        let s = TextStats::of_text("The NASA report -- costs $ 42 and 7... Ok?");
+        assert_eq!(s.capitals, 6); // T, N, A, S, A, O
+        assert_eq!(s.spaced_digits, 2); // " 42" (its first digit), " 7"
+        assert_eq!(s.digits, 3);
+        assert_eq!(s.repeated_punct, 3); // the second `-`, the second and third `.`
+    }
+
+    /// The scan as a plain byte-at-a-time state machine, with cue words found by comparing strings:
+    /// the optimised scan must agree with it on every field.
+    fn reference(text: &str) -> TextStats {
+        let mut s = TextStats::default();
+        let bytes = text.as_bytes();
+        s.bytes = bytes.len() as u32;
+        let mut word = String::new();
+        let mut prev_word: Option<String> = None;
+        let (mut at_line_start, mut line_empty, mut backticks) = (true, true, 0u32);
+        let (head_end, tail_start) = (CUE_WINDOW.min(bytes.len()), bytes.len().saturating_sub(CUE_WINDOW));
+        let mut seen = std::collections::HashSet::new();
+        let mut end_word = |s: &mut TextStats, word: &mut String, prev: &mut Option<String>, end: usize| {
+            s.words += 1;
+            s.long_words += u32::from(word.len() > 8);
+            if word.len() > MAX_CUE_LEN || (end > head_end && end <= tail_start) {
+                *prev = None;
+                word.clear();
+                return;
+            }
+            let mut flags = WORDS.iter().filter(|(w, _)| *w == word.as_str()).fold(0, |f, (_, x)| f | x);
+            if flags != 0 && !seen.insert(format!("w:{word}")) {
+                flags = 0;
+            }
+            if let Some(p) = prev.as_deref() {
+                let pf = PAIRS.iter().filter(|(a, b, _)| *a == p && *b == word.as_str()).fold(0, |f, (_, _, x)| f | x);
+                if pf != 0 && seen.insert(format!("p:{p} {word}")) {
+                    flags |= pf;
+                }
+            }
+            if flags != 0 {
+                s.add_cues(flags);
+            }
+            *prev = Some(std::mem::take(word));
+        };
+        let mut i = 0;
+        while i < bytes.len() {
+            let b = bytes[i];
+            if b.is_ascii_alphabetic() {
+                word.push(b.to_ascii_lowercase() as char);
+                s.capitals += u32::from(b.is_ascii_uppercase());
+                at_line_start = false;
+                line_empty = false;
+                i += 1;
+                continue;
+            }
+            if !word.is_empty() {
+                end_word(&mut s, &mut word, &mut prev_word, i);
+            }
+            if b != b'`' {
+                s.code_fences += u32::from(backticks >= 3);
+                backticks = 0;
+            }
+            if b < 0x80 && !b.is_ascii_digit() && !b.is_ascii_punctuation() {
+                if b == b'\n' {
+                    s.newlines += 1;
+                    s.blank_lines += u32::from(line_empty && i > 0);
+                    (at_line_start, line_empty, prev_word) = (true, true, None);
+                }
+                i += 1;
+                continue;
+            }
+            line_empty = false;
+            if b.is_ascii_digit() {
+                s.digits += 1;
+                s.spaced_digits += u32::from(i > 0 && matches!(bytes[i - 1], b' ' | b'\t'));
+                if at_line_start {
+                    let rest = &text[i..];
+                    let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+                    let after = &rest.as_bytes()[digits..];
+                    s.list_items +=
+                        u32::from(after.len() >= 2 && (after[0] == b'.' || after[0] == b')') && after[1] == b' ');
+                }
+                at_line_start = false;
+                i += 1;
+                continue;
+            }
+            if b.is_ascii_punctuation() {
+                s.punct += 1;
+                s.repeated_punct += u32::from(i > 0 && bytes[i - 1] == b);
+                prev_word = None;
+                match b {
+                    b'?' => s.questions += 1,
+                    b'{' | b'}' | b'[' | b']' | b';' => s.code_symbols += 1,
+                    b'=' | b'+' | b'^' | b'<' | b'>' | b'*' | b'/' => s.math_symbols += 1,
+                    b'\\' if bytes.get(i + 1).is_some_and(u8::is_ascii_alphabetic) => s.math_symbols += 1,
+                    b'`' => backticks += 1,
+                    _ => {}
+                }
+                s.list_items += u32::from(at_line_start && (b == b'-' || b == b'*') && bytes.get(i + 1) == Some(&b' '));
+                at_line_start = false;
+                i += 1;
+                continue;
+            }
+            at_line_start = false;
+            prev_word = None;
+            let c = text[i..].chars().next().unwrap();
+            s.non_ascii_chars += 1;
+            if c.len_utf8() >= 3 {
+                s.wide_chars += 1;
+                s.math_symbols += u32::from(('\u{2200}'..='\u{22FF}').contains(&c));
+                s.questions += u32::from(c == '\u{FF1F}');
+            }
+            i += c.len_utf8();
+        }
+        if !word.is_empty() {
+            end_word(&mut s, &mut word, &mut prev_word, bytes.len());
+        }
+        s.code_fences += u32::from(backticks >= 3);
+        s
+    }
+
+    const FRAGMENTS: &[&str] = &[
+        " ",
+        " ",
+        " ",
+        "  ",
+        "\n",
+        "\n\n",
+        "\t",
+        "\r\n",
+        "a",
+        "I",
+        "the",
+        "The",
+        "NASA",
+        "Step",
+        "by",
+        "step",
+        "how",
+        "many",
+        "how",
+        "at",
+        "least",
+        "into",
+        "French",
+        "write",
+        "a",
+        "poem",
+        "why",
+        "PROVE",
+        "function",
+        "counterexample",
+        "counterexamples",
+        "internationalization",
+        "x",
+        "Zebra",
+        "camelCaseWord",
+        "0",
+        "12",
+        "1",
+        "3.",
+        "2)",
+        "-",
+        "*",
+        "- ",
+        "* ",
+        ".",
+        "...",
+        ",",
+        "?",
+        "??",
+        "`",
+        "```",
+        "``",
+        "{",
+        "}",
+        ";",
+        "=",
+        "+",
+        "^",
+        "\\",
+        "\\frac",
+        "/",
+        "'",
+        "\"",
+        "(",
+        ")",
+        "é",
+        "日本",
+        "∑",
+        "？",
+        "😀",
+        "\u{a0}",
+        "—",
+        "\u{7f}",
+        "\u{1}",
+        "abcdefgh",
+        "abcdefghi",
+        "abcdefghijklmn",
+        "abcdefghijklmno",
+    ];
+
+    #[test]
+    fn fast_scan_matches_the_reference() {
+        for text in [
+            "",
+            "Why is the sky blue? Explain step by step.\n\n1. First point\n- item\n```rust\nfn main() {}\n```",
+            "TRANSLATE this into French, at least twice",
+            "``a` code",
+            "how 3 many; how\nmany",
+            "ABCDEFGHIJKLMNOPQRSTUVWXYZ abcdefghijklmnopqrstuvwxyz @[`{ 0123456789",
+        ] {
+            assert_eq!(TextStats::of_text(text), reference(text), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn fast_scan_matches_the_reference_at_every_block_offset() {
+        // Words, pairs, fences and line starts at every alignment of the 8-byte loads.
+        let text = "Each of the parents has eight arms. How many arms?\n- step by step\n12. at least\n\
+                    ```rust\n``a` b\n  3) how  much é, into French; why? internationalization how many";
+        for pad in 0..130 {
+            for fill in [" ", "\n", "x", "7", "é"] {
+                let padded = format!("{}{text}", fill.repeat(pad));
+                assert_eq!(TextStats::of_text(&padded), reference(&padded), "{padded:?}");
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn fast_scan_matches_the_reference_on_random_text(
+            parts in proptest::collection::vec(proptest::sample::select(FRAGMENTS), 0..400)
+        ) {
+            let text = parts.concat();
+            proptest::prop_assert_eq!(TextStats::of_text(&text), reference(&text), "{:?}", text);
+        }
+
+        #[test]
+        fn fast_scan_matches_the_reference_on_any_string(text in "\\PC{0,200}") {
+            proptest::prop_assert_eq!(TextStats::of_text(&text), reference(&text), "{:?}", text);
+        }
     }
 
     #[test]

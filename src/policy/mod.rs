@@ -48,7 +48,13 @@ pub struct PolicyInput<'a> {
 
 impl<'a> PolicyInput<'a> {
     /// An input over `candidates`; the router builds these, tests and composite policies may too.
-    pub fn new(request: &'a Request, signals: &'a Signals, catalog: &'a Catalog, candidates: &'a [Candidate], uniform: f64) -> Self {
+    pub fn new(
+        request: &'a Request,
+        signals: &'a Signals,
+        catalog: &'a Catalog,
+        candidates: &'a [Candidate],
+        uniform: f64,
+    ) -> Self {
         Self { request, signals, catalog, candidates, uniform }
     }
 
@@ -139,9 +145,8 @@ impl Ranking {
                 (Scored { model: c.model, score: if s.is_finite() { s } else { f64::NEG_INFINITY } }, c.cost.usd)
             })
             .collect();
-        order.sort_by(|(a, ca), (b, cb)| {
-            b.score.total_cmp(&a.score).then(ca.total_cmp(cb)).then(a.model.cmp(&b.model))
-        });
+        order
+            .sort_by(|(a, ca), (b, cb)| b.score.total_cmp(&a.score).then(ca.total_cmp(cb)).then(a.model.cmp(&b.model)));
         Self { order: order.into_iter().map(|(s, _)| s).collect(), note: None, exclusive: false }
     }
 

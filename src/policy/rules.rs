@@ -214,13 +214,19 @@ impl Policy for Rules {
                     return Ok(ranking.with_note(format!("rule `{}` chose its portfolio", rule.name)).exclusive());
                 }
                 Action::Tagged(tag) => {
-                    let sub: SmallVec<[Candidate; 8]> =
-                        input.candidates.iter().filter(|c| input.catalog.model(c.model).has_tag(tag)).copied().collect();
+                    let sub: SmallVec<[Candidate; 8]> = input
+                        .candidates
+                        .iter()
+                        .filter(|c| input.catalog.model(c.model).has_tag(tag))
+                        .copied()
+                        .collect();
                     if sub.is_empty() {
                         continue;
                     }
                     let ranking = policy.rank(&input.with_candidates(&sub))?;
-                    return Ok(ranking.with_note(format!("rule `{}` chose models tagged `{tag}`", rule.name)).exclusive());
+                    return Ok(ranking
+                        .with_note(format!("rule `{}` chose models tagged `{tag}`", rule.name))
+                        .exclusive());
                 }
             }
         }
@@ -268,7 +274,9 @@ impl Policy for Rules {
             }
             if let (Some(lo), Some(hi)) = (rule.when.min_input_tokens, rule.when.max_input_tokens) {
                 if lo > hi {
-                    return Err(Error::config(format!("{what}: `min_input_tokens` ({lo}) exceeds `max_input_tokens` ({hi})")));
+                    return Err(Error::config(format!(
+                        "{what}: `min_input_tokens` ({lo}) exceeds `max_input_tokens` ({hi})"
+                    )));
                 }
             }
         }

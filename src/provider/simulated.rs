@@ -211,7 +211,11 @@ impl SimulatedProvider {
         let finish = if wanted > cap { FinishReason::Length } else { FinishReason::Stop };
         let offered_tool = request.tools.first().filter(|_| !request.messages.iter().any(|m| m.role == Role::Tool));
         let (content, tool_call, finish) = if let Some(tool) = offered_tool {
-            (String::new(), Some(ToolCall::new(format!("call_{:x}", bits & 0xffff_ffff), tool.name.clone(), "{}")), FinishReason::ToolCalls)
+            (
+                String::new(),
+                Some(ToolCall::new(format!("call_{:x}", bits & 0xffff_ffff), tool.name.clone(), "{}")),
+                FinishReason::ToolCalls,
+            )
         } else if request.response_format.is_json() {
             (format!("{{\"simulated\":true,\"model\":\"{}\",\"tokens\":{output}}}", model.id), None, FinishReason::Stop)
         } else {
@@ -363,8 +367,12 @@ mod tests {
 
     #[tokio::test]
     async fn same_seed_same_answers() {
-        let a = SimulatedProvider::new("sim").seed(7).default_model(SimulatedModel::healthy().with_failures(0.3, 0.1, 0.05));
-        let b = SimulatedProvider::new("sim").seed(7).default_model(SimulatedModel::healthy().with_failures(0.3, 0.1, 0.05));
+        let a = SimulatedProvider::new("sim")
+            .seed(7)
+            .default_model(SimulatedModel::healthy().with_failures(0.3, 0.1, 0.05));
+        let b = SimulatedProvider::new("sim")
+            .seed(7)
+            .default_model(SimulatedModel::healthy().with_failures(0.3, 0.1, 0.05));
         let req = Request::new("hello");
         for _ in 0..50 {
             let (x, y) = (a.complete(&profile(), &req).await, b.complete(&profile(), &req).await);
@@ -378,7 +386,9 @@ mod tests {
 
     #[tokio::test]
     async fn failure_rates_are_respected() {
-        let p = SimulatedProvider::new("sim").seed(1).default_model(SimulatedModel::healthy().with_failures(0.3, 0.1, 0.05));
+        let p = SimulatedProvider::new("sim")
+            .seed(1)
+            .default_model(SimulatedModel::healthy().with_failures(0.3, 0.1, 0.05));
         let req = Request::new("hello");
         let (mut server, mut limited, mut timeout) = (0, 0, 0);
         let n = 4_000;

@@ -139,7 +139,9 @@ impl RouterBuilder {
             }
             Err(_) => {
                 let name = classifier.name().to_owned();
-                self.fail(Error::config(format!("classifier `{name}` has weight {weight}; weights must be finite and >= 0")))
+                self.fail(Error::config(format!(
+                    "classifier `{name}` has weight {weight}; weights must be finite and >= 0"
+                )))
             }
         }
     }

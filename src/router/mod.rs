@@ -142,7 +142,9 @@ impl Router {
         let limit = self.inner.max_request_bytes;
         let len = request.text_len();
         if len > limit {
-            return Err(Error::invalid_request(format!("request text is {len} bytes, above the router's limit of {limit}")));
+            return Err(Error::invalid_request(format!(
+                "request text is {len} bytes, above the router's limit of {limit}"
+            )));
         }
         let hints = &request.hints;
         if let Some(floor) = hints.quality_floor {
@@ -158,7 +160,9 @@ impl Router {
         let catalog = &self.inner.catalog;
         for id in hints.allowed.iter().flatten().chain(&hints.excluded) {
             if catalog.index_of(id).is_none() {
-                return Err(Error::invalid_request(format!("the request names model `{id}`, which is not in the catalog")));
+                return Err(Error::invalid_request(format!(
+                    "the request names model `{id}`, which is not in the catalog"
+                )));
             }
         }
         Ok(())
@@ -196,7 +200,12 @@ impl Router {
         let reserved = inner.context.reserved_for(request, model);
         let needed = u64::from(input_tokens) + u64::from(reserved);
         if needed > u64::from(model.context_window) {
-            return Err(RejectReason::ContextWindow { needed, input: input_tokens, reserved, window: model.context_window });
+            return Err(RejectReason::ContextWindow {
+                needed,
+                input: input_tokens,
+                reserved,
+                window: model.context_window,
+            });
         }
         let cost = inner.cost_model.estimate(request, signals, model);
         if !(cost.usd.is_finite() && cost.usd >= 0.0) {
@@ -205,7 +214,10 @@ impl Router {
         let latency_secs = model.latency.expected_secs(f64::from(cost.output_tokens));
         if let Some(budget) = hints.latency_budget {
             if latency_secs > budget.as_secs_f64() {
-                return Err(RejectReason::LatencyBudget { expected: model.expected_latency(f64::from(cost.output_tokens)), budget });
+                return Err(RejectReason::LatencyBudget {
+                    expected: model.expected_latency(f64::from(cost.output_tokens)),
+                    budget,
+                });
             }
         }
         if let Some(cap) = hints.max_cost_usd {
