@@ -11,7 +11,7 @@ use crate::signal::Signals;
 /// reasoning cues ("prove", "why", "step by step"), constraints ("must", "at least", "exactly"),
 /// multi-part structure (list items, sequencing words), code and math, minus a discount for short small
 /// talk; it is clamped to `[-3, 6]`. A one-line greeting scores below −1, a short factual question
-/// about −1 to 0, a multi-part proof or a constrained coding task 2 and above. The contribution to
+/// about −1 to 0, a multi-part proof or a constrained coding task about 2. The contribution to
 /// `logit p(m)` is `θ_m − d`: a model answers requests below its ability well and those above it
 /// badly, as in a one-parameter item-response model.
 ///
