@@ -271,18 +271,18 @@ impl RouterConfig {
         let catalog = Catalog::new(self.models.iter().cloned())?;
         let mut b = RouterBuilder::new().catalog(catalog.clone()).seed(self.seed);
         for (i, c) in self.classifiers.iter().enumerate() {
-            let field =
-                |name: &str, v: f64| Error::config(format!("classifiers[{i}].{name} must be finite and >= 0, got {v}"));
+            let weight = match *c {
+                ClassifierConfig::Difficulty { weight, .. } | ClassifierConfig::Intent { weight, .. } => weight,
+            };
+            crate::policy::check_weight(&format!("classifiers[{i}].weight"), weight)?;
             b = match *c {
                 ClassifierConfig::Difficulty { weight, offset } => {
-                    crate::policy::check_weight("", weight).map_err(|_| field("weight", weight))?;
                     if !offset.is_finite() {
                         return Err(Error::config(format!("classifiers[{i}].offset must be finite, got {offset}")));
                     }
                     b.classifier(DifficultyClassifier::default().with_offset(offset), weight)
                 }
                 ClassifierConfig::Intent { weight, temperature } => {
-                    crate::policy::check_weight("", weight).map_err(|_| field("weight", weight))?;
                     let mut ic = IntentClassifier::default();
                     if let Some(t) = temperature {
                         if !(t.is_finite() && t > 0.0) {

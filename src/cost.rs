@@ -90,6 +90,16 @@ pub fn price(pricing: &Pricing, input_tokens: u32, cached_input_tokens: u32, out
     per_mtok / 1e6 + pricing.request_fee
 }
 
+/// Input tokens billed at the cache price: the request's
+/// [`cached_input_tokens`](crate::RouteHints::cached_input_tokens) hint, at most `input_tokens`, for
+/// models with a cache price; 0 otherwise.
+pub fn cached_input_tokens(request: &Request, model: &ModelProfile, input_tokens: u32) -> u32 {
+    match (model.pricing.cached_input_per_mtok, request.hints.cached_input_tokens) {
+        (Some(_), Some(c)) => c.min(input_tokens),
+        _ => 0,
+    }
+}
+
 /// Predicts output length per intent.
 ///
 /// The prediction is the intent's typical length scaled by difficulty (`× e^(0.2·d)`, so harder
@@ -194,10 +204,7 @@ impl TokenPriceCostModel {
 impl CostModel for TokenPriceCostModel {
     fn estimate(&self, request: &Request, signals: &Signals, model: &ModelProfile) -> CostEstimate {
         let input = signals.input_tokens().map_or(0, |t| t.tokens);
-        let cached = match (model.pricing.cached_input_per_mtok, request.hints.cached_input_tokens) {
-            (Some(_), Some(c)) => c.min(input),
-            _ => 0,
-        };
+        let cached = cached_input_tokens(request, model, input);
         let output = self.predict_output(request, signals, model, input);
         CostEstimate {
             usd: price(&model.pricing, input, cached, output),

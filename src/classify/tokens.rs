@@ -41,14 +41,11 @@ pub trait TokenCounter: Send + Sync {
         for t in &request.tools {
             total += self.count(&t.name)? + self.count(&t.description)? + self.count(&t.parameters)? + TOOL_OVERHEAD;
         }
-        let stats = TextStats { images: request.image_count() as u32, ..TextStats::default() };
-        let high = request
-            .messages
-            .iter()
-            .flat_map(|m| &m.content)
-            .filter(|p| matches!(p, crate::request::ContentPart::Image { detail, .. } if *detail != crate::request::ImageDetail::Low))
-            .count() as u32;
-        total += image_tokens(&TextStats { images_high_detail: high, ..stats });
+        for part in request.messages.iter().flat_map(|m| &m.content) {
+            if let crate::request::ContentPart::Image { detail, .. } = part {
+                total += if *detail == crate::request::ImageDetail::Low { IMAGE_LOW } else { IMAGE_HIGH };
+            }
+        }
         Ok(total)
     }
 }

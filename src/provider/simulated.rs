@@ -221,10 +221,7 @@ impl SimulatedProvider {
         } else {
             (filler(model.id.as_str(), output), None, finish)
         };
-        let cached = match (model.pricing.cached_input_per_mtok, request.hints.cached_input_tokens) {
-            (Some(_), Some(c)) => c.min(input),
-            _ => 0,
-        };
+        let cached = crate::cost::cached_input_tokens(request, model, input);
         let reasoning = if model.capabilities.contains(Capabilities::REASONING) { output } else { 0 };
         let usage = Usage::new(input, output + reasoning).with_cached_input(cached).with_reasoning(reasoning);
         let decode = secs(f64::from(output + reasoning) / tps);
