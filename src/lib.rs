@@ -91,10 +91,13 @@ pub mod classify;
 pub mod config;
 pub mod cost;
 mod error;
+pub mod health;
 pub mod policy;
 pub mod provider;
+pub mod quality;
 mod request;
 mod response;
+pub mod retry;
 mod router;
 mod signal;
 

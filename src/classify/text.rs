@@ -719,6 +719,17 @@ mod tests {
     }
 
     #[test]
+    fn long_texts_count_cues_only_near_their_ends() {
+        let filler = "lorem ipsum 42 dolor sit amet, ".repeat(100);
+        let text = format!("Why prove it step by step? {filler} how many {filler} at least, into French.");
+        assert_eq!(TextStats::of_text(&text), reference(&text));
+        let s = TextStats::of_text(&text);
+        assert_eq!(s.math_cues, 1, "{s:?}"); // prove; "how many" sits in the middle
+        assert_eq!(s.constraint_cues, 1);
+        assert_eq!(s.translate_cues, 1);
+    }
+
+    #[test]
     fn table_has_room() {
         assert!(WORDS.len() + PAIRS.len() < TABLE_SIZE / 2);
     }
@@ -956,6 +967,15 @@ mod tests {
         fn fast_scan_matches_the_reference_on_random_text(
             parts in proptest::collection::vec(proptest::sample::select(FRAGMENTS), 0..400)
         ) {
+            let text = parts.concat();
+            proptest::prop_assert_eq!(TextStats::of_text(&text), reference(&text), "{:?}", text);
+        }
+
+        #[test]
+        fn fast_scan_matches_the_reference_on_long_text(
+            parts in proptest::collection::vec(proptest::sample::select(FRAGMENTS), 400..1600)
+        ) {
+            // Two to eight KiB: separate cue windows, words across their edges, a middle without cues.
             let text = parts.concat();
             proptest::prop_assert_eq!(TextStats::of_text(&text), reference(&text), "{:?}", text);
         }
