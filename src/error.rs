@@ -8,6 +8,7 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::catalog::ModelId;
+use crate::execution::Attempt;
 use crate::policy::Rejection;
 
 /// A `Result` alias with the crate's [`Error`].
@@ -105,6 +106,8 @@ struct Inner {
     status: Option<u16>,
     retry_after: Option<Duration>,
     rejections: Vec<Rejection>,
+    attempts: Vec<Attempt>,
+    partial: Option<String>,
     source: Option<BoxError>,
 }
 
@@ -119,6 +122,8 @@ impl Error {
                 status: None,
                 retry_after: None,
                 rejections: Vec::new(),
+                attempts: Vec::new(),
+                partial: None,
                 source: None,
             }),
         }
@@ -223,6 +228,28 @@ impl Error {
     pub fn rejections(&self) -> &[Rejection] {
         &self.inner.rejections
     }
+
+    /// Every attempt the router made before giving up, in order (empty for errors raised before any
+    /// provider was called, and for errors a provider returns).
+    pub fn attempts(&self) -> &[Attempt] {
+        &self.inner.attempts
+    }
+
+    /// For [`ErrorKind::MidStream`]: the answer text already delivered to the caller before the
+    /// stream failed. Never part of `Display` or `Debug` (which show its length only).
+    pub fn partial_content(&self) -> Option<&str> {
+        self.inner.partial.as_deref()
+    }
+
+    pub(crate) fn with_attempts(mut self, attempts: Vec<Attempt>) -> Self {
+        self.inner.attempts = attempts;
+        self
+    }
+
+    pub(crate) fn with_partial(mut self, content: String) -> Self {
+        self.inner.partial = Some(content);
+        self
+    }
 }
 
 impl fmt::Display for Error {
@@ -233,6 +260,12 @@ impl fmt::Display for Error {
         f.write_str(&self.inner.message)?;
         if let Some(status) = self.inner.status {
             write!(f, " (status {status})")?;
+        }
+        if !self.inner.attempts.is_empty() {
+            write!(f, "; {} attempts:", self.inner.attempts.len())?;
+            for (i, a) in self.inner.attempts.iter().enumerate() {
+                write!(f, "{}{a}", if i == 0 { " " } else { ", " })?;
+            }
         }
         Ok(())
     }
@@ -253,6 +286,12 @@ impl fmt::Debug for Error {
         }
         if !self.inner.rejections.is_empty() {
             d.field("rejections", &self.inner.rejections);
+        }
+        if !self.inner.attempts.is_empty() {
+            d.field("attempts", &self.inner.attempts);
+        }
+        if let Some(partial) = &self.inner.partial {
+            d.field("partial", &format_args!("{} bytes", partial.len()));
         }
         if let Some(source) = &self.inner.source {
             d.field("source", source);

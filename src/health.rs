@@ -56,7 +56,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use std::time::Instant;
 
-use crate::catalog::ModelIndex;
+use crate::catalog::{ModelId, ModelIndex};
 use crate::error::{Error, ErrorKind, Result};
 
 /// Parameters of the health statistics and the circuit breaker.
@@ -422,6 +422,8 @@ pub struct LiveStats {
 pub struct ModelHealth {
     /// The model's index in the catalog.
     pub index: ModelIndex,
+    /// The model's id ([`Router::health`](crate::Router::health) sets it; `None` from a bare tracker).
+    pub model: Option<ModelId>,
     /// The circuit (with the time left of the cool-down when open).
     pub state: CircuitState,
     /// Share of successes in the window; `None` before the first counted outcome.
@@ -644,6 +646,7 @@ impl HealthTracker {
                 let word = Circuit(slot.circuit.load(Ordering::Acquire));
                 ModelHealth {
                     index,
+                    model: None,
                     state: self.state_of(slot, word, now),
                     success_rate: stats.window.success_rate(),
                     samples: stats.samples,

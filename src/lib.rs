@@ -91,6 +91,7 @@ pub mod classify;
 pub mod config;
 pub mod cost;
 mod error;
+pub mod execution;
 pub mod health;
 pub mod policy;
 pub mod provider;
@@ -106,6 +107,7 @@ pub use crate::classify::Classifier;
 pub use crate::config::RouterConfig;
 pub use crate::cost::{CostEstimate, CostModel, TokenPriceCostModel};
 pub use crate::error::{BoxError, Error, ErrorKind, Result};
+pub use crate::execution::{Attempt, DecisionId, ExecutionConfig, Feedback, Observer};
 pub use crate::policy::{CheapestCapable, Decision, Policy, PolicyInput, Ranking, Rules, Utility};
 pub use crate::provider::{Provider, SimulatedModel, SimulatedProvider};
 pub use crate::request::{

@@ -257,6 +257,9 @@ pub struct RouteHints {
     pub excluded: Vec<ModelId>,
     /// Input tokens expected to be read from the provider's prompt cache (a repeated system prompt).
     pub cached_input_tokens: Option<u32>,
+    /// The deadline of this request across every attempt, instead of the router's
+    /// [`ExecutionConfig::timeout`](crate::execution::ExecutionConfig::timeout).
+    pub timeout: Option<Duration>,
 }
 
 /// A chat request, provider-neutral, with routing hints.
@@ -403,6 +406,12 @@ impl Request {
     /// Excludes a model.
     pub fn with_excluded(mut self, model: impl Into<ModelId>) -> Self {
         self.hints.excluded.push(model.into());
+        self
+    }
+
+    /// Sets the deadline of this request across every attempt.
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.hints.timeout = Some(timeout);
         self
     }
 

@@ -8,7 +8,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::catalog::ModelId;
 use crate::error::Result;
+use crate::execution::Attempt;
 use crate::policy::Decision;
+use crate::quality::Inadequacy;
 use crate::request::ToolCall;
 
 /// Tokens a provider reports for one call.
@@ -89,8 +91,17 @@ pub struct Response {
     pub model: Option<ModelId>,
     /// Wall time of the call (set by the router).
     pub latency: Duration,
-    /// Actual cost in USD from `usage` and the catalog's prices (set by the router).
+    /// Actual cost in USD (set by the router): of this answer's `usage` at the catalog's prices, plus
+    /// every earlier attempt of the same request (an escalated answer's cost includes the answer it
+    /// replaced).
     pub cost_usd: f64,
+    /// The decision's cost estimate for the model that answered, in USD (set by the router).
+    pub estimated_cost_usd: f64,
+    /// Every provider call made for this request, in order, the answering one last (set by the router).
+    pub attempts: Vec<Attempt>,
+    /// Set when a quality check found this answer inadequate and no stronger model was left to
+    /// escalate to.
+    pub inadequacy: Option<Inadequacy>,
     /// Why this model was chosen (set by the router).
     pub decision: Option<Decision>,
 }
@@ -106,6 +117,9 @@ impl Response {
             model: None,
             latency: Duration::ZERO,
             cost_usd: 0.0,
+            estimated_cost_usd: 0.0,
+            attempts: Vec::new(),
+            inadequacy: None,
             decision: None,
         }
     }
@@ -137,6 +151,9 @@ impl fmt::Debug for Response {
             .field("model", &self.model)
             .field("latency", &self.latency)
             .field("cost_usd", &self.cost_usd)
+            .field("estimated_cost_usd", &self.estimated_cost_usd)
+            .field("attempts", &self.attempts)
+            .field("inadequacy", &self.inadequacy)
             .finish_non_exhaustive()
     }
 }

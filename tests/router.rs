@@ -9,6 +9,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use switchyard::catalog::{Ability, LatencyProfile};
 use switchyard::classify::{DifficultyClassifier, Intent, IntentClassifier};
+use switchyard::execution::{AttemptOutcome, AttemptReason};
 use switchyard::policy::{Action, Condition, RejectReason, Rule};
 use switchyard::{
     Capabilities, Catalog, CheapestCapable, ContentPart, CostModel, Decision, Error, ErrorKind, FinishReason, Message,
@@ -982,7 +983,7 @@ async fn complete_without_providers_is_provider_missing() {
     assert_eq!(err.kind(), ErrorKind::InvalidRequest);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn provider_errors_are_typed_and_name_the_model() {
     let cases = [
         (SimulatedModel::healthy().with_failures(1.0, 0.0, 0.0), ErrorKind::Server, Some(500), None),
@@ -1003,16 +1004,30 @@ async fn provider_errors_are_typed_and_name_the_model() {
             .build()
             .unwrap();
         let secret = "wombatcheesecake";
-        let err = router.complete(Request::new(format!("hi {secret}, how are you?"))).await.unwrap_err();
+        // The failing model is retried, then the healthy one answers; the attempts say what happened.
+        let r = router.complete(Request::new(format!("hi {secret}, how are you?"))).await.unwrap();
+        assert_eq!(r.model().unwrap().as_str(), "frontier");
+        let (failed, answered) = r.attempts.split_at(r.attempts.len() - 1);
+        assert_eq!(failed.len(), 3, "{:?}", r.attempts); // the first try and two retries
+        for a in failed {
+            assert_eq!(a.model.as_str(), "mini");
+            assert_eq!(a.outcome, AttemptOutcome::Failed { kind, status });
+        }
+        assert_eq!(answered[0].outcome, AttemptOutcome::Answered);
+        assert_eq!(answered[0].reason, AttemptReason::Fallback);
+        // With only the failing model allowed, the last error comes back, with every attempt.
+        let only_mini = Request::new(format!("hi {secret}, how are you?")).with_allowed(["mini"]);
+        let err = router.complete(only_mini.clone()).await.unwrap_err();
         assert_eq!(err.kind(), kind, "{err}");
         assert_eq!(err.model().map(|m| m.as_str()), Some("mini"));
         assert_eq!(err.status(), status);
         assert_eq!(err.retry_after(), retry_after);
         assert!(err.is_retryable());
-        assert!(err.to_string().contains("`mini`"), "{err}");
+        assert_eq!(err.attempts().len(), 3);
+        assert!(err.to_string().contains("`mini`") && err.to_string().contains("3 attempts"), "{err}");
         assert!(!err.to_string().contains(secret) && !format!("{err:?}").contains(secret));
         // The same failure when opening a stream.
-        let err = router.stream(Request::new("hello")).await.err().unwrap();
+        let err = router.stream(only_mini).await.err().unwrap();
         assert_eq!(err.kind(), kind);
         assert_eq!(err.model().map(|m| m.as_str()), Some("mini"));
         // The healthy model still answers.
@@ -1093,8 +1108,22 @@ async fn cut_streams_end_with_a_typed_error() {
     let (decision, events) = collect(&router, Request::new("hi")).await;
     assert!(matches!(events.first(), Some(Ok(StreamEvent::Delta(_)))), "{events:?}");
     let err = events.last().unwrap().as_ref().unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Decode);
+    // After content reached the caller the stream cannot fall back: a mid-stream error with the
+    // provider's decode error as its source and the delivered text.
+    assert_eq!(err.kind(), ErrorKind::MidStream);
     assert_eq!(err.model(), Some(decision.model()));
+    let source = std::error::Error::source(err).and_then(|s| s.downcast_ref::<switchyard::Error>()).unwrap();
+    assert_eq!(source.kind(), ErrorKind::Decode);
+    let delivered: String = events
+        .iter()
+        .filter_map(|e| match e {
+            Ok(StreamEvent::Delta(t)) => Some(t.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert!(!delivered.is_empty());
+    assert_eq!(err.partial_content(), Some(delivered.as_str()));
+    assert!(!format!("{err:?}").contains(&delivered));
     assert!(!events.iter().any(|e| matches!(e, Ok(StreamEvent::Finish(_)))));
 }
 

@@ -9,6 +9,7 @@ use smallvec::SmallVec;
 
 use crate::catalog::{Capabilities, Catalog, ModelId, ModelIndex, ModelProfile};
 use crate::cost::CostEstimate;
+use crate::execution::DecisionId;
 use crate::policy::Scored;
 use crate::signal::{IntentScore, TokenEstimate};
 
@@ -26,12 +27,30 @@ pub struct Candidate {
     pub cost: CostEstimate,
     /// The expected latency in seconds (time to first token plus decoding).
     pub latency_secs: f64,
+    /// The measured share of calls that succeed (1 until the model has enough samples); `p` includes
+    /// it.
+    pub success_rate: f64,
+    /// Whether `latency_secs` and `success_rate` come from live measurements rather than the catalog.
+    pub live: bool,
 }
 
 impl Candidate {
     /// A candidate; `p` is derived from `logit`.
     pub fn new(model: ModelIndex, logit: f64, cost: CostEstimate, latency_secs: f64) -> Self {
-        Self { model, logit, p: sigmoid(logit), cost, latency_secs }
+        Self { model, logit, p: sigmoid(logit), cost, latency_secs, success_rate: 1.0, live: false }
+    }
+
+    /// Replaces the static latency and reliability with measured ones: `p` becomes `σ(logit)` times the
+    /// success rate (an answer needs the call to succeed first).
+    pub fn with_live(mut self, latency_secs: f64, success_rate: f64) -> Self {
+        let rate = if success_rate.is_finite() { success_rate.clamp(0.0, 1.0) } else { 1.0 };
+        if latency_secs.is_finite() && latency_secs >= 0.0 {
+            self.latency_secs = latency_secs;
+        }
+        self.success_rate = rate;
+        self.p = sigmoid(self.logit) * rate;
+        self.live = true;
+        self
     }
 }
 
@@ -91,6 +110,12 @@ pub enum RejectReason {
         /// The request's cap.
         cap: f64,
     },
+    /// Its circuit breaker is open after recent failures.
+    #[error("circuit open (retry in {:.1}s)", retry_in.as_secs_f64())]
+    CircuitOpen {
+        /// Time until the circuit lets probe requests through.
+        retry_in: Duration,
+    },
     /// The cost model returned a non-finite or negative estimate.
     #[error("cost model returned an invalid estimate ({usd})")]
     InvalidCost {
@@ -133,10 +158,12 @@ impl fmt::Display for Rejection {
 /// filtered out and why, and what the classifiers found.
 ///
 /// Cheap to clone (one reference count plus three small vectors). `PartialEq` compares everything but
-/// the catalog handle's identity.
+/// the id and the catalog handle's identity.
 #[non_exhaustive]
 #[derive(Clone)]
 pub struct Decision {
+    pub(crate) id: DecisionId,
+    pub(crate) recovery: bool,
     pub(crate) catalog: Catalog,
     pub(crate) ranking: SmallVec<[Scored; 8]>,
     pub(crate) candidates: Vec<Candidate>,
@@ -149,6 +176,17 @@ pub struct Decision {
 }
 
 impl Decision {
+    /// The decision's id, for [`Router::feedback`](crate::Router::feedback).
+    pub fn id(&self) -> DecisionId {
+        self.id
+    }
+
+    /// Whether every capable model's circuit was open, so the router picked the one closest to
+    /// recovery instead of failing.
+    pub fn is_recovery(&self) -> bool {
+        self.recovery
+    }
+
     /// The chosen model's id.
     pub fn model(&self) -> &ModelId {
         &self.profile().id
@@ -250,6 +288,12 @@ impl Decision {
         if let Some(note) = &self.note {
             let _ = write!(s, " because {note}");
         }
+        if c.live {
+            let _ = write!(s, " [live: {:.0}% success]", c.success_rate * 100.0);
+        }
+        if self.recovery {
+            s.push_str(" (every capable model's circuit is open; trying the one closest to recovery)");
+        }
         if let Some(next) = self.ranking.get(1) {
             let nc = self.candidates.iter().find(|x| x.model == next.model);
             let _ = write!(s, "; next `{}` (score {:.3}", self.catalog.model(next.model).id, next.score);
@@ -289,12 +333,14 @@ impl PartialEq for Decision {
             && self.intent == other.intent
             && self.difficulty == other.difficulty
             && self.input_tokens == other.input_tokens
+            && self.recovery == other.recovery
     }
 }
 
 impl fmt::Debug for Decision {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Decision")
+            .field("id", &self.id)
             .field("model", self.model())
             .field("fallbacks", &self.fallbacks().collect::<Vec<_>>())
             .field("policy", &self.policy)

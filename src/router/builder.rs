@@ -7,8 +7,12 @@ use crate::catalog::{Catalog, ModelId};
 use crate::classify::{Classifier, ContextLength};
 use crate::cost::{CostModel, TokenPriceCostModel};
 use crate::error::{Error, Result};
+use crate::execution::{ExecutionConfig, Observer};
+use crate::health::HealthTracker;
 use crate::policy::{Policy, Utility};
 use crate::provider::Provider;
+use crate::quality::QualityCheck;
+use crate::router::log::DecisionLog;
 use crate::router::{Inner, ProviderMap, Router};
 
 /// A classifier weight: finite and non-negative.
@@ -71,6 +75,9 @@ pub struct RouterBuilder {
     seed: u64,
     fallback: Option<ModelId>,
     max_request_bytes: usize,
+    exec: ExecutionConfig,
+    quality: Option<Arc<dyn QualityCheck>>,
+    observers: Vec<Arc<dyn Observer>>,
     error: Option<Error>,
 }
 
@@ -108,6 +115,9 @@ impl RouterBuilder {
             seed: 0,
             fallback: None,
             max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
+            exec: ExecutionConfig::default(),
+            quality: None,
+            observers: Vec::new(),
             error: None,
         }
     }
@@ -202,17 +212,40 @@ impl RouterBuilder {
         self
     }
 
+    /// Sets how [`complete`](Router::complete) and [`stream`](Router::stream) execute decisions:
+    /// retries, circuit breakers, deadlines and escalation. Default: [`ExecutionConfig::default`].
+    pub fn execution(mut self, execution: ExecutionConfig) -> Self {
+        self.exec = execution;
+        self
+    }
+
+    /// Checks every answer of [`complete`](Router::complete): an inadequate one is escalated to a
+    /// stronger model, at most [`ExecutionConfig::max_escalations`] times. Off by default;
+    /// [`Checks::standard`](crate::quality::Checks::standard) catches empty, cut-off and refused answers
+    /// and invalid JSON.
+    pub fn quality_check(mut self, check: impl QualityCheck + 'static) -> Self {
+        self.quality = Some(Arc::new(check));
+        self
+    }
+
+    /// Adds an [`Observer`] that receives every decision, attempt, outcome and feedback.
+    pub fn observer(mut self, observer: impl Observer + 'static) -> Self {
+        self.observers.push(Arc::new(observer));
+        self
+    }
+
     /// Validates the configuration and builds the router.
     ///
     /// # Errors
     /// [`ErrorKind::Config`](crate::ErrorKind::Config) for the first problem found: a bad weight, a
     /// provider registered twice, no catalog, a policy that names unknown models or has invalid
-    /// parameters, an unknown fallback model, or a model whose provider is not registered (unless no
-    /// provider is registered at all: the router is then route-only).
+    /// parameters, an unknown fallback model, a model whose provider is not registered (unless no
+    /// provider is registered at all: the router is then route-only), or invalid execution settings.
     pub fn build(self) -> Result<Router> {
         if let Some(e) = self.error {
             return Err(e);
         }
+        self.exec.validate()?;
         let catalog = self.catalog.ok_or_else(|| Error::config("no catalog: call `RouterBuilder::catalog`"))?;
         if !self.classifiers.is_empty() && self.classifiers.iter().all(|(_, w)| *w == 0.0) {
             return Err(Error::config("every classifier weight is 0: give at least one a positive weight"));
@@ -242,6 +275,8 @@ impl RouterBuilder {
             v
         };
         let policy_name: Arc<str> = Arc::from(self.policy.name());
+        let now = tokio::time::Instant::now().into_std();
+        let models = catalog.len();
         Ok(Router {
             inner: Arc::new(Inner {
                 catalog,
@@ -254,6 +289,11 @@ impl RouterBuilder {
                 seed: self.seed,
                 fallback,
                 max_request_bytes: self.max_request_bytes,
+                health: HealthTracker::new(models, self.exec.health.clone(), now)?,
+                log: DecisionLog::new(self.exec.feedback_capacity, self.exec.feedback_ttl, now),
+                exec: self.exec,
+                quality: self.quality,
+                observers: self.observers,
             }),
         })
     }

@@ -1,27 +1,32 @@
 //! [`Router`]: classify, estimate, decide, and (for `complete` and `stream`) execute.
 
 mod builder;
+mod execute;
+mod log;
 
 use std::collections::HashMap;
 use std::fmt;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::Duration;
 
 use smallvec::SmallVec;
 
 pub use self::builder::{RouterBuilder, Weight};
+pub use self::execute::RoutedStream;
 
 use crate::catalog::{Capabilities, Catalog, ModelProfile};
 use crate::classify::{Classifier, ClassifyInput, ContextLength, TextStats};
 use crate::cost::CostModel;
 use crate::error::{Error, ErrorKind, Result};
+use crate::execution::{DecisionId, ExecutionConfig, Feedback, Observer};
+use crate::health::{CircuitState, HealthTracker, ModelHealth, Observation};
 use crate::policy::{Candidate, Decision, Policy, PolicyInput, RejectReason, Rejection, Scored};
 use crate::provider::Provider;
+use crate::quality::QualityCheck;
 use crate::request::Request;
-use crate::response::{EventStream, Response, StreamEvent};
 use crate::signal::Signals;
+
+use self::log::DecisionLog;
 
 /// Routes requests over a model portfolio. Cheap to clone: a handle over shared, immutable state; do
 /// not wrap it in an `Arc`.
@@ -46,6 +51,11 @@ pub(crate) struct Inner {
     pub(crate) seed: u64,
     pub(crate) fallback: Option<usize>,
     pub(crate) max_request_bytes: usize,
+    pub(crate) exec: ExecutionConfig,
+    pub(crate) health: HealthTracker,
+    pub(crate) quality: Option<Arc<dyn QualityCheck>>,
+    pub(crate) observers: Vec<Arc<dyn Observer>>,
+    pub(crate) log: DecisionLog,
 }
 
 impl fmt::Debug for Router {
@@ -84,10 +94,10 @@ impl Router {
     /// - [`ErrorKind::Routing`] when a classifier, the cost model or the policy fails or breaks its
     ///   contract.
     pub fn route(&self, request: &Request) -> Result<Decision> {
-        self.decide(request, Capabilities::NONE)
+        self.decide(request, Capabilities::NONE, false)
     }
 
-    fn decide(&self, request: &Request, extra: Capabilities) -> Result<Decision> {
+    fn decide(&self, request: &Request, extra: Capabilities, executed: bool) -> Result<Decision> {
         let inner = &*self.inner;
         let catalog = &inner.catalog;
         self.check_request(request)?;
@@ -104,14 +114,35 @@ impl Router {
         let hints = &request.hints;
         let mut candidates: Vec<Candidate> = Vec::with_capacity(catalog.len());
         let mut rejections: Vec<Rejection> = Vec::new();
+        let now = execute::now_std();
+        // Capable models whose circuit is open, with the time until it lets probes through.
+        let mut open: SmallVec<[(Candidate, Duration); 2]> = SmallVec::new();
         for (idx, model) in catalog.models().iter().enumerate() {
             match self.assess(request, &signals, model, idx, required, input_tokens) {
-                Ok(c) => candidates.push(c),
+                Ok(c) => match inner.health.state(idx, now) {
+                    Some(CircuitState::Open { retry_in }) if !retry_in.is_zero() => {
+                        rejections.push(Rejection::new(model.id.clone(), RejectReason::CircuitOpen { retry_in }));
+                        open.push((c, retry_in));
+                    }
+                    _ => match self.live(c, request.hints.latency_budget) {
+                        Ok(c) => candidates.push(c),
+                        Err(reason) => rejections.push(Rejection::new(model.id.clone(), reason)),
+                    },
+                },
                 Err(reason) => rejections.push(Rejection::new(model.id.clone(), reason)),
             }
         }
+        let mut recovery = false;
         if candidates.is_empty() {
-            return Err(Error::no_candidate(rejections));
+            // Every capable model's circuit is open: try the one closest to recovery rather than fail.
+            let Some(pos) = open.iter().enumerate().min_by_key(|(_, (_, retry_in))| *retry_in).map(|(i, _)| i) else {
+                return Err(Error::no_candidate(rejections));
+            };
+            let (c, _) = open.swap_remove(pos);
+            let id = &catalog.model(c.model).id;
+            rejections.retain(|r| r.model() != id);
+            candidates.push(c);
+            recovery = true;
         }
 
         let uniform = uniform(hints.key.as_deref(), inner.seed);
@@ -125,7 +156,10 @@ impl Router {
                 order.push(Scored { model: fb, score: f64::NEG_INFINITY });
             }
         }
-        Ok(Decision {
+        let id = inner.log.issue(order[0].model, executed, now);
+        let decision = Decision {
+            id,
+            recovery,
             catalog: catalog.clone(),
             ranking: order,
             candidates,
@@ -135,7 +169,34 @@ impl Router {
             intent: signals.intent(),
             difficulty: signals.difficulty(),
             input_tokens: signals.input_tokens(),
-        })
+        };
+        for o in &inner.observers {
+            o.on_decision(&decision);
+        }
+        Ok(decision)
+    }
+
+    /// Replaces a candidate's catalog latency and reliability with measured ones, once its model has
+    /// enough samples, and re-checks the latency budget against them.
+    fn live(&self, c: Candidate, budget: Option<Duration>) -> std::result::Result<Candidate, RejectReason> {
+        let inner = &*self.inner;
+        if !inner.exec.live_routing {
+            return Ok(c);
+        }
+        let Some(stats) = inner.health.live(c.model) else { return Ok(c) };
+        let output = f64::from(c.cost.output_tokens);
+        let latency = match (stats.ttft, stats.tokens_per_sec) {
+            (Some(ttft), Some(tps)) if tps > 0.0 => ttft.as_secs_f64() + output / tps,
+            _ => stats.latency.map_or(c.latency_secs, |l| l.as_secs_f64()),
+        };
+        let c = c.with_live(latency, stats.success_rate);
+        match budget {
+            Some(budget) if c.latency_secs > budget.as_secs_f64() => Err(RejectReason::LatencyBudget {
+                expected: Duration::try_from_secs_f64(c.latency_secs).unwrap_or(Duration::MAX),
+                budget,
+            }),
+            _ => Ok(c),
+        }
     }
 
     fn check_request(&self, request: &Request) -> Result<()> {
@@ -240,83 +301,58 @@ impl Router {
         Ok(Candidate::new(idx, logit, cost, latency_secs))
     }
 
-    /// Routes `request` and sends it to the chosen model, in one attempt.
+    /// Records what happened after a decision: a success or failure, a quality score, latency and
+    /// cost, as the service saw them.
     ///
-    /// The response carries the model that answered, the wall time, the actual cost (from the
-    /// provider's usage and the catalog's prices) and the decision.
-    ///
-    /// # Errors
-    /// Everything [`route`](Self::route) returns; [`ErrorKind::ProviderMissing`] for a route-only router;
-    /// and the provider's error, with the model attached.
-    ///
-    /// # Cancel safety
-    /// Dropping the future abandons the provider call.
-    pub async fn complete(&self, request: Request) -> Result<Response> {
-        let decision = self.route(&request)?;
-        let model = decision.profile().clone();
-        let provider = self.provider_for(&decision)?;
-        let start = Instant::now();
-        tracing::debug!(model = %model.id, policy = %decision.policy(), estimated_cost = decision.estimated_cost(), "attempt");
-        let mut response = provider.complete(&model, &request).await.map_err(|e| attach_model(e, &model))?;
-        response.latency = start.elapsed();
-        response.cost_usd = self.inner.cost_model.actual(&response.usage, &model);
-        response.model = Some(model.id.clone());
-        tracing::debug!(model = %model.id, cost_usd = response.cost_usd, latency_ms = response.latency.as_millis() as u64, "answered");
-        response.decision = Some(decision);
-        Ok(response)
-    }
-
-    /// Routes `request` (to models that can stream) and streams the chosen model's answer.
+    /// For decisions that only [`route`](Self::route) made (the service called the provider itself), a
+    /// reported latency also feeds the model's health statistics and circuit breaker; for decisions
+    /// that [`complete`](Self::complete) or [`stream`](Self::stream) executed, the router already counted
+    /// every attempt, and feedback only carries the service's verdict. [`Observer`]s receive it.
     ///
     /// # Errors
-    /// As [`complete`](Self::complete), for the call that opens the stream; errors after that arrive
-    /// as stream items.
-    ///
-    /// # Cancel safety
-    /// Dropping the future or the stream abandons the provider call.
-    pub async fn stream(&self, request: Request) -> Result<RoutedStream> {
-        let decision = self.decide(&request, Capabilities::STREAMING)?;
-        let model = decision.profile().clone();
-        let provider = self.provider_for(&decision)?;
-        tracing::debug!(model = %model.id, policy = %decision.policy(), "stream attempt");
-        let events = provider.stream(&model, &request).await.map_err(|e| attach_model(e, &model))?;
-        Ok(RoutedStream { decision, events })
+    /// [`ErrorKind::InvalidRequest`] when the id is unknown, has expired (see
+    /// [`ExecutionConfig::feedback_capacity`](crate::execution::ExecutionConfig::feedback_capacity) and
+    /// `feedback_ttl`), already has feedback, or the feedback has a quality outside `[0, 1]` or a
+    /// negative or non-finite cost.
+    pub fn feedback(&self, id: DecisionId, feedback: Feedback) -> Result<()> {
+        feedback.validate()?;
+        let inner = &*self.inner;
+        let logged = inner.log.consume(id, execute::now_std())?;
+        let model = inner.catalog.models().get(logged.model).ok_or_else(|| {
+            Error::new(ErrorKind::InvalidRequest, format!("decision {id} names no model of this router"))
+        })?;
+        if !logged.executed {
+            if let Some(latency) = feedback.latency {
+                let observation = if feedback.success {
+                    Observation::success(latency)
+                } else {
+                    Observation::failure(ErrorKind::Server, latency)
+                };
+                inner.health.record(logged.model, &observation, execute::now_std());
+            }
+        }
+        tracing::debug!(decision = id.get(), model = %model.id, success = feedback.success, "feedback");
+        for o in &inner.observers {
+            o.on_feedback(id, &model.id, &feedback);
+        }
+        Ok(())
     }
 
-    fn provider_for(&self, decision: &Decision) -> Result<&Arc<dyn Provider>> {
-        self.inner.providers.get(decision.model_index()).and_then(Option::as_ref).ok_or_else(|| {
-            Error::new(
-                ErrorKind::ProviderMissing,
-                format!("no provider `{}` is registered for this router", decision.profile().provider),
-            )
-            .with_model(decision.model().clone())
-        })
+    /// Every model's health, in catalog order: circuit state, success rate, moving averages of latency,
+    /// time to first token and decoding speed. For dashboards; takes each model's statistics lock
+    /// briefly.
+    pub fn health(&self) -> Vec<ModelHealth> {
+        let inner = &*self.inner;
+        let mut all = inner.health.snapshot(execute::now_std());
+        for h in &mut all {
+            h.model = inner.catalog.models().get(h.index).map(|m| m.id.clone());
+        }
+        all
     }
-}
 
-/// A streamed answer with the decision that chose its model. Yields the provider's events.
-pub struct RoutedStream {
-    decision: Decision,
-    events: EventStream,
-}
-
-impl RoutedStream {
-    /// Why this model was chosen.
-    pub fn decision(&self) -> &Decision {
-        &self.decision
-    }
-}
-
-impl fmt::Debug for RoutedStream {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RoutedStream").field("model", self.decision.model()).finish_non_exhaustive()
-    }
-}
-
-impl futures_core::Stream for RoutedStream {
-    type Item = Result<StreamEvent>;
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.events.as_mut().poll_next(cx)
+    /// The execution settings.
+    pub fn execution(&self) -> &ExecutionConfig {
+        &self.inner.exec
     }
 }
 

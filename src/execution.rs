@@ -1,0 +1,427 @@
+//! How [`Router::complete`](crate::Router::complete) and [`Router::stream`](crate::Router::stream)
+//! execute a decision: attempts, retries, fallbacks, escalation, and what they report.
+//!
+//! # The attempt loop
+//!
+//! 1. The decision ranks the candidates (open circuits were filtered out before the policy ran). The
+//!    first is tried.
+//! 2. A retryable error (timeout, connection, rate limit, server) retries the same model after
+//!    [`RetryPolicy::backoff`](crate::retry::RetryPolicy::backoff) (exponential, full jitter, at least the
+//!    provider's Retry-After), up to the policy's per-model retries; then the next candidate is tried.
+//! 3. A context overflow moves to the next candidate with a larger context window than the one that
+//!    overflowed (smaller ones are skipped).
+//! 4. An error retrying cannot fix (auth, bad request, unknown model) moves to the next candidate or
+//!    stops, as [`NonRetryable`](crate::retry::NonRetryable) says.
+//! 5. An answer that a [`QualityCheck`](crate::quality::QualityCheck) finds inadequate escalates to the
+//!    next candidate in the ranking whose predicted quality `p` is higher, at most
+//!    [`ExecutionConfig::max_escalations`] times. When no stronger candidate is left, the last answer is
+//!    returned with its [`Response::inadequacy`](crate::Response::inadequacy) set.
+//! 6. Every step stays within the request's deadline ([`ExecutionConfig::timeout`], or the request's
+//!    own [`RouteHints::timeout`](crate::RouteHints::timeout)) and the policy's total attempt budget.
+//!
+//! Every attempt, failed or not, is listed in order ([`Attempt`]) on the response or on the final error
+//! ([`Error::attempts`](crate::Error::attempts)), and its actual cost is counted in
+//! [`Response::cost_usd`](crate::Response::cost_usd).
+//!
+//! # Streams
+//!
+//! Until the first piece of content (text or a tool call) reaches the caller, a stream is an attempt
+//! like any other: an error, an empty stream or no content within
+//! [`ExecutionConfig::first_token_timeout`] moves on to the next attempt. After it, the stream is
+//! committed to its model: a failure arrives as an [`ErrorKind::MidStream`](crate::ErrorKind::MidStream)
+//! error that carries the content already delivered.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::catalog::ModelId;
+use crate::error::{Error, ErrorKind, Result};
+use crate::health::HealthConfig;
+use crate::policy::Decision;
+use crate::quality::Inadequacy;
+use crate::retry::{RetryPolicy, millis};
+
+/// Execution settings of a router: retries, circuit breaking, deadlines and escalation.
+///
+/// In TOML or JSON every field is optional, unknown fields are rejected, and durations are whole
+/// milliseconds in fields suffixed `_ms`:
+///
+/// ```toml
+/// [execution]
+/// timeout_ms = 30000
+/// first_token_timeout_ms = 5000
+/// max_escalations = 1
+///
+/// [execution.retry]
+/// max_retries_per_model = 1
+///
+/// [execution.health]
+/// failure_rate = 0.5
+/// open_for_ms = 30000
+/// ```
+#[non_exhaustive]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ExecutionConfig {
+    /// Retries, backoff and the attempt budget.
+    pub retry: RetryPolicy,
+    /// Live statistics and circuit breakers.
+    pub health: HealthConfig,
+    /// The deadline of one request, across every attempt and wait (default 120 s).
+    #[serde(rename = "timeout_ms", with = "millis")]
+    pub timeout: Duration,
+    /// The longest one attempt may take (default 60 s); the remaining deadline applies when shorter.
+    #[serde(rename = "attempt_timeout_ms", with = "millis")]
+    pub attempt_timeout: Duration,
+    /// Streams: the longest wait for the first piece of content of an attempt (default 30 s).
+    #[serde(rename = "first_token_timeout_ms", with = "millis")]
+    pub first_token_timeout: Duration,
+    /// How many times an inadequate answer may be escalated to a stronger model (default 1). Needs a
+    /// quality check ([`RouterBuilder::quality_check`](crate::RouterBuilder::quality_check)).
+    pub max_escalations: u32,
+    /// Whether measured latency and success rates replace the catalog's static profile in decisions
+    /// once a model has enough samples (default true).
+    pub live_routing: bool,
+    /// How many recent decisions [`Router::feedback`](crate::Router::feedback) can still find (default
+    /// 65,536; older ones expire).
+    pub feedback_capacity: u32,
+    /// How long a decision accepts feedback (default 1 h).
+    #[serde(rename = "feedback_ttl_ms", with = "millis")]
+    pub feedback_ttl: Duration,
+}
+
+impl Default for ExecutionConfig {
+    fn default() -> Self {
+        Self {
+            retry: RetryPolicy::default(),
+            health: HealthConfig::default(),
+            timeout: Duration::from_secs(120),
+            attempt_timeout: Duration::from_secs(60),
+            first_token_timeout: Duration::from_secs(30),
+            max_escalations: 1,
+            live_routing: true,
+            feedback_capacity: 1 << 16,
+            feedback_ttl: Duration::from_secs(3600),
+        }
+    }
+}
+
+impl ExecutionConfig {
+    /// The defaults.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets the retry policy.
+    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// Sets the health and circuit-breaker settings.
+    pub fn with_health(mut self, health: HealthConfig) -> Self {
+        self.health = health;
+        self
+    }
+
+    /// Sets the deadline of one request.
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Sets the longest one attempt may take.
+    pub fn with_attempt_timeout(mut self, timeout: Duration) -> Self {
+        self.attempt_timeout = timeout;
+        self
+    }
+
+    /// Sets the longest wait for a stream's first content.
+    pub fn with_first_token_timeout(mut self, timeout: Duration) -> Self {
+        self.first_token_timeout = timeout;
+        self
+    }
+
+    /// Sets how many times an inadequate answer may be escalated.
+    pub fn with_max_escalations(mut self, escalations: u32) -> Self {
+        self.max_escalations = escalations;
+        self
+    }
+
+    /// Turns routing on live statistics on or off.
+    pub fn with_live_routing(mut self, on: bool) -> Self {
+        self.live_routing = on;
+        self
+    }
+
+    /// Sets how many recent decisions accept feedback.
+    pub fn with_feedback_capacity(mut self, decisions: u32) -> Self {
+        self.feedback_capacity = decisions;
+        self
+    }
+
+    /// Sets how long a decision accepts feedback.
+    pub fn with_feedback_ttl(mut self, ttl: Duration) -> Self {
+        self.feedback_ttl = ttl;
+        self
+    }
+
+    /// Checks every value, naming the first bad field.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Config`] for a zero timeout or feedback capacity, or an invalid retry policy or
+    /// health setting.
+    pub fn validate(&self) -> Result<()> {
+        self.retry.validate()?;
+        self.health.validate()?;
+        for (name, value) in [
+            ("timeout_ms", self.timeout),
+            ("attempt_timeout_ms", self.attempt_timeout),
+            ("first_token_timeout_ms", self.first_token_timeout),
+            ("feedback_ttl_ms", self.feedback_ttl),
+        ] {
+            if value.is_zero() {
+                return Err(Error::new(ErrorKind::Config, format!("execution `{name}` must be positive")));
+            }
+        }
+        if self.feedback_capacity == 0 || self.feedback_capacity > 1 << 24 {
+            return Err(Error::new(
+                ErrorKind::Config,
+                format!("execution `feedback_capacity` must be within 1..=16777216, got {}", self.feedback_capacity),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Why an attempt was made.
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AttemptReason {
+    /// The decision's first choice.
+    Primary,
+    /// The same model again, after a retryable error.
+    Retry,
+    /// The next candidate, after the previous one failed.
+    Fallback,
+    /// A candidate with a larger context window, after a context overflow.
+    LargerContext,
+    /// A stronger candidate, after an inadequate answer.
+    Escalation,
+    /// Every candidate's circuit was open; the one closest to recovery was tried.
+    Recovery,
+}
+
+impl AttemptReason {
+    /// A short lower-case name (`primary`, `retry`, `fallback`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Primary => "primary",
+            Self::Retry => "retry",
+            Self::Fallback => "fallback",
+            Self::LargerContext => "larger_context",
+            Self::Escalation => "escalation",
+            Self::Recovery => "recovery",
+        }
+    }
+}
+
+impl fmt::Display for AttemptReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How an attempt ended.
+#[non_exhaustive]
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AttemptOutcome {
+    /// An answer that was returned (or streamed) to the caller.
+    Answered,
+    /// An answer a quality check rejected; the request was escalated or this answer was returned
+    /// flagged.
+    Inadequate(Inadequacy),
+    /// The provider failed with this kind of error (the status, when the provider gave one).
+    Failed {
+        /// The error kind.
+        kind: ErrorKind,
+        /// The HTTP status, if any.
+        status: Option<u16>,
+    },
+}
+
+impl AttemptOutcome {
+    /// Whether the attempt produced an answer (adequate or not).
+    pub fn is_answer(&self) -> bool {
+        !matches!(self, Self::Failed { .. })
+    }
+
+    /// The error kind of a failed attempt.
+    pub fn error_kind(&self) -> Option<ErrorKind> {
+        match self {
+            Self::Failed { kind, .. } => Some(*kind),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for AttemptOutcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Answered => f.write_str("answered"),
+            Self::Inadequate(why) => write!(f, "inadequate ({why})"),
+            Self::Failed { kind, status: Some(s) } => write!(f, "{} (status {s})", kind.as_str()),
+            Self::Failed { kind, status: None } => f.write_str(kind.as_str()),
+        }
+    }
+}
+
+/// One call to a provider on behalf of a request.
+#[non_exhaustive]
+#[derive(Clone, Debug, PartialEq)]
+pub struct Attempt {
+    /// The model called.
+    pub model: ModelId,
+    /// Why it was called.
+    pub reason: AttemptReason,
+    /// How it ended.
+    pub outcome: AttemptOutcome,
+    /// Wall time of the call (for a committed stream: until the first content).
+    pub latency: Duration,
+    /// Actual cost in USD of what the provider reported using (0 for a failed call, which providers do
+    /// not bill).
+    pub cost_usd: f64,
+}
+
+impl fmt::Display for Attempt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} `{}`: {} after {:.0} ms",
+            self.reason,
+            self.model,
+            self.outcome,
+            self.latency.as_secs_f64() * 1000.0
+        )?;
+        if self.cost_usd > 0.0 {
+            write!(f, ", ${:.6}", self.cost_usd)?;
+        }
+        Ok(())
+    }
+}
+
+/// Identifies a decision for [`Router::feedback`](crate::Router::feedback). Unique within one router.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct DecisionId(pub(crate) u64);
+
+impl DecisionId {
+    /// The id as a number (for logs and storage).
+    pub fn get(self) -> u64 {
+        self.0
+    }
+
+    /// The id from a number produced by [`get`](Self::get).
+    pub fn from_u64(id: u64) -> Self {
+        Self(id)
+    }
+}
+
+impl fmt::Display for DecisionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "d{}", self.0)
+    }
+}
+
+/// What happened after a decision, as the service saw it: [`Router::feedback`](crate::Router::feedback).
+#[non_exhaustive]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Feedback {
+    /// Whether the request succeeded from the service's point of view.
+    pub success: bool,
+    /// A quality score in `[0, 1]` (a grader, a user rating), if any.
+    pub quality: Option<f64>,
+    /// End-to-end latency, if the service measured it.
+    pub latency: Option<Duration>,
+    /// Actual cost in USD, if the service knows it.
+    pub cost_usd: Option<f64>,
+}
+
+impl Feedback {
+    /// A success.
+    pub fn success() -> Self {
+        Self { success: true, ..Self::default() }
+    }
+
+    /// A failure.
+    pub fn failure() -> Self {
+        Self { success: false, ..Self::default() }
+    }
+
+    /// Sets the quality score.
+    pub fn with_quality(mut self, quality: f64) -> Self {
+        self.quality = Some(quality);
+        self
+    }
+
+    /// Sets the latency.
+    pub fn with_latency(mut self, latency: Duration) -> Self {
+        self.latency = Some(latency);
+        self
+    }
+
+    /// Sets the cost.
+    pub fn with_cost(mut self, usd: f64) -> Self {
+        self.cost_usd = Some(usd);
+        self
+    }
+
+    pub(crate) fn validate(&self) -> Result<()> {
+        if let Some(q) = self.quality {
+            if !(0.0..=1.0).contains(&q) {
+                return Err(Error::new(
+                    ErrorKind::InvalidRequest,
+                    format!("feedback quality must be within [0, 1], got {q}"),
+                ));
+            }
+        }
+        if let Some(c) = self.cost_usd {
+            if !(c.is_finite() && c >= 0.0) {
+                return Err(Error::new(
+                    ErrorKind::InvalidRequest,
+                    format!("feedback cost must be finite and >= 0, got {c}"),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Hooks for exporting metrics: the router calls them as it works. Every method has an empty default.
+///
+/// Called inline, so keep them quick (increment a counter, send on a channel). They receive no prompt
+/// or answer text.
+pub trait Observer: Send + Sync {
+    /// A decision was made (by `route`, `complete` or `stream`).
+    fn on_decision(&self, decision: &Decision) {
+        let _ = decision;
+    }
+
+    /// An attempt ended.
+    fn on_attempt(&self, decision: &Decision, attempt: &Attempt) {
+        let _ = (decision, attempt);
+    }
+
+    /// A request finished: `Ok` with the answering model and total cost, or the final error.
+    fn on_finish(&self, decision: &Decision, result: std::result::Result<(&ModelId, f64), &Error>) {
+        let _ = (decision, result);
+    }
+
+    /// Feedback was recorded for a decision that chose `model`.
+    fn on_feedback(&self, id: DecisionId, model: &ModelId, feedback: &Feedback) {
+        let _ = (id, model, feedback);
+    }
+}

@@ -1,0 +1,649 @@
+//! `complete` and `stream`: attempts along the decision's ranking, with retries, fallbacks, escalation
+//! and a commit point for streams. See [`crate::execution`] for the rules.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tokio::time::Instant;
+use tracing::Instrument;
+
+use crate::catalog::{Capabilities, ModelIndex, ModelProfile};
+use crate::error::{Error, ErrorKind, Result};
+use crate::execution::{Attempt, AttemptOutcome, AttemptReason};
+use crate::health::{Admission, HealthTracker, Observation};
+use crate::policy::Decision;
+use crate::provider::Provider;
+use crate::quality::{Inadequacy, Verdict};
+use crate::request::Request;
+use crate::response::{EventStream, Response, StreamEvent, Usage};
+use crate::retry::{Backoff, Jitter, NonRetryable};
+use crate::router::{Router, attach_model};
+
+/// The order in which a decision's candidates are tried.
+struct Plan<'a> {
+    decision: &'a Decision,
+    tried: Vec<bool>,
+    /// After an escalation, only candidates with a higher `p` than this may answer.
+    floor: f64,
+}
+
+impl<'a> Plan<'a> {
+    fn new(decision: &'a Decision) -> Self {
+        Self { decision, tried: vec![false; decision.catalog().len()], floor: f64::NEG_INFINITY }
+    }
+
+    fn p(&self, model: ModelIndex) -> f64 {
+        self.decision.candidates().iter().find(|c| c.model == model).map_or(0.0, |c| c.p)
+    }
+
+    fn mark(&mut self, model: ModelIndex) {
+        if let Some(t) = self.tried.get_mut(model) {
+            *t = true;
+        }
+    }
+
+    /// The first untried model in ranking order that satisfies `ok`.
+    fn next_where(&mut self, ok: impl Fn(&Self, ModelIndex) -> bool) -> Option<ModelIndex> {
+        let found = self
+            .decision
+            .ranking()
+            .iter()
+            .map(|s| s.model)
+            .find(|&m| !self.tried.get(m).copied().unwrap_or(true) && self.p(m) > self.floor && ok(self, m))?;
+        self.mark(found);
+        Some(found)
+    }
+
+    fn first(&mut self) -> Option<ModelIndex> {
+        self.next_where(|_, _| true)
+    }
+
+    fn fallback(&mut self) -> Option<ModelIndex> {
+        self.next_where(|_, _| true)
+    }
+
+    /// The next candidate whose context window is larger than `model`'s.
+    fn larger_window(&mut self, model: ModelIndex) -> Option<ModelIndex> {
+        let window = self.decision.catalog().model(model).context_window;
+        self.next_where(|plan, m| plan.decision.catalog().model(m).context_window > window)
+    }
+
+    /// The next candidate predicted to answer better than `model`; from then on, only such candidates.
+    fn stronger(&mut self, model: ModelIndex) -> Option<ModelIndex> {
+        let floor = self.p(model).max(self.floor);
+        let next = self.next_where(|plan, m| plan.p(m) > floor)?;
+        self.floor = floor;
+        Some(next)
+    }
+}
+
+/// Gives a half-open circuit's probe slot back if the attempt ends without an outcome (cancelled).
+struct ProbeGuard<'a> {
+    health: &'a HealthTracker,
+    model: ModelIndex,
+    armed: bool,
+}
+
+impl<'a> ProbeGuard<'a> {
+    fn new(health: &'a HealthTracker, model: ModelIndex, admission: Admission) -> Self {
+        Self { health, model, armed: admission == Admission::Probe }
+    }
+
+    fn record(mut self, observation: &Observation) {
+        self.health.record(self.model, observation, now_std());
+        self.armed = false;
+    }
+
+    /// Hands the probe slot (if any) over to the caller, who must record or release it.
+    fn hand_over(mut self) -> bool {
+        std::mem::replace(&mut self.armed, false)
+    }
+}
+
+impl Drop for ProbeGuard<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.health.release_probe(self.model);
+        }
+    }
+}
+
+pub(crate) fn now_std() -> std::time::Instant {
+    Instant::now().into_std()
+}
+
+fn timeout_error(what: &str, limit: Duration) -> Error {
+    Error::timeout(format!("{what} within {} ms", limit.as_millis()))
+}
+
+/// Mutable state of one request's execution.
+struct Run<'a> {
+    router: &'a Router,
+    decision: &'a Decision,
+    plan: Plan<'a>,
+    attempts: Vec<Attempt>,
+    spent: f64,
+    deadline: Instant,
+    jitter: Jitter,
+    escalations: u32,
+}
+
+impl<'a> Run<'a> {
+    fn new(router: &'a Router, request: &Request, decision: &'a Decision) -> Self {
+        let inner = &*router.inner;
+        let timeout = request.hints.timeout.unwrap_or(inner.exec.timeout);
+        let now = Instant::now();
+        Self {
+            router,
+            decision,
+            plan: Plan::new(decision),
+            attempts: Vec::new(),
+            spent: 0.0,
+            deadline: now.checked_add(timeout).unwrap_or(now + Duration::from_secs(86_400 * 365)),
+            jitter: Jitter::new(inner.seed ^ decision.id().get().wrapping_mul(0x9E37_79B9_7F4A_7C15)),
+            escalations: 0,
+        }
+    }
+
+    fn provider(&self, model: ModelIndex) -> Result<&'a Arc<dyn Provider>> {
+        let inner = &*self.router.inner;
+        inner.providers.get(model).and_then(Option::as_ref).ok_or_else(|| {
+            let profile = inner.catalog.model(model);
+            Error::new(
+                ErrorKind::ProviderMissing,
+                format!("no provider `{}` is registered for this router", profile.provider),
+            )
+            .with_model(profile.id.clone())
+        })
+    }
+
+    fn remaining(&self) -> Option<Duration> {
+        self.deadline.checked_duration_since(Instant::now()).filter(|d| !d.is_zero())
+    }
+
+    fn push(
+        &mut self,
+        model: &ModelProfile,
+        reason: AttemptReason,
+        outcome: AttemptOutcome,
+        latency: Duration,
+        cost: f64,
+    ) {
+        let attempt = Attempt { model: model.id.clone(), reason, outcome, latency, cost_usd: cost };
+        tracing::debug!(
+            model = %attempt.model,
+            reason = attempt.reason.as_str(),
+            outcome = %attempt.outcome,
+            latency_ms = latency.as_millis() as u64,
+            cost_usd = cost,
+            "attempt"
+        );
+        for o in &self.router.inner.observers {
+            o.on_attempt(self.decision, &attempt);
+        }
+        self.attempts.push(attempt);
+    }
+
+    /// What to try after `model` failed with `error` and retrying it is not (or no longer) an option.
+    fn after_failure(&mut self, model: ModelIndex, error: &Error) -> Option<(ModelIndex, AttemptReason)> {
+        let kind = error.kind();
+        if kind == ErrorKind::ContextOverflow {
+            return self.plan.larger_window(model).map(|m| (m, AttemptReason::LargerContext));
+        }
+        if !kind.is_retryable() && self.router.inner.exec.retry.on_non_retryable == NonRetryable::Stop {
+            return None;
+        }
+        self.plan.fallback().map(|m| (m, AttemptReason::Fallback))
+    }
+
+    /// The wait before retrying `model`, if a retry is allowed.
+    fn retry_wait(&mut self, error: &Error, retries: u32) -> Option<Duration> {
+        let retry = &self.router.inner.exec.retry;
+        let attempts = u32::try_from(self.attempts.len()).unwrap_or(u32::MAX);
+        if !error.is_retryable() || !retry.allows_retry(retries, attempts) {
+            return None;
+        }
+        match retry.backoff(retries, error.retry_after(), &mut self.jitter) {
+            Backoff::Wait(wait) if retry.deadline_allows(wait, self.remaining()) => Some(wait),
+            _ => None,
+        }
+    }
+
+    fn attempts_left(&self) -> bool {
+        let attempts = u32::try_from(self.attempts.len()).unwrap_or(u32::MAX);
+        self.router.inner.exec.retry.allows_attempt(attempts)
+    }
+
+    /// The final error: the last provider error (or why nothing could be tried), with every attempt.
+    fn fail(self, last: Option<Error>, why_stopped: Option<Error>) -> Error {
+        let error = match (last, why_stopped) {
+            (_, Some(stop)) => stop,
+            (Some(last), None) => last,
+            (None, None) => Error::new(
+                ErrorKind::NoCandidate,
+                "every candidate was unavailable (circuit open or its probe slots taken)",
+            ),
+        };
+        tracing::debug!(kind = error.kind().as_str(), attempts = self.attempts.len(), "failed");
+        let error = error.with_attempts(self.attempts);
+        for o in &self.router.inner.observers {
+            o.on_finish(self.decision, Err(&error));
+        }
+        error
+    }
+
+    fn answer(self, mut response: Response, model: ModelIndex, inadequacy: Option<Inadequacy>) -> Response {
+        let inner = &*self.router.inner;
+        let profile = inner.catalog.model(model);
+        response.model = Some(profile.id.clone());
+        response.cost_usd = self.spent;
+        response.estimated_cost_usd =
+            self.decision.candidates().iter().find(|c| c.model == model).map_or(0.0, |c| c.cost.usd);
+        response.inadequacy = inadequacy;
+        response.latency = self.attempts.last().map_or(Duration::ZERO, |a| a.latency);
+        response.attempts = self.attempts;
+        inner.log.set_model(self.decision.id(), model);
+        tracing::debug!(model = %profile.id, cost_usd = response.cost_usd, attempts = response.attempts.len(), "answered");
+        for o in &inner.observers {
+            o.on_finish(self.decision, Ok((&profile.id, response.cost_usd)));
+        }
+        response
+    }
+}
+
+impl Router {
+    /// Routes `request` and executes the decision: the chosen model first, then retries, fallbacks
+    /// and escalations as [`crate::execution`] describes, within the request's deadline.
+    ///
+    /// The response says which model answered ([`Response::model`]), lists every attempt
+    /// ([`Response::attempts`]), and carries the actual cost of all of them ([`Response::cost_usd`])
+    /// next to the estimate for the model that answered, and the decision.
+    ///
+    /// # Errors
+    /// Everything [`route`](Self::route) returns; [`ErrorKind::ProviderMissing`] for a route-only router;
+    /// otherwise the last provider error (or a [`ErrorKind::Timeout`] when the deadline passed), with
+    /// every attempt in [`Error::attempts`].
+    ///
+    /// # Cancel safety
+    /// Dropping the future cancels the attempt in flight (the provider's future is dropped) and gives
+    /// back any probe slot it held; nothing else is left behind.
+    pub async fn complete(&self, request: Request) -> Result<Response> {
+        let decision = self.decide(&request, Capabilities::NONE, true)?;
+        let span = tracing::debug_span!("switchyard.complete", decision = decision.id().get());
+        let mut response = self.run_complete(&request, &decision).instrument(span).await?;
+        response.decision = Some(decision);
+        Ok(response)
+    }
+
+    async fn run_complete(&self, request: &Request, decision: &Decision) -> Result<Response> {
+        let inner = &*self.inner;
+        let mut run = Run::new(self, request, decision);
+        let mut next = run.plan.first().map(|m| (m, first_reason(decision)));
+        let mut last: Option<Error> = None;
+        // The last inadequate answer, kept in case no stronger model answers.
+        let mut held: Option<(Response, ModelIndex, Inadequacy)> = None;
+        'models: while let Some((model, mut reason)) = next.take() {
+            let profile = inner.catalog.model(model);
+            let provider = run.provider(model)?;
+            let mut retries = 0;
+            loop {
+                if !run.attempts_left() {
+                    break 'models;
+                }
+                let Some(remaining) = run.remaining() else {
+                    last = Some(deadline_error(request, inner.exec.timeout, &run.attempts));
+                    break 'models;
+                };
+                let admission = inner.health.admit(model, now_std());
+                if let Admission::Rejected { .. } = admission {
+                    next = run.plan.fallback().map(|m| (m, AttemptReason::Fallback));
+                    continue 'models;
+                }
+                let guard = ProbeGuard::new(&inner.health, model, admission);
+                let limit = remaining.min(inner.exec.attempt_timeout);
+                let started = Instant::now();
+                let result = match tokio::time::timeout(limit, provider.complete(profile, request)).await {
+                    Ok(result) => result,
+                    Err(_) => Err(timeout_error("no answer", limit)),
+                };
+                let latency = started.elapsed();
+                match result {
+                    Ok(response) => {
+                        let cost = inner.cost_model.actual(&response.usage, profile);
+                        run.spent += if cost.is_finite() { cost } else { 0.0 };
+                        let observed = Observation::success(latency).with_output_tokens(response.usage.output_tokens);
+                        guard.record(&observed);
+                        let verdict = inner.quality.as_ref().map(|q| q.check(request, &response));
+                        let inadequacy = verdict.as_ref().and_then(Verdict::inadequacy).cloned();
+                        let outcome = match &inadequacy {
+                            Some(why) => AttemptOutcome::Inadequate(why.clone()),
+                            None => AttemptOutcome::Answered,
+                        };
+                        run.push(profile, reason, outcome, latency, cost);
+                        let Some(why) = inadequacy else {
+                            return Ok(run.answer(response, model, None));
+                        };
+                        if run.escalations < inner.exec.max_escalations {
+                            if let Some(stronger) = run.plan.stronger(model) {
+                                tracing::debug!(from = %profile.id, reason = why.reason(), "escalate");
+                                run.escalations += 1;
+                                held = Some((response, model, why));
+                                next = Some((stronger, AttemptReason::Escalation));
+                                continue 'models;
+                            }
+                        }
+                        return Ok(run.answer(response, model, Some(why)));
+                    }
+                    Err(error) => {
+                        let error = attach_model(error, profile);
+                        guard.record(&Observation::from_error(&error, latency));
+                        let outcome = AttemptOutcome::Failed { kind: error.kind(), status: error.status() };
+                        run.push(profile, reason, outcome, latency, 0.0);
+                        if let Some(wait) = run.retry_wait(&error, retries) {
+                            tracing::debug!(model = %profile.id, wait_ms = wait.as_millis() as u64, "retry");
+                            last = Some(error);
+                            tokio::time::sleep(wait).await;
+                            retries += 1;
+                            reason = AttemptReason::Retry;
+                            continue;
+                        }
+                        next = run.after_failure(model, &error);
+                        last = Some(error);
+                        continue 'models;
+                    }
+                }
+            }
+        }
+        if let Some((response, model, why)) = held {
+            // A stronger model was tried and failed: the answer already paid for beats an error.
+            return Ok(run.answer(response, model, Some(why)));
+        }
+        Err(run.fail(last, None))
+    }
+
+    /// Routes `request` to models that can stream and streams the answer, with fallbacks until the
+    /// first content arrives.
+    ///
+    /// Each attempt opens a stream and waits for its first piece of content (text or a tool call)
+    /// within [`ExecutionConfig::first_token_timeout`](crate::execution::ExecutionConfig::first_token_timeout);
+    /// an error before that moves on exactly as in [`complete`](Self::complete). Once content arrived,
+    /// the returned [`RoutedStream`] is committed to that model: a later failure is an
+    /// [`ErrorKind::MidStream`] error carrying the text delivered so far
+    /// ([`Error::partial_content`]). Quality checks and escalation do not apply to streams.
+    ///
+    /// # Errors
+    /// As [`complete`](Self::complete), for everything before the commit point.
+    ///
+    /// # Cancel safety
+    /// Dropping the future or the stream cancels the provider call and gives back any probe slot.
+    pub async fn stream(&self, request: Request) -> Result<RoutedStream> {
+        let decision = self.decide(&request, Capabilities::STREAMING, true)?;
+        let span = tracing::debug_span!("switchyard.stream", decision = decision.id().get());
+        self.run_stream(request, decision).instrument(span).await
+    }
+
+    async fn run_stream(&self, request: Request, decision: Decision) -> Result<RoutedStream> {
+        let inner = &*self.inner;
+        let mut run = Run::new(self, &request, &decision);
+        let mut next = run.plan.first().map(|m| (m, first_reason(&decision)));
+        let mut last: Option<Error> = None;
+        'models: while let Some((model, mut reason)) = next.take() {
+            let profile = inner.catalog.model(model);
+            let provider = run.provider(model)?;
+            let mut retries = 0;
+            loop {
+                if !run.attempts_left() {
+                    break 'models;
+                }
+                let Some(remaining) = run.remaining() else {
+                    last = Some(deadline_error(&request, inner.exec.timeout, &run.attempts));
+                    break 'models;
+                };
+                let admission = inner.health.admit(model, now_std());
+                if let Admission::Rejected { .. } = admission {
+                    next = run.plan.fallback().map(|m| (m, AttemptReason::Fallback));
+                    continue 'models;
+                }
+                let guard = ProbeGuard::new(&inner.health, model, admission);
+                let limit = remaining.min(inner.exec.first_token_timeout);
+                let started = Instant::now();
+                let opened =
+                    match tokio::time::timeout(limit, first_content(provider.as_ref(), profile, &request)).await {
+                        Ok(opened) => opened,
+                        Err(_) => Err(timeout_error("no content", limit)),
+                    };
+                let ttft = started.elapsed();
+                match opened {
+                    Ok((buffered, events)) => {
+                        run.push(profile, reason, AttemptOutcome::Answered, ttft, 0.0);
+                        // The stream records the outcome when it ends, and holds the probe slot until then.
+                        let probe = guard.hand_over();
+                        let attempts = std::mem::take(&mut run.attempts);
+                        let spent = run.spent;
+                        inner.log.set_model(decision.id(), model);
+                        return Ok(RoutedStream {
+                            router: self.clone(),
+                            decision,
+                            model,
+                            buffered,
+                            events: Some(events),
+                            attempts,
+                            spent,
+                            started,
+                            ttft,
+                            delivered: String::new(),
+                            usage: None,
+                            probe,
+                        });
+                    }
+                    Err(error) => {
+                        let error = attach_model(error, profile);
+                        guard.record(&Observation::from_error(&error, ttft));
+                        let outcome = AttemptOutcome::Failed { kind: error.kind(), status: error.status() };
+                        run.push(profile, reason, outcome, ttft, 0.0);
+                        if let Some(wait) = run.retry_wait(&error, retries) {
+                            last = Some(error);
+                            tokio::time::sleep(wait).await;
+                            retries += 1;
+                            reason = AttemptReason::Retry;
+                            continue;
+                        }
+                        next = run.after_failure(model, &error);
+                        last = Some(error);
+                        continue 'models;
+                    }
+                }
+            }
+        }
+        Err(run.fail(last, None))
+    }
+}
+
+fn first_reason(decision: &Decision) -> AttemptReason {
+    if decision.is_recovery() { AttemptReason::Recovery } else { AttemptReason::Primary }
+}
+
+fn deadline_error(request: &Request, default: Duration, attempts: &[Attempt]) -> Error {
+    let limit = request.hints.timeout.unwrap_or(default);
+    Error::timeout(format!(
+        "the request's deadline of {} ms passed after {} attempts",
+        limit.as_millis(),
+        attempts.len()
+    ))
+}
+
+/// Opens a stream and reads it up to its first piece of content (or its end).
+async fn first_content(
+    provider: &dyn Provider,
+    model: &ModelProfile,
+    request: &Request,
+) -> Result<(VecDeque<StreamEvent>, EventStream)> {
+    let mut events = provider.stream(model, request).await?;
+    let mut buffered = VecDeque::new();
+    loop {
+        match std::future::poll_fn(|cx| events.as_mut().poll_next(cx)).await {
+            Some(Ok(event)) => {
+                let content = match &event {
+                    StreamEvent::Delta(text) => !text.is_empty(),
+                    StreamEvent::ToolCall(_) => true,
+                    _ => false,
+                };
+                buffered.push_back(event);
+                if content {
+                    return Ok((buffered, events));
+                }
+            }
+            Some(Err(e)) => return Err(e),
+            // An answer with no content: nothing to wait for.
+            None => return Ok((buffered, events)),
+        }
+    }
+}
+
+/// A streamed answer, committed to one model, with the decision and the attempts that led to it.
+///
+/// Yields the provider's events. After the end of the stream, [`cost_usd`](Self::cost_usd) is the actual
+/// cost of the answer (once the provider reported usage). A failure after the first content is an
+/// [`ErrorKind::MidStream`] error carrying the delivered text ([`Error::partial_content`]); the stream
+/// ends after it.
+pub struct RoutedStream {
+    router: Router,
+    decision: Decision,
+    model: ModelIndex,
+    buffered: VecDeque<StreamEvent>,
+    events: Option<EventStream>,
+    attempts: Vec<Attempt>,
+    spent: f64,
+    started: Instant,
+    ttft: Duration,
+    delivered: String,
+    usage: Option<Usage>,
+    probe: bool,
+}
+
+impl RoutedStream {
+    /// Why this model was chosen.
+    pub fn decision(&self) -> &Decision {
+        &self.decision
+    }
+
+    /// The model streaming the answer.
+    pub fn model(&self) -> &crate::ModelId {
+        &self.router.inner.catalog.model(self.model).id
+    }
+
+    /// Every attempt made for this request, the streaming one last.
+    pub fn attempts(&self) -> &[Attempt] {
+        &self.attempts
+    }
+
+    /// Time from the streaming attempt's start to its first content.
+    pub fn time_to_first_token(&self) -> Duration {
+        self.ttft
+    }
+
+    /// The actual cost so far in USD: failed attempts cost nothing, and the streaming answer counts
+    /// once the provider has reported its usage (usually with the last event).
+    pub fn cost_usd(&self) -> f64 {
+        let profile = self.router.inner.catalog.model(self.model);
+        let answer = self.usage.map_or(0.0, |u| self.router.inner.cost_model.actual(&u, profile));
+        self.spent + if answer.is_finite() { answer } else { 0.0 }
+    }
+
+    fn finish(&mut self, error: Option<&Error>) {
+        let Some(_) = self.events.take() else { return };
+        let inner = &*self.router.inner;
+        let latency = self.started.elapsed();
+        let observation = match error {
+            None => {
+                let tokens = self.usage.map_or(0, |u| u.output_tokens);
+                Observation::success(latency).with_ttft(self.ttft).with_output_tokens(tokens)
+            }
+            Some(e) => Observation::from_error(e, latency),
+        };
+        inner.health.record(self.model, &observation, now_std());
+        self.probe = false;
+        let profile = inner.catalog.model(self.model);
+        match error {
+            None => {
+                for o in &inner.observers {
+                    o.on_finish(&self.decision, Ok((&profile.id, self.cost_usd())));
+                }
+            }
+            Some(e) => {
+                for o in &inner.observers {
+                    o.on_finish(&self.decision, Err(e));
+                }
+            }
+        }
+    }
+
+    fn observe(&mut self, event: &StreamEvent) {
+        match event {
+            StreamEvent::Delta(text) => self.delivered.push_str(text),
+            StreamEvent::Usage(usage) => self.usage = Some(*usage),
+            _ => {}
+        }
+    }
+}
+
+impl Drop for RoutedStream {
+    fn drop(&mut self) {
+        if self.probe && self.events.is_some() {
+            self.router.inner.health.release_probe(self.model);
+        }
+    }
+}
+
+impl fmt::Debug for RoutedStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RoutedStream")
+            .field("model", self.model())
+            .field("attempts", &self.attempts)
+            .field("delivered", &format_args!("{} bytes", self.delivered.len()))
+            .finish_non_exhaustive()
+    }
+}
+
+impl futures_core::Stream for RoutedStream {
+    type Item = Result<StreamEvent>;
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        if let Some(event) = this.buffered.pop_front() {
+            this.observe(&event);
+            return Poll::Ready(Some(Ok(event)));
+        }
+        let Some(events) = this.events.as_mut() else { return Poll::Ready(None) };
+        match events.as_mut().poll_next(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Some(Ok(event))) => {
+                this.observe(&event);
+                Poll::Ready(Some(Ok(event)))
+            }
+            Poll::Ready(Some(Err(error))) => {
+                let router = this.router.clone();
+                let profile = router.inner.catalog.model(this.model);
+                let error = attach_model(error, profile);
+                this.finish(Some(&error));
+                let delivered = std::mem::take(&mut this.delivered);
+                let wrapped = Error::new(
+                    ErrorKind::MidStream,
+                    format!("the stream failed after {} bytes of content: {error}", delivered.len()),
+                )
+                .with_model(profile.id.clone())
+                .with_partial(delivered)
+                .with_attempts(this.attempts.clone())
+                .with_source(error);
+                Poll::Ready(Some(Err(wrapped)))
+            }
+            Poll::Ready(None) => {
+                this.finish(None);
+                Poll::Ready(None)
+            }
+        }
+    }
+}

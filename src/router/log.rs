@@ -1,0 +1,193 @@
+//! Recent decisions, so that [`Router::feedback`](crate::Router::feedback) can find them: a fixed ring
+//! of slots written without locks, so that recording a decision costs a few atomic stores.
+
+use std::sync::atomic::{AtomicU64, Ordering, fence};
+use std::time::{Duration, Instant};
+
+use crate::catalog::ModelIndex;
+use crate::error::{Error, ErrorKind, Result};
+use crate::execution::DecisionId;
+
+/// Bit of a slot's state word: the router executed the decision (`complete` or `stream`), so its
+/// attempts are already in the health statistics.
+const EXECUTED: u64 = 1 << 62;
+/// Bit of a slot's state word: feedback was recorded.
+const CONSUMED: u64 = 1 << 63;
+/// Low bits of a slot's state word: the model index (catalogs have far fewer than 2^24 models).
+const MODEL: u64 = (1 << 24) - 1;
+/// Bits 24 to 61 of a slot's state word: the low bits of the decision id, so that a state word
+/// always says which decision it belongs to.
+const TAG_SHIFT: u32 = 24;
+const TAG: u64 = ((1 << 38) - 1) << TAG_SHIFT;
+
+fn tag(id: u64) -> u64 {
+    (id << TAG_SHIFT) & TAG
+}
+
+struct Slot {
+    /// The decision id in this slot; 0 while empty or being written.
+    id: AtomicU64,
+    /// The model index, the id tag and the flags above.
+    state: AtomicU64,
+    /// When the decision was made, in nanoseconds since the log's base.
+    at: AtomicU64,
+}
+
+/// What the log knows about a decision.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Logged {
+    pub(crate) model: ModelIndex,
+    pub(crate) executed: bool,
+}
+
+pub(crate) struct DecisionLog {
+    slots: Box<[Slot]>,
+    next: AtomicU64,
+    base: Instant,
+    ttl: Duration,
+}
+
+impl DecisionLog {
+    pub(crate) fn new(capacity: u32, ttl: Duration, base: Instant) -> Self {
+        let slots = (0..capacity.max(1))
+            .map(|_| Slot { id: AtomicU64::new(0), state: AtomicU64::new(0), at: AtomicU64::new(0) })
+            .collect();
+        Self { slots, next: AtomicU64::new(1), base, ttl }
+    }
+
+    fn slot(&self, id: u64) -> &Slot {
+        // `slots` is never empty.
+        &self.slots[(id % self.slots.len() as u64) as usize]
+    }
+
+    fn nanos(&self, now: Instant) -> u64 {
+        u64::try_from(now.saturating_duration_since(self.base).as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    /// Records a new decision and returns its id. Overwrites the oldest slot.
+    pub(crate) fn issue(&self, model: ModelIndex, executed: bool, now: Instant) -> DecisionId {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        let slot = self.slot(id);
+        slot.id.store(0, Ordering::Relaxed);
+        fence(Ordering::Release);
+        let flags = if executed { EXECUTED } else { 0 };
+        slot.state.store((model as u64 & MODEL) | tag(id) | flags, Ordering::Relaxed);
+        slot.at.store(self.nanos(now), Ordering::Relaxed);
+        slot.id.store(id, Ordering::Release);
+        DecisionId(id)
+    }
+
+    /// Records which model finally answered an executed decision (a fallback may have replaced the
+    /// first choice).
+    pub(crate) fn set_model(&self, id: DecisionId, model: ModelIndex) {
+        let slot = self.slot(id.0);
+        let _ = slot.state.fetch_update(Ordering::AcqRel, Ordering::Acquire, |s| {
+            (s & TAG == tag(id.0)).then_some((s & !MODEL) | (model as u64 & MODEL))
+        });
+    }
+
+    /// Finds `id` and marks it as having feedback.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidRequest`] when the id was never issued, has expired (overwritten or older than
+    /// the time to live) or already has feedback.
+    pub(crate) fn consume(&self, id: DecisionId, now: Instant) -> Result<Logged> {
+        let unknown = || Error::new(ErrorKind::InvalidRequest, format!("unknown decision id {id}"));
+        let expired = || {
+            Error::new(
+                ErrorKind::InvalidRequest,
+                format!("decision {id} has expired (feedback is kept for the last {} decisions)", self.slots.len()),
+            )
+        };
+        if id.0 == 0 || id.0 >= self.next.load(Ordering::Relaxed) {
+            return Err(unknown());
+        }
+        let slot = self.slot(id.0);
+        if slot.id.load(Ordering::Acquire) != id.0 {
+            return Err(expired());
+        }
+        let at = slot.at.load(Ordering::Relaxed);
+        fence(Ordering::Acquire);
+        if slot.id.load(Ordering::Relaxed) != id.0 {
+            return Err(expired());
+        }
+        let age = Duration::from_nanos(self.nanos(now).saturating_sub(at));
+        if age > self.ttl {
+            return Err(Error::new(
+                ErrorKind::InvalidRequest,
+                format!(
+                    "decision {id} has expired ({} s old, feedback is kept for {} s)",
+                    age.as_secs(),
+                    self.ttl.as_secs()
+                ),
+            ));
+        }
+        let state = slot
+            .state
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |s| {
+                (s & TAG == tag(id.0) && s & CONSUMED == 0).then_some(s | CONSUMED)
+            })
+            .map_err(|s| {
+                if s & TAG == tag(id.0) {
+                    Error::new(ErrorKind::InvalidRequest, format!("decision {id} already has feedback"))
+                } else {
+                    expired()
+                }
+            })?;
+        Ok(Logged { model: (state & MODEL) as ModelIndex, executed: state & EXECUTED != 0 })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn feedback_finds_recent_decisions_once() {
+        let base = Instant::now();
+        let log = DecisionLog::new(4, Duration::from_secs(60), base);
+        let a = log.issue(3, false, base);
+        let b = log.issue(1, true, base);
+        log.set_model(b, 2);
+        assert_eq!(log.consume(a, base).unwrap(), Logged { model: 3, executed: false });
+        assert_eq!(log.consume(b, base).unwrap(), Logged { model: 2, executed: true });
+        let again = log.consume(a, base).unwrap_err();
+        assert!(again.to_string().contains("already has feedback"), "{again}");
+        assert!(log.consume(DecisionId(99), base).unwrap_err().to_string().contains("unknown"));
+        assert!(log.consume(DecisionId(0), base).unwrap_err().to_string().contains("unknown"));
+    }
+
+    #[test]
+    fn old_decisions_expire_by_count_and_by_age() {
+        let base = Instant::now();
+        let log = DecisionLog::new(2, Duration::from_secs(10), base);
+        let first = log.issue(0, false, base);
+        let second = log.issue(0, false, base);
+        let _third = log.issue(0, false, base);
+        assert!(log.consume(first, base).unwrap_err().to_string().contains("expired"));
+        let late = base + Duration::from_secs(11);
+        assert!(log.consume(second, late).unwrap_err().to_string().contains("expired"));
+    }
+
+    #[test]
+    fn concurrent_issue_and_consume_stay_consistent() {
+        let base = Instant::now();
+        let log = DecisionLog::new(64, Duration::from_secs(60), base);
+        std::thread::scope(|s| {
+            for t in 0..4usize {
+                let log = &log;
+                s.spawn(move || {
+                    for _ in 0..10_000 {
+                        let id = log.issue(t, false, base);
+                        // Another thread may have overwritten the slot: then the id has expired, and
+                        // is never reported with another decision's model or as already consumed.
+                        match log.consume(id, base) {
+                            Ok(found) => assert_eq!(found.model, t),
+                            Err(e) => assert!(e.to_string().contains("expired"), "{e}"),
+                        }
+                    }
+                });
+            }
+        });
+    }
+}
