@@ -38,7 +38,9 @@ use crate::catalog::{Catalog, ModelId, ModelProfile};
 use crate::classify::{ContextLength, DifficultyClassifier, Intent, IntentClassifier};
 use crate::cost::{OutputPrediction, TokenPriceCostModel};
 use crate::error::{Error, Result};
+use crate::execution::ExecutionConfig;
 use crate::policy::{Action, CheapestCapable, Condition, CostRef, Policy, Rule, Rules, Utility};
+use crate::quality::{Checks, NoRefusal, NonEmpty, NotTruncated, ValidJson};
 use crate::router::RouterBuilder;
 
 /// A router's configuration: catalog, classifiers and weights, cost model, policy and limits.
@@ -69,6 +71,29 @@ pub struct RouterConfig {
     /// The largest request text accepted, in bytes.
     #[serde(default)]
     pub max_request_bytes: Option<usize>,
+    /// Retries, circuit breakers, deadlines and escalation.
+    #[serde(default)]
+    pub execution: ExecutionConfig,
+    /// Quality checks whose failure escalates an answer to a stronger model, in order (default none).
+    #[serde(default)]
+    pub quality_checks: Vec<QualityCheckConfig>,
+}
+
+/// A built-in quality check, by name.
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QualityCheckConfig {
+    /// All of the checks below ([`Checks::standard`]).
+    Standard,
+    /// [`NonEmpty`]: an answer with no text and no tool calls.
+    NonEmpty,
+    /// [`NotTruncated`]: an answer cut off by the output limit.
+    NotTruncated,
+    /// [`NoRefusal`]: an answer that starts by refusing.
+    NoRefusal,
+    /// [`ValidJson`]: invalid JSON when JSON was requested.
+    ValidJson,
 }
 
 /// One classifier and its weight.
@@ -329,6 +354,21 @@ impl RouterConfig {
             context = context.with_margin(m);
         }
         b = b.context_length(context);
+        self.execution.validate().map_err(|e| Error::config(format!("execution: {e}")))?;
+        b = b.execution(self.execution.clone());
+        if !self.quality_checks.is_empty() {
+            let mut checks = Checks::new();
+            for c in &self.quality_checks {
+                match c {
+                    QualityCheckConfig::Standard => checks.push(Checks::standard()),
+                    QualityCheckConfig::NonEmpty => checks.push(NonEmpty),
+                    QualityCheckConfig::NotTruncated => checks.push(NotTruncated),
+                    QualityCheckConfig::NoRefusal => checks.push(NoRefusal::new()),
+                    QualityCheckConfig::ValidJson => checks.push(ValidJson),
+                }
+            }
+            b = b.quality_check(checks);
+        }
         if let Some(fb) = &self.fallback_model {
             catalog.require(fb, "`fallback_model`")?;
             b = b.fallback_model(fb.clone());
@@ -502,6 +542,33 @@ pricing = { input_per_mtok = 3.0, output_per_mtok = 15.0, cached_input_per_mtok 
         assert!(e.contains("exactly one"), "{e}");
         let e = err("this is not toml = = =");
         assert!(e.contains("invalid TOML"), "{e}");
+        let e = err(&format!("{GOOD}\n[execution]\ntimeout_ms = 0\n"));
+        assert!(e.contains("execution") && e.contains("timeout_ms"), "{e}");
+        let e = err(&format!("{GOOD}\n[execution.retry]\nmultiplier = 0.5\n"));
+        assert!(e.contains("execution") && e.contains("multiplier"), "{e}");
+        let e = err(&format!("{GOOD}\n[execution.health]\nfailure_rate = 2.0\n"));
+        assert!(e.contains("failure_rate"), "{e}");
+        let e = err(&format!("{GOOD}\n[execution]\ntimeuot_ms = 5\n"));
+        assert!(e.contains("execution") && e.contains("timeuot_ms"), "{e}");
+        let e = err(&format!("quality_checks = [\"non_empty\", \"telepathy\"]\n{GOOD}"));
+        assert!(e.contains("quality_checks[1]") && e.contains("telepathy"), "{e}");
+    }
+
+    #[test]
+    fn execution_settings_and_quality_checks_load() {
+        let text = format!(
+            "quality_checks = [\"standard\"]\n{GOOD}\n[execution]\ntimeout_ms = 5000\nmax_escalations = 2\n\
+             [execution.retry]\nmax_retries_per_model = 1\non_non_retryable = \"stop\"\n\
+             [execution.health]\nopen_for_ms = 1000\n"
+        );
+        let config = RouterConfig::from_toml_str(&text).unwrap();
+        assert_eq!(config.execution.timeout, std::time::Duration::from_secs(5));
+        assert_eq!(config.execution.max_escalations, 2);
+        assert_eq!(config.execution.retry.max_retries_per_model, 1);
+        assert_eq!(config.execution.health.open_for_ms, 1000);
+        assert_eq!(config.quality_checks, [QualityCheckConfig::Standard]);
+        let router = config.builder().unwrap().build().unwrap();
+        assert_eq!(router.execution().max_escalations, 2);
     }
 
     #[test]

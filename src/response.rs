@@ -89,7 +89,8 @@ pub struct Response {
     pub usage: Usage,
     /// The model that answered (set by the router).
     pub model: Option<ModelId>,
-    /// Wall time of the call (set by the router).
+    /// Wall time of the request, every attempt and wait included (set by the router; each attempt's own
+    /// time is in `attempts`).
     pub latency: Duration,
     /// Actual cost in USD (set by the router): of this answer's `usage` at the catalog's prices, plus
     /// every earlier attempt of the same request (an escalated answer's cost includes the answer it

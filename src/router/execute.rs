@@ -127,6 +127,7 @@ struct Run<'a> {
     plan: Plan<'a>,
     attempts: Vec<Attempt>,
     spent: f64,
+    started: Instant,
     deadline: Instant,
     jitter: Jitter,
     escalations: u32,
@@ -143,6 +144,7 @@ impl<'a> Run<'a> {
             plan: Plan::new(decision),
             attempts: Vec::new(),
             spent: 0.0,
+            started: now,
             deadline: now.checked_add(timeout).unwrap_or(now + Duration::from_secs(86_400 * 365)),
             jitter: Jitter::new(inner.seed ^ decision.id().get().wrapping_mul(0x9E37_79B9_7F4A_7C15)),
             escalations: 0,
@@ -244,7 +246,7 @@ impl<'a> Run<'a> {
         response.estimated_cost_usd =
             self.decision.candidates().iter().find(|c| c.model == model).map_or(0.0, |c| c.cost.usd);
         response.inadequacy = inadequacy;
-        response.latency = self.attempts.last().map_or(Duration::ZERO, |a| a.latency);
+        response.latency = self.started.elapsed();
         response.attempts = self.attempts;
         inner.log.set_model(self.decision.id(), model);
         tracing::debug!(model = %profile.id, cost_usd = response.cost_usd, attempts = response.attempts.len(), "answered");
@@ -430,7 +432,8 @@ impl Router {
                             decision,
                             model,
                             buffered,
-                            events: Some(events),
+                            events,
+                            finished: false,
                             attempts,
                             spent,
                             started,
@@ -481,7 +484,7 @@ async fn first_content(
     provider: &dyn Provider,
     model: &ModelProfile,
     request: &Request,
-) -> Result<(VecDeque<StreamEvent>, EventStream)> {
+) -> Result<(VecDeque<StreamEvent>, Option<EventStream>)> {
     let mut events = provider.stream(model, request).await?;
     let mut buffered = VecDeque::new();
     loop {
@@ -494,12 +497,12 @@ async fn first_content(
                 };
                 buffered.push_back(event);
                 if content {
-                    return Ok((buffered, events));
+                    return Ok((buffered, Some(events)));
                 }
             }
             Some(Err(e)) => return Err(e),
-            // An answer with no content: nothing to wait for.
-            None => return Ok((buffered, events)),
+            // An answer with no content: nothing to wait for (and the stream must not be polled again).
+            None => return Ok((buffered, None)),
         }
     }
 }
@@ -515,7 +518,10 @@ pub struct RoutedStream {
     decision: Decision,
     model: ModelIndex,
     buffered: VecDeque<StreamEvent>,
+    /// The provider's stream, until it ends.
     events: Option<EventStream>,
+    /// Whether the outcome was recorded (the stream ended or failed).
+    finished: bool,
     attempts: Vec<Attempt>,
     spent: f64,
     started: Instant,
@@ -555,7 +561,10 @@ impl RoutedStream {
     }
 
     fn finish(&mut self, error: Option<&Error>) {
-        let Some(_) = self.events.take() else { return };
+        if std::mem::replace(&mut self.finished, true) {
+            return;
+        }
+        self.events = None;
         let inner = &*self.router.inner;
         let latency = self.started.elapsed();
         let observation = match error {
@@ -593,7 +602,7 @@ impl RoutedStream {
 
 impl Drop for RoutedStream {
     fn drop(&mut self) {
-        if self.probe && self.events.is_some() {
+        if self.probe && !self.finished {
             self.router.inner.health.release_probe(self.model);
         }
     }
@@ -617,7 +626,10 @@ impl futures_core::Stream for RoutedStream {
             this.observe(&event);
             return Poll::Ready(Some(Ok(event)));
         }
-        let Some(events) = this.events.as_mut() else { return Poll::Ready(None) };
+        let Some(events) = this.events.as_mut() else {
+            this.finish(None);
+            return Poll::Ready(None);
+        };
         match events.as_mut().poll_next(cx) {
             Poll::Pending => Poll::Pending,
             Poll::Ready(Some(Ok(event))) => {
