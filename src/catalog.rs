@@ -1,6 +1,6 @@
 //! The model portfolio: [`ModelId`], [`ModelProfile`] and the validated [`Catalog`].
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::ops::{BitOr, BitOrAssign};
 use std::sync::Arc;
@@ -319,15 +319,16 @@ impl Default for LatencyProfile {
 pub struct Ability {
     /// The overall ability `θ`.
     pub overall: f64,
-    /// Ability for requests of a given intent, where it differs from the overall one.
-    #[serde(default, skip_serializing_if = "HashMap::is_empty")]
-    pub by_intent: HashMap<Intent, f64>,
+    /// Ability for requests of a given intent, where it differs from the overall one. Ordered, so that
+    /// serialized catalogs are stable; a lookup is a few comparisons.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub by_intent: BTreeMap<Intent, f64>,
 }
 
 impl Ability {
     /// An overall ability with no per-intent values.
     pub fn new(overall: f64) -> Self {
-        Self { overall, by_intent: HashMap::new() }
+        Self { overall, by_intent: BTreeMap::new() }
     }
 
     /// Sets the ability for one intent.
