@@ -298,11 +298,16 @@ impl Router {
                     last = Some(deadline_error(request, inner.exec.timeout, &run.attempts));
                     break 'models;
                 };
-                let admission = inner.health.admit(model, now_std());
-                if let Admission::Rejected { .. } = admission {
-                    next = run.plan.fallback().map(|m| (m, AttemptReason::Fallback));
-                    continue 'models;
-                }
+                let admission = match inner.health.admit(model, now_std()) {
+                    // Every circuit was open when the decision was made: the one closest to recovery
+                    // is tried once anyway, rather than failing without an attempt.
+                    Admission::Rejected { .. } if reason == AttemptReason::Recovery => Admission::Allowed,
+                    Admission::Rejected { .. } => {
+                        next = run.plan.fallback().map(|m| (m, AttemptReason::Fallback));
+                        continue 'models;
+                    }
+                    admitted => admitted,
+                };
                 let guard = ProbeGuard::new(&inner.health, model, admission);
                 let limit = remaining.min(inner.exec.attempt_timeout);
                 let started = Instant::now();
@@ -403,11 +408,16 @@ impl Router {
                     last = Some(deadline_error(&request, inner.exec.timeout, &run.attempts));
                     break 'models;
                 };
-                let admission = inner.health.admit(model, now_std());
-                if let Admission::Rejected { .. } = admission {
-                    next = run.plan.fallback().map(|m| (m, AttemptReason::Fallback));
-                    continue 'models;
-                }
+                let admission = match inner.health.admit(model, now_std()) {
+                    // Every circuit was open when the decision was made: the one closest to recovery
+                    // is tried once anyway, rather than failing without an attempt.
+                    Admission::Rejected { .. } if reason == AttemptReason::Recovery => Admission::Allowed,
+                    Admission::Rejected { .. } => {
+                        next = run.plan.fallback().map(|m| (m, AttemptReason::Fallback));
+                        continue 'models;
+                    }
+                    admitted => admitted,
+                };
                 let guard = ProbeGuard::new(&inner.health, model, admission);
                 let limit = remaining.min(inner.exec.first_token_timeout);
                 let started = Instant::now();
