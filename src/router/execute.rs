@@ -207,8 +207,10 @@ impl<'a> Run<'a> {
         if !error.is_retryable() || !retry.allows_retry(retries, attempts) {
             return None;
         }
+        // `None` here means the deadline has passed (not that there is none): no wait fits.
+        let remaining = self.remaining()?;
         match retry.backoff(retries, error.retry_after(), &mut self.jitter) {
-            Backoff::Wait(wait) if retry.deadline_allows(wait, self.remaining()) => Some(wait),
+            Backoff::Wait(wait) if retry.deadline_allows(wait, Some(remaining)) => Some(wait),
             _ => None,
         }
     }
