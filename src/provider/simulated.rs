@@ -441,7 +441,7 @@ impl Provider for SimulatedProvider {
             events.push_back(Err(Error::server("simulated stream failure before the first token")
                 .with_model(model.id.clone())
                 .with_status(500)));
-            return Ok(Box::pin(SimStream { events, gap: None, sleep: None }));
+            return Ok(Box::pin(SimStream { events, gap: None, after_delta: false, sleep: None }));
         }
         let cut = plan.stream_fault == Some(StreamFault::Cut);
         let mut chunks = 0u32;
@@ -464,13 +464,16 @@ impl Provider for SimulatedProvider {
             events.push_back(Ok(StreamEvent::Finish(plan.finish)));
         }
         let gap = self.scaled(plan.decode / chunks.max(1));
-        Ok(Box::pin(SimStream { events, gap, sleep: None }))
+        Ok(Box::pin(SimStream { events, gap, after_delta: false, sleep: None }))
     }
 }
 
+/// Replays planned events. The first delta comes at once (the time to first token was spent opening
+/// the stream); every event after a delta waits `gap` first, so that decoding takes `decode` in all.
 struct SimStream {
     events: VecDeque<Result<StreamEvent>>,
     gap: Option<Duration>,
+    after_delta: bool,
     sleep: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
@@ -479,16 +482,16 @@ impl futures_core::Stream for SimStream {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
-        if let Some(gap) = this.gap {
-            if matches!(this.events.front(), Some(Ok(StreamEvent::Delta(_)))) {
-                let sleep = this.sleep.get_or_insert_with(|| Box::pin(tokio::time::sleep(gap)));
-                if sleep.as_mut().poll(cx).is_pending() {
-                    return Poll::Pending;
-                }
-                this.sleep = None;
+        if let Some(gap) = this.gap.filter(|_| this.after_delta && !this.events.is_empty()) {
+            let sleep = this.sleep.get_or_insert_with(|| Box::pin(tokio::time::sleep(gap)));
+            if sleep.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
             }
+            this.sleep = None;
         }
-        Poll::Ready(this.events.pop_front())
+        let event = this.events.pop_front();
+        this.after_delta = matches!(event, Some(Ok(StreamEvent::Delta(_))));
+        Poll::Ready(event)
     }
 }
 
@@ -709,5 +712,25 @@ mod tests {
         assert!(matches!(got.first(), Some(Ok(StreamEvent::Delta(_)))), "{got:?}");
         assert_eq!(got.last().unwrap().as_ref().unwrap_err().kind(), ErrorKind::Decode);
         assert!(cut.complete(&profile(), &req).await.is_ok());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn streams_take_the_simulated_time() {
+        use futures::StreamExt;
+        // 100 tokens at 1000 tokens/s after a 300 ms first token.
+        let p = SimulatedProvider::new("sim").time_scale(1.0).default_model(
+            SimulatedModel::healthy().with_output_tokens(100).with_latency(Duration::from_millis(300), 1000.0),
+        );
+        let started = tokio::time::Instant::now();
+        let mut s = p.stream(&profile(), &Request::new("hello")).await.unwrap();
+        assert!(matches!(s.next().await, Some(Ok(StreamEvent::Delta(_)))));
+        assert_eq!(started.elapsed(), Duration::from_millis(300));
+        while s.next().await.is_some() {}
+        // The timer rounds each gap between chunks up to a whole millisecond.
+        let elapsed = started.elapsed();
+        assert!(elapsed >= Duration::from_millis(400) && elapsed <= Duration::from_millis(430), "{elapsed:?}");
+        let started = tokio::time::Instant::now();
+        p.complete(&profile(), &Request::new("hello")).await.unwrap();
+        assert_eq!(started.elapsed(), Duration::from_millis(400));
     }
 }
