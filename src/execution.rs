@@ -82,7 +82,8 @@ pub struct ExecutionConfig {
     /// quality check ([`RouterBuilder::quality_check`](crate::RouterBuilder::quality_check)).
     pub max_escalations: u32,
     /// Whether measured latency and success rates replace the catalog's static profile in decisions
-    /// once a model has enough samples (default true).
+    /// once a model has enough samples, as long as they are current (default true; see
+    /// [`HealthConfig::stale_after_ms`]).
     pub live_routing: bool,
     /// How many recent decisions [`Router::feedback`](crate::Router::feedback) can still find (default
     /// 65,536; older ones expire).
