@@ -246,7 +246,10 @@ impl<'a> Run<'a> {
         response.estimated_cost_usd =
             self.decision.candidates().iter().find(|c| c.model == model).map_or(0.0, |c| c.cost.usd);
         response.inadequacy = inadequacy;
-        response.latency = self.attempts.last().map_or(Duration::ZERO, |a| a.latency);
+        // The answering call is the last one that produced an answer: an inadequate answer returned
+        // after a stronger model failed was followed by failed attempts.
+        response.latency =
+            self.attempts.iter().rev().find(|a| a.outcome.is_answer()).map_or(Duration::ZERO, |a| a.latency);
         response.attempts = self.attempts;
         inner.log.set_model(self.decision.id(), model);
         tracing::debug!(model = %profile.id, cost_usd = response.cost_usd, attempts = response.attempts.len(), "answered");
