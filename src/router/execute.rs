@@ -293,7 +293,10 @@ impl Router {
         let mut held: Option<(Response, ModelIndex, Inadequacy)> = None;
         'models: while let Some((model, mut reason)) = next.take() {
             let profile = inner.catalog.model(model);
-            let provider = run.provider(model)?;
+            let provider = match run.provider(model) {
+                Ok(provider) => provider,
+                Err(missing) => return Err(run.fail(Some(missing), None)),
+            };
             let mut retries = 0;
             loop {
                 if !run.attempts_left() {
@@ -403,7 +406,10 @@ impl Router {
         let mut last: Option<Error> = None;
         'models: while let Some((model, mut reason)) = next.take() {
             let profile = inner.catalog.model(model);
-            let provider = run.provider(model)?;
+            let provider = match run.provider(model) {
+                Ok(provider) => provider,
+                Err(missing) => return Err(run.fail(Some(missing), None)),
+            };
             let mut retries = 0;
             loop {
                 if !run.attempts_left() {
