@@ -28,9 +28,9 @@
 //! Until the first piece of content (text or a tool call) reaches the caller, a stream is an attempt
 //! like any other: an error, or no content within [`ExecutionConfig::first_token_timeout`], moves on
 //! to the next attempt. After it, the stream is committed to its model: a failure arrives as an
-//! [`ErrorKind::MidStream`](crate::ErrorKind::MidStream) error that carries the content already
-//! delivered. A stream that ends without any content is an answer, returned as it is (like an empty
-//! answer from `complete` without a quality check; quality checks do not apply to streams).
+//! [`ErrorKind::MidStream`] error that carries the content already delivered. A stream that ends
+//! without any content is an answer, returned as it is (like an empty answer from `complete` without
+//! a quality check; quality checks do not apply to streams).
 
 use std::fmt;
 use std::time::Duration;
