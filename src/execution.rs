@@ -26,10 +26,11 @@
 //! # Streams
 //!
 //! Until the first piece of content (text or a tool call) reaches the caller, a stream is an attempt
-//! like any other: an error, an empty stream or no content within
-//! [`ExecutionConfig::first_token_timeout`] moves on to the next attempt. After it, the stream is
-//! committed to its model: a failure arrives as an [`ErrorKind::MidStream`](crate::ErrorKind::MidStream)
-//! error that carries the content already delivered.
+//! like any other: an error, or no content within [`ExecutionConfig::first_token_timeout`], moves on
+//! to the next attempt. After it, the stream is committed to its model: a failure arrives as an
+//! [`ErrorKind::MidStream`] error that carries the content already delivered. A stream that ends
+//! without any content is an answer, returned as it is (like an empty answer from `complete` without
+//! a quality check; quality checks do not apply to streams).
 
 use std::fmt;
 use std::time::Duration;
@@ -82,7 +83,8 @@ pub struct ExecutionConfig {
     /// quality check ([`RouterBuilder::quality_check`](crate::RouterBuilder::quality_check)).
     pub max_escalations: u32,
     /// Whether measured latency and success rates replace the catalog's static profile in decisions
-    /// once a model has enough samples (default true).
+    /// once a model has enough samples, as long as they are current (default true; see
+    /// [`HealthConfig::stale_after_ms`]).
     pub live_routing: bool,
     /// How many recent decisions [`Router::feedback`](crate::Router::feedback) can still find (default
     /// 65,536; older ones expire).

@@ -6,7 +6,8 @@
 //!    open is skipped ([`Admission::Rejected`]), and a model recovering from an outage receives only a
 //!    few probe requests ([`Admission::Probe`]);
 //! 2. reads [`HealthTracker::live`] for measured latency, time to first token, decoding speed and success
-//!    rate, once a model has [`HealthConfig::min_samples`] outcomes;
+//!    rate, once a model has [`HealthConfig::min_samples`] outcomes, unless they are stale
+//!    ([`HealthTracker::is_stale`]: no outcome for [`stale_after_ms`](HealthConfig::stale_after_ms));
 //! 3. reports every attempt with [`HealthTracker::record`] (or gives a probe slot back with
 //!    [`HealthTracker::release_probe`] when the attempt was cancelled);
 //! 4. when every candidate is open, may try [`HealthTracker::closest_to_recovery`] instead of failing.
@@ -96,6 +97,14 @@ pub struct HealthConfig {
     /// How many probe requests a half-open circuit admits at once, and how many probe successes close
     /// it, in `1..=`[`MAX_HALF_OPEN_PROBES`](Self::MAX_HALF_OPEN_PROBES). Default 3.
     pub half_open_probes: u32,
+    /// How long a model's live statistics stay current without a new counted outcome, in milliseconds
+    /// (at least 1). Default 60 000.
+    ///
+    /// A model that lost its traffic to a better one gets no new outcomes, so its statistics would
+    /// never improve. Once they are this old, [`HealthTracker::is_stale`] says so and the router
+    /// decides on the catalog's profile again: the model gets traffic back and is measured anew. The
+    /// cost is that a model still slow or failing gets some requests again every `stale_after_ms`.
+    pub stale_after_ms: u64,
 }
 
 impl HealthConfig {
@@ -157,6 +166,12 @@ impl HealthConfig {
         self
     }
 
+    /// Sets how long live statistics stay current without a new outcome, in milliseconds.
+    pub fn with_stale_after_ms(mut self, ms: u64) -> Self {
+        self.stale_after_ms = ms;
+        self
+    }
+
     /// Checks every field against the range its documentation gives.
     ///
     /// # Errors
@@ -199,6 +214,9 @@ impl HealthConfig {
                 self.half_open_probes,
             ));
         }
+        if self.stale_after_ms == 0 {
+            return Err(bad("stale_after_ms", "at least 1", self.stale_after_ms));
+        }
         Ok(())
     }
 
@@ -221,6 +239,7 @@ impl Default for HealthConfig {
             open_for_ms: 30_000,
             max_open_for_ms: 300_000,
             half_open_probes: 3,
+            stale_after_ms: 60_000,
         }
     }
 }
@@ -557,6 +576,7 @@ impl HealthTracker {
         }
         let failed = observation.is_failure();
         let t = self.nanos(now);
+        slot.last_outcome.fetch_max(t.saturating_add(1), Ordering::Relaxed);
         let mut stats = slot.stats.lock().unwrap_or_else(PoisonError::into_inner);
         stats.samples = stats.samples.saturating_add(1);
         stats.window.push(failed);
@@ -601,6 +621,21 @@ impl HealthTracker {
             tokens_per_sec: load_f64(&slot.tps),
             samples,
         })
+    }
+
+    /// Whether model `index` has counted outcomes, the latest older than
+    /// [`stale_after_ms`](HealthConfig::stale_after_ms) at `now`. Callers should then set its
+    /// [`live`](Self::live) statistics aside. `false` for a model without outcomes and for an unknown
+    /// index. Lock-free; no allocation.
+    pub fn is_stale(&self, index: ModelIndex, now: Instant) -> bool {
+        let Some(slot) = self.slots.get(index) else { return false };
+        match slot.last_outcome.load(Ordering::Relaxed) {
+            0 => false,
+            last => {
+                let age = self.nanos(now).saturating_sub(last - 1);
+                age > self.config.stale_after_ms.saturating_mul(1_000_000)
+            }
+        }
     }
 
     /// Model `index`'s circuit at `now`; `None` for an unknown index. Lock-free; no allocation.
@@ -752,6 +787,9 @@ struct Slot {
     open_until: AtomicU64,
     /// Counted outcomes; stored last (release) when publishing.
     samples: AtomicU64,
+    /// When the latest counted outcome was recorded, in nanoseconds since the base plus one; 0 before
+    /// the first.
+    last_outcome: AtomicU64,
     /// Published `f64` bits; NaN means none.
     success_rate: AtomicU64,
     latency_ns: AtomicU64,
@@ -767,6 +805,7 @@ impl Slot {
             circuit: AtomicU64::new(Circuit::new(Phase::Closed, 0, 0).0),
             open_until: AtomicU64::new(0),
             samples: AtomicU64::new(0),
+            last_outcome: AtomicU64::new(0),
             success_rate: AtomicU64::new(none),
             latency_ns: AtomicU64::new(none),
             ttft_ns: AtomicU64::new(none),
@@ -1262,6 +1301,30 @@ mod tests {
         assert_eq!(Observation::success(SEC).with_ttft(SEC).with_output_tokens(5).tokens_per_sec(), None);
         assert_eq!(Observation::success(SEC).with_ttft(MS).tokens_per_sec(), None);
         assert_eq!(Observation::success(SEC).with_output_tokens(5).tokens_per_sec(), None);
+    }
+
+    #[test]
+    fn statistics_go_stale_without_outcomes() {
+        let (t, base) = tracker(2);
+        assert!(!t.is_stale(0, base + 3600 * SEC));
+        for _ in 0..5 {
+            t.record(0, &ok(), base);
+        }
+        // Caller-fault outcomes say nothing about the model and do not refresh it.
+        t.record(0, &Observation::failure(ErrorKind::BadRequest, MS), base + 50 * SEC);
+        assert!(!t.is_stale(0, base + 60 * SEC));
+        assert!(t.is_stale(0, base + 60 * SEC + MS));
+        // The statistics are still there; a new outcome makes them current again.
+        assert_eq!(t.live(0).unwrap().samples, 5);
+        t.record(0, &ok(), base + 90 * SEC);
+        assert!(!t.is_stale(0, base + 100 * SEC));
+        // An outcome recorded late, with an earlier time, does not move it back.
+        t.record(0, &ok(), base + 10 * SEC);
+        assert!(!t.is_stale(0, base + 150 * SEC));
+        assert!(!t.is_stale(1, base + 3600 * SEC));
+        assert!(!t.is_stale(9, base));
+        let c = HealthConfig::new().with_stale_after_ms(0);
+        assert!(c.validate().unwrap_err().to_string().contains("`stale_after_ms`"));
     }
 
     #[test]

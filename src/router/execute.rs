@@ -209,8 +209,10 @@ impl<'a> Run<'a> {
         if !error.is_retryable() || !retry.allows_retry(retries, attempts) {
             return None;
         }
+        // `None` here means the deadline has passed (not that there is none): no wait fits.
+        let remaining = self.remaining()?;
         match retry.backoff(retries, error.retry_after(), &mut self.jitter) {
-            Backoff::Wait(wait) if retry.deadline_allows(wait, self.remaining()) => Some(wait),
+            Backoff::Wait(wait) if retry.deadline_allows(wait, Some(remaining)) => Some(wait),
             _ => None,
         }
     }
@@ -290,7 +292,10 @@ impl Router {
         let mut held: Option<(Response, ModelIndex, Inadequacy)> = None;
         'models: while let Some((model, mut reason)) = next.take() {
             let profile = inner.catalog.model(model);
-            let provider = run.provider(model)?;
+            let provider = match run.provider(model) {
+                Ok(provider) => provider,
+                Err(missing) => return Err(run.fail(Some(missing), None)),
+            };
             let mut retries = 0;
             loop {
                 if !run.attempts_left() {
@@ -300,11 +305,16 @@ impl Router {
                     last = Some(deadline_error(request, inner.exec.timeout, &run.attempts));
                     break 'models;
                 };
-                let admission = inner.health.admit(model, now_std());
-                if let Admission::Rejected { .. } = admission {
-                    next = run.plan.fallback().map(|m| (m, AttemptReason::Fallback));
-                    continue 'models;
-                }
+                let admission = match inner.health.admit(model, now_std()) {
+                    // Every circuit was open when the decision was made: the one closest to recovery
+                    // is tried once anyway, rather than failing without an attempt.
+                    Admission::Rejected { .. } if reason == AttemptReason::Recovery => Admission::Allowed,
+                    Admission::Rejected { .. } => {
+                        next = run.plan.fallback().map(|m| (m, AttemptReason::Fallback));
+                        continue 'models;
+                    }
+                    admitted => admitted,
+                };
                 let guard = ProbeGuard::new(&inner.health, model, admission);
                 let limit = remaining.min(inner.exec.attempt_timeout);
                 let started = Instant::now();
@@ -395,7 +405,10 @@ impl Router {
         let mut last: Option<Error> = None;
         'models: while let Some((model, mut reason)) = next.take() {
             let profile = inner.catalog.model(model);
-            let provider = run.provider(model)?;
+            let provider = match run.provider(model) {
+                Ok(provider) => provider,
+                Err(missing) => return Err(run.fail(Some(missing), None)),
+            };
             let mut retries = 0;
             loop {
                 if !run.attempts_left() {
@@ -405,11 +418,16 @@ impl Router {
                     last = Some(deadline_error(&request, inner.exec.timeout, &run.attempts));
                     break 'models;
                 };
-                let admission = inner.health.admit(model, now_std());
-                if let Admission::Rejected { .. } = admission {
-                    next = run.plan.fallback().map(|m| (m, AttemptReason::Fallback));
-                    continue 'models;
-                }
+                let admission = match inner.health.admit(model, now_std()) {
+                    // Every circuit was open when the decision was made: the one closest to recovery
+                    // is tried once anyway, rather than failing without an attempt.
+                    Admission::Rejected { .. } if reason == AttemptReason::Recovery => Admission::Allowed,
+                    Admission::Rejected { .. } => {
+                        next = run.plan.fallback().map(|m| (m, AttemptReason::Fallback));
+                        continue 'models;
+                    }
+                    admitted => admitted,
+                };
                 let guard = ProbeGuard::new(&inner.health, model, admission);
                 let limit = remaining.min(inner.exec.first_token_timeout);
                 let started = Instant::now();

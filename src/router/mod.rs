@@ -124,7 +124,7 @@ impl Router {
                         rejections.push(Rejection::new(model.id.clone(), RejectReason::CircuitOpen { retry_in }));
                         open.push((c, retry_in));
                     }
-                    _ => match self.live(c, request.hints.latency_budget) {
+                    _ => match self.live(c, request.hints.latency_budget, now) {
                         Ok(c) => candidates.push(c),
                         Err(reason) => rejections.push(Rejection::new(model.id.clone(), reason)),
                     },
@@ -177,10 +177,15 @@ impl Router {
     }
 
     /// Replaces a candidate's catalog latency and reliability with measured ones, once its model has
-    /// enough samples, and re-checks the latency budget against them.
-    fn live(&self, c: Candidate, budget: Option<Duration>) -> std::result::Result<Candidate, RejectReason> {
+    /// enough samples that are not stale, and re-checks the latency budget against them.
+    fn live(
+        &self,
+        c: Candidate,
+        budget: Option<Duration>,
+        now: std::time::Instant,
+    ) -> std::result::Result<Candidate, RejectReason> {
         let inner = &*self.inner;
-        if !inner.exec.live_routing {
+        if !inner.exec.live_routing || inner.health.is_stale(c.model, now) {
             return Ok(c);
         }
         let Some(stats) = inner.health.live(c.model) else { return Ok(c) };
