@@ -482,6 +482,91 @@ async fn all_circuits_open_tries_the_one_closest_to_recovery() {
     assert!(events.iter().all(Result::is_ok));
 }
 
+#[tokio::test(start_paused = true)]
+async fn recovery_attempts_are_limited_like_probes() {
+    let lab = Lab::new(&["cheap", "dear"]);
+    let router = lab_router(&lab, Utility::new(), breaker_exec());
+    lab.knobs("cheap").down(true);
+    lab.knobs("dear").down(true);
+    // `dear` trips first, `cheap` a second later: `dear` is the closest to recovery.
+    for id in ["dear", "cheap"] {
+        for _ in 0..5 {
+            let _ = router.complete(Request::new("hi").with_allowed([id])).await.unwrap_err();
+        }
+        tokio::time::advance(SEC).await;
+    }
+    // Everything is open and `dear` now hangs: of 6 concurrent requests, only as many as a half-open
+    // circuit admits (2) try it; the others fail at once, saying why, without calling anything.
+    lab.knobs("dear").down(false);
+    lab.knobs("dear").hang.store(true, Ordering::SeqCst);
+    let calls = lab.knobs("dear").calls();
+    let exec = |_| async { tokio::time::timeout(5 * SEC, router.complete(Request::new("hi"))).await.map_err(|_| ()) };
+    let results = futures::future::join_all((0..6).map(exec)).await;
+    assert_eq!(lab.knobs("dear").calls(), calls + 2);
+    let fast: Vec<_> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
+    assert_eq!(fast.len(), 4, "the other four return at once");
+    for r in fast {
+        let e = r.as_ref().unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::NoCandidate, "{e}");
+        assert!(e.to_string().contains("already being tried"), "{e}");
+        assert!(e.attempts().is_empty());
+    }
+    // The slots came back when the hanging attempts were dropped.
+    lab.knobs("dear").hang.store(false, Ordering::SeqCst);
+    let r = router.complete(Request::new("hi")).await.unwrap();
+    assert_eq!(r.attempts[0].reason, AttemptReason::Recovery);
+}
+
+/// A provider whose streams send one piece of text and then nothing, ever.
+struct Stalling;
+
+#[async_trait::async_trait]
+impl Provider for Stalling {
+    fn name(&self) -> &str {
+        "sim"
+    }
+
+    async fn complete(&self, _: &ModelProfile, _: &Request) -> switchyard::Result<Response> {
+        Err(Error::server("streams only"))
+    }
+
+    async fn stream(&self, _: &ModelProfile, _: &Request) -> switchyard::Result<switchyard::EventStream> {
+        let first = futures::stream::iter([Ok(StreamEvent::Delta("partial".into()))]);
+        Ok(Box::pin(first.chain(futures::stream::pending())))
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_committed_stream_that_stalls_ends_with_a_timeout() {
+    let finishes = Arc::new(Mutex::new(Vec::new()));
+    struct Finishes(Arc<Mutex<Vec<ErrorKind>>>);
+    impl Observer for Finishes {
+        fn on_finish(&self, _: &Decision, result: Result<(&ModelId, f64), &Error>) {
+            if let Err(e) = result {
+                self.0.lock().unwrap().push(e.kind());
+            }
+        }
+    }
+    let router = Router::builder()
+        .catalog(mini_frontier())
+        .provider(Stalling)
+        .observer(Finishes(finishes.clone()))
+        .execution(ExecutionConfig::new().with_first_token_timeout(3 * SEC))
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    let events: Vec<_> = router.stream(Request::new(EASY)).await.unwrap().collect().await;
+    assert_eq!(started.elapsed(), 3 * SEC);
+    assert_eq!(text_of(&events), "partial");
+    let e = events.last().unwrap().as_ref().unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::MidStream);
+    assert_eq!(e.partial_content(), Some("partial"));
+    let source = std::error::Error::source(e).and_then(|s| s.downcast_ref::<Error>()).unwrap();
+    assert_eq!(source.kind(), ErrorKind::Timeout);
+    // Observers get the error the caller got.
+    assert_eq!(*finishes.lock().unwrap(), [ErrorKind::MidStream]);
+}
+
 // ---------------------------------------------------------------------------------------------------
 // 4. Live statistics in decisions
 

@@ -294,6 +294,7 @@ impl RouterBuilder {
                 exec: self.exec,
                 quality: self.quality,
                 observers: self.observers,
+                recovering: (0..models).map(|_| std::sync::atomic::AtomicU32::new(0)).collect(),
             }),
         })
     }

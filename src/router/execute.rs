@@ -3,8 +3,10 @@
 
 use std::collections::VecDeque;
 use std::fmt;
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -81,16 +83,18 @@ impl<'a> Plan<'a> {
     }
 }
 
-/// Gives a half-open circuit's probe slot back if the attempt ends without an outcome (cancelled).
+/// Gives a half-open circuit's probe slot back if the attempt ends without an outcome (cancelled),
+/// and a recovery slot back when the attempt ends.
 struct ProbeGuard<'a> {
     health: &'a HealthTracker,
     model: ModelIndex,
     armed: bool,
+    recovery: Option<&'a AtomicU32>,
 }
 
 impl<'a> ProbeGuard<'a> {
     fn new(health: &'a HealthTracker, model: ModelIndex, admission: Admission) -> Self {
-        Self { health, model, armed: admission == Admission::Probe }
+        Self { health, model, armed: admission == Admission::Probe, recovery: None }
     }
 
     fn record(mut self, observation: &Observation) {
@@ -98,7 +102,8 @@ impl<'a> ProbeGuard<'a> {
         self.armed = false;
     }
 
-    /// Hands the probe slot (if any) over to the caller, who must record or release it.
+    /// Hands the probe slot (if any) over to the caller, who must record or release it. A recovery
+    /// slot is given back: the attempt got its answer started.
     fn hand_over(mut self) -> bool {
         std::mem::replace(&mut self.armed, false)
     }
@@ -109,7 +114,28 @@ impl Drop for ProbeGuard<'_> {
         if self.armed {
             self.health.release_probe(self.model);
         }
+        if let Some(slot) = self.recovery {
+            slot.fetch_sub(1, Ordering::AcqRel);
+        }
     }
+}
+
+/// What follows a failed attempt.
+enum AfterFailure {
+    /// The same model again (the backoff has been waited out).
+    Retry,
+    /// This candidate next, or none: the request fails.
+    Next(Option<(ModelIndex, AttemptReason)>),
+}
+
+/// Whether an attempt may go ahead.
+enum Gate<'a> {
+    /// Yes, within this time; the guard holds the model's probe or recovery slot, if any.
+    Go(ProbeGuard<'a>, Duration),
+    /// The model's circuit turned it away: try the next candidate.
+    Skip,
+    /// No attempt can be made (budget, deadline, recovery slots): stop with `Run::last`.
+    Stop,
 }
 
 pub(crate) fn now_std() -> std::time::Instant {
@@ -131,6 +157,8 @@ struct Run<'a> {
     deadline: Instant,
     jitter: Jitter,
     escalations: u32,
+    /// The error that ends the request if nothing answers.
+    last: Option<Error>,
 }
 
 impl<'a> Run<'a> {
@@ -148,6 +176,75 @@ impl<'a> Run<'a> {
             deadline: now.checked_add(timeout).unwrap_or(now + Duration::from_secs(86_400 * 365)),
             jitter: Jitter::new(inner.seed ^ decision.id().get().wrapping_mul(0x9E37_79B9_7F4A_7C15)),
             escalations: 0,
+            last: None,
+        }
+    }
+
+    /// Checks the attempt budget, the deadline and `model`'s circuit before an attempt.
+    fn gate(&mut self, model: ModelIndex, reason: AttemptReason, request: &Request) -> Gate<'a> {
+        let inner = &*self.router.inner;
+        if !self.attempts_left() {
+            return Gate::Stop;
+        }
+        let Some(remaining) = self.remaining() else {
+            self.last = Some(deadline_error(request, inner.exec.timeout, &self.attempts));
+            return Gate::Stop;
+        };
+        match inner.health.admit(model, now_std()) {
+            // Every circuit was open when the decision was made: the one closest to recovery is tried
+            // anyway, by at most as many requests at a time as a half-open circuit lets through.
+            Admission::Rejected { retry_in } if reason == AttemptReason::Recovery => {
+                let Some(slot) = inner.recovering.get(model) else { return Gate::Stop };
+                let limit = inner.exec.health.half_open_probes.max(1);
+                if slot.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < limit).then_some(n + 1)).is_err() {
+                    self.last = Some(
+                        Error::new(
+                            ErrorKind::NoCandidate,
+                            format!(
+                                "every capable model's circuit is open; the one closest to recovery is already \
+                                 being tried by {limit} requests (retry in {} ms)",
+                                retry_in.as_millis()
+                            ),
+                        )
+                        .with_model(inner.catalog.model(model).id.clone()),
+                    );
+                    return Gate::Stop;
+                }
+                let mut guard = ProbeGuard::new(&inner.health, model, Admission::Allowed);
+                guard.recovery = Some(slot);
+                Gate::Go(guard, remaining)
+            }
+            Admission::Rejected { .. } => Gate::Skip,
+            admitted => Gate::Go(ProbeGuard::new(&inner.health, model, admitted), remaining),
+        }
+    }
+
+    /// Records a failed attempt, then either waits out the backoff before a retry of the same model
+    /// or says what to try instead.
+    async fn failed(
+        &mut self,
+        model: ModelIndex,
+        reason: AttemptReason,
+        retries: u32,
+        error: Error,
+        latency: Duration,
+        guard: ProbeGuard<'_>,
+    ) -> AfterFailure {
+        let profile = self.router.inner.catalog.model(model);
+        let error = attach_model(error, profile);
+        guard.record(&Observation::from_error(&error, latency));
+        let outcome = AttemptOutcome::Failed { kind: error.kind(), status: error.status() };
+        self.push(profile, reason, outcome, latency, 0.0);
+        let wait = self.retry_wait(&error, retries);
+        let next = if wait.is_none() { self.after_failure(model, &error) } else { None };
+        self.last = Some(error);
+        match wait {
+            Some(wait) => {
+                tracing::debug!(model = %profile.id, wait_ms = wait.as_millis() as u64, "retry");
+                tokio::time::sleep(wait).await;
+                AfterFailure::Retry
+            }
+            None => AfterFailure::Next(next),
         }
     }
 
@@ -223,15 +320,13 @@ impl<'a> Run<'a> {
     }
 
     /// The final error: the last provider error (or why nothing could be tried), with every attempt.
-    fn fail(self, last: Option<Error>, why_stopped: Option<Error>) -> Error {
-        let error = match (last, why_stopped) {
-            (_, Some(stop)) => stop,
-            (Some(last), None) => last,
-            (None, None) => Error::new(
+    fn fail(self) -> Error {
+        let error = self.last.unwrap_or_else(|| {
+            Error::new(
                 ErrorKind::NoCandidate,
                 "every candidate was unavailable (circuit open or its probe slots taken)",
-            ),
-        };
+            )
+        });
         tracing::debug!(kind = error.kind().as_str(), attempts = self.attempts.len(), "failed");
         let error = error.with_attempts(self.attempts);
         for o in &self.router.inner.observers {
@@ -287,35 +382,27 @@ impl Router {
         let inner = &*self.inner;
         let mut run = Run::new(self, request, decision);
         let mut next = run.plan.first().map(|m| (m, first_reason(decision)));
-        let mut last: Option<Error> = None;
         // The last inadequate answer, kept in case no stronger model answers.
         let mut held: Option<(Response, ModelIndex, Inadequacy)> = None;
         'models: while let Some((model, mut reason)) = next.take() {
             let profile = inner.catalog.model(model);
             let provider = match run.provider(model) {
                 Ok(provider) => provider,
-                Err(missing) => return Err(run.fail(Some(missing), None)),
+                Err(missing) => {
+                    run.last = Some(missing);
+                    return Err(run.fail());
+                }
             };
             let mut retries = 0;
             loop {
-                if !run.attempts_left() {
-                    break 'models;
-                }
-                let Some(remaining) = run.remaining() else {
-                    last = Some(deadline_error(request, inner.exec.timeout, &run.attempts));
-                    break 'models;
-                };
-                let admission = match inner.health.admit(model, now_std()) {
-                    // Every circuit was open when the decision was made: the one closest to recovery
-                    // is tried once anyway, rather than failing without an attempt.
-                    Admission::Rejected { .. } if reason == AttemptReason::Recovery => Admission::Allowed,
-                    Admission::Rejected { .. } => {
+                let (guard, remaining) = match run.gate(model, reason, request) {
+                    Gate::Go(guard, remaining) => (guard, remaining),
+                    Gate::Skip => {
                         next = run.plan.fallback().map(|m| (m, AttemptReason::Fallback));
                         continue 'models;
                     }
-                    admitted => admitted,
+                    Gate::Stop => break 'models,
                 };
-                let guard = ProbeGuard::new(&inner.health, model, admission);
                 let limit = remaining.min(inner.exec.attempt_timeout);
                 let started = Instant::now();
                 let result = match tokio::time::timeout(limit, provider.complete(profile, request)).await {
@@ -323,58 +410,50 @@ impl Router {
                     Err(_) => Err(timeout_error("no answer", limit)),
                 };
                 let latency = started.elapsed();
-                match result {
-                    Ok(response) => {
-                        let cost = inner.cost_model.actual(&response.usage, profile);
-                        run.spent += if cost.is_finite() { cost } else { 0.0 };
-                        let observed = Observation::success(latency).with_output_tokens(response.usage.output_tokens);
-                        guard.record(&observed);
-                        let verdict = inner.quality.as_ref().map(|q| q.check(request, &response));
-                        let inadequacy = verdict.as_ref().and_then(Verdict::inadequacy).cloned();
-                        let outcome = match &inadequacy {
-                            Some(why) => AttemptOutcome::Inadequate(why.clone()),
-                            None => AttemptOutcome::Answered,
-                        };
-                        run.push(profile, reason, outcome, latency, cost);
-                        let Some(why) = inadequacy else {
-                            return Ok(run.answer(response, model, None));
-                        };
-                        if run.escalations < inner.exec.max_escalations {
-                            if let Some(stronger) = run.plan.stronger(model) {
-                                tracing::debug!(from = %profile.id, reason = why.reason(), "escalate");
-                                run.escalations += 1;
-                                held = Some((response, model, why));
-                                next = Some((stronger, AttemptReason::Escalation));
-                                continue 'models;
-                            }
-                        }
-                        return Ok(run.answer(response, model, Some(why)));
-                    }
-                    Err(error) => {
-                        let error = attach_model(error, profile);
-                        guard.record(&Observation::from_error(&error, latency));
-                        let outcome = AttemptOutcome::Failed { kind: error.kind(), status: error.status() };
-                        run.push(profile, reason, outcome, latency, 0.0);
-                        if let Some(wait) = run.retry_wait(&error, retries) {
-                            tracing::debug!(model = %profile.id, wait_ms = wait.as_millis() as u64, "retry");
-                            last = Some(error);
-                            tokio::time::sleep(wait).await;
+                let response = match result {
+                    Ok(response) => response,
+                    Err(error) => match run.failed(model, reason, retries, error, latency, guard).await {
+                        AfterFailure::Retry => {
                             retries += 1;
                             reason = AttemptReason::Retry;
                             continue;
                         }
-                        next = run.after_failure(model, &error);
-                        last = Some(error);
+                        AfterFailure::Next(then) => {
+                            next = then;
+                            continue 'models;
+                        }
+                    },
+                };
+                let cost = inner.cost_model.actual(&response.usage, profile);
+                run.spent += if cost.is_finite() { cost } else { 0.0 };
+                guard.record(&Observation::success(latency).with_output_tokens(response.usage.output_tokens));
+                let verdict = inner.quality.as_ref().map(|q| q.check(request, &response));
+                let inadequacy = verdict.as_ref().and_then(Verdict::inadequacy).cloned();
+                let outcome = match &inadequacy {
+                    Some(why) => AttemptOutcome::Inadequate(why.clone()),
+                    None => AttemptOutcome::Answered,
+                };
+                run.push(profile, reason, outcome, latency, cost);
+                let Some(why) = inadequacy else {
+                    return Ok(run.answer(response, model, None));
+                };
+                if run.escalations < inner.exec.max_escalations {
+                    if let Some(stronger) = run.plan.stronger(model) {
+                        tracing::debug!(from = %profile.id, reason = why.reason(), "escalate");
+                        run.escalations += 1;
+                        held = Some((response, model, why));
+                        next = Some((stronger, AttemptReason::Escalation));
                         continue 'models;
                     }
                 }
+                return Ok(run.answer(response, model, Some(why)));
             }
         }
         if let Some((response, model, why)) = held {
             // A stronger model was tried and failed: the answer already paid for beats an error.
             return Ok(run.answer(response, model, Some(why)));
         }
-        Err(run.fail(last, None))
+        Err(run.fail())
     }
 
     /// Routes `request` to models that can stream and streams the answer, with fallbacks until the
@@ -402,33 +481,25 @@ impl Router {
         let inner = &*self.inner;
         let mut run = Run::new(self, &request, &decision);
         let mut next = run.plan.first().map(|m| (m, first_reason(&decision)));
-        let mut last: Option<Error> = None;
         'models: while let Some((model, mut reason)) = next.take() {
             let profile = inner.catalog.model(model);
             let provider = match run.provider(model) {
                 Ok(provider) => provider,
-                Err(missing) => return Err(run.fail(Some(missing), None)),
+                Err(missing) => {
+                    run.last = Some(missing);
+                    return Err(run.fail());
+                }
             };
             let mut retries = 0;
             loop {
-                if !run.attempts_left() {
-                    break 'models;
-                }
-                let Some(remaining) = run.remaining() else {
-                    last = Some(deadline_error(&request, inner.exec.timeout, &run.attempts));
-                    break 'models;
-                };
-                let admission = match inner.health.admit(model, now_std()) {
-                    // Every circuit was open when the decision was made: the one closest to recovery
-                    // is tried once anyway, rather than failing without an attempt.
-                    Admission::Rejected { .. } if reason == AttemptReason::Recovery => Admission::Allowed,
-                    Admission::Rejected { .. } => {
+                let (guard, remaining) = match run.gate(model, reason, &request) {
+                    Gate::Go(guard, remaining) => (guard, remaining),
+                    Gate::Skip => {
                         next = run.plan.fallback().map(|m| (m, AttemptReason::Fallback));
                         continue 'models;
                     }
-                    admitted => admitted,
+                    Gate::Stop => break 'models,
                 };
-                let guard = ProbeGuard::new(&inner.health, model, admission);
                 let limit = remaining.min(inner.exec.first_token_timeout);
                 let started = Instant::now();
                 let opened =
@@ -437,50 +508,48 @@ impl Router {
                         Err(_) => Err(timeout_error("no content", limit)),
                     };
                 let ttft = started.elapsed();
-                match opened {
-                    Ok((buffered, events)) => {
-                        run.push(profile, reason, AttemptOutcome::Answered, ttft, 0.0);
-                        // The stream records the outcome when it ends, and holds the probe slot until then.
-                        let probe = guard.hand_over();
-                        let attempts = std::mem::take(&mut run.attempts);
-                        let spent = run.spent;
-                        inner.log.set_model(decision.id(), model);
-                        return Ok(RoutedStream {
-                            router: self.clone(),
-                            decision,
-                            model,
-                            buffered,
-                            events,
-                            finished: false,
-                            attempts,
-                            spent,
-                            started,
-                            ttft,
-                            delivered: String::new(),
-                            usage: None,
-                            probe,
-                        });
-                    }
-                    Err(error) => {
-                        let error = attach_model(error, profile);
-                        guard.record(&Observation::from_error(&error, ttft));
-                        let outcome = AttemptOutcome::Failed { kind: error.kind(), status: error.status() };
-                        run.push(profile, reason, outcome, ttft, 0.0);
-                        if let Some(wait) = run.retry_wait(&error, retries) {
-                            last = Some(error);
-                            tokio::time::sleep(wait).await;
+                let (buffered, events) = match opened {
+                    Ok(opened) => opened,
+                    Err(error) => match run.failed(model, reason, retries, error, ttft, guard).await {
+                        AfterFailure::Retry => {
                             retries += 1;
                             reason = AttemptReason::Retry;
                             continue;
                         }
-                        next = run.after_failure(model, &error);
-                        last = Some(error);
-                        continue 'models;
-                    }
-                }
+                        AfterFailure::Next(then) => {
+                            next = then;
+                            continue 'models;
+                        }
+                    },
+                };
+                run.push(profile, reason, AttemptOutcome::Answered, ttft, 0.0);
+                // The stream records the outcome when it ends, and holds the probe slot until then.
+                let probe = guard.hand_over();
+                let attempts = std::mem::take(&mut run.attempts);
+                let spent = run.spent;
+                drop(run);
+                inner.log.set_model(decision.id(), model);
+                let idle = inner.exec.first_token_timeout;
+                return Ok(RoutedStream {
+                    router: self.clone(),
+                    decision,
+                    model,
+                    buffered,
+                    events,
+                    finished: false,
+                    attempts,
+                    spent,
+                    started,
+                    ttft,
+                    delivered: String::new(),
+                    usage: None,
+                    probe,
+                    idle,
+                    idle_timer: Box::pin(tokio::time::sleep(idle)),
+                });
             }
         }
-        Err(run.fail(last, None))
+        Err(run.fail())
     }
 }
 
@@ -529,8 +598,12 @@ async fn first_content(
 ///
 /// Yields the provider's events. After the end of the stream, [`cost_usd`](Self::cost_usd) is the actual
 /// cost of the answer (once the provider reported usage). A failure after the first content is an
-/// [`ErrorKind::MidStream`] error carrying the delivered text ([`Error::partial_content`]); the stream
-/// ends after it.
+/// [`ErrorKind::MidStream`] error carrying the delivered text ([`Error::partial_content`]), and so is a
+/// stall: no event for [`ExecutionConfig::first_token_timeout`](crate::execution::ExecutionConfig::first_token_timeout)
+/// (the source is then a [`ErrorKind::Timeout`]). The stream ends after it.
+///
+/// A stream dropped before its end is cancelled: the provider's stream is dropped, any probe slot
+/// is given back, and neither the health statistics nor observers' `on_finish` hear of it.
 pub struct RoutedStream {
     router: Router,
     decision: Decision,
@@ -547,6 +620,9 @@ pub struct RoutedStream {
     delivered: String,
     usage: Option<Usage>,
     probe: bool,
+    /// The longest wait for the next event, and its timer.
+    idle: Duration,
+    idle_timer: Pin<Box<tokio::time::Sleep>>,
 }
 
 impl RoutedStream {
@@ -578,7 +654,9 @@ impl RoutedStream {
         self.spent + if answer.is_finite() { answer } else { 0.0 }
     }
 
-    fn finish(&mut self, error: Option<&Error>) {
+    /// Records the outcome once: `error` is the provider's (for the health statistics), `reported`
+    /// what the caller receives (for observers).
+    fn finish(&mut self, error: Option<&Error>, reported: Option<&Error>) {
         if std::mem::replace(&mut self.finished, true) {
             return;
         }
@@ -595,7 +673,7 @@ impl RoutedStream {
         inner.health.record(self.model, &observation, now_std());
         self.probe = false;
         let profile = inner.catalog.model(self.model);
-        match error {
+        match reported.or(error) {
             None => {
                 for o in &inner.observers {
                     o.on_finish(&self.decision, Ok((&profile.id, self.cost_usd())));
@@ -645,35 +723,37 @@ impl futures_core::Stream for RoutedStream {
             return Poll::Ready(Some(Ok(event)));
         }
         let Some(events) = this.events.as_mut() else {
-            this.finish(None);
+            this.finish(None, None);
             return Poll::Ready(None);
         };
-        match events.as_mut().poll_next(cx) {
-            Poll::Pending => Poll::Pending,
+        let error = match events.as_mut().poll_next(cx) {
             Poll::Ready(Some(Ok(event))) => {
                 this.observe(&event);
-                Poll::Ready(Some(Ok(event)))
-            }
-            Poll::Ready(Some(Err(error))) => {
-                let router = this.router.clone();
-                let profile = router.inner.catalog.model(this.model);
-                let error = attach_model(error, profile);
-                this.finish(Some(&error));
-                let delivered = std::mem::take(&mut this.delivered);
-                let wrapped = Error::new(
-                    ErrorKind::MidStream,
-                    format!("the stream failed after {} bytes of content: {error}", delivered.len()),
-                )
-                .with_model(profile.id.clone())
-                .with_partial(delivered)
-                .with_attempts(this.attempts.clone())
-                .with_source(error);
-                Poll::Ready(Some(Err(wrapped)))
+                this.idle_timer.as_mut().reset(Instant::now() + this.idle);
+                return Poll::Ready(Some(Ok(event)));
             }
             Poll::Ready(None) => {
-                this.finish(None);
-                Poll::Ready(None)
+                this.finish(None, None);
+                return Poll::Ready(None);
             }
-        }
+            Poll::Ready(Some(Err(error))) => error,
+            Poll::Pending => match this.idle_timer.as_mut().poll(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(()) => timeout_error("no event", this.idle),
+            },
+        };
+        let router = this.router.clone();
+        let profile = router.inner.catalog.model(this.model);
+        let error = attach_model(error, profile);
+        let delivered = std::mem::take(&mut this.delivered);
+        let wrapped = Error::new(
+            ErrorKind::MidStream,
+            format!("the stream failed after {} bytes of content: {error}", delivered.len()),
+        )
+        .with_model(profile.id.clone())
+        .with_partial(delivered)
+        .with_attempts(this.attempts.clone());
+        this.finish(Some(&error), Some(&wrapped));
+        Poll::Ready(Some(Err(wrapped.with_source(error))))
     }
 }

@@ -56,6 +56,8 @@ pub(crate) struct Inner {
     pub(crate) quality: Option<Arc<dyn QualityCheck>>,
     pub(crate) observers: Vec<Arc<dyn Observer>>,
     pub(crate) log: DecisionLog,
+    /// Recovery attempts in flight per model (when every circuit is open).
+    pub(crate) recovering: Box<[std::sync::atomic::AtomicU32]>,
 }
 
 impl fmt::Debug for Router {
