@@ -1,0 +1,177 @@
+//! Criterion benchmarks of the execution layer's overhead: what [`Router::complete`] costs on top of
+//! calling the provider directly.
+//!
+//! - `execute/provider_direct/11`: [`SimulatedProvider::complete`] for the model the router would
+//!   choose, called directly: the baseline.
+//! - `execute/router_complete/11`: [`Router::complete`] with `request.clone()`: route, admission,
+//!   attempt timeout, the provider call, health bookkeeping, cost and the response's attempt list.
+//! - `execute/router_route/11`: [`Router::route`] alone, the decision `complete` starts with.
+//! - `execute/request_clone/11`: `request.clone()` alone, which `router_complete` includes and
+//!   `provider_direct` does not.
+//!
+//! The overhead of `complete` is `router_complete − provider_direct`. Every benchmark cycles through
+//! the same 64 distinct prompts of about 1 KB (windows of the shared data sets' MT-Bench, GSM8K and
+//! MMLU prompts and the English sample, as in `benches/route.rs`) over the 11 RouterBench models. The
+//! simulated provider answers at once (`time_scale` 0, so no timer is involved) with 128 output
+//! tokens, and never fails. Each call runs to completion with `block_on` on a current-thread tokio
+//! runtime with the time driver enabled (`complete` puts a timeout on each attempt).
+//!
+//! Text is read at run time from `../shared/` next to the crate; a missing file skips the benchmarks,
+//! with a message.
+//!
+//! ```text
+//! cargo bench --bench execute -- --warm-up-time 1 --measurement-time 3
+//! ```
+
+use std::hint::black_box;
+use std::path::PathBuf;
+
+use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use switchyard::catalog::Ability;
+use switchyard::classify::{DifficultyClassifier, Intent, IntentClassifier};
+use switchyard::{
+    Catalog, ModelProfile, Pricing, Provider, Request, Router, SimulatedModel, SimulatedProvider, Utility,
+};
+
+fn shared(rel: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared").join(rel)
+}
+
+fn read(rel: &str) -> Option<String> {
+    let path = shared(rel);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => Some(text),
+        Err(e) => {
+            eprintln!("skipping: cannot read `{}`: {e}", path.display());
+            None
+        }
+    }
+}
+
+/// About 1.5 MB of real prompts, joined by blank lines: every MT-Bench turn, the GSM8K and MMLU
+/// prompts, and the English sample (the corpus of `benches/route.rs`). `None` (with a message) when a
+/// file is missing.
+fn corpus() -> Option<String> {
+    const LIMIT: usize = 1_500_000;
+    let mut corpus = String::with_capacity(LIMIT + 8192);
+    let mut push = |text: &str| {
+        if corpus.len() < LIMIT {
+            corpus.push_str(text.trim());
+            corpus.push_str("\n\n");
+        }
+    };
+    let json = |line: &str| serde_json::from_str::<serde_json::Value>(line).ok();
+    for line in read("data/routellm_mt_bench.jsonl")?.lines() {
+        for turn in json(line).as_ref().and_then(|v| v["turns"].as_array()).into_iter().flatten() {
+            push(turn.as_str().unwrap_or_default());
+        }
+    }
+    let routellm = read("data/routellm_mmlu_gsm8k.jsonl")?;
+    // GSM8K rows come after the MMLU rows in the file; take them first.
+    for line in routellm.lines().rev() {
+        push(json(line).as_ref().and_then(|v| v["prompt"].as_str()).unwrap_or_default());
+    }
+    push(&read("tokenizers/sample-english-4k.txt")?);
+    Some(corpus)
+}
+
+/// `count` requests of about `bytes` bytes each: consecutive, non-overlapping windows of `corpus`,
+/// cut at whitespace.
+fn requests(corpus: &str, bytes: usize, count: usize) -> Vec<Request> {
+    let mut out = Vec::with_capacity(count);
+    let mut rest = corpus;
+    while out.len() < count && rest.len() > bytes {
+        let mut end = bytes;
+        while !rest.is_char_boundary(end) {
+            end -= 1;
+        }
+        let cut = rest[..end].rfind(char::is_whitespace).filter(|&i| i > 0).unwrap_or(end);
+        out.push(Request::new(rest[..cut].trim()));
+        rest = rest[cut..].trim_start();
+    }
+    assert_eq!(out.len(), count, "the corpus is too small for {count} prompts of {bytes} bytes");
+    out
+}
+
+/// The 11 RouterBench models, as in `benches/route.rs`.
+fn routerbench_catalog() -> Catalog {
+    // (id, input $/1M, output $/1M, logit accuracy all3, logit accuracy mbpp)
+    const MODELS: [(&str, f64, f64, f64, f64); 11] = [
+        ("gpt-4-1106-preview", 10.0, 30.0, 1.99, 0.78),
+        ("gpt-3.5-turbo-1106", 0.998, 2.0, 1.01, 0.63),
+        ("claude-v2", 8.016, 24.0, 0.20, 0.58),
+        ("claude-v1", 8.0, 24.0, 0.98, 0.39),
+        ("claude-instant-v1", 0.802, 2.4, 0.72, 0.42),
+        ("meta/llama-2-70b-chat", 0.898, 0.898, 0.49, -0.71),
+        ("meta/code-llama-instruct-34b-chat", 0.774, 0.774, 0.45, 0.07),
+        ("mistralai/mixtral-8x7b-chat", 0.599, 0.599, 1.06, 0.16),
+        ("mistralai/mistral-7b-chat", 0.2, 0.2, 0.34, -0.64),
+        ("zero-one-ai/Yi-34B-Chat", 0.797, 0.797, 1.23, -0.46),
+        ("WizardLM/WizardLM-13B-V1.2", 0.299, 0.299, 0.27, -0.53),
+    ];
+    let models = MODELS.iter().map(|&(id, input, output, overall, code)| {
+        ModelProfile::new(id, "sim")
+            .with_pricing(Pricing::per_mtok(input, output))
+            .with_context(32_768, 4_096)
+            .with_ability(Ability::new(overall).with_intent(Intent::Code, code))
+    });
+    Catalog::new(models).expect("the RouterBench catalog is valid")
+}
+
+/// A provider that answers every call at once with 128 output tokens.
+fn provider() -> SimulatedProvider {
+    SimulatedProvider::new("sim")
+        .seed(1)
+        .time_scale(0.0)
+        .default_model(SimulatedModel::healthy().with_output_tokens(128))
+}
+
+fn bench_execute(c: &mut Criterion) {
+    let Some(corpus) = corpus() else { return };
+    let pool = requests(&corpus, 1024, 64);
+    let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().expect("a tokio runtime");
+    let router = Router::builder()
+        .catalog(routerbench_catalog())
+        .classifier(DifficultyClassifier::default(), 1.0)
+        .classifier(IntentClassifier::default(), 0.5)
+        .policy(Utility::new().cost_weight(1.0))
+        .provider(provider())
+        .build()
+        .expect("the router is valid");
+    let direct = provider();
+    // Each request with the profile of the model the router chooses for it, for the direct calls.
+    let chosen: Vec<(Request, ModelProfile)> = pool
+        .iter()
+        .map(|r| (r.clone(), router.route(r).expect("the benchmark requests route").profile().clone()))
+        .collect();
+    for request in &pool {
+        let response = rt.block_on(router.complete(request.clone())).expect("the simulated provider answers");
+        assert_eq!(response.attempts.len(), 1, "a healthy provider answers on the first attempt");
+    }
+
+    let n = router.catalog().len();
+    let mut group = c.benchmark_group("execute");
+    group.bench_with_input(BenchmarkId::new("provider_direct", n), &chosen, |b, chosen| {
+        let mut next = chosen.iter().cycle();
+        b.iter(|| {
+            let (request, model) = next.next().unwrap_or(&chosen[0]);
+            rt.block_on(direct.complete(black_box(model), black_box(request)))
+        });
+    });
+    group.bench_with_input(BenchmarkId::new("router_complete", n), &pool, |b, pool| {
+        let mut next = pool.iter().cycle();
+        b.iter(|| rt.block_on(router.complete(black_box(next.next().unwrap_or(&pool[0])).clone())));
+    });
+    group.bench_with_input(BenchmarkId::new("router_route", n), &pool, |b, pool| {
+        let mut next = pool.iter().cycle();
+        b.iter(|| router.route(black_box(next.next().unwrap_or(&pool[0]))));
+    });
+    group.bench_with_input(BenchmarkId::new("request_clone", n), &pool, |b, pool| {
+        let mut next = pool.iter().cycle();
+        b.iter(|| black_box(next.next().unwrap_or(&pool[0])).clone());
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench_execute);
+criterion_main!(benches);
