@@ -92,7 +92,7 @@ async fn try_main() -> switchyard::Result<()> {
         exec.retry.max_attempts,
         exec.health.failure_rate * 100.0,
         exec.health.min_requests,
-        exec.health.open_for_ms / 1000
+        exec.health.open_for.as_secs()
     );
 
     let wall = std::time::Instant::now();

@@ -565,7 +565,7 @@ pricing = { input_per_mtok = 3.0, output_per_mtok = 15.0, cached_input_per_mtok 
         assert_eq!(config.execution.timeout, std::time::Duration::from_secs(5));
         assert_eq!(config.execution.max_escalations, 2);
         assert_eq!(config.execution.retry.max_retries_per_model, 1);
-        assert_eq!(config.execution.health.open_for_ms, 1000);
+        assert_eq!(config.execution.health.open_for, std::time::Duration::from_millis(1000));
         assert_eq!(config.quality_checks, [QualityCheckConfig::Standard]);
         let router = config.builder().unwrap().build().unwrap();
         assert_eq!(router.execution().max_escalations, 2);

@@ -84,7 +84,7 @@ pub struct ExecutionConfig {
     pub max_escalations: u32,
     /// Whether measured latency and success rates replace the catalog's static profile in decisions
     /// once a model has enough samples, as long as they are current (default true; see
-    /// [`HealthConfig::stale_after_ms`]).
+    /// [`HealthConfig::stale_after`]).
     pub live_routing: bool,
     /// How many recent decisions [`Router::feedback`](crate::Router::feedback) can still find (default
     /// 65,536; older ones expire).

@@ -7,7 +7,7 @@
 //!    few probe requests ([`Admission::Probe`]);
 //! 2. reads [`HealthTracker::live`] for measured latency, time to first token, decoding speed and success
 //!    rate, once a model has [`HealthConfig::min_samples`] outcomes, unless they are stale
-//!    ([`HealthTracker::is_stale`]: no outcome for [`stale_after_ms`](HealthConfig::stale_after_ms));
+//!    ([`HealthTracker::is_stale`]: no outcome for [`stale_after`](HealthConfig::stale_after));
 //! 3. reports every attempt with [`HealthTracker::record`] (or gives a probe slot back with
 //!    [`HealthTracker::release_probe`] when the attempt was cancelled);
 //! 4. when every candidate is open, may try [`HealthTracker::closest_to_recovery`] instead of failing.
@@ -19,9 +19,9 @@
 //!    [`min_requests`](HealthConfig::min_requests) outcomes in the ring (counted since the circuit last
 //!    closed) with a failure share of at least [`failure_rate`](HealthConfig::failure_rate), the circuit
 //!    trips.
-//! 2. **Open**: requests are rejected for a cool-down: [`open_for_ms`](HealthConfig::open_for_ms) on the
+//! 2. **Open**: requests are rejected for a cool-down: [`open_for`](HealthConfig::open_for) on the
 //!    first trip, doubled on each consecutive re-open and capped at
-//!    [`max_open_for_ms`](HealthConfig::max_open_for_ms).
+//!    [`max_open_for`](HealthConfig::max_open_for).
 //! 3. **Half-open**: once the cool-down has elapsed, [`admit`](HealthTracker::admit) hands out up to
 //!    [`half_open_probes`](HealthConfig::half_open_probes) concurrent probe slots. That many probe
 //!    successes close the circuit (and start a fresh breaker window, and the cool-down back at its
@@ -89,22 +89,25 @@ pub struct HealthConfig {
     /// How many outcomes, counted since the circuit last closed, the window must hold before the
     /// circuit can trip, in `1..=window`. Default 10.
     pub min_requests: u32,
-    /// Cool-down after the first trip, in milliseconds (at least 1). Default 30 000.
-    pub open_for_ms: u64,
-    /// Upper bound of the cool-down, which doubles on each consecutive re-open, in milliseconds (at
-    /// least `open_for_ms`). Default 300 000.
-    pub max_open_for_ms: u64,
+    /// Cool-down after the first trip (at least 1 ms). Default 30 s.
+    #[serde(rename = "open_for_ms", with = "crate::retry::millis")]
+    pub open_for: Duration,
+    /// Upper bound of the cool-down, which doubles on each consecutive re-open (at least `open_for`).
+    /// Default 5 min.
+    #[serde(rename = "max_open_for_ms", with = "crate::retry::millis")]
+    pub max_open_for: Duration,
     /// How many probe requests a half-open circuit admits at once, and how many probe successes close
     /// it, in `1..=`[`MAX_HALF_OPEN_PROBES`](Self::MAX_HALF_OPEN_PROBES). Default 3.
     pub half_open_probes: u32,
-    /// How long a model's live statistics stay current without a new counted outcome, in milliseconds
-    /// (at least 1). Default 60 000.
+    /// How long a model's live statistics stay current without a new counted outcome (at least 1 ms).
+    /// Default 60 s.
     ///
     /// A model that lost its traffic to a better one gets no new outcomes, so its statistics would
     /// never improve. Once they are this old, [`HealthTracker::is_stale`] says so and the router
     /// decides on the catalog's profile again: the model gets traffic back and is measured anew. The
-    /// cost is that a model still slow or failing gets some requests again every `stale_after_ms`.
-    pub stale_after_ms: u64,
+    /// cost is that a model still slow or failing gets some requests again every `stale_after`.
+    #[serde(rename = "stale_after_ms", with = "crate::retry::millis")]
+    pub stale_after: Duration,
 }
 
 impl HealthConfig {
@@ -148,15 +151,15 @@ impl HealthConfig {
         self
     }
 
-    /// Sets the cool-down after the first trip, in milliseconds.
-    pub fn with_open_for_ms(mut self, ms: u64) -> Self {
-        self.open_for_ms = ms;
+    /// Sets the cool-down after the first trip.
+    pub fn with_open_for(mut self, cool_down: Duration) -> Self {
+        self.open_for = cool_down;
         self
     }
 
-    /// Sets the upper bound of the cool-down, in milliseconds.
-    pub fn with_max_open_for_ms(mut self, ms: u64) -> Self {
-        self.max_open_for_ms = ms;
+    /// Sets the upper bound of the cool-down.
+    pub fn with_max_open_for(mut self, cool_down: Duration) -> Self {
+        self.max_open_for = cool_down;
         self
     }
 
@@ -166,9 +169,9 @@ impl HealthConfig {
         self
     }
 
-    /// Sets how long live statistics stay current without a new outcome, in milliseconds.
-    pub fn with_stale_after_ms(mut self, ms: u64) -> Self {
-        self.stale_after_ms = ms;
+    /// Sets how long live statistics stay current without a new outcome.
+    pub fn with_stale_after(mut self, after: Duration) -> Self {
+        self.stale_after = after;
         self
     }
 
@@ -197,14 +200,15 @@ impl HealthConfig {
         if !(1..=self.window).contains(&self.min_requests) {
             return Err(bad("min_requests", &format!("in 1..=window ({})", self.window), self.min_requests));
         }
-        if self.open_for_ms == 0 {
-            return Err(bad("open_for_ms", "at least 1", self.open_for_ms));
+        let ms = |d: Duration| d.as_millis();
+        if self.open_for < Duration::from_millis(1) {
+            return Err(bad("open_for_ms", "at least 1", ms(self.open_for)));
         }
-        if self.max_open_for_ms < self.open_for_ms {
+        if self.max_open_for < self.open_for {
             return Err(bad(
                 "max_open_for_ms",
-                &format!("at least `open_for_ms` ({})", self.open_for_ms),
-                self.max_open_for_ms,
+                &format!("at least `open_for_ms` ({})", ms(self.open_for)),
+                ms(self.max_open_for),
             ));
         }
         if !(1..=Self::MAX_HALF_OPEN_PROBES).contains(&self.half_open_probes) {
@@ -214,17 +218,17 @@ impl HealthConfig {
                 self.half_open_probes,
             ));
         }
-        if self.stale_after_ms == 0 {
-            return Err(bad("stale_after_ms", "at least 1", self.stale_after_ms));
+        if self.stale_after < Duration::from_millis(1) {
+            return Err(bad("stale_after_ms", "at least 1", ms(self.stale_after)));
         }
         Ok(())
     }
 
     /// The cool-down after `level` consecutive re-opens: `open_for · 2^level`, capped, in nanoseconds.
     fn cool_down_nanos(&self, level: u32) -> u64 {
-        let factor = 1u64.checked_shl(level).unwrap_or(u64::MAX);
-        let ms = self.open_for_ms.saturating_mul(factor).min(self.max_open_for_ms);
-        ms.saturating_mul(1_000_000)
+        let factor = 1u32.checked_shl(level).unwrap_or(u32::MAX);
+        let cool_down = self.open_for.saturating_mul(factor).min(self.max_open_for);
+        u64::try_from(cool_down.as_nanos()).unwrap_or(u64::MAX)
     }
 }
 
@@ -236,10 +240,10 @@ impl Default for HealthConfig {
             min_samples: 20,
             failure_rate: 0.5,
             min_requests: 10,
-            open_for_ms: 30_000,
-            max_open_for_ms: 300_000,
+            open_for: Duration::from_secs(30),
+            max_open_for: Duration::from_secs(300),
             half_open_probes: 3,
-            stale_after_ms: 60_000,
+            stale_after: Duration::from_secs(60),
         }
     }
 }
@@ -475,7 +479,7 @@ pub struct ModelHealth {
 ///
 /// # fn main() -> switchyard::Result<()> {
 /// let start = Instant::now();
-/// let config = HealthConfig::new().with_min_requests(2).with_open_for_ms(1000);
+/// let config = HealthConfig::new().with_min_requests(2).with_open_for(Duration::from_millis(1000));
 /// let tracker = HealthTracker::new(2, config, start)?;
 ///
 /// let failed = Observation::failure(ErrorKind::Server, Duration::from_millis(40));
@@ -624,7 +628,7 @@ impl HealthTracker {
     }
 
     /// Whether model `index` has counted outcomes, the latest older than
-    /// [`stale_after_ms`](HealthConfig::stale_after_ms) at `now`. Callers should then set its
+    /// [`stale_after`](HealthConfig::stale_after) at `now`. Callers should then set its
     /// [`live`](Self::live) statistics aside. `false` for a model without outcomes and for an unknown
     /// index. Lock-free; no allocation.
     pub fn is_stale(&self, index: ModelIndex, now: Instant) -> bool {
@@ -633,7 +637,7 @@ impl HealthTracker {
             0 => false,
             last => {
                 let age = self.nanos(now).saturating_sub(last - 1);
-                age > self.config.stale_after_ms.saturating_mul(1_000_000)
+                u128::from(age) > self.config.stale_after.as_nanos()
             }
         }
     }
@@ -1050,7 +1054,7 @@ mod tests {
         let json = serde_json::to_string(&c).unwrap();
         assert_eq!(serde_json::from_str::<HealthConfig>(&json).unwrap(), c);
         let partial: HealthConfig = toml::from_str("failure_rate = 0.3\nopen_for_ms = 1000").unwrap();
-        assert_eq!(partial, HealthConfig::new().with_failure_rate(0.3).with_open_for_ms(1000));
+        assert_eq!(partial, HealthConfig::new().with_failure_rate(0.3).with_open_for(Duration::from_millis(1000)));
         assert!(toml::from_str::<HealthConfig>("open_for = 3").is_err());
     }
 
@@ -1070,8 +1074,8 @@ mod tests {
             ("failure_rate", d().with_failure_rate(1.01)),
             ("min_requests", d().with_min_requests(0)),
             ("min_requests", d().with_min_requests(51)),
-            ("open_for_ms", d().with_open_for_ms(0)),
-            ("max_open_for_ms", d().with_max_open_for_ms(29_999)),
+            ("open_for_ms", d().with_open_for(Duration::from_millis(0))),
+            ("max_open_for_ms", d().with_max_open_for(Duration::from_millis(29_999))),
             ("half_open_probes", d().with_half_open_probes(0)),
             ("half_open_probes", d().with_half_open_probes(HealthConfig::MAX_HALF_OPEN_PROBES + 1)),
         ];
@@ -1323,7 +1327,7 @@ mod tests {
         assert!(!t.is_stale(0, base + 150 * SEC));
         assert!(!t.is_stale(1, base + 3600 * SEC));
         assert!(!t.is_stale(9, base));
-        let c = HealthConfig::new().with_stale_after_ms(0);
+        let c = HealthConfig::new().with_stale_after(Duration::from_millis(0));
         assert!(c.validate().unwrap_err().to_string().contains("`stale_after_ms`"));
     }
 

@@ -343,7 +343,7 @@ fn breaker_exec() -> ExecutionConfig {
             .with_window(10)
             .with_min_requests(5)
             .with_failure_rate(0.5)
-            .with_open_for_ms(10_000)
+            .with_open_for(Duration::from_millis(10_000))
             .with_half_open_probes(2),
     )
 }
@@ -1358,7 +1358,7 @@ proptest! {
         let exec = ExecutionConfig::new()
             .with_retry(retry)
             .with_max_escalations(escalations)
-            .with_health(HealthConfig::new().with_window(10).with_min_requests(4).with_open_for_ms(2_000));
+            .with_health(HealthConfig::new().with_window(10).with_min_requests(4).with_open_for(Duration::from_millis(2_000)));
         let mut builder = Router::builder()
             .catalog(mini_frontier())
             .classifier(DifficultyClassifier::default(), 1.0)
