@@ -13,7 +13,7 @@ use futures::StreamExt;
 use switchyard::catalog::Ability;
 use switchyard::classify::DifficultyClassifier;
 use switchyard::provider::anthropic::Anthropic;
-use switchyard::{Capabilities, Catalog, ModelProfile, Pricing, Request, Router, StreamEvent, Tool};
+use switchyard::{Capabilities, Catalog, ModelProfile, Pricing, Request, Router, StreamEvent, Tool, Utility};
 
 const HOW_TO: &str = "\
 anthropic: set ANTHROPIC_API_KEY to run this example against the Messages API.
@@ -62,6 +62,7 @@ async fn try_main(anthropic: Anthropic) -> switchyard::Result<()> {
     let router = Router::builder()
         .catalog(catalog)
         .classifier(DifficultyClassifier::default(), 1.0)
+        .policy(Utility::new().cost_weight(0.2))
         .provider(anthropic)
         .build()?;
 

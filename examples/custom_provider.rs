@@ -14,6 +14,7 @@ use switchyard::catalog::Ability;
 use switchyard::classify::DifficultyClassifier;
 use switchyard::{
     Catalog, Error, ErrorKind, FinishReason, ModelProfile, Pricing, Provider, Request, Response, Result, Router, Usage,
+    Utility,
 };
 
 /// What the in-house service returns: an answer with token counts, or a status and a short code.
@@ -81,7 +82,7 @@ async fn try_main() -> Result<()> {
         ModelProfile::new("small", "inhouse")
             .with_api_name("house-small-v3")
             .with_pricing(Pricing::per_mtok(0.05, 0.20))
-            .with_ability(Ability::new(1.0)),
+            .with_ability(Ability::new(0.5)),
         ModelProfile::new("large", "inhouse")
             .with_api_name("house-large-v1")
             .with_pricing(Pricing::per_mtok(1.00, 4.00))
@@ -90,6 +91,7 @@ async fn try_main() -> Result<()> {
     let router = Router::builder()
         .catalog(catalog)
         .classifier(DifficultyClassifier::default(), 1.0)
+        .policy(Utility::new().cost_weight(0.2))
         .provider(InHouse)
         .build()?;
 

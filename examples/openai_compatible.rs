@@ -16,7 +16,7 @@ use futures::StreamExt;
 use switchyard::catalog::Ability;
 use switchyard::classify::DifficultyClassifier;
 use switchyard::provider::openai::OpenAi;
-use switchyard::{Capabilities, Catalog, ModelProfile, Pricing, Request, ResponseFormat, Router, StreamEvent};
+use switchyard::{Capabilities, Catalog, ModelProfile, Pricing, Request, ResponseFormat, Router, StreamEvent, Utility};
 
 const HOW_TO: &str = "\
 openai_compatible: set OPENAI_API_KEY (OpenAI) or OPENAI_BASE_URL (any OpenAI-compatible server).
@@ -65,8 +65,12 @@ async fn try_main(openai: OpenAi) -> switchyard::Result<()> {
             .with_capabilities(caps)
             .with_ability(Ability::new(4.0)),
     ])?;
-    let router =
-        Router::builder().catalog(catalog).classifier(DifficultyClassifier::default(), 1.0).provider(openai).build()?;
+    let router = Router::builder()
+        .catalog(catalog)
+        .classifier(DifficultyClassifier::default(), 1.0)
+        .policy(Utility::new().cost_weight(0.2))
+        .provider(openai)
+        .build()?;
 
     let requests = [
         Request::new("What is the capital of Australia? One word.").with_max_tokens(20),
