@@ -419,3 +419,10 @@ async fn router_end_to_end_with_529() {
     assert_eq!(err.model().unwrap().as_str(), "busy");
     assert_eq!(overloaded.requests().len(), 1);
 }
+
+#[test]
+fn adapter_is_a_shareable_provider() {
+    fn is<T: Provider + Send + Sync + Clone + std::fmt::Debug + 'static>() {}
+    is::<Anthropic>();
+    let _: fn(Anthropic) -> std::sync::Arc<dyn Provider> = |p| std::sync::Arc::new(p);
+}

@@ -650,3 +650,10 @@ async fn router_end_to_end_over_loopback() {
     );
     assert_eq!(server.requests().len(), 1, "one attempt");
 }
+
+#[test]
+fn adapter_is_a_shareable_provider() {
+    fn is<T: Provider + Send + Sync + Clone + std::fmt::Debug + 'static>() {}
+    is::<OpenAi>();
+    let _: fn(OpenAi) -> std::sync::Arc<dyn Provider> = |p| std::sync::Arc::new(p);
+}
