@@ -532,6 +532,7 @@ async fn connect_timeout_and_refused_connections() {
     let (addr, _listener, _fillers) = support::unaccepting_listener().await;
     let openai = OpenAi::builder("openai")
         .base_url(format!("http://{addr}/v1"))
+        .api_key(KEY)
         .connect_timeout(Duration::from_millis(150))
         .first_byte_timeout(Duration::from_secs(5))
         .build()
@@ -541,6 +542,7 @@ async fn connect_timeout_and_refused_connections() {
     assert_eq!(err.kind(), ErrorKind::Timeout, "{err:?}");
     assert!(err.to_string().contains("connect"), "{err}");
     assert!(start.elapsed() < Duration::from_millis(600), "{:?}", start.elapsed());
+    assert_clean(&err, &[KEY]);
 
     let closed = support::closed_port().await;
     let openai = OpenAi::builder("openai").base_url(format!("http://{closed}/v1")).build().unwrap();
@@ -656,4 +658,72 @@ fn adapter_is_a_shareable_provider() {
     fn is<T: Provider + Send + Sync + Clone + std::fmt::Debug + 'static>() {}
     is::<OpenAi>();
     let _: fn(OpenAi) -> std::sync::Arc<dyn Provider> = |p| std::sync::Arc::new(p);
+}
+
+/// Records every tracing event and span field as text.
+struct Recorder(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+
+struct Fields(String);
+
+impl tracing::field::Visit for Fields {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        use std::fmt::Write;
+        let _ = write!(self.0, "{}={value:?} ", field.name());
+    }
+}
+
+impl tracing::Subscriber for Recorder {
+    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+        true
+    }
+    fn new_span(&self, span: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        let mut f = Fields(span.metadata().name().to_owned());
+        span.record(&mut f);
+        self.0.lock().unwrap().push(f.0);
+        tracing::span::Id::from_u64(1)
+    }
+    fn record(&self, _: &tracing::span::Id, values: &tracing::span::Record<'_>) {
+        let mut f = Fields(String::new());
+        values.record(&mut f);
+        self.0.lock().unwrap().push(f.0);
+    }
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+    fn event(&self, event: &tracing::Event<'_>) {
+        let mut f = Fields(String::new());
+        event.record(&mut f);
+        self.0.lock().unwrap().push(f.0);
+    }
+    fn enter(&self, _: &tracing::span::Id) {}
+    fn exit(&self, _: &tracing::span::Id) {}
+}
+
+#[test]
+fn logs_carry_no_keys_or_prompts() {
+    let secret = "marmalade-quartz-5521-private";
+    let logs = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    tracing::subscriber::with_default(Recorder(logs.clone()), || {
+        runtime.block_on(async {
+            let server = Server::start(move |rec| {
+                if rec.body["stream"] == true {
+                    Reply::sse(text_and_tool_stream())
+                } else if rec.body["max_tokens"] == 1 {
+                    Reply::json(400, error_body(&format!("echo: {secret}"), "invalid_request_error", "x"))
+                } else {
+                    Reply::json(200, COMPLETION)
+                }
+            })
+            .await;
+            let openai = adapter(&server);
+            let request = secret_request(secret);
+            openai.complete(&model("openai", "m"), &request).await.unwrap();
+            let _ = collect(openai.stream(&model("openai", "m"), &request).await.unwrap()).await;
+            openai.complete(&model("openai", "m"), &request.clone().with_max_tokens(1)).await.unwrap_err();
+        });
+    });
+    let logs = logs.lock().unwrap();
+    assert!(logs.iter().any(|l| l.contains("openai")), "the adapter logs its calls: {logs:?}");
+    for line in logs.iter() {
+        assert!(!line.contains(KEY) && !line.contains(secret), "{line}");
+    }
 }

@@ -13,6 +13,7 @@
 //! let answer = router.complete(Request::new("Say hello in French.")).await?;
 //! println!("{}", answer.content());
 //! # Ok(()) }
+//! # let _ = run;
 //! ```
 //!
 //! # Usage and prompt caching

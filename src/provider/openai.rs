@@ -16,6 +16,7 @@
 //! let answer = router.complete(Request::new("Say hello in French.")).await?;
 //! println!("{}", answer.content());
 //! # Ok(()) }
+//! # let _ = run;
 //! ```
 //!
 //! See `docs/providers.md` for the fields sent and read, the error mapping and what is not covered.
