@@ -311,7 +311,7 @@ async fn every_error_status_maps_to_its_kind() {
 }
 
 #[tokio::test]
-async fn malformed_and_oversized_bodies_and_timeouts() {
+async fn malformed_and_oversized_bodies() {
     for body in ["<html>oops</html>", "{}", r#"{"content":[{"type":"text","text":1}],"usage":{}}"#, r#"{"content":"#] {
         let server = Server::always(Reply::json(200, body)).await;
         let err = adapter(&server).complete(&model("anthropic", "m"), &Request::new("x")).await.unwrap_err();
@@ -324,20 +324,23 @@ async fn malformed_and_oversized_bodies_and_timeouts() {
         small.complete(&model("anthropic", "m"), &Request::new("x")).await.unwrap_err().kind(),
         ErrorKind::Decode
     );
+}
 
-    let fast = |server: &Server| {
-        builder(server)
-            .first_byte_timeout(Duration::from_millis(150))
-            .timeout(Duration::from_millis(400))
-            .build()
-            .unwrap()
-    };
+fn fast(server: &Server) -> Anthropic {
+    builder(server).first_byte_timeout(Duration::from_millis(150)).timeout(Duration::from_millis(400)).build().unwrap()
+}
+
+#[tokio::test]
+async fn first_byte_timeout() {
     let server = Server::always(Reply::json(200, MESSAGE).delayed(Duration::from_millis(600))).await;
     let start = Instant::now();
     let err = fast(&server).complete(&model("anthropic", "m"), &Request::new("x")).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Timeout);
-    assert!(start.elapsed() < Duration::from_millis(350), "{:?}", start.elapsed());
+    assert!(start.elapsed() < Duration::from_millis(500), "{:?}", start.elapsed());
+}
 
+#[tokio::test]
+async fn stream_first_content_timeout() {
     // `message_start` and pings come at once, but no content: the first-byte timeout covers the first
     // event that carries something.
     let ping = "event: ping\ndata: {\"type\": \"ping\"}\n\n";
@@ -349,14 +352,17 @@ async fn malformed_and_oversized_bodies_and_timeouts() {
     let server = Server::always(stalled).await;
     let err = fast(&server).stream(&model("anthropic", "m"), &Request::new("x")).await.err().unwrap();
     assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
+}
 
+#[tokio::test]
+async fn stream_total_timeout() {
     let slow =
         Reply::sse(vec![Piece::Bytes(format!("{START}\n\n{TEXT}\n\n")), Piece::Sleep(Duration::from_millis(800))]);
     let server = Server::always(slow).await;
     let start = Instant::now();
     let events = collect(fast(&server).stream(&model("anthropic", "m"), &Request::new("x")).await.unwrap()).await;
     assert_eq!(events.last().unwrap().as_ref().unwrap_err().kind(), ErrorKind::Timeout);
-    assert!(start.elapsed() < Duration::from_millis(650), "{:?}", start.elapsed());
+    assert!(start.elapsed() < Duration::from_millis(750), "{:?}", start.elapsed());
 }
 
 #[tokio::test]
@@ -425,4 +431,19 @@ fn adapter_is_a_shareable_provider() {
     fn is<T: Provider + Send + Sync + Clone + std::fmt::Debug + 'static>() {}
     is::<Anthropic>();
     let _: fn(Anthropic) -> std::sync::Arc<dyn Provider> = |p| std::sync::Arc::new(p);
+}
+
+#[tokio::test]
+async fn version_header_can_be_changed() {
+    let server = Server::always(Reply::json(200, MESSAGE)).await;
+    for (b, expected) in [
+        (builder(&server).version("2099-01-01"), "2099-01-01"),
+        (builder(&server).header("anthropic-version", "2098-01-01"), "2098-01-01"),
+        (builder(&server).header("anthropic-version", "2098-01-01").version("2099-01-01"), "2099-01-01"),
+    ] {
+        b.build().unwrap().complete(&model("anthropic", "m"), &Request::new("hi")).await.unwrap();
+        let sent = server.requests().pop().unwrap();
+        assert_eq!(sent.headers.get_all("anthropic-version").iter().count(), 1);
+        assert_eq!(sent.header("anthropic-version"), Some(expected));
+    }
 }

@@ -190,8 +190,12 @@ impl AnthropicBuilder {
     /// [`ErrorKind::Config`]: an empty name, a base URL that is not http(s), an invalid header, a zero
     /// timeout or limit, a key that cannot be sent in a header.
     pub fn build(mut self) -> Result<Anthropic> {
-        let version = self.version.take().unwrap_or_else(|| API_VERSION.to_owned());
-        self.common.header("anthropic-version", &version);
+        // `version` wins over a header of the same name; without either, the default applies.
+        if self.version.is_some() || !self.common.headers.contains_key("anthropic-version") {
+            let version = self.version.take().unwrap_or_else(|| API_VERSION.to_owned());
+            self.common.headers.remove("anthropic-version");
+            self.common.header("anthropic-version", &version);
+        }
         Ok(Anthropic { inner: Arc::new(self.common.build("/v1/messages")?) })
     }
 }
@@ -612,7 +616,7 @@ impl SseDecoder for EventDecoder {
             }
             "error" => {
                 let pe = ev.error.as_ref().map(ProviderError::from_object).unwrap_or_default();
-                return Err(http::stream_error(&self.name, &pe));
+                return Err(http::reported_error(&self.name, &pe));
             }
             // `ping` and event types added later.
             _ => {}

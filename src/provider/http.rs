@@ -838,10 +838,10 @@ pub(crate) fn status_error(
     error.with_status(status)
 }
 
-/// An error sent inside a stream, mapped by its type or code.
-pub(crate) fn stream_error(name: &str, pe: &ProviderError) -> Error {
-    // Stream errors are shown by type and code only: there is no request at hand to check the
-    // message against.
+/// An error the provider reported in a successful response (an `error` event in a stream, an `error`
+/// object in a 200 body), mapped by its type or code.
+pub(crate) fn reported_error(name: &str, pe: &ProviderError) -> Error {
+    // Shown by type and code only: there is no request at hand to check the message against.
     let detail = pe.detail(None, None, false);
     match pe.kind_by_type() {
         ErrorKind::Server if pe.has("overloaded_error") => {
@@ -855,9 +855,9 @@ pub(crate) fn stream_error(name: &str, pe: &ProviderError) -> Error {
         )),
         ErrorKind::Timeout => Error::timeout(format!("provider `{name}` timed out{detail}")),
         kind @ (ErrorKind::Auth | ErrorKind::ModelNotFound | ErrorKind::BadRequest) => {
-            Error::new(kind, format!("provider `{name}` sent an error in its stream{detail}"))
+            Error::new(kind, format!("provider `{name}` reported an error{detail}"))
         }
-        _ => Error::server(format!("provider `{name}` sent an error in its stream{detail}")),
+        _ => Error::server(format!("provider `{name}` reported an error{detail}")),
     }
 }
 

@@ -475,6 +475,9 @@ struct ChatResponse {
     choices: Vec<Choice>,
     #[serde(default)]
     usage: Option<WireUsage>,
+    /// Some compatible servers and gateways report failures in a 200 body.
+    #[serde(default)]
+    error: Option<serde_json::Value>,
 }
 
 #[derive(Deserialize)]
@@ -578,6 +581,14 @@ impl WireUsage {
     }
 }
 
+/// An `error` value: an object with a type, code and message, or a bare message.
+fn provider_error(error: &serde_json::Value) -> ProviderError {
+    match error {
+        serde_json::Value::String(m) => ProviderError { message: Some(m.clone()), ..ProviderError::default() },
+        obj => ProviderError::from_object(obj),
+    }
+}
+
 fn finish_reason(reason: Option<&str>) -> FinishReason {
     match reason {
         Some("stop") => FinishReason::Stop,
@@ -592,6 +603,9 @@ fn finish_reason(reason: Option<&str>) -> FinishReason {
 /// router can still price the call.
 fn decode_response(name: &str, body: &[u8], request: &Request) -> Result<Response> {
     let wire: ChatResponse = serde_json::from_slice(body).map_err(|e| http::json_error(name, "an answer", &e))?;
+    if let Some(error) = wire.error.filter(|e| !e.is_null()) {
+        return Err(http::reported_error(name, &provider_error(&error)));
+    }
     let Some(choice) = wire.choices.into_iter().next() else {
         return Err(Error::decode(format!("provider `{name}` answered with no choices")));
     };
@@ -758,11 +772,7 @@ impl SseDecoder for ChunkDecoder {
         let chunk: Chunk =
             serde_json::from_str(data).map_err(|e| http::json_error(&self.name, "a stream chunk", &e))?;
         if let Some(error) = chunk.error.filter(|e| !e.is_null()) {
-            let pe = match &error {
-                serde_json::Value::String(m) => ProviderError { message: Some(m.clone()), ..ProviderError::default() },
-                obj => ProviderError::from_object(obj),
-            };
-            return Err(http::stream_error(&self.name, &pe));
+            return Err(http::reported_error(&self.name, &provider_error(&error)));
         }
         for choice in chunk.choices.into_iter().filter(|c| c.index.unwrap_or(0) == 0) {
             if let Some(delta) = choice.delta {
