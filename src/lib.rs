@@ -65,9 +65,13 @@
 //! |---|---|
 //! | `tokenizers` | [`classify::HfTokenizer`]: exact counts from a Hugging Face `tokenizer.json` (no downloads) |
 //! | `tiktoken` | [`classify::Tiktoken`]: exact counts with OpenAI's `o200k_base` and `cl100k_base` |
+//! | `openai` | `provider::openai::OpenAi`: OpenAI-compatible chat completions (OpenAI, Azure, vLLM, Ollama, llama.cpp, OpenRouter, Together, Groq) over `reqwest` and rustls |
+//! | `anthropic` | `provider::anthropic::Anthropic`: Anthropic's Messages API over `reqwest` and rustls |
 //! | `full` | all of the above |
 //!
-//! Nothing is on by default. The simulated provider and TOML/JSON configuration are always built.
+//! Nothing is on by default. The simulated provider and TOML/JSON configuration are always built;
+//! without `openai` or `anthropic` no HTTP client is compiled. `docs/providers.md` describes the
+//! adapters: the wire formats covered, the error mapping, the timeouts and what is not covered yet.
 //!
 //! # Errors
 //!
@@ -76,8 +80,9 @@
 //!
 //! # Public dependencies
 //!
-//! `serde` (config and data types derive its traits) and `futures-core` (`Stream`). Nothing else
-//! appears in public signatures.
+//! `serde` (config and data types derive its traits) and `futures-core` (`Stream`). Under the
+//! `openai` and `anthropic` features, the adapters' `http_client` setters also take a
+//! `reqwest::Client` (reqwest 0.12). Nothing else appears in public signatures.
 //!
 //! # Minimum supported Rust version
 //!

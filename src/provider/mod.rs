@@ -1,9 +1,22 @@
 //! Providers: the I/O edge. [`Provider`] sends a request to one model and reports what came back.
 //!
 //! [`SimulatedProvider`] is always built: deterministic, seeded, no network, for examples and tests.
-//! HTTP adapters live behind their own cargo features.
+//! HTTP adapters live behind their own cargo features: [`openai`] (OpenAI-compatible chat completions,
+//! feature `openai`) and [`anthropic`] (the Messages API, feature `anthropic`). Both share one HTTP
+//! stack: a `reqwest` client over rustls per adapter, connect, first-byte and total timeouts, bounded
+//! bodies, and a server-sent events parser with a size limit per event.
 
+#[cfg(feature = "anthropic")]
+#[cfg_attr(docsrs, doc(cfg(feature = "anthropic")))]
+pub mod anthropic;
+#[cfg(any(feature = "openai", feature = "anthropic"))]
+mod http;
+#[cfg(feature = "openai")]
+#[cfg_attr(docsrs, doc(cfg(feature = "openai")))]
+pub mod openai;
 mod simulated;
+#[cfg(any(feature = "openai", feature = "anthropic"))]
+mod sse;
 
 use std::sync::Arc;
 
