@@ -5,11 +5,15 @@
 //!   choose, called directly: the baseline.
 //! - `execute/router_complete/11`: [`Router::complete`] with `request.clone()`: route, admission,
 //!   attempt timeout, the provider call, health bookkeeping, cost and the response's attempt list.
+//! - `execute/overhead_paired/11`: the overhead itself: each iteration calls the provider directly,
+//!   then `complete` (with the clone) for the same request, and counts the difference. Pairing the
+//!   calls keeps the machine's speed, which drifts on a shared 2-core VM, out of the difference.
 //! - `execute/router_route/11`: [`Router::route`] alone, the decision `complete` starts with.
 //! - `execute/request_clone/11`: `request.clone()` alone, which `router_complete` includes and
 //!   `provider_direct` does not.
 //!
-//! The overhead of `complete` is `router_complete − provider_direct`. Every benchmark cycles through
+//! The overhead of `complete` is `overhead_paired` (or, less steadily, `router_complete −
+//! provider_direct`). Every benchmark cycles through
 //! the same 64 distinct prompts of about 1 KB (windows of the shared data sets' MT-Bench, GSM8K and
 //! MMLU prompts and the English sample, as in `benches/route.rs`) over the 11 RouterBench models. The
 //! simulated provider answers at once (`time_scale` 0, so no timer is involved) with 128 output
@@ -161,6 +165,25 @@ fn bench_execute(c: &mut Criterion) {
     group.bench_with_input(BenchmarkId::new("router_complete", n), &pool, |b, pool| {
         let mut next = pool.iter().cycle();
         b.iter(|| rt.block_on(router.complete(black_box(next.next().unwrap_or(&pool[0])).clone())));
+    });
+    // The overhead itself, as paired differences: each iteration calls the provider directly and then
+    // through the router for the same request, and counts only the difference, so that the machine's
+    // speed drifting between benchmarks does not enter it.
+    group.bench_with_input(BenchmarkId::new("overhead_paired", n), &chosen, |b, chosen| {
+        let mut next = chosen.iter().cycle();
+        b.iter_custom(|iters| {
+            let mut diff: i128 = 0;
+            for _ in 0..iters {
+                let (request, model) = next.next().unwrap_or(&chosen[0]);
+                let t0 = std::time::Instant::now();
+                let _ = black_box(rt.block_on(direct.complete(black_box(model), black_box(request))));
+                let t1 = std::time::Instant::now();
+                let _ = black_box(rt.block_on(router.complete(black_box(request).clone())));
+                let t2 = std::time::Instant::now();
+                diff += (t2 - t1).as_nanos() as i128 - (t1 - t0).as_nanos() as i128;
+            }
+            std::time::Duration::from_nanos(u64::try_from(diff.max(0)).unwrap_or(u64::MAX))
+        });
     });
     group.bench_with_input(BenchmarkId::new("router_route", n), &pool, |b, pool| {
         let mut next = pool.iter().cycle();
