@@ -7,6 +7,9 @@
 
 #![allow(clippy::unwrap_used, reason = "tests and their helpers may unwrap")]
 
+mod fixtures;
+
+use fixtures::mini_frontier;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -16,7 +19,7 @@ use futures::StreamExt;
 use proptest::prelude::*;
 use tokio::time::Instant;
 
-use switchyard::catalog::{Ability, LatencyProfile};
+use switchyard::catalog::LatencyProfile;
 use switchyard::classify::DifficultyClassifier;
 use switchyard::execution::{AttemptOutcome, AttemptReason};
 use switchyard::health::{CircuitState, HealthConfig, ModelHealth};
@@ -24,8 +27,8 @@ use switchyard::policy::RejectReason;
 use switchyard::quality::{Checks, Inadequacy};
 use switchyard::retry::{NonRetryable, RetryPolicy};
 use switchyard::{
-    Attempt, Capabilities, Catalog, Decision, DecisionId, Error, ErrorKind, ExecutionConfig, Feedback, FinishReason,
-    ModelId, ModelProfile, Observer, Pricing, Provider, Request, Response, ResponseFormat, Router, SimulatedModel,
+    Attempt, Catalog, Decision, DecisionId, Error, ErrorKind, ExecutionConfig, Feedback, FinishReason, ModelId,
+    ModelProfile, Observer, Pricing, Provider, Request, Response, ResponseFormat, Router, SimulatedModel,
     SimulatedProvider, StreamEvent, Usage, Utility,
 };
 
@@ -34,21 +37,6 @@ use switchyard::{
 
 const SEC: Duration = Duration::from_secs(1);
 const MS: Duration = Duration::from_millis(1);
-
-/// The doc example's portfolio: a cheap, weaker model and a dear, strong one.
-fn mini_frontier() -> Catalog {
-    Catalog::new([
-        ModelProfile::new("mini", "sim")
-            .with_pricing(Pricing::per_mtok(0.15, 0.60))
-            .with_ability(Ability::new(1.5))
-            .with_capabilities(Capabilities::ALL),
-        ModelProfile::new("frontier", "sim")
-            .with_pricing(Pricing::per_mtok(2.50, 10.00))
-            .with_ability(Ability::new(4.0))
-            .with_capabilities(Capabilities::ALL),
-    ])
-    .unwrap()
-}
 
 /// `mini_frontier` over a simulated provider where `mini` behaves as given. With a cost weight of 1 and
 /// a difficulty classifier, easy requests go to `mini` first, and `frontier` is predicted stronger.

@@ -4,6 +4,9 @@
 
 #![allow(clippy::unwrap_used, reason = "tests and their helpers may unwrap")]
 
+mod fixtures;
+
+use fixtures::mini_frontier;
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -23,21 +26,6 @@ use switchyard::{ImageDetail, Response, ToolCall};
 
 fn model(id: &str) -> ModelProfile {
     ModelProfile::new(id, "sim").with_pricing(Pricing::per_mtok(1.0, 2.0))
-}
-
-/// The doc example's portfolio: a cheap, weaker model and a dear, strong one.
-fn mini_frontier() -> Catalog {
-    Catalog::new([
-        ModelProfile::new("mini", "sim")
-            .with_pricing(Pricing::per_mtok(0.15, 0.60))
-            .with_ability(Ability::new(1.5))
-            .with_capabilities(Capabilities::ALL),
-        ModelProfile::new("frontier", "sim")
-            .with_pricing(Pricing::per_mtok(2.50, 10.00))
-            .with_ability(Ability::new(4.0))
-            .with_capabilities(Capabilities::ALL),
-    ])
-    .unwrap()
 }
 
 fn utility_router(catalog: Catalog, lambda: f64) -> Router {
