@@ -47,6 +47,7 @@ fn sim_router(mini: SimulatedModel, frontier: SimulatedModel, exec: ExecutionCon
         .policy(Utility::new().cost_weight(1.0))
         .provider(SimulatedProvider::new("sim").seed(11).model("mini", mini).model("frontier", frontier))
         .execution(exec)
+        .jitter_seed(1)
         .build()
         .unwrap()
 }
@@ -255,6 +256,7 @@ async fn flood(exec: ExecutionConfig, n: usize) -> (Router, usize) {
                 .model("mini", SimulatedModel::healthy().with_output_tokens(20).with_failures(0.30, 0.10, 0.05)),
         )
         .execution(exec)
+        .jitter_seed(1)
         .observer(counter.clone())
         .build()
         .unwrap();
@@ -540,6 +542,7 @@ async fn a_committed_stream_that_stalls_ends_with_a_timeout() {
         .provider(Stalling)
         .observer(Finishes(finishes.clone()))
         .execution(ExecutionConfig::new().with_first_token_timeout(3 * SEC))
+        .jitter_seed(1)
         .build()
         .unwrap();
     let started = Instant::now();
@@ -680,6 +683,7 @@ fn escalating_router(mini: SimulatedModel, frontier: SimulatedModel, escalations
         .provider(SimulatedProvider::new("sim").seed(3).model("mini", mini).model("frontier", frontier))
         .quality_check(Checks::standard())
         .execution(ExecutionConfig::new().with_max_escalations(escalations))
+        .jitter_seed(1)
         .build()
         .unwrap()
 }
@@ -741,6 +745,7 @@ async fn invalid_json_escalates_to_the_stronger_model() {
         )
         .quality_check(Checks::standard())
         .execution(ExecutionConfig::new().with_retry(RetryPolicy::no_retries()))
+        .jitter_seed(1)
         .build()
         .unwrap();
     let r = router.complete(json_request()).await.unwrap();
@@ -990,6 +995,7 @@ async fn streams_without_content_in_time_move_on() {
         .classifier(DifficultyClassifier::default(), 1.0)
         .provider(SimulatedProvider::new("sim").time_scale(1.0).model("mini", slow).model("frontier", quick))
         .execution(ExecutionConfig::new().with_retry(RetryPolicy::no_retries()).with_first_token_timeout(2 * SEC))
+        .jitter_seed(1)
         .build()
         .unwrap();
     let started = Instant::now();
@@ -1090,6 +1096,7 @@ async fn feedback_is_taken_once_per_known_decision() {
         .provider(SimulatedProvider::new("sim"))
         .observer(counter.clone())
         .execution(ExecutionConfig::new().with_feedback_capacity(4))
+        .jitter_seed(1)
         .build()
         .unwrap();
 
@@ -1167,6 +1174,7 @@ async fn observers_see_attempts_and_finishes_of_every_kind() {
         .classifier(DifficultyClassifier::default(), 1.0)
         .provider(SimulatedProvider::new("sim").model("mini", SimulatedModel::healthy().with_failures(1.0, 0.0, 0.0)))
         .execution(ExecutionConfig::new().with_retry(RetryPolicy::no_retries()))
+        .jitter_seed(1)
         .observer(counter.clone())
         .build()
         .unwrap();
@@ -1368,4 +1376,114 @@ proptest! {
             Ok(())
         })?;
     }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Outcomes that are not the model's doing
+
+#[tokio::test(start_paused = true)]
+async fn a_request_deadline_that_cuts_an_attempt_does_not_count_against_the_model() {
+    let lab = Lab::new(&["cheap", "dear"]);
+    let router = lab_router(&lab, Utility::new(), breaker_exec());
+    lab.knobs("cheap").set_latency(10 * SEC);
+    // Tight deadlines cut every attempt: the caller's choice, not the model's failure.
+    for _ in 0..10 {
+        let e = router.complete(Request::new("hi").with_allowed(["cheap"]).with_timeout(SEC)).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
+        assert_eq!(e.attempts().len(), 1);
+    }
+    let cheap = health_of(&router, "cheap");
+    assert_eq!(cheap.samples, 0, "{cheap:?}");
+    assert_eq!(cheap.state, CircuitState::Closed);
+    // The model's own attempt limit still counts.
+    let exec = breaker_exec().with_attempt_timeout(SEC);
+    let router = lab_router(&lab, Utility::new(), exec);
+    let _ = router.complete(Request::new("hi").with_allowed(["cheap"])).await.unwrap_err();
+    assert_eq!(health_of(&router, "cheap").samples, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn after_a_context_overflow_no_smaller_window_is_tried() {
+    // Ranked by price: `small`, `mid`, `tiny`. `small` overflows, `mid` (larger) is down, and `tiny`,
+    // whose window is smaller than the one that overflowed, must not be tried as a fallback.
+    let catalog = Catalog::new([
+        ModelProfile::new("small", "sim").with_pricing(Pricing::per_mtok(0.1, 0.1)).with_context(16_000, 1_000),
+        ModelProfile::new("mid", "sim").with_pricing(Pricing::per_mtok(0.2, 0.2)).with_context(32_000, 1_000),
+        ModelProfile::new("tiny", "sim").with_pricing(Pricing::per_mtok(0.3, 0.3)).with_context(8_000, 1_000),
+    ])
+    .unwrap();
+    let router = Router::builder()
+        .catalog(catalog)
+        .provider(
+            SimulatedProvider::new("sim")
+                .model("small", SimulatedModel::healthy().with_context_overflow(1.0))
+                .model("mid", SimulatedModel::healthy().with_failures(1.0, 0.0, 0.0))
+                .model("tiny", SimulatedModel::healthy()),
+        )
+        .execution(ExecutionConfig::new().with_retry(RetryPolicy::no_retries()))
+        .jitter_seed(1)
+        .build()
+        .unwrap();
+    let e = router.complete(Request::new("hi")).await.unwrap_err();
+    assert_eq!(models(e.attempts()), ["small", "mid"], "{e}");
+    assert_eq!(reasons(e.attempts()), [AttemptReason::Primary, AttemptReason::LargerContext]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stream_read_up_to_its_finish_counts_as_a_success() {
+    let router = Router::builder()
+        .catalog(mini_frontier())
+        .provider(SimulatedProvider::new("sim").default_model(SimulatedModel::healthy().with_output_tokens(30)))
+        .jitter_seed(1)
+        .build()
+        .unwrap();
+    let mut s = router.stream(Request::new(EASY).with_allowed(["mini"])).await.unwrap();
+    while let Some(event) = s.next().await {
+        if matches!(event, Ok(StreamEvent::Finish(_))) {
+            break; // stop at the finish, without waiting for the end of the stream
+        }
+    }
+    drop(s);
+    let mini = health_of(&router, "mini");
+    assert_eq!((mini.samples, mini.consecutive_failures), (1, 0), "{mini:?}");
+}
+
+/// A provider whose streams send a piece of text every two seconds, forever.
+struct Trickling;
+
+#[async_trait::async_trait]
+impl Provider for Trickling {
+    fn name(&self) -> &str {
+        "sim"
+    }
+
+    async fn complete(&self, _: &ModelProfile, _: &Request) -> switchyard::Result<Response> {
+        Err(Error::server("streams only"))
+    }
+
+    async fn stream(&self, _: &ModelProfile, _: &Request) -> switchyard::Result<switchyard::EventStream> {
+        let ticks = futures::stream::unfold((), |()| async {
+            tokio::time::sleep(2 * SEC).await;
+            Some((Ok(StreamEvent::Delta("more ".into())), ()))
+        });
+        Ok(Box::pin(ticks))
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_committed_stream_ends_at_the_request_deadline() {
+    let router = Router::builder()
+        .catalog(mini_frontier())
+        .provider(Trickling)
+        .execution(ExecutionConfig::new().with_first_token_timeout(3 * SEC))
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    let events: Vec<_> = router.stream(Request::new(EASY).with_timeout(9 * SEC)).await.unwrap().collect().await;
+    assert_eq!(started.elapsed(), 9 * SEC);
+    let e = events.last().unwrap().as_ref().unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::MidStream);
+    assert_eq!(e.partial_content(), Some("more more more more "));
+    assert!(e.to_string().contains("deadline"), "{e}");
+    assert_eq!(e.attempts().last().unwrap().outcome, failed(ErrorKind::Timeout, None));
 }

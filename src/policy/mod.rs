@@ -20,6 +20,7 @@ use std::sync::Arc;
 use smallvec::SmallVec;
 
 pub use self::cheapest::CheapestCapable;
+pub(crate) use self::decision::sigmoid;
 pub use self::decision::{Candidate, Decision, RejectReason, Rejection};
 pub use self::rules::{Action, Condition, Rule, Rules};
 pub use self::utility::{CostRef, Utility};

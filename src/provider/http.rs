@@ -177,10 +177,12 @@ impl CommonBuilder {
             return Err(Error::config(format!("provider `{}`: size limits must be greater than zero", self.name)));
         }
         let base = self.base_url.trim_end_matches('/');
+        // Messages show the URL without credentials a user may have put in it.
+        let shown = redact_url(base);
         let mut endpoint = reqwest::Url::parse(&format!("{base}{path}"))
-            .map_err(|e| Error::config(format!("provider `{}`: base URL `{base}` is invalid: {e}", self.name)))?;
+            .map_err(|e| Error::config(format!("provider `{}`: base URL `{shown}` is invalid: {e}", self.name)))?;
         if !matches!(endpoint.scheme(), "http" | "https") || endpoint.host_str().is_none() {
-            return Err(Error::config(format!("provider `{}`: base URL `{base}` must be http or https", self.name)));
+            return Err(Error::config(format!("provider `{}`: base URL `{shown}` must be http or https", self.name)));
         }
         if !self.query.is_empty() {
             let mut pairs = endpoint.query_pairs_mut();
@@ -202,6 +204,9 @@ impl CommonBuilder {
                 // Configuration is explicit: no proxy from the environment. Pass a client of your own
                 // (`http_client`) to use one.
                 .no_proxy()
+                // A redirect would carry the key headers (and, for 307/308, the prompt) to wherever
+                // it points; providers do not redirect API calls, so a 3xx is an error instead.
+                .redirect(reqwest::redirect::Policy::none())
                 .user_agent(concat!("switchyard/", env!("CARGO_PKG_VERSION")))
                 .build()
                 .map_err(|e| Error::config("cannot build the HTTP client").with_source(e))?,
@@ -240,6 +245,8 @@ impl fmt::Debug for Transport {
         // The endpoint without its query, and header names only: values may be credentials.
         let mut endpoint = self.endpoint.clone();
         endpoint.set_query(None);
+        let _ = endpoint.set_username("");
+        let _ = endpoint.set_password(None);
         f.debug_struct("Transport")
             .field("endpoint", &endpoint.as_str())
             .field("api_key", &self.api_key.as_ref().map(|_| "[redacted]"))
@@ -281,7 +288,10 @@ impl Transport {
 
     fn deadlines(&self) -> Deadlines {
         let start = Instant::now();
-        Deadlines { start, first_byte: start + self.first_byte_timeout, total: start + self.total_timeout }
+        // `Duration::MAX` means no limit: a far future instead of an overflow.
+        let after =
+            |d: Duration| start.checked_add(d).unwrap_or_else(|| start + Duration::from_secs(100 * 365 * 86_400));
+        Deadlines { start, first_byte: after(self.first_byte_timeout), total: after(self.total_timeout) }
     }
 
     /// POSTs a JSON body and returns the successful response, or the error its status maps to.
@@ -347,7 +357,8 @@ impl Transport {
         if !truncate && declared.is_some_and(|n| n > limit as u64) {
             return Err(too_large());
         }
-        let mut body = Vec::with_capacity(declared.map_or(8 << 10, |n| n.min(limit as u64) as usize));
+        // Grown as bytes arrive: a declared length reserves at most 64 KiB up front.
+        let mut body = Vec::with_capacity(declared.map_or(8 << 10, |n| n.min(limit as u64).min(64 << 10) as usize));
         loop {
             match tokio::time::timeout_at(deadline, response.chunk()).await {
                 Err(_) => {
@@ -688,11 +699,24 @@ impl ProviderError {
                 | "internal_server_error"
                 | "service_unavailable" => ErrorKind::Server,
                 "rate_limit_error" | "rate_limit_exceeded" | "tokens" | "requests" => ErrorKind::RateLimited,
-                "authentication_error" | "permission_error" | "invalid_api_key" | "billing_error" => ErrorKind::Auth,
+                "authentication_error"
+                | "permission_error"
+                | "invalid_api_key"
+                | "billing_error"
+                | "insufficient_quota" => ErrorKind::Auth,
                 "not_found_error" | "model_not_found" => ErrorKind::ModelNotFound,
                 "invalid_request_error" | "request_too_large" => ErrorKind::BadRequest,
                 "timeout_error" => ErrorKind::Timeout,
-                _ => continue,
+                // A numeric code (OpenRouter and other gateways) is an HTTP status.
+                numeric => match numeric.parse::<u16>() {
+                    Ok(401..=403) => ErrorKind::Auth,
+                    Ok(404) => ErrorKind::ModelNotFound,
+                    Ok(408) => ErrorKind::Timeout,
+                    Ok(429) => ErrorKind::RateLimited,
+                    Ok(400..=499) => ErrorKind::BadRequest,
+                    Ok(500..=599) => ErrorKind::Server,
+                    _ => continue,
+                },
             };
             return kind;
         }
@@ -758,30 +782,87 @@ pub(crate) fn sanitize(message: &str, cx: Option<&CallContext<'_>>, key: Option<
             return None;
         }
     }
-    // Prompt text: a short text quoted whole, or any 24-character run of what is shown found in a text.
-    // Texts are compared with their whitespace collapsed, as the message is.
+    // Prompt text: a short text quoted whole, or any run of 24 characters of what is shown found in a
+    // text. Texts are compared as the message was cleaned: control characters dropped, whitespace
+    // collapsed.
     if let Some(cx) = cx {
         let texts: Vec<String> = cx
             .request
             .messages
             .iter()
             .flat_map(|m| m.texts().chain(m.tool_calls.iter().map(|c| c.arguments.as_str())))
-            .map(|t| t.split_whitespace().collect::<Vec<_>>().join(" "))
+            .map(|t| {
+                t.split(|c: char| c.is_whitespace() || c.is_control())
+                    .filter(|w| !w.is_empty())
+                    .map(|w| w.chars().filter(|c| !c.is_control()).collect::<String>())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
             .collect();
-        if texts.iter().any(|t| t.len() >= 4 && t.len() < 24 && clean.contains(t.as_str())) {
+        let short = |t: &String| (4..PROMPT_RUN).contains(&t.chars().count());
+        if texts.iter().any(|t| short(t) && clean.contains(t.as_str())) {
             return None;
         }
-        let shown: Vec<char> = clean.chars().collect();
-        let mut start = 0;
-        while start + 24 <= shown.len() {
-            let run: String = shown[start..start + 24].iter().collect();
-            if texts.iter().any(|t| t.contains(run.as_str())) {
-                return None;
-            }
-            start += 8;
+        // Every run of `PROMPT_RUN` characters of the message, as rolling hashes; then one pass over each
+        // text. A hash collision only withholds a message, which is the safe side.
+        let mut runs: Vec<u64> = RollingRuns::new(clean.chars()).collect();
+        runs.sort_unstable();
+        if !runs.is_empty() && texts.iter().any(|t| RollingRuns::new(t.chars()).any(|h| runs.binary_search(&h).is_ok()))
+        {
+            return None;
         }
     }
     Some(clean)
+}
+
+/// The shortest run of prompt characters that withholds a provider message containing it.
+const PROMPT_RUN: usize = 24;
+
+/// Polynomial hashes of every window of `PROMPT_RUN` characters of a character sequence, rolling: one
+/// step per character.
+struct RollingRuns<I> {
+    chars: I,
+    window: [u32; PROMPT_RUN],
+    filled: usize,
+    hash: u64,
+}
+
+/// The hash base, and its `PROMPT_RUN`-th power (the weight of the character leaving the window).
+const BASE: u64 = 0x100_0000_01B3;
+const BASE_POW: u64 = {
+    let mut p = 1u64;
+    let mut i = 0;
+    while i < PROMPT_RUN {
+        p = p.wrapping_mul(BASE);
+        i += 1;
+    }
+    p
+};
+
+impl<I: Iterator<Item = char>> RollingRuns<I> {
+    fn new(chars: I) -> Self {
+        Self { chars, window: [0; PROMPT_RUN], filled: 0, hash: 0 }
+    }
+}
+
+impl<I: Iterator<Item = char>> Iterator for RollingRuns<I> {
+    type Item = u64;
+    fn next(&mut self) -> Option<u64> {
+        loop {
+            let c = u32::from(self.chars.next()?);
+            let slot = self.filled % PROMPT_RUN;
+            let leaving = u64::from(self.window[slot]);
+            self.window[slot] = c;
+            self.hash = self.hash.wrapping_mul(BASE).wrapping_add(u64::from(c) + 1);
+            if self.filled >= PROMPT_RUN {
+                self.hash = self.hash.wrapping_sub(BASE_POW.wrapping_mul(leaving + 1));
+            }
+            self.filled += 1;
+            if self.filled >= PROMPT_RUN {
+                return Some(self.hash);
+            }
+        }
+    }
 }
 
 /// `Retry-After` in seconds or as an HTTP date, or OpenAI's `retry-after-ms`, capped at a day.
@@ -822,6 +903,10 @@ pub(crate) fn status_error(
             format!("provider `{name}` does not know model `{model}`{}", detail(true)),
         ),
         408 => Error::timeout(format!("provider `{name}` timed out{}", detail(true))),
+        // Out of credit is not a rate limit: waiting does not help.
+        429 if pe.has("insufficient_quota") => {
+            Error::new(ErrorKind::Auth, format!("provider `{name}` says the account is out of quota{}", detail(true)))
+        }
         429 => Error::rate_limited(format!("provider `{name}` is rate limiting this caller{}", detail(true)), wait),
         529 => Error::server(format!("provider `{name}` is overloaded{}", detail(true))),
         500..=599 => Error::server(format!("provider `{name}` failed with a server error{}", detail(true))),
@@ -903,6 +988,20 @@ pub(crate) fn raw_json<'a>(
         .map_err(|_| Error::new(ErrorKind::BadRequest, format!("{} is not valid JSON", what())))
 }
 
+/// A URL for messages: without user name, password and query (where credentials hide).
+fn redact_url(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut u) => {
+            u.set_query(None);
+            let _ = u.set_username("");
+            let _ = u.set_password(None);
+            u.to_string()
+        }
+        // Unparseable: show no more than the scheme and host part before any `@`, `?` or path.
+        Err(_) => url.split(['?', '@']).next().unwrap_or_default().chars().take(64).collect(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -951,6 +1050,20 @@ mod tests {
         let overloaded = ProviderError { kind: Some("overloaded_error".into()), ..Default::default() };
         assert_eq!(overloaded.kind_by_type(), ErrorKind::Server);
         assert_eq!(ProviderError::default().kind_by_type(), ErrorKind::Server);
+        // Numeric codes are HTTP statuses; out of quota is not retryable.
+        for (code, kind) in [
+            ("402", ErrorKind::Auth),
+            ("401", ErrorKind::Auth),
+            ("404", ErrorKind::ModelNotFound),
+            ("400", ErrorKind::BadRequest),
+            ("429", ErrorKind::RateLimited),
+            ("502", ErrorKind::Server),
+        ] {
+            let pe = ProviderError { code: Some(code.into()), ..Default::default() };
+            assert_eq!(pe.kind_by_type(), kind, "{code}");
+        }
+        let quota = ProviderError { code: Some("insufficient_quota".into()), ..Default::default() };
+        assert_eq!(quota.kind_by_type(), ErrorKind::Auth);
     }
 
     #[test]
@@ -967,6 +1080,14 @@ mod tests {
         let request = Request::new("my secret question about the merger with Initech corporation next week");
         let cx = CallContext { model: &model, request: &request };
         assert_eq!(sanitize("cannot answer: 'the merger with Initech corporation next'", Some(&cx), None), None);
+        // Runs at any offset, and short non-ASCII prompts measured in characters.
+        let odd = Request::new("a secret: my pin is 4921 and zip 02");
+        let cx = CallContext { model: &model, request: &odd };
+        assert_eq!(sanitize("bad 'my pin is 4921 and zip 02'", Some(&cx), None), None);
+        let cyrillic = Request::new("Пароль 12345 секрет");
+        let cx = CallContext { model: &model, request: &cyrillic };
+        assert_eq!(sanitize("invalid: «Пароль 12345 секрет»", Some(&cx), None), None);
+        assert!(sanitize("invalid request: unknown field `foo`", Some(&cx), None).is_some());
         assert!(sanitize("invalid temperature", Some(&cx), None).is_some());
         let short = Request::new("hunter2");
         let cx = CallContext { model: &model, request: &short };

@@ -12,6 +12,7 @@ use crate::health::HealthTracker;
 use crate::policy::{Policy, Utility};
 use crate::provider::Provider;
 use crate::quality::QualityCheck;
+use crate::retry::Jitter;
 use crate::router::log::DecisionLog;
 use crate::router::{Inner, ProviderMap, Router};
 
@@ -78,6 +79,7 @@ pub struct RouterBuilder {
     exec: ExecutionConfig,
     quality: Option<Arc<dyn QualityCheck>>,
     observers: Vec<Arc<dyn Observer>>,
+    jitter_seed: Option<u64>,
     error: Option<Error>,
 }
 
@@ -118,6 +120,7 @@ impl RouterBuilder {
             exec: ExecutionConfig::default(),
             quality: None,
             observers: Vec::new(),
+            jitter_seed: None,
             error: None,
         }
     }
@@ -228,6 +231,14 @@ impl RouterBuilder {
         self
     }
 
+    /// Seeds the random part of retry backoff (full jitter), for reproducible runs. By default each
+    /// router draws its own seed, so that a fleet of replicas does not retry in step. Independent of
+    /// [`seed`](Self::seed), which drives routing.
+    pub fn jitter_seed(mut self, seed: u64) -> Self {
+        self.jitter_seed = Some(seed);
+        self
+    }
+
     /// Adds an [`Observer`] that receives every decision, attempt, outcome and feedback.
     pub fn observer(mut self, observer: impl Observer + 'static) -> Self {
         self.observers.push(Arc::new(observer));
@@ -295,6 +306,7 @@ impl RouterBuilder {
                 quality: self.quality,
                 observers: self.observers,
                 recovering: (0..models).map(|_| std::sync::atomic::AtomicU32::new(0)).collect(),
+                jitter_seed: self.jitter_seed.unwrap_or_else(|| Jitter::from_entropy().next_u64()),
             }),
         })
     }

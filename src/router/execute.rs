@@ -17,7 +17,7 @@ use crate::catalog::{Capabilities, ModelIndex, ModelProfile};
 use crate::error::{Error, ErrorKind, Result};
 use crate::execution::{Attempt, AttemptOutcome, AttemptReason};
 use crate::health::{Admission, HealthTracker, Observation};
-use crate::policy::Decision;
+use crate::policy::{Decision, sigmoid};
 use crate::provider::Provider;
 use crate::quality::{Inadequacy, Verdict};
 use crate::request::Request;
@@ -29,17 +29,25 @@ use crate::router::{Router, attach_model};
 struct Plan<'a> {
     decision: &'a Decision,
     tried: Vec<bool>,
-    /// After an escalation, only candidates with a higher `p` than this may answer.
+    /// After an escalation, only candidates predicted to answer better than this may answer.
     floor: f64,
+    /// After a context overflow, only candidates with a larger context window than this may answer.
+    min_window: u32,
 }
 
 impl<'a> Plan<'a> {
     fn new(decision: &'a Decision) -> Self {
-        Self { decision, tried: vec![false; decision.catalog().len()], floor: f64::NEG_INFINITY }
+        Self { decision, tried: vec![false; decision.catalog().len()], floor: f64::NEG_INFINITY, min_window: 0 }
     }
 
+    /// The predicted quality of `model`'s answer: `σ(logit)`, without the live success rate (which
+    /// says whether a call goes through, not how good its answer is).
     fn p(&self, model: ModelIndex) -> f64 {
-        self.decision.candidates().iter().find(|c| c.model == model).map_or(0.0, |c| c.p)
+        self.decision.candidates().iter().find(|c| c.model == model).map_or(0.0, |c| sigmoid(c.logit))
+    }
+
+    fn window(&self, model: ModelIndex) -> u32 {
+        self.decision.catalog().model(model).context_window
     }
 
     fn mark(&mut self, model: ModelIndex) {
@@ -50,12 +58,12 @@ impl<'a> Plan<'a> {
 
     /// The first untried model in ranking order that satisfies `ok`.
     fn next_where(&mut self, ok: impl Fn(&Self, ModelIndex) -> bool) -> Option<ModelIndex> {
-        let found = self
-            .decision
-            .ranking()
-            .iter()
-            .map(|s| s.model)
-            .find(|&m| !self.tried.get(m).copied().unwrap_or(true) && self.p(m) > self.floor && ok(self, m))?;
+        let found = self.decision.ranking().iter().map(|s| s.model).find(|&m| {
+            !self.tried.get(m).copied().unwrap_or(true)
+                && self.p(m) > self.floor
+                && self.window(m) > self.min_window
+                && ok(self, m)
+        })?;
         self.mark(found);
         Some(found)
     }
@@ -68,10 +76,11 @@ impl<'a> Plan<'a> {
         self.next_where(|_, _| true)
     }
 
-    /// The next candidate whose context window is larger than `model`'s.
+    /// The next candidate whose context window is larger than `model`'s; from then on, only such
+    /// candidates (a smaller window would overflow too).
     fn larger_window(&mut self, model: ModelIndex) -> Option<ModelIndex> {
-        let window = self.decision.catalog().model(model).context_window;
-        self.next_where(|plan, m| plan.decision.catalog().model(m).context_window > window)
+        self.min_window = self.min_window.max(self.window(model));
+        self.next_where(|_, _| true)
     }
 
     /// The next candidate predicted to answer better than `model`; from then on, only such candidates.
@@ -174,7 +183,7 @@ impl<'a> Run<'a> {
             spent: 0.0,
             started: now,
             deadline: now.checked_add(timeout).unwrap_or(now + Duration::from_secs(86_400 * 365)),
-            jitter: Jitter::new(inner.seed ^ decision.id().get().wrapping_mul(0x9E37_79B9_7F4A_7C15)),
+            jitter: Jitter::new(inner.jitter_seed ^ decision.id().get().wrapping_mul(0x9E37_79B9_7F4A_7C15)),
             escalations: 0,
             last: None,
         }
@@ -217,6 +226,24 @@ impl<'a> Run<'a> {
             Admission::Rejected { .. } => Gate::Skip,
             admitted => Gate::Go(ProbeGuard::new(&inner.health, model, admitted), remaining),
         }
+    }
+
+    /// Records an attempt the request's deadline cut short: listed, but not held against the model
+    /// (whose probe slot, if any, goes back).
+    fn cut(
+        &mut self,
+        model: ModelIndex,
+        reason: AttemptReason,
+        latency: Duration,
+        guard: ProbeGuard<'_>,
+        request: &Request,
+    ) {
+        drop(guard);
+        let profile = self.router.inner.catalog.model(model);
+        self.push(profile, reason, AttemptOutcome::Failed { kind: ErrorKind::Timeout, status: None }, latency, 0.0);
+        self.last = Some(
+            deadline_error(request, self.router.inner.exec.timeout, &self.attempts).with_model(profile.id.clone()),
+        );
     }
 
     /// Records a failed attempt, then either waits out the backoff before a retry of the same model
@@ -407,6 +434,11 @@ impl Router {
                 let started = Instant::now();
                 let result = match tokio::time::timeout(limit, provider.complete(profile, request)).await {
                     Ok(result) => result,
+                    // The request's own deadline, not the model, ended the attempt.
+                    Err(_) if limit < inner.exec.attempt_timeout => {
+                        run.cut(model, reason, started.elapsed(), guard, request);
+                        break 'models;
+                    }
                     Err(_) => Err(timeout_error("no answer", limit)),
                 };
                 let latency = started.elapsed();
@@ -505,6 +537,10 @@ impl Router {
                 let opened =
                     match tokio::time::timeout(limit, first_content(provider.as_ref(), profile, &request)).await {
                         Ok(opened) => opened,
+                        Err(_) if limit < inner.exec.first_token_timeout => {
+                            run.cut(model, reason, started.elapsed(), guard, &request);
+                            break 'models;
+                        }
                         Err(_) => Err(timeout_error("no content", limit)),
                     };
                 let ttft = started.elapsed();
@@ -526,7 +562,7 @@ impl Router {
                 // The stream records the outcome when it ends, and holds the probe slot until then.
                 let probe = guard.hand_over();
                 let attempts = std::mem::take(&mut run.attempts);
-                let spent = run.spent;
+                let (spent, deadline) = (run.spent, run.deadline);
                 drop(run);
                 inner.log.set_model(decision.id(), model);
                 let idle = inner.exec.first_token_timeout;
@@ -545,7 +581,9 @@ impl Router {
                     usage: None,
                     probe,
                     idle,
-                    idle_timer: Box::pin(tokio::time::sleep(idle)),
+                    idle_timer: Box::pin(tokio::time::sleep_until(next_wake(idle, deadline))),
+                    deadline,
+                    saw_finish: false,
                 });
             }
         }
@@ -620,9 +658,18 @@ pub struct RoutedStream {
     delivered: String,
     usage: Option<Usage>,
     probe: bool,
-    /// The longest wait for the next event, and its timer.
+    /// The longest wait for the next event, and its timer (which also fires at the deadline).
     idle: Duration,
     idle_timer: Pin<Box<tokio::time::Sleep>>,
+    /// The request's deadline: the whole answer must have arrived by then.
+    deadline: Instant,
+    /// Whether the provider's `Finish` event went by (a caller may stop reading there).
+    saw_finish: bool,
+}
+
+/// When to give up waiting for the next event: after `idle`, or at the deadline if that is sooner.
+fn next_wake(idle: Duration, deadline: Instant) -> Instant {
+    Instant::now().checked_add(idle).map_or(deadline, |t| t.min(deadline))
 }
 
 impl RoutedStream {
@@ -691,6 +738,7 @@ impl RoutedStream {
         match event {
             StreamEvent::Delta(text) => self.delivered.push_str(text),
             StreamEvent::Usage(usage) => self.usage = Some(*usage),
+            StreamEvent::Finish(_) => self.saw_finish = true,
             _ => {}
         }
     }
@@ -698,7 +746,13 @@ impl RoutedStream {
 
 impl Drop for RoutedStream {
     fn drop(&mut self) {
-        if self.probe && !self.finished {
+        if self.finished {
+            return;
+        }
+        if self.saw_finish {
+            // The answer was complete; the caller stopped reading at its end.
+            self.finish(None, None);
+        } else if self.probe {
             self.router.inner.health.release_probe(self.model);
         }
     }
@@ -729,7 +783,7 @@ impl futures_core::Stream for RoutedStream {
         let error = match events.as_mut().poll_next(cx) {
             Poll::Ready(Some(Ok(event))) => {
                 this.observe(&event);
-                this.idle_timer.as_mut().reset(Instant::now() + this.idle);
+                this.idle_timer.as_mut().reset(next_wake(this.idle, this.deadline));
                 return Poll::Ready(Some(Ok(event)));
             }
             Poll::Ready(None) => {
@@ -739,6 +793,9 @@ impl futures_core::Stream for RoutedStream {
             Poll::Ready(Some(Err(error))) => error,
             Poll::Pending => match this.idle_timer.as_mut().poll(cx) {
                 Poll::Pending => return Poll::Pending,
+                Poll::Ready(()) if Instant::now() >= this.deadline => {
+                    Error::timeout("the request's deadline passed before the stream ended")
+                }
                 Poll::Ready(()) => timeout_error("no event", this.idle),
             },
         };
@@ -751,8 +808,15 @@ impl futures_core::Stream for RoutedStream {
             format!("the stream failed after {} bytes of content: {error}", delivered.len()),
         )
         .with_model(profile.id.clone())
-        .with_partial(delivered)
-        .with_attempts(this.attempts.clone());
+        .with_partial(delivered);
+        // The streaming attempt delivered content and then failed.
+        if let Some(last) = this.attempts.last_mut() {
+            last.outcome = AttemptOutcome::Failed { kind: error.kind(), status: error.status() };
+            for o in &router.inner.observers {
+                o.on_attempt(&this.decision, last);
+            }
+        }
+        let wrapped = wrapped.with_attempts(this.attempts.clone());
         this.finish(Some(&error), Some(&wrapped));
         Poll::Ready(Some(Err(wrapped.with_source(error))))
     }

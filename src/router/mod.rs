@@ -58,6 +58,8 @@ pub(crate) struct Inner {
     pub(crate) log: DecisionLog,
     /// Recovery attempts in flight per model (when every circuit is open).
     pub(crate) recovering: Box<[std::sync::atomic::AtomicU32]>,
+    /// Seeds the backoff jitter of each request (with its decision id).
+    pub(crate) jitter_seed: u64,
 }
 
 impl fmt::Debug for Router {
