@@ -37,7 +37,7 @@ pub const ROUTELLM_USD_PER_MTOK: [(&str, f64); 2] =
 pub enum Format {
     /// The RouterBench subset (`routerbench_arc_mbpp_winogrande.jsonl`): `id`, `eval_name` (the
     /// task), `split_routerbench`, `split_routerdc`, `prompt`, `scores` {model: 0 or 1}, `costs_usd`
-    /// {model: USD actually spent}, `imputed_scores` [models]. Costs are [`CostKind::Actual`].
+    /// {model: USD actually spent}, `imputed_scores` (a list of models). Costs are [`CostKind::Actual`].
     RouterBench,
     /// RouteLLM's MMLU and GSM8K responses (`routellm_mmlu_gsm8k.jsonl`): `id`, `benchmark` (the
     /// task), `subject`, `prompt`, `contaminated`, `scores` {model: 0 or 1}. No per-prompt costs:
@@ -241,6 +241,7 @@ impl fmt::Debug for Row {
 /// let x_max = metrics::max_cost(&singles).unwrap_or(0.0);
 /// println!("zero router AIQ {:.3}", metrics::aiq(&zero, x_max).unwrap_or(0.0));
 /// # Ok(()) }
+/// # let _ = run();
 /// ```
 #[derive(Clone)]
 pub struct Dataset {

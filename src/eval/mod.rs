@@ -19,6 +19,7 @@
 //! println!("cost at 95%: {:.1}%", 100.0 * metrics::cost_at_quality(&zero, 0.95, best).unwrap_or(f64::NAN));
 //! println!("oracle: {:.3} at {:.1}%", oracle.quality, 100.0 * oracle.cost / best.cost);
 //! # Ok(()) }
+//! # let _ = run();
 //! ```
 //!
 //! # Data sets
@@ -29,7 +30,7 @@
 //! and the field, and never quote prompt text. Unknown fields are ignored in the public data sets'
 //! formats and rejected in ours (a typo such as `cost_usd` would otherwise go unnoticed).
 //!
-//! | [`Format`](data::Format) | file | costs |
+//! | [`Format`] | file | costs |
 //! |---|---|---|
 //! | `RouterBench` | `routerbench_arc_mbpp_winogrande.jsonl` (3,164 rows, 11 models) | actual USD per prompt |
 //! | `RouteLlm` | `routellm_mmlu_gsm8k.jsonl` (15,361 rows, GPT-4 vs Mixtral) | per call: $24.7 vs $0.24 per 1M tokens |
