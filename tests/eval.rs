@@ -244,6 +244,15 @@ fn routellm_baselines() {
     c.finish("RouteLLM");
 }
 
+#[test]
+fn data_types_are_send_sync_and_clone() {
+    fn is<T: Send + Sync + Clone>() {}
+    is::<Dataset>();
+    is::<switchyard::eval::Row>();
+    is::<Outcomes<'static>>();
+    is::<OperatingPoint>();
+}
+
 // ---------------------------------------------------------------------------------------------------
 // Corrupt and truncated files
 
