@@ -280,7 +280,10 @@ fn load_error(path: &Path, format: Format) -> String {
 fn corrupt_and_truncated_files_name_file_line_and_field() {
     let Some(dir) = data_dir() else { return };
 
-    let truncated = corrupt_copy(&dir, ROUTERBENCH, 3, "truncated", |l| l[..l.len() / 2].to_owned());
+    let truncated = corrupt_copy(&dir, ROUTERBENCH, 3, "truncated", |l| {
+        let half = (0..=l.len() / 2).rev().find(|&i| l.is_char_boundary(i)).unwrap_or(0);
+        l[..half].to_owned()
+    });
     let e = load_error(&truncated, Format::RouterBench);
     assert!(e.contains(" line 3: `prompt`: EOF while parsing a string"), "{e}");
     assert!(e.ends_with("the line is truncated"), "{e}");
