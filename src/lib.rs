@@ -96,6 +96,7 @@ pub mod classify;
 pub mod config;
 pub mod cost;
 mod error;
+pub mod eval;
 pub mod execution;
 pub mod health;
 pub mod policy;
