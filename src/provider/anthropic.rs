@@ -31,7 +31,6 @@ use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use reqwest::header::HeaderName;
@@ -144,45 +143,7 @@ impl AnthropicBuilder {
         self
     }
 
-    /// The longest wait for a TCP (and TLS) connection. Default 10 s.
-    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.common.connect_timeout = timeout;
-        self
-    }
-
-    /// The longest wait, from sending, for the response headers and, when streaming, for the first
-    /// event that carries something. Default 120 s.
-    pub fn first_byte_timeout(mut self, timeout: Duration) -> Self {
-        self.common.first_byte_timeout = timeout;
-        self
-    }
-
-    /// The longest a whole call may take, from sending to the last byte, streamed or not. Default
-    /// 600 s.
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.common.total_timeout = timeout;
-        self
-    }
-
-    /// The largest response body accepted, streamed or not; a larger one fails with
-    /// [`ErrorKind::Decode`]. Default 32 MiB.
-    pub fn max_response_bytes(mut self, bytes: usize) -> Self {
-        self.common.max_response_bytes = bytes;
-        self
-    }
-
-    /// The largest server-sent event (or line) accepted in a stream. Default 1 MiB.
-    pub fn max_event_bytes(mut self, bytes: usize) -> Self {
-        self.common.max_event_bytes = bytes;
-        self
-    }
-
-    /// Uses this HTTP client instead of building one, for a proxy or custom TLS roots. The connect
-    /// timeout is then the client's; the other timeouts and limits still apply.
-    pub fn http_client(mut self, client: reqwest::Client) -> Self {
-        self.common.client = Some(client);
-        self
-    }
+    super::http::transport_setters!();
 
     /// Checks the settings and builds the adapter and its HTTP client.
     ///
