@@ -8,8 +8,9 @@
 //! 2. reads [`HealthTracker::live`] for measured latency, time to first token, decoding speed and success
 //!    rate, once a model has [`HealthConfig::min_samples`] outcomes, unless they are stale
 //!    ([`HealthTracker::is_stale`]: no outcome for [`stale_after`](HealthConfig::stale_after));
-//! 3. reports every attempt with [`HealthTracker::record`] (or gives a probe slot back with
-//!    [`HealthTracker::release_probe`] when the attempt was cancelled);
+//! 3. reports every attempt with [`HealthTracker::record`], or [`HealthTracker::record_probe`] for an
+//!    attempt admitted as a probe (or gives a probe slot back with [`HealthTracker::release_probe`]
+//!    when the attempt was cancelled);
 //! 4. when every candidate is open, may try [`HealthTracker::closest_to_recovery`] instead of failing.
 //!
 //! # The circuit breaker
@@ -318,8 +319,8 @@ impl Observation {
     /// responses and broken streams. Failures that are the caller's fault ([`ErrorKind::InvalidRequest`],
     /// [`ErrorKind::BadRequest`], [`ErrorKind::ContextOverflow`]) or that happen before the model is
     /// reached ([`ErrorKind::Config`], [`ErrorKind::NoCandidate`], [`ErrorKind::Routing`],
-    /// [`ErrorKind::ProviderMissing`]) do not count: [`HealthTracker::record`] ignores them apart from
-    /// giving back a probe slot.
+    /// [`ErrorKind::ProviderMissing`]) do not count: [`HealthTracker::record`] ignores them, and
+    /// [`HealthTracker::record_probe`] only gives the probe slot back.
     pub fn counts_toward_health(&self) -> bool {
         match self.outcome {
             Outcome::Success => true,
@@ -403,7 +404,7 @@ pub enum Admission {
     /// The circuit is closed: send the request.
     Allowed,
     /// The circuit is half-open and this request holds one of its probe slots. Report the outcome
-    /// with [`HealthTracker::record`], or call [`HealthTracker::release_probe`] if the attempt is
+    /// with [`HealthTracker::record_probe`], or call [`HealthTracker::release_probe`] if the attempt is
     /// abandoned, so that the slot is given back.
     Probe,
     /// Do not send the request to this model.
@@ -534,7 +535,7 @@ impl HealthTracker {
     /// A closed circuit admits. An open one rejects until its cool-down has elapsed; the first call
     /// after that turns it half-open and takes a probe slot. A half-open circuit hands out probe slots
     /// up to [`half_open_probes`](HealthConfig::half_open_probes), then rejects with a zero `retry_in`.
-    #[must_use = "a probe slot must be given back with `record` or `release_probe`"]
+    #[must_use = "a probe slot must be given back with `record_probe` or `release_probe`"]
     pub fn admit(&self, index: ModelIndex, now: Instant) -> Admission {
         let Some(slot) = self.slots.get(index) else {
             return Admission::Rejected { retry_in: Duration::MAX };
@@ -565,17 +566,36 @@ impl HealthTracker {
         }
     }
 
-    /// Records the outcome of one attempt on model `index`, finished at `now`.
+    /// Records the outcome of one attempt on model `index` that was [admitted](Self::admit) as
+    /// [`Admission::Allowed`], finished at `now`.
     ///
-    /// Observations that do not [count toward health](Observation::counts_toward_health) only give back
-    /// a probe slot. Counted ones update the window, the averages (successes only) and the breaker.
-    /// While the circuit is half-open every outcome is taken as a probe's: it gives back a slot (never
-    /// below zero), a success counts toward closing and a failure re-opens. An outcome that arrives while
-    /// the circuit is open (an attempt admitted before the trip) updates the statistics only.
+    /// Observations that do not [count toward health](Observation::counts_toward_health) are ignored.
+    /// Counted ones update the window, the averages (successes only) and, while the circuit is closed,
+    /// the breaker. An outcome that arrives while the circuit is open or half-open (an attempt admitted
+    /// before the trip) updates the statistics only: only probes decide a half-open circuit.
     pub fn record(&self, index: ModelIndex, observation: &Observation, now: Instant) {
+        self.record_outcome(index, observation, now, false);
+    }
+
+    /// Records the outcome of a probe: an attempt [admitted](Self::admit) as [`Admission::Probe`].
+    ///
+    /// It gives the probe slot back (never below zero). An observation that does not
+    /// [count toward health](Observation::counts_toward_health) does nothing else; a counted success
+    /// counts toward closing the circuit and a failure re-opens it. A probe outcome that arrives after
+    /// the circuit left the half-open state updates the statistics only.
+    ///
+    /// A probe that outlives a whole open period (longer than the cool-down) gives its slot back to
+    /// the next half-open period; probes are expected to end well within a cool-down.
+    pub fn record_probe(&self, index: ModelIndex, observation: &Observation, now: Instant) {
+        self.record_outcome(index, observation, now, true);
+    }
+
+    fn record_outcome(&self, index: ModelIndex, observation: &Observation, now: Instant, probe: bool) {
         let Some(slot) = self.slots.get(index) else { return };
         if !observation.counts_toward_health() {
-            self.release_probe(index);
+            if probe {
+                self.release_probe(index);
+            }
             return;
         }
         let failed = observation.is_failure();
@@ -598,7 +618,7 @@ impl HealthTracker {
             }
         }
         slot.publish(&stats);
-        self.step_breaker(slot, &mut stats, failed, t);
+        self.step_breaker(slot, &mut stats, failed, t, probe);
     }
 
     /// Gives back a probe slot of model `index` for an attempt that was abandoned before it had an
@@ -718,12 +738,13 @@ impl HealthTracker {
     /// Moves the breaker after a counted outcome. Runs under the model's lock, so record-side
     /// transitions are serialized; `admit` only turns open into half-open and takes probe slots, which
     /// the compare-and-swap loops absorb.
-    fn step_breaker(&self, slot: &Slot, stats: &mut Stats, failed: bool, t: u64) {
+    fn step_breaker(&self, slot: &Slot, stats: &mut Stats, failed: bool, t: u64, probe: bool) {
         let mut word = Circuit(slot.circuit.load(Ordering::Acquire));
         loop {
             let (next, level) = match word.phase() {
                 // An attempt admitted before the trip: statistics only.
                 Phase::Open => return,
+                Phase::HalfOpen if !probe => return,
                 Phase::Closed => {
                     let (n, failures) = stats.window.breaker_counts();
                     let rate = failures as f64 / n.max(1) as f64;
@@ -1165,11 +1186,14 @@ mod tests {
         for _ in 0..3 {
             assert_eq!(t.admit(0, later), Admission::Probe);
         }
+        // An attempt admitted before the trip ends now: it decides nothing and frees no slot.
         t.record(0, &ok(), later);
-        t.record(0, &ok(), later);
+        assert_eq!(probes(&t, 0), 3);
+        t.record_probe(0, &ok(), later);
+        t.record_probe(0, &ok(), later);
         assert_eq!(t.state(0, later), Some(CircuitState::HalfOpen));
         assert_eq!(probes(&t, 0), 1);
-        t.record(0, &ok(), later);
+        t.record_probe(0, &ok(), later);
         assert_eq!(t.state(0, later), Some(CircuitState::Closed));
         assert_eq!(t.admit(0, later), Admission::Allowed);
         // The ring still holds 7 old failures, but the breaker counts only outcomes since the close.
@@ -1193,11 +1217,11 @@ mod tests {
             now += retry_in;
             assert_eq!(t.admit(0, now), Admission::Probe);
             assert_eq!(t.admit(0, now), Admission::Probe);
-            t.record(0, &ok(), now);
-            t.record(0, &fail(), now);
+            t.record_probe(0, &ok(), now);
+            t.record_probe(0, &fail(), now);
             assert_eq!(t.state(0, now), Some(CircuitState::Open { retry_in: expected_secs * SEC }));
             // The other probe's late outcome neither releases a slot nor closes anything.
-            t.record(0, &ok(), now);
+            t.record_probe(0, &ok(), now);
             assert_eq!(probes(&t, 0), 0);
         }
         assert_eq!(t.snapshot(now)[0].trips, 6);
@@ -1218,7 +1242,7 @@ mod tests {
         assert_eq!(t.admit(0, later), Admission::Probe);
         assert_eq!(t.admit(0, later), Admission::Rejected { retry_in: Duration::ZERO });
         // A caller-fault outcome gives its slot back without counting as a success or failure.
-        t.record(0, &Observation::failure(ErrorKind::ContextOverflow, MS), later);
+        t.record_probe(0, &Observation::failure(ErrorKind::ContextOverflow, MS), later);
         assert_eq!(probes(&t, 0), 2);
         assert_eq!(t.state(0, later), Some(CircuitState::HalfOpen));
         for _ in 0..5 {
@@ -1472,7 +1496,8 @@ mod tests {
                 s.spawn(|| {
                     for _ in 0..100 {
                         match t.admit(0, later) {
-                            Admission::Probe | Admission::Allowed => t.record(0, &ok(), later),
+                            Admission::Probe => t.record_probe(0, &ok(), later),
+                            Admission::Allowed => t.record(0, &ok(), later),
                             Admission::Rejected { .. } => {}
                         }
                     }

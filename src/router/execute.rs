@@ -107,7 +107,11 @@ impl<'a> ProbeGuard<'a> {
     }
 
     fn record(mut self, observation: &Observation) {
-        self.health.record(self.model, observation, now_std());
+        if self.armed {
+            self.health.record_probe(self.model, observation, now_std());
+        } else {
+            self.health.record(self.model, observation, now_std());
+        }
         self.armed = false;
     }
 
@@ -717,7 +721,11 @@ impl RoutedStream {
             }
             Some(e) => Observation::from_error(e, latency),
         };
-        inner.health.record(self.model, &observation, now_std());
+        if self.probe {
+            inner.health.record_probe(self.model, &observation, now_std());
+        } else {
+            inner.health.record(self.model, &observation, now_std());
+        }
         self.probe = false;
         let profile = inner.catalog.model(self.model);
         match reported.or(error) {
