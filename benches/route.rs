@@ -31,7 +31,9 @@ use switchyard::catalog::{Ability, LatencyProfile};
 use switchyard::classify::{DifficultyClassifier, HeuristicCounter, Intent, IntentClassifier, TextStats, TokenCounter};
 use switchyard::{Catalog, ModelProfile, Pricing, Router, Utility};
 
-use common::{corpus, read, requests, routerbench_catalog, shared};
+#[cfg(feature = "tokenizers")]
+use common::shared;
+use common::{corpus, read, requests, routerbench_catalog};
 
 /// `n` synthetic models: input prices from $0.10 to $15 per 1M tokens (geometric), output at 4×,
 /// abilities from −0.5 to 3.5, windows from 8k to 200k, every third model stronger at code.

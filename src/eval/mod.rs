@@ -94,8 +94,12 @@
 //! - RouteLLM's oracle curve sends the strong model the rows where it gains most, rows where it loses
 //!   last.
 
+pub mod catalog;
 pub mod data;
 pub mod metrics;
+pub mod replay;
 
+pub use catalog::{FittedCatalog, Prices};
 pub use data::{Dataset, Format, Row};
 pub use metrics::{OperatingPoint, Outcomes};
+pub use replay::{Report, Run, replay, sweep};

@@ -1,0 +1,193 @@
+//! Replays and sweeps (`eval::replay`) and fitted catalogs (`eval::catalog`): on synthetic data sets
+//! where the answer is known, and on the RouterBench test split from `../shared/data/` (skipped with
+//! a message when the data are missing).
+
+#![allow(clippy::unwrap_used, reason = "tests may unwrap")]
+#![allow(clippy::print_stdout, reason = "tests report what they skipped and how long they took")]
+
+use std::path::Path;
+use std::time::Instant;
+
+use switchyard::eval::catalog::{FittedCatalog, Prices};
+use switchyard::eval::data::{Dataset, Format, Row, SplitKind};
+use switchyard::eval::metrics;
+use switchyard::eval::replay::{Report, log_grid, replay, sweep};
+use switchyard::policy::{Candidate, PolicyInput};
+use switchyard::{Catalog, ErrorKind, ModelProfile, Pricing, Ranking, Router, Utility};
+
+const PROMPTS: [&str; 6] = [
+    "hi there, how are you?",
+    "Write a Python function that parses a CSV file and returns a list of dicts.",
+    "Solve 3x^2 + 2x - 5 = 0 and compute the sum of the roots, step by step.",
+    "Prove that there are infinitely many primes. Explain why each step holds.",
+    "Summarize the following article in three bullet points: the council met on Tuesday.",
+    "Compare the tradeoffs of the two strategies and justify which is optimal, exactly.",
+];
+
+/// Three models; costs per row in the same order as the prices (cheap < mid < dear on every row),
+/// varying by row; scores planted so that dearer models are right more often.
+fn synthetic(rows: usize) -> Dataset {
+    let mut b = Dataset::builder(["cheap", "mid", "dear"]).name("synthetic");
+    for r in 0..rows {
+        let prompt = format!("{} (case {r})", PROMPTS[r % PROMPTS.len()]);
+        let split = if r % 4 == 0 { "test" } else { "train" };
+        let scores = [f64::from(r % 3 == 0), f64::from(r % 5 != 0), f64::from(r % 11 != 0)];
+        let k = 1.0 + (r % 7) as f64;
+        let costs = [0.001 * k, 0.01 * k, 0.1 * k];
+        b.push(Row::new(prompt).with_split(SplitKind::Own, split), &scores, Some(&costs)).unwrap();
+    }
+    b.build().unwrap()
+}
+
+fn prices() -> Prices {
+    Prices::new([("cheap", 0.1), ("mid", 1.0), ("dear", 10.0)])
+}
+
+#[test]
+fn a_policy_that_always_picks_one_model_gives_its_single_point() {
+    let data = synthetic(60);
+    let singles = metrics::single_model_points(data.outcomes().unwrap());
+    // The catalog lists the models in another order than the data set: choices are mapped by id.
+    let catalog = Catalog::new(
+        ["dear", "cheap", "mid"].map(|id| ModelProfile::new(id, "p").with_pricing(Pricing::per_mtok(1.0, 1.0))),
+    )
+    .unwrap();
+    for (k, model) in data.models().iter().enumerate() {
+        let target = model.as_str().to_owned();
+        let policy = move |input: &PolicyInput<'_>| {
+            // Rankings are in the order pushed: the target first, then the rest.
+            let mut r = Ranking::new();
+            let (first, rest): (Vec<&Candidate>, Vec<&Candidate>) =
+                input.candidates.iter().partition(|c| input.profile(c).id.as_str() == target);
+            for c in first.into_iter().chain(rest) {
+                r.push(c.model, 0.0);
+            }
+            Ok(r)
+        };
+        let router = Router::builder().catalog(catalog.clone()).policy(policy).build().unwrap();
+        let run = replay(&router, &data).unwrap();
+        assert_eq!(run.point, singles[k], "model {model}");
+        assert_eq!(run.choices, vec![k; data.len()]);
+        let mut one_hot = vec![0.0; 3];
+        one_hot[k] = 1.0;
+        assert_eq!(run.shares, one_hot);
+    }
+}
+
+#[test]
+fn a_lambda_sweep_is_monotone_in_cost_and_the_report_is_consistent() {
+    let data = synthetic(200);
+    let train = data.in_split(SplitKind::Own, "train");
+    let test = data.in_split(SplitKind::Own, "test");
+    let fitted = FittedCatalog::fit(&train, &prices()).unwrap();
+    let grid = log_grid(1e-3, 1e3, 25);
+    assert_eq!(grid.len(), 25);
+    assert!((grid[0] - 1e-3).abs() < 1e-15 && (grid[24] - 1e3).abs() < 1e-9);
+    let runs = sweep(&test, &grid, |l| fitted.builder().policy(Utility::new().cost_weight(l)).build()).unwrap();
+    let outcomes = test.outcomes().unwrap();
+    let singles = metrics::single_model_points(outcomes);
+    for w in runs.windows(2) {
+        assert!(w[1].point.cost <= w[0].point.cost + 1e-12, "cost rose from λ {} to λ {}", w[0].knob, w[1].knob);
+    }
+    // At the ends: always the most able model (dear), always the cheapest.
+    assert_eq!(runs[0].point, singles[2]);
+    assert_eq!(runs[24].point, singles[0]);
+    for run in &runs {
+        assert!((run.shares.iter().sum::<f64>() - 1.0).abs() < 1e-12);
+        assert_eq!(metrics::operating_point(outcomes, &run.choices).unwrap(), run.point);
+    }
+
+    let report = Report::new(&test, &runs).unwrap();
+    assert_eq!(report.rows, test.len());
+    assert_eq!(report.models, ["cheap", "mid", "dear"]);
+    assert_eq!(report.best_single.model, "dear");
+    let x_max = metrics::max_cost(&singles).unwrap();
+    assert_eq!(report.x_max, x_max);
+    assert_eq!(report.zero_router.aiq, metrics::aiq(&metrics::zero_router(outcomes), x_max));
+    assert_eq!(report.oracle, metrics::oracle_point(outcomes));
+    let aiq = report.router.aiq.unwrap();
+    assert!((0.0..=1.0).contains(&aiq));
+    // The sweep reaches both ends, so its hull is at least the segment between them.
+    let ends = metrics::cost_at_quality(&[singles[0], singles[2]], 0.99, singles[2]).unwrap();
+    assert!(report.router.cost_at(0.99).unwrap() <= ends + 1e-12);
+    let json = serde_json::to_value(&report).unwrap();
+    assert_eq!(json["points"].as_array().unwrap().len(), 25);
+    assert!(json["points"][0].get("choices").is_none());
+}
+
+#[test]
+fn fitted_abilities_are_training_accuracies() {
+    let data = synthetic(200);
+    let train = data.in_split(SplitKind::Own, "train");
+    let fitted = FittedCatalog::fit(&train, &prices()).unwrap();
+    let outcomes = train.outcomes().unwrap();
+    for (m, single) in metrics::single_model_points(outcomes).iter().enumerate() {
+        let id = train.models()[m].as_str();
+        let p = (single.quality * train.len() as f64 + 0.5) / (train.len() as f64 + 1.0);
+        let profile = fitted.catalog().get(id).unwrap();
+        assert!((profile.ability.overall - (p / (1.0 - p)).ln()).abs() < 1e-12, "{id}");
+        assert_eq!(profile.pricing, Pricing::per_mtok(prices().get(id).unwrap(), prices().get(id).unwrap()));
+    }
+    assert_eq!(fitted.intent_rows().values().sum::<usize>(), train.len());
+    let missing = Prices::new([("cheap", 0.1)]);
+    assert_eq!(FittedCatalog::fit(&train, &missing).unwrap_err().kind(), ErrorKind::Config);
+}
+
+#[test]
+fn prices_read_models_json_sections() {
+    let json = r#"{"a": {"note": "x", "prices": {"m1": 1.5, "m2": 0.2}}, "b": {"source": "y", "p": {"m1": 24.7}}}"#;
+    let a = Prices::from_models_json(json, "a").unwrap();
+    assert_eq!((a.get("m1"), a.get("m2")), (Some(1.5), Some(0.2)));
+    assert_eq!(Prices::from_models_json(json, "b").unwrap().get("m1"), Some(24.7));
+    for bad in [(json, "c"), ("{", "a"), (r#"{"a": {"p": {"m": -1}}}"#, "a"), (r#"{"a": {"note": "x"}}"#, "a")] {
+        assert_eq!(Prices::from_models_json(bad.0, bad.1).unwrap_err().kind(), ErrorKind::Config, "{bad:?}");
+    }
+}
+
+#[test]
+fn replay_errors() {
+    let data = synthetic(10);
+    let catalog = Catalog::new([ModelProfile::new("other", "p")]).unwrap();
+    let router = Router::builder().catalog(catalog).build().unwrap();
+    let e = replay(&router, &data).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Config);
+    assert!(e.to_string().contains("`other`"), "{e}");
+    let fitted = FittedCatalog::fit(&data, &prices()).unwrap();
+    assert_eq!(sweep(&data, &[], |_| fitted.builder().build()).unwrap_err().kind(), ErrorKind::InvalidRequest);
+    assert_eq!(Report::new(&data, &[]).unwrap_err().kind(), ErrorKind::InvalidRequest);
+    assert!(log_grid(0.0, 1.0, 5).is_empty());
+    assert_eq!(log_grid(2.0, 8.0, 1), vec![2.0]);
+}
+
+#[test]
+fn routerbench_test_split_report_is_well_formed() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data");
+    let file = dir.join("routerbench_arc_mbpp_winogrande.jsonl");
+    if !file.is_file() || !dir.join("models.json").is_file() {
+        println!("skipped: no data sets at {}", dir.display());
+        return;
+    }
+    let all = Dataset::load(&file, Format::RouterBench).unwrap();
+    let train = all.in_split(SplitKind::RouterDc, "train");
+    let test = all.in_split(SplitKind::RouterDc, "test");
+    assert_eq!((train.len(), test.len()), (2217, 947));
+    let fitted = FittedCatalog::fit(&train, &Prices::load(dir.join("models.json"), "routerbench").unwrap()).unwrap();
+    let t = Instant::now();
+    let grid = log_grid(1e-3, 1e3, 10);
+    let runs = sweep(&test, &grid, |l| fitted.builder().policy(Utility::new().cost_weight(l)).build()).unwrap();
+    println!("RouterBench test: 10-point sweep over 947 rows in {:.3} s (this build)", t.elapsed().as_secs_f64());
+    let report = Report::new(&test, &runs).unwrap();
+    assert_eq!(report.rows, 947);
+    assert_eq!(report.best_single.model, "gpt-4-1106-preview");
+    let aiq = report.router.aiq.unwrap();
+    assert!((0.0..=1.0).contains(&aiq), "{aiq}");
+    let zero = report.zero_router.aiq.unwrap();
+    assert!((zero - 0.810).abs() < 5e-4, "zero router AIQ {zero}");
+    assert!((report.zero_router.cost_at(0.95).unwrap() - 0.590).abs() < 5e-4);
+    assert!((report.oracle.quality - 0.976).abs() < 5e-4);
+    for run in &report.points {
+        assert!((run.shares.iter().sum::<f64>() - 1.0).abs() < 1e-9);
+        assert!((0.0..=1.0).contains(&run.point.quality));
+    }
+    println!("RouterBench test: router AIQ {aiq:.3}, zero router {zero:.3}");
+}
