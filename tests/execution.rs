@@ -507,11 +507,11 @@ async fn recovery_attempts_are_limited_like_probes() {
     assert_eq!(r.attempts[0].reason, AttemptReason::Recovery);
 }
 
-/// A provider whose streams send one piece of text and then nothing, ever.
-struct Stalling;
+/// A provider that only streams: each stream comes from the function it holds.
+struct StreamsOnly(fn() -> switchyard::EventStream);
 
 #[async_trait::async_trait]
-impl Provider for Stalling {
+impl Provider for StreamsOnly {
     fn name(&self) -> &str {
         "sim"
     }
@@ -521,9 +521,21 @@ impl Provider for Stalling {
     }
 
     async fn stream(&self, _: &ModelProfile, _: &Request) -> switchyard::Result<switchyard::EventStream> {
-        let first = futures::stream::iter([Ok(StreamEvent::Delta("partial".into()))]);
-        Ok(Box::pin(first.chain(futures::stream::pending())))
+        Ok((self.0)())
     }
+}
+
+/// One piece of text, then nothing, ever.
+fn stalling() -> switchyard::EventStream {
+    Box::pin(futures::stream::iter([Ok(StreamEvent::Delta("partial".into()))]).chain(futures::stream::pending()))
+}
+
+/// A piece of text every two seconds, forever.
+fn trickling() -> switchyard::EventStream {
+    Box::pin(futures::stream::unfold((), |()| async {
+        tokio::time::sleep(2 * SEC).await;
+        Some((Ok(StreamEvent::Delta("more ".into())), ()))
+    }))
 }
 
 #[tokio::test(start_paused = true)]
@@ -539,7 +551,7 @@ async fn a_committed_stream_that_stalls_ends_with_a_timeout() {
     }
     let router = Router::builder()
         .catalog(mini_frontier())
-        .provider(Stalling)
+        .provider(StreamsOnly(stalling))
         .observer(Finishes(finishes.clone()))
         .execution(ExecutionConfig::new().with_first_token_timeout(3 * SEC))
         .jitter_seed(1)
@@ -1448,33 +1460,11 @@ async fn a_stream_read_up_to_its_finish_counts_as_a_success() {
     assert_eq!((mini.samples, mini.consecutive_failures), (1, 0), "{mini:?}");
 }
 
-/// A provider whose streams send a piece of text every two seconds, forever.
-struct Trickling;
-
-#[async_trait::async_trait]
-impl Provider for Trickling {
-    fn name(&self) -> &str {
-        "sim"
-    }
-
-    async fn complete(&self, _: &ModelProfile, _: &Request) -> switchyard::Result<Response> {
-        Err(Error::server("streams only"))
-    }
-
-    async fn stream(&self, _: &ModelProfile, _: &Request) -> switchyard::Result<switchyard::EventStream> {
-        let ticks = futures::stream::unfold((), |()| async {
-            tokio::time::sleep(2 * SEC).await;
-            Some((Ok(StreamEvent::Delta("more ".into())), ()))
-        });
-        Ok(Box::pin(ticks))
-    }
-}
-
 #[tokio::test(start_paused = true)]
 async fn a_committed_stream_ends_at_the_request_deadline() {
     let router = Router::builder()
         .catalog(mini_frontier())
-        .provider(Trickling)
+        .provider(StreamsOnly(trickling))
         .execution(ExecutionConfig::new().with_first_token_timeout(3 * SEC))
         .build()
         .unwrap();

@@ -68,11 +68,8 @@ impl<'a> Plan<'a> {
         Some(found)
     }
 
-    fn first(&mut self) -> Option<ModelIndex> {
-        self.next_where(|_, _| true)
-    }
-
-    fn fallback(&mut self) -> Option<ModelIndex> {
+    /// The next candidate in ranking order (the first choice, then the fallbacks).
+    fn next(&mut self) -> Option<ModelIndex> {
         self.next_where(|_, _| true)
     }
 
@@ -327,7 +324,7 @@ impl<'a> Run<'a> {
         if !kind.is_retryable() && self.router.inner.exec.retry.on_non_retryable == NonRetryable::Stop {
             return None;
         }
-        self.plan.fallback().map(|m| (m, AttemptReason::Fallback))
+        self.plan.next().map(|m| (m, AttemptReason::Fallback))
     }
 
     /// The wait before retrying `model`, if a retry is allowed.
@@ -412,7 +409,7 @@ impl Router {
     async fn run_complete(&self, request: &Request, decision: &Decision) -> Result<Response> {
         let inner = &*self.inner;
         let mut run = Run::new(self, request, decision);
-        let mut next = run.plan.first().map(|m| (m, first_reason(decision)));
+        let mut next = run.plan.next().map(|m| (m, first_reason(decision)));
         // The last inadequate answer, kept in case no stronger model answers.
         let mut held: Option<(Response, ModelIndex, Inadequacy)> = None;
         'models: while let Some((model, mut reason)) = next.take() {
@@ -429,7 +426,7 @@ impl Router {
                 let (guard, remaining) = match run.gate(model, reason, request) {
                     Gate::Go(guard, remaining) => (guard, remaining),
                     Gate::Skip => {
-                        next = run.plan.fallback().map(|m| (m, AttemptReason::Fallback));
+                        next = run.plan.next().map(|m| (m, AttemptReason::Fallback));
                         continue 'models;
                     }
                     Gate::Stop => break 'models,
@@ -516,7 +513,7 @@ impl Router {
     async fn run_stream(&self, request: Request, decision: Decision) -> Result<RoutedStream> {
         let inner = &*self.inner;
         let mut run = Run::new(self, &request, &decision);
-        let mut next = run.plan.first().map(|m| (m, first_reason(&decision)));
+        let mut next = run.plan.next().map(|m| (m, first_reason(&decision)));
         'models: while let Some((model, mut reason)) = next.take() {
             let profile = inner.catalog.model(model);
             let provider = match run.provider(model) {
@@ -531,7 +528,7 @@ impl Router {
                 let (guard, remaining) = match run.gate(model, reason, &request) {
                     Gate::Go(guard, remaining) => (guard, remaining),
                     Gate::Skip => {
-                        next = run.plan.fallback().map(|m| (m, AttemptReason::Fallback));
+                        next = run.plan.next().map(|m| (m, AttemptReason::Fallback));
                         continue 'models;
                     }
                     Gate::Stop => break 'models,
