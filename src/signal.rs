@@ -39,6 +39,7 @@ pub struct Signals {
     reasoning_depth: Option<f64>,
     intent: Option<IntentScore>,
     custom: SmallVec<[(SignalKey, f64); 4]>,
+    per_model: SmallVec<[(SignalKey, SmallVec<[f64; 12]>); 1]>,
 }
 
 impl Signals {
@@ -104,5 +105,24 @@ impl Signals {
             Some(slot) => slot.1 = value,
             None => self.custom.push((key, value)),
         }
+    }
+
+    /// Sets one value per catalog model (index `i` is the model at
+    /// [`ModelIndex`](crate::catalog::ModelIndex) `i`), replacing earlier values with the same key.
+    /// A classifier that predicts something for every model at once (the
+    /// [`LearnedClassifier`](crate::classify::LearnedClassifier)) writes its predictions here in
+    /// [`classify`](crate::Classifier::classify) and reads them back in
+    /// [`model_logit`](crate::Classifier::model_logit). Up to 12 models are stored without allocating.
+    pub fn set_per_model(&mut self, key: SignalKey, values: impl IntoIterator<Item = f64>) {
+        let values: SmallVec<[f64; 12]> = values.into_iter().collect();
+        match self.per_model.iter_mut().find(|(k, _)| *k == key) {
+            Some(slot) => slot.1 = values,
+            None => self.per_model.push((key, values)),
+        }
+    }
+
+    /// The value [`set_per_model`](Self::set_per_model) stored for the model at `index`.
+    pub fn per_model(&self, key: SignalKey, index: usize) -> Option<f64> {
+        self.per_model.iter().find(|(k, _)| *k == key).and_then(|(_, v)| v.get(index).copied())
     }
 }

@@ -1,6 +1,6 @@
 //! [`DifficultyClassifier`]: difficulty and reasoning depth from cheap text features.
 
-use crate::catalog::ModelProfile;
+use crate::catalog::{ModelIndex, ModelProfile};
 use crate::classify::{Classifier, ClassifyInput, HeuristicCounter, TextStats};
 use crate::error::Result;
 use crate::signal::Signals;
@@ -72,7 +72,7 @@ impl Classifier for DifficultyClassifier {
         Ok(())
     }
 
-    fn model_logit(&self, signals: &Signals, model: &ModelProfile) -> f64 {
+    fn model_logit(&self, signals: &Signals, model: &ModelProfile, _: ModelIndex) -> f64 {
         model.ability.overall - signals.difficulty().unwrap_or(0.0)
     }
 

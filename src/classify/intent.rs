@@ -4,7 +4,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::catalog::ModelProfile;
+use crate::catalog::{ModelIndex, ModelProfile};
 use crate::classify::{Classifier, ClassifyInput, TextStats};
 use crate::error::Result;
 use crate::signal::{IntentScore, Signals};
@@ -126,7 +126,7 @@ impl Classifier for IntentClassifier {
         Ok(())
     }
 
-    fn model_logit(&self, signals: &Signals, model: &ModelProfile) -> f64 {
+    fn model_logit(&self, signals: &Signals, model: &ModelProfile, _: ModelIndex) -> f64 {
         match signals.intent() {
             Some(s) => s.confidence * (model.ability_for(Some(s.intent)) - model.ability.overall),
             None => 0.0,

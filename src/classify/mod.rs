@@ -16,10 +16,13 @@
 //! - [`IntentClassifier`]: code, math, reasoning, creative, extraction, translation or chat, with a
 //!   confidence; contributes `confidence · (θ_m,intent − θ_m)`, the model's edge or handicap on that
 //!   kind of task.
+//! - [`LearnedClassifier`]: each model's success probability from a [`LearnedModel`] trained on
+//!   labelled prompts ([`Trainer`]); contributes `logit p(m)`. See [`learned`].
 
 mod context;
 mod difficulty;
 mod intent;
+pub mod learned;
 mod text;
 mod tokens;
 
@@ -29,6 +32,7 @@ use std::sync::Arc;
 pub use self::context::ContextLength;
 pub use self::difficulty::DifficultyClassifier;
 pub use self::intent::{Intent, IntentClassifier};
+pub use self::learned::{LearnedClassifier, LearnedModel, TrainConfig, Trainer};
 pub use self::text::TextStats;
 #[cfg(feature = "tokenizers")]
 pub use self::tokens::HfTokenizer;
@@ -36,7 +40,7 @@ pub use self::tokens::HfTokenizer;
 pub use self::tokens::Tiktoken;
 pub use self::tokens::{HeuristicCounter, TokenCounter};
 
-use crate::catalog::{Catalog, ModelProfile};
+use crate::catalog::{Catalog, ModelIndex, ModelProfile};
 use crate::error::Result;
 use crate::request::Request;
 use crate::signal::Signals;
@@ -75,9 +79,10 @@ pub trait Classifier: Send + Sync {
     fn classify(&self, input: &ClassifyInput<'_>, signals: &mut Signals) -> Result<()>;
 
     /// This classifier's contribution to `logit p(model)`, read after every classifier has run.
+    /// `index` is the model's position in the catalog (what [`Signals::per_model`] is keyed by).
     /// The default contributes nothing.
-    fn model_logit(&self, signals: &Signals, model: &ModelProfile) -> f64 {
-        let _ = (signals, model);
+    fn model_logit(&self, signals: &Signals, model: &ModelProfile, index: ModelIndex) -> f64 {
+        let _ = (signals, model, index);
         0.0
     }
 
@@ -93,8 +98,8 @@ macro_rules! forward_classifier {
             fn classify(&self, input: &ClassifyInput<'_>, signals: &mut Signals) -> Result<()> {
                 (**self).classify(input, signals)
             }
-            fn model_logit(&self, signals: &Signals, model: &ModelProfile) -> f64 {
-                (**self).model_logit(signals, model)
+            fn model_logit(&self, signals: &Signals, model: &ModelProfile, index: ModelIndex) -> f64 {
+                (**self).model_logit(signals, model, index)
             }
             fn name(&self) -> &str {
                 (**self).name()
@@ -186,7 +191,7 @@ where
         Ok(())
     }
 
-    fn model_logit(&self, signals: &Signals, model: &ModelProfile) -> f64 {
+    fn model_logit(&self, signals: &Signals, model: &ModelProfile, _: ModelIndex) -> f64 {
         (self.f)(signals, model)
     }
 

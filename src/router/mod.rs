@@ -297,7 +297,7 @@ impl Router {
         }
         let mut logit = 0.0;
         for (c, w) in &inner.classifiers {
-            let s = w * c.model_logit(signals, model);
+            let s = w * c.model_logit(signals, model, idx);
             if s.is_finite() {
                 logit += s;
             }

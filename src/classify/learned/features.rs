@@ -1,0 +1,495 @@
+//! Hashed text features for the learned classifier: word 1–2 grams of the whole prompt, word 1–2
+//! grams and character n-grams of its last block, and dense structural features.
+//!
+//! The extractor streams: it hands each feature's bucket to a [`Sink`] as it finds it, without
+//! collecting n-grams, sorting them or allocating. Training collects them ([`Collect`]); inference
+//! multiplies them straight into the weights.
+//!
+//! Text is read as lower-cased bytes. Words are runs of ASCII letters and digits and of non-ASCII
+//! bytes, with every digit read as `0` (numbers differ between prompts of one kind). The last block
+//! is the text after the last blank line: few-shot prompts put their examples first and the real
+//! question last, and the shared examples would otherwise drown it. Character n-grams are read from
+//! the end of the last block only (at most [`FeatureConfig::char_window`] bytes), with runs of
+//! whitespace read as one space.
+//!
+//! The hash (FNV-1a, then a 64-bit finaliser) is fixed: a model file trained by one build predicts
+//! the same with every other build.
+
+use serde::{Deserialize, Serialize};
+
+use crate::classify::TextStats;
+use crate::error::{Error, Result};
+
+/// Feature namespaces: the same n-gram in two namespaces lands in two unrelated buckets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Namespace {
+    /// Word 1–2 grams of the whole prompt.
+    Words = 0,
+    /// Word 1–2 grams of the last block.
+    LastWords = 1,
+    /// Character n-grams of the end of the last block.
+    LastChars = 2,
+}
+
+pub(crate) const NAMESPACES: usize = 3;
+
+/// Names of the dense structural features, in order (the model file records them).
+pub(crate) const DENSE: [&str; 16] = [
+    "log_bytes",
+    "log_last_block_bytes",
+    "blocks",
+    "digit_share",
+    "questions",
+    "code_symbol_share",
+    "math_symbol_share",
+    "list_items",
+    "code_fences",
+    "reason_cues",
+    "constraint_cues",
+    "code_cues",
+    "math_cues",
+    "wh_words",
+    "creative_or_extract_cues",
+    "long_word_share",
+];
+
+/// How text becomes features. Stored in the model file: a model predicts with the configuration it
+/// was trained with.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
+pub struct FeatureConfig {
+    /// Buckets are `2^hash_bits` (10 to 24). More buckets mean fewer collisions and a larger model.
+    pub hash_bits: u8,
+    /// Word n-grams up to this length (1 or 2).
+    pub word_ngrams: u8,
+    /// The length of character n-grams (3 to 8); `0` turns them off.
+    pub char_ngram: u8,
+    /// Character n-grams are read from at most this many bytes at the end of the last block.
+    pub char_window: u32,
+    /// Word n-grams are read from at most this many bytes at the start of the prompt and this many at
+    /// its end (a 100 KB document costs no more than an 8 KB one).
+    pub word_window: u32,
+}
+
+impl Default for FeatureConfig {
+    fn default() -> Self {
+        Self { hash_bits: 16, word_ngrams: 2, char_ngram: 4, char_window: 256, word_window: 4096 }
+    }
+}
+
+impl FeatureConfig {
+    /// Checks the ranges documented on each field.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Config`](crate::ErrorKind::Config) naming the field.
+    pub fn validate(&self) -> Result<()> {
+        if !(10..=24).contains(&self.hash_bits) {
+            return Err(Error::config(format!("features `hash_bits` must be within 10..=24, got {}", self.hash_bits)));
+        }
+        if !(1..=2).contains(&self.word_ngrams) {
+            return Err(Error::config(format!("features `word_ngrams` must be 1 or 2, got {}", self.word_ngrams)));
+        }
+        if self.char_ngram != 0 && !(3..=8).contains(&self.char_ngram) {
+            return Err(Error::config(format!(
+                "features `char_ngram` must be within 3..=8, or 0 for none, got {}",
+                self.char_ngram
+            )));
+        }
+        Ok(())
+    }
+
+    /// The number of hashed buckets.
+    pub(crate) fn buckets(&self) -> usize {
+        1 << self.hash_bits
+    }
+
+    /// Hashed buckets plus the dense features.
+    pub(crate) fn dim(&self) -> usize {
+        self.buckets() + DENSE.len()
+    }
+}
+
+/// Receives features as the extractor finds them.
+pub(crate) trait Sink {
+    /// One occurrence of hashed bucket `index` in namespace `ns`.
+    fn hashed(&mut self, ns: Namespace, index: u32);
+    /// Dense feature `i` (an index into [`DENSE`]) with its value.
+    fn dense(&mut self, i: usize, value: f32);
+}
+
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
+
+#[inline]
+fn fnv(h: u64, b: u8) -> u64 {
+    (h ^ u64::from(b)).wrapping_mul(FNV_PRIME)
+}
+
+/// A 64-bit finaliser (from MurmurHash3) so that the top bits, which pick the bucket, mix every input bit.
+#[inline]
+fn finish(mut h: u64) -> u64 {
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    h ^ (h >> 33)
+}
+
+#[inline]
+fn is_word_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b >= 0x80
+}
+
+#[inline]
+fn norm_byte(b: u8) -> u8 {
+    if b.is_ascii_digit() { b'0' } else { b.to_ascii_lowercase() }
+}
+
+/// Streams one text's features into a sink.
+pub(crate) struct Extractor<'c> {
+    config: &'c FeatureConfig,
+    shift: u32,
+}
+
+impl<'c> Extractor<'c> {
+    pub(crate) fn new(config: &'c FeatureConfig) -> Self {
+        Self { config, shift: 64 - u32::from(config.hash_bits) }
+    }
+
+    #[inline]
+    fn bucket(&self, h: u64) -> u32 {
+        // `shift` is at least 40, so the result fits in 24 bits.
+        (finish(h) >> self.shift) as u32
+    }
+
+    /// Emits every feature of `text` (one prompt) into `sink`; `stats` are the router's statistics of
+    /// the whole request.
+    pub(crate) fn extract(&self, text: &str, stats: &TextStats, sink: &mut impl Sink) {
+        let bytes = text.as_bytes();
+        let last = last_block(bytes);
+        let window = self.config.word_window as usize;
+        if bytes.len() <= 2 * window {
+            self.words(bytes, Namespace::Words, sink);
+        } else {
+            self.words(&bytes[..window], Namespace::Words, sink);
+            self.words(&bytes[bytes.len() - window..], Namespace::Words, sink);
+        }
+        if last.len() < bytes.len() {
+            // A few-shot prompt: its question, apart from the examples.
+            let last_words = if last.len() <= window { last } else { &last[last.len() - window..] };
+            self.words(last_words, Namespace::LastWords, sink);
+        }
+        if self.config.char_ngram > 0 {
+            let w = self.config.char_window as usize;
+            let tail = if last.len() <= w { last } else { &last[last.len() - w..] };
+            self.chars(tail, sink);
+        }
+        dense(bytes.len(), last.len(), blocks(bytes), stats, sink);
+    }
+
+    fn words(&self, bytes: &[u8], ns: Namespace, sink: &mut impl Sink) {
+        let seed = FNV_OFFSET ^ (ns as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        let bigrams = self.config.word_ngrams >= 2;
+        let mut prev: Option<u64> = None;
+        let mut i = 0;
+        let n = bytes.len();
+        while i < n {
+            while i < n && !is_word_byte(bytes[i]) {
+                i += 1;
+            }
+            if i == n {
+                break;
+            }
+            let mut h = seed;
+            while i < n && is_word_byte(bytes[i]) {
+                h = fnv(h, norm_byte(bytes[i]));
+                i += 1;
+            }
+            sink.hashed(ns, self.bucket(h));
+            if bigrams {
+                if let Some(p) = prev {
+                    sink.hashed(ns, self.bucket(p.rotate_left(23) ^ h.wrapping_mul(FNV_PRIME) ^ 0x5bd1_e995));
+                }
+                prev = Some(h);
+            }
+        }
+    }
+
+    fn chars(&self, bytes: &[u8], sink: &mut impl Sink) {
+        let n = u32::from(self.config.char_ngram);
+        // The last `n` normalised bytes (lower case, digits as `0`, whitespace runs as one space),
+        // packed into a shift register: each n-gram is one multiply-and-mix away from its bucket.
+        let mask = if n >= 8 { u64::MAX } else { (1u64 << (8 * n)) - 1 };
+        let seed = (Namespace::LastChars as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ u64::from(n);
+        let mut window = 0u64;
+        let mut len = 0u32;
+        let mut last_space = true;
+        for &b in bytes {
+            let c = if b.is_ascii_whitespace() {
+                if last_space {
+                    continue;
+                }
+                last_space = true;
+                b' '
+            } else {
+                last_space = false;
+                norm_byte(b)
+            };
+            window = ((window << 8) | u64::from(c)) & mask;
+            len += 1;
+            if len >= n {
+                sink.hashed(Namespace::LastChars, self.bucket(window ^ seed));
+            }
+        }
+    }
+}
+
+/// The last block: the text after the last blank line, or the whole text when there is none (or when
+/// it ends in blank lines).
+pub(crate) fn last_block(bytes: &[u8]) -> &[u8] {
+    let trimmed = trim_end(bytes);
+    let mut i = trimmed.len();
+    while i > 0 {
+        i -= 1;
+        if trimmed[i] == b'\n' {
+            // A blank line: this newline follows another one, with only spaces between.
+            let mut j = i;
+            while j > 0 && matches!(trimmed[j - 1], b' ' | b'\t' | b'\r') {
+                j -= 1;
+            }
+            if j > 0 && trimmed[j - 1] == b'\n' {
+                return &trimmed[i + 1..];
+            }
+        }
+    }
+    trimmed
+}
+
+fn trim_end(bytes: &[u8]) -> &[u8] {
+    let mut end = bytes.len();
+    while end > 0 && bytes[end - 1].is_ascii_whitespace() {
+        end -= 1;
+    }
+    &bytes[..end]
+}
+
+/// Blocks separated by blank lines (1 for a prompt without any).
+fn blocks(bytes: &[u8]) -> u32 {
+    let mut blocks = 1u32;
+    let mut newline = false;
+    let mut seen = false;
+    for &b in trim_end(bytes) {
+        match b {
+            b'\n' if newline && seen => {
+                blocks += 1;
+                newline = false;
+                seen = false;
+            }
+            b'\n' => newline = true,
+            b' ' | b'\t' | b'\r' => {}
+            _ => {
+                if !newline || !seen {
+                    seen = true;
+                }
+                newline = false;
+            }
+        }
+    }
+    blocks
+}
+
+fn dense(bytes: usize, last: usize, blocks: u32, s: &TextStats, sink: &mut impl Sink) {
+    let b = bytes.max(1) as f32;
+    let share = |x: u32| (x as f32 / b).min(1.0);
+    let count = |x: u32| (1.0 + x as f32).ln() / 3.0;
+    let words = s.words.max(1) as f32;
+    let values: [f32; 16] = [
+        (1.0 + bytes as f32).ln() / 8.0,
+        (1.0 + last as f32).ln() / 8.0,
+        count(blocks.saturating_sub(1)),
+        4.0 * share(s.digits),
+        count(s.questions),
+        8.0 * share(s.code_symbols),
+        8.0 * share(s.math_symbols),
+        count(s.list_items),
+        count(s.code_fences),
+        count(s.reason_cues),
+        count(s.constraint_cues),
+        count(s.code_cues),
+        count(s.math_cues),
+        count(s.wh_words),
+        count(s.creative_cues + s.extract_cues),
+        (s.long_words as f32 / words).min(1.0),
+    ];
+    for (i, v) in values.into_iter().enumerate() {
+        sink.dense(i, v);
+    }
+}
+
+/// Marks a collected feature as a character n-gram (the task head reads word n-grams and dense
+/// features only).
+pub(crate) const CHAR_FLAG: u32 = 1 << 31;
+
+/// Collects features as `(index, value)` pairs, each namespace scaled to unit length (`1/√n` per
+/// occurrence); dense features sit after the hashed buckets; character n-grams carry [`CHAR_FLAG`].
+pub(crate) struct Collect<'v> {
+    out: &'v mut Vec<(u32, f32)>,
+    start: usize,
+    counts: [u32; NAMESPACES],
+    buckets: u32,
+}
+
+impl<'v> Collect<'v> {
+    pub(crate) fn new(out: &'v mut Vec<(u32, f32)>, config: &FeatureConfig) -> Self {
+        let start = out.len();
+        Self { out, start, counts: [0; NAMESPACES], buckets: config.buckets() as u32 }
+    }
+
+    /// Scales the hashed features; returns how many the row has.
+    pub(crate) fn finish(self) -> usize {
+        let scale: [f32; NAMESPACES] = self.counts.map(|c| if c > 0 { 1.0 / (c as f32).sqrt() } else { 0.0 });
+        for (_, v) in &mut self.out[self.start..] {
+            if v.is_nan() {
+                // The namespace was parked in the payload's low bits.
+                *v = scale[(v.to_bits() & 3) as usize];
+            }
+        }
+        self.out.len() - self.start
+    }
+}
+
+impl Sink for Collect<'_> {
+    fn hashed(&mut self, ns: Namespace, index: u32) {
+        self.counts[ns as usize] += 1;
+        let flag = if ns == Namespace::LastChars { CHAR_FLAG } else { 0 };
+        // A NaN placeholder carrying the namespace until `finish` knows the scale.
+        self.out.push((index | flag, f32::from_bits(0x7fc0_0000 | ns as u32)));
+    }
+
+    fn dense(&mut self, i: usize, value: f32) {
+        // Dense values are finite by construction; a NaN would be mistaken for a placeholder.
+        self.out.push((self.buckets + i as u32, if value.is_nan() { 0.0 } else { value }));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Count(Vec<(Namespace, u32)>, Vec<f32>);
+    impl Sink for Count {
+        fn hashed(&mut self, ns: Namespace, index: u32) {
+            self.0.push((ns, index));
+        }
+        fn dense(&mut self, _: usize, value: f32) {
+            self.1.push(value);
+        }
+    }
+
+    fn features(text: &str, config: &FeatureConfig) -> Count {
+        let mut c = Count(Vec::new(), Vec::new());
+        Extractor::new(config).extract(text, &TextStats::of_text(text), &mut c);
+        c
+    }
+
+    #[test]
+    fn last_block_is_after_the_last_blank_line() {
+        assert_eq!(last_block(b"a\n\nb c\n"), b"b c");
+        assert_eq!(last_block(b"a\n  \nb"), b"b");
+        assert_eq!(last_block(b"one block\nwith lines"), b"one block\nwith lines");
+        assert_eq!(last_block(b"x\n\n\n"), b"x");
+        assert_eq!(last_block(b""), b"");
+        assert_eq!(blocks(b"a\n\nb\n\n\nc"), 3);
+        assert_eq!(blocks(b"a\nb"), 1);
+    }
+
+    #[test]
+    fn counts_words_bigrams_and_char_ngrams() {
+        let cfg = FeatureConfig { char_ngram: 4, ..FeatureConfig::default() };
+        let c = features("Hello big world", &cfg);
+        let ns = |c: &Count, n| c.0.iter().filter(|(x, _)| *x == n).count();
+        // 3 words + 2 bigrams; one block, so no separate last-block words.
+        assert_eq!(ns(&c, Namespace::Words), 5);
+        assert_eq!(ns(&c, Namespace::LastWords), 0);
+        // 15 bytes: 12 four-grams.
+        assert_eq!(ns(&c, Namespace::LastChars), 12);
+        assert_eq!(c.1.len(), DENSE.len());
+        assert!(c.1.iter().all(|v| v.is_finite()));
+
+        // A few-shot prompt: the last block's words count on their own too.
+        let c = features("Q: one\nA: two\n\nQ: three  four", &cfg);
+        assert_eq!(ns(&c, Namespace::Words), 7 + 6);
+        assert_eq!(ns(&c, Namespace::LastWords), 3 + 2);
+        // "q: three four": 13 bytes, 10 four-grams.
+        assert_eq!(ns(&c, Namespace::LastChars), 10);
+    }
+
+    #[test]
+    fn case_digits_and_spacing_do_not_matter() {
+        let cfg = FeatureConfig::default();
+        let a = features("What is 12 plus  7?", &cfg);
+        let b = features("what IS 98 PLUS 3?", &cfg);
+        let hashed = |c: &Count| c.0.clone();
+        assert_eq!(hashed(&a), hashed(&b));
+    }
+
+    #[test]
+    fn namespaces_and_buckets_are_stable() {
+        let cfg = FeatureConfig::default();
+        let c = features("route me", &cfg);
+        // Pinned: model files depend on these buckets never changing.
+        let words: Vec<u32> = c.0.iter().filter(|(n, _)| *n == Namespace::Words).map(|(_, i)| *i).collect();
+        let chars: Vec<u32> = c.0.iter().filter(|(n, _)| *n == Namespace::LastChars).map(|(_, i)| *i).collect();
+        assert_eq!(words.len(), 3);
+        assert_eq!(chars, PINNED_CHARS);
+        assert!(words.iter().all(|&i| (i as usize) < cfg.buckets()));
+        assert_eq!(words, PINNED_ROUTE_ME);
+    }
+
+    const PINNED_ROUTE_ME: [u32; 3] = [12952, 60728, 57142];
+    const PINNED_CHARS: [u32; 5] = [23147, 28659, 29057, 38896, 41280];
+
+    #[test]
+    fn long_prompts_read_bounded_windows() {
+        let cfg = FeatureConfig::default();
+        let long = "word ".repeat(100_000);
+        let c = features(&long, &cfg);
+        let words = c.0.iter().filter(|(n, _)| *n == Namespace::Words).count();
+        // Two 4 KiB windows of 5-byte words, unigrams and bigrams.
+        assert!(words < 2 * 2 * 4096 / 5 + 4, "{words}");
+        let chars = c.0.iter().filter(|(n, _)| *n == Namespace::LastChars).count();
+        assert!(chars <= 256, "{chars}");
+    }
+
+    #[test]
+    fn validates_ranges() {
+        assert!(FeatureConfig::default().validate().is_ok());
+        for bad in [
+            FeatureConfig { hash_bits: 9, ..FeatureConfig::default() },
+            FeatureConfig { hash_bits: 25, ..FeatureConfig::default() },
+            FeatureConfig { word_ngrams: 3, ..FeatureConfig::default() },
+            FeatureConfig { char_ngram: 2, ..FeatureConfig::default() },
+            FeatureConfig { char_ngram: 9, ..FeatureConfig::default() },
+        ] {
+            assert!(bad.validate().is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn collect_scales_each_namespace_to_unit_length() {
+        let cfg = FeatureConfig { char_ngram: 0, ..FeatureConfig::default() };
+        let mut out = Vec::new();
+        let text = "alpha beta\n\ngamma";
+        let mut sink = Collect::new(&mut out, &cfg);
+        Extractor::new(&cfg).extract(text, &TextStats::of_text(text), &mut sink);
+        let n = sink.finish();
+        assert_eq!(n, out.len());
+        let hashed: Vec<f32> =
+            out.iter().filter(|(i, _)| ((*i & !CHAR_FLAG) as usize) < cfg.buckets()).map(|(_, v)| *v).collect();
+        // Two namespaces (5 and 1 features), each scaled to unit length.
+        assert_eq!(hashed.len(), 6);
+        let sq: f32 = hashed.iter().map(|v| v * v).sum();
+        assert!((sq - 2.0).abs() < 1e-5, "{sq}");
+    }
+}

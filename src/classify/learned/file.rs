@@ -1,0 +1,155 @@
+//! The learned model's file format (version 1), little-endian throughout:
+//!
+//! | bytes | content |
+//! |---|---|
+//! | 8 | magic `SWLM\r\n\x1a\n` (a text-mode transfer or a truncated header shows at once) |
+//! | 4 | format version, `u32` |
+//! | 4 + n | header length `n`, then the header: [`ModelInfo`] as JSON |
+//! | 4·m | residual biases, `f32` |
+//! | sparse | residual weights: `u32` row count, then per non-zero row its `u32` index and `m` `f32`s |
+//! | 4·t | task-head biases |
+//! | sparse | task-head weights, `t` per row |
+//! | 4·max(t,1)·m | task rates |
+//! | 8 | FNV-1a 64 checksum of everything before it |
+//!
+//! Rows of zeros (buckets no training prompt touched) are left out, which keeps files to a few MB.
+
+use super::{LearnedModel, ModelInfo};
+use crate::error::{Error, Result};
+
+const MAGIC: &[u8; 8] = b"SWLM\r\n\x1a\n";
+/// The format version this build writes and reads.
+pub(crate) const VERSION: u32 = 1;
+
+fn fnv64(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3))
+}
+
+pub(crate) fn encode(model: &LearnedModel) -> Vec<u8> {
+    let info = &model.info;
+    let (m, t) = (info.models.len(), info.tasks.len());
+    let mut out = Vec::with_capacity(1 << 16);
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&VERSION.to_le_bytes());
+    // A `ModelInfo` is plain data: serializing it cannot fail.
+    let header = serde_json::to_vec(info).unwrap_or_default();
+    out.extend_from_slice(&(header.len() as u32).to_le_bytes());
+    out.extend_from_slice(&header);
+    let dim = info.features.dim();
+    floats(&mut out, &model.bias);
+    sparse(&mut out, dim, m, |f| model.residual_row(f));
+    floats(&mut out, &model.task_bias);
+    sparse(&mut out, dim, t, |f| model.task_row(f));
+    floats(&mut out, &model.rates);
+    let sum = fnv64(&out);
+    out.extend_from_slice(&sum.to_le_bytes());
+    out
+}
+
+fn floats(out: &mut Vec<u8>, v: &[f32]) {
+    for x in v {
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+}
+
+fn sparse<'m>(out: &mut Vec<u8>, dim: usize, stride: usize, row: impl Fn(usize) -> &'m [f32]) {
+    if stride == 0 {
+        out.extend_from_slice(&0u32.to_le_bytes());
+        return;
+    }
+    let rows: Vec<usize> = (0..dim).filter(|&f| row(f).iter().any(|&x| x != 0.0)).collect();
+    out.extend_from_slice(&(rows.len() as u32).to_le_bytes());
+    for f in rows {
+        out.extend_from_slice(&(f as u32).to_le_bytes());
+        floats(out, row(f));
+    }
+}
+
+struct Reader<'b> {
+    bytes: &'b [u8],
+    pos: usize,
+}
+
+impl<'b> Reader<'b> {
+    fn take(&mut self, n: usize, what: &str) -> Result<&'b [u8]> {
+        if self.bytes.len() - self.pos < n {
+            return Err(Error::config(format!(
+                "truncated: {what} needs {n} bytes at byte {}, the file has {} (rewrite the file)",
+                self.pos,
+                self.bytes.len() + 8
+            )));
+        }
+        let s = &self.bytes[self.pos..self.pos + n];
+        self.pos += n;
+        Ok(s)
+    }
+
+    fn u32(&mut self, what: &str) -> Result<u32> {
+        let b = self.take(4, what)?;
+        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
+    fn floats(&mut self, n: usize, what: &str) -> Result<Vec<f32>> {
+        let len = n.checked_mul(4).ok_or_else(|| Error::config(format!("{what}: size overflows")))?;
+        let b = self.take(len, what)?;
+        Ok(b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
+    }
+
+    fn sparse(&mut self, rows: usize, stride: usize, what: &str) -> Result<Vec<f32>> {
+        let mut w = vec![0.0f32; rows * stride];
+        let k = self.u32(what)? as usize;
+        if k > rows || (stride == 0 && k > 0) {
+            return Err(Error::config(format!("{what}: {k} rows stored, at most {rows} expected")));
+        }
+        let mut last: Option<usize> = None;
+        for _ in 0..k {
+            let r = self.u32(what)? as usize;
+            if r >= rows || last.is_some_and(|l| r <= l) {
+                return Err(Error::config(format!("{what}: row index {r} is out of order or beyond {rows}")));
+            }
+            last = Some(r);
+            let b = self.take(4 * stride, what)?;
+            for (x, c) in w[r * stride..(r + 1) * stride].iter_mut().zip(b.chunks_exact(4)) {
+                *x = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+            }
+        }
+        Ok(w)
+    }
+}
+
+pub(crate) fn decode(bytes: &[u8]) -> Result<LearnedModel> {
+    if bytes.len() < MAGIC.len() || &bytes[..MAGIC.len()] != MAGIC {
+        return Err(Error::config("not a switchyard learned model (bad magic bytes)"));
+    }
+    if bytes.len() < MAGIC.len() + 4 + 8 {
+        return Err(Error::config(format!("truncated: {} bytes is shorter than any model file", bytes.len())));
+    }
+    let (body, sum) = bytes.split_at(bytes.len() - 8);
+    let mut r = Reader { bytes: body, pos: MAGIC.len() };
+    let version = r.u32("the version")?;
+    if version != VERSION {
+        return Err(Error::config(format!(
+            "format version {version} is not supported (this build reads version {VERSION})"
+        )));
+    }
+    let stored = u64::from_le_bytes([sum[0], sum[1], sum[2], sum[3], sum[4], sum[5], sum[6], sum[7]]);
+    if fnv64(body) != stored {
+        return Err(Error::config("checksum mismatch: the file is corrupt or truncated"));
+    }
+    let n = r.u32("the header length")? as usize;
+    let header = r.take(n, "the header")?;
+    let mut de = serde_json::Deserializer::from_slice(header);
+    let info: ModelInfo = serde_path_to_error::deserialize(&mut de)
+        .map_err(|e| Error::config(format!("header: `{}`: {}", e.path(), e.inner())))?;
+    info.features.validate()?;
+    let (m, t, dim) = (info.models.len(), info.tasks.len(), info.features.dim());
+    let bias = r.floats(m, "the residual biases")?;
+    let weights = r.sparse(dim, m, "the residual weights")?;
+    let task_bias = r.floats(t, "the task biases")?;
+    let task_weights = r.sparse(dim, t, "the task weights")?;
+    let rates = r.floats(t.max(1) * m, "the task rates")?;
+    if r.pos != body.len() {
+        return Err(Error::config(format!("{} unexpected bytes after the task rates", body.len() - r.pos)));
+    }
+    LearnedModel::from_parts(info, weights, bias, task_weights, task_bias, rates)
+}

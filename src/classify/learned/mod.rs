@@ -1,0 +1,627 @@
+//! [`LearnedClassifier`]: each model's success probability, learned from labelled prompts.
+//!
+//! A [`LearnedModel`] predicts, for every model it was trained on, the probability that the model
+//! answers a prompt well, in two stages:
+//!
+//! 1. **Which kind of task is this?** A multinomial logistic regression over the prompt's word
+//!    n-grams and structural features gives `P(t | x)` over the task labels seen in training (the
+//!    benchmark, or the subject where rows have one). Each task has each model's smoothed success
+//!    rate `r(t, m)`; the prior is their mixture, `π(m) = Σₜ P(t | x) · r(t, m)`. On most routing
+//!    data the task carries most of the signal, and a prompt unlike any task falls back to a spread
+//!    mixture: close to each model's overall rate.
+//! 2. **What about this prompt in particular?** A regularised logistic regression per model over
+//!    hashed word and character n-grams and structural features, trained with `logit π(m)` as a fixed
+//!    offset, adds what the prompt says beyond its task: `logit p(m) = logit π(m) + b_m + w_m · x`.
+//!
+//! Features are described in [`FeatureConfig`]; training in [`TrainConfig`] and [`Trainer`]. A model
+//! saves to and loads from a compact, versioned, checksummed binary file ([`LearnedModel::save`],
+//! [`LearnedModel::load`]).
+//!
+//! [`LearnedClassifier`] puts a model in a router: it contributes `logit p(m)` to each model's
+//! decision logit (the router multiplies it by the classifier's weight). Models of the catalog the
+//! learned model does not know get no contribution; [`LearnedClassifier::check_catalog`] finds them.
+//!
+//! ```no_run
+//! use switchyard::classify::LearnedClassifier;
+//! # fn run(catalog: switchyard::Catalog) -> switchyard::Result<()> {
+//! let learned = LearnedClassifier::load("routerbench.swlm")?;
+//! learned.check_catalog(&catalog)?;
+//! let router = switchyard::Router::builder()
+//!     .catalog(catalog)
+//!     .classifier(learned, 1.0)
+//!     .policy(switchyard::Utility::new().cost_weight(0.5))
+//!     .build()?;
+//! # let _ = router; Ok(()) }
+//! # let _ = run;
+//! ```
+
+mod features;
+mod file;
+mod train;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
+
+pub use self::features::FeatureConfig;
+use self::features::{Extractor, NAMESPACES, Namespace, Sink};
+pub use self::train::{Progress, Stage, TaskLabels, TrainConfig, Trainer};
+
+use crate::catalog::{Catalog, ModelIndex, ModelProfile};
+use crate::classify::{Classifier, ClassifyInput, TextStats};
+use crate::error::{Error, Result};
+use crate::request::{ContentPart, Role};
+use crate::signal::{SignalKey, Signals};
+
+/// The signal key under which [`LearnedClassifier`] stores its per-model logits
+/// ([`Signals::per_model`]).
+pub const LEARNED: SignalKey = SignalKey("switchyard.learned");
+
+/// Probabilities are kept within `[P_MIN, 1 − P_MIN]` before taking logits.
+const P_MIN: f64 = 1e-3;
+
+/// What a model file says about how and on what it was trained.
+#[non_exhaustive]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelInfo {
+    /// Model ids, in the order of [`LearnedModel::predict`]'s output.
+    pub models: Vec<String>,
+    /// Task labels of the task head (empty when the training rows had fewer than two).
+    pub tasks: Vec<String>,
+    /// How text becomes features.
+    pub features: FeatureConfig,
+    /// How the model was trained.
+    pub training: TrainConfig,
+    /// A free-form description of the training rows (`"routerbench, split_routerdc == train"`).
+    pub trained_on: String,
+    /// The number of training rows.
+    pub rows: usize,
+    /// The residual regressions' L2 strength (chosen on held-out rows when training offered several).
+    pub l2: f64,
+    /// The held-out log loss that chose `l2`, if it was chosen.
+    pub validation_loss: Option<f64>,
+}
+
+/// A trained learned-router model: a task head and per-model residual regressions.
+///
+/// Cheap to share: wrap it in an [`Arc`] (as [`LearnedClassifier`] does).
+#[derive(Clone, PartialEq)]
+pub struct LearnedModel {
+    info: ModelInfo,
+    /// Per feature, one row of `stride` weights: the residual weights of the models in lanes
+    /// `0..m`, the task head's in lanes `m4..m4 + t`; lanes are padded to multiples of four so that
+    /// adding a row vectorises.
+    table: Vec<f32>,
+    m4: usize,
+    stride: usize,
+    bias: Vec<f32>,
+    task_bias: Vec<f32>,
+    /// Smoothed success rates, `[task][model]` (one row when there is no task head).
+    rates: Vec<f32>,
+}
+
+impl fmt::Debug for LearnedModel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LearnedModel")
+            .field("models", &self.info.models)
+            .field("tasks", &self.info.tasks.len())
+            .field("features", &self.info.features)
+            .field("trained_on", &self.info.trained_on)
+            .field("rows", &self.info.rows)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One prompt's predictions.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Prediction {
+    /// `logit p(m)` per model, in the order of [`ModelInfo::models`].
+    pub logits: SmallVec<[f64; 12]>,
+    /// The most likely task and its probability, when the model has a task head.
+    pub task: Option<(usize, f64)>,
+}
+
+impl Prediction {
+    /// `p(m)` for the model at `index` of [`ModelInfo::models`].
+    pub fn probability(&self, index: usize) -> Option<f64> {
+        self.logits.get(index).map(|&z| crate::policy::sigmoid(z))
+    }
+}
+
+impl LearnedModel {
+    /// Assembles a model from its parts, checking every length and value.
+    pub(crate) fn from_parts(
+        info: ModelInfo,
+        weights: Vec<f32>,
+        bias: Vec<f32>,
+        task_weights: Vec<f32>,
+        task_bias: Vec<f32>,
+        rates: Vec<f32>,
+    ) -> Result<Self> {
+        info.features.validate()?;
+        let (m, t, dim) = (info.models.len(), info.tasks.len(), info.features.dim());
+        if m == 0 {
+            return Err(Error::config("a learned model needs at least one model"));
+        }
+        if t == 1 {
+            return Err(Error::config("a learned model's task head needs at least two tasks (or none)"));
+        }
+        let check = |what: &str, v: &[f32], len: usize| -> Result<()> {
+            if v.len() != len {
+                return Err(Error::config(format!("learned model `{what}`: expected {len} values, found {}", v.len())));
+            }
+            if let Some(i) = v.iter().position(|x| !x.is_finite()) {
+                return Err(Error::config(format!("learned model `{what}`: value {i} is not finite")));
+            }
+            Ok(())
+        };
+        check("weights", &weights, dim * m)?;
+        check("bias", &bias, m)?;
+        check("task_weights", &task_weights, dim * t)?;
+        check("task_bias", &task_bias, t)?;
+        check("rates", &rates, t.max(1) * m)?;
+        if let Some(i) = rates.iter().position(|r| !(0.0..=1.0).contains(r)) {
+            return Err(Error::config(format!("learned model `rates`: value {i} is outside [0, 1]")));
+        }
+        let (m4, t4) = (m.next_multiple_of(4), t.next_multiple_of(4));
+        let stride = m4 + t4;
+        let mut table = vec![0.0f32; dim * stride];
+        for f in 0..dim {
+            let row = &mut table[f * stride..(f + 1) * stride];
+            row[..m].copy_from_slice(&weights[f * m..(f + 1) * m]);
+            row[m4..m4 + t].copy_from_slice(&task_weights[f * t..(f + 1) * t]);
+        }
+        Ok(Self { info, table, m4, stride, bias, task_bias, rates })
+    }
+
+    /// The residual weights of feature `f`.
+    pub(crate) fn residual_row(&self, f: usize) -> &[f32] {
+        &self.table[f * self.stride..f * self.stride + self.info.models.len()]
+    }
+
+    /// The task-head weights of feature `f`.
+    pub(crate) fn task_row(&self, f: usize) -> &[f32] {
+        let start = f * self.stride + self.m4;
+        &self.table[start..start + self.info.tasks.len()]
+    }
+
+    /// How the model was trained and what it predicts.
+    pub fn info(&self) -> &ModelInfo {
+        &self.info
+    }
+
+    /// Predicts every model's `logit p(m)` for one prompt.
+    pub fn predict(&self, prompt: &str) -> Prediction {
+        self.predict_with(prompt, &TextStats::of_text(prompt))
+    }
+
+    /// Like [`predict`](Self::predict), with the prompt's statistics already computed.
+    pub fn predict_with(&self, prompt: &str, stats: &TextStats) -> Prediction {
+        let (m, t, m4, stride) = (self.info.models.len(), self.info.tasks.len(), self.m4, self.stride);
+        let mut dot = Dot {
+            stride,
+            m4,
+            buckets: self.info.features.buckets(),
+            table: &self.table,
+            counts: [0; NAMESPACES],
+            acc: SmallVec::from_elem(0.0, (NAMESPACES + 1) * stride),
+        };
+        Extractor::new(&self.info.features).extract(prompt, stats, &mut dot);
+        let scale = dot.counts.map(|c| if c > 0 { 1.0 / (c as f32).sqrt() } else { 0.0 });
+        // Lane `k` of the combined row: each namespace's sum scaled to unit length, plus the dense part.
+        let lane = |k: usize| -> f32 {
+            let mut s = dot.acc[NAMESPACES * stride + k];
+            for (ns, sc) in scale.iter().enumerate() {
+                s += sc * dot.acc[ns * stride + k];
+            }
+            s
+        };
+
+        // The task prior.
+        let mut prior: SmallVec<[f64; 12]> = SmallVec::from_elem(0.0, m);
+        let mut task = None;
+        if t == 0 {
+            for (p, &r) in prior.iter_mut().zip(&self.rates) {
+                *p = f64::from(r);
+            }
+        } else {
+            let mut z: SmallVec<[f64; 16]> = (0..t).map(|k| f64::from(self.task_bias[k] + lane(m4 + k))).collect();
+            softmax(&mut z);
+            let (best, p) = z.iter().copied().enumerate().max_by(|a, b| a.1.total_cmp(&b.1)).unwrap_or((0, 0.0));
+            task = Some((best, p));
+            for (k, &pk) in z.iter().enumerate() {
+                let row = &self.rates[k * m..(k + 1) * m];
+                for (p, &r) in prior.iter_mut().zip(row) {
+                    *p += pk * f64::from(r);
+                }
+            }
+        }
+
+        let logits = (0..m).map(|j| logit(prior[j]) + f64::from(self.bias[j] + lane(j))).collect();
+        Prediction { logits, task }
+    }
+
+    /// Saves the model to `path` in the binary format [`load`](Self::load) reads.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Config`](crate::ErrorKind::Config) when the file cannot be written.
+    pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
+        let path = path.as_ref();
+        std::fs::write(path, self.to_bytes())
+            .map_err(|e| Error::config(format!("cannot write learned model `{}`: {e}", path.display())).with_source(e))
+    }
+
+    /// Loads a model file.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Config`](crate::ErrorKind::Config) naming the file and what is wrong: missing,
+    /// not a model file, a version this build cannot read, truncated, corrupt (checksum), or
+    /// inconsistent.
+    pub fn load(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let bytes = std::fs::read(path).map_err(|e| {
+            Error::config(format!("cannot read learned model `{}`: {e}", path.display())).with_source(e)
+        })?;
+        Self::from_bytes(&bytes).map_err(|e| Error::config(format!("learned model `{}`: {e}", path.display())))
+    }
+
+    /// The model in its file format.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        file::encode(self)
+    }
+
+    /// Reads a model from its file format.
+    ///
+    /// # Errors
+    /// As [`load`](Self::load), without the file name.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        file::decode(bytes)
+    }
+}
+
+/// Accumulates dot products per namespace while features stream in.
+struct Dot<'w> {
+    stride: usize,
+    m4: usize,
+    buckets: usize,
+    table: &'w [f32],
+    counts: [u32; NAMESPACES],
+    /// One row of sums per namespace, then one for the dense features.
+    acc: SmallVec<[f32; 64]>,
+}
+
+/// `acc += row`, four lanes at a time (both lengths are multiples of four). Not inlined: as a
+/// function of its own, `acc` and `row` are known not to alias and the loop vectorises.
+#[inline(never)]
+fn add_row(acc: &mut [f32], row: &[f32]) {
+    for (a, r) in acc.chunks_exact_mut(4).zip(row.chunks_exact(4)) {
+        let s = [a[0] + r[0], a[1] + r[1], a[2] + r[2], a[3] + r[3]];
+        a.copy_from_slice(&s);
+    }
+}
+
+impl Sink for Dot<'_> {
+    #[inline]
+    fn hashed(&mut self, ns: Namespace, index: u32) {
+        let n = ns as usize;
+        self.counts[n] += 1;
+        let stride = self.stride;
+        // Character n-grams feed the residual regressions only.
+        let lanes = if ns == Namespace::LastChars { self.m4 } else { stride };
+        let start = index as usize * stride;
+        if let (Some(row), Some(acc)) =
+            (self.table.get(start..start + lanes), self.acc.get_mut(n * stride..n * stride + lanes))
+        {
+            add_row(acc, row);
+        }
+    }
+
+    fn dense(&mut self, i: usize, value: f32) {
+        let stride = self.stride;
+        let start = (self.buckets + i) * stride;
+        if let Some(row) = self.table.get(start..start + stride) {
+            for (a, w) in self.acc[NAMESPACES * stride..].iter_mut().zip(row) {
+                *a += value * w;
+            }
+        }
+    }
+}
+
+pub(crate) fn softmax(z: &mut [f64]) {
+    let max = z.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let mut sum = 0.0;
+    for v in z.iter_mut() {
+        *v = (*v - max).exp();
+        sum += *v;
+    }
+    for v in z.iter_mut() {
+        *v /= sum;
+    }
+}
+
+pub(crate) fn logit(p: f64) -> f64 {
+    let p = p.clamp(P_MIN, 1.0 - P_MIN);
+    (p / (1.0 - p)).ln()
+}
+
+/// A [`Classifier`] that contributes a [`LearnedModel`]'s `logit p(m)` to each model's decision.
+///
+/// It reads the text of the request's user messages (the last one's last block for the
+/// last-block features), predicts once per request in [`classify`](Classifier::classify), and stores
+/// the predictions under [`LEARNED`] in catalog order. Catalog models the learned model was not
+/// trained on get no contribution.
+#[derive(Clone)]
+pub struct LearnedClassifier {
+    model: Arc<LearnedModel>,
+    index: HashMap<String, usize>,
+}
+
+impl fmt::Debug for LearnedClassifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LearnedClassifier").field("model", &self.model).finish()
+    }
+}
+
+impl LearnedClassifier {
+    /// A classifier over a trained model.
+    pub fn new(model: impl Into<Arc<LearnedModel>>) -> Self {
+        let model = model.into();
+        let index = model.info.models.iter().enumerate().map(|(i, m)| (m.clone(), i)).collect();
+        Self { model, index }
+    }
+
+    /// Loads a model file ([`LearnedModel::load`]).
+    ///
+    /// # Errors
+    /// As [`LearnedModel::load`].
+    pub fn load(path: impl AsRef<Path>) -> Result<Self> {
+        LearnedModel::load(path).map(Self::new)
+    }
+
+    /// The model.
+    pub fn model(&self) -> &LearnedModel {
+        &self.model
+    }
+
+    /// Checks that the learned model knows every model of `catalog`.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Config`](crate::ErrorKind::Config) naming the catalog models it was not trained on.
+    pub fn check_catalog(&self, catalog: &Catalog) -> Result<()> {
+        let unknown: Vec<&str> =
+            catalog.models().iter().map(|m| m.id.as_str()).filter(|id| !self.index.contains_key(*id)).collect();
+        if unknown.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::config(format!(
+                "the learned model was not trained on {} of the catalog's models: {}",
+                unknown.len(),
+                unknown.join(", ")
+            )))
+        }
+    }
+
+    fn position(&self, catalog: &Catalog, i: usize, model: &ModelProfile) -> Option<usize> {
+        let models = &self.model.info.models;
+        if models.len() == catalog.len() && models[i] == model.id.as_str() {
+            Some(i)
+        } else {
+            self.index.get(model.id.as_str()).copied()
+        }
+    }
+}
+
+impl Classifier for LearnedClassifier {
+    fn classify(&self, input: &ClassifyInput<'_>, signals: &mut Signals) -> Result<()> {
+        let request = input.request;
+        let last_user = request.messages.iter().rev().find(|m| m.role == Role::User);
+        let prediction = match last_user.map(|m| m.content.as_slice()) {
+            Some([ContentPart::Text { text }]) if request.messages.len() == 1 => {
+                self.model.predict_with(text, signals.text())
+            }
+            _ => {
+                // Several messages or parts: the user text, in order, one part per paragraph.
+                let mut text = String::new();
+                for m in request.messages.iter().filter(|m| m.role == Role::User) {
+                    for t in m.texts() {
+                        if !text.is_empty() {
+                            text.push_str("\n\n");
+                        }
+                        text.push_str(t);
+                    }
+                }
+                self.model.predict_with(&text, signals.text())
+            }
+        };
+        let catalog = input.catalog;
+        signals.set_per_model(
+            LEARNED,
+            catalog
+                .models()
+                .iter()
+                .enumerate()
+                .map(|(i, m)| self.position(catalog, i, m).map_or(f64::NAN, |k| prediction.logits[k])),
+        );
+        Ok(())
+    }
+
+    fn model_logit(&self, signals: &Signals, _: &ModelProfile, index: ModelIndex) -> f64 {
+        // NaN (an unknown model) counts as no evidence.
+        signals.per_model(LEARNED, index).unwrap_or(0.0)
+    }
+
+    fn name(&self) -> &str {
+        "learned"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::eval::data::{Dataset, Row};
+
+    /// Two kinds of prompts: "sum" prompts only the large model answers, "greet" prompts both do;
+    /// within "sum" prompts, those that mention "carry" defeat the large model too.
+    fn planted(n: usize) -> Dataset {
+        let mut b = Dataset::builder(["small", "large"]);
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        for i in 0..n {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let noise = x % 5;
+            let (prompt, task, scores) = if i % 2 == 0 {
+                (format!("greet the user number {noise} warmly"), "chat", [1.0, 1.0])
+            } else if i % 6 == 1 {
+                (format!("add the numbers {noise} and {} with carry", x % 97), "math", [0.0, 0.0])
+            } else {
+                (format!("add the numbers {noise} and {}", x % 89), "math", [0.0, 1.0])
+            };
+            b.push(Row::new(prompt).with_task(task), &scores, None).unwrap();
+        }
+        b.build().unwrap()
+    }
+
+    fn model() -> LearnedModel {
+        Trainer::new(TrainConfig::default()).fit(&planted(600), "planted").unwrap()
+    }
+
+    #[test]
+    fn recovers_a_planted_signal() {
+        let m = model();
+        assert_eq!(m.info().models, ["small", "large"]);
+        assert_eq!(m.info().tasks.len(), 2);
+        let p = |text: &str, j| m.predict(text).probability(j).unwrap();
+        // The task prior: the small model answers greetings, not sums.
+        assert!(p("greet the user number 3 warmly", 0) > 0.9, "{}", p("greet the user number 3 warmly", 0));
+        assert!(p("add the numbers 4 and 17", 0) < 0.1);
+        // The per-prompt signal inside the task: "carry" defeats the large model.
+        assert!(p("add the numbers 4 and 17", 1) > 0.8, "{}", p("add the numbers 4 and 17", 1));
+        assert!(p("add the numbers 4 and 17 with carry", 1) < 0.35, "{}", p("add the numbers 4 and 17 with carry", 1));
+        let task = m.predict("add the numbers 1 and 2").task.unwrap();
+        assert_eq!(m.info().tasks[task.0], "math");
+    }
+
+    #[test]
+    fn training_is_deterministic() {
+        assert!(model() == model());
+    }
+
+    #[test]
+    fn saved_models_reload_to_identical_predictions() {
+        let m = model();
+        let bytes = m.to_bytes();
+        let back = LearnedModel::from_bytes(&bytes).unwrap();
+        assert!(back == m);
+        for text in ["greet the user", "add 1 and 2 with carry", "", "ünïcödé ✓ 12"] {
+            assert_eq!(back.predict(text), m.predict(text));
+        }
+        let dir = std::env::temp_dir().join(format!("switchyard-learned-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("m.swlm");
+        m.save(&path).unwrap();
+        assert!(LearnedModel::load(&path).unwrap() == m);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    fn err(bytes: &[u8]) -> String {
+        LearnedModel::from_bytes(bytes).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn corrupt_and_truncated_files_are_clear_errors() {
+        let bytes = model().to_bytes();
+        assert!(err(b"").contains("bad magic"), "{}", err(b""));
+        assert!(err(b"{\"json\": true}").contains("bad magic"));
+        assert!(err(&bytes[..10]).contains("truncated"), "{}", err(&bytes[..10]));
+        for cut in [20, bytes.len() / 2, bytes.len() - 1] {
+            let e = err(&bytes[..cut]);
+            assert!(e.contains("truncated") || e.contains("checksum"), "{cut}: {e}");
+        }
+        let mut flipped = bytes.clone();
+        let mid = flipped.len() / 2;
+        flipped[mid] ^= 0x40;
+        assert!(err(&flipped).contains("checksum"), "{}", err(&flipped));
+        let mut version = bytes.clone();
+        version[8] = 9;
+        assert!(err(&version).contains("version 9"), "{}", err(&version));
+        // Every prefix fails cleanly, never panics.
+        for cut in 0..bytes.len().min(400) {
+            assert!(LearnedModel::from_bytes(&bytes[..cut]).is_err());
+        }
+        let missing = LearnedModel::load("/nonexistent/model.swlm").unwrap_err().to_string();
+        assert!(missing.contains("/nonexistent/model.swlm"), "{missing}");
+    }
+
+    #[test]
+    fn a_consistent_header_with_wrong_lengths_is_rejected() {
+        let m = model();
+        let info = m.info().clone();
+        let e = LearnedModel::from_parts(info, vec![0.0; 3], vec![0.0; 2], vec![], vec![], vec![0.5; 2])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`weights`"), "{e}");
+    }
+
+    #[test]
+    fn bad_training_input_is_a_config_error() {
+        let data = planted(10);
+        let bad = |c: TrainConfig| Trainer::new(c).fit(&data, "t").unwrap_err().kind();
+        assert_eq!(bad(TrainConfig { l2: vec![], ..TrainConfig::default() }), crate::ErrorKind::Config);
+        assert_eq!(bad(TrainConfig { l2: vec![f64::NAN], ..TrainConfig::default() }), crate::ErrorKind::Config);
+        assert_eq!(bad(TrainConfig { epochs: 0, ..TrainConfig::default() }), crate::ErrorKind::Config);
+        assert_eq!(bad(TrainConfig { validation: 1.0, ..TrainConfig::default() }), crate::ErrorKind::Config);
+        assert_eq!(bad(TrainConfig { learning_rate: -1.0, ..TrainConfig::default() }), crate::ErrorKind::Config);
+        let empty = Dataset::builder(["a"]).build().unwrap();
+        assert!(Trainer::new(TrainConfig::default()).fit(&empty, "t").is_err());
+    }
+
+    #[test]
+    fn progress_is_reported_for_every_stage() {
+        let mut stages = Vec::new();
+        Trainer::new(TrainConfig { epochs: 2, ..TrainConfig::default() })
+            .on_progress(|p| stages.push(p.stage))
+            .fit(&planted(60), "t")
+            .unwrap();
+        assert!(stages.contains(&Stage::Features));
+        assert!(stages.contains(&Stage::TaskFold(0)));
+        assert!(stages.contains(&Stage::TaskHead));
+        assert!(stages.contains(&Stage::Validation(0)));
+        assert_eq!(stages.last(), Some(&Stage::Residual));
+    }
+
+    #[test]
+    fn the_classifier_maps_models_by_id_and_ignores_unknown_ones() {
+        use crate::catalog::ModelProfile;
+        use crate::{Catalog, Pricing, Request, Router, Utility};
+        let learned = LearnedClassifier::new(model());
+        // Catalog order differs from the model's, and one model is unknown to it.
+        let catalog = Catalog::new([
+            ModelProfile::new("large", "p").with_pricing(Pricing::per_mtok(10.0, 10.0)),
+            ModelProfile::new("other", "p").with_pricing(Pricing::per_mtok(1.0, 1.0)),
+            ModelProfile::new("small", "p").with_pricing(Pricing::per_mtok(0.1, 0.1)),
+        ])
+        .unwrap();
+        assert!(learned.check_catalog(&catalog).unwrap_err().to_string().contains("other"));
+        let router = Router::builder()
+            .catalog(catalog)
+            .classifier(learned.clone(), 1.0)
+            .policy(Utility::new().cost_weight(0.2))
+            .build()
+            .unwrap();
+        let greet = router.route(&Request::new("greet the user number 2 warmly")).unwrap();
+        assert_eq!(greet.model().as_str(), "small");
+        let sum = router.route(&Request::new("add the numbers 3 and 5")).unwrap();
+        assert_eq!(sum.model().as_str(), "large");
+        let p = |d: &crate::Decision, idx: usize| d.candidates().iter().find(|c| c.model == idx).unwrap().p;
+        // No evidence for the unknown model (index 1): p = σ(0).
+        assert!((p(&sum, 1) - 0.5).abs() < 1e-9);
+        let direct = learned.model().predict("add the numbers 3 and 5");
+        assert!((p(&sum, 0) - direct.probability(1).unwrap()).abs() < 1e-9);
+    }
+}

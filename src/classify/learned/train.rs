@@ -1,0 +1,589 @@
+//! Training a [`LearnedModel`] from a labelled [`Dataset`].
+//!
+//! 1. Every prompt's features are extracted once into a sparse matrix.
+//! 2. **Task head** (when the rows carry at least two task labels): multinomial logistic regression
+//!    with L2, by AdaGrad over shuffled rows. Its predictions on the training rows, used as offsets in
+//!    step 4, come from `folds`-fold cross-fitting: each row is predicted by a head that did not see
+//!    it, so the residual regressions learn how far to trust the head on unseen prompts.
+//! 3. **Rates**: each task's success rate per model, shrunk towards the model's overall rate by
+//!    `prior_strength` pseudo-rows.
+//! 4. **Residual regressions**: one logistic regression per model, all trained in one pass over the
+//!    rows (the rows' features are shared), with `logit π(m)` as a fixed offset and L2.
+//!
+//! Training is deterministic: the same rows, configuration and seed give the same model, bit for bit.
+
+use serde::{Deserialize, Serialize};
+
+use super::features::{CHAR_FLAG, Collect, Extractor, FeatureConfig};
+use super::{LearnedModel, ModelInfo, logit, softmax};
+use crate::classify::TextStats;
+use crate::error::{Error, Result};
+use crate::eval::data::Dataset;
+
+/// Which row label the task head learns.
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskLabels {
+    /// The subject where every row has one (MMLU's 57 subjects), the task otherwise.
+    #[default]
+    Auto,
+    /// [`Row::task`](crate::eval::data::Row::task): the benchmark.
+    Task,
+    /// [`Row::subject`](crate::eval::data::Row::subject), or the task for rows without one.
+    Subject,
+    /// No task head: the prior is each model's overall rate.
+    Off,
+}
+
+/// How a [`LearnedModel`] is trained. Every field has a default that worked across the shared routing
+/// data sets without tuning on any reported rows.
+#[non_exhaustive]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainConfig {
+    /// How text becomes features.
+    pub features: FeatureConfig,
+    /// Which labels the task head learns.
+    pub task_labels: TaskLabels,
+    /// L2 strength of the residual regressions, as `1/C` in the usual `½‖w‖² + C·Σ loss` form:
+    /// larger is stronger. With several values, the one with the lowest log loss on a held-out
+    /// [`validation`](Self::validation) share of the training rows is chosen, and the regressions
+    /// are then retrained on every row with it. Per-prompt signal in routing data is often weak: a
+    /// too-small value fits noise and routes worse than the task prior alone.
+    pub l2: Vec<f64>,
+    /// The share of training rows held out to choose `l2` (when it has several values).
+    pub validation: f64,
+    /// L2 strength of the task head, in the same units.
+    pub task_l2: f64,
+    /// Passes over the rows, for each regression.
+    pub epochs: u32,
+    /// AdaGrad's step size.
+    pub learning_rate: f64,
+    /// Folds of the task head's cross-fitting (2 to 10).
+    pub folds: u32,
+    /// Pseudo-rows at the model's overall rate added to every task's rate.
+    pub prior_strength: f64,
+    /// Seed of the row shuffles and fold assignment.
+    pub seed: u64,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            features: FeatureConfig::default(),
+            task_labels: TaskLabels::Auto,
+            l2: vec![3.0, 30.0, 300.0, 3000.0, 30000.0],
+            validation: 0.2,
+            task_l2: 0.1,
+            epochs: 10,
+            learning_rate: 0.2,
+            folds: 3,
+            prior_strength: 5.0,
+            seed: 0x5eed,
+        }
+    }
+}
+
+impl TrainConfig {
+    /// Checks every field.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Config`](crate::ErrorKind::Config) naming the field.
+    pub fn validate(&self) -> Result<()> {
+        self.features.validate()?;
+        if self.l2.is_empty() {
+            return Err(Error::config("training `l2` needs at least one value"));
+        }
+        if !(self.validation > 0.0 && self.validation < 1.0) {
+            return Err(Error::config(format!("training `validation` must be within (0, 1), got {}", self.validation)));
+        }
+        for (name, v) in self.l2.iter().map(|&v| ("l2", v)).chain([
+            ("task_l2", self.task_l2),
+            ("learning_rate", self.learning_rate),
+            ("prior_strength", self.prior_strength),
+        ]) {
+            if !(v.is_finite() && v >= 0.0) {
+                return Err(Error::config(format!("training `{name}` must be finite and >= 0, got {v}")));
+            }
+        }
+        if self.learning_rate == 0.0 {
+            return Err(Error::config("training `learning_rate` must be > 0"));
+        }
+        if !(1..=1000).contains(&self.epochs) {
+            return Err(Error::config(format!("training `epochs` must be within 1..=1000, got {}", self.epochs)));
+        }
+        if !(2..=10).contains(&self.folds) {
+            return Err(Error::config(format!("training `folds` must be within 2..=10, got {}", self.folds)));
+        }
+        Ok(())
+    }
+}
+
+/// A training stage, for progress reports.
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stage {
+    /// Extracting features.
+    Features,
+    /// Cross-fitting the task head: fold `0` to `folds − 1`.
+    TaskFold(u32),
+    /// Training the final task head.
+    TaskHead,
+    /// Choosing `l2`: training the residual regressions with candidate `k` on the rows not held out.
+    Validation(u32),
+    /// Training the residual regressions.
+    Residual,
+}
+
+/// One progress report: a stage, how far it is, and the mean training loss of the last epoch.
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Progress {
+    /// What is running.
+    pub stage: Stage,
+    /// Work done in this stage (rows for features, epochs for regressions).
+    pub done: usize,
+    /// Work in this stage.
+    pub total: usize,
+    /// The mean loss of the last epoch (`NaN` for feature extraction).
+    pub loss: f64,
+}
+
+/// Trains [`LearnedModel`]s.
+///
+/// ```
+/// use switchyard::classify::{TrainConfig, Trainer};
+/// use switchyard::eval::data::{Dataset, Row};
+/// # fn run() -> switchyard::Result<()> {
+/// let mut b = Dataset::builder(["small", "large"]);
+/// for i in 0..40 {
+///     let (prompt, small) = if i % 2 == 0 { (format!("say hi {i}"), 1.0) } else { (format!("prove theorem {i}"), 0.0) };
+///     b.push(Row::new(prompt), &[small, 1.0], None)?;
+/// }
+/// let model = Trainer::new(TrainConfig::default()).fit(&b.build()?, "toy")?;
+/// let p = model.predict("prove theorem 99");
+/// assert!(p.probability(0).unwrap() < p.probability(1).unwrap());
+/// # Ok(()) }
+/// # run().unwrap();
+/// ```
+pub struct Trainer<'p> {
+    config: TrainConfig,
+    progress: Option<ProgressFn<'p>>,
+}
+
+type ProgressFn<'p> = Box<dyn FnMut(&Progress) + 'p>;
+
+impl std::fmt::Debug for Trainer<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Trainer").field("config", &self.config).finish_non_exhaustive()
+    }
+}
+
+/// Sparse features of every row.
+struct Matrix {
+    entries: Vec<(u32, f32)>,
+    offsets: Vec<usize>,
+}
+
+impl Matrix {
+    fn row(&self, i: usize) -> &[(u32, f32)] {
+        &self.entries[self.offsets[i]..self.offsets[i + 1]]
+    }
+}
+
+/// A small, fixed PRNG (SplitMix64) for shuffles: training must not depend on the standard
+/// library's hashing or on a crate's choice of generator.
+struct SplitMix(u64);
+
+impl SplitMix {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    fn shuffle(&mut self, v: &mut [usize]) {
+        for i in (1..v.len()).rev() {
+            let j = (self.next() % (i as u64 + 1)) as usize;
+            v.swap(i, j);
+        }
+    }
+}
+
+/// AdaGrad state of one dense `[feature][output]` block plus biases.
+struct Head {
+    outputs: usize,
+    w: Vec<f32>,
+    g: Vec<f32>,
+    b: Vec<f32>,
+    gb: Vec<f32>,
+}
+
+impl Head {
+    fn new(dim: usize, outputs: usize) -> Self {
+        Self {
+            outputs,
+            w: vec![0.0; dim * outputs],
+            g: vec![0.0; dim * outputs],
+            b: vec![0.0; outputs],
+            gb: vec![0.0; outputs],
+        }
+    }
+
+    /// `z[k] = b[k] + Σ x·w[k]` over the features `keep` admits.
+    fn scores(&self, row: &[(u32, f32)], keep: impl Fn(u32) -> bool, z: &mut [f64]) {
+        let o = self.outputs;
+        for (z, b) in z.iter_mut().zip(&self.b) {
+            *z = f64::from(*b);
+        }
+        for &(idx, v) in row {
+            if !keep(idx) {
+                continue;
+            }
+            let f = (idx & !CHAR_FLAG) as usize;
+            for (z, w) in z.iter_mut().zip(&self.w[f * o..(f + 1) * o]) {
+                *z += f64::from(v * w);
+            }
+        }
+    }
+
+    /// One AdaGrad step with output gradients `grad` (loss derivative per output); `decay[f]` is
+    /// feature `f`'s share of the L2 penalty per row that has it.
+    fn step(&mut self, row: &[(u32, f32)], keep: impl Fn(u32) -> bool, grad: &[f32], lr: f32, decay: &[f32]) {
+        let o = self.outputs;
+        for &(idx, v) in row {
+            if !keep(idx) {
+                continue;
+            }
+            let f = (idx & !CHAR_FLAG) as usize;
+            let decay = decay[f];
+            let w = &mut self.w[f * o..(f + 1) * o];
+            let g = &mut self.g[f * o..(f + 1) * o];
+            for k in 0..o {
+                let d = grad[k] * v + decay * w[k];
+                g[k] += d * d;
+                w[k] -= lr * d / (g[k].sqrt() + 1e-6);
+            }
+        }
+        for ((b, gb), &d) in self.b.iter_mut().zip(&mut self.gb).zip(grad) {
+            *gb += d * d;
+            *b -= lr * d / (gb.sqrt() + 1e-6);
+        }
+    }
+}
+
+/// Spreads the penalty `½·l2·‖w‖²` over the rows: a feature present in `c` of the rows is decayed
+/// by `l2 / c` at each of them, so that every weight gets its whole penalty once per epoch however
+/// rare its feature is.
+fn penalty_shares(matrix: &Matrix, rows: &[usize], dim: usize, l2: f64, keep: impl Fn(u32) -> bool) -> Vec<f32> {
+    let mut count = vec![0u32; dim];
+    for &i in rows {
+        for &(idx, _) in matrix.row(i) {
+            if keep(idx) {
+                count[(idx & !CHAR_FLAG) as usize] += 1;
+            }
+        }
+    }
+    count.into_iter().map(|c| if c == 0 { 0.0 } else { (l2 / f64::from(c)) as f32 }).collect()
+}
+
+/// What the residual regressions learn from.
+struct Residual<'a> {
+    matrix: &'a Matrix,
+    offsets: &'a [f64],
+    scores: &'a [f64],
+    m: usize,
+    dim: usize,
+}
+
+impl Residual<'_> {
+    /// Mean log loss of `head` over `rows`.
+    fn loss(&self, head: &Head, rows: &[usize]) -> f64 {
+        let m = self.m;
+        let mut z = vec![0.0f64; m];
+        let mut loss = 0.0;
+        for &i in rows {
+            head.scores(self.matrix.row(i), every, &mut z);
+            let (offsets, scores) = (&self.offsets[i * m..(i + 1) * m], &self.scores[i * m..(i + 1) * m]);
+            for ((z, o), y) in z.iter().zip(offsets).zip(scores) {
+                loss += log_loss(crate::policy::sigmoid(z + o), *y);
+            }
+        }
+        loss / (rows.len() * m).max(1) as f64
+    }
+}
+
+fn log_loss(p: f64, y: f64) -> f64 {
+    -(y * p.max(1e-12).ln() + (1.0 - y) * (1.0 - p).max(1e-12).ln())
+}
+
+fn words_only(idx: u32) -> bool {
+    idx & CHAR_FLAG == 0
+}
+
+fn every(_: u32) -> bool {
+    true
+}
+
+impl<'p> Trainer<'p> {
+    /// A trainer with `config`.
+    pub fn new(config: TrainConfig) -> Self {
+        Self { config, progress: None }
+    }
+
+    /// Calls `f` as training progresses (for a progress bar).
+    pub fn on_progress(mut self, f: impl FnMut(&Progress) + 'p) -> Self {
+        self.progress = Some(Box::new(f));
+        self
+    }
+
+    fn report(&mut self, stage: Stage, done: usize, total: usize, loss: f64) {
+        if let Some(f) = &mut self.progress {
+            f(&Progress { stage, done, total, loss });
+        }
+    }
+
+    /// Trains on every row of `data`; `trained_on` describes the rows for the model file.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Config`](crate::ErrorKind::Config) for an invalid configuration, an empty data
+    /// set or scores outside `[0, 1]`.
+    pub fn fit(mut self, data: &Dataset, trained_on: &str) -> Result<LearnedModel> {
+        self.config.validate()?;
+        let n = data.len();
+        if n == 0 {
+            return Err(Error::config("cannot train a learned model on an empty data set"));
+        }
+        let models: Vec<String> = data.models().iter().map(|m| m.as_str().to_owned()).collect();
+        let m = models.len();
+        let scores = data.scores();
+        if let Some(i) = scores.iter().position(|s| !(0.0..=1.0).contains(s)) {
+            return Err(Error::config(format!(
+                "training scores must be within [0, 1]: row {}, model `{}` has {}",
+                i / m,
+                models[i % m],
+                scores[i]
+            )));
+        }
+        let cfg = self.config.clone();
+
+        // 1. Features.
+        let extractor = Extractor::new(&cfg.features);
+        let mut matrix = Matrix { entries: Vec::new(), offsets: vec![0] };
+        for (i, row) in data.rows().iter().enumerate() {
+            let text = row.prompt();
+            let mut sink = Collect::new(&mut matrix.entries, &cfg.features);
+            extractor.extract(text, &TextStats::of_text(text), &mut sink);
+            sink.finish();
+            matrix.offsets.push(matrix.entries.len());
+            if i % 512 == 511 || i + 1 == n {
+                self.report(Stage::Features, i + 1, n, f64::NAN);
+            }
+        }
+        let dim = cfg.features.dim();
+
+        // 2. Task labels and the task head.
+        let labels: Vec<&str> = data
+            .rows()
+            .iter()
+            .map(|r| match cfg.task_labels {
+                TaskLabels::Task | TaskLabels::Off => r.task(),
+                TaskLabels::Subject => r.subject().unwrap_or(r.task()),
+                TaskLabels::Auto => {
+                    if data.rows().iter().all(|r| r.subject().is_some()) {
+                        r.subject().unwrap_or(r.task())
+                    } else {
+                        r.task()
+                    }
+                }
+            })
+            .collect();
+        let mut tasks: Vec<String> = Vec::new();
+        let mut label = Vec::with_capacity(n);
+        for l in &labels {
+            let k = match tasks.iter().position(|t| t == l) {
+                Some(k) => k,
+                None => {
+                    tasks.push((*l).to_owned());
+                    tasks.len() - 1
+                }
+            };
+            label.push(k);
+        }
+        if cfg.task_labels == TaskLabels::Off || tasks.len() < 2 {
+            tasks.clear();
+            label.iter_mut().for_each(|k| *k = 0);
+        }
+        let t = tasks.len();
+
+        // Cross-fitted task probabilities of every training row, and the final head.
+        let mut task_probs = vec![0.0f64; n * t.max(1)];
+        let mut rng = SplitMix(cfg.seed);
+        let mut task_head = Head::new(dim, t);
+        if t > 0 {
+            let folds = cfg.folds as usize;
+            let mut order: Vec<usize> = (0..n).collect();
+            rng.shuffle(&mut order);
+            let mut fold_of = vec![0usize; n];
+            for (pos, &i) in order.iter().enumerate() {
+                fold_of[i] = pos % folds;
+            }
+            for f in 0..folds {
+                let rows: Vec<usize> = (0..n).filter(|&i| fold_of[i] != f).collect();
+                let head = self.train_task_head(&matrix, &label, &rows, t, dim, &mut rng, Stage::TaskFold(f as u32));
+                let mut z = vec![0.0; t];
+                for i in (0..n).filter(|&i| fold_of[i] == f) {
+                    head.scores(matrix.row(i), words_only, &mut z);
+                    softmax(&mut z);
+                    task_probs[i * t..(i + 1) * t].copy_from_slice(&z);
+                }
+            }
+            let all: Vec<usize> = (0..n).collect();
+            task_head = self.train_task_head(&matrix, &label, &all, t, dim, &mut rng, Stage::TaskHead);
+        } else {
+            task_probs.iter_mut().for_each(|p| *p = 1.0);
+        }
+
+        // 3. Rates, shrunk towards each model's overall rate.
+        let mut overall = vec![0.0f64; m];
+        for i in 0..n {
+            for j in 0..m {
+                overall[j] += scores[i * m + j];
+            }
+        }
+        overall.iter_mut().for_each(|s| *s /= n as f64);
+        let rows_t = t.max(1);
+        let mut sums = vec![0.0f64; rows_t * m];
+        let mut counts = vec![0.0f64; rows_t];
+        for i in 0..n {
+            counts[label[i]] += 1.0;
+            for j in 0..m {
+                sums[label[i] * m + j] += scores[i * m + j];
+            }
+        }
+        let a = cfg.prior_strength;
+        let rates: Vec<f64> = (0..rows_t * m)
+            .map(|k| {
+                let (task, j) = (k / m, k % m);
+                if counts[task] + a > 0.0 { (sums[k] + a * overall[j]) / (counts[task] + a) } else { overall[j] }
+            })
+            .collect();
+
+        // 4. Residual regressions with the prior as offset.
+        let mut offsets = vec![0.0f64; n * m];
+        for i in 0..n {
+            for j in 0..m {
+                let prior: f64 = (0..rows_t).map(|k| task_probs[i * rows_t + k] * rates[k * m + j]).sum();
+                offsets[i * m + j] = logit(prior);
+            }
+        }
+        let all: Vec<usize> = (0..n).collect();
+        let residual = Residual { matrix: &matrix, offsets: &offsets, scores, m, dim };
+        let (l2, validation_loss) = if cfg.l2.len() == 1 {
+            (cfg.l2[0], None)
+        } else {
+            // Hold out a share of the rows, fit each candidate on the rest, keep the best.
+            let mut order = all.clone();
+            rng.shuffle(&mut order);
+            let held = ((n as f64 * cfg.validation).round() as usize).clamp(1, n.saturating_sub(1).max(1));
+            let (valid, fit) = order.split_at(held);
+            let mut best = (cfg.l2[0], f64::INFINITY);
+            for (k, &l2) in cfg.l2.iter().enumerate() {
+                let head = self.train_residual(&residual, fit, l2, &mut rng, Stage::Validation(k as u32));
+                let loss = residual.loss(&head, valid);
+                if loss < best.1 {
+                    best = (l2, loss);
+                }
+            }
+            (best.0, Some(best.1))
+        };
+        let head = self.train_residual(&residual, &all, l2, &mut rng, Stage::Residual);
+
+        let info = ModelInfo {
+            models,
+            tasks,
+            features: cfg.features.clone(),
+            training: cfg.clone(),
+            trained_on: trained_on.to_owned(),
+            rows: n,
+            l2,
+            validation_loss,
+        };
+        LearnedModel::from_parts(
+            info,
+            head.w,
+            head.b,
+            task_head.w,
+            task_head.b,
+            rates.iter().map(|&r| r as f32).collect(),
+        )
+    }
+
+    fn train_residual(&mut self, r: &Residual<'_>, rows: &[usize], l2: f64, rng: &mut SplitMix, stage: Stage) -> Head {
+        let m = r.m;
+        let lr = self.config.learning_rate as f32;
+        let decay = penalty_shares(r.matrix, rows, r.dim, l2, every);
+        let mut head = Head::new(r.dim, m);
+        let mut order = rows.to_vec();
+        let mut z = vec![0.0f64; m];
+        let mut grad = vec![0.0f32; m];
+        let epochs = self.config.epochs as usize;
+        for epoch in 0..epochs {
+            rng.shuffle(&mut order);
+            let mut loss = 0.0;
+            for &i in &order {
+                let row = r.matrix.row(i);
+                head.scores(row, every, &mut z);
+                for j in 0..m {
+                    let p = crate::policy::sigmoid(z[j] + r.offsets[i * m + j]);
+                    let y = r.scores[i * m + j];
+                    loss += log_loss(p, y);
+                    grad[j] = (p - y) as f32;
+                }
+                head.step(row, every, &grad, lr, &decay);
+            }
+            self.report(stage, epoch + 1, epochs, loss / (order.len() * m).max(1) as f64);
+        }
+        head
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn train_task_head(
+        &mut self,
+        matrix: &Matrix,
+        label: &[usize],
+        rows: &[usize],
+        t: usize,
+        dim: usize,
+        rng: &mut SplitMix,
+        stage: Stage,
+    ) -> Head {
+        let cfg = &self.config;
+        let lr = cfg.learning_rate as f32;
+        let decay = penalty_shares(matrix, rows, dim, cfg.task_l2, words_only);
+        let epochs = cfg.epochs as usize;
+        let mut head = Head::new(dim, t);
+        let mut order = rows.to_vec();
+        let mut z = vec![0.0f64; t];
+        let mut grad = vec![0.0f32; t];
+        for epoch in 0..epochs {
+            rng.shuffle(&mut order);
+            let mut loss = 0.0;
+            for &i in &order {
+                let row = matrix.row(i);
+                head.scores(row, words_only, &mut z);
+                softmax(&mut z);
+                loss -= z[label[i]].max(1e-12).ln();
+                for k in 0..t {
+                    grad[k] = (z[k] - if k == label[i] { 1.0 } else { 0.0 }) as f32;
+                }
+                head.step(row, words_only, &grad, lr, &decay);
+            }
+            self.report(stage, epoch + 1, epochs, loss / rows.len().max(1) as f64);
+        }
+        head
+    }
+}
