@@ -95,6 +95,7 @@
 //!   last.
 
 pub mod catalog;
+pub mod cv;
 pub mod data;
 pub mod metrics;
 pub mod replay;

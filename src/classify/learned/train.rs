@@ -251,7 +251,8 @@ impl Head {
     }
 
     /// One AdaGrad step with output gradients `grad` (loss derivative per output); `decay[f]` is
-    /// feature `f`'s share of the L2 penalty per row that has it.
+    /// feature `f`'s share of the L2 penalty per row that has it. A feature absent from the rows so far
+    /// has no AdaGrad history: its first step is a full `lr`.
     fn step(&mut self, row: &[(u32, f32)], keep: impl Fn(u32) -> bool, grad: &[f32], lr: f32, decay: &[f32]) {
         let o = self.outputs;
         for &(idx, v) in row {
@@ -263,9 +264,12 @@ impl Head {
             let w = &mut self.w[f * o..(f + 1) * o];
             let g = &mut self.g[f * o..(f + 1) * o];
             for k in 0..o {
-                let d = grad[k] * v + decay * w[k];
+                // The loss's gradient by AdaGrad, then the penalty as a proximal (implicit) step,
+                // which stays stable however strong the penalty is.
+                let d = grad[k] * v;
                 g[k] += d * d;
-                w[k] -= lr * d / (g[k].sqrt() + 1e-6);
+                let eta = lr / (g[k].sqrt() + 1e-6);
+                w[k] = (w[k] - eta * d) / (1.0 + eta * decay);
             }
         }
         for ((b, gb), &d) in self.b.iter_mut().zip(&mut self.gb).zip(grad) {
