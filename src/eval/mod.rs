@@ -102,4 +102,4 @@ pub mod replay;
 pub use catalog::{FittedCatalog, Prices};
 pub use data::{Dataset, Format, Row};
 pub use metrics::{OperatingPoint, Outcomes};
-pub use replay::{Report, Run, replay, sweep};
+pub use replay::{Report, ReportOptions, Run, replay, sweep};
