@@ -8,6 +8,8 @@
 use std::path::Path;
 use std::time::Instant;
 
+use switchyard::config::{PolicyConfig, RouterConfig};
+use switchyard::eval::calibrate::{Target, calibrate};
 use switchyard::eval::catalog::{FittedCatalog, Prices};
 use switchyard::eval::data::{Dataset, Format, Row, SplitKind};
 use switchyard::eval::metrics;
@@ -113,6 +115,33 @@ fn a_lambda_sweep_is_monotone_in_cost_and_the_report_is_consistent() {
     let json = serde_json::to_value(&report).unwrap();
     assert_eq!(json["points"].as_array().unwrap().len(), 25);
     assert!(json["points"][0].get("choices").is_none());
+}
+
+#[test]
+fn a_calibrated_config_written_as_toml_reproduces_the_router() {
+    let data = synthetic(200);
+    let train = data.in_split(SplitKind::Own, "train");
+    let test = data.in_split(SplitKind::Own, "test");
+    let fitted = FittedCatalog::fit(&train, &prices()).unwrap();
+    let build = |l: f64| fitted.builder().policy(Utility::new().cost_weight(l)).build();
+    let c = calibrate(&train, Target::Quality(0.9), build).unwrap();
+    assert!(c.quality_fraction >= 0.9 - 1e-12, "{c:?}");
+    // Nothing cheaper on the training rows' sweep meets the target.
+    let runs = sweep(&train, &log_grid(1e-3, 1e3, 40), build).unwrap();
+    let best_q = metrics::single_model_points(train.outcomes().unwrap())[2].quality;
+    for r in runs.iter().filter(|r| r.point.quality >= 0.9 * best_q) {
+        assert!(r.point.cost >= c.point.cost - 1e-12, "λ {} costs {} < {}", r.knob, r.point.cost, c.point.cost);
+    }
+
+    let mut config = fitted.config(PolicyConfig::default());
+    c.apply(&mut config).unwrap();
+    let text = config.to_toml_string().unwrap();
+    let loaded = RouterConfig::from_toml_str(&text).unwrap();
+    assert_eq!(loaded, config);
+    let from_file = replay(&loaded.builder().unwrap().build().unwrap(), &test).unwrap();
+    let direct = replay(&build(c.knob).unwrap(), &test).unwrap();
+    assert_eq!(from_file.choices, direct.choices);
+    assert_eq!(replay(&loaded.builder().unwrap().build().unwrap(), &train).unwrap().point, c.point);
 }
 
 #[test]

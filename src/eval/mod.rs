@@ -94,6 +94,7 @@
 //! - RouteLLM's oracle curve sends the strong model the rows where it gains most, rows where it loses
 //!   last.
 
+pub mod calibrate;
 pub mod catalog;
 pub mod data;
 pub mod metrics;
