@@ -98,6 +98,9 @@ pub mod calibrate;
 pub mod catalog;
 pub mod data;
 pub mod metrics;
+#[cfg(feature = "plot")]
+#[cfg_attr(docsrs, doc(cfg(feature = "plot")))]
+pub mod plot;
 pub mod replay;
 
 pub use catalog::{FittedCatalog, Prices};
