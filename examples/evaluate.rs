@@ -15,7 +15,7 @@
 //!   (`--split` is ignored).
 //! - `--weak`: the weak model of APGR and CPT (default: the cheapest single model other than the best).
 //! - `--svg`: the cost–quality plot; needs the `plot` feature (`--features plot`).
-//! - `--calibrate`: carves a calibration slice out of the training rows (every 5th, `i % 5 == 0`),
+//! - `--calibrate`: carves a calibration slice out of the training rows (every 5th, `j % 5 == 0`),
 //!   fits the catalog on the other training rows, finds the `λ` that meets the target on the slice
 //!   and reports the reported rows' operating point at that `λ`; `--config-out` writes the router
 //!   config (TOML) with that `λ`.
@@ -149,10 +149,10 @@ fn split(args: &Args, all: &Dataset, format: Format) -> Result<Split> {
     let (cal, fit) = fold0(&train)?;
     Ok(Split {
         train: fit,
-        train_desc: format!("{train_desc}, its rows i % 5 != 0"),
+        train_desc: format!("{train_desc}, less every 5th of those rows (j % 5 == 0)"),
         test,
         test_desc,
-        calibration: Some((cal, format!("{train_desc}, its rows i % 5 == 0 (never reported)"))),
+        calibration: Some((cal, format!("{train_desc}, every 5th of those rows (j % 5 == 0; never reported)"))),
     })
 }
 

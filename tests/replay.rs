@@ -218,5 +218,28 @@ fn routerbench_test_split_report_is_well_formed() {
         assert!((run.shares.iter().sum::<f64>() - 1.0).abs() < 1e-9);
         assert!((0.0..=1.0).contains(&run.point.quality));
     }
-    println!("RouterBench test: router AIQ {aiq:.3}, zero router {zero:.3}");
+    // APGR and CPT: GPT-4 against the cheapest other model; the zero router's curve runs from the
+    // hull vertex before GPT-4 (share 0) to GPT-4 (share 1).
+    let g = report.gap_models.as_ref().unwrap();
+    let cheapest = report
+        .singles
+        .iter()
+        .filter(|s| s.model != g.strong.model)
+        .min_by(|a, b| a.point.cost.total_cmp(&b.point.cost));
+    assert_eq!(g.weak.model, cheapest.unwrap().model);
+    let singles: Vec<_> = report.singles.iter().map(|s| s.point).collect();
+    let h = metrics::hull(&singles);
+    assert_eq!(h.last(), Some(&g.strong.point));
+    let before = h[h.len() - 2].quality;
+    let (w, s) = (g.weak.point.quality, g.strong.point.quality);
+    let zero_apgr = ((before + s) / 2.0 - w) / (s - w);
+    assert!((report.zero_router.apgr.unwrap() - zero_apgr).abs() < 1e-12);
+    let router_apgr = report.router.apgr.unwrap();
+    let cpt80 = report.router.cpt_at(0.8).unwrap();
+    assert!((0.0..=1.0).contains(&cpt80), "{cpt80}");
+    let oracle = report.oracle_curve.as_ref().unwrap();
+    assert!(oracle.apgr.unwrap() > router_apgr, "the two-model oracle beats the sweep");
+    println!(
+        "RouterBench test: router AIQ {aiq:.3} APGR {router_apgr:.3}, zero router AIQ {zero:.3} APGR {zero_apgr:.3}"
+    );
 }
