@@ -26,6 +26,8 @@
 //! ```
 //! use switchyard::eval::calibrate::{Target, calibrate};
 //! use switchyard::eval::data::{Dataset, Row};
+//! use switchyard::catalog::Ability;
+//! use switchyard::classify::DifficultyClassifier;
 //! use switchyard::{Catalog, ModelProfile, Pricing, Router, Utility};
 //!
 //! # fn run() -> switchyard::Result<()> {
@@ -35,12 +37,19 @@
 //! let calibration_rows = b.build()?;
 //! let catalog = Catalog::new([
 //!     ModelProfile::new("cheap", "p").with_pricing(Pricing::per_mtok(0.1, 0.1)),
-//!     ModelProfile::new("dear", "p").with_pricing(Pricing::per_mtok(10.0, 10.0)),
+//!     ModelProfile::new("dear", "p").with_pricing(Pricing::per_mtok(10.0, 10.0)).with_ability(Ability::new(3.0)),
 //! ])?;
-//! let c = calibrate(&calibration_rows, "quality=0.9".parse()?, |lambda| {
-//!     Router::builder().catalog(catalog.clone()).policy(Utility::new().cost_weight(lambda)).build()
+//! let target: Target = "quality=0.9".parse()?; // or Target::Quality(0.9)
+//! let c = calibrate(&calibration_rows, target, |lambda| {
+//!     Router::builder()
+//!         .catalog(catalog.clone())
+//!         .classifier(DifficultyClassifier::default(), 1.0)
+//!         .policy(Utility::new().cost_weight(lambda))
+//!         .build()
 //! })?;
 //! assert!(c.quality_fraction >= 0.9);
+//! // The cheapest way to 90%: the easy prompt to `cheap`, the hard one to `dear`.
+//! assert_eq!((c.quality_fraction, c.strong_share), (1.0, 0.5));
 //! # Ok(()) }
 //! # run().unwrap();
 //! ```

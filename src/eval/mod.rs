@@ -1,6 +1,6 @@
 //! Offline evaluation of routing on labelled data: load a data set where every prompt was answered by
 //! every model ([`data`]), and measure cost against quality as RouterBench and RouteLLM do
-//! ([`metrics`]); replay a router and sweep its knob into a [`Report`] ([`replay`]), find the knob
+//! ([`metrics`]); replay a router and sweep its knob into a [`Report`] ([`replay`](mod@replay)), find the knob
 //! that meets a target and store it in the config ([`calibrate`]), and, with the `plot` feature, draw
 //! the report's cost–quality curve as SVG (`plot`).
 //!

@@ -19,6 +19,7 @@
 //!
 //! write_svg(report, &PlotOptions::new().title("RouterBench, RouterDC test split"), "curve.svg")?;
 //! # Ok(()) }
+//! # let _ = run;
 //! ```
 
 use std::path::Path;
