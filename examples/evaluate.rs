@@ -3,7 +3,9 @@
 //! compares the operating points with the single models, the zero router and the oracle.
 //!
 //! ```text
-//! cargo run --release --example evaluate -- [--data routerbench|mmlu|gsm8k] [--split test] [--points 50] [--json out.json]
+//! cargo run --release --example evaluate -- [--data routerbench|mmlu|gsm8k] [--split test] [--points 50]
+//!     [--weak MODEL] [--json out.json] [--svg out.svg] [--calibrate quality=0.95|share=0.2|spend=0.3]
+//!     [--config-out router.toml]
 //! ```
 //!
 //! - `routerbench`: `routerbench_arc_mbpp_winogrande.jsonl`, trained on `split_routerdc == train`,
@@ -11,6 +13,12 @@
 //! - `mmlu`, `gsm8k`: that benchmark of `routellm_mmlu_gsm8k.jsonl` without contaminated rows; no
 //!   published split, so rows `i % 5 == 0` (fold 0 of 5) are reported and the rest trained on
 //!   (`--split` is ignored).
+//! - `--weak`: the weak model of APGR and CPT (default: the cheapest single model other than the best).
+//! - `--svg`: the cost–quality plot; needs the `plot` feature (`--features plot`).
+//! - `--calibrate`: carves a calibration slice out of the training rows (every 5th, `j % 5 == 0`),
+//!   fits the catalog on the other training rows, finds the `λ` that meets the target on the slice
+//!   and reports the reported rows' operating point at that `λ`; `--config-out` writes the router
+//!   config (TOML) with that `λ`.
 //!
 //! Costs are the data set's actual per-row costs of the chosen model (RouteLLM: its price per call).
 //! The data sets live in `../shared/data/` next to the checkout; without them the example says how
@@ -21,32 +29,44 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use serde::Serialize;
+use switchyard::config::PolicyConfig;
+use switchyard::eval::calibrate::{Calibration, Target, calibrate};
 use switchyard::eval::catalog::{FittedCatalog, Prices};
 use switchyard::eval::data::{Dataset, Format, SplitKind};
-use switchyard::eval::replay::{Report, Run, log_grid, sweep};
-use switchyard::{Error, ErrorKind, Result, Utility};
+use switchyard::eval::replay::{Report, ReportOptions, Run, Summary, log_grid, replay, sweep};
+use switchyard::{Error, ErrorKind, Result, Router, Utility};
 
 const LAMBDA_MIN: f64 = 1e-3;
 const LAMBDA_MAX: f64 = 1e3;
+const USAGE: &str = "usage: evaluate [--data routerbench|mmlu|gsm8k] [--split test] [--points 50] [--weak MODEL] \
+                     [--json out.json] [--svg out.svg] [--calibrate quality=F|share=F|spend=F] [--config-out router.toml]";
 
 struct Args {
     data: String,
     split: String,
     points: usize,
+    weak: Option<String>,
     json: Option<PathBuf>,
+    svg: Option<PathBuf>,
+    calibrate: Option<Target>,
+    config_out: Option<PathBuf>,
 }
 
 fn usage(msg: &str) -> Error {
-    Error::new(
-        ErrorKind::Config,
-        format!(
-            "{msg}\nusage: evaluate [--data routerbench|mmlu|gsm8k] [--split test] [--points 50] [--json out.json]"
-        ),
-    )
+    Error::new(ErrorKind::Config, format!("{msg}\n{USAGE}"))
 }
 
 fn args() -> Result<Args> {
-    let mut a = Args { data: "routerbench".into(), split: "test".into(), points: 50, json: None };
+    let mut a = Args {
+        data: "routerbench".into(),
+        split: "test".into(),
+        points: 50,
+        weak: None,
+        json: None,
+        svg: None,
+        calibrate: None,
+        config_out: None,
+    };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let mut value = || it.next().ok_or_else(|| usage(&format!("`{flag}` needs a value")));
@@ -59,10 +79,22 @@ fn args() -> Result<Args> {
                     return Err(usage("`--points` needs a positive integer"));
                 }
             }
+            "--weak" => a.weak = Some(value()?),
             "--json" => a.json = Some(value()?.into()),
+            "--svg" => a.svg = Some(value()?.into()),
+            "--calibrate" => a.calibrate = Some(value()?.parse().map_err(|e: Error| usage(&e.to_string()))?),
+            "--config-out" => a.config_out = Some(value()?.into()),
             "-h" | "--help" => return Err(usage("")),
             other => return Err(usage(&format!("unknown argument `{other}`"))),
         }
+    }
+    if a.config_out.is_some() && a.calibrate.is_none() {
+        return Err(usage("`--config-out` writes a calibrated config: give `--calibrate` too"));
+    }
+    if a.svg.is_some() && !cfg!(feature = "plot") {
+        return Err(usage(
+            "`--svg` needs the `plot` feature: cargo run --release --example evaluate --features plot -- --svg out.svg",
+        ));
     }
     Ok(a)
 }
@@ -74,18 +106,80 @@ fn main() {
     }
 }
 
-/// What `--json` writes: the settings, the report and the timings.
+/// A data set's rows, split, with a description of each part.
+struct Split {
+    train: Dataset,
+    train_desc: String,
+    test: Dataset,
+    test_desc: String,
+    /// The calibration slice carved out of the training rows, when calibrating.
+    calibration: Option<(Dataset, String)>,
+}
+
+/// Rows `i % 5 == 0` of `rows`, and the others.
+fn fold0(rows: &Dataset) -> Result<(Dataset, Dataset)> {
+    let (held, rest): (Vec<usize>, Vec<usize>) = (0..rows.len()).partition(|i| i % 5 == 0);
+    Ok((rows.subset(&held)?, rows.subset(&rest)?))
+}
+
+fn split(args: &Args, all: &Dataset, format: Format) -> Result<Split> {
+    let (train, test, train_desc, test_desc) = if format == Format::RouterBench {
+        (
+            all.in_split(SplitKind::RouterDc, "train"),
+            all.in_split(SplitKind::RouterDc, &args.split),
+            "split_routerdc == train".to_owned(),
+            format!("split_routerdc == {}", args.split),
+        )
+    } else {
+        let rows = all.of_task(&args.data).without_contaminated();
+        let (test, train) = fold0(&rows)?;
+        (
+            train,
+            test,
+            format!("{} without contaminated rows, rows i % 5 != 0", args.data),
+            format!("{} without contaminated rows, rows i % 5 == 0", args.data),
+        )
+    };
+    if test.is_empty() {
+        return Err(usage(&format!("no rows in `{test_desc}`")));
+    }
+    if args.calibrate.is_none() {
+        return Ok(Split { train, train_desc, test, test_desc, calibration: None });
+    }
+    let (cal, fit) = fold0(&train)?;
+    Ok(Split {
+        train: fit,
+        train_desc: format!("{train_desc}, less every 5th of those rows (j % 5 == 0)"),
+        test,
+        test_desc,
+        calibration: Some((cal, format!("{train_desc}, every 5th of those rows (j % 5 == 0; never reported)"))),
+    })
+}
+
+/// What `--json` writes: the settings, the report, the calibration and the timings.
 #[derive(Serialize)]
 struct Output<'a> {
     data: &'a str,
-    trained_on: String,
+    trained_on: &'a str,
     train_rows: usize,
-    reported_on: String,
+    reported_on: &'a str,
     policy: &'static str,
     classifiers: [&'static str; 2],
     lambda_grid: &'a [f64],
     report: &'a Report,
+    calibration: Option<CalibrationOutput<'a>>,
     seconds: Timings,
+}
+
+/// A calibration and what its knob does on the reported rows.
+#[derive(Serialize)]
+struct CalibrationOutput<'a> {
+    calibrated_on: &'a str,
+    calibration: &'a Calibration,
+    reported: &'a Run,
+    reported_strong_share: f64,
+    reported_quality_fraction: f64,
+    reported_cost_fraction: f64,
 }
 
 #[derive(Clone, Copy, Serialize)]
@@ -115,70 +209,133 @@ fn try_main() -> Result<()> {
     let t = Instant::now();
     let all = Dataset::load(&path, format)?;
     let prices = Prices::load(dir.join("models.json"), section)?;
-    let (train, test, trained_on, reported_on) = if format == Format::RouterBench {
-        (
-            all.in_split(SplitKind::RouterDc, "train"),
-            all.in_split(SplitKind::RouterDc, &args.split),
-            "split_routerdc == train".to_owned(),
-            format!("split_routerdc == {}", args.split),
-        )
-    } else {
-        let rows = all.of_task(&args.data).without_contaminated();
-        let (mut tr, mut te) = (Vec::new(), Vec::new());
-        for i in 0..rows.len() {
-            if i % 5 == 0 { te.push(i) } else { tr.push(i) }
-        }
-        (
-            rows.subset(&tr)?,
-            rows.subset(&te)?,
-            format!("{} without contaminated rows, rows i % 5 != 0", args.data),
-            format!("{} without contaminated rows, rows i % 5 == 0", args.data),
-        )
-    };
-    if test.is_empty() {
-        return Err(usage(&format!("no rows in `{reported_on}`")));
-    }
+    let s = split(&args, &all, format)?;
     if args.split == "train" && format == Format::RouterBench {
         println!("warning: reporting on the training rows the catalog was fitted on\n");
     }
     let load = t.elapsed().as_secs_f64();
 
     let t = Instant::now();
-    let fitted = FittedCatalog::fit(&train, &prices)?;
+    let fitted = FittedCatalog::fit(&s.train, &prices)?;
     let fit = t.elapsed().as_secs_f64();
+    let build = |lambda: f64| -> Result<Router> { fitted.builder().policy(Utility::new().cost_weight(lambda)).build() };
 
     let t = Instant::now();
     let grid = log_grid(LAMBDA_MIN, LAMBDA_MAX, args.points);
-    let runs = sweep(&test, &grid, |lambda| fitted.builder().policy(Utility::new().cost_weight(lambda)).build())?;
+    let runs = sweep(&s.test, &grid, build)?;
     let sweep_secs = t.elapsed().as_secs_f64();
 
     let t = Instant::now();
-    let report = Report::new(&test, &runs)?;
+    let mut options = ReportOptions::new();
+    if let Some(w) = &args.weak {
+        options = options.weak_model(w.clone());
+    }
+    let report = Report::with_options(&s.test, &runs, &options)?;
     let report_secs = t.elapsed().as_secs_f64();
     let timings = Timings { load, fit, sweep: sweep_secs, report: report_secs };
 
-    print_report(&args, &report, &fitted, &train, &trained_on, &reported_on, timings);
+    print_report(&args, &report, &fitted, &s, timings);
 
+    let calibrated = match (&s.calibration, args.calibrate) {
+        (Some((rows, desc)), Some(target)) => Some(calibrate_and_replay(rows, desc, target, &s.test, &report, build)?),
+        _ => None,
+    };
+    if let (Some((c, _)), Some(out)) = (&calibrated, &args.config_out) {
+        let mut config = fitted.config(PolicyConfig::default());
+        c.apply(&mut config)?;
+        write(out, &config.to_toml_string()?)?;
+        println!("wrote {} (Utility, cost_weight = {:.6}; add providers when loading it)", out.display(), c.knob);
+    }
+
+    if let Some(out) = &args.svg {
+        write_svg(&report, &s.test_desc, out)?;
+        println!("wrote {}", out.display());
+    }
     if let Some(out) = &args.json {
+        let calibration = match (&calibrated, &s.calibration) {
+            (Some((c, run)), Some((_, desc))) => Some(CalibrationOutput {
+                calibrated_on: desc,
+                calibration: c,
+                reported: run,
+                reported_strong_share: run.shares[report.gap_models.as_ref().map_or(0, |g| g.strong_index)],
+                reported_quality_fraction: run.point.quality / report.best_single.point.quality,
+                reported_cost_fraction: run.point.cost / report.best_single.point.cost,
+            }),
+            _ => None,
+        };
         let output = Output {
             data: &args.data,
-            trained_on,
-            train_rows: train.len(),
-            reported_on,
+            trained_on: &s.train_desc,
+            train_rows: s.train.len(),
+            reported_on: &s.test_desc,
             policy: "utility (cost relative to the dearest candidate)",
             classifiers: ["difficulty", "intent"],
             lambda_grid: &grid,
             report: &report,
+            calibration,
             seconds: timings,
         };
         let text = serde_json::to_string_pretty(&output)
             .map_err(|e| Error::new(ErrorKind::Config, format!("cannot serialize the report: {e}")))?;
-        std::fs::write(out, text).map_err(|e| {
-            Error::new(ErrorKind::Config, format!("cannot write `{}`: {e}", out.display())).with_source(e)
-        })?;
-        println!("\nwrote {}", out.display());
+        write(out, &text)?;
+        println!("wrote {}", out.display());
     }
     Ok(())
+}
+
+fn write(path: &Path, text: &str) -> Result<()> {
+    std::fs::write(path, text)
+        .map_err(|e| Error::new(ErrorKind::Config, format!("cannot write `{}`: {e}", path.display())).with_source(e))
+}
+
+#[cfg(feature = "plot")]
+fn write_svg(report: &Report, reported_on: &str, out: &Path) -> Result<()> {
+    use switchyard::eval::plot::{self, PlotOptions};
+    let file = report.data.rsplit('/').next().unwrap_or(&report.data);
+    let title = format!("{file}: {reported_on}, {} rows", report.rows);
+    plot::write_svg(report, &PlotOptions::new().title(title), out)
+}
+
+#[cfg(not(feature = "plot"))]
+fn write_svg(_: &Report, _: &str, _: &Path) -> Result<()> {
+    Err(usage("`--svg` needs the `plot` feature"))
+}
+
+/// Calibrates `λ` on the calibration rows, prints it, and replays the reported rows at it.
+fn calibrate_and_replay(
+    rows: &Dataset,
+    desc: &str,
+    target: Target,
+    test: &Dataset,
+    report: &Report,
+    build: impl Fn(f64) -> Result<Router>,
+) -> Result<(Calibration, Run)> {
+    let t = Instant::now();
+    let c = calibrate(rows, target, &build)?;
+    let run = replay(&build(c.knob)?, test)?;
+    let best = report.best_single.point;
+    let strong = report.gap_models.as_ref().map_or(0, |g| g.strong_index);
+    println!("\ncalibration ({target}) on {desc}: {} rows", c.rows);
+    println!(
+        "  λ = {:.6} ({} replays, {:.3} s): quality {:.3} = {:.1}% of {}'s, cost {:.1}% of its cost, {:.1}% of calls to it",
+        c.knob,
+        c.evaluations,
+        t.elapsed().as_secs_f64(),
+        c.point.quality,
+        100.0 * c.quality_fraction,
+        short(&c.strong_model),
+        100.0 * c.cost_fraction,
+        100.0 * c.strong_share
+    );
+    println!(
+        "  on the reported rows at that λ: quality {:.3} = {:.1}% of {}'s, cost {:.1}% of its cost, {:.1}% of calls to it",
+        run.point.quality,
+        100.0 * run.point.quality / best.quality,
+        short(&report.best_single.model),
+        100.0 * run.point.cost / best.cost,
+        100.0 * run.shares[strong]
+    );
+    Ok((c, run))
 }
 
 fn pct(x: Option<f64>) -> String {
@@ -193,45 +350,65 @@ fn short(model: &str) -> &str {
     model.rsplit('/').next().unwrap_or(model)
 }
 
-fn print_report(
-    args: &Args,
-    r: &Report,
-    fitted: &FittedCatalog,
-    train: &Dataset,
-    trained_on: &str,
-    reported_on: &str,
-    t: Timings,
-) {
+fn summary_row(name: &str, s: &Summary) {
+    println!(
+        "{:<14}{:>8}{:>11}{:>11}{:>11}{:>8}{:>9}{:>9}",
+        name,
+        num(s.aiq),
+        pct(s.cost_at(0.90)),
+        pct(s.cost_at(0.95)),
+        pct(s.cost_at(0.99)),
+        num(s.apgr),
+        pct(s.cpt_at(0.5)),
+        pct(s.cpt_at(0.8))
+    );
+}
+
+fn print_report(args: &Args, r: &Report, fitted: &FittedCatalog, s: &Split, t: Timings) {
     let best = &r.best_single;
     println!("data: {} ({} models)", r.data, r.models.len());
-    println!("catalog fitted on: {trained_on} ({} rows)", train.len());
-    println!("reported on:       {reported_on} ({} rows)", r.rows);
+    println!("catalog fitted on: {} ({} rows)", s.train_desc, s.train.len());
+    println!("reported on:       {} ({} rows)", s.test_desc, r.rows);
     println!(
         "router: Utility, λ on a log grid {LAMBDA_MIN:e}..{LAMBDA_MAX:e}, {} points; difficulty (offset {:+.3}) + intent classifiers",
         args.points,
         fitted.difficulty_offset()
     );
     println!(
-        "best single model: {} (quality {:.3}, cost {:.4}); costs below are fractions of its cost\n",
+        "best single model: {} (quality {:.3}, cost {:.4}); costs below are fractions of its cost",
         best.model, best.point.quality, best.point.cost
     );
-
-    println!("{:<14}{:>8}{:>11}{:>11}{:>11}", "", "AIQ", "cost@90%", "cost@95%", "cost@99%");
-    for (name, s) in [("router", &r.router), ("zero router", &r.zero_router)] {
+    if let Some(g) = &r.gap_models {
         println!(
-            "{:<14}{:>8}{:>11}{:>11}{:>11}",
-            name,
-            num(s.aiq),
-            pct(s.cost_at(0.90)),
-            pct(s.cost_at(0.95)),
-            pct(s.cost_at(0.99))
+            "APGR and CPT: share of calls to {} (strong, {:.3}) against {} (weak, {:.3}{})\n",
+            short(&g.strong.model),
+            g.strong.point.quality,
+            short(&g.weak.model),
+            g.weak.point.quality,
+            if args.weak.is_some() { ", --weak" } else { ", the cheapest other model" }
         );
     }
+
+    println!(
+        "{:<14}{:>8}{:>11}{:>11}{:>11}{:>8}{:>9}{:>9}",
+        "", "AIQ", "cost@90%", "cost@95%", "cost@99%", "APGR", "CPT50%", "CPT80%"
+    );
+    summary_row("router", &r.router);
+    summary_row("zero router", &r.zero_router);
     println!(
         "oracle: quality {:.3} at {:.1}% of the best model's cost",
         r.oracle.quality,
         100.0 * r.oracle_cost_fraction
     );
+    if let Some(o) = &r.oracle_curve {
+        let cpt = |i: usize| pct(o.cpt.get(i).and_then(|c| c.strong_share));
+        println!(
+            "two-model oracle (weak or strong only): APGR {}, CPT(50%) {}, CPT(80%) {}",
+            num(o.apgr),
+            cpt(0),
+            cpt(1)
+        );
+    }
     match args.data.as_str() {
         "routerbench" => println!(
             "reference (../shared/data/README.md, RouterDC test split): zero router AIQ 0.810, 59.0% at 95%; oracle 0.976 at 4.2%"
@@ -253,7 +430,15 @@ fn print_report(
             100.0 * s.point.cost / best.point.cost
         );
     }
+    print_points(r);
+    println!(
+        "\ntime: load {:.3} s, fit {:.3} s, sweep {:.3} s ({} × {} routes), report {:.4} s",
+        t.load, t.fit, t.sweep, args.points, r.rows, t.report
+    );
+}
 
+fn print_points(r: &Report) {
+    let best = &r.best_single;
     println!("\noperating points (consecutive repeats collapsed; shares of calls ≥ 1%):");
     println!("  {:>10}{:>9}{:>9}  shares", "λ", "cost", "quality");
     let mut last: Option<&Run> = None;
@@ -275,8 +460,4 @@ fn print_report(
             shares.join(", ")
         );
     }
-    println!(
-        "\ntime: load {:.3} s, fit {:.3} s, sweep {:.3} s ({} × {} routes), report {:.4} s",
-        t.load, t.fit, t.sweep, args.points, r.rows, t.report
-    );
 }

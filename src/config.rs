@@ -161,6 +161,32 @@ impl Default for PolicyConfig {
     }
 }
 
+impl PolicyConfig {
+    /// Sets the policy's cost–quality knob, as [`eval::calibrate`](crate::eval::calibrate) finds it:
+    /// [`Utility`]'s `cost_weight` (`λ`), [`CheapestCapable`]'s `quality_floor`; for [`Rules`], the
+    /// knob of its `default` policy (the rules' own policies are left as they are).
+    ///
+    /// # Errors
+    /// [`ErrorKind::Config`](crate::ErrorKind::Config) if `knob` is not a valid value of that knob:
+    /// finite and `>= 0` for `cost_weight`, within `[0, 1]` for `quality_floor`.
+    pub fn set_knob(&mut self, knob: f64) -> Result<()> {
+        match self {
+            Self::Utility { cost_weight, .. } => {
+                crate::policy::check_weight("policy.cost_weight", knob)?;
+                *cost_weight = knob;
+            }
+            Self::CheapestCapable { quality_floor } => {
+                if !(0.0..=1.0).contains(&knob) {
+                    return Err(Error::config(format!("policy.quality_floor must be within [0, 1], got {knob}")));
+                }
+                *quality_floor = knob;
+            }
+            Self::Rules { default, .. } => default.set_knob(knob)?,
+        }
+        Ok(())
+    }
+}
+
 /// One rule of a [`PolicyConfig::Rules`] policy. Exactly one of `pin`, `portfolio` and `tagged` is set.
 #[non_exhaustive]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -237,6 +263,57 @@ pub struct ContextConfig {
 }
 
 impl RouterConfig {
+    /// A configuration of `models` with the defaults: no classifiers, the utility policy with
+    /// `cost_weight = 1`, seed 0.
+    pub fn new(models: Vec<ModelProfile>) -> Self {
+        Self {
+            models,
+            classifiers: Vec::new(),
+            policy: PolicyConfig::default(),
+            cost: CostConfig::default(),
+            context: ContextConfig::default(),
+            seed: 0,
+            fallback_model: None,
+            max_request_bytes: None,
+            execution: ExecutionConfig::default(),
+            quality_checks: Vec::new(),
+        }
+    }
+
+    /// Sets the classifiers.
+    #[must_use]
+    pub fn with_classifiers(mut self, classifiers: Vec<ClassifierConfig>) -> Self {
+        self.classifiers = classifiers;
+        self
+    }
+
+    /// Sets the policy.
+    #[must_use]
+    pub fn with_policy(mut self, policy: PolicyConfig) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// Writes the configuration as TOML that [`from_toml_str`](Self::from_toml_str) reads back to an
+    /// equal value.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Config`](crate::ErrorKind::Config) if a value has no TOML form.
+    pub fn to_toml_string(&self) -> Result<String> {
+        toml::to_string_pretty(self)
+            .map_err(|e| Error::config(format!("cannot write the config as TOML: {e}")).with_source(e))
+    }
+
+    /// Writes the configuration as pretty-printed JSON that [`from_json_str`](Self::from_json_str)
+    /// reads back to an equal value.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Config`](crate::ErrorKind::Config) if a value has no JSON form (a non-finite number).
+    pub fn to_json_string(&self) -> Result<String> {
+        serde_json::to_string_pretty(self)
+            .map_err(|e| Error::config(format!("cannot write the config as JSON: {e}")).with_source(e))
+    }
+
     /// Parses TOML.
     ///
     /// # Errors
@@ -497,6 +574,50 @@ pricing = { input_per_mtok = 3.0, output_per_mtok = 15.0, cached_input_per_mtok 
         let d = router.route(&crate::Request::new("Write a Rust function that reverses a string.")).unwrap();
         assert_eq!(d.model().as_str(), "big");
         assert_eq!(d.note(), Some("rule `code to big` pinned `big`"));
+    }
+
+    #[test]
+    fn toml_round_trip_and_knobs() {
+        let mut cfg = RouterConfig::from_toml_str(GOOD).unwrap();
+        cfg.set_knob_for_test(0.25);
+        let text = cfg.to_toml_string().unwrap();
+        let back = RouterConfig::from_toml_str(&text).unwrap();
+        assert_eq!(back, cfg, "{text}");
+        back.validate().unwrap();
+        assert!(text.contains("cost_weight = 0.25"), "{text}");
+        assert_eq!(RouterConfig::from_json_str(&cfg.to_json_string().unwrap()).unwrap(), cfg);
+        // A config with every optional part set survives too.
+        let full = format!(
+            "quality_checks = [\"standard\"]\nmax_request_bytes = 1000\n{GOOD}\n[execution]\ntimeout_ms = 5000\n[context]\nmargin = 0.2\n[cost]\nreasoning_overhead = 2.0\noutput_tokens = {{ code = 700 }}\n"
+        );
+        let full = RouterConfig::from_toml_str(&full).unwrap();
+        assert_eq!(RouterConfig::from_toml_str(&full.to_toml_string().unwrap()).unwrap(), full);
+
+        let mut floor = PolicyConfig::CheapestCapable { quality_floor: 0.5 };
+        floor.set_knob(0.8).unwrap();
+        assert_eq!(floor, PolicyConfig::CheapestCapable { quality_floor: 0.8 });
+        assert_eq!(floor.set_knob(1.5).unwrap_err().kind(), ErrorKind::Config);
+        let mut utility = PolicyConfig::default();
+        for bad in [f64::NAN, -1.0, f64::INFINITY] {
+            assert_eq!(utility.set_knob(bad).unwrap_err().kind(), ErrorKind::Config);
+        }
+        utility.set_knob(3.0).unwrap();
+        assert!(matches!(utility, PolicyConfig::Utility { cost_weight, .. } if cost_weight == 3.0));
+        let built = RouterConfig::new(cfg.models.clone()).with_policy(utility);
+        built.validate().unwrap();
+        assert_eq!(built.classifiers, []);
+    }
+
+    impl RouterConfig {
+        fn set_knob_for_test(&mut self, knob: f64) {
+            self.policy.set_knob(knob).unwrap();
+            match &self.policy {
+                PolicyConfig::Rules { default, .. } => {
+                    assert!(matches!(**default, PolicyConfig::Utility { cost_weight, .. } if cost_weight == knob));
+                }
+                other => panic!("expected rules, got {other:?}"),
+            }
+        }
     }
 
     #[test]

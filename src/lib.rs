@@ -67,6 +67,7 @@
 //! | `tiktoken` | [`classify::Tiktoken`]: exact counts with OpenAI's `o200k_base` and `cl100k_base` |
 //! | `openai` | `provider::openai::OpenAi`: OpenAI-compatible chat completions (OpenAI, Azure, vLLM, Ollama, llama.cpp, OpenRouter, Together, Groq) over `reqwest` and rustls |
 //! | `anthropic` | `provider::anthropic::Anthropic`: Anthropic's Messages API over `reqwest` and rustls |
+//! | `plot` | `eval::plot`: an SVG of an evaluation report's cost–quality curve, drawn with `plotters` (SVG backend only, no font files or system libraries) |
 //! | `full` | all of the above |
 //!
 //! Nothing is on by default. The simulated provider and TOML/JSON configuration are always built;

@@ -8,6 +8,8 @@
 use std::path::Path;
 use std::time::Instant;
 
+use switchyard::config::{PolicyConfig, RouterConfig};
+use switchyard::eval::calibrate::{Target, calibrate};
 use switchyard::eval::catalog::{FittedCatalog, Prices};
 use switchyard::eval::data::{Dataset, Format, Row, SplitKind};
 use switchyard::eval::metrics;
@@ -116,6 +118,33 @@ fn a_lambda_sweep_is_monotone_in_cost_and_the_report_is_consistent() {
 }
 
 #[test]
+fn a_calibrated_config_written_as_toml_reproduces_the_router() {
+    let data = synthetic(200);
+    let train = data.in_split(SplitKind::Own, "train");
+    let test = data.in_split(SplitKind::Own, "test");
+    let fitted = FittedCatalog::fit(&train, &prices()).unwrap();
+    let build = |l: f64| fitted.builder().policy(Utility::new().cost_weight(l)).build();
+    let c = calibrate(&train, Target::Quality(0.9), build).unwrap();
+    assert!(c.quality_fraction >= 0.9 - 1e-12, "{c:?}");
+    // Nothing cheaper on the training rows' sweep meets the target.
+    let runs = sweep(&train, &log_grid(1e-3, 1e3, 40), build).unwrap();
+    let best_q = metrics::single_model_points(train.outcomes().unwrap())[2].quality;
+    for r in runs.iter().filter(|r| r.point.quality >= 0.9 * best_q) {
+        assert!(r.point.cost >= c.point.cost - 1e-12, "λ {} costs {} < {}", r.knob, r.point.cost, c.point.cost);
+    }
+
+    let mut config = fitted.config(PolicyConfig::default());
+    c.apply(&mut config).unwrap();
+    let text = config.to_toml_string().unwrap();
+    let loaded = RouterConfig::from_toml_str(&text).unwrap();
+    assert_eq!(loaded, config);
+    let from_file = replay(&loaded.builder().unwrap().build().unwrap(), &test).unwrap();
+    let direct = replay(&build(c.knob).unwrap(), &test).unwrap();
+    assert_eq!(from_file.choices, direct.choices);
+    assert_eq!(replay(&loaded.builder().unwrap().build().unwrap(), &train).unwrap().point, c.point);
+}
+
+#[test]
 fn fitted_abilities_are_training_accuracies() {
     let data = synthetic(200);
     let train = data.in_split(SplitKind::Own, "train");
@@ -189,5 +218,28 @@ fn routerbench_test_split_report_is_well_formed() {
         assert!((run.shares.iter().sum::<f64>() - 1.0).abs() < 1e-9);
         assert!((0.0..=1.0).contains(&run.point.quality));
     }
-    println!("RouterBench test: router AIQ {aiq:.3}, zero router {zero:.3}");
+    // APGR and CPT: GPT-4 against the cheapest other model; the zero router's curve runs from the
+    // hull vertex before GPT-4 (share 0) to GPT-4 (share 1).
+    let g = report.gap_models.as_ref().unwrap();
+    let cheapest = report
+        .singles
+        .iter()
+        .filter(|s| s.model != g.strong.model)
+        .min_by(|a, b| a.point.cost.total_cmp(&b.point.cost));
+    assert_eq!(g.weak.model, cheapest.unwrap().model);
+    let singles: Vec<_> = report.singles.iter().map(|s| s.point).collect();
+    let h = metrics::hull(&singles);
+    assert_eq!(h.last(), Some(&g.strong.point));
+    let before = h[h.len() - 2].quality;
+    let (w, s) = (g.weak.point.quality, g.strong.point.quality);
+    let zero_apgr = ((before + s) / 2.0 - w) / (s - w);
+    assert!((report.zero_router.apgr.unwrap() - zero_apgr).abs() < 1e-12);
+    let router_apgr = report.router.apgr.unwrap();
+    let cpt80 = report.router.cpt_at(0.8).unwrap();
+    assert!((0.0..=1.0).contains(&cpt80), "{cpt80}");
+    let oracle = report.oracle_curve.as_ref().unwrap();
+    assert!(oracle.apgr.unwrap() > router_apgr, "the two-model oracle beats the sweep");
+    println!(
+        "RouterBench test: router AIQ {aiq:.3} APGR {router_apgr:.3}, zero router AIQ {zero:.3} APGR {zero_apgr:.3}"
+    );
 }

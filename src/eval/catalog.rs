@@ -25,6 +25,7 @@ use serde_json::Value;
 use super::data::Dataset;
 use crate::catalog::{Ability, Catalog, ModelProfile, Pricing};
 use crate::classify::{DifficultyClassifier, Intent, IntentClassifier, TextStats};
+use crate::config::{ClassifierConfig, PolicyConfig, RouterConfig};
 use crate::error::{Error, Result};
 use crate::router::RouterBuilder;
 
@@ -174,6 +175,19 @@ impl FittedCatalog {
     /// How many training rows the intent classifier gave each intent.
     pub fn intent_rows(&self) -> &BTreeMap<Intent, usize> {
         &self.intent_rows
+    }
+
+    /// The router of [`builder`](Self::builder) as a [`RouterConfig`] with `policy`: the catalog's
+    /// models, and the difficulty (with the offset) and intent classifiers at weight 1. Set a
+    /// calibrated knob with [`Calibration::apply`](super::calibrate::Calibration::apply) and write it
+    /// with [`RouterConfig::to_toml_string`]; providers are added when the config is loaded.
+    pub fn config(&self, policy: PolicyConfig) -> RouterConfig {
+        RouterConfig::new(self.catalog.models().to_vec())
+            .with_classifiers(vec![
+                ClassifierConfig::Difficulty { weight: 1.0, offset: self.difficulty_offset },
+                ClassifierConfig::Intent { weight: 1.0, temperature: None },
+            ])
+            .with_policy(policy)
     }
 
     /// A route-only router builder with this catalog and the built-in classifiers, weight 1 each:

@@ -14,6 +14,7 @@
 //! | AIQ | [`aiq`] | `(1/x_max) ∫ hull(x) dx`, hull extended flat to `x_max` |
 //! | cost at q% of best | [`cost_at_quality`] | `min {c : hull(c) ≥ q · best.quality} / best.cost` |
 //! | PGR, APGR, CPT | [`pgr`], [`apgr`], [`cpt`] | RouteLLM's two-model metrics over the strong-call share |
+//! | more than two models | [`cheapest_other`], [`best_at_each_share`], [`zero_router_shares`] | the weak model, and curves over the share of calls to the strong model |
 //!
 //! Costs are whatever the [`Outcomes`] hold: USD actually spent, or a price per call
 //! ([`CostKind`](super::data::CostKind)). Ratios of costs (AIQ, cost at q%) do not depend on the unit.
@@ -539,6 +540,55 @@ pub fn random_curve(weak: f64, strong: f64) -> [SharePoint; 2] {
     [SharePoint::new(0.0, weak), SharePoint::new(1.0, strong)]
 }
 
+/// One point per strong-call share: the points sorted by share, and of several points at the same
+/// share the best quality (a user who can reach two qualities for the same number of strong calls
+/// takes the better). Points with a share outside `[0, 1]` or a non-finite quality are dropped.
+///
+/// A sweep over a multi-model portfolio often has several points at one share: every
+/// configuration that never calls the strong model has share 0, whatever else it spends.
+pub fn best_at_each_share(curve: &[SharePoint]) -> Vec<SharePoint> {
+    let mut c: Vec<SharePoint> =
+        curve.iter().copied().filter(|p| p.quality.is_finite() && (0.0..=1.0).contains(&p.strong_share)).collect();
+    c.sort_by(|a, b| a.strong_share.total_cmp(&b.strong_share).then_with(|| b.quality.total_cmp(&a.quality)));
+    c.dedup_by(|later, kept| later.strong_share == kept.strong_share);
+    c
+}
+
+/// The weak model of a multi-model gap, by default: **the cheapest single model other than
+/// `strong`** (lowest total cost; the more accurate of equally cheap ones; the first of equals). With
+/// two models this is the other one, as in RouteLLM. `None` if there is no other valid point.
+pub fn cheapest_other(singles: &[OperatingPoint], strong: usize) -> Option<usize> {
+    let mut best: Option<usize> = None;
+    for (i, p) in singles.iter().enumerate() {
+        if i == strong || !p.is_valid() {
+            continue;
+        }
+        match best {
+            Some(b) if singles[b].cost < p.cost => {}
+            Some(b) if singles[b].cost == p.cost && singles[b].quality >= p.quality => {}
+            _ => best = Some(i),
+        }
+    }
+    best
+}
+
+/// The zero router's curve in RouteLLM's terms: the vertices of [`zero_router`] (the hull of the
+/// single models' points) as `(share of calls to strong, quality)`, one point per share as in
+/// [`best_at_each_share`].
+///
+/// A random mixture of single models calls the strong model only as often as it picks it, so a
+/// vertex that is the strong model's point has share 1 and every other vertex share 0; a mixture of
+/// two vertices lies on the straight line between their images. With the strong model the best
+/// single model (the hull's last vertex), the curve is the line from `(0, q)`, where `q` is the
+/// quality of the hull vertex before it, to `(1, strong)`; with two models, RouteLLM's random router.
+/// Empty if `strong` is not an index of `singles`.
+pub fn zero_router_shares(singles: &[OperatingPoint], strong: usize) -> Vec<SharePoint> {
+    let Some(s) = singles.get(strong).copied() else { return Vec::new() };
+    let mapped: Vec<SharePoint> =
+        hull(singles).into_iter().map(|v| SharePoint::new(if v == s { 1.0 } else { 0.0 }, v.quality)).collect();
+    best_at_each_share(&mapped)
+}
+
 /// The two-model oracle's curve: for each strong-call share `s`, the best quality a router reaches
 /// with `s · n` strong calls, sending to the strong model the rows where it gains most
 /// (`s[r, strong] − s[r, weak]`, largest first).
@@ -688,6 +738,35 @@ mod tests {
         assert!(Outcomes::new(2, &[0.0, 1.0], &[1.0, -1.0]).is_err());
         assert!(Outcomes::new(2, &[0.0, 1.0, 1.0], &[1.0, 1.0, 1.0]).is_err());
         assert!(Outcomes::new(0, &[], &[]).is_err());
+    }
+
+    #[test]
+    fn multi_model_shares_by_hand() {
+        // Three models: cheap (1, 0.5), mid (2, 0.7), strong (10, 0.9); a dominated one (3, 0.6).
+        let singles = [p(1.0, 0.5), p(2.0, 0.7), p(10.0, 0.9), p(3.0, 0.6)];
+        assert_eq!(cheapest_other(&singles, 2), Some(0));
+        assert_eq!(cheapest_other(&singles, 0), Some(1));
+        assert_eq!(cheapest_other(&[p(1.0, 0.5), p(1.0, 0.6), p(5.0, 0.9)], 2), Some(1));
+        assert_eq!(cheapest_other(&[p(1.0, 0.5)], 0), None);
+        // Hull: cheap, mid, strong. Cheap and mid both have share 0; mid is the better of them.
+        let zero = zero_router_shares(&singles, 2);
+        assert_eq!(zero, vec![SharePoint::new(0.0, 0.7), SharePoint::new(1.0, 0.9)]);
+        // Weak = cheap (0.5), strong 0.9: area (0.7 + 0.9) / 2 = 0.8, APGR (0.8 − 0.5) / 0.4 = 0.75.
+        assert!(close(apgr(&zero, 0.5, 0.9).unwrap(), 0.75));
+        // PGR 0.5 is quality 0.7: already at share 0. PGR 0.8 is 0.82: (0.82 − 0.7) / 0.2 = 0.6.
+        assert_eq!(cpt(&zero, 0.5, 0.9, 0.5), Some(0.0));
+        assert!(close(cpt(&zero, 0.5, 0.9, 0.8).unwrap(), 0.6));
+        assert!(zero_router_shares(&singles, 7).is_empty());
+        // Several points per share: the best counts; out-of-range shares and NaN go.
+        let raw = [
+            SharePoint::new(0.5, 0.6),
+            SharePoint::new(0.0, 0.55),
+            SharePoint::new(0.5, 0.8),
+            SharePoint::new(0.0, 0.5),
+            SharePoint::new(1.2, 1.0),
+            SharePoint::new(0.2, f64::NAN),
+        ];
+        assert_eq!(best_at_each_share(&raw), vec![SharePoint::new(0.0, 0.55), SharePoint::new(0.5, 0.8)]);
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! Offline evaluation of routing on labelled data: load a data set where every prompt was answered by
 //! every model ([`data`]), and measure cost against quality as RouterBench and RouteLLM do
-//! ([`metrics`]).
+//! ([`metrics`]); replay a router and sweep its knob into a [`Report`] ([`replay`](mod@replay)), find the knob
+//! that meets a target and store it in the config ([`calibrate`]), and, with the `plot` feature, draw
+//! the report's cost–quality curve as SVG (`plot`).
 //!
 //! ```no_run
 //! use switchyard::eval::data::{Dataset, Format, SplitKind};
@@ -94,13 +96,17 @@
 //! - RouteLLM's oracle curve sends the strong model the rows where it gains most, rows where it loses
 //!   last.
 
+pub mod calibrate;
 pub mod catalog;
 pub mod cv;
 pub mod data;
 pub mod metrics;
+#[cfg(feature = "plot")]
+#[cfg_attr(docsrs, doc(cfg(feature = "plot")))]
+pub mod plot;
 pub mod replay;
 
 pub use catalog::{FittedCatalog, Prices};
 pub use data::{Dataset, Format, Row};
 pub use metrics::{OperatingPoint, Outcomes};
-pub use replay::{Report, Run, replay, sweep};
+pub use replay::{Report, ReportOptions, Run, replay, sweep};

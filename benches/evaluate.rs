@@ -1,0 +1,60 @@
+//! Criterion benchmarks of offline evaluation on the RouterBench subset's RouterDC test split (947
+//! rows, 11 models), read from `../shared/data/` at run time (skipped with a message when absent).
+//!
+//! - `evaluate/sweep_report/50`: a 50-point sweep of [`Utility`]'s `λ` over the test split (every
+//!   row routed by the difficulty and intent classifiers at every `λ`) and [`Report::new`];
+//! - `evaluate/fit_sweep_report/50`: the same, with the catalog fitted on the training split first
+//!   (what `examples/evaluate.rs` does after loading the file).
+//!
+//! ```text
+//! cargo bench --bench evaluate -- --warm-up-time 1 --measurement-time 10
+//! ```
+
+mod common;
+
+use std::hint::black_box;
+
+use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use switchyard::Utility;
+use switchyard::eval::catalog::{FittedCatalog, Prices};
+use switchyard::eval::data::{Dataset, Format, SplitKind};
+use switchyard::eval::replay::{Report, log_grid, sweep};
+
+const POINTS: usize = 50;
+
+fn evaluate(fitted: &FittedCatalog, test: &Dataset, grid: &[f64]) -> Report {
+    let runs = sweep(test, grid, |l| fitted.builder().policy(Utility::new().cost_weight(l)).build())
+        .unwrap_or_else(|e| panic!("sweep: {e}"));
+    Report::new(test, &runs).unwrap_or_else(|e| panic!("report: {e}"))
+}
+
+fn bench_evaluate(c: &mut Criterion) {
+    let file = common::shared("data/routerbench_arc_mbpp_winogrande.jsonl");
+    let models = common::shared("data/models.json");
+    if !file.is_file() || !models.is_file() {
+        eprintln!("skipping: no RouterBench data at `{}`", file.display());
+        return;
+    }
+    let all = Dataset::load(&file, Format::RouterBench).unwrap_or_else(|e| panic!("{e}"));
+    let prices = Prices::load(&models, "routerbench").unwrap_or_else(|e| panic!("{e}"));
+    let train = all.in_split(SplitKind::RouterDc, "train");
+    let test = all.in_split(SplitKind::RouterDc, "test");
+    let fitted = FittedCatalog::fit(&train, &prices).unwrap_or_else(|e| panic!("{e}"));
+    let grid = log_grid(1e-3, 1e3, POINTS);
+
+    let mut g = c.benchmark_group("evaluate");
+    g.sample_size(10);
+    g.bench_with_input(BenchmarkId::new("sweep_report", POINTS), &grid, |b, grid| {
+        b.iter(|| evaluate(black_box(&fitted), black_box(&test), grid));
+    });
+    g.bench_with_input(BenchmarkId::new("fit_sweep_report", POINTS), &grid, |b, grid| {
+        b.iter(|| {
+            let fitted = FittedCatalog::fit(black_box(&train), &prices).unwrap_or_else(|e| panic!("{e}"));
+            evaluate(&fitted, black_box(&test), grid)
+        });
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench_evaluate);
+criterion_main!(benches);
