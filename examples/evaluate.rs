@@ -1,12 +1,23 @@
-//! Measures routing offline on public data: fits a catalog on the training rows, sweeps
-//! [`Utility`]'s `λ` with the built-in difficulty and intent classifiers over the reported rows, and
-//! compares the operating points with the single models, the zero router and the oracle.
+//! Measures routing offline on public data: fits a catalog (and, for the learned router, trains a
+//! [`LearnedModel`](switchyard::classify::LearnedModel)) on the training rows, sweeps [`Utility`]'s
+//! `λ` over the reported rows, and compares the operating points with the single models, the zero
+//! router and the oracle.
 //!
 //! ```text
-//! cargo run --release --example evaluate -- [--data routerbench|mmlu|gsm8k] [--split test] [--points 50]
-//!     [--weak MODEL] [--json out.json] [--svg out.svg] [--calibrate quality=0.95|share=0.2|spend=0.3]
-//!     [--config-out router.toml]
+//! cargo run --release --example evaluate -- [--data routerbench|mmlu|gsm8k|mmlu-to-gsm8k]
+//!     [--router learned|heuristic] [--model FILE.swlm] [--split test] [--cv 5] [--hold-out TASK]
+//!     [--points 50] [--weak MODEL] [--json out.json] [--svg out.svg]
+//!     [--calibrate quality=0.95|share=0.2|spend=0.3] [--config-out router.toml]
 //! ```
+//!
+//! - `--router learned` (the default): a [`LearnedClassifier`] trained on the training rows (or
+//!   loaded from `--model`, which must have been trained on the same rows: `examples/train.rs`);
+//!   `heuristic`: the built-in difficulty and intent classifiers with abilities fitted on the
+//!   training rows.
+//! - `--cv K`: K-fold cross-validation over every row (row `i` in fold `i % K`); each fold's rows
+//!   are routed by a router trained on the other folds, and the pooled choices are reported.
+//! - `--hold-out TASK` (RouterBench): train on the other tasks, report on `TASK`.
+//! - `mmlu-to-gsm8k`: train on MMLU, report on GSM8K.
 //!
 //! - `routerbench`: `routerbench_arc_mbpp_winogrande.jsonl`, trained on `split_routerdc == train`,
 //!   reported on `split_routerdc == <split>` (default `test`, 947 rows).
@@ -29,20 +40,27 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use serde::Serialize;
-use switchyard::config::PolicyConfig;
+use switchyard::classify::{LearnedClassifier, LearnedModel, TrainConfig, Trainer};
+use switchyard::config::{ClassifierConfig, PolicyConfig, RouterConfig};
 use switchyard::eval::calibrate::{Calibration, Target, calibrate};
 use switchyard::eval::catalog::{FittedCatalog, Prices};
+use switchyard::eval::cv::{self, cross_validate, k_fold};
 use switchyard::eval::data::{Dataset, Format, SplitKind};
 use switchyard::eval::replay::{Report, ReportOptions, Run, Summary, log_grid, replay, sweep};
-use switchyard::{Error, ErrorKind, Result, Router, Utility};
+use switchyard::{Error, ErrorKind, Result, Router, RouterBuilder, Utility};
 
 const LAMBDA_MIN: f64 = 1e-3;
 const LAMBDA_MAX: f64 = 1e3;
-const USAGE: &str = "usage: evaluate [--data routerbench|mmlu|gsm8k] [--split test] [--points 50] [--weak MODEL] \
+const USAGE: &str = "usage: evaluate [--data routerbench|mmlu|gsm8k|mmlu-to-gsm8k] [--router learned|heuristic] \
+                     [--model FILE.swlm] [--split test] [--cv K] [--hold-out TASK] [--points 50] [--weak MODEL] \
                      [--json out.json] [--svg out.svg] [--calibrate quality=F|share=F|spend=F] [--config-out router.toml]";
 
 struct Args {
     data: String,
+    learned: bool,
+    model: Option<PathBuf>,
+    cv: Option<usize>,
+    hold_out: Option<String>,
     split: String,
     points: usize,
     weak: Option<String>,
@@ -59,6 +77,10 @@ fn usage(msg: &str) -> Error {
 fn args() -> Result<Args> {
     let mut a = Args {
         data: "routerbench".into(),
+        learned: true,
+        model: None,
+        cv: None,
+        hold_out: None,
         split: "test".into(),
         points: 50,
         weak: None,
@@ -72,6 +94,19 @@ fn args() -> Result<Args> {
         let mut value = || it.next().ok_or_else(|| usage(&format!("`{flag}` needs a value")));
         match flag.as_str() {
             "--data" => a.data = value()?,
+            "--router" => {
+                a.learned = match value()?.as_str() {
+                    "learned" => true,
+                    "heuristic" => false,
+                    other => return Err(usage(&format!("unknown router `{other}`"))),
+                }
+            }
+            "--model" => a.model = Some(value()?.into()),
+            "--cv" => {
+                let k: usize = value()?.parse().map_err(|_| usage("`--cv` needs an integer >= 2"))?;
+                a.cv = Some(k);
+            }
+            "--hold-out" => a.hold_out = Some(value()?),
             "--split" => a.split = value()?,
             "--points" => {
                 a.points = value()?.parse().map_err(|_| usage("`--points` needs a positive integer"))?;
@@ -87,6 +122,12 @@ fn args() -> Result<Args> {
             "-h" | "--help" => return Err(usage("")),
             other => return Err(usage(&format!("unknown argument `{other}`"))),
         }
+    }
+    if a.model.is_some() && !a.learned {
+        return Err(usage("`--model` is a learned model: drop `--router heuristic`"));
+    }
+    if (a.cv.is_some() || a.hold_out.is_some()) && (a.calibrate.is_some() || a.model.is_some()) {
+        return Err(usage("`--cv` and `--hold-out` train one router per split: no `--calibrate` or `--model`"));
     }
     if a.config_out.is_some() && a.calibrate.is_none() {
         return Err(usage("`--config-out` writes a calibrated config: give `--calibrate` too"));
@@ -123,7 +164,23 @@ fn fold0(rows: &Dataset) -> Result<(Dataset, Dataset)> {
 }
 
 fn split(args: &Args, all: &Dataset, format: Format) -> Result<Split> {
-    let (train, test, train_desc, test_desc) = if format == Format::RouterBench {
+    let (train, test, train_desc, test_desc) = if let Some(task) = &args.hold_out {
+        let rows = if format == Format::RouterBench { all.filter(|_| true) } else { all.without_contaminated() };
+        (
+            rows.filter(|r| r.task() != task),
+            rows.of_task(task),
+            format!("every task but {task}"),
+            format!("{task} (held out)"),
+        )
+    } else if args.data == "mmlu-to-gsm8k" {
+        let rows = all.without_contaminated();
+        (
+            rows.of_task("mmlu"),
+            rows.of_task("gsm8k"),
+            "mmlu without contaminated rows".to_owned(),
+            "gsm8k without contaminated rows (a benchmark never trained on)".to_owned(),
+        )
+    } else if format == Format::RouterBench {
         (
             all.in_split(SplitKind::RouterDc, "train"),
             all.in_split(SplitKind::RouterDc, &args.split),
@@ -164,7 +221,7 @@ struct Output<'a> {
     train_rows: usize,
     reported_on: &'a str,
     policy: &'static str,
-    classifiers: [&'static str; 2],
+    router: String,
     lambda_grid: &'a [f64],
     report: &'a Report,
     calibration: Option<CalibrationOutput<'a>>,
@@ -209,39 +266,40 @@ fn try_main() -> Result<()> {
     let t = Instant::now();
     let all = Dataset::load(&path, format)?;
     let prices = Prices::load(dir.join("models.json"), section)?;
-    let s = split(&args, &all, format)?;
-    if args.split == "train" && format == Format::RouterBench {
-        println!("warning: reporting on the training rows the catalog was fitted on\n");
-    }
     let load = t.elapsed().as_secs_f64();
+    if let Some(k) = args.cv {
+        return cross_validation(&args, &all, format, &prices, k, load);
+    }
+    let s = split(&args, &all, format)?;
+    if args.split == "train" && format == Format::RouterBench && args.hold_out.is_none() {
+        println!("warning: reporting on the training rows the router was fitted on\n");
+    }
 
     let t = Instant::now();
-    let fitted = FittedCatalog::fit(&s.train, &prices)?;
+    let fitted = Fitted::new(&args, &s.train, &s.train_desc, &prices)?;
     let fit = t.elapsed().as_secs_f64();
-    let build = |lambda: f64| -> Result<Router> { fitted.builder().policy(Utility::new().cost_weight(lambda)).build() };
+    let build = |lambda: f64| fitted.build(lambda);
 
     let t = Instant::now();
     let grid = log_grid(LAMBDA_MIN, LAMBDA_MAX, args.points);
-    let runs = sweep(&s.test, &grid, build)?;
+    let runs = fitted.sweep(&s.test, &grid)?;
     let sweep_secs = t.elapsed().as_secs_f64();
 
     let t = Instant::now();
-    let mut options = ReportOptions::new();
-    if let Some(w) = &args.weak {
-        options = options.weak_model(w.clone());
-    }
-    let report = Report::with_options(&s.test, &runs, &options)?;
+    let report = Report::with_options(&s.test, &runs, &report_options(&args))?;
     let report_secs = t.elapsed().as_secs_f64();
     let timings = Timings { load, fit, sweep: sweep_secs, report: report_secs };
 
-    print_report(&args, &report, &fitted, &s, timings);
+    let desc =
+        Described { router: fitted.describe(), train: &s.train_desc, train_rows: s.train.len(), test: &s.test_desc };
+    print_report(&args, &report, &desc, timings);
 
     let calibrated = match (&s.calibration, args.calibrate) {
         (Some((rows, desc)), Some(target)) => Some(calibrate_and_replay(rows, desc, target, &s.test, &report, build)?),
         _ => None,
     };
     if let (Some((c, _)), Some(out)) = (&calibrated, &args.config_out) {
-        let mut config = fitted.config(PolicyConfig::default());
+        let mut config = fitted.config(out)?;
         c.apply(&mut config)?;
         write(out, &config.to_toml_string()?)?;
         println!("wrote {} (Utility, cost_weight = {:.6}; add providers when loading it)", out.display(), c.knob);
@@ -269,7 +327,7 @@ fn try_main() -> Result<()> {
             train_rows: s.train.len(),
             reported_on: &s.test_desc,
             policy: "utility (cost relative to the dearest candidate)",
-            classifiers: ["difficulty", "intent"],
+            router: fitted.describe(),
             lambda_grid: &grid,
             report: &report,
             calibration,
@@ -364,16 +422,20 @@ fn summary_row(name: &str, s: &Summary) {
     );
 }
 
-fn print_report(args: &Args, r: &Report, fitted: &FittedCatalog, s: &Split, t: Timings) {
+/// What was trained on what, for the printout.
+struct Described<'a> {
+    router: String,
+    train: &'a str,
+    train_rows: usize,
+    test: &'a str,
+}
+
+fn print_report(args: &Args, r: &Report, d: &Described<'_>, t: Timings) {
     let best = &r.best_single;
     println!("data: {} ({} models)", r.data, r.models.len());
-    println!("catalog fitted on: {} ({} rows)", s.train_desc, s.train.len());
-    println!("reported on:       {} ({} rows)", s.test_desc, r.rows);
-    println!(
-        "router: Utility, λ on a log grid {LAMBDA_MIN:e}..{LAMBDA_MAX:e}, {} points; difficulty (offset {:+.3}) + intent classifiers",
-        args.points,
-        fitted.difficulty_offset()
-    );
+    println!("trained on:  {} ({} rows)", d.train, d.train_rows);
+    println!("reported on: {} ({} rows)", d.test, r.rows);
+    println!("router: Utility, λ on a log grid {LAMBDA_MIN:e}..{LAMBDA_MAX:e}, {} points; {}", args.points, d.router);
     println!(
         "best single model: {} (quality {:.3}, cost {:.4}); costs below are fractions of its cost",
         best.model, best.point.quality, best.point.cost
@@ -410,6 +472,10 @@ fn print_report(args: &Args, r: &Report, fitted: &FittedCatalog, s: &Split, t: T
         );
     }
     match args.data.as_str() {
+        _ if args.hold_out.is_some() => {}
+        "mmlu-to-gsm8k" => println!(
+            "reference (../shared/data/PROTOTYPE.md): a per-model regression trained on MMLU saved 26.7% on GSM8K; random 19.2%"
+        ),
         "routerbench" => println!(
             "reference (../shared/data/README.md, RouterDC test split): zero router AIQ 0.810, 59.0% at 95%; oracle 0.976 at 4.2%"
         ),
@@ -460,4 +526,142 @@ fn print_points(r: &Report) {
             shares.join(", ")
         );
     }
+}
+
+fn report_options(args: &Args) -> ReportOptions {
+    let mut options = ReportOptions::new();
+    if let Some(w) = &args.weak {
+        options = options.weak_model(w.clone());
+    }
+    options
+}
+
+/// A router's parts, fitted on one set of training rows: the catalog, and the learned model.
+struct Fitted {
+    catalog: FittedCatalog,
+    learned: Option<(LearnedClassifier, Option<PathBuf>)>,
+}
+
+impl Fitted {
+    fn new(args: &Args, train: &Dataset, train_desc: &str, prices: &Prices) -> Result<Self> {
+        let catalog = FittedCatalog::fit(train, prices)?;
+        if !args.learned {
+            return Ok(Self { catalog, learned: None });
+        }
+        let model = match &args.model {
+            Some(path) => {
+                let model = LearnedModel::load(path)?;
+                if model.info().trained_on != train_desc {
+                    println!(
+                        "warning: `{}` was trained on `{}`, not on `{train_desc}`\n",
+                        path.display(),
+                        model.info().trained_on
+                    );
+                }
+                model
+            }
+            None => Trainer::new(TrainConfig::default()).fit(train, train_desc)?,
+        };
+        let learned = LearnedClassifier::new(model);
+        learned.check_catalog(catalog.catalog())?;
+        Ok(Self { catalog, learned: Some((learned, args.model.clone())) })
+    }
+
+    fn builder(&self) -> RouterBuilder {
+        match &self.learned {
+            Some((l, _)) => RouterBuilder::new().catalog(self.catalog.catalog().clone()).classifier(l.clone(), 1.0),
+            None => self.catalog.builder(),
+        }
+    }
+
+    fn build(&self, lambda: f64) -> Result<Router> {
+        self.builder().policy(Utility::new().cost_weight(lambda)).build()
+    }
+
+    /// The sweep: the learned router classifies each row once and re-ranks at every `λ`.
+    fn sweep(&self, test: &Dataset, grid: &[f64]) -> Result<Vec<Run>> {
+        match &self.learned {
+            Some(_) => cv::sweep_policy(test, &self.builder().build()?, grid, |l| Utility::new().cost_weight(l)),
+            None => sweep(test, grid, |l| self.build(l)),
+        }
+    }
+
+    fn describe(&self) -> String {
+        match &self.learned {
+            Some((l, _)) => {
+                let i = l.model().info();
+                format!("learned classifier ({} task labels, l2 {})", i.tasks.len(), i.l2)
+            }
+            None => format!("difficulty (offset {:+.3}) + intent classifiers", self.catalog.difficulty_offset()),
+        }
+    }
+
+    /// The router config; a learned model is saved next to `config_path` when it was not loaded.
+    fn config(&self, config_path: &Path) -> Result<RouterConfig> {
+        let Some((learned, path)) = &self.learned else {
+            return Ok(self.catalog.config(PolicyConfig::default()));
+        };
+        let model = match path {
+            Some(p) => p.clone(),
+            None => {
+                let p = config_path.with_extension("swlm");
+                learned.model().save(&p)?;
+                println!("wrote {}", p.display());
+                p
+            }
+        };
+        Ok(RouterConfig::new(self.catalog.catalog().models().to_vec())
+            .with_classifiers(vec![ClassifierConfig::Learned { weight: 1.0, model }]))
+    }
+}
+
+/// `--cv K`: every row reported, each by a router trained on the other folds.
+fn cross_validation(args: &Args, all: &Dataset, format: Format, prices: &Prices, k: usize, load: f64) -> Result<()> {
+    let (rows, desc) = match format {
+        Format::RouterBench => (all.filter(|_| true), "every row".to_owned()),
+        _ => {
+            let task = if args.data == "mmlu-to-gsm8k" { "mmlu" } else { &args.data };
+            (all.of_task(task).without_contaminated(), format!("{task} without contaminated rows"))
+        }
+    };
+    let grid = log_grid(LAMBDA_MIN, LAMBDA_MAX, args.points);
+    let t = Instant::now();
+    let splits = k_fold(&rows, k)?;
+    let mut router = String::new();
+    let runs = cross_validate(&rows, &splits, |split| {
+        let fitted = Fitted::new(args, &split.train, &split.name, prices)?;
+        router = fitted.describe();
+        println!(
+            "{}: trained on {} rows, reporting {} ({:.1} s)",
+            split.name,
+            split.train.len(),
+            split.test.len(),
+            t.elapsed().as_secs_f64()
+        );
+        fitted.sweep(&split.test, &grid)
+    })?;
+    let fit_and_sweep = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let report = Report::with_options(&rows, &runs, &report_options(args))?;
+    let timings = Timings { load, fit: fit_and_sweep, sweep: 0.0, report: t.elapsed().as_secs_f64() };
+    let train = format!("{desc}, the other {} folds of each row's", k - 1);
+    let test = format!("{desc}, {k}-fold cross-validation (row i in fold i % {k}), pooled");
+    println!();
+    print_report(
+        args,
+        &report,
+        &Described { router, train: &train, train_rows: rows.len() * (k - 1) / k, test: &test },
+        timings,
+    );
+    if let Some(out) = &args.svg {
+        write_svg(&report, &test, out)?;
+        println!("wrote {}", out.display());
+    }
+    if let Some(out) = &args.json {
+        let text = serde_json::to_string_pretty(&report)
+            .map_err(|e| Error::new(ErrorKind::Config, format!("cannot serialize the report: {e}")))?;
+        write(out, &text)?;
+        println!("wrote {}", out.display());
+    }
+    Ok(())
 }

@@ -117,6 +117,15 @@ pub enum ClassifierConfig {
         #[serde(default)]
         temperature: Option<f64>,
     },
+    /// [`LearnedClassifier`](crate::classify::LearnedClassifier), loaded from a model file when the
+    /// router is built. It must know every model of the catalog.
+    Learned {
+        /// Weight of its contribution.
+        weight: f64,
+        /// The model file ([`LearnedModel::save`](crate::classify::LearnedModel::save)), relative to
+        /// the working directory.
+        model: std::path::PathBuf,
+    },
 }
 
 /// A policy and its parameters.
@@ -374,17 +383,19 @@ impl RouterConfig {
         let mut b = RouterBuilder::new().catalog(catalog.clone()).seed(self.seed);
         for (i, c) in self.classifiers.iter().enumerate() {
             let weight = match *c {
-                ClassifierConfig::Difficulty { weight, .. } | ClassifierConfig::Intent { weight, .. } => weight,
+                ClassifierConfig::Difficulty { weight, .. }
+                | ClassifierConfig::Intent { weight, .. }
+                | ClassifierConfig::Learned { weight, .. } => weight,
             };
             crate::policy::check_weight(&format!("classifiers[{i}].weight"), weight)?;
-            b = match *c {
-                ClassifierConfig::Difficulty { weight, offset } => {
+            b = match c {
+                &ClassifierConfig::Difficulty { weight, offset } => {
                     if !offset.is_finite() {
                         return Err(Error::config(format!("classifiers[{i}].offset must be finite, got {offset}")));
                     }
                     b.classifier(DifficultyClassifier::default().with_offset(offset), weight)
                 }
-                ClassifierConfig::Intent { weight, temperature } => {
+                &ClassifierConfig::Intent { weight, temperature } => {
                     let mut ic = IntentClassifier::default();
                     if let Some(t) = temperature {
                         if !(t.is_finite() && t > 0.0) {
@@ -395,6 +406,12 @@ impl RouterConfig {
                         ic = ic.with_temperature(t);
                     }
                     b.classifier(ic, weight)
+                }
+                ClassifierConfig::Learned { weight, model } => {
+                    let learned = crate::classify::LearnedClassifier::load(model)
+                        .map_err(|e| Error::config(format!("classifiers[{i}].model: {e}")))?;
+                    learned.check_catalog(&catalog).map_err(|e| Error::config(format!("classifiers[{i}]: {e}")))?;
+                    b.classifier(learned, *weight)
                 }
             };
         }

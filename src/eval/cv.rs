@@ -130,7 +130,8 @@ where
                 )));
             }
             for (&row, &model) in split.test_rows.iter().zip(&run.choices) {
-                let slot = pooled.get_mut(row).ok_or_else(|| Error::config(format!("row {row} is not in the data set")))?;
+                let slot =
+                    pooled.get_mut(row).ok_or_else(|| Error::config(format!("row {row} is not in the data set")))?;
                 if slot.replace(model).is_some() {
                     return Err(Error::config(format!("row {row} is held out by more than one split")));
                 }
@@ -177,9 +178,8 @@ where
         .models()
         .iter()
         .map(|m| {
-            data.model_index(m.id.as_str()).ok_or_else(|| {
-                Error::config(format!("catalog model `{}` is not in data set `{}`", m.id, data.name()))
-            })
+            data.model_index(m.id.as_str())
+                .ok_or_else(|| Error::config(format!("catalog model `{}` is not in data set `{}`", m.id, data.name())))
         })
         .collect::<Result<_>>()?;
     let policies: Vec<P> = knobs.iter().map(|&k| policy(k)).collect();
@@ -201,10 +201,9 @@ where
         let input = PolicyInput::new(&request, &signals, catalog, decision.candidates(), u);
         for (p, out) in policies.iter().zip(&mut choices) {
             let ranking = p.rank(&input)?;
-            let first = ranking
-                .order()
-                .first()
-                .ok_or_else(|| Error::new(crate::ErrorKind::Routing, format!("policy `{}` ranked nothing", p.name())))?;
+            let first = ranking.order().first().ok_or_else(|| {
+                Error::new(crate::ErrorKind::Routing, format!("policy `{}` ranked nothing", p.name()))
+            })?;
             out.push(map[first.model]);
         }
     }

@@ -112,8 +112,9 @@ impl FeatureConfig {
 
 /// Receives features as the extractor finds them.
 pub(crate) trait Sink {
-    /// One occurrence of hashed bucket `index` in namespace `ns`.
-    fn hashed(&mut self, ns: Namespace, index: u32);
+    /// One occurrence of hashed bucket `index` in namespace `ns`; `key` is the n-gram's full hash
+    /// (for the familiarity check, which needs fewer collisions than the weights).
+    fn hashed(&mut self, ns: Namespace, index: u32, key: u64);
     /// Dense feature `i` (an index into [`DENSE`]) with its value.
     fn dense(&mut self, i: usize, value: f32);
 }
@@ -157,10 +158,12 @@ impl<'c> Extractor<'c> {
         Self { config, shift: 64 - u32::from(config.hash_bits) }
     }
 
+    /// The bucket and the full hash of an n-gram's running hash.
     #[inline]
-    fn bucket(&self, h: u64) -> u32 {
-        // `shift` is at least 40, so the result fits in 24 bits.
-        (finish(h) >> self.shift) as u32
+    fn emit(&self, sink: &mut impl Sink, ns: Namespace, h: u64) {
+        let key = finish(h);
+        // `shift` is at least 40, so the bucket fits in 24 bits.
+        sink.hashed(ns, (key >> self.shift) as u32, key);
     }
 
     /// Emits every feature of `text` (one prompt) into `sink`; `stats` are the router's statistics of
@@ -206,10 +209,10 @@ impl<'c> Extractor<'c> {
                 h = fnv(h, norm_byte(bytes[i]));
                 i += 1;
             }
-            sink.hashed(ns, self.bucket(h));
+            self.emit(sink, ns, h);
             if bigrams {
                 if let Some(p) = prev {
-                    sink.hashed(ns, self.bucket(p.rotate_left(23) ^ h.wrapping_mul(FNV_PRIME) ^ 0x5bd1_e995));
+                    self.emit(sink, ns, p.rotate_left(23) ^ h.wrapping_mul(FNV_PRIME) ^ 0x5bd1_e995);
                 }
                 prev = Some(h);
             }
@@ -239,7 +242,7 @@ impl<'c> Extractor<'c> {
             window = ((window << 8) | u64::from(c)) & mask;
             len += 1;
             if len >= n {
-                sink.hashed(Namespace::LastChars, self.bucket(window ^ seed));
+                self.emit(sink, Namespace::LastChars, window ^ seed);
             }
         }
     }
@@ -327,6 +330,16 @@ fn dense(bytes: usize, last: usize, blocks: u32, s: &TextStats, sink: &mut impl 
     }
 }
 
+/// Bits of the familiarity set: `2^FAMILIARITY_BITS` (256 KiB), so that even a large training set
+/// fills only a small share of it.
+pub(crate) const FAMILIARITY_BITS: u32 = 21;
+
+/// The familiarity-set position of an n-gram's full hash.
+#[inline]
+pub(crate) fn familiarity_key(key: u64) -> u32 {
+    (key >> (64 - FAMILIARITY_BITS)) as u32
+}
+
 /// Marks a collected feature as a character n-gram (the task head reads word n-grams and dense
 /// features only).
 pub(crate) const CHAR_FLAG: u32 = 1 << 31;
@@ -335,15 +348,17 @@ pub(crate) const CHAR_FLAG: u32 = 1 << 31;
 /// occurrence); dense features sit after the hashed buckets; character n-grams carry [`CHAR_FLAG`].
 pub(crate) struct Collect<'v> {
     out: &'v mut Vec<(u32, f32)>,
+    keys: &'v mut Vec<u32>,
     start: usize,
     counts: [u32; NAMESPACES],
     buckets: u32,
 }
 
 impl<'v> Collect<'v> {
-    pub(crate) fn new(out: &'v mut Vec<(u32, f32)>, config: &FeatureConfig) -> Self {
+    /// Collects into `out`, and the familiarity keys of word n-grams ([`familiarity_key`]) into `keys`.
+    pub(crate) fn new(out: &'v mut Vec<(u32, f32)>, keys: &'v mut Vec<u32>, config: &FeatureConfig) -> Self {
         let start = out.len();
-        Self { out, start, counts: [0; NAMESPACES], buckets: config.buckets() as u32 }
+        Self { out, keys, start, counts: [0; NAMESPACES], buckets: config.buckets() as u32 }
     }
 
     /// Scales the hashed features; returns how many the row has.
@@ -360,8 +375,11 @@ impl<'v> Collect<'v> {
 }
 
 impl Sink for Collect<'_> {
-    fn hashed(&mut self, ns: Namespace, index: u32) {
+    fn hashed(&mut self, ns: Namespace, index: u32, key: u64) {
         self.counts[ns as usize] += 1;
+        if ns != Namespace::LastChars {
+            self.keys.push(familiarity_key(key));
+        }
         let flag = if ns == Namespace::LastChars { CHAR_FLAG } else { 0 };
         // A NaN placeholder carrying the namespace until `finish` knows the scale.
         self.out.push((index | flag, f32::from_bits(0x7fc0_0000 | ns as u32)));
@@ -379,7 +397,7 @@ mod tests {
 
     struct Count(Vec<(Namespace, u32)>, Vec<f32>);
     impl Sink for Count {
-        fn hashed(&mut self, ns: Namespace, index: u32) {
+        fn hashed(&mut self, ns: Namespace, index: u32, _: u64) {
             self.0.push((ns, index));
         }
         fn dense(&mut self, _: usize, value: f32) {
@@ -479,9 +497,9 @@ mod tests {
     #[test]
     fn collect_scales_each_namespace_to_unit_length() {
         let cfg = FeatureConfig { char_ngram: 0, ..FeatureConfig::default() };
-        let mut out = Vec::new();
+        let (mut out, mut keys) = (Vec::new(), Vec::new());
         let text = "alpha beta\n\ngamma";
-        let mut sink = Collect::new(&mut out, &cfg);
+        let mut sink = Collect::new(&mut out, &mut keys, &cfg);
         Extractor::new(&cfg).extract(text, &TextStats::of_text(text), &mut sink);
         let n = sink.finish();
         assert_eq!(n, out.len());
@@ -489,6 +507,7 @@ mod tests {
             out.iter().filter(|(i, _)| ((*i & !CHAR_FLAG) as usize) < cfg.buckets()).map(|(_, v)| *v).collect();
         // Two namespaces (5 and 1 features), each scaled to unit length.
         assert_eq!(hashed.len(), 6);
+        assert_eq!(keys.len(), 6);
         let sq: f32 = hashed.iter().map(|v| v * v).sum();
         assert!((sq - 2.0).abs() < 1e-5, "{sq}");
     }

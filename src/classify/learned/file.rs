@@ -10,11 +10,15 @@
 //! | 4·t | task-head biases |
 //! | sparse | task-head weights, `t` per row |
 //! | 4·max(t,1)·m | task rates |
+//! | 4·m | overall rates |
+//! | 4·6 | familiarity percentiles 0 to 5 |
+//! | 8·32768 | the training rows' word n-grams, a bitset of `2^21` bits |
 //! | 8 | FNV-1a 64 checksum of everything before it |
 //!
 //! Rows of zeros (buckets no training prompt touched) are left out, which keeps files to a few MB.
 
-use super::{LearnedModel, ModelInfo};
+use super::features::FAMILIARITY_BITS;
+use super::{FAMILIARITY_PERCENTILES, LearnedModel, ModelInfo, Parts};
 use crate::error::{Error, Result};
 
 const MAGIC: &[u8; 8] = b"SWLM\r\n\x1a\n";
@@ -41,6 +45,11 @@ pub(crate) fn encode(model: &LearnedModel) -> Vec<u8> {
     floats(&mut out, &model.task_bias);
     sparse(&mut out, dim, t, |f| model.task_row(f));
     floats(&mut out, &model.rates);
+    floats(&mut out, &model.overall);
+    floats(&mut out, &model.familiarity);
+    for w in &model.seen {
+        out.extend_from_slice(&w.to_le_bytes());
+    }
     let sum = fnv64(&out);
     out.extend_from_slice(&sum.to_le_bytes());
     out
@@ -148,8 +157,16 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<LearnedModel> {
     let task_bias = r.floats(t, "the task biases")?;
     let task_weights = r.sparse(dim, t, "the task weights")?;
     let rates = r.floats(t.max(1) * m, "the task rates")?;
+    let overall = r.floats(m, "the overall rates")?;
+    let familiarity = r.floats(FAMILIARITY_PERCENTILES + 1, "the familiarity percentiles")?;
+    let words = 1usize << (FAMILIARITY_BITS - 6);
+    let seen = r
+        .take(8 * words, "the familiarity set")?
+        .chunks_exact(8)
+        .map(|c| u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
+        .collect();
     if r.pos != body.len() {
-        return Err(Error::config(format!("{} unexpected bytes after the task rates", body.len() - r.pos)));
+        return Err(Error::config(format!("{} unexpected bytes after the familiarity set", body.len() - r.pos)));
     }
-    LearnedModel::from_parts(info, weights, bias, task_weights, task_bias, rates)
+    LearnedModel::from_parts(info, Parts { weights, bias, task_weights, task_bias, rates, overall, familiarity, seen })
 }

@@ -48,7 +48,7 @@ use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
 
 pub use self::features::FeatureConfig;
-use self::features::{Extractor, NAMESPACES, Namespace, Sink};
+use self::features::{Extractor, FAMILIARITY_BITS, NAMESPACES, Namespace, Sink, familiarity_key};
 pub use self::train::{Progress, Stage, TaskLabels, TrainConfig, Trainer};
 
 use crate::catalog::{Catalog, ModelIndex, ModelProfile};
@@ -103,6 +103,45 @@ pub struct LearnedModel {
     task_bias: Vec<f32>,
     /// Smoothed success rates, `[task][model]` (one row when there is no task head).
     rates: Vec<f32>,
+    /// Each model's overall success rate on the training rows.
+    overall: Vec<f32>,
+    /// Percentiles 0 to [`FAMILIARITY_PERCENTILES`] of the familiarity of held-out training rows.
+    familiarity: Vec<f32>,
+    /// The word n-grams of the training rows, as a `2^FAMILIARITY_BITS` bitset.
+    seen: Vec<u64>,
+}
+
+/// The parts of a [`LearnedModel`], as training and the file format produce them.
+pub(crate) struct Parts {
+    pub(crate) weights: Vec<f32>,
+    pub(crate) bias: Vec<f32>,
+    pub(crate) task_weights: Vec<f32>,
+    pub(crate) task_bias: Vec<f32>,
+    pub(crate) rates: Vec<f32>,
+    pub(crate) overall: Vec<f32>,
+    pub(crate) familiarity: Vec<f32>,
+    pub(crate) seen: Vec<u64>,
+}
+
+/// Prompts at least as familiar as this percentile of held-out training prompts get the model's full
+/// trust; less familiar ones less (see [`Prediction::trust`]).
+pub(crate) const FAMILIARITY_PERCENTILES: usize = 5;
+
+/// How far to trust the task head and the residuals for a prompt of familiarity `c`: the percentile
+/// of `c` among held-out training prompts, over [`FAMILIARITY_PERCENTILES`], capped at 1.
+pub(crate) fn trust(c: f64, q: &[f64]) -> f64 {
+    let Some(&top) = q.last() else { return 1.0 };
+    if c >= top {
+        return 1.0;
+    }
+    if q.first().is_none_or(|&lo| c < lo) {
+        return 0.0;
+    }
+    // `q[k] <= c < q[k + 1]`: interpolate the percentile.
+    let k = q.windows(2).position(|w| c < w[1]).unwrap_or(q.len() - 1);
+    let (lo, hi) = (q[k], q[k + 1]);
+    let frac = if hi > lo { (c - lo) / (hi - lo) } else { 0.0 };
+    ((k as f64 + frac) / FAMILIARITY_PERCENTILES as f64).clamp(0.0, 1.0)
 }
 
 impl fmt::Debug for LearnedModel {
@@ -124,6 +163,14 @@ pub struct Prediction {
     pub logits: SmallVec<[f64; 12]>,
     /// The most likely task and its probability, when the model has a task head.
     pub task: Option<(usize, f64)>,
+    /// The share of the prompt's word n-grams that some training prompt contained (1 for a prompt
+    /// without words).
+    pub familiarity: f64,
+    /// How far the prediction trusts the task head and the per-prompt regressions, in `[0, 1]`: 1
+    /// for a prompt at least as familiar as 95% of held-out training prompts, falling to 0 for one
+    /// less familiar than all of them. The rest of the weight goes to each model's overall success
+    /// rate: a prompt unlike the training data is routed as the average prompt.
+    pub trust: f64,
 }
 
 impl Prediction {
@@ -135,14 +182,8 @@ impl Prediction {
 
 impl LearnedModel {
     /// Assembles a model from its parts, checking every length and value.
-    pub(crate) fn from_parts(
-        info: ModelInfo,
-        weights: Vec<f32>,
-        bias: Vec<f32>,
-        task_weights: Vec<f32>,
-        task_bias: Vec<f32>,
-        rates: Vec<f32>,
-    ) -> Result<Self> {
+    pub(crate) fn from_parts(info: ModelInfo, parts: Parts) -> Result<Self> {
+        let Parts { weights, bias, task_weights, task_bias, rates, overall, familiarity, seen } = parts;
         info.features.validate()?;
         let (m, t, dim) = (info.models.len(), info.tasks.len(), info.features.dim());
         if m == 0 {
@@ -165,8 +206,22 @@ impl LearnedModel {
         check("task_weights", &task_weights, dim * t)?;
         check("task_bias", &task_bias, t)?;
         check("rates", &rates, t.max(1) * m)?;
-        if let Some(i) = rates.iter().position(|r| !(0.0..=1.0).contains(r)) {
-            return Err(Error::config(format!("learned model `rates`: value {i} is outside [0, 1]")));
+        check("overall", &overall, m)?;
+        check("familiarity", &familiarity, FAMILIARITY_PERCENTILES + 1)?;
+        for (what, v) in [("rates", &rates), ("overall", &overall), ("familiarity", &familiarity)] {
+            if let Some(i) = v.iter().position(|r| !(0.0..=1.0).contains(r)) {
+                return Err(Error::config(format!("learned model `{what}`: value {i} is outside [0, 1]")));
+            }
+        }
+        if familiarity.windows(2).any(|w| w[0] > w[1]) {
+            return Err(Error::config("learned model `familiarity`: percentiles must not decrease"));
+        }
+        if seen.len() != 1 << (FAMILIARITY_BITS - 6) {
+            return Err(Error::config(format!(
+                "learned model `seen`: expected {} words, found {}",
+                1 << (FAMILIARITY_BITS - 6),
+                seen.len()
+            )));
         }
         let (m4, t4) = (m.next_multiple_of(4), t.next_multiple_of(4));
         let stride = m4 + t4;
@@ -176,7 +231,7 @@ impl LearnedModel {
             row[..m].copy_from_slice(&weights[f * m..(f + 1) * m]);
             row[m4..m4 + t].copy_from_slice(&task_weights[f * t..(f + 1) * t]);
         }
-        Ok(Self { info, table, m4, stride, bias, task_bias, rates })
+        Ok(Self { info, table, m4, stride, bias, task_bias, rates, overall, familiarity, seen })
     }
 
     /// The residual weights of feature `f`.
@@ -208,10 +263,16 @@ impl LearnedModel {
             m4,
             buckets: self.info.features.buckets(),
             table: &self.table,
+            seen: &self.seen,
+            words: 0,
+            known: 0,
             counts: [0; NAMESPACES],
             acc: SmallVec::from_elem(0.0, (NAMESPACES + 1) * stride),
         };
         Extractor::new(&self.info.features).extract(prompt, stats, &mut dot);
+        let familiarity = if dot.words == 0 { 1.0 } else { f64::from(dot.known) / f64::from(dot.words) };
+        let q: SmallVec<[f64; 8]> = self.familiarity.iter().map(|&x| f64::from(x)).collect();
+        let a = trust(familiarity, &q);
         let scale = dot.counts.map(|c| if c > 0 { 1.0 / (c as f32).sqrt() } else { 0.0 });
         // Lane `k` of the combined row: each namespace's sum scaled to unit length, plus the dense part.
         let lane = |k: usize| -> f32 {
@@ -242,8 +303,13 @@ impl LearnedModel {
             }
         }
 
-        let logits = (0..m).map(|j| logit(prior[j]) + f64::from(self.bias[j] + lane(j))).collect();
-        Prediction { logits, task }
+        let logits = (0..m)
+            .map(|j| {
+                let prior = a * prior[j] + (1.0 - a) * f64::from(self.overall[j]);
+                logit(prior) + a * f64::from(self.bias[j] + lane(j))
+            })
+            .collect();
+        Prediction { logits, task, familiarity, trust: a }
     }
 
     /// Saves the model to `path` in the binary format [`load`](Self::load) reads.
@@ -290,6 +356,10 @@ struct Dot<'w> {
     m4: usize,
     buckets: usize,
     table: &'w [f32],
+    seen: &'w [u64],
+    /// Word n-grams, and those the training rows contained.
+    words: u32,
+    known: u32,
     counts: [u32; NAMESPACES],
     /// One row of sums per namespace, then one for the dense features.
     acc: SmallVec<[f32; 64]>,
@@ -307,9 +377,14 @@ fn add_row(acc: &mut [f32], row: &[f32]) {
 
 impl Sink for Dot<'_> {
     #[inline]
-    fn hashed(&mut self, ns: Namespace, index: u32) {
+    fn hashed(&mut self, ns: Namespace, index: u32, key: u64) {
         let n = ns as usize;
         self.counts[n] += 1;
+        if ns != Namespace::LastChars {
+            let k = familiarity_key(key);
+            self.words += 1;
+            self.known += self.seen.get((k >> 6) as usize).map_or(0, |w| (w >> (k & 63) & 1) as u32);
+        }
         let stride = self.stride;
         // Character n-grams feed the residual regressions only.
         let lanes = if ns == Namespace::LastChars { self.m4 } else { stride };
@@ -562,9 +637,17 @@ mod tests {
     fn a_consistent_header_with_wrong_lengths_is_rejected() {
         let m = model();
         let info = m.info().clone();
-        let e = LearnedModel::from_parts(info, vec![0.0; 3], vec![0.0; 2], vec![], vec![], vec![0.5; 2])
-            .unwrap_err()
-            .to_string();
+        let parts = Parts {
+            weights: vec![0.0; 3],
+            bias: vec![0.0; 2],
+            task_weights: vec![],
+            task_bias: vec![],
+            rates: vec![0.5; 2],
+            overall: vec![0.5; 2],
+            familiarity: vec![0.5; FAMILIARITY_PERCENTILES + 1],
+            seen: vec![0; 1 << (FAMILIARITY_BITS - 6)],
+        };
+        let e = LearnedModel::from_parts(info, parts).unwrap_err().to_string();
         assert!(e.contains("`weights`"), "{e}");
     }
 

@@ -14,8 +14,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::features::{CHAR_FLAG, Collect, Extractor, FeatureConfig};
-use super::{LearnedModel, ModelInfo, logit, softmax};
+use super::features::{CHAR_FLAG, Collect, Extractor, FAMILIARITY_BITS, FeatureConfig};
+use super::{FAMILIARITY_PERCENTILES, LearnedModel, ModelInfo, Parts, logit, softmax, trust};
 use crate::classify::TextStats;
 use crate::error::{Error, Result};
 use crate::eval::data::Dataset;
@@ -294,6 +294,29 @@ fn penalty_shares(matrix: &Matrix, rows: &[usize], dim: usize, l2: f64, keep: im
     count.into_iter().map(|c| if c == 0 { 0.0 } else { (l2 / f64::from(c)) as f32 }).collect()
 }
 
+/// A set of word n-grams (their familiarity keys), as a bitset.
+struct Familiar(Vec<u64>);
+
+impl Familiar {
+    fn new() -> Self {
+        Self(vec![0; 1 << (FAMILIARITY_BITS - 6)])
+    }
+
+    fn insert(&mut self, keys: &[u32]) {
+        for &k in keys {
+            self.0[(k >> 6) as usize] |= 1 << (k & 63);
+        }
+    }
+
+    fn coverage(&self, keys: &[u32]) -> Option<f64> {
+        if keys.is_empty() {
+            return None;
+        }
+        let hits = keys.iter().filter(|&&k| self.0[(k >> 6) as usize] >> (k & 63) & 1 == 1).count();
+        Some(hits as f64 / keys.len() as f64)
+    }
+}
+
 /// What the residual regressions learn from.
 struct Residual<'a> {
     matrix: &'a Matrix,
@@ -377,12 +400,14 @@ impl<'p> Trainer<'p> {
         // 1. Features.
         let extractor = Extractor::new(&cfg.features);
         let mut matrix = Matrix { entries: Vec::new(), offsets: vec![0] };
+        let (mut keys, mut key_offsets) = (Vec::new(), vec![0usize]);
         for (i, row) in data.rows().iter().enumerate() {
             let text = row.prompt();
-            let mut sink = Collect::new(&mut matrix.entries, &cfg.features);
+            let mut sink = Collect::new(&mut matrix.entries, &mut keys, &cfg.features);
             extractor.extract(text, &TextStats::of_text(text), &mut sink);
             sink.finish();
             matrix.offsets.push(matrix.entries.len());
+            key_offsets.push(keys.len());
             if i % 512 == 511 || i + 1 == n {
                 self.report(Stage::Features, i + 1, n, f64::NAN);
             }
@@ -427,14 +452,34 @@ impl<'p> Trainer<'p> {
         let mut task_probs = vec![0.0f64; n * t.max(1)];
         let mut rng = SplitMix(cfg.seed);
         let mut task_head = Head::new(dim, t);
-        if t > 0 {
-            let folds = cfg.folds as usize;
-            let mut order: Vec<usize> = (0..n).collect();
-            rng.shuffle(&mut order);
-            let mut fold_of = vec![0usize; n];
-            for (pos, &i) in order.iter().enumerate() {
-                fold_of[i] = pos % folds;
+        let folds = cfg.folds as usize;
+        let mut order: Vec<usize> = (0..n).collect();
+        rng.shuffle(&mut order);
+        let mut fold_of = vec![0usize; n];
+        for (pos, &i) in order.iter().enumerate() {
+            fold_of[i] = pos % folds;
+        }
+
+        // Familiarity: the share of a row's word n-grams that rows of other folds contain, the
+        // distribution of that share over held-out rows, and the set of every row's n-grams.
+        let row_keys = |i: usize| &keys[key_offsets[i]..key_offsets[i + 1]];
+        let mut coverage = vec![1.0f64; n];
+        for f in 0..folds {
+            let mut seen = Familiar::new();
+            (0..n).filter(|&i| fold_of[i] != f).for_each(|i| seen.insert(row_keys(i)));
+            for i in (0..n).filter(|&i| fold_of[i] == f) {
+                coverage[i] = seen.coverage(row_keys(i)).unwrap_or(1.0);
             }
+        }
+        let mut sorted = coverage.clone();
+        sorted.sort_by(f64::total_cmp);
+        let familiarity: Vec<f32> = (0..=FAMILIARITY_PERCENTILES)
+            .map(|q| sorted[((q as f64 / 100.0) * (n - 1) as f64).round() as usize] as f32)
+            .collect();
+        let mut seen = Familiar::new();
+        (0..n).for_each(|i| seen.insert(row_keys(i)));
+
+        if t > 0 {
             for f in 0..folds {
                 let rows: Vec<usize> = (0..n).filter(|&i| fold_of[i] != f).collect();
                 let head = self.train_task_head(&matrix, &label, &rows, t, dim, &mut rng, Stage::TaskFold(f as u32));
@@ -450,6 +495,7 @@ impl<'p> Trainer<'p> {
         } else {
             task_probs.iter_mut().for_each(|p| *p = 1.0);
         }
+        let familiarity_f64: Vec<f64> = familiarity.iter().map(|&q| f64::from(q)).collect();
 
         // 3. Rates, shrunk towards each model's overall rate.
         let mut overall = vec![0.0f64; m];
@@ -479,9 +525,10 @@ impl<'p> Trainer<'p> {
         // 4. Residual regressions with the prior as offset.
         let mut offsets = vec![0.0f64; n * m];
         for i in 0..n {
+            let a = trust(coverage[i], &familiarity_f64);
             for j in 0..m {
                 let prior: f64 = (0..rows_t).map(|k| task_probs[i * rows_t + k] * rates[k * m + j]).sum();
-                offsets[i * m + j] = logit(prior);
+                offsets[i * m + j] = logit(a * prior + (1.0 - a) * overall[j]);
             }
         }
         let all: Vec<usize> = (0..n).collect();
@@ -518,11 +565,16 @@ impl<'p> Trainer<'p> {
         };
         LearnedModel::from_parts(
             info,
-            head.w,
-            head.b,
-            task_head.w,
-            task_head.b,
-            rates.iter().map(|&r| r as f32).collect(),
+            Parts {
+                weights: head.w,
+                bias: head.b,
+                task_weights: task_head.w,
+                task_bias: task_head.b,
+                rates: rates.iter().map(|&r| r as f32).collect(),
+                overall: overall.iter().map(|&r| r as f32).collect(),
+                familiarity,
+                seen: seen.0,
+            },
         )
     }
 
