@@ -4,7 +4,10 @@
 //! - `evaluate/sweep_report/50`: a 50-point sweep of [`Utility`]'s `λ` over the test split (every
 //!   row routed by the difficulty and intent classifiers at every `λ`) and [`Report::new`];
 //! - `evaluate/fit_sweep_report/50`: the same, with the catalog fitted on the training split first
-//!   (what `examples/evaluate.rs` does after loading the file).
+//!   (what `examples/evaluate.rs --router heuristic` does after loading the file);
+//! - `evaluate/learned_sweep_report/50`: the learned router (a model trained on the training split
+//!   before measuring) classifying each test row once and re-ranking at every `λ`
+//!   ([`cv::sweep_policy`]), and [`Report::new`]: what `examples/evaluate.rs` does after training.
 //!
 //! ```text
 //! cargo bench --bench evaluate -- --warm-up-time 1 --measurement-time 10
@@ -15,10 +18,12 @@ mod common;
 use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
-use switchyard::Utility;
+use switchyard::classify::{LearnedClassifier, TrainConfig, Trainer};
 use switchyard::eval::catalog::{FittedCatalog, Prices};
+use switchyard::eval::cv;
 use switchyard::eval::data::{Dataset, Format, SplitKind};
 use switchyard::eval::replay::{Report, log_grid, sweep};
+use switchyard::{RouterBuilder, Utility};
 
 const POINTS: usize = 50;
 
@@ -51,6 +56,19 @@ fn bench_evaluate(c: &mut Criterion) {
         b.iter(|| {
             let fitted = FittedCatalog::fit(black_box(&train), &prices).unwrap_or_else(|e| panic!("{e}"));
             evaluate(&fitted, black_box(&test), grid)
+        });
+    });
+    let model = Trainer::new(TrainConfig::default()).fit(&train, "train").unwrap_or_else(|e| panic!("{e}"));
+    let router = RouterBuilder::new()
+        .catalog(fitted.catalog().clone())
+        .classifier(LearnedClassifier::new(model), 1.0)
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
+    g.bench_with_input(BenchmarkId::new("learned_sweep_report", POINTS), &grid, |b, grid| {
+        b.iter(|| {
+            let runs = cv::sweep_policy(black_box(&test), &router, grid, |l| Utility::new().cost_weight(l))
+                .unwrap_or_else(|e| panic!("sweep: {e}"));
+            Report::new(&test, &runs).unwrap_or_else(|e| panic!("report: {e}"))
         });
     });
     g.finish();

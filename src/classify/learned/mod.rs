@@ -258,6 +258,16 @@ impl LearnedModel {
     /// Like [`predict`](Self::predict), with the prompt's statistics already computed.
     pub fn predict_with(&self, prompt: &str, stats: &TextStats) -> Prediction {
         let (m, t, m4, stride) = (self.info.models.len(), self.info.tasks.len(), self.m4, self.stride);
+        // The sums live on the stack unless the task head is very wide.
+        let mut stack = [0.0f32; 256];
+        let mut heap = Vec::new();
+        let len = (NAMESPACES + 1) * stride;
+        let acc: &mut [f32] = if len <= stack.len() {
+            &mut stack[..len]
+        } else {
+            heap.resize(len, 0.0);
+            &mut heap
+        };
         let mut dot = Dot {
             stride,
             m4,
@@ -267,7 +277,7 @@ impl LearnedModel {
             words: 0,
             known: 0,
             counts: [0; NAMESPACES],
-            acc: SmallVec::from_elem(0.0, (NAMESPACES + 1) * stride),
+            acc,
         };
         Extractor::new(&self.info.features).extract(prompt, stats, &mut dot);
         let familiarity = if dot.words == 0 { 1.0 } else { f64::from(dot.known) / f64::from(dot.words) };
@@ -362,12 +372,11 @@ struct Dot<'w> {
     known: u32,
     counts: [u32; NAMESPACES],
     /// One row of sums per namespace, then one for the dense features.
-    acc: SmallVec<[f32; 64]>,
+    acc: &'w mut [f32],
 }
 
-/// `acc += row`, four lanes at a time (both lengths are multiples of four). Not inlined: as a
-/// function of its own, `acc` and `row` are known not to alias and the loop vectorises.
-#[inline(never)]
+/// `acc += row`, four lanes at a time (both lengths are multiples of four).
+#[inline]
 fn add_row(acc: &mut [f32], row: &[f32]) {
     for (a, r) in acc.chunks_exact_mut(4).zip(row.chunks_exact(4)) {
         let s = [a[0] + r[0], a[1] + r[1], a[2] + r[2], a[3] + r[3]];
