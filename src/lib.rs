@@ -98,6 +98,7 @@ pub mod cost;
 mod error;
 pub mod eval;
 pub mod execution;
+pub mod experiment;
 pub mod health;
 pub mod policy;
 pub mod provider;
@@ -114,6 +115,7 @@ pub use crate::config::RouterConfig;
 pub use crate::cost::{CostEstimate, CostModel, TokenPriceCostModel};
 pub use crate::error::{BoxError, Error, ErrorKind, Result};
 pub use crate::execution::{Attempt, DecisionId, ExecutionConfig, Feedback, Observer};
+pub use crate::experiment::{Bandit, Experiment};
 pub use crate::policy::{CheapestCapable, Decision, Policy, PolicyInput, Ranking, Rules, Utility};
 pub use crate::provider::{Provider, SimulatedModel, SimulatedProvider};
 pub use crate::request::{

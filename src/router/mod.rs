@@ -20,7 +20,8 @@ use crate::cost::CostModel;
 use crate::error::{Error, ErrorKind, Result};
 use crate::execution::{DecisionId, ExecutionConfig, Feedback, Observer};
 use crate::health::{CircuitState, HealthTracker, ModelHealth, Observation};
-use crate::policy::{Candidate, Decision, Policy, PolicyInput, RejectReason, Rejection, Scored};
+use crate::experiment::ExperimentHandle;
+use crate::policy::{Candidate, Decision, Outcome, Policy, PolicyInput, RejectReason, Rejection, Scored};
 use crate::provider::Provider;
 use crate::quality::QualityCheck;
 use crate::request::Request;
@@ -153,14 +154,14 @@ impl Router {
         let policy_input = PolicyInput::new(request, &signals, catalog, &candidates, uniform);
         let ranking = inner.policy.rank(&policy_input).map_err(|e| routing_error(&inner.policy_name, e))?;
         let exclusive = ranking.is_exclusive();
-        let (mut order, note) = ranking.into_parts();
+        let crate::policy::RankingParts { mut order, note, arm, memo } = ranking.into_parts();
         check_ranking(&order, &candidates, catalog.len(), &inner.policy_name)?;
         if let Some(fb) = inner.fallback.filter(|_| !exclusive) {
             if !order.iter().any(|s| s.model == fb) && candidates.iter().any(|c| c.model == fb) {
                 order.push(Scored { model: fb, score: f64::NEG_INFINITY });
             }
         }
-        let id = inner.log.issue(order[0].model, executed, now);
+        let id = inner.log.issue(order[0].model, executed, memo, now);
         let decision = Decision {
             id,
             recovery,
@@ -170,6 +171,7 @@ impl Router {
             rejections,
             policy: inner.policy_name.clone(),
             note,
+            arm,
             intent: signals.intent(),
             difficulty: signals.difficulty(),
             input_tokens: signals.input_tokens(),
@@ -341,10 +343,24 @@ impl Router {
             }
         }
         tracing::debug!(decision = id.get(), model = %model.id, success = feedback.success, "feedback");
+        inner.policy.observe(&Outcome::new(id, logged.model, logged.memo, &feedback, &inner.catalog));
         for o in &inner.observers {
             o.on_feedback(id, &model.id, &feedback);
         }
         Ok(())
+    }
+
+    /// Handles on every [`Experiment`](crate::experiment::Experiment) in the router's policy (nested
+    /// ones included), in the order the policy lists them: reports, kill switches.
+    pub fn experiments(&self) -> Vec<ExperimentHandle> {
+        let mut out = Vec::new();
+        self.inner.policy.experiments(&mut out);
+        out
+    }
+
+    /// The handle of the experiment named `name`, if the router's policy has one.
+    pub fn experiment(&self, name: &str) -> Option<ExperimentHandle> {
+        self.experiments().into_iter().find(|e| e.name() == name)
     }
 
     /// Every model's health, in catalog order: circuit state, success rate, moving averages of latency,
