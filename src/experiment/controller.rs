@@ -93,7 +93,7 @@ impl LambdaControllerBuilder {
         self
     }
 
-    /// The proportional and integral gains on `log λ` (default 0.5 and 0.3).
+    /// The proportional and integral gains on `log λ` (default 0.05 and 0.15).
     pub fn gains(mut self, kp: f64, ki: f64) -> Self {
         self.kp = kp;
         self.ki = ki;
@@ -180,12 +180,22 @@ struct Inner {
     step: Mutex<Step>,
 }
 
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug)]
 struct Step {
     previous_error: f64,
+    scale: f64,
     steps: u64,
     last_measured: Option<f64>,
 }
+
+impl Default for Step {
+    fn default() -> Self {
+        Self { previous_error: 0.0, scale: 1.0, steps: 0, last_measured: None }
+    }
+}
+
+/// The smallest step scale: steps never shrink below 1/64 of the full gain.
+const MIN_SCALE: f64 = 1.0 / 64.0;
 
 /// Adjusts a cost–quality [`Knob`] so that routing holds a [`ControllerTarget`] as traffic shifts.
 ///
@@ -194,14 +204,19 @@ struct Step {
 ///
 /// 1. measures `m`, the tier's share of the window or its mean expected cost per request;
 /// 2. computes the relative error `e = clamp((m − target) / target, −1, 1)`;
-/// 3. moves the knob by a proportional–integral step in log space (velocity form):
-///    `log λ ← clamp(log λ + kp·(e − e_prev) + ki·e, log min, log max)`.
+/// 3. adapts the step scale `s` (starting at 1): halved, down to 1/64, when `e` changed sign since
+///    the last window (the last step overshot), doubled, up to 1, when it kept its sign;
+/// 4. moves the knob by a proportional–integral step in log space (velocity form):
+///    `log λ ← clamp(log λ + s·(kp·(e − e_prev) + ki·e), log min, log max)`.
 ///
 /// Raising `λ` makes every cost-weighted choice cheaper, so a positive error (too much of the tier,
 /// or too much spend) raises it and a negative one lowers it until the target holds with equality
 /// or `λ` reaches its lower bound (the target is then slack). Working in log space makes the step
 /// relative, so one pair of gains suits knobs of any magnitude; the clamp on `e` and on `λ` bounds
-/// every step and rules out integral wind-up (the velocity form keeps no separate integral).
+/// every step and rules out integral wind-up (the velocity form keeps no separate integral). The
+/// adaptive scale keeps a steep plant (a tier whose share collapses over a small change of `λ`)
+/// from a limit cycle: near the target the steps shrink geometrically, as in stochastic
+/// approximation, and after a traffic shift they grow back within a few windows.
 ///
 /// Counting is two relaxed atomic additions per decision; the control step runs on the thread whose
 /// decision closes the window, under a `try_lock` that never blocks routing.
@@ -226,7 +241,7 @@ const COST_UNIT: f64 = 1e12;
 impl LambdaController {
     /// A builder for a controller that turns `knob` to hold `target`.
     pub fn builder(knob: Knob, target: ControllerTarget) -> LambdaControllerBuilder {
-        LambdaControllerBuilder { knob, target, window: 500, kp: 0.5, ki: 0.3, min: 0.01, max: 100.0 }
+        LambdaControllerBuilder { knob, target, window: 500, kp: 0.05, ki: 0.15, min: 0.01, max: 100.0 }
     }
 
     /// The knob.
@@ -277,8 +292,18 @@ impl LambdaController {
             }
         };
         let e = ((measured - target) / target).clamp(-1.0, 1.0);
+        // The step scale halves when the error changes sign (the last step overshot) and doubles
+        // back, up to 1, while it keeps its sign (a shift to catch up with).
+        if step.steps > 0 {
+            step.scale = if e * step.previous_error < 0.0 {
+                (step.scale / 2.0).max(MIN_SCALE)
+            } else {
+                (step.scale * 2.0).min(1.0)
+            };
+        }
         let log = i.knob.get().max(f64::MIN_POSITIVE).ln();
-        let next = (log + i.kp * (e - step.previous_error) + i.ki * e).clamp(i.log_min, i.log_max);
+        let delta = step.scale * (i.kp * (e - step.previous_error) + i.ki * e);
+        let next = (log + delta).clamp(i.log_min, i.log_max);
         // The bounds are finite and positive, so this cannot fail.
         let _ = i.knob.set(next.exp());
         step.previous_error = e;
@@ -322,8 +347,8 @@ mod tests {
         assert_eq!(c.steps(), 1);
         assert_eq!(c.last_measured(), Some(0.5));
         let raised = knob.get();
-        // e = (0.5 − 0.2)/0.2 clamped to 1: log λ moves by kp·1 + ki·1 = 0.8.
-        assert!((raised - 0.8f64.exp()).abs() < 1e-12, "{raised}");
+        // e = (0.5 − 0.2)/0.2 clamped to 1: log λ moves by kp·1 + ki·1 = 0.2.
+        assert!((raised - 0.2f64.exp()).abs() < 1e-12, "{raised}");
         for _ in 0..10 {
             c.record(&small, 0.0);
         }

@@ -671,7 +671,14 @@ impl Policy for Experiment {
         let (Some(frame), inner) = outcome.memo.unnest() else { return };
         let group = usize::from(frame >> 2);
         let how = Assignment::from_code(frame);
-        if group > sh.arms.len() {
+        // Only frames this experiment can have written: a memo forged or from another policy is
+        // ignored.
+        let consistent = match how {
+            Assignment::Assigned => group < sh.arms.len(),
+            Assignment::Holdout => group == sh.arms.len() && sh.holdout.is_some(),
+            Assignment::Unkeyed | Assignment::Killed => group == 0,
+        };
+        if !consistent {
             return;
         }
         let policy = &sh.arms.get(group).unwrap_or(&sh.arms[0]).policy;
@@ -866,6 +873,25 @@ mod tests {
         assert_eq!(pick(&c, 0.999_999), 2);
         // Rounding: cumulative shares that end just below 1 still give the last weighted arm.
         assert_eq!(pick(&[0.5, 0.999_999_999, 0.999_999_999], 0.999_999_999_5), 1);
+    }
+
+    #[test]
+    fn foreign_memos_are_ignored() {
+        use crate::execution::{DecisionId, Feedback};
+        use crate::policy::Memo;
+        use crate::{Catalog, ModelProfile, Utility};
+        let catalog = Catalog::new([ModelProfile::new("m", "p")]).unwrap();
+        let e = Experiment::builder("x").arm("a", 1.0, Utility::new()).arm("b", 1.0, Utility::new()).build().unwrap();
+        let f = Feedback::success();
+        for frame in 0..u16::MAX {
+            let memo = Memo::NONE.nest(frame);
+            e.observe(&Outcome::new(DecisionId::from_u64(1), 0, memo, &f, &catalog));
+        }
+        let report = e.handle().report();
+        // Frames 0 (arm a, assigned) and 4 (arm b, assigned), 2 and 3 (unkeyed, killed) are valid.
+        assert_eq!(report.arms[0].feedback, 1);
+        assert_eq!(report.arms[1].feedback, 1);
+        assert_eq!((report.unkeyed_feedback, report.killed_feedback), (1, 1));
     }
 
     #[test]

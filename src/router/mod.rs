@@ -93,7 +93,8 @@ impl Router {
     /// # Errors
     /// - [`ErrorKind::InvalidRequest`] when the request is larger than the router's limit, names an
     ///   unknown model in its allowed or excluded lists, or has a quality floor outside `[0, 1]` or a
-    ///   negative or non-finite cost cap.
+    ///   negative or non-finite cost cap; or when the policy finds it invalid (an
+    ///   [`Experiment`](crate::experiment::Experiment) that needs a key, say).
     /// - [`ErrorKind::NoCandidate`] when hard constraints remove every model;
     ///   [`Error::rejections`] says why for each.
     /// - [`ErrorKind::Routing`] when a classifier, the cost model or the policy fails or breaks its
@@ -386,7 +387,9 @@ fn attach_model(e: Error, model: &ModelProfile) -> Error {
 }
 
 fn routing_error(component: &str, e: Error) -> Error {
-    if e.kind() == ErrorKind::Routing {
+    // A component may find the request itself invalid (an experiment that needs a key): that is the
+    // caller's error, not the router's.
+    if matches!(e.kind(), ErrorKind::Routing | ErrorKind::InvalidRequest) {
         e
     } else {
         Error::new(ErrorKind::Routing, format!("`{component}` failed: {e}")).with_source(e)
