@@ -59,6 +59,14 @@
 //! [`CheapestCapable`] picks the cheapest model with `p(m)` above a floor; [`Rules`] pins models or
 //! sub-portfolios by intent, size, tag or tenant. See `docs/architecture.md`.
 //!
+//! # Learning from outcomes
+//!
+//! [`Router::feedback`] reports what happened after a decision. [`Experiment`] splits traffic
+//! between policies by a stable hash of the request key and tells, with an always-valid sequential
+//! test, when one arm is better; [`Bandit`] learns per kind of request which model serves best for
+//! its price; [`experiment::LambdaController`] holds a tier share or a cost per request by turning
+//! `Utility`'s `λ` as traffic shifts. See [`experiment`] and `docs/experiments.md`.
+//!
 //! # Optional features
 //!
 //! | feature | what it adds |
@@ -128,3 +136,7 @@ pub use crate::signal::{IntentScore, SignalKey, Signals, TokenEstimate};
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
+
+#[cfg(doctest)]
+#[doc = include_str!("../docs/experiments.md")]
+struct ExperimentsDoctests;

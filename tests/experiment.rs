@@ -677,3 +677,36 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn bandit_and_experiment_rank_each_candidate_once(
+        present in prop::collection::vec(any::<bool>(), 3),
+        ps in prop::collection::vec(-4.0f64..4.0, 3),
+        costs in prop::collection::vec(0.0f64..0.1, 3),
+        uniform in 0.0f64..1.0,
+        key in "[a-z]{0,6}",
+        exploration in 0.0f64..1.0,
+    ) {
+        let catalog = trio();
+        let candidates: Vec<Candidate> = (0..3)
+            .filter(|&m| present[m])
+            .map(|m| Candidate::new(m, ps[m], CostEstimate::usd(costs[m]), 1.0))
+            .collect();
+        prop_assume!(!candidates.is_empty());
+        let bandit = Bandit::new().exploration(exploration);
+        let e = Experiment::builder("p").arm("u", 1.0, Utility::new()).arm("b", 1.0, bandit).build().unwrap();
+        let request = Request::new("x").with_key(key);
+        let signals = Signals::default();
+        let input = PolicyInput::new(&request, &signals, &catalog, &candidates, uniform);
+        let ranking = e.rank(&input).unwrap();
+        let mut ranked: Vec<usize> = ranking.order().iter().map(|s| s.model).collect();
+        ranked.sort_unstable();
+        let mut expected: Vec<usize> = candidates.iter().map(|c| c.model).collect();
+        expected.sort_unstable();
+        prop_assert_eq!(ranked, expected);
+        prop_assert!(ranking.arm().is_some());
+    }
+}
