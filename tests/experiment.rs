@@ -263,7 +263,8 @@ fn build_validates_the_experiment() {
     let err = Router::builder().catalog(mini_frontier()).policy(e).build().unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Config);
     assert!(err.to_string().contains("arm `b`") && err.to_string().contains("gpt-9"), "{err}");
-    let bad_lambda = Experiment::builder("l").arm("a", 1.0, Utility::new().cost_weight(-2.0)).arm("b", 1.0, Utility::new());
+    let bad_lambda =
+        Experiment::builder("l").arm("a", 1.0, Utility::new().cost_weight(-2.0)).arm("b", 1.0, Utility::new());
     let err = Router::builder().catalog(mini_frontier()).policy(bad_lambda.build().unwrap()).build().unwrap_err();
     assert!(err.to_string().contains("arm `a`"), "{err}");
 }
@@ -277,7 +278,8 @@ fn simulate(e: &Experiment, rates: &[f64], n: usize, seed: u64) -> ExperimentRep
     let catalog = mini_frontier();
     let request = Request::new("x");
     let signals = Signals::default();
-    let candidates = [Candidate::new(0, 0.0, CostEstimate::usd(0.001), 1.0), Candidate::new(1, 0.0, CostEstimate::usd(0.01), 1.0)];
+    let candidates =
+        [Candidate::new(0, 0.0, CostEstimate::usd(0.001), 1.0), Candidate::new(1, 0.0, CostEstimate::usd(0.01), 1.0)];
     let handle = e.handle();
     let arms: Vec<String> = handle.arms().map(str::to_owned).collect();
     let mut rng = TestRng(seed);
@@ -418,7 +420,11 @@ fn feedback_reaches_the_experiment_through_the_router_and_bad_ids_are_typed_erro
 #[test]
 fn experiments_nested_in_rules_and_bandits_in_arms_get_their_feedback() {
     let bandit = Bandit::new().seed(1);
-    let e = Experiment::builder("nested").arm("utility", 1.0, Utility::new()).arm("bandit", 1.0, bandit.clone()).build().unwrap();
+    let e = Experiment::builder("nested")
+        .arm("utility", 1.0, Utility::new())
+        .arm("bandit", 1.0, bandit.clone())
+        .build()
+        .unwrap();
     let rules = Rules::new(e).rule(Rule::new(
         "code",
         Condition::always().tag("pinned"),
@@ -522,7 +528,8 @@ fn bandit_is_deterministic_and_respects_constraints() {
     let _ = Router::builder().catalog(trio()).policy(shared.clone()).build().unwrap();
     let e = Router::builder().catalog(mini_frontier()).policy(shared).build().unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Config);
-    let e = Router::builder().catalog(trio()).policy(Bandit::new().difficulty_bands(vec![1.0, 0.5])).build().unwrap_err();
+    let e =
+        Router::builder().catalog(trio()).policy(Bandit::new().difficulty_bands(vec![1.0, 0.5])).build().unwrap_err();
     assert!(e.to_string().contains("difficulty_bands"), "{e}");
     let e = Router::builder().catalog(trio()).policy(Bandit::new().exploration(1.5)).build().unwrap_err();
     assert!(e.to_string().contains("exploration"), "{e}");
@@ -562,7 +569,8 @@ fn knob_router(knob: &Knob, controller: Option<LambdaController>) -> Router {
         s.set_difficulty(d.unwrap_or(0.0));
         Ok(())
     });
-    let irt = classify::logit_fn("irt", |s: &Signals, m: &ModelProfile| m.ability_for(None) - s.difficulty().unwrap_or(0.0));
+    let irt =
+        classify::logit_fn("irt", |s: &Signals, m: &ModelProfile| m.ability_for(None) - s.difficulty().unwrap_or(0.0));
     let mut b = Router::builder()
         .catalog(mini_frontier())
         .classifier(difficulty, 0.0)
@@ -585,7 +593,13 @@ fn shifted_traffic_with_cost(router: &Router) -> ((f64, f64, f64), f64) {
         let centre = if i < 3_000 { 0.5 } else { 2.5 };
         let d = centre + 3.0 * (rng.unit() - 0.5);
         let decision = router.route(&Request::new(format!("d={d:.3} question"))).unwrap();
-        let phase = if i < 3_000 { 0 } else if i < 4_500 { 1 } else { 2 };
+        let phase = if i < 3_000 {
+            0
+        } else if i < 4_500 {
+            1
+        } else {
+            2
+        };
         frontier[phase] += u32::from(decision.model().as_str() == "frontier");
         if phase == 2 {
             cost += decision.estimated_cost() / 1_500.0;
@@ -632,10 +646,8 @@ fn controller_holds_a_mean_cost() {
     let (cheap, dear) = (costs[0].min(costs[1]), costs[0].max(costs[1]));
     // A budget that allows frontier on about a third of the requests.
     let usd = cheap + (dear - cheap) / 3.0;
-    let controller = LambdaController::builder(knob.clone(), ControllerTarget::MeanCostAtMost { usd })
-        .window(200)
-        .build()
-        .unwrap();
+    let controller =
+        LambdaController::builder(knob.clone(), ControllerTarget::MeanCostAtMost { usd }).window(200).build().unwrap();
     let router = knob_router(&knob, Some(controller.clone()));
     let (_, mean) = shifted_traffic_with_cost(&router);
     println!("mean cost after the shift {mean:.6} vs target {usd:.6}; λ = {:.2}", knob.get());

@@ -345,10 +345,16 @@ impl Policy for Bandit {
         check_weight("bandit `cost_weight`", i.lambda.get())?;
         check_unit("bandit `exploration`", i.exploration)?;
         if !(i.prior_strength.is_finite() && i.prior_strength > 0.0) {
-            return Err(Error::config(format!("bandit `prior_strength` must be finite and > 0, got {}", i.prior_strength)));
+            return Err(Error::config(format!(
+                "bandit `prior_strength` must be finite and > 0, got {}",
+                i.prior_strength
+            )));
         }
         if !(i.max_evidence.is_finite() && i.max_evidence >= 1.0) {
-            return Err(Error::config(format!("bandit `max_evidence` must be finite and >= 1, got {}", i.max_evidence)));
+            return Err(Error::config(format!(
+                "bandit `max_evidence` must be finite and >= 1, got {}",
+                i.max_evidence
+            )));
         }
         if i.bands.len() > 62 || i.bands.iter().any(|e| !e.is_finite()) || i.bands.windows(2).any(|w| w[0] >= w[1]) {
             return Err(Error::config(format!(

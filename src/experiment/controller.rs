@@ -120,12 +120,16 @@ impl LambdaControllerBuilder {
                     return Err(Error::config("controller: the target tier names no model"));
                 }
                 if !(*share > 0.0 && *share < 1.0) {
-                    return Err(Error::config(format!("controller: the target share must be within (0, 1), got {share}")));
+                    return Err(Error::config(format!(
+                        "controller: the target share must be within (0, 1), got {share}"
+                    )));
                 }
             }
             ControllerTarget::MeanCostAtMost { usd } => {
                 if !(usd.is_finite() && *usd > 0.0) {
-                    return Err(Error::config(format!("controller: the target cost must be finite and > 0, got {usd}")));
+                    return Err(Error::config(format!(
+                        "controller: the target cost must be finite and > 0, got {usd}"
+                    )));
                 }
             }
         }

@@ -437,7 +437,9 @@ impl ExperimentBuilder {
         let holdout = match self.holdout {
             Some((fraction, s)) => {
                 if !(0.0..1.0).contains(&fraction) {
-                    return Err(Error::config(format!("{at}: the holdout fraction must be within [0, 1), got {fraction}")));
+                    return Err(Error::config(format!(
+                        "{at}: the holdout fraction must be within [0, 1), got {fraction}"
+                    )));
                 }
                 Some(Holdout { fraction, salt: s.map_or_else(|| Arc::from(format!("{salt}/holdout")), Arc::from) })
             }
@@ -813,7 +815,9 @@ impl ExperimentHandle {
             .arms
             .iter()
             .enumerate()
-            .map(|(i, a)| report::arm_report(&a.name, not_held * a.weight / sh.total, routed(i), &st.groups[i], &sh.test))
+            .map(|(i, a)| {
+                report::arm_report(&a.name, not_held * a.weight / sh.total, routed(i), &st.groups[i], &sh.test)
+            })
             .collect();
         let holdout = sh.holdout.as_ref().map(|h| {
             let i = sh.arms.len();

@@ -138,13 +138,9 @@ impl ExperimentReport {
 fn est(e: Option<&Estimate>, scale: f64, digits: usize) -> String {
     match e {
         None => "-".to_owned(),
-        Some(e) if e.low.is_finite() && e.high.is_finite() => format!(
-            "{:.d$} [{:.d$}, {:.d$}]",
-            e.mean * scale,
-            e.low * scale,
-            e.high * scale,
-            d = digits
-        ),
+        Some(e) if e.low.is_finite() && e.high.is_finite() => {
+            format!("{:.d$} [{:.d$}, {:.d$}]", e.mean * scale, e.low * scale, e.high * scale, d = digits)
+        }
         Some(e) => format!("{:.d$}", e.mean * scale, d = digits),
     }
 }
@@ -180,11 +176,7 @@ impl fmt::Display for ExperimentReport {
             )?;
         }
         if self.unkeyed_feedback > 0 || self.killed_feedback > 0 {
-            writeln!(
-                f,
-                "not compared: {} unkeyed, {} while killed",
-                self.unkeyed_feedback, self.killed_feedback
-            )?;
+            writeln!(f, "not compared: {} unkeyed, {} while killed", self.unkeyed_feedback, self.killed_feedback)?;
         }
         for c in &self.comparisons {
             let decided = c.decided_after.map_or(String::new(), |n| format!(" after {n} observations"));
