@@ -11,7 +11,7 @@ use crate::execution::Observer;
 use crate::policy::Decision;
 
 /// A number shared between threads without locks (an `f64` in an atomic): a knob that a
-/// [`LambdaController`] turns while policies read it on every decision, such as [`Utility`]'s `λ`
+/// [`LambdaController`] turns while policies read it on every decision, such as [`Utility`](crate::Utility)'s `λ`
 /// ([`Utility::cost_weight_knob`](crate::Utility::cost_weight_knob)) or a [`Bandit`](crate::experiment::Bandit)'s.
 ///
 /// Clones share the value. Two knobs are equal when they are the same knob.

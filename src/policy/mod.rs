@@ -111,7 +111,7 @@ pub struct Scored {
 /// [`Policy::observe`]: which context bucket a bandit used, which arm an experiment chose.
 ///
 /// The router keeps it in its lock-free log of recent decisions, so it costs nothing to carry and
-/// needs no allocation. Composite policies ([`Rules`], [`Experiment`](crate::experiment::Experiment))
+/// needs no allocation. Composite policies ([`Rules`], [`Experiment`])
 /// wrap their child's memo in a 16-bit frame of their own with [`nest`](Self::nest) and take it off
 /// again with [`unnest`](Self::unnest), so at most three composites can nest around a leaf memo
 /// of 16 bits; deeper frames are lost (the memo becomes [`Memo::NONE`] and the outcome is ignored).
@@ -298,7 +298,7 @@ pub trait Policy: Send + Sync {
         let _ = outcome;
     }
 
-    /// Adds a handle for every [`Experiment`](crate::experiment::Experiment) in this policy (itself,
+    /// Adds a handle for every [`Experiment`] in this policy (itself,
     /// or nested in it) to `out`, so that [`Router::experiments`](crate::Router::experiments) can
     /// find them. The default adds none; composite policies forward to their children.
     fn experiments(&self, out: &mut Vec<ExperimentHandle>) {
