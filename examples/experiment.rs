@@ -3,7 +3,7 @@
 //! between `Utility` and the bandit runs until its sequential test decides.
 //!
 //! ```text
-//! cargo run --release --example experiment -- [--requests 6000] [--lambda 0.5] [--seed 1] [--prior-strength 2]
+//! cargo run --release --example experiment -- [--requests 6000] [--lambda 0.5] [--seed 1] [--prior-strength 2] [--exploration 0.01]
 //! ```
 //!
 //! 1. The catalog is fitted on `split_routerdc == train` (as in `examples/evaluate.rs`); traffic is
@@ -21,25 +21,32 @@
 
 use std::path::Path;
 
+use switchyard::catalog::Ability;
 use switchyard::eval::catalog::{FittedCatalog, Prices};
 use switchyard::eval::data::{Dataset, Format, SplitKind};
 use switchyard::experiment::{Experiment, Metric, SequentialTest, Verdict};
 use switchyard::policy::CostRef;
-use switchyard::{Bandit, Error, ErrorKind, Feedback, Request, Result, Router, Utility};
+use switchyard::{Bandit, Catalog, Error, ErrorKind, Feedback, ModelProfile, Request, Result, Router, Utility};
 
 struct Args {
     requests: usize,
     lambda: f64,
     seed: u64,
     prior: f64,
+    exploration: Option<f64>,
 }
 
 fn usage(msg: &str) -> Error {
-    Error::new(ErrorKind::Config, format!("{msg}\nusage: experiment [--requests 6000] [--lambda 0.5] [--seed 1] [--prior-strength 2]"))
+    Error::new(
+        ErrorKind::Config,
+        format!(
+            "{msg}\nusage: experiment [--requests 6000] [--lambda 0.5] [--seed 1] [--prior-strength 2] [--exploration 0.01]"
+        ),
+    )
 }
 
 fn args() -> Result<Args> {
-    let mut a = Args { requests: 6_000, lambda: 0.5, seed: 1, prior: 2.0 };
+    let mut a = Args { requests: 6_000, lambda: 0.5, seed: 1, prior: 2.0, exploration: None };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let value = it.next().ok_or_else(|| usage(&format!("`{flag}` needs a value")))?;
@@ -48,6 +55,9 @@ fn args() -> Result<Args> {
             "--lambda" => a.lambda = value.parse().map_err(|_| usage("`--lambda` needs a number"))?,
             "--seed" => a.seed = value.parse().map_err(|_| usage("`--seed` needs an integer"))?,
             "--prior-strength" => a.prior = value.parse().map_err(|_| usage("`--prior-strength` needs a number"))?,
+            "--exploration" => {
+                a.exploration = Some(value.parse().map_err(|_| usage("`--exploration` needs a number"))?);
+            }
             other => return Err(usage(&format!("unknown argument `{other}`"))),
         }
     }
@@ -107,6 +117,57 @@ impl Traffic<'_> {
     }
 }
 
+fn make_bandit(args: &Args, c_ref: f64) -> Bandit {
+    let b =
+        Bandit::new().cost_weight(args.lambda).cost_ref(CostRef::Usd(c_ref)).prior_strength(args.prior).seed(args.seed);
+    match args.exploration {
+        Some(e) => b.exploration(e),
+        None => b,
+    }
+}
+
+/// Routes the planned requests, feeding back each chosen model's score and cost, and prints the
+/// bandit's reward next to the fixed policy's on the same requests.
+fn learn(label: &str, router: &Router, traffic: &Traffic<'_>, plan: &[(usize, usize)], fixed: &[f64]) -> Result<()> {
+    println!("\n{label}:");
+    println!(
+        "  {:>8} {:>12} {:>12} {:>18} {:>18} {:>8}",
+        "requests", "bandit", "fixed", "bandit last 1,000", "fixed last 1,000", "gap"
+    );
+    let mut rewards = Vec::with_capacity(plan.len());
+    let mut reached = None;
+    for (i, &(r, u)) in plan.iter().enumerate() {
+        let d = router.route(&traffic.request(r, u))?;
+        let m = d.model_index();
+        let feedback = Feedback::success().with_quality(traffic.score(r, m)).with_cost(traffic.cost(r, m));
+        router.feedback(d.id(), feedback)?;
+        rewards.push(traffic.reward(r, m));
+        let done = i + 1;
+        let from = done.saturating_sub(1_000);
+        let last = rewards[from..].iter().sum::<f64>() / (done - from) as f64;
+        let last_fixed = fixed[from..done].iter().sum::<f64>() / (done - from) as f64;
+        let gap = (last_fixed - last) / last_fixed.abs();
+        if done >= 1_000 && gap <= 0.02 && reached.is_none() {
+            reached = Some(done);
+        }
+        if done % 500 == 0 || done == plan.len() {
+            let mean = rewards.iter().sum::<f64>() / done as f64;
+            let mean_fixed = fixed[..done].iter().sum::<f64>() / done as f64;
+            println!(
+                "  {done:>8} {mean:>12.4} {mean_fixed:>12.4} {last:>18.4} {last_fixed:>18.4} {:>7.1}%",
+                100.0 * gap
+            );
+        }
+    }
+    let regret: f64 = fixed.iter().zip(&rewards).map(|(f, b)| f - b).sum();
+    println!("  cumulative regret against the fixed policy: {regret:.1} over {} requests", plan.len());
+    match reached {
+        Some(n) => println!("  its last 1,000 requests first came within 2% of the fixed policy's after {n} requests"),
+        None => println!("  its last 1,000 requests never came within 2% of the fixed policy's"),
+    }
+    Ok(())
+}
+
 fn try_main() -> Result<()> {
     let args = args()?;
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data");
@@ -149,7 +210,8 @@ fn try_main() -> Result<()> {
         .map(|m| (test.models()[m].to_string(), plan.iter().map(|&(r, _)| traffic.reward(r, m)).sum::<f64>() / n))
         .collect();
     singles.sort_by(|a, b| b.1.total_cmp(&a.1));
-    let oracle = plan.iter().map(|&(r, _)| (0..models).map(|m| traffic.reward(r, m)).fold(f64::MIN, f64::max)).sum::<f64>() / n;
+    let oracle =
+        plan.iter().map(|&(r, _)| (0..models).map(|m| traffic.reward(r, m)).fold(f64::MIN, f64::max)).sum::<f64>() / n;
     let utility_router =
         fitted.builder().policy(Utility::new().cost_weight(args.lambda).cost_ref(CostRef::Usd(c_ref))).build()?;
     let mut utility_rewards = Vec::with_capacity(plan.len());
@@ -173,64 +235,39 @@ fn try_main() -> Result<()> {
     println!("  {:<40} {utility:.4}", format!("utility (λ = {})", args.lambda));
     println!("  {:<40} {oracle:.4}", "oracle (best model per prompt)");
 
-    // The bandit, learning from feedback.
-    let bandit = Bandit::new()
-        .cost_weight(args.lambda)
-        .cost_ref(CostRef::Usd(c_ref))
-        .prior_strength(args.prior)
-        .seed(args.seed);
-    let router = fitted.builder().policy(bandit.clone()).build()?;
-    println!(
-        "\nbandit (Thompson sampling per intent × difficulty band, prior strength {}) against the best fixed policy, {fixed_name}, on the same requests:",
-        args.prior
-    );
-    println!(
-        "  {:>8} {:>12} {:>12} {:>18} {:>18} {:>8}",
-        "requests", "bandit", "fixed", "bandit last 1,000", "fixed last 1,000", "gap"
-    );
-    let mut rewards = Vec::with_capacity(plan.len());
-    let mut reached = None;
-    for (i, &(r, u)) in plan.iter().enumerate() {
-        let d = router.route(&traffic.request(r, u))?;
-        let m = d.model_index();
-        let feedback = Feedback::success().with_quality(traffic.score(r, m)).with_cost(traffic.cost(r, m));
-        router.feedback(d.id(), feedback)?;
-        rewards.push(traffic.reward(r, m));
-        let done = i + 1;
-        let from = done.saturating_sub(1_000);
-        let last = rewards[from..].iter().sum::<f64>() / (done - from) as f64;
-        let last_fixed = fixed[from..done].iter().sum::<f64>() / (done - from) as f64;
-        let gap = (last_fixed - last) / last_fixed.abs();
-        if done >= 1_000 && gap <= 0.02 && reached.is_none() {
-            reached = Some(done);
-        }
-        if done % 500 == 0 || done == plan.len() {
-            let mean = rewards.iter().sum::<f64>() / done as f64;
-            let mean_fixed = fixed[..done].iter().sum::<f64>() / done as f64;
-            println!(
-                "  {done:>8} {mean:>12.4} {mean_fixed:>12.4} {last:>18.4} {last_fixed:>18.4} {:>7.1}%",
-                100.0 * gap
-            );
-        }
-    }
-    let regret: f64 = fixed.iter().zip(&rewards).map(|(f, b)| f - b).sum();
-    println!("  cumulative regret against the fixed policy: {regret:.1} reward units over {} requests", plan.len());
-    match reached {
-        Some(n) => println!("  the bandit's last 1,000 requests first came within 2% of the fixed policy's after {n} requests"),
-        None => println!("  the bandit's last 1,000 requests never came within 2% of the fixed policy's"),
-    }
+    // The bandit, learning from feedback: with the fitted catalog's predictions as priors, then
+    // with a catalog that knows nothing (every ability 0: equal priors for every model).
+    println!("\nthe best fixed policy is {fixed_name}; the gap compares the same requests.");
+    let warm = make_bandit(&args, c_ref);
+    let router = fitted.builder().policy(warm.clone()).build()?;
+    learn("bandit, fitted catalog as prior", &router, &traffic, &plan, &fixed)?;
+    let blank: Vec<ModelProfile> = fitted
+        .catalog()
+        .models()
+        .iter()
+        .map(|m| {
+            let mut m = m.clone();
+            m.ability = Ability::new(0.0);
+            m
+        })
+        .collect();
+    let router = fitted.builder().catalog(Catalog::new(blank)?).policy(make_bandit(&args, c_ref)).build()?;
+    learn("bandit, no prior knowledge (every ability 0)", &router, &traffic, &plan, &fixed)?;
 
-    // An A/B test: utility against a fresh bandit, on quality, until the sequential test decides.
+    // An A/B test: utility against the bandit that learned above (and keeps learning), on the reward
+    // both maximise, until the sequential test decides (or 50,000 requests).
     let experiment = Experiment::builder("utility-vs-bandit")
         .arm("utility", 1.0, Utility::new().cost_weight(args.lambda).cost_ref(CostRef::Usd(c_ref)))
-        .arm(
-            "bandit",
-            1.0,
-            Bandit::new().cost_weight(args.lambda).cost_ref(CostRef::Usd(c_ref)).prior_strength(args.prior).seed(args.seed),
+        .arm("bandit", 1.0, warm)
+        .sequential_test(
+            SequentialTest::new()
+                .metric(Metric::Reward { cost_weight: args.lambda, cost_ref_usd: c_ref })
+                .alpha(0.05)
+                .min_samples(500),
         )
-        .sequential_test(SequentialTest::new().metric(Metric::Quality).alpha(0.05))
         .build()?;
     let handle = experiment.handle();
+    // The bandit is bound to the fitted catalog; this router uses the very same one.
     let ab: Router = fitted.builder().policy(experiment).build()?;
     let mut draw = Draw(args.seed ^ 0xAB);
     let mut sent = 0;

@@ -20,10 +20,15 @@ use crate::signal::Signals;
 /// # How it ranks
 /// 1. The request falls in a context bucket: its intent (or none) × its difficulty band (edges set
 ///    by [`difficulty_bands`](Self::difficulty_bands); unknown difficulty has a band of its own).
-/// 2. For every candidate `m`, the quality of its answers in this bucket has a Beta posterior:
-///    the prior `Beta(n₀·p(m), n₀·(1 − p(m)))` comes from the classifiers and catalog (the
-///    candidate's `p`, with prior strength `n₀`), and each outcome adds its quality `q` to `α` and
-///    `1 − q` to `β` (fractional Bernoulli updates; a failure is `q = 0`).
+/// 2. For every candidate `m`, the quality of its answer has a Beta posterior. Before any outcome
+///    it is the prior `Beta(n₀·p(m), n₀·(1 − p(m)))`: the classifiers' and catalog's prediction for
+///    this request (the candidate's `p`) worth `n₀` outcomes. Each outcome of quality `q` (a
+///    failure is `q = 0`) adds `q` to the cell's `S`, `1 − q` to its `F` and the prediction made at
+///    decision time to its `P`. The posterior then corrects this request's prediction by what the
+///    bucket's outcomes say about the catalog there, in logit space, so that requests of different
+///    difficulty in one bucket keep their order: with `N = S + F`,
+///    `δ = logit((S + n₀·P/N)/(N + n₀)) − logit(P/N)`, mean `μ = σ(logit p(m) + δ)` and posterior
+///    `Beta(μ·(n₀ + N), (1 − μ)·(n₀ + N))`.
 /// 3. Thompson sampling: draw `θ̃(m)` from each posterior and score `θ̃(m) − λ·c(m)/c_ref`, the
 ///    reward `quality − λ·cost` with the cost normalised as in [`Utility`](crate::Utility) (the
 ///    dearest candidate by default). The cost is the cost model's estimate for this request, known
@@ -63,8 +68,13 @@ struct Inner {
 }
 
 struct Cell {
+    /// Quality summed over the evidence kept (`S`).
     alpha: AtomicU64,
+    /// One minus the quality, summed (`F`); `S + F` is the evidence kept.
     beta: AtomicU64,
+    /// The predicted `p` at decision time, summed over the same evidence (`P`).
+    predicted: AtomicU64,
+    /// Outcomes received.
     n: AtomicU64,
 }
 
@@ -108,13 +118,13 @@ impl fmt::Debug for Bandit {
 }
 
 impl Bandit {
-    /// `λ = 1`, exploration 0.05, prior strength 2, difficulty bands at 0.5, 1.5 and 2.5, at most
+    /// `λ = 1`, exploration 0.01, prior strength 2, difficulty bands at 0.5, 1.5 and 2.5, at most
     /// 1,000 outcomes of evidence per posterior, costs relative to the dearest candidate, seed 0.
     pub fn new() -> Self {
         Self {
             inner: Arc::new(Inner {
                 lambda: Knob::new(1.0),
-                exploration: 0.05,
+                exploration: 0.01,
                 prior_strength: 2.0,
                 bands: vec![0.5, 1.5, 2.5],
                 max_evidence: 1000.0,
@@ -225,7 +235,12 @@ impl Bandit {
                 catalog: catalog.clone(),
                 models,
                 cells: (0..cells)
-                    .map(|_| Cell { alpha: AtomicU64::new(0), beta: AtomicU64::new(0), n: AtomicU64::new(0) })
+                    .map(|_| Cell {
+                        alpha: AtomicU64::new(0),
+                        beta: AtomicU64::new(0),
+                        predicted: AtomicU64::new(0),
+                        n: AtomicU64::new(0),
+                    })
                     .collect(),
                 locks: (0..self.buckets()).map(|_| Mutex::new(())).collect(),
             }
@@ -255,6 +270,7 @@ impl Bandit {
                         outcomes: n,
                         successes: load(&c.alpha),
                         failures: load(&c.beta),
+                        predicted: load(&c.predicted),
                     })
                 })
                 .collect();
@@ -305,6 +321,9 @@ pub struct ModelEvidence {
     pub successes: f64,
     /// One minus the quality, summed (`β` without the prior).
     pub failures: f64,
+    /// The predicted `p` at decision time, summed over the same evidence: compare with `successes`
+    /// to see how far the catalog is off in this bucket.
+    pub predicted: f64,
 }
 
 impl Policy for Bandit {
@@ -322,9 +341,8 @@ impl Policy for Bandit {
         let lambda = if c_ref > 0.0 && lambda.is_finite() { lambda / c_ref } else { 0.0 };
         let n0 = i.prior_strength;
         let mut ranking = Ranking::by_score(input, |c| {
-            let p = c.p.clamp(0.01, 0.99);
-            let (a, b) = st.cell(bucket, c.model).map_or((0.0, 0.0), |cell| (load(&cell.alpha), load(&cell.beta)));
-            rng.beta(n0 * p + a, n0 * (1.0 - p) + b) - lambda * c.cost.usd
+            let (a, b) = posterior(n0, c.p, st.cell(bucket, c.model));
+            rng.beta(a, b) - lambda * c.cost.usd
         });
         if input.candidates.len() > 1 && rng.unit() < i.exploration {
             let pick = input.candidates[rng.below(input.candidates.len())].model;
@@ -332,8 +350,9 @@ impl Policy for Bandit {
             ranking.promote(pick, score);
             ranking = ranking.with_note("the bandit explored");
         }
-        let frame = u16::try_from(bucket).unwrap_or(u16::MAX);
-        Ok(ranking.with_memo(Memo::NONE.nest(frame)))
+        let first = ranking.order().first().map_or(0, |s| s.model);
+        let p = input.candidates.iter().find(|c| c.model == first).map_or(0.5, |c| c.p);
+        Ok(ranking.with_memo(encode(bucket, first, p)))
     }
 
     fn name(&self) -> &str {
@@ -371,24 +390,132 @@ impl Policy for Bandit {
     }
 
     fn observe(&self, outcome: &Outcome<'_>) {
-        let (Some(bucket), _) = outcome.memo.unnest() else { return };
+        let Some((bucket, model_bits, p)) = decode(outcome.memo) else { return };
         let Some(st) = self.inner.state.get() else { return };
         if !st.catalog.ptr_eq(outcome.catalog) && st.catalog != *outcome.catalog {
             return;
         }
-        let bucket = usize::from(bucket);
         let (Some(cell), Some(lock)) = (st.cell(bucket, outcome.model), st.locks.get(bucket)) else { return };
         let q = outcome.quality().clamp(0.0, 1.0);
         let _guard = lock.lock().unwrap_or_else(PoisonError::into_inner);
-        let (mut a, mut b) = (load(&cell.alpha) + q, load(&cell.beta) + (1.0 - q));
+        let (a, b, pred) = (load(&cell.alpha), load(&cell.beta), load(&cell.predicted));
+        // The prediction made for the model that answered; a fallback's is not in the memo, so it
+        // counts with the cell's mean prediction so far.
+        let p = if outcome.model & MODEL_MASK == model_bits {
+            p
+        } else if a + b > 0.0 {
+            pred / (a + b)
+        } else {
+            0.5
+        };
+        let (mut a, mut b, mut pred) = (a + q, b + (1.0 - q), pred + p);
         let cap = self.inner.max_evidence;
         if a + b > cap {
             let scale = cap / (a + b);
             a *= scale;
             b *= scale;
+            pred *= scale;
         }
         cell.alpha.store(a.to_bits(), Ordering::Relaxed);
         cell.beta.store(b.to_bits(), Ordering::Relaxed);
+        cell.predicted.store(pred.to_bits(), Ordering::Relaxed);
         cell.n.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Bits of the bandit's memo: a marker bit, the bucket (9 bits), the first-ranked model's index
+/// modulo 2^11 and its predicted `p` in 11 bits: 32 bits, which leaves room for two composite frames
+/// (rules, experiments) around it.
+const BUCKET_BITS: u32 = 9;
+const MODEL_BITS: u32 = 11;
+const P_BITS: u32 = 11;
+const MODEL_MASK: usize = (1 << MODEL_BITS) - 1;
+const P_SCALE: f64 = ((1u64 << P_BITS) - 1) as f64;
+
+fn encode(bucket: usize, model: usize, p: f64) -> Memo {
+    let p = if p.is_finite() { p.clamp(0.0, 1.0) } else { 0.5 };
+    let bits = 1
+        | ((bucket as u64 & ((1 << BUCKET_BITS) - 1)) << 1)
+        | (((model & MODEL_MASK) as u64) << (1 + BUCKET_BITS))
+        | (((p * P_SCALE).round() as u64) << (1 + BUCKET_BITS + MODEL_BITS));
+    Memo::new(bits)
+}
+
+fn decode(memo: Memo) -> Option<(usize, usize, f64)> {
+    let bits = memo.get();
+    if bits & 1 == 0 || bits >> (1 + BUCKET_BITS + MODEL_BITS + P_BITS) != 0 {
+        return None;
+    }
+    let bucket = ((bits >> 1) & ((1 << BUCKET_BITS) - 1)) as usize;
+    let model = ((bits >> (1 + BUCKET_BITS)) as usize) & MODEL_MASK;
+    let p = (bits >> (1 + BUCKET_BITS + MODEL_BITS)) as f64 / P_SCALE;
+    Some((bucket, model, p))
+}
+
+fn logit(p: f64) -> f64 {
+    (p / (1.0 - p)).ln()
+}
+
+/// The Beta posterior of a candidate's quality in a bucket: the catalog's prediction `p`, corrected
+/// in logit space by what the bucket's outcomes say about the catalog's predictions there, with the
+/// strength of the prior plus the evidence.
+///
+/// With `S` the quality summed over the evidence `N = S + F` and `P` the predictions summed over it,
+/// the correction is `δ = logit((S + n₀·P/N) / (N + n₀)) − logit(P/N)` (shrunk towards 0 while `N`
+/// is small), the mean `μ = σ(logit p + δ)` and the posterior `Beta(μ·(n₀ + N), (1 − μ)·(n₀ + N))`.
+/// Without evidence it is the prior `Beta(n₀·p, n₀·(1 − p))`.
+fn posterior(n0: f64, p: f64, cell: Option<&Cell>) -> (f64, f64) {
+    let p = if p.is_finite() { p.clamp(0.01, 0.99) } else { 0.5 };
+    let (s, f, pred) = cell.map_or((0.0, 0.0, 0.0), |c| (load(&c.alpha), load(&c.beta), load(&c.predicted)));
+    let n = s + f;
+    if !(n > 0.0 && n.is_finite()) {
+        return (n0 * p, n0 * (1.0 - p));
+    }
+    let mean_pred = (pred / n).clamp(0.01, 0.99);
+    let observed = ((s + n0 * mean_pred) / (n + n0)).clamp(0.001, 0.999);
+    let delta = logit(observed) - logit(mean_pred);
+    let mu = crate::policy::sigmoid(logit(p) + delta).clamp(0.001, 0.999);
+    let k = n0 + n;
+    (mu * k, (1.0 - mu) * k)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memos_round_trip() {
+        for (bucket, model, p) in [(0, 0, 0.0), (511, 2047, 1.0), (37, 5, 0.731), (300, 4096 + 7, 0.5)] {
+            let (b, m, q) = decode(encode(bucket, model, p)).unwrap();
+            assert_eq!((b, m), (bucket, model & MODEL_MASK));
+            assert!((q - p).abs() <= 0.5 / P_SCALE, "{q} vs {p}");
+            assert!(encode(bucket, model, p).get() < 1 << 32);
+        }
+        assert_eq!(decode(Memo::NONE), None);
+        assert_eq!(decode(Memo::new(u64::MAX)), None);
+    }
+
+    #[test]
+    fn the_posterior_corrects_the_catalog_where_outcomes_disagree() {
+        let cell = |s: f64, f: f64, pred: f64| Cell {
+            alpha: AtomicU64::new(s.to_bits()),
+            beta: AtomicU64::new(f.to_bits()),
+            predicted: AtomicU64::new(pred.to_bits()),
+            n: AtomicU64::new(0),
+        };
+        // No evidence: the prior.
+        assert_eq!(posterior(2.0, 0.7, None), (2.0 * 0.7, 2.0 * (1.0 - 0.7)));
+        // The catalog predicted 0.8 on 100 outcomes that succeeded half the time: a request it rates
+        // 0.8 is now about 0.5, a harder one it rates 0.6 lower still, with 102 outcomes of strength.
+        let c = cell(50.0, 50.0, 80.0);
+        let (a, b) = posterior(2.0, 0.8, Some(&c));
+        assert!((a + b - 102.0).abs() < 1e-9);
+        assert!((a / (a + b) - 0.5).abs() < 0.02, "{}", a / (a + b));
+        let (a2, b2) = posterior(2.0, 0.6, Some(&c));
+        assert!(a2 / (a2 + b2) < a / (a + b));
+        // Outcomes that agree with the catalog leave its predictions alone.
+        let agree = cell(70.0, 30.0, 70.0);
+        let (a, b) = posterior(2.0, 0.9, Some(&agree));
+        assert!((a / (a + b) - 0.9).abs() < 1e-9);
     }
 }

@@ -211,7 +211,7 @@ pub enum Unkeyed {
 
 /// Which outcome the sequential test compares.
 #[non_exhaustive]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Metric {
     /// The quality score of the feedback (a success without a score counts 1, a failure 0). Higher
@@ -224,6 +224,16 @@ pub enum Metric {
     Cost,
     /// The latency in seconds (feedback without a latency is left out). Lower is better.
     Latency,
+    /// The router's own objective, `quality − cost_weight · cost / cost_ref_usd` (feedback without a
+    /// cost is left out). Higher is better. With the `λ` and cost reference of a
+    /// [`Utility`](crate::Utility) or [`Bandit`] given [`CostRef::Usd`](crate::policy::CostRef::Usd),
+    /// this tests the reward they maximise.
+    Reward {
+        /// `λ`, finite and ≥ 0.
+        cost_weight: f64,
+        /// The USD amount `λ = 1` trades against one unit of quality, finite and > 0.
+        cost_ref_usd: f64,
+    },
 }
 
 impl Metric {
@@ -234,12 +244,15 @@ impl Metric {
             Self::Success => Some(if f.success { 1.0 } else { 0.0 }),
             Self::Cost => f.cost_usd,
             Self::Latency => f.latency.map(|l| l.as_secs_f64()),
+            Self::Reward { cost_weight, cost_ref_usd } => {
+                f.cost_usd.map(|c| outcome.quality() - cost_weight * c / cost_ref_usd)
+            }
         }
     }
 
     /// Whether a larger value is better.
     pub fn higher_is_better(self) -> bool {
-        matches!(self, Self::Quality | Self::Success)
+        matches!(self, Self::Quality | Self::Success | Self::Reward { .. })
     }
 
     /// A short lower-case name.
@@ -249,6 +262,7 @@ impl Metric {
             Self::Success => "success",
             Self::Cost => "cost",
             Self::Latency => "latency",
+            Self::Reward { .. } => "reward",
         }
     }
 }
@@ -322,6 +336,13 @@ impl SequentialTest {
         }
         if !(self.mixture_sd.is_finite() && self.mixture_sd > 0.0) {
             return Err(Error::config(format!("{at}: `mixture_sd` must be finite and > 0, got {}", self.mixture_sd)));
+        }
+        if let Metric::Reward { cost_weight, cost_ref_usd } = self.metric {
+            if !(cost_weight.is_finite() && cost_weight >= 0.0 && cost_ref_usd.is_finite() && cost_ref_usd > 0.0) {
+                return Err(Error::config(format!(
+                    "{at}: the reward metric needs a finite `cost_weight` >= 0 and a finite `cost_ref_usd` > 0, got {cost_weight} and {cost_ref_usd}"
+                )));
+            }
         }
         if !(self.confidence > 0.0 && self.confidence < 1.0) {
             return Err(Error::config(format!("{at}: `confidence` must be within (0, 1), got {}", self.confidence)));

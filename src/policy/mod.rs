@@ -113,8 +113,9 @@ pub struct Scored {
 /// The router keeps it in its lock-free log of recent decisions, so it costs nothing to carry and
 /// needs no allocation. Composite policies ([`Rules`], [`Experiment`])
 /// wrap their child's memo in a 16-bit frame of their own with [`nest`](Self::nest) and take it off
-/// again with [`unnest`](Self::unnest), so at most three composites can nest around a leaf memo
-/// of 16 bits; deeper frames are lost (the memo becomes [`Memo::NONE`] and the outcome is ignored).
+/// again with [`unnest`](Self::unnest): a leaf memo of 32 bits (a [`Bandit`]'s) leaves room for
+/// two composites around it, one of 16 bits for three. Frames that do not fit are lost (the memo
+/// becomes [`Memo::NONE`] and the outcome is ignored).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Memo(u64);
 
