@@ -920,6 +920,33 @@ mod tests {
     }
 
     #[test]
+    fn metrics_read_their_value_and_reward_is_validated() {
+        use crate::execution::{DecisionId, Feedback};
+        use crate::policy::Memo;
+        use crate::{Catalog, ModelProfile};
+        let catalog = Catalog::new([ModelProfile::new("m", "p")]).unwrap();
+        let f =
+            Feedback::success().with_quality(0.8).with_cost(0.002).with_latency(std::time::Duration::from_millis(250));
+        let o = Outcome::new(DecisionId::from_u64(1), 0, Memo::NONE, &f, &catalog);
+        let reward = Metric::Reward { cost_weight: 0.5, cost_ref_usd: 0.01 };
+        assert_eq!(Metric::Quality.value(&o), Some(0.8));
+        assert_eq!(Metric::Success.value(&o), Some(1.0));
+        assert_eq!(Metric::Cost.value(&o), Some(0.002));
+        assert_eq!(Metric::Latency.value(&o), Some(0.25));
+        assert!((reward.value(&o).unwrap() - (0.8 - 0.5 * 0.2)).abs() < 1e-12);
+        let no_cost = Feedback::failure();
+        let o = Outcome::new(DecisionId::from_u64(1), 0, Memo::NONE, &no_cost, &catalog);
+        assert_eq!(reward.value(&o), None);
+        assert_eq!(Metric::Quality.value(&o), Some(0.0));
+        assert!(reward.higher_is_better() && !Metric::Cost.higher_is_better());
+        for bad in [(f64::NAN, 1.0), (-1.0, 1.0), (1.0, 0.0), (1.0, f64::INFINITY)] {
+            let m = Metric::Reward { cost_weight: bad.0, cost_ref_usd: bad.1 };
+            assert!(SequentialTest::new().metric(m).validate("x").is_err(), "{bad:?}");
+        }
+        assert!(SequentialTest::new().metric(reward).validate("x").is_ok());
+    }
+
+    #[test]
     fn assignment_codes_round_trip() {
         for how in [Assignment::Assigned, Assignment::Holdout, Assignment::Unkeyed, Assignment::Killed] {
             assert_eq!(Assignment::from_code(how.code()), how);
