@@ -557,6 +557,48 @@ fn bandit_state_is_bounded_and_follows_drift() {
     bandit.observe(&Outcome::new(DecisionId::from_u64(1), 0, Memo::NONE, &f, &catalog));
 }
 
+#[test]
+fn bandit_and_experiment_stay_consistent_under_concurrent_routing_and_feedback() {
+    let bandit = Bandit::new().seed(9).max_evidence(1e9);
+    let e = Experiment::builder("threads")
+        .arm("utility", 1.0, Utility::new())
+        .arm("bandit", 1.0, bandit.clone())
+        .build()
+        .unwrap();
+    let router = Router::builder().catalog(trio()).policy(e).build().unwrap();
+    let handle = router.experiment("threads").unwrap();
+    let per_thread = 3_000u64;
+    let bandit_feedback: u64 = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..4u64)
+            .map(|t| {
+                let router = &router;
+                s.spawn(move || {
+                    let mut rng = TestRng(t);
+                    let mut mine = 0;
+                    for i in 0..per_thread {
+                        let d =
+                            router.route(&Request::new("Name three rivers.").with_key(format!("t{t}-{i}"))).unwrap();
+                        mine += u64::from(d.arm().unwrap().arm() == "bandit");
+                        let q = if rng.bernoulli(0.6) { 1.0 } else { 0.0 };
+                        router.feedback(d.id(), Feedback::success().with_quality(q)).unwrap();
+                    }
+                    mine
+                })
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().unwrap()).sum()
+    });
+    let report = handle.report();
+    assert_eq!(report.arms.iter().map(|a| a.feedback).sum::<u64>(), 4 * per_thread);
+    assert_eq!(report.arms.iter().map(|a| a.routed).sum::<u64>(), 4 * per_thread);
+    assert_eq!(report.arms[1].feedback, bandit_feedback);
+    let learned: u64 = bandit.snapshot().buckets.iter().flat_map(|b| &b.models).map(|m| m.outcomes).sum();
+    assert_eq!(learned, bandit_feedback, "no outcome lost or counted twice");
+    let evidence: f64 =
+        bandit.snapshot().buckets.iter().flat_map(|b| &b.models).map(|m| m.successes + m.failures).sum();
+    assert!((evidence - bandit_feedback as f64).abs() < 1e-6, "{evidence} vs {bandit_feedback}");
+}
+
 // ---------------------------------------------------------------------------------------------------
 // Controller
 
