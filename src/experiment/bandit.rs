@@ -45,8 +45,10 @@ use crate::signal::Signals;
 /// inputs and the same state, the same ranking. `rank` takes no lock: it reads the posteriors from
 /// atomics. [`observe`](Policy::observe) updates one bucket under that bucket's short mutex (the
 /// reads never wait on it), and when a posterior holds more than
-/// [`max_evidence`](Self::max_evidence) outcomes both counts are scaled down to it, so old
-/// outcomes fade and the bandit follows drifting traffic. Memory is fixed: buckets × models cells.
+/// [`max_evidence`](Self::max_evidence) outcomes its sums (`S`, `F`, `P`) are scaled down to it, so
+/// old outcomes fade and the bandit follows drifting traffic. Memory is fixed: buckets × models
+/// cells. A reader may see one sum of an update before the other (they are separate atomics); a
+/// posterior off by one outcome for one decision is harmless, and the next read is whole.
 ///
 /// Clones share the learned state. Use one bandit per catalog: it binds to the first catalog it
 /// sees and fails routing with [`ErrorKind::Routing`] on another.
