@@ -586,6 +586,7 @@ fn field_error(path: &serde_path_to_error::Path, inner: &dyn std::fmt::Display) 
 mod tests {
     use super::*;
     use crate::ErrorKind;
+    use crate::experiment::Metric;
 
     const GOOD: &str = r#"
 seed = 7
@@ -757,6 +758,14 @@ pricing = { input_per_mtok = 3.0, output_per_mtok = 15.0 }
         let json = serde_json::to_string(&cfg).unwrap();
         assert_eq!(RouterConfig::from_json_str(&json).unwrap(), cfg);
 
+        let reward = EXPERIMENT
+            .replace("metric = \"success\"", "metric = { reward = { cost_weight = 0.5, cost_ref_usd = 0.005 } }");
+        let cfg = RouterConfig::from_toml_str(&reward).unwrap();
+        let PolicyConfig::Experiment(e) = &cfg.policy else { panic!("{:?}", cfg.policy) };
+        assert_eq!(e.sequential_test.metric, Metric::Reward { cost_weight: 0.5, cost_ref_usd: 0.005 });
+        cfg.validate().unwrap();
+        let e = err(&reward.replace("cost_ref_usd = 0.005", "cost_ref_usd = 0.0"));
+        assert!(e.contains("cost_ref_usd"), "{e}");
         let e = err(&EXPERIMENT.replace("exploration = 0.1", "exploration = 2.0"));
         assert!(e.contains("exploration"), "{e}");
         let e = err(&EXPERIMENT.replace("name = \"bandit\"", "name = \"control\""));
