@@ -5,7 +5,9 @@
 //!   weight 0.5; the [`Utility`] policy; heuristic token counts).
 //! - `route_routerbench/*/11`: the headline case, 1 KB prompts over the 11 RouterBench models:
 //!   `1KB` routes distinct prompts in turn, `1KB_same_prompt` one prompt over and over, and
-//!   `1KB_text_stats_only` is the scan `route` starts with, alone, over the same distinct prompts.
+//!   `1KB_text_stats_only` is the scan `route` starts with, alone, over the same distinct prompts;
+//!   `1KB_experiment` routes the same prompts, keyed, through an [`Experiment`] of two arms, and
+//!   `1KB_bandit` through a [`Bandit`] that has learned from 10,000 outcomes.
 //! - `tokens/*`: counting the tokens of `sample-english-4k.txt` with [`TextStats::of_text`] alone (the
 //!   scan every route starts with), [`HeuristicCounter`], the Hugging Face Qwen3 tokenizer (feature
 //!   `tokenizers`) and tiktoken's `o200k_base` (feature `tiktoken`).
@@ -27,9 +29,13 @@ mod common;
 use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use std::sync::Arc;
 use switchyard::catalog::{Ability, LatencyProfile};
 use switchyard::classify::{DifficultyClassifier, HeuristicCounter, Intent, IntentClassifier, TextStats, TokenCounter};
-use switchyard::{Catalog, ModelProfile, Pricing, Router, Utility};
+
+use switchyard::{
+    Bandit, Catalog, CheapestCapable, Experiment, Feedback, ModelProfile, Policy, Pricing, Router, Utility,
+};
 
 #[cfg(feature = "tokenizers")]
 use common::shared;
@@ -101,6 +107,39 @@ fn bench_route(c: &mut Criterion) {
     group.bench_with_input(BenchmarkId::new("1KB_text_stats_only", 11), &pool, |b, pool| {
         let mut next = pool.iter().cycle();
         b.iter(|| TextStats::of_request(black_box(next.next().unwrap_or(&pool[0]))));
+    });
+
+    // The same prompts, keyed by user, through an experiment (utility against cheapest-capable) and
+    // through a bandit that has learned from 10,000 outcomes.
+    let keyed: Vec<_> = pool.iter().enumerate().map(|(i, r)| r.clone().with_key(format!("user-{i}"))).collect();
+    let experiment = Experiment::builder("bench")
+        .arm("utility", 1.0, Utility::new())
+        .arm("cheapest", 1.0, CheapestCapable::new(0.7))
+        .build()
+        .expect("the experiment is valid");
+    let with_policy = |policy: Arc<dyn Policy>| {
+        Router::builder()
+            .catalog(routerbench_catalog())
+            .classifier(DifficultyClassifier::default(), 1.0)
+            .classifier(IntentClassifier::default(), 0.5)
+            .policy_arc(policy)
+            .build()
+            .expect("the router is valid")
+    };
+    let experiment_router = with_policy(Arc::new(experiment));
+    let bandit_router = with_policy(Arc::new(Bandit::new()));
+    for i in 0..10_000 {
+        let d = bandit_router.route(&keyed[i % keyed.len()]).expect("the benchmark requests route");
+        let quality = if i % 3 == 0 { 0.0 } else { 1.0 };
+        bandit_router.feedback(d.id(), Feedback::success().with_quality(quality)).expect("a recent decision");
+    }
+    group.bench_with_input(BenchmarkId::new("1KB_experiment", 11), &keyed, |b, pool| {
+        let mut next = pool.iter().cycle();
+        b.iter(|| experiment_router.route(black_box(next.next().unwrap_or(&pool[0]))));
+    });
+    group.bench_with_input(BenchmarkId::new("1KB_bandit", 11), &keyed, |b, pool| {
+        let mut next = pool.iter().cycle();
+        b.iter(|| bandit_router.route(black_box(next.next().unwrap_or(&pool[0]))));
     });
     group.finish();
 }

@@ -39,6 +39,7 @@ use crate::classify::{ContextLength, DifficultyClassifier, Intent, IntentClassif
 use crate::cost::{OutputPrediction, TokenPriceCostModel};
 use crate::error::{Error, Result};
 use crate::execution::ExecutionConfig;
+use crate::experiment::{Bandit, Experiment, SequentialTest, Unkeyed};
 use crate::policy::{Action, CheapestCapable, Condition, CostRef, Policy, Rule, Rules, Utility};
 use crate::quality::{Checks, NoRefusal, NonEmpty, NotTruncated, ValidJson};
 use crate::router::RouterBuilder;
@@ -158,6 +159,91 @@ pub enum PolicyConfig {
         #[serde(default)]
         rules: Vec<RuleConfig>,
     },
+    /// [`Experiment`]: arms, each with its own policy. Its handle (report, kill switch) is
+    /// [`Router::experiment`](crate::Router::experiment).
+    Experiment(ExperimentConfig),
+    /// [`Bandit`]; unset fields keep [`Bandit::new`]'s defaults.
+    Bandit {
+        /// `λ`, the weight of cost in the reward.
+        #[serde(default)]
+        cost_weight: Option<f64>,
+        /// The exploration floor in `[0, 1]`.
+        #[serde(default)]
+        exploration: Option<f64>,
+        /// How many outcomes the classifiers' `p(m)` is worth.
+        #[serde(default)]
+        prior_strength: Option<f64>,
+        /// Difficulty band edges, strictly increasing.
+        #[serde(default)]
+        difficulty_bands: Option<Vec<f64>>,
+        /// The evidence cap per posterior, in outcomes.
+        #[serde(default)]
+        max_evidence: Option<f64>,
+        /// Compare costs to this many USD instead of the dearest candidate.
+        #[serde(default)]
+        cost_ref_usd: Option<f64>,
+        /// The sampling seed.
+        #[serde(default)]
+        seed: Option<u64>,
+    },
+}
+
+/// An [`Experiment`] in a config file.
+///
+/// ```toml
+/// [policy]
+/// kind = "experiment"
+/// name = "cheaper-default"
+/// holdout = 0.05
+/// sequential_test = { alpha = 0.05, metric = "quality" }
+///
+/// [[policy.arms]]
+/// name = "control"
+/// weight = 1.0
+/// policy = { kind = "utility", cost_weight = 1.0 }
+///
+/// [[policy.arms]]
+/// name = "cheaper"
+/// weight = 1.0
+/// policy = { kind = "utility", cost_weight = 2.0 }
+/// ```
+#[non_exhaustive]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExperimentConfig {
+    /// The experiment's name (also the hash salt unless `salt` is set).
+    pub name: String,
+    /// The hash salt.
+    #[serde(default)]
+    pub salt: Option<String>,
+    /// The arms, the control first.
+    pub arms: Vec<ArmConfig>,
+    /// The share of keys held out, in `[0, 1)`.
+    #[serde(default)]
+    pub holdout: Option<f64>,
+    /// The holdout's hash salt.
+    #[serde(default)]
+    pub holdout_salt: Option<String>,
+    /// What to do with requests without a key.
+    #[serde(default)]
+    pub unkeyed: Unkeyed,
+    /// The sequential test's settings.
+    #[serde(default)]
+    pub sequential_test: SequentialTest,
+}
+
+/// One arm of an [`ExperimentConfig`].
+#[non_exhaustive]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArmConfig {
+    /// The arm's name.
+    pub name: String,
+    /// Its weight, relative to the other arms'.
+    #[serde(default = "one")]
+    pub weight: f64,
+    /// The policy that routes its traffic.
+    pub policy: PolicyConfig,
 }
 
 fn one() -> f64 {
@@ -172,12 +258,14 @@ impl Default for PolicyConfig {
 
 impl PolicyConfig {
     /// Sets the policy's cost–quality knob, as [`eval::calibrate`](crate::eval::calibrate) finds it:
-    /// [`Utility`]'s `cost_weight` (`λ`), [`CheapestCapable`]'s `quality_floor`; for [`Rules`], the
-    /// knob of its `default` policy (the rules' own policies are left as they are).
+    /// [`Utility`]'s and [`Bandit`]'s `cost_weight` (`λ`), [`CheapestCapable`]'s `quality_floor`;
+    /// for [`Rules`], the knob of its `default` policy (the rules' own policies are left as they
+    /// are).
     ///
     /// # Errors
     /// [`ErrorKind::Config`](crate::ErrorKind::Config) if `knob` is not a valid value of that knob:
-    /// finite and `>= 0` for `cost_weight`, within `[0, 1]` for `quality_floor`.
+    /// finite and `>= 0` for `cost_weight`, within `[0, 1]` for `quality_floor`; for an
+    /// [`Experiment`], which has one knob per arm: calibrate an arm's policy instead.
     pub fn set_knob(&mut self, knob: f64) -> Result<()> {
         match self {
             Self::Utility { cost_weight, .. } => {
@@ -191,6 +279,15 @@ impl PolicyConfig {
                 *quality_floor = knob;
             }
             Self::Rules { default, .. } => default.set_knob(knob)?,
+            Self::Bandit { cost_weight, .. } => {
+                crate::policy::check_weight("policy.cost_weight", knob)?;
+                *cost_weight = Some(knob);
+            }
+            Self::Experiment(_) => {
+                return Err(Error::config(
+                    "an experiment has one knob per arm: set the knob of an arm's policy instead",
+                ));
+            }
         }
         Ok(())
     }
@@ -522,6 +619,56 @@ fn build_policy(cfg: &PolicyConfig, at: &str) -> Result<std::sync::Arc<dyn Polic
             }
             Arc::new(r)
         }
+        PolicyConfig::Experiment(e) => {
+            let mut b = Experiment::builder(e.name.clone()).unkeyed(e.unkeyed).sequential_test(e.sequential_test);
+            if let Some(salt) = &e.salt {
+                b = b.salt(salt.clone());
+            }
+            if let Some(fraction) = e.holdout {
+                b = b.holdout(fraction);
+            }
+            if let Some(salt) = &e.holdout_salt {
+                b = b.holdout_salt(salt.clone());
+            }
+            for (i, arm) in e.arms.iter().enumerate() {
+                let policy = build_policy(&arm.policy, &format!("{at}.arms[{i}].policy"))?;
+                b = b.arm_arc(arm.name.clone(), arm.weight, policy);
+            }
+            Arc::new(b.build().map_err(|err| Error::config(format!("{at}: {err}")))?)
+        }
+        PolicyConfig::Bandit {
+            cost_weight,
+            exploration,
+            prior_strength,
+            difficulty_bands,
+            max_evidence,
+            cost_ref_usd,
+            seed,
+        } => {
+            let mut b = Bandit::new();
+            if let Some(x) = cost_weight {
+                b = b.cost_weight(*x);
+            }
+            if let Some(x) = exploration {
+                b = b.exploration(*x);
+            }
+            if let Some(x) = prior_strength {
+                b = b.prior_strength(*x);
+            }
+            if let Some(x) = difficulty_bands {
+                b = b.difficulty_bands(x.clone());
+            }
+            if let Some(x) = max_evidence {
+                b = b.max_evidence(*x);
+            }
+            if let Some(x) = cost_ref_usd {
+                b = b.cost_ref(CostRef::Usd(*x));
+            }
+            if let Some(x) = seed {
+                b = b.seed(*x);
+            }
+            Arc::new(b)
+        }
     })
 }
 
@@ -544,6 +691,7 @@ fn field_error(path: &serde_path_to_error::Path, inner: &dyn std::fmt::Display) 
 mod tests {
     use super::*;
     use crate::ErrorKind;
+    use crate::experiment::Metric;
 
     const GOOD: &str = r#"
 seed = 7
@@ -707,6 +855,76 @@ pricing = { input_per_mtok = 3.0, output_per_mtok = 15.0, cached_input_per_mtok 
         assert_eq!(config.quality_checks, [QualityCheckConfig::Standard]);
         let router = config.builder().unwrap().build().unwrap();
         assert_eq!(router.execution().max_escalations, 2);
+    }
+
+    const EXPERIMENT: &str = r#"
+[policy]
+kind = "experiment"
+name = "lambda-test"
+holdout = 0.1
+sequential_test = { alpha = 0.01, metric = "success", min_samples = 20 }
+
+[[policy.arms]]
+name = "control"
+policy = { kind = "utility", cost_weight = 1.0 }
+
+[[policy.arms]]
+name = "bandit"
+weight = 2.0
+policy = { kind = "bandit", exploration = 0.1, difficulty_bands = [0.0, 2.0], seed = 3 }
+
+[[models]]
+id = "small"
+provider = "sim"
+context_window = 16000
+max_output_tokens = 4000
+pricing = { input_per_mtok = 0.1, output_per_mtok = 0.4 }
+
+[[models]]
+id = "big"
+provider = "sim"
+context_window = 16000
+max_output_tokens = 4000
+ability = { overall = 3.0 }
+pricing = { input_per_mtok = 3.0, output_per_mtok = 15.0 }
+"#;
+
+    #[test]
+    fn experiments_and_bandits_load() {
+        let cfg = RouterConfig::from_toml_str(EXPERIMENT).unwrap();
+        let PolicyConfig::Experiment(e) = &cfg.policy else { panic!("{:?}", cfg.policy) };
+        assert_eq!(e.arms.len(), 2);
+        assert_eq!(e.arms[0].weight, 1.0);
+        assert_eq!(e.sequential_test.alpha, 0.01);
+        assert_eq!(e.sequential_test.mixture_sd, SequentialTest::default().mixture_sd);
+        let router = cfg.builder().unwrap().build().unwrap();
+        let handle = router.experiment("lambda-test").unwrap();
+        let report = handle.report();
+        assert_eq!(report.arms[1].share, 0.9 * 2.0 / 3.0);
+        assert_eq!(report.holdout.as_ref().map(|h| h.share), Some(0.1));
+        let d = router.route(&crate::Request::new("hi").with_key("user-1")).unwrap();
+        assert_eq!(d.arm().map(|a| a.experiment()), Some("lambda-test"));
+        let json = serde_json::to_string(&cfg).unwrap();
+        assert_eq!(RouterConfig::from_json_str(&json).unwrap(), cfg);
+
+        let reward = EXPERIMENT
+            .replace("metric = \"success\"", "metric = { reward = { cost_weight = 0.5, cost_ref_usd = 0.005 } }");
+        let cfg = RouterConfig::from_toml_str(&reward).unwrap();
+        let PolicyConfig::Experiment(e) = &cfg.policy else { panic!("{:?}", cfg.policy) };
+        assert_eq!(e.sequential_test.metric, Metric::Reward { cost_weight: 0.5, cost_ref_usd: 0.005 });
+        cfg.validate().unwrap();
+        let e = err(&reward.replace("cost_ref_usd = 0.005", "cost_ref_usd = 0.0"));
+        assert!(e.contains("cost_ref_usd"), "{e}");
+        let e = err(&EXPERIMENT.replace("exploration = 0.1", "exploration = 2.0"));
+        assert!(e.contains("exploration"), "{e}");
+        let e = err(&EXPERIMENT.replace("name = \"bandit\"", "name = \"control\""));
+        assert!(e.contains("named twice"), "{e}");
+        let e = err(&EXPERIMENT.replace("holdout = 0.1", "holdout = 1.5"));
+        assert!(e.contains("holdout"), "{e}");
+        let e = err(&EXPERIMENT.replace("alpha = 0.01", "alpah = 0.01"));
+        assert!(e.contains("alpah"), "{e}");
+        let e = err(&EXPERIMENT.replace("weight = 2.0", "weight = -2.0"));
+        assert!(e.contains("weight"), "{e}");
     }
 
     #[test]

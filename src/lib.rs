@@ -59,6 +59,14 @@
 //! [`CheapestCapable`] picks the cheapest model with `p(m)` above a floor; [`Rules`] pins models or
 //! sub-portfolios by intent, size, tag or tenant. See `docs/architecture.md`.
 //!
+//! # Learning from outcomes
+//!
+//! [`Router::feedback`] reports what happened after a decision. [`Experiment`] splits traffic
+//! between policies by a stable hash of the request key and tells, with an always-valid sequential
+//! test, when one arm is better; [`Bandit`] learns per kind of request which model serves best for
+//! its price; [`experiment::LambdaController`] holds a tier share or a cost per request by turning
+//! `Utility`'s `λ` as traffic shifts. See [`experiment`] and `docs/experiments.md`.
+//!
 //! # Optional features
 //!
 //! | feature | what it adds |
@@ -99,6 +107,7 @@ pub mod cost;
 mod error;
 pub mod eval;
 pub mod execution;
+pub mod experiment;
 pub mod health;
 pub mod policy;
 pub mod provider;
@@ -115,6 +124,7 @@ pub use crate::config::RouterConfig;
 pub use crate::cost::{CostEstimate, CostModel, TokenPriceCostModel};
 pub use crate::error::{BoxError, Error, ErrorKind, Result};
 pub use crate::execution::{Attempt, DecisionId, ExecutionConfig, Feedback, Observer};
+pub use crate::experiment::{Bandit, Experiment};
 pub use crate::policy::{CheapestCapable, Decision, Policy, PolicyInput, Ranking, Rules, Utility};
 pub use crate::provider::{Provider, SimulatedModel, SimulatedProvider};
 pub use crate::request::{
@@ -127,3 +137,7 @@ pub use crate::signal::{IntentScore, SignalKey, Signals, TokenEstimate};
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
+
+#[cfg(doctest)]
+#[doc = include_str!("../docs/experiments.md")]
+struct ExperimentsDoctests;

@@ -51,6 +51,12 @@ fn handle_and_data_types_are_send_sync() {
     is_send_sync::<Arc<dyn Policy>>();
     is_send_sync::<Arc<dyn CostModel>>();
     is_send_sync::<Arc<dyn Provider>>();
+    is_send_sync_clone::<switchyard::Experiment>();
+    is_send_sync_clone::<switchyard::experiment::ExperimentHandle>();
+    is_send_sync_clone::<switchyard::Bandit>();
+    is_send_sync_clone::<switchyard::experiment::LambdaController>();
+    is_send_sync_clone::<switchyard::experiment::Knob>();
+    is_send_sync::<switchyard::experiment::ExperimentReport>();
     // `Error` is documented as "one pointer", cheap to move.
     assert_eq!(std::mem::size_of::<Error>(), std::mem::size_of::<usize>());
 }
@@ -92,6 +98,22 @@ async fn futures_of_complete_and_stream_are_send() {
     #[allow(clippy::disallowed_methods, reason = "the test proves the future can be spawned")]
     let handle = tokio::spawn(async move { r2.complete(Request::new("from another task")).await.map(|r| r.usage) });
     assert!(handle.await.unwrap().unwrap().output_tokens > 0);
+}
+
+#[test]
+fn arc_dyn_policy_forwards_observe_and_experiments() {
+    // An experiment behind `Arc<dyn Policy>`: the router must still find its handle and its outcomes.
+    let experiment = switchyard::Experiment::builder("fwd")
+        .arm("a", 1.0, Utility::new())
+        .arm("b", 1.0, Utility::new().cost_weight(0.0))
+        .build()
+        .unwrap();
+    let policy: Arc<dyn Policy> = Arc::new(experiment);
+    let router = Router::builder().catalog(two_models()).policy(policy).build().unwrap();
+    let handle = router.experiment("fwd").unwrap();
+    let d = router.route(&Request::new("hello").with_key("u1")).unwrap();
+    router.feedback(d.id(), switchyard::Feedback::success()).unwrap();
+    assert_eq!(handle.report().arms.iter().map(|a| a.feedback).sum::<u64>(), 1);
 }
 
 #[test]

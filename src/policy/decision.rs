@@ -10,6 +10,7 @@ use smallvec::SmallVec;
 use crate::catalog::{Capabilities, Catalog, ModelId, ModelIndex, ModelProfile};
 use crate::cost::CostEstimate;
 use crate::execution::DecisionId;
+use crate::experiment::ArmTag;
 use crate::policy::Scored;
 use crate::signal::{IntentScore, TokenEstimate};
 
@@ -170,6 +171,7 @@ pub struct Decision {
     pub(crate) rejections: Vec<Rejection>,
     pub(crate) policy: Arc<str>,
     pub(crate) note: Option<Cow<'static, str>>,
+    pub(crate) arm: Option<ArmTag>,
     pub(crate) intent: Option<IntentScore>,
     pub(crate) difficulty: Option<f64>,
     pub(crate) input_tokens: Option<TokenEstimate>,
@@ -250,6 +252,12 @@ impl Decision {
         self.note.as_deref()
     }
 
+    /// The experiment arm that decided, when an [`Experiment`](crate::experiment::Experiment)
+    /// routed the request (the outermost one, when experiments nest).
+    pub fn arm(&self) -> Option<&ArmTag> {
+        self.arm.as_ref()
+    }
+
     /// The request's intent, if an intent classifier ran.
     pub fn intent(&self) -> Option<IntentScore> {
         self.intent
@@ -287,6 +295,9 @@ impl Decision {
         );
         if let Some(note) = &self.note {
             let _ = write!(s, " because {note}");
+        }
+        if let Some(arm) = &self.arm {
+            let _ = write!(s, " [{arm}]");
         }
         if c.live {
             let _ = write!(s, " [live: {:.0}% success]", c.success_rate * 100.0);
@@ -330,6 +341,7 @@ impl PartialEq for Decision {
             && self.rejections == other.rejections
             && self.policy == other.policy
             && self.note == other.note
+            && self.arm == other.arm
             && self.intent == other.intent
             && self.difficulty == other.difficulty
             && self.input_tokens == other.input_tokens
@@ -345,6 +357,7 @@ impl fmt::Debug for Decision {
             .field("fallbacks", &self.fallbacks().collect::<Vec<_>>())
             .field("policy", &self.policy)
             .field("note", &self.note)
+            .field("arm", &self.arm)
             .field("candidates", &self.candidates)
             .field("rejections", &self.rejections)
             .field("intent", &self.intent)

@@ -5,8 +5,14 @@
 //! are its fallbacks, in order.
 //!
 //! Built in: [`Utility`] (`p − λ·cost − μ·latency`), [`CheapestCapable`] (the cheapest model above a
-//! quality floor) and [`Rules`] (first matching rule pins a model or a sub-portfolio). Closures of type
+//! quality floor), [`Rules`] (first matching rule pins a model or a sub-portfolio), [`Experiment`]
+//! (splits traffic between policies by a stable hash of the request key) and [`Bandit`] (Thompson
+//! sampling per context bucket, learning from feedback). Closures of type
 //! `Fn(&PolicyInput<'_>) -> Result<Ranking>` are policies too.
+//!
+//! Stateful policies learn through [`Policy::observe`]: the router passes each decision's outcome
+//! from [`Router::feedback`](crate::Router::feedback), with the [`Memo`] the policy attached to
+//! its ranking.
 
 mod cheapest;
 mod decision;
@@ -24,9 +30,12 @@ pub(crate) use self::decision::sigmoid;
 pub use self::decision::{Candidate, Decision, RejectReason, Rejection};
 pub use self::rules::{Action, Condition, Rule, Rules};
 pub use self::utility::{CostRef, Utility};
+pub use crate::experiment::{ArmTag, Bandit, Experiment};
 
 use crate::catalog::{Catalog, ModelIndex, ModelProfile};
 use crate::error::{Error, Result};
+use crate::execution::{DecisionId, Feedback};
+use crate::experiment::ExperimentHandle;
 use crate::request::Request;
 use crate::signal::Signals;
 
@@ -98,12 +107,65 @@ pub struct Scored {
     pub score: f64,
 }
 
-/// A policy's answer: candidates in order of preference, and an optional note for the explanation.
+/// 64 bits a policy attaches to its [`Ranking`] and gets back, with the outcome, in
+/// [`Policy::observe`]: which context bucket a bandit used, which arm an experiment chose.
+///
+/// The router keeps it in its lock-free log of recent decisions, so it costs nothing to carry and
+/// needs no allocation. Composite policies ([`Rules`], [`Experiment`])
+/// wrap their child's memo in a 16-bit frame of their own with [`nest`](Self::nest) and take it off
+/// again with [`unnest`](Self::unnest): a leaf memo of 32 bits (a [`Bandit`]'s) leaves room for
+/// two composites around it, one of 16 bits for three. Frames that do not fit are lost (the memo
+/// becomes [`Memo::NONE`] and the outcome is ignored).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Memo(u64);
+
+impl Memo {
+    /// No memo.
+    pub const NONE: Memo = Memo(0);
+
+    /// A memo holding `bits`.
+    pub fn new(bits: u64) -> Self {
+        Self(bits)
+    }
+
+    /// The bits.
+    pub fn get(self) -> u64 {
+        self.0
+    }
+
+    /// This memo inside a frame holding `index`: `(self << 16) | (index + 1)`, or [`Memo::NONE`] when
+    /// the memo has no room left (its top 16 bits are used) or `index` is `u16::MAX`.
+    pub fn nest(self, index: u16) -> Self {
+        if self.0 >> 48 != 0 || index == u16::MAX {
+            return Self::NONE;
+        }
+        Self((self.0 << 16) | (u64::from(index) + 1))
+    }
+
+    /// The outermost frame's index (`None` when the memo is empty) and the memo inside it.
+    pub fn unnest(self) -> (Option<u16>, Self) {
+        let frame = (self.0 & 0xffff) as u16;
+        (frame.checked_sub(1), Self(self.0 >> 16))
+    }
+}
+
+/// A policy's answer: candidates in order of preference, an optional note for the explanation, the
+/// experiment arm that decided (if any) and a [`Memo`] for [`Policy::observe`].
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Ranking {
     order: SmallVec<[Scored; 8]>,
     note: Option<Cow<'static, str>>,
     exclusive: bool,
+    arm: Option<ArmTag>,
+    memo: Memo,
+}
+
+/// What a ranking hands over to the decision.
+pub(crate) struct RankingParts {
+    pub(crate) order: SmallVec<[Scored; 8]>,
+    pub(crate) note: Option<Cow<'static, str>>,
+    pub(crate) arm: Option<ArmTag>,
+    pub(crate) memo: Memo,
 }
 
 impl Ranking {
@@ -148,7 +210,7 @@ impl Ranking {
             .collect();
         order
             .sort_by(|(a, ca), (b, cb)| b.score.total_cmp(&a.score).then(ca.total_cmp(cb)).then(a.model.cmp(&b.model)));
-        Self { order: order.into_iter().map(|(s, _)| s).collect(), note: None, exclusive: false }
+        Self { order: order.into_iter().map(|(s, _)| s).collect(), ..Self::default() }
     }
 
     /// The ranked models, best first.
@@ -161,8 +223,31 @@ impl Ranking {
         self.note.as_deref()
     }
 
-    pub(crate) fn into_parts(self) -> (SmallVec<[Scored; 8]>, Option<Cow<'static, str>>) {
-        (self.order, self.note)
+    /// Records which experiment arm decided; [`Decision::arm`] reports it. Replaces a tag that a
+    /// nested experiment set, so the outermost experiment is the one reported.
+    pub fn with_arm(mut self, arm: ArmTag) -> Self {
+        self.arm = Some(arm);
+        self
+    }
+
+    /// The experiment arm that decided, if any.
+    pub fn arm(&self) -> Option<&ArmTag> {
+        self.arm.as_ref()
+    }
+
+    /// Attaches a memo that [`Policy::observe`] receives with the decision's outcome.
+    pub fn with_memo(mut self, memo: Memo) -> Self {
+        self.memo = memo;
+        self
+    }
+
+    /// The memo.
+    pub fn memo(&self) -> Memo {
+        self.memo
+    }
+
+    pub(crate) fn into_parts(self) -> RankingParts {
+        RankingParts { order: self.order, note: self.note, arm: self.arm, memo: self.memo }
     }
 
     /// Moves `model` to the front, keeping the others in order; appends it if absent.
@@ -176,7 +261,9 @@ impl Ranking {
 ///
 /// # Invariants
 /// - Pure, CPU-only and deterministic given its input: the same input gives the same ranking. The only
-///   randomness allowed is [`PolicyInput::uniform`].
+///   randomness allowed is [`PolicyInput::uniform`]. A policy that learns ([`Bandit`]) is
+///   deterministic given its input and its state, which changes only through
+///   [`observe`](Self::observe) and its own decision counter.
 /// - The ranking names only models from `input.candidates`, each at most once, and at least one. The
 ///   router checks this and fails with [`ErrorKind::Routing`](crate::ErrorKind::Routing) otherwise.
 /// - Candidates left out of the ranking are not used as fallbacks.
@@ -201,6 +288,61 @@ pub trait Policy: Send + Sync {
         let _ = catalog;
         Ok(())
     }
+
+    /// Learns from the outcome of a decision this policy ranked: the router calls it from
+    /// [`Router::feedback`](crate::Router::feedback), with the [`Memo`] the ranking carried. The
+    /// default does nothing.
+    ///
+    /// Called on the caller's thread; keep it short (a few atomic updates or a short critical
+    /// section). It must not panic, whatever the outcome holds.
+    fn observe(&self, outcome: &Outcome<'_>) {
+        let _ = outcome;
+    }
+
+    /// Adds a handle for every [`Experiment`] in this policy (itself,
+    /// or nested in it) to `out`, so that [`Router::experiments`](crate::Router::experiments) can
+    /// find them. The default adds none; composite policies forward to their children.
+    fn experiments(&self, out: &mut Vec<ExperimentHandle>) {
+        let _ = out;
+    }
+}
+
+/// The outcome of a decision, as [`Policy::observe`] receives it.
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug)]
+pub struct Outcome<'a> {
+    /// The decision.
+    pub id: DecisionId,
+    /// The model that answered (for executed decisions, the last one to answer after fallbacks).
+    pub model: ModelIndex,
+    /// The memo of the decision's ranking.
+    pub memo: Memo,
+    /// What the service reported.
+    pub feedback: &'a Feedback,
+    /// The portfolio.
+    pub catalog: &'a Catalog,
+}
+
+impl<'a> Outcome<'a> {
+    /// An outcome; the router builds these, tests and composite policies may too.
+    pub fn new(id: DecisionId, model: ModelIndex, memo: Memo, feedback: &'a Feedback, catalog: &'a Catalog) -> Self {
+        Self { id, model, memo, feedback, catalog }
+    }
+
+    /// The same outcome with another memo (a composite policy passes its child's memo on).
+    pub fn with_memo(&self, memo: Memo) -> Self {
+        Self { memo, ..*self }
+    }
+
+    /// The quality the outcome reports: the feedback's quality score when it has one, else 1 for a
+    /// success and 0 for a failure; always 0 for a failure.
+    pub fn quality(&self) -> f64 {
+        match (self.feedback.success, self.feedback.quality) {
+            (false, _) => 0.0,
+            (true, Some(q)) => q,
+            (true, None) => 1.0,
+        }
+    }
 }
 
 impl<F> Policy for F
@@ -222,6 +364,12 @@ impl<T: Policy + ?Sized> Policy for Arc<T> {
     }
     fn validate(&self, catalog: &Catalog) -> Result<()> {
         (**self).validate(catalog)
+    }
+    fn observe(&self, outcome: &Outcome<'_>) {
+        (**self).observe(outcome);
+    }
+    fn experiments(&self, out: &mut Vec<ExperimentHandle>) {
+        (**self).experiments(out);
     }
 }
 

@@ -8,7 +8,8 @@ use smallvec::SmallVec;
 use crate::catalog::{Catalog, ModelId};
 use crate::classify::Intent;
 use crate::error::{Error, Result};
-use crate::policy::{Candidate, Policy, PolicyInput, Ranking, Utility};
+use crate::experiment::ExperimentHandle;
+use crate::policy::{Candidate, Outcome, Policy, PolicyInput, Ranking, Utility};
 
 /// When a rule applies. Every condition that is set must hold; an empty condition always holds.
 #[non_exhaustive]
@@ -187,18 +188,24 @@ impl Rules {
 
 impl Policy for Rules {
     fn rank(&self, input: &PolicyInput<'_>) -> Result<Ranking> {
-        for rule in &self.rules {
+        for (i, rule) in self.rules.iter().enumerate() {
             if !rule.when.matches(input) {
                 continue;
             }
             let policy = rule.policy.as_deref().unwrap_or(&*self.default);
+            // The memo's frame says which policy ranked: 0 the default, i + 1 rule i's own.
+            let frame = match &rule.policy {
+                Some(_) => u16::try_from(i + 1).unwrap_or(u16::MAX),
+                None => 0,
+            };
             match &rule.then {
                 Action::Pin(id) => {
                     let Some(idx) = input.catalog.index_of(id) else { continue };
                     let Some(c) = input.candidates.iter().find(|c| c.model == idx) else { continue };
                     let mut ranking = self.default.rank(input)?;
                     ranking.promote(idx, c.p);
-                    return Ok(ranking.with_note(format!("rule `{}` pinned `{id}`", rule.name)));
+                    let memo = ranking.memo().nest(0);
+                    return Ok(ranking.with_note(format!("rule `{}` pinned `{id}`", rule.name)).with_memo(memo));
                 }
                 Action::Portfolio(models) => {
                     let sub: SmallVec<[Candidate; 8]> = input
@@ -211,7 +218,11 @@ impl Policy for Rules {
                         continue;
                     }
                     let ranking = policy.rank(&input.with_candidates(&sub))?;
-                    return Ok(ranking.with_note(format!("rule `{}` chose its portfolio", rule.name)).exclusive());
+                    let memo = ranking.memo().nest(frame);
+                    return Ok(ranking
+                        .with_note(format!("rule `{}` chose its portfolio", rule.name))
+                        .with_memo(memo)
+                        .exclusive());
                 }
                 Action::Tagged(tag) => {
                     let sub: SmallVec<[Candidate; 8]> = input
@@ -224,17 +235,44 @@ impl Policy for Rules {
                         continue;
                     }
                     let ranking = policy.rank(&input.with_candidates(&sub))?;
+                    let memo = ranking.memo().nest(frame);
                     return Ok(ranking
                         .with_note(format!("rule `{}` chose models tagged `{tag}`", rule.name))
+                        .with_memo(memo)
                         .exclusive());
                 }
             }
         }
-        self.default.rank(input)
+        let ranking = self.default.rank(input)?;
+        let memo = ranking.memo().nest(0);
+        Ok(ranking.with_memo(memo))
     }
 
     fn name(&self) -> &str {
         "rules"
+    }
+
+    /// Passes the outcome to the policy that ranked the decision (the default or the matching rule's
+    /// own), with the memo that policy set.
+    fn observe(&self, outcome: &Outcome<'_>) {
+        let (frame, inner) = outcome.memo.unnest();
+        let policy = match frame {
+            Some(0) => Some(&self.default),
+            Some(i) => self.rules.get(usize::from(i) - 1).and_then(|r| r.policy.as_ref()),
+            None => None,
+        };
+        if let Some(p) = policy {
+            p.observe(&outcome.with_memo(inner));
+        }
+    }
+
+    fn experiments(&self, out: &mut Vec<ExperimentHandle>) {
+        self.default.experiments(out);
+        for rule in &self.rules {
+            if let Some(p) = &rule.policy {
+                p.experiments(out);
+            }
+        }
     }
 
     fn validate(&self, catalog: &Catalog) -> Result<()> {

@@ -2,6 +2,7 @@
 
 use crate::catalog::Catalog;
 use crate::error::Result;
+use crate::experiment::Knob;
 use crate::policy::{Policy, PolicyInput, Ranking, check_weight};
 
 /// What a cost is compared to before it is weighed against `p`.
@@ -29,13 +30,14 @@ pub enum CostRef {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Utility {
     cost_weight: f64,
+    knob: Option<Knob>,
     latency_weight: f64,
     cost_ref: CostRef,
 }
 
 impl Default for Utility {
     fn default() -> Self {
-        Self { cost_weight: 1.0, latency_weight: 0.0, cost_ref: CostRef::MaxCandidate }
+        Self { cost_weight: 1.0, knob: None, latency_weight: 0.0, cost_ref: CostRef::MaxCandidate }
     }
 }
 
@@ -48,6 +50,15 @@ impl Utility {
     /// Sets `λ`, the weight of cost. Must be finite and ≥ 0 (checked when the router is built).
     pub fn cost_weight(mut self, lambda: f64) -> Self {
         self.cost_weight = lambda;
+        self.knob = None;
+        self
+    }
+
+    /// Reads `λ` from a shared [`Knob`] on every decision instead of a fixed value, so that a
+    /// [`LambdaController`](crate::experiment::LambdaController) (or an operator) can turn it while
+    /// the router runs. Reading it is one relaxed atomic load.
+    pub fn cost_weight_knob(mut self, knob: Knob) -> Self {
+        self.knob = Some(knob);
         self
     }
 
@@ -63,9 +74,9 @@ impl Utility {
         self
     }
 
-    /// `λ`.
+    /// `λ` (the knob's current value when it reads one).
     pub fn lambda(&self) -> f64 {
-        self.cost_weight
+        self.knob.as_ref().map_or(self.cost_weight, Knob::get)
     }
 }
 
@@ -76,7 +87,10 @@ impl Policy for Utility {
             CostRef::Usd(usd) => usd,
         };
         let l_ref = input.max_latency();
-        let lambda = if c_ref > 0.0 { self.cost_weight / c_ref } else { 0.0 };
+        let cost_weight = self.lambda();
+        // A knob set to a bad value outside `Knob::set` cannot happen, but a NaN must not reorder.
+        let cost_weight = if cost_weight.is_finite() && cost_weight >= 0.0 { cost_weight } else { 0.0 };
+        let lambda = if c_ref > 0.0 { cost_weight / c_ref } else { 0.0 };
         let mu = if l_ref > 0.0 { self.latency_weight / l_ref } else { 0.0 };
         Ok(Ranking::by_score(input, |c| c.p - lambda * c.cost.usd - mu * c.latency_secs))
     }
@@ -86,7 +100,7 @@ impl Policy for Utility {
     }
 
     fn validate(&self, _: &Catalog) -> Result<()> {
-        check_weight("utility `cost_weight`", self.cost_weight)?;
+        check_weight("utility `cost_weight`", self.lambda())?;
         check_weight("utility `latency_weight`", self.latency_weight)?;
         if let CostRef::Usd(usd) = self.cost_ref {
             if !(usd.is_finite() && usd > 0.0) {

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use crate::catalog::ModelIndex;
 use crate::error::{Error, ErrorKind, Result};
 use crate::execution::DecisionId;
+use crate::policy::Memo;
 
 /// Bit of a slot's state word: the router executed the decision (`complete` or `stream`), so its
 /// attempts are already in the health statistics.
@@ -31,6 +32,8 @@ struct Slot {
     state: AtomicU64,
     /// When the decision was made, in nanoseconds since the log's base.
     at: AtomicU64,
+    /// The ranking's [`Memo`], for [`Policy::observe`](crate::Policy::observe).
+    memo: AtomicU64,
 }
 
 /// What the log knows about a decision.
@@ -38,6 +41,7 @@ struct Slot {
 pub(crate) struct Logged {
     pub(crate) model: ModelIndex,
     pub(crate) executed: bool,
+    pub(crate) memo: Memo,
 }
 
 pub(crate) struct DecisionLog {
@@ -50,7 +54,12 @@ pub(crate) struct DecisionLog {
 impl DecisionLog {
     pub(crate) fn new(capacity: u32, ttl: Duration, base: Instant) -> Self {
         let slots = (0..capacity.max(1))
-            .map(|_| Slot { id: AtomicU64::new(0), state: AtomicU64::new(0), at: AtomicU64::new(0) })
+            .map(|_| Slot {
+                id: AtomicU64::new(0),
+                state: AtomicU64::new(0),
+                at: AtomicU64::new(0),
+                memo: AtomicU64::new(0),
+            })
             .collect();
         Self { slots, next: AtomicU64::new(1), base, ttl }
     }
@@ -65,7 +74,7 @@ impl DecisionLog {
     }
 
     /// Records a new decision and returns its id. Overwrites the oldest slot.
-    pub(crate) fn issue(&self, model: ModelIndex, executed: bool, now: Instant) -> DecisionId {
+    pub(crate) fn issue(&self, model: ModelIndex, executed: bool, memo: Memo, now: Instant) -> DecisionId {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
         let slot = self.slot(id);
         slot.id.store(0, Ordering::Relaxed);
@@ -73,6 +82,7 @@ impl DecisionLog {
         let flags = if executed { EXECUTED } else { 0 };
         slot.state.store((model as u64 & MODEL) | tag(id) | flags, Ordering::Relaxed);
         slot.at.store(self.nanos(now), Ordering::Relaxed);
+        slot.memo.store(memo.get(), Ordering::Relaxed);
         slot.id.store(id, Ordering::Release);
         DecisionId(id)
     }
@@ -107,6 +117,7 @@ impl DecisionLog {
             return Err(expired());
         }
         let at = slot.at.load(Ordering::Relaxed);
+        let memo = Memo::new(slot.memo.load(Ordering::Relaxed));
         fence(Ordering::Acquire);
         if slot.id.load(Ordering::Relaxed) != id.0 {
             return Err(expired());
@@ -134,7 +145,7 @@ impl DecisionLog {
                     expired()
                 }
             })?;
-        Ok(Logged { model: (state & MODEL) as ModelIndex, executed: state & EXECUTED != 0 })
+        Ok(Logged { model: (state & MODEL) as ModelIndex, executed: state & EXECUTED != 0, memo })
     }
 }
 
@@ -146,11 +157,11 @@ mod tests {
     fn feedback_finds_recent_decisions_once() {
         let base = Instant::now();
         let log = DecisionLog::new(4, Duration::from_secs(60), base);
-        let a = log.issue(3, false, base);
-        let b = log.issue(1, true, base);
+        let a = log.issue(3, false, Memo::new(7), base);
+        let b = log.issue(1, true, Memo::NONE, base);
         log.set_model(b, 2);
-        assert_eq!(log.consume(a, base).unwrap(), Logged { model: 3, executed: false });
-        assert_eq!(log.consume(b, base).unwrap(), Logged { model: 2, executed: true });
+        assert_eq!(log.consume(a, base).unwrap(), Logged { model: 3, executed: false, memo: Memo::new(7) });
+        assert_eq!(log.consume(b, base).unwrap(), Logged { model: 2, executed: true, memo: Memo::NONE });
         let again = log.consume(a, base).unwrap_err();
         assert!(again.to_string().contains("already has feedback"), "{again}");
         assert!(log.consume(DecisionId(99), base).unwrap_err().to_string().contains("unknown"));
@@ -161,9 +172,9 @@ mod tests {
     fn old_decisions_expire_by_count_and_by_age() {
         let base = Instant::now();
         let log = DecisionLog::new(2, Duration::from_secs(10), base);
-        let first = log.issue(0, false, base);
-        let second = log.issue(0, false, base);
-        let _third = log.issue(0, false, base);
+        let first = log.issue(0, false, Memo::NONE, base);
+        let second = log.issue(0, false, Memo::NONE, base);
+        let _third = log.issue(0, false, Memo::NONE, base);
         assert!(log.consume(first, base).unwrap_err().to_string().contains("expired"));
         let late = base + Duration::from_secs(11);
         assert!(log.consume(second, late).unwrap_err().to_string().contains("expired"));
@@ -178,11 +189,14 @@ mod tests {
                 let log = &log;
                 s.spawn(move || {
                     for _ in 0..10_000 {
-                        let id = log.issue(t, false, base);
+                        let id = log.issue(t, false, Memo::new(t as u64), base);
                         // Another thread may have overwritten the slot: then the id has expired, and
                         // is never reported with another decision's model or as already consumed.
                         match log.consume(id, base) {
-                            Ok(found) => assert_eq!(found.model, t),
+                            Ok(found) => {
+                                assert_eq!(found.model, t);
+                                assert_eq!(found.memo, Memo::new(t as u64));
+                            }
                             Err(e) => assert!(e.to_string().contains("expired"), "{e}"),
                         }
                     }

@@ -19,8 +19,9 @@ use crate::classify::{Classifier, ClassifyInput, ContextLength, TextStats};
 use crate::cost::CostModel;
 use crate::error::{Error, ErrorKind, Result};
 use crate::execution::{DecisionId, ExecutionConfig, Feedback, Observer};
+use crate::experiment::ExperimentHandle;
 use crate::health::{CircuitState, HealthTracker, ModelHealth, Observation};
-use crate::policy::{Candidate, Decision, Policy, PolicyInput, RejectReason, Rejection, Scored};
+use crate::policy::{Candidate, Decision, Outcome, Policy, PolicyInput, RejectReason, Rejection, Scored};
 use crate::provider::Provider;
 use crate::quality::QualityCheck;
 use crate::request::Request;
@@ -92,7 +93,8 @@ impl Router {
     /// # Errors
     /// - [`ErrorKind::InvalidRequest`] when the request is larger than the router's limit, names an
     ///   unknown model in its allowed or excluded lists, or has a quality floor outside `[0, 1]` or a
-    ///   negative or non-finite cost cap.
+    ///   negative or non-finite cost cap; or when the policy finds it invalid (an
+    ///   [`Experiment`](crate::experiment::Experiment) that needs a key, say).
     /// - [`ErrorKind::NoCandidate`] when hard constraints remove every model;
     ///   [`Error::rejections`] says why for each.
     /// - [`ErrorKind::Routing`] when a classifier, the cost model or the policy fails or breaks its
@@ -153,14 +155,14 @@ impl Router {
         let policy_input = PolicyInput::new(request, &signals, catalog, &candidates, uniform);
         let ranking = inner.policy.rank(&policy_input).map_err(|e| routing_error(&inner.policy_name, e))?;
         let exclusive = ranking.is_exclusive();
-        let (mut order, note) = ranking.into_parts();
+        let crate::policy::RankingParts { mut order, note, arm, memo } = ranking.into_parts();
         check_ranking(&order, &candidates, catalog.len(), &inner.policy_name)?;
         if let Some(fb) = inner.fallback.filter(|_| !exclusive) {
             if !order.iter().any(|s| s.model == fb) && candidates.iter().any(|c| c.model == fb) {
                 order.push(Scored { model: fb, score: f64::NEG_INFINITY });
             }
         }
-        let id = inner.log.issue(order[0].model, executed, now);
+        let id = inner.log.issue(order[0].model, executed, memo, now);
         let decision = Decision {
             id,
             recovery,
@@ -170,6 +172,7 @@ impl Router {
             rejections,
             policy: inner.policy_name.clone(),
             note,
+            arm,
             intent: signals.intent(),
             difficulty: signals.difficulty(),
             input_tokens: signals.input_tokens(),
@@ -341,10 +344,24 @@ impl Router {
             }
         }
         tracing::debug!(decision = id.get(), model = %model.id, success = feedback.success, "feedback");
+        inner.policy.observe(&Outcome::new(id, logged.model, logged.memo, &feedback, &inner.catalog));
         for o in &inner.observers {
             o.on_feedback(id, &model.id, &feedback);
         }
         Ok(())
+    }
+
+    /// Handles on every [`Experiment`](crate::experiment::Experiment) in the router's policy (nested
+    /// ones included), in the order the policy lists them: reports, kill switches.
+    pub fn experiments(&self) -> Vec<ExperimentHandle> {
+        let mut out = Vec::new();
+        self.inner.policy.experiments(&mut out);
+        out
+    }
+
+    /// The handle of the experiment named `name`, if the router's policy has one.
+    pub fn experiment(&self, name: &str) -> Option<ExperimentHandle> {
+        self.experiments().into_iter().find(|e| e.name() == name)
     }
 
     /// Every model's health, in catalog order: circuit state, success rate, moving averages of latency,
@@ -370,7 +387,9 @@ fn attach_model(e: Error, model: &ModelProfile) -> Error {
 }
 
 fn routing_error(component: &str, e: Error) -> Error {
-    if e.kind() == ErrorKind::Routing {
+    // A component may find the request itself invalid (an experiment that needs a key): that is the
+    // caller's error, not the router's.
+    if matches!(e.kind(), ErrorKind::Routing | ErrorKind::InvalidRequest) {
         e
     } else {
         Error::new(ErrorKind::Routing, format!("`{component}` failed: {e}")).with_source(e)

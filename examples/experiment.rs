@@ -1,0 +1,286 @@
+//! Replays the RouterBench test prompts as production traffic: a bandit learns from the data set's
+//! scores and costs as feedback, next to every fixed policy on the same traffic; then an A/B test
+//! between `Utility` and the bandit runs until its sequential test decides.
+//!
+//! ```text
+//! cargo run --release --example experiment -- [--requests 6000] [--lambda 0.5] [--seed 1] [--prior-strength 2] [--exploration 0.01]
+//! ```
+//!
+//! 1. The catalog is fitted on `split_routerdc == train` (as in `examples/evaluate.rs`); traffic is
+//!    drawn with replacement from the 947 `test` prompts, each request keyed by one of 500 simulated
+//!    users.
+//! 2. The reward of answering row `r` with model `m` is `score(r, m) − λ · cost(r, m) / c_ref`, with
+//!    `c_ref` the mean cost of the dearest model on the test rows: the objective of `Utility` and of
+//!    the bandit, both given `CostRef::Usd(c_ref)`.
+//! 3. The bandit routes each request with `Router::route` and gets the chosen model's actual score and
+//!    cost back through `Router::feedback`. Fixed policies (each single model, `Utility` at the same
+//!    `λ`) and the per-row oracle are scored on the same requests.
+//!
+//! The data set lives in `../shared/data/`; without it the example says so and exits.
+#![allow(clippy::print_stdout)]
+
+use std::path::Path;
+
+use switchyard::catalog::Ability;
+use switchyard::eval::catalog::{FittedCatalog, Prices};
+use switchyard::eval::data::{Dataset, Format, SplitKind};
+use switchyard::experiment::{Experiment, Metric, SequentialTest, Verdict};
+use switchyard::policy::CostRef;
+use switchyard::{Bandit, Catalog, Error, ErrorKind, Feedback, ModelProfile, Request, Result, Router, Utility};
+
+struct Args {
+    requests: usize,
+    lambda: f64,
+    seed: u64,
+    prior: f64,
+    exploration: Option<f64>,
+}
+
+fn usage(msg: &str) -> Error {
+    Error::new(
+        ErrorKind::Config,
+        format!(
+            "{msg}\nusage: experiment [--requests 6000] [--lambda 0.5] [--seed 1] [--prior-strength 2] [--exploration 0.01]"
+        ),
+    )
+}
+
+fn args() -> Result<Args> {
+    let mut a = Args { requests: 6_000, lambda: 0.5, seed: 1, prior: 2.0, exploration: None };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let value = it.next().ok_or_else(|| usage(&format!("`{flag}` needs a value")))?;
+        match flag.as_str() {
+            "--requests" => a.requests = value.parse().map_err(|_| usage("`--requests` needs an integer"))?,
+            "--lambda" => a.lambda = value.parse().map_err(|_| usage("`--lambda` needs a number"))?,
+            "--seed" => a.seed = value.parse().map_err(|_| usage("`--seed` needs an integer"))?,
+            "--prior-strength" => a.prior = value.parse().map_err(|_| usage("`--prior-strength` needs a number"))?,
+            "--exploration" => {
+                a.exploration = Some(value.parse().map_err(|_| usage("`--exploration` needs a number"))?);
+            }
+            other => return Err(usage(&format!("unknown argument `{other}`"))),
+        }
+    }
+    if a.requests == 0 || !(a.lambda.is_finite() && a.lambda >= 0.0) {
+        return Err(usage("`--requests` must be positive and `--lambda` finite and >= 0"));
+    }
+    Ok(a)
+}
+
+fn main() {
+    if let Err(e) = try_main() {
+        eprintln!("experiment: {e}");
+        std::process::exit(1);
+    }
+}
+
+/// SplitMix64, for drawing the traffic.
+struct Draw(u64);
+
+impl Draw {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        ((u128::from(self.next()) * n as u128) >> 64) as usize
+    }
+}
+
+/// The test rows with their rewards.
+struct Traffic<'a> {
+    data: &'a Dataset,
+    models: usize,
+    lambda: f64,
+    c_ref: f64,
+}
+
+impl Traffic<'_> {
+    fn score(&self, row: usize, model: usize) -> f64 {
+        self.data.scores()[row * self.models + model]
+    }
+
+    fn cost(&self, row: usize, model: usize) -> f64 {
+        self.data.costs().map_or(0.0, |c| c[row * self.models + model])
+    }
+
+    fn reward(&self, row: usize, model: usize) -> f64 {
+        self.score(row, model) - self.lambda * self.cost(row, model) / self.c_ref
+    }
+
+    fn request(&self, row: usize, user: usize) -> Request {
+        Request::new(self.data.rows()[row].prompt()).with_key(format!("user-{user}"))
+    }
+}
+
+fn make_bandit(args: &Args, c_ref: f64) -> Bandit {
+    let b =
+        Bandit::new().cost_weight(args.lambda).cost_ref(CostRef::Usd(c_ref)).prior_strength(args.prior).seed(args.seed);
+    match args.exploration {
+        Some(e) => b.exploration(e),
+        None => b,
+    }
+}
+
+/// Routes the planned requests, feeding back each chosen model's score and cost, and prints the
+/// bandit's reward next to the fixed policy's on the same requests.
+fn learn(label: &str, router: &Router, traffic: &Traffic<'_>, plan: &[(usize, usize)], fixed: &[f64]) -> Result<()> {
+    println!("\n{label}:");
+    println!(
+        "  {:>8} {:>12} {:>12} {:>18} {:>18} {:>8}",
+        "requests", "bandit", "fixed", "bandit last 1,000", "fixed last 1,000", "gap"
+    );
+    let mut rewards = Vec::with_capacity(plan.len());
+    let mut reached = None;
+    for (i, &(r, u)) in plan.iter().enumerate() {
+        let d = router.route(&traffic.request(r, u))?;
+        let m = d.model_index();
+        let feedback = Feedback::success().with_quality(traffic.score(r, m)).with_cost(traffic.cost(r, m));
+        router.feedback(d.id(), feedback)?;
+        rewards.push(traffic.reward(r, m));
+        let done = i + 1;
+        let from = done.saturating_sub(1_000);
+        let last = rewards[from..].iter().sum::<f64>() / (done - from) as f64;
+        let last_fixed = fixed[from..done].iter().sum::<f64>() / (done - from) as f64;
+        let gap = (last_fixed - last) / last_fixed.abs();
+        if done >= 1_000 && gap <= 0.02 && reached.is_none() {
+            reached = Some(done);
+        }
+        if done % 500 == 0 || done == plan.len() {
+            let mean = rewards.iter().sum::<f64>() / done as f64;
+            let mean_fixed = fixed[..done].iter().sum::<f64>() / done as f64;
+            println!(
+                "  {done:>8} {mean:>12.4} {mean_fixed:>12.4} {last:>18.4} {last_fixed:>18.4} {:>7.1}%",
+                100.0 * gap
+            );
+        }
+    }
+    let regret: f64 = fixed.iter().zip(&rewards).map(|(f, b)| f - b).sum();
+    println!("  cumulative regret against the fixed policy: {regret:.1} over {} requests", plan.len());
+    match reached {
+        Some(n) => println!("  its last 1,000 requests first came within 2% of the fixed policy's after {n} requests"),
+        None => println!("  its last 1,000 requests never came within 2% of the fixed policy's"),
+    }
+    Ok(())
+}
+
+fn try_main() -> Result<()> {
+    let args = args()?;
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data");
+    let path = dir.join("routerbench_arc_mbpp_winogrande.jsonl");
+    if !path.is_file() || !dir.join("models.json").is_file() {
+        println!("no data at {}: put the shared routing data sets there and run again.", dir.display());
+        return Ok(());
+    }
+    let all = Dataset::load(&path, Format::RouterBench)?;
+    let train = all.in_split(SplitKind::RouterDc, "train");
+    let test = all.in_split(SplitKind::RouterDc, "test");
+    let fitted = FittedCatalog::fit(&train, &Prices::load(dir.join("models.json"), "routerbench")?)?;
+    let models = test.models().len();
+    for (m, id) in test.models().iter().enumerate() {
+        if fitted.catalog().index_of(id) != Some(m) {
+            return Err(Error::new(ErrorKind::Config, format!("catalog and data set disagree on `{id}`")));
+        }
+    }
+    // The dearest model by mean cost on the test rows sets the cost scale.
+    let costs = test.costs().ok_or_else(|| Error::new(ErrorKind::Config, "the data set has no costs"))?;
+    let c_ref = (0..models)
+        .map(|m| (0..test.len()).map(|r| costs[r * models + m]).sum::<f64>() / test.len() as f64)
+        .fold(0.0, f64::max);
+    let traffic = Traffic { data: &test, models, lambda: args.lambda, c_ref };
+
+    let mut draw = Draw(args.seed);
+    let plan: Vec<(usize, usize)> = (0..args.requests).map(|_| (draw.below(test.len()), draw.below(500))).collect();
+
+    println!(
+        "RouterBench test split ({} prompts, {models} models) replayed as {} requests; reward = score − {} · cost / ${:.6}",
+        test.len(),
+        args.requests,
+        args.lambda,
+        c_ref
+    );
+
+    // Fixed policies on the same traffic.
+    let n = plan.len() as f64;
+    let mut singles: Vec<(String, f64)> = (0..models)
+        .map(|m| (test.models()[m].to_string(), plan.iter().map(|&(r, _)| traffic.reward(r, m)).sum::<f64>() / n))
+        .collect();
+    singles.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let oracle =
+        plan.iter().map(|&(r, _)| (0..models).map(|m| traffic.reward(r, m)).fold(f64::MIN, f64::max)).sum::<f64>() / n;
+    let utility_router =
+        fitted.builder().policy(Utility::new().cost_weight(args.lambda).cost_ref(CostRef::Usd(c_ref))).build()?;
+    let mut utility_rewards = Vec::with_capacity(plan.len());
+    for &(r, u) in &plan {
+        utility_rewards.push(traffic.reward(r, utility_router.route(&traffic.request(r, u))?.model_index()));
+    }
+    let utility = utility_rewards.iter().sum::<f64>() / n;
+    let best_single = singles.first().map_or(0, |(name, _)| test.model_index(name).unwrap_or(0));
+    let best = singles.first().map_or(0.0, |s| s.1);
+    // The best fixed policy, per request: utility or the best single model, whichever did better over
+    // the whole traffic.
+    let (fixed_name, fixed): (String, Vec<f64>) = if utility >= best {
+        (format!("utility (λ = {})", args.lambda), utility_rewards)
+    } else {
+        (singles[0].0.clone(), plan.iter().map(|&(r, _)| traffic.reward(r, best_single)).collect())
+    };
+    println!("\nfixed policies, mean reward per request:");
+    for (name, reward) in singles.iter().take(4) {
+        println!("  {name:<40} {reward:.4}");
+    }
+    println!("  {:<40} {utility:.4}", format!("utility (λ = {})", args.lambda));
+    println!("  {:<40} {oracle:.4}", "oracle (best model per prompt)");
+
+    // The bandit, learning from feedback: with the fitted catalog's predictions as priors, then
+    // with a catalog that knows nothing (every ability 0: equal priors for every model).
+    println!("\nthe best fixed policy is {fixed_name}; the gap compares the same requests.");
+    let warm = make_bandit(&args, c_ref);
+    let router = fitted.builder().policy(warm.clone()).build()?;
+    learn("bandit, fitted catalog as prior", &router, &traffic, &plan, &fixed)?;
+    let blank: Vec<ModelProfile> = fitted
+        .catalog()
+        .models()
+        .iter()
+        .map(|m| {
+            let mut m = m.clone();
+            m.ability = Ability::new(0.0);
+            m
+        })
+        .collect();
+    let router = fitted.builder().catalog(Catalog::new(blank)?).policy(make_bandit(&args, c_ref)).build()?;
+    learn("bandit, no prior knowledge (every ability 0)", &router, &traffic, &plan, &fixed)?;
+
+    // An A/B test: utility against the bandit that learned above (and keeps learning), on the reward
+    // both maximise, until the sequential test decides (or 50,000 requests).
+    let experiment = Experiment::builder("utility-vs-bandit")
+        .arm("utility", 1.0, Utility::new().cost_weight(args.lambda).cost_ref(CostRef::Usd(c_ref)))
+        .arm("bandit", 1.0, warm)
+        .sequential_test(
+            SequentialTest::new()
+                .metric(Metric::Reward { cost_weight: args.lambda, cost_ref_usd: c_ref })
+                .alpha(0.05)
+                .min_samples(500),
+        )
+        .build()?;
+    let handle = experiment.handle();
+    // The bandit is bound to the fitted catalog; this router uses the very same one.
+    let ab: Router = fitted.builder().policy(experiment).build()?;
+    let mut draw = Draw(args.seed ^ 0xAB);
+    let mut sent = 0;
+    for _ in 0..50_000 {
+        let (r, u) = (draw.below(test.len()), draw.below(5_000));
+        let d = ab.route(&traffic.request(r, u))?;
+        let m = d.model_index();
+        ab.feedback(d.id(), Feedback::success().with_quality(traffic.score(r, m)).with_cost(traffic.cost(r, m)))?;
+        sent += 1;
+        if handle.report().comparisons.iter().all(|c| c.verdict != Verdict::Undecided) {
+            break;
+        }
+    }
+    println!("\nA/B test after {sent} requests:\n{}", handle.report());
+    Ok(())
+}
