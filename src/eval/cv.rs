@@ -13,7 +13,6 @@
 //!   the expensive part (a [`LearnedClassifier`](crate::classify::LearnedClassifier)).
 
 use super::data::Dataset;
-use super::metrics;
 use super::replay::Run;
 use crate::error::{Error, Result};
 use crate::policy::{Policy, PolicyInput};
@@ -108,7 +107,6 @@ pub fn cross_validate<F>(data: &Dataset, splits: &[Split], mut fit: F) -> Result
 where
     F: FnMut(&Split) -> Result<Vec<Run>>,
 {
-    let outcomes = data.outcomes()?;
     let mut choices: Vec<Vec<Option<usize>>> = Vec::new();
     let mut knobs: Vec<f64> = Vec::new();
     for split in splits {
@@ -147,9 +145,7 @@ where
                 .enumerate()
                 .map(|(i, c)| c.ok_or_else(|| Error::config(format!("row {i} is held out by no split"))))
                 .collect::<Result<_>>()?;
-            let point = metrics::operating_point(outcomes, &choices)?;
-            let shares = metrics::call_shares(&choices, outcomes.models())?;
-            Ok(Run { knob, point, shares, choices })
+            Run::from_choices(data, knob, choices)
         })
         .collect()
 }
@@ -172,7 +168,6 @@ where
     if knobs.is_empty() {
         return Err(Error::invalid_request("a sweep needs at least one knob value"));
     }
-    let outcomes = data.outcomes()?;
     let catalog = router.catalog();
     let map: Vec<usize> = catalog
         .models()
@@ -207,13 +202,5 @@ where
             out.push(map[first.model]);
         }
     }
-    knobs
-        .iter()
-        .zip(choices)
-        .map(|(&knob, choices)| {
-            let point = metrics::operating_point(outcomes, &choices)?;
-            let shares = metrics::call_shares(&choices, outcomes.models())?;
-            Ok(Run { knob, point, shares, choices })
-        })
-        .collect()
+    knobs.iter().zip(choices).map(|(&knob, choices)| Run::from_choices(data, knob, choices)).collect()
 }

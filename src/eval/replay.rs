@@ -57,6 +57,21 @@ pub struct Run {
     pub choices: Vec<usize>,
 }
 
+impl Run {
+    /// A run from the data set model index chosen for each row of `data` (for routers replayed
+    /// outside [`replay`], or choices pooled across splits).
+    ///
+    /// # Errors
+    /// [`ErrorKind::Config`](crate::ErrorKind::Config) if `data` has no costs, or `choices` has the
+    /// wrong length or names a model `data` lacks.
+    pub fn from_choices(data: &Dataset, knob: f64, choices: Vec<usize>) -> Result<Self> {
+        let outcomes = data.outcomes()?;
+        let point = metrics::operating_point(outcomes, &choices)?;
+        let shares = metrics::call_shares(&choices, outcomes.models())?;
+        Ok(Self { knob, point, shares, choices })
+    }
+}
+
 /// Routes rows through one router, reusing one request and one map between calls.
 pub(super) struct Replayer<'a> {
     data: &'a Dataset,

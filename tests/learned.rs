@@ -1,0 +1,217 @@
+//! The learned classifier end to end: trained on real routing data from `../shared/data/` (a subset,
+//! to keep the suite fast; skipped with a message when the data are missing), in a router, in a
+//! config file; and the cross-validation helpers of `eval::cv`.
+
+#![allow(clippy::unwrap_used, reason = "tests may unwrap")]
+#![allow(clippy::print_stdout, reason = "tests report what they skipped")]
+
+use std::path::{Path, PathBuf};
+
+use switchyard::classify::{LearnedClassifier, LearnedModel, TrainConfig, Trainer};
+use switchyard::config::RouterConfig;
+use switchyard::eval::catalog::{FittedCatalog, Prices};
+use switchyard::eval::cv::{self, Split, cross_validate, k_fold, leave_one_task_out};
+use switchyard::eval::data::{Dataset, Format, Row, SplitKind};
+use switchyard::eval::replay::{Report, Run, log_grid};
+use switchyard::{ErrorKind, Request, Router, RouterBuilder, Utility};
+
+fn data_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data")
+}
+
+fn routerbench() -> Option<Dataset> {
+    let path = data_dir().join("routerbench_arc_mbpp_winogrande.jsonl");
+    if !path.is_file() {
+        println!("skipping: no RouterBench data at {}", path.display());
+        return None;
+    }
+    Some(Dataset::load(path, Format::RouterBench).unwrap())
+}
+
+/// A fast configuration for tests: fewer epochs, one `l2`.
+fn quick() -> TrainConfig {
+    let mut c = TrainConfig::default();
+    c.epochs = 4;
+    c.l2 = vec![3000.0];
+    c
+}
+
+fn every_nth(data: &Dataset, n: usize) -> Dataset {
+    let keep: Vec<usize> = (0..data.len()).step_by(n).collect();
+    data.subset(&keep).unwrap()
+}
+
+#[test]
+fn on_routerbench_the_learned_router_beats_the_zero_router_on_the_test_split() {
+    let Some(all) = routerbench() else { return };
+    let train = every_nth(&all.in_split(SplitKind::RouterDc, "train"), 3);
+    let test = all.in_split(SplitKind::RouterDc, "test");
+    let model = Trainer::new(quick()).fit(&train, "every 3rd training row").unwrap();
+    assert_eq!(model.info().tasks.len(), 3);
+    let prices = Prices::load(data_dir().join("models.json"), "routerbench").unwrap();
+    let fitted = FittedCatalog::fit(&train, &prices).unwrap();
+    let learned = LearnedClassifier::new(model);
+    learned.check_catalog(fitted.catalog()).unwrap();
+    let router = RouterBuilder::new().catalog(fitted.catalog().clone()).classifier(learned, 1.0).build().unwrap();
+    let runs = cv::sweep_policy(&test, &router, &log_grid(1e-3, 1e3, 30), |l| Utility::new().cost_weight(l)).unwrap();
+    let report = Report::new(&test, &runs).unwrap();
+    let (aiq, zero) = (report.router.aiq.unwrap(), report.zero_router.aiq.unwrap());
+    // Full training reaches 0.842 against 0.810; a third of the rows and four epochs still learn
+    // which task each prompt is.
+    assert!(aiq > zero + 0.015, "AIQ {aiq:.4}, zero router {zero:.4}");
+    let (cost, zero_cost) = (report.router.cost_at(0.95).unwrap(), report.zero_router.cost_at(0.95).unwrap());
+    assert!(cost < 0.5 * zero_cost, "cost@95 {cost:.3}, zero router {zero_cost:.3}");
+}
+
+#[test]
+fn a_held_out_task_is_routed_on_the_overall_rates() {
+    let Some(all) = routerbench() else { return };
+    let all = every_nth(&all, 2);
+    let splits = leave_one_task_out(&all).unwrap();
+    assert_eq!(splits.len(), 3);
+    let mbpp = splits.iter().find(|s| s.name.contains("mbpp")).unwrap();
+    let model = Trainer::new(quick()).fit(&mbpp.train, "arc and winogrande").unwrap();
+    let trust: f64 =
+        mbpp.test.rows().iter().map(|r| model.predict(r.prompt()).trust).sum::<f64>() / mbpp.test.len() as f64;
+    // Coding prompts share little wording with the science and pronoun questions trained on.
+    assert!(trust < 0.3, "mean trust on the held-out task: {trust:.3}");
+    // Prompts of the trained tasks keep the model's trust.
+    let seen = &splits.iter().find(|s| s.name.contains("winogrande")).unwrap().train;
+    let arc: Vec<&Row> = seen.rows().iter().filter(|r| r.task() == "arc-challenge").take(50).collect();
+    let trust_arc: f64 = arc.iter().map(|r| model.predict(r.prompt()).trust).sum::<f64>() / arc.len() as f64;
+    assert!(trust_arc > 0.9, "mean trust on a trained task: {trust_arc:.3}");
+}
+
+#[test]
+fn a_learned_classifier_loads_from_a_router_config() {
+    let Some(all) = routerbench() else { return };
+    let train = every_nth(&all.in_split(SplitKind::RouterDc, "train"), 8);
+    let model = Trainer::new(quick()).fit(&train, "every 8th training row").unwrap();
+    let dir = std::env::temp_dir().join(format!("switchyard-learned-config-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("rb.swlm");
+    model.save(&file).unwrap();
+    assert!(LearnedModel::load(&file).unwrap() == model);
+
+    let models: String = train
+        .models()
+        .iter()
+        .map(|m| {
+            format!(
+                "[[models]]\nid = \"{m}\"\nprovider = \"sim\"\ncontext_window = 32768\nmax_output_tokens = 4096\n\
+                 pricing = {{ input_per_mtok = 1.0, output_per_mtok = 1.0 }}\n\n"
+            )
+        })
+        .collect();
+    let config = |path: &Path| {
+        format!(
+            "[[classifiers]]\nkind = \"learned\"\nweight = 1.0\nmodel = \"{}\"\n\n[policy]\nkind = \"utility\"\ncost_weight = 0.0\n\n{models}",
+            path.display()
+        )
+    };
+    let router = RouterConfig::from_toml_str(&config(&file)).unwrap().builder().unwrap().build().unwrap();
+    let direct = RouterBuilder::new()
+        .catalog(router.catalog().clone())
+        .classifier(LearnedClassifier::new(model), 1.0)
+        .policy(Utility::new().cost_weight(0.0))
+        .build()
+        .unwrap();
+    for row in all.in_split(SplitKind::RouterDc, "test").rows().iter().take(40) {
+        let request = Request::new(row.prompt());
+        assert_eq!(router.route(&request).unwrap().model(), direct.route(&request).unwrap().model());
+    }
+
+    let missing = RouterConfig::from_toml_str(&config(&dir.join("nope.swlm"))).unwrap().builder().unwrap_err();
+    assert_eq!(missing.kind(), ErrorKind::Config);
+    assert!(missing.to_string().contains("classifiers[0].model"), "{missing}");
+    std::fs::write(dir.join("bad.swlm"), b"SWLM\r\n\x1a\n\x01\0\0\0garbage").unwrap();
+    let corrupt = RouterConfig::from_toml_str(&config(&dir.join("bad.swlm"))).unwrap().builder().unwrap_err();
+    assert!(corrupt.to_string().contains("bad.swlm"), "{corrupt}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Two models; the first answers rows of task "a" only.
+fn two_tasks(rows: usize) -> Dataset {
+    let mut b = Dataset::builder(["small", "large"]).name("two-tasks");
+    for i in 0..rows {
+        let (task, prompt, small) =
+            if i % 2 == 0 { ("a", format!("greet person {i}"), 1.0) } else { ("b", format!("prove lemma {i}"), 0.0) };
+        b.push(Row::new(prompt).with_task(task), &[small, 1.0], Some(&[0.001, 0.01])).unwrap();
+    }
+    b.build().unwrap()
+}
+
+#[test]
+fn folds_partition_the_rows_and_cross_validation_pools_them() {
+    let data = two_tasks(23);
+    let folds = k_fold(&data, 5).unwrap();
+    assert_eq!(folds.len(), 5);
+    let mut held: Vec<usize> = folds.iter().flat_map(|f| f.test_rows.iter().copied()).collect();
+    held.sort_unstable();
+    assert_eq!(held, (0..23).collect::<Vec<_>>());
+    for f in &folds {
+        assert_eq!(f.train.len() + f.test.len(), 23);
+        assert!(f.test_rows.iter().all(|i| folds.iter().filter(|g| g.test_rows.contains(i)).count() == 1));
+    }
+    assert!(k_fold(&data, 1).is_err());
+    assert!(k_fold(&two_tasks(3), 5).is_err());
+
+    // A router that knows the answer: the small model for task "a", the large one otherwise.
+    let runs = cross_validate(&data, &folds, |split| {
+        let choices: Vec<usize> = split.test.rows().iter().map(|r| usize::from(r.task() != "a")).collect();
+        Ok(vec![Run::from_choices(&split.test, 1.0, choices)?])
+    })
+    .unwrap();
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0].point.quality, 1.0);
+    assert_eq!(runs[0].choices.len(), 23);
+
+    // Overlapping or missing rows are errors.
+    let again = |f: &Split| {
+        Split::new("again", f.train.subset(&[0]).unwrap(), f.test.subset(&[0]).unwrap(), vec![f.test_rows[0]])
+    };
+    let twice = [again(&folds[0]), again(&folds[0])];
+    let e = cross_validate(&data, &twice, |s| Ok(vec![Run::from_choices(&s.test, 1.0, vec![0; s.test.len()])?]));
+    assert_eq!(e.unwrap_err().kind(), ErrorKind::Config);
+    let e = cross_validate(&data, &folds[..1], |s| Ok(vec![Run::from_choices(&s.test, 1.0, vec![0; s.test.len()])?]));
+    assert!(e.unwrap_err().to_string().contains("held out by no split"));
+}
+
+#[test]
+fn the_fast_sweep_matches_the_full_sweep() {
+    let data = two_tasks(40);
+    let model = Trainer::new(quick()).fit(&data, "two tasks").unwrap();
+    let catalog = switchyard::Catalog::new([
+        switchyard::ModelProfile::new("small", "p").with_pricing(switchyard::Pricing::per_mtok(0.1, 0.1)),
+        switchyard::ModelProfile::new("large", "p").with_pricing(switchyard::Pricing::per_mtok(10.0, 10.0)),
+    ])
+    .unwrap();
+    let learned = LearnedClassifier::new(model);
+    let grid = log_grid(1e-3, 1e3, 15);
+    let build = |l: f64| -> switchyard::Result<Router> {
+        RouterBuilder::new()
+            .catalog(catalog.clone())
+            .classifier(learned.clone(), 1.0)
+            .policy(Utility::new().cost_weight(l))
+            .build()
+    };
+    let full = switchyard::eval::replay::sweep(&data, &grid, build).unwrap();
+    let fast = cv::sweep_policy(&data, &build(1.0).unwrap(), &grid, |l| Utility::new().cost_weight(l)).unwrap();
+    for (a, b) in full.iter().zip(&fast) {
+        assert_eq!(a.choices, b.choices, "λ = {}", a.knob);
+    }
+    // Somewhere on the grid the learned router sends greetings to the small model and proofs to
+    // the large one: full quality at a fraction of the cost.
+    assert!(
+        fast.iter().any(|r| r.point.quality == 1.0 && r.shares[0] > 0.4),
+        "{:?}",
+        fast.iter().map(|r| (r.point, &r.shares)).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn a_custom_split_names_its_rows() {
+    let data = two_tasks(10);
+    let s = Split::new("mine", data.subset(&[0, 1, 2]).unwrap(), data.subset(&[3]).unwrap(), vec![3]);
+    assert_eq!(s.test_rows, [3]);
+}
