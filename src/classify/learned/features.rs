@@ -112,9 +112,10 @@ impl FeatureConfig {
 
 /// Receives features as the extractor finds them.
 pub(crate) trait Sink {
-    /// One occurrence of hashed bucket `index` in namespace `ns`; `key` is the n-gram's full hash
-    /// (for the familiarity check, which needs fewer collisions than the weights).
-    fn hashed(&mut self, ns: Namespace, index: u32, key: u64);
+    /// One occurrence of hashed bucket `index` in namespace `ns`. For word pairs, `pair` is the
+    /// pair's full hash: familiarity is measured on word pairs, which tell kinds of prompts apart
+    /// better than single words, with fewer collisions than the weights' buckets.
+    fn hashed(&mut self, ns: Namespace, index: u32, pair: Option<u64>);
     /// Dense feature `i` (an index into [`DENSE`]) with its value.
     fn dense(&mut self, i: usize, value: f32);
 }
@@ -178,10 +179,10 @@ impl<'c> Extractor<'c> {
 
     /// The bucket and the full hash of an n-gram's running hash.
     #[inline]
-    fn emit(&self, sink: &mut impl Sink, ns: Namespace, h: u64) {
+    fn emit(&self, sink: &mut impl Sink, ns: Namespace, h: u64, pair: bool) {
         let key = finish(h);
         // `shift` is at least 40, so the bucket fits in 24 bits.
-        sink.hashed(ns, (key >> self.shift) as u32, key);
+        sink.hashed(ns, (key >> self.shift) as u32, pair.then_some(key));
     }
 
     /// Emits every feature of `text` (one prompt) into `sink`; `stats` are the router's statistics of
@@ -231,10 +232,10 @@ impl<'c> Extractor<'c> {
                 h = fnv(h, w);
                 i += 1;
             }
-            self.emit(sink, ns, h);
+            self.emit(sink, ns, h, false);
             if bigrams {
                 if let Some(p) = prev {
-                    self.emit(sink, ns, p.rotate_left(23) ^ h.wrapping_mul(FNV_PRIME) ^ 0x5bd1_e995);
+                    self.emit(sink, ns, p.rotate_left(23) ^ h.wrapping_mul(FNV_PRIME) ^ 0x5bd1_e995, true);
                 }
                 prev = Some(h);
             }
@@ -264,7 +265,7 @@ impl<'c> Extractor<'c> {
             window = ((window << 8) | u64::from(c)) & mask;
             len += 1;
             if len >= n {
-                self.emit(sink, Namespace::LastChars, window ^ seed);
+                self.emit(sink, Namespace::LastChars, window ^ seed, false);
             }
         }
     }
@@ -397,9 +398,9 @@ impl<'v> Collect<'v> {
 }
 
 impl Sink for Collect<'_> {
-    fn hashed(&mut self, ns: Namespace, index: u32, key: u64) {
+    fn hashed(&mut self, ns: Namespace, index: u32, pair: Option<u64>) {
         self.counts[ns as usize] += 1;
-        if ns != Namespace::LastChars {
+        if let Some(key) = pair {
             self.keys.push(familiarity_key(key));
         }
         let flag = if ns == Namespace::LastChars { CHAR_FLAG } else { 0 };
@@ -419,7 +420,7 @@ mod tests {
 
     struct Count(Vec<(Namespace, u32)>, Vec<f32>);
     impl Sink for Count {
-        fn hashed(&mut self, ns: Namespace, index: u32, _: u64) {
+        fn hashed(&mut self, ns: Namespace, index: u32, _: Option<u64>) {
             self.0.push((ns, index));
         }
         fn dense(&mut self, _: usize, value: f32) {
@@ -529,7 +530,8 @@ mod tests {
             out.iter().filter(|(i, _)| ((*i & !CHAR_FLAG) as usize) < cfg.buckets()).map(|(_, v)| *v).collect();
         // Two namespaces (5 and 1 features), each scaled to unit length.
         assert_eq!(hashed.len(), 6);
-        assert_eq!(keys.len(), 6);
+        // Two word pairs in the whole prompt; none in the one-word last block.
+        assert_eq!(keys.len(), 2);
         let sq: f32 = hashed.iter().map(|v| v * v).sum();
         assert!((sq - 2.0).abs() < 1e-5, "{sq}");
     }

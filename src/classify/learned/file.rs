@@ -13,7 +13,7 @@
 //! | 4·max(t,1)·m | task rates |
 //! | 4·m | overall rates |
 //! | 4·6 | familiarity percentiles 0 to 5 |
-//! | 8·16384 | the training rows' word n-grams, a bitset of `2^20` bits |
+//! | 8·16384 | the training rows' word pairs, a bitset of `2^20` bits |
 //! | 8 | FNV-1a 64 checksum of everything before it |
 //!
 //! Rows of zeros (buckets no training prompt touched) are left out, which keeps files to a few MB.

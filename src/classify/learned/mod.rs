@@ -111,7 +111,7 @@ pub struct LearnedModel {
     overall: Vec<f32>,
     /// Percentiles 0 to [`FAMILIARITY_PERCENTILES`] of the familiarity of held-out training rows.
     familiarity: Vec<f32>,
-    /// The word n-grams of the training rows, as a `2^FAMILIARITY_BITS` bitset.
+    /// The word pairs of the training rows, as a `2^FAMILIARITY_BITS` bitset.
     seen: Vec<u64>,
 }
 
@@ -168,8 +168,8 @@ pub struct Prediction {
     pub logits: SmallVec<[f64; 12]>,
     /// The most likely task and its probability, when the model has a task head.
     pub task: Option<(usize, f64)>,
-    /// The share of the prompt's word n-grams that some training prompt contained (1 for a prompt
-    /// without words).
+    /// The share of the prompt's word pairs that some training prompt contained (1 for a prompt
+    /// without any).
     pub familiarity: f64,
     /// How far the prediction trusts the task head and the per-prompt regressions, in `[0, 1]`: 1
     /// for a prompt at least as familiar as 95% of held-out training prompts, falling to 0 for one
@@ -390,7 +390,7 @@ struct Dot<'w> {
     buckets: usize,
     table: &'w [f32],
     seen: &'w [u64],
-    /// Word n-grams, and those the training rows contained.
+    /// Word pairs, and those the training rows contained.
     words: u32,
     known: u32,
     counts: [u32; NAMESPACES],
@@ -409,10 +409,10 @@ fn add_row(acc: &mut [f32], row: &[f32]) {
 
 impl Sink for Dot<'_> {
     #[inline]
-    fn hashed(&mut self, ns: Namespace, index: u32, key: u64) {
+    fn hashed(&mut self, ns: Namespace, index: u32, pair: Option<u64>) {
         let n = ns as usize;
         self.counts[n] += 1;
-        if ns != Namespace::LastChars {
+        if let Some(key) = pair {
             let k = familiarity_key(key);
             self.words += 1;
             self.known += self.seen.get((k >> 6) as usize).map_or(0, |w| (w >> (k & 63) & 1) as u32);

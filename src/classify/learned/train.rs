@@ -384,7 +384,7 @@ fn penalty_shares(matrix: &Matrix, rows: &[usize], dim: usize, l2: f64, keep: im
     count.into_iter().map(|c| if c == 0 { 0.0 } else { (l2 / f64::from(c)) as f32 }).collect()
 }
 
-/// A set of word n-grams (their familiarity keys), as a bitset.
+/// A set of word pairs (their familiarity keys), as a bitset.
 struct Familiar(Vec<u64>);
 
 impl Familiar {
@@ -551,8 +551,8 @@ impl<'p> Trainer<'p> {
             fold_of[i] = pos % folds;
         }
 
-        // Familiarity: the share of a row's word n-grams that rows of other folds contain, the
-        // distribution of that share over held-out rows, and the set of every row's n-grams.
+        // Familiarity: the share of a row's word pairs that rows of other folds contain, the
+        // distribution of that share over held-out rows, and the set of every row's pairs.
         let row_keys = |i: usize| &keys[key_offsets[i]..key_offsets[i + 1]];
         let mut coverage = vec![1.0f64; n];
         for f in 0..folds {
