@@ -76,7 +76,7 @@ impl Default for TrainConfig {
         Self {
             features: FeatureConfig::default(),
             task_labels: TaskLabels::Auto,
-            l2: vec![3.0, 30.0, 300.0, 3000.0, 30000.0],
+            l2: vec![0.3, 1.0, 3.0, 10.0, 30.0, 300.0, 3000.0, 30000.0],
             validation: 0.2,
             task_l2: 0.1,
             task_rank: 8,
