@@ -141,3 +141,7 @@ struct ReadmeDoctests;
 #[cfg(doctest)]
 #[doc = include_str!("../docs/experiments.md")]
 struct ExperimentsDoctests;
+
+#[cfg(doctest)]
+#[doc = include_str!("../docs/learned-routing.md")]
+struct LearnedRoutingDoctests;

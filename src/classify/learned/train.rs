@@ -339,12 +339,12 @@ impl LowRank {
         let (r, t) = (self.r, self.t);
         // The gradient reaching the embedding, before `U` moves.
         let dh: Vec<f32> = (0..r).map(|k| (0..t).map(|j| self.u[k * t + j] * dz[j]).sum()).collect();
-        for k in 0..r {
-            for j in 0..t {
-                let d = h[k] as f32 * dz[j];
-                let g = &mut self.gu[k * t + j];
+        for (k, &hk) in h.iter().enumerate().take(r) {
+            let (u, gu) = (&mut self.u[k * t..(k + 1) * t], &mut self.gu[k * t..(k + 1) * t]);
+            for ((u, g), &dzj) in u.iter_mut().zip(gu).zip(dz) {
+                let d = hk as f32 * dzj;
                 *g += d * d;
-                self.u[k * t + j] -= lr * d / (g.sqrt() + 1e-6);
+                *u -= lr * d / (g.sqrt() + 1e-6);
             }
         }
         for &(idx, x) in row {
