@@ -3,8 +3,11 @@
 //! between `Utility` and the bandit runs until its sequential test decides.
 //!
 //! ```text
-//! cargo run --release --example experiment -- [--requests 6000] [--lambda 0.5] [--seed 1] [--prior-strength 2] [--exploration 0.01]
+//! cargo run --release --example experiment [--features plot] -- [--requests 6000] [--lambda 0.5] [--seed 1]
+//!     [--prior-strength 2] [--exploration 0.01] [--svg regret.svg]
 //! ```
+//!
+//! `--svg` (feature `plot`) draws each bandit's cumulative regret against the best fixed policy.
 //!
 //! 1. The catalog is fitted on `split_routerdc == train` (as in `examples/evaluate.rs`); traffic is
 //!    drawn with replacement from the 947 `test` prompts, each request keyed by one of 500 simulated
@@ -34,19 +37,20 @@ struct Args {
     seed: u64,
     prior: f64,
     exploration: Option<f64>,
+    svg: Option<std::path::PathBuf>,
 }
 
 fn usage(msg: &str) -> Error {
     Error::new(
         ErrorKind::Config,
         format!(
-            "{msg}\nusage: experiment [--requests 6000] [--lambda 0.5] [--seed 1] [--prior-strength 2] [--exploration 0.01]"
+            "{msg}\nusage: experiment [--requests 6000] [--lambda 0.5] [--seed 1] [--prior-strength 2] [--exploration 0.01] [--svg regret.svg]"
         ),
     )
 }
 
 fn args() -> Result<Args> {
-    let mut a = Args { requests: 6_000, lambda: 0.5, seed: 1, prior: 2.0, exploration: None };
+    let mut a = Args { requests: 6_000, lambda: 0.5, seed: 1, prior: 2.0, exploration: None, svg: None };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let value = it.next().ok_or_else(|| usage(&format!("`{flag}` needs a value")))?;
@@ -58,8 +62,14 @@ fn args() -> Result<Args> {
             "--exploration" => {
                 a.exploration = Some(value.parse().map_err(|_| usage("`--exploration` needs a number"))?);
             }
+            "--svg" => a.svg = Some(value.into()),
             other => return Err(usage(&format!("unknown argument `{other}`"))),
         }
+    }
+    if a.svg.is_some() && !cfg!(feature = "plot") {
+        return Err(usage(
+            "`--svg` needs the `plot` feature: cargo run --release --example experiment --features plot -- --svg regret.svg",
+        ));
     }
     if a.requests == 0 || !(a.lambda.is_finite() && a.lambda >= 0.0) {
         return Err(usage("`--requests` must be positive and `--lambda` finite and >= 0"));
@@ -127,8 +137,15 @@ fn make_bandit(args: &Args, c_ref: f64) -> Bandit {
 }
 
 /// Routes the planned requests, feeding back each chosen model's score and cost, and prints the
-/// bandit's reward next to the fixed policy's on the same requests.
-fn learn(label: &str, router: &Router, traffic: &Traffic<'_>, plan: &[(usize, usize)], fixed: &[f64]) -> Result<()> {
+/// bandit's reward next to the fixed policy's on the same requests. Returns the cumulative regret
+/// against the fixed policy after every request.
+fn learn(
+    label: &str,
+    router: &Router,
+    traffic: &Traffic<'_>,
+    plan: &[(usize, usize)],
+    fixed: &[f64],
+) -> Result<Vec<(f64, f64)>> {
     println!("\n{label}:");
     println!(
         "  {:>8} {:>12} {:>12} {:>18} {:>18} {:>8}",
@@ -159,13 +176,39 @@ fn learn(label: &str, router: &Router, traffic: &Traffic<'_>, plan: &[(usize, us
             );
         }
     }
-    let regret: f64 = fixed.iter().zip(&rewards).map(|(f, b)| f - b).sum();
+    let mut regret = 0.0;
+    let curve: Vec<(f64, f64)> = fixed
+        .iter()
+        .zip(&rewards)
+        .enumerate()
+        .map(|(i, (f, b))| {
+            regret += f - b;
+            ((i + 1) as f64, regret)
+        })
+        .collect();
     println!("  cumulative regret against the fixed policy: {regret:.1} over {} requests", plan.len());
     match reached {
         Some(n) => println!("  its last 1,000 requests first came within 2% of the fixed policy's after {n} requests"),
         None => println!("  its last 1,000 requests never came within 2% of the fixed policy's"),
     }
+    Ok(curve)
+}
+
+#[cfg(feature = "plot")]
+fn write_svg(path: &Path, curves: Vec<(&str, Vec<(f64, f64)>)>, fixed: &str) -> Result<()> {
+    use switchyard::eval::plot::{PlotOptions, Series, lines};
+    let series: Vec<Series> = curves.into_iter().map(|(name, points)| Series::new(name, points)).collect();
+    let title = format!("Bandits on RouterBench test traffic: regret against {fixed}");
+    let text = lines(&series, "requests", "cumulative regret (reward)", &PlotOptions::new().title(title))?;
+    std::fs::write(path, text)
+        .map_err(|e| Error::new(ErrorKind::Config, format!("cannot write `{}`: {e}", path.display())).with_source(e))?;
+    println!("\nwrote {}", path.display());
     Ok(())
+}
+
+#[cfg(not(feature = "plot"))]
+fn write_svg(_: &Path, _: Vec<(&str, Vec<(f64, f64)>)>, _: &str) -> Result<()> {
+    Err(usage("`--svg` needs the `plot` feature"))
 }
 
 fn try_main() -> Result<()> {
@@ -240,7 +283,7 @@ fn try_main() -> Result<()> {
     println!("\nthe best fixed policy is {fixed_name}; the gap compares the same requests.");
     let warm = make_bandit(&args, c_ref);
     let router = fitted.builder().policy(warm.clone()).build()?;
-    learn("bandit, fitted catalog as prior", &router, &traffic, &plan, &fixed)?;
+    let warm_curve = learn("bandit, fitted catalog as prior", &router, &traffic, &plan, &fixed)?;
     let blank: Vec<ModelProfile> = fitted
         .catalog()
         .models()
@@ -252,7 +295,11 @@ fn try_main() -> Result<()> {
         })
         .collect();
     let router = fitted.builder().catalog(Catalog::new(blank)?).policy(make_bandit(&args, c_ref)).build()?;
-    learn("bandit, no prior knowledge (every ability 0)", &router, &traffic, &plan, &fixed)?;
+    let cold_curve = learn("bandit, no prior knowledge (every ability 0)", &router, &traffic, &plan, &fixed)?;
+    if let Some(path) = &args.svg {
+        let curves = vec![("bandit, fitted catalog as prior", warm_curve), ("bandit, no prior knowledge", cold_curve)];
+        write_svg(path, curves, &fixed_name)?;
+    }
 
     // An A/B test: utility against the bandit that learned above (and keeps learning), on the reward
     // both maximise, until the sequential test decides (or 50,000 requests).

@@ -13,6 +13,8 @@
 //! the mean score. Text is SVG `<text>`, laid out with approximate glyph widths (no font files are
 //! read); labels of single models are placed so that they do not overlap when there is room.
 //!
+//! [`lines`] draws line charts (learning curves, cumulative regret: `examples/experiment.rs`).
+//!
 //! ```no_run
 //! # fn run(report: &switchyard::eval::Report) -> switchyard::Result<()> {
 //! use switchyard::eval::plot::{PlotOptions, write_svg};
@@ -240,6 +242,100 @@ pub fn write_svg(report: &Report, options: &PlotOptions, path: impl AsRef<Path>)
     let text = svg(report, options)?;
     std::fs::write(path, text)
         .map_err(|e| Error::config(format!("cannot write `{}`: {e}", path.display())).with_source(e))
+}
+
+/// One line of a [`lines`] chart: a name for the legend and its points.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Series {
+    /// The legend's name of the line.
+    pub name: String,
+    /// The points, in order of `x`.
+    pub points: Vec<(f64, f64)>,
+}
+
+impl Series {
+    /// A named line through `points`.
+    pub fn new(name: impl Into<String>, points: Vec<(f64, f64)>) -> Self {
+        Self { name: name.into(), points }
+    }
+}
+
+/// Colours of [`lines`]' series, in order (then repeated).
+const PALETTE: [RGBColor; 6] =
+    [ROUTER, ORACLE, RGBColor(44, 160, 44), RGBColor(255, 127, 14), RGBColor(148, 103, 189), ZERO];
+
+/// The SVG text of a line chart (learning curves, cumulative regret): every series on linear axes
+/// labelled `x_desc` and `y_desc`, with a legend under the chart. The title is
+/// [`PlotOptions::title`] (empty if unset).
+///
+/// # Errors
+/// [`ErrorKind::InvalidRequest`](crate::ErrorKind::InvalidRequest) if no series has a point, a point
+/// is not finite, or the size is below 320 × 240.
+pub fn lines(series: &[Series], x_desc: &str, y_desc: &str, options: &PlotOptions) -> Result<String> {
+    if options.width < 320 || options.height < 240 {
+        return Err(Error::invalid_request(format!(
+            "a plot needs at least 320 × 240 pixels, got {} × {}",
+            options.width, options.height
+        )));
+    }
+    let all = || series.iter().flat_map(|s| s.points.iter());
+    if all().next().is_none() {
+        return Err(Error::invalid_request("cannot plot lines: no series has a point"));
+    }
+    if let Some(s) = series.iter().find(|s| s.points.iter().any(|(x, y)| !(x.is_finite() && y.is_finite()))) {
+        return Err(Error::invalid_request(format!("cannot plot line `{}`: a point is not finite", s.name)));
+    }
+    let (x_lo, x_hi) = all().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), p| (lo.min(p.0), hi.max(p.0)));
+    let (y_lo, y_hi) = all().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), p| (lo.min(p.1), hi.max(p.1)));
+    let x_hi = if x_hi > x_lo { x_hi } else { x_lo + 1.0 };
+    let pad = ((y_hi - y_lo) * 0.06).max(1e-9);
+    let (y_lo, y_hi) = (y_lo - pad, y_hi + pad);
+    let mut out = String::new();
+    {
+        let root = SVGBackend::with_string(&mut out, (options.width, options.height)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| plot_error("background", e))?;
+        let (upper, strip) = root.split_vertically(options.height.saturating_sub(LEGEND_HEIGHT));
+        let mut chart = ChartBuilder::on(&upper)
+            .caption(options.title.clone().unwrap_or_default(), (FONT, 24))
+            .margin(16)
+            .x_label_area_size(48)
+            .y_label_area_size(72)
+            .build_cartesian_2d(x_lo..x_hi, y_lo..y_hi)
+            .map_err(|e| plot_error("axes", e))?;
+        chart
+            .configure_mesh()
+            .x_desc(x_desc)
+            .y_desc(y_desc)
+            .x_label_formatter(&|x| tick(*x))
+            .y_label_formatter(&|y| tick(*y))
+            .axis_desc_style((FONT, 18))
+            .label_style((FONT, 15))
+            .light_line_style(WHITE.mix(0.0))
+            .bold_line_style(BLACK.mix(0.08))
+            .draw()
+            .map_err(|e| plot_error("mesh", e))?;
+        let mut legend = Vec::with_capacity(series.len());
+        for (i, s) in series.iter().enumerate() {
+            let color = PALETTE[i % PALETTE.len()];
+            chart
+                .draw_series(LineSeries::new(s.points.iter().copied(), color.stroke_width(2)))
+                .map_err(|e| plot_error(&s.name, e))?;
+            legend.push((Key::Line(color), s.name.clone()));
+        }
+        draw_legend(&strip, &legend)?;
+        root.present().map_err(|e| plot_error("output", e))?;
+    }
+    Ok(out)
+}
+
+/// A tick label: whole numbers from 100 up, fewer decimals the larger the number.
+fn tick(x: f64) -> String {
+    match x.abs() {
+        0.0 => "0".to_owned(),
+        a if a >= 100.0 => format!("{x:.0}"),
+        a if a >= 1.0 => format!("{x:.1}"),
+        _ => format!("{x:.3}"),
+    }
 }
 
 /// Height of the legend strip under the chart, in pixels.
@@ -546,5 +642,23 @@ mod tests {
             (percent(0.05), percent(0.5), percent(0.002), percent(0.015)),
             ("5%".into(), "50%".into(), "0.20%".into(), "1.5%".into())
         );
+    }
+
+    #[test]
+    fn line_charts_draw_every_series_and_reject_bad_input() {
+        let a = Series::new("bandit", vec![(0.0, 0.0), (1.0, 2.0), (2.0, 3.0)]);
+        let b = Series::new("fixed", vec![(0.0, 0.0), (2.0, 1.0)]);
+        let text =
+            lines(&[a.clone(), b], "requests", "cumulative regret", &PlotOptions::new().title("regret")).unwrap();
+        assert!(text.starts_with("<svg"), "{}", &text[..40]);
+        for label in ["bandit", "fixed", "requests", "cumulative regret", "regret"] {
+            assert!(text.contains(label), "missing {label}");
+        }
+        assert!(text.matches("<polyline").count() >= 2);
+        let e = lines(&[], "x", "y", &PlotOptions::new()).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidRequest);
+        let nan = Series::new("nan", vec![(0.0, f64::NAN)]);
+        assert!(lines(&[nan], "x", "y", &PlotOptions::new()).unwrap_err().to_string().contains("`nan`"));
+        assert!(lines(&[a], "x", "y", &PlotOptions::new().size(100, 100)).is_err());
     }
 }
