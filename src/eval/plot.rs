@@ -245,6 +245,7 @@ pub fn write_svg(report: &Report, options: &PlotOptions, path: impl AsRef<Path>)
 }
 
 /// One line of a [`lines`] chart: a name for the legend and its points.
+#[non_exhaustive]
 #[derive(Clone, Debug, PartialEq)]
 pub struct Series {
     /// The legend's name of the line.

@@ -162,6 +162,7 @@ impl fmt::Debug for LearnedModel {
 }
 
 /// One prompt's predictions.
+#[non_exhaustive]
 #[derive(Clone, Debug, PartialEq)]
 pub struct Prediction {
     /// `logit p(m)` per model, in the order of [`ModelInfo::models`].
