@@ -722,6 +722,9 @@ fn logs_carry_no_keys_or_prompts() {
     let logs = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     tracing::subscriber::with_default(Recorder(logs.clone()), || {
+        // Another test's thread may have hit the adapter's log statements first, with no subscriber
+        // in scope, and cached that nobody listens to them: recompute now that this one is in scope.
+        tracing::callsite::rebuild_interest_cache();
         runtime.block_on(async {
             let server = Server::start(move |rec| {
                 if rec.body["stream"] == true {
