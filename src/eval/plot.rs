@@ -26,6 +26,7 @@
 
 use std::path::Path;
 
+use plotters::chart::MeshStyle;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
@@ -103,12 +104,7 @@ fn short(model: &str) -> &str {
 /// is not finite and `> 0`, the report has no router point with a finite cost and quality, or the
 /// size is below 320 × 240.
 pub fn svg(report: &Report, options: &PlotOptions) -> Result<String> {
-    if options.width < 320 || options.height < 240 {
-        return Err(Error::invalid_request(format!(
-            "a plot needs at least 320 × 240 pixels, got {} × {}",
-            options.width, options.height
-        )));
-    }
+    check_size(options)?;
     let best_cost = report.best_single.point.cost;
     if !(best_cost.is_finite() && best_cost > 0.0) {
         return Err(Error::invalid_request(format!(
@@ -156,16 +152,11 @@ pub fn svg(report: &Report, options: &PlotOptions) -> Result<String> {
             .y_label_area_size(64)
             .build_cartesian_2d((x_lo..x_hi).log_scale().with_key_points(log_ticks(x_lo, x_hi)), y_lo..y_hi)
             .map_err(|e| plot_error("axes", e))?;
-        chart
-            .configure_mesh()
+        house_style(&mut chart.configure_mesh())
             .x_desc(format!("cost, as a fraction of {}'s (log scale)", short(&report.best_single.model)))
             .y_desc("quality (mean score)")
             .x_label_formatter(&|x| percent(*x))
             .y_label_formatter(&|y| format!("{y:.2}"))
-            .axis_desc_style((FONT, 18))
-            .label_style((FONT, 15))
-            .light_line_style(WHITE.mix(0.0))
-            .bold_line_style(BLACK.mix(0.08))
             .draw()
             .map_err(|e| plot_error("mesh", e))?;
 
@@ -273,12 +264,7 @@ const PALETTE: [RGBColor; 6] =
 /// [`ErrorKind::InvalidRequest`](crate::ErrorKind::InvalidRequest) if no series has a point, a point
 /// is not finite, or the size is below 320 × 240.
 pub fn lines(series: &[Series], x_desc: &str, y_desc: &str, options: &PlotOptions) -> Result<String> {
-    if options.width < 320 || options.height < 240 {
-        return Err(Error::invalid_request(format!(
-            "a plot needs at least 320 × 240 pixels, got {} × {}",
-            options.width, options.height
-        )));
-    }
+    check_size(options)?;
     let all = || series.iter().flat_map(|s| s.points.iter());
     if all().next().is_none() {
         return Err(Error::invalid_request("cannot plot lines: no series has a point"));
@@ -303,16 +289,11 @@ pub fn lines(series: &[Series], x_desc: &str, y_desc: &str, options: &PlotOption
             .y_label_area_size(72)
             .build_cartesian_2d(x_lo..x_hi, y_lo..y_hi)
             .map_err(|e| plot_error("axes", e))?;
-        chart
-            .configure_mesh()
+        house_style(&mut chart.configure_mesh())
             .x_desc(x_desc)
             .y_desc(y_desc)
             .x_label_formatter(&|x| tick(*x))
             .y_label_formatter(&|y| tick(*y))
-            .axis_desc_style((FONT, 18))
-            .label_style((FONT, 15))
-            .light_line_style(WHITE.mix(0.0))
-            .bold_line_style(BLACK.mix(0.08))
             .draw()
             .map_err(|e| plot_error("mesh", e))?;
         let mut legend = Vec::with_capacity(series.len());
@@ -327,6 +308,29 @@ pub fn lines(series: &[Series], x_desc: &str, y_desc: &str, options: &PlotOption
         root.present().map_err(|e| plot_error("output", e))?;
     }
     Ok(out)
+}
+
+fn check_size(options: &PlotOptions) -> Result<()> {
+    if options.width < 320 || options.height < 240 {
+        return Err(Error::invalid_request(format!(
+            "a plot needs at least 320 × 240 pixels, got {} × {}",
+            options.width, options.height
+        )));
+    }
+    Ok(())
+}
+
+/// The fonts and grid lines every chart shares.
+fn house_style<'m, 'a, 'b, X, Y, DB>(mesh: &'m mut MeshStyle<'a, 'b, X, Y, DB>) -> &'m mut MeshStyle<'a, 'b, X, Y, DB>
+where
+    X: plotters::coord::ranged1d::Ranged,
+    Y: plotters::coord::ranged1d::Ranged,
+    DB: DrawingBackend,
+{
+    mesh.axis_desc_style((FONT, 18))
+        .label_style((FONT, 15))
+        .light_line_style(WHITE.mix(0.0))
+        .bold_line_style(BLACK.mix(0.08))
 }
 
 /// A tick label: whole numbers from 100 up, fewer decimals the larger the number.
