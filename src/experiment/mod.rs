@@ -44,7 +44,7 @@ mod bandit;
 mod controller;
 mod hash;
 mod report;
-mod rng;
+pub(crate) mod rng;
 mod stats;
 
 use std::fmt;

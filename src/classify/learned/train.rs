@@ -19,6 +19,7 @@ use super::{FAMILIARITY_PERCENTILES, LearnedModel, ModelInfo, Parts, logit, soft
 use crate::classify::TextStats;
 use crate::error::{Error, Result};
 use crate::eval::data::Dataset;
+use crate::experiment::rng::Rng;
 
 /// Which row label the task head learns.
 #[non_exhaustive]
@@ -199,24 +200,12 @@ impl Matrix {
     }
 }
 
-/// A small, fixed PRNG (SplitMix64) for shuffles: training must not depend on the standard
-/// library's hashing or on a crate's choice of generator.
-struct SplitMix(u64);
-
-impl SplitMix {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn shuffle(&mut self, v: &mut [usize]) {
-        for i in (1..v.len()).rev() {
-            let j = (self.next() % (i as u64 + 1)) as usize;
-            v.swap(i, j);
-        }
+/// Shuffles `v` (Fisher–Yates) with the crate's fixed SplitMix64 generator: training must not depend
+/// on the standard library's hashing or on a crate's choice of generator.
+fn shuffle(rng: &mut Rng, v: &mut [usize]) {
+    for i in (1..v.len()).rev() {
+        let j = (rng.next_u64() % (i as u64 + 1)) as usize;
+        v.swap(i, j);
     }
 }
 
@@ -303,8 +292,8 @@ struct LowRank {
 }
 
 impl LowRank {
-    fn new(dim: usize, r: usize, t: usize, rng: &mut SplitMix) -> Self {
-        let u = (0..r * t).map(|_| ((rng.next() >> 11) as f64 / (1u64 << 53) as f64 - 0.5) as f32).collect();
+    fn new(dim: usize, r: usize, t: usize, rng: &mut Rng) -> Self {
+        let u = (0..r * t).map(|_| (rng.unit() - 0.5) as f32).collect();
         Self {
             r,
             t,
@@ -540,12 +529,12 @@ impl<'p> Trainer<'p> {
 
         // Cross-fitted task probabilities of every training row, and the final head.
         let mut task_probs = vec![0.0f64; n * t.max(1)];
-        let mut rng = SplitMix(cfg.seed);
+        let mut rng = Rng::new(cfg.seed);
         let rank = t.min(cfg.task_rank);
         let mut task_head = LowRank::new(dim, rank, t, &mut rng);
         let folds = cfg.folds as usize;
         let mut order: Vec<usize> = (0..n).collect();
-        rng.shuffle(&mut order);
+        shuffle(&mut rng, &mut order);
         let mut fold_of = vec![0usize; n];
         for (pos, &i) in order.iter().enumerate() {
             fold_of[i] = pos % folds;
@@ -629,7 +618,7 @@ impl<'p> Trainer<'p> {
         } else {
             // Hold out a share of the rows, fit each candidate on the rest, keep the best.
             let mut order = all.clone();
-            rng.shuffle(&mut order);
+            shuffle(&mut rng, &mut order);
             let held = ((n as f64 * cfg.validation).round() as usize).clamp(1, n.saturating_sub(1).max(1));
             let (valid, fit) = order.split_at(held);
             let mut best = (cfg.l2[0], f64::INFINITY);
@@ -671,7 +660,7 @@ impl<'p> Trainer<'p> {
         )
     }
 
-    fn train_residual(&mut self, r: &Residual<'_>, rows: &[usize], l2: f64, rng: &mut SplitMix, stage: Stage) -> Head {
+    fn train_residual(&mut self, r: &Residual<'_>, rows: &[usize], l2: f64, rng: &mut Rng, stage: Stage) -> Head {
         let m = r.m;
         let lr = self.config.learning_rate as f32;
         let decay = penalty_shares(r.matrix, rows, r.dim, l2, every);
@@ -681,7 +670,7 @@ impl<'p> Trainer<'p> {
         let mut grad = vec![0.0f32; m];
         let epochs = self.config.epochs as usize;
         for epoch in 0..epochs {
-            rng.shuffle(&mut order);
+            shuffle(rng, &mut order);
             let mut loss = 0.0;
             for &i in &order {
                 let row = r.matrix.row(i);
@@ -707,7 +696,7 @@ impl<'p> Trainer<'p> {
         rows: &[usize],
         rank: usize,
         t: usize,
-        rng: &mut SplitMix,
+        rng: &mut Rng,
         stage: Stage,
     ) -> LowRank {
         let cfg = &self.config;
@@ -720,7 +709,7 @@ impl<'p> Trainer<'p> {
         let (mut z, mut h) = (vec![0.0f64; t], vec![0.0f64; rank]);
         let mut grad = vec![0.0f32; t];
         for epoch in 0..epochs {
-            rng.shuffle(&mut order);
+            shuffle(rng, &mut order);
             let mut loss = 0.0;
             for &i in &order {
                 let row = matrix.row(i);
