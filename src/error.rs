@@ -55,6 +55,12 @@ pub enum ErrorKind {
     MidStream,
     /// No provider is registered for the model that was chosen.
     ProviderMissing,
+    /// Every candidate that could serve the request costs more than a budget has left;
+    /// [`Error::rejections`] says which budget stopped which model.
+    BudgetExceeded,
+    /// The shared state store (Redis) failed or did not answer in time, and a limit configured to
+    /// fail closed could not be checked.
+    Store,
 }
 
 impl ErrorKind {
@@ -81,6 +87,8 @@ impl ErrorKind {
             Self::Decode => "decode",
             Self::MidStream => "mid_stream",
             Self::ProviderMissing => "provider_missing",
+            Self::BudgetExceeded => "budget_exceeded",
+            Self::Store => "store",
         }
     }
 }
@@ -239,6 +247,11 @@ impl Error {
     /// stream failed. Never part of `Display` or `Debug` (which show its length only).
     pub fn partial_content(&self) -> Option<&str> {
         self.inner.partial.as_deref()
+    }
+
+    pub(crate) fn with_rejections(mut self, rejections: Vec<Rejection>) -> Self {
+        self.inner.rejections = rejections;
+        self
     }
 
     pub(crate) fn with_attempts(mut self, attempts: Vec<Attempt>) -> Self {

@@ -339,7 +339,9 @@ impl Observation {
                 | ErrorKind::Config
                 | ErrorKind::NoCandidate
                 | ErrorKind::Routing
-                | ErrorKind::ProviderMissing => false,
+                | ErrorKind::ProviderMissing
+                | ErrorKind::BudgetExceeded
+                | ErrorKind::Store => false,
             },
         }
     }

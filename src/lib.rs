@@ -117,6 +117,7 @@ mod response;
 pub mod retry;
 mod router;
 mod signal;
+pub mod state;
 
 pub use crate::catalog::{Capabilities, Catalog, ModelId, ModelProfile, Pricing, ProviderId};
 pub use crate::classify::Classifier;

@@ -1,0 +1,322 @@
+//! [`MemoryStore`]: the state of one process.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+
+use super::{Admit, Admitted, Counter, Lease, Settlement, StateStore, fits, order, validate};
+use crate::error::Result;
+
+/// How often expired counters, leases and sticky entries are swept.
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
+
+/// Counters, leases and sticky entries in this process: the default store, exact and without I/O.
+/// Replicas that must share budgets and limits use a shared store instead (`RedisStore`, feature
+/// `redis`).
+///
+/// Each call takes one mutex for the length of the call, never across an `await`.
+pub struct MemoryStore {
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    counters: HashMap<Arc<str>, Entry>,
+    leases: HashMap<Arc<str>, (Lease, Instant)>,
+    sticky: HashMap<Arc<str>, (Arc<str>, Instant)>,
+    next_lease: u64,
+    next_sweep: Option<Instant>,
+}
+
+struct Entry {
+    value: f64,
+    /// `None`: lives for ever.
+    expires: Option<Instant>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self { state: Mutex::new(State::default()) }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock cannot leave a counter half-written (each update is one
+        // assignment), so a poisoned lock is still consistent.
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Admits synchronously; [`StateStore::admit`] calls this.
+    pub fn admit_now(&self, admit: &Admit) -> Result<Admitted> {
+        validate(admit)?;
+        let now = Instant::now();
+        let mut state = self.lock();
+        state.sweep(now);
+        for s in &admit.settle {
+            state.apply(s, now);
+        }
+        let mut values: Vec<f64> = admit.counters.iter().map(|c| state.value(c, now)).collect();
+        let sticky = admit.sticky.as_ref().and_then(|s| state.sticky.get(&s.key)).filter(|(_, exp)| *exp > now);
+        let sticky_label = sticky.map(|(label, _)| label.clone());
+        let mut taken = None;
+        for i in order(&admit.choices, sticky_label.as_deref()) {
+            if fits(&admit.choices[i], &values) {
+                taken = Some(i);
+                break;
+            }
+        }
+        let Some(i) = taken else {
+            return Ok(Admitted { choice: None, lease: None, values, sticky_hit: false });
+        };
+        let choice = &admit.choices[i];
+        let mut charges = smallvec::SmallVec::new();
+        for &(c, amount) in &choice.charges {
+            let counter = &admit.counters[c as usize];
+            state.add(counter, amount, now);
+            values[c as usize] += amount;
+            charges.push((counter.clone(), amount));
+        }
+        state.next_lease += 1;
+        let lease = Lease { id: Arc::from(state.next_lease.to_string()), charges };
+        state.leases.insert(lease.id.clone(), (lease.clone(), now + admit.lease_ttl));
+        let sticky_hit = sticky_label.as_deref() == Some(&*choice.label);
+        if let Some(s) = &admit.sticky {
+            state.sticky.insert(s.key.clone(), (choice.label.clone(), now + s.ttl));
+        }
+        Ok(Admitted { choice: Some(i), lease: Some(lease), values, sticky_hit })
+    }
+
+    /// Applies settlements synchronously.
+    pub fn settle_sync(&self, settlements: &[Settlement]) {
+        let now = Instant::now();
+        let mut state = self.lock();
+        for s in settlements {
+            state.apply(s, now);
+        }
+    }
+
+    /// Reads counters synchronously.
+    pub fn read_now(&self, counters: &[Counter]) -> Vec<f64> {
+        let now = Instant::now();
+        let state = self.lock();
+        counters.iter().map(|c| state.value(c, now)).collect()
+    }
+
+    /// The number of leases not yet settled or expired.
+    pub fn open_leases(&self) -> usize {
+        let now = Instant::now();
+        self.lock().leases.values().filter(|(_, exp)| *exp > now).count()
+    }
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Debug for MemoryStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = self.lock();
+        f.debug_struct("MemoryStore")
+            .field("counters", &state.counters.len())
+            .field("leases", &state.leases.len())
+            .field("sticky", &state.sticky.len())
+            .finish()
+    }
+}
+
+impl State {
+    fn value(&self, counter: &Counter, now: Instant) -> f64 {
+        match self.counters.get(counter.key()) {
+            Some(e) if e.expires.is_none_or(|t| t > now) => e.value,
+            _ => 0.0,
+        }
+    }
+
+    fn add(&mut self, counter: &Counter, amount: f64, now: Instant) {
+        let expires = (!counter.ttl().is_zero()).then(|| now + counter.ttl());
+        let entry = self.counters.entry(counter.key.clone()).or_insert(Entry { value: 0.0, expires });
+        if entry.expires.is_some_and(|t| t <= now) {
+            *entry = Entry { value: 0.0, expires };
+        }
+        entry.value += amount;
+    }
+
+    /// Adds `actual − reserved` while the lease is live, `actual` once it has expired (its
+    /// reservation was given back then).
+    fn apply(&mut self, s: &Settlement, now: Instant) {
+        let live = !s.lease.id.is_empty() && self.leases.remove(&s.lease.id).is_some_and(|(_, exp)| exp > now);
+        for ((counter, reserved), actual) in s.lease.charges.iter().zip(&s.actual) {
+            let delta = if live { actual - reserved } else { *actual };
+            if delta != 0.0 && delta.is_finite() {
+                self.add(counter, delta, now);
+            }
+        }
+    }
+
+    fn sweep(&mut self, now: Instant) {
+        if self.next_sweep.is_some_and(|t| t > now) {
+            return;
+        }
+        self.next_sweep = Some(now + SWEEP_EVERY);
+        let expired: Vec<Arc<str>> =
+            self.leases.iter().filter(|(_, (_, exp))| *exp <= now).map(|(id, _)| id.clone()).collect();
+        for id in expired {
+            if let Some((lease, _)) = self.leases.remove(&id) {
+                for (counter, reserved) in &lease.charges {
+                    if let Some(e) = self.counters.get_mut(counter.key()) {
+                        e.value -= reserved;
+                    }
+                }
+            }
+        }
+        self.counters.retain(|_, e| e.expires.is_none_or(|t| t > now));
+        self.sticky.retain(|_, (_, exp)| *exp > now);
+    }
+}
+
+#[async_trait]
+impl StateStore for MemoryStore {
+    fn name(&self) -> &str {
+        "memory"
+    }
+
+    async fn admit(&self, admit: &Admit) -> Result<Admitted> {
+        self.admit_now(admit)
+    }
+
+    async fn settle(&self, settlements: &[Settlement]) -> Result<()> {
+        self.settle_sync(settlements);
+        Ok(())
+    }
+
+    async fn read(&self, counters: &[Counter]) -> Result<Vec<f64>> {
+        Ok(self.read_now(counters))
+    }
+
+    fn settle_now(&self, settlements: &[Settlement]) -> bool {
+        self.settle_sync(settlements);
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use smallvec::smallvec;
+
+    use super::*;
+    use crate::state::{Check, Choice, Sticky};
+
+    fn admit(limit: f64, costs: &[f64]) -> Admit {
+        Admit {
+            counters: vec![Counter::new("budget:global:day:1", Duration::from_secs(3600))],
+            choices: costs
+                .iter()
+                .enumerate()
+                .map(|(i, &c)| Choice {
+                    label: Arc::from(format!("m{i}")),
+                    charges: smallvec![(0, c)],
+                    checks: smallvec![Check { terms: smallvec![(0, 1.0)], limit }],
+                })
+                .collect(),
+            lease_ttl: Duration::from_secs(60),
+            sticky: None,
+            settle: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn takes_the_first_choice_that_fits_and_downgrades_near_the_limit() {
+        let store = MemoryStore::new();
+        let a = admit(1.0, &[0.6, 0.1]);
+        let first = store.admit_now(&a).unwrap();
+        assert_eq!(first.choice, Some(0));
+        assert_eq!(first.values, vec![0.6]);
+        let second = store.admit_now(&a).unwrap();
+        assert_eq!(second.choice, Some(1), "0.6 more would exceed 1.0; the cheaper choice fits");
+        assert!((second.values[0] - 0.7).abs() < 1e-12);
+        let full = store.admit_now(&admit(0.75, &[0.6, 0.1])).unwrap();
+        assert_eq!(full.choice, None);
+        assert!(full.lease.is_none());
+    }
+
+    #[test]
+    fn settlement_reconciles_and_release_gives_everything_back() {
+        let store = MemoryStore::new();
+        let a = admit(1.0, &[0.5]);
+        let lease = store.admit_now(&a).unwrap().lease.unwrap();
+        store.settle_sync(&[Settlement { lease, actual: smallvec![0.2] }]);
+        assert!((store.read_now(&a.counters)[0] - 0.2).abs() < 1e-12);
+        let lease = store.admit_now(&a).unwrap().lease.unwrap();
+        assert!((store.read_now(&a.counters)[0] - 0.7).abs() < 1e-12);
+        assert!(store.settle_now(&[Settlement::release(lease.clone())]));
+        assert!((store.read_now(&a.counters)[0] - 0.2).abs() < 1e-12);
+        // Settling twice counts the actual amount once more (the lease is gone): callers settle once.
+        assert_eq!(store.open_leases(), 0);
+    }
+
+    #[test]
+    fn an_expired_lease_gives_its_reservation_back_and_a_late_settlement_adds_the_actual() {
+        let store = MemoryStore::new();
+        let mut a = admit(1.0, &[0.5]);
+        a.lease_ttl = Duration::from_millis(1);
+        let lease = store.admit_now(&a).unwrap().lease.unwrap();
+        std::thread::sleep(Duration::from_millis(5));
+        store.lock().next_sweep = None;
+        // The next admission sweeps the expired lease before it checks.
+        let again = store.admit_now(&admit(0.5, &[0.5])).unwrap();
+        assert_eq!(again.choice, Some(0), "the expired reservation no longer counts");
+        store.settle_sync(&[Settlement { lease, actual: smallvec![0.25] }]);
+        assert!((store.read_now(&a.counters)[0] - 0.75).abs() < 1e-12);
+    }
+
+    #[test]
+    fn sticky_choice_goes_first_while_it_fits() {
+        let store = MemoryStore::new();
+        let mut a = admit(1.0, &[0.1, 0.1]);
+        a.sticky = Some(Sticky { key: Arc::from("sticky:conv"), ttl: Duration::from_secs(60) });
+        // The first admission takes choice 0 and remembers it.
+        let first = store.admit_now(&a).unwrap();
+        assert_eq!((first.choice, first.sticky_hit), (Some(0), false));
+        // Reversed preference: the sticky entry still wins.
+        a.choices.reverse();
+        let second = store.admit_now(&a).unwrap();
+        assert_eq!(a.choices[second.choice.unwrap()].label.as_ref(), "m0");
+        assert!(second.sticky_hit);
+    }
+
+    #[test]
+    fn sliding_window_weights_the_previous_bucket() {
+        let store = MemoryStore::new();
+        let counters = vec![Counter::new("rpm:m:0", Duration::ZERO), Counter::new("rpm:m:1", Duration::ZERO)];
+        let lease = store
+            .admit_now(&Admit {
+                counters: counters.clone(),
+                choices: vec![Choice { label: Arc::from("m"), charges: smallvec![(0, 10.0)], checks: smallvec![] }],
+                ..Admit::default()
+            })
+            .unwrap();
+        assert!(lease.lease.is_some());
+        // Half of the previous bucket still counts: 5 + 1 + charge 1 = 7 > 6.5.
+        let check = Check { terms: smallvec![(0, 0.5), (1, 1.0)], limit: 6.5 };
+        let choice = Choice { label: Arc::from("m"), charges: smallvec![(1, 1.0)], checks: smallvec![check] };
+        let a = Admit { counters, choices: vec![choice], ..Admit::default() };
+        assert_eq!(store.admit_now(&a).unwrap().choice, Some(0), "5 + 1 ≤ 6.5");
+        assert_eq!(store.admit_now(&a).unwrap().choice, None, "5 + 2 > 6.5");
+    }
+
+    #[test]
+    fn bad_indices_are_an_error_not_a_panic() {
+        let store = MemoryStore::new();
+        let mut a = admit(1.0, &[0.5]);
+        a.choices[0].charges[0].0 = 7;
+        assert!(store.admit_now(&a).is_err());
+        let mut a = admit(1.0, &[f64::NAN]);
+        a.choices[0].charges[0].1 = f64::NAN;
+        assert!(store.admit_now(&a).is_err());
+    }
+}

@@ -1,0 +1,266 @@
+//! Shared state for budgets, rate limits and sticky sessions: the [`StateStore`] trait, the
+//! in-memory [`MemoryStore`] and (feature `redis`) the Redis store.
+//!
+//! A store keeps **counters**: named floating-point values that live for a while (a window's
+//! bucket). The router never reads and then writes a counter in two steps: it asks the store to
+//! **admit** a request, which in one atomic operation
+//!
+//! 1. applies the [`Settlement`]s queued since the last call (actual costs of finished requests,
+//!    released reservations),
+//! 2. walks the [`Choice`]s (candidate models, in the order the router prefers them) and takes the
+//!    first whose [`Check`]s all hold once its charges are added,
+//! 3. adds that choice's charges to the counters under a [`Lease`] that expires by itself, so a
+//!    replica that dies mid-request does not hold its reservation for ever,
+//! 4. optionally reads and writes a sticky-session entry.
+//!
+//! One admission is one round trip to a remote store. See `docs/scaling.md` for running many
+//! replicas on one store.
+
+mod memory;
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use smallvec::SmallVec;
+
+use crate::error::Result;
+
+pub use self::memory::MemoryStore;
+
+/// A counter: a key (with its window's bucket in it) and how long it lives after it was created.
+///
+/// Keys are built by the router from static parts and the tenant or caller key, never from prompt
+/// text.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Counter {
+    key: Arc<str>,
+    ttl: Duration,
+}
+
+impl Counter {
+    /// A counter named `key` that expires `ttl` after its creation (`Duration::ZERO`: never).
+    pub fn new(key: impl Into<Arc<str>>, ttl: Duration) -> Self {
+        Self { key: key.into(), ttl }
+    }
+
+    /// The key, without the store's namespace.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// How long the counter lives after it is created; zero for ever.
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+}
+
+impl fmt::Debug for Counter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.key)
+    }
+}
+
+/// A limit on a weighted sum of counters: `Σ weight·(value + charge) ≤ limit`, where `charge` is
+/// what the choice being checked would add to that counter.
+///
+/// A calendar window has one term with weight 1; a sliding window two (the previous bucket,
+/// weighted by the share of it still inside the window, and the current one).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Check {
+    /// `(index into Admit::counters, weight)`.
+    pub terms: SmallVec<[(u32, f64); 2]>,
+    /// The largest allowed sum.
+    pub limit: f64,
+}
+
+/// One option of an admission: a candidate model with what it would add to which counters and
+/// the limits it must stay within.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Choice {
+    /// A label the store returns and keeps for sticky sessions (the model id).
+    pub label: Arc<str>,
+    /// `(index into Admit::counters, amount)`, added when this choice is taken.
+    pub charges: SmallVec<[(u32, f64); 4]>,
+    /// Every check must hold, charges included, for the choice to be taken.
+    pub checks: SmallVec<[Check; 4]>,
+}
+
+/// Keeps a conversation on the model that served it.
+#[derive(Clone, PartialEq)]
+pub struct Sticky {
+    /// The entry's key (built from the request's [`RouteHints::key`](crate::RouteHints::key)).
+    pub key: Arc<str>,
+    /// How long the entry lives after its last use.
+    pub ttl: Duration,
+}
+
+impl fmt::Debug for Sticky {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The key carries a caller's identifier: show only that there is one.
+        f.debug_struct("Sticky").field("ttl", &self.ttl).finish_non_exhaustive()
+    }
+}
+
+/// An atomic admission; see the [module docs](self).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Admit {
+    /// Every counter the choices refer to, without duplicates.
+    pub counters: Vec<Counter>,
+    /// The options, most preferred first.
+    pub choices: Vec<Choice>,
+    /// How long the reservation holds if it is never settled.
+    pub lease_ttl: Duration,
+    /// With `Some`, a choice whose label the sticky entry names is tried before the others (if it
+    /// is among them), and the entry is set to the label taken.
+    pub sticky: Option<Sticky>,
+    /// Settlements applied before anything else.
+    pub settle: Vec<Settlement>,
+}
+
+/// What an admission did.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Admitted {
+    /// The index of the choice taken, if any fit.
+    pub choice: Option<usize>,
+    /// The reservation, when a choice was taken.
+    pub lease: Option<Lease>,
+    /// Every counter's value after the admission (in `Admit::counters` order), the weights of
+    /// checks not applied.
+    pub values: Vec<f64>,
+    /// Whether the choice taken was the sticky entry's.
+    pub sticky_hit: bool,
+}
+
+/// A reservation: the charges an admission added, to be reconciled with what was actually used.
+#[derive(Clone, PartialEq)]
+pub struct Lease {
+    /// Unique per store; empty for charges that were never reserved (see [`Settlement::unreserved`]).
+    pub id: Arc<str>,
+    /// `(counter, amount reserved)`.
+    pub charges: SmallVec<[(Counter, f64); 4]>,
+}
+
+impl fmt::Debug for Lease {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Lease").field("id", &self.id).field("charges", &self.charges).finish()
+    }
+}
+
+/// Reconciles a [`Lease`]: each of its counters gets `actual − reserved` while the lease is live,
+/// or `actual` if it has already expired (its reservation was then taken back by the store).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Settlement {
+    /// The lease settled.
+    pub lease: Lease,
+    /// What was actually used, per charge of the lease (same order).
+    pub actual: SmallVec<[f64; 4]>,
+}
+
+impl Settlement {
+    /// Gives the whole reservation back: nothing was used (the request failed or was cancelled).
+    pub fn release(lease: Lease) -> Self {
+        let actual = lease.charges.iter().map(|_| 0.0).collect();
+        Self { lease, actual }
+    }
+
+    /// Amounts to add that were never reserved here (spending recorded elsewhere while the store
+    /// was unreachable).
+    pub fn unreserved(charges: impl IntoIterator<Item = (Counter, f64)>) -> Self {
+        let (charges, actual): (SmallVec<_>, SmallVec<_>) = charges.into_iter().map(|(c, a)| ((c, 0.0), a)).unzip();
+        Self { lease: Lease { id: Arc::from(""), charges }, actual }
+    }
+}
+
+/// Shared counters, leases and sticky entries: in process ([`MemoryStore`]) or in a server that
+/// many replicas share (`RedisStore`, feature `redis`).
+///
+/// Every method is atomic with respect to the others on the same store. Implementations must not
+/// block the thread; the router bounds every call with a timeout and falls back to local state when
+/// one fails (see `docs/scaling.md`).
+#[async_trait]
+pub trait StateStore: Send + Sync + 'static {
+    /// A short name for logs and errors (`"memory"`, `"redis"`).
+    fn name(&self) -> &str;
+
+    /// Applies `admit.settle`, then takes the first choice that fits; see the [module docs](self).
+    async fn admit(&self, admit: &Admit) -> Result<Admitted>;
+
+    /// Applies settlements now.
+    async fn settle(&self, settlements: &[Settlement]) -> Result<()>;
+
+    /// The counters' current values (0 for a counter that does not exist).
+    async fn read(&self, counters: &[Counter]) -> Result<Vec<f64>>;
+
+    /// Applies settlements synchronously if the store can do so without I/O, returning whether it
+    /// did. The router calls it when a request is cancelled (it cannot wait then); stores that
+    /// return `false` get the settlements with the next [`admit`](Self::admit) instead.
+    fn settle_now(&self, settlements: &[Settlement]) -> bool {
+        let _ = settlements;
+        false
+    }
+}
+
+#[async_trait]
+impl<S: StateStore + ?Sized> StateStore for Arc<S> {
+    fn name(&self) -> &str {
+        (**self).name()
+    }
+    async fn admit(&self, admit: &Admit) -> Result<Admitted> {
+        (**self).admit(admit).await
+    }
+    async fn settle(&self, settlements: &[Settlement]) -> Result<()> {
+        (**self).settle(settlements).await
+    }
+    async fn read(&self, counters: &[Counter]) -> Result<Vec<f64>> {
+        (**self).read(counters).await
+    }
+    fn settle_now(&self, settlements: &[Settlement]) -> bool {
+        (**self).settle_now(settlements)
+    }
+}
+
+/// Tolerance of checks: sums of floating-point charges may be a few ulps above an exactly
+/// reachable limit.
+pub(crate) const SLACK: f64 = 1e-9;
+
+/// Whether `choice` fits given the counters' `values`.
+pub(crate) fn fits(choice: &Choice, values: &[f64]) -> bool {
+    choice.checks.iter().all(|check| {
+        let sum: f64 = check
+            .terms
+            .iter()
+            .map(|&(i, w)| {
+                let v = values.get(i as usize).copied().unwrap_or(0.0);
+                let c: f64 = choice.charges.iter().filter(|(j, _)| *j == i).map(|(_, a)| a).sum();
+                w * (v + c)
+            })
+            .sum();
+        sum <= check.limit * (1.0 + SLACK) + SLACK
+    })
+}
+
+/// The order in which an admission tries its choices: the sticky one first (when `sticky` names one
+/// of them), then the rest in order.
+pub(crate) fn order(choices: &[Choice], sticky: Option<&str>) -> SmallVec<[usize; 16]> {
+    let first = sticky.and_then(|label| choices.iter().position(|c| &*c.label == label));
+    first.into_iter().chain((0..choices.len()).filter(|&i| Some(i) != first)).collect()
+}
+
+/// Checks an admission's indices, so a store never indexes out of bounds.
+pub(crate) fn validate(admit: &Admit) -> Result<()> {
+    let n = admit.counters.len();
+    let bad = admit.choices.iter().any(|c| {
+        c.charges.iter().any(|&(i, a)| i as usize >= n || !a.is_finite())
+            || c.checks.iter().any(|k| !k.limit.is_finite() && k.limit != f64::INFINITY)
+            || c.checks.iter().flat_map(|k| &k.terms).any(|&(i, w)| i as usize >= n || !w.is_finite())
+    });
+    if bad {
+        return Err(crate::Error::new(
+            crate::ErrorKind::Routing,
+            "state store admission refers to a counter it does not list, or has a non-finite amount",
+        ));
+    }
+    Ok(())
+}
