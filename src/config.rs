@@ -40,6 +40,7 @@ use crate::cost::{OutputPrediction, TokenPriceCostModel};
 use crate::error::{Error, Result};
 use crate::execution::ExecutionConfig;
 use crate::experiment::{Bandit, Experiment, SequentialTest, Unkeyed};
+use crate::limits::LimitsConfig;
 use crate::policy::{Action, CheapestCapable, Condition, CostRef, Policy, Rule, Rules, Utility};
 use crate::quality::{Checks, NoRefusal, NonEmpty, NotTruncated, ValidJson};
 use crate::router::RouterBuilder;
@@ -78,6 +79,10 @@ pub struct RouterConfig {
     /// Quality checks whose failure escalates an answer to a stronger model, in order (default none).
     #[serde(default)]
     pub quality_checks: Vec<QualityCheckConfig>,
+    /// Budgets, rate limits and sticky sessions (default none). The store they are kept in is set on
+    /// the builder ([`RouterBuilder::state_store`]).
+    #[serde(default)]
+    pub limits: LimitsConfig,
 }
 
 /// A built-in quality check, by name.
@@ -383,6 +388,7 @@ impl RouterConfig {
             max_request_bytes: None,
             execution: ExecutionConfig::default(),
             quality_checks: Vec::new(),
+            limits: LimitsConfig::default(),
         }
     }
 
@@ -547,6 +553,8 @@ impl RouterConfig {
         b = b.context_length(context);
         self.execution.validate().map_err(|e| Error::config(format!("execution: {e}")))?;
         b = b.execution(self.execution.clone());
+        self.limits.validate(&catalog)?;
+        b = b.limits(self.limits.clone());
         if !self.quality_checks.is_empty() {
             let mut checks = Checks::new();
             for c in &self.quality_checks {

@@ -215,6 +215,11 @@ pub enum AttemptReason {
     Escalation,
     /// Every candidate's circuit was open; the one closest to recovery was tried.
     Recovery,
+    /// The decision's first choice did not fit a budget or rate limit; this is the best-ranked
+    /// candidate that did ([`crate::limits`]).
+    Downgrade,
+    /// The model that served the conversation before ([`LimitsConfig::sticky`](crate::limits::LimitsConfig::sticky)).
+    Sticky,
 }
 
 impl AttemptReason {
@@ -227,6 +232,8 @@ impl AttemptReason {
             Self::LargerContext => "larger_context",
             Self::Escalation => "escalation",
             Self::Recovery => "recovery",
+            Self::Downgrade => "downgrade",
+            Self::Sticky => "sticky",
         }
     }
 }

@@ -109,6 +109,7 @@ pub mod eval;
 pub mod execution;
 pub mod experiment;
 pub mod health;
+pub mod limits;
 pub mod policy;
 pub mod provider;
 pub mod quality;

@@ -117,6 +117,25 @@ pub enum RejectReason {
         /// Time until the circuit lets probe requests through.
         retry_in: Duration,
     },
+    /// What it would cost does not fit within a budget.
+    #[error("{budget}: needs ${needed:.6}, ${remaining:.6} left")]
+    Budget {
+        /// The budget ([`Budget::label`](crate::limits::Budget::label)).
+        budget: String,
+        /// What the model's call reserves.
+        needed: f64,
+        /// What the budget has left.
+        remaining: f64,
+    },
+    /// It is at one of its rate limits.
+    #[error("at its rate limit of {limit}")]
+    RateLimit {
+        /// The limit, e.g. `500 requests per minute`.
+        limit: String,
+    },
+    /// A limit that fails closed applies to it and the state store cannot be reached.
+    #[error("a limit that fails closed applies and the state store is unreachable")]
+    StoreUnavailable,
     /// The cost model returned a non-finite or negative estimate.
     #[error("cost model returned an invalid estimate ({usd})")]
     InvalidCost {

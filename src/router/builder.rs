@@ -9,12 +9,14 @@ use crate::cost::{CostModel, TokenPriceCostModel};
 use crate::error::{Error, Result};
 use crate::execution::{ExecutionConfig, Observer};
 use crate::health::HealthTracker;
+use crate::limits::{Limiter, LimitsConfig};
 use crate::policy::{Policy, Utility};
 use crate::provider::Provider;
 use crate::quality::QualityCheck;
 use crate::retry::Jitter;
 use crate::router::log::DecisionLog;
 use crate::router::{Inner, ProviderMap, Router};
+use crate::state::{MemoryStore, StateStore};
 
 /// A classifier weight: finite and non-negative.
 ///
@@ -80,6 +82,8 @@ pub struct RouterBuilder {
     quality: Option<Arc<dyn QualityCheck>>,
     observers: Vec<Arc<dyn Observer>>,
     jitter_seed: Option<u64>,
+    limits: LimitsConfig,
+    store: Option<Arc<dyn StateStore>>,
     error: Option<Error>,
 }
 
@@ -121,6 +125,8 @@ impl RouterBuilder {
             quality: None,
             observers: Vec::new(),
             jitter_seed: None,
+            limits: LimitsConfig::default(),
+            store: None,
             error: None,
         }
     }
@@ -215,6 +221,25 @@ impl RouterBuilder {
         self
     }
 
+    /// Sets budgets, rate limits and sticky sessions ([`crate::limits`]); none by default.
+    pub fn limits(mut self, limits: LimitsConfig) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Sets the store that budgets, rate limits and sticky sessions are kept in: a
+    /// [`MemoryStore`](crate::state::MemoryStore) of the router's own by default; a shared one
+    /// (`RedisStore`, feature `redis`) makes the limits hold across replicas.
+    pub fn state_store(self, store: impl StateStore + 'static) -> Self {
+        self.state_store_arc(Arc::new(store))
+    }
+
+    /// Sets the state store from an `Arc`.
+    pub fn state_store_arc(mut self, store: Arc<dyn StateStore>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
     /// Sets how [`complete`](Router::complete) and [`stream`](Router::stream) execute decisions:
     /// retries, circuit breakers, deadlines and escalation. Default: [`ExecutionConfig::default`].
     pub fn execution(mut self, execution: ExecutionConfig) -> Self {
@@ -251,7 +276,8 @@ impl RouterBuilder {
     /// [`ErrorKind::Config`](crate::ErrorKind::Config) for the first problem found: a bad weight, a
     /// provider registered twice, no catalog, a policy that names unknown models or has invalid
     /// parameters, an unknown fallback model, a model whose provider is not registered (unless no
-    /// provider is registered at all: the router is then route-only), or invalid execution settings.
+    /// provider is registered at all: the router is then route-only), invalid execution settings, or
+    /// invalid limits ([`LimitsConfig::validate`]).
     pub fn build(self) -> Result<Router> {
         if let Some(e) = self.error {
             return Err(e);
@@ -285,6 +311,12 @@ impl RouterBuilder {
             }
             v
         };
+        let limiter = if self.limits.is_empty() {
+            None
+        } else {
+            let store = self.store.unwrap_or_else(|| Arc::new(MemoryStore::new()));
+            Some(Arc::new(Limiter::new(self.limits, store, &catalog)?))
+        };
         let policy_name: Arc<str> = Arc::from(self.policy.name());
         let now = tokio::time::Instant::now().into_std();
         let models = catalog.len();
@@ -306,6 +338,7 @@ impl RouterBuilder {
                 quality: self.quality,
                 observers: self.observers,
                 recovering: (0..models).map(|_| std::sync::atomic::AtomicU32::new(0)).collect(),
+                limiter,
                 jitter_seed: self.jitter_seed.unwrap_or_else(|| Jitter::from_entropy().next_u64()),
             }),
         })

@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use smallvec::SmallVec;
 use tokio::time::Instant;
 use tracing::Instrument;
 
@@ -17,7 +18,8 @@ use crate::catalog::{Capabilities, ModelIndex, ModelProfile};
 use crate::error::{Error, ErrorKind, Result};
 use crate::execution::{Attempt, AttemptOutcome, AttemptReason};
 use crate::health::{Admission, HealthTracker, Observation};
-use crate::policy::{Decision, sigmoid};
+use crate::limits::Ticket;
+use crate::policy::{Candidate, Decision, Rejection, sigmoid};
 use crate::provider::Provider;
 use crate::quality::{Inadequacy, Verdict};
 use crate::request::Request;
@@ -56,37 +58,55 @@ impl<'a> Plan<'a> {
         }
     }
 
-    /// The first untried model in ranking order that satisfies `ok`.
-    fn next_where(&mut self, ok: impl Fn(&Self, ModelIndex) -> bool) -> Option<ModelIndex> {
-        let found = self.decision.ranking().iter().map(|s| s.model).find(|&m| {
-            !self.tried.get(m).copied().unwrap_or(true)
-                && self.p(m) > self.floor
-                && self.window(m) > self.min_window
-                && ok(self, m)
-        })?;
-        self.mark(found);
-        Some(found)
+    /// The untried models in ranking order that satisfy `ok` (and the escalation and window floors).
+    fn eligible(&self, ok: impl Fn(&Self, ModelIndex) -> bool) -> SmallVec<[ModelIndex; 16]> {
+        self.decision
+            .ranking()
+            .iter()
+            .map(|s| s.model)
+            .filter(|&m| {
+                !self.tried.get(m).copied().unwrap_or(true)
+                    && self.p(m) > self.floor
+                    && self.window(m) > self.min_window
+                    && ok(self, m)
+            })
+            .collect()
     }
 
-    /// The next candidate in ranking order (the first choice, then the fallbacks).
-    fn next(&mut self) -> Option<ModelIndex> {
-        self.next_where(|_, _| true)
+    /// The models that may be tried next, in order, for `pick`, and the reason for an attempt.
+    fn options(&mut self, pick: Pick) -> (SmallVec<[ModelIndex; 16]>, AttemptReason) {
+        match pick {
+            Pick::First => (self.eligible(|_, _| true), first_reason(self.decision)),
+            Pick::Next => (self.eligible(|_, _| true), AttemptReason::Fallback),
+            // Only candidates with a larger window from then on (a smaller one would overflow too).
+            Pick::LargerWindow(model) => {
+                self.min_window = self.min_window.max(self.window(model));
+                (self.eligible(|_, _| true), AttemptReason::LargerContext)
+            }
+            // Only candidates predicted to answer better than `model` from then on.
+            Pick::Stronger(model) => {
+                let floor = self.p(model).max(self.floor);
+                let list = self.eligible(|plan, m| plan.p(m) > floor);
+                if !list.is_empty() {
+                    self.floor = floor;
+                }
+                (list, AttemptReason::Escalation)
+            }
+        }
     }
+}
 
-    /// The next candidate whose context window is larger than `model`'s; from then on, only such
-    /// candidates (a smaller window would overflow too).
-    fn larger_window(&mut self, model: ModelIndex) -> Option<ModelIndex> {
-        self.min_window = self.min_window.max(self.window(model));
-        self.next_where(|_, _| true)
-    }
-
-    /// The next candidate predicted to answer better than `model`; from then on, only such candidates.
-    fn stronger(&mut self, model: ModelIndex) -> Option<ModelIndex> {
-        let floor = self.p(model).max(self.floor);
-        let next = self.next_where(|plan, m| plan.p(m) > floor)?;
-        self.floor = floor;
-        Some(next)
-    }
+/// Which candidate to try next.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Pick {
+    /// The decision's first choice.
+    First,
+    /// The next candidate in ranking order.
+    Next,
+    /// The next candidate with a larger context window than this model's.
+    LargerWindow(ModelIndex),
+    /// The next candidate predicted to answer better than this model.
+    Stronger(ModelIndex),
 }
 
 /// Gives a half-open circuit's probe slot back if the attempt ends without an outcome (cancelled),
@@ -134,8 +154,8 @@ impl Drop for ProbeGuard<'_> {
 enum AfterFailure {
     /// The same model again (the backoff has been waited out).
     Retry,
-    /// This candidate next, or none: the request fails.
-    Next(Option<(ModelIndex, AttemptReason)>),
+    /// Pick another candidate this way, or none: the request fails.
+    Next(Option<Pick>),
 }
 
 /// Whether an attempt may go ahead.
@@ -169,6 +189,10 @@ struct Run<'a> {
     escalations: u32,
     /// The error that ends the request if nothing answers.
     last: Option<Error>,
+    /// The reservation for the model being tried, when limits are set.
+    ticket: Option<Ticket>,
+    /// Candidates that limits refused along the way.
+    refused: Vec<Rejection>,
 }
 
 impl<'a> Run<'a> {
@@ -187,6 +211,8 @@ impl<'a> Run<'a> {
             jitter: Jitter::new(inner.jitter_seed ^ decision.id().get().wrapping_mul(0x9E37_79B9_7F4A_7C15)),
             escalations: 0,
             last: None,
+            ticket: None,
+            refused: Vec::new(),
         }
     }
 
@@ -300,6 +326,10 @@ impl<'a> Run<'a> {
         latency: Duration,
         cost: f64,
     ) {
+        if let Some(ticket) = self.ticket.as_mut() {
+            ticket.requests += 1;
+            ticket.usd += cost;
+        }
         let attempt = Attempt { model: model.id.clone(), reason, outcome, latency, cost_usd: cost };
         tracing::debug!(
             model = %attempt.model,
@@ -316,15 +346,61 @@ impl<'a> Run<'a> {
     }
 
     /// What to try after `model` failed with `error` and retrying it is not (or no longer) an option.
-    fn after_failure(&mut self, model: ModelIndex, error: &Error) -> Option<(ModelIndex, AttemptReason)> {
+    fn after_failure(&mut self, model: ModelIndex, error: &Error) -> Option<Pick> {
         let kind = error.kind();
         if kind == ErrorKind::ContextOverflow {
-            return self.plan.larger_window(model).map(|m| (m, AttemptReason::LargerContext));
+            return Some(Pick::LargerWindow(model));
         }
         if !kind.is_retryable() && self.router.inner.exec.retry.on_non_retryable == NonRetryable::Stop {
             return None;
         }
-        self.plan.next().map(|m| (m, AttemptReason::Fallback))
+        Some(Pick::Next)
+    }
+
+    /// Settles the reservation of the model tried last, then picks the next model to try; with
+    /// limits, the first of the eligible candidates that they allow.
+    async fn pick(&mut self, pick: Option<Pick>, request: &Request) -> Option<(ModelIndex, AttemptReason)> {
+        if let Some(ticket) = self.ticket.take() {
+            ticket.settle();
+        }
+        let (list, reason) = self.plan.options(pick?);
+        let first = *list.first()?;
+        let inner = &*self.router.inner;
+        let Some(limiter) = &inner.limiter else {
+            self.plan.mark(first);
+            return Some((first, reason));
+        };
+        let candidates: SmallVec<[&Candidate; 16]> =
+            list.iter().filter_map(|&m| self.decision.candidates().iter().find(|c| c.model == m)).collect();
+        let deadline = self.remaining().unwrap_or_default();
+        match limiter.admit(request, &inner.catalog, &candidates, pick == Some(Pick::First), deadline).await {
+            Ok((pos, ticket, sticky)) => {
+                let model = candidates[pos].model;
+                self.plan.mark(model);
+                self.ticket = Some(ticket);
+                let reason = match reason {
+                    AttemptReason::Primary if sticky && pos > 0 => AttemptReason::Sticky,
+                    AttemptReason::Primary if pos > 0 => AttemptReason::Downgrade,
+                    other => other,
+                };
+                if pos > 0 && !sticky {
+                    tracing::debug!(model = %inner.catalog.model(model).id, passed_over = pos, "limits passed over better-ranked candidates");
+                }
+                Some((model, reason))
+            }
+            Err(refused) => {
+                tracing::debug!(
+                    kind = refused.kind().as_str(),
+                    store = limiter.store_name(),
+                    "limits refused every candidate"
+                );
+                self.refused.extend(refused.rejections().iter().cloned());
+                if self.attempts.is_empty() || self.last.is_none() {
+                    self.last = Some(refused);
+                }
+                None
+            }
+        }
     }
 
     /// The wait before retrying `model`, if a retry is allowed.
@@ -348,22 +424,33 @@ impl<'a> Run<'a> {
     }
 
     /// The final error: the last provider error (or why nothing could be tried), with every attempt.
-    fn fail(self) -> Error {
-        let error = self.last.unwrap_or_else(|| {
+    fn fail(mut self) -> Error {
+        if let Some(ticket) = self.ticket.take() {
+            ticket.settle();
+        }
+        let error = self.last.take().unwrap_or_else(|| {
             Error::new(
                 ErrorKind::NoCandidate,
                 "every candidate was unavailable (circuit open or its probe slots taken)",
             )
         });
         tracing::debug!(kind = error.kind().as_str(), attempts = self.attempts.len(), "failed");
-        let error = error.with_attempts(self.attempts);
+        let error = if error.rejections().is_empty() && !self.refused.is_empty() {
+            error.with_rejections(std::mem::take(&mut self.refused))
+        } else {
+            error
+        };
+        let error = error.with_attempts(std::mem::take(&mut self.attempts));
         for o in &self.router.inner.observers {
             o.on_finish(self.decision, Err(&error));
         }
         error
     }
 
-    fn answer(self, mut response: Response, model: ModelIndex, inadequacy: Option<Inadequacy>) -> Response {
+    fn answer(mut self, mut response: Response, model: ModelIndex, inadequacy: Option<Inadequacy>) -> Response {
+        if let Some(ticket) = self.ticket.take() {
+            ticket.settle();
+        }
         let inner = &*self.router.inner;
         let profile = inner.catalog.model(model);
         response.model = Some(profile.id.clone());
@@ -372,7 +459,7 @@ impl<'a> Run<'a> {
             self.decision.candidates().iter().find(|c| c.model == model).map_or(0.0, |c| c.cost.usd);
         response.inadequacy = inadequacy;
         response.latency = self.started.elapsed();
-        response.attempts = self.attempts;
+        response.attempts = std::mem::take(&mut self.attempts);
         inner.log.set_model(self.decision.id(), model);
         tracing::debug!(model = %profile.id, cost_usd = response.cost_usd, attempts = response.attempts.len(), "answered");
         for o in &inner.observers {
@@ -409,7 +496,7 @@ impl Router {
     async fn run_complete(&self, request: &Request, decision: &Decision) -> Result<Response> {
         let inner = &*self.inner;
         let mut run = Run::new(self, request, decision);
-        let mut next = run.plan.next().map(|m| (m, first_reason(decision)));
+        let mut next = run.pick(Some(Pick::First), request).await;
         // The last inadequate answer, kept in case no stronger model answers.
         let mut held: Option<(Response, ModelIndex, Inadequacy)> = None;
         'models: while let Some((model, mut reason)) = next.take() {
@@ -426,7 +513,7 @@ impl Router {
                 let (guard, remaining) = match run.gate(model, reason, request) {
                     Gate::Go(guard, remaining) => (guard, remaining),
                     Gate::Skip => {
-                        next = run.plan.next().map(|m| (m, AttemptReason::Fallback));
+                        next = run.pick(Some(Pick::Next), request).await;
                         continue 'models;
                     }
                     Gate::Stop => break 'models,
@@ -452,13 +539,16 @@ impl Router {
                             continue;
                         }
                         AfterFailure::Next(then) => {
-                            next = then;
+                            next = run.pick(then, request).await;
                             continue 'models;
                         }
                     },
                 };
                 let cost = inner.cost_model.actual(&response.usage, profile);
                 run.spent += if cost.is_finite() { cost } else { 0.0 };
+                if let Some(ticket) = run.ticket.as_mut() {
+                    ticket.tokens += u64::from(response.usage.input_tokens) + u64::from(response.usage.output_tokens);
+                }
                 guard.record(&Observation::success(latency).with_output_tokens(response.usage.output_tokens));
                 let verdict = inner.quality.as_ref().map(|q| q.check(request, &response));
                 let inadequacy = verdict.as_ref().and_then(Verdict::inadequacy).cloned();
@@ -471,7 +561,7 @@ impl Router {
                     return Ok(run.answer(response, model, None));
                 };
                 if run.escalations < inner.exec.max_escalations {
-                    if let Some(stronger) = run.plan.stronger(model) {
+                    if let Some((stronger, _)) = run.pick(Some(Pick::Stronger(model)), request).await {
                         tracing::debug!(from = %profile.id, reason = why.reason(), "escalate");
                         run.escalations += 1;
                         held = Some((response, model, why));
@@ -513,7 +603,7 @@ impl Router {
     async fn run_stream(&self, request: Request, decision: Decision) -> Result<RoutedStream> {
         let inner = &*self.inner;
         let mut run = Run::new(self, &request, &decision);
-        let mut next = run.plan.next().map(|m| (m, first_reason(&decision)));
+        let mut next = run.pick(Some(Pick::First), &request).await;
         'models: while let Some((model, mut reason)) = next.take() {
             let profile = inner.catalog.model(model);
             let provider = match run.provider(model) {
@@ -528,7 +618,7 @@ impl Router {
                 let (guard, remaining) = match run.gate(model, reason, &request) {
                     Gate::Go(guard, remaining) => (guard, remaining),
                     Gate::Skip => {
-                        next = run.plan.next().map(|m| (m, AttemptReason::Fallback));
+                        next = run.pick(Some(Pick::Next), &request).await;
                         continue 'models;
                     }
                     Gate::Stop => break 'models,
@@ -554,7 +644,7 @@ impl Router {
                             continue;
                         }
                         AfterFailure::Next(then) => {
-                            next = then;
+                            next = run.pick(then, &request).await;
                             continue 'models;
                         }
                     },
@@ -563,6 +653,7 @@ impl Router {
                 // The stream records the outcome when it ends, and holds the probe slot until then.
                 let probe = guard.hand_over();
                 let attempts = std::mem::take(&mut run.attempts);
+                let ticket = run.ticket.take();
                 let (spent, deadline) = (run.spent, run.deadline);
                 drop(run);
                 inner.log.set_model(decision.id(), model);
@@ -585,6 +676,7 @@ impl Router {
                     idle_timer: Box::pin(tokio::time::sleep_until(next_wake(idle, deadline))),
                     deadline,
                     saw_finish: false,
+                    ticket,
                 });
             }
         }
@@ -666,6 +758,9 @@ pub struct RoutedStream {
     deadline: Instant,
     /// Whether the provider's `Finish` event went by (a caller may stop reading there).
     saw_finish: bool,
+    /// The reservation for this model, settled when the stream ends (given back if it is dropped
+    /// before).
+    ticket: Option<Ticket>,
 }
 
 /// When to give up waiting for the next event: after `idle`, or at the deadline if that is sooner.
@@ -725,6 +820,12 @@ impl RoutedStream {
         }
         self.probe = false;
         let profile = inner.catalog.model(self.model);
+        if let Some(mut ticket) = self.ticket.take() {
+            let answer = self.usage.map_or(0.0, |u| inner.cost_model.actual(&u, profile));
+            ticket.usd += if answer.is_finite() { answer } else { 0.0 };
+            ticket.tokens += self.usage.map_or(0, |u| u64::from(u.input_tokens) + u64::from(u.output_tokens));
+            ticket.settle();
+        }
         match reported.or(error) {
             None => {
                 for o in &inner.observers {

@@ -59,6 +59,8 @@ pub(crate) struct Inner {
     pub(crate) log: DecisionLog,
     /// Recovery attempts in flight per model (when every circuit is open).
     pub(crate) recovering: Box<[std::sync::atomic::AtomicU32]>,
+    /// Budgets, rate limits and sticky sessions, when any are set.
+    pub(crate) limiter: Option<Arc<crate::limits::Limiter>>,
     /// Seeds the backoff jitter of each request (with its decision id).
     pub(crate) jitter_seed: u64,
 }
@@ -84,6 +86,39 @@ impl Router {
     /// The portfolio.
     pub fn catalog(&self) -> &Catalog {
         &self.inner.catalog
+    }
+
+    /// What every budget that applies to requests of `tenant` and `key` has spent (and reserved for
+    /// requests in flight) in its current window, as the state store reports it (this replica's
+    /// local counters while the store is failing). Empty without budgets.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Store`] when the store fails or does not answer within
+    /// [`LimitsConfig::store_timeout`](crate::limits::LimitsConfig::store_timeout).
+    pub async fn budget_status(
+        &self,
+        tenant: Option<&str>,
+        key: Option<&str>,
+    ) -> Result<Vec<crate::limits::BudgetStatus>> {
+        match &self.inner.limiter {
+            Some(limiter) => limiter.status(tenant, key).await,
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// Sends the state store what this router has not yet told it: the actual costs of finished
+    /// requests, and what was spent on local counters while the store was failing. Both otherwise
+    /// travel with the next request's admission (one round trip per request); call this before
+    /// shutting a replica down, or from a timer on a replica that may sit idle.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Store`] when the store fails or does not answer in time; the settlements are
+    /// kept for the next attempt.
+    pub async fn flush_state(&self) -> Result<()> {
+        match &self.inner.limiter {
+            Some(limiter) => limiter.flush().await,
+            None => Ok(()),
+        }
     }
 
     /// Decides which model should serve `request`, and in which order the others would take over.

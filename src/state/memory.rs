@@ -105,6 +105,16 @@ impl MemoryStore {
         counters.iter().map(|c| state.value(c, now)).collect()
     }
 
+    /// Sets `counter` to `value` unless it already exists (local counters start from the shared
+    /// store's last values).
+    pub(crate) fn seed(&self, counter: &Counter, value: f64) {
+        let now = Instant::now();
+        let mut state = self.lock();
+        if state.value(counter, now) == 0.0 && value != 0.0 && value.is_finite() {
+            state.add(counter, value, now);
+        }
+    }
+
     /// The number of leases not yet settled or expired.
     pub fn open_leases(&self) -> usize {
         let now = Instant::now();
