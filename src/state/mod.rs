@@ -71,7 +71,7 @@ impl fmt::Debug for Counter {
 pub struct Check {
     /// `(index into Admit::counters, weight)`.
     pub terms: SmallVec<[(u32, f64); 2]>,
-    /// The largest allowed sum.
+    /// The largest allowed sum (`-inf`: the choice can never be taken).
     pub limit: f64,
 }
 
@@ -253,7 +253,7 @@ pub(crate) fn validate(admit: &Admit) -> Result<()> {
     let n = admit.counters.len();
     let bad = admit.choices.iter().any(|c| {
         c.charges.iter().any(|&(i, a)| i as usize >= n || !a.is_finite())
-            || c.checks.iter().any(|k| !k.limit.is_finite() && k.limit != f64::INFINITY)
+            || c.checks.iter().any(|k| k.limit.is_nan())
             || c.checks.iter().flat_map(|k| &k.terms).any(|&(i, w)| i as usize >= n || !w.is_finite())
     });
     if bad {

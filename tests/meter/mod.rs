@@ -1,0 +1,95 @@
+//! A provider for the limits tests: three models at known prices that answer with a fixed usage, and
+//! can be switched to fail, hang or take a while.
+
+#![allow(dead_code, reason = "each test binary uses a different subset of the helpers")]
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use switchyard::catalog::Ability;
+use switchyard::{Catalog, Error, FinishReason, ModelProfile, Pricing, Provider, Request, Response, Usage};
+
+/// Output tokens of every answer.
+pub(crate) const OUTPUT: u32 = 500;
+/// `max_tokens` of the test requests: the reservation's output.
+pub(crate) const MAX_TOKENS: u32 = 500;
+
+#[derive(Default)]
+pub(crate) struct Knobs {
+    pub(crate) fail: AtomicBool,
+    pub(crate) hang: AtomicBool,
+    pub(crate) latency: Mutex<Duration>,
+    pub(crate) calls: AtomicU64,
+}
+
+/// Provider `meter`: models `cheap`, `mid` and `dear`.
+#[derive(Clone)]
+pub(crate) struct Meter {
+    models: Arc<HashMap<String, Arc<Knobs>>>,
+    /// Input tokens reported in the usage (set it to the router's estimate so reservations and
+    /// actual costs agree).
+    pub(crate) input_tokens: Arc<AtomicU32>,
+}
+
+impl Meter {
+    pub(crate) fn new() -> Self {
+        let models = ["cheap", "mid", "dear"].iter().map(|m| ((*m).to_owned(), Arc::new(Knobs::default()))).collect();
+        Self { models: Arc::new(models), input_tokens: Arc::new(AtomicU32::new(10)) }
+    }
+
+    pub(crate) fn knobs(&self, model: &str) -> &Knobs {
+        &self.models[model]
+    }
+
+    pub(crate) fn calls(&self, model: &str) -> u64 {
+        self.knobs(model).calls.load(Ordering::SeqCst)
+    }
+}
+
+#[async_trait::async_trait]
+impl Provider for Meter {
+    fn name(&self) -> &str {
+        "meter"
+    }
+
+    async fn complete(&self, model: &ModelProfile, _: &Request) -> switchyard::Result<Response> {
+        let knobs = self.knobs(model.id.as_str());
+        knobs.calls.fetch_add(1, Ordering::SeqCst);
+        let latency = *knobs.latency.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !latency.is_zero() {
+            tokio::time::sleep(latency).await;
+        }
+        if knobs.hang.load(Ordering::SeqCst) {
+            std::future::pending::<()>().await;
+        }
+        if knobs.fail.load(Ordering::SeqCst) {
+            return Err(Error::server("meter outage").with_status(503));
+        }
+        let usage = Usage::new(self.input_tokens.load(Ordering::SeqCst), OUTPUT);
+        Ok(Response::new(format!("answer from {}", model.id), FinishReason::Stop, usage))
+    }
+}
+
+/// `cheap` ($1/$2 per Mtok, ability logit 1), `mid` ($3/$15, 2), `dear` ($10/$30, 3).
+pub(crate) fn catalog() -> Catalog {
+    let model = |id: &str, input: f64, output: f64, ability: f64| {
+        ModelProfile::new(id, "meter")
+            .with_pricing(Pricing::per_mtok(input, output))
+            .with_context(128_000, 4096)
+            .with_ability(Ability::new(ability))
+    };
+    Catalog::new([model("cheap", 1.0, 2.0, 1.0), model("mid", 3.0, 15.0, 2.0), model("dear", 10.0, 30.0, 3.0)])
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The actual cost of one answer of `model` with `input` tokens in.
+pub(crate) fn answer_cost(model: &str, input: u32) -> f64 {
+    let (i, o) = match model {
+        "cheap" => (1.0, 2.0),
+        "mid" => (3.0, 15.0),
+        _ => (10.0, 30.0),
+    };
+    (f64::from(input) * i + f64::from(OUTPUT) * o) / 1e6
+}
