@@ -5,6 +5,8 @@
 #![allow(dead_code, reason = "each test binary uses a different subset of the helpers")]
 #![allow(clippy::disallowed_methods, reason = "the test server runs on its own tasks")]
 
+pub(crate) mod redis;
+
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
