@@ -26,7 +26,7 @@
 //! The store holds a [`ConnectionManager`], which multiplexes every call over one connection and
 //! reconnects by itself (on tasks of the Tokio runtime it was created in) after the connection
 //! drops. Each call is bounded by the configured connection timeout plus the response timeout; a
-//! call that fails or runs out of time returns [`ErrorKind::Store`](crate::ErrorKind::Store), and
+//! call that fails or runs out of time returns [`ErrorKind::Store`], and
 //! the next call uses the new connection once the server is back. An admission whose reply is lost
 //! (the call timed out after the server ran it) keeps its reservation until its lease expires.
 
@@ -335,6 +335,7 @@ impl Default for RedisConfig {
 /// assert_eq!(store.name(), "redis");
 /// # Ok(())
 /// # }
+/// # let _ = run;
 /// ```
 #[derive(Clone)]
 pub struct RedisStore {
