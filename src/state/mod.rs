@@ -17,6 +17,9 @@
 //! replicas on one store.
 
 mod memory;
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub mod redis;
 
 use std::fmt;
 use std::sync::Arc;
@@ -28,6 +31,9 @@ use smallvec::SmallVec;
 use crate::error::Result;
 
 pub use self::memory::MemoryStore;
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use self::redis::{RedisConfig, RedisStore};
 
 /// A counter: a key (with its window's bucket in it) and how long it lives after it was created.
 ///

@@ -1,0 +1,414 @@
+//! `RedisStore` against a real `redis-server` on 127.0.0.1: the `MemoryStore` behaviours, a
+//! differential run against `MemoryStore`, concurrent admissions, and a server that goes away and
+//! comes back. Skipped (with a message) when no server can be started.
+
+#![allow(clippy::unwrap_used, reason = "tests and their helpers may unwrap")]
+
+mod support;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use smallvec::smallvec;
+use switchyard::ErrorKind;
+use switchyard::state::{
+    Admit, Check, Choice, Counter, Lease, MemoryStore, RedisConfig, RedisStore, Settlement, StateStore, Sticky,
+};
+
+use support::redis::Redis;
+
+macro_rules! redis_or_skip {
+    ($redis:expr) => {
+        match $redis {
+            Some(r) => r,
+            None => return,
+        }
+    };
+}
+
+async fn store(redis: &Redis, test: &str) -> RedisStore {
+    let config = RedisConfig::new().with_namespace(redis.namespace(test)).with_response_timeout(Duration::from_secs(2));
+    RedisStore::connect(redis.url(), config).await.unwrap()
+}
+
+fn admit(limit: f64, costs: &[f64]) -> Admit {
+    Admit {
+        counters: vec![Counter::new("budget:global:day:1", Duration::from_secs(3600))],
+        choices: costs
+            .iter()
+            .enumerate()
+            .map(|(i, &c)| Choice {
+                label: Arc::from(format!("m{i}")),
+                charges: smallvec![(0, c)],
+                checks: smallvec![Check { terms: smallvec![(0, 1.0)], limit }],
+            })
+            .collect(),
+        lease_ttl: Duration::from_secs(60),
+        sticky: None,
+        settle: Vec::new(),
+    }
+}
+
+fn close(a: f64, b: f64) -> bool {
+    (a - b).abs() < 1e-9
+}
+
+#[test]
+fn redis_store_is_send_sync_clone_and_a_state_store() {
+    fn is<T: Send + Sync + Clone + std::fmt::Debug>() {}
+    is::<RedisStore>();
+    let _: fn(&dyn StateStore) = |_| {};
+    let _: fn(RedisStore) -> Arc<dyn StateStore> = |s| Arc::new(s);
+}
+
+#[tokio::test]
+async fn takes_the_first_choice_that_fits_and_downgrades_near_the_limit() {
+    let redis = redis_or_skip!(Redis::shared());
+    let store = store(&redis, "first_fit").await;
+    let a = admit(1.0, &[0.6, 0.1]);
+    let first = store.admit(&a).await.unwrap();
+    assert_eq!(first.choice, Some(0));
+    assert_eq!(first.values, vec![0.6]);
+    let second = store.admit(&a).await.unwrap();
+    assert_eq!(second.choice, Some(1), "0.6 more would exceed 1.0; the cheaper choice fits");
+    assert!(close(second.values[0], 0.7));
+    let full = store.admit(&admit(0.75, &[0.6, 0.1])).await.unwrap();
+    assert_eq!(full.choice, None);
+    assert!(full.lease.is_none());
+    assert!(close(full.values[0], 0.7));
+}
+
+#[tokio::test]
+async fn settlement_reconciles_and_release_gives_everything_back() {
+    let redis = redis_or_skip!(Redis::shared());
+    let store = store(&redis, "settle").await;
+    let a = admit(1.0, &[0.5]);
+    let lease = store.admit(&a).await.unwrap().lease.unwrap();
+    assert_eq!(lease.charges.len(), 1);
+    store.settle(&[Settlement { lease, actual: smallvec![0.2] }]).await.unwrap();
+    assert!(close(store.read(&a.counters).await.unwrap()[0], 0.2));
+    let lease = store.admit(&a).await.unwrap().lease.unwrap();
+    assert!(close(store.read(&a.counters).await.unwrap()[0], 0.7));
+    assert!(!store.settle_now(&[Settlement::release(lease.clone())]), "redis settles with the next call");
+    // Piggybacked on an admission: applied before the checks.
+    let mut b = admit(0.5, &[0.3]);
+    b.settle = vec![Settlement::release(lease)];
+    let after = store.admit(&b).await.unwrap();
+    assert_eq!(after.choice, Some(0), "0.2 + 0.3 fits once the release is applied");
+    assert!(close(after.values[0], 0.5));
+    // Unreserved spending just adds.
+    store.settle(&[Settlement::unreserved([(a.counters[0].clone(), 0.25)])]).await.unwrap();
+    assert!(close(store.read(&a.counters).await.unwrap()[0], 0.75));
+    // A counter that was never written reads 0.
+    let missing = Counter::new("nothing:here", Duration::ZERO);
+    assert_eq!(store.read(&[missing]).await.unwrap(), vec![0.0]);
+    assert_eq!(store.read(&[]).await.unwrap(), Vec::<f64>::new());
+}
+
+#[tokio::test]
+async fn an_expired_lease_gives_its_reservation_back_and_a_late_settlement_adds_the_actual() {
+    let redis = redis_or_skip!(Redis::shared());
+    let store = store(&redis, "expired").await;
+    let mut a = admit(1.0, &[0.5]);
+    a.lease_ttl = Duration::from_millis(1);
+    let lease = store.admit(&a).await.unwrap().lease.unwrap();
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    let again = store.admit(&admit(0.5, &[0.5])).await.unwrap();
+    assert_eq!(again.choice, Some(0), "the expired reservation no longer counts");
+    store.settle(&[Settlement { lease, actual: smallvec![0.25] }]).await.unwrap();
+    assert!(close(store.read(&a.counters).await.unwrap()[0], 0.75));
+}
+
+#[tokio::test]
+async fn an_expired_lease_settled_before_any_admission_still_gives_its_reservation_back() {
+    let redis = redis_or_skip!(Redis::shared());
+    let store = store(&redis, "expired_settle").await;
+    let mut a = admit(1.0, &[0.5]);
+    a.lease_ttl = Duration::from_millis(1);
+    let lease = store.admit(&a).await.unwrap().lease.unwrap();
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    store.settle(&[Settlement { lease, actual: smallvec![0.25] }]).await.unwrap();
+    assert!(close(store.read(&a.counters).await.unwrap()[0], 0.25));
+}
+
+#[tokio::test]
+async fn counters_expire_ttl_after_creation() {
+    let redis = redis_or_skip!(Redis::shared());
+    let store = store(&redis, "ttl").await;
+    let mut a = admit(1.0, &[0.5]);
+    a.counters[0] = Counter::new("rpm:short", Duration::from_millis(30));
+    store.admit(&a).await.unwrap();
+    assert!(close(store.read(&a.counters).await.unwrap()[0], 0.5));
+    tokio::time::sleep(Duration::from_millis(60)).await;
+    assert_eq!(store.read(&a.counters).await.unwrap(), vec![0.0]);
+}
+
+#[tokio::test]
+async fn sticky_choice_goes_first_while_it_fits() {
+    let redis = redis_or_skip!(Redis::shared());
+    let store = store(&redis, "sticky").await;
+    let mut a = admit(1.0, &[0.1, 0.1]);
+    a.sticky = Some(Sticky { key: Arc::from("sticky:conv"), ttl: Duration::from_secs(60) });
+    let first = store.admit(&a).await.unwrap();
+    assert_eq!((first.choice, first.sticky_hit), (Some(0), false));
+    a.choices.reverse();
+    let second = store.admit(&a).await.unwrap();
+    assert_eq!(a.choices[second.choice.unwrap()].label.as_ref(), "m0");
+    assert!(second.sticky_hit);
+    // When the sticky choice no longer fits, the next one is taken and becomes sticky.
+    a.choices[1].checks[0].limit = 0.0;
+    let third = store.admit(&a).await.unwrap();
+    assert_eq!((third.choice, third.sticky_hit), (Some(0), false));
+    assert_eq!(a.choices[0].label.as_ref(), "m1");
+    a.choices[1].checks[0].limit = 1.0;
+    let fourth = store.admit(&a).await.unwrap();
+    assert_eq!((fourth.choice, fourth.sticky_hit), (Some(0), true));
+}
+
+#[tokio::test]
+async fn sliding_window_weights_the_previous_bucket() {
+    let redis = redis_or_skip!(Redis::shared());
+    let store = store(&redis, "sliding").await;
+    let counters = vec![Counter::new("rpm:m:0", Duration::ZERO), Counter::new("rpm:m:1", Duration::ZERO)];
+    let first = store
+        .admit(&Admit {
+            counters: counters.clone(),
+            choices: vec![Choice { label: Arc::from("m"), charges: smallvec![(0, 10.0)], checks: smallvec![] }],
+            // A live lease: an expired one would give its 10 back at the next admission.
+            lease_ttl: Duration::from_secs(60),
+            ..Admit::default()
+        })
+        .await
+        .unwrap();
+    assert!(first.lease.is_some());
+    let check = Check { terms: smallvec![(0, 0.5), (1, 1.0)], limit: 6.5 };
+    let choice = Choice { label: Arc::from("m"), charges: smallvec![(1, 1.0)], checks: smallvec![check] };
+    let a = Admit { counters, choices: vec![choice], lease_ttl: Duration::from_secs(60), ..Admit::default() };
+    assert_eq!(store.admit(&a).await.unwrap().choice, Some(0), "5 + 1 ≤ 6.5");
+    assert_eq!(store.admit(&a).await.unwrap().choice, None, "5 + 2 > 6.5");
+}
+
+#[tokio::test]
+async fn infinite_limits_and_no_checks_always_fit() {
+    let redis = redis_or_skip!(Redis::shared());
+    let store = store(&redis, "inf").await;
+    let a = admit(f64::INFINITY, &[1e300]);
+    assert_eq!(store.admit(&a).await.unwrap().choice, Some(0));
+}
+
+#[tokio::test]
+async fn bad_indices_are_an_error_not_a_panic() {
+    let redis = redis_or_skip!(Redis::shared());
+    let store = store(&redis, "bad").await;
+    let mut a = admit(1.0, &[0.5]);
+    a.choices[0].charges[0].0 = 7;
+    assert_eq!(store.admit(&a).await.unwrap_err().kind(), ErrorKind::Routing);
+    let mut a = admit(1.0, &[0.5]);
+    a.choices[0].charges[0].1 = f64::NAN;
+    assert!(store.admit(&a).await.is_err());
+}
+
+/// SplitMix64: the differential test's sequence is the same on every run.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+
+    fn unit(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+#[tokio::test]
+async fn same_sequence_same_choices_and_values_as_memory_store() {
+    let redis = redis_or_skip!(Redis::shared());
+    let store = store(&redis, "differential").await;
+    let memory = MemoryStore::new();
+    let mut rng = Rng(0x5EED);
+    let counters: Vec<Counter> = (0..4).map(|i| Counter::new(format!("c:{i}"), Duration::from_secs(3600))).collect();
+    let labels = ["a", "b", "c", "d"];
+    // Leases of both stores, side by side.
+    let mut open: Vec<(Lease, Lease)> = Vec::new();
+    let (mut taken, mut refused, mut hits) = (0, 0, 0);
+    for step in 0..300 {
+        let mut settle_m = Vec::new();
+        let mut settle_r = Vec::new();
+        for _ in 0..rng.below(3) {
+            if open.is_empty() {
+                break;
+            }
+            let (m, r) = open.swap_remove(rng.below(open.len() as u64) as usize);
+            let actual: smallvec::SmallVec<[f64; 4]> = m
+                .charges
+                .iter()
+                .map(|(_, reserved)| if rng.below(3) == 0 { 0.0 } else { reserved * rng.unit() * 1.5 })
+                .collect();
+            settle_m.push(Settlement { lease: m, actual: actual.clone() });
+            settle_r.push(Settlement { lease: r, actual });
+        }
+        if rng.below(10) == 0 {
+            let extra = Settlement::unreserved([(counters[rng.below(4) as usize].clone(), rng.unit())]);
+            settle_m.push(extra.clone());
+            settle_r.push(extra);
+        }
+        if rng.below(5) == 0 {
+            memory.settle(&settle_m).await.unwrap();
+            store.settle(&settle_r).await.unwrap();
+            settle_m.clear();
+            settle_r.clear();
+        }
+        let choices = (0..1 + rng.below(4))
+            .map(|i| {
+                let charges = (0..1 + rng.below(2)).map(|_| (rng.below(4) as u32, rng.unit() * 2.0)).collect();
+                let checks = (0..rng.below(3))
+                    .map(|_| Check {
+                        terms: (0..1 + rng.below(2)).map(|_| (rng.below(4) as u32, 0.25 + rng.unit())).collect(),
+                        limit: 2.0 + rng.unit() * 20.0,
+                    })
+                    .collect();
+                Choice { label: Arc::from(labels[i as usize]), charges, checks }
+            })
+            .collect();
+        let sticky = (rng.below(3) == 0)
+            .then(|| Sticky { key: Arc::from(format!("s:{}", rng.below(3))), ttl: Duration::from_secs(60) });
+        let mut a =
+            Admit { counters: counters.clone(), choices, lease_ttl: Duration::from_secs(60), sticky, settle: settle_m };
+        let m = memory.admit(&a).await.unwrap();
+        a.settle = settle_r;
+        let r = store.admit(&a).await.unwrap();
+        assert_eq!(m.choice, r.choice, "step {step}");
+        assert_eq!(m.sticky_hit, r.sticky_hit, "step {step}");
+        match m.choice {
+            Some(_) => taken += 1,
+            None => refused += 1,
+        }
+        hits += usize::from(m.sticky_hit);
+        for (x, y) in m.values.iter().zip(&r.values) {
+            assert!(close(*x, *y), "step {step}: memory {x}, redis {y}");
+        }
+        if let (Some(ml), Some(rl)) = (m.lease, r.lease) {
+            assert_eq!(ml.charges, rl.charges);
+            open.push((ml, rl));
+        }
+        let (mv, rv) = (memory.read(&counters).await.unwrap(), store.read(&counters).await.unwrap());
+        for (x, y) in mv.iter().zip(&rv) {
+            assert!(close(*x, *y), "step {step}: memory {x}, redis {y}");
+        }
+    }
+    assert!(taken > 30 && refused > 30 && hits > 5, "the sequence exercises every outcome: {taken} {refused} {hits}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_admissions_never_exceed_the_limit() {
+    let redis = redis_or_skip!(Redis::shared());
+    let store = store(&redis, "concurrent").await;
+    let a = Arc::new(admit(100.0, &[1.0]));
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let (store, a) = (store.clone(), a.clone());
+        tasks.spawn(async move {
+            let mut leases = Vec::new();
+            for _ in 0..64 {
+                if let Some(lease) = store.admit(&a).await.unwrap().lease {
+                    leases.push(lease);
+                }
+            }
+            leases
+        });
+    }
+    let mut leases = Vec::new();
+    while let Some(joined) = tasks.join_next().await {
+        leases.extend(joined.unwrap());
+    }
+    assert_eq!(leases.len(), 100, "512 tries at 1.0 each against a limit of 100");
+    let ids: std::collections::HashSet<_> = leases.iter().map(|l| l.id.clone()).collect();
+    assert_eq!(ids.len(), leases.len(), "lease ids are unique");
+    assert!(store.read(&a.counters).await.unwrap()[0] <= 100.0 + 1e-9);
+    let releases: Vec<Settlement> = leases.into_iter().map(Settlement::release).collect();
+    store.settle(&releases).await.unwrap();
+    assert!(store.read(&a.counters).await.unwrap()[0].abs() < 1e-9);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_fail_fast_while_the_server_is_down_and_recover_when_it_is_back() {
+    let mut redis = redis_or_skip!(Redis::owned());
+    let config = RedisConfig::new()
+        .with_namespace(redis.namespace("fault"))
+        .with_connection_timeout(Duration::from_millis(250))
+        .with_response_timeout(Duration::from_millis(100));
+    let bound = Duration::from_millis(350 + 500);
+    let store = RedisStore::connect(redis.url(), config).await.unwrap();
+    let a = admit(10.0, &[1.0]);
+    assert_eq!(store.admit(&a).await.unwrap().choice, Some(0));
+
+    redis.stop();
+    for _ in 0..5 {
+        let started = Instant::now();
+        let err = store.admit(&a).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Store, "{err}");
+        assert!(started.elapsed() < bound, "took {:?}", started.elapsed());
+        let err = store.read(&a.counters).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Store, "{err}");
+    }
+
+    assert!(redis.start(), "restart on the same port");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match store.admit(&a).await {
+            Ok(admitted) => {
+                // The restarted server kept nothing.
+                assert_eq!(admitted.values, vec![1.0]);
+                break;
+            }
+            Err(err) => {
+                assert_eq!(err.kind(), ErrorKind::Store);
+                assert!(Instant::now() < deadline, "still failing after the restart: {err}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+    assert!(store.read(&a.counters).await.is_ok());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lazy_store_starts_while_the_server_is_down() {
+    let mut redis = redis_or_skip!(Redis::owned());
+    let config = RedisConfig::new().with_namespace(redis.namespace("lazy"));
+    redis.stop();
+    assert_eq!(RedisStore::connect(redis.url(), config.clone()).await.unwrap_err().kind(), ErrorKind::Store);
+    let store = RedisStore::lazy(redis.url(), config).unwrap();
+    let started = Instant::now();
+    let err = store.read(&[Counter::new("x", Duration::ZERO)]).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Store);
+    assert!(started.elapsed() < Duration::from_millis(850), "took {:?}", started.elapsed());
+    assert!(redis.start());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while store.read(&[Counter::new("x", Duration::ZERO)]).await.is_err() {
+        assert!(Instant::now() < deadline, "still failing after the server came up");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn errors_carry_no_password() {
+    let err = RedisStore::lazy("redis://:hunter2@[::1", RedisConfig::new()).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Config);
+    assert!(!format!("{err} {err:?}").contains("hunter2"));
+    let err = RedisStore::lazy("redis://127.0.0.1:1", RedisConfig::new().with_namespace("")).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Config);
+    let store = RedisStore::lazy("redis://:hunter2@127.0.0.1:1", RedisConfig::new()).unwrap();
+    assert!(!format!("{store:?}").contains("hunter2"));
+    let err = store.read(&[Counter::new("x", Duration::ZERO)]).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Store);
+    assert!(!format!("{err} {err:?}").contains("hunter2"), "{err:?}");
+}
