@@ -11,7 +11,7 @@ use smallvec::{SmallVec, smallvec};
 
 use super::window::Slot;
 use super::{Budget, BudgetStatus, LimitsConfig, OnStoreFailure, Reserve, Scope};
-use crate::catalog::Catalog;
+use crate::catalog::{Catalog, ModelId};
 use crate::cost::price;
 use crate::error::{Error, ErrorKind, Result};
 use crate::policy::{Candidate, RejectReason, Rejection};
@@ -83,20 +83,52 @@ impl fmt::Debug for Ticket {
 /// An admission as built for one request, with what each check and charge stands for.
 struct Built {
     admit: Admit,
-    /// Per choice: the origin of each check, in order.
-    origins: Vec<SmallVec<[Origin; 4]>>,
-    /// Per choice: the role of each charge, in order.
-    roles: Vec<SmallVec<[Role; 4]>>,
-    /// Per choice: the amount reserved against budgets.
-    usd: Vec<f64>,
+    /// Per choice, what its checks and charges stand for.
+    meta: SmallVec<[Meta; 1]>,
     /// Per budget: its slot, if it applies to the request (for when a refusal may end).
-    slots: Vec<Option<Slot>>,
-    /// Per choice: whether a closed limit applies and the store is down.
-    closed: Vec<bool>,
+    slots: SmallVec<[Option<Slot>; 4]>,
 }
+
+/// What a choice's checks and charges stand for.
+struct Meta {
+    /// The origin of each check, in order.
+    origins: SmallVec<[Origin; 4]>,
+    /// The role of each charge, in order.
+    roles: SmallVec<[Role; 4]>,
+    /// The amount reserved against budgets.
+    usd: f64,
+    /// Whether a closed limit applies and the store is down.
+    closed: bool,
+}
+
+/// Counter names, built once per scope and bucket rather than per request.
+#[derive(Default)]
+struct KeyCache {
+    /// Per budget: scope id (tenant, caller key, or "" for global) → the slot's counters.
+    budgets: Vec<Mutex<HashMap<Box<str>, SlotKeys>>>,
+    /// Per model: the requests and tokens counters of the current minute.
+    rates: Mutex<Vec<Option<RateKeys>>>,
+}
+
+/// A minute's bucket with its requests and tokens counters (current and previous of each).
+type RateKeys = (i64, [Counter; 4]);
+
+/// A bucket's counter and the previous bucket's (sliding windows).
+#[derive(Clone)]
+struct SlotKeys {
+    bucket: i64,
+    current: Counter,
+    previous: Counter,
+}
+
+/// Entries a key cache keeps per budget before it starts over.
+const KEY_CACHE: usize = 4096;
 
 pub(crate) struct Limiter {
     config: LimitsConfig,
+    keys: KeyCache,
+    /// Per catalog model: its id, the label of its choices.
+    labels: Vec<Arc<str>>,
     store: Arc<dyn StateStore>,
     /// Counters of this process, used while the store is failing.
     local: MemoryStore,
@@ -126,39 +158,57 @@ fn hash_key(key: &str) -> u64 {
     key.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
 }
 
-/// The counter name of budget `b` for a request of `tenant` and `key` (before the bucket), if the
+/// Whom budget `b` counts a request of `tenant` and `key` under (`""` for a global budget), if the
 /// budget applies to it.
-fn budget_base(b: &Budget, tenant: Option<&str>, key: Option<&str>) -> Option<String> {
-    let id = match b.scope {
-        Scope::Global => "global".to_owned(),
+fn scope_id<'a>(b: &Budget, tenant: Option<&'a str>, key: Option<&'a str>) -> Option<&'a str> {
+    match b.scope {
+        Scope::Global => Some(""),
         Scope::Tenant => match (tenant, &b.tenant) {
-            (Some(t), None) => format!("tenant:{t}"),
-            (Some(t), Some(only)) if t == only => format!("tenant:{t}"),
-            _ => return None,
+            (Some(t), None) => Some(t),
+            (Some(t), Some(only)) if t == only => Some(t),
+            _ => None,
         },
-        Scope::Key => format!("key:{:016x}", hash_key(key?)),
-    };
-    Some(format!("budget:{id}:{}", b.window.tag()))
+        Scope::Key => key,
+    }
+}
+
+/// The counter name of budget `b` for scope `id` (before the bucket). Caller keys are hashed.
+fn budget_base(b: &Budget, id: &str) -> String {
+    match b.scope {
+        Scope::Global => format!("budget:global:{}", b.window.tag()),
+        Scope::Tenant => format!("budget:tenant:{id}:{}", b.window.tag()),
+        Scope::Key => format!("budget:key:{:016x}:{}", hash_key(id), b.window.tag()),
+    }
 }
 
 /// The index of `counter` in `counters`, added if missing.
-fn intern(counters: &mut Vec<Counter>, key: String, ttl: Duration) -> u32 {
-    let i = counters.iter().position(|c| c.key() == key).unwrap_or_else(|| {
-        counters.push(Counter::new(key, ttl));
+fn intern(counters: &mut Vec<Counter>, counter: &Counter) -> u32 {
+    let i = counters.iter().position(|c| c == counter).unwrap_or_else(|| {
+        counters.push(counter.clone());
         counters.len() - 1
     });
     i as u32
 }
 
-/// The check of a window's slot over `base` (which is suffixed with the bucket), with the counter
-/// charges go to.
-fn window_check(counters: &mut Vec<Counter>, base: &str, slot: &Slot, limit: f64) -> (u32, Check) {
-    let current = intern(counters, format!("{base}:{}", slot.bucket), slot.ttl);
-    let mut terms: SmallVec<[(u32, f64); 2]> = smallvec![(current, 1.0)];
-    if let Some(w) = slot.previous {
-        terms.insert(0, (intern(counters, format!("{base}:{}", slot.bucket - 1), slot.ttl), w));
+impl SlotKeys {
+    fn new(base: &str, slot: &Slot) -> Self {
+        Self {
+            bucket: slot.bucket,
+            current: Counter::new(format!("{base}:{}", slot.bucket), slot.ttl),
+            previous: Counter::new(format!("{base}:{}", slot.bucket - 1), slot.ttl),
+        }
     }
-    (current, Check { terms, limit })
+
+    /// The check of `slot` against `limit`, with the counter charges go to; counters are added to
+    /// `counters` unless already there.
+    fn check(&self, counters: &mut Vec<Counter>, slot: &Slot, limit: f64) -> (u32, Check) {
+        let current = intern(counters, &self.current);
+        let mut terms: SmallVec<[(u32, f64); 2]> = smallvec![(current, 1.0)];
+        if let Some(w) = slot.previous {
+            terms.insert(0, (intern(counters, &self.previous), w));
+        }
+        (current, Check { terms, limit })
+    }
 }
 
 impl Limiter {
@@ -170,8 +220,15 @@ impl Limiter {
                 rates[m] = Some(i);
             }
         }
+        let keys = KeyCache {
+            budgets: config.budgets.iter().map(|_| Mutex::new(HashMap::new())).collect(),
+            rates: Mutex::new(vec![None; catalog.len()]),
+        };
+        let labels = catalog.models().iter().map(|m| Arc::from(m.id.as_str())).collect();
         Ok(Self {
             config,
+            keys,
+            labels,
             store,
             local: MemoryStore::new(),
             rates,
@@ -200,6 +257,39 @@ impl Limiter {
         self.down_until.store(self.elapsed_ms().saturating_add(retry), Ordering::Release);
     }
 
+    /// The counters of budget `b` for scope `id` in `slot`.
+    fn budget_keys(&self, b: usize, id: &str, slot: &Slot) -> SlotKeys {
+        let Some(cache) = self.keys.budgets.get(b) else {
+            return SlotKeys::new(&budget_base(&self.config.budgets[b], id), slot);
+        };
+        let mut cache = lock(cache);
+        if let Some(keys) = cache.get(id).filter(|k| k.bucket == slot.bucket) {
+            return keys.clone();
+        }
+        let keys = SlotKeys::new(&budget_base(&self.config.budgets[b], id), slot);
+        if cache.len() >= KEY_CACHE {
+            cache.clear();
+        }
+        cache.insert(Box::from(id), keys.clone());
+        keys
+    }
+
+    /// The requests and tokens counters of `model` for the minute `slot`: current and previous of
+    /// each.
+    fn rate_keys(&self, model: usize, id: &ModelId, slot: &Slot) -> [Counter; 4] {
+        let mut cache = lock(&self.keys.rates);
+        if let Some((_, keys)) = cache.get(model).and_then(Option::as_ref).filter(|(b, _)| *b == slot.bucket) {
+            return keys.clone();
+        }
+        let req = SlotKeys::new(&format!("rate:{id}:requests"), slot);
+        let tok = SlotKeys::new(&format!("rate:{id}:tokens"), slot);
+        let keys = [req.current, req.previous, tok.current, tok.previous];
+        if let Some(entry) = cache.get_mut(model) {
+            *entry = Some((slot.bucket, keys.clone()));
+        }
+        keys
+    }
+
     /// The amount a choice reserves against budgets, and its token charge.
     fn reservation(&self, request: &Request, catalog: &Catalog, c: &Candidate) -> (f64, f64) {
         let model = catalog.model(c.model);
@@ -222,12 +312,12 @@ impl Limiter {
     fn build(&self, request: &Request, catalog: &Catalog, models: &[&Candidate], fallback: bool) -> Built {
         let now = now_ms();
         let hints = &request.hints;
-        let mut counters = Vec::new();
+        let mut counters = Vec::with_capacity(4);
         let mut budget_checks: SmallVec<[(usize, u32, Check); 4]> = SmallVec::new();
-        let mut slots = vec![None; self.config.budgets.len()];
+        let mut slots: SmallVec<[Option<Slot>; 4]> = smallvec![None; self.config.budgets.len()];
         let mut budget_closed = false;
         for (i, b) in self.config.budgets.iter().enumerate() {
-            let Some(base) = budget_base(b, hints.tenant.as_deref(), hints.key.as_deref()) else { continue };
+            let Some(id) = scope_id(b, hints.tenant.as_deref(), hints.key.as_deref()) else { continue };
             let slot = b.window.slot(now);
             slots[i] = Some(slot);
             if fallback {
@@ -240,23 +330,20 @@ impl Limiter {
                     OnStoreFailure::Local => {}
                 }
             }
-            let (charge, check) = window_check(&mut counters, &base, &slot, b.limit_usd);
+            let (charge, check) = self.budget_keys(i, id, &slot).check(&mut counters, &slot, b.limit_usd);
             budget_checks.push((i, charge, check));
         }
         let minute = super::Window::Sliding(Duration::from_secs(60)).slot(now);
         let mut built = Built {
-            admit: Admit::default(),
-            origins: Vec::with_capacity(models.len()),
-            roles: Vec::with_capacity(models.len()),
-            usd: Vec::with_capacity(models.len()),
+            admit: Admit { choices: Vec::with_capacity(models.len()), ..Admit::default() },
+            meta: SmallVec::with_capacity(models.len()),
             slots,
-            closed: Vec::with_capacity(models.len()),
         };
         for c in models {
             let model = catalog.model(c.model);
             let (usd, tokens) = self.reservation(request, catalog, c);
-            let mut choice =
-                Choice { label: Arc::from(model.id.as_str()), charges: SmallVec::new(), checks: SmallVec::new() };
+            let label = self.labels.get(c.model).cloned().unwrap_or_else(|| Arc::from(model.id.as_str()));
+            let mut choice = Choice { label, charges: SmallVec::new(), checks: SmallVec::new() };
             let mut origins = SmallVec::new();
             let mut roles = SmallVec::new();
             for (b, charge, check) in &budget_checks {
@@ -274,17 +361,18 @@ impl Limiter {
                 let skip = fallback && limit.on_store_failure == OnStoreFailure::Open;
                 closed |= fallback && limit.on_store_failure == OnStoreFailure::Closed;
                 if !skip && !closed {
+                    let [req, req_prev, tok, tok_prev] = self.rate_keys(c.model, &model.id, &minute);
                     if let Some(n) = limit.requests_per_minute {
-                        let base = format!("rate:{}:requests", model.id);
-                        let (charge, check) = window_check(&mut counters, &base, &minute, f64::from(n));
+                        let keys = SlotKeys { bucket: minute.bucket, current: req, previous: req_prev };
+                        let (charge, check) = keys.check(&mut counters, &minute, f64::from(n));
                         choice.charges.push((charge, 1.0));
                         roles.push(Role::Requests);
                         choice.checks.push(check);
                         origins.push(Origin::Requests(r));
                     }
                     if let Some(n) = limit.tokens_per_minute {
-                        let base = format!("rate:{}:tokens", model.id);
-                        let (charge, check) = window_check(&mut counters, &base, &minute, n as f64);
+                        let keys = SlotKeys { bucket: minute.bucket, current: tok, previous: tok_prev };
+                        let (charge, check) = keys.check(&mut counters, &minute, n as f64);
                         choice.charges.push((charge, tokens));
                         roles.push(Role::Tokens);
                         choice.checks.push(check);
@@ -293,10 +381,7 @@ impl Limiter {
                 }
             }
             built.admit.choices.push(choice);
-            built.origins.push(origins);
-            built.roles.push(roles);
-            built.usd.push(usd);
-            built.closed.push(closed);
+            built.meta.push(Meta { origins, roles, usd, closed });
         }
         built.admit.counters = counters;
         built
@@ -323,6 +408,32 @@ impl Limiter {
             }
             _ => None,
         };
+        if !self.store_is_down() && lock(&self.pending).is_empty() && lock(&self.backlog).is_empty() {
+            // A store without I/O answers at once: no timeout, no boxed future. Most requests take
+            // their first choice, so it is tried alone first; the full admission follows if it does
+            // not fit (an atomic admission of its own, so the rule "the first that fits" holds).
+            let first = sticky.is_none() && models.len() > 1;
+            let mut built = self.build(request, catalog, if first { &models[..1] } else { models }, false);
+            built.admit.lease_ttl = lease_ttl;
+            built.admit.sticky = sticky.clone();
+            if let Some(answer) = self.store.admit_sync(&built.admit) {
+                let admitted = answer?;
+                if admitted.choice.is_some() || !first {
+                    return self
+                        .outcome(&built, admitted.choice, admitted.lease, &admitted.values, false, catalog, models)
+                        .map(|(i, t)| (i, t, admitted.sticky_hit));
+                }
+                let mut built = self.build(request, catalog, models, false);
+                built.admit.lease_ttl = lease_ttl;
+                built.admit.sticky = sticky.clone();
+                if let Some(answer) = self.store.admit_sync(&built.admit) {
+                    let admitted = answer?;
+                    return self
+                        .outcome(&built, admitted.choice, admitted.lease, &admitted.values, false, catalog, models)
+                        .map(|(i, t)| (i, t, admitted.sticky_hit));
+                }
+            }
+        }
         if !self.store_is_down() {
             let mut built = self.build(request, catalog, models, false);
             built.admit.lease_ttl = lease_ttl;
@@ -337,7 +448,7 @@ impl Limiter {
                 Ok(Ok(admitted)) => {
                     self.remember(&built.admit.counters, &admitted.values);
                     return self
-                        .outcome(built, admitted.choice, admitted.lease, &admitted.values, false, catalog, models)
+                        .outcome(&built, admitted.choice, admitted.lease, &admitted.values, false, catalog, models)
                         .map(|(i, t)| (i, t, admitted.sticky_hit));
                 }
                 failed => {
@@ -349,7 +460,7 @@ impl Limiter {
                     self.mark_down();
                     // Nothing was applied: keep the settlements for the next call.
                     let mut pending = lock(&self.pending);
-                    pending.extend(built.admit.settle.into_iter().filter(|s| !s.lease.id.is_empty()));
+                    pending.extend(built.admit.settle.into_iter().filter(|s| s.lease.id != 0));
                     drop(pending);
                     lock(&self.backlog).extend(backlog);
                 }
@@ -367,13 +478,13 @@ impl Limiter {
             }
         }
         // Choices a closed limit applies to cannot be checked: none of them may be taken.
-        for (choice, closed) in built.admit.choices.iter_mut().zip(&built.closed) {
-            if *closed {
+        for (choice, meta) in built.admit.choices.iter_mut().zip(&built.meta) {
+            if meta.closed {
                 choice.checks.push(Check { terms: SmallVec::new(), limit: f64::NEG_INFINITY });
             }
         }
         let admitted = self.local.admit_now(&built.admit)?;
-        self.outcome(built, admitted.choice, admitted.lease, &admitted.values, true, catalog, models)
+        self.outcome(&built, admitted.choice, admitted.lease, &admitted.values, true, catalog, models)
             .map(|(i, t)| (i, t, admitted.sticky_hit))
     }
 
@@ -390,7 +501,7 @@ impl Limiter {
     #[allow(clippy::too_many_arguments)]
     fn outcome(
         self: &Arc<Self>,
-        built: Built,
+        built: &Built,
         choice: Option<usize>,
         lease: Option<Lease>,
         values: &[f64],
@@ -399,7 +510,7 @@ impl Limiter {
         models: &[&Candidate],
     ) -> Result<(usize, Ticket)> {
         if let (Some(i), Some(lease)) = (choice, lease) {
-            let roles = built.roles[i].clone();
+            let roles = built.meta[i].roles.clone();
             return Ok((
                 i,
                 Ticket { limiter: self.clone(), lease: Some(lease), roles, local, usd: 0.0, tokens: 0, requests: 0 },
@@ -411,13 +522,13 @@ impl Limiter {
         let mut budget_retry: Option<Duration> = None;
         for (k, c) in models.iter().enumerate() {
             let id = catalog.model(c.model).id.clone();
-            if built.closed[k] {
+            if built.meta[k].closed {
                 closed = true;
                 rejections.push(Rejection::new(id, RejectReason::StoreUnavailable));
                 continue;
             }
             let choice = &built.admit.choices[k];
-            let failed = choice.checks.iter().zip(&built.origins[k]).find(|(check, _)| {
+            let failed = choice.checks.iter().zip(&built.meta[k].origins).find(|(check, _)| {
                 !crate::state::fits(
                     &Choice {
                         label: choice.label.clone(),
@@ -437,7 +548,7 @@ impl Limiter {
                     }
                     RejectReason::Budget {
                         budget: self.config.budgets[b].label(),
-                        needed: built.usd[k],
+                        needed: built.meta[k].usd,
                         remaining: (check.limit - used).max(0.0),
                     }
                 }
@@ -497,10 +608,10 @@ impl Limiter {
         let now = now_ms();
         let mut counters = Vec::new();
         let mut checks = Vec::new();
-        for b in &self.config.budgets {
-            let Some(base) = budget_base(b, tenant, key) else { continue };
+        for (i, b) in self.config.budgets.iter().enumerate() {
+            let Some(id) = scope_id(b, tenant, key) else { continue };
             let slot = b.window.slot(now);
-            let (_, check) = window_check(&mut counters, &base, &slot, b.limit_usd);
+            let (_, check) = self.budget_keys(i, id, &slot).check(&mut counters, &slot, b.limit_usd);
             checks.push((b, slot, check));
         }
         let values = if self.store_is_down() {
@@ -547,7 +658,7 @@ impl Limiter {
             Err(_) => Err(self.timeout_error()),
         };
         if result.is_err() {
-            lock(&self.pending).extend(batch.into_iter().filter(|s| !s.lease.id.is_empty()));
+            lock(&self.pending).extend(batch.into_iter().filter(|s| s.lease.id != 0));
             lock(&self.backlog).extend(backlog);
         }
         result

@@ -66,8 +66,8 @@ impl<'a> Plan<'a> {
             .map(|s| s.model)
             .filter(|&m| {
                 !self.tried.get(m).copied().unwrap_or(true)
-                    && self.p(m) > self.floor
                     && self.window(m) > self.min_window
+                    && (self.floor == f64::NEG_INFINITY || self.p(m) > self.floor)
                     && ok(self, m)
             })
             .collect()

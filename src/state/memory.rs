@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
-use super::{Admit, Admitted, Counter, Lease, Settlement, StateStore, fits, order, validate};
+use super::{Admit, Admitted, Counter, FastHash, Lease, Settlement, StateStore, fits, order, validate};
 use crate::error::Result;
 
 /// How often expired counters, leases and sticky entries are swept.
@@ -24,9 +24,9 @@ pub struct MemoryStore {
 
 #[derive(Default)]
 struct State {
-    counters: HashMap<Arc<str>, Entry>,
-    leases: HashMap<Arc<str>, (Lease, Instant)>,
-    sticky: HashMap<Arc<str>, (Arc<str>, Instant)>,
+    counters: HashMap<Arc<str>, Entry, FastHash>,
+    leases: HashMap<u64, (Lease, Instant), FastHash>,
+    sticky: HashMap<Arc<str>, (Arc<str>, Instant), FastHash>,
     next_lease: u64,
     next_sweep: Option<Instant>,
 }
@@ -61,13 +61,10 @@ impl MemoryStore {
         let mut values: Vec<f64> = admit.counters.iter().map(|c| state.value(c, now)).collect();
         let sticky = admit.sticky.as_ref().and_then(|s| state.sticky.get(&s.key)).filter(|(_, exp)| *exp > now);
         let sticky_label = sticky.map(|(label, _)| label.clone());
-        let mut taken = None;
-        for i in order(&admit.choices, sticky_label.as_deref()) {
-            if fits(&admit.choices[i], &values) {
-                taken = Some(i);
-                break;
-            }
-        }
+        let taken = match sticky_label.as_deref() {
+            None => admit.choices.iter().position(|c| fits(c, &values)),
+            label => order(&admit.choices, label).into_iter().find(|&i| fits(&admit.choices[i], &values)),
+        };
         let Some(i) = taken else {
             return Ok(Admitted { choice: None, lease: None, values, sticky_hit: false });
         };
@@ -80,8 +77,8 @@ impl MemoryStore {
             charges.push((counter.clone(), amount));
         }
         state.next_lease += 1;
-        let lease = Lease { id: Arc::from(state.next_lease.to_string()), charges };
-        state.leases.insert(lease.id.clone(), (lease.clone(), now + admit.lease_ttl));
+        let lease = Lease { id: state.next_lease, charges };
+        state.leases.insert(lease.id, (lease.clone(), now + admit.lease_ttl));
         let sticky_hit = sticky_label.as_deref() == Some(&*choice.label);
         if let Some(s) = &admit.sticky {
             state.sticky.insert(s.key.clone(), (choice.label.clone(), now + s.ttl));
@@ -148,18 +145,24 @@ impl State {
     }
 
     fn add(&mut self, counter: &Counter, amount: f64, now: Instant) {
-        let expires = (!counter.ttl().is_zero()).then(|| now + counter.ttl());
-        let entry = self.counters.entry(counter.key.clone()).or_insert(Entry { value: 0.0, expires });
-        if entry.expires.is_some_and(|t| t <= now) {
-            *entry = Entry { value: 0.0, expires };
+        let expires = || (!counter.ttl().is_zero()).then(|| now + counter.ttl());
+        match self.counters.get_mut(counter.key()) {
+            Some(entry) if entry.expires.is_some_and(|t| t <= now) => {
+                *entry = Entry { value: amount, expires: expires() };
+            }
+            Some(entry) => entry.value += amount,
+            None => {
+                self.counters.insert(counter.key.clone(), Entry { value: amount, expires: expires() });
+            }
         }
-        entry.value += amount;
     }
 
-    /// Adds `actual − reserved` while the lease is live, `actual` once it has expired (its
+    /// Adds `actual − reserved` while the lease is held, `actual` once it was swept (its
     /// reservation was given back then).
     fn apply(&mut self, s: &Settlement, now: Instant) {
-        let live = !s.lease.id.is_empty() && self.leases.remove(&s.lease.id).is_some_and(|(_, exp)| exp > now);
+        // A lease still held (even one past its expiry that was not swept yet) still counts its
+        // reservation.
+        let live = s.lease.id != 0 && self.leases.remove(&s.lease.id).is_some();
         for ((counter, reserved), actual) in s.lease.charges.iter().zip(&s.actual) {
             let delta = if live { actual - reserved } else { *actual };
             if delta != 0.0 && delta.is_finite() {
@@ -173,8 +176,7 @@ impl State {
             return;
         }
         self.next_sweep = Some(now + SWEEP_EVERY);
-        let expired: Vec<Arc<str>> =
-            self.leases.iter().filter(|(_, (_, exp))| *exp <= now).map(|(id, _)| id.clone()).collect();
+        let expired: Vec<u64> = self.leases.iter().filter(|(_, (_, exp))| *exp <= now).map(|(id, _)| *id).collect();
         for id in expired {
             if let Some((lease, _)) = self.leases.remove(&id) {
                 for (counter, reserved) in &lease.charges {
@@ -206,6 +208,10 @@ impl StateStore for MemoryStore {
 
     async fn read(&self, counters: &[Counter]) -> Result<Vec<f64>> {
         Ok(self.read_now(counters))
+    }
+
+    fn admit_sync(&self, admit: &Admit) -> Option<Result<Admitted>> {
+        Some(self.admit_now(admit))
     }
 
     fn settle_now(&self, settlements: &[Settlement]) -> bool {

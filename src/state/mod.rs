@@ -142,8 +142,9 @@ pub struct Admitted {
 /// A reservation: the charges an admission added, to be reconciled with what was actually used.
 #[derive(Clone, PartialEq)]
 pub struct Lease {
-    /// Unique per store; empty for charges that were never reserved (see [`Settlement::unreserved`]).
-    pub id: Arc<str>,
+    /// Unique per store, from 1; 0 for charges that were never reserved (see
+    /// [`Settlement::unreserved`]).
+    pub id: u64,
     /// `(counter, amount reserved)`.
     pub charges: SmallVec<[(Counter, f64); 4]>,
 }
@@ -175,7 +176,7 @@ impl Settlement {
     /// was unreachable).
     pub fn unreserved(charges: impl IntoIterator<Item = (Counter, f64)>) -> Self {
         let (charges, actual): (SmallVec<_>, SmallVec<_>) = charges.into_iter().map(|(c, a)| ((c, 0.0), a)).unzip();
-        Self { lease: Lease { id: Arc::from(""), charges }, actual }
+        Self { lease: Lease { id: 0, charges }, actual }
     }
 }
 
@@ -198,6 +199,13 @@ pub trait StateStore: Send + Sync + 'static {
 
     /// The counters' current values (0 for a counter that does not exist).
     async fn read(&self, counters: &[Counter]) -> Result<Vec<f64>>;
+
+    /// Admits synchronously if the store can do so without I/O (the in-process store), `None`
+    /// otherwise. The router then calls it without a timeout and without boxing a future.
+    fn admit_sync(&self, admit: &Admit) -> Option<Result<Admitted>> {
+        let _ = admit;
+        None
+    }
 
     /// Applies settlements synchronously if the store can do so without I/O, returning whether it
     /// did. The router calls it when a request is cancelled (it cannot wait then); stores that
@@ -222,8 +230,41 @@ impl<S: StateStore + ?Sized> StateStore for Arc<S> {
     async fn read(&self, counters: &[Counter]) -> Result<Vec<f64>> {
         (**self).read(counters).await
     }
+    fn admit_sync(&self, admit: &Admit) -> Option<Result<Admitted>> {
+        (**self).admit_sync(admit)
+    }
     fn settle_now(&self, settlements: &[Settlement]) -> bool {
         (**self).settle_now(settlements)
+    }
+}
+
+/// FNV-1a, for the in-process maps of counter names and lease ids: short keys that callers do not
+/// choose freely (tenant names at most), hashed on every admission.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct FastHash;
+
+pub(crate) struct Fnv(u64);
+
+impl std::hash::BuildHasher for FastHash {
+    type Hasher = Fnv;
+    fn build_hasher(&self) -> Fnv {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl std::hash::Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        // Lease ids: one multiply-xorshift round spreads consecutive ids.
+        let x = (self.0 ^ n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        self.0 = x ^ (x >> 29);
     }
 }
 

@@ -453,7 +453,9 @@ impl RedisStore {
         inv.arg(admit.settle.len());
         for s in &admit.settle {
             let n = s.lease.charges.len().min(s.actual.len());
-            inv.arg(&*s.lease.id).arg(n);
+            // The script takes an empty id for charges that were never reserved.
+            let id = if s.lease.id == 0 { String::new() } else { s.lease.id.to_string() };
+            inv.arg(id).arg(n);
             for ((counter, reserved), actual) in s.lease.charges.iter().zip(&s.actual) {
                 inv.key(self.counter_key(counter)).arg(millis(counter.ttl())).arg(num(*reserved)).arg(num(*actual));
             }
@@ -559,7 +561,8 @@ fn parse_admitted(reply: Value, admit: &Admit) -> Result<Admitted> {
     };
     let charges: SmallVec<[(Counter, f64); 4]> =
         chosen.charges.iter().map(|&(c, amount)| (admit.counters[c as usize].clone(), amount)).collect();
-    let lease = Lease { id: Arc::from(id), charges };
+    let id = id.parse::<u64>().map_err(|_| malformed())?;
+    let lease = Lease { id, charges };
     Ok(Admitted { choice: Some(i), lease: Some(lease), values, sticky_hit })
 }
 
