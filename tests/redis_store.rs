@@ -331,7 +331,7 @@ async fn concurrent_admissions_never_exceed_the_limit() {
         leases.extend(joined.unwrap());
     }
     assert_eq!(leases.len(), 100, "512 tries at 1.0 each against a limit of 100");
-    let ids: std::collections::HashSet<_> = leases.iter().map(|l| l.id.clone()).collect();
+    let ids: std::collections::HashSet<_> = leases.iter().map(|l| l.id).collect();
     assert_eq!(ids.len(), leases.len(), "lease ids are unique");
     assert!(store.read(&a.counters).await.unwrap()[0] <= 100.0 + 1e-9);
     let releases: Vec<Settlement> = leases.into_iter().map(Settlement::release).collect();
