@@ -115,8 +115,26 @@ async fn an_expired_lease_gives_its_reservation_back_and_a_late_settlement_adds_
     tokio::time::sleep(Duration::from_millis(10)).await;
     let again = store.admit(&admit(0.5, &[0.5])).await.unwrap();
     assert_eq!(again.choice, Some(0), "the expired reservation no longer counts");
-    store.settle(&[Settlement { lease, actual: smallvec![0.25] }]).await.unwrap();
+    let late = Settlement { lease, actual: smallvec![0.25] };
+    store.settle(std::slice::from_ref(&late)).await.unwrap();
     assert!(close(store.read(&a.counters).await.unwrap()[0], 0.75));
+    // Sent again (as after a lost reply): nothing changes.
+    store.settle(&[late]).await.unwrap();
+    assert!(close(store.read(&a.counters).await.unwrap()[0], 0.75));
+}
+
+#[tokio::test]
+async fn a_settlement_sent_twice_counts_once() {
+    let redis = redis_or_skip!(Redis::shared());
+    let store = store(&redis, "settle_twice").await;
+    let a = admit(1.0, &[0.5]);
+    let lease = store.admit(&a).await.unwrap().lease.unwrap();
+    let settled = Settlement { lease, actual: smallvec![0.2] };
+    store.settle(std::slice::from_ref(&settled)).await.unwrap();
+    let mut again = admit(1.0, &[0.1]);
+    again.settle = vec![settled];
+    let admitted = store.admit(&again).await.unwrap();
+    assert!(close(admitted.values[0], 0.3), "{:?}", admitted.values);
 }
 
 #[tokio::test]

@@ -10,6 +10,9 @@ use async_trait::async_trait;
 use super::{Admit, Admitted, Counter, FastHash, Lease, Settlement, StateStore, fits, order, validate};
 use crate::error::Result;
 
+/// How long the ids of leases that expired unsettled are remembered.
+const SWEPT_FOR: Duration = Duration::from_secs(86_400);
+
 /// How often expired counters, leases and sticky entries are swept.
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
@@ -26,6 +29,9 @@ pub struct MemoryStore {
 struct State {
     counters: HashMap<Arc<str>, Entry, FastHash>,
     leases: HashMap<u64, (Lease, Instant), FastHash>,
+    /// Leases that expired unsettled, by when, kept for a day: their late settlement adds the whole
+    /// actual amount, once.
+    swept: HashMap<u64, Instant, FastHash>,
     sticky: HashMap<Arc<str>, (Arc<str>, Instant), FastHash>,
     next_lease: u64,
     next_sweep: Option<Instant>,
@@ -162,7 +168,15 @@ impl State {
     fn apply(&mut self, s: &Settlement, now: Instant) {
         // A lease still held (even one past its expiry that was not swept yet) still counts its
         // reservation.
-        let live = s.lease.id != 0 && self.leases.remove(&s.lease.id).is_some();
+        let (live, apply) = match s.lease.id {
+            0 => (false, true),
+            id if self.leases.remove(&id).is_some() => (true, true),
+            // Swept: the reservation was given back. Neither: settled before, nothing to do.
+            id => (false, self.swept.remove(&id).is_some()),
+        };
+        if !apply {
+            return;
+        }
         for ((counter, reserved), actual) in s.lease.charges.iter().zip(&s.actual) {
             let delta = if live { actual - reserved } else { *actual };
             if delta != 0.0 && delta.is_finite() {
@@ -177,7 +191,9 @@ impl State {
         }
         self.next_sweep = Some(now + SWEEP_EVERY);
         let expired: Vec<u64> = self.leases.iter().filter(|(_, (_, exp))| *exp <= now).map(|(id, _)| *id).collect();
+        self.swept.retain(|_, at| now.saturating_duration_since(*at) < SWEPT_FOR);
         for id in expired {
+            self.swept.insert(id, now);
             if let Some((lease, _)) = self.leases.remove(&id) {
                 for (counter, reserved) in &lease.charges {
                     if let Some(e) = self.counters.get_mut(counter.key()) {
@@ -265,13 +281,16 @@ mod tests {
         let store = MemoryStore::new();
         let a = admit(1.0, &[0.5]);
         let lease = store.admit_now(&a).unwrap().lease.unwrap();
-        store.settle_sync(&[Settlement { lease, actual: smallvec![0.2] }]);
+        let settled = Settlement { lease, actual: smallvec![0.2] };
+        store.settle_sync(std::slice::from_ref(&settled));
+        assert!((store.read_now(&a.counters)[0] - 0.2).abs() < 1e-12);
+        // A settlement sent again (its first reply was lost) changes nothing.
+        store.settle_sync(&[settled]);
         assert!((store.read_now(&a.counters)[0] - 0.2).abs() < 1e-12);
         let lease = store.admit_now(&a).unwrap().lease.unwrap();
         assert!((store.read_now(&a.counters)[0] - 0.7).abs() < 1e-12);
         assert!(store.settle_now(&[Settlement::release(lease.clone())]));
         assert!((store.read_now(&a.counters)[0] - 0.2).abs() < 1e-12);
-        // Settling twice counts the actual amount once more (the lease is gone): callers settle once.
         assert_eq!(store.open_leases(), 0);
     }
 

@@ -157,6 +157,7 @@ impl fmt::Debug for Lease {
 
 /// Reconciles a [`Lease`]: each of its counters gets `actual − reserved` while the lease is live,
 /// or `actual` if it has already expired (its reservation was then taken back by the store).
+/// Settling a lease again changes nothing, so a settlement whose reply was lost may be sent again.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Settlement {
     /// The lease settled.

@@ -12,6 +12,7 @@
 //! | `{ns}:leases` | sorted set | open lease ids, scored by expiry (ms since the epoch, server clock) |
 //! | `{ns}:lease` | hash | lease id → the lease's reserved charges |
 //! | `{ns}:lease_seq` | string | the last lease id |
+//! | `{ns}:leases:swept` | sorted set | ids of leases that expired unsettled in the last day, scored by when |
 //!
 //! # Atomicity
 //!
@@ -75,7 +76,10 @@ local function add(key, ttl, amount)
   return v
 end
 
--- Expired leases give their reservations back to the counters that still exist.
+-- Expired leases give their reservations back to the counters that still exist, and are
+-- remembered for a day, so that a late settlement adds its whole actual amount once.
+local swept = KEYS[1] .. ':swept'
+redis.call('ZREMRANGEBYSCORE', swept, '-inf', now - 86400000)
 local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)
 for _, id in ipairs(expired) do
   local enc = redis.call('HGET', KEYS[2], id)
@@ -87,6 +91,7 @@ for _, id in ipairs(expired) do
       end
     end
     redis.call('HDEL', KEYS[2], id)
+    redis.call('ZADD', swept, now, id)
   end
   redis.call('ZREM', KEYS[1], id)
 end
@@ -99,15 +104,18 @@ local sticky_ttl = tonumber(nextarg())
 local lease_ttl = num(nextarg())
 
 -- Settlements: actual - reserved while the lease is live (every lease left after the sweep is),
--- actual once it has expired or when it was never reserved.
+-- actual once it has expired or when it was never reserved, nothing when it was settled before
+-- (a settlement sent again after a reply was lost).
 local k = 4 + n
 local m = tonumber(nextarg())
 for _ = 1, m do
   local id = nextarg()
   local live = false
+  local apply = true
   if id ~= '' then
     live = redis.call('HDEL', KEYS[2], id) == 1
     redis.call('ZREM', KEYS[1], id)
+    if not live then apply = redis.call('ZREM', swept, id) == 1 end
   end
   local charges = tonumber(nextarg())
   for _ = 1, charges do
@@ -117,7 +125,7 @@ for _ = 1, m do
     local actual = num(nextarg())
     local delta = actual
     if live then delta = actual - reserved end
-    if delta ~= 0 and finite(delta) then add(KEYS[k], ttl, delta) end
+    if apply and delta ~= 0 and finite(delta) then add(KEYS[k], ttl, delta) end
   end
 end
 
