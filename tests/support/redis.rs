@@ -42,6 +42,11 @@ impl Redis {
         None
     }
 
+    /// Whether this test started the server (no other test uses it).
+    pub(crate) fn is_own(&self) -> bool {
+        self.owned
+    }
+
     /// The server's URL.
     pub(crate) fn url(&self) -> &str {
         &self.url
@@ -100,9 +105,31 @@ impl Redis {
     }
 }
 
+impl Redis {
+    /// Freezes the server (`SIGSTOP`): connections stay open and nothing answers, as when a server
+    /// hangs. Its data is kept. Owned servers only.
+    pub(crate) fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Lets a paused server go on (`SIGCONT`); it then answers what was sent meanwhile.
+    pub(crate) fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        assert!(self.owned, "only a server the test started can be signalled");
+        let pid = self.child.as_ref().map(std::process::Child::id).expect("the server is running");
+        let status = Command::new("kill").args([signal, &pid.to_string()]).status().expect("kill runs");
+        assert!(status.success(), "kill {signal} {pid} failed");
+    }
+}
+
 impl Drop for Redis {
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
+            // A paused server must be woken to be killed cleanly.
+            let _ = Command::new("kill").args(["-CONT", &child.id().to_string()]).status();
             let _ = child.kill();
             let _ = child.wait();
         }

@@ -1,0 +1,374 @@
+//! Many replicas on one Redis: routers that share budgets through a real `redis-server` on
+//! 127.0.0.1 (started by `.ci/run`, or by the test itself), under concurrency, failures,
+//! cancellation and a server that stops in the middle of a load test.
+
+#![allow(clippy::unwrap_used, reason = "tests may unwrap")]
+
+mod meter;
+mod support;
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use meter::{MAX_TOKENS, Meter, catalog};
+use support::redis::Redis;
+use switchyard::classify::DifficultyClassifier;
+use switchyard::execution::AttemptReason;
+use switchyard::health::HealthConfig;
+use switchyard::limits::{Budget, LimitsConfig, OnStoreFailure, Scope, Window};
+use switchyard::retry::RetryPolicy;
+use switchyard::state::{RedisConfig, RedisStore, StateStore};
+use switchyard::{ErrorKind, ExecutionConfig, Request, Response, Router, Utility};
+
+macro_rules! redis_or_skip {
+    ($redis:expr) => {
+        match $redis {
+            Some(r) => r,
+            None => return,
+        }
+    };
+}
+
+/// A replica: its own connection to the shared server, namespace `ns`.
+async fn replica(meter: &Meter, url: &str, ns: &str, limits: LimitsConfig) -> Router {
+    let store = RedisStore::connect(url, RedisConfig::new().with_namespace(ns)).await.unwrap();
+    router(meter, limits, Arc::new(store))
+}
+
+fn router(meter: &Meter, limits: LimitsConfig, store: Arc<dyn StateStore>) -> Router {
+    // No circuit breaking: the failure phases must not take models out of rotation for the rest.
+    let health = HealthConfig::new().with_window(1000).with_min_requests(1000);
+    let exec = ExecutionConfig::new().with_retry(RetryPolicy::new().with_max_retries_per_model(0)).with_health(health);
+    Router::builder()
+        .catalog(catalog())
+        .classifier(DifficultyClassifier::default(), 1.0)
+        .policy(Utility::new().cost_weight(0.0))
+        .provider(meter.clone())
+        .execution(exec)
+        .limits(limits)
+        .state_store_arc(store)
+        .build()
+        .unwrap()
+}
+
+fn request() -> Request {
+    Request::new("Summarise the quarterly report in three bullet points.")
+        .with_max_tokens(MAX_TOKENS)
+        .with_tenant("acme")
+}
+
+/// The worst-case reservation of `model` for [`request`], and makes `meter` report the router's
+/// input estimate so actual costs match reservations.
+fn reservation(meter: &Meter, router: &Router, model: &str) -> f64 {
+    let decision = router.route(&request()).unwrap();
+    meter.input_tokens.store(decision.candidates()[0].cost.input_tokens, Ordering::SeqCst);
+    let c = decision.candidates().iter().find(|c| router.catalog().model(c.model).id.as_str() == model).unwrap();
+    let p = &router.catalog().model(c.model).pricing;
+    (f64::from(c.cost.input_tokens) * p.input_per_mtok + f64::from(MAX_TOKENS) * p.output_per_mtok) / 1e6
+}
+
+async fn global_spent(router: &Router) -> f64 {
+    router.budget_status(None, None).await.unwrap()[0].spent_usd
+}
+
+async fn connection(url: &str) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(url).unwrap().get_multiplexed_async_connection().await.unwrap()
+}
+
+/// Leases still open in namespace `ns`.
+async fn open_leases(url: &str, ns: &str) -> i64 {
+    let mut con = connection(url).await;
+    redis::cmd("ZCARD").arg(format!("{{{ns}}}:leases")).query_async(&mut con).await.unwrap()
+}
+
+fn close(a: f64, b: f64) -> bool {
+    (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1.0)
+}
+
+fn cost(results: &[switchyard::Result<Response>]) -> f64 {
+    results.iter().filter_map(|r| r.as_ref().ok()).map(|r| r.cost_usd).sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn four_replicas_never_overspend_a_shared_budget_and_leak_no_reservation() {
+    let redis = redis_or_skip!(Redis::shared());
+    let ns = redis.namespace("four_replicas");
+    let meter = Meter::new();
+    let probe = router(
+        &meter,
+        LimitsConfig::new().budget(Budget::new(Scope::Global, 1.0, Window::Day)),
+        Arc::new(switchyard::state::MemoryStore::new()),
+    );
+    let dear = reservation(&meter, &probe, "dear");
+    let cheap = reservation(&meter, &probe, "cheap");
+    // Forty answers from `dear`, then room for a cheaper one.
+    let cap = 40.5 * dear;
+    let limits =
+        LimitsConfig::new().budget(Budget::new(Scope::Global, cap, Window::Day)).store_timeout(Duration::from_secs(2));
+    let mut routers = Vec::new();
+    for _ in 0..4 {
+        routers.push(replica(&meter, redis.url(), &ns, limits.clone()).await);
+    }
+    // Failed and cancelled requests first: if they left reservations behind, the load below could
+    // not use the whole budget.
+    for m in ["cheap", "mid", "dear"] {
+        meter.knobs(m).fail.store(true, Ordering::SeqCst);
+    }
+    let calls = (0..64).map(|i| {
+        let r = routers[i % 4].clone();
+        async move { r.complete(request()).await }
+    });
+    let failed = futures::future::join_all(calls).await;
+    // In flight, their reservations fill the budget: the last ones are refused before they start.
+    for r in &failed {
+        let e = r.as_ref().err().unwrap();
+        assert!(matches!(e.kind(), ErrorKind::Server | ErrorKind::BudgetExceeded), "{e}");
+    }
+    assert!(failed.iter().any(|r| r.as_ref().is_err_and(|e| e.kind() == ErrorKind::Server)));
+    for m in ["cheap", "mid", "dear"] {
+        meter.knobs(m).fail.store(false, Ordering::SeqCst);
+        meter.knobs(m).hang.store(true, Ordering::SeqCst);
+    }
+    let calls = (0..64).map(|i| {
+        let r = routers[i % 4].clone();
+        async move { tokio::time::timeout(Duration::from_millis(50), r.complete(request())).await }
+    });
+    let cancelled = futures::future::join_all(calls).await;
+    // Cancelled while their models hang, or refused because the hanging ones hold the budget.
+    for r in &cancelled {
+        assert!(r.as_ref().map_or(true, |r| r.as_ref().is_err_and(|e| e.kind() == ErrorKind::BudgetExceeded)));
+    }
+    assert!(cancelled.iter().filter(|r| r.is_err()).count() >= 32, "most were cancelled mid-flight");
+    for m in ["cheap", "mid", "dear"] {
+        meter.knobs(m).hang.store(false, Ordering::SeqCst);
+    }
+    *meter.knobs("dear").latency.lock().unwrap() = Duration::from_millis(5);
+
+    // 256 concurrent requests over the four replicas.
+    let calls = (0..256).map(|i| {
+        let r = routers[i % 4].clone();
+        async move { r.complete(request()).await }
+    });
+    let results = futures::future::join_all(calls).await;
+    let served = results.iter().filter(|r| r.is_ok()).count();
+    let refused = results.iter().filter(|r| r.as_ref().is_err_and(|e| e.kind() == ErrorKind::BudgetExceeded)).count();
+    assert_eq!(served + refused, 256, "every request ends in an answer or BudgetExceeded");
+    let spent = cost(&results);
+    assert!(spent <= cap + dear, "spent {spent} > cap {cap} + one request's maximum {dear}");
+    assert!(cap - spent < cheap + 1e-9, "the whole budget was usable: {spent} of {cap}");
+    let downgraded = results
+        .iter()
+        .filter_map(|r| r.as_ref().ok())
+        .filter(|r| r.attempts[0].reason == AttemptReason::Downgrade)
+        .count();
+    assert!(downgraded > 0, "near the cap requests went to cheaper models");
+    for r in &routers {
+        r.flush_state().await.unwrap();
+    }
+    let recorded = global_spent(&routers[0]).await;
+    assert!(close(recorded, spent), "redis says {recorded}, the answers cost {spent}");
+    assert_eq!(open_leases(redis.url(), &ns).await, 0, "no reservation is left open");
+}
+
+#[tokio::test]
+async fn a_tenant_near_its_cap_is_downgraded_then_refused_across_replicas() {
+    let redis = redis_or_skip!(Redis::shared());
+    let ns = redis.namespace("downgrade");
+    let meter = Meter::new();
+    let probe = router(
+        &meter,
+        LimitsConfig::new().budget(Budget::tenant("acme", 1.0, Window::Month)),
+        Arc::new(switchyard::state::MemoryStore::new()),
+    );
+    let (dear, mid) = (reservation(&meter, &probe, "dear"), reservation(&meter, &probe, "mid"));
+    let cap = dear + mid + mid / 2.0;
+    let limits = LimitsConfig::new().budget(Budget::tenant("acme", cap, Window::Month));
+    let a = replica(&meter, redis.url(), &ns, limits.clone()).await;
+    let b = replica(&meter, redis.url(), &ns, limits).await;
+    let first = a.complete(request()).await.unwrap();
+    let second = b.complete(request()).await.unwrap();
+    assert_eq!((first.model.unwrap().as_str(), first.attempts[0].reason), ("dear", AttemptReason::Primary));
+    assert_eq!((second.model.unwrap().as_str(), second.attempts[0].reason), ("mid", AttemptReason::Downgrade));
+    let third = a.complete(request()).await.unwrap();
+    assert_eq!(third.model.unwrap().as_str(), "cheap");
+    // Keep going on the other replica until nothing fits.
+    let mut n = 0;
+    let error = loop {
+        match b.complete(request()).await {
+            Ok(r) => assert_eq!(r.model.unwrap().as_str(), "cheap"),
+            Err(e) => break e,
+        }
+        n += 1;
+        assert!(n < 1000, "the budget never ran out");
+    };
+    assert_eq!(error.kind(), ErrorKind::BudgetExceeded, "{error}");
+    assert_eq!(error.rejections().len(), 3);
+}
+
+#[tokio::test]
+async fn one_round_trip_per_request() {
+    let redis = redis_or_skip!(Redis::shared());
+    let ns = redis.namespace("round_trips");
+    let meter = Meter::new();
+    let limits = LimitsConfig::new()
+        .budget(Budget::new(Scope::Global, 1e6, Window::Day))
+        .budget(Budget::new(Scope::Tenant, 1e6, Window::Sliding(Duration::from_secs(3600))))
+        .rate_limit(
+            switchyard::limits::RateLimit::new("dear").requests_per_minute(1_000_000).tokens_per_minute(1 << 40),
+        )
+        .sticky(Duration::from_secs(60));
+    let router = replica(&meter, redis.url(), &ns, limits).await;
+    // The first call loads the script.
+    router.complete(request().with_key("k")).await.unwrap();
+    let mut con = connection(redis.url()).await;
+    let before: String = redis::cmd("INFO").arg("commandstats").query_async(&mut con).await.unwrap();
+    let n = 50;
+    for _ in 0..n {
+        router.complete(request().with_key("k")).await.unwrap();
+    }
+    let after: String = redis::cmd("INFO").arg("commandstats").query_async(&mut con).await.unwrap();
+    // Commands the script runs inside count too; these are the ones a client sends.
+    let calls = |info: &str, command: &str| -> u64 {
+        info.lines()
+            .find_map(|l| l.strip_prefix(&format!("cmdstat_{command}:calls=")))
+            .and_then(|rest| rest.split(',').next()?.parse().ok())
+            .unwrap_or(0)
+    };
+    assert_eq!(calls(&after, "evalsha") - calls(&before, "evalsha"), n, "one script call per request");
+    if redis.is_own() {
+        // Nothing else went to the server (other tests may share a server that is not this one's).
+        for other in ["eval", "mget", "script|load", "ping"] {
+            assert_eq!(calls(&after, other), calls(&before, other), "{other} was called");
+        }
+    }
+}
+
+/// Runs `n` requests over `routers`, `routers.len()` at a time, and says how long the slowest took.
+async fn load(routers: &[Router], n: usize) -> (Vec<switchyard::Result<Response>>, Duration) {
+    let mut results = Vec::new();
+    let mut slowest = Duration::ZERO;
+    for chunk in (0..n).collect::<Vec<_>>().chunks(routers.len()) {
+        let calls = chunk.iter().map(|&i| {
+            let r = routers[i % routers.len()].clone();
+            async move {
+                let started = Instant::now();
+                let result = r.complete(request()).await;
+                (result, started.elapsed())
+            }
+        });
+        for (result, took) in futures::future::join_all(calls).await {
+            slowest = slowest.max(took);
+            results.push(result);
+        }
+    }
+    (results, slowest)
+}
+
+fn fault_limits() -> LimitsConfig {
+    LimitsConfig::new()
+        .budget(Budget::new(Scope::Global, 1000.0, Window::Day).on_store_failure(OnStoreFailure::Local))
+        .store_timeout(Duration::from_millis(100))
+        .store_retry(Duration::from_millis(200))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_server_mid_load_keeps_requests_flowing_and_its_state_catches_up() {
+    let mut redis = redis_or_skip!(Redis::owned());
+    let ns = redis.namespace("frozen");
+    let meter = Meter::new();
+    let mut routers = Vec::new();
+    for _ in 0..4 {
+        routers.push(replica(&meter, redis.url(), &ns, fault_limits()).await);
+    }
+    reservation(&meter, &routers[0], "dear");
+    let (before, _) = load(&routers, 40).await;
+    assert!(before.iter().all(Result::is_ok));
+
+    redis.pause();
+    let (during, slowest) = load(&routers, 40).await;
+    assert!(during.iter().all(Result::is_ok), "local counters serve while the server is frozen");
+    assert!(slowest < Duration::from_secs(2), "no request waits on the frozen server: {slowest:?}");
+    redis.resume();
+
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (after, _) = load(&routers, 40).await;
+    assert!(after.iter().all(Result::is_ok));
+    for r in &routers {
+        r.flush_state().await.unwrap();
+    }
+    // The server kept its data; what was spent while it was frozen was added once it answered
+    // again. Admissions that timed out but ran when the server woke hold their reservations until
+    // their leases expire (deadline plus grace): compare with those leases' amounts left out.
+    let spent = cost(&before) + cost(&during) + cost(&after);
+    let recorded = global_spent(&routers[0]).await;
+    let orphaned = orphaned_reservations(redis.url(), &ns).await;
+    assert!(
+        close(recorded - orphaned, spent),
+        "redis says {recorded} (of which {orphaned} orphaned), answers cost {spent}"
+    );
+}
+
+/// What leases still open in `ns` reserve, summed: admissions whose replies were lost.
+async fn orphaned_reservations(url: &str, ns: &str) -> f64 {
+    let mut con = connection(url).await;
+    let leases: Vec<(String, String)> =
+        redis::cmd("HGETALL").arg(format!("{{{ns}}}:lease")).query_async(&mut con).await.unwrap();
+    leases
+        .iter()
+        .map(|(_, charges)| {
+            let v: Vec<serde_json::Value> = serde_json::from_str(charges).unwrap();
+            v.chunks(2).filter_map(|c| c.get(1)?.as_str()?.parse::<f64>().ok()).sum::<f64>()
+        })
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_killed_mid_load_is_survived_and_rejoined_when_it_restarts() {
+    let mut redis = redis_or_skip!(Redis::owned());
+    let ns = redis.namespace("killed");
+    let meter = Meter::new();
+    let mut routers = Vec::new();
+    for _ in 0..4 {
+        routers.push(replica(&meter, redis.url(), &ns, fault_limits()).await);
+    }
+    reservation(&meter, &routers[0], "dear");
+    let (before, _) = load(&routers, 20).await;
+    assert!(before.iter().all(Result::is_ok));
+
+    redis.stop();
+    let (during, slowest) = load(&routers, 40).await;
+    assert!(during.iter().all(Result::is_ok), "local counters serve while the server is down");
+    assert!(slowest < Duration::from_secs(2), "no request waits on the dead server: {slowest:?}");
+    // The local counters start from what the server last reported and keep counting.
+    let local = global_spent(&routers[0]).await;
+    assert!(local >= cost(&before) - 1e-9, "{local}");
+
+    assert!(redis.start(), "the server starts again on its port");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (after, _) = load(&routers, 20).await;
+    assert!(after.iter().all(Result::is_ok));
+    for r in &routers {
+        r.flush_state().await.unwrap();
+    }
+    // The restarted server kept nothing (no persistence): it now holds what was spent while it was
+    // down, replayed by the replicas, plus everything since.
+    let recorded = global_spent(&routers[0]).await;
+    let expected = cost(&during) + cost(&after);
+    assert!(close(recorded, expected), "redis says {recorded}, expected {expected}");
+}
+
+#[tokio::test]
+async fn budget_exceeded_leaves_budget_status_readable() {
+    let redis = redis_or_skip!(Redis::shared());
+    let ns = redis.namespace("status");
+    let meter = Meter::new();
+    let limits = LimitsConfig::new().budget(Budget::tenant("acme", 0.0, Window::Hour));
+    let r = replica(&meter, redis.url(), &ns, limits).await;
+    let error = r.complete(request()).await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::BudgetExceeded);
+    let status = r.budget_status(Some("acme"), None).await.unwrap();
+    assert_eq!(status.len(), 1);
+    assert_eq!((status[0].spent_usd, status[0].remaining_usd()), (0.0, 0.0));
+    assert!(status[0].resets_in <= Duration::from_secs(3600));
+}
