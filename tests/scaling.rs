@@ -274,7 +274,7 @@ fn fault_limits() -> LimitsConfig {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_frozen_server_mid_load_keeps_requests_flowing_and_its_state_catches_up() {
-    let mut redis = redis_or_skip!(Redis::owned());
+    let redis = redis_or_skip!(Redis::owned());
     let ns = redis.namespace("frozen");
     let meter = Meter::new();
     let mut routers = Vec::new();
