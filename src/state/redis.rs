@@ -131,8 +131,10 @@ end
 
 local values = {}
 local texts = {}
+local read = {}
+if n > 0 then read = redis.call('MGET', unpack(KEYS, 5, 4 + n)) end
 for i = 1, n do
-  local v = redis.call('GET', KEYS[4 + i])
+  local v = read[i]
   if v then
     texts[i] = v
     values[i] = tonumber(v) or 0
@@ -142,9 +144,9 @@ for i = 1, n do
   end
 end
 
-local choices = {}
 local c = tonumber(nextarg())
-for i = 1, c do
+-- Reads the next choice from the arguments.
+local function parse()
   local choice = { label = nextarg(), charges = {}, checks = {} }
   for j = 1, tonumber(nextarg()) do
     local idx = tonumber(nextarg()) + 1
@@ -158,7 +160,7 @@ for i = 1, c do
     end
     choice.checks[j] = check
   end
-  choices[i] = choice
+  return choice
 end
 
 local function fits(choice)
@@ -182,22 +184,37 @@ if has_sticky then
   local s = redis.call('GET', KEYS[4])
   if s then sticky_label = s end
 end
--- The sticky entry's choice first (the first one with its label), then the others in order.
-local first = nil
+local taken = nil
+local choice = nil
 if sticky_label then
+  -- The sticky entry's choice first (the first one with its label), then the others in order.
+  local choices = {}
+  for i = 1, c do choices[i] = parse() end
+  local first = nil
   for i = 1, c do
     if choices[i].label == sticky_label then
       first = i
       break
     end
   end
-end
-local taken = nil
-if first and fits(choices[first]) then taken = first end
-if not taken then
+  if first and fits(choices[first]) then taken = first end
+  if not taken then
+    for i = 1, c do
+      if i ~= first and fits(choices[i]) then
+        taken = i
+        break
+      end
+    end
+  end
+  if taken then choice = choices[taken] end
+else
+  -- In order, reading each choice only when the ones before it did not fit (Lua is slow, and most
+  -- admissions take their first choice).
   for i = 1, c do
-    if i ~= first and fits(choices[i]) then
+    local next_choice = parse()
+    if fits(next_choice) then
       taken = i
+      choice = next_choice
       break
     end
   end
@@ -208,7 +225,6 @@ if not taken then
   return out
 end
 
-local choice = choices[taken]
 local reserved = {}
 for _, g in ipairs(choice.charges) do
   local key = KEYS[4 + g[1]]
