@@ -11,8 +11,9 @@
 //!   every one of the 11 models as well (46 counters per admission).
 //! - With feature `redis` and a server (`SWITCHYARD_REDIS_URL`, or a `redis-server` on the `PATH`
 //!   that the benchmark starts on a free loopback port): `limits/complete_redis/11` and
-//!   `limits/overhead_redis/11`, the same with a `RedisStore`: one script call per request, the
-//!   settlement of the previous request riding along with it.
+//!   `limits/overhead_redis/11`, the two budgets kept in a `RedisStore`: one script call per
+//!   request, the settlement of the previous request riding along with it; and `limits/redis_ping`,
+//!   a bare `PING` round trip to the same server.
 //!
 //! Budgets are large enough never to refuse. Requests are the 64 prompts of about 1 KB of
 //! `benches/route.rs`, with tenant `acme`; the simulated provider answers at once.
@@ -144,8 +145,14 @@ mod redis {
                 switchyard::state::RedisConfig::default().with_namespace(server.namespace("bench-limits")),
             ))
             .expect("the Redis server answers");
-        let limited = router(Some((limits(), Arc::new(store))));
+        let limited = router(Some((budgets(), Arc::new(store))));
         compare(c, rt, pool, &limited, "redis");
+        // A bare round trip to the same server, for scale.
+        let client = ::redis::Client::open(server.url()).expect("a redis url");
+        let mut con = rt.block_on(client.get_multiplexed_async_connection()).expect("the Redis server answers");
+        c.bench_function("limits/redis_ping", |b| {
+            b.iter(|| rt.block_on(::redis::cmd("PING").query_async::<String>(&mut con)).expect("PONG"));
+        });
     }
 }
 

@@ -76,11 +76,21 @@
 //! | `openai` | `provider::openai::OpenAi`: OpenAI-compatible chat completions (OpenAI, Azure, vLLM, Ollama, llama.cpp, OpenRouter, Together, Groq) over `reqwest` and rustls |
 //! | `anthropic` | `provider::anthropic::Anthropic`: Anthropic's Messages API over `reqwest` and rustls |
 //! | `plot` | `eval::plot`: an SVG of an evaluation report's cost–quality curve, drawn with `plotters` (SVG backend only, no font files or system libraries) |
+//! | `redis` | `state::RedisStore`: budgets, rate limits and sticky sessions shared by every replica through a Redis server (one Lua script call per request; the `redis` crate with Tokio) |
 //! | `full` | all of the above |
 //!
 //! Nothing is on by default. The simulated provider and TOML/JSON configuration are always built;
 //! without `openai` or `anthropic` no HTTP client is compiled. `docs/providers.md` describes the
 //! adapters: the wire formats covered, the error mapping, the timeouts and what is not covered yet.
+//!
+//! # Budgets, rate limits and replicas
+//!
+//! [`limits`] caps USD spending per tenant, per caller key or overall, and requests and tokens per
+//! minute per model. Before each attempt the router reserves the candidate's cost in a
+//! [`state::StateStore`]; a candidate that does not fit is passed over for a cheaper one, and when
+//! none fits the request fails with [`ErrorKind::BudgetExceeded`]. With a shared store (Redis) the
+//! limits hold across replicas; when the store fails, each limit fails open, closed or onto local
+//! counters as configured. See `docs/scaling.md`.
 //!
 //! # Errors
 //!
@@ -147,3 +157,7 @@ struct ExperimentsDoctests;
 #[cfg(doctest)]
 #[doc = include_str!("../docs/learned-routing.md")]
 struct LearnedRoutingDoctests;
+
+#[cfg(doctest)]
+#[doc = include_str!("../docs/scaling.md")]
+struct ScalingDoctests;
