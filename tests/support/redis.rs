@@ -42,11 +42,6 @@ impl Redis {
         None
     }
 
-    /// Whether this test started the server (no other test uses it).
-    pub(crate) fn is_own(&self) -> bool {
-        self.owned
-    }
-
     /// The server's URL.
     pub(crate) fn url(&self) -> &str {
         &self.url
