@@ -721,27 +721,29 @@ fn logs_carry_no_keys_or_prompts() {
     let secret = "marmalade-quartz-5521-private";
     let logs = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let server = runtime.block_on(Server::start(move |rec| {
+        if rec.body["stream"] == true {
+            Reply::sse(text_and_tool_stream())
+        } else if rec.body["max_tokens"] == 1 {
+            Reply::json(400, error_body(&format!("echo: {secret}"), "invalid_request_error", "x"))
+        } else {
+            Reply::json(200, COMPLETION)
+        }
+    }));
+    let openai = adapter(&server);
+    let request = secret_request(secret);
+    let exercise = || async {
+        openai.complete(&model("openai", "m"), &request).await.unwrap();
+        let _ = collect(openai.stream(&model("openai", "m"), &request).await.unwrap()).await;
+        openai.complete(&model("openai", "m"), &request.clone().with_max_tokens(1)).await.unwrap_err();
+    };
+    // Once without a subscriber, so that every log statement on the way is registered before the
+    // recorder is in scope: a statement first hit by another test's thread while the recorder's
+    // interest is being computed could otherwise stay switched off.
+    runtime.block_on(exercise());
     tracing::subscriber::with_default(Recorder(logs.clone()), || {
-        // Another test's thread may have hit the adapter's log statements first, with no subscriber
-        // in scope, and cached that nobody listens to them: recompute now that this one is in scope.
         tracing::callsite::rebuild_interest_cache();
-        runtime.block_on(async {
-            let server = Server::start(move |rec| {
-                if rec.body["stream"] == true {
-                    Reply::sse(text_and_tool_stream())
-                } else if rec.body["max_tokens"] == 1 {
-                    Reply::json(400, error_body(&format!("echo: {secret}"), "invalid_request_error", "x"))
-                } else {
-                    Reply::json(200, COMPLETION)
-                }
-            })
-            .await;
-            let openai = adapter(&server);
-            let request = secret_request(secret);
-            openai.complete(&model("openai", "m"), &request).await.unwrap();
-            let _ = collect(openai.stream(&model("openai", "m"), &request).await.unwrap()).await;
-            openai.complete(&model("openai", "m"), &request.clone().with_max_tokens(1)).await.unwrap_err();
-        });
+        runtime.block_on(exercise());
     });
     let logs = logs.lock().unwrap();
     assert!(logs.iter().any(|l| l.contains("openai")), "the adapter logs its calls: {logs:?}");
