@@ -568,6 +568,31 @@ impl HealthTracker {
         }
     }
 
+    /// Opens model `index`'s circuit until `duration` after `now`, unless it is already open for
+    /// longer: another replica found the model failing (see `docs/scaling.md`). The cool-down does
+    /// not grow; after it, the circuit turns half-open and probes as usual.
+    pub fn open_for(&self, index: ModelIndex, duration: Duration, now: Instant) {
+        let Some(slot) = self.slots.get(index) else { return };
+        let until = self.nanos(now).saturating_add(u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX));
+        let mut stats = slot.stats.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut word = Circuit(slot.circuit.load(Ordering::Acquire));
+        loop {
+            if word.phase() == Phase::Open && slot.open_until.load(Ordering::Acquire) >= until {
+                return;
+            }
+            // Publish the end of the cool-down before the state that makes admit read it.
+            slot.open_until.store(until, Ordering::Release);
+            let next = Circuit::new(Phase::Open, 0, word.epoch().wrapping_add(1));
+            match slot.circuit.compare_exchange_weak(word.0, next.0, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => {
+                    stats.probe_successes = 0;
+                    return;
+                }
+                Err(actual) => word = Circuit(actual),
+            }
+        }
+    }
+
     /// Records the outcome of one attempt on model `index` that was [admitted](Self::admit) as
     /// [`Admission::Allowed`], finished at `now`.
     ///
@@ -1109,6 +1134,29 @@ mod tests {
             assert_eq!(HealthTracker::new(1, c, Instant::now()).unwrap_err().kind(), ErrorKind::Config);
         }
         d().with_ewma_alpha(1.0).with_failure_rate(1.0).with_window(1).with_min_requests(1).validate().unwrap();
+    }
+
+    #[test]
+    fn open_for_opens_then_probes_and_never_shortens_a_longer_cool_down() {
+        let (t, base) = tracker(2);
+        t.open_for(0, 5 * SEC, base);
+        assert_eq!(t.state(0, base), Some(CircuitState::Open { retry_in: 5 * SEC }));
+        assert_eq!(t.state(1, base), Some(CircuitState::Closed));
+        // A shorter one changes nothing.
+        t.open_for(0, SEC, base);
+        assert_eq!(t.state(0, base), Some(CircuitState::Open { retry_in: 5 * SEC }));
+        // After it, the circuit probes as usual and closes on successes.
+        let later = base + 5 * SEC;
+        for _ in 0..3 {
+            assert_eq!(t.admit(0, later), Admission::Probe);
+            t.record_probe(0, &ok(), later);
+        }
+        assert_eq!(t.state(0, later), Some(CircuitState::Closed));
+        // An open circuit of its own is extended, never shortened.
+        trip(&t, 1, base);
+        t.open_for(1, 60 * SEC, base);
+        assert_eq!(t.state(1, base), Some(CircuitState::Open { retry_in: 60 * SEC }));
+        t.open_for(7, SEC, base);
     }
 
     #[test]

@@ -440,3 +440,54 @@ fn limits_load_from_toml_and_bad_values_name_their_field() {
     bad("[[limits.rate_limits]]\nmodel = \"cheap\"", "requests_per_minute");
     bad("[limits]\nstore_timeout_ms = 0", "store_timeout_ms");
 }
+
+#[tokio::test]
+async fn a_circuit_opened_by_one_router_is_open_for_every_router_on_the_store() {
+    let meter = Meter::new();
+    let store: Arc<dyn StateStore> = Arc::new(MemoryStore::new());
+    let health = HealthConfig::new().with_min_requests(2).with_failure_rate(0.5).with_open_for(Duration::from_secs(30));
+    let exec = ExecutionConfig::new().with_retry(RetryPolicy::new().with_max_retries_per_model(0)).with_health(health);
+    let replica = |store: Arc<dyn StateStore>| {
+        Router::builder()
+            .catalog(catalog())
+            .classifier(DifficultyClassifier::default(), 1.0)
+            .policy(Utility::new().cost_weight(0.0))
+            .provider(meter.clone())
+            .execution(exec.clone())
+            .state_store_arc(store)
+            .build()
+            .unwrap()
+    };
+    let (a, b) = (replica(store.clone()), replica(store.clone()));
+    // `dear` fails on `a` until its circuit opens there.
+    meter.knobs("dear").fail.store(true, Ordering::SeqCst);
+    for _ in 0..3 {
+        let _ = a.complete(request()).await;
+    }
+    let open = |r: &Router| {
+        r.health().into_iter().any(|h| h.model.is_some_and(|m| m.as_str() == "dear") && h.state.as_str() == "open")
+    };
+    assert!(open(&a));
+    assert!(!open(&b), "`b` has not heard yet");
+    let calls = meter.calls("dear");
+    // `b` still ranks `dear` first, but the store says its circuit is open: `b` goes to `mid`
+    // without calling `dear`, and opens the circuit on its side for the rest of the cool-down.
+    let served = b.complete(request()).await.unwrap();
+    assert_eq!((served.model.unwrap().as_str(), served.attempts[0].reason), ("mid", AttemptReason::Fallback));
+    assert_eq!(meter.calls("dear"), calls);
+    assert!(open(&b));
+    assert!(b.route(&request()).unwrap().model().as_str() != "dear");
+    // Without sharing, `b` finds out for itself.
+    let c = Router::builder()
+        .catalog(catalog())
+        .classifier(DifficultyClassifier::default(), 1.0)
+        .policy(Utility::new().cost_weight(0.0))
+        .provider(meter.clone())
+        .execution(exec.clone())
+        .limits(LimitsConfig::new().share_circuits(false))
+        .state_store_arc(store)
+        .build()
+        .unwrap();
+    let _ = c.complete(request()).await;
+    assert_eq!(meter.calls("dear"), calls + 1);
+}

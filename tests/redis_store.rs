@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use smallvec::smallvec;
 use switchyard::ErrorKind;
 use switchyard::state::{
-    Admit, Check, Choice, Counter, Lease, MemoryStore, RedisConfig, RedisStore, Settlement, StateStore, Sticky,
+    Admit, Check, Choice, Counter, Flag, Lease, MemoryStore, RedisConfig, RedisStore, Settlement, StateStore, Sticky,
 };
 
 use support::redis::Redis;
@@ -41,11 +41,13 @@ fn admit(limit: f64, costs: &[f64]) -> Admit {
                 label: Arc::from(format!("m{i}")),
                 charges: smallvec![(0, c)],
                 checks: smallvec![Check { terms: smallvec![(0, 1.0)], limit }],
+                flag: None,
             })
             .collect(),
         lease_ttl: Duration::from_secs(60),
         sticky: None,
         settle: Vec::new(),
+        flags: Vec::new(),
     }
 }
 
@@ -124,6 +126,47 @@ async fn an_expired_lease_gives_its_reservation_back_and_a_late_settlement_adds_
 }
 
 #[tokio::test]
+async fn a_flag_set_by_one_store_blocks_its_choice_for_another_until_it_expires() {
+    let redis = redis_or_skip!(Redis::shared());
+    let ns = redis.namespace("flags");
+    let config = || RedisConfig::new().with_namespace(ns.clone()).with_response_timeout(Duration::from_secs(2));
+    let (one, two) = (
+        RedisStore::connect(redis.url(), config()).await.unwrap(),
+        RedisStore::connect(redis.url(), config()).await.unwrap(),
+    );
+    let mut a = admit(10.0, &[0.1, 0.1]);
+    a.choices[0].flag = Some(Arc::from("circuit:m0"));
+    let mut set = Admit {
+        flags: vec![Flag { name: Arc::from("circuit:m0"), ttl: Duration::from_millis(300) }],
+        ..Admit::default()
+    };
+    one.admit(&set).await.unwrap();
+    let blocked = two.admit(&a).await.unwrap();
+    assert_eq!(blocked.choice, Some(1));
+    assert_eq!(blocked.blocked.len(), 1);
+    assert_eq!(blocked.blocked[0].0, 0);
+    assert!(blocked.blocked[0].1 > Duration::ZERO && blocked.blocked[0].1 <= Duration::from_millis(300));
+    // A shorter flag does not shorten it.
+    set.flags[0].ttl = Duration::from_millis(1);
+    one.admit(&set).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert_eq!(two.admit(&a).await.unwrap().choice, Some(1));
+    // Once it expires, the choice is taken again.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let later = two.admit(&a).await.unwrap();
+    assert_eq!((later.choice, later.blocked.len()), (Some(0), 0));
+    // Every choice flagged: nothing is taken, and each is reported.
+    set.flags = vec![
+        Flag { name: Arc::from("circuit:m0"), ttl: Duration::from_secs(5) },
+        Flag { name: Arc::from("circuit:m1"), ttl: Duration::from_secs(5) },
+    ];
+    one.admit(&set).await.unwrap();
+    a.choices[1].flag = Some(Arc::from("circuit:m1"));
+    let none = two.admit(&a).await.unwrap();
+    assert_eq!((none.choice, none.blocked.len()), (None, 2));
+}
+
+#[tokio::test]
 async fn a_settlement_sent_twice_counts_once() {
     let redis = redis_or_skip!(Redis::shared());
     let store = store(&redis, "settle_twice").await;
@@ -191,7 +234,12 @@ async fn sliding_window_weights_the_previous_bucket() {
     let first = store
         .admit(&Admit {
             counters: counters.clone(),
-            choices: vec![Choice { label: Arc::from("m"), charges: smallvec![(0, 10.0)], checks: smallvec![] }],
+            choices: vec![Choice {
+                label: Arc::from("m"),
+                charges: smallvec![(0, 10.0)],
+                checks: smallvec![],
+                flag: None,
+            }],
             // A live lease: an expired one would give its 10 back at the next admission.
             lease_ttl: Duration::from_secs(60),
             ..Admit::default()
@@ -200,7 +248,7 @@ async fn sliding_window_weights_the_previous_bucket() {
         .unwrap();
     assert!(first.lease.is_some());
     let check = Check { terms: smallvec![(0, 0.5), (1, 1.0)], limit: 6.5 };
-    let choice = Choice { label: Arc::from("m"), charges: smallvec![(1, 1.0)], checks: smallvec![check] };
+    let choice = Choice { label: Arc::from("m"), charges: smallvec![(1, 1.0)], checks: smallvec![check], flag: None };
     let a = Admit { counters, choices: vec![choice], lease_ttl: Duration::from_secs(60), ..Admit::default() };
     assert_eq!(store.admit(&a).await.unwrap().choice, Some(0), "5 + 1 ≤ 6.5");
     assert_eq!(store.admit(&a).await.unwrap().choice, None, "5 + 2 > 6.5");
@@ -294,13 +342,19 @@ async fn same_sequence_same_choices_and_values_as_memory_store() {
                         limit: 2.0 + rng.unit() * 20.0,
                     })
                     .collect();
-                Choice { label: Arc::from(labels[i as usize]), charges, checks }
+                Choice { label: Arc::from(labels[i as usize]), charges, checks, flag: None }
             })
             .collect();
         let sticky = (rng.below(3) == 0)
             .then(|| Sticky { key: Arc::from(format!("s:{}", rng.below(3))), ttl: Duration::from_secs(60) });
-        let mut a =
-            Admit { counters: counters.clone(), choices, lease_ttl: Duration::from_secs(60), sticky, settle: settle_m };
+        let mut a = Admit {
+            counters: counters.clone(),
+            choices,
+            lease_ttl: Duration::from_secs(60),
+            sticky,
+            settle: settle_m,
+            flags: Vec::new(),
+        };
         let m = memory.admit(&a).await.unwrap();
         a.settle = settle_r;
         let r = store.admit(&a).await.unwrap();

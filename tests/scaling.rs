@@ -370,3 +370,41 @@ async fn budget_exceeded_leaves_budget_status_readable() {
     assert_eq!((status[0].spent_usd, status[0].remaining_usd()), (0.0, 0.0));
     assert!(status[0].resets_in <= Duration::from_secs(3600));
 }
+
+#[tokio::test]
+async fn a_circuit_opened_on_one_replica_is_avoided_by_the_others() {
+    let redis = redis_or_skip!(Redis::shared());
+    let ns = redis.namespace("circuits");
+    let meter = Meter::new();
+    let health = HealthConfig::new().with_min_requests(2).with_failure_rate(0.5).with_open_for(Duration::from_secs(30));
+    let exec = ExecutionConfig::new().with_retry(RetryPolicy::new().with_max_retries_per_model(0)).with_health(health);
+    let mut replicas = Vec::new();
+    for _ in 0..3 {
+        let store = RedisStore::connect(redis.url(), RedisConfig::new().with_namespace(ns.clone())).await.unwrap();
+        replicas.push(
+            Router::builder()
+                .catalog(catalog())
+                .classifier(DifficultyClassifier::default(), 1.0)
+                .policy(Utility::new().cost_weight(0.0))
+                .provider(meter.clone())
+                .execution(exec.clone())
+                .state_store(store)
+                .build()
+                .unwrap(),
+        );
+    }
+    meter.knobs("dear").fail.store(true, Ordering::SeqCst);
+    for _ in 0..3 {
+        let _ = replicas[0].complete(request()).await;
+    }
+    let calls = meter.calls("dear");
+    // The next request on the first replica carries the news to Redis; the others read it there.
+    replicas[0].flush_state().await.unwrap();
+    for r in &replicas[1..] {
+        let served = r.complete(request()).await.unwrap();
+        assert_eq!(served.model.unwrap().as_str(), "mid");
+        let dear = r.health().into_iter().find(|h| h.model.as_ref().is_some_and(|m| m.as_str() == "dear")).unwrap();
+        assert_eq!(dear.state.as_str(), "open");
+    }
+    assert_eq!(meter.calls("dear"), calls, "no other replica called the failing model");
+}

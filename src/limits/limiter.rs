@@ -11,12 +11,21 @@ use smallvec::{SmallVec, smallvec};
 
 use super::window::Slot;
 use super::{Budget, BudgetStatus, LimitsConfig, OnStoreFailure, Reserve, Scope};
-use crate::catalog::{Catalog, ModelId};
+use crate::catalog::{Catalog, ModelId, ModelIndex};
 use crate::cost::price;
 use crate::error::{Error, ErrorKind, Result};
 use crate::policy::{Candidate, RejectReason, Rejection};
 use crate::request::Request;
-use crate::state::{Admit, Check, Choice, Counter, Lease, MemoryStore, Settlement, StateStore, Sticky};
+use crate::state::{Admit, Admitted, Check, Choice, Counter, Flag, Lease, MemoryStore, Settlement, StateStore, Sticky};
+
+/// A candidate admitted: which (its position among those offered), its reservation, whether the
+/// sticky entry chose it, and the models passed over because their circuit is open elsewhere.
+pub(crate) struct Admission {
+    pub(crate) position: usize,
+    pub(crate) ticket: Ticket,
+    pub(crate) sticky: bool,
+    pub(crate) blocked: SmallVec<[(ModelIndex, Duration); 2]>,
+}
 
 /// What a charge of a lease measures, to settle it with the right actual amount.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -129,6 +138,12 @@ pub(crate) struct Limiter {
     keys: KeyCache,
     /// Per catalog model: its id, the label of its choices.
     labels: Vec<Arc<str>>,
+    /// Per catalog model: the name of the flag that says its circuit is open.
+    circuit_flags: Vec<Arc<str>>,
+    /// Per catalog model: until when (ms since `epoch`) this replica last published its circuit open.
+    published: Vec<AtomicU64>,
+    /// Flags for the store, sent with the next admission.
+    flags: Mutex<Vec<Flag>>,
     store: Arc<dyn StateStore>,
     /// Counters of this process, used while the store is failing.
     local: MemoryStore,
@@ -225,10 +240,14 @@ impl Limiter {
             rates: Mutex::new(vec![None; catalog.len()]),
         };
         let labels = catalog.models().iter().map(|m| Arc::from(m.id.as_str())).collect();
+        let circuit_flags = catalog.models().iter().map(|m| Arc::from(format!("circuit:{}", m.id))).collect();
         Ok(Self {
             config,
             keys,
             labels,
+            circuit_flags,
+            published: catalog.models().iter().map(|_| AtomicU64::new(0)).collect(),
+            flags: Mutex::new(Vec::new()),
             store,
             local: MemoryStore::new(),
             rates,
@@ -309,7 +328,14 @@ impl Limiter {
 
     /// Builds the admission of `models` (in order of preference). With `fallback`, limits that do
     /// not apply while the store is down are left out and closed ones mark their choices.
-    fn build(&self, request: &Request, catalog: &Catalog, models: &[&Candidate], fallback: bool) -> Built {
+    fn build(
+        &self,
+        request: &Request,
+        catalog: &Catalog,
+        models: &[&Candidate],
+        fallback: bool,
+        circuits: bool,
+    ) -> Built {
         let now = now_ms();
         let hints = &request.hints;
         let mut counters = Vec::with_capacity(4);
@@ -343,7 +369,8 @@ impl Limiter {
             let model = catalog.model(c.model);
             let (usd, tokens) = self.reservation(request, catalog, c);
             let label = self.labels.get(c.model).cloned().unwrap_or_else(|| Arc::from(model.id.as_str()));
-            let mut choice = Choice { label, charges: SmallVec::new(), checks: SmallVec::new() };
+            let flag = if circuits { self.circuit_flags.get(c.model).cloned() } else { None };
+            let mut choice = Choice { label, charges: SmallVec::new(), checks: SmallVec::new(), flag };
             let mut origins = SmallVec::new();
             let mut roles = SmallVec::new();
             for (b, charge, check) in &budget_checks {
@@ -388,57 +415,57 @@ impl Limiter {
     }
 
     /// Reserves the first of `models` (in order of preference) that every limit allows, and says
-    /// which it was.
+    /// which it was. With `circuits`, models whose circuit another replica opened are passed over.
     ///
     /// # Errors
-    /// [`ErrorKind::BudgetExceeded`], [`ErrorKind::RateLimited`] or [`ErrorKind::Store`] when none
-    /// is allowed, with a rejection per model.
+    /// [`ErrorKind::BudgetExceeded`], [`ErrorKind::RateLimited`], [`ErrorKind::Store`] or
+    /// [`ErrorKind::NoCandidate`] (every circuit open) when none is allowed, with a rejection per
+    /// model.
     pub(crate) async fn admit(
         self: &Arc<Self>,
         request: &Request,
         catalog: &Catalog,
         models: &[&Candidate],
-        sticky: bool,
+        first_pick: bool,
+        circuits: bool,
         deadline: Duration,
-    ) -> Result<(usize, Ticket, bool)> {
+    ) -> Result<Admission> {
         let lease_ttl = deadline.saturating_add(self.config.lease_grace);
-        let sticky = match (&self.config.sticky, &request.hints.key, sticky) {
+        let sticky = match (&self.config.sticky, &request.hints.key, first_pick) {
             (Some(s), Some(key), true) => {
                 Some(Sticky { key: Arc::from(format!("sticky:{:016x}", hash_key(key))), ttl: s.ttl })
             }
             _ => None,
         };
-        if !self.store_is_down() && lock(&self.pending).is_empty() && lock(&self.backlog).is_empty() {
+        let circuits = circuits && self.config.share_circuits;
+        let quiet = lock(&self.pending).is_empty() && lock(&self.backlog).is_empty() && lock(&self.flags).is_empty();
+        if !self.store_is_down() && quiet {
             // A store without I/O answers at once: no timeout, no boxed future. Most requests take
             // their first choice, so it is tried alone first; the full admission follows if it does
             // not fit (an atomic admission of its own, so the rule "the first that fits" holds).
             let first = sticky.is_none() && models.len() > 1;
-            let mut built = self.build(request, catalog, if first { &models[..1] } else { models }, false);
+            let mut built = self.build(request, catalog, if first { &models[..1] } else { models }, false, circuits);
             built.admit.lease_ttl = lease_ttl;
             built.admit.sticky = sticky.clone();
             if let Some(answer) = self.store.admit_sync(&built.admit) {
                 let admitted = answer?;
                 if admitted.choice.is_some() || !first {
-                    return self
-                        .outcome(&built, admitted.choice, admitted.lease, &admitted.values, false, catalog, models)
-                        .map(|(i, t)| (i, t, admitted.sticky_hit));
+                    return self.outcome(&built, admitted, false, catalog, models);
                 }
-                let mut built = self.build(request, catalog, models, false);
+                let mut built = self.build(request, catalog, models, false, circuits);
                 built.admit.lease_ttl = lease_ttl;
                 built.admit.sticky = sticky.clone();
                 if let Some(answer) = self.store.admit_sync(&built.admit) {
-                    let admitted = answer?;
-                    return self
-                        .outcome(&built, admitted.choice, admitted.lease, &admitted.values, false, catalog, models)
-                        .map(|(i, t)| (i, t, admitted.sticky_hit));
+                    return self.outcome(&built, answer?, false, catalog, models);
                 }
             }
         }
         if !self.store_is_down() {
-            let mut built = self.build(request, catalog, models, false);
+            let mut built = self.build(request, catalog, models, false, circuits);
             built.admit.lease_ttl = lease_ttl;
             built.admit.sticky = sticky.clone();
             built.admit.settle = std::mem::take(&mut *lock(&self.pending));
+            built.admit.flags = std::mem::take(&mut *lock(&self.flags));
             let backlog = std::mem::take(&mut *lock(&self.backlog));
             if !backlog.is_empty() {
                 built.admit.settle.push(Settlement::unreserved(backlog.iter().cloned()));
@@ -447,9 +474,7 @@ impl Limiter {
             match answer {
                 Ok(Ok(admitted)) => {
                     self.remember(&built.admit.counters, &admitted.values);
-                    return self
-                        .outcome(&built, admitted.choice, admitted.lease, &admitted.values, false, catalog, models)
-                        .map(|(i, t)| (i, t, admitted.sticky_hit));
+                    return self.outcome(&built, admitted, false, catalog, models);
                 }
                 failed => {
                     let why = match failed {
@@ -458,15 +483,18 @@ impl Limiter {
                     };
                     tracing::warn!(store = self.store.name(), error = %why, "state store failed; serving from local counters");
                     self.mark_down();
-                    // Nothing was applied: keep the settlements for the next call.
+                    // Keep what was to be sent for the next call (a settlement applied twice counts
+                    // once; a flag set twice is the same flag).
                     let mut pending = lock(&self.pending);
                     pending.extend(built.admit.settle.into_iter().filter(|s| s.lease.id != 0));
                     drop(pending);
+                    lock(&self.flags).extend(built.admit.flags);
                     lock(&self.backlog).extend(backlog);
                 }
             }
         }
-        let mut built = self.build(request, catalog, models, true);
+        // Local counters only; circuits are this replica's own meanwhile.
+        let mut built = self.build(request, catalog, models, true, false);
         built.admit.lease_ttl = lease_ttl;
         built.admit.sticky = sticky;
         {
@@ -484,8 +512,31 @@ impl Limiter {
             }
         }
         let admitted = self.local.admit_now(&built.admit)?;
-        self.outcome(&built, admitted.choice, admitted.lease, &admitted.values, true, catalog, models)
-            .map(|(i, t)| (i, t, admitted.sticky_hit))
+        self.outcome(&built, admitted, true, catalog, models)
+    }
+
+    /// Tells the other replicas that `model`'s circuit opened here, for `open_for`; sent with the
+    /// next admission.
+    pub(crate) fn publish_open(&self, model: ModelIndex, open_for: Duration) {
+        if !self.config.share_circuits || open_for.is_zero() {
+            return;
+        }
+        let Some(name) = self.circuit_flags.get(model) else { return };
+        // Once per opening: a failure recorded while the circuit is open publishes nothing new.
+        let until = self.elapsed_ms().saturating_add(u64::try_from(open_for.as_millis()).unwrap_or(u64::MAX));
+        if let Some(published) = self.published.get(model) {
+            let before = published.load(Ordering::Acquire);
+            if before.saturating_add(1000) >= until
+                || published.compare_exchange(before, until, Ordering::AcqRel, Ordering::Acquire).is_err()
+            {
+                return;
+            }
+        }
+        let mut flags = lock(&self.flags);
+        match flags.iter_mut().find(|f| f.name == *name) {
+            Some(f) => f.ttl = f.ttl.max(open_for),
+            None => flags.push(Flag { name: name.clone(), ttl: open_for }),
+        }
     }
 
     fn remember(&self, counters: &[Counter], values: &[f64]) {
@@ -498,30 +549,35 @@ impl Limiter {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn outcome(
         self: &Arc<Self>,
         built: &Built,
-        choice: Option<usize>,
-        lease: Option<Lease>,
-        values: &[f64],
+        admitted: Admitted,
         local: bool,
         catalog: &Catalog,
         models: &[&Candidate],
-    ) -> Result<(usize, Ticket)> {
+    ) -> Result<Admission> {
+        let Admitted { choice, lease, values, sticky_hit, blocked } = admitted;
+        let values = &values[..];
+        let blocked: SmallVec<[(ModelIndex, Duration); 2]> =
+            blocked.iter().filter_map(|&(i, d)| Some((models.get(i)?.model, d))).collect();
         if let (Some(i), Some(lease)) = (choice, lease) {
             let roles = built.meta[i].roles.clone();
-            return Ok((
-                i,
-                Ticket { limiter: self.clone(), lease: Some(lease), roles, local, usd: 0.0, tokens: 0, requests: 0 },
-            ));
+            let ticket =
+                Ticket { limiter: self.clone(), lease: Some(lease), roles, local, usd: 0.0, tokens: 0, requests: 0 };
+            return Ok(Admission { position: i, ticket, sticky: sticky_hit, blocked });
         }
         // Nothing fits: say why for each model.
         let mut rejections = Vec::with_capacity(models.len());
-        let (mut budget, mut closed, mut retry_in) = (false, false, None::<Duration>);
+        let (mut budget, mut closed, mut circuit, mut retry_in) = (false, false, false, None::<Duration>);
         let mut budget_retry: Option<Duration> = None;
         for (k, c) in models.iter().enumerate() {
             let id = catalog.model(c.model).id.clone();
+            if let Some(&(_, retry_in)) = blocked.iter().find(|(m, _)| *m == c.model) {
+                circuit = true;
+                rejections.push(Rejection::new(id, RejectReason::CircuitOpen { retry_in }));
+                continue;
+            }
             if built.meta[k].closed {
                 closed = true;
                 rejections.push(Rejection::new(id, RejectReason::StoreUnavailable));
@@ -534,6 +590,7 @@ impl Limiter {
                         label: choice.label.clone(),
                         charges: choice.charges.clone(),
                         checks: smallvec![(*check).clone()],
+                        flag: None,
                     },
                     values,
                 )
@@ -566,6 +623,8 @@ impl Limiter {
             (ErrorKind::BudgetExceeded, "no candidate fits within its budgets")
         } else if closed && rejections.iter().all(|r| matches!(r.reason(), RejectReason::StoreUnavailable)) {
             (ErrorKind::Store, "the state store is unreachable and every candidate has a limit that fails closed")
+        } else if circuit && rejections.iter().all(|r| matches!(r.reason(), RejectReason::CircuitOpen { .. })) {
+            (ErrorKind::NoCandidate, "every candidate's circuit is open on another replica")
         } else {
             (ErrorKind::RateLimited, "every candidate is at its rate limit")
         };
@@ -643,22 +702,24 @@ impl Limiter {
         )
     }
 
-    /// Sends queued settlements and local spending to the store now.
+    /// Sends queued settlements, local spending and flags to the store now.
     pub(crate) async fn flush(&self) -> Result<()> {
-        let mut batch = std::mem::take(&mut *lock(&self.pending));
+        let mut admit = Admit { settle: std::mem::take(&mut *lock(&self.pending)), ..Admit::default() };
+        admit.flags = std::mem::take(&mut *lock(&self.flags));
         let backlog = std::mem::take(&mut *lock(&self.backlog));
         if !backlog.is_empty() {
-            batch.push(Settlement::unreserved(backlog.iter().cloned()));
+            admit.settle.push(Settlement::unreserved(backlog.iter().cloned()));
         }
-        if batch.is_empty() {
+        if admit.settle.is_empty() && admit.flags.is_empty() {
             return Ok(());
         }
-        let result = match tokio::time::timeout(self.config.store_timeout, self.store.settle(&batch)).await {
-            Ok(result) => result,
+        let result = match tokio::time::timeout(self.config.store_timeout, self.store.admit(&admit)).await {
+            Ok(result) => result.map(|_| ()),
             Err(_) => Err(self.timeout_error()),
         };
         if result.is_err() {
-            lock(&self.pending).extend(batch.into_iter().filter(|s| s.lease.id != 0));
+            lock(&self.pending).extend(admit.settle.into_iter().filter(|s| s.lease.id != 0));
+            lock(&self.flags).extend(admit.flags);
             lock(&self.backlog).extend(backlog);
         }
         result

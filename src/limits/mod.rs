@@ -40,7 +40,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-pub(crate) use self::limiter::{Limiter, Ticket};
+pub(crate) use self::limiter::{Admission, Limiter, Ticket};
 pub use self::window::Window;
 
 use crate::catalog::{Catalog, ModelId};
@@ -303,6 +303,9 @@ pub struct LimitsConfig {
     /// say) before the store gives it back (default 60 s).
     #[serde(rename = "lease_grace_ms", with = "millis")]
     pub lease_grace: Duration,
+    /// Whether a circuit that opens on one replica is open on every replica that shares the store,
+    /// for the rest of its cool-down (default true).
+    pub share_circuits: bool,
 }
 
 impl Default for LimitsConfig {
@@ -315,6 +318,7 @@ impl Default for LimitsConfig {
             store_timeout: Duration::from_millis(50),
             store_retry: Duration::from_secs(1),
             lease_grace: Duration::from_secs(60),
+            share_circuits: true,
         }
     }
 }
@@ -358,6 +362,12 @@ impl LimitsConfig {
     /// Sets how long to serve from local counters after a store failure.
     pub fn store_retry(mut self, retry: Duration) -> Self {
         self.store_retry = retry;
+        self
+    }
+
+    /// Sets whether circuits are shared through the store.
+    pub fn share_circuits(mut self, share: bool) -> Self {
+        self.share_circuits = share;
         self
     }
 

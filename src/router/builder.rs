@@ -311,7 +311,7 @@ impl RouterBuilder {
             }
             v
         };
-        let limiter = if self.limits.is_empty() {
+        let limiter = if self.limits.is_empty() && self.store.is_none() {
             None
         } else {
             let store = self.store.unwrap_or_else(|| Arc::new(MemoryStore::new()));

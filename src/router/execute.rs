@@ -17,9 +17,10 @@ use tracing::Instrument;
 use crate::catalog::{Capabilities, ModelIndex, ModelProfile};
 use crate::error::{Error, ErrorKind, Result};
 use crate::execution::{Attempt, AttemptOutcome, AttemptReason};
+use crate::health::CircuitState;
 use crate::health::{Admission, HealthTracker, Observation};
-use crate::limits::Ticket;
-use crate::policy::{Candidate, Decision, Rejection, sigmoid};
+use crate::limits::{Admission as LimitsAdmission, Ticket};
+use crate::policy::{Candidate, Decision, RejectReason, Rejection, sigmoid};
 use crate::provider::Provider;
 use crate::quality::{Inadequacy, Verdict};
 use crate::request::Request;
@@ -287,6 +288,11 @@ impl<'a> Run<'a> {
         let profile = self.router.inner.catalog.model(model);
         let error = attach_model(error, profile);
         guard.record(&Observation::from_error(&error, latency));
+        if let Some(limiter) = &self.router.inner.limiter {
+            if let Some(CircuitState::Open { retry_in }) = self.router.inner.health.state(model, now_std()) {
+                limiter.publish_open(model, retry_in);
+            }
+        }
         let outcome = AttemptOutcome::Failed { kind: error.kind(), status: error.status() };
         self.push(profile, reason, outcome, latency, 0.0);
         let wait = self.retry_wait(&error, retries);
@@ -373,13 +379,25 @@ impl<'a> Run<'a> {
         let candidates: SmallVec<[&Candidate; 16]> =
             list.iter().filter_map(|&m| self.decision.candidates().iter().find(|c| c.model == m)).collect();
         let deadline = self.remaining().unwrap_or_default();
-        match limiter.admit(request, &inner.catalog, &candidates, pick == Some(Pick::First), deadline).await {
-            Ok((pos, ticket, sticky)) => {
+        // When every circuit was open, the one closest to recovery is tried whatever other replicas say.
+        let circuits = !self.decision.is_recovery();
+        let admitted =
+            limiter.admit(request, &inner.catalog, &candidates, pick == Some(Pick::First), circuits, deadline).await;
+        let now = now_std();
+        match admitted {
+            Ok(LimitsAdmission { position: pos, ticket, sticky, blocked }) => {
+                // Circuits another replica opened: open here too, for what is left of them.
+                let blocked_count = blocked.len();
+                for (model, left) in blocked {
+                    inner.health.open_for(model, left, now);
+                }
                 let model = candidates[pos].model;
                 self.plan.mark(model);
                 self.ticket = Some(ticket);
                 let reason = match reason {
                     AttemptReason::Primary if sticky && pos > 0 => AttemptReason::Sticky,
+                    // Only open circuits stood in the way: as if those models had failed here.
+                    AttemptReason::Primary if pos > 0 && blocked_count == pos => AttemptReason::Fallback,
                     AttemptReason::Primary if pos > 0 => AttemptReason::Downgrade,
                     other => other,
                 };
@@ -389,6 +407,13 @@ impl<'a> Run<'a> {
                 Some((model, reason))
             }
             Err(refused) => {
+                for r in refused.rejections() {
+                    if let (RejectReason::CircuitOpen { retry_in }, Some(model)) =
+                        (r.reason(), inner.catalog.index_of(r.model()))
+                    {
+                        inner.health.open_for(model, *retry_in, now);
+                    }
+                }
                 tracing::debug!(
                     kind = refused.kind().as_str(),
                     store = limiter.store_name(),

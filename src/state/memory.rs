@@ -33,6 +33,8 @@ struct State {
     /// actual amount, once.
     swept: HashMap<u64, Instant, FastHash>,
     sticky: HashMap<Arc<str>, (Arc<str>, Instant), FastHash>,
+    /// Flags, until when they are set.
+    flags: HashMap<Arc<str>, Instant, FastHash>,
     next_lease: u64,
     next_sweep: Option<Instant>,
 }
@@ -64,15 +66,31 @@ impl MemoryStore {
         for s in &admit.settle {
             state.apply(s, now);
         }
+        for f in &admit.flags {
+            let until = now + f.ttl;
+            let entry = state.flags.entry(f.name.clone()).or_insert(until);
+            *entry = (*entry).max(until);
+        }
         let mut values: Vec<f64> = admit.counters.iter().map(|c| state.value(c, now)).collect();
         let sticky = admit.sticky.as_ref().and_then(|s| state.sticky.get(&s.key)).filter(|(_, exp)| *exp > now);
         let sticky_label = sticky.map(|(label, _)| label.clone());
+        let mut blocked = Vec::new();
+        let mut usable = |i: usize, c: &super::Choice| {
+            let flags = &state.flags;
+            let flagged =
+                c.flag.as_ref().filter(|_| !flags.is_empty()).and_then(|f| flags.get(f)).filter(|until| **until > now);
+            if let Some(until) = flagged {
+                blocked.push((i, until.saturating_duration_since(now)));
+                return false;
+            }
+            fits(c, &values)
+        };
         let taken = match sticky_label.as_deref() {
-            None => admit.choices.iter().position(|c| fits(c, &values)),
-            label => order(&admit.choices, label).into_iter().find(|&i| fits(&admit.choices[i], &values)),
+            None => admit.choices.iter().enumerate().position(|(i, c)| usable(i, c)),
+            label => order(&admit.choices, label).into_iter().find(|&i| usable(i, &admit.choices[i])),
         };
         let Some(i) = taken else {
-            return Ok(Admitted { choice: None, lease: None, values, sticky_hit: false });
+            return Ok(Admitted { choice: None, lease: None, values, sticky_hit: false, blocked });
         };
         let choice = &admit.choices[i];
         let mut charges = smallvec::SmallVec::new();
@@ -89,7 +107,7 @@ impl MemoryStore {
         if let Some(s) = &admit.sticky {
             state.sticky.insert(s.key.clone(), (choice.label.clone(), now + s.ttl));
         }
-        Ok(Admitted { choice: Some(i), lease: Some(lease), values, sticky_hit })
+        Ok(Admitted { choice: Some(i), lease: Some(lease), values, sticky_hit, blocked })
     }
 
     /// Applies settlements synchronously.
@@ -204,6 +222,7 @@ impl State {
         }
         self.counters.retain(|_, e| e.expires.is_none_or(|t| t > now));
         self.sticky.retain(|_, (_, exp)| *exp > now);
+        self.flags.retain(|_, until| *until > now);
     }
 }
 
@@ -241,7 +260,7 @@ mod tests {
     use smallvec::smallvec;
 
     use super::*;
-    use crate::state::{Check, Choice, Sticky};
+    use crate::state::{Check, Choice, Flag, Sticky};
 
     fn admit(limit: f64, costs: &[f64]) -> Admit {
         Admit {
@@ -253,11 +272,13 @@ mod tests {
                     label: Arc::from(format!("m{i}")),
                     charges: smallvec![(0, c)],
                     checks: smallvec![Check { terms: smallvec![(0, 1.0)], limit }],
+                    flag: None,
                 })
                 .collect(),
             lease_ttl: Duration::from_secs(60),
             sticky: None,
             settle: Vec::new(),
+            flags: Vec::new(),
         }
     }
 
@@ -310,6 +331,26 @@ mod tests {
     }
 
     #[test]
+    fn a_flagged_choice_is_passed_over_until_its_flag_expires() {
+        let store = MemoryStore::new();
+        let mut a = admit(10.0, &[0.1, 0.1]);
+        a.choices[0].flag = Some(Arc::from("circuit:m0"));
+        a.flags = vec![Flag { name: Arc::from("circuit:m0"), ttl: Duration::from_millis(30) }];
+        let first = store.admit_now(&a).unwrap();
+        assert_eq!(first.choice, Some(1));
+        assert_eq!(first.blocked.len(), 1);
+        assert_eq!(first.blocked[0].0, 0);
+        assert!(first.blocked[0].1 <= Duration::from_millis(30));
+        // A shorter flag does not shorten it; once it expires the choice is taken again.
+        a.flags = vec![Flag { name: Arc::from("circuit:m0"), ttl: Duration::ZERO }];
+        assert_eq!(store.admit_now(&a).unwrap().choice, Some(1));
+        std::thread::sleep(Duration::from_millis(40));
+        a.flags.clear();
+        let later = store.admit_now(&a).unwrap();
+        assert_eq!((later.choice, later.blocked.len()), (Some(0), 0));
+    }
+
+    #[test]
     fn sticky_choice_goes_first_while_it_fits() {
         let store = MemoryStore::new();
         let mut a = admit(1.0, &[0.1, 0.1]);
@@ -331,14 +372,20 @@ mod tests {
         let lease = store
             .admit_now(&Admit {
                 counters: counters.clone(),
-                choices: vec![Choice { label: Arc::from("m"), charges: smallvec![(0, 10.0)], checks: smallvec![] }],
+                choices: vec![Choice {
+                    label: Arc::from("m"),
+                    charges: smallvec![(0, 10.0)],
+                    checks: smallvec![],
+                    flag: None,
+                }],
                 ..Admit::default()
             })
             .unwrap();
         assert!(lease.lease.is_some());
         // Half of the previous bucket still counts: 5 + 1 + charge 1 = 7 > 6.5.
         let check = Check { terms: smallvec![(0, 0.5), (1, 1.0)], limit: 6.5 };
-        let choice = Choice { label: Arc::from("m"), charges: smallvec![(1, 1.0)], checks: smallvec![check] };
+        let choice =
+            Choice { label: Arc::from("m"), charges: smallvec![(1, 1.0)], checks: smallvec![check], flag: None };
         let a = Admit { counters, choices: vec![choice], ..Admit::default() };
         assert_eq!(store.admit_now(&a).unwrap().choice, Some(0), "5 + 1 ≤ 6.5");
         assert_eq!(store.admit_now(&a).unwrap().choice, None, "5 + 2 > 6.5");

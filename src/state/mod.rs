@@ -11,7 +11,9 @@
 //!    first whose [`Check`]s all hold once its charges are added,
 //! 3. adds that choice's charges to the counters under a [`Lease`] that expires by itself, so a
 //!    replica that dies mid-request does not hold its reservation for ever,
-//! 4. optionally reads and writes a sticky-session entry.
+//! 4. optionally reads and writes a sticky-session entry,
+//! 5. sets [`Flag`]s, marks that every replica's admissions see: a choice whose flag is set is
+//!    passed over (a model whose circuit opened on one replica is avoided by all of them).
 //!
 //! One admission is one round trip to a remote store. See `docs/scaling.md` for running many
 //! replicas on one store.
@@ -91,6 +93,18 @@ pub struct Choice {
     pub charges: SmallVec<[(u32, f64); 4]>,
     /// Every check must hold, charges included, for the choice to be taken.
     pub checks: SmallVec<[Check; 4]>,
+    /// While the [`Flag`] of this name is set, the choice is passed over (its model's circuit is
+    /// open on some replica).
+    pub flag: Option<Arc<str>>,
+}
+
+/// A named mark that lives for a while: set by one replica, seen by all (a model's circuit opened).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Flag {
+    /// Its name.
+    pub name: Arc<str>,
+    /// How long it stays set; setting a flag never shortens a longer remaining life.
+    pub ttl: Duration,
 }
 
 /// Keeps a conversation on the model that served it.
@@ -123,6 +137,8 @@ pub struct Admit {
     pub sticky: Option<Sticky>,
     /// Settlements applied before anything else.
     pub settle: Vec<Settlement>,
+    /// Flags set before the choices are examined.
+    pub flags: Vec<Flag>,
 }
 
 /// What an admission did.
@@ -137,6 +153,8 @@ pub struct Admitted {
     pub values: Vec<f64>,
     /// Whether the choice taken was the sticky entry's.
     pub sticky_hit: bool,
+    /// Choices examined and passed over because their flag is set, with the flag's remaining life.
+    pub blocked: Vec<(usize, Duration)>,
 }
 
 /// A reservation: the charges an admission added, to be reconciled with what was actually used.

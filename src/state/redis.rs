@@ -12,6 +12,7 @@
 //! | `{ns}:leases` | sorted set | open lease ids, scored by expiry (ms since the epoch, server clock) |
 //! | `{ns}:lease` | hash | lease id → the lease's reserved charges |
 //! | `{ns}:lease_seq` | string | the last lease id |
+//! | `{ns}:f:<flag>` | string | a flag, expiring when its time is up |
 //! | `{ns}:leases:swept` | sorted set | ids of leases that expired unsettled in the last day, scored by when |
 //!
 //! # Atomicity
@@ -45,8 +46,10 @@ use crate::error::{Error, ErrorKind, Result};
 
 /// The admission script. `KEYS`: the lease set, the lease hash, the lease sequence, the sticky
 /// entry (any key of the namespace when there is none), the admission's counters, then one key per
-/// settled charge. `ARGV`: see `Args` below. Returns `{choice or -1, lease id or "", sticky hit,
-/// counter values as strings...}` (a Lua number would be truncated to an integer on the way out).
+/// settled charge. `ARGV`: as `RedisStore::run` writes them. Returns `{choice or -1, lease id or "", sticky hit,
+/// counter values as strings..., the number of flagged choices passed over, then the index and the
+/// flag's milliseconds left of each}` (a Lua number would be truncated to an integer on the way
+/// out).
 const ADMIT: &str = r#"
 local SLACK = 1e-9
 local t = redis.call('TIME')
@@ -129,6 +132,14 @@ for _ = 1, m do
   end
 end
 
+-- Flags: set, or kept when their remaining life is longer.
+local prefix = string.sub(KEYS[1], 1, #KEYS[1] - #'leases')
+for _ = 1, tonumber(nextarg()) do
+  local key = prefix .. 'f:' .. nextarg()
+  local ttl = tonumber(nextarg())
+  if ttl > 0 and redis.call('PTTL', key) < ttl then redis.call('SET', key, '1', 'PX', ttl) end
+end
+
 local values = {}
 local texts = {}
 local read = {}
@@ -147,7 +158,7 @@ end
 local c = tonumber(nextarg())
 -- Reads the next choice from the arguments.
 local function parse()
-  local choice = { label = nextarg(), charges = {}, checks = {} }
+  local choice = { label = nextarg(), flag = nextarg(), charges = {}, checks = {} }
   for j = 1, tonumber(nextarg()) do
     local idx = tonumber(nextarg()) + 1
     local amount = nextarg()
@@ -179,6 +190,26 @@ local function fits(choice)
   return true
 end
 
+-- A choice whose flag is set is passed over, and reported with the flag's remaining life.
+local blocked = {}
+local function usable(i, choice)
+  if choice.flag ~= '' then
+    local ttl = redis.call('PTTL', prefix .. 'f:' .. choice.flag)
+    if ttl > 0 then
+      blocked[#blocked + 1] = i - 1
+      blocked[#blocked + 1] = ttl
+      return false
+    end
+  end
+  return fits(choice)
+end
+local function finish(out)
+  for i = 1, n do out[#out + 1] = texts[i] end
+  out[#out + 1] = #blocked / 2
+  for _, v in ipairs(blocked) do out[#out + 1] = v end
+  return out
+end
+
 local sticky_label = nil
 if has_sticky then
   local s = redis.call('GET', KEYS[4])
@@ -197,10 +228,10 @@ if sticky_label then
       break
     end
   end
-  if first and fits(choices[first]) then taken = first end
+  if first and usable(first, choices[first]) then taken = first end
   if not taken then
     for i = 1, c do
-      if i ~= first and fits(choices[i]) then
+      if i ~= first and usable(i, choices[i]) then
         taken = i
         break
       end
@@ -212,7 +243,7 @@ else
   -- admissions take their first choice).
   for i = 1, c do
     local next_choice = parse()
-    if fits(next_choice) then
+    if usable(i, next_choice) then
       taken = i
       choice = next_choice
       break
@@ -220,9 +251,7 @@ else
   end
 end
 if not taken then
-  local out = { -1, '', 0 }
-  for i = 1, n do out[3 + i] = texts[i] end
-  return out
+  return finish({ -1, '', 0 })
 end
 
 local reserved = {}
@@ -244,9 +273,7 @@ if has_sticky then
     redis.call('DEL', KEYS[4])
   end
 end
-local out = { taken - 1, id, hit }
-for i = 1, n do out[3 + i] = texts[i] end
-return out
+return finish({ taken - 1, id, hit })
 "#;
 
 /// How a [`RedisStore`] connects and names its keys.
@@ -484,9 +511,13 @@ impl RedisStore {
                 inv.key(self.counter_key(counter)).arg(millis(counter.ttl())).arg(num(*reserved)).arg(num(*actual));
             }
         }
+        inv.arg(admit.flags.len());
+        for flag in &admit.flags {
+            inv.arg(&*flag.name).arg(millis(flag.ttl));
+        }
         inv.arg(admit.choices.len());
         for choice in &admit.choices {
-            inv.arg(&*choice.label).arg(choice.charges.len());
+            inv.arg(&*choice.label).arg(choice.flag.as_deref().unwrap_or("")).arg(choice.charges.len());
             for &(i, amount) in &choice.charges {
                 inv.arg(i).arg(num(amount));
             }
@@ -562,19 +593,40 @@ fn parse_admitted(reply: Value, admit: &Admit) -> Result<Admitted> {
     let Value::Array(items) = reply else {
         return Err(malformed());
     };
-    let [choice, id, hit, values @ ..] = items.as_slice() else {
+    let [choice, id, hit, rest @ ..] = items.as_slice() else {
         return Err(malformed());
     };
-    if values.len() != admit.counters.len() {
+    let n = admit.counters.len();
+    let (Some(values), Some(tail)) = (rest.get(..n), rest.get(n..)) else {
+        return Err(malformed());
+    };
+    let values = values.iter().map(number).collect::<Result<Vec<f64>>>()?;
+    let int = |v: &Value| match v {
+        Value::Int(i) => Ok(*i),
+        _ => Err(malformed()),
+    };
+    let (count, pairs) = tail.split_first().ok_or_else(malformed)?;
+    let count = usize::try_from(int(count)?).map_err(|_| malformed())?;
+    if pairs.len() != 2 * count {
         return Err(malformed());
     }
-    let values = values.iter().map(number).collect::<Result<Vec<f64>>>()?;
+    let blocked = pairs
+        .chunks(2)
+        .map(|p| {
+            let i = usize::try_from(int(&p[0])?).map_err(|_| malformed())?;
+            let ms = u64::try_from(int(&p[1])?).map_err(|_| malformed())?;
+            if i >= admit.choices.len() {
+                return Err(malformed());
+            }
+            Ok((i, Duration::from_millis(ms)))
+        })
+        .collect::<Result<Vec<_>>>()?;
     let &Value::Int(choice) = choice else {
         return Err(malformed());
     };
     let sticky_hit = matches!(hit, Value::Int(1));
     if choice < 0 {
-        return Ok(Admitted { choice: None, lease: None, values, sticky_hit: false });
+        return Ok(Admitted { choice: None, lease: None, values, sticky_hit: false, blocked });
     }
     let i = usize::try_from(choice).map_err(|_| malformed())?;
     let chosen = admit.choices.get(i).ok_or_else(malformed)?;
@@ -587,7 +639,7 @@ fn parse_admitted(reply: Value, admit: &Admit) -> Result<Admitted> {
         chosen.charges.iter().map(|&(c, amount)| (admit.counters[c as usize].clone(), amount)).collect();
     let id = id.parse::<u64>().map_err(|_| malformed())?;
     let lease = Lease { id, charges };
-    Ok(Admitted { choice: Some(i), lease: Some(lease), values, sticky_hit })
+    Ok(Admitted { choice: Some(i), lease: Some(lease), values, sticky_hit, blocked })
 }
 
 /// A counter's value: a string (as `INCRBYFLOAT` writes it), or nil for a missing counter.
