@@ -76,7 +76,7 @@
 //! | `openai` | `provider::openai::OpenAi`: OpenAI-compatible chat completions (OpenAI, Azure, vLLM, Ollama, llama.cpp, OpenRouter, Together, Groq) over `reqwest` and rustls |
 //! | `anthropic` | `provider::anthropic::Anthropic`: Anthropic's Messages API over `reqwest` and rustls |
 //! | `plot` | `eval::plot`: an SVG of an evaluation report's cost–quality curve, drawn with `plotters` (SVG backend only, no font files or system libraries) |
-//! | `redis` | `state::RedisStore`: budgets, rate limits and sticky sessions shared by every replica through a Redis server (one Lua script call per request; the `redis` crate with Tokio) |
+//! | `redis` | `state::RedisStore`: budgets, rate limits, sticky sessions and open circuits shared by every replica through a Redis server (one Lua script call per request; the `redis` crate with Tokio) |
 //! | `full` | all of the above |
 //!
 //! Nothing is on by default. The simulated provider and TOML/JSON configuration are always built;
