@@ -23,6 +23,9 @@
 //! [`ErrorKind::RateLimited`](crate::ErrorKind::RateLimited) when only rate limits stand in the way),
 //! whose [`rejections`](crate::Error::rejections) name the limit that stopped each model.
 //!
+//! Routers that share a store also share open circuits: a model whose circuit opened on one of them
+//! is passed over by all of them for the rest of its cool-down ([`LimitsConfig::share_circuits`]).
+//!
 //! # When the store fails
 //!
 //! Every store call has a timeout ([`LimitsConfig::store_timeout`]). After a failure the router stops

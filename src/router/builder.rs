@@ -229,7 +229,9 @@ impl RouterBuilder {
 
     /// Sets the store that budgets, rate limits and sticky sessions are kept in: a
     /// [`MemoryStore`](crate::state::MemoryStore) of the router's own by default; a shared one
-    /// (`RedisStore`, feature `redis`) makes the limits hold across replicas.
+    /// (`RedisStore`, feature `redis`) makes the limits hold across replicas. Routers on one store
+    /// also share open circuits, with or without limits
+    /// ([`LimitsConfig::share_circuits`](crate::limits::LimitsConfig::share_circuits)).
     pub fn state_store(self, store: impl StateStore + 'static) -> Self {
         self.state_store_arc(Arc::new(store))
     }
