@@ -10,58 +10,21 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use meter::{MAX_TOKENS, Meter, answer_cost, catalog};
-use switchyard::classify::DifficultyClassifier;
+use meter::{Meter, align, answer_cost, builder, close, no_retries, request, reservation};
 use switchyard::execution::AttemptReason;
 use switchyard::health::HealthConfig;
 use switchyard::limits::{Budget, LimitsConfig, OnStoreFailure, RateLimit, Scope, Window};
 use switchyard::policy::RejectReason;
-use switchyard::retry::RetryPolicy;
 use switchyard::state::{Admit, Admitted, Counter, MemoryStore, Settlement, StateStore};
-use switchyard::{ErrorKind, ExecutionConfig, Request, Router, RouterConfig, Utility};
+use switchyard::{ErrorKind, Router, RouterConfig};
 
-/// A router over [`catalog`] that prefers quality (`λ = 0`: `dear`, then `mid`, then `cheap`), with
-/// no retries, so each failure moves straight to the next candidate.
+/// A router that prefers quality (`dear`, then `mid`, then `cheap`), without retries.
 fn router(meter: &Meter, limits: LimitsConfig, store: Arc<dyn StateStore>) -> Router {
-    let exec = ExecutionConfig::new().with_retry(RetryPolicy::new().with_max_retries_per_model(0));
-    Router::builder()
-        .catalog(catalog())
-        .classifier(DifficultyClassifier::default(), 1.0)
-        .policy(Utility::new().cost_weight(0.0))
-        .provider(meter.clone())
-        .execution(exec)
-        .limits(limits)
-        .state_store_arc(store)
-        .build()
-        .unwrap()
-}
-
-fn request() -> Request {
-    Request::new("Summarise the quarterly report in three bullet points.")
-        .with_max_tokens(MAX_TOKENS)
-        .with_tenant("acme")
-}
-
-/// What the router reserves on `model` for [`request`]: its input estimate plus `MAX_TOKENS` out.
-fn reservation(router: &Router, model: &str) -> f64 {
-    let decision = router.route(&request()).unwrap();
-    let c = decision.candidates().iter().find(|c| router.catalog().model(c.model).id.as_str() == model).unwrap();
-    let p = &router.catalog().model(c.model).pricing;
-    (f64::from(c.cost.input_tokens) * p.input_per_mtok + f64::from(MAX_TOKENS) * p.output_per_mtok) / 1e6
-}
-
-/// Makes the provider report the router's input estimate, so actual costs equal reservations.
-fn align(meter: &Meter, router: &Router) {
-    let decision = router.route(&request()).unwrap();
-    meter.input_tokens.store(decision.candidates()[0].cost.input_tokens, Ordering::SeqCst);
+    builder(meter, 0.0, no_retries(HealthConfig::new())).limits(limits).state_store_arc(store).build().unwrap()
 }
 
 async fn spent(router: &Router) -> f64 {
     router.budget_status(Some("acme"), None).await.unwrap()[0].spent_usd
-}
-
-fn close(a: f64, b: f64) -> bool {
-    (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1.0)
 }
 
 #[tokio::test]
@@ -130,13 +93,7 @@ async fn fallbacks_are_checked_against_the_budget_too() {
     );
     let cheap = reservation(&probe, "cheap");
     // Cost-first ranking: cheap, mid, dear. The budget covers `cheap` only.
-    let exec = ExecutionConfig::new().with_retry(RetryPolicy::new().with_max_retries_per_model(0));
-    let router = Router::builder()
-        .catalog(catalog())
-        .classifier(DifficultyClassifier::default(), 1.0)
-        .policy(Utility::new().cost_weight(1e6))
-        .provider(meter.clone())
-        .execution(exec)
+    let router = builder(&meter, 1e6, no_retries(HealthConfig::new()))
         .limits(LimitsConfig::new().budget(Budget::new(Scope::Global, cheap * 1.5, Window::Day)))
         .build()
         .unwrap();
@@ -238,16 +195,7 @@ async fn sticky_sessions_stay_on_their_model_while_it_is_healthy() {
     let meter = Meter::new();
     let limits = LimitsConfig::new().sticky(Duration::from_secs(600));
     let health = HealthConfig::new().with_min_requests(2).with_failure_rate(0.5);
-    let exec = ExecutionConfig::new().with_retry(RetryPolicy::new().with_max_retries_per_model(0)).with_health(health);
-    let router = Router::builder()
-        .catalog(catalog())
-        .classifier(DifficultyClassifier::default(), 1.0)
-        .policy(Utility::new().cost_weight(0.0))
-        .provider(meter.clone())
-        .execution(exec)
-        .limits(limits)
-        .build()
-        .unwrap();
+    let router = builder(&meter, 0.0, no_retries(health)).limits(limits).build().unwrap();
     // The conversation starts on `mid` (the only model it allows at first).
     let first = router.complete(request().with_key("conv-1").with_allowed(["mid"])).await.unwrap();
     assert_eq!(first.model.unwrap().as_str(), "mid");
@@ -446,18 +394,9 @@ async fn a_circuit_opened_by_one_router_is_open_for_every_router_on_the_store() 
     let meter = Meter::new();
     let store: Arc<dyn StateStore> = Arc::new(MemoryStore::new());
     let health = HealthConfig::new().with_min_requests(2).with_failure_rate(0.5).with_open_for(Duration::from_secs(30));
-    let exec = ExecutionConfig::new().with_retry(RetryPolicy::new().with_max_retries_per_model(0)).with_health(health);
-    let replica = |store: Arc<dyn StateStore>| {
-        Router::builder()
-            .catalog(catalog())
-            .classifier(DifficultyClassifier::default(), 1.0)
-            .policy(Utility::new().cost_weight(0.0))
-            .provider(meter.clone())
-            .execution(exec.clone())
-            .state_store_arc(store)
-            .build()
-            .unwrap()
-    };
+    let exec = no_retries(health);
+    let replica =
+        |store: Arc<dyn StateStore>| builder(&meter, 0.0, exec.clone()).state_store_arc(store).build().unwrap();
     let (a, b) = (replica(store.clone()), replica(store.clone()));
     // `dear` fails on `a` until its circuit opens there.
     meter.knobs("dear").fail.store(true, Ordering::SeqCst);
@@ -478,12 +417,7 @@ async fn a_circuit_opened_by_one_router_is_open_for_every_router_on_the_store() 
     assert!(open(&b));
     assert!(b.route(&request()).unwrap().model().as_str() != "dear");
     // Without sharing, `b` finds out for itself.
-    let c = Router::builder()
-        .catalog(catalog())
-        .classifier(DifficultyClassifier::default(), 1.0)
-        .policy(Utility::new().cost_weight(0.0))
-        .provider(meter.clone())
-        .execution(exec.clone())
+    let c = builder(&meter, 0.0, exec)
         .limits(LimitsConfig::new().share_circuits(false))
         .state_store_arc(store)
         .build()

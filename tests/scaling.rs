@@ -11,15 +11,13 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use meter::{MAX_TOKENS, Meter, catalog};
+use meter::{Meter, align, builder, close, no_retries, request, reservation};
 use support::redis::Redis;
-use switchyard::classify::DifficultyClassifier;
 use switchyard::execution::AttemptReason;
 use switchyard::health::HealthConfig;
 use switchyard::limits::{Budget, LimitsConfig, OnStoreFailure, Scope, Window};
-use switchyard::retry::RetryPolicy;
 use switchyard::state::{RedisConfig, RedisStore, StateStore};
-use switchyard::{ErrorKind, ExecutionConfig, Request, Response, Router, Utility};
+use switchyard::{ErrorKind, Response, Router};
 
 macro_rules! redis_or_skip {
     ($redis:expr) => {
@@ -39,33 +37,14 @@ async fn replica(meter: &Meter, url: &str, ns: &str, limits: LimitsConfig) -> Ro
 fn router(meter: &Meter, limits: LimitsConfig, store: Arc<dyn StateStore>) -> Router {
     // No circuit breaking: the failure phases must not take models out of rotation for the rest.
     let health = HealthConfig::new().with_window(1000).with_min_requests(1000);
-    let exec = ExecutionConfig::new().with_retry(RetryPolicy::new().with_max_retries_per_model(0)).with_health(health);
-    Router::builder()
-        .catalog(catalog())
-        .classifier(DifficultyClassifier::default(), 1.0)
-        .policy(Utility::new().cost_weight(0.0))
-        .provider(meter.clone())
-        .execution(exec)
-        .limits(limits)
-        .state_store_arc(store)
-        .build()
-        .unwrap()
+    builder(meter, 0.0, no_retries(health)).limits(limits).state_store_arc(store).build().unwrap()
 }
 
-fn request() -> Request {
-    Request::new("Summarise the quarterly report in three bullet points.")
-        .with_max_tokens(MAX_TOKENS)
-        .with_tenant("acme")
-}
-
-/// The worst-case reservation of `model` for [`request`], and makes `meter` report the router's
-/// input estimate so actual costs match reservations.
-fn reservation(meter: &Meter, router: &Router, model: &str) -> f64 {
-    let decision = router.route(&request()).unwrap();
-    meter.input_tokens.store(decision.candidates()[0].cost.input_tokens, Ordering::SeqCst);
-    let c = decision.candidates().iter().find(|c| router.catalog().model(c.model).id.as_str() == model).unwrap();
-    let p = &router.catalog().model(c.model).pricing;
-    (f64::from(c.cost.input_tokens) * p.input_per_mtok + f64::from(MAX_TOKENS) * p.output_per_mtok) / 1e6
+/// The worst-case reservation of `model`, with `meter` made to report the router's input estimate
+/// so actual costs match reservations.
+fn aligned_reservation(meter: &Meter, router: &Router, model: &str) -> f64 {
+    align(meter, router);
+    reservation(router, model)
 }
 
 async fn global_spent(router: &Router) -> f64 {
@@ -82,10 +61,6 @@ async fn open_leases(url: &str, ns: &str) -> i64 {
     redis::cmd("ZCARD").arg(format!("{{{ns}}}:leases")).query_async(&mut con).await.unwrap()
 }
 
-fn close(a: f64, b: f64) -> bool {
-    (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1.0)
-}
-
 fn cost(results: &[switchyard::Result<Response>]) -> f64 {
     results.iter().filter_map(|r| r.as_ref().ok()).map(|r| r.cost_usd).sum()
 }
@@ -100,8 +75,8 @@ async fn four_replicas_never_overspend_a_shared_budget_and_leak_no_reservation()
         LimitsConfig::new().budget(Budget::new(Scope::Global, 1.0, Window::Day)),
         Arc::new(switchyard::state::MemoryStore::new()),
     );
-    let dear = reservation(&meter, &probe, "dear");
-    let cheap = reservation(&meter, &probe, "cheap");
+    let dear = aligned_reservation(&meter, &probe, "dear");
+    let cheap = aligned_reservation(&meter, &probe, "cheap");
     // Forty answers from `dear`, then room for a cheaper one.
     let cap = 40.5 * dear;
     let limits =
@@ -181,7 +156,7 @@ async fn a_tenant_near_its_cap_is_downgraded_then_refused_across_replicas() {
         LimitsConfig::new().budget(Budget::tenant("acme", 1.0, Window::Month)),
         Arc::new(switchyard::state::MemoryStore::new()),
     );
-    let (dear, mid) = (reservation(&meter, &probe, "dear"), reservation(&meter, &probe, "mid"));
+    let (dear, mid) = (aligned_reservation(&meter, &probe, "dear"), aligned_reservation(&meter, &probe, "mid"));
     let cap = dear + mid + mid / 2.0;
     let limits = LimitsConfig::new().budget(Budget::tenant("acme", cap, Window::Month));
     let a = replica(&meter, redis.url(), &ns, limits.clone()).await;
@@ -279,7 +254,7 @@ async fn a_frozen_server_mid_load_keeps_requests_flowing_and_its_state_catches_u
     for _ in 0..4 {
         routers.push(replica(&meter, redis.url(), &ns, fault_limits()).await);
     }
-    reservation(&meter, &routers[0], "dear");
+    aligned_reservation(&meter, &routers[0], "dear");
     let (before, _) = load(&routers, 40).await;
     assert!(before.iter().all(Result::is_ok));
 
@@ -330,7 +305,7 @@ async fn a_server_killed_mid_load_is_survived_and_rejoined_when_it_restarts() {
     for _ in 0..4 {
         routers.push(replica(&meter, redis.url(), &ns, fault_limits()).await);
     }
-    reservation(&meter, &routers[0], "dear");
+    aligned_reservation(&meter, &routers[0], "dear");
     let (before, _) = load(&routers, 20).await;
     assert!(before.iter().all(Result::is_ok));
 
@@ -377,21 +352,10 @@ async fn a_circuit_opened_on_one_replica_is_avoided_by_the_others() {
     let ns = redis.namespace("circuits");
     let meter = Meter::new();
     let health = HealthConfig::new().with_min_requests(2).with_failure_rate(0.5).with_open_for(Duration::from_secs(30));
-    let exec = ExecutionConfig::new().with_retry(RetryPolicy::new().with_max_retries_per_model(0)).with_health(health);
     let mut replicas = Vec::new();
     for _ in 0..3 {
         let store = RedisStore::connect(redis.url(), RedisConfig::new().with_namespace(ns.clone())).await.unwrap();
-        replicas.push(
-            Router::builder()
-                .catalog(catalog())
-                .classifier(DifficultyClassifier::default(), 1.0)
-                .policy(Utility::new().cost_weight(0.0))
-                .provider(meter.clone())
-                .execution(exec.clone())
-                .state_store(store)
-                .build()
-                .unwrap(),
-        );
+        replicas.push(builder(&meter, 0.0, no_retries(health.clone())).state_store(store).build().unwrap());
     }
     meter.knobs("dear").fail.store(true, Ordering::SeqCst);
     for _ in 0..3 {

@@ -9,7 +9,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use switchyard::catalog::Ability;
-use switchyard::{Catalog, Error, FinishReason, ModelProfile, Pricing, Provider, Request, Response, Usage};
+use switchyard::classify::DifficultyClassifier;
+use switchyard::health::HealthConfig;
+use switchyard::retry::RetryPolicy;
+use switchyard::{
+    Catalog, Error, ExecutionConfig, FinishReason, ModelProfile, Pricing, Provider, Request, Response, Router,
+    RouterBuilder, Usage, Utility,
+};
 
 /// Output tokens of every answer.
 pub(crate) const OUTPUT: u32 = 500;
@@ -92,4 +98,50 @@ pub(crate) fn answer_cost(model: &str, input: u32) -> f64 {
         _ => (10.0, 30.0),
     };
     (f64::from(input) * i + f64::from(OUTPUT) * o) / 1e6
+}
+
+/// Execution without retries (each failure moves straight to the next candidate), with `health`.
+pub(crate) fn no_retries(health: HealthConfig) -> ExecutionConfig {
+    ExecutionConfig::new().with_retry(RetryPolicy::new().with_max_retries_per_model(0)).with_health(health)
+}
+
+/// A router over [`catalog`] and `meter` with cost weight `lambda` (0: `dear`, then `mid`, then
+/// `cheap`), executing as `exec`.
+pub(crate) fn builder(meter: &Meter, lambda: f64, exec: ExecutionConfig) -> RouterBuilder {
+    Router::builder()
+        .catalog(catalog())
+        .classifier(DifficultyClassifier::default(), 1.0)
+        .policy(Utility::new().cost_weight(lambda))
+        .provider(meter.clone())
+        .execution(exec)
+}
+
+/// The tests' request: tenant `acme`, `MAX_TOKENS` out.
+pub(crate) fn request() -> Request {
+    Request::new("Summarise the quarterly report in three bullet points.")
+        .with_max_tokens(MAX_TOKENS)
+        .with_tenant("acme")
+}
+
+/// What `router` reserves on `model` for [`request`]: its input estimate plus `MAX_TOKENS` out.
+pub(crate) fn reservation(router: &Router, model: &str) -> f64 {
+    let decision = router.route(&request()).unwrap_or_else(|e| panic!("{e}"));
+    let c = decision
+        .candidates()
+        .iter()
+        .find(|c| router.catalog().model(c.model).id.as_str() == model)
+        .unwrap_or_else(|| panic!("{model} is a candidate"));
+    let p = &router.catalog().model(c.model).pricing;
+    (f64::from(c.cost.input_tokens) * p.input_per_mtok + f64::from(MAX_TOKENS) * p.output_per_mtok) / 1e6
+}
+
+/// Makes `meter` report `router`'s input estimate, so actual costs equal reservations.
+pub(crate) fn align(meter: &Meter, router: &Router) {
+    let decision = router.route(&request()).unwrap_or_else(|e| panic!("{e}"));
+    meter.input_tokens.store(decision.candidates()[0].cost.input_tokens, Ordering::SeqCst);
+}
+
+/// Equal up to rounding.
+pub(crate) fn close(a: f64, b: f64) -> bool {
+    (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1.0)
 }
