@@ -274,24 +274,18 @@ async fn bad_indices_are_an_error_not_a_panic() {
     assert!(store.admit(&a).await.is_err());
 }
 
-/// SplitMix64: the differential test's sequence is the same on every run.
+/// The differential test's draws: the crate's stable `uniform` over a counter, so the sequence is
+/// the same on every run.
 struct Rng(u64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+    fn unit(&mut self) -> f64 {
+        self.0 += 1;
+        switchyard::uniform(None, self.0)
     }
 
     fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+        ((self.unit() * n as f64) as u64).min(n.saturating_sub(1))
     }
 }
 
