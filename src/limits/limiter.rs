@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -144,6 +144,8 @@ pub(crate) struct Limiter {
     published: Vec<AtomicU64>,
     /// Flags for the store, sent with the next admission.
     flags: Mutex<Vec<Flag>>,
+    /// Whether anything may be waiting in `pending`, `backlog` or `flags` (set after queueing).
+    queued: AtomicBool,
     store: Arc<dyn StateStore>,
     /// Counters of this process, used while the store is failing.
     local: MemoryStore,
@@ -248,6 +250,7 @@ impl Limiter {
             circuit_flags,
             published: catalog.models().iter().map(|_| AtomicU64::new(0)).collect(),
             flags: Mutex::new(Vec::new()),
+            queued: AtomicBool::new(false),
             store,
             local: MemoryStore::new(),
             rates,
@@ -438,7 +441,16 @@ impl Limiter {
             _ => None,
         };
         let circuits = circuits && self.config.share_circuits;
-        let quiet = lock(&self.pending).is_empty() && lock(&self.backlog).is_empty() && lock(&self.flags).is_empty();
+        let quiet = !self.queued.load(Ordering::Acquire) || {
+            // Cleared before looking, and set again by whoever queues after: never lost.
+            self.queued.store(false, Ordering::Release);
+            let empty =
+                lock(&self.pending).is_empty() && lock(&self.backlog).is_empty() && lock(&self.flags).is_empty();
+            if !empty {
+                self.queued.store(true, Ordering::Release);
+            }
+            empty
+        };
         if !self.store_is_down() && quiet {
             // A store without I/O answers at once: no timeout, no boxed future. Most requests take
             // their first choice, so it is tried alone first; the full admission follows if it does
@@ -490,6 +502,7 @@ impl Limiter {
                     drop(pending);
                     lock(&self.flags).extend(built.admit.flags);
                     lock(&self.backlog).extend(backlog);
+                    self.queued.store(true, Ordering::Release);
                 }
             }
         }
@@ -537,6 +550,7 @@ impl Limiter {
             Some(f) => f.ttl = f.ttl.max(open_for),
             None => flags.push(Flag { name: name.clone(), ttl: open_for }),
         }
+        self.queued.store(true, Ordering::Release);
     }
 
     fn remember(&self, counters: &[Counter], values: &[f64]) {
@@ -657,8 +671,10 @@ impl Limiter {
                 .collect();
             self.local.settle_sync(std::slice::from_ref(&settlement));
             lock(&self.backlog).extend(spent);
+            self.queued.store(true, Ordering::Release);
         } else if !self.store.settle_now(std::slice::from_ref(&settlement)) {
             lock(&self.pending).push(settlement);
+            self.queued.store(true, Ordering::Release);
         }
     }
 
@@ -721,6 +737,7 @@ impl Limiter {
             lock(&self.pending).extend(admit.settle.into_iter().filter(|s| s.lease.id != 0));
             lock(&self.flags).extend(admit.flags);
             lock(&self.backlog).extend(backlog);
+            self.queued.store(true, Ordering::Release);
         }
         result
     }

@@ -27,7 +27,7 @@ pub struct MemoryStore {
 
 #[derive(Default)]
 struct State {
-    counters: HashMap<Arc<str>, Entry, FastHash>,
+    counters: HashMap<Counter, Entry, FastHash>,
     leases: HashMap<u64, (Lease, Instant), FastHash>,
     /// Leases that expired unsettled, by when, kept for a day: their late settlement adds the whole
     /// actual amount, once.
@@ -162,7 +162,7 @@ impl fmt::Debug for MemoryStore {
 
 impl State {
     fn value(&self, counter: &Counter, now: Instant) -> f64 {
-        match self.counters.get(counter.key()) {
+        match self.counters.get(counter) {
             Some(e) if e.expires.is_none_or(|t| t > now) => e.value,
             _ => 0.0,
         }
@@ -170,13 +170,13 @@ impl State {
 
     fn add(&mut self, counter: &Counter, amount: f64, now: Instant) {
         let expires = || (!counter.ttl().is_zero()).then(|| now + counter.ttl());
-        match self.counters.get_mut(counter.key()) {
+        match self.counters.get_mut(counter) {
             Some(entry) if entry.expires.is_some_and(|t| t <= now) => {
                 *entry = Entry { value: amount, expires: expires() };
             }
             Some(entry) => entry.value += amount,
             None => {
-                self.counters.insert(counter.key.clone(), Entry { value: amount, expires: expires() });
+                self.counters.insert(counter.clone(), Entry { value: amount, expires: expires() });
             }
         }
     }
@@ -214,7 +214,7 @@ impl State {
             self.swept.insert(id, now);
             if let Some((lease, _)) = self.leases.remove(&id) {
                 for (counter, reserved) in &lease.charges {
-                    if let Some(e) = self.counters.get_mut(counter.key()) {
+                    if let Some(e) = self.counters.get_mut(counter) {
                         e.value -= reserved;
                     }
                 }

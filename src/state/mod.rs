@@ -40,17 +40,36 @@ pub use self::redis::{RedisConfig, RedisStore};
 /// A counter: a key (with its window's bucket in it) and how long it lives after it was created.
 ///
 /// Keys are built by the router from static parts and the tenant or caller key, never from prompt
-/// text.
-#[derive(Clone, PartialEq, Eq, Hash)]
+/// text. Counters are equal when their keys are; the key's hash is computed once, when the counter
+/// is made.
+#[derive(Clone)]
 pub struct Counter {
     key: Arc<str>,
     ttl: Duration,
+    hash: u64,
+}
+
+impl PartialEq for Counter {
+    fn eq(&self, other: &Self) -> bool {
+        self.hash == other.hash && self.key == other.key
+    }
+}
+
+impl Eq for Counter {}
+
+impl std::hash::Hash for Counter {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write_u64(self.hash);
+    }
 }
 
 impl Counter {
     /// A counter named `key` that expires `ttl` after its creation (`Duration::ZERO`: never).
     pub fn new(key: impl Into<Arc<str>>, ttl: Duration) -> Self {
-        Self { key: key.into(), ttl }
+        let key = key.into();
+        let mut h = Fnv(FNV_OFFSET);
+        std::hash::Hasher::write(&mut h, key.as_bytes());
+        Self { hash: h.0, key, ttl }
     }
 
     /// The key, without the store's namespace.
@@ -264,10 +283,12 @@ pub(crate) struct FastHash;
 
 pub(crate) struct Fnv(u64);
 
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+
 impl std::hash::BuildHasher for FastHash {
     type Hasher = Fnv;
     fn build_hasher(&self) -> Fnv {
-        Fnv(0xcbf2_9ce4_8422_2325)
+        Fnv(FNV_OFFSET)
     }
 }
 
