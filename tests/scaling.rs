@@ -238,6 +238,16 @@ async fn load(routers: &[Router], n: usize) -> (Vec<switchyard::Result<Response>
     (results, slowest)
 }
 
+/// Four replicas on `redis` with [`fault_limits`], `meter` reporting their input estimate.
+async fn fault_replicas(meter: &Meter, redis: &Redis, ns: &str) -> Vec<Router> {
+    let mut routers = Vec::new();
+    for _ in 0..4 {
+        routers.push(replica(meter, redis.url(), ns, fault_limits()).await);
+    }
+    align(meter, &routers[0]);
+    routers
+}
+
 fn fault_limits() -> LimitsConfig {
     LimitsConfig::new()
         .budget(Budget::new(Scope::Global, 1000.0, Window::Day).on_store_failure(OnStoreFailure::Local))
@@ -250,11 +260,7 @@ async fn a_frozen_server_mid_load_keeps_requests_flowing_and_its_state_catches_u
     let redis = redis_or_skip!(Redis::owned());
     let ns = redis.namespace("frozen");
     let meter = Meter::new();
-    let mut routers = Vec::new();
-    for _ in 0..4 {
-        routers.push(replica(&meter, redis.url(), &ns, fault_limits()).await);
-    }
-    aligned_reservation(&meter, &routers[0], "dear");
+    let routers = fault_replicas(&meter, &redis, &ns).await;
     let (before, _) = load(&routers, 40).await;
     assert!(before.iter().all(Result::is_ok));
 
@@ -301,11 +307,7 @@ async fn a_server_killed_mid_load_is_survived_and_rejoined_when_it_restarts() {
     let mut redis = redis_or_skip!(Redis::owned());
     let ns = redis.namespace("killed");
     let meter = Meter::new();
-    let mut routers = Vec::new();
-    for _ in 0..4 {
-        routers.push(replica(&meter, redis.url(), &ns, fault_limits()).await);
-    }
-    aligned_reservation(&meter, &routers[0], "dear");
+    let routers = fault_replicas(&meter, &redis, &ns).await;
     let (before, _) = load(&routers, 20).await;
     assert!(before.iter().all(Result::is_ok));
 
