@@ -38,9 +38,12 @@ enum Role {
 /// Where a check comes from, to explain a refusal.
 #[derive(Clone, Copy, Debug)]
 enum Origin {
+    /// The budget at this index of the config.
     Budget(usize),
-    Requests(usize),
-    Tokens(usize),
+    /// The model's requests per minute.
+    Requests,
+    /// The model's tokens per minute.
+    Tokens,
 }
 
 /// A reservation held for one model while the request uses it; settled once, or given back when
@@ -398,7 +401,7 @@ impl Limiter {
                         choice.charges.push((charge, 1.0));
                         roles.push(Role::Requests);
                         choice.checks.push(check);
-                        origins.push(Origin::Requests(r));
+                        origins.push(Origin::Requests);
                     }
                     if let Some(n) = limit.tokens_per_minute {
                         let keys = SlotKeys { bucket: minute.bucket, current: tok, previous: tok_prev };
@@ -406,7 +409,7 @@ impl Limiter {
                         choice.charges.push((charge, tokens));
                         roles.push(Role::Tokens);
                         choice.checks.push(check);
-                        origins.push(Origin::Tokens(r));
+                        origins.push(Origin::Tokens);
                     }
                 }
             }
@@ -623,11 +626,10 @@ impl Limiter {
                         remaining: (check.limit - used).max(0.0),
                     }
                 }
-                Origin::Requests(r) | Origin::Tokens(r) => {
+                Origin::Requests | Origin::Tokens => {
                     let minute = super::Window::Sliding(Duration::from_secs(60)).slot(now_ms());
                     retry_in = Some(retry_in.map_or(minute.resets_in, |d| d.min(minute.resets_in)));
-                    let what = if matches!(origin, Origin::Requests(_)) { "requests" } else { "tokens" };
-                    let _ = r;
+                    let what = if matches!(origin, Origin::Requests) { "requests" } else { "tokens" };
                     RejectReason::RateLimit { limit: format!("{} {what} per minute", check.limit) }
                 }
             };
