@@ -425,3 +425,28 @@ async fn a_circuit_opened_by_one_router_is_open_for_every_router_on_the_store() 
     let _ = c.complete(request()).await;
     assert_eq!(meter.calls("dear"), calls + 1);
 }
+
+#[tokio::test]
+async fn a_model_near_its_rate_limit_serves_only_when_nothing_else_can() {
+    let meter = Meter::new();
+    let limits = LimitsConfig::new().rate_limit(RateLimit::new("dear").requests_per_minute(10).prefer_below(0.5));
+    let router = router(&meter, limits, Arc::new(MemoryStore::new()));
+    let mut served = Vec::new();
+    for _ in 0..6 {
+        served.push(router.complete(request()).await.unwrap().model.unwrap().to_string());
+    }
+    // Five requests reach half of `dear`'s limit; the sixth goes to `mid`.
+    assert_eq!(served, ["dear", "dear", "dear", "dear", "dear", "mid"]);
+    // With no other candidate, `dear` serves up to its limit itself, then refuses.
+    let only_dear = || request().with_allowed(["dear"]);
+    for _ in 0..5 {
+        assert_eq!(router.complete(only_dear()).await.unwrap().model.unwrap().as_str(), "dear");
+    }
+    let error = router.complete(only_dear()).await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::RateLimited, "{error}");
+    assert!(error.to_string().contains("10 requests per minute"), "{error}");
+    // A share outside (0, 1] is a configuration error.
+    let bad = LimitsConfig::new().rate_limit(RateLimit::new("dear").requests_per_minute(10).prefer_below(0.0));
+    let error = Router::builder().catalog(meter::catalog()).limits(bad).build().unwrap_err();
+    assert!(error.to_string().contains("prefer_below"), "{error}");
+}

@@ -40,7 +40,7 @@ fn admit(limit: f64, costs: &[f64]) -> Admit {
             .map(|(i, &c)| Choice {
                 label: Arc::from(format!("m{i}")),
                 charges: smallvec![(0, c)],
-                checks: smallvec![Check { terms: smallvec![(0, 1.0)], limit }],
+                checks: smallvec![Check { terms: smallvec![(0, 1.0)], limit, soft: false }],
                 flag: None,
             })
             .collect(),
@@ -247,7 +247,7 @@ async fn sliding_window_weights_the_previous_bucket() {
         .await
         .unwrap();
     assert!(first.lease.is_some());
-    let check = Check { terms: smallvec![(0, 0.5), (1, 1.0)], limit: 6.5 };
+    let check = Check { terms: smallvec![(0, 0.5), (1, 1.0)], limit: 6.5, soft: false };
     let choice = Choice { label: Arc::from("m"), charges: smallvec![(1, 1.0)], checks: smallvec![check], flag: None };
     let a = Admit { counters, choices: vec![choice], lease_ttl: Duration::from_secs(60), ..Admit::default() };
     assert_eq!(store.admit(&a).await.unwrap().choice, Some(0), "5 + 1 ≤ 6.5");
@@ -334,6 +334,7 @@ async fn same_sequence_same_choices_and_values_as_memory_store() {
                     .map(|_| Check {
                         terms: (0..1 + rng.below(2)).map(|_| (rng.below(4) as u32, 0.25 + rng.unit())).collect(),
                         limit: 2.0 + rng.unit() * 20.0,
+                        soft: rng.below(3) == 0,
                     })
                     .collect();
                 Choice { label: Arc::from(labels[i as usize]), charges, checks, flag: None }

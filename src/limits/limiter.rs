@@ -227,7 +227,7 @@ impl SlotKeys {
         if let Some(w) = slot.previous {
             terms.insert(0, (intern(counters, &self.previous), w));
         }
-        (current, Check { terms, limit })
+        (current, Check { terms, limit, soft: false })
     }
 }
 
@@ -395,11 +395,24 @@ impl Limiter {
                 closed |= fallback && limit.on_store_failure == OnStoreFailure::Closed;
                 if !skip && !closed {
                     let [req, req_prev, tok, tok_prev] = self.rate_keys(c.model, &model.id, &minute);
+                    // Near the limit (above `prefer_below` of it) a soft check holds the model back
+                    // while another candidate can serve.
+                    let soft = |check: &Check| {
+                        (limit.prefer_below < 1.0).then(|| Check {
+                            limit: check.limit * limit.prefer_below,
+                            soft: true,
+                            ..check.clone()
+                        })
+                    };
                     if let Some(n) = limit.requests_per_minute {
                         let keys = SlotKeys { bucket: minute.bucket, current: req, previous: req_prev };
                         let (charge, check) = keys.check(&mut counters, &minute, f64::from(n));
                         choice.charges.push((charge, 1.0));
                         roles.push(Role::Requests);
+                        if let Some(s) = soft(&check) {
+                            choice.checks.push(s);
+                            origins.push(Origin::Requests);
+                        }
                         choice.checks.push(check);
                         origins.push(Origin::Requests);
                     }
@@ -408,6 +421,10 @@ impl Limiter {
                         let (charge, check) = keys.check(&mut counters, &minute, n as f64);
                         choice.charges.push((charge, tokens));
                         roles.push(Role::Tokens);
+                        if let Some(s) = soft(&check) {
+                            choice.checks.push(s);
+                            origins.push(Origin::Tokens);
+                        }
                         choice.checks.push(check);
                         origins.push(Origin::Tokens);
                     }
@@ -460,6 +477,12 @@ impl Limiter {
             // not fit (an atomic admission of its own, so the rule "the first that fits" holds).
             let first = sticky.is_none() && models.len() > 1;
             let mut built = self.build(request, catalog, if first { &models[..1] } else { models }, false, circuits);
+            // A soft check may hold the first choice back for a later one: only the full admission
+            // can tell.
+            let first = first && !built.admit.choices.iter().any(|c| c.checks.iter().any(|k| k.soft));
+            if !first && built.admit.choices.len() < models.len() {
+                built = self.build(request, catalog, models, false, circuits);
+            }
             built.admit.lease_ttl = lease_ttl;
             built.admit.sticky = sticky.clone();
             if let Some(answer) = self.store.admit_sync(&built.admit) {
@@ -524,7 +547,7 @@ impl Limiter {
         // Choices a closed limit applies to cannot be checked: none of them may be taken.
         for (choice, meta) in built.admit.choices.iter_mut().zip(&built.meta) {
             if meta.closed {
-                choice.checks.push(Check { terms: SmallVec::new(), limit: f64::NEG_INFINITY });
+                choice.checks.push(Check { terms: SmallVec::new(), limit: f64::NEG_INFINITY, soft: false });
             }
         }
         let admitted = self.local.admit_now(&built.admit)?;
@@ -601,17 +624,19 @@ impl Limiter {
                 continue;
             }
             let choice = &built.admit.choices[k];
-            let failed = choice.checks.iter().zip(&built.meta[k].origins).find(|(check, _)| {
-                !crate::state::fits(
-                    &Choice {
-                        label: choice.label.clone(),
-                        charges: choice.charges.clone(),
-                        checks: smallvec![(*check).clone()],
-                        flag: None,
-                    },
-                    values,
-                )
-            });
+            let failed =
+                choice.checks.iter().zip(&built.meta[k].origins).filter(|(check, _)| !check.soft).find(|(check, _)| {
+                    !crate::state::fits(
+                        &Choice {
+                            label: choice.label.clone(),
+                            charges: choice.charges.clone(),
+                            checks: smallvec![(*check).clone()],
+                            flag: None,
+                        },
+                        values,
+                        true,
+                    )
+                });
             let Some((check, origin)) = failed else { continue };
             let used: f64 = check.terms.iter().map(|&(i, w)| w * values.get(i as usize).copied().unwrap_or(0.0)).sum();
             let reason = match *origin {

@@ -13,7 +13,8 @@
 //!   output, at list prices; [`Reserve`]). When the answer arrives the reservation is reconciled
 //!   with the actual cost; a failed or cancelled request gives it back.
 //! - **rate limits** ([`RateLimit`]): requests and tokens per minute per model, over a sliding
-//!   minute. A model at its limit is passed over before it would answer with a 429.
+//!   minute. A model near its limit (90% by default) is passed over while another candidate can
+//!   serve, and at its limit in any case, before it would answer with a 429.
 //!
 //! A candidate that does not fit is skipped and the next one in the ranking is taken: the router
 //! **downgrades** to a cheaper model rather than reject. Fallbacks, larger-context retries and
@@ -181,14 +182,16 @@ impl fmt::Debug for Budget {
 
 /// Requests and tokens per minute for one model, over a sliding minute.
 ///
-/// Set it somewhat below the provider's own limit: the router passes over a model whose next request
-/// would exceed it, instead of waiting for the provider's 429.
+/// The router passes over a model whose next request would exceed it, instead of waiting for the
+/// provider's 429; above `prefer_below` of it (90% by default) the model is used only when no other
+/// candidate is below its own.
 ///
 /// ```toml
 /// [[limits.rate_limits]]
 /// model = "gpt-4o"
 /// requests_per_minute = 500
 /// tokens_per_minute = 30000
+/// prefer_below = 0.9
 /// ```
 #[non_exhaustive]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -202,9 +205,18 @@ pub struct RateLimit {
     /// Input plus output tokens per minute; a request counts its estimate until its usage is known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tokens_per_minute: Option<u64>,
+    /// The share of each limit above which the model is passed over while another candidate is
+    /// below its own (default 0.9); at the limit itself it is passed over in any case. 1 turns this
+    /// off.
+    #[serde(default = "default_prefer_below")]
+    pub prefer_below: f64,
     /// What happens while the store cannot be reached.
     #[serde(default)]
     pub on_store_failure: OnStoreFailure,
+}
+
+fn default_prefer_below() -> f64 {
+    0.9
 }
 
 impl RateLimit {
@@ -214,8 +226,16 @@ impl RateLimit {
             model: model.into(),
             requests_per_minute: None,
             tokens_per_minute: None,
+            prefer_below: default_prefer_below(),
             on_store_failure: OnStoreFailure::default(),
         }
+    }
+
+    /// Sets the share of the limit above which the model is passed over while another candidate is
+    /// below its own.
+    pub fn prefer_below(mut self, share: f64) -> Self {
+        self.prefer_below = share;
+        self
     }
 
     /// At most `n` requests per minute.
@@ -403,6 +423,9 @@ impl LimitsConfig {
             }
             if self.rate_limits[..i].iter().any(|o| o.model == r.model) {
                 return Err(Error::config(format!("{at}.model: `{}` has two rate limits", r.model)));
+            }
+            if !(r.prefer_below > 0.0 && r.prefer_below <= 1.0) {
+                return Err(Error::config(format!("{at}.prefer_below must be in (0, 1], got {}", r.prefer_below)));
             }
             if r.requests_per_minute.is_none() && r.tokens_per_minute.is_none() {
                 return Err(Error::config(format!("{at}: set requests_per_minute, tokens_per_minute or both")));

@@ -75,20 +75,25 @@ impl MemoryStore {
         let sticky = admit.sticky.as_ref().and_then(|s| state.sticky.get(&s.key)).filter(|(_, exp)| *exp > now);
         let sticky_label = sticky.map(|(label, _)| label.clone());
         let mut blocked = Vec::new();
-        let mut usable = |i: usize, c: &super::Choice| {
-            let flags = &state.flags;
+        let flags = &state.flags;
+        // Strictly first (soft checks too); then, only if nothing passes, leaving soft checks out.
+        let mut usable = |i: usize, c: &super::Choice, strict: bool| {
             let flagged =
-                c.flag.as_ref().filter(|_| !flags.is_empty()).and_then(|f| flags.get(f)).filter(|until| **until > now);
+                c.flag.as_ref().filter(|_| !flags.is_empty()).and_then(|f| flags.get(f)).filter(|t| **t > now);
             if let Some(until) = flagged {
-                blocked.push((i, until.saturating_duration_since(now)));
+                if strict {
+                    blocked.push((i, until.saturating_duration_since(now)));
+                }
                 return false;
             }
-            fits(c, &values)
+            fits(c, &values, strict)
         };
-        let taken = match sticky_label.as_deref() {
-            None => admit.choices.iter().enumerate().position(|(i, c)| usable(i, c)),
-            label => order(&admit.choices, label).into_iter().find(|&i| usable(i, &admit.choices[i])),
-        };
+        let soft = admit.choices.iter().any(|c| c.checks.iter().any(|k| k.soft));
+        let order = order(&admit.choices, sticky_label.as_deref());
+        let taken =
+            order.iter().copied().find(|&i| usable(i, &admit.choices[i], true)).or_else(|| {
+                soft.then(|| order.iter().copied().find(|&i| usable(i, &admit.choices[i], false))).flatten()
+            });
         let Some(i) = taken else {
             return Ok(Admitted { choice: None, lease: None, values, sticky_hit: false, blocked });
         };
@@ -271,7 +276,7 @@ mod tests {
                 .map(|(i, &c)| Choice {
                     label: Arc::from(format!("m{i}")),
                     charges: smallvec![(0, c)],
-                    checks: smallvec![Check { terms: smallvec![(0, 1.0)], limit }],
+                    checks: smallvec![Check { terms: smallvec![(0, 1.0)], limit, soft: false }],
                     flag: None,
                 })
                 .collect(),
@@ -351,6 +356,20 @@ mod tests {
     }
 
     #[test]
+    fn a_soft_check_holds_a_choice_back_only_while_another_passes_everything() {
+        let store = MemoryStore::new();
+        let mut a = admit(10.0, &[1.0, 1.0]);
+        // Choice 0 is soft-limited at 2: after two admissions choice 1 is preferred.
+        a.choices[0].checks.push(Check { terms: smallvec![(0, 1.0)], limit: 2.0, soft: true });
+        assert_eq!(store.admit_now(&a).unwrap().choice, Some(0));
+        assert_eq!(store.admit_now(&a).unwrap().choice, Some(0));
+        assert_eq!(store.admit_now(&a).unwrap().choice, Some(1));
+        // When choice 1 cannot be taken either, choice 0 still can (its hard limit is 10).
+        a.choices[1].checks[0].limit = 0.0;
+        assert_eq!(store.admit_now(&a).unwrap().choice, Some(0));
+    }
+
+    #[test]
     fn sticky_choice_goes_first_while_it_fits() {
         let store = MemoryStore::new();
         let mut a = admit(1.0, &[0.1, 0.1]);
@@ -383,7 +402,7 @@ mod tests {
             .unwrap();
         assert!(lease.lease.is_some());
         // Half of the previous bucket still counts: 5 + 1 + charge 1 = 7 > 6.5.
-        let check = Check { terms: smallvec![(0, 0.5), (1, 1.0)], limit: 6.5 };
+        let check = Check { terms: smallvec![(0, 0.5), (1, 1.0)], limit: 6.5, soft: false };
         let choice =
             Choice { label: Arc::from("m"), charges: smallvec![(1, 1.0)], checks: smallvec![check], flag: None };
         let a = Admit { counters, choices: vec![choice], ..Admit::default() };

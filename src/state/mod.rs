@@ -8,7 +8,8 @@
 //! 1. applies the [`Settlement`]s queued since the last call (actual costs of finished requests,
 //!    released reservations),
 //! 2. walks the [`Choice`]s (candidate models, in the order the router prefers them) and takes the
-//!    first whose [`Check`]s all hold once its charges are added,
+//!    first whose [`Check`]s all hold once its charges are added (or, when none does, the first
+//!    whose checks hold leaving out the soft ones),
 //! 3. adds that choice's charges to the counters under a [`Lease`] that expires by itself, so a
 //!    replica that dies mid-request does not hold its reservation for ever,
 //! 4. optionally reads and writes a sticky-session entry,
@@ -100,6 +101,10 @@ pub struct Check {
     pub terms: SmallVec<[(u32, f64); 2]>,
     /// The largest allowed sum (`-inf`: the choice can never be taken).
     pub limit: f64,
+    /// A soft check holds a choice back only while another choice passes all of its checks: the
+    /// store first looks for a choice that passes every check, then for one that passes every check
+    /// that is not soft (a model near its rate limit is used only when nothing else can serve).
+    pub soft: bool,
 }
 
 /// One option of an admission: a candidate model with what it would add to which counters and
@@ -312,9 +317,9 @@ impl std::hash::Hasher for Fnv {
 /// reachable limit.
 pub(crate) const SLACK: f64 = 1e-9;
 
-/// Whether `choice` fits given the counters' `values`.
-pub(crate) fn fits(choice: &Choice, values: &[f64]) -> bool {
-    choice.checks.iter().all(|check| {
+/// Whether `choice` fits given the counters' `values`; with `strict`, soft checks count too.
+pub(crate) fn fits(choice: &Choice, values: &[f64], strict: bool) -> bool {
+    choice.checks.iter().filter(|check| strict || !check.soft).all(|check| {
         let sum: f64 = check
             .terms
             .iter()

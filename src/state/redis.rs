@@ -165,7 +165,7 @@ local function parse()
     choice.charges[j] = { idx, num(amount), amount }
   end
   for j = 1, tonumber(nextarg()) do
-    local check = { limit = num(nextarg()), terms = {} }
+    local check = { limit = num(nextarg()), soft = nextarg() == '1', terms = {} }
     for l = 1, tonumber(nextarg()) do
       check.terms[l] = { tonumber(nextarg()) + 1, num(nextarg()) }
     end
@@ -174,34 +174,39 @@ local function parse()
   return choice
 end
 
-local function fits(choice)
+-- With strict, soft checks count too.
+local function fits(choice, strict)
   for _, check in ipairs(choice.checks) do
-    local sum = 0
-    for _, term in ipairs(check.terms) do
-      local i = term[1]
-      local charge = 0
-      for _, g in ipairs(choice.charges) do
-        if g[1] == i then charge = charge + g[2] end
+    if strict or not check.soft then
+      local sum = 0
+      for _, term in ipairs(check.terms) do
+        local i = term[1]
+        local charge = 0
+        for _, g in ipairs(choice.charges) do
+          if g[1] == i then charge = charge + g[2] end
+        end
+        sum = sum + term[2] * (values[i] + charge)
       end
-      sum = sum + term[2] * (values[i] + charge)
+      if not (sum <= check.limit * (1 + SLACK) + SLACK) then return false end
     end
-    if not (sum <= check.limit * (1 + SLACK) + SLACK) then return false end
   end
   return true
 end
 
 -- A choice whose flag is set is passed over, and reported with the flag's remaining life.
 local blocked = {}
-local function usable(i, choice)
+local function usable(i, choice, strict)
   if choice.flag ~= '' then
     local ttl = redis.call('PTTL', prefix .. 'f:' .. choice.flag)
     if ttl > 0 then
-      blocked[#blocked + 1] = i - 1
-      blocked[#blocked + 1] = ttl
+      if strict then
+        blocked[#blocked + 1] = i - 1
+        blocked[#blocked + 1] = ttl
+      end
       return false
     end
   end
-  return fits(choice)
+  return fits(choice, strict)
 end
 local function finish(out)
   for i = 1, n do out[#out + 1] = texts[i] end
@@ -217,39 +222,52 @@ if has_sticky then
 end
 local taken = nil
 local choice = nil
+-- Choices are read from the arguments only when needed (Lua is slow, and most admissions take
+-- their first choice).
+local choices = {}
+local function get(i)
+  while #choices < i do choices[#choices + 1] = parse() end
+  return choices[i]
+end
+-- The sticky entry's choice first (the first one with its label), then the others in order.
+local first = nil
 if sticky_label then
-  -- The sticky entry's choice first (the first one with its label), then the others in order.
-  local choices = {}
-  for i = 1, c do choices[i] = parse() end
-  local first = nil
   for i = 1, c do
-    if choices[i].label == sticky_label then
+    if get(i).label == sticky_label then
       first = i
       break
     end
   end
-  if first and usable(first, choices[first]) then taken = first end
-  if not taken then
-    for i = 1, c do
-      if i ~= first and usable(i, choices[i]) then
+end
+local order = {}
+if first then order[1] = first end
+for i = 1, c do
+  if i ~= first then order[#order + 1] = i end
+end
+for _, i in ipairs(order) do
+  if usable(i, get(i), true) then
+    taken = i
+    break
+  end
+end
+-- None passes every check: the first that passes every check but the soft ones.
+if not taken then
+  local soft = false
+  for i = 1, c do
+    for _, check in ipairs(get(i).checks) do
+      if check.soft then soft = true end
+    end
+  end
+  if soft then
+    for _, i in ipairs(order) do
+      if usable(i, choices[i], false) then
         taken = i
         break
       end
     end
   end
-  if taken then choice = choices[taken] end
-else
-  -- In order, reading each choice only when the ones before it did not fit (Lua is slow, and most
-  -- admissions take their first choice).
-  for i = 1, c do
-    local next_choice = parse()
-    if usable(i, next_choice) then
-      taken = i
-      choice = next_choice
-      break
-    end
-  end
 end
+if taken then choice = choices[taken] end
 if not taken then
   return finish({ -1, '', 0 })
 end
@@ -523,7 +541,7 @@ impl RedisStore {
             }
             inv.arg(choice.checks.len());
             for check in &choice.checks {
-                inv.arg(num(check.limit)).arg(check.terms.len());
+                inv.arg(num(check.limit)).arg(if check.soft { "1" } else { "0" }).arg(check.terms.len());
                 for &(i, w) in &check.terms {
                     inv.arg(i).arg(num(w));
                 }
