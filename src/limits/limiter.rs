@@ -477,11 +477,12 @@ impl Limiter {
             // not fit (an atomic admission of its own, so the rule "the first that fits" holds).
             let first = sticky.is_none() && models.len() > 1;
             let mut built = self.build(request, catalog, if first { &models[..1] } else { models }, false, circuits);
-            // A soft check may hold the first choice back for a later one: only the full admission
-            // can tell.
-            let first = first && !built.admit.choices.iter().any(|c| c.checks.iter().any(|k| k.soft));
-            if !first && built.admit.choices.len() < models.len() {
-                built = self.build(request, catalog, models, false, circuits);
+            if first {
+                // Alone, the first choice is taken only if it passes its soft checks too, as the
+                // full admission would take it.
+                for check in built.admit.choices.iter_mut().flat_map(|c| c.checks.iter_mut()) {
+                    check.soft = false;
+                }
             }
             built.admit.lease_ttl = lease_ttl;
             built.admit.sticky = sticky.clone();
