@@ -114,7 +114,6 @@ struct Meta {
 }
 
 /// Counter names, built once per scope and bucket rather than per request.
-#[derive(Default)]
 struct KeyCache {
     /// Per budget: scope id (tenant, caller key, or "" for global) → the slot's counters.
     budgets: Vec<Mutex<HashMap<Box<str>, SlotKeys>>>,
@@ -430,6 +429,10 @@ impl Limiter {
                     }
                 }
             }
+            if closed {
+                // A closed limit applies and cannot be checked: the choice may not be taken.
+                choice.checks.push(Check { terms: SmallVec::new(), limit: f64::NEG_INFINITY, soft: false });
+            }
             built.admit.choices.push(choice);
             built.meta.push(Meta { origins, roles, usd, closed });
         }
@@ -461,6 +464,12 @@ impl Limiter {
             _ => None,
         };
         let circuits = circuits && self.config.share_circuits;
+        let admission = |models: &[&Candidate], fallback: bool, circuits: bool| {
+            let mut built = self.build(request, catalog, models, fallback, circuits);
+            built.admit.lease_ttl = lease_ttl;
+            built.admit.sticky = sticky.clone();
+            built
+        };
         let quiet = !self.queued.load(Ordering::Acquire) || {
             // Cleared before looking, and set again by whoever queues after: never lost.
             self.queued.store(false, Ordering::Release);
@@ -476,7 +485,7 @@ impl Limiter {
             // their first choice, so it is tried alone first; the full admission follows if it does
             // not fit (an atomic admission of its own, so the rule "the first that fits" holds).
             let first = sticky.is_none() && models.len() > 1;
-            let mut built = self.build(request, catalog, if first { &models[..1] } else { models }, false, circuits);
+            let mut built = admission(if first { &models[..1] } else { models }, false, circuits);
             if first {
                 // Alone, the first choice is taken only if it passes its soft checks too, as the
                 // full admission would take it.
@@ -484,25 +493,19 @@ impl Limiter {
                     check.soft = false;
                 }
             }
-            built.admit.lease_ttl = lease_ttl;
-            built.admit.sticky = sticky.clone();
             if let Some(answer) = self.store.admit_sync(&built.admit) {
                 let admitted = answer?;
                 if admitted.choice.is_some() || !first {
                     return self.outcome(&built, admitted, false, catalog, models);
                 }
-                let mut built = self.build(request, catalog, models, false, circuits);
-                built.admit.lease_ttl = lease_ttl;
-                built.admit.sticky = sticky.clone();
+                let built = admission(models, false, circuits);
                 if let Some(answer) = self.store.admit_sync(&built.admit) {
                     return self.outcome(&built, answer?, false, catalog, models);
                 }
             }
         }
         if !self.store_is_down() {
-            let mut built = self.build(request, catalog, models, false, circuits);
-            built.admit.lease_ttl = lease_ttl;
-            built.admit.sticky = sticky.clone();
+            let mut built = admission(models, false, circuits);
             built.admit.settle = std::mem::take(&mut *lock(&self.pending));
             built.admit.flags = std::mem::take(&mut *lock(&self.flags));
             let backlog = std::mem::take(&mut *lock(&self.backlog));
@@ -534,21 +537,13 @@ impl Limiter {
             }
         }
         // Local counters only; circuits are this replica's own meanwhile.
-        let mut built = self.build(request, catalog, models, true, false);
-        built.admit.lease_ttl = lease_ttl;
-        built.admit.sticky = sticky;
+        let built = admission(models, true, false);
         {
             let seen = lock(&self.last_seen);
             for c in &built.admit.counters {
                 if let Some(&v) = seen.get(c.key()) {
                     self.local.seed(c, v);
                 }
-            }
-        }
-        // Choices a closed limit applies to cannot be checked: none of them may be taken.
-        for (choice, meta) in built.admit.choices.iter_mut().zip(&built.meta) {
-            if meta.closed {
-                choice.checks.push(Check { terms: SmallVec::new(), limit: f64::NEG_INFINITY, soft: false });
             }
         }
         let admitted = self.local.admit_now(&built.admit)?;
@@ -625,19 +620,11 @@ impl Limiter {
                 continue;
             }
             let choice = &built.admit.choices[k];
-            let failed =
-                choice.checks.iter().zip(&built.meta[k].origins).filter(|(check, _)| !check.soft).find(|(check, _)| {
-                    !crate::state::fits(
-                        &Choice {
-                            label: choice.label.clone(),
-                            charges: choice.charges.clone(),
-                            checks: smallvec![(*check).clone()],
-                            flag: None,
-                        },
-                        values,
-                        true,
-                    )
-                });
+            let failed = choice
+                .checks
+                .iter()
+                .zip(&built.meta[k].origins)
+                .find(|(check, _)| !check.soft && !crate::state::holds(check, &choice.charges, values));
             let Some((check, origin)) = failed else { continue };
             let used: f64 = check.terms.iter().map(|&(i, w)| w * values.get(i as usize).copied().unwrap_or(0.0)).sum();
             let reason = match *origin {

@@ -39,7 +39,6 @@
 mod limiter;
 mod window;
 
-use std::fmt;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -124,7 +123,7 @@ pub enum OnStoreFailure {
 /// on_store_failure = "local"
 /// ```
 #[non_exhaustive]
-#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Budget {
     /// Whose spending it caps.
@@ -165,18 +164,6 @@ impl Budget {
             Some(t) => format!("{} `{t}` budget of ${} per {}", self.scope.as_str(), self.limit_usd, self.window),
             None => format!("{} budget of ${} per {}", self.scope.as_str(), self.limit_usd, self.window),
         }
-    }
-}
-
-impl fmt::Debug for Budget {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Budget")
-            .field("scope", &self.scope)
-            .field("tenant", &self.tenant)
-            .field("limit_usd", &self.limit_usd)
-            .field("window", &self.window)
-            .field("on_store_failure", &self.on_store_failure)
-            .finish()
     }
 }
 

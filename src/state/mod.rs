@@ -319,18 +319,21 @@ pub(crate) const SLACK: f64 = 1e-9;
 
 /// Whether `choice` fits given the counters' `values`; with `strict`, soft checks count too.
 pub(crate) fn fits(choice: &Choice, values: &[f64], strict: bool) -> bool {
-    choice.checks.iter().filter(|check| strict || !check.soft).all(|check| {
-        let sum: f64 = check
-            .terms
-            .iter()
-            .map(|&(i, w)| {
-                let v = values.get(i as usize).copied().unwrap_or(0.0);
-                let c: f64 = choice.charges.iter().filter(|(j, _)| *j == i).map(|(_, a)| a).sum();
-                w * (v + c)
-            })
-            .sum();
-        sum <= check.limit * (1.0 + SLACK) + SLACK
-    })
+    choice.checks.iter().filter(|check| strict || !check.soft).all(|check| holds(check, &choice.charges, values))
+}
+
+/// Whether `check` holds once `charges` are added to the counters' `values`.
+pub(crate) fn holds(check: &Check, charges: &[(u32, f64)], values: &[f64]) -> bool {
+    let sum: f64 = check
+        .terms
+        .iter()
+        .map(|&(i, w)| {
+            let v = values.get(i as usize).copied().unwrap_or(0.0);
+            let c: f64 = charges.iter().filter(|(j, _)| *j == i).map(|(_, a)| a).sum();
+            w * (v + c)
+        })
+        .sum();
+    sum <= check.limit * (1.0 + SLACK) + SLACK
 }
 
 /// The order in which an admission tries its choices: the sticky one first (when `sticky` names one
