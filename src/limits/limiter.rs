@@ -16,7 +16,10 @@ use crate::cost::price;
 use crate::error::{Error, ErrorKind, Result};
 use crate::policy::{Candidate, RejectReason, Rejection};
 use crate::request::Request;
-use crate::state::{Admit, Admitted, Check, Choice, Counter, Flag, Lease, MemoryStore, Settlement, StateStore, Sticky};
+use crate::state::{
+    Admit, Admitted, Bound, Check, Choice, Counter, FastHash, Flag, Lease, MemoryStore, One, Settlement, StateStore,
+    Sticky,
+};
 
 /// A candidate admitted: which (its position among those offered), its reservation, whether the
 /// sticky entry chose it, and the models passed over because their circuit is open elsewhere.
@@ -116,7 +119,7 @@ struct Meta {
 /// Counter names, built once per scope and bucket rather than per request.
 struct KeyCache {
     /// Per budget: scope id (tenant, caller key, or "" for global) → the slot's counters.
-    budgets: Vec<Mutex<HashMap<Box<str>, SlotKeys>>>,
+    budgets: Vec<Mutex<HashMap<Box<str>, SlotKeys, FastHash>>>,
     /// Per model: the requests and tokens counters of the current minute.
     rates: Mutex<Vec<Option<RateKeys>>>,
 }
@@ -240,7 +243,7 @@ impl Limiter {
             }
         }
         let keys = KeyCache {
-            budgets: config.budgets.iter().map(|_| Mutex::new(HashMap::new())).collect(),
+            budgets: config.budgets.iter().map(|_| Mutex::new(HashMap::default())).collect(),
             rates: Mutex::new(vec![None; catalog.len()]),
         };
         let labels = catalog.models().iter().map(|m| Arc::from(m.id.as_str())).collect();
@@ -273,7 +276,8 @@ impl Limiter {
     }
 
     fn store_is_down(&self) -> bool {
-        self.elapsed_ms() < self.down_until.load(Ordering::Acquire)
+        let until = self.down_until.load(Ordering::Acquire);
+        until != 0 && self.elapsed_ms() < until
     }
 
     fn mark_down(&self) {
@@ -281,21 +285,23 @@ impl Limiter {
         self.down_until.store(self.elapsed_ms().saturating_add(retry), Ordering::Release);
     }
 
-    /// The counters of budget `b` for scope `id` in `slot`.
-    fn budget_keys(&self, b: usize, id: &str, slot: &Slot) -> SlotKeys {
+    /// `f` of the counters of budget `b` for scope `id` in `slot` (from the key cache, which keeps
+    /// its lock only for the call).
+    fn budget_keys<R>(&self, b: usize, id: &str, slot: &Slot, f: impl FnOnce(&SlotKeys) -> R) -> R {
         let Some(cache) = self.keys.budgets.get(b) else {
-            return SlotKeys::new(&budget_base(&self.config.budgets[b], id), slot);
+            return f(&SlotKeys::new(&budget_base(&self.config.budgets[b], id), slot));
         };
         let mut cache = lock(cache);
         if let Some(keys) = cache.get(id).filter(|k| k.bucket == slot.bucket) {
-            return keys.clone();
+            return f(keys);
         }
         let keys = SlotKeys::new(&budget_base(&self.config.budgets[b], id), slot);
         if cache.len() >= KEY_CACHE {
             cache.clear();
         }
-        cache.insert(Box::from(id), keys.clone());
-        keys
+        let answer = f(&keys);
+        cache.insert(Box::from(id), keys);
+        answer
     }
 
     /// The requests and tokens counters of `model` for the minute `slot`: current and previous of
@@ -361,7 +367,7 @@ impl Limiter {
                     OnStoreFailure::Local => {}
                 }
             }
-            let (charge, check) = self.budget_keys(i, id, &slot).check(&mut counters, &slot, b.limit_usd);
+            let (charge, check) = self.budget_keys(i, id, &slot, |k| k.check(&mut counters, &slot, b.limit_usd));
             budget_checks.push((i, charge, check));
         }
         let minute = super::Window::Sliding(Duration::from_secs(60)).slot(now);
@@ -440,8 +446,158 @@ impl Limiter {
         built
     }
 
+    /// The sticky entry of a request, when sticky sessions are on and this is its first pick.
+    fn sticky(&self, request: &Request, first_pick: bool) -> Option<Sticky> {
+        match (&self.config.sticky, &request.hints.key, first_pick) {
+            (Some(s), Some(key), true) => {
+                Some(Sticky { key: Arc::from(format!("sticky:{:016x}", hash_key(key))), ttl: s.ttl })
+            }
+            _ => None,
+        }
+    }
+
+    /// Whether nothing waits to be sent to the store (settlements, local spending, flags).
+    fn quiet(&self) -> bool {
+        !self.queued.load(Ordering::Acquire) || {
+            // Cleared before looking, and set again by whoever queues after: never lost.
+            self.queued.store(false, Ordering::Release);
+            let empty =
+                lock(&self.pending).is_empty() && lock(&self.backlog).is_empty() && lock(&self.flags).is_empty();
+            if !empty {
+                self.queued.store(true, Ordering::Release);
+            }
+            empty
+        }
+    }
+
+    /// The first of `models` alone, for an in-process store: its charges, its bounds (soft checks
+    /// as strict ones: alone, it is taken only if the full admission would take it), its flag, and
+    /// what each charge stands for. Counter names come from the key cache; nothing else is built.
+    fn one(&self, request: &Request, catalog: &Catalog, c: &Candidate, circuits: bool) -> (One, SmallVec<[Role; 4]>) {
+        let now = now_ms();
+        let hints = &request.hints;
+        let (usd, tokens) = self.reservation(request, catalog, c);
+        let mut one = One::default();
+        let mut roles = SmallVec::new();
+        for (i, b) in self.config.budgets.iter().enumerate() {
+            let Some(id) = scope_id(b, hints.tenant.as_deref(), hints.key.as_deref()) else { continue };
+            let slot = b.window.slot(now);
+            let (at, previous) = self.budget_keys(i, id, &slot, |keys| {
+                // Budgets share counters: charge each counter once.
+                let at = one.charges.iter().position(|(k, _)| *k == keys.current).unwrap_or_else(|| {
+                    one.charges.push((keys.current.clone(), usd));
+                    roles.push(Role::Usd);
+                    one.charges.len() - 1
+                });
+                (at, slot.previous.map(|w| (keys.previous.clone(), w)))
+            });
+            one.bounds.push(Bound { current: at, previous, limit: b.limit_usd });
+        }
+        if let Some(limit) = self.rates.get(c.model).copied().flatten().map(|r| &self.config.rate_limits[r]) {
+            let minute = super::Window::Sliding(Duration::from_secs(60)).slot(now);
+            let [req, req_prev, tok, tok_prev] = self.rate_keys(c.model, &catalog.model(c.model).id, &minute);
+            let share = limit.prefer_below.min(1.0);
+            let w = minute.previous.unwrap_or(0.0);
+            let mut rate = |current: Counter, previous: Counter, charge: f64, limit: f64, role: Role| {
+                one.charges.push((current, charge));
+                roles.push(role);
+                one.bounds.push(Bound { current: one.charges.len() - 1, previous: Some((previous, w)), limit });
+            };
+            if let Some(n) = limit.requests_per_minute {
+                rate(req, req_prev, 1.0, f64::from(n) * share, Role::Requests);
+            }
+            if let Some(n) = limit.tokens_per_minute {
+                rate(tok, tok_prev, tokens, n as f64 * share, Role::Tokens);
+            }
+        }
+        one.flag = if circuits { self.circuit_flags.get(c.model).cloned() } else { None };
+        (one, roles)
+    }
+
+    /// Reserves `first`, the preferred candidate, alone through an in-process store when it fits:
+    /// most requests take their first choice, and this takes it without building an [`Admit`] or
+    /// listing the other candidates. `None`: the store is not in process, something waits to be
+    /// sent to it, a sticky entry may choose another model, or `first` does not fit or is flagged;
+    /// the caller then goes through [`admit_now`](Self::admit_now) or [`admit`](Self::admit), which
+    /// also say why.
+    pub(crate) fn admit_first(
+        self: &Arc<Self>,
+        request: &Request,
+        catalog: &Catalog,
+        first: &Candidate,
+        first_pick: bool,
+        circuits: bool,
+        deadline: Duration,
+    ) -> Option<Admission> {
+        let store = self.store.in_process()?;
+        if self.store_is_down()
+            || !self.quiet()
+            || (first_pick && self.config.sticky.is_some() && request.hints.key.is_some())
+        {
+            return None;
+        }
+        let (one, roles) = self.one(request, catalog, first, circuits && self.config.share_circuits);
+        let lease = store.reserve(one, deadline.saturating_add(self.config.lease_grace))?;
+        let ticket =
+            Ticket { limiter: self.clone(), lease: Some(lease), roles, local: false, usd: 0.0, tokens: 0, requests: 0 };
+        Some(Admission { position: 0, ticket, sticky: false, blocked: SmallVec::new() })
+    }
+
+    /// Admits without waiting when the store answers without I/O and nothing is queued for it;
+    /// `None` otherwise, and the caller goes through [`admit`](Self::admit).
+    ///
+    /// A store that is not in process gets the first choice alone first (most requests take it),
+    /// then the full admission if it does not fit: an atomic admission of its own, so the rule "the
+    /// first that fits" holds. An in-process store gets the full admission at once (its first
+    /// choice was offered through [`admit_first`](Self::admit_first)).
+    ///
+    /// # Errors
+    /// As [`admit`](Self::admit).
+    pub(crate) fn admit_now(
+        self: &Arc<Self>,
+        request: &Request,
+        catalog: &Catalog,
+        models: &[&Candidate],
+        first_pick: bool,
+        circuits: bool,
+        deadline: Duration,
+    ) -> Option<Result<Admission>> {
+        if self.store_is_down() || !self.quiet() {
+            return None;
+        }
+        let lease_ttl = deadline.saturating_add(self.config.lease_grace);
+        let sticky = self.sticky(request, first_pick);
+        let circuits = circuits && self.config.share_circuits;
+        let admission = |models: &[&Candidate]| {
+            let mut built = self.build(request, catalog, models, false, circuits);
+            built.admit.lease_ttl = lease_ttl;
+            built.admit.sticky = sticky.clone();
+            built
+        };
+        // Other stores that answer without I/O: the first choice alone, then all of them.
+        let first = sticky.is_none() && models.len() > 1 && self.store.in_process().is_none();
+        let mut built = admission(if first { &models[..1] } else { models });
+        if first {
+            for check in built.admit.choices.iter_mut().flat_map(|c| c.checks.iter_mut()) {
+                check.soft = false;
+            }
+        }
+        let admitted = match self.store.admit_sync(&built.admit)? {
+            Ok(admitted) => admitted,
+            Err(e) => return Some(Err(e)),
+        };
+        if admitted.choice.is_some() || !first {
+            return Some(self.outcome(&built, admitted, false, catalog, models));
+        }
+        let built = admission(models);
+        let admitted = self.store.admit_sync(&built.admit)?;
+        Some(admitted.and_then(|a| self.outcome(&built, a, false, catalog, models)))
+    }
+
     /// Reserves the first of `models` (in order of preference) that every limit allows, and says
     /// which it was. With `circuits`, models whose circuit another replica opened are passed over.
+    /// Callers try [`admit_now`](Self::admit_now) first; this asks the store and waits for it, and
+    /// serves from local counters when it fails.
     ///
     /// # Errors
     /// [`ErrorKind::BudgetExceeded`], [`ErrorKind::RateLimited`], [`ErrorKind::Store`] or
@@ -457,12 +613,7 @@ impl Limiter {
         deadline: Duration,
     ) -> Result<Admission> {
         let lease_ttl = deadline.saturating_add(self.config.lease_grace);
-        let sticky = match (&self.config.sticky, &request.hints.key, first_pick) {
-            (Some(s), Some(key), true) => {
-                Some(Sticky { key: Arc::from(format!("sticky:{:016x}", hash_key(key))), ttl: s.ttl })
-            }
-            _ => None,
-        };
+        let sticky = self.sticky(request, first_pick);
         let circuits = circuits && self.config.share_circuits;
         let admission = |models: &[&Candidate], fallback: bool, circuits: bool| {
             let mut built = self.build(request, catalog, models, fallback, circuits);
@@ -470,40 +621,6 @@ impl Limiter {
             built.admit.sticky = sticky.clone();
             built
         };
-        let quiet = !self.queued.load(Ordering::Acquire) || {
-            // Cleared before looking, and set again by whoever queues after: never lost.
-            self.queued.store(false, Ordering::Release);
-            let empty =
-                lock(&self.pending).is_empty() && lock(&self.backlog).is_empty() && lock(&self.flags).is_empty();
-            if !empty {
-                self.queued.store(true, Ordering::Release);
-            }
-            empty
-        };
-        if !self.store_is_down() && quiet {
-            // A store without I/O answers at once: no timeout, no boxed future. Most requests take
-            // their first choice, so it is tried alone first; the full admission follows if it does
-            // not fit (an atomic admission of its own, so the rule "the first that fits" holds).
-            let first = sticky.is_none() && models.len() > 1;
-            let mut built = admission(if first { &models[..1] } else { models }, false, circuits);
-            if first {
-                // Alone, the first choice is taken only if it passes its soft checks too, as the
-                // full admission would take it.
-                for check in built.admit.choices.iter_mut().flat_map(|c| c.checks.iter_mut()) {
-                    check.soft = false;
-                }
-            }
-            if let Some(answer) = self.store.admit_sync(&built.admit) {
-                let admitted = answer?;
-                if admitted.choice.is_some() || !first {
-                    return self.outcome(&built, admitted, false, catalog, models);
-                }
-                let built = admission(models, false, circuits);
-                if let Some(answer) = self.store.admit_sync(&built.admit) {
-                    return self.outcome(&built, answer?, false, catalog, models);
-                }
-            }
-        }
         if !self.store_is_down() {
             let mut built = admission(models, false, circuits);
             built.admit.settle = std::mem::take(&mut *lock(&self.pending));
@@ -687,6 +804,8 @@ impl Limiter {
             self.local.settle_sync(std::slice::from_ref(&settlement));
             lock(&self.backlog).extend(spent);
             self.queued.store(true, Ordering::Release);
+        } else if let Some(store) = self.store.in_process() {
+            store.settle_sync(std::slice::from_ref(&settlement));
         } else if !self.store.settle_now(std::slice::from_ref(&settlement)) {
             lock(&self.pending).push(settlement);
             self.queued.store(true, Ordering::Release);
@@ -701,7 +820,7 @@ impl Limiter {
         for (i, b) in self.config.budgets.iter().enumerate() {
             let Some(id) = scope_id(b, tenant, key) else { continue };
             let slot = b.window.slot(now);
-            let (_, check) = self.budget_keys(i, id, &slot).check(&mut counters, &slot, b.limit_usd);
+            let (_, check) = self.budget_keys(i, id, &slot, |k| k.check(&mut counters, &slot, b.limit_usd));
             checks.push((b, slot, check));
         }
         let values = if self.store_is_down() {
@@ -755,5 +874,99 @@ impl Limiter {
             self.queued.store(true, Ordering::Release);
         }
         result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::{ModelProfile, Pricing};
+    use crate::cost::CostEstimate;
+    use crate::experiment::rng::Rng;
+    use crate::limits::{RateLimit, Window};
+
+    fn catalog() -> Catalog {
+        Catalog::new((0..3).map(|i| {
+            ModelProfile::new(format!("m{i}"), "sim")
+                .with_pricing(Pricing::per_mtok(4.0 / f64::from(i + 1), 8.0 / f64::from(i + 1)))
+                .with_context(32_000, 2_000)
+        }))
+        .unwrap()
+    }
+
+    fn config() -> LimitsConfig {
+        LimitsConfig::new()
+            .budget(Budget::new(Scope::Global, 0.4, Window::Day))
+            .budget(Budget::new(Scope::Global, 0.3, Window::Day))
+            .budget(Budget::new(Scope::Tenant, 0.15, Window::Sliding(Duration::from_secs(3600))))
+            .budget(Budget::new(Scope::Key, 0.1, Window::Hour))
+            .rate_limit(RateLimit::new("m0").requests_per_minute(12).tokens_per_minute(30_000))
+            .rate_limit(RateLimit::new("m1").requests_per_minute(20).prefer_below(1.0))
+    }
+
+    /// The first choice reserved alone (`admit_first`) decides as the full admission does, step
+    /// for step, over budgets that share counters, sliding and calendar windows, keys, rate limits
+    /// with and without `prefer_below`, settlements and releases.
+    #[test]
+    fn the_first_choice_alone_decides_as_the_full_admission() {
+        let catalog = catalog();
+        let quick = Arc::new(Limiter::new(config(), Arc::new(MemoryStore::new()), &catalog).unwrap());
+        let full = Arc::new(Limiter::new(config(), Arc::new(MemoryStore::new()), &catalog).unwrap());
+        let mut rng = Rng::new(7);
+        let (mut firsts, mut others, mut refused) = (0, 0, 0);
+        for step in 0..600 {
+            let mut request = Request::new("q").with_max_tokens(50 + rng.below(1500) as u32);
+            if rng.below(4) > 0 {
+                request = request.with_tenant(["a", "b"][rng.below(2)]);
+            }
+            if rng.below(3) > 0 {
+                request = request.with_key(["k1", "k2"][rng.below(2)]);
+            }
+            let input = 100 + rng.below(4000) as u32;
+            let candidates: Vec<Candidate> = (0..3)
+                .map(|m| {
+                    let cost =
+                        CostEstimate { usd: 0.0, input_tokens: input, cached_input_tokens: 0, output_tokens: 200 };
+                    Candidate::new(m, 0.0, cost, 1.0)
+                })
+                .collect();
+            let start = rng.below(3);
+            let listed: Vec<&Candidate> = (0..3).map(|k| &candidates[(start + k) % 3]).collect();
+            let deadline = Duration::from_secs(30);
+            let a = match quick.admit_first(&request, &catalog, listed[0], true, true, deadline) {
+                Some(admission) => Ok(admission),
+                None => quick.admit_now(&request, &catalog, &listed, true, true, deadline).unwrap(),
+            };
+            let b = full.admit_now(&request, &catalog, &listed, true, true, deadline).unwrap();
+            match (a, b) {
+                (Ok(a), Ok(b)) => {
+                    assert_eq!(a.position, b.position, "step {step}");
+                    if a.position == 0 {
+                        firsts += 1
+                    } else {
+                        others += 1
+                    }
+                    // Most answers cost less than reserved; some fail and give it all back.
+                    let used = rng.unit();
+                    for mut ticket in [a.ticket, b.ticket] {
+                        if used < 0.9 {
+                            ticket.usd = used * 0.002;
+                            ticket.requests = 1;
+                            ticket.tokens = u64::from(input) + 100;
+                            ticket.settle();
+                        }
+                    }
+                }
+                (Err(a), Err(b)) => {
+                    assert_eq!(a.kind(), b.kind(), "step {step}");
+                    refused += 1;
+                }
+                (a, b) => panic!("step {step}: {:?} vs {:?}", a.map(|a| a.position), b.map(|b| b.position)),
+            }
+        }
+        // The run goes through all three outcomes.
+        assert!(firsts > 50 && others > 20 && refused > 20, "{firsts} / {others} / {refused}");
+        let open = |l: &Limiter| l.store.in_process().map(MemoryStore::open_leases);
+        assert_eq!((open(&quick), open(&full)), (Some(0), Some(0)));
     }
 }

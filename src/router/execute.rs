@@ -376,22 +376,47 @@ impl<'a> Run<'a> {
             self.plan.mark(first);
             return Some((first, reason));
         };
-        let candidates: SmallVec<[&Candidate; 16]> =
-            list.iter().filter_map(|&m| self.decision.candidates().iter().find(|c| c.model == m)).collect();
         let deadline = self.remaining().unwrap_or_default();
         // When every circuit was open, the one closest to recovery is tried whatever other replicas say.
         let circuits = !self.decision.is_recovery();
-        let admitted =
-            limiter.admit(request, &inner.catalog, &candidates, pick == Some(Pick::First), circuits, deadline).await;
+        let first_pick = pick == Some(Pick::First);
+        let candidates = self.decision.candidates();
+        let quick = candidates
+            .iter()
+            .find(|c| c.model == first)
+            .and_then(|c| limiter.admit_first(request, &inner.catalog, c, first_pick, circuits, deadline));
+        // With the model admitted.
+        let admitted = match quick {
+            Some(admission) => Ok((admission, first)),
+            None => {
+                // Each model's candidate, looked up once per model rather than searched for per model.
+                let mut by_model: SmallVec<[Option<&Candidate>; 32]> = smallvec::smallvec![None; inner.catalog.len()];
+                for c in candidates {
+                    if let Some(slot) = by_model.get_mut(c.model) {
+                        *slot = Some(c);
+                    }
+                }
+                let listed: SmallVec<[&Candidate; 16]> =
+                    list.iter().filter_map(|&m| by_model.get(m).copied().flatten()).collect();
+                let admitted = match limiter.admit_now(request, &inner.catalog, &listed, first_pick, circuits, deadline)
+                {
+                    Some(admitted) => admitted,
+                    None => limiter.admit(request, &inner.catalog, &listed, first_pick, circuits, deadline).await,
+                };
+                admitted.map(|a| {
+                    let model = listed[a.position].model;
+                    (a, model)
+                })
+            }
+        };
         let now = now_std();
         match admitted {
-            Ok(LimitsAdmission { position: pos, ticket, sticky, blocked }) => {
+            Ok((LimitsAdmission { position: pos, ticket, sticky, blocked }, model)) => {
                 // Circuits another replica opened: open here too, for what is left of them.
                 let blocked_count = blocked.len();
                 for (model, left) in blocked {
                     inner.health.open_for(model, left, now);
                 }
-                let model = candidates[pos].model;
                 self.plan.mark(model);
                 self.ticket = Some(ticket);
                 let reason = match reason {

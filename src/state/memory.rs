@@ -6,8 +6,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use smallvec::SmallVec;
 
-use super::{Admit, Admitted, Counter, FastHash, Lease, Settlement, StateStore, fits, order, validate};
+use super::{Admit, Admitted, Counter, FastHash, Lease, SLACK, Settlement, StateStore, fits, order, validate};
 use crate::error::Result;
 
 /// How long the ids of leases that expired unsettled are remembered.
@@ -37,6 +38,27 @@ struct State {
     flags: HashMap<Arc<str>, Instant, FastHash>,
     next_lease: u64,
     next_sweep: Option<Instant>,
+}
+
+/// One choice for [`MemoryStore::reserve`].
+#[derive(Default)]
+pub(crate) struct One {
+    /// What the choice adds to which counters, each counter once.
+    pub(crate) charges: SmallVec<[(Counter, f64); 4]>,
+    /// Every bound must hold once the charges are added.
+    pub(crate) bounds: SmallVec<[Bound; 4]>,
+    /// Passed over while this flag is set.
+    pub(crate) flag: Option<Arc<str>>,
+}
+
+/// `weight·previous + current ≤ limit`, charges included: a calendar window's bucket (no previous)
+/// or a sliding window's two.
+pub(crate) struct Bound {
+    /// The index in [`One::charges`] of the current bucket's counter.
+    pub(crate) current: usize,
+    /// The previous bucket's counter and its weight.
+    pub(crate) previous: Option<(Counter, f64)>,
+    pub(crate) limit: f64,
 }
 
 struct Entry {
@@ -113,6 +135,41 @@ impl MemoryStore {
             state.sticky.insert(s.key.clone(), (choice.label.clone(), now + s.ttl));
         }
         Ok(Admitted { choice: Some(i), lease: Some(lease), values, sticky_hit, blocked })
+    }
+
+    /// Takes a single choice if every one of its bounds holds with its charges added, and reserves
+    /// them under a lease: what [`admit_now`](Self::admit_now) does for one choice with strict
+    /// checks and no sticky entry, without an [`Admit`] to build or values to return. `None`: the
+    /// choice does not fit, or its `flag` is set (the router then makes a full admission, which
+    /// says why).
+    pub(crate) fn reserve(&self, one: One, lease_ttl: Duration) -> Option<Lease> {
+        let now = Instant::now();
+        let mut state = self.lock();
+        state.sweep(now);
+        if let Some(flag) = one.flag.as_deref().filter(|_| !state.flags.is_empty()) {
+            if state.flags.get(flag).is_some_and(|until| *until > now) {
+                return None;
+            }
+        }
+        let charged = |counter: &Counter| one.charges.iter().find(|(c, _)| c == counter).map_or(0.0, |(_, a)| *a);
+        let fits = one.bounds.iter().all(|b| {
+            let (current, amount) = &one.charges[b.current];
+            let mut sum = state.value(current, now) + amount;
+            if let Some((previous, weight)) = &b.previous {
+                sum += weight * (state.value(previous, now) + charged(previous));
+            }
+            sum <= b.limit * (1.0 + SLACK) + SLACK
+        });
+        if !fits {
+            return None;
+        }
+        for (counter, amount) in &one.charges {
+            state.add(counter, *amount, now);
+        }
+        state.next_lease += 1;
+        let lease = Lease { id: state.next_lease, charges: one.charges };
+        state.leases.insert(lease.id, (lease.clone(), now + lease_ttl));
+        Some(lease)
     }
 
     /// Applies settlements synchronously.
@@ -257,6 +314,10 @@ impl StateStore for MemoryStore {
     fn settle_now(&self, settlements: &[Settlement]) -> bool {
         self.settle_sync(settlements);
         true
+    }
+
+    fn in_process(&self) -> Option<&MemoryStore> {
+        Some(self)
     }
 }
 

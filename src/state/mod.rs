@@ -34,6 +34,7 @@ use smallvec::SmallVec;
 use crate::error::Result;
 
 pub use self::memory::MemoryStore;
+pub(crate) use self::memory::{Bound, One};
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use self::redis::{RedisConfig, RedisStore};
@@ -42,17 +43,19 @@ pub use self::redis::{RedisConfig, RedisStore};
 ///
 /// Keys are built by the router from static parts and the tenant or caller key, never from prompt
 /// text. Counters are equal when their keys are; the key's hash is computed once, when the counter
-/// is made.
+/// is made, and a clone is one pointer (counters are cloned into every reservation).
 #[derive(Clone)]
-pub struct Counter {
-    key: Arc<str>,
-    ttl: Duration,
+pub struct Counter(Arc<CounterKey>);
+
+struct CounterKey {
     hash: u64,
+    ttl: Duration,
+    key: Box<str>,
 }
 
 impl PartialEq for Counter {
     fn eq(&self, other: &Self) -> bool {
-        self.hash == other.hash && self.key == other.key
+        Arc::ptr_eq(&self.0, &other.0) || (self.0.hash == other.0.hash && self.0.key == other.0.key)
     }
 }
 
@@ -60,33 +63,33 @@ impl Eq for Counter {}
 
 impl std::hash::Hash for Counter {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        state.write_u64(self.hash);
+        state.write_u64(self.0.hash);
     }
 }
 
 impl Counter {
     /// A counter named `key` that expires `ttl` after its creation (`Duration::ZERO`: never).
-    pub fn new(key: impl Into<Arc<str>>, ttl: Duration) -> Self {
+    pub fn new(key: impl Into<Box<str>>, ttl: Duration) -> Self {
         let key = key.into();
         let mut h = Fnv(FNV_OFFSET);
         std::hash::Hasher::write(&mut h, key.as_bytes());
-        Self { hash: h.0, key, ttl }
+        Self(Arc::new(CounterKey { hash: h.0, ttl, key }))
     }
 
     /// The key, without the store's namespace.
     pub fn key(&self) -> &str {
-        &self.key
+        &self.0.key
     }
 
     /// How long the counter lives after it is created; zero for ever.
     pub fn ttl(&self) -> Duration {
-        self.ttl
+        self.0.ttl
     }
 }
 
 impl fmt::Debug for Counter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.key)
+        write!(f, "{}", self.key())
     }
 }
 
@@ -257,6 +260,14 @@ pub trait StateStore: Send + Sync + 'static {
         let _ = settlements;
         false
     }
+
+    /// The in-process counters this store keeps its state in, if it is one (a [`MemoryStore`], or
+    /// a wrapper that forwards this method). The router then admits a request's first choice
+    /// directly through them, without building an [`Admit`]: the fast path of in-process budgets
+    /// and rate limits.
+    fn in_process(&self) -> Option<&MemoryStore> {
+        None
+    }
 }
 
 #[async_trait]
@@ -278,6 +289,9 @@ impl<S: StateStore + ?Sized> StateStore for Arc<S> {
     }
     fn settle_now(&self, settlements: &[Settlement]) -> bool {
         (**self).settle_now(settlements)
+    }
+    fn in_process(&self) -> Option<&MemoryStore> {
+        (**self).in_process()
     }
 }
 
