@@ -374,3 +374,64 @@ async fn a_circuit_opened_on_one_replica_is_avoided_by_the_others() {
     }
     assert_eq!(meter.calls("dear"), calls, "no other replica called the failing model");
 }
+
+#[tokio::test]
+async fn replicas_add_up_experiment_statistics_and_bandit_evidence_in_redis() {
+    use switchyard::{Bandit, Experiment, Feedback, Request, Utility};
+    let redis = redis_or_skip!(Redis::shared());
+    let ns = redis.namespace("learning");
+    let meter = Meter::new();
+    let mut replicas = Vec::new();
+    let mut bandits = Vec::new();
+    for seed in 0..3 {
+        let bandit = Bandit::new().seed(seed).name("arm-bandit");
+        let experiment = Experiment::builder("fleet")
+            .arm("utility", 1.0, Utility::new())
+            .arm("bandit", 1.0, bandit.clone())
+            .build()
+            .unwrap();
+        let store = RedisStore::connect(redis.url(), RedisConfig::new().with_namespace(ns.clone())).await.unwrap();
+        let limits = LimitsConfig::new().share_learning(Duration::from_secs(3600));
+        replicas.push(
+            builder(&meter, 0.0, no_retries(HealthConfig::new()))
+                .policy(experiment)
+                .limits(limits)
+                .state_store(store)
+                .build()
+                .unwrap(),
+        );
+        bandits.push(bandit);
+    }
+    let mut to_bandit = 0;
+    for (r, router) in replicas.iter().enumerate() {
+        for i in 0..50 {
+            let d = router.route(&Request::new("Name three prime numbers.").with_key(format!("r{r}u{i}"))).unwrap();
+            to_bandit += u64::from(d.arm().unwrap().arm() == "bandit");
+            let q = if d.model().as_str() == "cheap" { 0.3 } else { 0.9 };
+            router.feedback(d.id(), Feedback::success().with_quality(q)).unwrap();
+        }
+    }
+    // Each replica adds its sums; a second round reads everyone's.
+    for _ in 0..2 {
+        for router in &replicas {
+            router.sync_learning().await.unwrap();
+        }
+    }
+    let reports: Vec<_> = replicas.iter().map(|r| r.experiment("fleet").unwrap().report()).collect();
+    for report in &reports {
+        assert_eq!(report.arms.iter().map(|a| a.feedback).sum::<u64>(), 150, "{report}");
+        assert_eq!(report.arms.iter().map(|a| a.routed).sum::<u64>(), 150, "{report}");
+        assert_eq!(report.arms[1].feedback, to_bandit);
+        assert_eq!(report.arms[0].quality, reports[0].arms[0].quality);
+    }
+    let outcomes = |b: &Bandit| b.snapshot().buckets.iter().flat_map(|k| &k.models).map(|m| m.outcomes).sum::<u64>();
+    for bandit in &bandits {
+        assert_eq!(outcomes(bandit), to_bandit, "every replica's bandit holds the fleet's evidence");
+        assert_eq!(bandit.snapshot(), bandits[0].snapshot());
+    }
+    // Experiment statistics live in the namespace and do not expire.
+    let mut con = connection(redis.url()).await;
+    let key = format!("{{{ns}}}:c:exp:fleet:utility:feedback");
+    let ttl: i64 = redis::cmd("TTL").arg(&key).query_async(&mut con).await.unwrap();
+    assert_eq!(ttl, -1, "{key}");
+}

@@ -3,6 +3,7 @@
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -12,8 +13,11 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::experiment::controller::Knob;
 use crate::experiment::hash::mix64;
 use crate::experiment::rng::Rng;
+use crate::experiment::shared::Learning;
+use crate::limits::window::{Slot, Window};
 use crate::policy::{CostRef, Memo, Outcome, Policy, PolicyInput, Ranking, check_unit, check_weight};
 use crate::signal::Signals;
+use crate::state::Counter;
 
 /// Learns which model serves each kind of request best, from the outcomes the service reports.
 ///
@@ -65,6 +69,10 @@ struct Inner {
     max_evidence: f64,
     cost_ref: CostRef,
     seed: u64,
+    /// The name its evidence is shared under (`LimitsConfig::share_learning`).
+    name: Arc<str>,
+    /// Shared evidence counts the outcomes of this sliding window.
+    shared_window: Duration,
     draws: AtomicU64,
     state: OnceLock<State>,
 }
@@ -85,6 +93,9 @@ struct State {
     models: usize,
     cells: Box<[Cell]>,
     locks: Box<[Mutex<()>]>,
+    /// Per cell, `S`, `F`, `P` and the outcome count observed here since the last sync with the
+    /// other replicas (unscaled).
+    pending: Mutex<Vec<f64>>,
 }
 
 impl State {
@@ -132,6 +143,8 @@ impl Bandit {
                 max_evidence: 1000.0,
                 cost_ref: CostRef::MaxCandidate,
                 seed: 0,
+                name: Arc::from("bandit"),
+                shared_window: Duration::from_secs(86_400),
                 draws: AtomicU64::new(0),
                 state: OnceLock::new(),
             }),
@@ -153,6 +166,8 @@ impl Bandit {
                     max_evidence: i.max_evidence,
                     cost_ref: i.cost_ref,
                     seed: i.seed,
+                    name: i.name.clone(),
+                    shared_window: i.shared_window,
                     draws: AtomicU64::new(0),
                     state: OnceLock::new(),
                 };
@@ -208,6 +223,27 @@ impl Bandit {
         self.with(|i| i.seed = seed)
     }
 
+    /// Names the bandit (default `bandit`): replicas that share learned state
+    /// ([`LimitsConfig::share_learning`](crate::limits::LimitsConfig::share_learning)) add up the
+    /// evidence of bandits of the same name. Bandits of one router need different names.
+    pub fn name(self, name: impl Into<Arc<str>>) -> Self {
+        let name = name.into();
+        self.with(|i| i.name = name)
+    }
+
+    /// Sets how far back shared evidence reaches (default one day; at least one second): with
+    /// [`LimitsConfig::share_learning`](crate::limits::LimitsConfig::share_learning), the posteriors
+    /// count the fleet's outcomes of this sliding window (then capped at
+    /// [`max_evidence`](Self::max_evidence)), so old outcomes fade across replicas too.
+    pub fn shared_window(self, window: Duration) -> Self {
+        self.with(|i| i.shared_window = window)
+    }
+
+    /// The bandit's name.
+    pub fn label(&self) -> &str {
+        &self.inner.name
+    }
+
     /// `λ`, as the bandit reads it now.
     pub fn lambda(&self) -> f64 {
         self.inner.lambda.get()
@@ -245,6 +281,7 @@ impl Bandit {
                     })
                     .collect(),
                 locks: (0..self.buckets()).map(|_| Mutex::new(())).collect(),
+                pending: Mutex::new(vec![0.0; cells * SHARED_FIELDS]),
             }
         });
         if state.catalog.ptr_eq(catalog) || state.catalog == *catalog {
@@ -422,6 +459,122 @@ impl Policy for Bandit {
         cell.beta.store(b.to_bits(), Ordering::Relaxed);
         cell.predicted.store(pred.to_bits(), Ordering::Relaxed);
         cell.n.fetch_add(1, Ordering::Relaxed);
+        let at = (bucket * st.models + outcome.model) * SHARED_FIELDS;
+        let mut pending = st.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(sums) = pending.get_mut(at..at + SHARED_FIELDS) {
+            for (x, d) in sums.iter_mut().zip([q, 1.0 - q, p, 1.0]) {
+                *x += d;
+            }
+        }
+    }
+
+    fn learning(&self, out: &mut Vec<Learning>) {
+        out.push(Learning::bandit(self.clone()));
+    }
+}
+
+/// Per cell, the sums shared with other replicas: `S`, `F`, `P` and the outcome count.
+const SHARED_FIELDS: usize = 4;
+const SHARED_NAMES: [&str; SHARED_FIELDS] = ["s", "f", "p", "n"];
+
+/// Sharing a bandit's evidence through a state store: see [`Learning`].
+impl Bandit {
+    /// The sums observed here since the last sync, reset (empty before the first decision).
+    pub(crate) fn take_pending(&self) -> Vec<f64> {
+        let Some(st) = self.inner.state.get() else { return Vec::new() };
+        let mut pending = st.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        let zero = vec![0.0; pending.len()];
+        std::mem::replace(&mut *pending, zero)
+    }
+
+    /// Gives back sums that [`take_pending`](Self::take_pending) took (the store did not answer).
+    pub(crate) fn restore_pending(&self, taken: &[f64]) {
+        let Some(st) = self.inner.state.get() else { return };
+        let mut pending = st.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        for (x, t) in pending.iter_mut().zip(taken) {
+            *x += t;
+        }
+    }
+
+    /// The counter of `field` of cell (`bucket`, `model`): `S`, `F` and `P` per window bucket
+    /// `slot`, the count for ever.
+    fn counter(&self, st: &State, cell: usize, field: usize, slot: Option<&Slot>) -> Counter {
+        let (bucket, model) = (cell / st.models, cell % st.models);
+        let id = &st.catalog.model(model).id;
+        let name = &self.inner.name;
+        match slot {
+            Some(slot) => {
+                Counter::new(format!("bandit:{name}:{}:{bucket}:{id}:{}", slot.bucket, SHARED_NAMES[field]), slot.ttl)
+            }
+            None => Counter::new(format!("bandit:{name}:n:{bucket}:{id}"), Duration::ZERO),
+        }
+    }
+
+    fn window(&self) -> Window {
+        Window::Sliding(self.inner.shared_window.max(Duration::from_secs(1)))
+    }
+
+    /// What `taken` adds to the shared counters at `now_ms`.
+    pub(crate) fn charges(&self, taken: &[f64], now_ms: u64, out: &mut Vec<(Counter, f64)>) {
+        let Some(st) = self.inner.state.get() else { return };
+        let slot = self.window().slot(now_ms);
+        for (cell, sums) in taken.chunks_exact(SHARED_FIELDS).enumerate() {
+            for (field, &x) in sums.iter().enumerate().filter(|(_, x)| **x != 0.0) {
+                let windowed = field + 1 < SHARED_FIELDS;
+                out.push((self.counter(st, cell, field, windowed.then_some(&slot)), x));
+            }
+        }
+    }
+
+    /// The counters to read at `now_ms`: per cell, `S`, `F` and `P` of the current and the previous
+    /// window bucket, then the count.
+    pub(crate) fn counters(&self, now_ms: u64, out: &mut Vec<Counter>) {
+        let Some(st) = self.inner.state.get() else { return };
+        let slot = self.window().slot(now_ms);
+        let previous = Slot { bucket: slot.bucket - 1, ..slot };
+        for cell in 0..st.cells.len() {
+            for field in 0..SHARED_FIELDS - 1 {
+                out.push(self.counter(st, cell, field, Some(&slot)));
+                out.push(self.counter(st, cell, field, Some(&previous)));
+            }
+            out.push(self.counter(st, cell, SHARED_FIELDS - 1, None));
+        }
+    }
+
+    /// Replaces each posterior's evidence with the fleet's, read as [`counters`](Self::counters)
+    /// lists them at `now_ms`, plus what was observed here since, capped at `max_evidence`.
+    pub(crate) fn install(&self, values: &[f64], now_ms: u64) {
+        let Some(st) = self.inner.state.get() else { return };
+        let weight = self.window().slot(now_ms).previous.unwrap_or(0.0);
+        let per_cell = 2 * (SHARED_FIELDS - 1) + 1;
+        if values.len() != st.cells.len() * per_cell {
+            return;
+        }
+        let cap = self.inner.max_evidence;
+        for (bucket, lock) in st.locks.iter().enumerate() {
+            let _guard = lock.lock().unwrap_or_else(PoisonError::into_inner);
+            let pending = st.pending.lock().unwrap_or_else(PoisonError::into_inner);
+            for model in 0..st.models {
+                let i = bucket * st.models + model;
+                let (Some(cell), Some(v)) = (st.cells.get(i), values.get(i * per_cell..(i + 1) * per_cell)) else {
+                    continue;
+                };
+                let local = &pending[i * SHARED_FIELDS..(i + 1) * SHARED_FIELDS];
+                let fleet = |f: usize| (v[2 * f] + weight * v[2 * f + 1]).max(0.0) + local[f];
+                let (mut a, mut b, mut pred) = (fleet(0), fleet(1), fleet(2));
+                if a + b > cap {
+                    let scale = cap / (a + b);
+                    a *= scale;
+                    b *= scale;
+                    pred *= scale;
+                }
+                cell.alpha.store(a.to_bits(), Ordering::Relaxed);
+                cell.beta.store(b.to_bits(), Ordering::Relaxed);
+                cell.predicted.store(pred.to_bits(), Ordering::Relaxed);
+                let n = v[per_cell - 1].max(0.0) + local[SHARED_FIELDS - 1];
+                cell.n.store(n.round() as u64, Ordering::Relaxed);
+            }
+        }
     }
 }
 

@@ -45,6 +45,7 @@ mod controller;
 mod hash;
 mod report;
 pub(crate) mod rng;
+pub(crate) mod shared;
 mod stats;
 
 use std::fmt;
@@ -57,6 +58,7 @@ pub use self::bandit::{Bandit, BanditSnapshot, BucketSnapshot, ModelEvidence};
 pub use self::controller::{ControllerTarget, Knob, LambdaController, LambdaControllerBuilder};
 pub use self::hash::{assignment_hash, assignment_unit};
 pub use self::report::{ArmReport, Comparison, ExperimentReport, Verdict};
+pub use self::shared::Learning;
 pub use self::stats::Estimate;
 
 use self::stats::{Welford, msprt_half_width, msprt_lambda};
@@ -507,6 +509,9 @@ impl ExperimentBuilder {
                     unkeyed: 0,
                     killed: 0,
                     tests: vec![TestState::default(); comparisons],
+                    pending: vec![0.0; groups * shared::GROUP_FIELDS + 2],
+                    routed_taken: vec![0; groups],
+                    fleet: None,
                 }),
             }),
         })
@@ -547,6 +552,20 @@ pub(crate) struct StatsState {
     pub(crate) unkeyed: u64,
     pub(crate) killed: u64,
     /// One per arm besides the control.
+    pub(crate) tests: Vec<TestState>,
+    /// What was observed here since the last sync with the other replicas, as sums (see
+    /// [`shared::GROUP_FIELDS`]), then the unkeyed and killed counts.
+    pub(crate) pending: Vec<f64>,
+    /// Per group, the decisions routed when the last sync took them.
+    pub(crate) routed_taken: Vec<u64>,
+    /// The fleet's statistics at the last sync, when learned state is shared.
+    pub(crate) fleet: Option<Fleet>,
+}
+
+/// Every replica's sums as read at the last sync, and the comparisons run on them.
+#[derive(Clone, Debug)]
+pub(crate) struct Fleet {
+    pub(crate) totals: Vec<f64>,
     pub(crate) tests: Vec<TestState>,
 }
 
@@ -707,6 +726,7 @@ impl Policy for Experiment {
         let policy = &sh.arms.get(group).unwrap_or(&sh.arms[0]).policy;
         policy.observe(&outcome.with_memo(inner));
         let mut st = sh.stats.lock().unwrap_or_else(PoisonError::into_inner);
+        shared::record(&mut st.pending, how, group, outcome, &sh.test);
         match how {
             Assignment::Unkeyed => st.unkeyed += 1,
             Assignment::Killed => st.killed += 1,
@@ -738,18 +758,30 @@ impl Policy for Experiment {
             arm.policy.experiments(out);
         }
     }
+
+    fn learning(&self, out: &mut Vec<Learning>) {
+        out.push(Learning::experiment(self.handle()));
+        for arm in &self.shared.arms {
+            arm.policy.learning(out);
+        }
+    }
 }
 
 /// After an outcome for `group`: updates the comparisons it takes part in (its own with the
 /// control, or all of them when it is the control).
 fn update_tests(st: &mut StatsState, group: usize, test: &SequentialTest) {
-    let k = st.tests.len();
+    update_comparisons(&st.groups, &mut st.tests, group, test);
+}
+
+/// Updates the comparisons `group` takes part in from the groups' statistics.
+pub(crate) fn update_comparisons(groups: &[Group], tests: &mut [TestState], group: usize, test: &SequentialTest) {
+    let k = tests.len();
     let alpha = test.alpha / k as f64;
     let tau2 = test.mixture_sd * test.mixture_sd;
     let range = if group == 0 { 1..=k } else { group..=group };
     for arm in range {
-        let (control, treat) = (st.groups[0].metric, st.groups[arm].metric);
-        let state = &mut st.tests[arm - 1];
+        let (control, treat) = (groups[0].metric, groups[arm].metric);
+        let state = &mut tests[arm - 1];
         if control.n < test.min_samples.max(2) || treat.n < test.min_samples.max(2) {
             continue;
         }
@@ -829,8 +861,18 @@ impl ExperimentHandle {
     /// the control. Takes the statistics lock briefly.
     pub fn report(&self) -> ExperimentReport {
         let sh = &*self.shared;
-        let st = sh.stats.lock().unwrap_or_else(PoisonError::into_inner);
-        let routed = |i: usize| sh.routed.get(i).map_or(0, |n| n.load(Ordering::Relaxed));
+        let local = sh.stats.lock().unwrap_or_else(PoisonError::into_inner);
+        // With shared learning, the fleet's statistics at the last sync and what was observed here
+        // since.
+        let fleet = local.fleet.as_ref().map(|f| shared::fleet_state(&f.totals, &local.pending, f.tests.clone()));
+        let st = fleet.as_ref().unwrap_or(&*local);
+        let routed = |i: usize| {
+            let here = sh.routed.get(i).map_or(0, |n| n.load(Ordering::Relaxed));
+            match &local.fleet {
+                Some(f) => shared::fleet_routed(&f.totals, i, here, local.routed_taken.get(i).copied().unwrap_or(0)),
+                None => here,
+            }
+        };
         let not_held = 1.0 - sh.holdout.as_ref().map_or(0.0, |h| h.fraction);
         let arms = sh
             .arms

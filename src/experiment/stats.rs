@@ -24,6 +24,16 @@ impl Welford {
         self.m2 += delta * (x - self.mean);
     }
 
+    /// The moments of `n` values whose sum is `sum` and sum of squares `squares` (sums that
+    /// replicas add up); `n` is rounded, and a negative spread from rounding is 0.
+    pub(crate) fn from_sums(n: f64, sum: f64, squares: f64) -> Self {
+        if !(n.is_finite() && n >= 0.5 && sum.is_finite() && squares.is_finite()) {
+            return Self::default();
+        }
+        let mean = sum / n;
+        Self { n: n.round() as u64, mean, m2: (squares - sum * mean).max(0.0) }
+    }
+
     /// The unbiased sample variance (0 below two samples).
     pub(crate) fn variance(&self) -> f64 {
         if self.n < 2 { 0.0 } else { (self.m2 / (self.n - 1) as f64).max(0.0) }

@@ -14,6 +14,8 @@ use super::{Budget, BudgetStatus, LimitsConfig, OnStoreFailure, Reserve, Scope};
 use crate::catalog::{Catalog, ModelId, ModelIndex};
 use crate::cost::price;
 use crate::error::{Error, ErrorKind, Result};
+use crate::experiment::Learning;
+use crate::experiment::shared::Taken;
 use crate::policy::{Candidate, RejectReason, Rejection};
 use crate::request::Request;
 use crate::state::{
@@ -850,6 +852,52 @@ impl Limiter {
                 self.config.store_timeout.as_millis()
             ),
         )
+    }
+
+    /// Adds what `learning` observed here since the last sync to the store's counters and installs
+    /// the fleet's totals, in one round trip (an admission without choices). When the store fails,
+    /// the sums are kept for the next sync.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Store`] when the store fails or does not answer in time.
+    pub(crate) async fn sync_learning(&self, learning: &[Learning]) -> Result<()> {
+        if learning.is_empty() {
+            return Ok(());
+        }
+        let now = now_ms();
+        let taken: Vec<Taken> = learning.iter().map(Learning::take).collect();
+        let mut adds = Vec::new();
+        let mut counters = Vec::new();
+        let mut spans = Vec::with_capacity(learning.len());
+        for (l, t) in learning.iter().zip(&taken) {
+            l.charges(t, now, &mut adds);
+            let start = counters.len();
+            l.counters(now, &mut counters);
+            spans.push(start..counters.len());
+        }
+        let settle = if adds.is_empty() { Vec::new() } else { vec![Settlement::unreserved(adds)] };
+        let admit = Admit { counters, settle, ..Admit::default() };
+        let answer = match tokio::time::timeout(self.config.store_timeout, self.store.admit(&admit)).await {
+            Ok(Ok(admitted)) if admitted.values.len() == admit.counters.len() => Ok(admitted.values),
+            Ok(Ok(_)) => Err(Error::new(ErrorKind::Store, "state store returned the wrong number of values")),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(self.timeout_error()),
+        };
+        match answer {
+            Ok(values) => {
+                for (l, span) in learning.iter().zip(spans) {
+                    l.install(&values[span], now);
+                }
+                Ok(())
+            }
+            Err(e) => {
+                for (l, t) in learning.iter().zip(taken) {
+                    l.restore(t);
+                }
+                tracing::warn!(store = self.store.name(), error = %e, "sharing learned state failed; kept for the next sync");
+                Err(e)
+            }
+        }
     }
 
     /// Sends queued settlements, local spending and flags to the store now.

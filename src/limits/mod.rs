@@ -37,7 +37,7 @@
 //! was spent meanwhile is added to the store once it answers again.
 
 mod limiter;
-mod window;
+pub(crate) mod window;
 
 use std::time::Duration;
 
@@ -316,6 +316,11 @@ pub struct LimitsConfig {
     /// Whether a circuit that opens on one replica is open on every replica that shares the store,
     /// for the rest of its cool-down (default true).
     pub share_circuits: bool,
+    /// How often experiments' statistics and bandits' evidence are added up with the other
+    /// replicas that share the store (zero, the default: never). See
+    /// [`share_learning`](Self::share_learning).
+    #[serde(rename = "share_learning_ms", with = "millis")]
+    pub share_learning: Duration,
 }
 
 impl Default for LimitsConfig {
@@ -329,6 +334,7 @@ impl Default for LimitsConfig {
             store_retry: Duration::from_secs(1),
             lease_grace: Duration::from_secs(60),
             share_circuits: true,
+            share_learning: Duration::ZERO,
         }
     }
 }
@@ -381,9 +387,22 @@ impl LimitsConfig {
         self
     }
 
+    /// Shares what the policy learns with the other replicas that use the same store, synced every
+    /// `every` (zero turns it off): each [`Experiment`](crate::Experiment)'s statistics, so that its
+    /// report and sequential tests cover every replica's traffic, and each [`Bandit`](crate::Bandit)'s
+    /// evidence over its [`shared_window`](crate::Bandit::shared_window). A sync is one store round
+    /// trip that adds what this replica observed since its last sync and reads back the totals; it
+    /// runs in the background of requests and feedback once `every` has passed, and on
+    /// [`Router::sync_learning`](crate::Router::sync_learning). A sync that fails keeps its sums
+    /// for the next one.
+    pub fn share_learning(mut self, every: Duration) -> Self {
+        self.share_learning = every;
+        self
+    }
+
     /// Whether there is anything to enforce or remember.
     pub fn is_empty(&self) -> bool {
-        self.budgets.is_empty() && self.rate_limits.is_empty() && self.sticky.is_none()
+        self.budgets.is_empty() && self.rate_limits.is_empty() && self.sticky.is_none() && self.share_learning.is_zero()
     }
 
     /// Checks every value, and that rate limits name models of `catalog`.

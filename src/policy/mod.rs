@@ -35,7 +35,7 @@ pub use crate::experiment::{ArmTag, Bandit, Experiment};
 use crate::catalog::{Catalog, ModelIndex, ModelProfile};
 use crate::error::{Error, Result};
 use crate::execution::{DecisionId, Feedback};
-use crate::experiment::ExperimentHandle;
+use crate::experiment::{ExperimentHandle, Learning};
 use crate::request::Request;
 use crate::signal::Signals;
 
@@ -305,6 +305,15 @@ pub trait Policy: Send + Sync {
     fn experiments(&self, out: &mut Vec<ExperimentHandle>) {
         let _ = out;
     }
+
+    /// Adds the learned state of this policy (and of the policies nested in it) that replicas can
+    /// share, [`Experiment`]s' statistics and [`Bandit`]s' evidence, to `out`; the router syncs it
+    /// through its state store with
+    /// [`LimitsConfig::share_learning`](crate::limits::LimitsConfig::share_learning). The default
+    /// adds none; composite policies forward to their children.
+    fn learning(&self, out: &mut Vec<Learning>) {
+        let _ = out;
+    }
 }
 
 /// The outcome of a decision, as [`Policy::observe`] receives it.
@@ -370,6 +379,9 @@ impl<T: Policy + ?Sized> Policy for Arc<T> {
     }
     fn experiments(&self, out: &mut Vec<ExperimentHandle>) {
         (**self).experiments(out);
+    }
+    fn learning(&self, out: &mut Vec<Learning>) {
+        (**self).learning(out);
     }
 }
 

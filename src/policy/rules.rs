@@ -8,7 +8,7 @@ use smallvec::SmallVec;
 use crate::catalog::{Catalog, ModelId};
 use crate::classify::Intent;
 use crate::error::{Error, Result};
-use crate::experiment::ExperimentHandle;
+use crate::experiment::{ExperimentHandle, Learning};
 use crate::policy::{Candidate, Outcome, Policy, PolicyInput, Ranking, Utility};
 
 /// When a rule applies. Every condition that is set must hold; an empty condition always holds.
@@ -271,6 +271,15 @@ impl Policy for Rules {
         for rule in &self.rules {
             if let Some(p) = &rule.policy {
                 p.experiments(out);
+            }
+        }
+    }
+
+    fn learning(&self, out: &mut Vec<Learning>) {
+        self.default.learning(out);
+        for rule in &self.rules {
+            if let Some(p) = &rule.policy {
+                p.learning(out);
             }
         }
     }

@@ -313,6 +313,19 @@ impl RouterBuilder {
             }
             v
         };
+        let share_every = self.limits.share_learning;
+        let mut learning = Vec::new();
+        if !share_every.is_zero() {
+            self.policy.learning(&mut learning);
+            for (i, l) in learning.iter().enumerate() {
+                if learning[..i].iter().any(|o| o.label() == l.label()) {
+                    return Err(Error::config(format!(
+                        "limits.share_learning: the policy has two of {}; give them different names",
+                        l.label()
+                    )));
+                }
+            }
+        }
         let limiter = if self.limits.is_empty() && self.store.is_none() {
             None
         } else {
@@ -341,6 +354,7 @@ impl RouterBuilder {
                 observers: self.observers,
                 recovering: (0..models).map(|_| std::sync::atomic::AtomicU32::new(0)).collect(),
                 limiter,
+                learning: crate::router::Learning::new(learning, share_every, now),
                 jitter_seed: self.jitter_seed.unwrap_or_else(|| Jitter::from_entropy().next_u64()),
             }),
         })

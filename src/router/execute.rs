@@ -536,6 +536,7 @@ impl Router {
     /// Dropping the future cancels the attempt in flight (the provider's future is dropped) and gives
     /// back any probe slot it held; nothing else is left behind.
     pub async fn complete(&self, request: Request) -> Result<Response> {
+        self.sync_learning_if_due();
         let decision = self.decide(&request, Capabilities::NONE, true)?;
         let span = tracing::debug_span!("switchyard.complete", decision = decision.id().get());
         let mut response = self.run_complete(&request, &decision).instrument(span).await?;
@@ -645,6 +646,7 @@ impl Router {
     /// # Cancel safety
     /// Dropping the future or the stream cancels the provider call and gives back any probe slot.
     pub async fn stream(&self, request: Request) -> Result<RoutedStream> {
+        self.sync_learning_if_due();
         let decision = self.decide(&request, Capabilities::STREAMING, true)?;
         let span = tracing::debug_span!("switchyard.stream", decision = decision.id().get());
         self.run_stream(request, decision).instrument(span).await

@@ -61,8 +61,45 @@ pub(crate) struct Inner {
     pub(crate) recovering: Box<[std::sync::atomic::AtomicU32]>,
     /// Budgets, rate limits and sticky sessions, when any are set.
     pub(crate) limiter: Option<Arc<crate::limits::Limiter>>,
+    /// Learned state shared with other replicas, when `LimitsConfig::share_learning` is set.
+    pub(crate) learning: Learning,
     /// Seeds the backoff jitter of each request (with its decision id).
     pub(crate) jitter_seed: u64,
+}
+
+/// The policy's shareable learned state and when to sync it next.
+pub(crate) struct Learning {
+    parts: Vec<crate::experiment::Learning>,
+    every_ms: u64,
+    epoch: std::time::Instant,
+    /// Milliseconds since `epoch` from which a sync is due.
+    next_ms: std::sync::atomic::AtomicU64,
+}
+
+impl Learning {
+    pub(crate) fn new(
+        parts: Vec<crate::experiment::Learning>,
+        every: std::time::Duration,
+        now: std::time::Instant,
+    ) -> Self {
+        let every_ms = u64::try_from(every.as_millis()).unwrap_or(u64::MAX);
+        Self { parts, every_ms, epoch: now, next_ms: std::sync::atomic::AtomicU64::new(every_ms) }
+    }
+
+    /// Whether a sync is due now; if so, the next one is scheduled (one caller wins).
+    fn due(&self) -> bool {
+        use std::sync::atomic::Ordering;
+        if self.parts.is_empty() || self.every_ms == 0 {
+            return false;
+        }
+        let now = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let next = self.next_ms.load(Ordering::Relaxed);
+        now >= next
+            && self
+                .next_ms
+                .compare_exchange(next, now.saturating_add(self.every_ms), Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+    }
 }
 
 impl fmt::Debug for Router {
@@ -118,6 +155,40 @@ impl Router {
         match &self.inner.limiter {
             Some(limiter) => limiter.flush().await,
             None => Ok(()),
+        }
+    }
+
+    /// Adds up the policy's learned state with the other replicas that share the router's state
+    /// store now, in one round trip: each [`Experiment`](crate::Experiment)'s statistics and each
+    /// [`Bandit`](crate::Bandit)'s evidence (see
+    /// [`LimitsConfig::share_learning`](crate::limits::LimitsConfig::share_learning)). The router
+    /// also does this by itself, in the background, every `share_learning`; call this before reading
+    /// a report that must be current, or before shutting a replica down. Does nothing when
+    /// `share_learning` is off.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Store`] when the store fails or does not answer in time; what this replica
+    /// observed is kept for the next sync.
+    pub async fn sync_learning(&self) -> Result<()> {
+        match &self.inner.limiter {
+            Some(limiter) => limiter.sync_learning(&self.inner.learning.parts).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Starts a sync of learned state in the background when one is due (on a Tokio runtime;
+    /// otherwise the next call on one starts it).
+    pub(crate) fn sync_learning_if_due(&self) {
+        if self.inner.limiter.is_none() {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
+        if self.inner.learning.due() {
+            let router = self.clone();
+            runtime.spawn(async move {
+                // A failure is logged by the limiter and its sums kept for the next sync.
+                let _ = router.sync_learning().await;
+            });
         }
     }
 
@@ -380,6 +451,7 @@ impl Router {
         }
         tracing::debug!(decision = id.get(), model = %model.id, success = feedback.success, "feedback");
         inner.policy.observe(&Outcome::new(id, logged.model, logged.memo, &feedback, &inner.catalog));
+        self.sync_learning_if_due();
         for o in &inner.observers {
             o.on_feedback(id, &model.id, &feedback);
         }
