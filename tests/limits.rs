@@ -355,6 +355,7 @@ fn limits_load_from_toml_and_bad_values_name_their_field() {
         store_timeout_ms = 20
         reserve = \"expected\"
         sticky = {{ ttl_ms = 60000 }}
+        share_learning_ms = 5000
         [[limits.budgets]]
         scope = \"tenant\"
         tenant = \"acme\"
@@ -373,6 +374,7 @@ fn limits_load_from_toml_and_bad_values_name_their_field() {
     let config = RouterConfig::from_toml_str(&good).unwrap();
     assert_eq!(config.limits.budgets.len(), 2);
     assert_eq!(config.limits.budgets[1].window, Window::Sliding(Duration::from_secs(3600)));
+    assert_eq!(config.limits.share_learning, Duration::from_secs(5));
     assert!(config.builder().is_ok());
 
     let bad = |limits: &str, needle: &str| {

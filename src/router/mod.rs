@@ -179,7 +179,7 @@ impl Router {
     /// Starts a sync of learned state in the background when one is due (on a Tokio runtime;
     /// otherwise the next call on one starts it).
     pub(crate) fn sync_learning_if_due(&self) {
-        if self.inner.limiter.is_none() {
+        if self.inner.limiter.is_none() || self.inner.learning.parts.is_empty() {
             return;
         }
         let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
