@@ -6,16 +6,15 @@
 mod meter;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use async_trait::async_trait;
-use meter::{Meter, align, answer_cost, builder, close, no_retries, request, reservation};
+use meter::{Flaky, Meter, align, answer_cost, builder, close, no_retries, request, reservation};
 use switchyard::execution::AttemptReason;
 use switchyard::health::HealthConfig;
 use switchyard::limits::{Budget, LimitsConfig, OnStoreFailure, RateLimit, Scope, Window};
 use switchyard::policy::RejectReason;
-use switchyard::state::{Admit, Admitted, Counter, MemoryStore, Settlement, StateStore};
+use switchyard::state::{MemoryStore, StateStore};
 use switchyard::{ErrorKind, Router, RouterConfig};
 
 /// A router that prefers quality (`dear`, then `mid`, then `cheap`), without retries.
@@ -211,48 +210,6 @@ async fn sticky_sessions_stay_on_their_model_while_it_is_healthy() {
     }
     let moved = router.complete(request().with_key("conv-1")).await.unwrap();
     assert_eq!(moved.model.unwrap().as_str(), "dear");
-}
-
-/// A store that can be switched to fail or to hang.
-struct Flaky {
-    inner: MemoryStore,
-    down: AtomicBool,
-    hang: AtomicBool,
-}
-
-impl Flaky {
-    fn new() -> Arc<Self> {
-        Arc::new(Self { inner: MemoryStore::new(), down: AtomicBool::new(false), hang: AtomicBool::new(false) })
-    }
-
-    async fn gate(&self) -> switchyard::Result<()> {
-        if self.hang.load(Ordering::SeqCst) {
-            std::future::pending::<()>().await;
-        }
-        if self.down.load(Ordering::SeqCst) {
-            return Err(switchyard::Error::new(ErrorKind::Store, "flaky store is down"));
-        }
-        Ok(())
-    }
-}
-
-#[async_trait]
-impl StateStore for Flaky {
-    fn name(&self) -> &str {
-        "flaky"
-    }
-    async fn admit(&self, admit: &Admit) -> switchyard::Result<Admitted> {
-        self.gate().await?;
-        self.inner.admit(admit).await
-    }
-    async fn settle(&self, settlements: &[Settlement]) -> switchyard::Result<()> {
-        self.gate().await?;
-        self.inner.settle(settlements).await
-    }
-    async fn read(&self, counters: &[Counter]) -> switchyard::Result<Vec<f64>> {
-        self.gate().await?;
-        self.inner.read(counters).await
-    }
 }
 
 fn failure_limits(cap: f64, mode: OnStoreFailure) -> LimitsConfig {

@@ -6,16 +6,17 @@
 #![allow(clippy::unwrap_used, reason = "tests may unwrap")]
 
 mod fixtures;
+mod meter;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use fixtures::mini_frontier;
+use meter::Flaky;
 use switchyard::experiment::{ExperimentReport, Metric, SequentialTest, Verdict};
 use switchyard::limits::LimitsConfig;
-use switchyard::state::{Admit, Admitted, Counter, MemoryStore, Settlement, StateStore};
+use switchyard::state::{MemoryStore, StateStore};
 use switchyard::{Bandit, CheapestCapable, ErrorKind, Experiment, Feedback, Policy, Request, Router, Utility};
 
 /// The same experiment on every replica: `control` and `treatment`, compared on quality, deciding
@@ -124,43 +125,10 @@ async fn a_bandit_learns_from_every_replicas_outcomes() {
     assert_eq!(bandit_a.snapshot(), bandit_b.snapshot());
 }
 
-/// A store that fails every call while `down`.
-struct Flaky {
-    inner: MemoryStore,
-    down: AtomicBool,
-}
-
-impl Flaky {
-    fn check(&self) -> switchyard::Result<()> {
-        if self.down.load(Ordering::SeqCst) {
-            return Err(switchyard::Error::new(ErrorKind::Store, "store down for the test"));
-        }
-        Ok(())
-    }
-}
-
-#[async_trait]
-impl StateStore for Flaky {
-    fn name(&self) -> &str {
-        "flaky"
-    }
-    async fn admit(&self, admit: &Admit) -> switchyard::Result<Admitted> {
-        self.check()?;
-        self.inner.admit(admit).await
-    }
-    async fn settle(&self, settlements: &[Settlement]) -> switchyard::Result<()> {
-        self.check()?;
-        self.inner.settle(settlements).await
-    }
-    async fn read(&self, counters: &[Counter]) -> switchyard::Result<Vec<f64>> {
-        self.check()?;
-        self.inner.read(counters).await
-    }
-}
-
 #[tokio::test]
 async fn a_failed_sync_keeps_its_sums_for_the_next() {
-    let flaky = Arc::new(Flaky { inner: MemoryStore::new(), down: AtomicBool::new(true) });
+    let flaky = Flaky::new();
+    flaky.down.store(true, Ordering::SeqCst);
     let store: Arc<dyn StateStore> = flaky.clone();
     let (a, b) = (
         replica(experiment(), store.clone(), Duration::from_secs(3600)),

@@ -88,6 +88,21 @@ struct Cell {
     n: AtomicU64,
 }
 
+impl Cell {
+    /// Sets the sums, scaled down together so that `S + F` is at most `cap` (old evidence fades).
+    fn set(&self, mut a: f64, mut b: f64, mut pred: f64, cap: f64) {
+        if a + b > cap {
+            let scale = cap / (a + b);
+            a *= scale;
+            b *= scale;
+            pred *= scale;
+        }
+        self.alpha.store(a.to_bits(), Ordering::Relaxed);
+        self.beta.store(b.to_bits(), Ordering::Relaxed);
+        self.predicted.store(pred.to_bits(), Ordering::Relaxed);
+    }
+}
+
 struct State {
     catalog: Catalog,
     models: usize,
@@ -447,17 +462,7 @@ impl Policy for Bandit {
         } else {
             0.5
         };
-        let (mut a, mut b, mut pred) = (a + q, b + (1.0 - q), pred + p);
-        let cap = self.inner.max_evidence;
-        if a + b > cap {
-            let scale = cap / (a + b);
-            a *= scale;
-            b *= scale;
-            pred *= scale;
-        }
-        cell.alpha.store(a.to_bits(), Ordering::Relaxed);
-        cell.beta.store(b.to_bits(), Ordering::Relaxed);
-        cell.predicted.store(pred.to_bits(), Ordering::Relaxed);
+        cell.set(a + q, b + (1.0 - q), pred + p, self.inner.max_evidence);
         cell.n.fetch_add(1, Ordering::Relaxed);
         let at = (bucket * st.models + outcome.model) * SHARED_FIELDS;
         let mut pending = st.pending.lock().unwrap_or_else(PoisonError::into_inner);
@@ -561,16 +566,7 @@ impl Bandit {
                 };
                 let local = &pending[i * SHARED_FIELDS..(i + 1) * SHARED_FIELDS];
                 let fleet = |f: usize| (v[2 * f] + weight * v[2 * f + 1]).max(0.0) + local[f];
-                let (mut a, mut b, mut pred) = (fleet(0), fleet(1), fleet(2));
-                if a + b > cap {
-                    let scale = cap / (a + b);
-                    a *= scale;
-                    b *= scale;
-                    pred *= scale;
-                }
-                cell.alpha.store(a.to_bits(), Ordering::Relaxed);
-                cell.beta.store(b.to_bits(), Ordering::Relaxed);
-                cell.predicted.store(pred.to_bits(), Ordering::Relaxed);
+                cell.set(fleet(0), fleet(1), fleet(2), cap);
                 let n = v[per_cell - 1].max(0.0) + local[SHARED_FIELDS - 1];
                 cell.n.store(n.round() as u64, Ordering::Relaxed);
             }

@@ -448,6 +448,24 @@ impl Limiter {
         built
     }
 
+    /// [`build`](Self::build) with the lease's life and the sticky entry.
+    #[allow(clippy::too_many_arguments, reason = "one admission's every input, private")]
+    fn admission(
+        &self,
+        request: &Request,
+        catalog: &Catalog,
+        models: &[&Candidate],
+        fallback: bool,
+        circuits: bool,
+        lease_ttl: Duration,
+        sticky: &Option<Sticky>,
+    ) -> Built {
+        let mut built = self.build(request, catalog, models, fallback, circuits);
+        built.admit.lease_ttl = lease_ttl;
+        built.admit.sticky = sticky.clone();
+        built
+    }
+
     /// The sticky entry of a request, when sticky sessions are on and this is its first pick.
     fn sticky(&self, request: &Request, first_pick: bool) -> Option<Sticky> {
         match (&self.config.sticky, &request.hints.key, first_pick) {
@@ -570,12 +588,8 @@ impl Limiter {
         let lease_ttl = deadline.saturating_add(self.config.lease_grace);
         let sticky = self.sticky(request, first_pick);
         let circuits = circuits && self.config.share_circuits;
-        let admission = |models: &[&Candidate]| {
-            let mut built = self.build(request, catalog, models, false, circuits);
-            built.admit.lease_ttl = lease_ttl;
-            built.admit.sticky = sticky.clone();
-            built
-        };
+        let admission =
+            |models: &[&Candidate]| self.admission(request, catalog, models, false, circuits, lease_ttl, &sticky);
         // Other stores that answer without I/O: the first choice alone, then all of them.
         let first = sticky.is_none() && models.len() > 1 && self.store.in_process().is_none();
         let mut built = admission(if first { &models[..1] } else { models });
@@ -618,10 +632,7 @@ impl Limiter {
         let sticky = self.sticky(request, first_pick);
         let circuits = circuits && self.config.share_circuits;
         let admission = |models: &[&Candidate], fallback: bool, circuits: bool| {
-            let mut built = self.build(request, catalog, models, fallback, circuits);
-            built.admit.lease_ttl = lease_ttl;
-            built.admit.sticky = sticky.clone();
-            built
+            self.admission(request, catalog, models, fallback, circuits, lease_ttl, &sticky)
         };
         if !self.store_is_down() {
             let mut built = admission(models, false, circuits);

@@ -354,7 +354,7 @@ impl RouterBuilder {
                 observers: self.observers,
                 recovering: (0..models).map(|_| std::sync::atomic::AtomicU32::new(0)).collect(),
                 limiter,
-                learning: crate::router::Learning::new(learning, share_every, now),
+                learning: crate::router::LearningSync::new(learning, share_every, now),
                 jitter_seed: self.jitter_seed.unwrap_or_else(|| Jitter::from_entropy().next_u64()),
             }),
         })

@@ -62,13 +62,13 @@ pub(crate) struct Inner {
     /// Budgets, rate limits and sticky sessions, when any are set.
     pub(crate) limiter: Option<Arc<crate::limits::Limiter>>,
     /// Learned state shared with other replicas, when `LimitsConfig::share_learning` is set.
-    pub(crate) learning: Learning,
+    pub(crate) learning: LearningSync,
     /// Seeds the backoff jitter of each request (with its decision id).
     pub(crate) jitter_seed: u64,
 }
 
 /// The policy's shareable learned state and when to sync it next.
-pub(crate) struct Learning {
+pub(crate) struct LearningSync {
     parts: Vec<crate::experiment::Learning>,
     every_ms: u64,
     epoch: std::time::Instant,
@@ -76,7 +76,7 @@ pub(crate) struct Learning {
     next_ms: std::sync::atomic::AtomicU64,
 }
 
-impl Learning {
+impl LearningSync {
     pub(crate) fn new(
         parts: Vec<crate::experiment::Learning>,
         every: std::time::Duration,

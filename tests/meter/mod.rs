@@ -8,6 +8,9 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use async_trait::async_trait;
+use switchyard::state::{Admit, Admitted, Counter, MemoryStore, Settlement, StateStore};
+
 use switchyard::catalog::Ability;
 use switchyard::classify::DifficultyClassifier;
 use switchyard::health::HealthConfig;
@@ -144,4 +147,46 @@ pub(crate) fn align(meter: &Meter, router: &Router) {
 /// Equal up to rounding.
 pub(crate) fn close(a: f64, b: f64) -> bool {
     (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1.0)
+}
+
+/// A store that can be switched to fail or to hang.
+pub(crate) struct Flaky {
+    pub(crate) inner: MemoryStore,
+    pub(crate) down: AtomicBool,
+    pub(crate) hang: AtomicBool,
+}
+
+impl Flaky {
+    pub(crate) fn new() -> Arc<Self> {
+        Arc::new(Self { inner: MemoryStore::new(), down: AtomicBool::new(false), hang: AtomicBool::new(false) })
+    }
+
+    async fn gate(&self) -> switchyard::Result<()> {
+        if self.hang.load(Ordering::SeqCst) {
+            std::future::pending::<()>().await;
+        }
+        if self.down.load(Ordering::SeqCst) {
+            return Err(switchyard::Error::new(switchyard::ErrorKind::Store, "flaky store is down"));
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl StateStore for Flaky {
+    fn name(&self) -> &str {
+        "flaky"
+    }
+    async fn admit(&self, admit: &Admit) -> switchyard::Result<Admitted> {
+        self.gate().await?;
+        self.inner.admit(admit).await
+    }
+    async fn settle(&self, settlements: &[Settlement]) -> switchyard::Result<()> {
+        self.gate().await?;
+        self.inner.settle(settlements).await
+    }
+    async fn read(&self, counters: &[Counter]) -> switchyard::Result<Vec<f64>> {
+        self.gate().await?;
+        self.inner.read(counters).await
+    }
 }
