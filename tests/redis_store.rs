@@ -479,3 +479,21 @@ async fn errors_carry_no_password() {
     assert_eq!(err.kind(), ErrorKind::Store);
     assert!(!format!("{err} {err:?}").contains("hunter2"), "{err:?}");
 }
+
+#[tokio::test]
+async fn an_admission_without_choices_adds_and_reads_thousands_of_counters() {
+    // What a sync of shared learning sends: many additions and reads, no candidates.
+    let redis = redis_or_skip!(Redis::shared());
+    let store = store(&redis, "many").await;
+    let counters: Vec<Counter> = (0..9_000).map(|i| Counter::new(format!("sum:{i}"), Duration::ZERO)).collect();
+    let adds = counters.iter().enumerate().filter(|(i, _)| i % 3 == 0).map(|(i, c)| (c.clone(), i as f64));
+    let admit = Admit { counters: counters.clone(), settle: vec![Settlement::unreserved(adds)], ..Admit::default() };
+    let admitted = store.admit(&admit).await.unwrap();
+    assert_eq!((admitted.choice, admitted.lease), (None, None));
+    assert_eq!(admitted.values.len(), 9_000);
+    for (i, v) in admitted.values.iter().enumerate() {
+        assert_eq!(*v, if i % 3 == 0 { i as f64 } else { 0.0 }, "counter {i}");
+    }
+    let memory = MemoryStore::new();
+    assert_eq!(memory.admit(&admit).await.unwrap().values, admitted.values);
+}

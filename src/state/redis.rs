@@ -143,7 +143,12 @@ end
 local values = {}
 local texts = {}
 local read = {}
-if n > 0 then read = redis.call('MGET', unpack(KEYS, 5, 4 + n)) end
+-- In slices: unpack has a limit on the values it returns (a sync of shared learning reads thousands).
+for first = 1, n, 1000 do
+  local last = math.min(n, first + 999)
+  local part = redis.call('MGET', unpack(KEYS, 4 + first, 4 + last))
+  for j = 1, #part do read[first + j - 1] = part[j] end
+end
 for i = 1, n do
   local v = read[i]
   if v then
