@@ -6,12 +6,17 @@
 //!   every route pays anyway: the baseline.
 //! - `learned/predict/{routerbench,mmlu}/1KB`: [`LearnedModel::predict_with`] for 11 models and 3
 //!   task labels (RouterBench) and for 2 models and 57 task labels (MMLU), the statistics given.
+//!   Both are trained with the default configuration, which leaves the per-prompt residual
+//!   regressions out when they do not beat the task prior on held-out training rows (RouterBench:
+//!   out; MMLU: in).
+//! - `learned/predict/routerbench-residuals/1KB`: the RouterBench model with its residual
+//!   regressions forced in (one `l2`), the most work a prediction does for 11 models.
 //! - `learned/route/{heuristic,learned}/1KB`: [`Router::route`] over the 11 RouterBench models with
 //!   the built-in difficulty and intent classifiers, and with the learned classifier instead.
 //!
 //! The models are trained before measuring, on the RouterBench training split and on MMLU rows
-//! `i % 5 != 0`, with two epochs and one `l2` (training speed is not measured here; the weights'
-//! values do not change the work a prediction does).
+//! `i % 5 != 0`, with two epochs (training speed is not measured here; the weights' values do not
+//! change the work a prediction does, whether the residuals are in does).
 //!
 //! ```text
 //! cargo bench --bench learned -- --warm-up-time 1 --measurement-time 5
@@ -27,10 +32,12 @@ use switchyard::classify::{TrainConfig, Trainer};
 use switchyard::eval::data::{Dataset, Format, SplitKind};
 use switchyard::{Request, Router, Utility};
 
-fn train(data: &Dataset) -> LearnedModel {
+fn train(data: &Dataset, l2: Option<f64>) -> LearnedModel {
     let mut config = TrainConfig::default();
     config.epochs = 2;
-    config.l2 = vec![300.0];
+    if let Some(l2) = l2 {
+        config.l2 = vec![l2];
+    }
     Trainer::new(config).fit(data, "bench").unwrap_or_else(|e| panic!("{e}"))
 }
 
@@ -49,13 +56,16 @@ fn bench_learned(c: &mut Criterion) {
     };
     let rb = Dataset::load(common::shared("data/routerbench_arc_mbpp_winogrande.jsonl"), Format::RouterBench)
         .unwrap_or_else(|e| panic!("{e}"));
-    let rb = train(&rb.in_split(SplitKind::RouterDc, "train"));
+    let rb_train = rb.in_split(SplitKind::RouterDc, "train");
+    let rb = train(&rb_train, None);
+    let rb_residuals = train(&rb_train, Some(300.0));
     let mmlu = Dataset::load(common::shared("data/routellm_mmlu_gsm8k.jsonl"), Format::RouteLlm)
         .unwrap_or_else(|e| panic!("{e}"))
         .of_task("mmlu")
         .without_contaminated();
     let keep: Vec<usize> = (0..mmlu.len()).filter(|i| i % 5 != 0).collect();
-    let mmlu = train(&mmlu.subset(&keep).unwrap_or_else(|e| panic!("{e}")));
+    let mmlu = train(&mmlu.subset(&keep).unwrap_or_else(|e| panic!("{e}")), None);
+    eprintln!("residual regressions: routerbench {}, mmlu {}", rb.info().residual, mmlu.info().residual);
 
     let requests = common::requests(&corpus, 1024, 256);
     let stats: Vec<TextStats> = requests.iter().map(TextStats::of_request).collect();
@@ -69,7 +79,7 @@ fn bench_learned(c: &mut Criterion) {
     g.bench_function(BenchmarkId::new("text_stats", "1KB"), |b| {
         b.iter(|| TextStats::of_request(black_box(&requests[next()])))
     });
-    for (name, model) in [("routerbench", &rb), ("mmlu", &mmlu)] {
+    for (name, model) in [("routerbench", &rb), ("routerbench-residuals", &rb_residuals), ("mmlu", &mmlu)] {
         g.bench_function(BenchmarkId::new(format!("predict/{name}"), "1KB"), |b| {
             b.iter(|| {
                 let k = next();

@@ -40,7 +40,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use serde::Serialize;
-use switchyard::classify::{LearnedClassifier, LearnedModel, TrainConfig, Trainer};
+use switchyard::classify::{LearnedClassifier, LearnedCostModel, LearnedModel, TrainConfig, Trainer};
 use switchyard::config::{ClassifierConfig, PolicyConfig, RouterConfig};
 use switchyard::eval::calibrate::{Calibration, Target, calibrate};
 use switchyard::eval::catalog::{FittedCatalog, Prices};
@@ -569,7 +569,10 @@ impl Fitted {
 
     fn builder(&self) -> RouterBuilder {
         match &self.learned {
-            Some((l, _)) => RouterBuilder::new().catalog(self.catalog.catalog().clone()).classifier(l.clone(), 1.0),
+            Some((l, _)) => RouterBuilder::new()
+                .cost_model(LearnedCostModel::new(self.catalog.catalog()))
+                .catalog(self.catalog.catalog().clone())
+                .classifier(l.clone(), 1.0),
             None => self.catalog.builder(),
         }
     }
@@ -590,7 +593,8 @@ impl Fitted {
         match &self.learned {
             Some((l, _)) => {
                 let i = l.model().info();
-                format!("learned classifier ({} task labels, l2 {})", i.tasks.len(), i.l2)
+                let residual = if i.residual { "" } else { ", residuals left out" };
+                format!("learned classifier ({} task labels, l2 {}{residual})", i.tasks.len(), i.l2)
             }
             None => format!("difficulty (offset {:+.3}) + intent classifiers", self.catalog.difficulty_offset()),
         }
@@ -632,11 +636,12 @@ fn cross_validation(args: &Args, all: &Dataset, format: Format, prices: &Prices,
         let fitted = Fitted::new(args, &split.train, &split.name, prices)?;
         router = fitted.describe();
         println!(
-            "{}: trained on {} rows, reporting {} ({:.1} s)",
+            "{}: trained on {} rows, reporting {} ({:.1} s; {})",
             split.name,
             split.train.len(),
             split.test.len(),
-            t.elapsed().as_secs_f64()
+            t.elapsed().as_secs_f64(),
+            router
         );
         fitted.sweep(&split.test, &grid)
     })?;

@@ -32,7 +32,7 @@ use std::sync::Arc;
 pub use self::context::ContextLength;
 pub use self::difficulty::DifficultyClassifier;
 pub use self::intent::{Intent, IntentClassifier};
-pub use self::learned::{LearnedClassifier, LearnedModel, TrainConfig, Trainer};
+pub use self::learned::{LearnedClassifier, LearnedCostModel, LearnedModel, TrainConfig, Trainer};
 pub use self::text::TextStats;
 #[cfg(feature = "tokenizers")]
 pub use self::tokens::HfTokenizer;

@@ -112,9 +112,10 @@ impl FeatureConfig {
 
 /// Receives features as the extractor finds them.
 pub(crate) trait Sink {
-    /// One occurrence of hashed bucket `index` in namespace `ns`. For word pairs, `pair` is the
-    /// pair's full hash: familiarity is measured on word pairs, which tell kinds of prompts apart
-    /// better than single words, with fewer collisions than the weights' buckets.
+    /// One occurrence of hashed bucket `index` in namespace `ns`. For the word pairs of the question
+    /// (the last block of a few-shot prompt, the whole prompt otherwise), `pair` is the pair's full
+    /// hash: familiarity is measured on word pairs, which tell kinds of prompts apart better than
+    /// single words, with fewer collisions than the weights' buckets.
     fn hashed(&mut self, ns: Namespace, index: u32, pair: Option<u64>);
     /// Dense feature `i` (an index into [`DENSE`]) with its value.
     fn dense(&mut self, i: usize, value: f32);
@@ -191,16 +192,20 @@ impl<'c> Extractor<'c> {
         let bytes = text.as_bytes();
         let last = last_block(bytes);
         let window = self.config.word_window as usize;
+        // Familiarity is read from the word pairs of the question: in a few-shot prompt, the
+        // examples before it are the same for every prompt of a benchmark and would make any new
+        // question that shares them look familiar.
+        let few_shot = last.len() < bytes.len();
         if bytes.len() <= 2 * window {
-            self.words(bytes, Namespace::Words, sink);
+            self.words(bytes, Namespace::Words, !few_shot, sink);
         } else {
-            self.words(&bytes[..window], Namespace::Words, sink);
-            self.words(&bytes[bytes.len() - window..], Namespace::Words, sink);
+            self.words(&bytes[..window], Namespace::Words, !few_shot, sink);
+            self.words(&bytes[bytes.len() - window..], Namespace::Words, !few_shot, sink);
         }
-        if last.len() < bytes.len() {
+        if few_shot {
             // A few-shot prompt: its question, apart from the examples.
             let last_words = if last.len() <= window { last } else { &last[last.len() - window..] };
-            self.words(last_words, Namespace::LastWords, sink);
+            self.words(last_words, Namespace::LastWords, true, sink);
         }
         if self.config.char_ngram > 0 {
             let w = self.config.char_window as usize;
@@ -210,7 +215,7 @@ impl<'c> Extractor<'c> {
         dense(bytes.len(), last.len(), blocks(bytes), stats, sink);
     }
 
-    fn words(&self, bytes: &[u8], ns: Namespace, sink: &mut impl Sink) {
+    fn words(&self, bytes: &[u8], ns: Namespace, familiar: bool, sink: &mut impl Sink) {
         let seed = FNV_OFFSET ^ (ns as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
         let bigrams = self.config.word_ngrams >= 2;
         let mut prev: Option<u64> = None;
@@ -235,7 +240,7 @@ impl<'c> Extractor<'c> {
             self.emit(sink, ns, h, false);
             if bigrams {
                 if let Some(p) = prev {
-                    self.emit(sink, ns, p.rotate_left(23) ^ h.wrapping_mul(FNV_PRIME) ^ 0x5bd1_e995, true);
+                    self.emit(sink, ns, p.rotate_left(23) ^ h.wrapping_mul(FNV_PRIME) ^ 0x5bd1_e995, familiar);
                 }
                 prev = Some(h);
             }
@@ -530,7 +535,14 @@ mod tests {
             out.iter().filter(|(i, _)| ((*i & !CHAR_FLAG) as usize) < cfg.buckets()).map(|(_, v)| *v).collect();
         // Two namespaces (5 and 1 features), each scaled to unit length.
         assert_eq!(hashed.len(), 6);
-        // Two word pairs in the whole prompt; none in the one-word last block.
+        // Familiarity reads the question of a few-shot prompt only: the one-word last block has no
+        // word pairs, and the examples' pairs do not count.
+        assert!(keys.is_empty());
+        let (mut out, mut keys) = (Vec::new(), Vec::new());
+        let text = "alpha beta gamma";
+        let mut sink = Collect::new(&mut out, &mut keys, &cfg);
+        Extractor::new(&cfg).extract(text, &TextStats::of_text(text), &mut sink);
+        sink.finish();
         assert_eq!(keys.len(), 2);
         let sq: f32 = hashed.iter().map(|v| v * v).sum();
         assert!((sq - 2.0).abs() < 1e-5, "{sq}");

@@ -1,4 +1,4 @@
-//! The learned model's file format (version 1), little-endian throughout:
+//! The learned model's file format (version 2), little-endian throughout:
 //!
 //! | bytes | content |
 //! |---|---|
@@ -6,12 +6,14 @@
 //! | 4 | format version, `u32` |
 //! | 4 + n | header length `n`, then the header: [`ModelInfo`] as JSON |
 //! | 4·m | residual biases, `f32` |
-//! | sparse | residual weights: `u32` row count, then per non-zero row its `u32` index and `m` `f32`s |
+//! | sparse | residual weights: `u32` row count, then per non-zero row its `u32` index and `m` `f32`s (no rows without residuals) |
 //! | 4·t | task-head biases |
 //! | sparse | task embeddings, `r` (the header's `task_rank`) per row |
 //! | 4·r·t | the task head's output weights |
 //! | 4·max(t,1)·m | task rates |
 //! | 4·m | overall rates |
+//! | 4·m | mean cost per training row (new in version 2) |
+//! | 4·max(t,1)·m | mean cost per training row of each task (new in version 2) |
 //! | 4·6 | familiarity percentiles 0 to 5 |
 //! | 8·16384 | the training rows' word pairs, a bitset of `2^20` bits |
 //! | 8 | FNV-1a 64 checksum of everything before it |
@@ -24,7 +26,7 @@ use crate::error::{Error, Result};
 
 const MAGIC: &[u8; 8] = b"SWLM\r\n\x1a\n";
 /// The format version this build writes and reads.
-pub(crate) const VERSION: u32 = 1;
+pub(crate) const VERSION: u32 = 2;
 
 fn fnv64(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3))
@@ -42,12 +44,14 @@ pub(crate) fn encode(model: &LearnedModel) -> Vec<u8> {
     out.extend_from_slice(&header);
     let dim = info.features.dim();
     floats(&mut out, &model.bias);
-    sparse(&mut out, dim, m, |f| model.residual_row(f));
+    sparse(&mut out, dim, if info.residual { m } else { 0 }, |f| model.residual_row(f));
     floats(&mut out, &model.task_bias);
     sparse(&mut out, dim, r, |f| model.task_row(f));
     floats(&mut out, model.task_output().0);
     floats(&mut out, &model.rates);
     floats(&mut out, &model.overall);
+    floats(&mut out, &model.costs);
+    floats(&mut out, &model.task_costs);
     floats(&mut out, &model.familiarity);
     for w in &model.seen {
         out.extend_from_slice(&w.to_le_bytes());
@@ -140,7 +144,8 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<LearnedModel> {
     let version = rd.u32("the version")?;
     if version != VERSION {
         return Err(Error::config(format!(
-            "format version {version} is not supported (this build reads version {VERSION})"
+            "format version {version} is not supported (this build reads version {VERSION}; retrain the model \
+             with this build: `cargo run --release --example train`)"
         )));
     }
     let stored = u64::from_le_bytes([sum[0], sum[1], sum[2], sum[3], sum[4], sum[5], sum[6], sum[7]]);
@@ -158,12 +163,14 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<LearnedModel> {
         return Err(Error::config(format!("header: `task_rank` {r} is beyond 64")));
     }
     let bias = rd.floats(m, "the residual biases")?;
-    let weights = rd.sparse(dim, m, "the residual weights")?;
+    let weights = rd.sparse(dim, if info.residual { m } else { 0 }, "the residual weights")?;
     let task_bias = rd.floats(t, "the task biases")?;
     let task_weights = rd.sparse(dim, r, "the task embeddings")?;
     let task_u = rd.floats(r * t, "the task output weights")?;
     let rates = rd.floats(t.max(1) * m, "the task rates")?;
     let overall = rd.floats(m, "the overall rates")?;
+    let costs = rd.floats(m, "the mean costs")?;
+    let task_costs = rd.floats(t.max(1) * m, "the mean costs per task")?;
     let familiarity = rd.floats(FAMILIARITY_PERCENTILES + 1, "the familiarity percentiles")?;
     let words = 1usize << (FAMILIARITY_BITS - 6);
     let seen = rd
@@ -176,6 +183,6 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<LearnedModel> {
     }
     LearnedModel::from_parts(
         info,
-        Parts { weights, bias, task_weights, task_u, task_bias, rates, overall, familiarity, seen },
+        Parts { weights, bias, task_weights, task_u, task_bias, rates, overall, costs, task_costs, familiarity, seen },
     )
 }

@@ -49,17 +49,23 @@ use smallvec::SmallVec;
 
 pub use self::features::FeatureConfig;
 use self::features::{Extractor, FAMILIARITY_BITS, NAMESPACES, Namespace, Sink, familiarity_key};
-pub use self::train::{Progress, Stage, TaskLabels, TrainConfig, Trainer};
+pub use self::train::{Fallback, Progress, Stage, TaskLabels, TrainConfig, Trainer};
 
 use crate::catalog::{Catalog, ModelIndex, ModelProfile};
 use crate::classify::{Classifier, ClassifyInput, TextStats};
+use crate::cost::{CostEstimate, CostModel, TokenPriceCostModel};
 use crate::error::{Error, Result};
-use crate::request::{ContentPart, Role};
+use crate::request::{ContentPart, Request, Role};
 use crate::signal::{SignalKey, Signals};
 
 /// The signal key under which [`LearnedClassifier`] stores its per-model logits
 /// ([`Signals::per_model`]).
 pub const LEARNED: SignalKey = SignalKey("switchyard.learned");
+
+/// The signal key under which [`LearnedClassifier`] stores each model's expected cost
+/// ([`Prediction::costs`]), in catalog order, when its model was trained on rows with costs;
+/// [`LearnedCostModel`] reads it.
+pub const LEARNED_COST: SignalKey = SignalKey("switchyard.learned.cost");
 
 /// Probabilities are kept within `[P_MIN, 1 − P_MIN]` before taking logits.
 const P_MIN: f64 = 1e-3;
@@ -87,6 +93,11 @@ pub struct ModelInfo {
     pub l2: f64,
     /// The held-out log loss that chose `l2`, if it was chosen.
     pub validation_loss: Option<f64>,
+    /// Whether the model has per-prompt residual regressions. Training leaves them out when, on
+    /// the held-out rows that choose `l2`, the best of them does not beat the prior alone (no
+    /// residuals is one more candidate): the task prior then carries all the signal there is, and
+    /// predictions skip the residual weights and the character n-grams (which only they read).
+    pub residual: bool,
 }
 
 /// A trained learned-router model: a task head and per-model residual regressions.
@@ -109,6 +120,12 @@ pub struct LearnedModel {
     rates: Vec<f32>,
     /// Each model's overall success rate on the training rows.
     overall: Vec<f32>,
+    /// Each model's mean cost per training row (zeros when the rows had no costs).
+    costs: Vec<f32>,
+    /// The same per task label, `[task][model]` (one row when there is no task head).
+    task_costs: Vec<f32>,
+    /// The rates an unfamiliar prompt falls back to ([`Fallback`]), from `overall` and `costs`.
+    fallback: Vec<f32>,
     /// Percentiles 0 to [`FAMILIARITY_PERCENTILES`] of the familiarity of held-out training rows.
     familiarity: Vec<f32>,
     /// The word pairs of the training rows, as a `2^FAMILIARITY_BITS` bitset.
@@ -124,6 +141,8 @@ pub(crate) struct Parts {
     pub(crate) task_bias: Vec<f32>,
     pub(crate) rates: Vec<f32>,
     pub(crate) overall: Vec<f32>,
+    pub(crate) costs: Vec<f32>,
+    pub(crate) task_costs: Vec<f32>,
     pub(crate) familiarity: Vec<f32>,
     pub(crate) seen: Vec<u64>,
 }
@@ -131,6 +150,25 @@ pub(crate) struct Parts {
 /// Prompts at least as familiar as this percentile of held-out training prompts get the model's full
 /// trust; less familiar ones less (see [`Prediction::trust`]).
 pub(crate) const FAMILIARITY_PERCENTILES: usize = 5;
+
+/// The success rates an unfamiliar prompt falls back to (see [`Fallback`]).
+pub(crate) fn fallback_rates(overall: &[f32], costs: &[f32], kind: Fallback) -> Vec<f32> {
+    let positive = costs.iter().copied().filter(|&c| c > 0.0);
+    let (lo, hi) = positive.fold((f32::INFINITY, 0.0f32), |(lo, hi), c| (lo.min(c), hi.max(c)));
+    if kind == Fallback::Overall || costs.len() != overall.len() || hi <= lo {
+        return overall.to_vec();
+    }
+    let (r_lo, r_hi) = overall.iter().fold((1.0f32, 0.0f32), |(lo, hi), &r| (lo.min(r), hi.max(r)));
+    // A model that cost nothing sits with the cheapest that cost something.
+    let span = (f64::from(hi) / f64::from(lo)).ln();
+    costs
+        .iter()
+        .map(|&c| {
+            let x = (f64::from(c.max(lo)) / f64::from(lo)).ln() / span;
+            (f64::from(r_lo) + f64::from(r_hi - r_lo) * x) as f32
+        })
+        .collect()
+}
 
 /// How far to trust the task head and the residuals for a prompt of familiarity `c`: the percentile
 /// of `c` among held-out training prompts, over [`FAMILIARITY_PERCENTILES`], capped at 1.
@@ -172,6 +210,11 @@ pub struct Prediction {
     /// The share of the prompt's word pairs that some training prompt contained (1 for a prompt
     /// without any).
     pub familiarity: f64,
+    /// Each model's expected cost of the prompt, in the order of [`ModelInfo::models`]: the mean
+    /// cost per training row of the likely tasks, `Σₜ P(t | x) · c(t, m)`, blended with the model's
+    /// mean over every training row as [`trust`](Self::trust) says. Empty when the training rows
+    /// had no costs.
+    pub costs: SmallVec<[f64; 12]>,
     /// How far the prediction trusts the task head and the per-prompt regressions, in `[0, 1]`: 1
     /// for a prompt at least as familiar as 95% of held-out training prompts, falling to 0 for one
     /// less familiar than all of them. The rest of the weight goes to each model's overall success
@@ -189,7 +232,19 @@ impl Prediction {
 impl LearnedModel {
     /// Assembles a model from its parts, checking every length and value.
     pub(crate) fn from_parts(info: ModelInfo, parts: Parts) -> Result<Self> {
-        let Parts { weights, bias, task_weights, task_u, task_bias, rates, overall, familiarity, seen } = parts;
+        let Parts {
+            weights,
+            bias,
+            task_weights,
+            task_u,
+            task_bias,
+            rates,
+            overall,
+            costs,
+            task_costs,
+            familiarity,
+            seen,
+        } = parts;
         info.features.validate()?;
         let (m, t, r, dim) = (info.models.len(), info.tasks.len(), info.task_rank, info.features.dim());
         if m == 0 {
@@ -207,7 +262,8 @@ impl LearnedModel {
             }
             Ok(())
         };
-        check("weights", &weights, dim * m)?;
+        let mw = if info.residual { m } else { 0 };
+        check("weights", &weights, dim * mw)?;
         check("bias", &bias, m)?;
         if (t == 0) != (r == 0) || r > t || r > 64 {
             return Err(Error::config(format!(
@@ -219,6 +275,13 @@ impl LearnedModel {
         check("task_bias", &task_bias, t)?;
         check("rates", &rates, t.max(1) * m)?;
         check("overall", &overall, m)?;
+        check("costs", &costs, m)?;
+        check("task_costs", &task_costs, t.max(1) * m)?;
+        for (what, v) in [("costs", &costs), ("task_costs", &task_costs)] {
+            if let Some(i) = v.iter().position(|&c| c < 0.0) {
+                return Err(Error::config(format!("learned model `{what}`: value {i} is negative")));
+            }
+        }
         check("familiarity", &familiarity, FAMILIARITY_PERCENTILES + 1)?;
         for (what, v) in [("rates", &rates), ("overall", &overall), ("familiarity", &familiarity)] {
             if let Some(i) = v.iter().position(|r| !(0.0..=1.0).contains(r)) {
@@ -235,20 +298,37 @@ impl LearnedModel {
                 seen.len()
             )));
         }
-        let (m4, r4) = (m.next_multiple_of(4), r.next_multiple_of(4));
+        let (m4, r4) = (mw.next_multiple_of(4), r.next_multiple_of(4));
         let stride = m4 + r4;
         let mut table = vec![0.0f32; dim * stride];
         for f in 0..dim {
             let row = &mut table[f * stride..(f + 1) * stride];
-            row[..m].copy_from_slice(&weights[f * m..(f + 1) * m]);
+            row[..mw].copy_from_slice(&weights[f * mw..(f + 1) * mw]);
             row[m4..m4 + r].copy_from_slice(&task_weights[f * r..(f + 1) * r]);
         }
-        Ok(Self { info, table, m4, stride, bias, task_u, task_bias, rates, overall, familiarity, seen })
+        let fallback = fallback_rates(&overall, &costs, info.training.fallback);
+        Ok(Self {
+            info,
+            table,
+            m4,
+            stride,
+            bias,
+            task_u,
+            task_bias,
+            rates,
+            overall,
+            costs,
+            task_costs,
+            fallback,
+            familiarity,
+            seen,
+        })
     }
 
     /// The residual weights of feature `f`.
     pub(crate) fn residual_row(&self, f: usize) -> &[f32] {
-        &self.table[f * self.stride..f * self.stride + self.info.models.len()]
+        let m = if self.info.residual { self.info.models.len() } else { 0 };
+        &self.table[f * self.stride..f * self.stride + m]
     }
 
     /// The task embedding of feature `f`.
@@ -265,6 +345,18 @@ impl LearnedModel {
     /// How the model was trained and what it predicts.
     pub fn info(&self) -> &ModelInfo {
         &self.info
+    }
+
+    /// Each model's mean cost per training row, in the order of [`ModelInfo::models`] (zeros when
+    /// the training rows had no costs).
+    pub fn mean_costs(&self) -> &[f32] {
+        &self.costs
+    }
+
+    /// The success rates an unfamiliar prompt falls back to ([`TrainConfig::fallback`]), in the
+    /// order of [`ModelInfo::models`].
+    pub fn fallback_rates(&self) -> &[f32] {
+        &self.fallback
     }
 
     /// Predicts every model's `logit p(m)` for one prompt.
@@ -296,7 +388,13 @@ impl LearnedModel {
             counts: [0; NAMESPACES],
             acc,
         };
-        Extractor::new(&self.info.features).extract(prompt, stats, &mut dot);
+        if self.info.residual {
+            Extractor::new(&self.info.features).extract(prompt, stats, &mut dot);
+        } else {
+            // Character n-grams feed the residual regressions only.
+            let features = FeatureConfig { char_ngram: 0, ..self.info.features.clone() };
+            Extractor::new(&features).extract(prompt, stats, &mut dot);
+        }
         let familiarity = if dot.words == 0 { 1.0 } else { f64::from(dot.known) / f64::from(dot.words) };
         let q: SmallVec<[f64; 8]> = self.familiarity.iter().map(|&x| f64::from(x)).collect();
         let a = trust(familiarity, &q);
@@ -310,12 +408,20 @@ impl LearnedModel {
             s
         };
 
-        // The task prior.
+        // The task prior, and the expected costs.
         let mut prior: SmallVec<[f64; 12]> = SmallVec::from_elem(0.0, m);
+        let has_costs = self.costs.iter().any(|&c| c > 0.0);
+        let mut costs: SmallVec<[f64; 12]> = SmallVec::new();
+        if has_costs {
+            costs.extend(self.costs.iter().map(|&c| (1.0 - a) * f64::from(c)));
+        }
         let mut task = None;
         if t == 0 {
             for (p, &r) in prior.iter_mut().zip(&self.rates) {
                 *p = f64::from(r);
+            }
+            for (c, &tc) in costs.iter_mut().zip(&self.task_costs) {
+                *c += a * f64::from(tc);
             }
         } else {
             let r = self.info.task_rank;
@@ -334,16 +440,20 @@ impl LearnedModel {
                 for (p, &r) in prior.iter_mut().zip(row) {
                     *p += pk * f64::from(r);
                 }
+                for (c, &tc) in costs.iter_mut().zip(&self.task_costs[k * m..(k + 1) * m]) {
+                    *c += a * pk * f64::from(tc);
+                }
             }
         }
 
         let logits = (0..m)
             .map(|j| {
-                let prior = a * prior[j] + (1.0 - a) * f64::from(self.overall[j]);
-                logit(prior) + a * f64::from(self.bias[j] + lane(j))
+                let prior = a * prior[j] + (1.0 - a) * f64::from(self.fallback[j]);
+                let residual = if self.info.residual { self.bias[j] + lane(j) } else { 0.0 };
+                logit(prior) + a * f64::from(residual)
             })
             .collect();
-        Prediction { logits, task, familiarity, trust: a }
+        Prediction { logits, task, familiarity, costs, trust: a }
     }
 
     /// Saves the model to `path` in the binary format [`load`](Self::load) reads.
@@ -555,6 +665,16 @@ impl Classifier for LearnedClassifier {
                 .enumerate()
                 .map(|(i, m)| self.position(catalog, i, m).map_or(f64::NAN, |k| prediction.logits[k])),
         );
+        if !prediction.costs.is_empty() {
+            signals.set_per_model(
+                LEARNED_COST,
+                catalog
+                    .models()
+                    .iter()
+                    .enumerate()
+                    .map(|(i, m)| self.position(catalog, i, m).map_or(f64::NAN, |k| prediction.costs[k])),
+            );
+        }
         Ok(())
     }
 
@@ -565,6 +685,61 @@ impl Classifier for LearnedClassifier {
 
     fn name(&self) -> &str {
         "learned"
+    }
+}
+
+/// A [`CostModel`] that expects each call to cost what the model's calls cost on the training
+/// rows of the prompt's likely tasks ([`Prediction::costs`], read from the [`LEARNED_COST`] signal
+/// a [`LearnedClassifier`] writes).
+///
+/// On routing data the cost of a call is mostly its output, which list prices and prompt length do
+/// not predict: a model that answers a multiple-choice question with one letter costs a fraction
+/// of one that explains itself. Learned costs carry that, per model and task. They are costs of
+/// the *training* rows' prompts: use it when the traffic routed is like them (the evaluation
+/// data, your own logs). A model without a learned cost (the classifier is not in the router, the
+/// learned model was trained without costs, or does not know the model) is estimated by the
+/// fallback [`TokenPriceCostModel`].
+///
+/// ```no_run
+/// use switchyard::classify::{LearnedClassifier, LearnedCostModel};
+/// # fn run(catalog: switchyard::Catalog) -> switchyard::Result<()> {
+/// let learned = LearnedClassifier::load("routerbench.swlm")?;
+/// let router = switchyard::Router::builder()
+///     .cost_model(LearnedCostModel::new(&catalog))
+///     .catalog(catalog)
+///     .classifier(learned, 1.0)
+///     .build()?;
+/// # let _ = router; Ok(()) }
+/// # let _ = run;
+/// ```
+#[derive(Clone, Debug)]
+pub struct LearnedCostModel {
+    index: HashMap<String, usize>,
+    fallback: TokenPriceCostModel,
+}
+
+impl LearnedCostModel {
+    /// A cost model for the router over `catalog` (the signal is stored in catalog order).
+    pub fn new(catalog: &Catalog) -> Self {
+        let index = catalog.models().iter().enumerate().map(|(i, m)| (m.id.as_str().to_owned(), i)).collect();
+        Self { index, fallback: TokenPriceCostModel::default() }
+    }
+
+    /// Estimates models without a learned cost with `fallback` (the default [`TokenPriceCostModel`]
+    /// otherwise).
+    pub fn with_fallback(mut self, fallback: TokenPriceCostModel) -> Self {
+        self.fallback = fallback;
+        self
+    }
+}
+
+impl CostModel for LearnedCostModel {
+    fn estimate(&self, request: &Request, signals: &Signals, model: &ModelProfile) -> CostEstimate {
+        let base = self.fallback.estimate(request, signals, model);
+        match self.index.get(model.id.as_str()).and_then(|&i| signals.per_model(LEARNED_COST, i)) {
+            Some(usd) if usd.is_finite() && usd >= 0.0 => CostEstimate { usd, ..base },
+            _ => base,
+        }
     }
 }
 
@@ -678,6 +853,8 @@ mod tests {
             task_bias: vec![],
             rates: vec![0.5; 2],
             overall: vec![0.5; 2],
+            costs: vec![0.0; 2],
+            task_costs: vec![0.0; 2],
             familiarity: vec![0.5; FAMILIARITY_PERCENTILES + 1],
             seen: vec![0; 1 << (FAMILIARITY_BITS - 6)],
         };
@@ -710,6 +887,99 @@ mod tests {
         assert!(stages.contains(&Stage::TaskHead));
         assert!(stages.contains(&Stage::Validation(0)));
         assert_eq!(stages.last(), Some(&Stage::Residual));
+    }
+
+    #[test]
+    fn the_fallback_follows_price_between_the_worst_and_best_overall_rates() {
+        let overall = [0.9, 0.5, 0.7];
+        let costs = [10.0, 0.1, 1.0];
+        let f = fallback_rates(&overall, &costs, Fallback::PriceOrder);
+        assert!((f[0] - 0.9).abs() < 1e-6 && (f[1] - 0.5).abs() < 1e-6, "{f:?}");
+        // Halfway in log cost, halfway between the worst and the best rate.
+        assert!((f[2] - 0.7).abs() < 1e-6, "{f:?}");
+        // The cheapest model is never ranked above a dearer one, whatever the rates say.
+        let g = fallback_rates(&[0.2, 0.9, 0.5], &costs, Fallback::PriceOrder);
+        assert!(g[1] < g[2] && g[2] < g[0], "{g:?}");
+        assert_eq!(fallback_rates(&overall, &costs, Fallback::Overall), overall);
+        assert_eq!(fallback_rates(&overall, &[0.0; 3], Fallback::PriceOrder), overall);
+        assert_eq!(fallback_rates(&overall, &[2.0; 3], Fallback::PriceOrder), overall);
+    }
+
+    #[test]
+    fn a_model_without_residuals_saves_and_predicts() {
+        let m = model();
+        let mut info = m.info().clone();
+        info.residual = false;
+        let (models, dim) = (info.models.len(), info.features.dim());
+        let r = info.task_rank;
+        let task_weights = (0..dim).flat_map(|f| m.task_row(f).to_vec()).collect();
+        let (task_u, task_bias) = m.task_output();
+        let parts = Parts {
+            weights: vec![],
+            bias: vec![0.0; models],
+            task_weights,
+            task_u: task_u.to_vec(),
+            task_bias: task_bias.to_vec(),
+            rates: m.rates.clone(),
+            overall: m.overall.clone(),
+            costs: m.costs.clone(),
+            task_costs: m.task_costs.clone(),
+            familiarity: m.familiarity.clone(),
+            seen: m.seen.clone(),
+        };
+        let lean = LearnedModel::from_parts(info, parts).unwrap();
+        assert_eq!(lean.stride, r.next_multiple_of(4));
+        let back = LearnedModel::from_bytes(&lean.to_bytes()).unwrap();
+        assert!(back == lean);
+        assert!(lean.to_bytes().len() < m.to_bytes().len());
+        // The task prior alone: greetings to the small model, sums to the large one.
+        let p = lean.predict("greet the user number 3 warmly");
+        assert!(p.probability(0).unwrap() > 0.9);
+        assert_eq!(back.predict("add the numbers 4 and 17"), lean.predict("add the numbers 4 and 17"));
+    }
+
+    #[test]
+    fn files_of_the_first_format_ask_to_be_retrained() {
+        let mut bytes = model().to_bytes();
+        bytes[8] = 1;
+        let e = err(&bytes);
+        assert!(e.contains("version 1 is not supported") && e.contains("retrain"), "{e}");
+    }
+
+    #[test]
+    fn learned_costs_follow_the_likely_task() {
+        use crate::catalog::ModelProfile;
+        use crate::{Catalog, Pricing, Request, Router, Utility};
+        // Greetings cost the large model little, sums a lot (long answers).
+        let mut b = Dataset::builder(["small", "large"]);
+        for i in 0..300 {
+            let (prompt, task, cost) = if i % 2 == 0 {
+                (format!("greet the user number {} warmly", i % 7), "chat", [0.001, 0.01])
+            } else {
+                (format!("add the numbers {} and {}", i % 5, i % 11), "math", [0.001, 0.5])
+            };
+            b.push(Row::new(prompt).with_task(task), &[1.0, 1.0], Some(&cost)).unwrap();
+        }
+        let model = Trainer::new(TrainConfig::default()).fit(&b.build().unwrap(), "costs").unwrap();
+        assert!((model.mean_costs()[1] - 0.255).abs() < 1e-4, "{:?}", model.mean_costs());
+        let greet = model.predict("greet the user number 3 warmly");
+        let sum = model.predict("add the numbers 4 and 2");
+        assert!(greet.costs[1] < 0.1 && sum.costs[1] > 0.4, "{:?} {:?}", greet.costs, sum.costs);
+        let catalog = Catalog::new([
+            ModelProfile::new("large", "p").with_pricing(Pricing::per_mtok(10.0, 10.0)),
+            ModelProfile::new("small", "p").with_pricing(Pricing::per_mtok(0.1, 0.1)),
+        ])
+        .unwrap();
+        let router = Router::builder()
+            .cost_model(LearnedCostModel::new(&catalog))
+            .catalog(catalog)
+            .classifier(LearnedClassifier::new(model), 1.0)
+            .policy(Utility::new())
+            .build()
+            .unwrap();
+        let d = router.route(&Request::new("add the numbers 4 and 2")).unwrap();
+        let large = d.candidates().iter().find(|c| c.model == 0).unwrap();
+        assert!((large.cost.usd - sum.costs[1]).abs() < 1e-9, "{} vs {}", large.cost.usd, sum.costs[1]);
     }
 
     #[test]

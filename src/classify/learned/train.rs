@@ -15,7 +15,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::features::{CHAR_FLAG, Collect, Extractor, FAMILIARITY_BITS, FeatureConfig};
-use super::{FAMILIARITY_PERCENTILES, LearnedModel, ModelInfo, Parts, logit, softmax, trust};
+use super::{FAMILIARITY_PERCENTILES, LearnedModel, ModelInfo, Parts, fallback_rates, logit, softmax, trust};
 use crate::classify::TextStats;
 use crate::error::{Error, Result};
 use crate::eval::data::Dataset;
@@ -35,6 +35,25 @@ pub enum TaskLabels {
     Subject,
     /// No task head: the prior is each model's overall rate.
     Off,
+}
+
+/// What a prompt the model does not trust (an unfamiliar one, [`Prediction::trust`](super::Prediction::trust)
+/// below 1) falls back to.
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Fallback {
+    /// Quality follows price: each model's success rate is placed between the worst and the best
+    /// overall rate by where its mean cost per training row sits between the cheapest and the
+    /// dearest model's, on a log scale. A router that knows nothing about a prompt then ranks the
+    /// models as the zero router does (its cost–quality knob picks one model for every such
+    /// prompt), rather than by the trained tasks' ranking, which a new kind of task can reverse.
+    /// Without costs in the training rows this is [`Overall`](Self::Overall).
+    #[default]
+    PriceOrder,
+    /// Each model's overall success rate on the training rows: unfamiliar prompts are routed as
+    /// the average training prompt.
+    Overall,
 }
 
 /// How a [`LearnedModel`] is trained. Every field has a default that worked across the shared routing
@@ -70,6 +89,8 @@ pub struct TrainConfig {
     pub prior_strength: f64,
     /// Seed of the row shuffles and fold assignment.
     pub seed: u64,
+    /// The success rates an unfamiliar prompt falls back to.
+    pub fallback: Fallback,
 }
 
 impl Default for TrainConfig {
@@ -86,6 +107,7 @@ impl Default for TrainConfig {
             folds: 3,
             prior_strength: 5.0,
             seed: 0x5eed,
+            fallback: Fallback::PriceOrder,
         }
     }
 }
@@ -406,20 +428,31 @@ struct Residual<'a> {
 }
 
 impl Residual<'_> {
-    /// Mean log loss of `head` over `rows`.
-    fn loss(&self, head: &Head, rows: &[usize]) -> f64 {
+    /// Each row's mean log loss over the models, with `head` (or the offsets alone).
+    fn losses(&self, head: Option<&Head>, rows: &[usize]) -> Vec<f64> {
         let m = self.m;
         let mut z = vec![0.0f64; m];
-        let mut loss = 0.0;
-        for &i in rows {
-            head.scores(self.matrix.row(i), every, &mut z);
-            let (offsets, scores) = (&self.offsets[i * m..(i + 1) * m], &self.scores[i * m..(i + 1) * m]);
-            for ((z, o), y) in z.iter().zip(offsets).zip(scores) {
-                loss += log_loss(crate::policy::sigmoid(z + o), *y);
-            }
-        }
-        loss / (rows.len() * m).max(1) as f64
+        rows.iter()
+            .map(|&i| {
+                match head {
+                    Some(head) => head.scores(self.matrix.row(i), every, &mut z),
+                    None => z.iter_mut().for_each(|z| *z = 0.0),
+                }
+                let (offsets, scores) = (&self.offsets[i * m..(i + 1) * m], &self.scores[i * m..(i + 1) * m]);
+                let loss: f64 = z
+                    .iter()
+                    .zip(offsets)
+                    .zip(scores)
+                    .map(|((z, o), y)| log_loss(crate::policy::sigmoid(z + o), *y))
+                    .sum();
+                loss / m.max(1) as f64
+            })
+            .collect()
     }
+}
+
+fn mean(v: &[f64]) -> f64 {
+    v.iter().sum::<f64>() / v.len().max(1) as f64
 }
 
 fn log_loss(p: f64, y: f64) -> f64 {
@@ -594,6 +627,25 @@ impl<'p> Trainer<'p> {
                 sums[label[i] * m + j] += scores[i * m + j];
             }
         }
+        // Each model's mean cost per training row, overall and per task (zeros without costs).
+        let mut costs = vec![0.0f64; m];
+        let mut task_costs = vec![0.0f64; rows_t * m];
+        if let Some(c) = data.costs() {
+            for (i, row) in c.chunks_exact(m).enumerate() {
+                for (j, c) in row.iter().enumerate() {
+                    costs[j] += c / n as f64;
+                    task_costs[label[i] * m + j] += c / counts[label[i]];
+                }
+            }
+        }
+        if costs.iter().chain(&task_costs).any(|c| !(c.is_finite() && *c >= 0.0)) {
+            costs = vec![0.0; m];
+            task_costs = vec![0.0; rows_t * m];
+        }
+        let overall_f32: Vec<f32> = overall.iter().map(|&r| r as f32).collect();
+        let costs_f32: Vec<f32> = costs.iter().map(|&c| c as f32).collect();
+        let fallback: Vec<f64> =
+            fallback_rates(&overall_f32, &costs_f32, cfg.fallback).into_iter().map(f64::from).collect();
         let a = cfg.prior_strength;
         let rates: Vec<f64> = (0..rows_t * m)
             .map(|k| {
@@ -608,15 +660,16 @@ impl<'p> Trainer<'p> {
             let a = trust(coverage[i], &familiarity_f64);
             for j in 0..m {
                 let prior: f64 = (0..rows_t).map(|k| task_probs[i * rows_t + k] * rates[k * m + j]).sum();
-                offsets[i * m + j] = logit(a * prior + (1.0 - a) * overall[j]);
+                offsets[i * m + j] = logit(a * prior + (1.0 - a) * fallback[j]);
             }
         }
         let all: Vec<usize> = (0..n).collect();
         let residual = Residual { matrix: &matrix, offsets: &offsets, scores, m, dim };
-        let (l2, validation_loss) = if cfg.l2.len() == 1 {
-            (cfg.l2[0], None)
+        let (l2, validation_loss, keep_residual) = if cfg.l2.len() == 1 {
+            (cfg.l2[0], None, true)
         } else {
-            // Hold out a share of the rows, fit each candidate on the rest, keep the best.
+            // Hold out a share of the rows, fit each candidate on the rest, keep the best; keep
+            // the residuals at all only if the best beats the prior alone on the held-out rows.
             let mut order = all.clone();
             shuffle(&mut rng, &mut order);
             let held = ((n as f64 * cfg.validation).round() as usize).clamp(1, n.saturating_sub(1).max(1));
@@ -624,14 +677,20 @@ impl<'p> Trainer<'p> {
             let mut best = (cfg.l2[0], f64::INFINITY);
             for (k, &l2) in cfg.l2.iter().enumerate() {
                 let head = self.train_residual(&residual, fit, l2, &mut rng, Stage::Validation(k as u32));
-                let loss = residual.loss(&head, valid);
+                let loss = mean(&residual.losses(Some(&head), valid));
                 if loss < best.1 {
                     best = (l2, loss);
                 }
             }
-            (best.0, Some(best.1))
+            let without = mean(&residual.losses(None, valid));
+            (best.0, Some(best.1.min(without)), best.1 < without)
         };
-        let head = self.train_residual(&residual, &all, l2, &mut rng, Stage::Residual);
+        let head = if keep_residual {
+            self.train_residual(&residual, &all, l2, &mut rng, Stage::Residual)
+        } else {
+            self.report(Stage::Residual, 1, 1, mean(&residual.losses(None, &all)));
+            Head::new(0, m)
+        };
 
         let info = ModelInfo {
             models,
@@ -643,6 +702,7 @@ impl<'p> Trainer<'p> {
             rows: n,
             l2,
             validation_loss,
+            residual: keep_residual,
         };
         LearnedModel::from_parts(
             info,
@@ -653,7 +713,9 @@ impl<'p> Trainer<'p> {
                 task_u: task_head.u,
                 task_bias: task_head.b,
                 rates: rates.iter().map(|&r| r as f32).collect(),
-                overall: overall.iter().map(|&r| r as f32).collect(),
+                overall: overall_f32,
+                costs: costs_f32,
+                task_costs: task_costs.iter().map(|&c| c as f32).collect(),
                 familiarity,
                 seen: seen.0,
             },
