@@ -157,7 +157,9 @@ impl TextStats {
         let n = bytes.len();
         self.bytes = self.bytes.saturating_add(u32::try_from(n).unwrap_or(u32::MAX));
         // Hot counters live in locals and are added to `self` at the end.
-        let (mut words, mut long_words, mut capitals) = (0u32, 0u32, 0u32);
+        // Words in the low half, long words in the high half: one addition per word.
+        let mut words_and_long: u64 = 0;
+        let mut capitals = 0u32;
         // The hash of the previous word when it can start a cue pair, else 0. Spaces and digits keep
         // it; punctuation, line breaks, non-ASCII characters and words too long for a cue reset it.
         let mut pair_head: u64 = 0;
@@ -177,8 +179,7 @@ impl TextStats {
                 // Words separated by single spaces, one per iteration.
                 loop {
                     let w = Word::at(bytes, i);
-                    words += 1;
-                    long_words += u32::from(w.len > 8);
+                    words_and_long += 1 | (u64::from(w.len > 8) << 32);
                     capitals += w.capitals;
                     i += w.len;
                     if w.len > MAX_CUE_LEN || (i > head_end && i <= tail_start) {
@@ -210,7 +211,9 @@ impl TextStats {
                         }
                     }
                     // A single space before the next word changes nothing else.
-                    if backticks == 0 && i + 1 < n && bytes[i] == b' ' && CLASS[bytes[i + 1] as usize] & ALPHA != 0 {
+                    if backticks == 0
+                        && matches!(bytes.get(i..i + 2), Some(&[b' ', c]) if CLASS[c as usize] & ALPHA != 0)
+                    {
                         i += 1;
                         continue;
                     }
@@ -302,8 +305,8 @@ impl TextStats {
         if backticks >= 3 {
             self.code_fences += 1;
         }
-        self.words += words;
-        self.long_words += long_words;
+        self.words += words_and_long as u32;
+        self.long_words += (words_and_long >> 32) as u32;
         self.capitals += capitals;
     }
 
