@@ -157,7 +157,9 @@ impl TextStats {
         let n = bytes.len();
         self.bytes = self.bytes.saturating_add(u32::try_from(n).unwrap_or(u32::MAX));
         // Hot counters live in locals and are added to `self` at the end.
-        let (mut words, mut long_words, mut capitals) = (0u32, 0u32, 0u32);
+        // Words in the low half, long words in the high half: one addition per word.
+        let mut words_and_long: u64 = 0;
+        let mut capitals = 0u32;
         // The hash of the previous word when it can start a cue pair, else 0. Spaces and digits keep
         // it; punctuation, line breaks, non-ASCII characters and words too long for a cue reset it.
         let mut pair_head: u64 = 0;
@@ -177,8 +179,7 @@ impl TextStats {
                 // Words separated by single spaces, one per iteration.
                 loop {
                     let w = Word::at(bytes, i);
-                    words += 1;
-                    long_words += u32::from(w.len > 8);
+                    words_and_long += 1 | (u64::from(w.len > 8) << 32);
                     capitals += w.capitals;
                     i += w.len;
                     if w.len > MAX_CUE_LEN || (i > head_end && i <= tail_start) {
@@ -192,12 +193,14 @@ impl TextStats {
                                 flags = seen.first(f, slot);
                             }
                         }
-                        let pair = pair(pair_head, hash);
-                        // One rarely taken branch: pairs exist only after a pair head.
-                        if (pair_head != 0) & maybe_cue(pair) {
-                            let (f, slot) = lookup(pair);
-                            if f != 0 {
-                                flags |= seen.first(f, slot);
+                        // Pairs exist only after a pair head (about one word in ten).
+                        if pair_head != 0 {
+                            let pair = pair(pair_head, hash);
+                            if maybe_cue(pair) {
+                                let (f, slot) = lookup(pair);
+                                if f != 0 {
+                                    flags |= seen.first(f, slot);
+                                }
                             }
                         }
                         // From the filter, not the table, so that the next word does not wait for the
@@ -208,7 +211,9 @@ impl TextStats {
                         }
                     }
                     // A single space before the next word changes nothing else.
-                    if backticks == 0 && i + 1 < n && bytes[i] == b' ' && CLASS[bytes[i + 1] as usize] & ALPHA != 0 {
+                    if backticks == 0
+                        && matches!(bytes.get(i..i + 2), Some(&[b' ', c]) if CLASS[c as usize] & ALPHA != 0)
+                    {
                         i += 1;
                         continue;
                     }
@@ -300,12 +305,14 @@ impl TextStats {
         if backticks >= 3 {
             self.code_fences += 1;
         }
-        self.words += words;
-        self.long_words += long_words;
+        self.words += words_and_long as u32;
+        self.long_words += (words_and_long >> 32) as u32;
         self.capitals += capitals;
     }
 
-    #[inline]
+    // Out of line: about one word in ten is a cue, and inlined, its eleven counters would occupy
+    // registers across the scan loop.
+    #[inline(never)]
     fn add_cues(&mut self, flags: u16) {
         let bump = |field: &mut u32, bit: u16| *field += u32::from(flags & bit != 0);
         bump(&mut self.reason_cues, cue::REASON);

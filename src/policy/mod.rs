@@ -200,7 +200,7 @@ impl Ranking {
     /// Ranks every candidate by `score`, highest first; ties go to the cheaper model, then to the
     /// earlier one in the catalog. Non-finite scores rank last.
     pub fn by_score(input: &PolicyInput<'_>, mut score: impl FnMut(&Candidate) -> f64) -> Self {
-        let mut order: SmallVec<[(Scored, f64); 8]> = input
+        let mut order: SmallVec<[(Scored, f64); 16]> = input
             .candidates
             .iter()
             .map(|c| {
@@ -208,8 +208,10 @@ impl Ranking {
                 (Scored { model: c.model, score: if s.is_finite() { s } else { f64::NEG_INFINITY } }, c.cost.usd)
             })
             .collect();
-        order
-            .sort_by(|(a, ca), (b, cb)| b.score.total_cmp(&a.score).then(ca.total_cmp(cb)).then(a.model.cmp(&b.model)));
+        // Models are distinct, so the order is total and an unstable sort gives the same result.
+        order.sort_unstable_by(|(a, ca), (b, cb)| {
+            b.score.total_cmp(&a.score).then(ca.total_cmp(cb)).then(a.model.cmp(&b.model))
+        });
         Self { order: order.into_iter().map(|(s, _)| s).collect(), ..Self::default() }
     }
 
