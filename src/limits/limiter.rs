@@ -167,6 +167,9 @@ pub(crate) struct Limiter {
     /// Milliseconds since `epoch` until which the store is not asked.
     down_until: AtomicU64,
     epoch: Instant,
+    /// The wall clock in ms at `epoch`, as last read, and when (ms since `epoch`; `MAX`: never).
+    wall_offset: AtomicU64,
+    wall_checked: AtomicU64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -266,6 +269,8 @@ impl Limiter {
             last_seen: Mutex::new(HashMap::new()),
             down_until: AtomicU64::new(0),
             epoch: Instant::now(),
+            wall_offset: AtomicU64::new(0),
+            wall_checked: AtomicU64::new(u64::MAX),
         })
     }
 
@@ -275,6 +280,19 @@ impl Limiter {
 
     fn elapsed_ms(&self) -> u64 {
         u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Milliseconds since the Unix epoch at `now`, from the monotonic clock and a wall-clock
+    /// reading taken at most a minute before (a clock reading costs tens of nanoseconds here; the
+    /// windows need milliseconds). A wall clock stepped since is caught up within a minute.
+    fn wall_ms(&self, now: Instant) -> u64 {
+        let since = u64::try_from(now.saturating_duration_since(self.epoch).as_millis()).unwrap_or(u64::MAX);
+        let checked = self.wall_checked.load(Ordering::Relaxed);
+        if since.saturating_sub(checked) >= 60_000 || checked == u64::MAX {
+            self.wall_offset.store(now_ms().saturating_sub(since), Ordering::Relaxed);
+            self.wall_checked.store(since, Ordering::Relaxed);
+        }
+        self.wall_offset.load(Ordering::Relaxed).saturating_add(since)
     }
 
     fn store_is_down(&self) -> bool {
@@ -493,8 +511,14 @@ impl Limiter {
     /// The first of `models` alone, for an in-process store: its charges, its bounds (soft checks
     /// as strict ones: alone, it is taken only if the full admission would take it), its flag, and
     /// what each charge stands for. Counter names come from the key cache; nothing else is built.
-    fn one(&self, request: &Request, catalog: &Catalog, c: &Candidate, circuits: bool) -> (One, SmallVec<[Role; 4]>) {
-        let now = now_ms();
+    fn one(
+        &self,
+        request: &Request,
+        catalog: &Catalog,
+        c: &Candidate,
+        circuits: bool,
+        now: u64,
+    ) -> (One, SmallVec<[Role; 4]>) {
         let hints = &request.hints;
         let (usd, tokens) = self.reservation(request, catalog, c);
         let mut one = One::default();
@@ -547,7 +571,7 @@ impl Limiter {
         first: &Candidate,
         first_pick: bool,
         circuits: bool,
-        deadline: Duration,
+        deadline: Instant,
     ) -> Option<Admission> {
         let store = self.store.in_process()?;
         if self.store_is_down()
@@ -556,8 +580,11 @@ impl Limiter {
         {
             return None;
         }
-        let (one, roles) = self.one(request, catalog, first, circuits && self.config.share_circuits);
-        let lease = store.reserve(one, deadline.saturating_add(self.config.lease_grace))?;
+        // One clock reading for the windows and the store.
+        let now = Instant::now();
+        let (one, roles) = self.one(request, catalog, first, circuits && self.config.share_circuits, self.wall_ms(now));
+        let until = deadline.max(now).checked_add(self.config.lease_grace).unwrap_or(deadline);
+        let lease = store.reserve(one, now, until)?;
         let ticket =
             Ticket { limiter: self.clone(), lease: Some(lease), roles, local: false, usd: 0.0, tokens: 0, requests: 0 };
         Some(Admission { position: 0, ticket, sticky: false, blocked: SmallVec::new() })
@@ -818,7 +845,7 @@ impl Limiter {
             lock(&self.backlog).extend(spent);
             self.queued.store(true, Ordering::Release);
         } else if let Some(store) = self.store.in_process() {
-            store.settle_sync(std::slice::from_ref(&settlement));
+            store.settle_recent(&settlement);
         } else if !self.store.settle_now(std::slice::from_ref(&settlement)) {
             lock(&self.pending).push(settlement);
             self.queued.store(true, Ordering::Release);
@@ -992,7 +1019,7 @@ mod tests {
             let start = rng.below(3);
             let listed: Vec<&Candidate> = (0..3).map(|k| &candidates[(start + k) % 3]).collect();
             let deadline = Duration::from_secs(30);
-            let a = match quick.admit_first(&request, &catalog, listed[0], true, true, deadline) {
+            let a = match quick.admit_first(&request, &catalog, listed[0], true, true, Instant::now() + deadline) {
                 Some(admission) => Ok(admission),
                 None => quick.admit_now(&request, &catalog, &listed, true, true, deadline).unwrap(),
             };

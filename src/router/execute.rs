@@ -376,15 +376,15 @@ impl<'a> Run<'a> {
             self.plan.mark(first);
             return Some((first, reason));
         };
-        let deadline = self.remaining().unwrap_or_default();
         // When every circuit was open, the one closest to recovery is tried whatever other replicas say.
         let circuits = !self.decision.is_recovery();
         let first_pick = pick == Some(Pick::First);
         let candidates = self.decision.candidates();
+        let deadline_at = self.deadline.into_std();
         let quick = candidates
             .iter()
             .find(|c| c.model == first)
-            .and_then(|c| limiter.admit_first(request, &inner.catalog, c, first_pick, circuits, deadline));
+            .and_then(|c| limiter.admit_first(request, &inner.catalog, c, first_pick, circuits, deadline_at));
         // With the model admitted.
         let admitted = match quick {
             Some(admission) => Ok((admission, first)),
@@ -398,6 +398,7 @@ impl<'a> Run<'a> {
                 }
                 let listed: SmallVec<[&Candidate; 16]> =
                     list.iter().filter_map(|&m| by_model.get(m).copied().flatten()).collect();
+                let deadline = self.remaining().unwrap_or_default();
                 let admitted = match limiter.admit_now(request, &inner.catalog, &listed, first_pick, circuits, deadline)
                 {
                     Some(admitted) => admitted,
@@ -409,13 +410,12 @@ impl<'a> Run<'a> {
                 })
             }
         };
-        let now = now_std();
         match admitted {
             Ok((LimitsAdmission { position: pos, ticket, sticky, blocked }, model)) => {
                 // Circuits another replica opened: open here too, for what is left of them.
                 let blocked_count = blocked.len();
                 for (model, left) in blocked {
-                    inner.health.open_for(model, left, now);
+                    inner.health.open_for(model, left, now_std());
                 }
                 self.plan.mark(model);
                 self.ticket = Some(ticket);
@@ -432,6 +432,7 @@ impl<'a> Run<'a> {
                 Some((model, reason))
             }
             Err(refused) => {
+                let now = now_std();
                 for r in refused.rejections() {
                     if let (RejectReason::CircuitOpen { retry_in }, Some(model)) =
                         (r.reason(), inner.catalog.index_of(r.model()))

@@ -38,6 +38,8 @@ struct State {
     flags: HashMap<Arc<str>, Instant, FastHash>,
     next_lease: u64,
     next_sweep: Option<Instant>,
+    /// The latest clock reading of an admission.
+    recent: Option<Instant>,
 }
 
 /// One choice for [`MemoryStore::reserve`].
@@ -84,6 +86,7 @@ impl MemoryStore {
         validate(admit)?;
         let now = Instant::now();
         let mut state = self.lock();
+        state.recent = state.recent.max(Some(now));
         state.sweep(now);
         for s in &admit.settle {
             state.apply(s, now);
@@ -142,9 +145,11 @@ impl MemoryStore {
     /// checks and no sticky entry, without an [`Admit`] to build or values to return. `None`: the
     /// choice does not fit, or its `flag` is set (the router then makes a full admission, which
     /// says why).
-    pub(crate) fn reserve(&self, one: One, lease_ttl: Duration) -> Option<Lease> {
-        let now = Instant::now();
+    ///
+    /// `now` is the caller's clock reading and `lease_until` when the lease expires.
+    pub(crate) fn reserve(&self, one: One, now: Instant, lease_until: Instant) -> Option<Lease> {
         let mut state = self.lock();
+        state.recent = state.recent.max(Some(now));
         state.sweep(now);
         if let Some(flag) = one.flag.as_deref().filter(|_| !state.flags.is_empty()) {
             if state.flags.get(flag).is_some_and(|until| *until > now) {
@@ -168,8 +173,20 @@ impl MemoryStore {
         }
         state.next_lease += 1;
         let lease = Lease { id: state.next_lease, charges: one.charges };
-        state.leases.insert(lease.id, (lease.clone(), now + lease_ttl));
+        state.leases.insert(lease.id, (lease.clone(), lease_until));
         Some(lease)
+    }
+
+    /// Applies a settlement at the time of the store's latest admission rather than reading the
+    /// clock: a counter's expiry is checked to within the time since then (a settlement that lands
+    /// on a counter expired since then adds to the expired value, which reads as 0 either way).
+    pub(crate) fn settle_recent(&self, settlement: &Settlement) {
+        let mut state = self.lock();
+        let now = match state.recent {
+            Some(t) => t,
+            None => Instant::now(),
+        };
+        state.apply(settlement, now);
     }
 
     /// Applies settlements synchronously.
