@@ -118,12 +118,13 @@ struct Meta {
     closed: bool,
 }
 
-/// Counter names, built once per scope and bucket rather than per request.
+/// Counter names, built once per scope and bucket rather than per request; behind one lock, taken
+/// once per admission.
 struct KeyCache {
     /// Per budget: scope id (tenant, caller key, or "" for global) → the slot's counters.
-    budgets: Vec<Mutex<HashMap<Box<str>, SlotKeys, FastHash>>>,
+    budgets: Vec<HashMap<Box<str>, SlotKeys, FastHash>>,
     /// Per model: the requests and tokens counters of the current minute.
-    rates: Mutex<Vec<Option<RateKeys>>>,
+    rates: Vec<Option<RateKeys>>,
 }
 
 /// A minute's bucket with its requests and tokens counters (current and previous of each).
@@ -142,7 +143,7 @@ const KEY_CACHE: usize = 4096;
 
 pub(crate) struct Limiter {
     config: LimitsConfig,
-    keys: KeyCache,
+    keys: Mutex<KeyCache>,
     /// Per catalog model: its id, the label of its choices.
     labels: Vec<Arc<str>>,
     /// Per catalog model: the name of the flag that says its circuit is open.
@@ -247,10 +248,10 @@ impl Limiter {
                 rates[m] = Some(i);
             }
         }
-        let keys = KeyCache {
-            budgets: config.budgets.iter().map(|_| Mutex::new(HashMap::default())).collect(),
-            rates: Mutex::new(vec![None; catalog.len()]),
-        };
+        let keys = Mutex::new(KeyCache {
+            budgets: config.budgets.iter().map(|_| HashMap::default()).collect(),
+            rates: vec![None; catalog.len()],
+        });
         let labels = catalog.models().iter().map(|m| Arc::from(m.id.as_str())).collect();
         let circuit_flags = catalog.models().iter().map(|m| Arc::from(format!("circuit:{}", m.id))).collect();
         Ok(Self {
@@ -305,13 +306,23 @@ impl Limiter {
         self.down_until.store(self.elapsed_ms().saturating_add(retry), Ordering::Release);
     }
 
-    /// `f` of the counters of budget `b` for scope `id` in `slot` (from the key cache, which keeps
-    /// its lock only for the call).
+    /// `f` of the counters of budget `b` for scope `id` in `slot`, from the key cache.
     fn budget_keys<R>(&self, b: usize, id: &str, slot: &Slot, f: impl FnOnce(&SlotKeys) -> R) -> R {
-        let Some(cache) = self.keys.budgets.get(b) else {
+        self.budget_keys_in(&mut lock(&self.keys), b, id, slot, f)
+    }
+
+    /// [`budget_keys`](Self::budget_keys) with the key cache already locked.
+    fn budget_keys_in<R>(
+        &self,
+        keys: &mut KeyCache,
+        b: usize,
+        id: &str,
+        slot: &Slot,
+        f: impl FnOnce(&SlotKeys) -> R,
+    ) -> R {
+        let Some(cache) = keys.budgets.get_mut(b) else {
             return f(&SlotKeys::new(&budget_base(&self.config.budgets[b], id), slot));
         };
-        let mut cache = lock(cache);
         if let Some(keys) = cache.get(id).filter(|k| k.bucket == slot.bucket) {
             return f(keys);
         }
@@ -327,7 +338,12 @@ impl Limiter {
     /// The requests and tokens counters of `model` for the minute `slot`: current and previous of
     /// each.
     fn rate_keys(&self, model: usize, id: &ModelId, slot: &Slot) -> [Counter; 4] {
-        let mut cache = lock(&self.keys.rates);
+        Self::rate_keys_in(&mut lock(&self.keys), model, id, slot)
+    }
+
+    /// [`rate_keys`](Self::rate_keys) with the key cache already locked.
+    fn rate_keys_in(keys: &mut KeyCache, model: usize, id: &ModelId, slot: &Slot) -> [Counter; 4] {
+        let cache = &mut keys.rates;
         if let Some((_, keys)) = cache.get(model).and_then(Option::as_ref).filter(|(b, _)| *b == slot.bucket) {
             return keys.clone();
         }
@@ -523,10 +539,11 @@ impl Limiter {
         let (usd, tokens) = self.reservation(request, catalog, c);
         let mut one = One::default();
         let mut roles = SmallVec::new();
+        let mut keys = lock(&self.keys);
         for (i, b) in self.config.budgets.iter().enumerate() {
             let Some(id) = scope_id(b, hints.tenant.as_deref(), hints.key.as_deref()) else { continue };
             let slot = b.window.slot(now);
-            let (at, previous) = self.budget_keys(i, id, &slot, |keys| {
+            let (at, previous) = self.budget_keys_in(&mut keys, i, id, &slot, |keys| {
                 // Budgets share counters: charge each counter once.
                 let at = one.charges.iter().position(|(k, _)| *k == keys.current).unwrap_or_else(|| {
                     one.charges.push((keys.current.clone(), usd));
@@ -539,7 +556,8 @@ impl Limiter {
         }
         if let Some(limit) = self.rates.get(c.model).copied().flatten().map(|r| &self.config.rate_limits[r]) {
             let minute = super::Window::Sliding(Duration::from_secs(60)).slot(now);
-            let [req, req_prev, tok, tok_prev] = self.rate_keys(c.model, &catalog.model(c.model).id, &minute);
+            let [req, req_prev, tok, tok_prev] =
+                Self::rate_keys_in(&mut keys, c.model, &catalog.model(c.model).id, &minute);
             let share = limit.prefer_below.min(1.0);
             let w = minute.previous.unwrap_or(0.0);
             let mut rate = |current: Counter, previous: Counter, charge: f64, limit: f64, role: Role| {
