@@ -582,6 +582,7 @@ impl Limiter {
     /// sent to it, a sticky entry may choose another model, or `first` does not fit or is flagged;
     /// the caller then goes through [`admit_now`](Self::admit_now) or [`admit`](Self::admit), which
     /// also say why.
+    #[allow(clippy::too_many_arguments, reason = "the candidate with its request, its clock and its deadline")]
     pub(crate) fn admit_first(
         self: &Arc<Self>,
         request: &Request,
@@ -589,6 +590,7 @@ impl Limiter {
         first: &Candidate,
         first_pick: bool,
         circuits: bool,
+        now: Instant,
         deadline: Instant,
     ) -> Option<Admission> {
         let store = self.store.in_process()?;
@@ -598,8 +600,7 @@ impl Limiter {
         {
             return None;
         }
-        // One clock reading for the windows and the store.
-        let now = Instant::now();
+        // `now`, the caller's clock reading, serves the windows and the store.
         let (one, roles) = self.one(request, catalog, first, circuits && self.config.share_circuits, self.wall_ms(now));
         let until = deadline.max(now).checked_add(self.config.lease_grace).unwrap_or(deadline);
         let lease = store.reserve(one, now, until)?;
@@ -1037,7 +1038,15 @@ mod tests {
             let start = rng.below(3);
             let listed: Vec<&Candidate> = (0..3).map(|k| &candidates[(start + k) % 3]).collect();
             let deadline = Duration::from_secs(30);
-            let a = match quick.admit_first(&request, &catalog, listed[0], true, true, Instant::now() + deadline) {
+            let a = match quick.admit_first(
+                &request,
+                &catalog,
+                listed[0],
+                true,
+                true,
+                Instant::now(),
+                Instant::now() + deadline,
+            ) {
                 Some(admission) => Ok(admission),
                 None => quick.admit_now(&request, &catalog, &listed, true, true, deadline).unwrap(),
             };

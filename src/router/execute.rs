@@ -381,10 +381,13 @@ impl<'a> Run<'a> {
         let first_pick = pick == Some(Pick::First);
         let candidates = self.decision.candidates();
         let deadline_at = self.deadline.into_std();
+        // The first pick follows the request's start closely enough to admit it at that time, which
+        // spares a clock reading; later ones follow a provider call.
+        let now = if first_pick { self.started.into_std() } else { now_std() };
         let quick = candidates
             .iter()
             .find(|c| c.model == first)
-            .and_then(|c| limiter.admit_first(request, &inner.catalog, c, first_pick, circuits, deadline_at));
+            .and_then(|c| limiter.admit_first(request, &inner.catalog, c, first_pick, circuits, now, deadline_at));
         // With the model admitted.
         let admitted = match quick {
             Some(admission) => Ok((admission, first)),
