@@ -157,7 +157,6 @@ async fn replicas_sync_by_themselves_once_the_interval_has_passed() {
     for _ in 0..200 {
         tokio::time::sleep(Duration::from_millis(10)).await;
         // Requests and feedback start the background syncs.
-        traffic(&a, "x", 0);
         let d = b.route(&Request::new("ping").with_key("probe")).unwrap();
         b.feedback(d.id(), Feedback::success()).unwrap();
         let d = a.route(&Request::new("ping").with_key("probe")).unwrap();

@@ -936,7 +936,15 @@ impl Limiter {
         let admit = Admit { counters, settle, ..Admit::default() };
         let answer = match tokio::time::timeout(self.config.store_timeout, self.store.admit(&admit)).await {
             Ok(Ok(admitted)) if admitted.values.len() == admit.counters.len() => Ok(admitted.values),
-            Ok(Ok(_)) => Err(Error::new(ErrorKind::Store, "state store returned the wrong number of values")),
+            Ok(Ok(admitted)) => Err(Error::new(
+                ErrorKind::Store,
+                format!(
+                    "state store `{}` returned {} values for {} counters",
+                    self.store.name(),
+                    admitted.values.len(),
+                    admit.counters.len()
+                ),
+            )),
             Ok(Err(e)) => Err(e),
             Err(_) => Err(self.timeout_error()),
         };

@@ -182,10 +182,7 @@ impl MemoryStore {
     /// on a counter expired since then adds to the expired value, which reads as 0 either way).
     pub(crate) fn settle_recent(&self, settlement: &Settlement) {
         let mut state = self.lock();
-        let now = match state.recent {
-            Some(t) => t,
-            None => Instant::now(),
-        };
+        let now = state.recent.unwrap_or_else(Instant::now);
         state.apply(settlement, now);
     }
 
