@@ -185,7 +185,7 @@ pub struct Decision {
     pub(crate) id: DecisionId,
     pub(crate) recovery: bool,
     pub(crate) catalog: Catalog,
-    pub(crate) ranking: SmallVec<[Scored; 8]>,
+    pub(crate) ranking: SmallVec<[Scored; 16]>,
     pub(crate) candidates: Vec<Candidate>,
     pub(crate) rejections: Vec<Rejection>,
     pub(crate) policy: Arc<str>,

@@ -153,7 +153,7 @@ impl Memo {
 /// experiment arm that decided (if any) and a [`Memo`] for [`Policy::observe`].
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Ranking {
-    order: SmallVec<[Scored; 8]>,
+    order: SmallVec<[Scored; 16]>,
     note: Option<Cow<'static, str>>,
     exclusive: bool,
     arm: Option<ArmTag>,
@@ -162,7 +162,7 @@ pub struct Ranking {
 
 /// What a ranking hands over to the decision.
 pub(crate) struct RankingParts {
-    pub(crate) order: SmallVec<[Scored; 8]>,
+    pub(crate) order: SmallVec<[Scored; 16]>,
     pub(crate) note: Option<Cow<'static, str>>,
     pub(crate) arm: Option<ArmTag>,
     pub(crate) memo: Memo,
@@ -200,19 +200,20 @@ impl Ranking {
     /// Ranks every candidate by `score`, highest first; ties go to the cheaper model, then to the
     /// earlier one in the catalog. Non-finite scores rank last.
     pub fn by_score(input: &PolicyInput<'_>, mut score: impl FnMut(&Candidate) -> f64) -> Self {
-        let mut order: SmallVec<[(Scored, f64); 16]> = input
+        // Sort keys: the score's bits flipped so that ascending unsigned order ranks it highest
+        // first, then the cost's, then the model (integer comparisons only).
+        let mut keyed: SmallVec<[(u64, u64, ModelIndex, f64); 16]> = input
             .candidates
             .iter()
             .map(|c| {
                 let s = score(c);
-                (Scored { model: c.model, score: if s.is_finite() { s } else { f64::NEG_INFINITY } }, c.cost.usd)
+                let s = if s.is_finite() { s } else { f64::NEG_INFINITY };
+                (!total_order_key(s), total_order_key(c.cost.usd), c.model, s)
             })
             .collect();
         // Models are distinct, so the order is total and an unstable sort gives the same result.
-        order.sort_unstable_by(|(a, ca), (b, cb)| {
-            b.score.total_cmp(&a.score).then(ca.total_cmp(cb)).then(a.model.cmp(&b.model))
-        });
-        Self { order: order.into_iter().map(|(s, _)| s).collect(), ..Self::default() }
+        keyed.sort_unstable_by(|a, b| (a.0, a.1, a.2).cmp(&(b.0, b.1, b.2)));
+        Self { order: keyed.iter().map(|&(_, _, model, score)| Scored { model, score }).collect(), ..Self::default() }
     }
 
     /// The ranked models, best first.
@@ -400,5 +401,43 @@ pub(crate) fn check_weight(what: &str, value: f64) -> Result<()> {
         Ok(())
     } else {
         Err(Error::config(format!("{what} must be finite and >= 0, got {value}")))
+    }
+}
+
+/// `x`'s bits mapped so that unsigned integer order is [`f64::total_cmp`] order.
+#[inline]
+fn total_order_key(x: f64) -> u64 {
+    let bits = x.to_bits();
+    // Negative numbers: every bit flipped (larger magnitudes sort lower). Others: the sign bit set.
+    bits ^ ((((bits as i64) >> 63) as u64) | (1 << 63))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::total_order_key;
+
+    #[test]
+    fn total_order_key_orders_as_total_cmp() {
+        let values = [
+            f64::NEG_INFINITY,
+            f64::MIN,
+            -1.5,
+            -f64::MIN_POSITIVE,
+            -0.0,
+            0.0,
+            f64::MIN_POSITIVE,
+            1e-300,
+            0.5,
+            1.0,
+            1.0 + f64::EPSILON,
+            f64::MAX,
+            f64::INFINITY,
+            f64::NAN,
+        ];
+        for a in values {
+            for b in values {
+                assert_eq!(total_order_key(a).cmp(&total_order_key(b)), a.total_cmp(&b), "{a} vs {b}");
+            }
+        }
     }
 }

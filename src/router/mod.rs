@@ -509,6 +509,27 @@ fn check_ranking(order: &[Scored], candidates: &[Candidate], models: usize, poli
     if order.is_empty() {
         return Err(Error::new(ErrorKind::Routing, format!("policy `{policy}` ranked no candidate")));
     }
+    let not_candidate = |model: usize| {
+        Err(Error::new(ErrorKind::Routing, format!("policy `{policy}` ranked model #{model} which is not a candidate")))
+    };
+    let twice =
+        |model: usize| Err(Error::new(ErrorKind::Routing, format!("policy `{policy}` ranked model #{model} twice")));
+    if models <= 64 {
+        // One word of bits for the usual catalog.
+        let is_candidate = candidates.iter().fold(0u64, |m, c| m | 1u64.checked_shl(c.model as u32).unwrap_or(0));
+        let mut seen = 0u64;
+        for s in order {
+            let bit = if s.model < 64 { 1u64 << s.model } else { 0 };
+            if is_candidate & bit == 0 {
+                return not_candidate(s.model);
+            }
+            if seen & bit != 0 {
+                return twice(s.model);
+            }
+            seen |= bit;
+        }
+        return Ok(());
+    }
     let words = models.div_ceil(64);
     let mut is_candidate: SmallVec<[u64; 4]> = smallvec::smallvec![0; words];
     for c in candidates {
@@ -520,13 +541,10 @@ fn check_ranking(order: &[Scored], candidates: &[Candidate], models: usize, poli
     for s in order {
         let (word, bit) = (s.model / 64, 1u64 << (s.model % 64));
         if is_candidate.get(word).is_none_or(|w| w & bit == 0) {
-            return Err(Error::new(
-                ErrorKind::Routing,
-                format!("policy `{policy}` ranked model #{} which is not a candidate", s.model),
-            ));
+            return not_candidate(s.model);
         }
         if seen[word] & bit != 0 {
-            return Err(Error::new(ErrorKind::Routing, format!("policy `{policy}` ranked model #{} twice", s.model)));
+            return twice(s.model);
         }
         seen[word] |= bit;
     }
@@ -570,6 +588,21 @@ mod tests {
         ] {
             let e = check(bad).unwrap_err();
             assert_eq!(e.kind(), ErrorKind::Routing);
+            assert!(e.to_string().contains(message), "{e}");
+        }
+        // A catalog of at most 64 models takes the one-word path.
+        let small: Vec<Candidate> =
+            [0, 3, 9].into_iter().map(|m| Candidate::new(m, 0.0, CostEstimate::usd(0.0), 0.0)).collect();
+        let check = |models: &[usize]| check_ranking(&ranked(models), &small, 10, "p");
+        assert!(check(&[9, 0, 3]).is_ok());
+        for (bad, message) in [
+            (&[][..], "ranked no candidate"),
+            (&[0, 1][..], "model #1 which is not a candidate"),
+            (&[0, 64][..], "model #64 which is not a candidate"),
+            (&[0, 500][..], "model #500 which is not a candidate"),
+            (&[9, 3, 9][..], "model #9 twice"),
+        ] {
+            let e = check(bad).unwrap_err();
             assert!(e.to_string().contains(message), "{e}");
         }
     }
