@@ -158,7 +158,7 @@ impl OutputPrediction {
 /// per candidate model.
 #[inline]
 fn growth(x: f64) -> f64 {
-    if !(x.abs() <= 1.25) {
+    if x.is_nan() || x.abs() > 1.25 {
         return x.exp();
     }
     // 1/k! for k = 16 down to 0.

@@ -212,7 +212,7 @@ impl Ranking {
             })
             .collect();
         // Models are distinct, so the order is total and an unstable sort gives the same result.
-        keyed.sort_unstable_by(|a, b| (a.0, a.1, a.2).cmp(&(b.0, b.1, b.2)));
+        keyed.sort_unstable_by_key(|&(score, cost, model, _)| (score, cost, model));
         Self { order: keyed.iter().map(|&(_, _, model, score)| Scored { model, score }).collect(), ..Self::default() }
     }
 
