@@ -117,6 +117,14 @@ pub(crate) trait Sink {
     /// hash: familiarity is measured on word pairs, which tell kinds of prompts apart better than
     /// single words, with fewer collisions than the weights' buckets.
     fn hashed(&mut self, ns: Namespace, index: u32, pair: Option<u64>);
+    /// The full hash of one of the prompt's first [`OPENING_PAIRS`] word pairs, in order (after
+    /// [`hashed`](Self::hashed) received the pair). Benchmarks and applications open their prompts
+    /// with their own template ("Please answer with the letter…", a fixed few-shot example, a
+    /// system-style preamble): an opening no training prompt had marks a kind of prompt the model
+    /// never saw, even when its words are ordinary English.
+    fn opening(&mut self, key: u64) {
+        let _ = key;
+    }
     /// Dense feature `i` (an index into [`DENSE`]) with its value.
     fn dense(&mut self, i: usize, value: f32);
 }
@@ -178,12 +186,14 @@ impl<'c> Extractor<'c> {
         Self { config, shift: 64 - u32::from(config.hash_bits) }
     }
 
-    /// The bucket and the full hash of an n-gram's running hash.
+    /// Hands the bucket of an n-gram's running hash to `sink`, and its full hash when `pair`;
+    /// returns the full hash.
     #[inline]
-    fn emit(&self, sink: &mut impl Sink, ns: Namespace, h: u64, pair: bool) {
+    fn emit(&self, sink: &mut impl Sink, ns: Namespace, h: u64, pair: bool) -> u64 {
         let key = finish(h);
         // `shift` is at least 40, so the bucket fits in 24 bits.
         sink.hashed(ns, (key >> self.shift) as u32, pair.then_some(key));
+        key
     }
 
     /// Emits every feature of `text` (one prompt) into `sink`; `stats` are the router's statistics of
@@ -197,15 +207,15 @@ impl<'c> Extractor<'c> {
         // question that shares them look familiar.
         let few_shot = last.len() < bytes.len();
         if bytes.len() <= 2 * window {
-            self.words(bytes, Namespace::Words, !few_shot, sink);
+            self.words(bytes, Namespace::Words, !few_shot, OPENING_PAIRS, sink);
         } else {
-            self.words(&bytes[..window], Namespace::Words, !few_shot, sink);
-            self.words(&bytes[bytes.len() - window..], Namespace::Words, !few_shot, sink);
+            self.words(&bytes[..window], Namespace::Words, !few_shot, OPENING_PAIRS, sink);
+            self.words(&bytes[bytes.len() - window..], Namespace::Words, !few_shot, 0, sink);
         }
         if few_shot {
             // A few-shot prompt: its question, apart from the examples.
             let last_words = if last.len() <= window { last } else { &last[last.len() - window..] };
-            self.words(last_words, Namespace::LastWords, true, sink);
+            self.words(last_words, Namespace::LastWords, true, 0, sink);
         }
         if self.config.char_ngram > 0 {
             let w = self.config.char_window as usize;
@@ -215,7 +225,8 @@ impl<'c> Extractor<'c> {
         dense(bytes.len(), last.len(), blocks(bytes), stats, sink);
     }
 
-    fn words(&self, bytes: &[u8], ns: Namespace, familiar: bool, sink: &mut impl Sink) {
+    /// Word 1–2 grams of `bytes`; the first `opening` pairs also go to [`Sink::opening`].
+    fn words(&self, bytes: &[u8], ns: Namespace, familiar: bool, mut opening: usize, sink: &mut impl Sink) {
         let seed = FNV_OFFSET ^ (ns as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
         let bigrams = self.config.word_ngrams >= 2;
         let mut prev: Option<u64> = None;
@@ -240,7 +251,12 @@ impl<'c> Extractor<'c> {
             self.emit(sink, ns, h, false);
             if bigrams {
                 if let Some(p) = prev {
-                    self.emit(sink, ns, p.rotate_left(23) ^ h.wrapping_mul(FNV_PRIME) ^ 0x5bd1_e995, familiar);
+                    let key =
+                        self.emit(sink, ns, p.rotate_left(23) ^ h.wrapping_mul(FNV_PRIME) ^ 0x5bd1_e995, familiar);
+                    if opening > 0 {
+                        sink.opening(key);
+                        opening -= 1;
+                    }
                 }
                 prev = Some(h);
             }
@@ -368,6 +384,12 @@ pub(crate) fn familiarity_key(key: u64) -> u32 {
     (key >> (64 - FAMILIARITY_BITS)) as u32
 }
 
+/// How many of a prompt's first word pairs make its opening (see [`Sink::opening`]).
+pub(crate) const OPENING_PAIRS: usize = 4;
+
+/// Marks a collected familiarity key as an opening pair ([`Sink::opening`]).
+pub(crate) const OPENING_FLAG: u32 = 1 << 31;
+
 /// Marks a collected feature as a character n-gram (the task head reads word n-grams and dense
 /// features only).
 pub(crate) const CHAR_FLAG: u32 = 1 << 31;
@@ -383,7 +405,8 @@ pub(crate) struct Collect<'v> {
 }
 
 impl<'v> Collect<'v> {
-    /// Collects into `out`, and the familiarity keys of word n-grams ([`familiarity_key`]) into `keys`.
+    /// Collects into `out`, and the familiarity keys of word n-grams ([`familiarity_key`]) into `keys`,
+    /// those of opening pairs marked with [`OPENING_FLAG`].
     pub(crate) fn new(out: &'v mut Vec<(u32, f32)>, keys: &'v mut Vec<u32>, config: &FeatureConfig) -> Self {
         let start = out.len();
         Self { out, keys, start, counts: [0; NAMESPACES], buckets: config.buckets() as u32 }
@@ -411,6 +434,10 @@ impl Sink for Collect<'_> {
         let flag = if ns == Namespace::LastChars { CHAR_FLAG } else { 0 };
         // A NaN placeholder carrying the namespace until `finish` knows the scale.
         self.out.push((index | flag, f32::from_bits(0x7fc0_0000 | ns as u32)));
+    }
+
+    fn opening(&mut self, key: u64) {
+        self.keys.push(familiarity_key(key) | OPENING_FLAG);
     }
 
     fn dense(&mut self, i: usize, value: f32) {
@@ -448,6 +475,43 @@ mod tests {
         assert_eq!(last_block(b""), b"");
         assert_eq!(blocks(b"a\n\nb\n\n\nc"), 3);
         assert_eq!(blocks(b"a\nb"), 1);
+    }
+
+    /// Records the opening pairs and the familiarity keys of the word pairs, in order.
+    #[derive(Default)]
+    struct Openings(Vec<u64>, Vec<u64>);
+    impl Sink for Openings {
+        fn hashed(&mut self, ns: Namespace, _: u32, pair: Option<u64>) {
+            if ns == Namespace::Words {
+                self.1.extend(pair);
+            }
+        }
+        fn opening(&mut self, key: u64) {
+            self.0.push(key);
+        }
+        fn dense(&mut self, _: usize, _: f32) {}
+    }
+
+    fn openings(text: &str) -> Openings {
+        let mut o = Openings::default();
+        Extractor::new(&FeatureConfig::default()).extract(text, &TextStats::of_text(text), &mut o);
+        o
+    }
+
+    #[test]
+    fn the_first_word_pairs_make_the_opening() {
+        let long = openings("Please answer with the letter of the correct answer: A or B?");
+        assert_eq!(long.0.len(), OPENING_PAIRS);
+        // The opening pairs are the prompt's first word pairs, hashed as everywhere else.
+        assert_eq!(long.0[..], long.1[..OPENING_PAIRS]);
+        assert_eq!(openings("two words").0.len(), 1);
+        assert!(openings("one").0.is_empty() && openings("").0.is_empty());
+        // Case, digits and spacing do not change an opening; the words after it do not either.
+        assert_eq!(openings("Add   the NUMBERS 4 and 17").0, openings("add the numbers 9 and 3 with carry").0);
+        assert_ne!(openings("add the numbers 4 and 17").0, openings("subtract the numbers 4 and 17").0);
+        // A few-shot prompt opens with its first example.
+        let few = openings("Q: one two\nA: three\n\nQ: four five six seven");
+        assert_eq!(few.0, openings("Q: one two\nA: three, eight").0);
     }
 
     #[test]
@@ -536,14 +600,15 @@ mod tests {
         // Two namespaces (5 and 1 features), each scaled to unit length.
         assert_eq!(hashed.len(), 6);
         // Familiarity reads the question of a few-shot prompt only: the one-word last block has no
-        // word pairs, and the examples' pairs do not count.
-        assert!(keys.is_empty());
+        // word pairs, and the examples' pairs do not count. The opening's pairs do.
+        assert_eq!(keys.iter().filter(|&&k| k & OPENING_FLAG == 0).count(), 0);
+        assert_eq!(keys.iter().filter(|&&k| k & OPENING_FLAG != 0).count(), 2);
         let (mut out, mut keys) = (Vec::new(), Vec::new());
         let text = "alpha beta gamma";
         let mut sink = Collect::new(&mut out, &mut keys, &cfg);
         Extractor::new(&cfg).extract(text, &TextStats::of_text(text), &mut sink);
         sink.finish();
-        assert_eq!(keys.len(), 2);
+        assert_eq!(keys.len(), 2 + 2);
         let sq: f32 = hashed.iter().map(|v| v * v).sum();
         assert!((sq - 2.0).abs() < 1e-5, "{sq}");
     }

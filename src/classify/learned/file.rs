@@ -1,4 +1,4 @@
-//! The learned model's file format (version 2), little-endian throughout:
+//! The learned model's file format (version 3), little-endian throughout:
 //!
 //! | bytes | content |
 //! |---|---|
@@ -16,9 +16,12 @@
 //! | 4·max(t,1)·m | mean cost per training row of each task (new in version 2) |
 //! | 4·6 | familiarity percentiles 0 to 5 |
 //! | 8·16384 | the training rows' word pairs, a bitset of `2^20` bits |
+//! | 4·6 | opening familiarity percentiles 0 to 5 (new in version 3) |
+//! | 4 + 4·k | the training rows' opening word pairs: `u32` count `k`, then `k` increasing `u32` keys (new in version 3) |
 //! | 8 | FNV-1a 64 checksum of everything before it |
 //!
 //! Rows of zeros (buckets no training prompt touched) are left out, which keeps files to a few MB.
+//! Version 2 files (without the openings) still load; they treat every opening as familiar.
 
 use super::features::FAMILIARITY_BITS;
 use super::{FAMILIARITY_PERCENTILES, LearnedModel, ModelInfo, Parts};
@@ -26,7 +29,9 @@ use crate::error::{Error, Result};
 
 const MAGIC: &[u8; 8] = b"SWLM\r\n\x1a\n";
 /// The format version this build writes and reads.
-pub(crate) const VERSION: u32 = 2;
+pub(crate) const VERSION: u32 = 3;
+/// The oldest format version this build reads.
+const OLDEST: u32 = 2;
 
 fn fnv64(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3))
@@ -55,6 +60,11 @@ pub(crate) fn encode(model: &LearnedModel) -> Vec<u8> {
     floats(&mut out, &model.familiarity);
     for w in &model.seen {
         out.extend_from_slice(&w.to_le_bytes());
+    }
+    floats(&mut out, &model.opening);
+    out.extend_from_slice(&(model.openings.len() as u32).to_le_bytes());
+    for k in &model.openings {
+        out.extend_from_slice(&k.to_le_bytes());
     }
     let sum = fnv64(&out);
     out.extend_from_slice(&sum.to_le_bytes());
@@ -142,10 +152,10 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<LearnedModel> {
     let (body, sum) = bytes.split_at(bytes.len() - 8);
     let mut rd = Reader { bytes: body, pos: MAGIC.len() };
     let version = rd.u32("the version")?;
-    if version != VERSION {
+    if !(OLDEST..=VERSION).contains(&version) {
         return Err(Error::config(format!(
-            "format version {version} is not supported (this build reads version {VERSION}; retrain the model \
-             with this build: `cargo run --release --example train`)"
+            "format version {version} is not supported (this build reads versions {OLDEST} to {VERSION}; retrain \
+             the model with this build: `cargo run --release --example train`)"
         )));
     }
     let stored = u64::from_le_bytes([sum[0], sum[1], sum[2], sum[3], sum[4], sum[5], sum[6], sum[7]]);
@@ -178,11 +188,79 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<LearnedModel> {
         .chunks_exact(8)
         .map(|c| u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
         .collect();
+    let (opening, openings) = if version >= 3 {
+        let opening = rd.floats(FAMILIARITY_PERCENTILES + 1, "the opening familiarity percentiles")?;
+        let k = rd.u32("the opening count")? as usize;
+        let len = k.checked_mul(4).ok_or_else(|| Error::config("the opening set: size overflows"))?;
+        let keys =
+            rd.take(len, "the opening set")?.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]));
+        (opening, keys.collect())
+    } else {
+        (vec![0.0; FAMILIARITY_PERCENTILES + 1], Vec::new())
+    };
     if rd.pos != body.len() {
-        return Err(Error::config(format!("{} unexpected bytes after the familiarity set", body.len() - rd.pos)));
+        return Err(Error::config(format!("{} unexpected bytes after the last section", body.len() - rd.pos)));
     }
-    LearnedModel::from_parts(
-        info,
-        Parts { weights, bias, task_weights, task_u, task_bias, rates, overall, costs, task_costs, familiarity, seen },
-    )
+    let parts = Parts {
+        weights,
+        bias,
+        task_weights,
+        task_u,
+        task_bias,
+        rates,
+        overall,
+        costs,
+        task_costs,
+        familiarity,
+        seen,
+        opening,
+        openings,
+    };
+    LearnedModel::from_parts(info, parts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::classify::learned::{TrainConfig, Trainer};
+    use crate::eval::data::{Dataset, Row};
+
+    #[test]
+    fn version_2_files_load_with_every_opening_familiar() {
+        let mut b = Dataset::builder(["small", "large"]);
+        for i in 0..200 {
+            let (prompt, scores) = if i % 2 == 0 {
+                (format!("greet user {i}"), [1.0, 1.0])
+            } else {
+                (format!("sum {i} and 2"), [0.0, 1.0])
+            };
+            b.push(Row::new(prompt).with_task(if i % 2 == 0 { "chat" } else { "math" }), &scores, None).unwrap();
+        }
+        let model =
+            Trainer::new(TrainConfig { epochs: 2, ..TrainConfig::default() }).fit(&b.build().unwrap(), "t").unwrap();
+        let v3 = encode(&model);
+        // The same file as version 2 wrote it: no opening section.
+        let body = &v3[..v3.len() - 8];
+        let openings = 4 * (FAMILIARITY_PERCENTILES + 1) + 4 + 4 * model.openings.len();
+        let mut v2 = body[..body.len() - openings].to_vec();
+        v2[8..12].copy_from_slice(&2u32.to_le_bytes());
+        let sum = fnv64(&v2);
+        v2.extend_from_slice(&sum.to_le_bytes());
+        let old = decode(&v2).unwrap();
+        assert!(old.opening.iter().all(|&q| q == 0.0) && old.openings.is_empty());
+        // An unfamiliar opening costs the new model its trust, not the old one; familiar prompts
+        // predict alike.
+        for text in ["please add the numbers 3 and 4", "sum 4 and 2", "greet user 7", ""] {
+            let (new, old) = (model.predict(text), old.predict(text));
+            assert!(old.trust >= new.trust, "{text}");
+            assert_eq!(old.opening_familiarity, 1.0);
+            if new.opening_familiarity == 1.0 {
+                assert_eq!(old, new, "{text}");
+            }
+        }
+        assert_eq!(model.predict("please add the numbers 3 and 4").opening_familiarity, 0.0);
+        let mut v4 = v3.clone();
+        v4[8..12].copy_from_slice(&4u32.to_le_bytes());
+        assert!(decode(&v4).unwrap_err().to_string().contains("versions 2 to 3"));
+    }
 }

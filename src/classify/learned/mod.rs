@@ -130,6 +130,11 @@ pub struct LearnedModel {
     familiarity: Vec<f32>,
     /// The word pairs of the training rows, as a `2^FAMILIARITY_BITS` bitset.
     seen: Vec<u64>,
+    /// Percentiles 0 to [`FAMILIARITY_PERCENTILES`] of the opening familiarity of held-out
+    /// training rows (all zeros for a version-2 file: no opening is unfamiliar).
+    opening: Vec<f32>,
+    /// The opening word pairs of the training rows ([`familiarity_key`]s), sorted, without repeats.
+    openings: Vec<u32>,
 }
 
 /// The parts of a [`LearnedModel`], as training and the file format produce them.
@@ -145,6 +150,8 @@ pub(crate) struct Parts {
     pub(crate) task_costs: Vec<f32>,
     pub(crate) familiarity: Vec<f32>,
     pub(crate) seen: Vec<u64>,
+    pub(crate) opening: Vec<f32>,
+    pub(crate) openings: Vec<u32>,
 }
 
 /// Prompts at least as familiar as this percentile of held-out training prompts get the model's full
@@ -168,6 +175,11 @@ pub(crate) fn fallback_rates(overall: &[f32], costs: &[f32], kind: Fallback) -> 
             (f64::from(r_lo) + f64::from(r_hi - r_lo) * x) as f32
         })
         .collect()
+}
+
+/// `part / whole`, or 1 when there is nothing to count.
+pub(crate) fn share(part: u32, whole: u32) -> f64 {
+    if whole == 0 { 1.0 } else { f64::from(part) / f64::from(whole) }
 }
 
 /// How far to trust the task head and the residuals for a prompt of familiarity `c`: the percentile
@@ -210,6 +222,10 @@ pub struct Prediction {
     /// The share of the prompt's word pairs that some training prompt contained (1 for a prompt
     /// without any).
     pub familiarity: f64,
+    /// The share of the prompt's first four word pairs that also opened some training prompt (1 for
+    /// a prompt without any, and for a model that has no record of openings). Benchmarks and applications open their prompts with templates of their
+    /// own, so a new kind of prompt shows here even when its words are familiar English.
+    pub opening_familiarity: f64,
     /// Each model's expected cost of the prompt, in the order of [`ModelInfo::models`]: the mean
     /// cost per training row of the likely tasks, `Σₜ P(t | x) · c(t, m)`, blended with the model's
     /// mean over every training row as [`trust`](Self::trust) says. Empty when the training rows
@@ -217,8 +233,10 @@ pub struct Prediction {
     pub costs: SmallVec<[f64; 12]>,
     /// How far the prediction trusts the task head and the per-prompt regressions, in `[0, 1]`: 1
     /// for a prompt at least as familiar as 95% of held-out training prompts, falling to 0 for one
-    /// less familiar than all of them. The rest of the weight goes to each model's overall success
-    /// rate: a prompt unlike the training data is routed as the average prompt.
+    /// less familiar than all of them, on both [`familiarity`](Self::familiarity) and
+    /// [`opening_familiarity`](Self::opening_familiarity) (the lower of the two). The rest of the
+    /// weight goes to the fallback rates ([`Fallback`]): a prompt unlike the training data is routed
+    /// as the average prompt.
     pub trust: f64,
 }
 
@@ -244,6 +262,8 @@ impl LearnedModel {
             task_costs,
             familiarity,
             seen,
+            opening,
+            openings,
         } = parts;
         info.features.validate()?;
         let (m, t, r, dim) = (info.models.len(), info.tasks.len(), info.task_rank, info.features.dim());
@@ -283,13 +303,23 @@ impl LearnedModel {
             }
         }
         check("familiarity", &familiarity, FAMILIARITY_PERCENTILES + 1)?;
-        for (what, v) in [("rates", &rates), ("overall", &overall), ("familiarity", &familiarity)] {
+        check("opening", &opening, FAMILIARITY_PERCENTILES + 1)?;
+        for (what, v) in
+            [("rates", &rates), ("overall", &overall), ("familiarity", &familiarity), ("opening", &opening)]
+        {
             if let Some(i) = v.iter().position(|r| !(0.0..=1.0).contains(r)) {
                 return Err(Error::config(format!("learned model `{what}`: value {i} is outside [0, 1]")));
             }
         }
-        if familiarity.windows(2).any(|w| w[0] > w[1]) {
-            return Err(Error::config("learned model `familiarity`: percentiles must not decrease"));
+        for (what, v) in [("familiarity", &familiarity), ("opening", &opening)] {
+            if v.windows(2).any(|w| w[0] > w[1]) {
+                return Err(Error::config(format!("learned model `{what}`: percentiles must not decrease")));
+            }
+        }
+        if openings.windows(2).any(|w| w[0] >= w[1]) || openings.last().is_some_and(|&k| k >> FAMILIARITY_BITS != 0) {
+            return Err(Error::config(format!(
+                "learned model `openings`: keys must increase and lie below 2^{FAMILIARITY_BITS}"
+            )));
         }
         if seen.len() != 1 << (FAMILIARITY_BITS - 6) {
             return Err(Error::config(format!(
@@ -322,6 +352,8 @@ impl LearnedModel {
             fallback,
             familiarity,
             seen,
+            opening,
+            openings,
         })
     }
 
@@ -359,6 +391,14 @@ impl LearnedModel {
         &self.fallback
     }
 
+    /// How far to trust a prompt with these familiarities: the lower of the two percentile trusts
+    /// (see [`Prediction::trust`]).
+    pub(crate) fn trust(&self, familiarity: f64, opening: f64) -> f64 {
+        let q: SmallVec<[f64; 8]> = self.familiarity.iter().map(|&x| f64::from(x)).collect();
+        let q_open: SmallVec<[f64; 8]> = self.opening.iter().map(|&x| f64::from(x)).collect();
+        trust(familiarity, &q).min(trust(opening, &q_open))
+    }
+
     /// Predicts every model's `logit p(m)` for one prompt.
     pub fn predict(&self, prompt: &str) -> Prediction {
         self.predict_with(prompt, &TextStats::of_text(prompt))
@@ -383,8 +423,11 @@ impl LearnedModel {
             buckets: self.info.features.buckets(),
             table: &self.table,
             seen: &self.seen,
+            openings: &self.openings,
             words: 0,
             known: 0,
+            opening: 0,
+            opening_known: 0,
             counts: [0; NAMESPACES],
             acc,
         };
@@ -395,9 +438,10 @@ impl LearnedModel {
             let features = FeatureConfig { char_ngram: 0, ..self.info.features.clone() };
             Extractor::new(&features).extract(prompt, stats, &mut dot);
         }
-        let familiarity = if dot.words == 0 { 1.0 } else { f64::from(dot.known) / f64::from(dot.words) };
-        let q: SmallVec<[f64; 8]> = self.familiarity.iter().map(|&x| f64::from(x)).collect();
-        let a = trust(familiarity, &q);
+        let familiarity = share(dot.known, dot.words);
+        // A model without a record of openings (a version-2 file) finds every opening familiar.
+        let opening = if self.openings.is_empty() { 1.0 } else { share(dot.opening_known, dot.opening) };
+        let a = self.trust(familiarity, opening);
         let scale = dot.counts.map(|c| if c > 0 { 1.0 / (c as f32).sqrt() } else { 0.0 });
         // Lane `k` of the combined row: each namespace's sum scaled to unit length, plus the dense part.
         let lane = |k: usize| -> f32 {
@@ -453,7 +497,7 @@ impl LearnedModel {
                 logit(prior) + a * f64::from(residual)
             })
             .collect();
-        Prediction { logits, task, familiarity, costs, trust: a }
+        Prediction { logits, task, familiarity, opening_familiarity: opening, costs, trust: a }
     }
 
     /// Saves the model to `path` in the binary format [`load`](Self::load) reads.
@@ -501,9 +545,13 @@ struct Dot<'w> {
     buckets: usize,
     table: &'w [f32],
     seen: &'w [u64],
+    openings: &'w [u32],
     /// Word pairs, and those the training rows contained.
     words: u32,
     known: u32,
+    /// Opening word pairs, and those that opened some training row.
+    opening: u32,
+    opening_known: u32,
     counts: [u32; NAMESPACES],
     /// One row of sums per namespace, then one for the dense features.
     acc: &'w mut [f32],
@@ -537,6 +585,11 @@ impl Sink for Dot<'_> {
         {
             add_row(acc, row);
         }
+    }
+
+    fn opening(&mut self, key: u64) {
+        self.opening += 1;
+        self.opening_known += u32::from(self.openings.binary_search(&familiarity_key(key)).is_ok());
     }
 
     fn dense(&mut self, i: usize, value: f32) {
@@ -812,6 +865,24 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
+    #[test]
+    fn an_unfamiliar_opening_withdraws_trust() {
+        let m = model();
+        let p = m.predict("greet the user number 3 warmly");
+        assert_eq!((p.opening_familiarity, p.trust), (1.0, 1.0));
+        // The same words after an opening no training prompt had: routed on the fallback rates.
+        let p = m.predict("translate this sentence please: greet the user number 3 warmly");
+        assert_eq!(p.opening_familiarity, 0.0);
+        assert!(p.familiarity > 0.5, "{}", p.familiarity);
+        assert_eq!(p.trust, 0.0);
+        for (j, &z) in p.logits.iter().enumerate() {
+            assert!((z - logit(f64::from(m.fallback_rates()[j]))).abs() < 1e-9, "{z}");
+        }
+        // Three known pairs of four: every training row opened with four, so no trust either.
+        let p = m.predict("now greet the user number 3 warmly");
+        assert_eq!((p.opening_familiarity, p.trust), (0.75, 0.0));
+    }
+
     fn err(bytes: &[u8]) -> String {
         LearnedModel::from_bytes(bytes).unwrap_err().to_string()
     }
@@ -857,6 +928,8 @@ mod tests {
             task_costs: vec![0.0; 2],
             familiarity: vec![0.5; FAMILIARITY_PERCENTILES + 1],
             seen: vec![0; 1 << (FAMILIARITY_BITS - 6)],
+            opening: vec![0.0; FAMILIARITY_PERCENTILES + 1],
+            openings: vec![],
         };
         let e = LearnedModel::from_parts(info, parts).unwrap_err().to_string();
         assert!(e.contains("`weights`"), "{e}");
@@ -926,6 +999,8 @@ mod tests {
             task_costs: m.task_costs.clone(),
             familiarity: m.familiarity.clone(),
             seen: m.seen.clone(),
+            opening: m.opening.clone(),
+            openings: m.openings.clone(),
         };
         let lean = LearnedModel::from_parts(info, parts).unwrap();
         assert_eq!(lean.stride, r.next_multiple_of(4));

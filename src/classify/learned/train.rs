@@ -14,7 +14,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::features::{CHAR_FLAG, Collect, Extractor, FAMILIARITY_BITS, FeatureConfig};
+use super::features::{CHAR_FLAG, Collect, Extractor, FAMILIARITY_BITS, FeatureConfig, OPENING_FLAG};
 use super::{FAMILIARITY_PERCENTILES, LearnedModel, ModelInfo, Parts, fallback_rates, logit, softmax, trust};
 use crate::classify::TextStats;
 use crate::error::{Error, Result};
@@ -395,6 +395,30 @@ fn penalty_shares(matrix: &Matrix, rows: &[usize], dim: usize, l2: f64, keep: im
     count.into_iter().map(|c| if c == 0 { 0.0 } else { (l2 / f64::from(c)) as f32 }).collect()
 }
 
+/// Each row's share of keys that rows of other folds contain (1 for a row without keys), and
+/// percentiles 0 to [`FAMILIARITY_PERCENTILES`] of that share.
+fn cross_fitted_coverage<'k>(
+    row_keys: impl Fn(usize) -> &'k [u32],
+    fold_of: &[usize],
+    folds: usize,
+) -> (Vec<f64>, Vec<f32>) {
+    let n = fold_of.len();
+    let mut coverage = vec![1.0f64; n];
+    for f in 0..folds {
+        let mut seen = Familiar::new();
+        (0..n).filter(|&i| fold_of[i] != f).for_each(|i| seen.insert(row_keys(i)));
+        for i in (0..n).filter(|&i| fold_of[i] == f) {
+            coverage[i] = seen.coverage(row_keys(i)).unwrap_or(1.0);
+        }
+    }
+    let mut sorted = coverage.clone();
+    sorted.sort_by(f64::total_cmp);
+    let percentiles = (0..=FAMILIARITY_PERCENTILES)
+        .map(|q| sorted[((q as f64 / 100.0) * (n - 1) as f64).round() as usize] as f32)
+        .collect();
+    (coverage, percentiles)
+}
+
 /// A set of word pairs (their familiarity keys), as a bitset.
 struct Familiar(Vec<u64>);
 
@@ -513,13 +537,27 @@ impl<'p> Trainer<'p> {
         let extractor = Extractor::new(&cfg.features);
         let mut matrix = Matrix { entries: Vec::new(), offsets: vec![0] };
         let (mut keys, mut key_offsets) = (Vec::new(), vec![0usize]);
+        let (mut opening_keys, mut opening_offsets) = (Vec::new(), vec![0usize]);
         for (i, row) in data.rows().iter().enumerate() {
             let text = row.prompt();
+            let start = keys.len();
             let mut sink = Collect::new(&mut matrix.entries, &mut keys, &cfg.features);
             extractor.extract(text, &TextStats::of_text(text), &mut sink);
             sink.finish();
             matrix.offsets.push(matrix.entries.len());
+            // The opening pairs, apart from the others.
+            let mut kept = start;
+            for k in start..keys.len() {
+                if keys[k] & OPENING_FLAG != 0 {
+                    opening_keys.push(keys[k] & !OPENING_FLAG);
+                } else {
+                    keys[kept] = keys[k];
+                    kept += 1;
+                }
+            }
+            keys.truncate(kept);
             key_offsets.push(keys.len());
+            opening_offsets.push(opening_keys.len());
             if i % 512 == 511 || i + 1 == n {
                 self.report(Stage::Features, i + 1, n, f64::NAN);
             }
@@ -573,24 +611,18 @@ impl<'p> Trainer<'p> {
             fold_of[i] = pos % folds;
         }
 
-        // Familiarity: the share of a row's word pairs that rows of other folds contain, the
-        // distribution of that share over held-out rows, and the set of every row's pairs.
+        // Familiarity: the share of a row's word pairs (and of its opening pairs) that rows of
+        // other folds contain, the distribution of that share over held-out rows, and the set of
+        // every row's pairs.
         let row_keys = |i: usize| &keys[key_offsets[i]..key_offsets[i + 1]];
-        let mut coverage = vec![1.0f64; n];
-        for f in 0..folds {
-            let mut seen = Familiar::new();
-            (0..n).filter(|&i| fold_of[i] != f).for_each(|i| seen.insert(row_keys(i)));
-            for i in (0..n).filter(|&i| fold_of[i] == f) {
-                coverage[i] = seen.coverage(row_keys(i)).unwrap_or(1.0);
-            }
-        }
-        let mut sorted = coverage.clone();
-        sorted.sort_by(f64::total_cmp);
-        let familiarity: Vec<f32> = (0..=FAMILIARITY_PERCENTILES)
-            .map(|q| sorted[((q as f64 / 100.0) * (n - 1) as f64).round() as usize] as f32)
-            .collect();
+        let row_openings = |i: usize| &opening_keys[opening_offsets[i]..opening_offsets[i + 1]];
+        let (coverage, familiarity) = cross_fitted_coverage(row_keys, &fold_of, folds);
+        let (opening_coverage, opening) = cross_fitted_coverage(row_openings, &fold_of, folds);
         let mut seen = Familiar::new();
         (0..n).for_each(|i| seen.insert(row_keys(i)));
+        let mut openings = opening_keys.clone();
+        openings.sort_unstable();
+        openings.dedup();
 
         if t > 0 {
             for f in 0..folds {
@@ -609,6 +641,7 @@ impl<'p> Trainer<'p> {
             task_probs.iter_mut().for_each(|p| *p = 1.0);
         }
         let familiarity_f64: Vec<f64> = familiarity.iter().map(|&q| f64::from(q)).collect();
+        let opening_f64: Vec<f64> = opening.iter().map(|&q| f64::from(q)).collect();
 
         // 3. Rates, shrunk towards each model's overall rate.
         let mut overall = vec![0.0f64; m];
@@ -657,7 +690,7 @@ impl<'p> Trainer<'p> {
         // 4. Residual regressions with the prior as offset.
         let mut offsets = vec![0.0f64; n * m];
         for i in 0..n {
-            let a = trust(coverage[i], &familiarity_f64);
+            let a = trust(coverage[i], &familiarity_f64).min(trust(opening_coverage[i], &opening_f64));
             for j in 0..m {
                 let prior: f64 = (0..rows_t).map(|k| task_probs[i * rows_t + k] * rates[k * m + j]).sum();
                 offsets[i * m + j] = logit(a * prior + (1.0 - a) * fallback[j]);
@@ -718,6 +751,8 @@ impl<'p> Trainer<'p> {
                 task_costs: task_costs.iter().map(|&c| c as f32).collect(),
                 familiarity,
                 seen: seen.0,
+                opening,
+                openings,
             },
         )
     }
