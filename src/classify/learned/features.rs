@@ -222,7 +222,7 @@ impl<'c> Extractor<'c> {
             let tail = if last.len() <= w { last } else { &last[last.len() - w..] };
             self.chars(tail, sink);
         }
-        dense(bytes.len(), last.len(), blocks(bytes), stats, sink);
+        dense(bytes.len(), last.len(), blocks(text), stats, sink);
     }
 
     /// Word 1–2 grams of `bytes`; the first `opening` pairs also go to [`Sink::opening`].
@@ -321,29 +321,17 @@ fn trim_end(bytes: &[u8]) -> &[u8] {
     &bytes[..end]
 }
 
-/// Blocks separated by blank lines (1 for a prompt without any).
-fn blocks(bytes: &[u8]) -> u32 {
-    let mut blocks = 1u32;
-    let mut newline = false;
-    let mut seen = false;
-    for &b in trim_end(bytes) {
-        match b {
-            b'\n' if newline && seen => {
-                blocks += 1;
-                newline = false;
-                seen = false;
-            }
-            b'\n' => newline = true,
-            b' ' | b'\t' | b'\r' => {}
-            _ => {
-                if !newline || !seen {
-                    seen = true;
-                }
-                newline = false;
-            }
-        }
+/// Blocks separated by blank lines (1 for a prompt without any): runs of lines that hold more than
+/// spaces, tabs and carriage returns. Lines are found with `str::split`'s word-at-a-time search.
+fn blocks(text: &str) -> u32 {
+    let mut blocks = 0u32;
+    let mut in_block = false;
+    for line in text.trim_ascii_end().split('\n') {
+        let blank = line.bytes().all(|b| matches!(b, b' ' | b'\t' | b'\r'));
+        blocks += u32::from(!blank && !in_block);
+        in_block = !blank;
     }
-    blocks
+    blocks.max(1)
 }
 
 fn dense(bytes: usize, last: usize, blocks: u32, s: &TextStats, sink: &mut impl Sink) {
@@ -473,8 +461,8 @@ mod tests {
         assert_eq!(last_block(b"one block\nwith lines"), b"one block\nwith lines");
         assert_eq!(last_block(b"x\n\n\n"), b"x");
         assert_eq!(last_block(b""), b"");
-        assert_eq!(blocks(b"a\n\nb\n\n\nc"), 3);
-        assert_eq!(blocks(b"a\nb"), 1);
+        assert_eq!(blocks("a\n\nb\n\n\nc"), 3);
+        assert_eq!(blocks("a\nb"), 1);
     }
 
     /// Records the opening pairs and the familiarity keys of the word pairs, in order.
@@ -512,6 +500,41 @@ mod tests {
         // A few-shot prompt opens with its first example.
         let few = openings("Q: one two\nA: three\n\nQ: four five six seven");
         assert_eq!(few.0, openings("Q: one two\nA: three, eight").0);
+    }
+
+    /// The byte-at-a-time state machine `blocks` replaced.
+    fn reference_blocks(bytes: &[u8]) -> u32 {
+        let mut blocks = 1u32;
+        let mut newline = false;
+        let mut seen = false;
+        for &b in trim_end(bytes) {
+            match b {
+                b'\n' if newline && seen => {
+                    blocks += 1;
+                    newline = false;
+                    seen = false;
+                }
+                b'\n' => newline = true,
+                b' ' | b'\t' | b'\r' => {}
+                _ => {
+                    if !newline || !seen {
+                        seen = true;
+                    }
+                    newline = false;
+                }
+            }
+        }
+        blocks
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn blocks_match_the_state_machine(
+            parts in proptest::collection::vec(proptest::sample::select(&["a", "é", " ", "\t", "\r", "\n", "\x0c", "\n\n", " \n"][..]), 0..40)
+        ) {
+            let text = parts.concat();
+            proptest::prop_assert_eq!(blocks(&text), reference_blocks(text.as_bytes()), "{:?}", text);
+        }
     }
 
     #[test]
