@@ -218,8 +218,9 @@ impl TokenPriceCostModel {
             out *= self.reasoning_overhead;
         }
         let cap = request.max_tokens.unwrap_or(u32::MAX).min(model.max_output_tokens);
-        // Rounds half up; `out` is at least 1 here, where adding one half is exact. (`f64::round` is a
-        // library call on baseline x86-64.) A NaN prediction becomes 1.
+        // Rounds half up, as `f64::round` does for positive numbers (a library call on baseline
+        // x86-64): adding one half is exact below 2^52, and larger values saturate to `u32::MAX`
+        // either way. A NaN prediction becomes 1.
         ((out.max(1.0) + 0.5) as u32).min(cap)
     }
 }
@@ -270,10 +271,14 @@ mod tests {
 
     #[test]
     fn growth_is_exp() {
-        for i in -3000..=3000 {
+        // The polynomial's range, ends included; `exp` itself beyond it.
+        for i in -1250..=1250 {
             let x = f64::from(i) / 1000.0;
             let (got, want) = (growth(x), x.exp());
             assert!((got - want).abs() <= 1e-12 * want, "{x}: {got} vs {want}");
+        }
+        for x in [-3.0, -1.2500001, 1.2500001, 6.0] {
+            assert_eq!(growth(x), x.exp());
         }
         assert!(growth(f64::NAN).is_nan());
     }

@@ -433,11 +433,32 @@ mod tests {
             f64::MAX,
             f64::INFINITY,
             f64::NAN,
+            -f64::NAN,
+            f64::from_bits(1),
+            -f64::from_bits(1),
+            f64::from_bits(0x000f_ffff_ffff_ffff),
         ];
         for a in values {
             for b in values {
                 assert_eq!(total_order_key(a).cmp(&total_order_key(b)), a.total_cmp(&b), "{a} vs {b}");
             }
+        }
+    }
+
+    proptest::proptest! {
+        /// The sort keys of `Ranking::by_score` order candidates as its comparator always did: score
+        /// descending (non-finite scores as −∞), then cost ascending, then model ascending.
+        #[test]
+        fn sort_keys_order_as_the_comparator(
+            a in (proptest::num::f64::ANY, proptest::num::f64::ANY, 0usize..8),
+            b in (proptest::num::f64::ANY, proptest::num::f64::ANY, 0usize..8),
+        ) {
+            let clean = |s: f64| if s.is_finite() { s } else { f64::NEG_INFINITY };
+            let key = |(s, c, m): (f64, f64, usize)| (!total_order_key(clean(s)), total_order_key(c), m);
+            let compare = |(sa, ca, ma): (f64, f64, usize), (sb, cb, mb): (f64, f64, usize)| {
+                clean(sb).total_cmp(&clean(sa)).then(ca.total_cmp(&cb)).then(ma.cmp(&mb))
+            };
+            proptest::prop_assert_eq!(key(a).cmp(&key(b)), compare(a, b));
         }
     }
 }

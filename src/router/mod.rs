@@ -516,10 +516,11 @@ fn check_ranking(order: &[Scored], candidates: &[Candidate], models: usize, poli
         |model: usize| Err(Error::new(ErrorKind::Routing, format!("policy `{policy}` ranked model #{model} twice")));
     if models <= 64 {
         // One word of bits for the usual catalog.
-        let is_candidate = candidates.iter().fold(0u64, |m, c| m | 1u64.checked_shl(c.model as u32).unwrap_or(0));
+        let bit = |model: usize| if model < 64 { 1u64 << model } else { 0 };
+        let is_candidate = candidates.iter().fold(0u64, |m, c| m | bit(c.model));
         let mut seen = 0u64;
         for s in order {
-            let bit = if s.model < 64 { 1u64 << s.model } else { 0 };
+            let bit = bit(s.model);
             if is_candidate & bit == 0 {
                 return not_candidate(s.model);
             }

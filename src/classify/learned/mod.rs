@@ -177,6 +177,15 @@ pub(crate) fn fallback_rates(overall: &[f32], costs: &[f32], kind: Fallback) -> 
         .collect()
 }
 
+/// How far an opening of familiarity `c` lets the model be trusted: fully at or above `typical` (the
+/// 5th percentile of the held-out training rows' opening familiarity), in proportion below it (a
+/// prompt that opens with three known pairs of four, where training rows open with four known ones,
+/// keeps three quarters), and always fully when `typical` is 0 (training prompts without a shared
+/// opening, such as MMLU's questions).
+pub(crate) fn opening_trust(c: f64, typical: f64) -> f64 {
+    if typical > 0.0 { (c / typical).clamp(0.0, 1.0) } else { 1.0 }
+}
+
 /// `part / whole`, or 1 when there is nothing to count.
 pub(crate) fn share(part: u32, whole: u32) -> f64 {
     if whole == 0 { 1.0 } else { f64::from(part) / f64::from(whole) }
@@ -223,8 +232,9 @@ pub struct Prediction {
     /// without any).
     pub familiarity: f64,
     /// The share of the prompt's first four word pairs that also opened some training prompt (1 for
-    /// a prompt without any, and for a model that has no record of openings). Benchmarks and applications open their prompts with templates of their
-    /// own, so a new kind of prompt shows here even when its words are familiar English.
+    /// a prompt without any, and for a model that has no record of openings). Benchmarks and
+    /// applications open their prompts with templates of their own, so a new kind of prompt shows
+    /// here even when its words are familiar English.
     pub opening_familiarity: f64,
     /// Each model's expected cost of the prompt, in the order of [`ModelInfo::models`]: the mean
     /// cost per training row of the likely tasks, `Σₜ P(t | x) · c(t, m)`, blended with the model's
@@ -233,8 +243,9 @@ pub struct Prediction {
     pub costs: SmallVec<[f64; 12]>,
     /// How far the prediction trusts the task head and the per-prompt regressions, in `[0, 1]`: 1
     /// for a prompt at least as familiar as 95% of held-out training prompts, falling to 0 for one
-    /// less familiar than all of them, on both [`familiarity`](Self::familiarity) and
-    /// [`opening_familiarity`](Self::opening_familiarity) (the lower of the two). The rest of the
+    /// less familiar than all of them, on [`familiarity`](Self::familiarity); and no more than
+    /// [`opening_familiarity`](Self::opening_familiarity) over that of 95% of held-out training
+    /// prompts (the lower of the two). The rest of the
     /// weight goes to the fallback rates ([`Fallback`]): a prompt unlike the training data is routed
     /// as the average prompt.
     pub trust: f64,
@@ -391,12 +402,12 @@ impl LearnedModel {
         &self.fallback
     }
 
-    /// How far to trust a prompt with these familiarities: the lower of the two percentile trusts
-    /// (see [`Prediction::trust`]).
+    /// How far to trust a prompt with these familiarities: the lower of [`trust`] and
+    /// [`opening_trust`] (see [`Prediction::trust`]).
     pub(crate) fn trust(&self, familiarity: f64, opening: f64) -> f64 {
         let q: SmallVec<[f64; 8]> = self.familiarity.iter().map(|&x| f64::from(x)).collect();
-        let q_open: SmallVec<[f64; 8]> = self.opening.iter().map(|&x| f64::from(x)).collect();
-        trust(familiarity, &q).min(trust(opening, &q_open))
+        let typical = self.opening.last().map_or(0.0, |&x| f64::from(x));
+        trust(familiarity, &q).min(opening_trust(opening, typical))
     }
 
     /// Predicts every model's `logit p(m)` for one prompt.
@@ -470,7 +481,7 @@ impl LearnedModel {
         } else {
             let r = self.info.task_rank;
             let h: SmallVec<[f64; 16]> = (0..r).map(|k| f64::from(lane(m4 + k))).collect();
-            let mut z: SmallVec<[f64; 16]> = (0..t)
+            let mut z: SmallVec<[f64; 64]> = (0..t)
                 .map(|j| {
                     let u = h.iter().enumerate().map(|(k, h)| h * f64::from(self.task_u[k * t + j])).sum::<f64>();
                     f64::from(self.task_bias[j]) + u
@@ -878,9 +889,16 @@ mod tests {
         for (j, &z) in p.logits.iter().enumerate() {
             assert!((z - logit(f64::from(m.fallback_rates()[j]))).abs() < 1e-9, "{z}");
         }
-        // Three known pairs of four: every training row opened with four, so no trust either.
+        // Three known pairs of four, where every training row opened with four: three quarters of
+        // the trust at most.
         let p = m.predict("now greet the user number 3 warmly");
-        assert_eq!((p.opening_familiarity, p.trust), (0.75, 0.0));
+        assert_eq!(p.opening_familiarity, 0.75);
+        assert!(p.trust <= 0.75, "{}", p.trust);
+        assert_eq!(opening_trust(0.75, 1.0), 0.75);
+        assert_eq!(opening_trust(0.0, 0.5), 0.0);
+        assert_eq!(opening_trust(0.75, 0.5), 1.0);
+        // Training prompts without a shared opening: the opening never lowers trust.
+        assert_eq!(opening_trust(0.0, 0.0), 1.0);
     }
 
     fn err(bytes: &[u8]) -> String {

@@ -15,7 +15,9 @@
 use serde::{Deserialize, Serialize};
 
 use super::features::{CHAR_FLAG, Collect, Extractor, FAMILIARITY_BITS, FeatureConfig, OPENING_FLAG};
-use super::{FAMILIARITY_PERCENTILES, LearnedModel, ModelInfo, Parts, fallback_rates, logit, softmax, trust};
+use super::{
+    FAMILIARITY_PERCENTILES, LearnedModel, ModelInfo, Parts, fallback_rates, logit, opening_trust, softmax, trust,
+};
 use crate::classify::TextStats;
 use crate::error::{Error, Result};
 use crate::eval::data::Dataset;
@@ -641,7 +643,7 @@ impl<'p> Trainer<'p> {
             task_probs.iter_mut().for_each(|p| *p = 1.0);
         }
         let familiarity_f64: Vec<f64> = familiarity.iter().map(|&q| f64::from(q)).collect();
-        let opening_f64: Vec<f64> = opening.iter().map(|&q| f64::from(q)).collect();
+        let typical_opening = opening.last().map_or(0.0, |&q| f64::from(q));
 
         // 3. Rates, shrunk towards each model's overall rate.
         let mut overall = vec![0.0f64; m];
@@ -690,7 +692,7 @@ impl<'p> Trainer<'p> {
         // 4. Residual regressions with the prior as offset.
         let mut offsets = vec![0.0f64; n * m];
         for i in 0..n {
-            let a = trust(coverage[i], &familiarity_f64).min(trust(opening_coverage[i], &opening_f64));
+            let a = trust(coverage[i], &familiarity_f64).min(opening_trust(opening_coverage[i], typical_opening));
             for j in 0..m {
                 let prior: f64 = (0..rows_t).map(|k| task_probs[i * rows_t + k] * rates[k * m + j]).sum();
                 offsets[i * m + j] = logit(a * prior + (1.0 - a) * fallback[j]);
