@@ -186,6 +186,13 @@ pub(crate) fn opening_trust(c: f64, typical: f64) -> f64 {
     if typical > 0.0 { (c / typical).clamp(0.0, 1.0) } else { 1.0 }
 }
 
+/// A prompt's trust: the lower of its word-pair [`trust`] against the percentiles `q` and its
+/// [`opening_trust`] against `typical` (see [`Prediction::trust`]). Training and prediction both
+/// read it from here.
+pub(crate) fn prompt_trust(familiarity: f64, q: &[f64], opening: f64, typical: f64) -> f64 {
+    trust(familiarity, q).min(opening_trust(opening, typical))
+}
+
 /// `part / whole`, or 1 when there is nothing to count.
 pub(crate) fn share(part: u32, whole: u32) -> f64 {
     if whole == 0 { 1.0 } else { f64::from(part) / f64::from(whole) }
@@ -245,9 +252,8 @@ pub struct Prediction {
     /// for a prompt at least as familiar as 95% of held-out training prompts, falling to 0 for one
     /// less familiar than all of them, on [`familiarity`](Self::familiarity); and no more than
     /// [`opening_familiarity`](Self::opening_familiarity) over that of 95% of held-out training
-    /// prompts (the lower of the two). The rest of the
-    /// weight goes to the fallback rates ([`Fallback`]): a prompt unlike the training data is routed
-    /// as the average prompt.
+    /// prompts (the lower of the two). The rest of the weight goes to the fallback rates
+    /// ([`Fallback`]): a prompt unlike the training data is routed as the average prompt.
     pub trust: f64,
 }
 
@@ -402,12 +408,12 @@ impl LearnedModel {
         &self.fallback
     }
 
-    /// How far to trust a prompt with these familiarities: the lower of [`trust`] and
-    /// [`opening_trust`] (see [`Prediction::trust`]).
+    /// How far to trust a prompt with these familiarities ([`prompt_trust`] with this model's
+    /// percentiles).
     pub(crate) fn trust(&self, familiarity: f64, opening: f64) -> f64 {
         let q: SmallVec<[f64; 8]> = self.familiarity.iter().map(|&x| f64::from(x)).collect();
         let typical = self.opening.last().map_or(0.0, |&x| f64::from(x));
-        trust(familiarity, &q).min(opening_trust(opening, typical))
+        prompt_trust(familiarity, &q, opening, typical)
     }
 
     /// Predicts every model's `logit p(m)` for one prompt.

@@ -15,9 +15,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::features::{CHAR_FLAG, Collect, Extractor, FAMILIARITY_BITS, FeatureConfig, OPENING_FLAG};
-use super::{
-    FAMILIARITY_PERCENTILES, LearnedModel, ModelInfo, Parts, fallback_rates, logit, opening_trust, softmax, trust,
-};
+use super::{FAMILIARITY_PERCENTILES, LearnedModel, ModelInfo, Parts, fallback_rates, logit, prompt_trust, softmax};
 use crate::classify::TextStats;
 use crate::error::{Error, Result};
 use crate::eval::data::Dataset;
@@ -622,7 +620,7 @@ impl<'p> Trainer<'p> {
         let (opening_coverage, opening) = cross_fitted_coverage(row_openings, &fold_of, folds);
         let mut seen = Familiar::new();
         (0..n).for_each(|i| seen.insert(row_keys(i)));
-        let mut openings = opening_keys.clone();
+        let mut openings = opening_keys;
         openings.sort_unstable();
         openings.dedup();
 
@@ -692,7 +690,7 @@ impl<'p> Trainer<'p> {
         // 4. Residual regressions with the prior as offset.
         let mut offsets = vec![0.0f64; n * m];
         for i in 0..n {
-            let a = trust(coverage[i], &familiarity_f64).min(opening_trust(opening_coverage[i], typical_opening));
+            let a = prompt_trust(coverage[i], &familiarity_f64, opening_coverage[i], typical_opening);
             for j in 0..m {
                 let prior: f64 = (0..rows_t).map(|k| task_probs[i * rows_t + k] * rates[k * m + j]).sum();
                 offsets[i * m + j] = logit(a * prior + (1.0 - a) * fallback[j]);
