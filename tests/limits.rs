@@ -275,7 +275,9 @@ async fn a_hung_store_costs_a_request_its_timeout_and_no_more() {
 async fn spending_during_an_outage_reaches_the_store_when_it_returns() {
     let meter = Meter::new();
     let store = Flaky::new();
-    let r = router(&meter, failure_limits(10.0, OnStoreFailure::Local), store.clone());
+    // Nothing is sent in the background: the test looks at the store before the next call.
+    let limits = failure_limits(10.0, OnStoreFailure::Local).flush_after(Duration::ZERO);
+    let r = router(&meter, limits, store.clone());
     align(&meter, &r);
     let before = r.complete(request()).await.unwrap().cost_usd;
     store.down.store(true, Ordering::SeqCst);
@@ -296,6 +298,34 @@ async fn spending_during_an_outage_reaches_the_store_when_it_returns() {
     assert!(close(status[0].spent_usd, before + during), "{} != {}", status[0].spent_usd, before + during);
 }
 
+#[tokio::test]
+async fn an_idle_routers_settlements_reach_a_shared_store_by_themselves() {
+    // A store that is not in process: settlements wait for the next admission, or `flush_after`.
+    for after in [Duration::from_millis(40), Duration::ZERO] {
+        let meter = Meter::new();
+        let store = Flaky::new();
+        let limits = LimitsConfig::new().budget(Budget::tenant("acme", 10.0, Window::Day)).flush_after(after);
+        let r = router(&meter, limits, store.clone());
+        // The answer reports fewer input tokens than the router reserved for.
+        meter.input_tokens.store(0, Ordering::SeqCst);
+        let reserved = reservation(&r, "dear");
+        let cost = r.complete(request()).await.unwrap().cost_usd;
+        assert!(close(cost, answer_cost("dear", 0)) && cost < reserved, "{cost} vs {reserved}");
+        // Until the settlement arrives, the store holds the reservation.
+        assert!(close(spent(&r).await, reserved), "{} != {reserved}", spent(&r).await);
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let now = spent(&r).await;
+        if after.is_zero() {
+            assert!(close(now, reserved), "nothing sent without a request: {now} != {reserved}");
+            r.flush_state().await.unwrap();
+            assert!(close(spent(&r).await, cost));
+        } else {
+            assert!(close(now, cost), "settled in the background: {now} != {cost}");
+        }
+        assert_eq!(store.inner.open_leases(), 0);
+    }
+}
+
 #[test]
 fn limits_load_from_toml_and_bad_values_name_their_field() {
     let base = r#"
@@ -313,6 +343,7 @@ fn limits_load_from_toml_and_bad_values_name_their_field() {
         reserve = \"expected\"
         sticky = {{ ttl_ms = 60000 }}
         share_learning_ms = 5000
+        flush_after_ms = 100
         [[limits.budgets]]
         scope = \"tenant\"
         tenant = \"acme\"
@@ -332,6 +363,7 @@ fn limits_load_from_toml_and_bad_values_name_their_field() {
     assert_eq!(config.limits.budgets.len(), 2);
     assert_eq!(config.limits.budgets[1].window, Window::Sliding(Duration::from_secs(3600)));
     assert_eq!(config.limits.share_learning, Duration::from_secs(5));
+    assert_eq!(config.limits.flush_after, Duration::from_millis(100));
     assert!(config.builder().is_ok());
 
     let bad = |limits: &str, needle: &str| {

@@ -198,7 +198,10 @@ async fn one_round_trip_per_request() {
         )
         .sticky(Duration::from_secs(60))
         // No timeouts on a busy machine: a timed-out call would be replayed later as another one.
-        .store_timeout(Duration::from_secs(5));
+        .store_timeout(Duration::from_secs(5))
+        // Nor a background flush if a request stalls: under steady traffic none is sent, and a
+        // slow machine must not make one.
+        .flush_after(Duration::from_secs(60));
     let router = replica(&meter, redis.url(), &ns, limits).await;
     // The first call loads the script.
     router.complete(request().with_key("k")).await.unwrap();

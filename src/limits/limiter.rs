@@ -154,6 +154,11 @@ pub(crate) struct Limiter {
     flags: Mutex<Vec<Flag>>,
     /// Whether anything may be waiting in `pending`, `backlog` or `flags` (set after queueing).
     queued: AtomicBool,
+    /// Whether a background flush is scheduled ([`LimitsConfig::flush_after`]).
+    flush_armed: AtomicBool,
+    /// How many times `pending`, `backlog` and `flags` were taken to be sent: a scheduled flush
+    /// sends only what has waited since it was scheduled.
+    drained: AtomicU64,
     store: Arc<dyn StateStore>,
     /// Counters of this process, used while the store is failing.
     local: MemoryStore,
@@ -262,6 +267,8 @@ impl Limiter {
             published: catalog.models().iter().map(|_| AtomicU64::new(0)).collect(),
             flags: Mutex::new(Vec::new()),
             queued: AtomicBool::new(false),
+            flush_armed: AtomicBool::new(false),
+            drained: AtomicU64::new(0),
             store,
             local: MemoryStore::new(),
             rates,
@@ -682,12 +689,7 @@ impl Limiter {
         };
         if !self.store_is_down() {
             let mut built = admission(models, false, circuits);
-            built.admit.settle = std::mem::take(&mut *lock(&self.pending));
-            built.admit.flags = std::mem::take(&mut *lock(&self.flags));
-            let backlog = std::mem::take(&mut *lock(&self.backlog));
-            if !backlog.is_empty() {
-                built.admit.settle.push(Settlement::unreserved(backlog.iter().cloned()));
-            }
+            let backlog = self.take_queued(&mut built.admit);
             let answer = tokio::time::timeout(self.config.store_timeout, self.store.admit(&built.admit)).await;
             match answer {
                 Ok(Ok(admitted)) => {
@@ -708,7 +710,7 @@ impl Limiter {
                     drop(pending);
                     lock(&self.flags).extend(built.admit.flags);
                     lock(&self.backlog).extend(backlog);
-                    self.queued.store(true, Ordering::Release);
+                    self.queued_for_store();
                 }
             }
         }
@@ -728,7 +730,7 @@ impl Limiter {
 
     /// Tells the other replicas that `model`'s circuit opened here, for `open_for`; sent with the
     /// next admission.
-    pub(crate) fn publish_open(&self, model: ModelIndex, open_for: Duration) {
+    pub(crate) fn publish_open(self: &Arc<Self>, model: ModelIndex, open_for: Duration) {
         if !self.config.share_circuits || open_for.is_zero() {
             return;
         }
@@ -748,7 +750,8 @@ impl Limiter {
             Some(f) => f.ttl = f.ttl.max(open_for),
             None => flags.push(Flag { name: name.clone(), ttl: open_for }),
         }
-        self.queued.store(true, Ordering::Release);
+        drop(flags);
+        self.queued_for_store();
     }
 
     fn remember(&self, counters: &[Counter], values: &[f64]) {
@@ -849,7 +852,7 @@ impl Limiter {
 
     /// Settles a reservation: at once for the local store or a store that can, otherwise with the
     /// next admission.
-    fn settle(&self, settlement: Settlement, local: bool) {
+    fn settle(self: &Arc<Self>, settlement: Settlement, local: bool) {
         if local {
             // Spending under local counters goes to the store once it answers again.
             let spent: Vec<(Counter, f64)> = settlement
@@ -862,12 +865,12 @@ impl Limiter {
                 .collect();
             self.local.settle_sync(std::slice::from_ref(&settlement));
             lock(&self.backlog).extend(spent);
-            self.queued.store(true, Ordering::Release);
+            self.queued_for_store();
         } else if let Some(store) = self.store.in_process() {
             store.settle_recent(&settlement);
         } else if !self.store.settle_now(std::slice::from_ref(&settlement)) {
             lock(&self.pending).push(settlement);
-            self.queued.store(true, Ordering::Release);
+            self.queued_for_store();
         }
     }
 
@@ -967,12 +970,8 @@ impl Limiter {
 
     /// Sends queued settlements, local spending and flags to the store now.
     pub(crate) async fn flush(&self) -> Result<()> {
-        let mut admit = Admit { settle: std::mem::take(&mut *lock(&self.pending)), ..Admit::default() };
-        admit.flags = std::mem::take(&mut *lock(&self.flags));
-        let backlog = std::mem::take(&mut *lock(&self.backlog));
-        if !backlog.is_empty() {
-            admit.settle.push(Settlement::unreserved(backlog.iter().cloned()));
-        }
+        let mut admit = Admit::default();
+        let backlog = self.take_queued(&mut admit);
         if admit.settle.is_empty() && admit.flags.is_empty() {
             return Ok(());
         }
@@ -987,6 +986,57 @@ impl Limiter {
             self.queued.store(true, Ordering::Release);
         }
         result
+    }
+
+    /// Moves what waits for the store into `admit`: queued settlements, flags, and local spending
+    /// (returned as well, to be queued again if the store fails).
+    fn take_queued(&self, admit: &mut Admit) -> Vec<(Counter, f64)> {
+        self.drained.fetch_add(1, Ordering::AcqRel);
+        admit.settle = std::mem::take(&mut *lock(&self.pending));
+        admit.flags = std::mem::take(&mut *lock(&self.flags));
+        let backlog = std::mem::take(&mut *lock(&self.backlog));
+        if !backlog.is_empty() {
+            admit.settle.push(Settlement::unreserved(backlog.iter().cloned()));
+        }
+        backlog
+    }
+
+    /// Notes that something waits for the store, and schedules a flush for when it has waited
+    /// [`LimitsConfig::flush_after`] without an admission to carry it.
+    fn queued_for_store(self: &Arc<Self>) {
+        self.queued.store(true, Ordering::Release);
+        let after = self.config.flush_after;
+        if after.is_zero() || self.store.in_process().is_some() || self.flush_armed.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        // Without a runtime (a ticket dropped outside one), the next admission carries it.
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            self.flush_armed.store(false, Ordering::Release);
+            return;
+        };
+        let limiter = Arc::downgrade(self);
+        let mut seen = self.drained.load(Ordering::Acquire);
+        runtime.spawn(async move {
+            loop {
+                tokio::time::sleep(after).await;
+                // A router dropped meanwhile has nothing left to send.
+                let Some(l) = limiter.upgrade() else { return };
+                // Taken since: an admission carried what waited then, and anything queued later
+                // gets its own wait.
+                if l.drained.load(Ordering::Acquire) == seen && !l.store_is_down() {
+                    if let Err(e) = l.flush().await {
+                        tracing::warn!(store = l.store.name(), error = %e, "state store failed; settlements kept for the next call");
+                        l.mark_down();
+                    }
+                }
+                l.flush_armed.store(false, Ordering::Release);
+                // Re-armed here unless nothing waits or another call armed it after the line above.
+                if l.quiet() || l.flush_armed.swap(true, Ordering::AcqRel) {
+                    return;
+                }
+                seen = l.drained.load(Ordering::Acquire);
+            }
+        });
     }
 }
 

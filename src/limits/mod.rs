@@ -281,6 +281,7 @@ impl Default for StickyConfig {
 /// [limits]
 /// store_timeout_ms = 50
 /// store_retry_ms = 1000
+/// flush_after_ms = 250
 /// reserve = "maximum"
 /// sticky = { ttl_ms = 600000 }
 ///
@@ -321,6 +322,12 @@ pub struct LimitsConfig {
     /// [`share_learning`](Self::share_learning).
     #[serde(rename = "share_learning_ms", with = "millis")]
     pub share_learning: Duration,
+    /// How long what a replica has to tell a store that is not in process (finished requests'
+    /// actual costs, circuits opened here) may wait for the next admission to carry it before the
+    /// router sends it by itself (default 250 ms; zero: only with the next admission or
+    /// [`Router::flush_state`](crate::Router::flush_state)). See [`flush_after`](Self::flush_after).
+    #[serde(rename = "flush_after_ms", with = "millis")]
+    pub flush_after: Duration,
 }
 
 impl Default for LimitsConfig {
@@ -335,6 +342,7 @@ impl Default for LimitsConfig {
             lease_grace: Duration::from_secs(60),
             share_circuits: true,
             share_learning: Duration::ZERO,
+            flush_after: Duration::from_millis(250),
         }
     }
 }
@@ -397,6 +405,19 @@ impl LimitsConfig {
     /// for the next one.
     pub fn share_learning(mut self, every: Duration) -> Self {
         self.share_learning = every;
+        self
+    }
+
+    /// Sets how long settlements and flags may wait for the next admission to carry them to a
+    /// shared store. Under steady traffic each admission carries the previous requests'
+    /// settlements, and a request costs one round trip; a replica that has been idle for
+    /// `after` sends what it holds in one more, in the background (on the Tokio runtime of the
+    /// request that queued it), so that its finished requests' reservations do not hold the other
+    /// replicas' budgets until its next request. Zero leaves them to the next admission or
+    /// [`Router::flush_state`](crate::Router::flush_state). An in-process store is settled at once
+    /// and never needs this.
+    pub fn flush_after(mut self, after: Duration) -> Self {
+        self.flush_after = after;
         self
     }
 

@@ -145,8 +145,9 @@ impl Router {
 
     /// Sends the state store what this router has not yet told it: the actual costs of finished
     /// requests, and what was spent on local counters while the store was failing. Both otherwise
-    /// travel with the next request's admission (one round trip per request); call this before
-    /// shutting a replica down, or from a timer on a replica that may sit idle.
+    /// travel with the next request's admission (one round trip per request), or in the background
+    /// once they have waited [`LimitsConfig::flush_after`](crate::limits::LimitsConfig::flush_after);
+    /// call this before shutting a replica down.
     ///
     /// # Errors
     /// [`ErrorKind::Store`] when the store fails or does not answer in time; the settlements are
