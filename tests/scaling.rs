@@ -150,6 +150,33 @@ async fn four_replicas_never_overspend_a_shared_budget_and_leak_no_reservation()
 }
 
 #[tokio::test]
+async fn an_idle_replicas_settlement_reaches_the_others_by_itself() {
+    let redis = redis_or_skip!(Redis::shared());
+    let ns = redis.namespace("idle_settles");
+    let meter = Meter::new();
+    let limits = LimitsConfig::new().budget(Budget::new(Scope::Global, 10.0, Window::Day));
+    let a = replica(&meter, redis.url(), &ns, limits.clone().flush_after(Duration::from_millis(50))).await;
+    let b = replica(&meter, redis.url(), &ns, limits).await;
+    // The answer reports no input tokens: it costs less than its reservation.
+    meter.input_tokens.store(0, Ordering::SeqCst);
+    let reserved = reservation(&a, "dear");
+    let cost = a.complete(request()).await.unwrap().cost_usd;
+    assert!(cost < reserved);
+    // `a` has nothing more to do; its settlement still reaches the store, and `b` sees it.
+    let started = Instant::now();
+    loop {
+        let seen = global_spent(&b).await;
+        if close(seen, cost) {
+            break;
+        }
+        assert!(close(seen, reserved), "{seen} is neither the reservation {reserved} nor the cost {cost}");
+        assert!(started.elapsed() < Duration::from_secs(5), "the idle replica never settled");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(open_leases(redis.url(), &ns).await, 0);
+}
+
+#[tokio::test]
 async fn a_tenant_near_its_cap_is_downgraded_then_refused_across_replicas() {
     let redis = redis_or_skip!(Redis::shared());
     let ns = redis.namespace("downgrade");
