@@ -101,6 +101,19 @@ pub(super) struct Shape {
     distinct: usize,
 }
 
+/// Writes little-endian doubles into a buffer sized for them.
+struct Doubles<'a> {
+    buf: &'a mut [u8],
+    at: usize,
+}
+
+impl Doubles<'_> {
+    fn put(&mut self, v: f64) {
+        self.buf[self.at..self.at + 8].copy_from_slice(&v.to_le_bytes());
+        self.at += 8;
+    }
+}
+
 /// Appends a little-endian `u32` (`I4`).
 fn int(buf: &mut Vec<u8>, v: u32) {
     buf.extend_from_slice(&v.to_le_bytes());
@@ -127,24 +140,29 @@ pub(super) fn encode(names: &Names, sha: &str, admit: &Admit, settle: &[Settleme
     let settled: SmallVec<[u32; 8]> =
         settle.iter().flat_map(|s| s.lease.charges[..charges(s)].iter()).map(|(c, _)| counters.slot(c)).collect();
     let nk = counters.list.len();
-    let choice_flags = admit.choices.iter().filter(|c| c.flag.is_some()).count();
-    let nkeys = 5 + nk + choice_flags + admit.flags.len();
     let sticky = admit.sticky.is_some();
-    let nargs = 1 + admit.choices.len() + settle.len() + if sticky { admit.choices.len() } else { 0 };
 
-    // Sizes, so that the command's buffer is allocated once.
+    // One pass over the choices for what the keys and the header need and for the sizes, so that
+    // the command's buffer is allocated once.
     let mut bytes = 64 + names.leases.len() + names.lease.len() + names.seq.len() + names.swept.len();
-    bytes += admit.sticky.as_ref().map_or(names.seq.len(), |s| names.sticky.len() + s.key.len());
-    bytes += counters.list.iter().map(|c| names.counter.len() + c.key().len()).sum::<usize>();
-    let flag_names = admit.choices.iter().filter_map(|c| c.flag.as_deref()).chain(admit.flags.iter().map(|f| &*f.name));
-    bytes += flag_names.map(|f| names.flag.len() + f.len()).sum::<usize>();
-    bytes += 37 + 8 * nk + 12 * admit.flags.len() + settle.iter().map(|s| 4 + 20 * charges(s)).sum::<usize>();
+    let (mut choice_flags, mut soft) = (0, false);
     for choice in &admit.choices {
         let terms: usize = choice.checks.iter().map(|k| k.terms.len()).sum();
         bytes += 28 + 16 * choice.charges.len() + 24 * choice.checks.len() + 24 * terms;
         bytes += if sticky { choice.label.len() } else { 0 };
+        if let Some(flag) = &choice.flag {
+            choice_flags += 1;
+            bytes += names.flag.len() + flag.len();
+        }
+        soft |= choice.checks.iter().any(|k| k.soft);
     }
+    bytes += admit.sticky.as_ref().map_or(names.seq.len(), |s| names.sticky.len() + s.key.len());
+    bytes += counters.list.iter().map(|c| names.counter.len() + c.key().len()).sum::<usize>();
+    bytes += admit.flags.iter().map(|f| names.flag.len() + f.name.len()).sum::<usize>();
+    bytes += 37 + 8 * nk + 12 * admit.flags.len() + settle.iter().map(|s| 4 + 20 * charges(s)).sum::<usize>();
     bytes += 20 * settle.len();
+    let nkeys = 5 + nk + choice_flags + admit.flags.len();
+    let nargs = 1 + admit.choices.len() + settle.len() + if sticky { admit.choices.len() } else { 0 };
     let mut cmd = Cmd::with_capacity(3 + nkeys + nargs, bytes);
     let mut scratch = Vec::with_capacity(256);
 
@@ -175,7 +193,6 @@ pub(super) fn encode(names: &Names, sha: &str, admit: &Admit, settle: &[Settleme
     int(&mut scratch, admit.flags.len() as u32);
     num(&mut scratch, admit.lease_ttl.as_secs_f64() * 1000.0);
     num(&mut scratch, admit.sticky.as_ref().map_or(-1.0, |s| millis(s.ttl)));
-    let soft = admit.choices.iter().any(|c| c.checks.iter().any(|k| k.soft));
     scratch.push(u8::from(soft));
     for c in &counters.list {
         num(&mut scratch, millis(c.ttl()));
@@ -196,11 +213,14 @@ pub(super) fn encode(names: &Names, sha: &str, admit: &Admit, settle: &[Settleme
     cmd.write_arg(&scratch);
 
     // One record per choice: its number of values, then the values, all doubles.
+    let keys: SmallVec<[f64; 8]> = slots.iter().map(|&s| f64::from(FIRST_COUNTER + s)).collect();
     for choice in &admit.choices {
         let terms: usize = choice.checks.iter().map(|k| k.terms.len()).sum();
         let n = 3 + 2 * choice.charges.len() + 3 * choice.checks.len() + 3 * terms;
         scratch.clear();
         int(&mut scratch, n as u32);
+        scratch.resize(4 + 8 * n, 0);
+        let mut out = Doubles { buf: &mut scratch[4..], at: 0 };
         let flag = match choice.flag {
             Some(_) => {
                 next_flag += 1;
@@ -208,25 +228,26 @@ pub(super) fn encode(names: &Names, sha: &str, admit: &Admit, settle: &[Settleme
             }
             None => 0,
         };
-        num(&mut scratch, f64::from(flag));
-        num(&mut scratch, choice.charges.len() as f64);
+        out.put(f64::from(flag));
+        out.put(choice.charges.len() as f64);
         for &(i, amount) in &choice.charges {
-            num(&mut scratch, f64::from(FIRST_COUNTER + slots[i as usize]));
-            num(&mut scratch, amount);
+            out.put(keys[i as usize]);
+            out.put(amount);
         }
-        num(&mut scratch, choice.checks.len() as f64);
+        out.put(choice.checks.len() as f64);
         for check in &choice.checks {
             // As `state::holds` computes them, so that both stores decide alike.
-            num(&mut scratch, check.limit * (1.0 + SLACK) + SLACK);
-            num(&mut scratch, if check.soft { 1.0 } else { 0.0 });
-            num(&mut scratch, check.terms.len() as f64);
+            out.put(check.limit * (1.0 + SLACK) + SLACK);
+            out.put(if check.soft { 1.0 } else { 0.0 });
+            out.put(check.terms.len() as f64);
             for &(i, weight) in &check.terms {
                 let charge: f64 = choice.charges.iter().filter(|(j, _)| *j == i).map(|(_, a)| a).sum();
-                num(&mut scratch, f64::from(FIRST_COUNTER + slots[i as usize]));
-                num(&mut scratch, weight);
-                num(&mut scratch, charge);
+                out.put(keys[i as usize]);
+                out.put(weight);
+                out.put(charge);
             }
         }
+        debug_assert_eq!(out.at, 8 * n, "a record holds the values it counts");
         cmd.write_arg(&scratch);
     }
 
