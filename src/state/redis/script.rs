@@ -13,8 +13,9 @@
 //! for charges that were never reserved), then, with a sticky entry only, one label per choice.
 //!
 //! Numbers are binary, little-endian, read with `struct.unpack`, so that the script decodes only
-//! what it uses (Lua is slow: parsing a decimal string costs as much as a `redis.call`). Key
-//! references are absolute indices into `KEYS`; amounts and weights are IEEE doubles, exact.
+//! what it uses (Lua parses decimal text slowly, and most admissions examine only their first
+//! choice). Key references are absolute indices into `KEYS`; amounts and weights are IEEE doubles,
+//! exact.
 //!
 //! - The header, read with fixed formats: `I4` distinct counters, `I4` of which the admission's,
 //!   `I4` choices, `I4` settlements, `I4` flags to set, `d` the lease's life (ms), `d` the sticky
@@ -30,7 +31,7 @@
 //!
 //! # Arithmetic
 //!
-//! Counters hold the shortest decimal text that reads back as their double, `%.17g`: the script
+//! Counters hold their double as `%.17g` text (17 significant digits read back exactly): the script
 //! reads each counter once (`MGET`), adds in doubles as [`MemoryStore`](crate::state::MemoryStore)
 //! does, and writes each changed counter once at the end (`SET … KEEPTTL`, or `PX` with its life
 //! when it did not exist). A lease keeps its reserved amounts as `%.17g` texts, so that giving
