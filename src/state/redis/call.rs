@@ -145,10 +145,11 @@ pub(super) fn encode(names: &Names, sha: &str, admit: &Admit, settle: &[Settleme
     // One pass over the choices for what the keys and the header need and for the sizes, so that
     // the command's buffer is allocated once.
     let mut bytes = 64 + names.leases.len() + names.lease.len() + names.seq.len() + names.swept.len();
+    let mut blob = 37 + 8 * nk + 12 * admit.flags.len() + settle.iter().map(|s| 4 + 20 * charges(s)).sum::<usize>();
     let (mut choice_flags, mut soft) = (0, false);
     for choice in &admit.choices {
         let terms: usize = choice.checks.iter().map(|k| k.terms.len()).sum();
-        bytes += 28 + 16 * choice.charges.len() + 24 * choice.checks.len() + 24 * terms;
+        blob += 8 + 8 * (3 + 2 * choice.charges.len() + 3 * choice.checks.len() + 3 * terms);
         bytes += if sticky { choice.label.len() } else { 0 };
         if let Some(flag) = &choice.flag {
             choice_flags += 1;
@@ -159,12 +160,11 @@ pub(super) fn encode(names: &Names, sha: &str, admit: &Admit, settle: &[Settleme
     bytes += admit.sticky.as_ref().map_or(names.seq.len(), |s| names.sticky.len() + s.key.len());
     bytes += counters.list.iter().map(|c| names.counter.len() + c.key().len()).sum::<usize>();
     bytes += admit.flags.iter().map(|f| names.flag.len() + f.name.len()).sum::<usize>();
-    bytes += 37 + 8 * nk + 12 * admit.flags.len() + settle.iter().map(|s| 4 + 20 * charges(s)).sum::<usize>();
-    bytes += 20 * settle.len();
+    bytes += blob + 20 * settle.len();
     let nkeys = 5 + nk + choice_flags + admit.flags.len();
-    let nargs = 1 + admit.choices.len() + settle.len() + if sticky { admit.choices.len() } else { 0 };
+    let nargs = 1 + settle.len() + if sticky { admit.choices.len() } else { 0 };
     let mut cmd = Cmd::with_capacity(3 + nkeys + nargs, bytes);
-    let mut scratch = Vec::with_capacity(256);
+    let mut scratch = Vec::with_capacity(blob.max(256));
 
     cmd.arg("EVALSHA").arg(sha).arg(nkeys);
     for fixed in [&names.leases, &names.lease, &names.seq, &names.swept] {
@@ -197,6 +197,9 @@ pub(super) fn encode(names: &Names, sha: &str, admit: &Admit, settle: &[Settleme
     for c in &counters.list {
         num(&mut scratch, millis(c.ttl()));
     }
+    // Where each choice's record starts, filled in as the records are written.
+    let offsets = scratch.len();
+    scratch.resize(offsets + 4 * admit.choices.len(), 0);
     for (i, flag) in admit.flags.iter().enumerate() {
         int(&mut scratch, first_flag + (choice_flags + i) as u32);
         num(&mut scratch, millis(flag.ttl));
@@ -210,17 +213,18 @@ pub(super) fn encode(names: &Names, sha: &str, admit: &Admit, settle: &[Settleme
             num(&mut scratch, *actual);
         }
     }
-    cmd.write_arg(&scratch);
 
     // One record per choice: its number of values, then the values, all doubles.
     let keys: SmallVec<[f64; 8]> = slots.iter().map(|&s| f64::from(FIRST_COUNTER + s)).collect();
-    for choice in &admit.choices {
+    for (c, choice) in admit.choices.iter().enumerate() {
         let terms: usize = choice.checks.iter().map(|k| k.terms.len()).sum();
         let n = 3 + 2 * choice.charges.len() + 3 * choice.checks.len() + 3 * terms;
-        scratch.clear();
+        let start = scratch.len();
+        // 1-based, as Lua counts.
+        scratch[offsets + 4 * c..offsets + 4 * c + 4].copy_from_slice(&(start as u32 + 1).to_le_bytes());
         int(&mut scratch, n as u32);
-        scratch.resize(4 + 8 * n, 0);
-        let mut out = Doubles { buf: &mut scratch[4..], at: 0 };
+        scratch.resize(start + 4 + 8 * n, 0);
+        let mut out = Doubles { buf: &mut scratch[start + 4..], at: 0 };
         let flag = match choice.flag {
             Some(_) => {
                 next_flag += 1;
@@ -248,8 +252,8 @@ pub(super) fn encode(names: &Names, sha: &str, admit: &Admit, settle: &[Settleme
             }
         }
         debug_assert_eq!(out.at, 8 * n, "a record holds the values it counts");
-        cmd.write_arg(&scratch);
     }
+    cmd.write_arg(&scratch);
 
     for s in settle {
         // Charges that were never reserved have no lease.
@@ -439,14 +443,16 @@ mod tests {
         assert_eq!(&shape.slots[..], &[0, 1, 0]);
         assert_eq!(shape.distinct, 2);
 
-        let header = &args[13];
-        let (fixed, at) = unpack(b"<I4I4I4I4I4ddB", header);
+        let blob = &args[13];
+        let (fixed, at) = unpack(b"<I4I4I4I4I4ddB", blob);
         use V::{B, D, I};
         assert_eq!(fixed, [I(3), I(2), I(2), I(2), I(1), D(2.5), D(60_000.0), B(1)]);
-        let (rest, used) = unpack(b"<dddI4dI4I4ddI4I4ddI4dd", &header[at..]);
-        assert_eq!(at + used, header.len(), "the header has nothing after its values");
+        let (rest, used) = unpack(b"<dddI4I4I4dI4I4ddI4I4ddI4dd", &blob[at..]);
+        let (I(first), I(second)) = (&rest[3], &rest[4]) else { panic!("offsets") };
+        let (first, second) = (*first as usize - 1, *second as usize - 1);
+        assert_eq!(first, at + used, "the records follow the settlements");
         assert_eq!(
-            rest,
+            rest.into_iter().enumerate().filter(|(i, _)| !matches!(i, 3 | 4)).map(|(_, v)| v).collect::<Vec<_>>(),
             [
                 D(86_400_000.0),
                 D(0.0),
@@ -470,7 +476,7 @@ mod tests {
         let bound = |limit: f64| limit * (1.0 + SLACK) + SLACK;
         // Flag key, charges (counter key, amount), checks (bound, soft, terms (counter key, weight,
         // this choice's charge to it)).
-        let first = [
+        let one = [
             9.0,
             2.0,
             6.0,
@@ -491,14 +497,14 @@ mod tests {
             1.0,
             0.0,
         ];
-        assert_eq!(record(&args[14]), first);
-        let second = [0.0, 1.0, 7.0, 1.0 / 3.0, 1.0, f64::NEG_INFINITY, 0.0, 2.0, 7.0, 0.5, 1.0 / 3.0, 6.0, 2.0, 0.0];
-        assert_eq!(record(&args[15]), second);
-        assert_eq!(text(&args[16]), "42");
-        assert_eq!(text(&args[17]), "");
-        assert_eq!(text(&args[18]), "m0");
-        assert_eq!(text(&args[19]), "m1");
-        assert_eq!(args.len(), 20);
+        assert_eq!(record(&blob[first..second]), one);
+        let two = [0.0, 1.0, 7.0, 1.0 / 3.0, 1.0, f64::NEG_INFINITY, 0.0, 2.0, 7.0, 0.5, 1.0 / 3.0, 6.0, 2.0, 0.0];
+        assert_eq!(record(&blob[second..]), two);
+        assert_eq!(text(&args[14]), "42");
+        assert_eq!(text(&args[15]), "");
+        assert_eq!(text(&args[16]), "m0");
+        assert_eq!(text(&args[17]), "m1");
+        assert_eq!(args.len(), 18);
     }
 
     #[test]

@@ -7,7 +7,7 @@
 //!
 //! | key | type | holds |
 //! |---|---|---|
-//! | `{ns}:c:<counter>` | string | a counter's value (decimal, `%.17g`: the double exactly), expiring `ttl` after creation |
+//! | `{ns}:c:<counter>` | string | a counter's value (decimal text that reads back as the exact double), expiring `ttl` after creation |
 //! | `{ns}:s:<sticky>` | string | a sticky entry's label, expiring `ttl` after its last use |
 //! | `{ns}:leases` | sorted set | open lease ids, scored by expiry (ms since the epoch, server clock) |
 //! | `{ns}:lease` | hash | lease id → the lease's reserved charges (a JSON array: counter key, amount as `%.17g`, …) |
@@ -29,9 +29,9 @@
 //! named only in the lease hash, so the script that gives their reservations back touches keys it
 //! was not passed; they share the namespace's hash tag, so they are in the same cluster slot.
 //!
-//! Numbers travel in binary: a header and one record per choice of little-endian doubles, which
-//! the script decodes with `struct.unpack` only for the choices it examines (most admissions take
-//! their first); the reply is one string of doubles.
+//! Numbers travel in binary: one argument of little-endian integers and doubles, whose per-choice
+//! records the script decodes with `struct.unpack` only for the choices it examines (most
+//! admissions take their first); the reply is one string of doubles.
 //!
 //! # Failures
 //!

@@ -9,33 +9,38 @@
 //! expired leases, which only the lease hash names (all keys share the namespace's hash tag, so
 //! they live in one cluster slot).
 //!
-//! `ARGV`: 1 the header, then one record per choice, then one lease id per settlement (decimal; empty
-//! for charges that were never reserved), then, with a sticky entry only, one label per choice.
+//! `ARGV`: 1 the numbers (below), then one lease id per settlement (decimal; empty for charges that
+//! were never reserved), then, with a sticky entry only, one label per choice.
 //!
 //! Numbers are binary, little-endian, read with `struct.unpack`, so that the script decodes only
 //! what it uses (Lua parses decimal text slowly, and most admissions examine only their first
 //! choice). Key references are absolute indices into `KEYS`; amounts and weights are IEEE doubles,
 //! exact.
 //!
-//! - The header, read with fixed formats: `I4` distinct counters, `I4` of which the admission's,
-//!   `I4` choices, `I4` settlements, `I4` flags to set, `d` the lease's life (ms), `d` the sticky
-//!   entry's life (ms; -1 without one), `B` 1 when some check is soft; then one `d` per counter,
-//!   its life in ms (0: for ever); then per flag to set `I4 d`, its key and its life in ms; then
-//!   per settlement `I4` its number of charges and per charge `I4 d d`: the counter, the amount
-//!   reserved and the amount used.
-//! - A choice record: `I4` its number of values, then the values, all doubles (one `unpack` call
-//!   decodes it, only when the choice is examined): its flag key (0: none), its number of charges
-//!   and per charge the counter and the amount, its number of checks and per check the bound
-//!   (`limit·(1 + slack) + slack`), 1 if soft (else 0), its number of terms and per term the
-//!   counter, the weight and what this choice charges to that counter.
+//! `ARGV[1]` holds, read with fixed formats: `I4` distinct counters, `I4` of which the admission's,
+//! `I4` choices, `I4` settlements, `I4` flags to set, `d` the lease's life (ms), `d` the sticky
+//! entry's life (ms; -1 without one), `B` 1 when some check is soft; then one `d` per counter, its
+//! life in ms (0: for ever); then one `I4` per choice, where its record starts; then per flag to
+//! set `I4 d`, its key and its life in ms; then per settlement `I4` its number of charges and per
+//! charge `I4 d d`: the counter, the amount reserved and the amount used; then the choices'
+//! records.
+//!
+//! A choice's record is `I4` its number of values, then the values, all doubles, decoded by one
+//! `unpack` call only when the choice is examined: its flag key (0: none), its number of charges
+//! and per charge the counter and the amount, its number of checks and per check the bound
+//! (`limit·(1 + slack) + slack`), 1 if soft (else 0), its number of terms and per term the counter,
+//! the weight and what this choice charges to that counter.
 //!
 //! # Arithmetic
 //!
-//! Counters hold their double as `%.17g` text (17 significant digits read back exactly): the script
-//! reads each counter once (`MGET`), adds in doubles as [`MemoryStore`](crate::state::MemoryStore)
-//! does, and writes each changed counter once at the end (`SET … KEEPTTL`, or `PX` with its life
-//! when it did not exist). A lease keeps its reserved amounts as `%.17g` texts, so that giving
-//! them back subtracts exactly what was added.
+//! Counters hold their double as text that reads back exactly: the script reads each counter once
+//! (`MGET`), adds in doubles as [`MemoryStore`](crate::state::MemoryStore) does, and writes each
+//! changed counter once at the end (`SET … KEEPTTL`, or `PX` with its life when it did not exist).
+//! The new value is passed to `redis.call` as a Lua number, which Redis turns into text itself,
+//! exactly (`%.17g` in 7.0; later versions write the shortest text that reads back exactly), at
+//! less cost than `string.format` in Lua. A lease keeps its reserved amounts as `%.17g` texts (in
+//! JSON, where Lua numbers would keep 14 digits), so that giving them back subtracts exactly what
+//! was added.
 //!
 //! # Reply
 //!
@@ -67,7 +72,7 @@ if #expired > 0 then
         local v = call('GET', charges[j])
         if v then
           local x = (tonumber(v) or error('counter is not a number')) - tonumber(charges[j + 1])
-          call('SET', charges[j], format('%.17g', x), 'KEEPTTL')
+          call('SET', charges[j], x, 'KEEPTTL')
         end
       end
       call('HDEL', lease, id)
@@ -83,7 +88,8 @@ end
 local h = ARGV[1]
 local nk, nu, c, m, nflags, lease_ttl, sticky_ttl, soft, p = unpack_('<I4I4I4I4I4ddB', h)
 local ttls = p
-p = p + 8 * nk
+local offsets = ttls + 8 * nk
+p = offsets + 4 * c
 
 -- Flags: set, or kept when their remaining life is longer.
 for _ = 1, nflags do
@@ -129,7 +135,7 @@ end
 -- actual once it has expired or when it was never reserved, nothing when it was settled before
 -- (a settlement sent again after a reply was lost) or swept more than a day ago.
 for s = 1, m do
-  local id = ARGV[1 + c + s]
+  local id = ARGV[1 + s]
   local live, apply = false, true
   if id ~= '' then
     live = call('HDEL', lease, id) == 1
@@ -160,8 +166,8 @@ local records = {}
 local function record(i)
   local r = records[i]
   if not r then
-    local b = ARGV[1 + i]
-    r = { unpack_('<' .. string.rep('d', unpack_('<I4', b)), b, 5) }
+    local n, q = unpack_('<I4', h, unpack_('<I4', h, offsets + 4 * (i - 1)))
+    r = { unpack_('<' .. string.rep('d', n), h, q) }
     records[i] = r
   end
   return r
@@ -205,7 +211,7 @@ local function usable(i, strict)
 end
 
 -- The sticky entry's choice first (the first one with its label), then the others in order.
-local labels = 1 + c + m
+local labels = 1 + m
 local preferred = nil
 if label then
   for i = 1, c do
@@ -254,7 +260,7 @@ if taken then
 end
 
 for _, k in ipairs(changed) do
-  local v = format('%.17g', vals[k])
+  local v = vals[k]
   if not fresh[k] then
     call('SET', KEYS[k], v, 'KEEPTTL')
   else
