@@ -289,6 +289,7 @@ impl Rng {
     }
 }
 
+/// Both stores add in doubles, in the same order: their values are equal, not just close.
 #[tokio::test]
 async fn same_sequence_same_choices_and_values_as_memory_store() {
     let redis = redis_or_skip!(Redis::shared());
@@ -361,7 +362,7 @@ async fn same_sequence_same_choices_and_values_as_memory_store() {
         }
         hits += usize::from(m.sticky_hit);
         for (x, y) in m.values.iter().zip(&r.values) {
-            assert!(close(*x, *y), "step {step}: memory {x}, redis {y}");
+            assert_eq!(x, y, "step {step}: memory {x}, redis {y}");
         }
         if let (Some(ml), Some(rl)) = (m.lease, r.lease) {
             assert_eq!(ml.charges, rl.charges);
@@ -369,7 +370,7 @@ async fn same_sequence_same_choices_and_values_as_memory_store() {
         }
         let (mv, rv) = (memory.read(&counters).await.unwrap(), store.read(&counters).await.unwrap());
         for (x, y) in mv.iter().zip(&rv) {
-            assert!(close(*x, *y), "step {step}: memory {x}, redis {y}");
+            assert_eq!(x, y, "step {step}: memory {x}, redis {y}");
         }
     }
     assert!(taken > 30 && refused > 30 && hits > 5, "the sequence exercises every outcome: {taken} {refused} {hits}");
@@ -496,4 +497,137 @@ async fn an_admission_without_choices_adds_and_reads_thousands_of_counters() {
     }
     let memory = MemoryStore::new();
     assert_eq!(memory.admit(&admit).await.unwrap().values, admitted.values);
+}
+
+/// A raw connection to the server, for what the store API does not reach (its keys, the script
+/// cache).
+async fn raw(redis: &Redis) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(redis.url()).unwrap().get_multiplexed_async_connection().await.unwrap()
+}
+
+#[tokio::test]
+async fn amounts_round_trip_exactly_through_reserve_settle_sweep_and_read() {
+    let redis = redis_or_skip!(Redis::shared());
+    for (n, x) in [0.1, 1.0 / 3.0, 1e-300, 1e300, 0.1 + 0.2, 123_456.789_012_345_68].into_iter().enumerate() {
+        let store = store(&redis, &format!("exact_{n}")).await;
+        let mut a = admit(f64::INFINITY, &[x]);
+        let first = store.admit(&a).await.unwrap();
+        assert_eq!(first.values, [x], "{x:e}");
+        assert_eq!(store.read(&a.counters).await.unwrap(), [x], "{x:e}");
+        // Settled at what was reserved: nothing changes.
+        let lease = first.lease.unwrap();
+        store.settle(&[Settlement { lease, actual: smallvec![x] }]).await.unwrap();
+        assert_eq!(store.read(&a.counters).await.unwrap(), [x], "{x:e}");
+        // A second reservation, released: back to exactly x.
+        let second = store.admit(&a).await.unwrap();
+        assert_eq!(second.values, [x + x], "{x:e}");
+        store.settle(&[Settlement::release(second.lease.unwrap())]).await.unwrap();
+        assert_eq!(store.read(&a.counters).await.unwrap(), [x], "{x:e}");
+        // A reservation that expires is given back exactly by the sweep; its late settlement adds
+        // the actual amount.
+        a.lease_ttl = Duration::from_millis(1);
+        let third = store.admit(&a).await.unwrap().lease.unwrap();
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        let sweep = store.admit(&Admit { counters: a.counters.clone(), ..Admit::default() }).await.unwrap();
+        assert_eq!(sweep.values, [x], "{x:e}");
+        store.settle(&[Settlement { lease: third, actual: smallvec![x / 4.0] }]).await.unwrap();
+        assert_eq!(store.read(&a.counters).await.unwrap(), [x + x / 4.0], "{x:e}");
+    }
+}
+
+#[tokio::test]
+async fn a_settlement_of_a_lease_swept_more_than_a_day_ago_adds_nothing() {
+    let redis = redis_or_skip!(Redis::shared());
+    let ns = redis.namespace("swept_day");
+    let config = RedisConfig::new().with_namespace(ns.clone()).with_response_timeout(Duration::from_secs(2));
+    let store = RedisStore::connect(redis.url(), config).await.unwrap();
+    let mut a = admit(10.0, &[1.0]);
+    a.lease_ttl = Duration::from_millis(1);
+    let (old, recent) = (store.admit(&a).await.unwrap().lease.unwrap(), store.admit(&a).await.unwrap().lease.unwrap());
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    // Both are swept; then one of them is made to look swept a day and a minute ago.
+    assert_eq!(store.admit(&Admit { counters: a.counters.clone(), ..Admit::default() }).await.unwrap().values, [0.0]);
+    let mut con = raw(&redis).await;
+    let swept = format!("{{{ns}}}:leases:swept");
+    let score: f64 = redis::cmd("ZSCORE").arg(&swept).arg(old.id).query_async(&mut con).await.unwrap();
+    let () = redis::cmd("ZADD").arg(&swept).arg(score - 86_460_000.0).arg(old.id).query_async(&mut con).await.unwrap();
+    store.settle(&[Settlement { lease: old, actual: smallvec![0.5] }]).await.unwrap();
+    assert_eq!(store.read(&a.counters).await.unwrap(), [0.0], "forgotten after a day: nothing is added");
+    store.settle(&[Settlement { lease: recent.clone(), actual: smallvec![0.25] }]).await.unwrap();
+    assert_eq!(store.read(&a.counters).await.unwrap(), [0.25]);
+    store.settle(&[Settlement { lease: recent, actual: smallvec![0.25] }]).await.unwrap();
+    assert_eq!(store.read(&a.counters).await.unwrap(), [0.25], "once");
+    let left: i64 = redis::cmd("ZCARD").arg(&swept).query_async(&mut con).await.unwrap();
+    assert_eq!(left, 0, "settled ids leave the set of swept leases");
+}
+
+#[tokio::test]
+async fn a_lease_written_in_the_earlier_text_format_is_swept() {
+    // Leases kept their layout (a JSON array of counter keys and decimal amounts): a lease written
+    // by an earlier version of the script is given back by this one.
+    let redis = redis_or_skip!(Redis::shared());
+    let ns = redis.namespace("old_lease");
+    let config = RedisConfig::new().with_namespace(ns.clone()).with_response_timeout(Duration::from_secs(2));
+    let store = RedisStore::connect(redis.url(), config).await.unwrap();
+    let a = admit(10.0, &[1.5]);
+    store.admit(&a).await.unwrap();
+    let mut con = raw(&redis).await;
+    let record = format!("[\"{{{ns}}}:c:budget:global:day:1\",\"0.5\"]");
+    let () =
+        redis::cmd("HSET").arg(format!("{{{ns}}}:lease")).arg("999").arg(record).query_async(&mut con).await.unwrap();
+    let () = redis::cmd("ZADD").arg(format!("{{{ns}}}:leases")).arg(1).arg("999").query_async(&mut con).await.unwrap();
+    let after = store.admit(&Admit { counters: a.counters.clone(), ..Admit::default() }).await.unwrap();
+    assert_eq!(after.values, [1.0]);
+}
+
+#[tokio::test]
+async fn counters_listed_twice_are_one_counter() {
+    let redis = redis_or_skip!(Redis::shared());
+    let store = store(&redis, "twice").await;
+    let memory = MemoryStore::new();
+    let day = Duration::from_secs(3600);
+    let mut a = admit(2.0, &[0.75]);
+    a.counters.push(Counter::new("budget:global:day:1", day));
+    a.choices[0].charges.push((1, 0.5));
+    a.choices[0].checks.push(Check { terms: smallvec![(1, 1.0)], limit: 2.0, soft: false });
+    // Each admission adds 0.75 + 0.5 to the one counter: the third would exceed 2 on index 0.
+    for expected in [Some(0), Some(0), None] {
+        let (m, r) = (memory.admit(&a).await.unwrap(), store.admit(&a).await.unwrap());
+        assert_eq!((m.choice, r.choice), (expected, expected));
+        assert_eq!(memory.read(&a.counters).await.unwrap(), store.read(&a.counters).await.unwrap());
+    }
+    assert_eq!(store.read(&a.counters).await.unwrap(), [2.5, 2.5]);
+}
+
+#[tokio::test]
+async fn the_script_is_loaded_again_when_the_server_lost_it() {
+    // A server of its own: flushing the script cache must not disturb other tests.
+    let redis = redis_or_skip!(Redis::owned());
+    let store = store(&redis, "noscript").await;
+    let a = admit(10.0, &[1.0]);
+    assert_eq!(store.admit(&a).await.unwrap().choice, Some(0));
+    let mut con = raw(&redis).await;
+    let () = redis::cmd("SCRIPT").arg("FLUSH").query_async(&mut con).await.unwrap();
+    let again = store.admit(&a).await.unwrap();
+    assert_eq!((again.choice, again.values), (Some(0), vec![2.0]));
+}
+
+#[tokio::test]
+async fn a_counter_that_is_not_a_number_is_an_error_not_a_panic() {
+    let redis = redis_or_skip!(Redis::shared());
+    let ns = redis.namespace("nan");
+    let config = RedisConfig::new().with_namespace(ns.clone()).with_response_timeout(Duration::from_secs(2));
+    let store = RedisStore::connect(redis.url(), config).await.unwrap();
+    let mut con = raw(&redis).await;
+    let () =
+        redis::cmd("SET").arg(format!("{{{ns}}}:c:budget:global:day:1")).arg("x").query_async(&mut con).await.unwrap();
+    let a = admit(10.0, &[1.0]);
+    assert_eq!(store.admit(&a).await.unwrap_err().kind(), ErrorKind::Store);
+    assert_eq!(store.read(&a.counters).await.unwrap_err().kind(), ErrorKind::Store);
+    // A sum that is no longer finite is refused as `INCRBYFLOAT` refused it.
+    let big = admit(f64::INFINITY, &[f64::MAX]);
+    let store = self::store(&redis, "overflow").await;
+    store.admit(&big).await.unwrap();
+    assert_eq!(store.admit(&big).await.unwrap_err().kind(), ErrorKind::Store);
+    assert_eq!(store.read(&big.counters).await.unwrap(), [f64::MAX]);
 }
