@@ -502,7 +502,7 @@ impl Bandit {
     }
 
     /// The counter of `field` of cell (`bucket`, `model`): `S`, `F` and `P` per window bucket
-    /// `slot`, the count for ever.
+    /// `slot`, the count until no sync has listed it for [`KEPT_UNUSED`](super::shared::KEPT_UNUSED).
     fn counter(&self, st: &State, cell: usize, field: usize, slot: Option<&Slot>) -> Counter {
         let (bucket, model) = (cell / st.models, cell % st.models);
         let id = &st.catalog.model(model).id;
@@ -511,7 +511,7 @@ impl Bandit {
             Some(slot) => {
                 Counter::new(format!("bandit:{name}:{}:{bucket}:{id}:{}", slot.bucket, SHARED_NAMES[field]), slot.ttl)
             }
-            None => Counter::new(format!("bandit:{name}:n:{bucket}:{id}"), Duration::ZERO),
+            None => Counter::idle(format!("bandit:{name}:n:{bucket}:{id}"), super::shared::KEPT_UNUSED),
         }
     }
 

@@ -39,6 +39,10 @@ const FIELD_NAMES: [&str; GROUP_FIELDS] = [
 ];
 const ROUTED: usize = 0;
 
+/// How long shared sums outlive their last sync: an experiment or bandit that no replica runs any
+/// more leaves nothing in the store after that.
+pub(crate) const KEPT_UNUSED: Duration = Duration::from_secs(30 * 86_400);
+
 /// A policy's learned state that replicas can share through the router's state store: an
 /// [`Experiment`](super::Experiment)'s statistics or a [`Bandit`]'s evidence. Policies list theirs
 /// with [`Policy::learning`](crate::Policy::learning); the router syncs them.
@@ -156,7 +160,8 @@ impl Learning {
 }
 
 /// The counter of sum `i` of an experiment's pending layout: `exp:{experiment}:{arm}:{field}`, and
-/// the unkeyed and killed counts after the groups. Experiment statistics never expire.
+/// the unkeyed and killed counts after the groups. They expire [`KEPT_UNUSED`] after the last sync
+/// that listed them.
 fn experiment_counter(e: &ExperimentHandle, i: usize) -> Counter {
     let sh = &*e.shared;
     let groups = sh.arms.len() + 1;
@@ -169,7 +174,7 @@ fn experiment_counter(e: &ExperimentHandle, i: usize) -> Counter {
     } else {
         format!("exp:{}:killed", sh.name)
     };
-    Counter::new(key, Duration::ZERO)
+    Counter::idle(key, KEPT_UNUSED)
 }
 
 /// Adds an outcome to an experiment's pending sums.

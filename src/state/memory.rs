@@ -97,6 +97,7 @@ impl MemoryStore {
             *entry = (*entry).max(until);
         }
         let mut values: Vec<f64> = admit.counters.iter().map(|c| state.value(c, now)).collect();
+        state.touch(&admit.counters, now);
         let sticky = admit.sticky.as_ref().and_then(|s| state.sticky.get(&s.key)).filter(|(_, exp)| *exp > now);
         let sticky_label = sticky.map(|(label, _)| label.clone());
         let mut blocked = Vec::new();
@@ -244,13 +245,27 @@ impl State {
         }
     }
 
+    /// Starts the time to live of the idle-expiring `counters` again: an admission lists them.
+    fn touch(&mut self, counters: &[Counter], now: Instant) {
+        for c in counters.iter().filter(|c| c.expires_idle() && !c.ttl().is_zero()) {
+            if let Some(e) = self.counters.get_mut(c).filter(|e| e.expires.is_some_and(|t| t > now)) {
+                e.expires = Some(now + c.ttl());
+            }
+        }
+    }
+
     fn add(&mut self, counter: &Counter, amount: f64, now: Instant) {
         let expires = || (!counter.ttl().is_zero()).then(|| now + counter.ttl());
         match self.counters.get_mut(counter) {
             Some(entry) if entry.expires.is_some_and(|t| t <= now) => {
                 *entry = Entry { value: amount, expires: expires() };
             }
-            Some(entry) => entry.value += amount,
+            Some(entry) => {
+                entry.value += amount;
+                if counter.expires_idle() {
+                    entry.expires = expires();
+                }
+            }
             None => {
                 self.counters.insert(counter.clone(), Entry { value: amount, expires: expires() });
             }
@@ -494,5 +509,27 @@ mod tests {
         let mut a = admit(1.0, &[f64::NAN]);
         a.choices[0].charges[0].1 = f64::NAN;
         assert!(store.admit_now(&a).is_err());
+    }
+
+    #[test]
+    fn idle_counters_live_while_admissions_list_them() {
+        let ttl = Duration::from_millis(120);
+        let store = MemoryStore::new();
+        let (idle, fixed) = (Counter::idle("exp:a", ttl), Counter::new("exp:b", ttl));
+        let add = Settlement::unreserved([(idle.clone(), 1.0), (fixed.clone(), 1.0)]);
+        store.settle_sync(&[add]);
+        // Listed (read) by admissions more often than `ttl`: the idle counter outlives its ttl.
+        let listing = Admit { counters: vec![idle.clone(), fixed.clone()], ..Admit::default() };
+        let started = Instant::now();
+        while started.elapsed() < ttl * 2 {
+            store.admit_now(&listing).unwrap();
+            std::thread::sleep(ttl / 6);
+        }
+        assert_eq!(store.read_now(&[idle.clone(), fixed.clone()]), vec![1.0, 0.0]);
+        // A change starts its time again too; then, left alone, it expires.
+        store.settle_sync(&[Settlement::unreserved([(idle.clone(), 1.0)])]);
+        assert_eq!(store.read_now(std::slice::from_ref(&idle)), vec![2.0]);
+        std::thread::sleep(ttl + ttl / 2);
+        assert_eq!(store.read_now(&[idle]), vec![0.0]);
     }
 }

@@ -39,7 +39,8 @@ pub(crate) use self::memory::{Bound, One};
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use self::redis::{RedisConfig, RedisStore};
 
-/// A counter: a key (with its window's bucket in it) and how long it lives after it was created.
+/// A counter: a key (with its window's bucket in it) and how long it lives: from its creation (a
+/// window's bucket, [`Counter::new`]), or from its last change ([`Counter::idle`]).
 ///
 /// Keys are built by the router from static parts and the tenant or caller key, never from prompt
 /// text. Counters are equal when their keys are; the key's hash is computed once, when the counter
@@ -50,6 +51,8 @@ pub struct Counter(Arc<CounterKey>);
 struct CounterKey {
     hash: u64,
     ttl: Duration,
+    /// The time to live starts again at every change.
+    idle: bool,
     key: Box<str>,
 }
 
@@ -70,10 +73,20 @@ impl std::hash::Hash for Counter {
 impl Counter {
     /// A counter named `key` that expires `ttl` after its creation (`Duration::ZERO`: never).
     pub fn new(key: impl Into<Box<str>>, ttl: Duration) -> Self {
-        let key = key.into();
+        Self::make(key.into(), ttl, false)
+    }
+
+    /// A counter named `key` that expires once it has gone `ttl` without being changed or listed
+    /// in an [`Admit`] (`Duration::ZERO`: never): state that lives as long as it is in use, such as
+    /// an experiment's statistics, which every sync lists together.
+    pub fn idle(key: impl Into<Box<str>>, ttl: Duration) -> Self {
+        Self::make(key.into(), ttl, true)
+    }
+
+    fn make(key: Box<str>, ttl: Duration, idle: bool) -> Self {
         let mut h = Fnv(FNV_OFFSET);
         std::hash::Hasher::write(&mut h, key.as_bytes());
-        Self(Arc::new(CounterKey { hash: h.0, ttl, key }))
+        Self(Arc::new(CounterKey { hash: h.0, ttl, idle, key }))
     }
 
     /// The key, without the store's namespace.
@@ -81,9 +94,15 @@ impl Counter {
         &self.0.key
     }
 
-    /// How long the counter lives after it is created; zero for ever.
+    /// How long the counter lives after it is created, or after its last change when
+    /// [`expires_idle`](Self::expires_idle); zero for ever.
     pub fn ttl(&self) -> Duration {
         self.0.ttl
+    }
+
+    /// Whether the time to live starts again at every change ([`Counter::idle`]).
+    pub fn expires_idle(&self) -> bool {
+        self.0.idle
     }
 }
 
