@@ -205,6 +205,33 @@ async fn counters_expire_ttl_after_creation() {
 }
 
 #[tokio::test]
+async fn idle_counters_live_while_admissions_list_or_change_them() {
+    let redis = redis_or_skip!(Redis::shared());
+    let store = store(&redis, "idle").await;
+    let ttl = Duration::from_millis(300);
+    let (idle, fixed) = (Counter::idle("exp:e:a:routed", ttl), Counter::new("exp:e:b:routed", ttl));
+    store.settle(&[Settlement::unreserved([(idle.clone(), 1.0), (fixed.clone(), 1.0)])]).await.unwrap();
+    // Listed by admissions (as every sync of shared learning lists its counters) more often than
+    // `ttl`: the idle counter outlives its ttl, the other does not.
+    let listing = Admit { counters: vec![idle.clone(), fixed.clone()], ..Admit::default() };
+    let started = Instant::now();
+    while started.elapsed() < ttl * 2 {
+        store.admit(&listing).await.unwrap();
+        tokio::time::sleep(ttl / 6).await;
+    }
+    assert_eq!(store.read(&[idle.clone(), fixed.clone()]).await.unwrap(), vec![1.0, 0.0]);
+    // A change starts its time again as well; left alone, it expires.
+    let started = Instant::now();
+    while started.elapsed() < ttl * 2 {
+        store.settle(&[Settlement::unreserved([(idle.clone(), 1.0)])]).await.unwrap();
+        tokio::time::sleep(ttl / 6).await;
+    }
+    assert!(store.read(std::slice::from_ref(&idle)).await.unwrap()[0] > 2.0);
+    tokio::time::sleep(ttl + ttl / 2).await;
+    assert_eq!(store.read(&[idle]).await.unwrap(), vec![0.0]);
+}
+
+#[tokio::test]
 async fn sticky_choice_goes_first_while_it_fits() {
     let redis = redis_or_skip!(Redis::shared());
     let store = store(&redis, "sticky").await;

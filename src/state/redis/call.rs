@@ -145,7 +145,7 @@ pub(super) fn encode(names: &Names, sha: &str, admit: &Admit, settle: &[Settleme
     // One pass over the choices for what the keys and the header need and for the sizes, so that
     // the command's buffer is allocated once.
     let mut bytes = 64 + names.leases.len() + names.lease.len() + names.seq.len() + names.swept.len();
-    let mut blob = 37 + 8 * nk + 12 * admit.flags.len() + settle.iter().map(|s| 4 + 20 * charges(s)).sum::<usize>();
+    let mut blob = 38 + 8 * nk + 12 * admit.flags.len() + settle.iter().map(|s| 4 + 20 * charges(s)).sum::<usize>();
     let (mut choice_flags, mut soft) = (0, false);
     for choice in &admit.choices {
         let terms: usize = choice.checks.iter().map(|k| k.terms.len()).sum();
@@ -194,8 +194,11 @@ pub(super) fn encode(names: &Names, sha: &str, admit: &Admit, settle: &[Settleme
     num(&mut scratch, admit.lease_ttl.as_secs_f64() * 1000.0);
     num(&mut scratch, admit.sticky.as_ref().map_or(-1.0, |s| millis(s.ttl)));
     scratch.push(u8::from(soft));
+    // Idle-expiring counters: their life negative, and a mark when the admission lists one.
+    let idle = |c: &Counter| c.expires_idle() && !c.ttl().is_zero();
+    scratch.push(u8::from(counters.list[..distinct].iter().any(|c| idle(c))));
     for c in &counters.list {
-        num(&mut scratch, millis(c.ttl()));
+        num(&mut scratch, if idle(c) { -millis(c.ttl()) } else { millis(c.ttl()) });
     }
     // Where each choice's record starts, filled in as the records are written.
     let offsets = scratch.len();
@@ -380,7 +383,8 @@ mod tests {
     #[test]
     fn the_encoding_decodes_to_what_was_written() {
         let day = Duration::from_secs(86_400);
-        let (global, tenant) = (Counter::new("budget:g", day), Counter::new("budget:t", Duration::ZERO));
+        // An idle-expiring counter is written with its life negative.
+        let (global, tenant) = (Counter::idle("budget:g", day), Counter::new("budget:t", Duration::ZERO));
         let other = Counter::new("budget:old", Duration::from_millis(1500));
         let check = |i: u32, limit: f64, soft: bool| Check { terms: smallvec![(i, 1.0)], limit, soft };
         let admit = Admit {
@@ -444,9 +448,9 @@ mod tests {
         assert_eq!(shape.distinct, 2);
 
         let blob = &args[13];
-        let (fixed, at) = unpack(b"<I4I4I4I4I4ddB", blob);
+        let (fixed, at) = unpack(b"<I4I4I4I4I4ddBB", blob);
         use V::{B, D, I};
-        assert_eq!(fixed, [I(3), I(2), I(2), I(2), I(1), D(2.5), D(60_000.0), B(1)]);
+        assert_eq!(fixed, [I(3), I(2), I(2), I(2), I(1), D(2.5), D(60_000.0), B(1), B(1)]);
         let (rest, used) = unpack(b"<dddI4I4I4dI4I4ddI4I4ddI4dd", &blob[at..]);
         let (I(first), I(second)) = (&rest[3], &rest[4]) else { panic!("offsets") };
         let (first, second) = (*first as usize - 1, *second as usize - 1);
@@ -454,7 +458,7 @@ mod tests {
         assert_eq!(
             rest.into_iter().enumerate().filter(|(i, _)| !matches!(i, 3 | 4)).map(|(_, v)| v).collect::<Vec<_>>(),
             [
-                D(86_400_000.0),
+                D(-86_400_000.0),
                 D(0.0),
                 D(1500.0),
                 I(10),

@@ -19,8 +19,9 @@
 //!
 //! `ARGV[1]` holds, read with fixed formats: `I4` distinct counters, `I4` of which the admission's,
 //! `I4` choices, `I4` settlements, `I4` flags to set, `d` the lease's life (ms), `d` the sticky
-//! entry's life (ms; -1 without one), `B` 1 when some check is soft; then one `d` per counter, its
-//! life in ms (0: for ever); then one `I4` per choice, where its record starts; then per flag to
+//! entry's life (ms; -1 without one), `B` 1 when some check is soft, `B` 1 when the admission lists
+//! an idle-expiring counter; then one `d` per counter, its life in ms (0: for ever; negative: from
+//! its last change or listing, [`Counter::idle`](crate::state::Counter::idle)); then one `I4` per choice, where its record starts; then per flag to
 //! set `I4 d`, its key and its life in ms; then per settlement `I4` its number of charges and per
 //! charge `I4 d d`: the counter, the amount reserved and the amount used; then the choices'
 //! records.
@@ -35,7 +36,8 @@
 //!
 //! Counters hold their double as text that reads back exactly: the script reads each counter once
 //! (`MGET`), adds in doubles as [`MemoryStore`](crate::state::MemoryStore) does, and writes each
-//! changed counter once at the end (`SET … KEEPTTL`, or `PX` with its life when it did not exist).
+//! changed counter once at the end (`SET … KEEPTTL`, or `PX` with its life when it did not exist or
+//! expires idle).
 //! The new value is passed to `redis.call` as a Lua number, which Redis turns into text itself,
 //! exactly (`%.17g` in 7.0; later versions write the shortest text that reads back exactly), at
 //! less cost than `string.format` in Lua. A lease keeps its reserved amounts as `%.17g` texts (in
@@ -86,7 +88,7 @@ if #expired > 0 then
 end
 
 local h = ARGV[1]
-local nk, nu, c, m, nflags, lease_ttl, sticky_ttl, soft, p = unpack_('<I4I4I4I4I4ddB', h)
+local nk, nu, c, m, nflags, lease_ttl, sticky_ttl, soft, idle, p = unpack_('<I4I4I4I4I4ddBB', h)
 local ttls = p
 local offsets = ttls + 8 * nk
 p = offsets + 4 * c
@@ -261,14 +263,23 @@ end
 
 for _, k in ipairs(changed) do
   local v = vals[k]
-  if not fresh[k] then
+  local ttl = unpack_('<d', h, ttls + 8 * (k - 6))
+  if ttl < 0 then
+    call('SET', KEYS[k], v, 'PX', -ttl)
+  elseif not fresh[k] then
     call('SET', KEYS[k], v, 'KEEPTTL')
+  elseif ttl > 0 then
+    call('SET', KEYS[k], v, 'PX', ttl)
   else
-    local ttl = unpack_('<d', h, ttls + 8 * (k - 6))
-    if ttl > 0 then
-      call('SET', KEYS[k], v, 'PX', ttl)
-    else
-      call('SET', KEYS[k], v)
+    call('SET', KEYS[k], v)
+  end
+end
+-- Idle-expiring counters the admission lists live on, changed or not.
+if idle == 1 then
+  for k = 6, 5 + nu do
+    if not dirty[k] and not fresh[k] then
+      local ttl = unpack_('<d', h, ttls + 8 * (k - 6))
+      if ttl < 0 then call('PEXPIRE', KEYS[k], -ttl) end
     end
   end
 end
