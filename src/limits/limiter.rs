@@ -55,7 +55,7 @@ enum Origin {
 /// dropped.
 pub(crate) struct Ticket {
     limiter: Arc<Limiter>,
-    lease: Option<Lease>,
+    held: Option<Held>,
     roles: SmallVec<[Role; 4]>,
     /// Reserved in the local fallback store rather than the shared one.
     local: bool,
@@ -65,11 +65,19 @@ pub(crate) struct Ticket {
     pub(crate) requests: u32,
 }
 
+/// What a ticket holds: a lease from an admission, or the id of a reservation that an in-process
+/// store keeps the charges of ([`MemoryStore::reserve`]).
+#[derive(Debug)]
+enum Held {
+    Lease(Lease),
+    Reserved(u64),
+}
+
 impl Ticket {
     /// Reconciles the reservation with what the attempts on this model used.
     pub(crate) fn settle(mut self) {
-        let Some(lease) = self.lease.take() else { return };
-        let actual = self
+        let Some(held) = self.held.take() else { return };
+        let actual: SmallVec<[f64; 4]> = self
             .roles
             .iter()
             .map(|r| match r {
@@ -78,22 +86,30 @@ impl Ticket {
                 Role::Tokens => self.tokens as f64,
             })
             .collect();
-        self.limiter.settle(Settlement { lease, actual }, self.local);
+        match held {
+            Held::Lease(lease) => self.limiter.settle(Settlement { lease, actual }, self.local),
+            Held::Reserved(id) => self.limiter.settle_reserved(id, &actual),
+        }
     }
 }
 
 impl Drop for Ticket {
     fn drop(&mut self) {
         // Not settled: the request was cancelled or ended without a word. Give it all back.
-        if let Some(lease) = self.lease.take() {
-            self.limiter.settle(Settlement::release(lease), self.local);
+        match self.held.take() {
+            Some(Held::Lease(lease)) => self.limiter.settle(Settlement::release(lease), self.local),
+            Some(Held::Reserved(id)) => {
+                let nothing: SmallVec<[f64; 4]> = self.roles.iter().map(|_| 0.0).collect();
+                self.limiter.settle_reserved(id, &nothing);
+            }
+            None => {}
         }
     }
 }
 
 impl fmt::Debug for Ticket {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Ticket").field("lease", &self.lease).field("local", &self.local).finish_non_exhaustive()
+        f.debug_struct("Ticket").field("held", &self.held).field("local", &self.local).finish_non_exhaustive()
     }
 }
 
@@ -610,9 +626,16 @@ impl Limiter {
         // `now`, the caller's clock reading, serves the windows and the store.
         let (one, roles) = self.one(request, catalog, first, circuits && self.config.share_circuits, self.wall_ms(now));
         let until = deadline.max(now).checked_add(self.config.lease_grace).unwrap_or(deadline);
-        let lease = store.reserve(one, now, until)?;
-        let ticket =
-            Ticket { limiter: self.clone(), lease: Some(lease), roles, local: false, usd: 0.0, tokens: 0, requests: 0 };
+        let id = store.reserve(one, now, until)?;
+        let ticket = Ticket {
+            limiter: self.clone(),
+            held: Some(Held::Reserved(id)),
+            roles,
+            local: false,
+            usd: 0.0,
+            tokens: 0,
+            requests: 0,
+        };
         Some(Admission { position: 0, ticket, sticky: false, blocked: SmallVec::new() })
     }
 
@@ -778,8 +801,8 @@ impl Limiter {
             blocked.iter().filter_map(|&(i, d)| Some((models.get(i)?.model, d))).collect();
         if let (Some(i), Some(lease)) = (choice, lease) {
             let roles = built.meta[i].roles.clone();
-            let ticket =
-                Ticket { limiter: self.clone(), lease: Some(lease), roles, local, usd: 0.0, tokens: 0, requests: 0 };
+            let held = Some(Held::Lease(lease));
+            let ticket = Ticket { limiter: self.clone(), held, roles, local, usd: 0.0, tokens: 0, requests: 0 };
             return Ok(Admission { position: i, ticket, sticky: sticky_hit, blocked });
         }
         // Nothing fits: say why for each model.
@@ -848,6 +871,14 @@ impl Limiter {
             ErrorKind::BudgetExceeded => error.with_retry_after(budget_retry),
             _ => error,
         })
+    }
+
+    /// Settles a reservation made through [`admit_first`](Self::admit_first), which only an
+    /// in-process store makes.
+    fn settle_reserved(&self, id: u64, actual: &[f64]) {
+        if let Some(store) = self.store.in_process() {
+            store.settle_reserved(id, actual);
+        }
     }
 
     /// Settles a reservation: at once for the local store or a store that can, otherwise with the

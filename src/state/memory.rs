@@ -32,7 +32,7 @@ struct State {
     leases: HashMap<u64, (Lease, Instant), FastHash>,
     /// Leases that expired unsettled, by when, kept for a day: their late settlement adds the whole
     /// actual amount, once.
-    swept: HashMap<u64, Instant, FastHash>,
+    swept: HashMap<u64, (Instant, Charges), FastHash>,
     sticky: HashMap<Arc<str>, (Arc<str>, Instant), FastHash>,
     /// Flags, until when they are set.
     flags: HashMap<Arc<str>, Instant, FastHash>,
@@ -41,6 +41,9 @@ struct State {
     /// The latest clock reading of an admission.
     recent: Option<Instant>,
 }
+
+/// A lease's reserved charges.
+type Charges = SmallVec<[(Counter, f64); 4]>;
 
 /// One choice for [`MemoryStore::reserve`].
 #[derive(Default)]
@@ -148,7 +151,7 @@ impl MemoryStore {
     /// says why).
     ///
     /// `now` is the caller's clock reading and `lease_until` when the lease expires.
-    pub(crate) fn reserve(&self, one: One, now: Instant, lease_until: Instant) -> Option<Lease> {
+    pub(crate) fn reserve(&self, one: One, now: Instant, lease_until: Instant) -> Option<u64> {
         let mut state = self.lock();
         state.recent = state.recent.max(Some(now));
         state.sweep(now);
@@ -173,9 +176,32 @@ impl MemoryStore {
             state.add(counter, *amount, now);
         }
         state.next_lease += 1;
-        let lease = Lease { id: state.next_lease, charges: one.charges };
-        state.leases.insert(lease.id, (lease.clone(), lease_until));
-        Some(lease)
+        let id = state.next_lease;
+        // The store keeps the charges; the caller settles by id.
+        state.leases.insert(id, (Lease { id, charges: one.charges }, lease_until));
+        Some(id)
+    }
+
+    /// Settles a lease that [`reserve`](Self::reserve) made, by its id, with what was used per
+    /// charge (in the order of the reserved choice's charges), at the time of the store's latest
+    /// admission as [`settle_recent`](Self::settle_recent) does.
+    pub(crate) fn settle_reserved(&self, id: u64, actual: &[f64]) {
+        let mut state = self.lock();
+        let now = state.recent.unwrap_or_else(Instant::now);
+        let state = &mut *state;
+        let (charges, live) = match state.leases.remove(&id) {
+            Some((lease, _)) => (lease.charges, true),
+            None => match state.swept.remove(&id) {
+                Some((_, charges)) => (charges, false),
+                None => return,
+            },
+        };
+        for ((counter, reserved), actual) in charges.iter().zip(actual) {
+            let delta = if live { actual - reserved } else { *actual };
+            if delta != 0.0 && delta.is_finite() {
+                state.add(counter, delta, now);
+            }
+        }
     }
 
     /// Applies a settlement at the time of the store's latest admission rather than reading the
@@ -300,15 +326,16 @@ impl State {
         }
         self.next_sweep = Some(now + SWEEP_EVERY);
         let expired: Vec<u64> = self.leases.iter().filter(|(_, (_, exp))| *exp <= now).map(|(id, _)| *id).collect();
-        self.swept.retain(|_, at| now.saturating_duration_since(*at) < SWEPT_FOR);
+        self.swept.retain(|_, (at, _)| now.saturating_duration_since(*at) < SWEPT_FOR);
         for id in expired {
-            self.swept.insert(id, now);
             if let Some((lease, _)) = self.leases.remove(&id) {
                 for (counter, reserved) in &lease.charges {
                     if let Some(e) = self.counters.get_mut(counter) {
                         e.value -= reserved;
                     }
                 }
+                // Kept for a late settlement by id alone ([`MemoryStore::settle_reserved`]).
+                self.swept.insert(id, (now, lease.charges));
             }
         }
         self.counters.retain(|_, e| e.expires.is_none_or(|t| t > now));
@@ -531,5 +558,37 @@ mod tests {
         assert_eq!(store.read_now(std::slice::from_ref(&idle)), vec![2.0]);
         std::thread::sleep(ttl + ttl / 2);
         assert_eq!(store.read_now(&[idle]), vec![0.0]);
+    }
+
+    #[test]
+    fn a_reservation_settled_by_id_reconciles_once_even_after_its_lease_was_swept() {
+        let store = MemoryStore::new();
+        let counter = Counter::new("budget:global:day:1", Duration::ZERO);
+        let one = |amount: f64| One {
+            charges: smallvec![(counter.clone(), amount)],
+            bounds: smallvec![Bound { current: 0, previous: None, limit: 10.0 }],
+            flag: None,
+        };
+        let t0 = Instant::now();
+        let read = || store.read_now(std::slice::from_ref(&counter))[0];
+        // Settled while held: actual − reserved.
+        let id = store.reserve(one(1.0), t0, t0 + Duration::from_secs(60)).unwrap();
+        store.settle_reserved(id, &[0.25]);
+        assert_eq!(read(), 0.25);
+        store.settle_reserved(id, &[0.25]);
+        assert_eq!(read(), 0.25, "settled once");
+        // Swept first (its lease expired): the reservation goes back, then the actual is added once.
+        let late = store.reserve(one(2.0), t0, t0 + Duration::from_millis(1)).unwrap();
+        assert_eq!(read(), 2.25);
+        let later = t0 + Duration::from_secs(2);
+        let other = store.reserve(one(0.5), later, later + Duration::from_secs(60)).unwrap();
+        assert_eq!(read(), 0.75, "the expired reservation was given back");
+        store.settle_reserved(late, &[0.125]);
+        store.settle_reserved(late, &[0.125]);
+        assert_eq!(read(), 0.875);
+        // A release gives everything back.
+        store.settle_reserved(other, &[0.0]);
+        assert_eq!(read(), 0.375);
+        assert_eq!(store.open_leases(), 0);
     }
 }
