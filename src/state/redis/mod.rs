@@ -7,7 +7,7 @@
 //!
 //! | key | type | holds |
 //! |---|---|---|
-//! | `{ns}:c:<counter>` | string | a counter's value (decimal text that reads back as the exact double), expiring `ttl` after creation |
+//! | `{ns}:c:<counter>` | string | a counter's value (decimal text that reads back as the exact double), expiring `ttl` after creation ([`Counter::idle`](super::Counter::idle): after its last change or listing) |
 //! | `{ns}:s:<sticky>` | string | a sticky entry's label, expiring `ttl` after its last use |
 //! | `{ns}:leases` | sorted set | open lease ids, scored by expiry (ms since the epoch, server clock) |
 //! | `{ns}:lease` | hash | lease id → the lease's reserved charges (a JSON array: counter key, amount as `%.17g`, …) |
