@@ -752,7 +752,7 @@ impl Limiter {
     }
 
     /// Tells the other replicas that `model`'s circuit opened here, for `open_for`; sent with the
-    /// next admission.
+    /// next admission, or by itself after [`LimitsConfig::flush_after`].
     pub(crate) fn publish_open(self: &Arc<Self>, model: ModelIndex, open_for: Duration) {
         if !self.config.share_circuits || open_for.is_zero() {
             return;
