@@ -27,7 +27,12 @@ macro_rules! redis_or_skip {
 }
 
 async fn store(redis: &Redis, test: &str) -> RedisStore {
-    let config = RedisConfig::new().with_namespace(redis.namespace(test)).with_response_timeout(Duration::from_secs(2));
+    store_in(redis, &redis.namespace(test)).await
+}
+
+/// A store on namespace `ns` (for tests that look at its keys).
+async fn store_in(redis: &Redis, ns: &str) -> RedisStore {
+    let config = RedisConfig::new().with_namespace(ns).with_response_timeout(Duration::from_secs(2));
     RedisStore::connect(redis.url(), config).await.unwrap()
 }
 
@@ -129,11 +134,7 @@ async fn an_expired_lease_gives_its_reservation_back_and_a_late_settlement_adds_
 async fn a_flag_set_by_one_store_blocks_its_choice_for_another_until_it_expires() {
     let redis = redis_or_skip!(Redis::shared());
     let ns = redis.namespace("flags");
-    let config = || RedisConfig::new().with_namespace(ns.clone()).with_response_timeout(Duration::from_secs(2));
-    let (one, two) = (
-        RedisStore::connect(redis.url(), config()).await.unwrap(),
-        RedisStore::connect(redis.url(), config()).await.unwrap(),
-    );
+    let (one, two) = (store_in(&redis, &ns).await, store_in(&redis, &ns).await);
     let mut a = admit(10.0, &[0.1, 0.1]);
     a.choices[0].flag = Some(Arc::from("circuit:m0"));
     let mut set = Admit {
@@ -566,8 +567,7 @@ async fn amounts_round_trip_exactly_through_reserve_settle_sweep_and_read() {
 async fn a_settlement_of_a_lease_swept_more_than_a_day_ago_adds_nothing() {
     let redis = redis_or_skip!(Redis::shared());
     let ns = redis.namespace("swept_day");
-    let config = RedisConfig::new().with_namespace(ns.clone()).with_response_timeout(Duration::from_secs(2));
-    let store = RedisStore::connect(redis.url(), config).await.unwrap();
+    let store = store_in(&redis, &ns).await;
     let mut a = admit(10.0, &[1.0]);
     a.lease_ttl = Duration::from_millis(1);
     let (old, recent) = (store.admit(&a).await.unwrap().lease.unwrap(), store.admit(&a).await.unwrap().lease.unwrap());
@@ -594,8 +594,7 @@ async fn a_lease_written_in_the_earlier_text_format_is_swept() {
     // by an earlier version of the script is given back by this one.
     let redis = redis_or_skip!(Redis::shared());
     let ns = redis.namespace("old_lease");
-    let config = RedisConfig::new().with_namespace(ns.clone()).with_response_timeout(Duration::from_secs(2));
-    let store = RedisStore::connect(redis.url(), config).await.unwrap();
+    let store = store_in(&redis, &ns).await;
     let a = admit(10.0, &[1.5]);
     store.admit(&a).await.unwrap();
     let mut con = raw(&redis).await;
@@ -643,8 +642,7 @@ async fn the_script_is_loaded_again_when_the_server_lost_it() {
 async fn a_counter_that_is_not_a_number_is_an_error_not_a_panic() {
     let redis = redis_or_skip!(Redis::shared());
     let ns = redis.namespace("nan");
-    let config = RedisConfig::new().with_namespace(ns.clone()).with_response_timeout(Duration::from_secs(2));
-    let store = RedisStore::connect(redis.url(), config).await.unwrap();
+    let store = store_in(&redis, &ns).await;
     let mut con = raw(&redis).await;
     let () =
         redis::cmd("SET").arg(format!("{{{ns}}}:c:budget:global:day:1")).arg("x").query_async(&mut con).await.unwrap();

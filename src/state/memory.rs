@@ -196,12 +196,7 @@ impl MemoryStore {
                 None => return,
             },
         };
-        for ((counter, reserved), actual) in charges.iter().zip(actual) {
-            let delta = if live { actual - reserved } else { *actual };
-            if delta != 0.0 && delta.is_finite() {
-                state.add(counter, delta, now);
-            }
-        }
+        state.reconcile(&charges, actual, live, now);
     }
 
     /// Applies a settlement at the time of the store's latest admission rather than reading the
@@ -309,10 +304,15 @@ impl State {
             // Swept: the reservation was given back. Neither: settled before, nothing to do.
             id => (false, self.swept.remove(&id).is_some()),
         };
-        if !apply {
-            return;
+        if apply {
+            self.reconcile(&s.lease.charges, &s.actual, live, now);
         }
-        for ((counter, reserved), actual) in s.lease.charges.iter().zip(&s.actual) {
+    }
+
+    /// Adds to each charged counter `actual − reserved` while its lease is `live`, else `actual`
+    /// (the reservation was given back when the lease was swept, or never made).
+    fn reconcile(&mut self, charges: &[(Counter, f64)], actual: &[f64], live: bool, now: Instant) {
+        for ((counter, reserved), actual) in charges.iter().zip(actual) {
             let delta = if live { actual - reserved } else { *actual };
             if delta != 0.0 && delta.is_finite() {
                 self.add(counter, delta, now);
