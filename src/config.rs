@@ -262,7 +262,7 @@ impl Default for PolicyConfig {
 }
 
 impl PolicyConfig {
-    /// Sets the policy's cost–quality knob, as [`eval::calibrate`](crate::eval::calibrate) finds it:
+    /// Sets the policy's cost–quality knob, as `switchyard_eval::calibrate` finds it:
     /// [`Utility`]'s and [`Bandit`]'s `cost_weight` (`λ`), [`CheapestCapable`]'s `quality_floor`;
     /// for [`Rules`], the knob of its `default` policy (the rules' own policies are left as they
     /// are).

@@ -75,7 +75,6 @@
 //! | `tiktoken` | [`classify::Tiktoken`]: exact counts with OpenAI's `o200k_base` and `cl100k_base` |
 //! | `openai` | `provider::openai::OpenAi`: OpenAI-compatible chat completions (OpenAI, Azure, vLLM, Ollama, llama.cpp, OpenRouter, Together, Groq) over `reqwest` and rustls |
 //! | `anthropic` | `provider::anthropic::Anthropic`: Anthropic's Messages API over `reqwest` and rustls |
-//! | `plot` | `eval::plot`: an SVG of an evaluation report's cost–quality curve, drawn with `plotters` (SVG backend only, no font files or system libraries) |
 //! | `redis` | `state::RedisStore`: budgets, rate limits, sticky sessions and open circuits shared by every replica through a Redis server (one Lua script call per request; the `redis` crate with Tokio) |
 //! | `full` | all of the above |
 //!
@@ -115,7 +114,6 @@ pub mod classify;
 pub mod config;
 pub mod cost;
 mod error;
-pub mod eval;
 pub mod execution;
 pub mod experiment;
 pub mod health;

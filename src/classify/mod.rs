@@ -17,7 +17,7 @@
 //!   confidence; contributes `confidence · (θ_m,intent − θ_m)`, the model's edge or handicap on that
 //!   kind of task.
 //! - [`LearnedClassifier`]: each model's success probability from a [`LearnedModel`] trained on
-//!   labelled prompts ([`Trainer`]); contributes `logit p(m)`. See [`learned`].
+//!   labelled prompts (`switchyard_eval::Trainer`); contributes `logit p(m)`. See [`learned`].
 
 mod context;
 mod difficulty;
@@ -32,7 +32,7 @@ use std::sync::Arc;
 pub use self::context::ContextLength;
 pub use self::difficulty::DifficultyClassifier;
 pub use self::intent::{Intent, IntentClassifier};
-pub use self::learned::{LearnedClassifier, LearnedCostModel, LearnedModel, TrainConfig, Trainer};
+pub use self::learned::{LearnedClassifier, LearnedCostModel, LearnedModel, TrainConfig};
 pub use self::text::TextStats;
 #[cfg(feature = "tokenizers")]
 pub use self::tokens::HfTokenizer;

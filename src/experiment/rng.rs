@@ -6,33 +6,36 @@ use crate::experiment::hash::{mix64, to_unit};
 
 const GOLDEN: u64 = 0x9E37_79B9_7F4A_7C15;
 
+/// A SplitMix64 generator with the variates policies and training sample from.
 #[derive(Clone, Debug)]
-pub(crate) struct Rng {
+pub struct Rng {
     state: u64,
 }
 
 impl Rng {
-    pub(crate) fn new(seed: u64) -> Self {
+    /// A generator started at `seed`.
+    pub fn new(seed: u64) -> Self {
         Self { state: seed }
     }
 
-    pub(crate) fn next_u64(&mut self) -> u64 {
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
         self.state = self.state.wrapping_add(GOLDEN);
         mix64(self.state)
     }
 
     /// Uniform in `[0, 1)`.
-    pub(crate) fn unit(&mut self) -> f64 {
+    pub fn unit(&mut self) -> f64 {
         to_unit(self.next_u64())
     }
 
     /// Uniform in `0..n` (`n > 0`), by multiply-shift (bias below 2^-32 for the small `n` used here).
-    pub(crate) fn below(&mut self, n: usize) -> usize {
+    pub fn below(&mut self, n: usize) -> usize {
         ((u128::from(self.next_u64()) * n as u128) >> 64) as usize
     }
 
     /// A standard normal variate (Marsaglia's polar method).
-    pub(crate) fn normal(&mut self) -> f64 {
+    pub fn normal(&mut self) -> f64 {
         for _ in 0..64 {
             let u = 2.0 * self.unit() - 1.0;
             let v = 2.0 * self.unit() - 1.0;
@@ -46,7 +49,7 @@ impl Rng {
 
     /// A Gamma(`shape`, 1) variate (Marsaglia and Tsang, 2000); `shape > 0`. Shapes below 1 use
     /// `Gamma(a) = Gamma(a + 1) · U^(1/a)`.
-    pub(crate) fn gamma(&mut self, shape: f64) -> f64 {
+    pub fn gamma(&mut self, shape: f64) -> f64 {
         if !(shape > 0.0 && shape.is_finite()) {
             return 0.0;
         }
@@ -74,7 +77,7 @@ impl Rng {
     }
 
     /// A Beta(`a`, `b`) variate: `X / (X + Y)` with `X ~ Gamma(a)`, `Y ~ Gamma(b)`.
-    pub(crate) fn beta(&mut self, a: f64, b: f64) -> f64 {
+    pub fn beta(&mut self, a: f64, b: f64) -> f64 {
         let x = self.gamma(a);
         let y = self.gamma(b);
         if x + y > 0.0 { x / (x + y) } else { a / (a + b) }

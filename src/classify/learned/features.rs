@@ -22,7 +22,7 @@ use crate::error::{Error, Result};
 
 /// Feature namespaces: the same n-gram in two namespaces lands in two unrelated buckets.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Namespace {
+pub enum Namespace {
     /// Word 1–2 grams of the whole prompt.
     Words = 0,
     /// Word 1–2 grams of the last block.
@@ -111,13 +111,13 @@ impl FeatureConfig {
 }
 
 /// Receives features as the extractor finds them.
-pub(crate) trait Sink {
+pub trait Sink {
     /// One occurrence of hashed bucket `index` in namespace `ns`. For the word pairs of the question
     /// (the last block of a few-shot prompt, the whole prompt otherwise), `pair` is the pair's full
     /// hash: familiarity is measured on word pairs, which tell kinds of prompts apart better than
     /// single words, with fewer collisions than the weights' buckets.
     fn hashed(&mut self, ns: Namespace, index: u32, pair: Option<u64>);
-    /// The full hash of one of the prompt's first [`OPENING_PAIRS`] word pairs, in order (after
+    /// The full hash of one of the prompt's first `OPENING_PAIRS` word pairs, in order (after
     /// [`hashed`](Self::hashed) received the pair). Benchmarks and applications open their prompts
     /// with their own template ("Please answer with the letter…", a fixed few-shot example, a
     /// system-style preamble): an opening no training prompt had marks a kind of prompt the model
@@ -125,7 +125,7 @@ pub(crate) trait Sink {
     fn opening(&mut self, key: u64) {
         let _ = key;
     }
-    /// Dense feature `i` (an index into [`DENSE`]) with its value.
+    /// Dense feature `i` (an index into `DENSE`) with its value.
     fn dense(&mut self, i: usize, value: f32);
 }
 
@@ -176,13 +176,14 @@ fn norm_byte(b: u8) -> u8 {
 }
 
 /// Streams one text's features into a sink.
-pub(crate) struct Extractor<'c> {
+pub struct Extractor<'c> {
     config: &'c FeatureConfig,
     shift: u32,
 }
 
 impl<'c> Extractor<'c> {
-    pub(crate) fn new(config: &'c FeatureConfig) -> Self {
+    /// An extractor for `config`.
+    pub fn new(config: &'c FeatureConfig) -> Self {
         Self { config, shift: 64 - u32::from(config.hash_bits) }
     }
 
@@ -198,7 +199,7 @@ impl<'c> Extractor<'c> {
 
     /// Emits every feature of `text` (one prompt) into `sink`; `stats` are the router's statistics of
     /// the whole request.
-    pub(crate) fn extract(&self, text: &str, stats: &TextStats, sink: &mut impl Sink) {
+    pub fn extract(&self, text: &str, stats: &TextStats, sink: &mut impl Sink) {
         let bytes = text.as_bytes();
         let last = last_block(bytes);
         let window = self.config.word_window as usize;
@@ -364,7 +365,7 @@ fn dense(bytes: usize, last: usize, blocks: u32, s: &TextStats, sink: &mut impl 
 
 /// Bits of the familiarity set: `2^FAMILIARITY_BITS` (128 KiB), so that even a large training set
 /// fills only a small share of it.
-pub(crate) const FAMILIARITY_BITS: u32 = 20;
+pub const FAMILIARITY_BITS: u32 = 20;
 
 /// The familiarity-set position of an n-gram's full hash.
 #[inline]
@@ -376,15 +377,15 @@ pub(crate) fn familiarity_key(key: u64) -> u32 {
 pub(crate) const OPENING_PAIRS: usize = 4;
 
 /// Marks a collected familiarity key as an opening pair ([`Sink::opening`]).
-pub(crate) const OPENING_FLAG: u32 = 1 << 31;
+pub const OPENING_FLAG: u32 = 1 << 31;
 
 /// Marks a collected feature as a character n-gram (the task head reads word n-grams and dense
 /// features only).
-pub(crate) const CHAR_FLAG: u32 = 1 << 31;
+pub const CHAR_FLAG: u32 = 1 << 31;
 
 /// Collects features as `(index, value)` pairs, each namespace scaled to unit length (`1/√n` per
 /// occurrence); dense features sit after the hashed buckets; character n-grams carry [`CHAR_FLAG`].
-pub(crate) struct Collect<'v> {
+pub struct Collect<'v> {
     out: &'v mut Vec<(u32, f32)>,
     keys: &'v mut Vec<u32>,
     start: usize,
@@ -395,13 +396,13 @@ pub(crate) struct Collect<'v> {
 impl<'v> Collect<'v> {
     /// Collects into `out`, and the familiarity keys of word n-grams ([`familiarity_key`]) into `keys`,
     /// those of opening pairs marked with [`OPENING_FLAG`].
-    pub(crate) fn new(out: &'v mut Vec<(u32, f32)>, keys: &'v mut Vec<u32>, config: &FeatureConfig) -> Self {
+    pub fn new(out: &'v mut Vec<(u32, f32)>, keys: &'v mut Vec<u32>, config: &FeatureConfig) -> Self {
         let start = out.len();
         Self { out, keys, start, counts: [0; NAMESPACES], buckets: config.buckets() as u32 }
     }
 
     /// Scales the hashed features; returns how many the row has.
-    pub(crate) fn finish(self) -> usize {
+    pub fn finish(self) -> usize {
         let scale: [f32; NAMESPACES] = self.counts.map(|c| if c > 0 { 1.0 / (c as f32).sqrt() } else { 0.0 });
         for (_, v) in &mut self.out[self.start..] {
             if v.is_nan() {

@@ -222,22 +222,12 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<LearnedModel> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::classify::learned::{TrainConfig, Trainer};
-    use crate::eval::data::{Dataset, Row};
 
     #[test]
     fn version_2_files_load_with_every_opening_familiar() {
-        let mut b = Dataset::builder(["small", "large"]);
-        for i in 0..200 {
-            let (prompt, scores) = if i % 2 == 0 {
-                (format!("greet user {i}"), [1.0, 1.0])
-            } else {
-                (format!("sum {i} and 2"), [0.0, 1.0])
-            };
-            b.push(Row::new(prompt).with_task(if i % 2 == 0 { "chat" } else { "math" }), &scores, None).unwrap();
-        }
-        let model =
-            Trainer::new(TrainConfig { epochs: 2, ..TrainConfig::default() }).fit(&b.build().unwrap(), "t").unwrap();
+        // Trained on "greet user {i}" (both models answer) and "sum {i} and 2" (only the large one)
+        // with two epochs; `crates/eval/tests/core_fixtures.rs` checks that the trainer still writes it.
+        let model = LearnedModel::from_bytes(include_bytes!("testdata/openings.swlm")).unwrap();
         let v3 = encode(&model);
         // The same file as version 2 wrote it: no opening section.
         let body = &v3[..v3.len() - 8];

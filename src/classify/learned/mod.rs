@@ -13,7 +13,7 @@
 //!    hashed word and character n-grams and structural features, trained with `logit π(m)` as a fixed
 //!    offset, adds what the prompt says beyond its task: `logit p(m) = logit π(m) + b_m + w_m · x`.
 //!
-//! Features are described in [`FeatureConfig`]; training in [`TrainConfig`] and [`Trainer`]. A model
+//! Features are described in [`FeatureConfig`]; training in [`TrainConfig`] and `switchyard_eval::Trainer`. A model
 //! saves to and loads from a compact, versioned, checksummed binary file ([`LearnedModel::save`],
 //! [`LearnedModel::load`]).
 //!
@@ -37,7 +37,7 @@
 
 mod features;
 mod file;
-mod train;
+mod training;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -49,7 +49,46 @@ use smallvec::SmallVec;
 
 pub use self::features::FeatureConfig;
 use self::features::{Extractor, FAMILIARITY_BITS, NAMESPACES, Namespace, Sink, familiarity_key};
-pub use self::train::{Fallback, Progress, Stage, TaskLabels, TrainConfig, Trainer};
+
+/// Not public API: what `switchyard-eval`'s trainer shares with prediction, so that training and
+/// prediction extract the same features and build the same model. It may change in any release;
+/// `switchyard-eval` pins this crate's exact version.
+#[doc(hidden)]
+pub mod __training {
+    pub use super::features::{CHAR_FLAG, Collect, Extractor, FAMILIARITY_BITS, OPENING_FLAG, Sink};
+    pub use super::{FAMILIARITY_PERCENTILES, Parts, fallback_rates, logit, prompt_trust, softmax};
+    use super::{FeatureConfig, ModelInfo, TrainConfig};
+    pub use crate::experiment::rng::Rng;
+
+    /// A model description for `models`, with every other field at its default, for the trainer
+    /// to fill in.
+    pub fn model_info(models: Vec<String>, training: TrainConfig) -> ModelInfo {
+        ModelInfo {
+            models,
+            tasks: Vec::new(),
+            task_rank: 0,
+            features: training.features.clone(),
+            training,
+            trained_on: String::new(),
+            rows: 0,
+            l2: 0.0,
+            validation_loss: None,
+            residual: false,
+        }
+    }
+
+    /// The number of feature rows a model with `config` has (hashed buckets and dense features).
+    pub fn feature_dim(config: &FeatureConfig) -> usize {
+        config.dim()
+    }
+
+    /// The logistic function prediction uses, `1 / (1 + e^-x)`.
+    #[inline]
+    pub fn sigmoid(x: f64) -> f64 {
+        crate::policy::sigmoid(x)
+    }
+}
+pub use self::training::{Fallback, TaskLabels, TrainConfig};
 
 use crate::catalog::{Catalog, ModelIndex, ModelProfile};
 use crate::classify::{Classifier, ClassifyInput, TextStats};
@@ -138,28 +177,41 @@ pub struct LearnedModel {
 }
 
 /// The parts of a [`LearnedModel`], as training and the file format produce them.
-pub(crate) struct Parts {
-    pub(crate) weights: Vec<f32>,
-    pub(crate) bias: Vec<f32>,
-    pub(crate) task_weights: Vec<f32>,
-    pub(crate) task_u: Vec<f32>,
-    pub(crate) task_bias: Vec<f32>,
-    pub(crate) rates: Vec<f32>,
-    pub(crate) overall: Vec<f32>,
-    pub(crate) costs: Vec<f32>,
-    pub(crate) task_costs: Vec<f32>,
-    pub(crate) familiarity: Vec<f32>,
-    pub(crate) seen: Vec<u64>,
-    pub(crate) opening: Vec<f32>,
-    pub(crate) openings: Vec<u32>,
+pub struct Parts {
+    /// Residual weights, `[feature][model]`.
+    pub weights: Vec<f32>,
+    /// Residual biases, one per model.
+    pub bias: Vec<f32>,
+    /// Task embeddings, `[feature][rank]`.
+    pub task_weights: Vec<f32>,
+    /// The task head's output weights, `[rank][task]`.
+    pub task_u: Vec<f32>,
+    /// The task head's biases, one per task.
+    pub task_bias: Vec<f32>,
+    /// Smoothed success rates, `[task][model]`.
+    pub rates: Vec<f32>,
+    /// Each model's overall success rate.
+    pub overall: Vec<f32>,
+    /// Each model's mean cost per training row.
+    pub costs: Vec<f32>,
+    /// Mean costs per task, `[task][model]`.
+    pub task_costs: Vec<f32>,
+    /// Familiarity percentiles of held-out training rows.
+    pub familiarity: Vec<f32>,
+    /// The training rows' word pairs, as a bitset.
+    pub seen: Vec<u64>,
+    /// Opening familiarity percentiles of held-out training rows.
+    pub opening: Vec<f32>,
+    /// The training rows' opening word pairs, sorted.
+    pub openings: Vec<u32>,
 }
 
 /// Prompts at least as familiar as this percentile of held-out training prompts get the model's full
 /// trust; less familiar ones less (see [`Prediction::trust`]).
-pub(crate) const FAMILIARITY_PERCENTILES: usize = 5;
+pub const FAMILIARITY_PERCENTILES: usize = 5;
 
 /// The success rates an unfamiliar prompt falls back to (see [`Fallback`]).
-pub(crate) fn fallback_rates(overall: &[f32], costs: &[f32], kind: Fallback) -> Vec<f32> {
+pub fn fallback_rates(overall: &[f32], costs: &[f32], kind: Fallback) -> Vec<f32> {
     let positive = costs.iter().copied().filter(|&c| c > 0.0);
     let (lo, hi) = positive.fold((f32::INFINITY, 0.0f32), |(lo, hi), c| (lo.min(c), hi.max(c)));
     if kind == Fallback::Overall || costs.len() != overall.len() || hi <= lo {
@@ -186,10 +238,10 @@ pub(crate) fn opening_trust(c: f64, typical: f64) -> f64 {
     if typical > 0.0 { (c / typical).clamp(0.0, 1.0) } else { 1.0 }
 }
 
-/// A prompt's trust: the lower of its word-pair [`trust`] against the percentiles `q` and its
-/// [`opening_trust`] against `typical` (see [`Prediction::trust`]). Training and prediction both
+/// A prompt's trust: the lower of its word-pair `trust` against the percentiles `q` and its
+/// `opening_trust` against `typical` (see [`Prediction::trust`]). Training and prediction both
 /// read it from here.
-pub(crate) fn prompt_trust(familiarity: f64, q: &[f64], opening: f64, typical: f64) -> f64 {
+pub fn prompt_trust(familiarity: f64, q: &[f64], opening: f64, typical: f64) -> f64 {
     trust(familiarity, q).min(opening_trust(opening, typical))
 }
 
@@ -266,7 +318,8 @@ impl Prediction {
 
 impl LearnedModel {
     /// Assembles a model from its parts, checking every length and value.
-    pub(crate) fn from_parts(info: ModelInfo, parts: Parts) -> Result<Self> {
+    #[doc(hidden)]
+    pub fn from_parts(info: ModelInfo, parts: Parts) -> Result<Self> {
         let Parts {
             weights,
             bias,
@@ -620,7 +673,8 @@ impl Sink for Dot<'_> {
     }
 }
 
-pub(crate) fn softmax(z: &mut [f64]) {
+/// Turns scores into probabilities in place (the maximum is subtracted first).
+pub fn softmax(z: &mut [f64]) {
     let max = z.iter().copied().fold(f64::NEG_INFINITY, f64::max);
     let mut sum = 0.0;
     for v in z.iter_mut() {
@@ -632,7 +686,8 @@ pub(crate) fn softmax(z: &mut [f64]) {
     }
 }
 
-pub(crate) fn logit(p: f64) -> f64 {
+/// `ln(p / (1 − p))`, with `p` clamped away from 0 and 1.
+pub fn logit(p: f64) -> f64 {
     let p = p.clamp(P_MIN, 1.0 - P_MIN);
     (p / (1.0 - p)).ln()
 }
@@ -816,32 +871,12 @@ impl CostModel for LearnedCostModel {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::eval::data::{Dataset, Row};
 
-    /// Two kinds of prompts: "sum" prompts only the large model answers, "greet" prompts both do;
-    /// within "sum" prompts, those that mention "carry" defeat the large model too.
-    fn planted(n: usize) -> Dataset {
-        let mut b = Dataset::builder(["small", "large"]);
-        let mut x = 0x2545_f491_4f6c_dd1du64;
-        for i in 0..n {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            let noise = x % 5;
-            let (prompt, task, scores) = if i % 2 == 0 {
-                (format!("greet the user number {noise} warmly"), "chat", [1.0, 1.0])
-            } else if i % 6 == 1 {
-                (format!("add the numbers {noise} and {} with carry", x % 97), "math", [0.0, 0.0])
-            } else {
-                (format!("add the numbers {noise} and {}", x % 89), "math", [0.0, 1.0])
-            };
-            b.push(Row::new(prompt).with_task(task), &scores, None).unwrap();
-        }
-        b.build().unwrap()
-    }
-
+    /// A model trained on `planted` prompts ("sum" prompts only the large model answers, "greet"
+    /// prompts both do; "carry" defeats the large model too) by switchyard-eval's trainer with its
+    /// default configuration; `crates/eval/tests/core_fixtures.rs` checks that it still writes it.
     fn model() -> LearnedModel {
-        Trainer::new(TrainConfig::default()).fit(&planted(600), "planted").unwrap()
+        LearnedModel::from_bytes(include_bytes!("testdata/planted.swlm")).unwrap()
     }
 
     #[test]
@@ -858,11 +893,6 @@ mod tests {
         assert!(p("add the numbers 4 and 17 with carry", 1) < 0.35, "{}", p("add the numbers 4 and 17 with carry", 1));
         let task = m.predict("add the numbers 1 and 2").task.unwrap();
         assert_eq!(m.info().tasks[task.0], "math");
-    }
-
-    #[test]
-    fn training_is_deterministic() {
-        assert!(model() == model());
     }
 
     #[test]
@@ -960,33 +990,6 @@ mod tests {
     }
 
     #[test]
-    fn bad_training_input_is_a_config_error() {
-        let data = planted(10);
-        let bad = |c: TrainConfig| Trainer::new(c).fit(&data, "t").unwrap_err().kind();
-        assert_eq!(bad(TrainConfig { l2: vec![], ..TrainConfig::default() }), crate::ErrorKind::Config);
-        assert_eq!(bad(TrainConfig { l2: vec![f64::NAN], ..TrainConfig::default() }), crate::ErrorKind::Config);
-        assert_eq!(bad(TrainConfig { epochs: 0, ..TrainConfig::default() }), crate::ErrorKind::Config);
-        assert_eq!(bad(TrainConfig { validation: 1.0, ..TrainConfig::default() }), crate::ErrorKind::Config);
-        assert_eq!(bad(TrainConfig { learning_rate: -1.0, ..TrainConfig::default() }), crate::ErrorKind::Config);
-        let empty = Dataset::builder(["a"]).build().unwrap();
-        assert!(Trainer::new(TrainConfig::default()).fit(&empty, "t").is_err());
-    }
-
-    #[test]
-    fn progress_is_reported_for_every_stage() {
-        let mut stages = Vec::new();
-        Trainer::new(TrainConfig { epochs: 2, ..TrainConfig::default() })
-            .on_progress(|p| stages.push(p.stage))
-            .fit(&planted(60), "t")
-            .unwrap();
-        assert!(stages.contains(&Stage::Features));
-        assert!(stages.contains(&Stage::TaskFold(0)));
-        assert!(stages.contains(&Stage::TaskHead));
-        assert!(stages.contains(&Stage::Validation(0)));
-        assert_eq!(stages.last(), Some(&Stage::Residual));
-    }
-
-    #[test]
     fn the_fallback_follows_price_between_the_worst_and_best_overall_rates() {
         let overall = [0.9, 0.5, 0.7];
         let costs = [10.0, 0.1, 1.0];
@@ -1049,17 +1052,9 @@ mod tests {
     fn learned_costs_follow_the_likely_task() {
         use crate::catalog::ModelProfile;
         use crate::{Catalog, Pricing, Request, Router, Utility};
-        // Greetings cost the large model little, sums a lot (long answers).
-        let mut b = Dataset::builder(["small", "large"]);
-        for i in 0..300 {
-            let (prompt, task, cost) = if i % 2 == 0 {
-                (format!("greet the user number {} warmly", i % 7), "chat", [0.001, 0.01])
-            } else {
-                (format!("add the numbers {} and {}", i % 5, i % 11), "math", [0.001, 0.5])
-            };
-            b.push(Row::new(prompt).with_task(task), &[1.0, 1.0], Some(&cost)).unwrap();
-        }
-        let model = Trainer::new(TrainConfig::default()).fit(&b.build().unwrap(), "costs").unwrap();
+        // Trained on greetings that cost the large model little and sums that cost it a lot (long
+        // answers); `crates/eval/tests/core_fixtures.rs` checks that the trainer still writes it.
+        let model = LearnedModel::from_bytes(include_bytes!("testdata/costs.swlm")).unwrap();
         assert!((model.mean_costs()[1] - 0.255).abs() < 1e-4, "{:?}", model.mean_costs());
         let greet = model.predict("greet the user number 3 warmly");
         let sum = model.predict("add the numbers 4 and 2");

@@ -16,8 +16,8 @@
 //! [`lines`] draws line charts (learning curves, cumulative regret: `examples/experiment.rs`).
 //!
 //! ```no_run
-//! # fn run(report: &switchyard::eval::Report) -> switchyard::Result<()> {
-//! use switchyard::eval::plot::{PlotOptions, write_svg};
+//! # fn run(report: &switchyard_eval::Report) -> switchyard::Result<()> {
+//! use switchyard_eval::plot::{PlotOptions, write_svg};
 //!
 //! write_svg(report, &PlotOptions::new().title("RouterBench, RouterDC test split"), "curve.svg")?;
 //! # Ok(()) }
@@ -32,7 +32,7 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::metrics::{self, OperatingPoint};
 use super::replay::Report;
-use crate::error::{Error, Result};
+use switchyard::{Error, Result};
 
 /// Size and title of a plot.
 #[non_exhaustive]
@@ -83,7 +83,7 @@ const FONT: &str = "sans-serif";
 const LABEL_SIZE: i32 = 15;
 
 fn plot_error(what: &str, e: impl std::fmt::Display) -> Error {
-    Error::invalid_request(format!("cannot plot the report: {what}: {e}"))
+    crate::invalid_input(format!("cannot plot the report: {what}: {e}"))
 }
 
 /// A point in plot coordinates: cost as a fraction of the best single model's, and quality.
@@ -100,21 +100,21 @@ fn short(model: &str) -> &str {
 /// The SVG text of the report's cost–quality plot (see the [module docs](self)).
 ///
 /// # Errors
-/// [`ErrorKind::InvalidRequest`](crate::ErrorKind::InvalidRequest) if the best single model's cost
+/// [`ErrorKind::InvalidRequest`](switchyard::ErrorKind::InvalidRequest) if the best single model's cost
 /// is not finite and `> 0`, the report has no router point with a finite cost and quality, or the
 /// size is below 320 × 240.
 pub fn svg(report: &Report, options: &PlotOptions) -> Result<String> {
     check_size(options)?;
     let best_cost = report.best_single.point.cost;
     if !(best_cost.is_finite() && best_cost > 0.0) {
-        return Err(Error::invalid_request(format!(
+        return Err(crate::invalid_input(format!(
             "cannot plot `{}`: the best single model's cost is {best_cost}, not a positive number",
             report.data
         )));
     }
     let router: Vec<(f64, f64)> = report.points.iter().filter_map(|r| scaled(r.point, best_cost)).collect();
     if router.is_empty() {
-        return Err(Error::invalid_request(format!(
+        return Err(crate::invalid_input(format!(
             "cannot plot `{}`: the report has no router point with a finite cost and quality",
             report.data
         )));
@@ -227,12 +227,12 @@ pub fn svg(report: &Report, options: &PlotOptions) -> Result<String> {
 /// [`svg`], written to `path`.
 ///
 /// # Errors
-/// As [`svg`]; [`ErrorKind::Config`](crate::ErrorKind::Config) if the file cannot be written.
+/// As [`svg`]; [`ErrorKind::Config`](switchyard::ErrorKind::Config) if the file cannot be written.
 pub fn write_svg(report: &Report, options: &PlotOptions, path: impl AsRef<Path>) -> Result<()> {
     let path = path.as_ref();
     let text = svg(report, options)?;
     std::fs::write(path, text)
-        .map_err(|e| Error::config(format!("cannot write `{}`: {e}", path.display())).with_source(e))
+        .map_err(|e| crate::config_error(format!("cannot write `{}`: {e}", path.display())).with_source(e))
 }
 
 /// One line of a [`lines`] chart: a name for the legend and its points.
@@ -261,16 +261,16 @@ const PALETTE: [RGBColor; 6] =
 /// [`PlotOptions::title`] (empty if unset).
 ///
 /// # Errors
-/// [`ErrorKind::InvalidRequest`](crate::ErrorKind::InvalidRequest) if no series has a point, a point
+/// [`ErrorKind::InvalidRequest`](switchyard::ErrorKind::InvalidRequest) if no series has a point, a point
 /// is not finite, or the size is below 320 × 240.
 pub fn lines(series: &[Series], x_desc: &str, y_desc: &str, options: &PlotOptions) -> Result<String> {
     check_size(options)?;
     let all = || series.iter().flat_map(|s| s.points.iter());
     if all().next().is_none() {
-        return Err(Error::invalid_request("cannot plot lines: no series has a point"));
+        return Err(crate::invalid_input("cannot plot lines: no series has a point"));
     }
     if let Some(s) = series.iter().find(|s| s.points.iter().any(|(x, y)| !(x.is_finite() && y.is_finite()))) {
-        return Err(Error::invalid_request(format!("cannot plot line `{}`: a point is not finite", s.name)));
+        return Err(crate::invalid_input(format!("cannot plot line `{}`: a point is not finite", s.name)));
     }
     let (x_lo, x_hi) = all().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), p| (lo.min(p.0), hi.max(p.0)));
     let (y_lo, y_hi) = all().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), p| (lo.min(p.1), hi.max(p.1)));
@@ -312,7 +312,7 @@ pub fn lines(series: &[Series], x_desc: &str, y_desc: &str, options: &PlotOption
 
 fn check_size(options: &PlotOptions) -> Result<()> {
     if options.width < 320 || options.height < 240 {
-        return Err(Error::invalid_request(format!(
+        return Err(crate::invalid_input(format!(
             "a plot needs at least 320 × 240 pixels, got {} × {}",
             options.width, options.height
         )));
@@ -544,9 +544,9 @@ impl Placer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ErrorKind;
-    use crate::eval::data::{Dataset, Row};
-    use crate::eval::replay::Run;
+    use crate::data::{Dataset, Row};
+    use crate::replay::Run;
+    use switchyard::ErrorKind;
 
     fn report() -> Report {
         let mut b = Dataset::builder(["org/small", "mid", "large"]).name("dir/plot-test.jsonl");

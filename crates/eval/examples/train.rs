@@ -19,10 +19,10 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use switchyard::classify::learned::{Progress, Stage};
-use switchyard::classify::{TrainConfig, Trainer};
-use switchyard::eval::data::{Dataset, Format, SplitKind};
 use switchyard::{Error, ErrorKind, Result};
+use switchyard_eval::data::{Dataset, Format, SplitKind};
+use switchyard_eval::train::{Progress, Stage};
+use switchyard_eval::{TrainConfig, Trainer};
 
 const USAGE: &str = "usage: train [--data routerbench|mmlu|gsm8k|mmlu+gsm8k|FILE.jsonl] [--out MODEL.swlm] \
                      [--split train] [--all-rows] [--l2 3,30,300] [--epochs 10]";
@@ -127,7 +127,7 @@ fn bar(p: &Progress, started: Instant) {
 
 fn try_main() -> Result<()> {
     let args = args()?;
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data");
     let bundled = matches!(args.data.as_str(), "routerbench" | "mmlu" | "gsm8k" | "mmlu+gsm8k");
     if bundled && !dir.is_dir() {
         println!("no data at {}: put the shared routing data sets there and run again.", dir.display());
@@ -139,7 +139,7 @@ fn try_main() -> Result<()> {
     }
     let out = args.out.clone().unwrap_or_else(|| {
         let name = if bundled { args.data.replace('+', "_") } else { "model".to_owned() };
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("target").join(format!("{name}.swlm"))
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target").join(format!("{name}.swlm"))
     });
     println!("training on {trained_on}: {} rows, {} models", rows.len(), rows.models().len());
 

@@ -3,17 +3,17 @@
 //!
 //! 1. Every row's prompt is routed with [`Router::route`] (pure, no providers: a router built
 //!    without providers is route-only). Follow-up turns are not sent; rows are routed on their first
-//!    prompt, with no key (so [`uniform`](crate::uniform) comes from the router's seed alone).
+//!    prompt, with no key (so [`uniform`](switchyard::uniform) comes from the router's seed alone).
 //! 2. The chosen model's **actual** score and cost on that row, from the data set, make the run's
 //!    [`OperatingPoint`] ([`metrics::operating_point`]). The router's own cost estimates (from the
 //!    catalog's prices) only drive the decision; they are never summed.
-//! 3. [`sweep`] repeats this at several values of a knob (for [`Utility`](crate::Utility), its `λ`;
+//! 3. [`sweep`] repeats this at several values of a knob (for [`Utility`](switchyard::Utility), its `λ`;
 //!    see [`log_grid`]), and [`Report::new`] compares the points with the single models, the zero
 //!    router and the oracle on the same rows, with the functions of [`metrics`].
 //!
 //! ```
-//! use switchyard::eval::data::{Dataset, Row};
-//! use switchyard::eval::replay::{log_grid, sweep, Report};
+//! use switchyard_eval::data::{Dataset, Row};
+//! use switchyard_eval::replay::{log_grid, sweep, Report};
 //! use switchyard::{Catalog, ModelProfile, Pricing, Router, Utility};
 //!
 //! # fn run() -> switchyard::Result<()> {
@@ -38,9 +38,9 @@ use serde::Serialize;
 
 use super::data::Dataset;
 use super::metrics::{self, OperatingPoint, Outcomes, SharePoint};
-use crate::error::{Error, Result};
-use crate::request::{ContentPart, Message, Request};
-use crate::router::Router;
+use switchyard::Router;
+use switchyard::{ContentPart, Message, Request};
+use switchyard::{Error, Result};
 
 /// One replay of a data set through a router: where each row went, and what that cost and scored.
 #[non_exhaustive]
@@ -62,7 +62,7 @@ impl Run {
     /// outside [`replay`], or choices pooled across splits).
     ///
     /// # Errors
-    /// [`ErrorKind::Config`](crate::ErrorKind::Config) if `data` has no costs, or `choices` has the
+    /// [`ErrorKind::Config`](switchyard::ErrorKind::Config) if `data` has no costs, or `choices` has the
     /// wrong length or names a model `data` lacks.
     pub fn from_choices(data: &Dataset, knob: f64, choices: Vec<usize>) -> Result<Self> {
         let outcomes = data.outcomes()?;
@@ -93,7 +93,7 @@ impl<'a> Replayer<'a> {
         self.map.clear();
         for m in router.catalog().models() {
             let idx = self.data.model_index(m.id.as_str()).ok_or_else(|| {
-                Error::config(format!("catalog model `{}` is not in data set `{}`", m.id, self.data.name()))
+                crate::config_error(format!("catalog model `{}` is not in data set `{}`", m.id, self.data.name()))
             })?;
             self.map.push(idx);
         }
@@ -120,7 +120,7 @@ impl<'a> Replayer<'a> {
 /// and scores (see the [module docs](self)).
 ///
 /// # Errors
-/// [`ErrorKind::Config`](crate::ErrorKind::Config) if the data set has no costs or the router's catalog
+/// [`ErrorKind::Config`](switchyard::ErrorKind::Config) if the data set has no costs or the router's catalog
 /// has a model the data set lacks (the data set may have more); the router's error, with the row, if
 /// routing a row fails.
 pub fn replay(router: &Router, data: &Dataset) -> Result<Run> {
@@ -129,20 +129,20 @@ pub fn replay(router: &Router, data: &Dataset) -> Result<Run> {
 
 /// Builds a router at each knob value with `build` and replays `data` through it, in order.
 ///
-/// For [`Utility`](crate::Utility) the knob is `λ`, the weight of cost relative to the dearest
+/// For [`Utility`](switchyard::Utility) the knob is `λ`, the weight of cost relative to the dearest
 /// candidate: `|λ| Router::builder()...policy(Utility::new().cost_weight(λ)).build()` on a
 /// [`log_grid`] from `1e-3` (almost always the most likely model to succeed) to `1e3` (almost always
 /// the cheapest) covers the whole curve. One request buffer is reused for every row of every point.
 ///
 /// # Errors
-/// [`ErrorKind::InvalidRequest`](crate::ErrorKind::InvalidRequest) if `knobs` is empty; `build`'s
+/// [`ErrorKind::InvalidRequest`](switchyard::ErrorKind::InvalidRequest) if `knobs` is empty; `build`'s
 /// error; as [`replay`].
 pub fn sweep<F>(data: &Dataset, knobs: &[f64], build: F) -> Result<Vec<Run>>
 where
     F: Fn(f64) -> Result<Router>,
 {
     if knobs.is_empty() {
-        return Err(Error::invalid_request("a sweep needs at least one knob value"));
+        return Err(crate::invalid_input("a sweep needs at least one knob value"));
     }
     let mut replayer = Replayer::new(data)?;
     knobs.iter().map(|&k| replayer.run(&build(k)?, k)).collect()
@@ -375,8 +375,8 @@ impl Report {
     /// the default [`ReportOptions`].
     ///
     /// # Errors
-    /// [`ErrorKind::Config`](crate::ErrorKind::Config) if the data set has no costs;
-    /// [`ErrorKind::InvalidRequest`](crate::ErrorKind::InvalidRequest) if `runs` is empty or a run has
+    /// [`ErrorKind::Config`](switchyard::ErrorKind::Config) if the data set has no costs;
+    /// [`ErrorKind::InvalidRequest`](switchyard::ErrorKind::InvalidRequest) if `runs` is empty or a run has
     /// not one share per model of `data`.
     pub fn new(data: &Dataset, runs: &[Run]) -> Result<Self> {
         Self::with_options(data, runs, &ReportOptions::default())
@@ -385,15 +385,15 @@ impl Report {
     /// As [`new`](Self::new), with the weak model of APGR and CPT chosen by `options`.
     ///
     /// # Errors
-    /// As [`new`](Self::new); [`ErrorKind::Config`](crate::ErrorKind::Config) if the weak model is not
+    /// As [`new`](Self::new); [`ErrorKind::Config`](switchyard::ErrorKind::Config) if the weak model is not
     /// a model of `data` or is the strong (best single) model.
     pub fn with_options(data: &Dataset, runs: &[Run], options: &ReportOptions) -> Result<Self> {
         let outcomes = data.outcomes()?;
         if runs.is_empty() {
-            return Err(Error::invalid_request("a report needs at least one run"));
+            return Err(crate::invalid_input("a report needs at least one run"));
         }
         if runs.iter().any(|r| r.shares.len() != outcomes.models()) {
-            return Err(Error::invalid_request(format!(
+            return Err(crate::invalid_input(format!(
                 "every run needs one share per model of `{}` ({})",
                 data.name(),
                 outcomes.models()
@@ -406,11 +406,11 @@ impl Report {
         let single = |i: usize| Single { model: models[i].clone(), point: singles_pts[i] };
         let weak = match &options.weak_model {
             Some(id) => {
-                let i = data
-                    .model_index(id)
-                    .ok_or_else(|| Error::config(format!("weak model `{id}` is not a model of `{}`", data.name())))?;
+                let i = data.model_index(id).ok_or_else(|| {
+                    crate::config_error(format!("weak model `{id}` is not a model of `{}`", data.name()))
+                })?;
                 if i == best {
-                    return Err(Error::config(format!(
+                    return Err(crate::config_error(format!(
                         "weak model `{id}` is the strong model (the best single model of `{}`)",
                         data.name()
                     )));
@@ -467,8 +467,8 @@ fn share_curve(runs: &[Run], strong: usize) -> Vec<SharePoint> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ErrorKind;
-    use crate::eval::data::Row;
+    use crate::data::Row;
+    use switchyard::ErrorKind;
 
     fn close(a: Option<f64>, b: f64) -> bool {
         a.is_some_and(|a| (a - b).abs() < 1e-12)

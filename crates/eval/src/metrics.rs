@@ -27,7 +27,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+use switchyard::Result;
 
 /// Every model's score and cost on every row, borrowed, row-major: row `r`, model `m` at
 /// `r * models + m`. Made by [`Dataset::outcomes`](super::data::Dataset::outcomes) or [`Outcomes::new`].
@@ -50,29 +50,29 @@ impl<'a> Outcomes<'a> {
     /// Wraps two row-major slices of `rows × models` values.
     ///
     /// # Errors
-    /// [`ErrorKind::InvalidRequest`](crate::ErrorKind::InvalidRequest) if `models` is 0, the slices
+    /// [`ErrorKind::InvalidRequest`](switchyard::ErrorKind::InvalidRequest) if `models` is 0, the slices
     /// are empty or differ in length, their length is not a multiple of `models`, a score is not finite
     /// or a cost is negative or not finite.
     pub fn new(models: usize, scores: &'a [f64], costs: &'a [f64]) -> Result<Self> {
         if models == 0 || scores.is_empty() {
-            return Err(Error::invalid_request("outcomes need at least one row and one model"));
+            return Err(crate::invalid_input("outcomes need at least one row and one model"));
         }
         if scores.len() != costs.len() || scores.len() % models != 0 {
-            return Err(Error::invalid_request(format!(
+            return Err(crate::invalid_input(format!(
                 "{} scores and {} costs do not make rows of {models} models",
                 scores.len(),
                 costs.len()
             )));
         }
         if let Some(i) = scores.iter().position(|s| !s.is_finite()) {
-            return Err(Error::invalid_request(format!(
+            return Err(crate::invalid_input(format!(
                 "score of row {}, model {} is not finite",
                 i / models,
                 i % models
             )));
         }
         if let Some(i) = costs.iter().position(|c| !(c.is_finite() && *c >= 0.0)) {
-            return Err(Error::invalid_request(format!(
+            return Err(crate::invalid_input(format!(
                 "cost of row {}, model {} is negative or not finite",
                 i / models,
                 i % models
@@ -148,7 +148,7 @@ impl OperatingPoint {
 /// `cost = Σᵣ c[r, choices[r]]`, `quality = (1/n) Σᵣ s[r, choices[r]]`.
 ///
 /// # Errors
-/// [`ErrorKind::InvalidRequest`](crate::ErrorKind::InvalidRequest) if there is not one choice per row
+/// [`ErrorKind::InvalidRequest`](switchyard::ErrorKind::InvalidRequest) if there is not one choice per row
 /// or a choice is not a model index.
 pub fn operating_point(outcomes: Outcomes<'_>, choices: &[usize]) -> Result<OperatingPoint> {
     check_choices(outcomes.rows(), outcomes.models, choices)?;
@@ -165,7 +165,7 @@ pub fn operating_point(outcomes: Outcomes<'_>, choices: &[usize]) -> Result<Oper
 /// `(1/n) Σᵣ Σₘ w[r, m] s[r, m]`.
 ///
 /// # Errors
-/// [`ErrorKind::InvalidRequest`](crate::ErrorKind::InvalidRequest) if `weights` does not have one
+/// [`ErrorKind::InvalidRequest`](switchyard::ErrorKind::InvalidRequest) if `weights` does not have one
 /// value per row and model, or a row's weights are negative, not finite, or do not sum to 1 (±1e-6).
 pub fn operating_point_mixed(outcomes: Outcomes<'_>, weights: &[f64]) -> Result<OperatingPoint> {
     check_weights(outcomes.rows(), outcomes.models, weights)?;
@@ -182,7 +182,7 @@ pub fn operating_point_mixed(outcomes: Outcomes<'_>, weights: &[f64]) -> Result<
 /// Each model's share of calls when row `r` goes to `choices[r]`; the shares sum to 1.
 ///
 /// # Errors
-/// [`ErrorKind::InvalidRequest`](crate::ErrorKind::InvalidRequest) if `choices` is empty or a choice is
+/// [`ErrorKind::InvalidRequest`](switchyard::ErrorKind::InvalidRequest) if `choices` is empty or a choice is
 /// `>= models`.
 pub fn call_shares(choices: &[usize], models: usize) -> Result<Vec<f64>> {
     check_choices(choices.len(), models, choices)?;
@@ -199,7 +199,7 @@ pub fn call_shares(choices: &[usize], models: usize) -> Result<Vec<f64>> {
 /// As [`operating_point_mixed`], and if `weights` is empty.
 pub fn mixture_shares(weights: &[f64], models: usize) -> Result<Vec<f64>> {
     if models == 0 || weights.len() % models != 0 {
-        return Err(Error::invalid_request(format!("{} weights do not make rows of {models} models", weights.len())));
+        return Err(crate::invalid_input(format!("{} weights do not make rows of {models} models", weights.len())));
     }
     let rows = weights.len() / models;
     check_weights(rows, models, weights)?;
@@ -215,22 +215,22 @@ pub fn mixture_shares(weights: &[f64], models: usize) -> Result<Vec<f64>> {
 
 fn check_choices(rows: usize, models: usize, choices: &[usize]) -> Result<()> {
     if choices.is_empty() || choices.len() != rows {
-        return Err(Error::invalid_request(format!("{} choices for {rows} rows", choices.len())));
+        return Err(crate::invalid_input(format!("{} choices for {rows} rows", choices.len())));
     }
     if let Some((r, m)) = choices.iter().enumerate().find(|(_, m)| **m >= models) {
-        return Err(Error::invalid_request(format!("row {r} chose model {m}, but there are {models} models")));
+        return Err(crate::invalid_input(format!("row {r} chose model {m}, but there are {models} models")));
     }
     Ok(())
 }
 
 fn check_weights(rows: usize, models: usize, weights: &[f64]) -> Result<()> {
     if rows == 0 || weights.len() != rows * models {
-        return Err(Error::invalid_request(format!("{} weights for {rows} rows of {models} models", weights.len())));
+        return Err(crate::invalid_input(format!("{} weights for {rows} rows of {models} models", weights.len())));
     }
     for (r, w) in weights.chunks_exact(models).enumerate() {
         let sum: f64 = w.iter().sum();
         if w.iter().any(|x| !(x.is_finite() && *x >= 0.0)) || (sum - 1.0).abs() > 1e-6 {
-            return Err(Error::invalid_request(format!("the weights of row {r} are not a probability distribution")));
+            return Err(crate::invalid_input(format!("the weights of row {r} are not a probability distribution")));
         }
     }
     Ok(())
@@ -600,12 +600,12 @@ pub fn zero_router_shares(singles: &[OperatingPoint], strong: usize) -> Vec<Shar
 /// curve is linear in between, so a few points suffice for 0/1 scores. `O(n log n)`.
 ///
 /// # Errors
-/// [`ErrorKind::InvalidRequest`](crate::ErrorKind::InvalidRequest) if `weak` or `strong` is not a model
+/// [`ErrorKind::InvalidRequest`](switchyard::ErrorKind::InvalidRequest) if `weak` or `strong` is not a model
 /// index, or they are equal.
 pub fn oracle_curve(outcomes: Outcomes<'_>, weak: usize, strong: usize) -> Result<Vec<SharePoint>> {
     let m = outcomes.models;
     if weak >= m || strong >= m || weak == strong {
-        return Err(Error::invalid_request(format!(
+        return Err(crate::invalid_input(format!(
             "weak model {weak} and strong model {strong} must be two different indices below {m}"
         )));
     }
@@ -631,7 +631,7 @@ pub fn oracle_curve(outcomes: Outcomes<'_>, weak: usize, strong: usize) -> Resul
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ErrorKind;
+    use switchyard::ErrorKind;
 
     fn p(cost: f64, quality: f64) -> OperatingPoint {
         OperatingPoint::new(cost, quality)

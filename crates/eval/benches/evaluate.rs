@@ -18,12 +18,13 @@ mod common;
 use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
-use switchyard::classify::{LearnedClassifier, TrainConfig, Trainer};
-use switchyard::eval::catalog::{FittedCatalog, Prices};
-use switchyard::eval::cv;
-use switchyard::eval::data::{Dataset, Format, SplitKind};
-use switchyard::eval::replay::{Report, log_grid, sweep};
+use switchyard::classify::LearnedClassifier;
 use switchyard::{RouterBuilder, Utility};
+use switchyard_eval::catalog::{FittedCatalog, Prices};
+use switchyard_eval::cv;
+use switchyard_eval::data::{Dataset, Format, SplitKind};
+use switchyard_eval::replay::{Report, log_grid, sweep};
+use switchyard_eval::{TrainConfig, Trainer};
 
 const POINTS: usize = 50;
 

@@ -12,143 +12,15 @@
 //!
 //! Training is deterministic: the same rows, configuration and seed give the same model, bit for bit.
 
-use serde::{Deserialize, Serialize};
+use switchyard::Result;
+use switchyard::classify::TextStats;
+use switchyard::classify::learned::__training::{
+    CHAR_FLAG, Collect, Extractor, FAMILIARITY_BITS, FAMILIARITY_PERCENTILES, OPENING_FLAG, Parts, Rng, fallback_rates,
+    feature_dim, logit, model_info, prompt_trust, sigmoid, softmax,
+};
+use switchyard::classify::learned::{LearnedModel, TaskLabels, TrainConfig};
 
-use super::features::{CHAR_FLAG, Collect, Extractor, FAMILIARITY_BITS, FeatureConfig, OPENING_FLAG};
-use super::{FAMILIARITY_PERCENTILES, LearnedModel, ModelInfo, Parts, fallback_rates, logit, prompt_trust, softmax};
-use crate::classify::TextStats;
-use crate::error::{Error, Result};
-use crate::eval::data::Dataset;
-use crate::experiment::rng::Rng;
-
-/// Which row label the task head learns.
-#[non_exhaustive]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TaskLabels {
-    /// The subject where every row has one (MMLU's 57 subjects), the task otherwise.
-    #[default]
-    Auto,
-    /// [`Row::task`](crate::eval::data::Row::task): the benchmark.
-    Task,
-    /// [`Row::subject`](crate::eval::data::Row::subject), or the task for rows without one.
-    Subject,
-    /// No task head: the prior is each model's overall rate.
-    Off,
-}
-
-/// What a prompt the model does not trust (an unfamiliar one, [`Prediction::trust`](super::Prediction::trust)
-/// below 1) falls back to.
-#[non_exhaustive]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Fallback {
-    /// Quality follows price: each model's success rate is placed between the worst and the best
-    /// overall rate by where its mean cost per training row sits between the cheapest and the
-    /// dearest model's, on a log scale. A router that knows nothing about a prompt then ranks the
-    /// models as the zero router does (its cost–quality knob picks one model for every such
-    /// prompt), rather than by the trained tasks' ranking, which a new kind of task can reverse.
-    /// Without costs in the training rows this is [`Overall`](Self::Overall).
-    #[default]
-    PriceOrder,
-    /// Each model's overall success rate on the training rows: unfamiliar prompts are routed as
-    /// the average training prompt.
-    Overall,
-}
-
-/// How a [`LearnedModel`] is trained. Every field has a default that worked across the shared routing
-/// data sets without tuning on any reported rows.
-#[non_exhaustive]
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct TrainConfig {
-    /// How text becomes features.
-    pub features: FeatureConfig,
-    /// Which labels the task head learns.
-    pub task_labels: TaskLabels,
-    /// L2 strength of the residual regressions, as `1/C` in the usual `½‖w‖² + C·Σ loss` form:
-    /// larger is stronger. With several values, the one with the lowest log loss on a held-out
-    /// [`validation`](Self::validation) share of the training rows is chosen, and the regressions
-    /// are then retrained on every row with it. Per-prompt signal in routing data is often weak: a
-    /// too-small value fits noise and routes worse than the task prior alone.
-    pub l2: Vec<f64>,
-    /// The share of training rows held out to choose `l2` (when it has several values).
-    pub validation: f64,
-    /// L2 strength of the task head, in the same units.
-    pub task_l2: f64,
-    /// Rank of the task head: each feature carries an embedding of this many numbers (fewer when
-    /// there are fewer tasks), so that a prediction's cost does not grow with the number of tasks.
-    pub task_rank: usize,
-    /// Passes over the rows, for each regression.
-    pub epochs: u32,
-    /// AdaGrad's step size.
-    pub learning_rate: f64,
-    /// Folds of the task head's cross-fitting (2 to 10).
-    pub folds: u32,
-    /// Pseudo-rows at the model's overall rate added to every task's rate.
-    pub prior_strength: f64,
-    /// Seed of the row shuffles and fold assignment.
-    pub seed: u64,
-    /// The success rates an unfamiliar prompt falls back to.
-    pub fallback: Fallback,
-}
-
-impl Default for TrainConfig {
-    fn default() -> Self {
-        Self {
-            features: FeatureConfig::default(),
-            task_labels: TaskLabels::Auto,
-            l2: vec![0.3, 1.0, 3.0, 10.0, 30.0, 300.0, 3000.0, 30000.0],
-            validation: 0.2,
-            task_l2: 0.1,
-            task_rank: 8,
-            epochs: 10,
-            learning_rate: 0.2,
-            folds: 3,
-            prior_strength: 5.0,
-            seed: 0x5eed,
-            fallback: Fallback::PriceOrder,
-        }
-    }
-}
-
-impl TrainConfig {
-    /// Checks every field.
-    ///
-    /// # Errors
-    /// [`ErrorKind::Config`](crate::ErrorKind::Config) naming the field.
-    pub fn validate(&self) -> Result<()> {
-        self.features.validate()?;
-        if self.l2.is_empty() {
-            return Err(Error::config("training `l2` needs at least one value"));
-        }
-        if !(self.validation > 0.0 && self.validation < 1.0) {
-            return Err(Error::config(format!("training `validation` must be within (0, 1), got {}", self.validation)));
-        }
-        for (name, v) in self.l2.iter().map(|&v| ("l2", v)).chain([
-            ("task_l2", self.task_l2),
-            ("learning_rate", self.learning_rate),
-            ("prior_strength", self.prior_strength),
-        ]) {
-            if !(v.is_finite() && v >= 0.0) {
-                return Err(Error::config(format!("training `{name}` must be finite and >= 0, got {v}")));
-            }
-        }
-        if !(1..=64).contains(&self.task_rank) {
-            return Err(Error::config(format!("training `task_rank` must be within 1..=64, got {}", self.task_rank)));
-        }
-        if self.learning_rate == 0.0 {
-            return Err(Error::config("training `learning_rate` must be > 0"));
-        }
-        if !(1..=1000).contains(&self.epochs) {
-            return Err(Error::config(format!("training `epochs` must be within 1..=1000, got {}", self.epochs)));
-        }
-        if !(2..=10).contains(&self.folds) {
-            return Err(Error::config(format!("training `folds` must be within 2..=10, got {}", self.folds)));
-        }
-        Ok(())
-    }
-}
+use crate::data::Dataset;
 
 /// A training stage, for progress reports.
 #[non_exhaustive]
@@ -183,8 +55,8 @@ pub struct Progress {
 /// Trains [`LearnedModel`]s.
 ///
 /// ```
-/// use switchyard::classify::{TrainConfig, Trainer};
-/// use switchyard::eval::data::{Dataset, Row};
+/// use switchyard_eval::{TrainConfig, Trainer};
+/// use switchyard_eval::data::{Dataset, Row};
 /// # fn run() -> switchyard::Result<()> {
 /// let mut b = Dataset::builder(["small", "large"]);
 /// for i in 0..40 {
@@ -463,12 +335,7 @@ impl Residual<'_> {
                     None => z.iter_mut().for_each(|z| *z = 0.0),
                 }
                 let (offsets, scores) = (&self.offsets[i * m..(i + 1) * m], &self.scores[i * m..(i + 1) * m]);
-                let loss: f64 = z
-                    .iter()
-                    .zip(offsets)
-                    .zip(scores)
-                    .map(|((z, o), y)| log_loss(crate::policy::sigmoid(z + o), *y))
-                    .sum();
+                let loss: f64 = z.iter().zip(offsets).zip(scores).map(|((z, o), y)| log_loss(sigmoid(z + o), *y)).sum();
                 loss / m.max(1) as f64
             })
             .collect()
@@ -512,19 +379,19 @@ impl<'p> Trainer<'p> {
     /// Trains on every row of `data`; `trained_on` describes the rows for the model file.
     ///
     /// # Errors
-    /// [`ErrorKind::Config`](crate::ErrorKind::Config) for an invalid configuration, an empty data
+    /// [`ErrorKind::Config`](switchyard::ErrorKind::Config) for an invalid configuration, an empty data
     /// set or scores outside `[0, 1]`.
     pub fn fit(mut self, data: &Dataset, trained_on: &str) -> Result<LearnedModel> {
         self.config.validate()?;
         let n = data.len();
         if n == 0 {
-            return Err(Error::config("cannot train a learned model on an empty data set"));
+            return Err(crate::config_error("cannot train a learned model on an empty data set"));
         }
         let models: Vec<String> = data.models().iter().map(|m| m.as_str().to_owned()).collect();
         let m = models.len();
         let scores = data.scores();
         if let Some(i) = scores.iter().position(|s| !(0.0..=1.0).contains(s)) {
-            return Err(Error::config(format!(
+            return Err(crate::config_error(format!(
                 "training scores must be within [0, 1]: row {}, model `{}` has {}",
                 i / m,
                 models[i % m],
@@ -562,7 +429,7 @@ impl<'p> Trainer<'p> {
                 self.report(Stage::Features, i + 1, n, f64::NAN);
             }
         }
-        let dim = cfg.features.dim();
+        let dim = feature_dim(&cfg.features);
 
         // 2. Task labels and the task head.
         let labels: Vec<&str> = data
@@ -578,6 +445,8 @@ impl<'p> Trainer<'p> {
                         r.task()
                     }
                 }
+                // A label kind newer than this trainer: the task, as `Task` does.
+                _ => r.task(),
             })
             .collect();
         let mut tasks: Vec<String> = Vec::new();
@@ -725,18 +594,14 @@ impl<'p> Trainer<'p> {
             Head::new(0, m)
         };
 
-        let info = ModelInfo {
-            models,
-            tasks,
-            task_rank: rank,
-            features: cfg.features.clone(),
-            training: cfg.clone(),
-            trained_on: trained_on.to_owned(),
-            rows: n,
-            l2,
-            validation_loss,
-            residual: keep_residual,
-        };
+        let mut info = model_info(models, cfg.clone());
+        info.tasks = tasks;
+        info.task_rank = rank;
+        info.trained_on = trained_on.to_owned();
+        info.rows = n;
+        info.l2 = l2;
+        info.validation_loss = validation_loss;
+        info.residual = keep_residual;
         LearnedModel::from_parts(
             info,
             Parts {
@@ -773,7 +638,7 @@ impl<'p> Trainer<'p> {
                 let row = r.matrix.row(i);
                 head.scores(row, every, &mut z);
                 for j in 0..m {
-                    let p = crate::policy::sigmoid(z[j] + r.offsets[i * m + j]);
+                    let p = sigmoid(z[j] + r.offsets[i * m + j]);
                     let y = r.scores[i * m + j];
                     loss += log_loss(p, y);
                     grad[j] = (p - y) as f32;
@@ -798,7 +663,7 @@ impl<'p> Trainer<'p> {
     ) -> LowRank {
         let cfg = &self.config;
         let lr = cfg.learning_rate as f32;
-        let dim = cfg.features.dim();
+        let dim = feature_dim(&cfg.features);
         let decay = penalty_shares(matrix, rows, dim, cfg.task_l2, words_only);
         let epochs = cfg.epochs as usize;
         let mut head = LowRank::new(dim, rank, t, rng);
@@ -821,5 +686,88 @@ impl<'p> Trainer<'p> {
             self.report(stage, epoch + 1, epochs, loss / rows.len().max(1) as f64);
         }
         head
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::Row;
+
+    fn config(set: impl FnOnce(&mut TrainConfig)) -> TrainConfig {
+        let mut c = TrainConfig::default();
+        set(&mut c);
+        c
+    }
+
+    /// Two kinds of prompts: "sum" prompts only the large model answers, "greet" prompts both do;
+    /// within "sum" prompts, those that mention "carry" defeat the large model too.
+    fn planted(n: usize) -> Dataset {
+        let mut b = Dataset::builder(["small", "large"]);
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        for i in 0..n {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let noise = x % 5;
+            let (prompt, task, scores) = if i % 2 == 0 {
+                (format!("greet the user number {noise} warmly"), "chat", [1.0, 1.0])
+            } else if i % 6 == 1 {
+                (format!("add the numbers {noise} and {} with carry", x % 97), "math", [0.0, 0.0])
+            } else {
+                (format!("add the numbers {noise} and {}", x % 89), "math", [0.0, 1.0])
+            };
+            b.push(Row::new(prompt).with_task(task), &scores, None).unwrap();
+        }
+        b.build().unwrap()
+    }
+
+    fn model() -> LearnedModel {
+        Trainer::new(TrainConfig::default()).fit(&planted(600), "planted").unwrap()
+    }
+
+    #[test]
+    fn recovers_a_planted_signal() {
+        let m = model();
+        assert_eq!(m.info().models, ["small", "large"]);
+        assert_eq!(m.info().tasks.len(), 2);
+        let p = |text: &str, j| m.predict(text).probability(j).unwrap();
+        // The task prior: the small model answers greetings, not sums.
+        assert!(p("greet the user number 3 warmly", 0) > 0.9, "{}", p("greet the user number 3 warmly", 0));
+        assert!(p("add the numbers 4 and 17", 0) < 0.1);
+        // The per-prompt signal inside the task: "carry" defeats the large model.
+        assert!(p("add the numbers 4 and 17", 1) > 0.8, "{}", p("add the numbers 4 and 17", 1));
+        assert!(p("add the numbers 4 and 17 with carry", 1) < 0.35, "{}", p("add the numbers 4 and 17 with carry", 1));
+        let task = m.predict("add the numbers 1 and 2").task.unwrap();
+        assert_eq!(m.info().tasks[task.0], "math");
+    }
+
+    #[test]
+    fn training_is_deterministic() {
+        assert!(model() == model());
+    }
+
+    #[test]
+    fn bad_training_input_is_a_config_error() {
+        let data = planted(10);
+        let bad = |c: TrainConfig| Trainer::new(c).fit(&data, "t").unwrap_err().kind();
+        assert_eq!(bad(config(|c| c.l2 = vec![])), switchyard::ErrorKind::Config);
+        assert_eq!(bad(config(|c| c.l2 = vec![f64::NAN])), switchyard::ErrorKind::Config);
+        assert_eq!(bad(config(|c| c.epochs = 0)), switchyard::ErrorKind::Config);
+        assert_eq!(bad(config(|c| c.validation = 1.0)), switchyard::ErrorKind::Config);
+        assert_eq!(bad(config(|c| c.learning_rate = -1.0)), switchyard::ErrorKind::Config);
+        let empty = Dataset::builder(["a"]).build().unwrap();
+        assert!(Trainer::new(TrainConfig::default()).fit(&empty, "t").is_err());
+    }
+
+    #[test]
+    fn progress_is_reported_for_every_stage() {
+        let mut stages = Vec::new();
+        Trainer::new(config(|c| c.epochs = 2)).on_progress(|p| stages.push(p.stage)).fit(&planted(60), "t").unwrap();
+        assert!(stages.contains(&Stage::Features));
+        assert!(stages.contains(&Stage::TaskFold(0)));
+        assert!(stages.contains(&Stage::TaskHead));
+        assert!(stages.contains(&Stage::Validation(0)));
+        assert_eq!(stages.last(), Some(&Stage::Residual));
     }
 }

@@ -9,13 +9,13 @@ use std::path::Path;
 use std::time::Instant;
 
 use switchyard::config::{PolicyConfig, RouterConfig};
-use switchyard::eval::calibrate::{Target, calibrate};
-use switchyard::eval::catalog::{FittedCatalog, Prices};
-use switchyard::eval::data::{Dataset, Format, Row, SplitKind};
-use switchyard::eval::metrics;
-use switchyard::eval::replay::{Report, log_grid, replay, sweep};
 use switchyard::policy::{Candidate, PolicyInput};
 use switchyard::{Catalog, ErrorKind, ModelProfile, Pricing, Ranking, Router, Utility};
+use switchyard_eval::calibrate::{Target, calibrate};
+use switchyard_eval::catalog::{FittedCatalog, Prices};
+use switchyard_eval::data::{Dataset, Format, Row, SplitKind};
+use switchyard_eval::metrics;
+use switchyard_eval::replay::{Report, log_grid, replay, sweep};
 
 const PROMPTS: [&str; 6] = [
     "hi there, how are you?",
@@ -190,7 +190,7 @@ fn replay_errors() {
 
 #[test]
 fn routerbench_test_split_report_is_well_formed() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data");
     let file = dir.join("routerbench_arc_mbpp_winogrande.jsonl");
     if !file.is_file() || !dir.join("models.json").is_file() {
         println!("skipped: no data sets at {}", dir.display());

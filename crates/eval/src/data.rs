@@ -15,8 +15,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::metrics::Outcomes;
-use crate::catalog::ModelId;
-use crate::error::{Error, Result};
+use switchyard::catalog::ModelId;
+use switchyard::{Error, Result};
 
 /// RouteLLM's prices, in USD per 1M tokens: GPT-4 (strong) and Mixtral (weak).
 ///
@@ -226,8 +226,8 @@ impl fmt::Debug for Row {
 /// and the two dense arrays.
 ///
 /// ```no_run
-/// use switchyard::eval::data::{Dataset, Format, SplitKind};
-/// use switchyard::eval::metrics;
+/// use switchyard_eval::data::{Dataset, Format, SplitKind};
+/// use switchyard_eval::metrics;
 ///
 /// # fn run() -> switchyard::Result<()> {
 /// let all = Dataset::load("../shared/data/routerbench_arc_mbpp_winogrande.jsonl", Format::RouterBench)?;
@@ -264,13 +264,14 @@ impl Dataset {
     /// Reads a data set file, line by line.
     ///
     /// # Errors
-    /// [`ErrorKind::Config`](crate::ErrorKind::Config) if the file cannot be read, has no rows, or a
+    /// [`ErrorKind::Config`](switchyard::ErrorKind::Config) if the file cannot be read, has no rows, or a
     /// line is not valid: the message names the file, the line and the field
     /// (`` `data.jsonl` line 17: `scores.gpt-4`: expected a number in [0, 1], got 3 ``).
     pub fn load(path: impl AsRef<Path>, format: Format) -> Result<Self> {
         let path = path.as_ref();
         let name = path.display().to_string();
-        let file = File::open(path).map_err(|e| Error::config(format!("cannot read `{name}`: {e}")).with_source(e))?;
+        let file =
+            File::open(path).map_err(|e| crate::config_error(format!("cannot read `{name}`: {e}")).with_source(e))?;
         Self::read(BufReader::with_capacity(1 << 16, file), format, &name)
     }
 
@@ -337,11 +338,11 @@ impl Dataset {
     /// The scores and costs as the metrics take them.
     ///
     /// # Errors
-    /// [`ErrorKind::Config`](crate::ErrorKind::Config) if the data set has no costs (give prices with
+    /// [`ErrorKind::Config`](switchyard::ErrorKind::Config) if the data set has no costs (give prices with
     /// [`with_cost_per_call`](Self::with_cost_per_call)).
     pub fn outcomes(&self) -> Result<Outcomes<'_>> {
         let Some((_, costs)) = &self.costs else {
-            return Err(Error::config(format!(
+            return Err(crate::config_error(format!(
                 "data set `{}` has no costs: give each model a price with `with_cost_per_call`",
                 self.name
             )));
@@ -384,10 +385,10 @@ impl Dataset {
     /// The rows at these indices, in this order (repeats allowed: bootstrap samples, folds).
     ///
     /// # Errors
-    /// [`ErrorKind::InvalidRequest`](crate::ErrorKind::InvalidRequest) if an index is out of range.
+    /// [`ErrorKind::InvalidRequest`](switchyard::ErrorKind::InvalidRequest) if an index is out of range.
     pub fn subset(&self, indices: &[usize]) -> Result<Self> {
         if let Some(&bad) = indices.iter().find(|&&i| i >= self.rows.len()) {
-            return Err(Error::invalid_request(format!(
+            return Err(crate::invalid_input(format!(
                 "row {bad} is out of range: data set `{}` has {} rows",
                 self.name,
                 self.rows.len()
@@ -416,7 +417,7 @@ impl Dataset {
     /// of tokens (RouteLLM). Use the model's price per 1M tokens, or per call of your typical size.
     ///
     /// # Errors
-    /// [`ErrorKind::Config`](crate::ErrorKind::Config) if a model of the data set has no price, a
+    /// [`ErrorKind::Config`](switchyard::ErrorKind::Config) if a model of the data set has no price, a
     /// price names a model the data set does not have, or a price is negative or not finite.
     pub fn with_cost_per_call<S: AsRef<str>>(mut self, prices: impl IntoIterator<Item = (S, f64)>) -> Result<Self> {
         let m = self.models.len();
@@ -424,10 +425,13 @@ impl Dataset {
         for (model, price) in prices {
             let model = model.as_ref();
             let Some(i) = self.model_index(model) else {
-                return Err(Error::config(format!("price for model `{model}`, which data set `{}` lacks", self.name)));
+                return Err(crate::config_error(format!(
+                    "price for model `{model}`, which data set `{}` lacks",
+                    self.name
+                )));
             };
             if !(price.is_finite() && price >= 0.0) {
-                return Err(Error::config(format!("price of `{model}` must be finite and >= 0, got {price}")));
+                return Err(crate::config_error(format!("price of `{model}` must be finite and >= 0, got {price}")));
             }
             per_model[i] = Some(price);
         }
@@ -435,7 +439,7 @@ impl Dataset {
         for (i, p) in per_model.iter().enumerate() {
             match p {
                 Some(p) => row.push(*p),
-                None => return Err(Error::config(format!("no price for model `{}`", self.models[i]))),
+                None => return Err(crate::config_error(format!("no price for model `{}`", self.models[i]))),
             }
         }
         let mut costs = Vec::with_capacity(self.rows.len() * m);
@@ -463,11 +467,11 @@ impl DatasetBuilder {
     fn new(models: Vec<ModelId>) -> Self {
         let mut error = None;
         if models.is_empty() {
-            error = Some(Error::config("a data set needs at least one model"));
+            error = Some(crate::config_error("a data set needs at least one model"));
         }
         for (i, m) in models.iter().enumerate() {
             if models[..i].contains(m) {
-                error = Some(Error::config(format!("model `{m}` appears twice")));
+                error = Some(crate::config_error(format!("model `{m}` appears twice")));
                 break;
             }
         }
@@ -493,29 +497,29 @@ impl DatasetBuilder {
     /// (USD, finite, `>= 0`). Either every row has costs or none has.
     ///
     /// # Errors
-    /// [`ErrorKind::Config`](crate::ErrorKind::Config) naming the row and the model if a slice has the
+    /// [`ErrorKind::Config`](switchyard::ErrorKind::Config) naming the row and the model if a slice has the
     /// wrong length or a value is out of range; the row is not added.
     pub fn push(&mut self, row: Row, scores: &[f64], costs: Option<&[f64]>) -> Result<&mut Self> {
         let n = self.rows.len();
         let m = self.models.len();
         if scores.len() != m {
-            return Err(Error::config(format!("row {n}: {} scores for {m} models", scores.len())));
+            return Err(crate::config_error(format!("row {n}: {} scores for {m} models", scores.len())));
         }
         for (s, model) in scores.iter().zip(self.models.iter()) {
-            check_score(*s).map_err(|e| Error::config(format!("row {n}: score of `{model}`: {e}")))?;
+            check_score(*s).map_err(|e| crate::config_error(format!("row {n}: score of `{model}`: {e}")))?;
         }
         match (costs, self.has_costs) {
             (Some(_), Some(false)) | (None, Some(true)) => {
-                return Err(Error::config(format!("row {n}: either every row has costs or none has")));
+                return Err(crate::config_error(format!("row {n}: either every row has costs or none has")));
             }
             _ => {}
         }
         if let Some(costs) = costs {
             if costs.len() != m {
-                return Err(Error::config(format!("row {n}: {} costs for {m} models", costs.len())));
+                return Err(crate::config_error(format!("row {n}: {} costs for {m} models", costs.len())));
             }
             for (c, model) in costs.iter().zip(self.models.iter()) {
-                check_cost(*c).map_err(|e| Error::config(format!("row {n}: cost of `{model}`: {e}")))?;
+                check_cost(*c).map_err(|e| crate::config_error(format!("row {n}: cost of `{model}`: {e}")))?;
             }
             self.costs.extend_from_slice(costs);
         }
@@ -528,7 +532,7 @@ impl DatasetBuilder {
     /// The data set (which may have no rows).
     ///
     /// # Errors
-    /// [`ErrorKind::Config`](crate::ErrorKind::Config) if the models were empty or not unique.
+    /// [`ErrorKind::Config`](switchyard::ErrorKind::Config) if the models were empty or not unique.
     pub fn build(self) -> Result<Dataset> {
         if let Some(e) = self.error {
             return Err(e);
@@ -553,7 +557,7 @@ fn check_cost(c: f64) -> std::result::Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ErrorKind;
+    use switchyard::ErrorKind;
 
     fn read(format: Format, text: &str) -> Result<Dataset> {
         Dataset::read(text.as_bytes(), format, "t.jsonl")

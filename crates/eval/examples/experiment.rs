@@ -25,11 +25,11 @@
 use std::path::Path;
 
 use switchyard::catalog::Ability;
-use switchyard::eval::catalog::{FittedCatalog, Prices};
-use switchyard::eval::data::{Dataset, Format, SplitKind};
 use switchyard::experiment::{Experiment, Metric, SequentialTest, Verdict};
 use switchyard::policy::CostRef;
 use switchyard::{Bandit, Catalog, Error, ErrorKind, Feedback, ModelProfile, Request, Result, Router, Utility};
+use switchyard_eval::catalog::{FittedCatalog, Prices};
+use switchyard_eval::data::{Dataset, Format, SplitKind};
 
 struct Args {
     requests: usize,
@@ -196,7 +196,7 @@ fn learn(
 
 #[cfg(feature = "plot")]
 fn write_svg(path: &Path, curves: Vec<(&str, Vec<(f64, f64)>)>, fixed: &str) -> Result<()> {
-    use switchyard::eval::plot::{PlotOptions, Series, lines};
+    use switchyard_eval::plot::{PlotOptions, Series, lines};
     let series: Vec<Series> = curves.into_iter().map(|(name, points)| Series::new(name, points)).collect();
     let title = format!("Bandits on RouterBench test traffic: regret against {fixed}");
     let text = lines(&series, "requests", "cumulative regret (reward)", &PlotOptions::new().title(title))?;
@@ -213,7 +213,7 @@ fn write_svg(_: &Path, _: Vec<(&str, Vec<(f64, f64)>)>, _: &str) -> Result<()> {
 
 fn try_main() -> Result<()> {
     let args = args()?;
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data");
     let path = dir.join("routerbench_arc_mbpp_winogrande.jsonl");
     if !path.is_file() || !dir.join("models.json").is_file() {
         println!("no data at {}: put the shared routing data sets there and run again.", dir.display());

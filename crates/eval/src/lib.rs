@@ -5,8 +5,8 @@
 //! the report's cost–quality curve as SVG (`plot`).
 //!
 //! ```no_run
-//! use switchyard::eval::data::{Dataset, Format, SplitKind};
-//! use switchyard::eval::metrics;
+//! use switchyard_eval::data::{Dataset, Format, SplitKind};
+//! use switchyard_eval::metrics;
 //!
 //! # fn run() -> switchyard::Result<()> {
 //! let data = Dataset::load("../shared/data/routerbench_arc_mbpp_winogrande.jsonl", Format::RouterBench)?
@@ -70,7 +70,7 @@
 //! Without `costs_usd`, give each model a price per call:
 //!
 //! ```
-//! use switchyard::eval::data::{Dataset, Format};
+//! use switchyard_eval::data::{Dataset, Format};
 //!
 //! # fn run() -> switchyard::Result<()> {
 //! let logs = r#"{"prompt": "2+2?", "scores": {"mini": 1, "frontier": 1}}
@@ -105,8 +105,22 @@ pub mod metrics;
 #[cfg_attr(docsrs, doc(cfg(feature = "plot")))]
 pub mod plot;
 pub mod replay;
+pub mod train;
 
 pub use catalog::{FittedCatalog, Prices};
 pub use data::{Dataset, Format, Row};
 pub use metrics::{OperatingPoint, Outcomes};
 pub use replay::{Report, ReportOptions, Run, replay, sweep};
+pub use switchyard::classify::learned::{Fallback, TaskLabels, TrainConfig};
+pub use train::{Progress, Stage, Trainer};
+
+/// An [`ErrorKind::Config`](switchyard::ErrorKind::Config) error: a bad setting or a bad data file.
+pub(crate) fn config_error(message: impl Into<String>) -> switchyard::Error {
+    switchyard::Error::new(switchyard::ErrorKind::Config, message)
+}
+
+/// An [`ErrorKind::InvalidRequest`](switchyard::ErrorKind::InvalidRequest) error: an argument out of
+/// its range.
+pub(crate) fn invalid_input(message: impl Into<String>) -> switchyard::Error {
+    switchyard::Error::new(switchyard::ErrorKind::InvalidRequest, message)
+}

@@ -4,7 +4,7 @@
 //! [`FittedCatalog::fit`] gives each model:
 //!
 //! 1. **Pricing**: its price per 1M tokens from [`Prices`], for input and output alike (the data
-//!    sets give one price per model). Only the ratios matter to the decision: [`Utility`](crate::Utility)
+//!    sets give one price per model). Only the ratios matter to the decision: [`Utility`](switchyard::Utility)
 //!    weighs costs relative to the dearest candidate.
 //! 2. **Overall ability** `θ_m = logit(ā_m)`, with `ā_m = (Σ s + ½) / (n + 1)` its smoothed mean
 //!    score on the training rows.
@@ -23,11 +23,11 @@ use std::path::Path;
 use serde_json::Value;
 
 use super::data::Dataset;
-use crate::catalog::{Ability, Catalog, ModelProfile, Pricing};
-use crate::classify::{DifficultyClassifier, Intent, IntentClassifier, TextStats};
-use crate::config::{ClassifierConfig, PolicyConfig, RouterConfig};
-use crate::error::{Error, Result};
-use crate::router::RouterBuilder;
+use switchyard::Result;
+use switchyard::RouterBuilder;
+use switchyard::catalog::{Ability, Catalog, ModelProfile, Pricing};
+use switchyard::classify::{DifficultyClassifier, Intent, IntentClassifier, TextStats};
+use switchyard::config::{ClassifierConfig, PolicyConfig, RouterConfig};
 
 /// Fewer training rows than this for an intent and a model keeps its overall ability there.
 pub const MIN_INTENT_ROWS: usize = 30;
@@ -48,15 +48,15 @@ impl Prices {
     /// (notes, sources) are skipped.
     ///
     /// # Errors
-    /// [`ErrorKind::Config`](crate::ErrorKind::Config) if the text is not JSON, has no such section, or
+    /// [`ErrorKind::Config`](switchyard::ErrorKind::Config) if the text is not JSON, has no such section, or
     /// the section has no prices, or a price is negative.
     pub fn from_models_json(json: &str, section: &str) -> Result<Self> {
         let v: Value =
-            serde_json::from_str(json).map_err(|e| Error::config(format!("models.json: {e}")).with_source(e))?;
+            serde_json::from_str(json).map_err(|e| crate::config_error(format!("models.json: {e}")).with_source(e))?;
         let sec = v
             .get(section)
             .and_then(Value::as_object)
-            .ok_or_else(|| Error::config(format!("models.json: no section `{section}`")))?;
+            .ok_or_else(|| crate::config_error(format!("models.json: no section `{section}`")))?;
         let mut prices = BTreeMap::new();
         for (field, obj) in sec {
             let Some(obj) = obj.as_object() else { continue };
@@ -66,7 +66,7 @@ impl Prices {
             for (model, price) in obj {
                 let p = price.as_f64().unwrap_or(f64::NAN);
                 if !(p.is_finite() && p >= 0.0) {
-                    return Err(Error::config(format!(
+                    return Err(crate::config_error(format!(
                         "models.json: `{section}.{field}.{model}`: expected a price >= 0, got {price}"
                     )));
                 }
@@ -74,7 +74,7 @@ impl Prices {
             }
         }
         if prices.is_empty() {
-            return Err(Error::config(format!("models.json: section `{section}` has no prices")));
+            return Err(crate::config_error(format!("models.json: section `{section}` has no prices")));
         }
         Ok(Self(prices))
     }
@@ -86,7 +86,7 @@ impl Prices {
     pub fn load(path: impl AsRef<Path>, section: &str) -> Result<Self> {
         let path = path.as_ref();
         let text = std::fs::read_to_string(path)
-            .map_err(|e| Error::config(format!("cannot read `{}`: {e}", path.display())).with_source(e))?;
+            .map_err(|e| crate::config_error(format!("cannot read `{}`: {e}", path.display())).with_source(e))?;
         Self::from_models_json(&text, section)
     }
 
@@ -115,10 +115,10 @@ impl FittedCatalog {
     /// provider `"eval"`.
     ///
     /// # Errors
-    /// [`ErrorKind::Config`](crate::ErrorKind::Config) if `train` is empty or a model has no price.
+    /// [`ErrorKind::Config`](switchyard::ErrorKind::Config) if `train` is empty or a model has no price.
     pub fn fit(train: &Dataset, prices: &Prices) -> Result<Self> {
         if train.is_empty() {
-            return Err(Error::config(format!("cannot fit a catalog on `{}`: no rows", train.name())));
+            return Err(crate::config_error(format!("cannot fit a catalog on `{}`: no rows", train.name())));
         }
         let models = train.models().len();
         let difficulty = DifficultyClassifier::default();
@@ -142,7 +142,7 @@ impl FittedCatalog {
         for (m, id) in train.models().iter().enumerate() {
             let price = prices
                 .get(id.as_str())
-                .ok_or_else(|| Error::config(format!("no price for model `{id}` of `{}`", train.name())))?;
+                .ok_or_else(|| crate::config_error(format!("no price for model `{id}` of `{}`", train.name())))?;
             let mut ability = Ability::new(logit_mean(sums[m], n));
             for (intent, (rows, s)) in &by_intent {
                 if *rows >= MIN_INTENT_ROWS {

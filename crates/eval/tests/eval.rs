@@ -14,8 +14,8 @@ use std::time::Instant;
 use proptest::prelude::*;
 use serde_json::Value;
 use switchyard::ErrorKind;
-use switchyard::eval::data::{CostKind, Dataset, Format, SplitKind};
-use switchyard::eval::metrics::{self, OperatingPoint, Outcomes, SharePoint};
+use switchyard_eval::data::{CostKind, Dataset, Format, SplitKind};
+use switchyard_eval::metrics::{self, OperatingPoint, Outcomes, SharePoint};
 
 const ROUTERBENCH: &str = "routerbench_arc_mbpp_winogrande.jsonl";
 const ROUTELLM: &str = "routellm_mmlu_gsm8k.jsonl";
@@ -24,7 +24,7 @@ const STRONG: &str = "gpt-4-1106-preview";
 const WEAK: &str = "mistralai/Mixtral-8x7B-Instruct-v0.1";
 
 fn data_dir() -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data");
     if dir.join("baselines.json").is_file() {
         Some(dir)
     } else {
@@ -248,7 +248,7 @@ fn routellm_baselines() {
 fn data_types_are_send_sync_and_clone() {
     fn is<T: Send + Sync + Clone>() {}
     is::<Dataset>();
-    is::<switchyard::eval::Row>();
+    is::<switchyard_eval::Row>();
     is::<Outcomes<'static>>();
     is::<OperatingPoint>();
 }

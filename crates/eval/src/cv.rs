@@ -8,17 +8,17 @@
 //!   each row is routed by a router that never saw it.
 //! - [`sweep_policy`]: classifies each row once and re-ranks its candidates at every knob value:
 //!   the same choices as [`sweep`](super::replay::sweep) for policies that rank from the candidates'
-//!   numbers alone (`p`, cost, latency: [`Utility`](crate::Utility),
-//!   [`CheapestCapable`](crate::CheapestCapable)), at a fraction of the cost when classification is
-//!   the expensive part (a [`LearnedClassifier`](crate::classify::LearnedClassifier)).
+//!   numbers alone (`p`, cost, latency: [`Utility`](switchyard::Utility),
+//!   [`CheapestCapable`](switchyard::CheapestCapable)), at a fraction of the cost when classification is
+//!   the expensive part (a [`LearnedClassifier`](switchyard::classify::LearnedClassifier)).
 
 use super::data::Dataset;
 use super::replay::Run;
-use crate::error::{Error, Result};
-use crate::policy::{Policy, PolicyInput};
-use crate::request::{ContentPart, Message, Request};
-use crate::router::{Router, uniform};
-use crate::signal::Signals;
+use switchyard::Signals;
+use switchyard::policy::{Policy, PolicyInput};
+use switchyard::{ContentPart, Message, Request};
+use switchyard::{Error, Result};
+use switchyard::{Router, uniform};
 
 /// One split: training rows, held-out rows, and the held-out rows' indices in the original data set.
 #[derive(Debug)]
@@ -44,10 +44,10 @@ impl Split {
 /// `k` folds: fold `f` holds out rows `i` with `i % k == f`.
 ///
 /// # Errors
-/// [`ErrorKind::Config`](crate::ErrorKind::Config) if `k < 2` or the data set has fewer than `k` rows.
+/// [`ErrorKind::Config`](switchyard::ErrorKind::Config) if `k < 2` or the data set has fewer than `k` rows.
 pub fn k_fold(data: &Dataset, k: usize) -> Result<Vec<Split>> {
     if k < 2 || data.len() < k {
-        return Err(Error::config(format!(
+        return Err(crate::config_error(format!(
             "{k}-fold cross-validation needs k >= 2 and at least k rows; `{}` has {}",
             data.name(),
             data.len()
@@ -69,11 +69,11 @@ pub fn k_fold(data: &Dataset, k: usize) -> Result<Vec<Split>> {
 /// One split per task: train on the other tasks, test on it.
 ///
 /// # Errors
-/// [`ErrorKind::Config`](crate::ErrorKind::Config) if the data set has fewer than two tasks.
+/// [`ErrorKind::Config`](switchyard::ErrorKind::Config) if the data set has fewer than two tasks.
 pub fn leave_one_task_out(data: &Dataset) -> Result<Vec<Split>> {
     let tasks: Vec<String> = data.tasks().into_iter().map(str::to_owned).collect();
     if tasks.len() < 2 {
-        return Err(Error::config(format!(
+        return Err(crate::config_error(format!(
             "leaving one task out needs at least two tasks; `{}` has {}",
             data.name(),
             tasks.len()
@@ -101,7 +101,7 @@ pub fn leave_one_task_out(data: &Dataset) -> Result<Vec<Split>> {
 /// [`leave_one_task_out`] do), and every sweep must have the same knobs, in order.
 ///
 /// # Errors
-/// [`ErrorKind::Config`](crate::ErrorKind::Config) if the splits do not cover `data` exactly once or
+/// [`ErrorKind::Config`](switchyard::ErrorKind::Config) if the splits do not cover `data` exactly once or
 /// the sweeps disagree on their knobs; `fit`'s errors.
 pub fn cross_validate<F>(data: &Dataset, splits: &[Split], mut fit: F) -> Result<Vec<Run>>
 where
@@ -116,11 +116,11 @@ where
             choices = vec![vec![None; data.len()]; runs.len()];
         }
         if runs.len() != knobs.len() || runs.iter().zip(&knobs).any(|(r, k)| r.knob.to_bits() != k.to_bits()) {
-            return Err(Error::config(format!("`{}`: every split must sweep the same knobs", split.name)));
+            return Err(crate::config_error(format!("`{}`: every split must sweep the same knobs", split.name)));
         }
         for (run, pooled) in runs.iter().zip(&mut choices) {
             if run.choices.len() != split.test_rows.len() {
-                return Err(Error::config(format!(
+                return Err(crate::config_error(format!(
                     "`{}`: the sweep routed {} rows, the split holds out {}",
                     split.name,
                     run.choices.len(),
@@ -128,10 +128,11 @@ where
                 )));
             }
             for (&row, &model) in split.test_rows.iter().zip(&run.choices) {
-                let slot =
-                    pooled.get_mut(row).ok_or_else(|| Error::config(format!("row {row} is not in the data set")))?;
+                let slot = pooled
+                    .get_mut(row)
+                    .ok_or_else(|| crate::config_error(format!("row {row} is not in the data set")))?;
                 if slot.replace(model).is_some() {
-                    return Err(Error::config(format!("row {row} is held out by more than one split")));
+                    return Err(crate::config_error(format!("row {row} is held out by more than one split")));
                 }
             }
         }
@@ -143,7 +144,7 @@ where
             let choices: Vec<usize> = pooled
                 .into_iter()
                 .enumerate()
-                .map(|(i, c)| c.ok_or_else(|| Error::config(format!("row {i} is held out by no split"))))
+                .map(|(i, c)| c.ok_or_else(|| crate::config_error(format!("row {i} is held out by no split"))))
                 .collect::<Result<_>>()?;
             Run::from_choices(data, knob, choices)
         })
@@ -155,7 +156,7 @@ where
 /// policy that ranks from the candidates' `p`, cost and latency alone.
 ///
 /// The policies see the candidates, the catalog, the request and `uniform` as the router would give
-/// them, but empty [`Signals`]: a policy that reads signals ([`Rules`](crate::Rules) on intent)
+/// them, but empty [`Signals`]: a policy that reads signals ([`Rules`](switchyard::Rules) on intent)
 /// needs [`sweep`](super::replay::sweep).
 ///
 /// # Errors
@@ -166,15 +167,16 @@ where
     F: Fn(f64) -> P,
 {
     if knobs.is_empty() {
-        return Err(Error::invalid_request("a sweep needs at least one knob value"));
+        return Err(crate::invalid_input("a sweep needs at least one knob value"));
     }
     let catalog = router.catalog();
     let map: Vec<usize> = catalog
         .models()
         .iter()
         .map(|m| {
-            data.model_index(m.id.as_str())
-                .ok_or_else(|| Error::config(format!("catalog model `{}` is not in data set `{}`", m.id, data.name())))
+            data.model_index(m.id.as_str()).ok_or_else(|| {
+                crate::config_error(format!("catalog model `{}` is not in data set `{}`", m.id, data.name()))
+            })
         })
         .collect::<Result<_>>()?;
     let policies: Vec<P> = knobs.iter().map(|&k| policy(k)).collect();
@@ -197,7 +199,7 @@ where
         for (p, out) in policies.iter().zip(&mut choices) {
             let ranking = p.rank(&input)?;
             let first = ranking.order().first().ok_or_else(|| {
-                Error::new(crate::ErrorKind::Routing, format!("policy `{}` ranked nothing", p.name()))
+                Error::new(switchyard::ErrorKind::Routing, format!("policy `{}` ranked nothing", p.name()))
             })?;
             out.push(map[first.model]);
         }

@@ -15,7 +15,7 @@
 //! 4. returns the best point seen as a [`Calibration`], or an error that names the best the knob
 //!    reaches when no point meets the target.
 //!
-//! **Monotonicity.** Raising [`Utility`](crate::Utility)'s `λ` never raises the estimated cost of
+//! **Monotonicity.** Raising [`Utility`](switchyard::Utility)'s `λ` never raises the estimated cost of
 //! the model chosen for a request, but the data set's *actual* cost, quality and share of strong
 //! calls are only approximately monotone in `λ`: a dearer model can be cheaper on a given row, and
 //! a cheaper choice can be the correct one. Steps 2 and 3 therefore never assume monotonicity: every
@@ -24,8 +24,8 @@
 //! grid points that both miss it can be missed; use a finer grid ([`Search::points`]) if that matters.
 //!
 //! ```
-//! use switchyard::eval::calibrate::{Target, calibrate};
-//! use switchyard::eval::data::{Dataset, Row};
+//! use switchyard_eval::calibrate::{Target, calibrate};
+//! use switchyard_eval::data::{Dataset, Row};
 //! use switchyard::catalog::Ability;
 //! use switchyard::classify::DifficultyClassifier;
 //! use switchyard::{Catalog, ModelProfile, Pricing, Router, Utility};
@@ -62,9 +62,9 @@ use serde::{Deserialize, Serialize};
 use super::data::Dataset;
 use super::metrics::{self, OperatingPoint};
 use super::replay::{Replayer, Run};
-use crate::config::RouterConfig;
-use crate::error::{Error, Result};
-use crate::router::Router;
+use switchyard::Router;
+use switchyard::config::RouterConfig;
+use switchyard::{Error, Result};
 
 /// What a calibration aims for. Every value is a fraction in `(0, 1]`.
 #[non_exhaustive]
@@ -91,13 +91,13 @@ impl Target {
     /// Checks that the value is a fraction in `(0, 1]`.
     ///
     /// # Errors
-    /// [`ErrorKind::Config`](crate::ErrorKind::Config) naming the target if it is NaN, `<= 0` or `> 1`.
+    /// [`ErrorKind::Config`](switchyard::ErrorKind::Config) naming the target if it is NaN, `<= 0` or `> 1`.
     pub fn validate(self) -> Result<()> {
         let v = self.value();
         if v > 0.0 && v <= 1.0 {
             Ok(())
         } else {
-            Err(Error::config(format!("calibration target `{self}` must be a fraction in (0, 1], got {v}")))
+            Err(crate::config_error(format!("calibration target `{self}` must be a fraction in (0, 1], got {v}")))
         }
     }
 }
@@ -117,7 +117,7 @@ impl FromStr for Target {
     type Err = Error;
 
     fn from_str(s: &str) -> Result<Self> {
-        let bad = || Error::config(format!("calibration target `{s}`: expected quality=F, share=F or spend=F"));
+        let bad = || crate::config_error(format!("calibration target `{s}`: expected quality=F, share=F or spend=F"));
         let (kind, value) = s.split_once('=').ok_or_else(bad)?;
         let value: f64 = value.trim().parse().map_err(|_| bad())?;
         let target = match kind.trim() {
@@ -157,7 +157,7 @@ impl Search {
         Self::default()
     }
 
-    /// Searches knob values from `lo` to `hi` (for [`CheapestCapable`](crate::CheapestCapable)'s
+    /// Searches knob values from `lo` to `hi` (for [`CheapestCapable`](switchyard::CheapestCapable)'s
     /// quality floor, for example `0.01..0.99`).
     #[must_use]
     pub fn range(mut self, lo: f64, hi: f64) -> Self {
@@ -182,13 +182,13 @@ impl Search {
 
     fn validate(&self) -> Result<()> {
         if !(self.lo.is_finite() && self.hi.is_finite() && self.lo > 0.0 && self.lo < self.hi) {
-            return Err(Error::config(format!(
+            return Err(crate::config_error(format!(
                 "calibration range must satisfy 0 < lo < hi, both finite; got {}..{}",
                 self.lo, self.hi
             )));
         }
         if self.points < 2 {
-            return Err(Error::config(format!("calibration grid needs at least 2 points, got {}", self.points)));
+            return Err(crate::config_error(format!("calibration grid needs at least 2 points, got {}", self.points)));
         }
         Ok(())
     }
@@ -198,7 +198,7 @@ impl Search {
 #[non_exhaustive]
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Calibration {
-    /// The knob value (`λ` for [`Utility`](crate::Utility)).
+    /// The knob value (`λ` for [`Utility`](switchyard::Utility)).
     pub knob: f64,
     /// The target it meets.
     pub target: Target,
@@ -219,12 +219,12 @@ pub struct Calibration {
 }
 
 impl Calibration {
-    /// Stores the knob in `config`'s policy ([`PolicyConfig::set_knob`](crate::config::PolicyConfig::set_knob)):
-    /// [`Utility`](crate::Utility)'s `cost_weight` or [`CheapestCapable`](crate::CheapestCapable)'s
+    /// Stores the knob in `config`'s policy ([`PolicyConfig::set_knob`](switchyard::config::PolicyConfig::set_knob)):
+    /// [`Utility`](switchyard::Utility)'s `cost_weight` or [`CheapestCapable`](switchyard::CheapestCapable)'s
     /// `quality_floor`. Write the config out with [`RouterConfig::to_toml_string`].
     ///
     /// # Errors
-    /// [`ErrorKind::Config`](crate::ErrorKind::Config) if the knob is not a valid value for that policy.
+    /// [`ErrorKind::Config`](switchyard::ErrorKind::Config) if the knob is not a valid value for that policy.
     pub fn apply(&self, config: &mut RouterConfig) -> Result<()> {
         config.policy.set_knob(self.knob)
     }
@@ -244,7 +244,7 @@ where
 /// Finds the knob value that meets `target` on `data`, as the [module docs](self) describe.
 ///
 /// # Errors
-/// [`ErrorKind::Config`](crate::ErrorKind::Config) if `data` is empty or has no costs, the target
+/// [`ErrorKind::Config`](switchyard::ErrorKind::Config) if `data` is empty or has no costs, the target
 /// value is NaN, `<= 0` or `> 1`, the search range is invalid, or no knob value meets the target (the
 /// message gives the best the knob reaches); `build`'s error; as
 /// [`replay`](super::replay::replay).
@@ -255,7 +255,7 @@ where
     target.validate()?;
     search.validate()?;
     if data.is_empty() {
-        return Err(Error::config(format!("cannot calibrate on `{}`: no rows", data.name())));
+        return Err(crate::config_error(format!("cannot calibrate on `{}`: no rows", data.name())));
     }
     let outcomes = data.outcomes()?;
     let singles = metrics::single_model_points(outcomes);
@@ -393,20 +393,20 @@ impl Goal {
                 )
             }
         };
-        Error::config(format!("cannot calibrate on `{}`: {what}", data.name()))
+        crate::config_error(format!("cannot calibrate on `{}`: {what}", data.name()))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ErrorKind;
-    use crate::catalog::{Catalog, ModelProfile};
-    use crate::config::PolicyConfig;
-    use crate::eval::data::Row;
-    use crate::policy::PolicyInput;
-    use crate::request::ContentPart;
-    use crate::{Ranking, Request};
+    use crate::data::Row;
+    use switchyard::ContentPart;
+    use switchyard::ErrorKind;
+    use switchyard::catalog::{Catalog, ModelProfile};
+    use switchyard::config::PolicyConfig;
+    use switchyard::policy::PolicyInput;
+    use switchyard::{Ranking, Request};
 
     /// Ten rows, prompt `r`; `cheap` (cost 1) is right on rows 0–4, `dear` (cost 10) on all.
     fn data() -> Dataset {
@@ -527,7 +527,7 @@ mod tests {
             );
         }
         // The builder's error comes back as it is.
-        let e = calibrate(&d, Target::Quality(0.9), |_| Err(Error::config("no router"))).unwrap_err();
+        let e = calibrate(&d, Target::Quality(0.9), |_| Err(crate::config_error("no router"))).unwrap_err();
         assert!(e.to_string().contains("no router"), "{e}");
     }
 

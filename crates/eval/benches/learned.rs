@@ -28,9 +28,9 @@ use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use switchyard::classify::{DifficultyClassifier, IntentClassifier, LearnedClassifier, LearnedModel, TextStats};
-use switchyard::classify::{TrainConfig, Trainer};
-use switchyard::eval::data::{Dataset, Format, SplitKind};
 use switchyard::{Request, Router, Utility};
+use switchyard_eval::data::{Dataset, Format, SplitKind};
+use switchyard_eval::{TrainConfig, Trainer};
 
 fn train(data: &Dataset, l2: Option<f64>) -> LearnedModel {
     let mut config = TrainConfig::default();

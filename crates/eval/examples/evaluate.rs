@@ -40,14 +40,15 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use serde::Serialize;
-use switchyard::classify::{LearnedClassifier, LearnedCostModel, LearnedModel, TrainConfig, Trainer};
+use switchyard::classify::{LearnedClassifier, LearnedCostModel, LearnedModel};
 use switchyard::config::{ClassifierConfig, PolicyConfig, RouterConfig};
-use switchyard::eval::calibrate::{Calibration, Target, calibrate};
-use switchyard::eval::catalog::{FittedCatalog, Prices};
-use switchyard::eval::cv::{self, cross_validate, k_fold};
-use switchyard::eval::data::{Dataset, Format, SplitKind};
-use switchyard::eval::replay::{Report, ReportOptions, Run, Summary, log_grid, replay, sweep};
 use switchyard::{Error, ErrorKind, Result, Router, RouterBuilder, Utility};
+use switchyard_eval::calibrate::{Calibration, Target, calibrate};
+use switchyard_eval::catalog::{FittedCatalog, Prices};
+use switchyard_eval::cv::{self, cross_validate, k_fold};
+use switchyard_eval::data::{Dataset, Format, SplitKind};
+use switchyard_eval::replay::{Report, ReportOptions, Run, Summary, log_grid, replay, sweep};
+use switchyard_eval::{TrainConfig, Trainer};
 
 const LAMBDA_MIN: f64 = 1e-3;
 const LAMBDA_MAX: f64 = 1e3;
@@ -249,7 +250,7 @@ struct Timings {
 
 fn try_main() -> Result<()> {
     let args = args()?;
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data");
     let (file, format, section) = match args.data.as_str() {
         "routerbench" => ("routerbench_arc_mbpp_winogrande.jsonl", Format::RouterBench, "routerbench"),
         "mmlu" | "gsm8k" | "mmlu-to-gsm8k" => ("routellm_mmlu_gsm8k.jsonl", Format::RouteLlm, "routellm"),
@@ -348,7 +349,7 @@ fn write(path: &Path, text: &str) -> Result<()> {
 
 #[cfg(feature = "plot")]
 fn write_svg(report: &Report, reported_on: &str, out: &Path) -> Result<()> {
-    use switchyard::eval::plot::{self, PlotOptions};
+    use switchyard_eval::plot::{self, PlotOptions};
     let file = report.data.rsplit('/').next().unwrap_or(&report.data);
     let title = format!("{file}: {reported_on}, {} rows", report.rows);
     plot::write_svg(report, &PlotOptions::new().title(title), out)

@@ -7,16 +7,17 @@
 
 use std::path::{Path, PathBuf};
 
-use switchyard::classify::{LearnedClassifier, LearnedCostModel, LearnedModel, TrainConfig, Trainer};
+use switchyard::classify::{LearnedClassifier, LearnedCostModel, LearnedModel};
 use switchyard::config::RouterConfig;
-use switchyard::eval::catalog::{FittedCatalog, Prices};
-use switchyard::eval::cv::{self, Split, cross_validate, k_fold, leave_one_task_out};
-use switchyard::eval::data::{Dataset, Format, Row, SplitKind};
-use switchyard::eval::replay::{Report, Run, log_grid};
 use switchyard::{ErrorKind, Request, Router, RouterBuilder, Utility};
+use switchyard_eval::catalog::{FittedCatalog, Prices};
+use switchyard_eval::cv::{self, Split, cross_validate, k_fold, leave_one_task_out};
+use switchyard_eval::data::{Dataset, Format, Row, SplitKind};
+use switchyard_eval::replay::{Report, Run, log_grid};
+use switchyard_eval::{TrainConfig, Trainer};
 
 fn data_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data")
 }
 
 fn routerbench() -> Option<Dataset> {
@@ -215,7 +216,7 @@ fn the_fast_sweep_matches_the_full_sweep() {
             .policy(Utility::new().cost_weight(l))
             .build()
     };
-    let full = switchyard::eval::replay::sweep(&data, &grid, build).unwrap();
+    let full = switchyard_eval::replay::sweep(&data, &grid, build).unwrap();
     let fast = cv::sweep_policy(&data, &build(1.0).unwrap(), &grid, |l| Utility::new().cost_weight(l)).unwrap();
     for (a, b) in full.iter().zip(&fast) {
         assert_eq!(a.choices, b.choices, "λ = {}", a.knob);

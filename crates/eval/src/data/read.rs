@@ -14,8 +14,8 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
 
 use super::{CostKind, Dataset, Format, ROUTELLM_USD_PER_MTOK, Row, check_cost, check_score};
-use crate::catalog::ModelId;
-use crate::error::{Error, Result};
+use switchyard::catalog::ModelId;
+use switchyard::{Error, Result};
 
 /// A string that borrows from the line when it has no escapes.
 struct Str<'a>(Cow<'a, str>);
@@ -202,9 +202,9 @@ impl<'n> Loader<'n> {
 
     fn error(&self, e: LineError) -> Error {
         if e.field.is_empty() {
-            Error::config(format!("`{}` line {}: {}", self.name, self.line, e.message))
+            crate::config_error(format!("`{}` line {}: {}", self.name, self.line, e.message))
         } else {
-            Error::config(format!("`{}` line {}: `{}`: {}", self.name, self.line, e.field, e.message))
+            crate::config_error(format!("`{}` line {}: `{}`: {}", self.name, self.line, e.field, e.message))
         }
     }
 
@@ -214,7 +214,7 @@ impl<'n> Loader<'n> {
             buf.clear();
             self.line += 1;
             let n = reader.read_until(b'\n', &mut buf).map_err(|e| {
-                Error::config(format!("`{}` line {}: cannot read: {e}", self.name, self.line)).with_source(e)
+                crate::config_error(format!("`{}` line {}: cannot read: {e}", self.name, self.line)).with_source(e)
             })?;
             if n == 0 {
                 return Ok(());
@@ -399,7 +399,7 @@ impl<'n> Loader<'n> {
 
     pub(super) fn finish(self) -> Result<Dataset> {
         let Some(models) = self.models else {
-            return Err(Error::config(format!("`{}`: no rows", self.name)));
+            return Err(crate::config_error(format!("`{}`: no rows", self.name)));
         };
         let costs = if self.has_costs == Some(true) {
             Some((CostKind::Actual, self.costs))

@@ -1,0 +1,136 @@
+//! How a [`LearnedModel`](super::LearnedModel) was trained: the configuration the trainer
+//! (`switchyard-eval`) reads and every model file records in its [`ModelInfo`](super::ModelInfo).
+
+use serde::{Deserialize, Serialize};
+
+use super::features::FeatureConfig;
+use crate::error::{Error, Result};
+
+/// Which row label the task head learns.
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskLabels {
+    /// The subject where every row has one (MMLU's 57 subjects), the task otherwise.
+    #[default]
+    Auto,
+    /// A training row's task: the benchmark.
+    Task,
+    /// A training row's subject, or the task for rows without one.
+    Subject,
+    /// No task head: the prior is each model's overall rate.
+    Off,
+}
+
+/// What a prompt the model does not trust (an unfamiliar one, [`Prediction::trust`](super::Prediction::trust)
+/// below 1) falls back to.
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Fallback {
+    /// Quality follows price: each model's success rate is placed between the worst and the best
+    /// overall rate by where its mean cost per training row sits between the cheapest and the
+    /// dearest model's, on a log scale. A router that knows nothing about a prompt then ranks the
+    /// models as the zero router does (its cost–quality knob picks one model for every such
+    /// prompt), rather than by the trained tasks' ranking, which a new kind of task can reverse.
+    /// Without costs in the training rows this is [`Overall`](Self::Overall).
+    #[default]
+    PriceOrder,
+    /// Each model's overall success rate on the training rows: unfamiliar prompts are routed as
+    /// the average training prompt.
+    Overall,
+}
+
+/// How a [`LearnedModel`](super::LearnedModel) is trained. Every field has a default that worked across the shared routing
+/// data sets without tuning on any reported rows.
+#[non_exhaustive]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainConfig {
+    /// How text becomes features.
+    pub features: FeatureConfig,
+    /// Which labels the task head learns.
+    pub task_labels: TaskLabels,
+    /// L2 strength of the residual regressions, as `1/C` in the usual `½‖w‖² + C·Σ loss` form:
+    /// larger is stronger. With several values, the one with the lowest log loss on a held-out
+    /// [`validation`](Self::validation) share of the training rows is chosen, and the regressions
+    /// are then retrained on every row with it. Per-prompt signal in routing data is often weak: a
+    /// too-small value fits noise and routes worse than the task prior alone.
+    pub l2: Vec<f64>,
+    /// The share of training rows held out to choose `l2` (when it has several values).
+    pub validation: f64,
+    /// L2 strength of the task head, in the same units.
+    pub task_l2: f64,
+    /// Rank of the task head: each feature carries an embedding of this many numbers (fewer when
+    /// there are fewer tasks), so that a prediction's cost does not grow with the number of tasks.
+    pub task_rank: usize,
+    /// Passes over the rows, for each regression.
+    pub epochs: u32,
+    /// AdaGrad's step size.
+    pub learning_rate: f64,
+    /// Folds of the task head's cross-fitting (2 to 10).
+    pub folds: u32,
+    /// Pseudo-rows at the model's overall rate added to every task's rate.
+    pub prior_strength: f64,
+    /// Seed of the row shuffles and fold assignment.
+    pub seed: u64,
+    /// The success rates an unfamiliar prompt falls back to.
+    pub fallback: Fallback,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            features: FeatureConfig::default(),
+            task_labels: TaskLabels::Auto,
+            l2: vec![0.3, 1.0, 3.0, 10.0, 30.0, 300.0, 3000.0, 30000.0],
+            validation: 0.2,
+            task_l2: 0.1,
+            task_rank: 8,
+            epochs: 10,
+            learning_rate: 0.2,
+            folds: 3,
+            prior_strength: 5.0,
+            seed: 0x5eed,
+            fallback: Fallback::PriceOrder,
+        }
+    }
+}
+
+impl TrainConfig {
+    /// Checks every field.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Config`](crate::ErrorKind::Config) naming the field.
+    pub fn validate(&self) -> Result<()> {
+        self.features.validate()?;
+        if self.l2.is_empty() {
+            return Err(Error::config("training `l2` needs at least one value"));
+        }
+        if !(self.validation > 0.0 && self.validation < 1.0) {
+            return Err(Error::config(format!("training `validation` must be within (0, 1), got {}", self.validation)));
+        }
+        for (name, v) in self.l2.iter().map(|&v| ("l2", v)).chain([
+            ("task_l2", self.task_l2),
+            ("learning_rate", self.learning_rate),
+            ("prior_strength", self.prior_strength),
+        ]) {
+            if !(v.is_finite() && v >= 0.0) {
+                return Err(Error::config(format!("training `{name}` must be finite and >= 0, got {v}")));
+            }
+        }
+        if !(1..=64).contains(&self.task_rank) {
+            return Err(Error::config(format!("training `task_rank` must be within 1..=64, got {}", self.task_rank)));
+        }
+        if self.learning_rate == 0.0 {
+            return Err(Error::config("training `learning_rate` must be > 0"));
+        }
+        if !(1..=1000).contains(&self.epochs) {
+            return Err(Error::config(format!("training `epochs` must be within 1..=1000, got {}", self.epochs)));
+        }
+        if !(2..=10).contains(&self.folds) {
+            return Err(Error::config(format!("training `folds` must be within 2..=10, got {}", self.folds)));
+        }
+        Ok(())
+    }
+}
