@@ -1,0 +1,118 @@
+//! [`Outcome`] and [`Observation`]: how one attempt on one model ended, and whether it counts.
+
+use std::time::Duration;
+
+use crate::error::{Error, ErrorKind};
+
+#[cfg(doc)]
+use super::HealthTracker;
+
+/// How one attempt ended.
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// The model answered.
+    Success,
+    /// The attempt failed this way.
+    Failure(ErrorKind),
+}
+
+/// The outcome of one attempt on one model, as reported to [`HealthTracker::record`].
+///
+/// ```
+/// use std::time::Duration;
+/// use switchyard::health::Observation;
+///
+/// let ok = Observation::success(Duration::from_millis(1800))
+///     .with_ttft(Duration::from_millis(300))
+///     .with_output_tokens(150); // 100 tokens/s while decoding
+/// assert!(ok.counts_toward_health());
+/// ```
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Observation {
+    /// Success or the kind of failure.
+    pub outcome: Outcome,
+    /// Wall time of the attempt, from sending the request to the last byte (or the failure).
+    pub latency: Duration,
+    /// Time to the first output token, when known.
+    pub ttft: Option<Duration>,
+    /// Output tokens produced; with [`ttft`](Self::ttft) gives the decoding speed
+    /// `output_tokens / (latency − ttft)`.
+    pub output_tokens: u32,
+}
+
+impl Observation {
+    /// A successful attempt that took `latency`.
+    pub fn success(latency: Duration) -> Self {
+        Self { outcome: Outcome::Success, latency, ttft: None, output_tokens: 0 }
+    }
+
+    /// An attempt that failed with `kind` after `latency`.
+    pub fn failure(kind: ErrorKind, latency: Duration) -> Self {
+        Self { outcome: Outcome::Failure(kind), latency, ttft: None, output_tokens: 0 }
+    }
+
+    /// An attempt that failed with `error` after `latency`.
+    pub fn from_error(error: &Error, latency: Duration) -> Self {
+        Self::failure(error.kind(), latency)
+    }
+
+    /// Sets the time to the first output token.
+    pub fn with_ttft(mut self, ttft: Duration) -> Self {
+        self.ttft = Some(ttft);
+        self
+    }
+
+    /// Sets the number of output tokens produced.
+    pub fn with_output_tokens(mut self, tokens: u32) -> Self {
+        self.output_tokens = tokens;
+        self
+    }
+
+    /// Whether the observation says anything about the model's health.
+    ///
+    /// Every success counts, and so does every failure on the model's side: timeouts, connection
+    /// failures, rate limiting, server errors, rejected credentials, unknown model, undecodable
+    /// responses and broken streams. Failures that are the caller's fault ([`ErrorKind::InvalidRequest`],
+    /// [`ErrorKind::BadRequest`], [`ErrorKind::ContextOverflow`]) or that happen before the model is
+    /// reached ([`ErrorKind::Config`], [`ErrorKind::NoCandidate`], [`ErrorKind::Routing`],
+    /// [`ErrorKind::ProviderMissing`]) do not count: [`HealthTracker::record`] ignores them, and
+    /// [`HealthTracker::record_probe`] only gives the probe slot back.
+    pub fn counts_toward_health(&self) -> bool {
+        match self.outcome {
+            Outcome::Success => true,
+            Outcome::Failure(kind) => match kind {
+                ErrorKind::Timeout
+                | ErrorKind::Connection
+                | ErrorKind::RateLimited
+                | ErrorKind::Server
+                | ErrorKind::Auth
+                | ErrorKind::ModelNotFound
+                | ErrorKind::Decode
+                | ErrorKind::MidStream => true,
+                ErrorKind::InvalidRequest
+                | ErrorKind::BadRequest
+                | ErrorKind::ContextOverflow
+                | ErrorKind::Config
+                | ErrorKind::NoCandidate
+                | ErrorKind::Routing
+                | ErrorKind::ProviderMissing
+                | ErrorKind::BudgetExceeded
+                | ErrorKind::Store => false,
+            },
+        }
+    }
+
+    pub(super) fn is_failure(&self) -> bool {
+        matches!(self.outcome, Outcome::Failure(_))
+    }
+
+    /// Output tokens per second while decoding, when the time to first token is known and shorter
+    /// than the latency and at least one token was produced.
+    pub(super) fn tokens_per_sec(&self) -> Option<f64> {
+        let ttft = self.ttft?;
+        let decoding = self.latency.checked_sub(ttft).filter(|d| !d.is_zero())?;
+        (self.output_tokens > 0).then(|| f64::from(self.output_tokens) / decoding.as_secs_f64())
+    }
+}
