@@ -1,0 +1,370 @@
+//! Admission: the first candidate every limit allows, from the store, or from local counters while
+//! the store fails; and why none was when none was.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use smallvec::SmallVec;
+
+use super::build::{Built, Origin};
+use super::ticket::{Admission, Held, Ticket};
+use super::{Limiter, lock, now_ms};
+use crate::catalog::{Catalog, ModelIndex};
+use crate::error::{Error, ErrorKind, Result};
+use crate::limits::Window;
+use crate::policy::{Candidate, RejectReason, Rejection};
+use crate::request::Request;
+use crate::state::{Admitted, Counter};
+
+impl Limiter {
+    /// Reserves `first`, the preferred candidate, alone through an in-process store when it fits:
+    /// most requests take their first choice, and this takes it without building an [`Admit`](crate::state::Admit) or
+    /// listing the other candidates. `None`: the store is not in process, something waits to be
+    /// sent to it, a sticky entry may choose another model, or `first` does not fit or is flagged;
+    /// the caller then goes through [`admit_now`](Self::admit_now) or [`admit`](Self::admit), which
+    /// also say why.
+    #[allow(clippy::too_many_arguments, reason = "the candidate with its request, its clock and its deadline")]
+    pub(crate) fn admit_first(
+        self: &Arc<Self>,
+        request: &Request,
+        catalog: &Catalog,
+        first: &Candidate,
+        first_pick: bool,
+        circuits: bool,
+        now: Instant,
+        deadline: Instant,
+    ) -> Option<Admission> {
+        let store = self.store.in_process()?;
+        if self.store_is_down()
+            || !self.quiet()
+            || (first_pick && self.config.sticky.is_some() && request.hints.key.is_some())
+        {
+            return None;
+        }
+        // `now`, the caller's clock reading, serves the windows and the store.
+        let (one, roles) = self.one(request, catalog, first, circuits && self.config.share_circuits, self.wall_ms(now));
+        let until = deadline.max(now).checked_add(self.config.lease_grace).unwrap_or(deadline);
+        let id = store.reserve(one, now, until)?;
+        let ticket = Ticket {
+            limiter: self.clone(),
+            held: Some(Held::Reserved(id)),
+            roles,
+            local: false,
+            usd: 0.0,
+            tokens: 0,
+            requests: 0,
+        };
+        Some(Admission { position: 0, ticket, sticky: false, blocked: SmallVec::new() })
+    }
+
+    /// Admits without waiting when the store answers without I/O and nothing is queued for it;
+    /// `None` otherwise, and the caller goes through [`admit`](Self::admit).
+    ///
+    /// A store that is not in process gets the first choice alone first (most requests take it),
+    /// then the full admission if it does not fit: an atomic admission of its own, so the rule "the
+    /// first that fits" holds. An in-process store gets the full admission at once (its first
+    /// choice was offered through [`admit_first`](Self::admit_first)).
+    ///
+    /// # Errors
+    /// As [`admit`](Self::admit).
+    pub(crate) fn admit_now(
+        self: &Arc<Self>,
+        request: &Request,
+        catalog: &Catalog,
+        models: &[&Candidate],
+        first_pick: bool,
+        circuits: bool,
+        deadline: Duration,
+    ) -> Option<Result<Admission>> {
+        if self.store_is_down() || !self.quiet() {
+            return None;
+        }
+        let lease_ttl = deadline.saturating_add(self.config.lease_grace);
+        let sticky = self.sticky(request, first_pick);
+        let circuits = circuits && self.config.share_circuits;
+        let admission =
+            |models: &[&Candidate]| self.admission(request, catalog, models, false, circuits, lease_ttl, &sticky);
+        // Other stores that answer without I/O: the first choice alone, then all of them.
+        let first = sticky.is_none() && models.len() > 1 && self.store.in_process().is_none();
+        let mut built = admission(if first { &models[..1] } else { models });
+        if first {
+            for check in built.admit.choices.iter_mut().flat_map(|c| c.checks.iter_mut()) {
+                check.soft = false;
+            }
+        }
+        let admitted = match self.store.admit_sync(&built.admit)? {
+            Ok(admitted) => admitted,
+            Err(e) => return Some(Err(e)),
+        };
+        if admitted.choice.is_some() || !first {
+            return Some(self.outcome(&built, admitted, false, catalog, models));
+        }
+        let built = admission(models);
+        let admitted = self.store.admit_sync(&built.admit)?;
+        Some(admitted.and_then(|a| self.outcome(&built, a, false, catalog, models)))
+    }
+
+    /// Reserves the first of `models` (in order of preference) that every limit allows, and says
+    /// which it was. With `circuits`, models whose circuit another replica opened are passed over.
+    /// Callers try [`admit_now`](Self::admit_now) first; this asks the store and waits for it, and
+    /// serves from local counters when it fails.
+    ///
+    /// # Errors
+    /// [`ErrorKind::BudgetExceeded`], [`ErrorKind::RateLimited`], [`ErrorKind::Store`] or
+    /// [`ErrorKind::NoCandidate`] (every circuit open) when none is allowed, with a rejection per
+    /// model.
+    pub(crate) async fn admit(
+        self: &Arc<Self>,
+        request: &Request,
+        catalog: &Catalog,
+        models: &[&Candidate],
+        first_pick: bool,
+        circuits: bool,
+        deadline: Duration,
+    ) -> Result<Admission> {
+        let lease_ttl = deadline.saturating_add(self.config.lease_grace);
+        let sticky = self.sticky(request, first_pick);
+        let circuits = circuits && self.config.share_circuits;
+        let admission = |models: &[&Candidate], fallback: bool, circuits: bool| {
+            self.admission(request, catalog, models, fallback, circuits, lease_ttl, &sticky)
+        };
+        if !self.store_is_down() {
+            let mut built = admission(models, false, circuits);
+            let backlog = self.take_queued(&mut built.admit);
+            let answer = tokio::time::timeout(self.config.store_timeout, self.store.admit(&built.admit)).await;
+            match answer {
+                Ok(Ok(admitted)) => {
+                    self.remember(&built.admit.counters, &admitted.values);
+                    return self.outcome(&built, admitted, false, catalog, models);
+                }
+                failed => {
+                    let why = match failed {
+                        Ok(Err(e)) => e.to_string(),
+                        _ => format!("no answer within {} ms", self.config.store_timeout.as_millis()),
+                    };
+                    tracing::warn!(store = self.store.name(), error = %why, "state store failed; serving from local counters");
+                    self.mark_down();
+                    // Keep what was to be sent for the next call (a settlement applied twice counts
+                    // once; a flag set twice is the same flag).
+                    let mut pending = lock(&self.pending);
+                    pending.extend(built.admit.settle.into_iter().filter(|s| s.lease.id != 0));
+                    drop(pending);
+                    lock(&self.flags).extend(built.admit.flags);
+                    lock(&self.backlog).extend(backlog);
+                    self.queued_for_store();
+                }
+            }
+        }
+        // Local counters only; circuits are this replica's own meanwhile.
+        let built = admission(models, true, false);
+        {
+            let seen = lock(&self.last_seen);
+            for c in &built.admit.counters {
+                if let Some(&v) = seen.get(c.key()) {
+                    self.local.seed(c, v);
+                }
+            }
+        }
+        let admitted = self.local.admit_now(&built.admit)?;
+        self.outcome(&built, admitted, true, catalog, models)
+    }
+
+    fn remember(&self, counters: &[Counter], values: &[f64]) {
+        let mut seen = lock(&self.last_seen);
+        if seen.len() > 4096 {
+            seen.clear();
+        }
+        for (c, &v) in counters.iter().zip(values) {
+            seen.insert(Arc::from(c.key()), v);
+        }
+    }
+
+    fn outcome(
+        self: &Arc<Self>,
+        built: &Built,
+        admitted: Admitted,
+        local: bool,
+        catalog: &Catalog,
+        models: &[&Candidate],
+    ) -> Result<Admission> {
+        let Admitted { choice, lease, values, sticky_hit, blocked } = admitted;
+        let values = &values[..];
+        let blocked: SmallVec<[(ModelIndex, Duration); 2]> =
+            blocked.iter().filter_map(|&(i, d)| Some((models.get(i)?.model, d))).collect();
+        if let (Some(i), Some(lease)) = (choice, lease) {
+            let roles = built.meta[i].roles.clone();
+            let held = Some(Held::Lease(lease));
+            let ticket = Ticket { limiter: self.clone(), held, roles, local, usd: 0.0, tokens: 0, requests: 0 };
+            return Ok(Admission { position: i, ticket, sticky: sticky_hit, blocked });
+        }
+        // Nothing fits: say why for each model.
+        let mut rejections = Vec::with_capacity(models.len());
+        let (mut budget, mut closed, mut circuit, mut retry_in) = (false, false, false, None::<Duration>);
+        let mut budget_retry: Option<Duration> = None;
+        for (k, c) in models.iter().enumerate() {
+            let id = catalog.model(c.model).id.clone();
+            if let Some(&(_, retry_in)) = blocked.iter().find(|(m, _)| *m == c.model) {
+                circuit = true;
+                rejections.push(Rejection::new(id, RejectReason::CircuitOpen { retry_in }));
+                continue;
+            }
+            if built.meta[k].closed {
+                closed = true;
+                rejections.push(Rejection::new(id, RejectReason::StoreUnavailable));
+                continue;
+            }
+            let choice = &built.admit.choices[k];
+            let failed = choice
+                .checks
+                .iter()
+                .zip(&built.meta[k].origins)
+                .find(|(check, _)| !check.soft && !crate::state::holds(check, &choice.charges, values));
+            let Some((check, origin)) = failed else { continue };
+            let used: f64 = check.terms.iter().map(|&(i, w)| w * values.get(i as usize).copied().unwrap_or(0.0)).sum();
+            let reason = match *origin {
+                Origin::Budget(b) => {
+                    budget = true;
+                    if let Some(slot) = built.slots[b] {
+                        budget_retry = Some(budget_retry.map_or(slot.resets_in, |d| d.max(slot.resets_in)));
+                    }
+                    RejectReason::Budget {
+                        budget: self.config.budgets[b].label(),
+                        needed: built.meta[k].usd,
+                        remaining: (check.limit - used).max(0.0),
+                    }
+                }
+                Origin::Requests | Origin::Tokens => {
+                    let minute = Window::Sliding(Duration::from_secs(60)).slot(now_ms());
+                    retry_in = Some(retry_in.map_or(minute.resets_in, |d| d.min(minute.resets_in)));
+                    let what = if matches!(origin, Origin::Requests) { "requests" } else { "tokens" };
+                    RejectReason::RateLimit { limit: format!("{} {what} per minute", check.limit) }
+                }
+            };
+            rejections.push(Rejection::new(id, reason));
+        }
+        let (kind, what) = if budget {
+            (ErrorKind::BudgetExceeded, "no candidate fits within its budgets")
+        } else if closed && rejections.iter().all(|r| matches!(r.reason(), RejectReason::StoreUnavailable)) {
+            (ErrorKind::Store, "the state store is unreachable and every candidate has a limit that fails closed")
+        } else if circuit && rejections.iter().all(|r| matches!(r.reason(), RejectReason::CircuitOpen { .. })) {
+            (ErrorKind::NoCandidate, "every candidate's circuit is open on another replica")
+        } else {
+            (ErrorKind::RateLimited, "every candidate is at its rate limit")
+        };
+        let mut message = format!("{what} ({} refused:", rejections.len());
+        for (i, r) in rejections.iter().enumerate() {
+            use std::fmt::Write;
+            let _ = write!(message, "{}`{}` {}", if i == 0 { " " } else { "; " }, r.model(), r.reason());
+        }
+        message.push(')');
+        let error = Error::new(kind, message).with_rejections(rejections);
+        Err(match kind {
+            ErrorKind::RateLimited => error.with_retry_after(retry_in),
+            ErrorKind::BudgetExceeded => error.with_retry_after(budget_retry),
+            _ => error,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::{ModelProfile, Pricing};
+    use crate::cost::CostEstimate;
+    use crate::experiment::rng::Rng;
+    use crate::limits::{Budget, LimitsConfig, RateLimit, Scope, Window};
+    use crate::state::MemoryStore;
+
+    fn catalog() -> Catalog {
+        Catalog::new((0..3).map(|i| {
+            ModelProfile::new(format!("m{i}"), "sim")
+                .with_pricing(Pricing::per_mtok(4.0 / f64::from(i + 1), 8.0 / f64::from(i + 1)))
+                .with_context(32_000, 2_000)
+        }))
+        .unwrap()
+    }
+
+    fn config() -> LimitsConfig {
+        LimitsConfig::new()
+            .budget(Budget::new(Scope::Global, 0.4, Window::Day))
+            .budget(Budget::new(Scope::Global, 0.3, Window::Day))
+            .budget(Budget::new(Scope::Tenant, 0.15, Window::Sliding(Duration::from_secs(3600))))
+            .budget(Budget::new(Scope::Key, 0.1, Window::Hour))
+            .rate_limit(RateLimit::new("m0").requests_per_minute(12).tokens_per_minute(30_000))
+            .rate_limit(RateLimit::new("m1").requests_per_minute(20).prefer_below(1.0))
+    }
+
+    /// The first choice reserved alone (`admit_first`) decides as the full admission does, step
+    /// for step, over budgets that share counters, sliding and calendar windows, keys, rate limits
+    /// with and without `prefer_below`, settlements and releases.
+    #[test]
+    fn the_first_choice_alone_decides_as_the_full_admission() {
+        let catalog = catalog();
+        let quick = Arc::new(Limiter::new(config(), Arc::new(MemoryStore::new()), &catalog).unwrap());
+        let full = Arc::new(Limiter::new(config(), Arc::new(MemoryStore::new()), &catalog).unwrap());
+        let mut rng = Rng::new(7);
+        let (mut firsts, mut others, mut refused) = (0, 0, 0);
+        for step in 0..600 {
+            let mut request = Request::new("q").with_max_tokens(50 + rng.below(1500) as u32);
+            if rng.below(4) > 0 {
+                request = request.with_tenant(["a", "b"][rng.below(2)]);
+            }
+            if rng.below(3) > 0 {
+                request = request.with_key(["k1", "k2"][rng.below(2)]);
+            }
+            let input = 100 + rng.below(4000) as u32;
+            let candidates: Vec<Candidate> = (0..3)
+                .map(|m| {
+                    let cost =
+                        CostEstimate { usd: 0.0, input_tokens: input, cached_input_tokens: 0, output_tokens: 200 };
+                    Candidate::new(m, 0.0, cost, 1.0)
+                })
+                .collect();
+            let start = rng.below(3);
+            let listed: Vec<&Candidate> = (0..3).map(|k| &candidates[(start + k) % 3]).collect();
+            let deadline = Duration::from_secs(30);
+            let a = match quick.admit_first(
+                &request,
+                &catalog,
+                listed[0],
+                true,
+                true,
+                Instant::now(),
+                Instant::now() + deadline,
+            ) {
+                Some(admission) => Ok(admission),
+                None => quick.admit_now(&request, &catalog, &listed, true, true, deadline).unwrap(),
+            };
+            let b = full.admit_now(&request, &catalog, &listed, true, true, deadline).unwrap();
+            match (a, b) {
+                (Ok(a), Ok(b)) => {
+                    assert_eq!(a.position, b.position, "step {step}");
+                    if a.position == 0 {
+                        firsts += 1
+                    } else {
+                        others += 1
+                    }
+                    // Most answers cost less than reserved; some fail and give it all back.
+                    let used = rng.unit();
+                    for mut ticket in [a.ticket, b.ticket] {
+                        if used < 0.9 {
+                            ticket.usd = used * 0.002;
+                            ticket.requests = 1;
+                            ticket.tokens = u64::from(input) + 100;
+                            ticket.settle();
+                        }
+                    }
+                }
+                (Err(a), Err(b)) => {
+                    assert_eq!(a.kind(), b.kind(), "step {step}");
+                    refused += 1;
+                }
+                (a, b) => panic!("step {step}: {:?} vs {:?}", a.map(|a| a.position), b.map(|b| b.position)),
+            }
+        }
+        // The run goes through all three outcomes.
+        assert!(firsts > 50 && others > 20 && refused > 20, "{firsts} / {others} / {refused}");
+        let open = |l: &Limiter| l.store.in_process().map(MemoryStore::open_leases);
+        assert_eq!((open(&quick), open(&full)), (Some(0), Some(0)));
+    }
+}

@@ -1,0 +1,257 @@
+//! Building an admission: the checks and charges of each candidate, and what each stands for.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use smallvec::{SmallVec, smallvec};
+
+use super::keys::{SlotKeys, hash_key, scope_id};
+use super::ticket::Role;
+use super::{Limiter, lock, now_ms};
+use crate::catalog::Catalog;
+use crate::cost::price;
+use crate::limits::window::Slot;
+use crate::limits::{OnStoreFailure, Reserve, Window};
+use crate::policy::Candidate;
+use crate::request::Request;
+use crate::state::{Admit, Bound, Check, Choice, Counter, One, Sticky};
+
+/// Where a check comes from, to explain a refusal.
+#[derive(Clone, Copy, Debug)]
+pub(super) enum Origin {
+    /// The budget at this index of the config.
+    Budget(usize),
+    /// The model's requests per minute.
+    Requests,
+    /// The model's tokens per minute.
+    Tokens,
+}
+
+/// An admission as built for one request, with what each check and charge stands for.
+pub(super) struct Built {
+    pub(super) admit: Admit,
+    /// Per choice, what its checks and charges stand for.
+    pub(super) meta: SmallVec<[Meta; 1]>,
+    /// Per budget: its slot, if it applies to the request (for when a refusal may end).
+    pub(super) slots: SmallVec<[Option<Slot>; 4]>,
+}
+
+/// What a choice's checks and charges stand for.
+pub(super) struct Meta {
+    /// The origin of each check, in order.
+    pub(super) origins: SmallVec<[Origin; 4]>,
+    /// The role of each charge, in order.
+    pub(super) roles: SmallVec<[Role; 4]>,
+    /// The amount reserved against budgets.
+    pub(super) usd: f64,
+    /// Whether a closed limit applies and the store is down.
+    pub(super) closed: bool,
+}
+
+impl Limiter {
+    /// The amount a choice reserves against budgets, and its token charge.
+    fn reservation(&self, request: &Request, catalog: &Catalog, c: &Candidate) -> (f64, f64) {
+        let model = catalog.model(c.model);
+        let output = match self.config.reserve {
+            Reserve::Maximum => request.max_tokens.unwrap_or(model.max_output_tokens),
+            Reserve::Expected => c.cost.output_tokens,
+        };
+        let usd = match self.config.reserve {
+            Reserve::Maximum => {
+                price(&model.pricing, c.cost.input_tokens, c.cost.cached_input_tokens, output).max(c.cost.usd)
+            }
+            Reserve::Expected => c.cost.usd,
+        };
+        let usd = if usd.is_finite() && usd >= 0.0 { usd } else { 0.0 };
+        (usd, f64::from(c.cost.input_tokens) + f64::from(output))
+    }
+
+    /// Builds the admission of `models` (in order of preference). With `fallback`, limits that do
+    /// not apply while the store is down are left out and closed ones mark their choices.
+    fn build(
+        &self,
+        request: &Request,
+        catalog: &Catalog,
+        models: &[&Candidate],
+        fallback: bool,
+        circuits: bool,
+    ) -> Built {
+        let now = now_ms();
+        let hints = &request.hints;
+        let mut counters = Vec::with_capacity(4);
+        let mut budget_checks: SmallVec<[(usize, u32, Check); 4]> = SmallVec::new();
+        let mut slots: SmallVec<[Option<Slot>; 4]> = smallvec![None; self.config.budgets.len()];
+        let mut budget_closed = false;
+        for (i, b) in self.config.budgets.iter().enumerate() {
+            let Some(id) = scope_id(b, hints.tenant.as_deref(), hints.key.as_deref()) else { continue };
+            let slot = b.window.slot(now);
+            slots[i] = Some(slot);
+            if fallback {
+                match b.on_store_failure {
+                    OnStoreFailure::Open => continue,
+                    OnStoreFailure::Closed => {
+                        budget_closed = true;
+                        continue;
+                    }
+                    OnStoreFailure::Local => {}
+                }
+            }
+            let (charge, check) = self.budget_keys(i, id, &slot, |k| k.check(&mut counters, &slot, b.limit_usd));
+            budget_checks.push((i, charge, check));
+        }
+        let minute = Window::Sliding(Duration::from_secs(60)).slot(now);
+        let mut built = Built {
+            admit: Admit { choices: Vec::with_capacity(models.len()), ..Admit::default() },
+            meta: SmallVec::with_capacity(models.len()),
+            slots,
+        };
+        for c in models {
+            let model = catalog.model(c.model);
+            let (usd, tokens) = self.reservation(request, catalog, c);
+            let label = self.labels.get(c.model).cloned().unwrap_or_else(|| Arc::from(model.id.as_str()));
+            let flag = if circuits { self.circuit_flags.get(c.model).cloned() } else { None };
+            let mut choice = Choice { label, charges: SmallVec::new(), checks: SmallVec::new(), flag };
+            let mut origins = SmallVec::new();
+            let mut roles = SmallVec::new();
+            for (b, charge, check) in &budget_checks {
+                // Budgets share counters: charge each counter once.
+                if !choice.charges.iter().any(|(i, _)| i == charge) {
+                    choice.charges.push((*charge, usd));
+                    roles.push(Role::Usd);
+                }
+                choice.checks.push(check.clone());
+                origins.push(Origin::Budget(*b));
+            }
+            let mut closed = budget_closed;
+            if let Some(r) = self.rates.get(c.model).copied().flatten() {
+                let limit = &self.config.rate_limits[r];
+                let skip = fallback && limit.on_store_failure == OnStoreFailure::Open;
+                closed |= fallback && limit.on_store_failure == OnStoreFailure::Closed;
+                if !skip && !closed {
+                    let [req, req_prev, tok, tok_prev] = self.rate_keys(c.model, &model.id, &minute);
+                    // Near the limit (above `prefer_below` of it) a soft check holds the model back
+                    // while another candidate can serve.
+                    let soft = |check: &Check| {
+                        (limit.prefer_below < 1.0).then(|| Check {
+                            limit: check.limit * limit.prefer_below,
+                            soft: true,
+                            ..check.clone()
+                        })
+                    };
+                    if let Some(n) = limit.requests_per_minute {
+                        let keys = SlotKeys { bucket: minute.bucket, current: req, previous: req_prev };
+                        let (charge, check) = keys.check(&mut counters, &minute, f64::from(n));
+                        choice.charges.push((charge, 1.0));
+                        roles.push(Role::Requests);
+                        if let Some(s) = soft(&check) {
+                            choice.checks.push(s);
+                            origins.push(Origin::Requests);
+                        }
+                        choice.checks.push(check);
+                        origins.push(Origin::Requests);
+                    }
+                    if let Some(n) = limit.tokens_per_minute {
+                        let keys = SlotKeys { bucket: minute.bucket, current: tok, previous: tok_prev };
+                        let (charge, check) = keys.check(&mut counters, &minute, n as f64);
+                        choice.charges.push((charge, tokens));
+                        roles.push(Role::Tokens);
+                        if let Some(s) = soft(&check) {
+                            choice.checks.push(s);
+                            origins.push(Origin::Tokens);
+                        }
+                        choice.checks.push(check);
+                        origins.push(Origin::Tokens);
+                    }
+                }
+            }
+            if closed {
+                // A closed limit applies and cannot be checked: the choice may not be taken.
+                choice.checks.push(Check { terms: SmallVec::new(), limit: f64::NEG_INFINITY, soft: false });
+            }
+            built.admit.choices.push(choice);
+            built.meta.push(Meta { origins, roles, usd, closed });
+        }
+        built.admit.counters = counters;
+        built
+    }
+
+    /// [`build`](Self::build) with the lease's life and the sticky entry.
+    #[allow(clippy::too_many_arguments, reason = "one admission's every input, private")]
+    pub(super) fn admission(
+        &self,
+        request: &Request,
+        catalog: &Catalog,
+        models: &[&Candidate],
+        fallback: bool,
+        circuits: bool,
+        lease_ttl: Duration,
+        sticky: &Option<Sticky>,
+    ) -> Built {
+        let mut built = self.build(request, catalog, models, fallback, circuits);
+        built.admit.lease_ttl = lease_ttl;
+        built.admit.sticky = sticky.clone();
+        built
+    }
+
+    /// The sticky entry of a request, when sticky sessions are on and this is its first pick.
+    pub(super) fn sticky(&self, request: &Request, first_pick: bool) -> Option<Sticky> {
+        match (&self.config.sticky, &request.hints.key, first_pick) {
+            (Some(s), Some(key), true) => {
+                Some(Sticky { key: Arc::from(format!("sticky:{:016x}", hash_key(key))), ttl: s.ttl })
+            }
+            _ => None,
+        }
+    }
+
+    /// The first of `models` alone, for an in-process store: its charges, its bounds (soft checks
+    /// as strict ones: alone, it is taken only if the full admission would take it), its flag, and
+    /// what each charge stands for. Counter names come from the key cache; nothing else is built.
+    pub(super) fn one(
+        &self,
+        request: &Request,
+        catalog: &Catalog,
+        c: &Candidate,
+        circuits: bool,
+        now: u64,
+    ) -> (One, SmallVec<[Role; 4]>) {
+        let hints = &request.hints;
+        let (usd, tokens) = self.reservation(request, catalog, c);
+        let mut one = One::default();
+        let mut roles = SmallVec::new();
+        let mut keys = lock(&self.keys);
+        for (i, b) in self.config.budgets.iter().enumerate() {
+            let Some(id) = scope_id(b, hints.tenant.as_deref(), hints.key.as_deref()) else { continue };
+            let slot = b.window.slot(now);
+            let (at, previous) = self.budget_keys_in(&mut keys, i, id, &slot, |keys| {
+                // Budgets share counters: charge each counter once.
+                let at = one.charges.iter().position(|(k, _)| *k == keys.current).unwrap_or_else(|| {
+                    one.charges.push((keys.current.clone(), usd));
+                    roles.push(Role::Usd);
+                    one.charges.len() - 1
+                });
+                (at, slot.previous.map(|w| (keys.previous.clone(), w)))
+            });
+            one.bounds.push(Bound { current: at, previous, limit: b.limit_usd });
+        }
+        if let Some(limit) = self.rates.get(c.model).copied().flatten().map(|r| &self.config.rate_limits[r]) {
+            let minute = Window::Sliding(Duration::from_secs(60)).slot(now);
+            let [req, req_prev, tok, tok_prev] =
+                Self::rate_keys_in(&mut keys, c.model, &catalog.model(c.model).id, &minute);
+            let share = limit.prefer_below.min(1.0);
+            let w = minute.previous.unwrap_or(0.0);
+            let mut rate = |current: Counter, previous: Counter, charge: f64, limit: f64, role: Role| {
+                one.charges.push((current, charge));
+                roles.push(role);
+                one.bounds.push(Bound { current: one.charges.len() - 1, previous: Some((previous, w)), limit });
+            };
+            if let Some(n) = limit.requests_per_minute {
+                rate(req, req_prev, 1.0, f64::from(n) * share, Role::Requests);
+            }
+            if let Some(n) = limit.tokens_per_minute {
+                rate(tok, tok_prev, tokens, n as f64 * share, Role::Tokens);
+            }
+        }
+        one.flag = if circuits { self.circuit_flags.get(c.model).cloned() } else { None };
+        (one, roles)
+    }
+}

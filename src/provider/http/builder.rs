@@ -1,0 +1,286 @@
+//! The settings every adapter builder shares, the API key and how it is sent, and the checks that
+//! turn them into a [`Transport`].
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+
+use super::transport::Transport;
+use crate::error::{Error, Result};
+
+/// An API key. Its `Debug` never shows it, and the header that carries it is marked sensitive.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct Secret(String);
+
+impl Secret {
+    pub(crate) fn new(key: String) -> Self {
+        Self(key)
+    }
+
+    pub(crate) fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// The key as a sensitive header value, `prefix` first (`"Bearer "`).
+    fn header_value(&self, prefix: &str) -> Result<HeaderValue> {
+        let mut v = HeaderValue::try_from(format!("{prefix}{}", self.0))
+            .map_err(|_| Error::config("the API key contains characters an HTTP header cannot carry"))?;
+        v.set_sensitive(true);
+        Ok(v)
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// How the key is sent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum KeyHeader {
+    /// `Authorization: Bearer <key>`.
+    #[cfg_attr(not(feature = "openai"), allow(dead_code, reason = "only the OpenAI adapter sends bearer keys"))]
+    Bearer,
+    /// The key as-is in this header (`x-api-key`, Azure's `api-key`).
+    Raw(HeaderName),
+}
+
+/// Default connect timeout.
+pub(crate) const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default wait for the response headers (and, for streams, the first event).
+pub(crate) const DEFAULT_FIRST_BYTE_TIMEOUT: Duration = Duration::from_secs(120);
+/// Default limit on a whole call, streamed or not.
+pub(crate) const DEFAULT_TOTAL_TIMEOUT: Duration = Duration::from_secs(600);
+/// Default limit on a response body.
+pub(crate) const DEFAULT_MAX_RESPONSE_BYTES: usize = 32 << 20;
+/// Default limit on one server-sent event.
+pub(crate) const DEFAULT_MAX_EVENT_BYTES: usize = 1 << 20;
+
+/// The settings every adapter builder shares. Errors from setters wait in `error` until `build`.
+pub(crate) struct CommonBuilder {
+    pub(crate) name: String,
+    pub(crate) base_url: String,
+    pub(crate) api_key: Option<Secret>,
+    pub(crate) key_header: KeyHeader,
+    pub(crate) headers: HeaderMap,
+    pub(crate) query: Vec<(String, String)>,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) first_byte_timeout: Duration,
+    pub(crate) total_timeout: Duration,
+    pub(crate) max_response_bytes: usize,
+    pub(crate) max_event_bytes: usize,
+    pub(crate) client: Option<reqwest::Client>,
+    pub(crate) error: Option<Error>,
+}
+
+impl fmt::Debug for CommonBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Builder")
+            .field("name", &self.name)
+            .field("base_url", &self.base_url)
+            .field("api_key", &self.api_key.as_ref().map(|_| "[redacted]"))
+            .field("headers", &self.headers.keys().collect::<Vec<_>>())
+            .field("connect_timeout", &self.connect_timeout)
+            .field("first_byte_timeout", &self.first_byte_timeout)
+            .field("total_timeout", &self.total_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CommonBuilder {
+    pub(crate) fn new(name: String, base_url: &str, key_header: KeyHeader) -> Self {
+        Self {
+            name,
+            base_url: base_url.to_owned(),
+            api_key: None,
+            key_header,
+            headers: HeaderMap::new(),
+            query: Vec::new(),
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            first_byte_timeout: DEFAULT_FIRST_BYTE_TIMEOUT,
+            total_timeout: DEFAULT_TOTAL_TIMEOUT,
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+            max_event_bytes: DEFAULT_MAX_EVENT_BYTES,
+            client: None,
+            error: None,
+        }
+    }
+
+    fn fail(&mut self, e: Error) {
+        if self.error.is_none() {
+            self.error = Some(e);
+        }
+    }
+
+    pub(crate) fn header(&mut self, name: &str, value: &str) {
+        let name = match HeaderName::try_from(name) {
+            Ok(n) => n,
+            Err(_) => return self.fail(Error::config(format!("`{name}` is not a valid HTTP header name"))),
+        };
+        match HeaderValue::try_from(value) {
+            Ok(mut v) => {
+                // Extra headers often carry credentials (an organisation id, a gateway token).
+                v.set_sensitive(true);
+                self.headers.append(name, v);
+            }
+            Err(_) => {
+                self.fail(Error::config(format!("the value of header `{name}` is not a valid HTTP header value")))
+            }
+        }
+    }
+
+    #[cfg_attr(not(feature = "openai"), allow(dead_code, reason = "only the OpenAI adapter lets callers choose"))]
+    pub(crate) fn key_header(&mut self, name: &str) {
+        match HeaderName::try_from(name) {
+            Ok(n) => self.key_header = KeyHeader::Raw(n),
+            Err(_) => self.fail(Error::config(format!("`{name}` is not a valid HTTP header name"))),
+        }
+    }
+
+    /// Checks the settings and builds the client and the endpoint `base_url` + `path`.
+    pub(crate) fn build(self, path: &str) -> Result<Transport> {
+        if let Some(e) = self.error {
+            return Err(e);
+        }
+        if self.name.is_empty() {
+            return Err(Error::config("a provider name must not be empty"));
+        }
+        for (what, d) in [
+            ("connect_timeout", self.connect_timeout),
+            ("first_byte_timeout", self.first_byte_timeout),
+            ("timeout", self.total_timeout),
+        ] {
+            if d.is_zero() {
+                return Err(Error::config(format!("provider `{}`: `{what}` must be greater than zero", self.name)));
+            }
+        }
+        if self.max_response_bytes == 0 || self.max_event_bytes == 0 {
+            return Err(Error::config(format!("provider `{}`: size limits must be greater than zero", self.name)));
+        }
+        let base = self.base_url.trim_end_matches('/');
+        // Messages show the URL without credentials a user may have put in it.
+        let shown = redact_url(base);
+        let mut endpoint = reqwest::Url::parse(&format!("{base}{path}"))
+            .map_err(|e| Error::config(format!("provider `{}`: base URL `{shown}` is invalid: {e}", self.name)))?;
+        if !matches!(endpoint.scheme(), "http" | "https") || endpoint.host_str().is_none() {
+            return Err(Error::config(format!("provider `{}`: base URL `{shown}` must be http or https", self.name)));
+        }
+        if !self.query.is_empty() {
+            let mut pairs = endpoint.query_pairs_mut();
+            for (k, v) in &self.query {
+                pairs.append_pair(k, v);
+            }
+        }
+        let mut headers = self.headers;
+        if let Some(key) = &self.api_key {
+            match &self.key_header {
+                KeyHeader::Bearer => headers.insert(reqwest::header::AUTHORIZATION, key.header_value("Bearer ")?),
+                KeyHeader::Raw(name) => headers.insert(name.clone(), key.header_value("")?),
+            };
+        }
+        let client = match self.client {
+            Some(c) => c,
+            None => reqwest::Client::builder()
+                .connect_timeout(self.connect_timeout)
+                // Configuration is explicit: no proxy from the environment. Pass a client of your own
+                // (`http_client`) to use one.
+                .no_proxy()
+                // A redirect would carry the key headers (and, for 307/308, the prompt) to wherever
+                // it points; providers do not redirect API calls, so a 3xx is an error instead.
+                .redirect(reqwest::redirect::Policy::none())
+                .user_agent(concat!("switchyard/", env!("CARGO_PKG_VERSION")))
+                .build()
+                .map_err(|e| Error::config("cannot build the HTTP client").with_source(e))?,
+        };
+        Ok(Transport {
+            name: Arc::from(self.name),
+            client,
+            endpoint,
+            headers,
+            connect_timeout: self.connect_timeout,
+            first_byte_timeout: self.first_byte_timeout,
+            total_timeout: self.total_timeout,
+            max_response_bytes: self.max_response_bytes,
+            max_event_bytes: self.max_event_bytes,
+            api_key: self.api_key,
+        })
+    }
+}
+
+/// The transport setters every adapter builder shares (the builder keeps a `common` field).
+macro_rules! transport_setters {
+    () => {
+        /// The longest wait for a TCP (and TLS) connection. Default 10 s.
+        pub fn connect_timeout(mut self, timeout: std::time::Duration) -> Self {
+            self.common.connect_timeout = timeout;
+            self
+        }
+
+        /// The longest wait, from sending, for the response headers and, when streaming, for the first
+        /// event that carries something. Default 120 s.
+        pub fn first_byte_timeout(mut self, timeout: std::time::Duration) -> Self {
+            self.common.first_byte_timeout = timeout;
+            self
+        }
+
+        /// The longest a whole call may take, from sending to the last byte, streamed or not. Default
+        /// 600 s; `Duration::MAX` for no limit.
+        pub fn timeout(mut self, timeout: std::time::Duration) -> Self {
+            self.common.total_timeout = timeout;
+            self
+        }
+
+        /// The largest response body accepted, streamed or not; a larger one fails with
+        /// [`ErrorKind::Decode`](crate::ErrorKind::Decode). Default 32 MiB.
+        pub fn max_response_bytes(mut self, bytes: usize) -> Self {
+            self.common.max_response_bytes = bytes;
+            self
+        }
+
+        /// The largest server-sent event (or line) accepted in a stream. Default 1 MiB.
+        pub fn max_event_bytes(mut self, bytes: usize) -> Self {
+            self.common.max_event_bytes = bytes;
+            self
+        }
+
+        /// Uses this HTTP client instead of building one, for a proxy or custom TLS roots. The connect
+        /// timeout and the redirect policy are then the client's; the other timeouts and limits still
+        /// apply.
+        pub fn http_client(mut self, client: reqwest::Client) -> Self {
+            self.common.client = Some(client);
+            self
+        }
+    };
+}
+pub(crate) use transport_setters;
+
+/// A URL for messages: without user name, password and query (where credentials hide).
+fn redact_url(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut u) => {
+            u.set_query(None);
+            let _ = u.set_username("");
+            let _ = u.set_password(None);
+            u.to_string()
+        }
+        // Unparseable: show no more than the scheme and host part before any `@`, `?` or path.
+        Err(_) => url.split(['?', '@']).next().unwrap_or_default().chars().take(64).collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_debug_is_redacted() {
+        let s = Secret::new("sk-live-abc".into());
+        assert_eq!(format!("{s:?}"), "[redacted]");
+        let v = s.header_value("Bearer ").unwrap();
+        assert!(v.is_sensitive());
+        assert!(Secret::new("bad\nkey".into()).header_value("").is_err());
+    }
+}

@@ -1,0 +1,245 @@
+//! Errors: what a provider said about an error, and the [`ErrorKind`] a status, a provider error or
+//! an undecodable body maps to.
+
+use reqwest::header::HeaderMap;
+
+use super::builder::Secret;
+use super::retry_after::retry_after;
+use super::sanitize::sanitize;
+use super::transport::CallContext;
+use crate::error::{Error, ErrorKind};
+
+/// What a provider said about an error: its type, its code and a sanitized message.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct ProviderError {
+    pub(crate) kind: Option<String>,
+    pub(crate) code: Option<String>,
+    /// The provider's message, raw: used to recognise context overflows, and shown only sanitized.
+    pub(crate) message: Option<String>,
+}
+
+impl ProviderError {
+    /// Reads `{"error": {"type", "code", "message"}}` (OpenAI, Anthropic), `{"error": "text"}` (some
+    /// OpenAI-compatible servers) or `{"type", "message"}`. Anything else gives an empty value.
+    pub(crate) fn from_body(body: &[u8]) -> Self {
+        let Ok(value) = serde_json::from_slice::<serde_json::Value>(body) else { return Self::default() };
+        match value.get("error") {
+            Some(serde_json::Value::String(message)) => Self { message: Some(message.clone()), ..Self::default() },
+            Some(obj @ serde_json::Value::Object(_)) => Self::from_object(obj),
+            _ => Self::from_object(&value),
+        }
+    }
+
+    /// Reads the fields of one error object.
+    pub(crate) fn from_object(obj: &serde_json::Value) -> Self {
+        let text = |key: &str| match obj.get(key) {
+            Some(serde_json::Value::String(s)) if !s.is_empty() => Some(s.clone()),
+            Some(serde_json::Value::Number(n)) => Some(n.to_string()),
+            _ => None,
+        };
+        Self { kind: text("type"), code: text("code"), message: text("message") }
+    }
+
+    fn has(&self, name: &str) -> bool {
+        self.kind.as_deref() == Some(name) || self.code.as_deref() == Some(name)
+    }
+
+    /// Whether the provider says the prompt does not fit the model's context window.
+    pub(crate) fn is_context_overflow(&self) -> bool {
+        if self.has("context_length_exceeded") || self.has("string_above_max_length") {
+            return true;
+        }
+        let Some(message) = &self.message else { return false };
+        let m = message.to_ascii_lowercase();
+        [
+            "context length",
+            "context_length",
+            "context window",
+            "context limit",
+            "maximum context",
+            "prompt is too long",
+            "too many tokens",
+            "exceeds the model's",
+        ]
+        .iter()
+        .any(|needle| m.contains(needle))
+    }
+
+    /// The kind a provider error type or code stands for, for errors without a telling status
+    /// (errors sent inside a stream).
+    pub(crate) fn kind_by_type(&self) -> ErrorKind {
+        if self.is_context_overflow() {
+            return ErrorKind::ContextOverflow;
+        }
+        for name in [self.kind.as_deref(), self.code.as_deref()].into_iter().flatten() {
+            let kind = match name {
+                "overloaded_error"
+                | "api_error"
+                | "server_error"
+                | "internal_error"
+                | "internal_server_error"
+                | "service_unavailable" => ErrorKind::Server,
+                "rate_limit_error" | "rate_limit_exceeded" | "tokens" | "requests" => ErrorKind::RateLimited,
+                "authentication_error"
+                | "permission_error"
+                | "invalid_api_key"
+                | "billing_error"
+                | "insufficient_quota" => ErrorKind::Auth,
+                "not_found_error" | "model_not_found" => ErrorKind::ModelNotFound,
+                "invalid_request_error" | "request_too_large" => ErrorKind::BadRequest,
+                "timeout_error" => ErrorKind::Timeout,
+                // A numeric code (OpenRouter and other gateways) is an HTTP status.
+                numeric => match numeric.parse::<u16>() {
+                    Ok(401..=403) => ErrorKind::Auth,
+                    Ok(404) => ErrorKind::ModelNotFound,
+                    Ok(408) => ErrorKind::Timeout,
+                    Ok(429) => ErrorKind::RateLimited,
+                    Ok(400..=499) => ErrorKind::BadRequest,
+                    Ok(500..=599) => ErrorKind::Server,
+                    _ => continue,
+                },
+            };
+            return kind;
+        }
+        ErrorKind::Server
+    }
+
+    /// `` `type`, `code` `` and, when allowed, the sanitized message, as a parenthesised suffix.
+    pub(crate) fn detail(&self, cx: Option<&CallContext<'_>>, key: Option<&Secret>, with_message: bool) -> String {
+        let mut names: Vec<&str> = Vec::with_capacity(2);
+        for n in [self.kind.as_deref(), self.code.as_deref()].into_iter().flatten() {
+            let clean = n.len() <= 64 && n.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b));
+            if clean && !names.contains(&n) {
+                names.push(n);
+            }
+        }
+        let mut out = names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ");
+        if with_message {
+            if let Some(m) = self.message.as_deref().and_then(|m| sanitize(m, cx, key)) {
+                if !out.is_empty() {
+                    out.push_str(": ");
+                }
+                out.push_str(&m);
+            }
+        }
+        if out.is_empty() { out } else { format!(" ({out})") }
+    }
+}
+
+/// Maps a non-success status and the provider's error body to an error.
+pub(crate) fn status_error(
+    name: &str,
+    status: u16,
+    headers: &HeaderMap,
+    body: &[u8],
+    cx: &CallContext<'_>,
+    key: Option<&Secret>,
+) -> Error {
+    let pe = ProviderError::from_body(body);
+    let model = cx.model.api_name();
+    let detail = |with_message| pe.detail(Some(cx), key, with_message);
+    let wait = retry_after(headers);
+    let error = match status {
+        401 | 403 => {
+            Error::new(ErrorKind::Auth, format!("provider `{name}` rejected the credentials{}", detail(false)))
+        }
+        404 => Error::new(
+            ErrorKind::ModelNotFound,
+            format!("provider `{name}` does not know model `{model}`{}", detail(true)),
+        ),
+        408 => Error::timeout(format!("provider `{name}` timed out{}", detail(true))),
+        // Out of credit is not a rate limit: waiting does not help.
+        429 if pe.has("insufficient_quota") => {
+            Error::new(ErrorKind::Auth, format!("provider `{name}` says the account is out of quota{}", detail(true)))
+        }
+        429 => Error::rate_limited(format!("provider `{name}` is rate limiting this caller{}", detail(true)), wait),
+        529 => Error::server(format!("provider `{name}` is overloaded{}", detail(true))),
+        500..=599 => Error::server(format!("provider `{name}` failed with a server error{}", detail(true))),
+        400..=499 if pe.is_context_overflow() => Error::context_overflow(format!(
+            "the prompt does not fit the context window of model `{model}` at provider `{name}`{}",
+            detail(true)
+        )),
+        400..=499 => {
+            Error::new(ErrorKind::BadRequest, format!("provider `{name}` rejected the request{}", detail(true)))
+        }
+        _ => Error::decode(format!("provider `{name}` answered with unexpected status {status}")),
+    };
+    let error = if error.retry_after().is_none() && status >= 500 { error.with_retry_after(wait) } else { error };
+    error.with_status(status)
+}
+
+/// An error the provider reported in a successful response (an `error` event in a stream, an `error`
+/// object in a 200 body), mapped by its type or code.
+pub(crate) fn reported_error(name: &str, pe: &ProviderError) -> Error {
+    // Shown by type and code only: there is no request at hand to check the message against.
+    let detail = pe.detail(None, None, false);
+    match pe.kind_by_type() {
+        ErrorKind::Server if pe.has("overloaded_error") => {
+            Error::server(format!("provider `{name}` is overloaded{detail}"))
+        }
+        ErrorKind::RateLimited => {
+            Error::rate_limited(format!("provider `{name}` is rate limiting this caller{detail}"), None)
+        }
+        ErrorKind::ContextOverflow => Error::context_overflow(format!(
+            "the prompt does not fit the model's context window at provider `{name}`{detail}"
+        )),
+        ErrorKind::Timeout => Error::timeout(format!("provider `{name}` timed out{detail}")),
+        kind @ (ErrorKind::Auth | ErrorKind::ModelNotFound | ErrorKind::BadRequest) => {
+            Error::new(kind, format!("provider `{name}` reported an error{detail}"))
+        }
+        _ => Error::server(format!("provider `{name}` reported an error{detail}")),
+    }
+}
+
+/// A body that is not the JSON expected. The serde message can quote the offending value, so only its
+/// category and position are kept.
+pub(crate) fn json_error(name: &str, what: &str, e: &serde_json::Error) -> Error {
+    let category = match e.classify() {
+        serde_json::error::Category::Io => "an I/O error",
+        serde_json::error::Category::Syntax => "a syntax error",
+        serde_json::error::Category::Data => "an unexpected shape",
+        serde_json::error::Category::Eof => "an early end",
+    };
+    Error::decode(format!(
+        "provider `{name}` sent {what} that does not decode ({category} at line {}, column {})",
+        e.line(),
+        e.column()
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn provider_error_shapes() {
+        let openai = br#"{"error":{"message":"This model's maximum context length is 8192 tokens","type":"invalid_request_error","param":"messages","code":"context_length_exceeded"}}"#;
+        let pe = ProviderError::from_body(openai);
+        assert_eq!(pe.code.as_deref(), Some("context_length_exceeded"));
+        assert!(pe.is_context_overflow());
+        let anthropic = br#"{"type":"error","error":{"type":"invalid_request_error","message":"prompt is too long: 210000 tokens > 200000 maximum"}}"#;
+        assert!(ProviderError::from_body(anthropic).is_context_overflow());
+        let plain = br#"{"error":"model 'x' not found"}"#;
+        assert_eq!(ProviderError::from_body(plain).message.as_deref(), Some("model 'x' not found"));
+        assert_eq!(ProviderError::from_body(b"<html>502</html>"), ProviderError::default());
+        let numeric = br#"{"error":{"code":429,"message":"busy"}}"#;
+        assert_eq!(ProviderError::from_body(numeric).code.as_deref(), Some("429"));
+        let overloaded = ProviderError { kind: Some("overloaded_error".into()), ..Default::default() };
+        assert_eq!(overloaded.kind_by_type(), ErrorKind::Server);
+        assert_eq!(ProviderError::default().kind_by_type(), ErrorKind::Server);
+        // Numeric codes are HTTP statuses; out of quota is not retryable.
+        for (code, kind) in [
+            ("402", ErrorKind::Auth),
+            ("401", ErrorKind::Auth),
+            ("404", ErrorKind::ModelNotFound),
+            ("400", ErrorKind::BadRequest),
+            ("429", ErrorKind::RateLimited),
+            ("502", ErrorKind::Server),
+        ] {
+            let pe = ProviderError { code: Some(code.into()), ..Default::default() };
+            assert_eq!(pe.kind_by_type(), kind, "{code}");
+        }
+        let quota = ProviderError { code: Some("insufficient_quota".into()), ..Default::default() };
+        assert_eq!(quota.kind_by_type(), ErrorKind::Auth);
+    }
+}

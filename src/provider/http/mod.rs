@@ -1,0 +1,46 @@
+//! The HTTP plumbing shared by the adapters: the key, the builder settings, one `reqwest::Client` per
+//! adapter, deadlines, bounded body reads, the mapping of statuses and provider error bodies to
+//! [`ErrorKind`]s, and the stream that turns server-sent events into
+//! [`StreamEvent`](crate::response::StreamEvent)s.
+
+mod builder;
+mod errors;
+mod retry_after;
+mod sanitize;
+mod stream;
+mod transport;
+
+use serde::Deserialize as _;
+
+pub(crate) use self::builder::{CommonBuilder, KeyHeader, Secret, transport_setters};
+pub(crate) use self::errors::{ProviderError, json_error, reported_error};
+pub(crate) use self::stream::SseDecoder;
+pub(crate) use self::transport::{CallContext, Transport};
+
+use crate::error::{Error, ErrorKind, Result};
+
+/// Deserializes `null` as the default value (`choices: null` from some OpenAI-compatible servers).
+pub(crate) fn null_default<'de, D, T>(d: D) -> std::result::Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de> + Default,
+{
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+}
+
+/// A token count from the wire, saturated into `u32`.
+pub(crate) fn tokens(n: Option<u64>) -> u32 {
+    n.map_or(0, |n| u32::try_from(n).unwrap_or(u32::MAX))
+}
+
+/// Parses JSON text given by the caller (a tool schema, tool-call arguments) without copying it.
+/// Blank text stands for `default`.
+pub(crate) fn raw_json<'a>(
+    text: &'a str,
+    default: &'static str,
+    what: impl FnOnce() -> String,
+) -> Result<&'a serde_json::value::RawValue> {
+    let text = if text.trim().is_empty() { default } else { text };
+    serde_json::from_str::<&serde_json::value::RawValue>(text)
+        .map_err(|_| Error::new(ErrorKind::BadRequest, format!("{} is not valid JSON", what())))
+}

@@ -1,0 +1,163 @@
+//! Provider messages fit for an error: cleaned, cut, and withheld when they quote the key or the
+//! request's text.
+
+use super::builder::Secret;
+use super::transport::CallContext;
+
+/// The longest provider error message kept in an error.
+const MAX_PROVIDER_MESSAGE_CHARS: usize = 200;
+
+/// A provider message fit for an error: control characters removed, whitespace collapsed, cut to
+/// [`MAX_PROVIDER_MESSAGE_CHARS`]; `None` when it quotes the request's text or the key.
+pub(crate) fn sanitize(message: &str, cx: Option<&CallContext<'_>>, key: Option<&Secret>) -> Option<String> {
+    let mut clean = String::with_capacity(message.len().min(MAX_PROVIDER_MESSAGE_CHARS * 4));
+    let mut chars = 0usize;
+    for word in message.split(|c: char| c.is_whitespace() || c.is_control()).filter(|w| !w.is_empty()) {
+        if chars >= MAX_PROVIDER_MESSAGE_CHARS {
+            clean.push('…');
+            break;
+        }
+        if !clean.is_empty() {
+            clean.push(' ');
+            chars += 1;
+        }
+        for c in word.chars().filter(|c| !c.is_control()) {
+            if chars >= MAX_PROVIDER_MESSAGE_CHARS {
+                break;
+            }
+            clean.push(c);
+            chars += 1;
+        }
+    }
+    let clean = clean.trim_end_matches(['.', ' ']).to_owned();
+    if clean.is_empty() {
+        return None;
+    }
+    // The key, or any 8 characters of it.
+    if let Some(key) = key.map(Secret::expose).filter(|k| !k.is_empty()) {
+        let bytes = key.as_bytes();
+        if bytes.len() < 8 {
+            if message.contains(key) {
+                return None;
+            }
+        } else if bytes.windows(8).any(|w| std::str::from_utf8(w).is_ok_and(|w| message.contains(w))) {
+            return None;
+        }
+    }
+    // Prompt text: a short text quoted whole, or any run of 24 characters of what is shown found in a
+    // text. Texts are compared as the message was cleaned: control characters dropped, whitespace
+    // collapsed.
+    if let Some(cx) = cx {
+        let texts: Vec<String> = cx
+            .request
+            .messages
+            .iter()
+            .flat_map(|m| m.texts().chain(m.tool_calls.iter().map(|c| c.arguments.as_str())))
+            .map(|t| {
+                t.split(|c: char| c.is_whitespace() || c.is_control())
+                    .filter(|w| !w.is_empty())
+                    .map(|w| w.chars().filter(|c| !c.is_control()).collect::<String>())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .collect();
+        let short = |t: &String| (4..PROMPT_RUN).contains(&t.chars().count());
+        if texts.iter().any(|t| short(t) && clean.contains(t.as_str())) {
+            return None;
+        }
+        // Every run of `PROMPT_RUN` characters of the message, as rolling hashes; then one pass over each
+        // text. A hash collision only withholds a message, which is the safe side.
+        let mut runs: Vec<u64> = RollingRuns::new(clean.chars()).collect();
+        runs.sort_unstable();
+        if !runs.is_empty() && texts.iter().any(|t| RollingRuns::new(t.chars()).any(|h| runs.binary_search(&h).is_ok()))
+        {
+            return None;
+        }
+    }
+    Some(clean)
+}
+
+/// The shortest run of prompt characters that withholds a provider message containing it.
+const PROMPT_RUN: usize = 24;
+
+/// Polynomial hashes of every window of `PROMPT_RUN` characters of a character sequence, rolling: one
+/// step per character.
+struct RollingRuns<I> {
+    chars: I,
+    window: [u32; PROMPT_RUN],
+    filled: usize,
+    hash: u64,
+}
+
+/// The hash base, and its `PROMPT_RUN`-th power (the weight of the character leaving the window).
+const BASE: u64 = 0x100_0000_01B3;
+const BASE_POW: u64 = {
+    let mut p = 1u64;
+    let mut i = 0;
+    while i < PROMPT_RUN {
+        p = p.wrapping_mul(BASE);
+        i += 1;
+    }
+    p
+};
+
+impl<I: Iterator<Item = char>> RollingRuns<I> {
+    fn new(chars: I) -> Self {
+        Self { chars, window: [0; PROMPT_RUN], filled: 0, hash: 0 }
+    }
+}
+
+impl<I: Iterator<Item = char>> Iterator for RollingRuns<I> {
+    type Item = u64;
+    fn next(&mut self) -> Option<u64> {
+        loop {
+            let c = u32::from(self.chars.next()?);
+            let slot = self.filled % PROMPT_RUN;
+            let leaving = u64::from(self.window[slot]);
+            self.window[slot] = c;
+            self.hash = self.hash.wrapping_mul(BASE).wrapping_add(u64::from(c) + 1);
+            if self.filled >= PROMPT_RUN {
+                self.hash = self.hash.wrapping_sub(BASE_POW.wrapping_mul(leaving + 1));
+            }
+            self.filled += 1;
+            if self.filled >= PROMPT_RUN {
+                return Some(self.hash);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::ModelProfile;
+    use crate::request::Request;
+
+    #[test]
+    fn sanitize_cuts_and_withholds() {
+        let long = "word ".repeat(100);
+        let s = sanitize(&long, None, None).unwrap();
+        assert!(s.chars().count() <= MAX_PROVIDER_MESSAGE_CHARS + 1 && s.ends_with('…'), "{s}");
+        assert_eq!(sanitize("bad\n\tthing\u{7}.", None, None).as_deref(), Some("bad thing"));
+        assert_eq!(sanitize(" \n ", None, None), None);
+        let key = Secret::new("sk-test-0123456789abcdef".into());
+        assert_eq!(sanitize("Incorrect API key provided: sk-test-****cdef", None, Some(&key)), None);
+        assert!(sanitize("Incorrect API key provided", None, Some(&key)).is_some());
+        let model = ModelProfile::new("m", "p");
+        let request = Request::new("my secret question about the merger with Initech corporation next week");
+        let cx = CallContext { model: &model, request: &request };
+        assert_eq!(sanitize("cannot answer: 'the merger with Initech corporation next'", Some(&cx), None), None);
+        // Runs at any offset, and short non-ASCII prompts measured in characters.
+        let odd = Request::new("a secret: my pin is 4921 and zip 02");
+        let cx = CallContext { model: &model, request: &odd };
+        assert_eq!(sanitize("bad 'my pin is 4921 and zip 02'", Some(&cx), None), None);
+        let cyrillic = Request::new("Пароль 12345 секрет");
+        let cx = CallContext { model: &model, request: &cyrillic };
+        assert_eq!(sanitize("invalid: «Пароль 12345 секрет»", Some(&cx), None), None);
+        assert!(sanitize("invalid request: unknown field `foo`", Some(&cx), None).is_some());
+        assert!(sanitize("invalid temperature", Some(&cx), None).is_some());
+        let short = Request::new("hunter2");
+        let cx = CallContext { model: &model, request: &short };
+        assert_eq!(sanitize("bad input 'hunter2'", Some(&cx), None), None);
+    }
+}

@@ -1,0 +1,212 @@
+//! One adapter's HTTP side: the client, the endpoint and the limits; sending a request before its
+//! deadlines and reading a bounded body.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::header::{ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, HeaderMap};
+use tokio::time::Instant;
+
+use super::builder::Secret;
+use super::errors::status_error;
+use crate::catalog::ModelProfile;
+use crate::error::{Error, ErrorKind, Result};
+use crate::request::Request;
+
+/// How much of an error body is read to find the provider's error type and message.
+const MAX_ERROR_BODY_BYTES: usize = 64 << 10;
+
+/// One adapter's HTTP side: the client, the endpoint, the headers and the limits.
+pub(crate) struct Transport {
+    pub(crate) name: Arc<str>,
+    pub(super) client: reqwest::Client,
+    pub(super) endpoint: reqwest::Url,
+    pub(super) headers: HeaderMap,
+    pub(super) connect_timeout: Duration,
+    pub(super) first_byte_timeout: Duration,
+    pub(super) total_timeout: Duration,
+    pub(super) max_response_bytes: usize,
+    pub(super) max_event_bytes: usize,
+    pub(super) api_key: Option<Secret>,
+}
+
+impl fmt::Debug for Transport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The endpoint without its query, and header names only: values may be credentials.
+        let mut endpoint = self.endpoint.clone();
+        endpoint.set_query(None);
+        let _ = endpoint.set_username("");
+        let _ = endpoint.set_password(None);
+        f.debug_struct("Transport")
+            .field("endpoint", &endpoint.as_str())
+            .field("api_key", &self.api_key.as_ref().map(|_| "[redacted]"))
+            .field("headers", &self.headers.keys().collect::<Vec<_>>())
+            .field("connect_timeout", &self.connect_timeout)
+            .field("first_byte_timeout", &self.first_byte_timeout)
+            .field("total_timeout", &self.total_timeout)
+            .field("max_response_bytes", &self.max_response_bytes)
+            .field("max_event_bytes", &self.max_event_bytes)
+            .finish()
+    }
+}
+
+/// When a call must have its first byte and its end.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Deadlines {
+    start: Instant,
+    pub(super) first_byte: Instant,
+    pub(super) total: Instant,
+}
+
+impl Deadlines {
+    pub(super) fn first(&self) -> Instant {
+        self.first_byte.min(self.total)
+    }
+}
+
+/// What a call is about, for error messages.
+#[derive(Clone)]
+pub(crate) struct CallContext<'a> {
+    pub(crate) model: &'a ModelProfile,
+    pub(crate) request: &'a Request,
+}
+
+impl Transport {
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn deadlines(&self) -> Deadlines {
+        let start = Instant::now();
+        // `Duration::MAX` means no limit: a far future instead of an overflow.
+        let after =
+            |d: Duration| start.checked_add(d).unwrap_or_else(|| start + Duration::from_secs(100 * 365 * 86_400));
+        Deadlines { start, first_byte: after(self.first_byte_timeout), total: after(self.total_timeout) }
+    }
+
+    /// POSTs a JSON body and returns the successful response, or the error its status maps to.
+    pub(crate) async fn post(
+        &self,
+        body: Vec<u8>,
+        stream: bool,
+        cx: &CallContext<'_>,
+    ) -> Result<(reqwest::Response, Deadlines)> {
+        let deadlines = self.deadlines();
+        let accept = if stream { "text/event-stream" } else { "application/json" };
+        let request = self
+            .client
+            .post(self.endpoint.clone())
+            .headers(self.headers.clone())
+            .header(CONTENT_TYPE, "application/json")
+            .header(ACCEPT, accept)
+            .body(body)
+            .send();
+        tracing::debug!(provider = %self.name, model = cx.model.api_name(), stream, "sending request");
+        let mut response = match tokio::time::timeout_at(deadlines.first(), request).await {
+            Err(_) => return Err(self.timeout_error(&deadlines, true)),
+            Ok(Err(e)) => return Err(self.transport_error(e, "sending the request")),
+            Ok(Ok(r)) => r,
+        };
+        let status = response.status().as_u16();
+        tracing::debug!(
+            provider = %self.name,
+            model = cx.model.api_name(),
+            status,
+            elapsed_ms = deadlines.start.elapsed().as_millis() as u64,
+            "response headers"
+        );
+        if response.status().is_success() {
+            return Ok((response, deadlines));
+        }
+        let limit = self.max_response_bytes.min(MAX_ERROR_BODY_BYTES);
+        let body = self.read_body(&mut response, limit, deadlines.total, true).await.unwrap_or_default();
+        Err(status_error(&self.name, status, response.headers(), &body, cx, self.api_key.as_ref()))
+    }
+
+    /// Reads a whole body, up to the adapter's limit, before the total deadline.
+    pub(crate) async fn read_json_body(
+        &self,
+        response: &mut reqwest::Response,
+        deadlines: &Deadlines,
+    ) -> Result<Vec<u8>> {
+        self.read_body(response, self.max_response_bytes, deadlines.total, false).await
+    }
+
+    /// Reads a body in chunks. Past `limit`, `truncate` keeps what was read; otherwise the body is
+    /// rejected with a decode error.
+    async fn read_body(
+        &self,
+        response: &mut reqwest::Response,
+        limit: usize,
+        deadline: Instant,
+        truncate: bool,
+    ) -> Result<Vec<u8>> {
+        let too_large = || Error::decode(format!("the response of provider `{}` exceeds {limit} bytes", self.name));
+        let declared =
+            response.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+        if !truncate && declared.is_some_and(|n| n > limit as u64) {
+            return Err(too_large());
+        }
+        // Grown as bytes arrive: a declared length reserves at most 64 KiB up front.
+        let mut body = Vec::with_capacity(declared.map_or(8 << 10, |n| n.min(limit as u64).min(64 << 10) as usize));
+        loop {
+            match tokio::time::timeout_at(deadline, response.chunk()).await {
+                Err(_) => {
+                    return Err(Error::timeout(format!(
+                        "provider `{}` did not finish its answer within {} ms",
+                        self.name,
+                        self.total_timeout.as_millis()
+                    )));
+                }
+                Ok(Err(e)) => return Err(self.transport_error(e, "reading the response")),
+                Ok(Ok(None)) => return Ok(body),
+                Ok(Ok(Some(chunk))) => {
+                    if body.len() + chunk.len() > limit {
+                        if truncate {
+                            body.extend_from_slice(&chunk[..limit - body.len()]);
+                            return Ok(body);
+                        }
+                        return Err(too_large());
+                    }
+                    body.extend_from_slice(&chunk);
+                }
+            }
+        }
+    }
+
+    fn timeout_error(&self, deadlines: &Deadlines, first: bool) -> Error {
+        if first && deadlines.first_byte <= deadlines.total {
+            Error::timeout(format!(
+                "provider `{}` sent no first byte within {} ms",
+                self.name,
+                self.first_byte_timeout.as_millis()
+            ))
+        } else {
+            Error::timeout(format!(
+                "provider `{}` did not finish its answer within {} ms",
+                self.name,
+                self.total_timeout.as_millis()
+            ))
+        }
+    }
+
+    fn transport_error(&self, e: reqwest::Error, doing: &str) -> Error {
+        let name = &self.name;
+        let error = if e.is_connect() && e.is_timeout() {
+            Error::timeout(format!(
+                "cannot connect to provider `{name}` within {} ms",
+                self.connect_timeout.as_millis()
+            ))
+        } else if e.is_timeout() {
+            Error::timeout(format!("provider `{name}` timed out while {doing}"))
+        } else if e.is_connect() {
+            Error::new(ErrorKind::Connection, format!("cannot connect to provider `{name}`"))
+        } else if e.is_body() || e.is_decode() {
+            Error::decode(format!("the response of provider `{name}` was cut while {doing}"))
+        } else {
+            Error::new(ErrorKind::Connection, format!("the connection to provider `{name}` failed while {doing}"))
+        };
+        error.with_source(e.without_url())
+    }
+}
