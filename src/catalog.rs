@@ -2,191 +2,14 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::ops::{BitOr, BitOrAssign};
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::classify::Intent;
 use crate::error::{Error, Result};
-
-macro_rules! id_type {
-    ($(#[$meta:meta])* $name:ident) => {
-        $(#[$meta])*
-        #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-        #[serde(transparent)]
-        pub struct $name(Arc<str>);
-
-        impl $name {
-            /// Wraps a name. Cloning is a reference-count increment.
-            pub fn new(name: impl AsRef<str>) -> Self {
-                Self(Arc::from(name.as_ref()))
-            }
-
-            /// The name as a string slice.
-            pub fn as_str(&self) -> &str {
-                &self.0
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.pad(&self.0)
-            }
-        }
-
-        impl fmt::Debug for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                fmt::Debug::fmt(&*self.0, f)
-            }
-        }
-
-        impl From<&str> for $name {
-            fn from(s: &str) -> Self {
-                Self::new(s)
-            }
-        }
-
-        impl From<String> for $name {
-            fn from(s: String) -> Self {
-                Self(Arc::from(s))
-            }
-        }
-
-        impl AsRef<str> for $name {
-            fn as_ref(&self) -> &str {
-                &self.0
-            }
-        }
-
-        impl std::borrow::Borrow<str> for $name {
-            fn borrow(&self) -> &str {
-                &self.0
-            }
-        }
-    };
-}
-
-id_type!(
-    /// The id of a model in the catalog, as the router and its users name it (`"gpt-4o-mini"`).
-    ModelId
-);
-id_type!(
-    /// The name of a registered [`Provider`](crate::Provider) (`"openai"`, `"simulated"`).
-    ProviderId
-);
-
-/// A set of capabilities a model offers or a request needs.
-#[derive(Clone, Copy, Default, PartialEq, Eq, Hash)]
-pub struct Capabilities(u8);
-
-impl Capabilities {
-    /// No capability.
-    pub const NONE: Self = Self(0);
-    /// Tool (function) calling.
-    pub const TOOLS: Self = Self(1);
-    /// Image inputs.
-    pub const VISION: Self = Self(1 << 1);
-    /// A JSON response format (JSON mode or a JSON schema).
-    pub const JSON: Self = Self(1 << 2);
-    /// Streaming responses.
-    pub const STREAMING: Self = Self(1 << 3);
-    /// Built-in reasoning (thinking) tokens.
-    pub const REASONING: Self = Self(1 << 4);
-    /// Every capability above.
-    pub const ALL: Self = Self(0b1_1111);
-
-    const NAMES: [(Self, &'static str); 5] = [
-        (Self::TOOLS, "tools"),
-        (Self::VISION, "vision"),
-        (Self::JSON, "json"),
-        (Self::STREAMING, "streaming"),
-        (Self::REASONING, "reasoning"),
-    ];
-
-    /// Whether every capability in `other` is in `self`.
-    pub const fn contains(self, other: Self) -> bool {
-        self.0 & other.0 == other.0
-    }
-
-    /// The capabilities in `self` that are not in `other`.
-    pub const fn difference(self, other: Self) -> Self {
-        Self(self.0 & !other.0)
-    }
-
-    /// Whether the set is empty.
-    pub const fn is_empty(self) -> bool {
-        self.0 == 0
-    }
-
-    /// The capability named `name` (`"tools"`, `"vision"`, `"json"`, `"streaming"`, `"reasoning"`).
-    pub fn from_name(name: &str) -> Option<Self> {
-        Self::NAMES.iter().find(|(_, n)| *n == name).map(|(c, _)| *c)
-    }
-
-    /// The names of the capabilities in the set.
-    pub fn names(self) -> impl Iterator<Item = &'static str> {
-        Self::NAMES.into_iter().filter(move |(c, _)| self.contains(*c)).map(|(_, n)| n)
-    }
-}
-
-impl BitOr for Capabilities {
-    type Output = Self;
-    fn bitor(self, rhs: Self) -> Self {
-        Self(self.0 | rhs.0)
-    }
-}
-
-impl BitOrAssign for Capabilities {
-    fn bitor_assign(&mut self, rhs: Self) {
-        self.0 |= rhs.0;
-    }
-}
-
-impl fmt::Debug for Capabilities {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_set().entries(self.names()).finish()
-    }
-}
-
-impl fmt::Display for Capabilities {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut first = true;
-        for n in self.names() {
-            if !first {
-                f.write_str(", ")?;
-            }
-            f.write_str(n)?;
-            first = false;
-        }
-        if first {
-            f.write_str("none")?;
-        }
-        Ok(())
-    }
-}
-
-impl Serialize for Capabilities {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        s.collect_seq(self.names())
-    }
-}
-
-impl<'de> Deserialize<'de> for Capabilities {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        let names = Vec::<String>::deserialize(d)?;
-        let mut caps = Self::NONE;
-        for name in &names {
-            caps |= Self::from_name(name).ok_or_else(|| {
-                serde::de::Error::custom(format_args!(
-                    "unknown capability `{name}`, expected one of tools, vision, json, streaming, reasoning"
-                ))
-            })?;
-        }
-        Ok(caps)
-    }
-}
+use crate::types::Intent;
+pub use crate::types::{Capabilities, ModelId, ModelIndex, ProviderId};
 
 /// List prices of a model, in USD.
 #[non_exhaustive]
@@ -512,9 +335,6 @@ fn check_price(model: &str, field: &str, value: f64) -> Result<()> {
         Err(Error::config(format!("model `{model}`: `{field}` must be finite and >= 0, got {value}")))
     }
 }
-
-/// The index of a model in its [`Catalog`], stable for the catalog's lifetime.
-pub type ModelIndex = usize;
 
 /// A validated, immutable model portfolio. Cloning is a reference-count increment.
 ///

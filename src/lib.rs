@@ -116,6 +116,7 @@ pub mod cost;
 mod error;
 pub mod execution;
 pub mod experiment;
+pub mod hash;
 pub mod health;
 pub mod limits;
 pub mod policy;
@@ -127,6 +128,7 @@ pub mod retry;
 mod router;
 mod signal;
 pub mod state;
+mod types;
 
 pub use crate::catalog::{Capabilities, Catalog, ModelId, ModelProfile, Pricing, ProviderId};
 pub use crate::classify::Classifier;
@@ -135,13 +137,14 @@ pub use crate::cost::{CostEstimate, CostModel, TokenPriceCostModel};
 pub use crate::error::{BoxError, Error, ErrorKind, Result};
 pub use crate::execution::{Attempt, DecisionId, ExecutionConfig, Feedback, Observer};
 pub use crate::experiment::{Bandit, Experiment};
+pub use crate::hash::uniform;
 pub use crate::policy::{CheapestCapable, Decision, Policy, PolicyInput, Ranking, Rules, Utility};
 pub use crate::provider::{Provider, SimulatedModel, SimulatedProvider};
 pub use crate::request::{
     ContentPart, ImageDetail, Message, Request, ResponseFormat, Role, RouteHints, Tool, ToolCall,
 };
 pub use crate::response::{EventStream, FinishReason, Response, StreamEvent, Usage};
-pub use crate::router::{RoutedStream, Router, RouterBuilder, Weight, uniform};
+pub use crate::router::{RoutedStream, Router, RouterBuilder, Weight};
 pub use crate::signal::{IntentScore, SignalKey, Signals, TokenEstimate};
 
 #[cfg(doctest)]

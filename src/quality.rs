@@ -41,6 +41,7 @@ use std::sync::Arc;
 
 use crate::request::{Request, ResponseFormat};
 use crate::response::{FinishReason, Response};
+pub use crate::types::Inadequacy;
 
 /// Judges whether a model's answer to a request is adequate.
 ///
@@ -141,56 +142,8 @@ impl fmt::Display for Verdict {
     }
 }
 
-/// Why an answer is inadequate: the failing check's name and a reason code, both safe to log.
-///
-/// Display is `` `check`: reason `` (or just the reason when no check name is known). Neither holds
-/// request or answer text.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct Inadequacy {
-    reason: Cow<'static, str>,
-    check: Option<Cow<'static, str>>,
-}
-
-impl Inadequacy {
-    /// The answer has no text and no tool calls ([`NonEmpty`]).
-    pub const EMPTY: &'static str = "empty";
-    /// The output token limit cut the answer off ([`NotTruncated`]).
-    pub const TRUNCATED: &'static str = "truncated";
-    /// The answer opens with a refusal ([`NoRefusal`]).
-    pub const REFUSAL: &'static str = "refusal";
-    /// JSON was asked for and the answer does not parse as JSON ([`ValidJson`]).
-    pub const INVALID_JSON: &'static str = "invalid_json";
-    /// The arguments of a tool call do not parse as JSON ([`ValidJson`]).
-    pub const INVALID_TOOL_ARGUMENTS: &'static str = "invalid_tool_arguments";
-
-    /// An inadequacy found by the check named `check`, for `reason` (a short code such as
-    /// `"no_source"`; never request or answer text).
-    pub fn new(check: impl Into<Cow<'static, str>>, reason: impl Into<Cow<'static, str>>) -> Self {
-        Self { reason: reason.into(), check: Some(check.into()) }
-    }
-
-    /// The reason code (`"truncated"`); compare with the associated constants for built-in reasons.
-    pub fn reason(&self) -> &str {
-        &self.reason
-    }
-
-    /// The name of the check that failed, when known (`"not_truncated"`).
-    pub fn check(&self) -> Option<&str> {
-        self.check.as_deref()
-    }
-}
-
-impl fmt::Display for Inadequacy {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.check {
-            Some(check) => write!(f, "`{check}`: {}", self.reason),
-            None => f.write_str(&self.reason),
-        }
-    }
-}
-
 fn fail(check: &'static str, reason: &'static str) -> Verdict {
-    Verdict::Inadequate(Inadequacy { reason: Cow::Borrowed(reason), check: Some(Cow::Borrowed(check)) })
+    Verdict::Inadequate(Inadequacy::new(check, reason))
 }
 
 /// Inadequate (`"empty"`) when the answer has no non-whitespace text and no tool calls.

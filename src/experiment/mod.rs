@@ -42,9 +42,7 @@
 
 mod bandit;
 mod controller;
-mod hash;
 mod report;
-pub(crate) mod rng;
 pub(crate) mod shared;
 mod stats;
 
@@ -56,10 +54,10 @@ use serde::{Deserialize, Serialize};
 
 pub use self::bandit::{Bandit, BanditSnapshot, BucketSnapshot, ModelEvidence};
 pub use self::controller::{ControllerTarget, Knob, LambdaController, LambdaControllerBuilder};
-pub use self::hash::{assignment_hash, assignment_unit};
 pub use self::report::{ArmReport, Comparison, ExperimentReport, Verdict};
 pub use self::shared::Learning;
 pub use self::stats::Estimate;
+pub use crate::hash::{assignment_hash, assignment_unit};
 
 use self::stats::{Welford, msprt_half_width, msprt_lambda};
 use crate::catalog::Catalog;

@@ -13,6 +13,7 @@ use async_trait::async_trait;
 use crate::catalog::{Capabilities, ModelProfile};
 use crate::classify::{HeuristicCounter, TextStats};
 use crate::error::{Error, ErrorKind, Result};
+use crate::hash::{GOLDEN, splitmix64};
 use crate::provider::Provider;
 use crate::request::{Request, Role, ToolCall};
 use crate::response::{EventStream, FinishReason, Response, StreamEvent, Usage};
@@ -234,8 +235,8 @@ impl SimulatedProvider {
 
     fn draw(&self) -> (f64, u64) {
         let n = self.calls.fetch_add(1, Ordering::Relaxed);
-        let a = splitmix(self.seed ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15));
-        let b = splitmix(a);
+        let a = splitmix64(self.seed ^ n.wrapping_mul(GOLDEN));
+        let b = splitmix64(a);
         ((a >> 11) as f64 / (1u64 << 53) as f64, b)
     }
 
@@ -383,13 +384,6 @@ enum AnswerFault {
     Truncated,
     Refusal,
     InvalidJson,
-}
-
-fn splitmix(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
 }
 
 fn filler(model: &str, tokens: u32) -> String {

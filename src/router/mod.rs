@@ -258,7 +258,7 @@ impl Router {
             recovery = true;
         }
 
-        let uniform = uniform(hints.key.as_deref(), inner.seed);
+        let uniform = crate::hash::uniform(hints.key.as_deref(), inner.seed);
         let policy_input = PolicyInput::new(request, &signals, catalog, &candidates, uniform);
         let ranking = inner.policy.rank(&policy_input).map_err(|e| routing_error(&inner.policy_name, e))?;
         let exclusive = ranking.is_exclusive();
@@ -551,20 +551,6 @@ fn check_ranking(order: &[Scored], candidates: &[Candidate], models: usize, poli
         seen[word] |= bit;
     }
     Ok(())
-}
-
-/// A number in `[0, 1)` from a key and a seed: FNV-1a over the key, mixed with the seed by SplitMix64.
-/// Stable across releases and platforms.
-pub fn uniform(key: Option<&str>, seed: u64) -> f64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in key.unwrap_or("").bytes() {
-        h = (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    let mut z = h ^ seed.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^= z >> 31;
-    (z >> 11) as f64 / (1u64 << 53) as f64
 }
 
 pub(crate) type ProviderMap = HashMap<String, Arc<dyn Provider>>;

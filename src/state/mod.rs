@@ -314,37 +314,8 @@ impl<S: StateStore + ?Sized> StateStore for Arc<S> {
     }
 }
 
-/// FNV-1a, for the in-process maps of counter names and lease ids: short keys that callers do not
-/// choose freely (tenant names at most), hashed on every admission.
-#[derive(Clone, Copy, Default)]
-pub(crate) struct FastHash;
-
-pub(crate) struct Fnv(u64);
-
-const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-
-impl std::hash::BuildHasher for FastHash {
-    type Hasher = Fnv;
-    fn build_hasher(&self) -> Fnv {
-        Fnv(FNV_OFFSET)
-    }
-}
-
-impl std::hash::Hasher for Fnv {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        // Lease ids: one multiply-xorshift round spreads consecutive ids.
-        let x = (self.0 ^ n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        self.0 = x ^ (x >> 29);
-    }
-}
+use crate::hash::FNV_OFFSET;
+pub(crate) use crate::hash::{FastHash, Fnv};
 
 /// Tolerance of checks: sums of floating-point charges may be a few ulps above an exactly
 /// reachable limit.

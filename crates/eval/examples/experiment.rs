@@ -26,6 +26,7 @@ use std::path::Path;
 
 use switchyard::catalog::Ability;
 use switchyard::experiment::{Experiment, Metric, SequentialTest, Verdict};
+use switchyard::hash::Rng;
 use switchyard::policy::CostRef;
 use switchyard::{Bandit, Catalog, Error, ErrorKind, Feedback, ModelProfile, Request, Result, Router, Utility};
 use switchyard_eval::catalog::{FittedCatalog, Prices};
@@ -81,23 +82,6 @@ fn main() {
     if let Err(e) = try_main() {
         eprintln!("experiment: {e}");
         std::process::exit(1);
-    }
-}
-
-/// SplitMix64, for drawing the traffic.
-struct Draw(u64);
-
-impl Draw {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        ((u128::from(self.next()) * n as u128) >> 64) as usize
     }
 }
 
@@ -236,7 +220,7 @@ fn try_main() -> Result<()> {
         .fold(0.0, f64::max);
     let traffic = Traffic { data: &test, models, lambda: args.lambda, c_ref };
 
-    let mut draw = Draw(args.seed);
+    let mut draw = Rng::new(args.seed);
     let plan: Vec<(usize, usize)> = (0..args.requests).map(|_| (draw.below(test.len()), draw.below(500))).collect();
 
     println!(
@@ -316,7 +300,7 @@ fn try_main() -> Result<()> {
     let handle = experiment.handle();
     // The bandit is bound to the fitted catalog; this router uses the very same one.
     let ab: Router = fitted.builder().policy(experiment).build()?;
-    let mut draw = Draw(args.seed ^ 0xAB);
+    let mut draw = Rng::new(args.seed ^ 0xAB);
     let mut sent = 0;
     for _ in 0..50_000 {
         let (r, u) = (draw.below(test.len()), draw.below(5_000));

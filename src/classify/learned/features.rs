@@ -129,13 +129,7 @@ pub trait Sink {
     fn dense(&mut self, i: usize, value: f32);
 }
 
-const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
-
-#[inline]
-fn fnv(h: u64, b: u8) -> u64 {
-    (h ^ u64::from(b)).wrapping_mul(FNV_PRIME)
-}
+use crate::hash::{FNV_OFFSET, FNV_PRIME, GOLDEN, fnv1a_step as fnv};
 
 /// A 64-bit finaliser (from MurmurHash3) so that the top bits, which pick the bucket, mix every input bit.
 #[inline]
@@ -228,7 +222,7 @@ impl<'c> Extractor<'c> {
 
     /// Word 1–2 grams of `bytes`; the first `opening` pairs also go to [`Sink::opening`].
     fn words(&self, bytes: &[u8], ns: Namespace, familiar: bool, mut opening: usize, sink: &mut impl Sink) {
-        let seed = FNV_OFFSET ^ (ns as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        let seed = FNV_OFFSET ^ (ns as u64).wrapping_mul(GOLDEN);
         let bigrams = self.config.word_ngrams >= 2;
         let mut prev: Option<u64> = None;
         let mut i = 0;
@@ -269,7 +263,7 @@ impl<'c> Extractor<'c> {
         // The last `n` normalised bytes (lower case, digits as `0`, whitespace runs as one space),
         // packed into a shift register: each n-gram is one multiply-and-mix away from its bucket.
         let mask = if n >= 8 { u64::MAX } else { (1u64 << (8 * n)) - 1 };
-        let seed = (Namespace::LastChars as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ u64::from(n);
+        let seed = (Namespace::LastChars as u64 + 1).wrapping_mul(GOLDEN) ^ u64::from(n);
         let mut window = 0u64;
         let mut len = 0u32;
         let mut last_space = true;

@@ -34,7 +34,7 @@ pub(crate) const VERSION: u32 = 3;
 const OLDEST: u32 = 2;
 
 fn fnv64(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3))
+    crate::hash::fnv1a(bytes)
 }
 
 pub(crate) fn encode(model: &LearnedModel) -> Vec<u8> {

@@ -58,7 +58,7 @@ pub mod __training {
     pub use super::features::{CHAR_FLAG, Collect, Extractor, FAMILIARITY_BITS, OPENING_FLAG, Sink};
     pub use super::{FAMILIARITY_PERCENTILES, Parts, fallback_rates, logit, prompt_trust, softmax};
     use super::{FeatureConfig, ModelInfo, TrainConfig};
-    pub use crate::experiment::rng::Rng;
+    pub use crate::hash::Rng;
 
     /// A model description for `models`, with every other field at its default, for the trainer
     /// to fill in.

@@ -271,7 +271,7 @@ mod tests {
     use super::*;
     use crate::catalog::{ModelProfile, Pricing};
     use crate::cost::CostEstimate;
-    use crate::experiment::rng::Rng;
+    use crate::hash::Rng;
     use crate::limits::{Budget, LimitsConfig, RateLimit, Scope, Window};
     use crate::state::MemoryStore;
 

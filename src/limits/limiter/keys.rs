@@ -36,7 +36,7 @@ const KEY_CACHE: usize = 4096;
 
 /// FNV-1a of a caller key: keys are stored hashed.
 pub(super) fn hash_key(key: &str) -> u64 {
-    key.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+    crate::hash::fnv1a(key.as_bytes())
 }
 
 /// Whom budget `b` counts a request of `tenant` and `key` under (`""` for a global budget), if the

@@ -84,7 +84,7 @@ impl<'a> Run<'a> {
             spent: 0.0,
             started: now,
             deadline: now.checked_add(timeout).unwrap_or(now + Duration::from_secs(86_400 * 365)),
-            jitter: Jitter::new(inner.jitter_seed ^ decision.id().get().wrapping_mul(0x9E37_79B9_7F4A_7C15)),
+            jitter: Jitter::new(inner.jitter_seed ^ decision.id().get().wrapping_mul(crate::hash::GOLDEN)),
             escalations: 0,
             last: None,
             ticket: None,

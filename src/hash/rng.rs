@@ -2,9 +2,7 @@
 //! and Flood, 2014) with normal (Marsaglia's polar method), gamma (Marsaglia and Tsang, 2000) and
 //! beta variates. No global state: each decision seeds its own generator.
 
-use crate::experiment::hash::{mix64, to_unit};
-
-const GOLDEN: u64 = 0x9E37_79B9_7F4A_7C15;
+use super::{GOLDEN, mix64, to_unit};
 
 /// A SplitMix64 generator with the variates policies and training sample from.
 #[derive(Clone, Debug)]
