@@ -126,12 +126,12 @@ mod request;
 mod response;
 pub mod retry;
 mod router;
-mod signal;
 pub mod state;
 mod types;
 
 pub use crate::catalog::{Capabilities, Catalog, ModelId, ModelProfile, Pricing, ProviderId};
 pub use crate::classify::Classifier;
+pub use crate::classify::{IntentScore, SignalKey, Signals, TokenEstimate};
 pub use crate::config::RouterConfig;
 pub use crate::cost::{CostEstimate, CostModel, TokenPriceCostModel};
 pub use crate::error::{BoxError, Error, ErrorKind, Result};
@@ -145,7 +145,6 @@ pub use crate::request::{
 };
 pub use crate::response::{EventStream, FinishReason, Response, StreamEvent, Usage};
 pub use crate::router::{RoutedStream, Router, RouterBuilder, Weight};
-pub use crate::signal::{IntentScore, SignalKey, Signals, TokenEstimate};
 
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]

@@ -5,9 +5,9 @@ use std::sync::Arc;
 
 use crate::catalog::{Catalog, ModelProfile};
 use crate::classify::{Classifier, ClassifyInput, HeuristicCounter, TokenCounter};
+use crate::classify::{Signals, TokenEstimate};
 use crate::error::Result;
 use crate::request::Request;
-use crate::signal::{Signals, TokenEstimate};
 
 /// Counts input tokens for the context-window constraint.
 ///

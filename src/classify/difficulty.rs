@@ -1,9 +1,9 @@
 //! [`DifficultyClassifier`]: difficulty and reasoning depth from cheap text features.
 
 use crate::catalog::{ModelIndex, ModelProfile};
+use crate::classify::Signals;
 use crate::classify::{Classifier, ClassifyInput, HeuristicCounter, TextStats};
 use crate::error::Result;
-use crate::signal::Signals;
 
 /// Estimates how hard a request is, on the logit scale of the catalog's abilities.
 ///

@@ -2,8 +2,8 @@
 
 use crate::catalog::{ModelIndex, ModelProfile};
 use crate::classify::{Classifier, ClassifyInput, TextStats};
+use crate::classify::{IntentScore, Signals};
 use crate::error::Result;
-use crate::signal::{IntentScore, Signals};
 pub use crate::types::Intent;
 
 /// Assigns an [`Intent`] with a confidence from cue words and structure.

@@ -23,6 +23,7 @@ mod context;
 mod difficulty;
 mod intent;
 pub mod learned;
+mod signal;
 mod text;
 mod tokens;
 
@@ -32,7 +33,9 @@ use std::sync::Arc;
 pub use self::context::ContextLength;
 pub use self::difficulty::DifficultyClassifier;
 pub use self::intent::{Intent, IntentClassifier};
-pub use self::learned::{LearnedClassifier, LearnedCostModel, LearnedModel, TrainConfig};
+pub use self::learned::{LearnedClassifier, LearnedModel, TrainConfig};
+pub(crate) use self::signal::sigmoid;
+pub use self::signal::{IntentScore, SignalKey, Signals, TokenEstimate};
 pub use self::text::TextStats;
 #[cfg(feature = "tokenizers")]
 pub use self::tokens::HfTokenizer;
@@ -43,7 +46,6 @@ pub use self::tokens::{HeuristicCounter, TokenCounter};
 use crate::catalog::{Catalog, ModelIndex, ModelProfile};
 use crate::error::Result;
 use crate::request::Request;
-use crate::signal::Signals;
 
 /// What a classifier may read.
 #[derive(Clone, Copy)]

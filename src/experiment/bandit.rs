@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::catalog::{Catalog, ModelId};
 use crate::classify::Intent;
+use crate::classify::Signals;
 use crate::error::{Error, ErrorKind, Result};
 use crate::experiment::controller::Knob;
 use crate::experiment::shared::Learning;
@@ -16,7 +17,6 @@ use crate::hash::Rng;
 use crate::hash::mix64;
 use crate::limits::window::{Slot, Window};
 use crate::policy::{CostRef, Memo, Outcome, Policy, PolicyInput, Ranking, check_unit, check_weight};
-use crate::signal::Signals;
 use crate::state::Counter;
 
 /// Learns which model serves each kind of request best, from the outcomes the service reports.
@@ -625,7 +625,7 @@ fn posterior(n0: f64, p: f64, cell: Option<&Cell>) -> (f64, f64) {
     let mean_pred = (pred / n).clamp(0.01, 0.99);
     let observed = ((s + n0 * mean_pred) / (n + n0)).clamp(0.001, 0.999);
     let delta = logit(observed) - logit(mean_pred);
-    let mu = crate::policy::sigmoid(logit(p) + delta).clamp(0.001, 0.999);
+    let mu = crate::classify::sigmoid(logit(p) + delta).clamp(0.001, 0.999);
     let k = n0 + n;
     (mu * k, (1.0 - mu) * k)
 }

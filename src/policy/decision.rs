@@ -7,11 +7,12 @@ use std::sync::Arc;
 use smallvec::SmallVec;
 
 use crate::catalog::{Catalog, ModelId, ModelIndex, ModelProfile};
+use crate::classify::sigmoid;
+use crate::classify::{IntentScore, TokenEstimate};
 use crate::cost::CostEstimate;
 use crate::execution::DecisionId;
 use crate::experiment::ArmTag;
 use crate::policy::Scored;
-use crate::signal::{IntentScore, TokenEstimate};
 pub use crate::types::{RejectReason, Rejection};
 
 /// A model that passed every hard constraint, with the numbers the policy ranks by.
@@ -53,10 +54,6 @@ impl Candidate {
         self.live = true;
         self
     }
-}
-
-pub(crate) fn sigmoid(x: f64) -> f64 {
-    1.0 / (1.0 + (-x).exp())
 }
 
 /// A routing decision: the chosen model, its fallbacks, every candidate's numbers, the models that were

@@ -26,18 +26,18 @@ use std::sync::Arc;
 use smallvec::SmallVec;
 
 pub use self::cheapest::CheapestCapable;
-pub(crate) use self::decision::sigmoid;
 pub use self::decision::{Candidate, Decision, RejectReason, Rejection};
 pub use self::rules::{Action, Condition, Rule, Rules};
 pub use self::utility::{CostRef, Utility};
+pub(crate) use crate::classify::sigmoid;
 pub use crate::experiment::{ArmTag, Bandit, Experiment};
 
 use crate::catalog::{Catalog, ModelIndex, ModelProfile};
+use crate::classify::Signals;
 use crate::error::{Error, Result};
 use crate::execution::{DecisionId, Feedback};
 use crate::experiment::{ExperimentHandle, Learning};
 use crate::request::Request;
-use crate::signal::Signals;
 
 /// What a policy decides from.
 #[derive(Clone, Copy)]

@@ -15,6 +15,7 @@ pub use self::builder::{RouterBuilder, Weight};
 pub use self::execute::RoutedStream;
 
 use crate::catalog::{Capabilities, Catalog, ModelProfile};
+use crate::classify::Signals;
 use crate::classify::{Classifier, ClassifyInput, ContextLength, TextStats};
 use crate::cost::CostModel;
 use crate::error::{Error, ErrorKind, Result};
@@ -25,7 +26,6 @@ use crate::policy::{Candidate, Decision, Outcome, Policy, PolicyInput, RejectRea
 use crate::provider::Provider;
 use crate::quality::QualityCheck;
 use crate::request::Request;
-use crate::signal::Signals;
 
 use self::log::DecisionLog;
 

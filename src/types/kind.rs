@@ -14,7 +14,7 @@ pub enum ErrorKind {
     /// The request itself is invalid: too large, a quality floor outside `[0, 1]`, an unknown model in
     /// the allowed list.
     InvalidRequest,
-    /// Every model was filtered out by a hard constraint; [`Error::rejections`] says why for each.
+    /// Every model was filtered out by a hard constraint; [`Error::rejections`](crate::Error::rejections) says why for each.
     NoCandidate,
     /// A component (classifier, cost model, policy) failed while routing.
     Routing,
@@ -22,7 +22,7 @@ pub enum ErrorKind {
     Timeout,
     /// The connection to the provider failed before a response arrived.
     Connection,
-    /// The provider is rate limiting this caller; [`Error::retry_after`] may say for how long.
+    /// The provider is rate limiting this caller; [`Error::retry_after`](crate::Error::retry_after) may say for how long.
     RateLimited,
     /// The provider failed or is overloaded (5xx, Anthropic's 529).
     Server,
@@ -41,7 +41,7 @@ pub enum ErrorKind {
     /// No provider is registered for the model that was chosen.
     ProviderMissing,
     /// Every candidate that could serve the request costs more than a budget has left;
-    /// [`Error::rejections`] says which budget stopped which model.
+    /// [`Error::rejections`](crate::Error::rejections) says which budget stopped which model.
     BudgetExceeded,
     /// The shared state store (Redis) failed or did not answer in time, and a limit configured to
     /// fail closed could not be checked.

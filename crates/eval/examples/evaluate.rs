@@ -40,8 +40,9 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use serde::Serialize;
-use switchyard::classify::{LearnedClassifier, LearnedCostModel, LearnedModel};
+use switchyard::classify::{LearnedClassifier, LearnedModel};
 use switchyard::config::{ClassifierConfig, PolicyConfig, RouterConfig};
+use switchyard::cost::LearnedCostModel;
 use switchyard::{Error, ErrorKind, Result, Router, RouterBuilder, Utility};
 use switchyard_eval::calibrate::{Calibration, Target, calibrate};
 use switchyard_eval::catalog::{FittedCatalog, Prices};

@@ -7,8 +7,9 @@
 
 use std::path::{Path, PathBuf};
 
-use switchyard::classify::{LearnedClassifier, LearnedCostModel, LearnedModel};
+use switchyard::classify::{LearnedClassifier, LearnedModel};
 use switchyard::config::RouterConfig;
+use switchyard::cost::LearnedCostModel;
 use switchyard::{ErrorKind, Request, Router, RouterBuilder, Utility};
 use switchyard_eval::catalog::{FittedCatalog, Prices};
 use switchyard_eval::cv::{self, Split, cross_validate, k_fold, leave_one_task_out};

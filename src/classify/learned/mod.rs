@@ -85,17 +85,16 @@ pub mod __training {
     /// The logistic function prediction uses, `1 / (1 + e^-x)`.
     #[inline]
     pub fn sigmoid(x: f64) -> f64 {
-        crate::policy::sigmoid(x)
+        crate::classify::sigmoid(x)
     }
 }
 pub use self::training::{Fallback, TaskLabels, TrainConfig};
 
 use crate::catalog::{Catalog, ModelIndex, ModelProfile};
 use crate::classify::{Classifier, ClassifyInput, TextStats};
-use crate::cost::{CostEstimate, CostModel, TokenPriceCostModel};
+use crate::classify::{SignalKey, Signals};
 use crate::error::{Error, Result};
-use crate::request::{ContentPart, Request, Role};
-use crate::signal::{SignalKey, Signals};
+use crate::request::{ContentPart, Role};
 
 /// The signal key under which [`LearnedClassifier`] stores its per-model logits
 /// ([`Signals::per_model`]).
@@ -103,7 +102,7 @@ pub const LEARNED: SignalKey = SignalKey("switchyard.learned");
 
 /// The signal key under which [`LearnedClassifier`] stores each model's expected cost
 /// ([`Prediction::costs`]), in catalog order, when its model was trained on rows with costs;
-/// [`LearnedCostModel`] reads it.
+/// [`LearnedCostModel`](crate::cost::LearnedCostModel) reads it.
 pub const LEARNED_COST: SignalKey = SignalKey("switchyard.learned.cost");
 
 /// Probabilities are kept within `[P_MIN, 1 − P_MIN]` before taking logits.
@@ -312,7 +311,7 @@ pub struct Prediction {
 impl Prediction {
     /// `p(m)` for the model at `index` of [`ModelInfo::models`].
     pub fn probability(&self, index: usize) -> Option<f64> {
-        self.logits.get(index).map(|&z| crate::policy::sigmoid(z))
+        self.logits.get(index).map(|&z| crate::classify::sigmoid(z))
     }
 }
 
@@ -813,61 +812,6 @@ impl Classifier for LearnedClassifier {
     }
 }
 
-/// A [`CostModel`] that expects each call to cost what the model's calls cost on the training
-/// rows of the prompt's likely tasks ([`Prediction::costs`], read from the [`LEARNED_COST`] signal
-/// a [`LearnedClassifier`] writes).
-///
-/// On routing data the cost of a call is mostly its output, which list prices and prompt length do
-/// not predict: a model that answers a multiple-choice question with one letter costs a fraction
-/// of one that explains itself. Learned costs carry that, per model and task. They are costs of
-/// the *training* rows' prompts: use it when the traffic routed is like them (the evaluation
-/// data, your own logs). A model without a learned cost (the classifier is not in the router, the
-/// learned model was trained without costs, or does not know the model) is estimated by the
-/// fallback [`TokenPriceCostModel`].
-///
-/// ```no_run
-/// use switchyard::classify::{LearnedClassifier, LearnedCostModel};
-/// # fn run(catalog: switchyard::Catalog) -> switchyard::Result<()> {
-/// let learned = LearnedClassifier::load("routerbench.swlm")?;
-/// let router = switchyard::Router::builder()
-///     .cost_model(LearnedCostModel::new(&catalog))
-///     .catalog(catalog)
-///     .classifier(learned, 1.0)
-///     .build()?;
-/// # let _ = router; Ok(()) }
-/// # let _ = run;
-/// ```
-#[derive(Clone, Debug)]
-pub struct LearnedCostModel {
-    index: HashMap<String, usize>,
-    fallback: TokenPriceCostModel,
-}
-
-impl LearnedCostModel {
-    /// A cost model for the router over `catalog` (the signal is stored in catalog order).
-    pub fn new(catalog: &Catalog) -> Self {
-        let index = catalog.models().iter().enumerate().map(|(i, m)| (m.id.as_str().to_owned(), i)).collect();
-        Self { index, fallback: TokenPriceCostModel::default() }
-    }
-
-    /// Estimates models without a learned cost with `fallback` (the default [`TokenPriceCostModel`]
-    /// otherwise).
-    pub fn with_fallback(mut self, fallback: TokenPriceCostModel) -> Self {
-        self.fallback = fallback;
-        self
-    }
-}
-
-impl CostModel for LearnedCostModel {
-    fn estimate(&self, request: &Request, signals: &Signals, model: &ModelProfile) -> CostEstimate {
-        let base = self.fallback.estimate(request, signals, model);
-        match self.index.get(model.id.as_str()).and_then(|&i| signals.per_model(LEARNED_COST, i)) {
-            Some(usd) if usd.is_finite() && usd >= 0.0 => CostEstimate { usd, ..base },
-            _ => base,
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1051,6 +995,7 @@ mod tests {
     #[test]
     fn learned_costs_follow_the_likely_task() {
         use crate::catalog::ModelProfile;
+        use crate::cost::LearnedCostModel;
         use crate::{Catalog, Pricing, Request, Router, Utility};
         // Trained on greetings that cost the large model little and sums that cost it a lot (long
         // answers); `crates/eval/tests/core_fixtures.rs` checks that the trainer still writes it.

@@ -1,13 +1,18 @@
-//! Cost: the [`CostModel`] trait and the list-price [`TokenPriceCostModel`].
+//! Cost: the [`CostModel`] trait, the list-price [`TokenPriceCostModel`] and the
+//! [`LearnedCostModel`].
 
 use std::fmt;
 use std::sync::Arc;
 
 use crate::catalog::{Capabilities, ModelProfile, Pricing};
 use crate::classify::Intent;
+use crate::classify::Signals;
 use crate::request::Request;
 use crate::response::Usage;
-use crate::signal::Signals;
+
+mod learned;
+
+pub use self::learned::LearnedCostModel;
 
 /// The expected cost of sending a request to one model.
 #[non_exhaustive]
@@ -254,7 +259,7 @@ mod tests {
     use super::*;
     use crate::catalog::LongContextPricing;
     use crate::classify::TextStats;
-    use crate::signal::TokenEstimate;
+    use crate::classify::TokenEstimate;
 
     #[test]
     fn price_counts_cache_tier_and_fee() {

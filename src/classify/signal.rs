@@ -6,7 +6,8 @@
 
 use smallvec::SmallVec;
 
-use crate::classify::{Intent, TextStats};
+use crate::classify::TextStats;
+use crate::types::Intent;
 
 /// A token count with its provenance.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -125,4 +126,9 @@ impl Signals {
     pub fn per_model(&self, key: SignalKey, index: usize) -> Option<f64> {
         self.per_model.iter().find(|(k, _)| *k == key).and_then(|(_, v)| v.get(index).copied())
     }
+}
+
+/// The logistic function, `1 / (1 + e^-x)`: a decision logit's probability.
+pub(crate) fn sigmoid(x: f64) -> f64 {
+    1.0 / (1.0 + (-x).exp())
 }
