@@ -83,7 +83,7 @@ async fn try_main(anthropic: Anthropic) -> switchyard::Result<()> {
     ];
     for request in requests {
         let response = router.complete(request).await?;
-        let model = response.model().map_or("?", |m| m.as_str());
+        let model = response.model().as_str();
         println!("--- {model}: {:?}, {:?}, ${:.6}", response.finish_reason, response.usage, response.cost_usd);
         for call in &response.tool_calls {
             println!("tool call `{}` {}", call.name, call.arguments);

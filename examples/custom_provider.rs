@@ -13,8 +13,8 @@ use async_trait::async_trait;
 use switchyard::catalog::Ability;
 use switchyard::classify::DifficultyClassifier;
 use switchyard::{
-    Catalog, Error, ErrorKind, FinishReason, ModelProfile, Pricing, Provider, Request, Response, Result, Router, Usage,
-    Utility,
+    Catalog, Completion, Error, ErrorKind, FinishReason, ModelProfile, Pricing, Provider, Request, Result, Router,
+    Usage, Utility,
 };
 
 /// What the in-house service returns: an answer with token counts, or a status and a short code.
@@ -46,11 +46,11 @@ impl Provider for InHouse {
         "inhouse"
     }
 
-    async fn complete(&self, model: &ModelProfile, request: &Request) -> Result<Response> {
+    async fn complete(&self, model: &ModelProfile, request: &Request) -> Result<Completion> {
         let prompt = request.texts().collect::<Vec<_>>().join("\n");
         match backend(model.api_name(), &prompt) {
             Reply::Answer { text, prompt_tokens, completion_tokens } => {
-                Ok(Response::new(text, FinishReason::Stop, Usage::new(prompt_tokens, completion_tokens)))
+                Ok(Completion::new(text, FinishReason::Stop, Usage::new(prompt_tokens, completion_tokens)))
             }
             // Only the service's short code goes into the message: never the prompt.
             Reply::Failed { status, code } => {
@@ -101,7 +101,7 @@ async fn try_main() -> Result<()> {
          each step carefully.",
     ] {
         let response = router.complete(Request::new(prompt)).await?;
-        let model = response.model().map_or("?", |m| m.as_str());
+        let model = response.model().as_str();
         println!("{model:<6} ${:.8}  {}", response.cost_usd, response.content());
     }
     // Failures come back typed: callers (and the router) decide on `kind()`, not on text.

@@ -212,7 +212,7 @@ fn print_samples(results: &[(usize, &str, switchyard::Result<Response>)]) {
         let skipped: Vec<String> = result
             .as_ref()
             .ok()
-            .and_then(|r| r.decision.as_ref())
+            .map(|r| &r.decision)
             .map(|d| {
                 let open = d.rejections().iter().filter(|r| matches!(r.reason(), RejectReason::CircuitOpen { .. }));
                 open.map(|r| format!("`{}`", r.model())).collect()
@@ -229,7 +229,7 @@ fn print_samples(results: &[(usize, &str, switchyard::Result<Response>)]) {
         match result {
             Ok(r) => println!(
                 "  #{i} {label}: answered by `{}`, ${:.6} (estimate ${:.6}){}",
-                r.model().map(|m| m.as_str()).unwrap_or("?"),
+                r.model().as_str(),
                 r.cost_usd,
                 r.estimated_cost_usd,
                 if skipped.is_empty() {
@@ -259,10 +259,10 @@ fn print_totals(results: &[(usize, &str, switchyard::Result<Response>)]) {
         *error_kinds.entry(e.kind().as_str()).or_default() += 1;
     }
     let first_try = ok.iter().filter(|r| r.attempts.len() == 1).count();
-    let not_first = ok.iter().filter(|r| r.decision.as_ref().is_some_and(|d| r.model() != Some(d.model()))).count();
+    let not_first = ok.iter().filter(|r| r.model() != r.decision.model()).count();
     let actual: f64 = ok.iter().map(|r| r.cost_usd).sum();
     let answered_estimate: f64 = ok.iter().map(|r| r.estimated_cost_usd).sum();
-    let chosen_estimate: f64 = ok.iter().filter_map(|r| r.decision.as_ref()).map(Decision::estimated_cost).sum();
+    let chosen_estimate: f64 = ok.iter().map(|r| r.decision.estimated_cost()).sum();
 
     println!("\nTotals");
     println!("  Failed calls cost nothing. Estimates assume the cost model's expected answer length; the simulated");

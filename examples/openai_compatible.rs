@@ -85,7 +85,7 @@ async fn try_main(openai: OpenAi) -> switchyard::Result<()> {
     ];
     for request in requests {
         let response = router.complete(request).await?;
-        let model = response.model().map_or("?", |m| m.as_str());
+        let model = response.model().as_str();
         println!("--- {model}: {:?}, ${:.6}", response.usage, response.cost_usd);
         println!("{}\n", response.content());
     }

@@ -63,7 +63,7 @@ async fn try_main() -> switchyard::Result<()> {
 
         let response = router.complete(request.clone()).await?;
         actual += response.cost_usd;
-        *share.entry(response.model().map(|m| m.to_string()).unwrap_or_default()).or_default() += 1;
+        *share.entry(response.model().to_string()).or_default() += 1;
     }
 
     let first = router.route(&requests[13].1)?;

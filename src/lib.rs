@@ -45,7 +45,7 @@
 //! println!("{}", decision.explain());
 //!
 //! let response = router.complete(request).await?;
-//! println!("{} answered for ${:.6}", response.model().unwrap(), response.cost_usd);
+//! println!("{} answered for ${:.6}", response.model(), response.cost_usd);
 //! # Ok(()) }
 //! # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(run()).unwrap();
 //! ```
@@ -111,6 +111,7 @@
 
 pub mod catalog;
 pub mod classify;
+mod completion;
 pub mod config;
 pub mod cost;
 mod error;
@@ -132,6 +133,7 @@ mod types;
 pub use crate::catalog::{Capabilities, Catalog, ModelId, ModelProfile, Pricing, ProviderId};
 pub use crate::classify::Classifier;
 pub use crate::classify::{IntentScore, SignalKey, Signals, TokenEstimate};
+pub use crate::completion::{Completion, EventStream, FinishReason, StreamEvent, Usage};
 pub use crate::config::RouterConfig;
 pub use crate::cost::{CostEstimate, CostModel, TokenPriceCostModel};
 pub use crate::error::{BoxError, Error, ErrorKind, Result};
@@ -143,7 +145,7 @@ pub use crate::provider::{Provider, SimulatedModel, SimulatedProvider};
 pub use crate::request::{
     ContentPart, ImageDetail, Message, Request, ResponseFormat, Role, RouteHints, Tool, ToolCall,
 };
-pub use crate::response::{EventStream, FinishReason, Response, StreamEvent, Usage};
+pub use crate::response::Response;
 pub use crate::router::{RoutedStream, Router, RouterBuilder, Weight};
 
 #[cfg(doctest)]

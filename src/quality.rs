@@ -1,6 +1,6 @@
 //! Quality checks: is an answer good enough, or should a stronger model try?
 //!
-//! A [`QualityCheck`] looks at a request and the [`Response`] a model gave and returns a [`Verdict`]:
+//! A [`QualityCheck`] looks at a request and the [`Completion`] a model gave and returns a [`Verdict`]:
 //! [`Verdict::Adequate`], or [`Verdict::Inadequate`] with an [`Inadequacy`] that says which check failed
 //! and why, as a short reason code that is safe to log (`"empty"`, `"truncated"`, `"refusal"`,
 //! `"invalid_json"`, ...). An inadequate answer is the signal to escalate to the next, stronger model.
@@ -17,12 +17,12 @@
 //!
 //! ```
 //! use switchyard::quality::{self, Checks, QualityCheck, Verdict};
-//! use switchyard::{FinishReason, Request, Response, Usage};
+//! use switchyard::{FinishReason, Request, Completion, Usage};
 //!
 //! let checks = Checks::standard().with(quality::from_fn("cites_source", |_req, resp| {
 //!     if resp.content().contains("http") { Verdict::Adequate } else { Verdict::inadequate("no_source") }
 //! }));
-//! let answer = Response::new("Paris.", FinishReason::Stop, Usage::new(10, 2));
+//! let answer = Completion::new("Paris.", FinishReason::Stop, Usage::new(10, 2));
 //! let verdict = checks.check(&Request::new("Capital of France? Cite a source."), &answer);
 //! assert_eq!(verdict.to_string(), "`cites_source`: no_source");
 //! ```
@@ -39,8 +39,8 @@ use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 
+use crate::completion::{Completion, FinishReason};
 use crate::request::{Request, ResponseFormat};
-use crate::response::{FinishReason, Response};
 pub use crate::types::Inadequacy;
 
 /// Judges whether a model's answer to a request is adequate.
@@ -55,7 +55,7 @@ pub use crate::types::Inadequacy;
 /// The trait is object safe: `Box<dyn QualityCheck>` and `Arc<dyn QualityCheck>` are checks too.
 pub trait QualityCheck: Send + Sync {
     /// The verdict on `response` as an answer to `request`.
-    fn check(&self, request: &Request, response: &Response) -> Verdict;
+    fn check(&self, request: &Request, response: &Completion) -> Verdict;
 
     /// A short, stable name for logs and metrics (`"non_empty"`). The default is `"custom"`.
     fn name(&self) -> &str {
@@ -66,7 +66,7 @@ pub trait QualityCheck: Send + Sync {
 macro_rules! forward_quality_check {
     ($($ptr:ty),*) => {$(
         impl<T: QualityCheck + ?Sized> QualityCheck for $ptr {
-            fn check(&self, request: &Request, response: &Response) -> Verdict {
+            fn check(&self, request: &Request, response: &Completion) -> Verdict {
                 (**self).check(request, response)
             }
             fn name(&self) -> &str {
@@ -157,7 +157,7 @@ impl NonEmpty {
 }
 
 impl QualityCheck for NonEmpty {
-    fn check(&self, _: &Request, response: &Response) -> Verdict {
+    fn check(&self, _: &Request, response: &Completion) -> Verdict {
         if response.tool_calls.is_empty() && response.content.trim().is_empty() {
             fail(Self::NAME, Inadequacy::EMPTY)
         } else {
@@ -180,7 +180,7 @@ impl NotTruncated {
 }
 
 impl QualityCheck for NotTruncated {
-    fn check(&self, _: &Request, response: &Response) -> Verdict {
+    fn check(&self, _: &Request, response: &Completion) -> Verdict {
         if response.finish_reason == FinishReason::Length {
             fail(Self::NAME, Inadequacy::TRUNCATED)
         } else {
@@ -252,10 +252,10 @@ const REFUSAL_WINDOW: usize = 200;
 ///
 /// ```
 /// use switchyard::quality::{NoRefusal, QualityCheck};
-/// use switchyard::{FinishReason, Request, Response, Usage};
+/// use switchyard::{FinishReason, Request, Completion, Usage};
 ///
 /// let check = NoRefusal::new().with_phrase("Je ne peux pas");
-/// let answer = Response::new("je ne peux pas répondre", FinishReason::Stop, Usage::default());
+/// let answer = Completion::new("je ne peux pas répondre", FinishReason::Stop, Usage::default());
 /// assert!(check.check(&Request::new("..."), &answer).is_inadequate());
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -306,7 +306,7 @@ impl Default for NoRefusal {
 }
 
 impl QualityCheck for NoRefusal {
-    fn check(&self, _: &Request, response: &Response) -> Verdict {
+    fn check(&self, _: &Request, response: &Completion) -> Verdict {
         if self.is_refusal(&response.content) { fail(Self::NAME, Inadequacy::REFUSAL) } else { Verdict::Adequate }
     }
 
@@ -385,7 +385,7 @@ impl ValidJson {
 }
 
 impl QualityCheck for ValidJson {
-    fn check(&self, request: &Request, response: &Response) -> Verdict {
+    fn check(&self, request: &Request, response: &Completion) -> Verdict {
         if request.response_format.is_json() {
             let body = response.content.trim();
             let text_optional = body.is_empty() && !response.tool_calls.is_empty();
@@ -483,7 +483,7 @@ impl fmt::Debug for Checks {
 
 impl QualityCheck for Checks {
     /// The first inadequate verdict, named after the check that gave it when it carries no name.
-    fn check(&self, request: &Request, response: &Response) -> Verdict {
+    fn check(&self, request: &Request, response: &Completion) -> Verdict {
         for check in &self.checks {
             let verdict = check.check(request, response);
             if verdict.is_inadequate() {
@@ -512,7 +512,7 @@ impl QualityCheck for Checks {
 /// ```
 pub fn from_fn<F>(name: &'static str, f: F) -> FnCheck<F>
 where
-    F: Fn(&Request, &Response) -> Verdict + Send + Sync,
+    F: Fn(&Request, &Completion) -> Verdict + Send + Sync,
 {
     FnCheck { name, f }
 }
@@ -532,9 +532,9 @@ impl<F> fmt::Debug for FnCheck<F> {
 
 impl<F> QualityCheck for FnCheck<F>
 where
-    F: Fn(&Request, &Response) -> Verdict + Send + Sync,
+    F: Fn(&Request, &Completion) -> Verdict + Send + Sync,
 {
-    fn check(&self, request: &Request, response: &Response) -> Verdict {
+    fn check(&self, request: &Request, response: &Completion) -> Verdict {
         (self.f)(request, response).named_by(|| Cow::Borrowed(self.name))
     }
 
@@ -546,13 +546,13 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::completion::Usage;
     use crate::request::ToolCall;
-    use crate::response::Usage;
 
     const _: fn(&dyn QualityCheck) = |_| {};
 
-    fn answer(text: &str) -> Response {
-        Response::new(text, FinishReason::Stop, Usage::new(10, 10))
+    fn answer(text: &str) -> Completion {
+        Completion::new(text, FinishReason::Stop, Usage::new(10, 10))
     }
 
     fn req() -> Request {
@@ -600,12 +600,12 @@ mod tests {
     #[test]
     fn not_truncated() {
         let r = req();
-        let cut = Response::new("half an ans", FinishReason::Length, Usage::default());
+        let cut = Completion::new("half an ans", FinishReason::Length, Usage::default());
         let v = NotTruncated.check(&r, &cut);
         assert_eq!(reason(&v), Some(Inadequacy::TRUNCATED));
         assert_eq!(v.inadequacy().and_then(Inadequacy::check), Some("not_truncated"));
         for fr in [FinishReason::Stop, FinishReason::ToolCalls, FinishReason::ContentFilter, FinishReason::Other] {
-            assert!(NotTruncated.check(&r, &Response::new("x", fr, Usage::default())).is_adequate());
+            assert!(NotTruncated.check(&r, &Completion::new("x", fr, Usage::default())).is_adequate());
         }
     }
 
@@ -726,7 +726,7 @@ mod tests {
         assert!(!standard.is_empty());
         assert!(standard.check(&req(), &answer("Paris.")).is_adequate());
         // Empty and truncated: the first check (non_empty) wins.
-        let v = standard.check(&req(), &Response::new("", FinishReason::Length, Usage::default()));
+        let v = standard.check(&req(), &Completion::new("", FinishReason::Length, Usage::default()));
         assert_eq!(v.to_string(), "`non_empty`: empty");
         let v = standard.check(&json_req(), &answer("I'm sorry, but I can't produce JSON"));
         assert_eq!(v.to_string(), "`no_refusal`: refusal");
@@ -738,7 +738,7 @@ mod tests {
 
     #[test]
     fn closures_and_names() {
-        let c = from_fn("has_digit", |_: &Request, r: &Response| {
+        let c = from_fn("has_digit", |_: &Request, r: &Completion| {
             if r.content.chars().any(|c| c.is_ascii_digit()) {
                 Verdict::Adequate
             } else {
@@ -753,11 +753,11 @@ mod tests {
         assert!(format!("{c:?}").contains("has_digit"));
 
         // An explicit name is kept; a nameless verdict inside `Checks` gets the check's name.
-        let named = from_fn("outer", |_: &Request, _: &Response| Inadequacy::new("inner", "x").into());
+        let named = from_fn("outer", |_: &Request, _: &Completion| Inadequacy::new("inner", "x").into());
         assert_eq!(named.check(&req(), &answer("a")).to_string(), "`inner`: x");
         struct Nameless;
         impl QualityCheck for Nameless {
-            fn check(&self, _: &Request, _: &Response) -> Verdict {
+            fn check(&self, _: &Request, _: &Completion) -> Verdict {
                 Verdict::inadequate(String::from("dynamic_reason"))
             }
         }

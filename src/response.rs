@@ -1,81 +1,18 @@
-//! [`Response`], [`Usage`] and the events of a streamed response.
+//! [`Response`]: a provider's [`Completion`] with what the router decided and measured.
 
 use std::fmt;
-use std::pin::Pin;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
-
-use crate::catalog::ModelId;
-use crate::error::Result;
-use crate::execution::Attempt;
+use crate::completion::{Completion, FinishReason, Usage};
 use crate::policy::Decision;
-use crate::quality::Inadequacy;
 use crate::request::ToolCall;
+use crate::types::{Attempt, Inadequacy, ModelId};
 
-/// Tokens a provider reports for one call.
-#[non_exhaustive]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Usage {
-    /// Input tokens, cached ones included.
-    pub input_tokens: u32,
-    /// Output tokens, reasoning tokens included.
-    pub output_tokens: u32,
-    /// Input tokens read from the prompt cache (a subset of `input_tokens`).
-    pub cached_input_tokens: u32,
-    /// Output tokens spent on hidden reasoning (a subset of `output_tokens`).
-    pub reasoning_tokens: u32,
-}
-
-impl Usage {
-    /// Usage with input and output token counts.
-    pub fn new(input_tokens: u32, output_tokens: u32) -> Self {
-        Self { input_tokens, output_tokens, cached_input_tokens: 0, reasoning_tokens: 0 }
-    }
-
-    /// Sets the cached input tokens.
-    pub fn with_cached_input(mut self, tokens: u32) -> Self {
-        self.cached_input_tokens = tokens;
-        self
-    }
-
-    /// Sets the reasoning tokens.
-    pub fn with_reasoning(mut self, tokens: u32) -> Self {
-        self.reasoning_tokens = tokens;
-        self
-    }
-
-    /// Adds another call's usage to this one.
-    pub fn add(&mut self, other: &Usage) {
-        self.input_tokens = self.input_tokens.saturating_add(other.input_tokens);
-        self.output_tokens = self.output_tokens.saturating_add(other.output_tokens);
-        self.cached_input_tokens = self.cached_input_tokens.saturating_add(other.cached_input_tokens);
-        self.reasoning_tokens = self.reasoning_tokens.saturating_add(other.reasoning_tokens);
-    }
-}
-
-/// Why the model stopped.
-#[non_exhaustive]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FinishReason {
-    /// A natural end or a stop sequence.
-    #[default]
-    Stop,
-    /// The output token limit cut the answer off.
-    Length,
-    /// The model asked for tool calls.
-    ToolCalls,
-    /// The provider's content filter stopped it.
-    ContentFilter,
-    /// Anything else the provider said.
-    Other,
-}
-
-/// An answer, as a [`Provider`](crate::Provider) returns it and the router completes it.
+/// An answer as [`Router::complete`](crate::Router::complete) returns it.
 ///
-/// Providers fill the content, tool calls, finish reason and usage; the router adds the model that
-/// answered, the latency, the actual cost and the [`Decision`] that chose the model.
+/// The content, tool calls, finish reason and usage are the answering provider's
+/// [`Completion`]; the router adds the model that answered, the latency, the actual cost, every
+/// attempt and the [`Decision`] that chose the model.
 #[non_exhaustive]
 #[derive(Clone, PartialEq)]
 pub struct Response {
@@ -85,50 +22,55 @@ pub struct Response {
     pub tool_calls: Vec<ToolCall>,
     /// Why it stopped.
     pub finish_reason: FinishReason,
-    /// Tokens billed.
+    /// Tokens billed for the answer (earlier attempts' tokens are in their cost, not here).
     pub usage: Usage,
-    /// The model that answered (set by the router).
-    pub model: Option<ModelId>,
-    /// Wall time of the request, every attempt and wait included (set by the router; each attempt's own
-    /// time is in `attempts`).
+    /// The model that answered.
+    pub model: ModelId,
+    /// Wall time of the request, every attempt and wait included (each attempt's own time is in
+    /// `attempts`).
     pub latency: Duration,
-    /// Actual cost in USD (set by the router): of this answer's `usage` at the catalog's prices, plus
-    /// every earlier attempt of the same request (an escalated answer's cost includes the answer it
-    /// replaced).
+    /// Actual cost in USD: of this answer's `usage` at the catalog's prices, plus every earlier
+    /// attempt of the same request (an escalated answer's cost includes the answer it replaced).
     pub cost_usd: f64,
-    /// The decision's cost estimate for the model that answered, in USD (set by the router).
+    /// The decision's cost estimate for the model that answered, in USD.
     pub estimated_cost_usd: f64,
-    /// Every provider call made for this request, in order, the answering one last (set by the router).
+    /// Every provider call made for this request, in order, the answering one last.
     pub attempts: Vec<Attempt>,
     /// Set when a quality check found this answer inadequate and no stronger model was left to
     /// escalate to.
     pub inadequacy: Option<Inadequacy>,
-    /// Why this model was chosen (set by the router).
-    pub decision: Option<Decision>,
+    /// Why this model was chosen.
+    pub decision: Decision,
+}
+
+/// What the attempt loop measured about the answer it returns; [`Response::new`] adds the
+/// completion and the decision.
+pub(crate) struct Served {
+    pub(crate) model: ModelId,
+    pub(crate) latency: Duration,
+    pub(crate) cost_usd: f64,
+    pub(crate) estimated_cost_usd: f64,
+    pub(crate) attempts: Vec<Attempt>,
+    pub(crate) inadequacy: Option<Inadequacy>,
 }
 
 impl Response {
-    /// A response with text, a finish reason and usage.
-    pub fn new(content: impl Into<String>, finish_reason: FinishReason, usage: Usage) -> Self {
+    pub(crate) fn new(completion: Completion, served: Served, decision: Decision) -> Self {
+        let Completion { content, tool_calls, finish_reason, usage, .. } = completion;
+        let Served { model, latency, cost_usd, estimated_cost_usd, attempts, inadequacy } = served;
         Self {
-            content: content.into(),
-            tool_calls: Vec::new(),
+            content,
+            tool_calls,
             finish_reason,
             usage,
-            model: None,
-            latency: Duration::ZERO,
-            cost_usd: 0.0,
-            estimated_cost_usd: 0.0,
-            attempts: Vec::new(),
-            inadequacy: None,
-            decision: None,
+            model,
+            latency,
+            cost_usd,
+            estimated_cost_usd,
+            attempts,
+            inadequacy,
+            decision,
         }
-    }
-
-    /// Adds a tool call.
-    pub fn with_tool_call(mut self, call: ToolCall) -> Self {
-        self.tool_calls.push(call);
-        self
     }
 
     /// The answer text.
@@ -136,9 +78,9 @@ impl Response {
         &self.content
     }
 
-    /// The model that answered, once the router has set it.
-    pub fn model(&self) -> Option<&ModelId> {
-        self.model.as_ref()
+    /// The model that answered.
+    pub fn model(&self) -> &ModelId {
+        &self.model
     }
 }
 
@@ -158,31 +100,3 @@ impl fmt::Debug for Response {
             .finish_non_exhaustive()
     }
 }
-
-/// One event of a streamed response.
-#[non_exhaustive]
-#[derive(Clone, PartialEq)]
-pub enum StreamEvent {
-    /// A piece of answer text.
-    Delta(String),
-    /// A complete tool call.
-    ToolCall(ToolCall),
-    /// Token usage, usually at the end.
-    Usage(Usage),
-    /// The end of the answer, with the reason.
-    Finish(FinishReason),
-}
-
-impl fmt::Debug for StreamEvent {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Delta(s) => write!(f, "Delta({} bytes)", s.len()),
-            Self::ToolCall(c) => f.debug_tuple("ToolCall").field(c).finish(),
-            Self::Usage(u) => f.debug_tuple("Usage").field(u).finish(),
-            Self::Finish(r) => f.debug_tuple("Finish").field(r).finish(),
-        }
-    }
-}
-
-/// A stream of response events, as [`Provider::stream`](crate::Provider::stream) returns it.
-pub type EventStream = Pin<Box<dyn futures_core::Stream<Item = Result<StreamEvent>> + Send + 'static>>;

@@ -418,7 +418,7 @@ async fn router_end_to_end_with_529() {
     // provider, and the response lists every attempt.
     let response = router.complete(Request::new("capital of Australia?")).await.unwrap();
     assert_eq!(response.content(), "Canberra.");
-    assert_eq!(response.model().unwrap().as_str(), "haiku");
+    assert_eq!(response.model().as_str(), "haiku");
     let attempts: Vec<_> = response.attempts.iter().map(|a| (a.model.as_str(), a.reason, a.outcome.clone())).collect();
     let overloaded_529 = AttemptOutcome::Failed { kind: ErrorKind::Server, status: Some(529) };
     assert_eq!(

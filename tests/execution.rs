@@ -27,8 +27,8 @@ use switchyard::policy::RejectReason;
 use switchyard::quality::{Checks, Inadequacy};
 use switchyard::retry::{NonRetryable, RetryPolicy};
 use switchyard::{
-    Attempt, Catalog, Decision, DecisionId, Error, ErrorKind, ExecutionConfig, Feedback, FinishReason, ModelId,
-    ModelProfile, Observer, Pricing, Provider, Request, Response, ResponseFormat, Router, SimulatedModel,
+    Attempt, Catalog, Completion, Decision, DecisionId, Error, ErrorKind, ExecutionConfig, Feedback, FinishReason,
+    ModelId, ModelProfile, Observer, Pricing, Provider, Request, Response, ResponseFormat, Router, SimulatedModel,
     SimulatedProvider, StreamEvent, Usage, Utility,
 };
 
@@ -120,7 +120,7 @@ impl Provider for Lab {
         "lab"
     }
 
-    async fn complete(&self, model: &ModelProfile, _: &Request) -> switchyard::Result<Response> {
+    async fn complete(&self, model: &ModelProfile, _: &Request) -> switchyard::Result<Completion> {
         let knobs = self.knobs(model.id.as_str());
         let n = {
             let mut calls = knobs.calls.lock().unwrap();
@@ -144,7 +144,7 @@ impl Provider for Lab {
             None if every > 0 && n % every == 0 => return Err(Error::server("lab hiccup").with_status(500)),
             None => {}
         }
-        Ok(Response::new(format!("answer from {}", model.id), FinishReason::Stop, Usage::new(1000, 500)))
+        Ok(Completion::new(format!("answer from {}", model.id), FinishReason::Stop, Usage::new(1000, 500)))
     }
 }
 
@@ -284,9 +284,9 @@ async fn flood(exec: ExecutionConfig, n: usize) -> (Router, usize) {
             Ok(r) => {
                 ok += 1;
                 attempts += r.attempts.len();
-                assert!(ids.insert(r.decision.as_ref().unwrap().id()));
+                assert!(ids.insert(r.decision.id()));
                 let last = r.attempts.last().unwrap();
-                assert_eq!(&last.model, r.model().unwrap());
+                assert_eq!(&last.model, r.model());
                 assert_eq!(last.outcome, AttemptOutcome::Answered);
                 assert!(r.attempts[..r.attempts.len() - 1].iter().all(|a| !a.outcome.is_answer()));
                 assert!(r.attempts.len() <= 6);
@@ -347,7 +347,7 @@ async fn circuit_opens_rejects_probes_and_closes() {
     // Healthy: the cheaper model serves.
     for _ in 0..5 {
         let r = router.complete(req()).await.unwrap();
-        assert_eq!(r.model().unwrap().as_str(), "cheap");
+        assert_eq!(r.model().as_str(), "cheap");
     }
     // It goes down: every request still succeeds through the fallback, and within min_requests
     // failures (5, in a window of 10 with 5 successes) the circuit opens.
@@ -402,7 +402,7 @@ async fn circuit_opens_rejects_probes_and_closes() {
     assert_eq!(health_of(&router, "cheap").state, CircuitState::Closed);
     // And it wins its traffic back.
     for _ in 0..5 {
-        assert_eq!(router.complete(req()).await.unwrap().model().unwrap().as_str(), "cheap");
+        assert_eq!(router.complete(req()).await.unwrap().model().as_str(), "cheap");
     }
     assert!(router.route(&req()).unwrap().rejections().is_empty());
 }
@@ -415,7 +415,7 @@ async fn a_half_open_circuit_admits_only_its_probes() {
     // 20 requests at once: 2 probe `cheap` (half_open_probes = 2), the others are turned away from
     // it and served by `dear`; the probes succeed and close the circuit.
     let results = futures::future::join_all((0..20).map(|_| router.complete(Request::new("hi")))).await;
-    let served: Vec<&str> = results.iter().map(|r| r.as_ref().unwrap().model().unwrap().as_str()).collect();
+    let served: Vec<&str> = results.iter().map(|r| r.as_ref().unwrap().model().as_str()).collect();
     assert_eq!(served.iter().filter(|m| **m == "cheap").count(), 2, "{served:?}");
     assert_eq!(lab.knobs("cheap").calls(), calls + 2);
     let h = health_of(&router, "cheap");
@@ -461,7 +461,7 @@ async fn all_circuits_open_tries_the_one_closest_to_recovery() {
     // Back up: the recovery attempt answers.
     lab.knobs("dear").down(false);
     let r = router.complete(Request::new("hi")).await.unwrap();
-    assert!(r.decision.as_ref().unwrap().is_recovery());
+    assert!(r.decision.is_recovery());
     assert_eq!(models(&r.attempts), ["dear"]);
     assert_eq!(r.attempts[0].reason, AttemptReason::Recovery);
     assert_eq!(r.attempts[0].outcome, AttemptOutcome::Answered);
@@ -516,7 +516,7 @@ impl Provider for StreamsOnly {
         "sim"
     }
 
-    async fn complete(&self, _: &ModelProfile, _: &Request) -> switchyard::Result<Response> {
+    async fn complete(&self, _: &ModelProfile, _: &Request) -> switchyard::Result<Completion> {
         Err(Error::server("streams only"))
     }
 
@@ -589,7 +589,7 @@ async fn serve(router: &Router, n: usize) -> HashMap<String, usize> {
     let mut served = HashMap::new();
     for _ in 0..n {
         let r = router.complete(Request::new("hello")).await.unwrap();
-        *served.entry(r.model().unwrap().to_string()).or_default() += 1;
+        *served.entry(r.model().to_string()).or_default() += 1;
     }
     served
 }
@@ -709,7 +709,7 @@ async fn invalid_json_escalates_to_the_stronger_model() {
     assert!(d.candidate("frontier").unwrap().p > d.candidate("mini").unwrap().p);
 
     let r = router.complete(json_request()).await.unwrap();
-    assert_eq!(r.model().unwrap().as_str(), "frontier");
+    assert_eq!(r.model().as_str(), "frontier");
     assert!(r.inadequacy.is_none());
     assert!(r.content().starts_with('{') && r.content().ends_with('}'), "{}", r.content());
     assert_eq!(models(&r.attempts), ["mini", "frontier"]);
@@ -725,7 +725,7 @@ async fn invalid_json_escalates_to_the_stronger_model() {
     // No escalations allowed: the weak answer comes back, flagged.
     let router = escalating_router(broken(), SimulatedModel::healthy(), 0);
     let r = router.complete(json_request()).await.unwrap();
-    assert_eq!(r.model().unwrap().as_str(), "mini");
+    assert_eq!(r.model().as_str(), "mini");
     assert_eq!(r.inadequacy.as_ref().unwrap().reason(), Inadequacy::INVALID_JSON);
     assert_eq!(r.attempts.len(), 1);
     assert!(matches!(r.attempts[0].outcome, AttemptOutcome::Inadequate(_)));
@@ -736,7 +736,7 @@ async fn invalid_json_escalates_to_the_stronger_model() {
     let down = SimulatedModel::healthy().with_failures(1.0, 0.0, 0.0);
     let router = escalating_router(broken(), down, 1);
     let r = router.complete(json_request()).await.unwrap();
-    assert_eq!(r.model().unwrap().as_str(), "mini");
+    assert_eq!(r.model().as_str(), "mini");
     assert_eq!(r.inadequacy.as_ref().unwrap().reason(), Inadequacy::INVALID_JSON);
     assert_eq!(models(&r.attempts), ["mini", "frontier", "frontier", "frontier"]);
     assert_eq!(
@@ -774,7 +774,7 @@ async fn invalid_json_escalates_to_the_stronger_model() {
     ] {
         let weak = SimulatedModel::healthy().with_answer_faults(faults.0, faults.1, faults.2, faults.3);
         let r = escalating_router(weak, SimulatedModel::healthy(), 1).complete(Request::new(EASY)).await.unwrap();
-        assert_eq!(r.model().unwrap().as_str(), "frontier");
+        assert_eq!(r.model().as_str(), "frontier");
         assert_eq!(r.attempts[0].outcome, AttemptOutcome::Inadequate(Inadequacy::new(reason_check(reason), reason)));
     }
     let r = escalating_router(SimulatedModel::healthy(), SimulatedModel::healthy(), 1)
@@ -1113,7 +1113,7 @@ async fn feedback_is_taken_once_per_known_decision() {
         .unwrap();
 
     let r = router.complete(Request::new(EASY)).await.unwrap();
-    let id = r.decision.as_ref().unwrap().id();
+    let id = r.decision.id();
     router.feedback(id, Feedback::success().with_quality(0.9).with_cost(r.cost_usd)).unwrap();
     let e = router.feedback(id, Feedback::success()).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::InvalidRequest);
@@ -1153,7 +1153,7 @@ async fn feedback_is_taken_once_per_known_decision() {
     // Feedback on a decision the service executed itself feeds the model's health (the `complete`
     // above recorded one success already).
     let model = recent.model().to_string();
-    assert_eq!(model, r.model().unwrap().as_str());
+    assert_eq!(model, r.model().as_str());
     assert_eq!(health_of(&router, &model).samples, 1);
     router.feedback(recent.id(), Feedback::success().with_latency(Duration::from_millis(750))).unwrap();
     let h = health_of(&router, &model);
@@ -1204,7 +1204,7 @@ async fn observers_see_attempts_and_finishes_of_every_kind() {
     let samples: u64 = router.health().iter().map(|h| h.samples).sum();
     let d = router.route(&Request::new(EASY)).unwrap();
     let r = router.complete(Request::new(EASY)).await.unwrap();
-    router.feedback(r.decision.unwrap().id(), Feedback::failure().with_latency(SEC)).unwrap();
+    router.feedback(r.decision.id(), Feedback::failure().with_latency(SEC)).unwrap();
     assert_eq!(router.health().iter().map(|h| h.samples).sum::<u64>(), samples + 2);
     assert_eq!(counter.get(|c| &c.feedback), 1);
     drop(d);
@@ -1316,7 +1316,7 @@ fn check_outcome(result: &switchyard::Result<Response>, max_attempts: u32) -> Re
         Ok(r) => {
             let attempts = &r.attempts;
             prop_assert!(!attempts.is_empty() && attempts.len() <= max_attempts as usize, "{attempts:?}");
-            let model = r.model().unwrap();
+            let model = r.model();
             // At most one answer is returned; failed attempts cost nothing.
             prop_assert!(attempts.iter().filter(|a| a.outcome == AttemptOutcome::Answered).count() <= 1);
             prop_assert!(attempts.iter().filter(|a| !a.outcome.is_answer()).all(|a| a.cost_usd == 0.0));

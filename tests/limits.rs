@@ -46,7 +46,7 @@ async fn a_tenant_near_its_cap_is_downgraded_then_refused() {
     let error = loop {
         match router.complete(request()).await {
             Ok(response) => {
-                served.push((response.model.clone().unwrap().to_string(), response.attempts[0].reason));
+                served.push((response.model.clone().to_string(), response.attempts[0].reason));
                 total += response.cost_usd;
             }
             Err(e) => break e,
@@ -79,7 +79,7 @@ async fn a_tenant_near_its_cap_is_downgraded_then_refused() {
     assert!(spent <= cap);
     // Another tenant is not affected.
     let other = router.complete(request().with_tenant("globex")).await.unwrap();
-    assert_eq!(other.model.unwrap().as_str(), "dear");
+    assert_eq!(other.model.as_str(), "dear");
 }
 
 #[tokio::test]
@@ -119,7 +119,7 @@ async fn a_model_at_its_rate_limit_is_passed_over_before_it_says_429() {
     let mut served = Vec::new();
     for _ in 0..3 {
         let r = router.complete(request()).await.unwrap();
-        served.push(r.model.unwrap().to_string());
+        served.push(r.model.to_string());
     }
     assert_eq!(served, ["dear", "dear", "mid"]);
     let error = router.complete(request()).await.unwrap_err();
@@ -197,19 +197,19 @@ async fn sticky_sessions_stay_on_their_model_while_it_is_healthy() {
     let router = builder(&meter, 0.0, no_retries(health)).limits(limits).build().unwrap();
     // The conversation starts on `mid` (the only model it allows at first).
     let first = router.complete(request().with_key("conv-1").with_allowed(["mid"])).await.unwrap();
-    assert_eq!(first.model.unwrap().as_str(), "mid");
+    assert_eq!(first.model.as_str(), "mid");
     // It stays there although `dear` ranks first; another conversation goes to `dear`.
     let again = router.complete(request().with_key("conv-1")).await.unwrap();
-    assert_eq!((again.model.unwrap().as_str(), again.attempts[0].reason), ("mid", AttemptReason::Sticky));
+    assert_eq!((again.model.as_str(), again.attempts[0].reason), ("mid", AttemptReason::Sticky));
     let other = router.complete(request().with_key("conv-2")).await.unwrap();
-    assert_eq!(other.model.unwrap().as_str(), "dear");
+    assert_eq!(other.model.as_str(), "dear");
     // `mid` fails until its circuit opens: the conversation moves on.
     meter.knobs("mid").fail.store(true, Ordering::SeqCst);
     for _ in 0..3 {
         let _ = router.complete(request().with_key("conv-3").with_allowed(["mid"])).await;
     }
     let moved = router.complete(request().with_key("conv-1")).await.unwrap();
-    assert_eq!(moved.model.unwrap().as_str(), "dear");
+    assert_eq!(moved.model.as_str(), "dear");
 }
 
 fn failure_limits(cap: f64, mode: OnStoreFailure) -> LimitsConfig {
@@ -233,7 +233,7 @@ async fn while_the_store_is_down_each_limit_fails_as_configured() {
     let r = router(&meter, failure_limits(cap, OnStoreFailure::Local), store.clone());
     align(&meter, &r);
     let served: Vec<String> = [r.complete(request()).await.unwrap(), r.complete(request()).await.unwrap()]
-        .map(|x| x.model.unwrap().to_string())
+        .map(|x| x.model.to_string())
         .into();
     assert_eq!(served, ["dear", "mid"]);
 
@@ -242,7 +242,7 @@ async fn while_the_store_is_down_each_limit_fails_as_configured() {
     store.down.store(true, Ordering::SeqCst);
     let r = router(&meter, failure_limits(cap, OnStoreFailure::Open), store.clone());
     for _ in 0..3 {
-        assert_eq!(r.complete(request()).await.unwrap().model.unwrap().as_str(), "dear");
+        assert_eq!(r.complete(request()).await.unwrap().model.as_str(), "dear");
     }
 
     // closed: requests the budget applies to are refused; others go through.
@@ -403,7 +403,7 @@ async fn a_circuit_opened_by_one_router_is_open_for_every_router_on_the_store() 
     // `b` still ranks `dear` first, but the store says its circuit is open: `b` goes to `mid`
     // without calling `dear`, and opens the circuit on its side for the rest of the cool-down.
     let served = b.complete(request()).await.unwrap();
-    assert_eq!((served.model.unwrap().as_str(), served.attempts[0].reason), ("mid", AttemptReason::Fallback));
+    assert_eq!((served.model.as_str(), served.attempts[0].reason), ("mid", AttemptReason::Fallback));
     assert_eq!(meter.calls("dear"), calls);
     assert!(open(&b));
     assert!(b.route(&request()).unwrap().model().as_str() != "dear");
@@ -424,14 +424,14 @@ async fn a_model_near_its_rate_limit_serves_only_when_nothing_else_can() {
     let router = router(&meter, limits, Arc::new(MemoryStore::new()));
     let mut served = Vec::new();
     for _ in 0..6 {
-        served.push(router.complete(request()).await.unwrap().model.unwrap().to_string());
+        served.push(router.complete(request()).await.unwrap().model.to_string());
     }
     // Five requests reach half of `dear`'s limit; the sixth goes to `mid`.
     assert_eq!(served, ["dear", "dear", "dear", "dear", "dear", "mid"]);
     // With no other candidate, `dear` serves up to its limit itself, then refuses.
     let only_dear = || request().with_allowed(["dear"]);
     for _ in 0..5 {
-        assert_eq!(router.complete(only_dear()).await.unwrap().model.unwrap().as_str(), "dear");
+        assert_eq!(router.complete(only_dear()).await.unwrap().model.as_str(), "dear");
     }
     let error = router.complete(only_dear()).await.unwrap_err();
     assert_eq!(error.kind(), ErrorKind::RateLimited, "{error}");

@@ -640,7 +640,7 @@ async fn router_end_to_end_over_loopback() {
     let router = Router::builder().catalog(catalog).provider(adapter(&server)).build().unwrap();
     let response = router.complete(Request::new("What is the capital of France?")).await.unwrap();
     assert_eq!(response.content(), "Paris.");
-    assert_eq!(response.model().unwrap().as_str(), "mini");
+    assert_eq!(response.model().as_str(), "mini");
     // 3 uncached input tokens at $0.15/M, 16 cached at $0.075/M, 2 output at $0.60/M.
     let expected = (3.0 * 0.15 + 16.0 * 0.075 + 2.0 * 0.60) / 1e6;
     assert!((response.cost_usd - expected).abs() < 1e-12, "{} vs {expected}", response.cost_usd);

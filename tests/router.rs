@@ -15,11 +15,11 @@ use switchyard::classify::{DifficultyClassifier, Intent, IntentClassifier};
 use switchyard::execution::{AttemptOutcome, AttemptReason};
 use switchyard::policy::{Action, Condition, RejectReason, Rule};
 use switchyard::{
-    Capabilities, Catalog, CheapestCapable, ContentPart, CostModel, Decision, Error, ErrorKind, FinishReason, Message,
-    ModelProfile, Pricing, Request, ResponseFormat, Router, RouterBuilder, Rules, SimulatedModel, SimulatedProvider,
-    StreamEvent, TokenPriceCostModel, Tool, Usage, Utility,
+    Capabilities, Catalog, CheapestCapable, Completion, ContentPart, CostModel, Decision, Error, ErrorKind,
+    FinishReason, Message, ModelProfile, Pricing, Request, ResponseFormat, Router, RouterBuilder, Rules,
+    SimulatedModel, SimulatedProvider, StreamEvent, TokenPriceCostModel, Tool, Usage, Utility,
 };
-use switchyard::{ImageDetail, Response, ToolCall};
+use switchyard::{ImageDetail, ToolCall};
 
 // ---------------------------------------------------------------------------------------------------
 // Fixtures
@@ -491,7 +491,7 @@ async fn empty_and_unusual_text_routes() {
         assert!(d.candidates().len() == 2);
         let _ = d.explain();
         let r = router.complete(req.clone()).await.unwrap();
-        assert_eq!(r.model(), Some(d.model()));
+        assert_eq!(r.model(), d.model());
     }
     let d = router.route(&Request::from_messages(vec![])).unwrap();
     assert_eq!(d.input_tokens().map(|t| t.tokens), Some(0));
@@ -910,7 +910,7 @@ async fn complete_returns_model_cost_and_decision() {
         let req = Request::new(text).with_key("k");
         let decision = router.route(&req).unwrap();
         let r = router.complete(req).await.unwrap();
-        assert_eq!(r.model().unwrap().as_str(), expect);
+        assert_eq!(r.model().as_str(), expect);
         let profile = router.catalog().get(expect).unwrap();
         assert!(r.usage.input_tokens > 0 && r.usage.output_tokens > 0, "{:?}", r.usage);
         let actual = TokenPriceCostModel::new().actual(&r.usage, profile);
@@ -920,7 +920,7 @@ async fn complete_returns_model_cost_and_decision() {
             + f64::from(r.usage.output_tokens) * profile.pricing.output_per_mtok)
             / 1e6;
         assert!((r.cost_usd - manual).abs() < 1e-15);
-        assert_eq!(r.decision.as_ref(), Some(&decision));
+        assert_eq!(&r.decision, &decision);
         assert!(!r.content().is_empty());
         assert_eq!(r.finish_reason, FinishReason::Stop);
     }
@@ -952,7 +952,7 @@ async fn complete_uses_the_router_cost_model_for_actual_cost() {
         .build()
         .unwrap();
     let r = router.complete(Request::new("hi")).await.unwrap();
-    let profile = router.catalog().get(r.model().unwrap()).unwrap();
+    let profile = router.catalog().get(r.model()).unwrap();
     assert_eq!(r.cost_usd, TokenPriceCostModel::new().actual(&r.usage, profile) * 0.5);
 }
 
@@ -994,7 +994,7 @@ async fn provider_errors_are_typed_and_name_the_model() {
         let secret = "wombatcheesecake";
         // The failing model is retried, then the healthy one answers; the attempts say what happened.
         let r = router.complete(Request::new(format!("hi {secret}, how are you?"))).await.unwrap();
-        assert_eq!(r.model().unwrap().as_str(), "frontier");
+        assert_eq!(r.model().as_str(), "frontier");
         let (failed, answered) = r.attempts.split_at(r.attempts.len() - 1);
         assert_eq!(failed.len(), 3, "{:?}", r.attempts); // the first try and two retries
         for a in failed {
@@ -1020,7 +1020,7 @@ async fn provider_errors_are_typed_and_name_the_model() {
         assert_eq!(err.model().map(|m| m.as_str()), Some("mini"));
         // The healthy model still answers.
         let r = router.complete(Request::new(HARD_PROOF)).await.unwrap();
-        assert_eq!(r.model().unwrap().as_str(), "frontier");
+        assert_eq!(r.model().as_str(), "frontier");
     }
 }
 
@@ -1046,7 +1046,7 @@ async fn stream_matches_complete() {
     for text in [EASY_CHAT, HARD_PROOF] {
         let whole = make().complete(Request::new(text)).await.unwrap();
         let (decision, events) = collect(&make(), Request::new(text)).await;
-        assert_eq!(decision.model(), whole.model().unwrap());
+        assert_eq!(decision.model(), whole.model());
         let events: Vec<StreamEvent> = events.into_iter().map(|e| e.unwrap()).collect();
         let mut text_out = String::new();
         let (mut deltas, mut usage, mut finish) = (0, Vec::new(), Vec::new());
@@ -1131,7 +1131,7 @@ async fn streams_never_use_models_that_cannot_stream() {
     let router = utility_router(catalog.clone(), 1.0);
     let req = Request::new("hello there");
     assert_eq!(router.route(&req).unwrap().model().as_str(), "batch-only");
-    assert_eq!(router.complete(req.clone()).await.unwrap().model().unwrap().as_str(), "batch-only");
+    assert_eq!(router.complete(req.clone()).await.unwrap().model().as_str(), "batch-only");
     let (d, events) = collect(&router, req).await;
     assert_eq!(d.model().as_str(), "streamer");
     for id in ranking_ids(&d) {
@@ -1189,7 +1189,7 @@ async fn debug_output_never_contains_prompt_text() {
     assert!(!format!("{r:?}").contains(secret));
 
     // A response whose content quotes the prompt still does not show it.
-    let echo = Response::new(format!("you said {secret}"), FinishReason::Stop, Usage::new(1, 1))
+    let echo = Completion::new(format!("you said {secret}"), FinishReason::Stop, Usage::new(1, 1))
         .with_tool_call(ToolCall::new("c2", "lookup", format!("\"{secret}\"")));
     let dbg = format!("{echo:?}");
     assert!(!dbg.contains(secret), "{dbg}");
@@ -1237,7 +1237,7 @@ async fn simulated_provider_survives_extreme_latency_profiles() {
     let catalog = Catalog::new([model("glacial").with_latency(LatencyProfile::new(1e30, 1e-300))]).unwrap();
     let router = Router::builder().catalog(catalog).provider(SimulatedProvider::new("sim")).build().unwrap();
     let r = router.complete(Request::new("hello")).await.unwrap();
-    assert_eq!(r.model().unwrap().as_str(), "glacial");
+    assert_eq!(r.model().as_str(), "glacial");
     let (_, events) = collect(&router, Request::new("hello")).await;
     assert!(events.iter().all(|e| e.is_ok()));
 }

@@ -193,15 +193,15 @@ async fn a_tenant_near_its_cap_is_downgraded_then_refused_across_replicas() {
     let b = replica(&meter, redis.url(), &ns, limits).await;
     let first = a.complete(request()).await.unwrap();
     let second = b.complete(request()).await.unwrap();
-    assert_eq!((first.model.unwrap().as_str(), first.attempts[0].reason), ("dear", AttemptReason::Primary));
-    assert_eq!((second.model.unwrap().as_str(), second.attempts[0].reason), ("mid", AttemptReason::Downgrade));
+    assert_eq!((first.model.as_str(), first.attempts[0].reason), ("dear", AttemptReason::Primary));
+    assert_eq!((second.model.as_str(), second.attempts[0].reason), ("mid", AttemptReason::Downgrade));
     let third = a.complete(request()).await.unwrap();
-    assert_eq!(third.model.unwrap().as_str(), "cheap");
+    assert_eq!(third.model.as_str(), "cheap");
     // Keep going on the other replica until nothing fits.
     let mut n = 0;
     let error = loop {
         match b.complete(request()).await {
-            Ok(r) => assert_eq!(r.model.unwrap().as_str(), "cheap"),
+            Ok(r) => assert_eq!(r.model.as_str(), "cheap"),
             Err(e) => break e,
         }
         n += 1;
@@ -403,7 +403,7 @@ async fn a_circuit_opened_on_one_replica_is_avoided_by_the_others() {
     replicas[0].flush_state().await.unwrap();
     for r in &replicas[1..] {
         let served = r.complete(request()).await.unwrap();
-        assert_eq!(served.model.unwrap().as_str(), "mid");
+        assert_eq!(served.model.as_str(), "mid");
         let dear = r.health().into_iter().find(|h| h.model.as_ref().is_some_and(|m| m.as_str() == "dear")).unwrap();
         assert_eq!(dear.state.as_str(), "open");
     }

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use crate::catalog::{Capabilities, ModelProfile, Pricing};
 use crate::classify::Intent;
 use crate::classify::Signals;
+use crate::completion::Usage;
 use crate::request::Request;
-use crate::response::Usage;
 
 mod learned;
 

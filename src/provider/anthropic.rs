@@ -38,6 +38,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use crate::catalog::ModelProfile;
+use crate::completion::{Completion, EventStream, FinishReason, StreamEvent, Usage};
 use crate::error::{Error, ErrorKind, Result};
 use crate::provider::Provider;
 use crate::provider::http::{
@@ -45,7 +46,6 @@ use crate::provider::http::{
 };
 use crate::provider::sse::SseEvent;
 use crate::request::{ContentPart, Request, ResponseFormat, Role, ToolCall};
-use crate::response::{EventStream, FinishReason, Response, StreamEvent, Usage};
 
 /// Anthropic's API root (the part before `/v1/messages`).
 pub const DEFAULT_BASE_URL: &str = "https://api.anthropic.com";
@@ -167,7 +167,7 @@ impl Provider for Anthropic {
         self.inner.name()
     }
 
-    async fn complete(&self, model: &ModelProfile, request: &Request) -> Result<Response> {
+    async fn complete(&self, model: &ModelProfile, request: &Request) -> Result<Completion> {
         let cx = CallContext { model, request };
         let body = self.body(model, request, false)?;
         let (mut response, deadlines) = self.inner.post(body, false, &cx).await?;
@@ -321,7 +321,7 @@ fn encode<'a>(model: &'a ModelProfile, request: &'a Request, stream: bool) -> Re
     })
 }
 
-// ---- Response ------------------------------------------------------------------------------------
+// ---- Completion ------------------------------------------------------------------------------------
 
 #[derive(Deserialize)]
 struct MessagesResponse {
@@ -397,7 +397,7 @@ fn input_text(input: Option<serde_json::Value>) -> String {
     }
 }
 
-fn decode_response(name: &str, body: &[u8]) -> Result<Response> {
+fn decode_response(name: &str, body: &[u8]) -> Result<Completion> {
     let wire: MessagesResponse = serde_json::from_slice(body).map_err(|e| http::json_error(name, "an answer", &e))?;
     let Some(usage) = wire.usage else {
         return Err(Error::decode(format!("provider `{name}` answered without usage")));
@@ -416,7 +416,7 @@ fn decode_response(name: &str, body: &[u8]) -> Result<Response> {
             _ => {}
         }
     }
-    let mut response = Response::new(content, finish_reason(wire.stop_reason.as_deref()), usage.to_usage());
+    let mut response = Completion::new(content, finish_reason(wire.stop_reason.as_deref()), usage.to_usage());
     for call in calls {
         response = response.with_tool_call(call);
     }

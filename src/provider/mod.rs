@@ -25,9 +25,9 @@ use async_trait::async_trait;
 pub use self::simulated::{SimulatedModel, SimulatedProvider};
 
 use crate::catalog::ModelProfile;
+use crate::completion::{Completion, EventStream, StreamEvent};
 use crate::error::Result;
 use crate::request::Request;
-use crate::response::{EventStream, Response, StreamEvent};
 
 /// Sends requests to models and reports usage and typed errors.
 ///
@@ -52,7 +52,7 @@ pub trait Provider: Send + Sync {
     fn name(&self) -> &str;
 
     /// Sends `request` to `model` and waits for the whole answer.
-    async fn complete(&self, model: &ModelProfile, request: &Request) -> Result<Response>;
+    async fn complete(&self, model: &ModelProfile, request: &Request) -> Result<Completion>;
 
     /// Sends `request` to `model` and streams the answer. The default calls
     /// [`complete`](Self::complete) and replays the answer as one delta, its tool calls, its usage and
@@ -77,7 +77,7 @@ macro_rules! forward_provider {
             fn name(&self) -> &str {
                 (**self).name()
             }
-            async fn complete(&self, model: &ModelProfile, request: &Request) -> Result<Response> {
+            async fn complete(&self, model: &ModelProfile, request: &Request) -> Result<Completion> {
                 (**self).complete(model, request).await
             }
             async fn stream(&self, model: &ModelProfile, request: &Request) -> Result<EventStream> {

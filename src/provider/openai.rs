@@ -32,6 +32,7 @@ use serde_json::value::RawValue;
 
 use crate::catalog::ModelProfile;
 use crate::classify::{HeuristicCounter, TokenCounter};
+use crate::completion::{Completion, EventStream, FinishReason, StreamEvent, Usage};
 use crate::error::{Error, Result};
 use crate::provider::Provider;
 use crate::provider::http::{
@@ -39,7 +40,6 @@ use crate::provider::http::{
 };
 use crate::provider::sse::SseEvent;
 use crate::request::{ContentPart, ImageDetail, Message, Request, ResponseFormat, Role};
-use crate::response::{EventStream, FinishReason, Response, StreamEvent, Usage};
 
 /// OpenAI's API root.
 pub const DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
@@ -207,7 +207,7 @@ impl Provider for OpenAi {
         self.inner.transport.name()
     }
 
-    async fn complete(&self, model: &ModelProfile, request: &Request) -> Result<Response> {
+    async fn complete(&self, model: &ModelProfile, request: &Request) -> Result<Completion> {
         let cx = self.context(model, request);
         let body = self.body(model, request, false)?;
         let (mut response, deadlines) = self.inner.transport.post(body, false, &cx).await?;
@@ -428,7 +428,7 @@ fn encode_message(m: &Message) -> WireMessage<'_> {
     }
 }
 
-// ---- Response ------------------------------------------------------------------------------------
+// ---- Completion ------------------------------------------------------------------------------------
 
 #[derive(Deserialize)]
 struct ChatResponse {
@@ -562,7 +562,7 @@ fn finish_reason(reason: Option<&str>) -> FinishReason {
 
 /// Decodes a complete (non-streamed) answer. A body with no usage gets heuristic token counts, so the
 /// router can still price the call.
-fn decode_response(name: &str, body: &[u8], request: &Request) -> Result<Response> {
+fn decode_response(name: &str, body: &[u8], request: &Request) -> Result<Completion> {
     let wire: ChatResponse = serde_json::from_slice(body).map_err(|e| http::json_error(name, "an answer", &e))?;
     if let Some(error) = wire.error.filter(|e| !e.is_null()) {
         return Err(http::reported_error(name, &provider_error(&error)));
@@ -586,7 +586,7 @@ fn decode_response(name: &str, body: &[u8], request: &Request) -> Result<Respons
             Usage::new(u32::try_from(input).unwrap_or(u32::MAX), u32::try_from(output).unwrap_or(u32::MAX))
         }
     };
-    let mut response = Response::new(content, finish_reason(choice.finish_reason.as_deref()), usage);
+    let mut response = Completion::new(content, finish_reason(choice.finish_reason.as_deref()), usage);
     for (i, call) in message.tool_calls.into_iter().enumerate() {
         let function = call.function.unwrap_or(FunctionIn { name: None, arguments: None });
         let id = call.id.unwrap_or_else(|| format!("call_{i}"));

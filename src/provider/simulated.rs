@@ -12,11 +12,11 @@ use async_trait::async_trait;
 
 use crate::catalog::{Capabilities, ModelProfile};
 use crate::classify::{HeuristicCounter, TextStats};
+use crate::completion::{Completion, EventStream, FinishReason, StreamEvent, Usage};
 use crate::error::{Error, ErrorKind, Result};
 use crate::hash::{GOLDEN, splitmix64};
 use crate::provider::Provider;
 use crate::request::{Request, Role, ToolCall};
-use crate::response::{EventStream, FinishReason, Response, StreamEvent, Usage};
 
 /// How one simulated model behaves.
 ///
@@ -402,7 +402,7 @@ impl Provider for SimulatedProvider {
         &self.name
     }
 
-    async fn complete(&self, model: &ModelProfile, request: &Request) -> Result<Response> {
+    async fn complete(&self, model: &ModelProfile, request: &Request) -> Result<Completion> {
         let plan = self.plan(model, request);
         let plan = match plan {
             Ok(plan) => plan,
@@ -418,7 +418,7 @@ impl Provider for SimulatedProvider {
         if let Some(d) = self.scaled(plan.ttft + plan.decode) {
             tokio::time::sleep(d).await;
         }
-        let mut response = Response::new(plan.content, plan.finish, plan.usage);
+        let mut response = Completion::new(plan.content, plan.finish, plan.usage);
         if let Some(call) = plan.tool_call {
             response = response.with_tool_call(call);
         }

@@ -16,7 +16,7 @@ use switchyard::classify::DifficultyClassifier;
 use switchyard::health::HealthConfig;
 use switchyard::retry::RetryPolicy;
 use switchyard::{
-    Catalog, Error, ExecutionConfig, FinishReason, ModelProfile, Pricing, Provider, Request, Response, Router,
+    Catalog, Completion, Error, ExecutionConfig, FinishReason, ModelProfile, Pricing, Provider, Request, Router,
     RouterBuilder, Usage, Utility,
 };
 
@@ -63,7 +63,7 @@ impl Provider for Meter {
         "meter"
     }
 
-    async fn complete(&self, model: &ModelProfile, _: &Request) -> switchyard::Result<Response> {
+    async fn complete(&self, model: &ModelProfile, _: &Request) -> switchyard::Result<Completion> {
         let knobs = self.knobs(model.id.as_str());
         knobs.calls.fetch_add(1, Ordering::SeqCst);
         let latency = *knobs.latency.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -77,7 +77,7 @@ impl Provider for Meter {
             return Err(Error::server("meter outage").with_status(503));
         }
         let usage = Usage::new(self.input_tokens.load(Ordering::SeqCst), OUTPUT);
-        Ok(Response::new(format!("answer from {}", model.id), FinishReason::Stop, usage))
+        Ok(Completion::new(format!("answer from {}", model.id), FinishReason::Stop, usage))
     }
 }
 

@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use super::transport::{Deadlines, Transport};
 use crate::catalog::ModelId;
+use crate::completion::{EventStream, StreamEvent};
 use crate::error::{Error, Result};
 use crate::provider::sse::{SseEvent, SseParser};
-use crate::response::{EventStream, StreamEvent};
 
 impl Transport {
     /// Opens a server-sent event stream over a successful response. The first event is awaited here,

@@ -9,6 +9,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::catalog::{ModelIndex, ModelProfile};
+use crate::completion::Completion;
 use crate::error::{Error, ErrorKind, Result};
 use crate::execution::{Attempt, AttemptOutcome, AttemptReason};
 use crate::health::CircuitState;
@@ -16,7 +17,6 @@ use crate::health::{Admission, HealthTracker, Observation};
 use crate::provider::Provider;
 use crate::quality::{Inadequacy, Verdict};
 use crate::request::Request;
-use crate::response::Response;
 use crate::router::attach_model;
 
 use super::{Run, now_std, timeout_error};
@@ -238,7 +238,7 @@ impl<'a> Run<'a> {
     pub(super) fn record_answer(
         &mut self,
         target: &Target<'_>,
-        response: &Response,
+        response: &Completion,
         guard: ProbeGuard<'_>,
         latency: Duration,
         request: &Request,

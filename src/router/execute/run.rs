@@ -7,12 +7,13 @@ use std::time::Duration;
 use tracing::Instrument;
 
 use crate::catalog::{Capabilities, ModelIndex};
+use crate::completion::Completion;
 use crate::error::{Error, ErrorKind, Result};
 use crate::execution::AttemptReason;
 use crate::policy::Decision;
 use crate::quality::Inadequacy;
 use crate::request::Request;
-use crate::response::Response;
+use crate::response::{Response, Served};
 use crate::retry::{Backoff, NonRetryable};
 use crate::router::Router;
 
@@ -124,25 +125,36 @@ impl<'a> Run<'a> {
         error
     }
 
-    fn answer(mut self, mut response: Response, model: ModelIndex, inadequacy: Option<Inadequacy>) -> Response {
+    fn answer(
+        mut self,
+        completion: Completion,
+        model: ModelIndex,
+        inadequacy: Option<Inadequacy>,
+    ) -> (Completion, Served) {
         if let Some(ticket) = self.ticket.take() {
             ticket.settle();
         }
         let inner = &*self.router.inner;
         let profile = inner.catalog.model(model);
-        response.model = Some(profile.id.clone());
-        response.cost_usd = self.spent;
-        response.estimated_cost_usd =
-            self.decision.candidates().iter().find(|c| c.model == model).map_or(0.0, |c| c.cost.usd);
-        response.inadequacy = inadequacy;
-        response.latency = self.started.elapsed();
-        response.attempts = std::mem::take(&mut self.attempts);
+        let served = Served {
+            model: profile.id.clone(),
+            latency: self.started.elapsed(),
+            cost_usd: self.spent,
+            estimated_cost_usd: self
+                .decision
+                .candidates()
+                .iter()
+                .find(|c| c.model == model)
+                .map_or(0.0, |c| c.cost.usd),
+            attempts: std::mem::take(&mut self.attempts),
+            inadequacy,
+        };
         inner.log.set_model(self.decision.id(), model);
-        tracing::debug!(model = %profile.id, cost_usd = response.cost_usd, attempts = response.attempts.len(), "answered");
+        tracing::debug!(model = %profile.id, cost_usd = served.cost_usd, attempts = served.attempts.len(), "answered");
         for o in &inner.observers {
-            o.on_finish(self.decision, Ok((&profile.id, response.cost_usd)));
+            o.on_finish(self.decision, Ok((&profile.id, served.cost_usd)));
         }
-        response
+        (completion, served)
     }
 }
 
@@ -166,16 +178,15 @@ impl Router {
         self.sync_learning_if_due();
         let decision = self.decide(&request, Capabilities::NONE, true)?;
         let span = tracing::debug_span!("switchyard.complete", decision = decision.id().get());
-        let mut response = self.run_complete(&request, &decision).instrument(span).await?;
-        response.decision = Some(decision);
-        Ok(response)
+        let (completion, served) = self.run_complete(&request, &decision).instrument(span).await?;
+        Ok(Response::new(completion, served, decision))
     }
 
-    async fn run_complete(&self, request: &Request, decision: &Decision) -> Result<Response> {
+    async fn run_complete(&self, request: &Request, decision: &Decision) -> Result<(Completion, Served)> {
         let inner = &*self.inner;
         let mut run = Run::new(self, request, decision);
         // The last inadequate answer, kept in case no stronger model answers.
-        let mut held: Option<(Response, ModelIndex, Inadequacy)> = None;
+        let mut held: Option<(Completion, ModelIndex, Inadequacy)> = None;
         let mut step = Step::Pick(Some(Pick::First));
         loop {
             let target = match run.next_attempt(step, request).await {

@@ -11,6 +11,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::catalog::{ModelIndex, ModelProfile};
+use crate::completion::{EventStream, StreamEvent, Usage};
 use crate::error::{Error, ErrorKind, Result};
 use crate::execution::{Attempt, AttemptOutcome};
 use crate::health::Observation;
@@ -18,7 +19,6 @@ use crate::limits::Ticket;
 use crate::policy::Decision;
 use crate::provider::Provider;
 use crate::request::Request;
-use crate::response::{EventStream, StreamEvent, Usage};
 use crate::router::{Router, attach_model};
 
 use super::attempt::{ProbeGuard, Target};
