@@ -24,7 +24,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use futures::StreamExt as _;
-use switchyard::health::{CircuitState, HealthConfig};
+use switchyard::execute::health::{CircuitState, HealthConfig};
 use switchyard::policy::RejectReason;
 use switchyard::{
     Attempt, Decision, Error, ErrorKind, ExecutionConfig, Observer, Request, Response, RouterConfig, SimulatedModel,

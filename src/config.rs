@@ -38,11 +38,11 @@ use crate::catalog::{Catalog, ModelId, ModelProfile};
 use crate::classify::{ContextLength, DifficultyClassifier, Intent, IntentClassifier};
 use crate::cost::{OutputPrediction, TokenPriceCostModel};
 use crate::error::{Error, Result};
-use crate::execution::ExecutionConfig;
+use crate::execute::ExecutionConfig;
+use crate::execute::quality::{Checks, NoRefusal, NonEmpty, NotTruncated, ValidJson};
 use crate::experiment::{Bandit, Experiment, SequentialTest, Unkeyed};
 use crate::limits::LimitsConfig;
 use crate::policy::{Action, CheapestCapable, Condition, CostRef, Policy, Rule, Rules, Utility};
-use crate::quality::{Checks, NoRefusal, NonEmpty, NotTruncated, ValidJson};
 use crate::router::RouterBuilder;
 
 /// A router's configuration: catalog, classifiers and weights, cost model, policy and limits.

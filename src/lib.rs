@@ -115,17 +115,13 @@ mod completion;
 pub mod config;
 pub mod cost;
 mod error;
-pub mod execution;
+pub mod execute;
 pub mod experiment;
 pub mod hash;
-pub mod health;
 pub mod limits;
 pub mod policy;
 pub mod provider;
-pub mod quality;
 mod request;
-mod response;
-pub mod retry;
 mod router;
 pub mod state;
 mod types;
@@ -137,15 +133,16 @@ pub use crate::completion::{Completion, EventStream, FinishReason, StreamEvent, 
 pub use crate::config::RouterConfig;
 pub use crate::cost::{CostEstimate, CostModel, TokenPriceCostModel};
 pub use crate::error::{BoxError, Error, ErrorKind, Result};
-pub use crate::execution::{Attempt, DecisionId, ExecutionConfig, Feedback, Observer};
+pub use crate::execute::Response;
+pub use crate::execute::{Attempt, DecisionId, ExecutionConfig, Feedback};
 pub use crate::experiment::{Bandit, Experiment};
 pub use crate::hash::uniform;
+pub use crate::policy::Observer;
 pub use crate::policy::{CheapestCapable, Decision, Policy, PolicyInput, Ranking, Rules, Utility};
 pub use crate::provider::{Provider, SimulatedModel, SimulatedProvider};
 pub use crate::request::{
     ContentPart, ImageDetail, Message, Request, ResponseFormat, Role, RouteHints, Tool, ToolCall,
 };
-pub use crate::response::Response;
 pub use crate::router::{RoutedStream, Router, RouterBuilder, Weight};
 
 #[cfg(doctest)]

@@ -258,7 +258,7 @@ pub struct RouteHints {
     /// Input tokens expected to be read from the provider's prompt cache (a repeated system prompt).
     pub cached_input_tokens: Option<u32>,
     /// The deadline of this request across every attempt, instead of the router's
-    /// [`ExecutionConfig::timeout`](crate::execution::ExecutionConfig::timeout).
+    /// [`ExecutionConfig::timeout`](crate::execute::ExecutionConfig::timeout).
     pub timeout: Option<Duration>,
 }
 

@@ -14,9 +14,9 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use serde_json::json;
 use support::{Piece, Reply, Server, assert_clean, model, secret_request};
-use switchyard::execution::{AttemptOutcome, AttemptReason};
+use switchyard::execute::retry::RetryPolicy;
+use switchyard::execute::{AttemptOutcome, AttemptReason};
 use switchyard::provider::anthropic::{Anthropic, AnthropicBuilder};
-use switchyard::retry::RetryPolicy;
 use switchyard::{
     Catalog, ContentPart, ErrorKind, ExecutionConfig, FinishReason, ImageDetail, Message, ModelProfile, Pricing,
     Provider, Request, Router, StreamEvent, Tool, ToolCall, Usage,

@@ -21,11 +21,11 @@ use tokio::time::Instant;
 
 use switchyard::catalog::LatencyProfile;
 use switchyard::classify::DifficultyClassifier;
-use switchyard::execution::{AttemptOutcome, AttemptReason};
-use switchyard::health::{CircuitState, HealthConfig, ModelHealth};
+use switchyard::execute::health::{CircuitState, HealthConfig, ModelHealth};
+use switchyard::execute::quality::{Checks, Inadequacy};
+use switchyard::execute::retry::{NonRetryable, RetryPolicy};
+use switchyard::execute::{AttemptOutcome, AttemptReason};
 use switchyard::policy::RejectReason;
-use switchyard::quality::{Checks, Inadequacy};
-use switchyard::retry::{NonRetryable, RetryPolicy};
 use switchyard::{
     Attempt, Catalog, Completion, Decision, DecisionId, Error, ErrorKind, ExecutionConfig, Feedback, FinishReason,
     ModelId, ModelProfile, Observer, Pricing, Provider, Request, Response, ResponseFormat, Router, SimulatedModel,

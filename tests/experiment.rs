@@ -13,7 +13,7 @@ use fixtures::mini_frontier;
 use proptest::prelude::*;
 use switchyard::catalog::Ability;
 use switchyard::classify::{self, ClassifyInput};
-use switchyard::execution::DecisionId;
+use switchyard::execute::DecisionId;
 use switchyard::experiment::{
     Assignment, ControllerTarget, ExperimentReport, Knob, LambdaController, Metric, SequentialTest, Unkeyed, Verdict,
     assignment_unit,

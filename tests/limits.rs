@@ -10,8 +10,8 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use meter::{Flaky, Meter, align, answer_cost, builder, close, no_retries, request, reservation};
-use switchyard::execution::AttemptReason;
-use switchyard::health::HealthConfig;
+use switchyard::execute::AttemptReason;
+use switchyard::execute::health::HealthConfig;
 use switchyard::limits::{Budget, LimitsConfig, OnStoreFailure, RateLimit, Scope, Window};
 use switchyard::policy::RejectReason;
 use switchyard::state::{MemoryStore, StateStore};

@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use serde_json::json;
 use support::{Piece, Reply, Server, assert_clean, model, secret_request};
+use switchyard::execute::retry::RetryPolicy;
 use switchyard::provider::openai::{OpenAi, OpenAiBuilder};
-use switchyard::retry::RetryPolicy;
 use switchyard::{
     Catalog, ContentPart, ErrorKind, ExecutionConfig, FinishReason, ImageDetail, Message, ModelProfile, Pricing,
     Provider, Request, ResponseFormat, Router, StreamEvent, Tool, ToolCall, Usage,

@@ -12,7 +12,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use switchyard::catalog::{Ability, LatencyProfile};
 use switchyard::classify::{DifficultyClassifier, Intent, IntentClassifier};
-use switchyard::execution::{AttemptOutcome, AttemptReason};
+use switchyard::execute::{AttemptOutcome, AttemptReason};
 use switchyard::policy::{Action, Condition, RejectReason, Rule};
 use switchyard::{
     Capabilities, Catalog, CheapestCapable, Completion, ContentPart, CostModel, Decision, Error, ErrorKind,

@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use meter::{Meter, align, builder, close, no_retries, request, reservation};
 use support::redis::Redis;
-use switchyard::execution::AttemptReason;
-use switchyard::health::HealthConfig;
+use switchyard::execute::AttemptReason;
+use switchyard::execute::health::HealthConfig;
 use switchyard::limits::{Budget, LimitsConfig, OnStoreFailure, Scope, Window};
 use switchyard::state::{RedisConfig, RedisStore, StateStore};
 use switchyard::{ErrorKind, Response, Router};

@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::catalog::ModelId;
 use crate::error::{Error, Result};
-use crate::execution::Observer;
 use crate::policy::Decision;
+use crate::policy::Observer;
 
 /// A number shared between threads without locks (an `f64` in an atomic): a knob that a
 /// [`LambdaController`] turns while policies read it on every decision, such as [`Utility`](crate::Utility)'s `λ`

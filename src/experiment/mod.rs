@@ -942,7 +942,7 @@ mod tests {
 
     #[test]
     fn foreign_memos_are_ignored() {
-        use crate::execution::{DecisionId, Feedback};
+        use crate::execute::{DecisionId, Feedback};
         use crate::policy::Memo;
         use crate::{Catalog, ModelProfile, Utility};
         let catalog = Catalog::new([ModelProfile::new("m", "p")]).unwrap();
@@ -961,7 +961,7 @@ mod tests {
 
     #[test]
     fn metrics_read_their_value_and_reward_is_validated() {
-        use crate::execution::{DecisionId, Feedback};
+        use crate::execute::{DecisionId, Feedback};
         use crate::policy::Memo;
         use crate::{Catalog, ModelProfile};
         let catalog = Catalog::new([ModelProfile::new("m", "p")]).unwrap();

@@ -10,7 +10,7 @@ use crate::catalog::{Catalog, ModelId, ModelIndex, ModelProfile};
 use crate::classify::sigmoid;
 use crate::classify::{IntentScore, TokenEstimate};
 use crate::cost::CostEstimate;
-use crate::execution::DecisionId;
+use crate::execute::DecisionId;
 use crate::experiment::ArmTag;
 use crate::policy::Scored;
 pub use crate::types::{RejectReason, Rejection};

@@ -16,6 +16,7 @@
 
 mod cheapest;
 mod decision;
+mod observer;
 mod rules;
 mod utility;
 
@@ -27,6 +28,7 @@ use smallvec::SmallVec;
 
 pub use self::cheapest::CheapestCapable;
 pub use self::decision::{Candidate, Decision, RejectReason, Rejection};
+pub use self::observer::Observer;
 pub use self::rules::{Action, Condition, Rule, Rules};
 pub use self::utility::{CostRef, Utility};
 pub(crate) use crate::classify::sigmoid;
@@ -35,7 +37,7 @@ pub use crate::experiment::{ArmTag, Bandit, Experiment};
 use crate::catalog::{Catalog, ModelIndex, ModelProfile};
 use crate::classify::Signals;
 use crate::error::{Error, Result};
-use crate::execution::{DecisionId, Feedback};
+use crate::execute::{DecisionId, Feedback};
 use crate::experiment::{ExperimentHandle, Learning};
 use crate::request::Request;
 

@@ -132,7 +132,7 @@ impl SimulatedModel {
         self
     }
 
-    /// Sets the probabilities of answers a [quality check](crate::quality) rejects: empty, truncated
+    /// Sets the probabilities of answers a [quality check](crate::execute::quality) rejects: empty, truncated
     /// (finish reason [`FinishReason::Length`]), a refusal, and invalid JSON (when the request asked for
     /// JSON or a tool is called).
     pub fn with_answer_faults(mut self, empty: f64, truncated: f64, refusal: f64, invalid_json: f64) -> Self {
@@ -583,7 +583,7 @@ mod tests {
 
     #[tokio::test]
     async fn answer_faults_fail_the_matching_quality_check() {
-        use crate::quality::{Checks, Inadequacy, QualityCheck};
+        use crate::execute::quality::{Checks, Inadequacy, QualityCheck};
         use crate::request::{ResponseFormat, Tool};
 
         let text = Request::new("hello");

@@ -7,13 +7,14 @@ use crate::catalog::{Catalog, ModelId};
 use crate::classify::{Classifier, ContextLength};
 use crate::cost::{CostModel, TokenPriceCostModel};
 use crate::error::{Error, Result};
-use crate::execution::{ExecutionConfig, Observer};
-use crate::health::HealthTracker;
+use crate::execute::ExecutionConfig;
+use crate::execute::health::HealthTracker;
+use crate::execute::quality::QualityCheck;
+use crate::execute::retry::Jitter;
 use crate::limits::{Limiter, LimitsConfig};
+use crate::policy::Observer;
 use crate::policy::{Policy, Utility};
 use crate::provider::Provider;
-use crate::quality::QualityCheck;
-use crate::retry::Jitter;
 use crate::router::log::DecisionLog;
 use crate::router::{Inner, ProviderMap, Router};
 use crate::state::{MemoryStore, StateStore};
@@ -251,7 +252,7 @@ impl RouterBuilder {
 
     /// Checks every answer of [`complete`](Router::complete): an inadequate one is escalated to a
     /// stronger model, at most [`ExecutionConfig::max_escalations`] times. Off by default;
-    /// [`Checks::standard`](crate::quality::Checks::standard) catches empty, cut-off and refused answers
+    /// [`Checks::standard`](crate::execute::quality::Checks::standard) catches empty, cut-off and refused answers
     /// and invalid JSON.
     pub fn quality_check(mut self, check: impl QualityCheck + 'static) -> Self {
         self.quality = Some(Arc::new(check));

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use crate::catalog::ModelIndex;
 use crate::error::{Error, ErrorKind, Result};
-use crate::execution::DecisionId;
+use crate::execute::DecisionId;
 use crate::policy::Memo;
 
 /// Bit of a slot's state word: the router executed the decision (`complete` or `stream`), so its

@@ -19,12 +19,13 @@ use crate::classify::Signals;
 use crate::classify::{Classifier, ClassifyInput, ContextLength, TextStats};
 use crate::cost::CostModel;
 use crate::error::{Error, ErrorKind, Result};
-use crate::execution::{DecisionId, ExecutionConfig, Feedback, Observer};
+use crate::execute::health::{CircuitState, HealthTracker, ModelHealth, Observation};
+use crate::execute::quality::QualityCheck;
+use crate::execute::{DecisionId, ExecutionConfig, Feedback};
 use crate::experiment::ExperimentHandle;
-use crate::health::{CircuitState, HealthTracker, ModelHealth, Observation};
+use crate::policy::Observer;
 use crate::policy::{Candidate, Decision, Outcome, Policy, PolicyInput, RejectReason, Rejection, Scored};
 use crate::provider::Provider;
-use crate::quality::QualityCheck;
 use crate::request::Request;
 
 use self::log::DecisionLog;
@@ -430,11 +431,13 @@ impl Router {
     ///
     /// # Errors
     /// [`ErrorKind::InvalidRequest`] when the id is unknown, has expired (see
-    /// [`ExecutionConfig::feedback_capacity`](crate::execution::ExecutionConfig::feedback_capacity) and
+    /// [`ExecutionConfig::feedback_capacity`](crate::execute::ExecutionConfig::feedback_capacity) and
     /// `feedback_ttl`), already has feedback, or the feedback has a quality outside `[0, 1]` or a
     /// negative or non-finite cost.
     pub fn feedback(&self, id: DecisionId, feedback: Feedback) -> Result<()> {
-        feedback.validate()?;
+        if let Some(why) = feedback.invalid() {
+            return Err(Error::invalid_request(why));
+        }
         let inner = &*self.inner;
         let logged = inner.log.consume(id, execute::now_std())?;
         let model = inner.catalog.models().get(logged.model).ok_or_else(|| {

@@ -143,15 +143,15 @@ pub struct Inadequacy {
 }
 
 impl Inadequacy {
-    /// The answer has no text and no tool calls ([`NonEmpty`](crate::quality::NonEmpty)).
+    /// The answer has no text and no tool calls ([`NonEmpty`](crate::execute::quality::NonEmpty)).
     pub const EMPTY: &'static str = "empty";
-    /// The output token limit cut the answer off ([`NotTruncated`](crate::quality::NotTruncated)).
+    /// The output token limit cut the answer off ([`NotTruncated`](crate::execute::quality::NotTruncated)).
     pub const TRUNCATED: &'static str = "truncated";
-    /// The answer opens with a refusal ([`NoRefusal`](crate::quality::NoRefusal)).
+    /// The answer opens with a refusal ([`NoRefusal`](crate::execute::quality::NoRefusal)).
     pub const REFUSAL: &'static str = "refusal";
-    /// JSON was asked for and the answer does not parse as JSON ([`ValidJson`](crate::quality::ValidJson)).
+    /// JSON was asked for and the answer does not parse as JSON ([`ValidJson`](crate::execute::quality::ValidJson)).
     pub const INVALID_JSON: &'static str = "invalid_json";
-    /// The arguments of a tool call do not parse as JSON ([`ValidJson`](crate::quality::ValidJson)).
+    /// The arguments of a tool call do not parse as JSON ([`ValidJson`](crate::execute::quality::ValidJson)).
     pub const INVALID_TOOL_ARGUMENTS: &'static str = "invalid_tool_arguments";
 
     /// An inadequacy found by the check named `check`, for `reason` (a short code such as

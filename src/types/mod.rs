@@ -8,6 +8,7 @@
 
 mod attempt;
 mod capabilities;
+mod feedback;
 mod ids;
 mod intent;
 mod kind;
@@ -15,6 +16,7 @@ mod rejection;
 
 pub use self::attempt::{Attempt, AttemptOutcome, AttemptReason, Inadequacy};
 pub use self::capabilities::Capabilities;
+pub use self::feedback::Feedback;
 pub use self::ids::{DecisionId, ModelId, ModelIndex, ProviderId};
 pub use self::intent::Intent;
 pub use self::kind::ErrorKind;

@@ -13,8 +13,8 @@ use switchyard::state::{Admit, Admitted, Counter, MemoryStore, Settlement, State
 
 use switchyard::catalog::Ability;
 use switchyard::classify::DifficultyClassifier;
-use switchyard::health::HealthConfig;
-use switchyard::retry::RetryPolicy;
+use switchyard::execute::health::HealthConfig;
+use switchyard::execute::retry::RetryPolicy;
 use switchyard::{
     Catalog, Completion, Error, ExecutionConfig, FinishReason, ModelProfile, Pricing, Provider, Request, Router,
     RouterBuilder, Usage, Utility,

@@ -1,7 +1,7 @@
 //! The HTTP plumbing shared by the adapters: the key, the builder settings, one `reqwest::Client` per
 //! adapter, deadlines, bounded body reads, the mapping of statuses and provider error bodies to
 //! [`ErrorKind`]s, and the stream that turns server-sent events into
-//! [`StreamEvent`](crate::response::StreamEvent)s.
+//! [`StreamEvent`](crate::execute::StreamEvent)s.
 
 mod builder;
 mod errors;

@@ -11,11 +11,11 @@ use tokio::time::Instant;
 use crate::catalog::{ModelIndex, ModelProfile};
 use crate::completion::Completion;
 use crate::error::{Error, ErrorKind, Result};
-use crate::execution::{Attempt, AttemptOutcome, AttemptReason};
-use crate::health::CircuitState;
-use crate::health::{Admission, HealthTracker, Observation};
+use crate::execute::health::CircuitState;
+use crate::execute::health::{Admission, HealthTracker, Observation};
+use crate::execute::quality::{Inadequacy, Verdict};
+use crate::execute::{Attempt, AttemptOutcome, AttemptReason};
 use crate::provider::Provider;
-use crate::quality::{Inadequacy, Verdict};
 use crate::request::Request;
 use crate::router::attach_model;
 

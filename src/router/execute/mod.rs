@@ -1,5 +1,5 @@
 //! `complete` and `stream`: attempts along the decision's ranking, with retries, fallbacks, escalation
-//! and a commit point for streams. See [`crate::execution`] for the rules.
+//! and a commit point for streams. See [`crate::execute`] for the rules.
 //!
 //! The attempt loop ([`run`]):
 //!
@@ -33,11 +33,11 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::error::Error;
-use crate::execution::Attempt;
+use crate::execute::Attempt;
+use crate::execute::retry::Jitter;
 use crate::limits::Ticket;
 use crate::policy::{Decision, Rejection};
 use crate::request::Request;
-use crate::retry::Jitter;
 use crate::router::Router;
 
 use self::plan::Plan;

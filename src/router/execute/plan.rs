@@ -4,7 +4,7 @@
 use smallvec::SmallVec;
 
 use crate::catalog::ModelIndex;
-use crate::execution::AttemptReason;
+use crate::execute::AttemptReason;
 use crate::limits::Admission as LimitsAdmission;
 use crate::policy::{Candidate, Decision, RejectReason, sigmoid};
 use crate::request::Request;

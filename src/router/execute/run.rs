@@ -9,12 +9,12 @@ use tracing::Instrument;
 use crate::catalog::{Capabilities, ModelIndex};
 use crate::completion::Completion;
 use crate::error::{Error, ErrorKind, Result};
-use crate::execution::AttemptReason;
+use crate::execute::AttemptReason;
+use crate::execute::quality::Inadequacy;
+use crate::execute::retry::{Backoff, NonRetryable};
+use crate::execute::{Response, Served};
 use crate::policy::Decision;
-use crate::quality::Inadequacy;
 use crate::request::Request;
-use crate::response::{Response, Served};
-use crate::retry::{Backoff, NonRetryable};
 use crate::router::Router;
 
 use super::Run;
@@ -160,7 +160,7 @@ impl<'a> Run<'a> {
 
 impl Router {
     /// Routes `request` and executes the decision: the chosen model first, then retries, fallbacks
-    /// and escalations as [`crate::execution`] describes, within the request's deadline.
+    /// and escalations as [`crate::execute`] describes, within the request's deadline.
     ///
     /// The response says which model answered ([`Response::model`]), lists every attempt
     /// ([`Response::attempts`]), and carries the actual cost of all of them ([`Response::cost_usd`])
@@ -233,7 +233,7 @@ impl Router {
     /// first content arrives.
     ///
     /// Each attempt opens a stream and waits for its first piece of content (text or a tool call)
-    /// within [`ExecutionConfig::first_token_timeout`](crate::execution::ExecutionConfig::first_token_timeout);
+    /// within [`ExecutionConfig::first_token_timeout`](crate::execute::ExecutionConfig::first_token_timeout);
     /// an error before that moves on exactly as in [`complete`](Self::complete). Once content arrived,
     /// the returned [`RoutedStream`] is committed to that model: a later failure is an
     /// [`ErrorKind::MidStream`] error carrying the text delivered so far

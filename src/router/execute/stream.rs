@@ -13,8 +13,8 @@ use tokio::time::Instant;
 use crate::catalog::{ModelIndex, ModelProfile};
 use crate::completion::{EventStream, StreamEvent, Usage};
 use crate::error::{Error, ErrorKind, Result};
-use crate::execution::{Attempt, AttemptOutcome};
-use crate::health::Observation;
+use crate::execute::health::Observation;
+use crate::execute::{Attempt, AttemptOutcome};
 use crate::limits::Ticket;
 use crate::policy::Decision;
 use crate::provider::Provider;
@@ -60,7 +60,7 @@ pub(super) async fn first_content(
 /// Yields the provider's events. After the end of the stream, [`cost_usd`](Self::cost_usd) is the actual
 /// cost of the answer (once the provider reported usage). A failure after the first content is an
 /// [`ErrorKind::MidStream`] error carrying the delivered text ([`Error::partial_content`]), and so is a
-/// stall: no event for [`ExecutionConfig::first_token_timeout`](crate::execution::ExecutionConfig::first_token_timeout)
+/// stall: no event for [`ExecutionConfig::first_token_timeout`](crate::execute::ExecutionConfig::first_token_timeout)
 /// (the source is then a [`ErrorKind::Timeout`]). The stream ends after it.
 ///
 /// A stream dropped before its end is cancelled: the provider's stream is dropped, any probe slot

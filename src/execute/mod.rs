@@ -6,13 +6,13 @@
 //! 1. The decision ranks the candidates (open circuits were filtered out before the policy ran). The
 //!    first is tried.
 //! 2. A retryable error (timeout, connection, rate limit, server) retries the same model after
-//!    [`RetryPolicy::backoff`](crate::retry::RetryPolicy::backoff) (exponential, full jitter, at least the
+//!    [`RetryPolicy::backoff`](crate::execute::retry::RetryPolicy::backoff) (exponential, full jitter, at least the
 //!    provider's Retry-After), up to the policy's per-model retries; then the next candidate is tried.
 //! 3. A context overflow moves to the next candidate with a larger context window than the one that
 //!    overflowed (smaller ones are skipped).
 //! 4. An error retrying cannot fix (auth, bad request, unknown model) moves to the next candidate or
-//!    stops, as [`NonRetryable`](crate::retry::NonRetryable) says.
-//! 5. An answer that a [`QualityCheck`](crate::quality::QualityCheck) finds inadequate escalates to the
+//!    stops, as [`NonRetryable`](crate::execute::retry::NonRetryable) says.
+//! 5. An answer that a [`QualityCheck`](crate::execute::quality::QualityCheck) finds inadequate escalates to the
 //!    next candidate in the ranking whose predicted quality `p` is higher, at most
 //!    [`ExecutionConfig::max_escalations`] times. When no stronger candidate is left, the last answer is
 //!    returned with its [`Response::inadequacy`](crate::Response::inadequacy) set.
@@ -37,11 +37,16 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::health::HealthConfig;
-use crate::policy::Decision;
-use crate::retry::{RetryPolicy, millis};
-use crate::types::ModelId;
-pub use crate::types::{Attempt, AttemptOutcome, AttemptReason, DecisionId};
+use crate::execute::health::HealthConfig;
+use crate::execute::retry::{RetryPolicy, millis};
+pub mod health;
+pub mod quality;
+mod response;
+pub mod retry;
+
+pub use self::response::Response;
+pub(crate) use self::response::Served;
+pub use crate::types::{Attempt, AttemptOutcome, AttemptReason, DecisionId, Feedback};
 
 /// Execution settings of a router: retries, circuit breaking, deadlines and escalation.
 ///
@@ -194,95 +199,5 @@ impl ExecutionConfig {
             ));
         }
         Ok(())
-    }
-}
-
-/// What happened after a decision, as the service saw it: [`Router::feedback`](crate::Router::feedback).
-#[non_exhaustive]
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct Feedback {
-    /// Whether the request succeeded from the service's point of view.
-    pub success: bool,
-    /// A quality score in `[0, 1]` (a grader, a user rating), if any.
-    pub quality: Option<f64>,
-    /// End-to-end latency, if the service measured it.
-    pub latency: Option<Duration>,
-    /// Actual cost in USD, if the service knows it.
-    pub cost_usd: Option<f64>,
-}
-
-impl Feedback {
-    /// A success.
-    pub fn success() -> Self {
-        Self { success: true, ..Self::default() }
-    }
-
-    /// A failure.
-    pub fn failure() -> Self {
-        Self { success: false, ..Self::default() }
-    }
-
-    /// Sets the quality score.
-    pub fn with_quality(mut self, quality: f64) -> Self {
-        self.quality = Some(quality);
-        self
-    }
-
-    /// Sets the latency.
-    pub fn with_latency(mut self, latency: Duration) -> Self {
-        self.latency = Some(latency);
-        self
-    }
-
-    /// Sets the cost.
-    pub fn with_cost(mut self, usd: f64) -> Self {
-        self.cost_usd = Some(usd);
-        self
-    }
-
-    pub(crate) fn validate(&self) -> Result<()> {
-        if let Some(q) = self.quality {
-            if !(0.0..=1.0).contains(&q) {
-                return Err(Error::new(
-                    ErrorKind::InvalidRequest,
-                    format!("feedback quality must be within [0, 1], got {q}"),
-                ));
-            }
-        }
-        if let Some(c) = self.cost_usd {
-            if !(c.is_finite() && c >= 0.0) {
-                return Err(Error::new(
-                    ErrorKind::InvalidRequest,
-                    format!("feedback cost must be finite and >= 0, got {c}"),
-                ));
-            }
-        }
-        Ok(())
-    }
-}
-
-/// Hooks for exporting metrics: the router calls them as it works. Every method has an empty default.
-///
-/// Called inline, so keep them quick (increment a counter, send on a channel). They receive no prompt
-/// or answer text.
-pub trait Observer: Send + Sync {
-    /// A decision was made (by `route`, `complete` or `stream`).
-    fn on_decision(&self, decision: &Decision) {
-        let _ = decision;
-    }
-
-    /// An attempt ended.
-    fn on_attempt(&self, decision: &Decision, attempt: &Attempt) {
-        let _ = (decision, attempt);
-    }
-
-    /// A request finished: `Ok` with the answering model and total cost, or the final error.
-    fn on_finish(&self, decision: &Decision, result: std::result::Result<(&ModelId, f64), &Error>) {
-        let _ = (decision, result);
-    }
-
-    /// Feedback was recorded for a decision that chose `model`.
-    fn on_feedback(&self, id: DecisionId, model: &ModelId, feedback: &Feedback) {
-        let _ = (id, model, feedback);
     }
 }

@@ -24,7 +24,7 @@
 //!
 //! ```
 //! use std::time::Duration;
-//! use switchyard::retry::{NonRetryable, RetryPolicy};
+//! use switchyard::execute::retry::{NonRetryable, RetryPolicy};
 //!
 //! let policy: RetryPolicy = toml::from_str(
 //!     r#"
@@ -76,7 +76,7 @@ pub enum NonRetryable {
 ///
 /// ```
 /// use std::time::Duration;
-/// use switchyard::retry::{Backoff, Jitter, RetryPolicy};
+/// use switchyard::execute::retry::{Backoff, Jitter, RetryPolicy};
 ///
 /// let policy = RetryPolicy::default().with_max_backoff(Duration::from_secs(2));
 /// policy.validate()?;

@@ -21,7 +21,7 @@ pub enum Outcome {
 ///
 /// ```
 /// use std::time::Duration;
-/// use switchyard::health::Observation;
+/// use switchyard::execute::health::Observation;
 ///
 /// let ok = Observation::success(Duration::from_millis(1800))
 ///     .with_ttft(Duration::from_millis(300))

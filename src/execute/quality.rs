@@ -16,7 +16,7 @@
 //! Write your own with [`from_fn`]:
 //!
 //! ```
-//! use switchyard::quality::{self, Checks, QualityCheck, Verdict};
+//! use switchyard::execute::quality::{self, Checks, QualityCheck, Verdict};
 //! use switchyard::{FinishReason, Request, Completion, Usage};
 //!
 //! let checks = Checks::standard().with(quality::from_fn("cites_source", |_req, resp| {
@@ -251,7 +251,7 @@ const REFUSAL_WINDOW: usize = 200;
 /// [`with_phrase`](Self::with_phrase), or start from none with [`empty`](Self::empty).
 ///
 /// ```
-/// use switchyard::quality::{NoRefusal, QualityCheck};
+/// use switchyard::execute::quality::{NoRefusal, QualityCheck};
 /// use switchyard::{FinishReason, Request, Completion, Usage};
 ///
 /// let check = NoRefusal::new().with_phrase("Je ne peux pas");
@@ -433,7 +433,7 @@ fn unfence(body: &str) -> Option<&str> {
 /// list finds every answer adequate; [`standard`](Self::standard) holds the built-in checks.
 ///
 /// ```
-/// use switchyard::quality::{Checks, NoRefusal, NonEmpty};
+/// use switchyard::execute::quality::{Checks, NoRefusal, NonEmpty};
 /// let checks = Checks::new().with(NonEmpty).with(NoRefusal::new().with_phrase("Nope"));
 /// assert_eq!(checks.len(), 2);
 /// ```
@@ -504,7 +504,7 @@ impl QualityCheck for Checks {
 /// `name`.
 ///
 /// ```
-/// use switchyard::quality::{self, QualityCheck, Verdict};
+/// use switchyard::execute::quality::{self, QualityCheck, Verdict};
 /// let short = quality::from_fn("short_enough", |_req, resp| {
 ///     if resp.content().len() <= 280 { Verdict::Adequate } else { Verdict::inadequate("too_long") }
 /// });

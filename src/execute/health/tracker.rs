@@ -22,7 +22,7 @@ use crate::error::ErrorKind;
 /// ```
 /// use std::time::Duration;
 /// use switchyard::ErrorKind;
-/// use switchyard::health::{Admission, HealthConfig, HealthTracker, Observation};
+/// use switchyard::execute::health::{Admission, HealthConfig, HealthTracker, Observation};
 /// use std::time::Instant;
 ///
 /// # fn main() -> switchyard::Result<()> {
