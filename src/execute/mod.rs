@@ -38,7 +38,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::execute::health::HealthConfig;
-use crate::execute::retry::{RetryPolicy, millis};
+use crate::execute::retry::RetryPolicy;
+use crate::types::millis;
 pub mod health;
 pub mod quality;
 mod response;

@@ -942,8 +942,8 @@ mod tests {
 
     #[test]
     fn foreign_memos_are_ignored() {
-        use crate::execute::{DecisionId, Feedback};
         use crate::policy::Memo;
+        use crate::types::{DecisionId, Feedback};
         use crate::{Catalog, ModelProfile, Utility};
         let catalog = Catalog::new([ModelProfile::new("m", "p")]).unwrap();
         let e = Experiment::builder("x").arm("a", 1.0, Utility::new()).arm("b", 1.0, Utility::new()).build().unwrap();
@@ -961,8 +961,8 @@ mod tests {
 
     #[test]
     fn metrics_read_their_value_and_reward_is_validated() {
-        use crate::execute::{DecisionId, Feedback};
         use crate::policy::Memo;
+        use crate::types::{DecisionId, Feedback};
         use crate::{Catalog, ModelProfile};
         let catalog = Catalog::new([ModelProfile::new("m", "p")]).unwrap();
         let f =

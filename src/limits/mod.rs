@@ -48,7 +48,7 @@ pub use self::window::Window;
 
 use crate::catalog::{Catalog, ModelId};
 use crate::error::{Error, Result};
-use crate::execute::retry::millis;
+use crate::types::millis;
 
 /// A budget's state for one tenant or key: [`Router::budget_status`](crate::Router::budget_status).
 #[non_exhaustive]

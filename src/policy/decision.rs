@@ -10,9 +10,9 @@ use crate::catalog::{Catalog, ModelId, ModelIndex, ModelProfile};
 use crate::classify::sigmoid;
 use crate::classify::{IntentScore, TokenEstimate};
 use crate::cost::CostEstimate;
-use crate::execute::DecisionId;
 use crate::experiment::ArmTag;
 use crate::policy::Scored;
+use crate::types::DecisionId;
 pub use crate::types::{RejectReason, Rejection};
 
 /// A model that passed every hard constraint, with the numbers the policy ranks by.

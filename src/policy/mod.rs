@@ -37,9 +37,9 @@ pub use crate::experiment::{ArmTag, Bandit, Experiment};
 use crate::catalog::{Catalog, ModelIndex, ModelProfile};
 use crate::classify::Signals;
 use crate::error::{Error, Result};
-use crate::execute::{DecisionId, Feedback};
 use crate::experiment::{ExperimentHandle, Learning};
 use crate::request::Request;
+use crate::types::{DecisionId, Feedback};
 
 /// What a policy decides from.
 #[derive(Clone, Copy)]

@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use crate::catalog::ModelIndex;
 use crate::error::{Error, ErrorKind, Result};
-use crate::execute::DecisionId;
 use crate::policy::Memo;
+use crate::types::DecisionId;
 
 /// Bit of a slot's state word: the router executed the decision (`complete` or `stream`), so its
 /// attempts are already in the health statistics.

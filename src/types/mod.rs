@@ -12,6 +12,7 @@ mod feedback;
 mod ids;
 mod intent;
 mod kind;
+pub(crate) mod millis;
 mod rejection;
 
 pub use self::attempt::{Attempt, AttemptOutcome, AttemptReason, Inadequacy};

@@ -40,11 +40,11 @@ pub struct HealthConfig {
     /// circuit can trip, in `1..=window`. Default 10.
     pub min_requests: u32,
     /// Cool-down after the first trip (at least 1 ms). Default 30 s.
-    #[serde(rename = "open_for_ms", with = "crate::execute::retry::millis")]
+    #[serde(rename = "open_for_ms", with = "crate::types::millis")]
     pub open_for: Duration,
     /// Upper bound of the cool-down, which doubles on each consecutive re-open (at least `open_for`).
     /// Default 5 min.
-    #[serde(rename = "max_open_for_ms", with = "crate::execute::retry::millis")]
+    #[serde(rename = "max_open_for_ms", with = "crate::types::millis")]
     pub max_open_for: Duration,
     /// How many probe requests a half-open circuit admits at once, and how many probe successes close
     /// it, in `1..=`[`MAX_HALF_OPEN_PROBES`](Self::MAX_HALF_OPEN_PROBES). Default 3.
@@ -56,7 +56,7 @@ pub struct HealthConfig {
     /// never improve. Once they are this old, [`HealthTracker::is_stale`] says so and the router
     /// decides on the catalog's profile again: the model gets traffic back and is measured anew. The
     /// cost is that a model still slow or failing gets some requests again every `stale_after`.
-    #[serde(rename = "stale_after_ms", with = "crate::execute::retry::millis")]
+    #[serde(rename = "stale_after_ms", with = "crate::types::millis")]
     pub stale_after: Duration,
 }
 
