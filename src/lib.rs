@@ -64,8 +64,8 @@
 //! [`Router::feedback`] reports what happened after a decision. [`Experiment`] splits traffic
 //! between policies by a stable hash of the request key and tells, with an always-valid sequential
 //! test, when one arm is better; [`Bandit`] learns per kind of request which model serves best for
-//! its price; [`experiment::LambdaController`] holds a tier share or a cost per request by turning
-//! `Utility`'s `λ` as traffic shifts. See [`experiment`] and `docs/experiments.md`.
+//! its price; [`policy::experiment::LambdaController`] holds a tier share or a cost per request by turning
+//! `Utility`'s `λ` as traffic shifts. See [`policy::experiment`] and `docs/experiments.md`.
 //!
 //! # Optional features
 //!
@@ -112,11 +112,9 @@
 pub mod catalog;
 pub mod classify;
 mod completion;
-pub mod config;
 pub mod cost;
 mod error;
 pub mod execute;
-pub mod experiment;
 pub mod hash;
 pub mod limits;
 pub mod policy;
@@ -130,19 +128,19 @@ pub use crate::catalog::{Capabilities, Catalog, ModelId, ModelProfile, Pricing, 
 pub use crate::classify::Classifier;
 pub use crate::classify::{IntentScore, SignalKey, Signals, TokenEstimate};
 pub use crate::completion::{Completion, EventStream, FinishReason, StreamEvent, Usage};
-pub use crate::config::RouterConfig;
 pub use crate::cost::{CostEstimate, CostModel, TokenPriceCostModel};
 pub use crate::error::{BoxError, Error, ErrorKind, Result};
 pub use crate::execute::Response;
 pub use crate::execute::{Attempt, DecisionId, ExecutionConfig, Feedback};
-pub use crate::experiment::{Bandit, Experiment};
 pub use crate::hash::uniform;
 pub use crate::policy::Observer;
+pub use crate::policy::{Bandit, Experiment};
 pub use crate::policy::{CheapestCapable, Decision, Policy, PolicyInput, Ranking, Rules, Utility};
 pub use crate::provider::{Provider, SimulatedModel, SimulatedProvider};
 pub use crate::request::{
     ContentPart, ImageDetail, Message, Request, ResponseFormat, Role, RouteHints, Tool, ToolCall,
 };
+pub use crate::router::config::{self, RouterConfig};
 pub use crate::router::{RoutedStream, Router, RouterBuilder, Weight};
 
 #[cfg(doctest)]

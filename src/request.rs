@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
 
-use crate::catalog::{Capabilities, ModelId};
+use crate::types::{Capabilities, ModelId};
 
 /// Who wrote a message.
 #[non_exhaustive]

@@ -52,11 +52,11 @@ fn handle_and_data_types_are_send_sync() {
     is_send_sync::<Arc<dyn CostModel>>();
     is_send_sync::<Arc<dyn Provider>>();
     is_send_sync_clone::<switchyard::Experiment>();
-    is_send_sync_clone::<switchyard::experiment::ExperimentHandle>();
+    is_send_sync_clone::<switchyard::policy::experiment::ExperimentHandle>();
     is_send_sync_clone::<switchyard::Bandit>();
-    is_send_sync_clone::<switchyard::experiment::LambdaController>();
-    is_send_sync_clone::<switchyard::experiment::Knob>();
-    is_send_sync::<switchyard::experiment::ExperimentReport>();
+    is_send_sync_clone::<switchyard::policy::experiment::LambdaController>();
+    is_send_sync_clone::<switchyard::policy::experiment::Knob>();
+    is_send_sync::<switchyard::policy::experiment::ExperimentReport>();
     // `Error` is documented as "one pointer", cheap to move.
     assert_eq!(std::mem::size_of::<Error>(), std::mem::size_of::<usize>());
 }

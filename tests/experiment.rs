@@ -14,7 +14,7 @@ use proptest::prelude::*;
 use switchyard::catalog::Ability;
 use switchyard::classify::{self, ClassifyInput};
 use switchyard::execute::DecisionId;
-use switchyard::experiment::{
+use switchyard::policy::experiment::{
     Assignment, ControllerTarget, ExperimentReport, Knob, LambdaController, Metric, SequentialTest, Unkeyed, Verdict,
     assignment_unit,
 };
@@ -45,7 +45,7 @@ impl TestRng {
     }
 }
 
-fn two_arms(name: &str) -> switchyard::experiment::ExperimentBuilder {
+fn two_arms(name: &str) -> switchyard::policy::experiment::ExperimentBuilder {
     Experiment::builder(name).arm("control", 1.0, Utility::new()).arm("treatment", 1.0, CheapestCapable::new(0.5))
 }
 
@@ -232,7 +232,7 @@ fn kill_switch_under_concurrent_routing() {
 
 #[test]
 fn build_validates_the_experiment() {
-    let config = |b: switchyard::experiment::ExperimentBuilder| {
+    let config = |b: switchyard::policy::experiment::ExperimentBuilder| {
         let e = b.build().unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Config);
         e.to_string()

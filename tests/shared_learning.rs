@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use fixtures::mini_frontier;
 use meter::Flaky;
-use switchyard::experiment::{ExperimentReport, Metric, SequentialTest, Verdict};
 use switchyard::limits::LimitsConfig;
+use switchyard::policy::experiment::{ExperimentReport, Metric, SequentialTest, Verdict};
 use switchyard::state::{MemoryStore, StateStore};
 use switchyard::{Bandit, CheapestCapable, ErrorKind, Experiment, Feedback, Policy, Request, Router, Utility};
 

@@ -37,14 +37,13 @@
 //! was spent meanwhile is added to the store once it answers again.
 
 mod limiter;
-pub(crate) mod window;
 
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 pub(crate) use self::limiter::{Admission, Limiter, Ticket};
-pub use self::window::Window;
+pub use crate::state::Window;
 
 use crate::catalog::{Catalog, ModelId};
 use crate::error::{Error, Result};

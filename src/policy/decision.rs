@@ -10,8 +10,8 @@ use crate::catalog::{Catalog, ModelId, ModelIndex, ModelProfile};
 use crate::classify::sigmoid;
 use crate::classify::{IntentScore, TokenEstimate};
 use crate::cost::CostEstimate;
-use crate::experiment::ArmTag;
 use crate::policy::Scored;
+use crate::policy::experiment::ArmTag;
 use crate::types::DecisionId;
 pub use crate::types::{RejectReason, Rejection};
 
@@ -153,7 +153,7 @@ impl Decision {
         self.note.as_deref()
     }
 
-    /// The experiment arm that decided, when an [`Experiment`](crate::experiment::Experiment)
+    /// The experiment arm that decided, when an [`Experiment`](crate::policy::experiment::Experiment)
     /// routed the request (the outermost one, when experiments nest).
     pub fn arm(&self) -> Option<&ArmTag> {
         self.arm.as_ref()

@@ -16,6 +16,7 @@
 
 mod cheapest;
 mod decision;
+pub mod experiment;
 mod observer;
 mod rules;
 mod utility;
@@ -28,16 +29,16 @@ use smallvec::SmallVec;
 
 pub use self::cheapest::CheapestCapable;
 pub use self::decision::{Candidate, Decision, RejectReason, Rejection};
+pub use self::experiment::{ArmTag, Bandit, Experiment};
 pub use self::observer::Observer;
 pub use self::rules::{Action, Condition, Rule, Rules};
 pub use self::utility::{CostRef, Utility};
 pub(crate) use crate::classify::sigmoid;
-pub use crate::experiment::{ArmTag, Bandit, Experiment};
 
 use crate::catalog::{Catalog, ModelIndex, ModelProfile};
 use crate::classify::Signals;
 use crate::error::{Error, Result};
-use crate::experiment::{ExperimentHandle, Learning};
+use crate::policy::experiment::{ExperimentHandle, Learning};
 use crate::request::Request;
 use crate::types::{DecisionId, Feedback};
 

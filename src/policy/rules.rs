@@ -8,7 +8,7 @@ use smallvec::SmallVec;
 use crate::catalog::{Catalog, ModelId};
 use crate::classify::Intent;
 use crate::error::{Error, Result};
-use crate::experiment::{ExperimentHandle, Learning};
+use crate::policy::experiment::{ExperimentHandle, Learning};
 use crate::policy::{Candidate, Outcome, Policy, PolicyInput, Ranking, Utility};
 
 /// When a rule applies. Every condition that is set must hold; an empty condition always holds.

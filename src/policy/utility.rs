@@ -2,7 +2,7 @@
 
 use crate::catalog::Catalog;
 use crate::error::Result;
-use crate::experiment::Knob;
+use crate::policy::experiment::Knob;
 use crate::policy::{Policy, PolicyInput, Ranking, check_weight};
 
 /// What a cost is compared to before it is weighed against `p`.
@@ -55,7 +55,7 @@ impl Utility {
     }
 
     /// Reads `λ` from a shared [`Knob`] on every decision instead of a fixed value, so that a
-    /// [`LambdaController`](crate::experiment::LambdaController) (or an operator) can turn it while
+    /// [`LambdaController`](crate::policy::experiment::LambdaController) (or an operator) can turn it while
     /// the router runs. Reading it is one relaxed atomic load.
     pub fn cost_weight_knob(mut self, knob: Knob) -> Self {
         self.knob = Some(knob);

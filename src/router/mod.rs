@@ -1,6 +1,7 @@
 //! [`Router`]: classify, estimate, decide, and (for `complete` and `stream`) execute.
 
 mod builder;
+pub mod config;
 mod execute;
 mod log;
 
@@ -22,8 +23,8 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::execute::health::{CircuitState, HealthTracker, ModelHealth, Observation};
 use crate::execute::quality::QualityCheck;
 use crate::execute::{DecisionId, ExecutionConfig, Feedback};
-use crate::experiment::ExperimentHandle;
 use crate::policy::Observer;
+use crate::policy::experiment::ExperimentHandle;
 use crate::policy::{Candidate, Decision, Outcome, Policy, PolicyInput, RejectReason, Rejection, Scored};
 use crate::provider::Provider;
 use crate::request::Request;
@@ -70,7 +71,7 @@ pub(crate) struct Inner {
 
 /// The policy's shareable learned state and when to sync it next.
 pub(crate) struct LearningSync {
-    parts: Vec<crate::experiment::Learning>,
+    parts: Vec<crate::policy::experiment::Learning>,
     every_ms: u64,
     epoch: std::time::Instant,
     /// Milliseconds since `epoch` from which a sync is due.
@@ -79,7 +80,7 @@ pub(crate) struct LearningSync {
 
 impl LearningSync {
     pub(crate) fn new(
-        parts: Vec<crate::experiment::Learning>,
+        parts: Vec<crate::policy::experiment::Learning>,
         every: std::time::Duration,
         now: std::time::Instant,
     ) -> Self {
@@ -202,7 +203,7 @@ impl Router {
     /// - [`ErrorKind::InvalidRequest`] when the request is larger than the router's limit, names an
     ///   unknown model in its allowed or excluded lists, or has a quality floor outside `[0, 1]` or a
     ///   negative or non-finite cost cap; or when the policy finds it invalid (an
-    ///   [`Experiment`](crate::experiment::Experiment) that needs a key, say).
+    ///   [`Experiment`](crate::policy::experiment::Experiment) that needs a key, say).
     /// - [`ErrorKind::NoCandidate`] when hard constraints remove every model;
     ///   [`Error::rejections`] says why for each.
     /// - [`ErrorKind::Routing`] when a classifier, the cost model or the policy fails or breaks its
@@ -462,7 +463,7 @@ impl Router {
         Ok(())
     }
 
-    /// Handles on every [`Experiment`](crate::experiment::Experiment) in the router's policy (nested
+    /// Handles on every [`Experiment`](crate::policy::experiment::Experiment) in the router's policy (nested
     /// ones included), in the order the policy lists them: reports, kill switches.
     pub fn experiments(&self) -> Vec<ExperimentHandle> {
         let mut out = Vec::new();

@@ -23,6 +23,7 @@ mod memory;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub mod redis;
+mod window;
 
 use std::fmt;
 use std::sync::Arc;
@@ -38,6 +39,8 @@ pub(crate) use self::memory::{Bound, One};
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use self::redis::{RedisConfig, RedisStore};
+pub(crate) use self::window::Slot;
+pub use self::window::Window;
 
 /// A counter: a key (with its window's bucket in it) and how long it lives: from its creation (a
 /// window's bucket, [`Counter::new`]), or from its last change ([`Counter::idle`]).

@@ -25,9 +25,9 @@
 use std::path::Path;
 
 use switchyard::catalog::Ability;
-use switchyard::experiment::{Experiment, Metric, SequentialTest, Verdict};
 use switchyard::hash::Rng;
 use switchyard::policy::CostRef;
+use switchyard::policy::experiment::{Experiment, Metric, SequentialTest, Verdict};
 use switchyard::{Bandit, Catalog, Error, ErrorKind, Feedback, ModelProfile, Request, Result, Router, Utility};
 use switchyard_eval::catalog::{FittedCatalog, Prices};
 use switchyard_eval::data::{Dataset, Format, SplitKind};

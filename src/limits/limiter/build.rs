@@ -10,10 +10,10 @@ use super::ticket::Role;
 use super::{Limiter, lock, now_ms};
 use crate::catalog::Catalog;
 use crate::cost::price;
-use crate::limits::window::Slot;
 use crate::limits::{OnStoreFailure, Reserve, Window};
 use crate::policy::Candidate;
 use crate::request::Request;
+use crate::state::Slot;
 use crate::state::{Admit, Bound, Check, Choice, Counter, One, Sticky};
 
 /// Where a check comes from, to explain a refusal.

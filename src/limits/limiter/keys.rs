@@ -7,8 +7,8 @@ use smallvec::{SmallVec, smallvec};
 
 use super::{Limiter, lock};
 use crate::catalog::ModelId;
-use crate::limits::window::Slot;
 use crate::limits::{Budget, Scope};
+use crate::state::Slot;
 use crate::state::{Check, Counter, FastHash};
 
 /// Counter names, built once per scope and bucket rather than per request; behind one lock, taken

@@ -4,9 +4,9 @@
 use super::keys::scope_id;
 use super::{Limiter, now_ms};
 use crate::error::{Error, ErrorKind, Result};
-use crate::experiment::Learning;
-use crate::experiment::shared::Taken;
 use crate::limits::BudgetStatus;
+use crate::policy::experiment::Learning;
+use crate::policy::experiment::shared::Taken;
 use crate::state::{Admit, Settlement};
 
 impl Limiter {

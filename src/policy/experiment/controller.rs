@@ -12,7 +12,7 @@ use crate::policy::Observer;
 
 /// A number shared between threads without locks (an `f64` in an atomic): a knob that a
 /// [`LambdaController`] turns while policies read it on every decision, such as [`Utility`](crate::Utility)'s `λ`
-/// ([`Utility::cost_weight_knob`](crate::Utility::cost_weight_knob)) or a [`Bandit`](crate::experiment::Bandit)'s.
+/// ([`Utility::cost_weight_knob`](crate::Utility::cost_weight_knob)) or a [`Bandit`](crate::policy::experiment::Bandit)'s.
 ///
 /// Clones share the value. Two knobs are equal when they are the same knob.
 #[derive(Clone)]

@@ -4,8 +4,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::experiment::stats::{Estimate, wilson};
-use crate::experiment::{Group, Metric, SequentialTest};
+use crate::policy::experiment::stats::{Estimate, wilson};
+use crate::policy::experiment::{Group, Metric, SequentialTest};
 
 /// The sequential test's conclusion about one arm against the control.
 #[non_exhaustive]
@@ -98,7 +98,7 @@ pub struct Comparison {
     pub decided_after: Option<u64>,
 }
 
-/// What an [`Experiment`](crate::experiment::Experiment) measured: [`ExperimentHandle::report`](crate::experiment::ExperimentHandle::report).
+/// What an [`Experiment`](crate::policy::experiment::Experiment) measured: [`ExperimentHandle::report`](crate::policy::experiment::ExperimentHandle::report).
 ///
 /// `Serialize` for dashboards ([`to_json`](Self::to_json)); `Display` prints a terminal table.
 #[non_exhaustive]

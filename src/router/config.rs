@@ -40,8 +40,8 @@ use crate::cost::{OutputPrediction, TokenPriceCostModel};
 use crate::error::{Error, Result};
 use crate::execute::ExecutionConfig;
 use crate::execute::quality::{Checks, NoRefusal, NonEmpty, NotTruncated, ValidJson};
-use crate::experiment::{Bandit, Experiment, SequentialTest, Unkeyed};
 use crate::limits::LimitsConfig;
+use crate::policy::experiment::{Bandit, Experiment, SequentialTest, Unkeyed};
 use crate::policy::{Action, CheapestCapable, Condition, CostRef, Policy, Rule, Rules, Utility};
 use crate::router::RouterBuilder;
 
@@ -699,7 +699,7 @@ fn field_error(path: &serde_path_to_error::Path, inner: &dyn std::fmt::Display) 
 mod tests {
     use super::*;
     use crate::ErrorKind;
-    use crate::experiment::Metric;
+    use crate::policy::experiment::Metric;
 
     const GOOD: &str = r#"
 seed = 7

@@ -11,13 +11,13 @@ use crate::catalog::{Catalog, ModelId};
 use crate::classify::Intent;
 use crate::classify::Signals;
 use crate::error::{Error, ErrorKind, Result};
-use crate::experiment::controller::Knob;
-use crate::experiment::shared::Learning;
 use crate::hash::Rng;
 use crate::hash::mix64;
-use crate::limits::window::{Slot, Window};
+use crate::policy::experiment::controller::Knob;
+use crate::policy::experiment::shared::Learning;
 use crate::policy::{CostRef, Memo, Outcome, Policy, PolicyInput, Ranking, check_unit, check_weight};
 use crate::state::Counter;
+use crate::state::{Slot, Window};
 
 /// Learns which model serves each kind of request best, from the outcomes the service reports.
 ///
@@ -199,7 +199,7 @@ impl Bandit {
     }
 
     /// Reads `λ` from a shared knob on every decision, so that a
-    /// [`LambdaController`](crate::experiment::LambdaController) can turn it.
+    /// [`LambdaController`](crate::policy::experiment::LambdaController) can turn it.
     pub fn cost_weight_knob(self, knob: Knob) -> Self {
         self.with(|i| i.lambda = knob)
     }

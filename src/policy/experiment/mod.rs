@@ -17,7 +17,7 @@
 //!    inflating the error rate. [`ExperimentHandle::kill`] sends everything to the control at once.
 //!
 //! ```
-//! use switchyard::experiment::{Experiment, SequentialTest};
+//! use switchyard::policy::experiment::{Experiment, SequentialTest};
 //! use switchyard::{Catalog, CheapestCapable, Feedback, ModelProfile, Pricing, Request, Router, Utility};
 //! # fn main() -> switchyard::Result<()> {
 //! let catalog = Catalog::new([
