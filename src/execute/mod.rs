@@ -40,10 +40,20 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::execute::health::HealthConfig;
 use crate::execute::retry::RetryPolicy;
 use crate::types::millis;
+mod attempt;
+mod engine;
 pub mod health;
+mod log;
+mod plan;
 pub mod quality;
 mod response;
 pub mod retry;
+mod run;
+mod stream;
+
+pub(crate) use self::engine::{Engine, now_std};
+pub(crate) use self::log::DecisionLog;
+pub use self::stream::RoutedStream;
 
 pub use self::response::Response;
 pub(crate) use self::response::Served;

@@ -11,11 +11,11 @@ use crate::execute::ExecutionConfig;
 use crate::execute::health::HealthTracker;
 use crate::execute::quality::QualityCheck;
 use crate::execute::retry::Jitter;
+use crate::execute::{DecisionLog, Engine};
 use crate::limits::{Limiter, LimitsConfig};
 use crate::policy::Observer;
 use crate::policy::{Policy, Utility};
 use crate::provider::Provider;
-use crate::router::log::DecisionLog;
 use crate::router::{Inner, ProviderMap, Router};
 use crate::state::{MemoryStore, StateStore};
 
@@ -338,25 +338,29 @@ impl RouterBuilder {
         let models = catalog.len();
         Ok(Router {
             inner: Arc::new(Inner {
+                engine: Arc::new(Engine {
+                    catalog: catalog.clone(),
+                    cost_model: Arc::clone(&self.cost_model),
+                    providers,
+                    health: HealthTracker::new(models, self.exec.health.clone(), now)?,
+                    log: DecisionLog::new(self.exec.feedback_capacity, self.exec.feedback_ttl, now),
+                    exec: self.exec,
+                    quality: self.quality,
+                    observers: self.observers,
+                    recovering: (0..models).map(|_| std::sync::atomic::AtomicU32::new(0)).collect(),
+                    limiter,
+                    jitter_seed: self.jitter_seed.unwrap_or_else(|| Jitter::from_entropy().next_u64()),
+                }),
                 catalog,
                 context: self.context,
                 classifiers: self.classifiers,
                 cost_model: self.cost_model,
                 policy: self.policy,
                 policy_name,
-                providers,
                 seed: self.seed,
                 fallback,
                 max_request_bytes: self.max_request_bytes,
-                health: HealthTracker::new(models, self.exec.health.clone(), now)?,
-                log: DecisionLog::new(self.exec.feedback_capacity, self.exec.feedback_ttl, now),
-                exec: self.exec,
-                quality: self.quality,
-                observers: self.observers,
-                recovering: (0..models).map(|_| std::sync::atomic::AtomicU32::new(0)).collect(),
-                limiter,
                 learning: crate::router::LearningSync::new(learning, share_every, now),
-                jitter_seed: self.jitter_seed.unwrap_or_else(|| Jitter::from_entropy().next_u64()),
             }),
         })
     }

@@ -2,8 +2,6 @@
 
 mod builder;
 pub mod config;
-mod execute;
-mod log;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -11,25 +9,21 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use smallvec::SmallVec;
+use tracing::Instrument;
 
 pub use self::builder::{RouterBuilder, Weight};
-pub use self::execute::RoutedStream;
+pub use crate::execute::RoutedStream;
 
 use crate::catalog::{Capabilities, Catalog, ModelProfile};
 use crate::classify::Signals;
 use crate::classify::{Classifier, ClassifyInput, ContextLength, TextStats};
 use crate::cost::CostModel;
 use crate::error::{Error, ErrorKind, Result};
-use crate::execute::health::{CircuitState, HealthTracker, ModelHealth, Observation};
-use crate::execute::quality::QualityCheck;
-use crate::execute::{DecisionId, ExecutionConfig, Feedback};
-use crate::policy::Observer;
+use crate::execute::health::{CircuitState, ModelHealth, Observation};
+use crate::execute::{DecisionId, Engine, ExecutionConfig, Feedback, Response, now_std};
 use crate::policy::experiment::ExperimentHandle;
 use crate::policy::{Candidate, Decision, Outcome, Policy, PolicyInput, RejectReason, Rejection, Scored};
-use crate::provider::Provider;
 use crate::request::Request;
-
-use self::log::DecisionLog;
 
 /// Routes requests over a model portfolio. Cheap to clone: a handle over shared, immutable state; do
 /// not wrap it in an `Arc`.
@@ -49,24 +43,13 @@ pub(crate) struct Inner {
     pub(crate) cost_model: Arc<dyn CostModel>,
     pub(crate) policy: Arc<dyn Policy>,
     pub(crate) policy_name: Arc<str>,
-    /// Provider of each catalog model, by index (`None` for a route-only router).
-    pub(crate) providers: Vec<Option<Arc<dyn Provider>>>,
     pub(crate) seed: u64,
     pub(crate) fallback: Option<usize>,
     pub(crate) max_request_bytes: usize,
-    pub(crate) exec: ExecutionConfig,
-    pub(crate) health: HealthTracker,
-    pub(crate) quality: Option<Arc<dyn QualityCheck>>,
-    pub(crate) observers: Vec<Arc<dyn Observer>>,
-    pub(crate) log: DecisionLog,
-    /// Recovery attempts in flight per model (when every circuit is open).
-    pub(crate) recovering: Box<[std::sync::atomic::AtomicU32]>,
-    /// Budgets, rate limits and sticky sessions, when any are set.
-    pub(crate) limiter: Option<Arc<crate::limits::Limiter>>,
     /// Learned state shared with other replicas, when `LimitsConfig::share_learning` is set.
     pub(crate) learning: LearningSync,
-    /// Seeds the backoff jitter of each request (with its decision id).
-    pub(crate) jitter_seed: u64,
+    /// Providers, health, limits, quality checks and observers: what `complete` and `stream` use.
+    pub(crate) engine: Arc<Engine>,
 }
 
 /// The policy's shareable learned state and when to sync it next.
@@ -117,6 +100,51 @@ impl fmt::Debug for Router {
 }
 
 impl Router {
+    /// Routes `request` and executes the decision: the chosen model first, then retries, fallbacks
+    /// and escalations as [`crate::execute`] describes, within the request's deadline.
+    ///
+    /// The response says which model answered ([`Response::model`]), lists every attempt
+    /// ([`Response::attempts`]), and carries the actual cost of all of them ([`Response::cost_usd`])
+    /// next to the estimate for the model that answered, and the decision.
+    ///
+    /// # Errors
+    /// Everything [`route`](Self::route) returns; [`ErrorKind::ProviderMissing`] for a route-only router;
+    /// otherwise the last provider error (or a [`ErrorKind::Timeout`] when the deadline passed), with
+    /// every attempt in [`Error::attempts`].
+    ///
+    /// # Cancel safety
+    /// Dropping the future cancels the attempt in flight (the provider's future is dropped) and gives
+    /// back any probe slot it held; nothing else is left behind.
+    pub async fn complete(&self, request: Request) -> Result<Response> {
+        self.sync_learning_if_due();
+        let decision = self.decide(&request, Capabilities::NONE, true)?;
+        let span = tracing::debug_span!("switchyard.complete", decision = decision.id().get());
+        let (completion, served) = self.inner.engine.complete(&request, &decision).instrument(span).await?;
+        Ok(Response::new(completion, served, decision))
+    }
+
+    /// Routes `request` to models that can stream and streams the answer, with fallbacks until the
+    /// first content arrives.
+    ///
+    /// Each attempt opens a stream and waits for its first piece of content (text or a tool call)
+    /// within [`ExecutionConfig::first_token_timeout`](crate::execute::ExecutionConfig::first_token_timeout);
+    /// an error before that moves on exactly as in [`complete`](Self::complete). Once content arrived,
+    /// the returned [`RoutedStream`] is committed to that model: a later failure is an
+    /// [`ErrorKind::MidStream`] error carrying the text delivered so far
+    /// ([`Error::partial_content`]). Quality checks and escalation do not apply to streams.
+    ///
+    /// # Errors
+    /// As [`complete`](Self::complete), for everything before the commit point.
+    ///
+    /// # Cancel safety
+    /// Dropping the future or the stream cancels the provider call and gives back any probe slot.
+    pub async fn stream(&self, request: Request) -> Result<RoutedStream> {
+        self.sync_learning_if_due();
+        let decision = self.decide(&request, Capabilities::STREAMING, true)?;
+        let span = tracing::debug_span!("switchyard.stream", decision = decision.id().get());
+        self.inner.engine.stream(request, decision).instrument(span).await
+    }
+
     /// A builder; see [`RouterBuilder`].
     pub fn builder() -> RouterBuilder {
         RouterBuilder::new()
@@ -139,7 +167,7 @@ impl Router {
         tenant: Option<&str>,
         key: Option<&str>,
     ) -> Result<Vec<crate::limits::BudgetStatus>> {
-        match &self.inner.limiter {
+        match &self.inner.engine.limiter {
             Some(limiter) => limiter.status(tenant, key).await,
             None => Ok(Vec::new()),
         }
@@ -155,7 +183,7 @@ impl Router {
     /// [`ErrorKind::Store`] when the store fails or does not answer in time; the settlements are
     /// kept for the next attempt.
     pub async fn flush_state(&self) -> Result<()> {
-        match &self.inner.limiter {
+        match &self.inner.engine.limiter {
             Some(limiter) => limiter.flush().await,
             None => Ok(()),
         }
@@ -173,7 +201,7 @@ impl Router {
     /// [`ErrorKind::Store`] when the store fails or does not answer in time; what this replica
     /// observed is kept for the next sync.
     pub async fn sync_learning(&self) -> Result<()> {
-        match &self.inner.limiter {
+        match &self.inner.engine.limiter {
             Some(limiter) => limiter.sync_learning(&self.inner.learning.parts).await,
             None => Ok(()),
         }
@@ -182,7 +210,7 @@ impl Router {
     /// Starts a sync of learned state in the background when one is due (on a Tokio runtime;
     /// otherwise the next call on one starts it).
     pub(crate) fn sync_learning_if_due(&self) {
-        if self.inner.limiter.is_none() || self.inner.learning.parts.is_empty() {
+        if self.inner.engine.limiter.is_none() || self.inner.learning.parts.is_empty() {
             return;
         }
         let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
@@ -229,12 +257,12 @@ impl Router {
         let hints = &request.hints;
         let mut candidates: Vec<Candidate> = Vec::with_capacity(catalog.len());
         let mut rejections: Vec<Rejection> = Vec::new();
-        let now = execute::now_std();
+        let now = now_std();
         // Capable models whose circuit is open, with the time until it lets probes through.
         let mut open: SmallVec<[(Candidate, Duration); 2]> = SmallVec::new();
         for (idx, model) in catalog.models().iter().enumerate() {
             match self.assess(request, &signals, model, idx, required, input_tokens) {
-                Ok(c) => match inner.health.state(idx, now) {
+                Ok(c) => match inner.engine.health.state(idx, now) {
                     Some(CircuitState::Open { retry_in }) if !retry_in.is_zero() => {
                         rejections.push(Rejection::new(model.id.clone(), RejectReason::CircuitOpen { retry_in }));
                         open.push((c, retry_in));
@@ -271,7 +299,7 @@ impl Router {
                 order.push(Scored { model: fb, score: f64::NEG_INFINITY });
             }
         }
-        let id = inner.log.issue(order[0].model, executed, memo, now);
+        let id = inner.engine.log.issue(order[0].model, executed, memo, now);
         let decision = Decision {
             id,
             recovery,
@@ -286,7 +314,7 @@ impl Router {
             difficulty: signals.difficulty(),
             input_tokens: signals.input_tokens(),
         };
-        for o in &inner.observers {
+        for o in &inner.engine.observers {
             o.on_decision(&decision);
         }
         Ok(decision)
@@ -301,10 +329,10 @@ impl Router {
         now: std::time::Instant,
     ) -> std::result::Result<Candidate, RejectReason> {
         let inner = &*self.inner;
-        if !inner.exec.live_routing || inner.health.is_stale(c.model, now) {
+        if !inner.engine.exec.live_routing || inner.engine.health.is_stale(c.model, now) {
             return Ok(c);
         }
-        let Some(stats) = inner.health.live(c.model) else { return Ok(c) };
+        let Some(stats) = inner.engine.health.live(c.model) else { return Ok(c) };
         let output = f64::from(c.cost.output_tokens);
         let latency = match (stats.ttft, stats.tokens_per_sec) {
             (Some(ttft), Some(tps)) if tps > 0.0 => ttft.as_secs_f64() + output / tps,
@@ -428,7 +456,7 @@ impl Router {
     /// For decisions that only [`route`](Self::route) made (the service called the provider itself), a
     /// reported latency also feeds the model's health statistics and circuit breaker; for decisions
     /// that [`complete`](Self::complete) or [`stream`](Self::stream) executed, the router already counted
-    /// every attempt, and feedback only carries the service's verdict. [`Observer`]s receive it.
+    /// every attempt, and feedback only carries the service's verdict. [`Observer`](crate::Observer)s receive it.
     ///
     /// # Errors
     /// [`ErrorKind::InvalidRequest`] when the id is unknown, has expired (see
@@ -440,7 +468,7 @@ impl Router {
             return Err(Error::invalid_request(why));
         }
         let inner = &*self.inner;
-        let logged = inner.log.consume(id, execute::now_std())?;
+        let logged = inner.engine.log.consume(id, now_std())?;
         let model = inner.catalog.models().get(logged.model).ok_or_else(|| {
             Error::new(ErrorKind::InvalidRequest, format!("decision {id} names no model of this router"))
         })?;
@@ -451,13 +479,13 @@ impl Router {
                 } else {
                     Observation::failure(ErrorKind::Server, latency)
                 };
-                inner.health.record(logged.model, &observation, execute::now_std());
+                inner.engine.health.record(logged.model, &observation, now_std());
             }
         }
         tracing::debug!(decision = id.get(), model = %model.id, success = feedback.success, "feedback");
         inner.policy.observe(&Outcome::new(id, logged.model, logged.memo, &feedback, &inner.catalog));
         self.sync_learning_if_due();
-        for o in &inner.observers {
+        for o in &inner.engine.observers {
             o.on_feedback(id, &model.id, &feedback);
         }
         Ok(())
@@ -481,7 +509,7 @@ impl Router {
     /// briefly.
     pub fn health(&self) -> Vec<ModelHealth> {
         let inner = &*self.inner;
-        let mut all = inner.health.snapshot(execute::now_std());
+        let mut all = inner.engine.health.snapshot(now_std());
         for h in &mut all {
             h.model = inner.catalog.models().get(h.index).map(|m| m.id.clone());
         }
@@ -490,12 +518,8 @@ impl Router {
 
     /// The execution settings.
     pub fn execution(&self) -> &ExecutionConfig {
-        &self.inner.exec
+        &self.inner.engine.exec
     }
-}
-
-fn attach_model(e: Error, model: &ModelProfile) -> Error {
-    if e.model().is_some() { e } else { e.with_model(model.id.clone()) }
 }
 
 fn routing_error(component: &str, e: Error) -> Error {
@@ -557,7 +581,7 @@ fn check_ranking(order: &[Scored], candidates: &[Candidate], models: usize, poli
     Ok(())
 }
 
-pub(crate) type ProviderMap = HashMap<String, Arc<dyn Provider>>;
+pub(crate) type ProviderMap = HashMap<String, Arc<dyn crate::provider::Provider>>;
 
 #[cfg(test)]
 mod tests {

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use super::engine::attach_model;
 use crate::catalog::{ModelIndex, ModelProfile};
 use crate::completion::Completion;
 use crate::error::{Error, ErrorKind, Result};
@@ -17,9 +18,8 @@ use crate::execute::quality::{Inadequacy, Verdict};
 use crate::execute::{Attempt, AttemptOutcome, AttemptReason};
 use crate::provider::Provider;
 use crate::request::Request;
-use crate::router::attach_model;
 
-use super::{Run, now_std, timeout_error};
+use super::engine::{Run, now_std, timeout_error};
 
 /// Gives a half-open circuit's probe slot back if the attempt ends without an outcome (cancelled),
 /// and a recovery slot back when the attempt ends.
@@ -118,7 +118,7 @@ impl<'a> Run<'a> {
     /// The target for attempts at `model`, picked for `reason`: its profile and its provider (an
     /// error when none is registered for it).
     pub(super) fn target(&self, model: ModelIndex, reason: AttemptReason) -> Result<Target<'a>> {
-        let inner = &*self.router.inner;
+        let inner = self.engine;
         let profile = inner.catalog.model(model);
         let provider = inner.providers.get(model).and_then(Option::as_ref).ok_or_else(|| {
             Error::new(
@@ -168,7 +168,7 @@ impl<'a> Run<'a> {
 
     /// Checks the attempt budget, the deadline and `model`'s circuit before an attempt.
     fn gate(&mut self, model: ModelIndex, reason: AttemptReason, request: &Request) -> Gate<'a> {
-        let inner = &*self.router.inner;
+        let inner = self.engine;
         if !self.attempts_left() {
             return Gate::Stop;
         }
@@ -212,9 +212,8 @@ impl<'a> Run<'a> {
         let profile = target.profile;
         let outcome = AttemptOutcome::Failed { kind: ErrorKind::Timeout, status: None };
         self.push(profile, target.reason, outcome, latency, 0.0);
-        self.last = Some(
-            deadline_error(request, self.router.inner.exec.timeout, &self.attempts).with_model(profile.id.clone()),
-        );
+        self.last =
+            Some(deadline_error(request, self.engine.exec.timeout, &self.attempts).with_model(profile.id.clone()));
     }
 
     /// Records a failed attempt against the model's health (publishing a circuit it opened to the
@@ -223,8 +222,8 @@ impl<'a> Run<'a> {
         let (model, profile) = (target.model, target.profile);
         let error = attach_model(error, profile);
         guard.record(&Observation::from_error(&error, latency));
-        if let Some(limiter) = &self.router.inner.limiter {
-            if let Some(CircuitState::Open { retry_in }) = self.router.inner.health.state(model, now_std()) {
+        if let Some(limiter) = &self.engine.limiter {
+            if let Some(CircuitState::Open { retry_in }) = self.engine.health.state(model, now_std()) {
                 limiter.publish_open(model, retry_in);
             }
         }
@@ -243,7 +242,7 @@ impl<'a> Run<'a> {
         latency: Duration,
         request: &Request,
     ) -> Option<Inadequacy> {
-        let inner = &*self.router.inner;
+        let inner = self.engine;
         let cost = inner.cost_model.actual(&response.usage, target.profile);
         self.spent += if cost.is_finite() { cost } else { 0.0 };
         if let Some(ticket) = self.ticket.as_mut() {
@@ -285,7 +284,7 @@ impl<'a> Run<'a> {
             cost_usd = cost,
             "attempt"
         );
-        for o in &self.router.inner.observers {
+        for o in &self.engine.observers {
             o.on_attempt(self.decision, &attempt);
         }
         self.attempts.push(attempt);
@@ -293,7 +292,7 @@ impl<'a> Run<'a> {
 
     fn attempts_left(&self) -> bool {
         let attempts = u32::try_from(self.attempts.len()).unwrap_or(u32::MAX);
-        self.router.inner.exec.retry.allows_attempt(attempts)
+        self.engine.exec.retry.allows_attempt(attempts)
     }
 }
 

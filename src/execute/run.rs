@@ -2,23 +2,21 @@
 //! candidate or attempts one, and what happened decides the next step (a retry, a fallback, an
 //! escalation) or ends the request.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use tracing::Instrument;
-
-use crate::catalog::{Capabilities, ModelIndex};
+use crate::catalog::ModelIndex;
 use crate::completion::Completion;
 use crate::error::{Error, ErrorKind, Result};
 use crate::execute::AttemptReason;
+use crate::execute::Served;
 use crate::execute::quality::Inadequacy;
 use crate::execute::retry::{Backoff, NonRetryable};
-use crate::execute::{Response, Served};
 use crate::policy::Decision;
 use crate::request::Request;
-use crate::router::Router;
 
-use super::Run;
 use super::attempt::{Answered, Attempted, Target};
+use super::engine::{Engine, Run};
 use super::plan::Pick;
 use super::stream::{RoutedStream, first_content};
 
@@ -64,7 +62,7 @@ impl<'a> Run<'a> {
 
     /// The wait before retrying `model`, if a retry is allowed.
     fn retry_wait(&mut self, error: &Error, retries: u32) -> Option<Duration> {
-        let retry = &self.router.inner.exec.retry;
+        let retry = &self.engine.exec.retry;
         let attempts = u32::try_from(self.attempts.len()).unwrap_or(u32::MAX);
         if !error.is_retryable() || !retry.allows_retry(retries, attempts) {
             return None;
@@ -83,7 +81,7 @@ impl<'a> Run<'a> {
         if kind == ErrorKind::ContextOverflow {
             return Some(Pick::LargerWindow(model));
         }
-        if !kind.is_retryable() && self.router.inner.exec.retry.on_non_retryable == NonRetryable::Stop {
+        if !kind.is_retryable() && self.engine.exec.retry.on_non_retryable == NonRetryable::Stop {
             return None;
         }
         Some(Pick::Next)
@@ -92,7 +90,7 @@ impl<'a> Run<'a> {
     /// After `target` gave an inadequate answer (`why`): the candidate predicted to answer better to
     /// escalate to, while escalations are left.
     async fn escalate(&mut self, target: &Target<'_>, why: &Inadequacy, request: &Request) -> Option<ModelIndex> {
-        if self.escalations >= self.router.inner.exec.max_escalations {
+        if self.escalations >= self.engine.exec.max_escalations {
             return None;
         }
         let (stronger, _) = self.pick(Some(Pick::Stronger(target.model)), request).await?;
@@ -119,7 +117,7 @@ impl<'a> Run<'a> {
             error
         };
         let error = error.with_attempts(std::mem::take(&mut self.attempts));
-        for o in &self.router.inner.observers {
+        for o in &self.engine.observers {
             o.on_finish(self.decision, Err(&error));
         }
         error
@@ -134,7 +132,7 @@ impl<'a> Run<'a> {
         if let Some(ticket) = self.ticket.take() {
             ticket.settle();
         }
-        let inner = &*self.router.inner;
+        let inner = self.engine;
         let profile = inner.catalog.model(model);
         let served = Served {
             model: profile.id.clone(),
@@ -158,32 +156,11 @@ impl<'a> Run<'a> {
     }
 }
 
-impl Router {
-    /// Routes `request` and executes the decision: the chosen model first, then retries, fallbacks
-    /// and escalations as [`crate::execute`] describes, within the request's deadline.
-    ///
-    /// The response says which model answered ([`Response::model`]), lists every attempt
-    /// ([`Response::attempts`]), and carries the actual cost of all of them ([`Response::cost_usd`])
-    /// next to the estimate for the model that answered, and the decision.
-    ///
-    /// # Errors
-    /// Everything [`route`](Self::route) returns; [`ErrorKind::ProviderMissing`] for a route-only router;
-    /// otherwise the last provider error (or a [`ErrorKind::Timeout`] when the deadline passed), with
-    /// every attempt in [`Error::attempts`].
-    ///
-    /// # Cancel safety
-    /// Dropping the future cancels the attempt in flight (the provider's future is dropped) and gives
-    /// back any probe slot it held; nothing else is left behind.
-    pub async fn complete(&self, request: Request) -> Result<Response> {
-        self.sync_learning_if_due();
-        let decision = self.decide(&request, Capabilities::NONE, true)?;
-        let span = tracing::debug_span!("switchyard.complete", decision = decision.id().get());
-        let (completion, served) = self.run_complete(&request, &decision).instrument(span).await?;
-        Ok(Response::new(completion, served, decision))
-    }
-
-    async fn run_complete(&self, request: &Request, decision: &Decision) -> Result<(Completion, Served)> {
-        let inner = &*self.inner;
+impl Engine {
+    /// Executes `decision` for `request` (see [`Router::complete`](crate::Router::complete)): the
+    /// answer and what the attempts measured.
+    pub(crate) async fn complete(&self, request: &Request, decision: &Decision) -> Result<(Completion, Served)> {
+        let inner = self;
         let mut run = Run::new(self, request, decision);
         // The last inadequate answer, kept in case no stronger model answers.
         let mut held: Option<(Completion, ModelIndex, Inadequacy)> = None;
@@ -229,30 +206,10 @@ impl Router {
         Err(run.fail())
     }
 
-    /// Routes `request` to models that can stream and streams the answer, with fallbacks until the
-    /// first content arrives.
-    ///
-    /// Each attempt opens a stream and waits for its first piece of content (text or a tool call)
-    /// within [`ExecutionConfig::first_token_timeout`](crate::execute::ExecutionConfig::first_token_timeout);
-    /// an error before that moves on exactly as in [`complete`](Self::complete). Once content arrived,
-    /// the returned [`RoutedStream`] is committed to that model: a later failure is an
-    /// [`ErrorKind::MidStream`] error carrying the text delivered so far
-    /// ([`Error::partial_content`]). Quality checks and escalation do not apply to streams.
-    ///
-    /// # Errors
-    /// As [`complete`](Self::complete), for everything before the commit point.
-    ///
-    /// # Cancel safety
-    /// Dropping the future or the stream cancels the provider call and gives back any probe slot.
-    pub async fn stream(&self, request: Request) -> Result<RoutedStream> {
-        self.sync_learning_if_due();
-        let decision = self.decide(&request, Capabilities::STREAMING, true)?;
-        let span = tracing::debug_span!("switchyard.stream", decision = decision.id().get());
-        self.run_stream(request, decision).instrument(span).await
-    }
-
-    async fn run_stream(&self, request: Request, decision: Decision) -> Result<RoutedStream> {
-        let inner = &*self.inner;
+    /// Executes `decision` for `request` as a stream (see [`Router::stream`](crate::Router::stream)),
+    /// up to the commit point.
+    pub(crate) async fn stream(self: &Arc<Self>, request: Request, decision: Decision) -> Result<RoutedStream> {
+        let inner = &**self;
         let mut run = Run::new(self, &request, &decision);
         let mut step = Step::Pick(Some(Pick::First));
         loop {
@@ -282,7 +239,7 @@ impl Router {
                 };
             // The commit point: from here on, the answer comes from this model or not at all.
             let handover = run.commit(&target, guard, ttft);
-            return Ok(RoutedStream::new(self.clone(), decision, handover, first, started, ttft));
+            return Ok(RoutedStream::new(Arc::clone(self), decision, handover, first, started, ttft));
         }
         Err(run.fail())
     }

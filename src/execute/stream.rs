@@ -5,11 +5,13 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tokio::time::Instant;
 
+use super::engine::{Engine, attach_model};
 use crate::catalog::{ModelIndex, ModelProfile};
 use crate::completion::{EventStream, StreamEvent, Usage};
 use crate::error::{Error, ErrorKind, Result};
@@ -19,10 +21,9 @@ use crate::limits::Ticket;
 use crate::policy::Decision;
 use crate::provider::Provider;
 use crate::request::Request;
-use crate::router::{Router, attach_model};
 
 use super::attempt::{ProbeGuard, Target};
-use super::{Run, now_std, timeout_error};
+use super::engine::{Run, now_std, timeout_error};
 
 /// The events up to a stream's first content, and the rest of the stream (none when it ended first).
 pub(super) type FirstContent = (VecDeque<StreamEvent>, Option<EventStream>);
@@ -66,7 +67,7 @@ pub(super) async fn first_content(
 /// A stream dropped before its end is cancelled: the provider's stream is dropped, any probe slot
 /// is given back, and neither the health statistics nor observers' `on_finish` hear of it.
 pub struct RoutedStream {
-    router: Router,
+    engine: Arc<Engine>,
     decision: Decision,
     model: ModelIndex,
     buffered: VecDeque<StreamEvent>,
@@ -126,7 +127,7 @@ impl RoutedStream {
     /// The stream committed at `handover`, which starts with `first` (the attempt started at
     /// `started` and delivered its first content after `ttft`).
     pub(super) fn new(
-        router: Router,
+        engine: Arc<Engine>,
         decision: Decision,
         handover: Handover,
         first: FirstContent,
@@ -135,10 +136,10 @@ impl RoutedStream {
     ) -> Self {
         let Handover { model, probe, attempts, ticket, spent, deadline } = handover;
         let (buffered, events) = first;
-        router.inner.log.set_model(decision.id(), model);
-        let idle = router.inner.exec.first_token_timeout;
+        engine.log.set_model(decision.id(), model);
+        let idle = engine.exec.first_token_timeout;
         Self {
-            router,
+            engine,
             decision,
             model,
             buffered,
@@ -168,7 +169,7 @@ impl RoutedStream {
 
     /// The model streaming the answer.
     pub fn model(&self) -> &crate::ModelId {
-        &self.router.inner.catalog.model(self.model).id
+        &self.engine.catalog.model(self.model).id
     }
 
     /// Every attempt made for this request, the streaming one last.
@@ -184,8 +185,8 @@ impl RoutedStream {
     /// The actual cost so far in USD: failed attempts cost nothing, and the streaming answer counts
     /// once the provider has reported its usage (usually with the last event).
     pub fn cost_usd(&self) -> f64 {
-        let profile = self.router.inner.catalog.model(self.model);
-        let answer = self.usage.map_or(0.0, |u| self.router.inner.cost_model.actual(&u, profile));
+        let profile = self.engine.catalog.model(self.model);
+        let answer = self.usage.map_or(0.0, |u| self.engine.cost_model.actual(&u, profile));
         self.spent + if answer.is_finite() { answer } else { 0.0 }
     }
 
@@ -196,7 +197,7 @@ impl RoutedStream {
             return;
         }
         self.events = None;
-        let inner = &*self.router.inner;
+        let inner = &*self.engine;
         let latency = self.started.elapsed();
         let observation = match error {
             None => {
@@ -251,7 +252,7 @@ impl Drop for RoutedStream {
             // The answer was complete; the caller stopped reading at its end.
             self.finish(None, None);
         } else if self.probe {
-            self.router.inner.health.release_probe(self.model);
+            self.engine.health.release_probe(self.model);
         }
     }
 }
@@ -297,8 +298,8 @@ impl futures_core::Stream for RoutedStream {
                 Poll::Ready(()) => timeout_error("no event", this.idle),
             },
         };
-        let router = this.router.clone();
-        let profile = router.inner.catalog.model(this.model);
+        let engine = Arc::clone(&this.engine);
+        let profile = engine.catalog.model(this.model);
         let error = attach_model(error, profile);
         let delivered = std::mem::take(&mut this.delivered);
         let wrapped = Error::new(
@@ -310,7 +311,7 @@ impl futures_core::Stream for RoutedStream {
         // The streaming attempt delivered content and then failed.
         if let Some(last) = this.attempts.last_mut() {
             last.outcome = AttemptOutcome::Failed { kind: error.kind(), status: error.status() };
-            for o in &router.inner.observers {
+            for o in &engine.observers {
                 o.on_attempt(&this.decision, last);
             }
         }

@@ -9,7 +9,7 @@ use crate::limits::Admission as LimitsAdmission;
 use crate::policy::{Candidate, Decision, RejectReason, sigmoid};
 use crate::request::Request;
 
-use super::{Run, now_std};
+use super::engine::{Run, now_std};
 
 /// The order in which a decision's candidates are tried.
 pub(super) struct Plan<'a> {
@@ -106,7 +106,7 @@ impl Run<'_> {
         }
         let (list, reason) = self.plan.options(pick?);
         let first = *list.first()?;
-        let inner = &*self.router.inner;
+        let inner = self.engine;
         let Some(limiter) = &inner.limiter else {
             self.plan.mark(first);
             return Some((first, reason));
