@@ -235,7 +235,7 @@ mod hf {
     impl TokenCounter for HfTokenizer {
         fn count(&self, text: &str) -> Result<usize> {
             let enc = self.tokenizer.encode_fast(text, false).map_err(|e| {
-                Error::new(crate::ErrorKind::Routing, format!("tokenizer `{}` failed", self.name)).with_source(e)
+                Error::new(crate::error::ErrorKind::Routing, format!("tokenizer `{}` failed", self.name)).with_source(e)
             })?;
             Ok(enc.len())
         }
@@ -282,7 +282,7 @@ mod tiktoken {
             name: &'static str,
             bpe: std::result::Result<tiktoken_rs::CoreBPE, E>,
         ) -> Result<Self> {
-            let bpe = bpe.map_err(|e| crate::Error::config(format!("cannot load encoding `{name}`: {e}")))?;
+            let bpe = bpe.map_err(|e| crate::error::Error::config(format!("cannot load encoding `{name}`: {e}")))?;
             Ok(Self { name, bpe: Arc::new(bpe) })
         }
     }

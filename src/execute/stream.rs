@@ -168,7 +168,7 @@ impl RoutedStream {
     }
 
     /// The model streaming the answer.
-    pub fn model(&self) -> &crate::ModelId {
+    pub fn model(&self) -> &crate::types::ModelId {
         &self.engine.catalog.model(self.model).id
     }
 

@@ -104,7 +104,9 @@ impl Policy for Utility {
         check_weight("utility `latency_weight`", self.latency_weight)?;
         if let CostRef::Usd(usd) = self.cost_ref {
             if !(usd.is_finite() && usd > 0.0) {
-                return Err(crate::Error::config(format!("utility `cost_ref` must be finite and > 0, got {usd}")));
+                return Err(crate::error::Error::config(format!(
+                    "utility `cost_ref` must be finite and > 0, got {usd}"
+                )));
             }
         }
         Ok(())

@@ -113,7 +113,8 @@ impl OpenAi {
 
     fn body(&self, model: &ModelProfile, request: &Request, stream: bool) -> Result<Vec<u8>> {
         let wire = encode(model, request, stream, self.inner.max_completion_tokens, self.inner.stream_usage)?;
-        serde_json::to_vec(&wire).map_err(|_| Error::new(crate::ErrorKind::BadRequest, "the request cannot be encoded"))
+        serde_json::to_vec(&wire)
+            .map_err(|_| Error::new(crate::error::ErrorKind::BadRequest, "the request cannot be encoded"))
     }
 }
 
@@ -590,7 +591,7 @@ fn decode_response(name: &str, body: &[u8], request: &Request) -> Result<Complet
     for (i, call) in message.tool_calls.into_iter().enumerate() {
         let function = call.function.unwrap_or(FunctionIn { name: None, arguments: None });
         let id = call.id.unwrap_or_else(|| format!("call_{i}"));
-        response = response.with_tool_call(crate::ToolCall::new(
+        response = response.with_tool_call(crate::request::ToolCall::new(
             id,
             function.name.unwrap_or_default(),
             arguments_text(function.arguments),
@@ -683,7 +684,7 @@ impl ChunkDecoder {
         for (i, call) in self.calls.drain(..).enumerate() {
             let id = if call.id.is_empty() { format!("call_{i}") } else { call.id };
             let arguments = if call.arguments.is_empty() { "{}".to_owned() } else { call.arguments };
-            out.push_back(Ok(StreamEvent::ToolCall(crate::ToolCall::new(id, call.name, arguments))));
+            out.push_back(Ok(StreamEvent::ToolCall(crate::request::ToolCall::new(id, call.name, arguments))));
         }
     }
 
@@ -810,7 +811,7 @@ mod tests {
         assert_eq!(v["stream_options"], serde_json::json!({"include_usage": true}));
         let bad = Request::new("x").with_tool(Tool::new("t", "", "{not json"));
         let e = encode(&model, &bad, false, false, true).err().unwrap();
-        assert_eq!(e.kind(), crate::ErrorKind::BadRequest);
+        assert_eq!(e.kind(), crate::error::ErrorKind::BadRequest);
     }
 
     #[test]
@@ -833,7 +834,7 @@ mod tests {
         ] {
             assert_eq!(
                 decode_response("openai", bad, &Request::new("hi")).unwrap_err().kind(),
-                crate::ErrorKind::Decode
+                crate::error::ErrorKind::Decode
             );
         }
     }
@@ -882,9 +883,9 @@ mod tests {
             ]
         );
         let (events, _) = run_stream(&[r#"{"choices":[{"delta":{"tool_calls":[{"index":100000}]}}]}"#]);
-        assert_eq!(events[0].as_ref().unwrap_err().kind(), crate::ErrorKind::Decode);
+        assert_eq!(events[0].as_ref().unwrap_err().kind(), crate::error::ErrorKind::Decode);
         let (events, _) = run_stream(&[r#"{"error":{"type":"server_error","message":"boom"}}"#]);
-        assert_eq!(events[0].as_ref().unwrap_err().kind(), crate::ErrorKind::Server);
+        assert_eq!(events[0].as_ref().unwrap_err().kind(), crate::error::ErrorKind::Server);
     }
 
     proptest! {

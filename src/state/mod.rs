@@ -359,8 +359,8 @@ pub(crate) fn validate(admit: &Admit) -> Result<()> {
             || c.checks.iter().flat_map(|k| &k.terms).any(|&(i, w)| i as usize >= n || !w.is_finite())
     });
     if bad {
-        return Err(crate::Error::new(
-            crate::ErrorKind::Routing,
+        return Err(crate::error::Error::new(
+            crate::error::ErrorKind::Routing,
             "state store admission refers to a counter it does not list, or has a non-finite amount",
         ));
     }
