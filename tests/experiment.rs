@@ -15,8 +15,8 @@ use switchyard::catalog::Ability;
 use switchyard::classify::{self, ClassifyInput};
 use switchyard::execute::DecisionId;
 use switchyard::policy::experiment::{
-    Assignment, ControllerTarget, ExperimentReport, Knob, LambdaController, Metric, SequentialTest, Unkeyed, Verdict,
-    assignment_unit,
+    Assignment, Conclusion, ControllerTarget, ExperimentReport, Knob, LambdaController, Metric, SequentialTest,
+    Unkeyed, assignment_unit,
 };
 use switchyard::policy::{Action, Candidate, Condition, Memo, Outcome, Rule};
 use switchyard::{
@@ -309,7 +309,7 @@ fn sequential_test_keeps_its_false_positive_rate_on_a_a_tests() {
                 .build()
                 .unwrap();
             let report = simulate(&e, &[rate, rate], 1_500, u64::from(run));
-            if report.comparisons[0].verdict != Verdict::Undecided {
+            if report.comparisons[0].verdict != Conclusion::Undecided {
                 false_positives += 1;
             }
         }
@@ -322,7 +322,7 @@ fn sequential_test_keeps_its_false_positive_rate_on_a_a_tests() {
 #[test]
 fn sequential_test_detects_a_real_difference_and_its_direction() {
     let mut decided = Vec::new();
-    for (seed, rates, want) in [(1, [0.3, 0.4], Verdict::Better), (2, [0.5, 0.4], Verdict::Worse)] {
+    for (seed, rates, want) in [(1, [0.3, 0.4], Conclusion::Better), (2, [0.5, 0.4], Conclusion::Worse)] {
         let e = two_arms(&format!("ab-{seed}")).sequential_test(SequentialTest::new().min_samples(50)).build().unwrap();
         let report = simulate(&e, &rates, 6_000, seed);
         let c = &report.comparisons[0];
@@ -375,8 +375,8 @@ fn three_arms_share_alpha_and_only_the_better_arm_wins() {
     let report = handle.report();
     assert_eq!(report.comparisons.len(), 2);
     assert!((report.comparisons[0].alpha - 0.025).abs() < 1e-12, "Bonferroni over two comparisons");
-    assert_eq!(report.comparisons[0].verdict, Verdict::Undecided, "{report}");
-    assert_eq!(report.comparisons[1].verdict, Verdict::Better, "{report}");
+    assert_eq!(report.comparisons[0].verdict, Conclusion::Undecided, "{report}");
+    assert_eq!(report.comparisons[1].verdict, Conclusion::Better, "{report}");
 }
 
 #[test]

@@ -15,7 +15,7 @@ use std::time::Duration;
 use fixtures::mini_frontier;
 use meter::Flaky;
 use switchyard::limits::LimitsConfig;
-use switchyard::policy::experiment::{ExperimentReport, Metric, SequentialTest, Verdict};
+use switchyard::policy::experiment::{Conclusion, ExperimentReport, Metric, SequentialTest};
 use switchyard::state::{MemoryStore, StateStore};
 use switchyard::{Bandit, CheapestCapable, ErrorKind, Experiment, Feedback, Policy, Request, Router, Utility};
 
@@ -71,7 +71,7 @@ async fn experiment_statistics_and_tests_cover_every_replicas_traffic() {
     let alone = a.experiment("shared").unwrap().report();
     assert_eq!(feedback(&alone).iter().sum::<u64>(), 80);
     assert!(feedback(&alone).iter().all(|&n| n < 60), "{:?}", feedback(&alone));
-    assert_eq!(alone.comparisons[0].verdict, Verdict::Undecided);
+    assert_eq!(alone.comparisons[0].verdict, Conclusion::Undecided);
 
     a.sync_learning().await.unwrap();
     b.sync_learning().await.unwrap();
@@ -85,8 +85,8 @@ async fn experiment_statistics_and_tests_cover_every_replicas_traffic() {
     let control = ra.arms[0].quality.unwrap();
     assert!((control.mean - 0.9).abs() < 1e-9 && control.n == ra.arms[0].feedback, "{control:?}");
     // The sequential test runs on the fleet's outcomes: the treatment is worse.
-    assert_eq!(ra.comparisons[0].verdict, Verdict::Worse, "{ra}");
-    assert_eq!(rb.comparisons[0].verdict, Verdict::Worse, "{rb}");
+    assert_eq!(ra.comparisons[0].verdict, Conclusion::Worse, "{ra}");
+    assert_eq!(rb.comparisons[0].verdict, Conclusion::Worse, "{rb}");
 
     // Outcomes after a sync count at once here, and everywhere after the next syncs; nothing twice.
     traffic(&a, "c", 10);

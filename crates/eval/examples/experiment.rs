@@ -27,7 +27,7 @@ use std::path::Path;
 use switchyard::catalog::Ability;
 use switchyard::hash::Rng;
 use switchyard::policy::CostRef;
-use switchyard::policy::experiment::{Experiment, Metric, SequentialTest, Verdict};
+use switchyard::policy::experiment::{Conclusion, Experiment, Metric, SequentialTest};
 use switchyard::{Bandit, Catalog, Error, ErrorKind, Feedback, ModelProfile, Request, Result, Router, Utility};
 use switchyard_eval::catalog::{FittedCatalog, Prices};
 use switchyard_eval::data::{Dataset, Format, SplitKind};
@@ -308,7 +308,7 @@ fn try_main() -> Result<()> {
         let m = d.model_index();
         ab.feedback(d.id(), Feedback::success().with_quality(traffic.score(r, m)).with_cost(traffic.cost(r, m)))?;
         sent += 1;
-        if handle.report().comparisons.iter().all(|c| c.verdict != Verdict::Undecided) {
+        if handle.report().comparisons.iter().all(|c| c.verdict != Conclusion::Undecided) {
             break;
         }
     }

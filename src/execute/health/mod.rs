@@ -61,7 +61,7 @@ mod tests;
 
 pub use self::circuit::{Admission, CircuitState};
 pub use self::config::HealthConfig;
-pub use self::observation::{Observation, Outcome};
+pub use self::observation::{CallOutcome, Observation};
 pub use self::stats::{LiveStats, ModelHealth};
 pub use self::tracker::HealthTracker;
 

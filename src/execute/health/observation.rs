@@ -1,4 +1,4 @@
-//! [`Outcome`] and [`Observation`]: how one attempt on one model ended, and whether it counts.
+//! [`CallOutcome`] and [`Observation`]: how one attempt on one model ended, and whether it counts.
 
 use std::time::Duration;
 
@@ -10,7 +10,7 @@ use super::HealthTracker;
 /// How one attempt ended.
 #[non_exhaustive]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Outcome {
+pub enum CallOutcome {
     /// The model answered.
     Success,
     /// The attempt failed this way.
@@ -32,7 +32,7 @@ pub enum Outcome {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Observation {
     /// Success or the kind of failure.
-    pub outcome: Outcome,
+    pub outcome: CallOutcome,
     /// Wall time of the attempt, from sending the request to the last byte (or the failure).
     pub latency: Duration,
     /// Time to the first output token, when known.
@@ -45,12 +45,12 @@ pub struct Observation {
 impl Observation {
     /// A successful attempt that took `latency`.
     pub fn success(latency: Duration) -> Self {
-        Self { outcome: Outcome::Success, latency, ttft: None, output_tokens: 0 }
+        Self { outcome: CallOutcome::Success, latency, ttft: None, output_tokens: 0 }
     }
 
     /// An attempt that failed with `kind` after `latency`.
     pub fn failure(kind: ErrorKind, latency: Duration) -> Self {
-        Self { outcome: Outcome::Failure(kind), latency, ttft: None, output_tokens: 0 }
+        Self { outcome: CallOutcome::Failure(kind), latency, ttft: None, output_tokens: 0 }
     }
 
     /// An attempt that failed with `error` after `latency`.
@@ -81,8 +81,8 @@ impl Observation {
     /// [`HealthTracker::record_probe`] only gives the probe slot back.
     pub fn counts_toward_health(&self) -> bool {
         match self.outcome {
-            Outcome::Success => true,
-            Outcome::Failure(kind) => match kind {
+            CallOutcome::Success => true,
+            CallOutcome::Failure(kind) => match kind {
                 ErrorKind::Timeout
                 | ErrorKind::Connection
                 | ErrorKind::RateLimited
@@ -105,7 +105,7 @@ impl Observation {
     }
 
     pub(super) fn is_failure(&self) -> bool {
-        matches!(self.outcome, Outcome::Failure(_))
+        matches!(self.outcome, CallOutcome::Failure(_))
     }
 
     /// Output tokens per second while decoding, when the time to first token is known and shorter

@@ -54,7 +54,7 @@ use serde::{Deserialize, Serialize};
 
 pub use self::bandit::{Bandit, BanditSnapshot, BucketSnapshot, ModelEvidence};
 pub use self::controller::{ControllerTarget, Knob, LambdaController, LambdaControllerBuilder};
-pub use self::report::{ArmReport, Comparison, ExperimentReport, Verdict};
+pub use self::report::{ArmReport, Comparison, Conclusion, ExperimentReport};
 pub use self::shared::Learning;
 pub use self::stats::Estimate;
 pub use crate::hash::{assignment_hash, assignment_unit};
@@ -541,7 +541,7 @@ pub(crate) struct TestState {
     /// The largest `Λ` seen so far: the always-valid p-value is `min(1, 1/max Λ)`.
     pub(crate) max_lambda: f64,
     /// The verdict at the first crossing, with the total observations of both arms then.
-    pub(crate) decided: Option<(Verdict, u64)>,
+    pub(crate) decided: Option<(Conclusion, u64)>,
 }
 
 pub(crate) struct StatsState {
@@ -790,7 +790,7 @@ pub(crate) fn update_comparisons(groups: &[Group], tests: &mut [TestState], grou
         }
         if state.decided.is_none() && lambda >= 1.0 / alpha {
             let better = (d > 0.0) == test.metric.higher_is_better();
-            state.decided = Some((if better { Verdict::Better } else { Verdict::Worse }, control.n + treat.n));
+            state.decided = Some((if better { Conclusion::Better } else { Conclusion::Worse }, control.n + treat.n));
         }
     }
 }
@@ -905,7 +905,7 @@ impl ExperimentHandle {
                     high: d + half,
                     p_value: if state.max_lambda > 0.0 { (1.0 / state.max_lambda).min(1.0) } else { 1.0 },
                     alpha,
-                    verdict: state.decided.map_or(Verdict::Undecided, |(v, _)| v),
+                    verdict: state.decided.map_or(Conclusion::Undecided, |(v, _)| v),
                     decided_after: state.decided.map(|(_, n)| n),
                 }
             })

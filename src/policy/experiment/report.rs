@@ -11,7 +11,7 @@ use crate::policy::experiment::{Group, Metric, SequentialTest};
 #[non_exhaustive]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Verdict {
+pub enum Conclusion {
     /// Not enough evidence yet: keep the experiment running.
     Undecided,
     /// The arm is better than the control on the metric, at the stated error rate.
@@ -20,7 +20,7 @@ pub enum Verdict {
     Worse,
 }
 
-impl Verdict {
+impl Conclusion {
     /// A short lower-case name.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -93,7 +93,7 @@ pub struct Comparison {
     /// comparisons).
     pub alpha: f64,
     /// The conclusion, fixed at the first update where `Λ ≥ 1/alpha`.
-    pub verdict: Verdict,
+    pub verdict: Conclusion,
     /// Total observations of both arms when the verdict was reached.
     pub decided_after: Option<u64>,
 }
