@@ -1,0 +1,256 @@
+//! Prediction: a [`LearnedModel`]'s `logit p(m)` for every model it knows, for one prompt.
+
+use smallvec::SmallVec;
+
+use super::LearnedModel;
+use super::features::{Extractor, FeatureConfig, NAMESPACES, Namespace, Sink, familiarity_key};
+use super::trust::share;
+use crate::classify::TextStats;
+
+/// Probabilities are kept within `[P_MIN, 1 − P_MIN]` before taking logits.
+const P_MIN: f64 = 1e-3;
+
+/// One prompt's predictions.
+#[non_exhaustive]
+#[derive(Clone, Debug, PartialEq)]
+pub struct Prediction {
+    /// `logit p(m)` per model, in the order of [`ModelInfo::models`](super::ModelInfo::models).
+    pub logits: SmallVec<[f64; 12]>,
+    /// The most likely task and its probability, when the model has a task head.
+    pub task: Option<(usize, f64)>,
+    /// The share of the prompt's word pairs that some training prompt contained (1 for a prompt
+    /// without any).
+    pub familiarity: f64,
+    /// The share of the prompt's first four word pairs that also opened some training prompt (1 for
+    /// a prompt without any, and for a model that has no record of openings). Benchmarks and
+    /// applications open their prompts with templates of their own, so a new kind of prompt shows
+    /// here even when its words are familiar English.
+    pub opening_familiarity: f64,
+    /// Each model's expected cost of the prompt, in the order of
+    /// [`ModelInfo::models`](super::ModelInfo::models): the mean cost per training row of the likely
+    /// tasks, `Σₜ P(t | x) · c(t, m)`, blended with the model's mean over every training row as
+    /// [`trust`](Self::trust) says. Empty when the training rows had no costs.
+    pub costs: SmallVec<[f64; 12]>,
+    /// How far the prediction trusts the task head and the per-prompt regressions, in `[0, 1]`: 1
+    /// for a prompt at least as familiar as 95% of held-out training prompts, falling to 0 for one
+    /// less familiar than all of them, on [`familiarity`](Self::familiarity); and no more than
+    /// [`opening_familiarity`](Self::opening_familiarity) over that of 95% of held-out training
+    /// prompts (the lower of the two). The rest of the weight goes to the fallback rates
+    /// ([`Fallback`](super::Fallback)): a prompt unlike the training data is routed as the average prompt.
+    pub trust: f64,
+}
+
+impl Prediction {
+    /// `p(m)` for the model at `index` of [`ModelInfo::models`](super::ModelInfo::models).
+    pub fn probability(&self, index: usize) -> Option<f64> {
+        self.logits.get(index).map(|&z| crate::classify::sigmoid(z))
+    }
+}
+
+impl LearnedModel {
+    /// Predicts every model's `logit p(m)` for one prompt.
+    pub fn predict(&self, prompt: &str) -> Prediction {
+        self.predict_with(prompt, &TextStats::of_text(prompt))
+    }
+
+    /// Like [`predict`](Self::predict), with the prompt's statistics already computed.
+    pub fn predict_with(&self, prompt: &str, stats: &TextStats) -> Prediction {
+        let (m, t, m4, stride) = (self.info.models.len(), self.info.tasks.len(), self.m4, self.stride);
+        // The sums live on the stack unless the task head is very wide.
+        let mut stack = [0.0f32; 256];
+        let mut heap = Vec::new();
+        let len = (NAMESPACES + 1) * stride;
+        let acc: &mut [f32] = if len <= stack.len() {
+            &mut stack[..len]
+        } else {
+            heap.resize(len, 0.0);
+            &mut heap
+        };
+        let mut dot = Dot {
+            stride,
+            m4,
+            buckets: self.info.features.buckets(),
+            table: &self.table,
+            seen: &self.seen,
+            openings: &self.openings,
+            words: 0,
+            known: 0,
+            opening: 0,
+            opening_known: 0,
+            counts: [0; NAMESPACES],
+            acc,
+        };
+        if self.info.residual {
+            Extractor::new(&self.info.features).extract(prompt, stats, &mut dot);
+        } else {
+            // Character n-grams feed the residual regressions only.
+            let features = FeatureConfig { char_ngram: 0, ..self.info.features.clone() };
+            Extractor::new(&features).extract(prompt, stats, &mut dot);
+        }
+        let familiarity = share(dot.known, dot.words);
+        // A model without a record of openings (a version-2 file) finds every opening familiar.
+        let opening = if self.openings.is_empty() { 1.0 } else { share(dot.opening_known, dot.opening) };
+        let a = self.trust(familiarity, opening);
+        let scale = dot.counts.map(|c| if c > 0 { 1.0 / (c as f32).sqrt() } else { 0.0 });
+        // Lane `k` of the combined row: each namespace's sum scaled to unit length, plus the dense part.
+        let lane = |k: usize| -> f32 {
+            let mut s = dot.acc[NAMESPACES * stride + k];
+            for (ns, sc) in scale.iter().enumerate() {
+                s += sc * dot.acc[ns * stride + k];
+            }
+            s
+        };
+
+        // The task prior, and the expected costs.
+        let mut prior: SmallVec<[f64; 12]> = SmallVec::from_elem(0.0, m);
+        let has_costs = self.costs.iter().any(|&c| c > 0.0);
+        let mut costs: SmallVec<[f64; 12]> = SmallVec::new();
+        if has_costs {
+            costs.extend(self.costs.iter().map(|&c| (1.0 - a) * f64::from(c)));
+        }
+        let mut task = None;
+        if t == 0 {
+            for (p, &r) in prior.iter_mut().zip(&self.rates) {
+                *p = f64::from(r);
+            }
+            for (c, &tc) in costs.iter_mut().zip(&self.task_costs) {
+                *c += a * f64::from(tc);
+            }
+        } else {
+            let r = self.info.task_rank;
+            let h: SmallVec<[f64; 16]> = (0..r).map(|k| f64::from(lane(m4 + k))).collect();
+            let mut z: SmallVec<[f64; 64]> = (0..t)
+                .map(|j| {
+                    let u = h.iter().enumerate().map(|(k, h)| h * f64::from(self.task_u[k * t + j])).sum::<f64>();
+                    f64::from(self.task_bias[j]) + u
+                })
+                .collect();
+            softmax(&mut z);
+            let (best, p) = z.iter().copied().enumerate().max_by(|a, b| a.1.total_cmp(&b.1)).unwrap_or((0, 0.0));
+            task = Some((best, p));
+            for (k, &pk) in z.iter().enumerate() {
+                let row = &self.rates[k * m..(k + 1) * m];
+                for (p, &r) in prior.iter_mut().zip(row) {
+                    *p += pk * f64::from(r);
+                }
+                for (c, &tc) in costs.iter_mut().zip(&self.task_costs[k * m..(k + 1) * m]) {
+                    *c += a * pk * f64::from(tc);
+                }
+            }
+        }
+
+        let logits = (0..m)
+            .map(|j| {
+                let prior = a * prior[j] + (1.0 - a) * f64::from(self.fallback[j]);
+                let residual = if self.info.residual { self.bias[j] + lane(j) } else { 0.0 };
+                logit(prior) + a * f64::from(residual)
+            })
+            .collect();
+        Prediction { logits, task, familiarity, opening_familiarity: opening, costs, trust: a }
+    }
+}
+
+/// Accumulates dot products per namespace while features stream in.
+struct Dot<'w> {
+    stride: usize,
+    m4: usize,
+    buckets: usize,
+    table: &'w [f32],
+    seen: &'w [u64],
+    openings: &'w [u32],
+    /// Word pairs, and those the training rows contained.
+    words: u32,
+    known: u32,
+    /// Opening word pairs, and those that opened some training row.
+    opening: u32,
+    opening_known: u32,
+    counts: [u32; NAMESPACES],
+    /// One row of sums per namespace, then one for the dense features.
+    acc: &'w mut [f32],
+}
+
+/// `acc += row`, four lanes at a time (both lengths are multiples of four).
+#[inline]
+fn add_row(acc: &mut [f32], row: &[f32]) {
+    for (a, r) in acc.chunks_exact_mut(4).zip(row.chunks_exact(4)) {
+        let s = [a[0] + r[0], a[1] + r[1], a[2] + r[2], a[3] + r[3]];
+        a.copy_from_slice(&s);
+    }
+}
+
+impl Sink for Dot<'_> {
+    #[inline]
+    fn hashed(&mut self, ns: Namespace, index: u32, pair: Option<u64>) {
+        let n = ns as usize;
+        self.counts[n] += 1;
+        if let Some(key) = pair {
+            let k = familiarity_key(key);
+            self.words += 1;
+            self.known += self.seen.get((k >> 6) as usize).map_or(0, |w| (w >> (k & 63) & 1) as u32);
+        }
+        let stride = self.stride;
+        // Character n-grams feed the residual regressions only.
+        let lanes = if ns == Namespace::LastChars { self.m4 } else { stride };
+        let start = index as usize * stride;
+        if let (Some(row), Some(acc)) =
+            (self.table.get(start..start + lanes), self.acc.get_mut(n * stride..n * stride + lanes))
+        {
+            add_row(acc, row);
+        }
+    }
+
+    fn opening(&mut self, key: u64) {
+        self.opening += 1;
+        self.opening_known += u32::from(self.openings.binary_search(&familiarity_key(key)).is_ok());
+    }
+
+    fn dense(&mut self, i: usize, value: f32) {
+        let stride = self.stride;
+        let start = (self.buckets + i) * stride;
+        if let Some(row) = self.table.get(start..start + stride) {
+            for (a, w) in self.acc[NAMESPACES * stride..].iter_mut().zip(row) {
+                *a += value * w;
+            }
+        }
+    }
+}
+
+/// Turns scores into probabilities in place (the maximum is subtracted first).
+pub fn softmax(z: &mut [f64]) {
+    let max = z.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let mut sum = 0.0;
+    for v in z.iter_mut() {
+        *v = (*v - max).exp();
+        sum += *v;
+    }
+    for v in z.iter_mut() {
+        *v /= sum;
+    }
+}
+
+/// `ln(p / (1 − p))`, with `p` clamped away from 0 and 1.
+pub fn logit(p: f64) -> f64 {
+    let p = p.clamp(P_MIN, 1.0 - P_MIN);
+    (p / (1.0 - p)).ln()
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::classify::learned::model::planted;
+
+    #[test]
+    fn recovers_a_planted_signal() {
+        let m = planted();
+        assert_eq!(m.info().models, ["small", "large"]);
+        assert_eq!(m.info().tasks.len(), 2);
+        let p = |text: &str, j| m.predict(text).probability(j).unwrap();
+        // The task prior: the small model answers greetings, not sums.
+        assert!(p("greet the user number 3 warmly", 0) > 0.9, "{}", p("greet the user number 3 warmly", 0));
+        assert!(p("add the numbers 4 and 17", 0) < 0.1);
+        // The per-prompt signal inside the task: "carry" defeats the large model.
+        assert!(p("add the numbers 4 and 17", 1) > 0.8, "{}", p("add the numbers 4 and 17", 1));
+        assert!(p("add the numbers 4 and 17 with carry", 1) < 0.35, "{}", p("add the numbers 4 and 17 with carry", 1));
+        let task = m.predict("add the numbers 1 and 2").task.unwrap();
+        assert_eq!(m.info().tasks[task.0], "math");
+    }
+}

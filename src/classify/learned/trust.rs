@@ -1,0 +1,125 @@
+//! How far a [`LearnedModel`] trusts its task head and residuals for a prompt (from how familiar
+//! the prompt is), and the rates it falls back to for the rest.
+
+use smallvec::SmallVec;
+
+use super::{Fallback, LearnedModel};
+
+/// Prompts at least as familiar as this percentile of held-out training prompts get the model's full
+/// trust; less familiar ones less (see [`Prediction::trust`](super::Prediction::trust)).
+pub const FAMILIARITY_PERCENTILES: usize = 5;
+
+/// The success rates an unfamiliar prompt falls back to (see [`Fallback`]).
+pub fn fallback_rates(overall: &[f32], costs: &[f32], kind: Fallback) -> Vec<f32> {
+    let positive = costs.iter().copied().filter(|&c| c > 0.0);
+    let (lo, hi) = positive.fold((f32::INFINITY, 0.0f32), |(lo, hi), c| (lo.min(c), hi.max(c)));
+    if kind == Fallback::Overall || costs.len() != overall.len() || hi <= lo {
+        return overall.to_vec();
+    }
+    let (r_lo, r_hi) = overall.iter().fold((1.0f32, 0.0f32), |(lo, hi), &r| (lo.min(r), hi.max(r)));
+    // A model that cost nothing sits with the cheapest that cost something.
+    let span = (f64::from(hi) / f64::from(lo)).ln();
+    costs
+        .iter()
+        .map(|&c| {
+            let x = (f64::from(c.max(lo)) / f64::from(lo)).ln() / span;
+            (f64::from(r_lo) + f64::from(r_hi - r_lo) * x) as f32
+        })
+        .collect()
+}
+
+/// How far an opening of familiarity `c` lets the model be trusted: fully at or above `typical` (the
+/// 5th percentile of the held-out training rows' opening familiarity), in proportion below it (a
+/// prompt that opens with three known pairs of four, where training rows open with four known ones,
+/// keeps three quarters), and always fully when `typical` is 0 (training prompts without a shared
+/// opening, such as MMLU's questions).
+pub(crate) fn opening_trust(c: f64, typical: f64) -> f64 {
+    if typical > 0.0 { (c / typical).clamp(0.0, 1.0) } else { 1.0 }
+}
+
+/// A prompt's trust: the lower of its word-pair `trust` against the percentiles `q` and its
+/// `opening_trust` against `typical` (see [`Prediction::trust`](super::Prediction::trust)). Training
+/// and prediction both read it from here.
+pub fn prompt_trust(familiarity: f64, q: &[f64], opening: f64, typical: f64) -> f64 {
+    trust(familiarity, q).min(opening_trust(opening, typical))
+}
+
+/// `part / whole`, or 1 when there is nothing to count.
+pub(crate) fn share(part: u32, whole: u32) -> f64 {
+    if whole == 0 { 1.0 } else { f64::from(part) / f64::from(whole) }
+}
+
+/// How far to trust the task head and the residuals for a prompt of familiarity `c`: the percentile
+/// of `c` among held-out training prompts, over [`FAMILIARITY_PERCENTILES`], capped at 1.
+pub(crate) fn trust(c: f64, q: &[f64]) -> f64 {
+    let Some(&top) = q.last() else { return 1.0 };
+    if c >= top {
+        return 1.0;
+    }
+    if q.first().is_none_or(|&lo| c < lo) {
+        return 0.0;
+    }
+    // `q[k] <= c < q[k + 1]`: interpolate the percentile.
+    let k = q.windows(2).position(|w| c < w[1]).unwrap_or(q.len() - 1);
+    let (lo, hi) = (q[k], q[k + 1]);
+    let frac = if hi > lo { (c - lo) / (hi - lo) } else { 0.0 };
+    ((k as f64 + frac) / FAMILIARITY_PERCENTILES as f64).clamp(0.0, 1.0)
+}
+
+impl LearnedModel {
+    /// How far to trust a prompt with these familiarities ([`prompt_trust`] with this model's
+    /// percentiles).
+    pub(crate) fn trust(&self, familiarity: f64, opening: f64) -> f64 {
+        let q: SmallVec<[f64; 8]> = self.familiarity.iter().map(|&x| f64::from(x)).collect();
+        let typical = self.opening.last().map_or(0.0, |&x| f64::from(x));
+        prompt_trust(familiarity, &q, opening, typical)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::classify::learned::logit;
+    use crate::classify::learned::model::planted;
+
+    #[test]
+    fn an_unfamiliar_opening_withdraws_trust() {
+        let m = planted();
+        let p = m.predict("greet the user number 3 warmly");
+        assert_eq!((p.opening_familiarity, p.trust), (1.0, 1.0));
+        // The same words after an opening no training prompt had: routed on the fallback rates.
+        let p = m.predict("translate this sentence please: greet the user number 3 warmly");
+        assert_eq!(p.opening_familiarity, 0.0);
+        assert!(p.familiarity > 0.5, "{}", p.familiarity);
+        assert_eq!(p.trust, 0.0);
+        for (j, &z) in p.logits.iter().enumerate() {
+            assert!((z - logit(f64::from(m.fallback_rates()[j]))).abs() < 1e-9, "{z}");
+        }
+        // Three known pairs of four, where every training row opened with four: three quarters of
+        // the trust at most.
+        let p = m.predict("now greet the user number 3 warmly");
+        assert_eq!(p.opening_familiarity, 0.75);
+        assert!(p.trust <= 0.75, "{}", p.trust);
+        assert_eq!(opening_trust(0.75, 1.0), 0.75);
+        assert_eq!(opening_trust(0.0, 0.5), 0.0);
+        assert_eq!(opening_trust(0.75, 0.5), 1.0);
+        // Training prompts without a shared opening: the opening never lowers trust.
+        assert_eq!(opening_trust(0.0, 0.0), 1.0);
+    }
+
+    #[test]
+    fn the_fallback_follows_price_between_the_worst_and_best_overall_rates() {
+        let overall = [0.9, 0.5, 0.7];
+        let costs = [10.0, 0.1, 1.0];
+        let f = fallback_rates(&overall, &costs, Fallback::PriceOrder);
+        assert!((f[0] - 0.9).abs() < 1e-6 && (f[1] - 0.5).abs() < 1e-6, "{f:?}");
+        // Halfway in log cost, halfway between the worst and the best rate.
+        assert!((f[2] - 0.7).abs() < 1e-6, "{f:?}");
+        // The cheapest model is never ranked above a dearer one, whatever the rates say.
+        let g = fallback_rates(&[0.2, 0.9, 0.5], &costs, Fallback::PriceOrder);
+        assert!(g[1] < g[2] && g[2] < g[0], "{g:?}");
+        assert_eq!(fallback_rates(&overall, &costs, Fallback::Overall), overall);
+        assert_eq!(fallback_rates(&overall, &[0.0; 3], Fallback::PriceOrder), overall);
+        assert_eq!(fallback_rates(&overall, &[2.0; 3], Fallback::PriceOrder), overall);
+    }
+}
