@@ -273,7 +273,7 @@ impl ModelProfile {
     }
 
     /// Checks every number; the error names the model and the field.
-    pub fn validate(&self) -> Result<()> {
+    pub(crate) fn validate(&self) -> Result<()> {
         let id = self.id.as_str();
         if id.is_empty() {
             return Err(Error::config("a model has an empty id"));
@@ -309,7 +309,7 @@ impl ModelProfile {
     }
 
     /// Expected time to produce `output_tokens`.
-    pub fn expected_latency(&self, output_tokens: f64) -> Duration {
+    pub(crate) fn expected_latency(&self, output_tokens: f64) -> Duration {
         Duration::try_from_secs_f64(self.latency.expected_secs(output_tokens).max(0.0)).unwrap_or(Duration::MAX)
     }
 }
@@ -411,7 +411,7 @@ impl Catalog {
     }
 
     /// Whether two handles share the same portfolio.
-    pub fn ptr_eq(&self, other: &Self) -> bool {
+    pub(crate) fn ptr_eq(&self, other: &Self) -> bool {
         Arc::ptr_eq(&self.inner, &other.inner)
     }
 }

@@ -132,7 +132,7 @@ impl Message {
     }
 
     /// A system message.
-    pub fn system(text: impl Into<String>) -> Self {
+    pub(crate) fn system(text: impl Into<String>) -> Self {
         Self::new(Role::System, text)
     }
 
@@ -226,7 +226,7 @@ pub enum ResponseFormat {
 
 impl ResponseFormat {
     /// Whether the answer must be JSON.
-    pub fn is_json(&self) -> bool {
+    pub(crate) fn is_json(&self) -> bool {
         !matches!(self, Self::Text)
     }
 }

@@ -218,7 +218,7 @@ async fn arc_and_box_dyn_provider_serve_requests() {
     );
     let via_arc = Router::builder()
         .catalog(Catalog::new([ModelProfile::new("only", "echo")]).unwrap())
-        .provider_arc(echo.clone())
+        .provider(echo.clone())
         .build()
         .unwrap();
     via_arc.complete(Request::new("x")).await.unwrap();

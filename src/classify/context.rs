@@ -71,12 +71,12 @@ impl ContextLength {
     }
 
     /// Output tokens reserved for `request` on `model`.
-    pub fn reserved_for(&self, request: &Request, model: &ModelProfile) -> u32 {
+    pub(crate) fn reserved_for(&self, request: &Request, model: &ModelProfile) -> u32 {
         request.max_tokens.unwrap_or(self.reserve_output).min(model.max_output_tokens)
     }
 
     /// Input tokens `model` has room for.
-    pub fn input_room(&self, request: &Request, model: &ModelProfile) -> u32 {
+    pub(crate) fn input_room(&self, request: &Request, model: &ModelProfile) -> u32 {
         model.context_window.saturating_sub(self.reserved_for(request, model))
     }
 

@@ -25,7 +25,7 @@ impl Default for IntentClassifier {
 
 impl IntentClassifier {
     /// The scores of every intent, in [`Intent::ALL`] order.
-    pub fn scores(s: &TextStats) -> [f64; 7] {
+    pub(crate) fn scores(s: &TextStats) -> [f64; 7] {
         let f = |x: u32, cap: u32| f64::from(x.min(cap));
         let translate =
             if s.translate_cues > 0 { 2.5 * f(s.translate_cues, 3) + 0.5 * f(s.language_cues, 2) } else { 0.0 };

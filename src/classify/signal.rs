@@ -45,7 +45,7 @@ pub struct Signals {
 
 impl Signals {
     /// Signals that start from precomputed text statistics.
-    pub fn new(text: TextStats) -> Self {
+    pub(crate) fn new(text: TextStats) -> Self {
         Self { text, ..Self::default() }
     }
 

@@ -137,7 +137,7 @@ impl Default for HeuristicCounter {
 
 impl HeuristicCounter {
     /// The estimate for precomputed statistics, without message or image overheads. Never negative.
-    pub fn estimate_text(&self, s: &TextStats) -> f64 {
+    pub(crate) fn estimate_text(&self, s: &TextStats) -> f64 {
         let estimate = self.per_word * f64::from(s.words)
             + self.per_long_word * f64::from(s.long_words)
             + self.per_capital * f64::from(s.capitals)

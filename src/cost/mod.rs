@@ -98,7 +98,7 @@ pub fn price(pricing: &Pricing, input_tokens: u32, cached_input_tokens: u32, out
 /// Input tokens billed at the cache price: the request's
 /// [`cached_input_tokens`](crate::RouteHints::cached_input_tokens) hint, at most `input_tokens`, for
 /// models with a cache price; 0 otherwise.
-pub fn cached_input_tokens(request: &Request, model: &ModelProfile, input_tokens: u32) -> u32 {
+pub(crate) fn cached_input_tokens(request: &Request, model: &ModelProfile, input_tokens: u32) -> u32 {
     match (model.pricing.cached_input_per_mtok, request.hints.cached_input_tokens) {
         (Some(_), Some(c)) => c.min(input_tokens),
         _ => 0,

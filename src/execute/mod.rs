@@ -190,7 +190,7 @@ impl ExecutionConfig {
     /// # Errors
     /// [`ErrorKind::Config`] for a zero timeout or feedback capacity, or an invalid retry policy or
     /// health setting.
-    pub fn validate(&self) -> Result<()> {
+    pub(crate) fn validate(&self) -> Result<()> {
         self.retry.validate()?;
         self.health.validate()?;
         for (name, value) in [

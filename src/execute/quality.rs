@@ -98,7 +98,7 @@ impl Verdict {
     }
 
     /// Whether the answer passed.
-    pub fn is_adequate(&self) -> bool {
+    pub(crate) fn is_adequate(&self) -> bool {
         matches!(self, Self::Adequate)
     }
 
@@ -108,7 +108,7 @@ impl Verdict {
     }
 
     /// Why the answer failed, when it did.
-    pub fn inadequacy(&self) -> Option<&Inadequacy> {
+    pub(crate) fn inadequacy(&self) -> Option<&Inadequacy> {
         match self {
             Self::Adequate => None,
             Self::Inadequate(i) => Some(i),
@@ -288,7 +288,7 @@ impl NoRefusal {
     }
 
     /// Whether `text` opens with one of this check's phrases.
-    pub fn is_refusal(&self, text: &str) -> bool {
+    pub(crate) fn is_refusal(&self, text: &str) -> bool {
         let head =
             head(text.trim_start_matches(|c: char| c.is_whitespace() || matches!(c, '*' | '_' | '>' | '"' | '#')));
         if head.is_empty() {
@@ -454,7 +454,7 @@ impl Checks {
     }
 
     /// Appends a check.
-    pub fn push(&mut self, check: impl QualityCheck + 'static) {
+    pub(crate) fn push(&mut self, check: impl QualityCheck + 'static) {
         self.checks.push(Arc::new(check));
     }
 

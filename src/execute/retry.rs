@@ -208,13 +208,13 @@ impl RetryPolicy {
     }
 
     /// Whether another attempt may be made for a request that has had `attempts` so far.
-    pub fn allows_attempt(&self, attempts: u32) -> bool {
+    pub(crate) fn allows_attempt(&self, attempts: u32) -> bool {
         attempts < self.max_attempts
     }
 
     /// Whether a model that has been retried `retries` times (its first try not counted) may be retried
     /// again, for a request that has had `attempts` attempts so far.
-    pub fn allows_retry(&self, retries: u32, attempts: u32) -> bool {
+    pub(crate) fn allows_retry(&self, retries: u32, attempts: u32) -> bool {
         retries < self.max_retries_per_model && self.allows_attempt(attempts)
     }
 
@@ -230,7 +230,7 @@ impl RetryPolicy {
     /// The cap of retry `retry`'s delay, before jitter: `min(max_backoff, initial_backoff ·
     /// multiplier^retry)`. Retry 0 is the first retry. Saturates at `max_backoff` for any `retry`,
     /// `u32::MAX` included.
-    pub fn max_delay(&self, retry: u32) -> Duration {
+    pub(crate) fn max_delay(&self, retry: u32) -> Duration {
         let max = self.max_backoff;
         let initial = self.initial_backoff.min(max);
         if initial.is_zero() {
@@ -315,14 +315,14 @@ impl Jitter {
     }
 
     /// The next 64 random bits.
-    pub fn next_u64(&mut self) -> u64 {
+    pub(crate) fn next_u64(&mut self) -> u64 {
         let z = crate::hash::splitmix64(self.state);
         self.state = self.state.wrapping_add(crate::hash::GOLDEN);
         z
     }
 
     /// A uniform number in `[0, 1)`, with 53 bits of precision.
-    pub fn next_f64(&mut self) -> f64 {
+    pub(crate) fn next_f64(&mut self) -> f64 {
         const SCALE: f64 = 1.0 / (1u64 << 53) as f64;
         (self.next_u64() >> 11) as f64 * SCALE
     }

@@ -33,7 +33,7 @@ impl Rng {
     }
 
     /// A standard normal variate (Marsaglia's polar method).
-    pub fn normal(&mut self) -> f64 {
+    pub(crate) fn normal(&mut self) -> f64 {
         for _ in 0..64 {
             let u = 2.0 * self.unit() - 1.0;
             let v = 2.0 * self.unit() - 1.0;
@@ -47,7 +47,7 @@ impl Rng {
 
     /// A Gamma(`shape`, 1) variate (Marsaglia and Tsang, 2000); `shape > 0`. Shapes below 1 use
     /// `Gamma(a) = Gamma(a + 1) · U^(1/a)`.
-    pub fn gamma(&mut self, shape: f64) -> f64 {
+    pub(crate) fn gamma(&mut self, shape: f64) -> f64 {
         if !(shape > 0.0 && shape.is_finite()) {
             return 0.0;
         }
@@ -75,7 +75,7 @@ impl Rng {
     }
 
     /// A Beta(`a`, `b`) variate: `X / (X + Y)` with `X ~ Gamma(a)`, `Y ~ Gamma(b)`.
-    pub fn beta(&mut self, a: f64, b: f64) -> f64 {
+    pub(crate) fn beta(&mut self, a: f64, b: f64) -> f64 {
         let x = self.gamma(a);
         let y = self.gamma(b);
         if x + y > 0.0 { x / (x + y) } else { a / (a + b) }

@@ -421,7 +421,7 @@ impl LimitsConfig {
     }
 
     /// Whether there is anything to enforce or remember.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.budgets.is_empty() && self.rate_limits.is_empty() && self.sticky.is_none() && self.share_learning.is_zero()
     }
 

@@ -44,7 +44,7 @@ impl Candidate {
 
     /// Replaces the static latency and reliability with measured ones: `p` becomes `σ(logit)` times the
     /// success rate (an answer needs the call to succeed first).
-    pub fn with_live(mut self, latency_secs: f64, success_rate: f64) -> Self {
+    pub(crate) fn with_live(mut self, latency_secs: f64, success_rate: f64) -> Self {
         let rate = if success_rate.is_finite() { success_rate.clamp(0.0, 1.0) } else { 1.0 };
         if latency_secs.is_finite() && latency_secs >= 0.0 {
             self.latency_secs = latency_secs;

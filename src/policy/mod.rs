@@ -72,7 +72,7 @@ impl<'a> PolicyInput<'a> {
     }
 
     /// The same input over a subset of the candidates.
-    pub fn with_candidates(&self, candidates: &'a [Candidate]) -> Self {
+    pub(crate) fn with_candidates(&self, candidates: &'a [Candidate]) -> Self {
         Self { candidates, ..*self }
     }
 
@@ -82,12 +82,12 @@ impl<'a> PolicyInput<'a> {
     }
 
     /// The highest expected cost among the candidates.
-    pub fn max_cost(&self) -> f64 {
+    pub(crate) fn max_cost(&self) -> f64 {
         self.candidates.iter().map(|c| c.cost.usd).fold(0.0, f64::max)
     }
 
     /// The longest expected latency among the candidates, in seconds.
-    pub fn max_latency(&self) -> f64 {
+    pub(crate) fn max_latency(&self) -> f64 {
         self.candidates.iter().map(|c| c.latency_secs).fold(0.0, f64::max)
     }
 }
@@ -196,7 +196,7 @@ impl Ranking {
     }
 
     /// Whether the ranking is restricted on purpose; see [`exclusive`](Self::exclusive).
-    pub fn is_exclusive(&self) -> bool {
+    pub(crate) fn is_exclusive(&self) -> bool {
         self.exclusive
     }
 
@@ -231,7 +231,7 @@ impl Ranking {
 
     /// Records which experiment arm decided; [`Decision::arm`] reports it. Replaces a tag that a
     /// nested experiment set, so the outermost experiment is the one reported.
-    pub fn with_arm(mut self, arm: ArmTag) -> Self {
+    pub(crate) fn with_arm(mut self, arm: ArmTag) -> Self {
         self.arm = Some(arm);
         self
     }
@@ -257,7 +257,7 @@ impl Ranking {
     }
 
     /// Moves `model` to the front, keeping the others in order; appends it if absent.
-    pub fn promote(&mut self, model: ModelIndex, score: f64) {
+    pub(crate) fn promote(&mut self, model: ModelIndex, score: f64) {
         self.order.retain(|s| s.model != model);
         self.order.insert(0, Scored { model, score });
     }
@@ -345,13 +345,13 @@ impl<'a> Outcome<'a> {
     }
 
     /// The same outcome with another memo (a composite policy passes its child's memo on).
-    pub fn with_memo(&self, memo: Memo) -> Self {
+    pub(crate) fn with_memo(&self, memo: Memo) -> Self {
         Self { memo, ..*self }
     }
 
     /// The quality the outcome reports: the feedback's quality score when it has one, else 1 for a
     /// success and 0 for a failure; always 0 for a failure.
-    pub fn quality(&self) -> f64 {
+    pub(crate) fn quality(&self) -> f64 {
         match (self.feedback.success, self.feedback.quality) {
             (false, _) => 0.0,
             (true, Some(q)) => q,

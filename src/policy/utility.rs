@@ -75,7 +75,7 @@ impl Utility {
     }
 
     /// `λ` (the knob's current value when it reads one).
-    pub fn lambda(&self) -> f64 {
+    pub(crate) fn lambda(&self) -> f64 {
         self.knob.as_ref().map_or(self.cost_weight, Knob::get)
     }
 }

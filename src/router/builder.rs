@@ -151,7 +151,7 @@ impl RouterBuilder {
     }
 
     /// Adds a shared classifier.
-    pub fn classifier_arc(mut self, classifier: Arc<dyn Classifier>, weight: f64) -> Self {
+    pub(crate) fn classifier_arc(mut self, classifier: Arc<dyn Classifier>, weight: f64) -> Self {
         match Weight::try_from(weight) {
             Ok(w) => {
                 self.classifiers.push((classifier, w.get()));
@@ -196,7 +196,7 @@ impl RouterBuilder {
     }
 
     /// Registers a shared provider.
-    pub fn provider_arc(mut self, provider: Arc<dyn Provider>) -> Self {
+    pub(crate) fn provider_arc(mut self, provider: Arc<dyn Provider>) -> Self {
         let name = provider.name().to_owned();
         if self.providers.insert(name.clone(), provider).is_some() {
             return self.fail(Error::config(format!("provider `{name}` is registered twice")));

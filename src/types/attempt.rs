@@ -34,7 +34,7 @@ pub enum AttemptReason {
 
 impl AttemptReason {
     /// A short lower-case name (`primary`, `retry`, `fallback`, ...).
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::Primary => "primary",
             Self::Retry => "retry",

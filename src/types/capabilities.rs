@@ -49,12 +49,12 @@ impl Capabilities {
     }
 
     /// The capability named `name` (`"tools"`, `"vision"`, `"json"`, `"streaming"`, `"reasoning"`).
-    pub fn from_name(name: &str) -> Option<Self> {
+    pub(crate) fn from_name(name: &str) -> Option<Self> {
         Self::NAMES.iter().find(|(_, n)| *n == name).map(|(c, _)| *c)
     }
 
     /// The names of the capabilities in the set.
-    pub fn names(self) -> impl Iterator<Item = &'static str> {
+    pub(crate) fn names(self) -> impl Iterator<Item = &'static str> {
         Self::NAMES.into_iter().filter(move |(c, _)| self.contains(*c)).map(|(_, n)| n)
     }
 }

@@ -38,7 +38,7 @@ impl Intent {
     ];
 
     /// The snake-case name used in configs (`"code"`, `"extraction"`).
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Intent::Code => "code",
             Intent::Math => "math",

@@ -99,7 +99,7 @@ pub struct Rejection {
 
 impl Rejection {
     /// A rejection of `model` for `reason`.
-    pub fn new(model: ModelId, reason: RejectReason) -> Self {
+    pub(crate) fn new(model: ModelId, reason: RejectReason) -> Self {
         Self { model, reason }
     }
 

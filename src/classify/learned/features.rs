@@ -83,7 +83,7 @@ impl FeatureConfig {
     ///
     /// # Errors
     /// [`ErrorKind::Config`](crate::ErrorKind::Config) naming the field.
-    pub fn validate(&self) -> Result<()> {
+    pub(crate) fn validate(&self) -> Result<()> {
         if !(10..=24).contains(&self.hash_bits) {
             return Err(Error::config(format!("features `hash_bits` must be within 10..=24, got {}", self.hash_bits)));
         }

@@ -7,7 +7,7 @@ use super::{CUE_WINDOW, TextStats, cue};
 
 impl TextStats {
     /// Adds the counts of `text`.
-    pub fn scan(&mut self, text: &str) {
+    pub(crate) fn scan(&mut self, text: &str) {
         let bytes = text.as_bytes();
         let n = bytes.len();
         self.bytes = self.bytes.saturating_add(u32::try_from(n).unwrap_or(u32::MAX));

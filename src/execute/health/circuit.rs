@@ -21,7 +21,7 @@ pub enum CircuitState {
     /// Requests are rejected until the cool-down ends.
     Open {
         /// Time left of the cool-down; zero once it has elapsed (the next
-        /// [`admit`](HealthTracker::admit) turns the circuit half-open).
+        /// admission turns the circuit half-open).
         #[serde(rename = "retry_in_ms", serialize_with = "serialize_ms")]
         retry_in: Duration,
     },
@@ -51,7 +51,7 @@ fn duration_ms(d: Duration) -> f64 {
 /// The answer of [`HealthTracker::admit`].
 #[non_exhaustive]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Admission {
+pub(crate) enum Admission {
     /// The circuit is closed: send the request.
     Allowed,
     /// The circuit is half-open and this request holds one of its probe slots. Report the outcome
@@ -69,7 +69,8 @@ pub enum Admission {
 
 impl Admission {
     /// Whether the request may be sent ([`Allowed`](Self::Allowed) or [`Probe`](Self::Probe)).
-    pub fn is_admitted(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_admitted(&self) -> bool {
         matches!(self, Self::Allowed | Self::Probe)
     }
 }

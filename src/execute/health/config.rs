@@ -19,7 +19,7 @@ use super::HealthTracker;
 /// open_for_ms = 10000
 /// ```
 ///
-/// Durations are whole milliseconds (`*_ms`). [`HealthTracker::new`] calls [`validate`](Self::validate).
+/// Durations are whole milliseconds (`*_ms`). Building a router calls [`validate`](Self::validate).
 #[non_exhaustive]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -31,7 +31,7 @@ pub struct HealthConfig {
     /// How many of the latest counted outcomes the success rate and the breaker look at, in
     /// `1..=`[`MAX_WINDOW`](Self::MAX_WINDOW). Default 50.
     pub window: u32,
-    /// How many counted outcomes a model needs before [`HealthTracker::live`] reports its statistics
+    /// How many counted outcomes a model needs before the router routes on its measured statistics
     /// (at least 1). Default 20.
     pub min_samples: u32,
     /// The failure share in `(0, 1]` of the window at or above which the circuit trips. Default 0.5.
@@ -53,7 +53,7 @@ pub struct HealthConfig {
     /// Default 60 s.
     ///
     /// A model that lost its traffic to a better one gets no new outcomes, so its statistics would
-    /// never improve. Once they are this old, [`HealthTracker::is_stale`] says so and the router
+    /// never improve. Once they are this old, they count as stale and the router
     /// decides on the catalog's profile again: the model gets traffic back and is measured anew. The
     /// cost is that a model still slow or failing gets some requests again every `stale_after`.
     #[serde(rename = "stale_after_ms", with = "crate::types::millis")]

@@ -10,7 +10,7 @@ use super::HealthTracker;
 /// How one attempt ended.
 #[non_exhaustive]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum CallOutcome {
+pub(crate) enum CallOutcome {
     /// The model answered.
     Success,
     /// The attempt failed this way.
@@ -18,54 +18,44 @@ pub enum CallOutcome {
 }
 
 /// The outcome of one attempt on one model, as reported to [`HealthTracker::record`].
-///
-/// ```
-/// use std::time::Duration;
-/// use switchyard::execute::health::Observation;
-///
-/// let ok = Observation::success(Duration::from_millis(1800))
-///     .with_ttft(Duration::from_millis(300))
-///     .with_output_tokens(150); // 100 tokens/s while decoding
-/// assert!(ok.counts_toward_health());
-/// ```
 #[non_exhaustive]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Observation {
+pub(crate) struct Observation {
     /// Success or the kind of failure.
-    pub outcome: CallOutcome,
+    pub(crate) outcome: CallOutcome,
     /// Wall time of the attempt, from sending the request to the last byte (or the failure).
-    pub latency: Duration,
+    pub(crate) latency: Duration,
     /// Time to the first output token, when known.
-    pub ttft: Option<Duration>,
+    pub(crate) ttft: Option<Duration>,
     /// Output tokens produced; with [`ttft`](Self::ttft) gives the decoding speed
     /// `output_tokens / (latency − ttft)`.
-    pub output_tokens: u32,
+    pub(crate) output_tokens: u32,
 }
 
 impl Observation {
     /// A successful attempt that took `latency`.
-    pub fn success(latency: Duration) -> Self {
+    pub(crate) fn success(latency: Duration) -> Self {
         Self { outcome: CallOutcome::Success, latency, ttft: None, output_tokens: 0 }
     }
 
     /// An attempt that failed with `kind` after `latency`.
-    pub fn failure(kind: ErrorKind, latency: Duration) -> Self {
+    pub(crate) fn failure(kind: ErrorKind, latency: Duration) -> Self {
         Self { outcome: CallOutcome::Failure(kind), latency, ttft: None, output_tokens: 0 }
     }
 
     /// An attempt that failed with `error` after `latency`.
-    pub fn from_error(error: &Error, latency: Duration) -> Self {
+    pub(crate) fn from_error(error: &Error, latency: Duration) -> Self {
         Self::failure(error.kind(), latency)
     }
 
     /// Sets the time to the first output token.
-    pub fn with_ttft(mut self, ttft: Duration) -> Self {
+    pub(crate) fn with_ttft(mut self, ttft: Duration) -> Self {
         self.ttft = Some(ttft);
         self
     }
 
     /// Sets the number of output tokens produced.
-    pub fn with_output_tokens(mut self, tokens: u32) -> Self {
+    pub(crate) fn with_output_tokens(mut self, tokens: u32) -> Self {
         self.output_tokens = tokens;
         self
     }
@@ -79,7 +69,7 @@ impl Observation {
     /// reached ([`ErrorKind::Config`], [`ErrorKind::NoCandidate`], [`ErrorKind::Routing`],
     /// [`ErrorKind::ProviderMissing`]) do not count: [`HealthTracker::record`] ignores them, and
     /// [`HealthTracker::record_probe`] only gives the probe slot back.
-    pub fn counts_toward_health(&self) -> bool {
+    pub(crate) fn counts_toward_health(&self) -> bool {
         match self.outcome {
             CallOutcome::Success => true,
             CallOutcome::Failure(kind) => match kind {

@@ -12,7 +12,7 @@ use crate::catalog::{ModelId, ModelIndex};
 #[cfg(doc)]
 use super::{HealthConfig, HealthTracker};
 
-/// A model's measured statistics, from [`HealthTracker::live`].
+/// A model's measured statistics, as the router routes on them.
 #[non_exhaustive]
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct LiveStats {
@@ -29,7 +29,7 @@ pub struct LiveStats {
     pub samples: u64,
 }
 
-/// One model's health, for dashboards: [`HealthTracker::snapshot`].
+/// One model's health, for dashboards: [`Router::health`](crate::Router::health).
 #[non_exhaustive]
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct ModelHealth {

@@ -19,30 +19,10 @@ use crate::error::ErrorKind;
 ///
 /// Built once per catalog and shared by reference (or in an `Arc`); every method takes `&self`.
 ///
-/// ```
-/// use std::time::Duration;
-/// use switchyard::ErrorKind;
-/// use switchyard::execute::health::{Admission, HealthConfig, HealthTracker, Observation};
-/// use std::time::Instant;
-///
-/// # fn main() -> switchyard::Result<()> {
-/// let start = Instant::now();
-/// let config = HealthConfig::new().with_min_requests(2).with_open_for(Duration::from_millis(1000));
-/// let tracker = HealthTracker::new(2, config, start)?;
-///
-/// let failed = Observation::failure(ErrorKind::Server, Duration::from_millis(40));
-/// tracker.record(0, &failed, start);
-/// tracker.record(0, &failed, start);
-/// assert_eq!(tracker.admit(0, start), Admission::Rejected { retry_in: Duration::from_secs(1) });
-/// assert_eq!(tracker.admit(1, start), Admission::Allowed);
-/// assert_eq!(tracker.admit(0, start + Duration::from_secs(1)), Admission::Probe);
-/// # Ok(()) }
-/// ```
-///
 /// An index outside `0..len()` is never admitted ([`Admission::Rejected`] with [`Duration::MAX`]), has
 /// no statistics or state, and is ignored by [`record`](Self::record) and
 /// [`release_probe`](Self::release_probe); no method panics.
-pub struct HealthTracker {
+pub(crate) struct HealthTracker {
     config: HealthConfig,
     pub(super) base: Instant,
     slots: Box<[Slot]>,
@@ -55,26 +35,11 @@ impl HealthTracker {
     /// # Errors
     ///
     /// [`ErrorKind::Config`] when `config` fails [`HealthConfig::validate`].
-    pub fn new(models: usize, config: HealthConfig, now: Instant) -> Result<Self> {
+    pub(crate) fn new(models: usize, config: HealthConfig, now: Instant) -> Result<Self> {
         config.validate()?;
         let window = usize::try_from(config.window).unwrap_or(1);
         let slots = (0..models).map(|_| Slot::new(window)).collect();
         Ok(Self { config, base: now, slots })
-    }
-
-    /// How many models the tracker follows.
-    pub fn len(&self) -> usize {
-        self.slots.len()
-    }
-
-    /// Whether the tracker follows no model.
-    pub fn is_empty(&self) -> bool {
-        self.slots.is_empty()
-    }
-
-    /// The configuration.
-    pub fn config(&self) -> &HealthConfig {
-        &self.config
     }
 
     /// Whether a request may be sent to model `index` now. Lock-free; no allocation.
@@ -83,7 +48,7 @@ impl HealthTracker {
     /// after that turns it half-open and takes a probe slot. A half-open circuit hands out probe slots
     /// up to [`half_open_probes`](HealthConfig::half_open_probes), then rejects with a zero `retry_in`.
     #[must_use = "a probe slot must be given back with `record_probe` or `release_probe`"]
-    pub fn admit(&self, index: ModelIndex, now: Instant) -> Admission {
+    pub(crate) fn admit(&self, index: ModelIndex, now: Instant) -> Admission {
         let Some(slot) = self.slots.get(index) else {
             return Admission::Rejected { retry_in: Duration::MAX };
         };
@@ -116,7 +81,7 @@ impl HealthTracker {
     /// Opens model `index`'s circuit until `duration` after `now`, unless it is already open for
     /// longer: another replica found the model failing (see `docs/scaling.md`). The cool-down does
     /// not grow; after it, the circuit turns half-open and probes as usual.
-    pub fn open_for(&self, index: ModelIndex, duration: Duration, now: Instant) {
+    pub(crate) fn open_for(&self, index: ModelIndex, duration: Duration, now: Instant) {
         let Some(slot) = self.slots.get(index) else { return };
         let until = self.nanos(now).saturating_add(u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX));
         let mut stats = slot.stats.lock().unwrap_or_else(PoisonError::into_inner);
@@ -145,7 +110,7 @@ impl HealthTracker {
     /// Counted ones update the window, the averages (successes only) and, while the circuit is closed,
     /// the breaker. An outcome that arrives while the circuit is open or half-open (an attempt admitted
     /// before the trip) updates the statistics only: only probes decide a half-open circuit.
-    pub fn record(&self, index: ModelIndex, observation: &Observation, now: Instant) {
+    pub(crate) fn record(&self, index: ModelIndex, observation: &Observation, now: Instant) {
         self.record_outcome(index, observation, now, false);
     }
 
@@ -158,7 +123,7 @@ impl HealthTracker {
     ///
     /// A probe that outlives a whole open period (longer than the cool-down) gives its slot back to
     /// the next half-open period; probes are expected to end well within a cool-down.
-    pub fn record_probe(&self, index: ModelIndex, observation: &Observation, now: Instant) {
+    pub(crate) fn record_probe(&self, index: ModelIndex, observation: &Observation, now: Instant) {
         self.record_outcome(index, observation, now, true);
     }
 
@@ -196,7 +161,7 @@ impl HealthTracker {
     /// Gives back a probe slot of model `index` for an attempt that was abandoned before it had an
     /// outcome (cancelled, or failed before reaching the model). Lock-free; does nothing when the
     /// circuit is not half-open or no slot is taken.
-    pub fn release_probe(&self, index: ModelIndex) {
+    pub(crate) fn release_probe(&self, index: ModelIndex) {
         if let Some(slot) = self.slots.get(index) {
             slot.release_probe();
         }
@@ -204,7 +169,7 @@ impl HealthTracker {
 
     /// Model `index`'s measured statistics, once it has [`min_samples`](HealthConfig::min_samples)
     /// counted outcomes; `None` before that and for an unknown index. Lock-free; no allocation.
-    pub fn live(&self, index: ModelIndex) -> Option<LiveStats> {
+    pub(crate) fn live(&self, index: ModelIndex) -> Option<LiveStats> {
         let slot = self.slots.get(index)?;
         let samples = slot.samples.load(Ordering::Acquire);
         if samples < u64::from(self.config.min_samples) {
@@ -223,7 +188,7 @@ impl HealthTracker {
     /// [`stale_after`](HealthConfig::stale_after) at `now`. Callers should then set its
     /// [`live`](Self::live) statistics aside. `false` for a model without outcomes and for an unknown
     /// index. Lock-free; no allocation.
-    pub fn is_stale(&self, index: ModelIndex, now: Instant) -> bool {
+    pub(crate) fn is_stale(&self, index: ModelIndex, now: Instant) -> bool {
         let Some(slot) = self.slots.get(index) else { return false };
         match slot.last_outcome.load(Ordering::Relaxed) {
             0 => false,
@@ -238,37 +203,13 @@ impl HealthTracker {
     ///
     /// An open circuit whose cool-down has elapsed is reported as open with a zero `retry_in` until the
     /// next [`admit`](Self::admit) turns it half-open.
-    pub fn state(&self, index: ModelIndex, now: Instant) -> Option<CircuitState> {
+    pub(crate) fn state(&self, index: ModelIndex, now: Instant) -> Option<CircuitState> {
         let slot = self.slots.get(index)?;
         Some(self.state_of(slot, Circuit(slot.circuit.load(Ordering::Acquire)), now))
     }
 
-    /// Among `candidates`, the model that will admit again soonest: the open circuit whose cool-down
-    /// ends first, with closed and half-open circuits counting as zero. Ties go to the earliest
-    /// candidate; unknown indices are skipped; `None` when no candidate is known. Lock-free.
-    ///
-    /// The router uses it when every candidate is rejected, to try one model rather than fail.
-    pub fn closest_to_recovery(
-        &self,
-        candidates: impl IntoIterator<Item = ModelIndex>,
-        now: Instant,
-    ) -> Option<ModelIndex> {
-        let mut best: Option<(Duration, ModelIndex)> = None;
-        for index in candidates {
-            let Some(state) = self.state(index, now) else { continue };
-            let wait = match state {
-                CircuitState::Open { retry_in } => retry_in,
-                CircuitState::Closed | CircuitState::HalfOpen => Duration::ZERO,
-            };
-            if best.is_none_or(|(w, _)| wait < w) {
-                best = Some((wait, index));
-            }
-        }
-        best.map(|(_, index)| index)
-    }
-
     /// Every model's health at `now`, in index order. Takes each model's lock in turn.
-    pub fn snapshot(&self, now: Instant) -> Vec<ModelHealth> {
+    pub(crate) fn snapshot(&self, now: Instant) -> Vec<ModelHealth> {
         self.slots
             .iter()
             .enumerate()

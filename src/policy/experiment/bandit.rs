@@ -255,7 +255,7 @@ impl Bandit {
     }
 
     /// The bandit's name.
-    pub fn label(&self) -> &str {
+    pub(crate) fn label(&self) -> &str {
         &self.inner.name
     }
 

@@ -99,7 +99,7 @@ impl Assignment {
     }
 
     /// A short lower-case name (`assigned`, `holdout`, `unkeyed`, `killed`).
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::Assigned => "assigned",
             Self::Holdout => "holdout",
@@ -119,7 +119,7 @@ pub struct ArmTag {
 
 impl ArmTag {
     /// A tag; experiments build these.
-    pub fn new(experiment: impl Into<Arc<str>>, arm: impl Into<Arc<str>>, assignment: Assignment) -> Self {
+    pub(crate) fn new(experiment: impl Into<Arc<str>>, arm: impl Into<Arc<str>>, assignment: Assignment) -> Self {
         Self { experiment: experiment.into(), arm: arm.into(), assignment }
     }
 
@@ -251,12 +251,12 @@ impl Metric {
     }
 
     /// Whether a larger value is better.
-    pub fn higher_is_better(self) -> bool {
+    pub(crate) fn higher_is_better(self) -> bool {
         matches!(self, Self::Quality | Self::Success | Self::Reward { .. })
     }
 
     /// A short lower-case name.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::Quality => "quality",
             Self::Success => "success",
@@ -371,7 +371,7 @@ impl ExperimentBuilder {
     }
 
     /// Adds an arm with a shared policy.
-    pub fn arm_arc(mut self, name: impl Into<Arc<str>>, weight: f64, policy: Arc<dyn Policy>) -> Self {
+    pub(crate) fn arm_arc(mut self, name: impl Into<Arc<str>>, weight: f64, policy: Arc<dyn Policy>) -> Self {
         self.arms.push(Arm::from_arc(name, weight, policy));
         self
     }
@@ -820,7 +820,7 @@ impl fmt::Debug for ExperimentHandle {
 
 impl ExperimentHandle {
     /// The experiment's name.
-    pub fn name(&self) -> &str {
+    pub(crate) fn name(&self) -> &str {
         &self.shared.name
     }
 

@@ -22,7 +22,7 @@ pub enum Conclusion {
 
 impl Conclusion {
     /// A short lower-case name.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::Undecided => "undecided",
             Self::Better => "better",

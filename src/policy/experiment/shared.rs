@@ -74,7 +74,7 @@ impl Learning {
     }
 
     /// What it is, for errors and logs: ``experiment `name` `` or ``bandit `name` ``.
-    pub fn label(&self) -> String {
+    pub(crate) fn label(&self) -> String {
         match &self.0 {
             Kind::Experiment(e) => format!("experiment `{}`", e.name()),
             Kind::Bandit(b) => format!("bandit `{}`", b.label()),
