@@ -39,14 +39,6 @@ impl Usage {
         self.reasoning_tokens = tokens;
         self
     }
-
-    /// Adds another call's usage to this one.
-    pub fn add(&mut self, other: &Usage) {
-        self.input_tokens = self.input_tokens.saturating_add(other.input_tokens);
-        self.output_tokens = self.output_tokens.saturating_add(other.output_tokens);
-        self.cached_input_tokens = self.cached_input_tokens.saturating_add(other.cached_input_tokens);
-        self.reasoning_tokens = self.reasoning_tokens.saturating_add(other.reasoning_tokens);
-    }
 }
 
 /// Why the model stopped.

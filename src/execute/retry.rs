@@ -279,7 +279,8 @@ pub enum Backoff {
 
 impl Backoff {
     /// The wait, unless giving up.
-    pub fn delay(self) -> Option<Duration> {
+    #[cfg(test)]
+    pub(crate) fn delay(self) -> Option<Duration> {
         match self {
             Self::Wait(d) => Some(d),
             Self::GiveUp => None,

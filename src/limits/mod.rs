@@ -53,7 +53,8 @@ use crate::types::millis;
 #[non_exhaustive]
 #[derive(Clone, Debug, PartialEq)]
 pub struct BudgetStatus {
-    /// [`Budget::label`].
+    /// The budget's name for messages: its scope, the tenant if one is named, the cap and the
+    /// window. Never a caller key.
     pub label: String,
     /// The cap.
     pub limit_usd: f64,
@@ -158,7 +159,7 @@ impl Budget {
 
     /// A name for messages: the scope, the tenant if one is named, the cap and the window. Never a
     /// caller key.
-    pub fn label(&self) -> String {
+    pub(crate) fn label(&self) -> String {
         match &self.tenant {
             Some(t) => format!("{} `{t}` budget of ${} per {}", self.scope.as_str(), self.limit_usd, self.window),
             None => format!("{} budget of ${} per {}", self.scope.as_str(), self.limit_usd, self.window),
@@ -431,7 +432,7 @@ impl LimitsConfig {
     /// [`ErrorKind::Config`](crate::ErrorKind::Config) naming the field: a negative or non-finite
     /// cap, a zero-length window, a tenant on a budget whose scope is not `tenant`, an unknown or
     /// duplicate model, a zero timeout.
-    pub fn validate(&self, catalog: &Catalog) -> Result<()> {
+    pub(crate) fn validate(&self, catalog: &Catalog) -> Result<()> {
         for (i, b) in self.budgets.iter().enumerate() {
             let at = format!("limits.budgets[{i}]");
             if !b.limit_usd.is_finite() || b.limit_usd < 0.0 {

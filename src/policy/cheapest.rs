@@ -23,11 +23,6 @@ impl CheapestCapable {
     pub fn new(floor: f64) -> Self {
         Self { floor }
     }
-
-    /// The floor.
-    pub fn floor(&self) -> f64 {
-        self.floor
-    }
 }
 
 impl Default for CheapestCapable {

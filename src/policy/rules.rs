@@ -123,11 +123,6 @@ impl Rule {
         self.policy = Some(Arc::new(policy));
         self
     }
-
-    /// The rule's name.
-    pub fn name(&self) -> &str {
-        &self.name
-    }
 }
 
 impl fmt::Debug for Rule {
@@ -178,11 +173,6 @@ impl Rules {
     pub fn rule(mut self, rule: Rule) -> Self {
         self.rules.push(rule);
         self
-    }
-
-    /// The rules, in order.
-    pub fn rules(&self) -> &[Rule] {
-        &self.rules
     }
 }
 

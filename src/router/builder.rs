@@ -280,7 +280,8 @@ impl RouterBuilder {
     /// provider registered twice, no catalog, a policy that names unknown models or has invalid
     /// parameters, an unknown fallback model, a model whose provider is not registered (unless no
     /// provider is registered at all: the router is then route-only), invalid execution settings, or
-    /// invalid limits ([`LimitsConfig::validate`]).
+    /// invalid limits (a negative or non-finite cap, a zero-length window, a rate limit on an unknown or
+    /// duplicate model, a zero timeout).
     pub fn build(self) -> Result<Router> {
         if let Some(e) = self.error {
             return Err(e);

@@ -416,16 +416,6 @@ impl RouterConfig {
             .map_err(|e| Error::config(format!("cannot write the config as TOML: {e}")).with_source(e))
     }
 
-    /// Writes the configuration as pretty-printed JSON that [`from_json_str`](Self::from_json_str)
-    /// reads back to an equal value.
-    ///
-    /// # Errors
-    /// [`ErrorKind::Config`](crate::ErrorKind::Config) if a value has no JSON form (a non-finite number).
-    pub fn to_json_string(&self) -> Result<String> {
-        serde_json::to_string_pretty(self)
-            .map_err(|e| Error::config(format!("cannot write the config as JSON: {e}")).with_source(e))
-    }
-
     /// Parses TOML.
     ///
     /// # Errors
@@ -758,7 +748,7 @@ pricing = { input_per_mtok = 3.0, output_per_mtok = 15.0, cached_input_per_mtok 
         assert_eq!(back, cfg, "{text}");
         back.validate().unwrap();
         assert!(text.contains("cost_weight = 0.25"), "{text}");
-        assert_eq!(RouterConfig::from_json_str(&cfg.to_json_string().unwrap()).unwrap(), cfg);
+        assert_eq!(RouterConfig::from_json_str(&serde_json::to_string(&cfg).unwrap()).unwrap(), cfg);
         // A config with every optional part set survives too.
         let full = format!(
             "quality_checks = [\"standard\"]\nmax_request_bytes = 1000\n{GOOD}\n[execution]\ntimeout_ms = 5000\n[context]\nmargin = 0.2\n[cost]\nreasoning_overhead = 2.0\noutput_tokens = {{ code = 700 }}\n"

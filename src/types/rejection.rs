@@ -66,7 +66,7 @@ pub enum RejectReason {
     /// What it would cost does not fit within a budget.
     #[error("{budget}: needs ${needed:.6}, ${remaining:.6} left")]
     Budget {
-        /// The budget ([`Budget::label`](crate::limits::Budget::label)).
+        /// The budget (its scope, tenant, cap and window; never a caller key).
         budget: String,
         /// What the model's call reserves.
         needed: f64,

@@ -19,7 +19,7 @@ use super::HealthTracker;
 /// open_for_ms = 10000
 /// ```
 ///
-/// Durations are whole milliseconds (`*_ms`). Building a router calls [`validate`](Self::validate).
+/// Durations are whole milliseconds (`*_ms`). Building a router checks every field.
 #[non_exhaustive]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -131,7 +131,7 @@ impl HealthConfig {
     ///
     /// [`ErrorKind::Config`] naming the first field out of range (NaN rates, a zero window or
     /// cool-down, `min_requests` larger than the window, ...).
-    pub fn validate(&self) -> Result<()> {
+    pub(crate) fn validate(&self) -> Result<()> {
         fn bad(field: &str, expected: &str, got: impl fmt::Display) -> Error {
             Error::new(ErrorKind::Config, format!("health: `{field}` must be {expected}, got {got}"))
         }

@@ -248,11 +248,6 @@ impl LambdaController {
         LambdaControllerBuilder { knob, target, window: 500, kp: 0.05, ki: 0.15, min: 0.01, max: 100.0 }
     }
 
-    /// The knob.
-    pub fn knob(&self) -> &Knob {
-        &self.inner.knob
-    }
-
     /// How many control steps ran.
     pub fn steps(&self) -> u64 {
         self.inner.step.lock().unwrap_or_else(PoisonError::into_inner).steps

@@ -5,7 +5,7 @@
 //!
 //! # An A/B test in four steps
 //!
-//! 1. Build an [`Experiment`] with a name, two or more [`Arm`]s (a policy each, with a weight), and
+//! 1. Build an [`Experiment`] with a name, two or more arms (a policy each, with a weight, added with [`ExperimentBuilder::arm`]), and
 //!    optionally a holdout and a [`SequentialTest`]. The first arm is the control.
 //! 2. Route with it: each request with a [`key`](crate::RouteHints::key) goes to the arm its key
 //!    hashes to, always the same one (sticky per user, the same in every process and release), and
@@ -151,7 +151,7 @@ impl fmt::Display for ArmTag {
 
 /// One arm of an [`Experiment`]: a name, a weight and the policy that routes its traffic.
 #[derive(Clone)]
-pub struct Arm {
+pub(crate) struct Arm {
     name: Arc<str>,
     weight: f64,
     policy: Arc<dyn Policy>,
@@ -160,28 +160,13 @@ pub struct Arm {
 impl Arm {
     /// An arm; `weight` is relative to the other arms' (finite, ≥ 0; checked by
     /// [`ExperimentBuilder::build`]).
-    pub fn new(name: impl Into<Arc<str>>, weight: f64, policy: impl Policy + 'static) -> Self {
+    pub(crate) fn new(name: impl Into<Arc<str>>, weight: f64, policy: impl Policy + 'static) -> Self {
         Self::from_arc(name, weight, Arc::new(policy))
     }
 
     /// An arm with a shared policy.
-    pub fn from_arc(name: impl Into<Arc<str>>, weight: f64, policy: Arc<dyn Policy>) -> Self {
+    pub(crate) fn from_arc(name: impl Into<Arc<str>>, weight: f64, policy: Arc<dyn Policy>) -> Self {
         Self { name: name.into(), weight, policy }
-    }
-
-    /// The name.
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    /// The weight.
-    pub fn weight(&self) -> f64 {
-        self.weight
-    }
-
-    /// The policy.
-    pub fn policy(&self) -> &Arc<dyn Policy> {
-        &self.policy
     }
 }
 
@@ -373,12 +358,6 @@ impl ExperimentBuilder {
     /// Adds an arm with a shared policy.
     pub(crate) fn arm_arc(mut self, name: impl Into<Arc<str>>, weight: f64, policy: Arc<dyn Policy>) -> Self {
         self.arms.push(Arm::from_arc(name, weight, policy));
-        self
-    }
-
-    /// Adds a built arm.
-    pub fn push_arm(mut self, arm: Arm) -> Self {
-        self.arms.push(arm);
         self
     }
 
