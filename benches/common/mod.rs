@@ -1,5 +1,6 @@
-//! What the benchmarks share: the prompts they route, read from `../shared/` at run time, and the
-//! RouterBench portfolio.
+//! What the benchmarks share: the prompts they route, read from `../shared/` (next to the
+//! workspace) at run time, and the RouterBench portfolio. The core's benches and `switchyard-eval`'s
+//! (`#[path]`) both use this file.
 
 #![allow(dead_code, reason = "each benchmark uses a part")]
 
@@ -9,8 +10,12 @@ use switchyard::catalog::Ability;
 use switchyard::classify::Intent;
 use switchyard::{Catalog, ModelProfile, Pricing, Request};
 
+/// `rel` under `shared/`, the sibling of the workspace root (the nearest ancestor of the bench's
+/// package that holds `Cargo.lock`).
 pub(crate) fn shared(rel: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared").join(rel)
+    let package = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let root = package.ancestors().find(|d| d.join("Cargo.lock").is_file()).unwrap_or(&package);
+    root.join("../shared").join(rel)
 }
 
 pub(crate) fn read(rel: &str) -> Option<String> {

@@ -13,6 +13,7 @@
 //! cargo bench --bench evaluate -- --warm-up-time 1 --measurement-time 10
 //! ```
 
+#[path = "../../../benches/common/mod.rs"]
 mod common;
 
 use std::hint::black_box;

@@ -22,6 +22,7 @@
 //! cargo bench --bench learned -- --warm-up-time 1 --measurement-time 5
 //! ```
 
+#[path = "../../../benches/common/mod.rs"]
 mod common;
 
 use std::hint::black_box;
