@@ -254,6 +254,12 @@ impl Settlement {
 /// Every method is atomic with respect to the others on the same store. Implementations must not
 /// block the thread; the router bounds every call with a timeout and falls back to local state when
 /// one fails (see `docs/scaling.md`).
+///
+/// A store is its async methods (and a name): the router uses any store through them alone, except
+/// a [`MemoryStore`], which it recognises when it is built and admits and settles in directly. Its
+/// one supertrait besides `Send + Sync + 'static` is implemented for every such type, so it asks
+/// nothing of an implementation; it lets the router tell a `MemoryStore` behind an
+/// `Arc<dyn StateStore>`.
 #[async_trait]
 pub trait StateStore: sealed::Concrete + Send + Sync + 'static {
     /// A short name for logs and errors (`"memory"`, `"redis"`).
@@ -267,29 +273,6 @@ pub trait StateStore: sealed::Concrete + Send + Sync + 'static {
 
     /// The counters' current values (0 for a counter that does not exist).
     async fn read(&self, counters: &[Counter]) -> Result<Vec<f64>>;
-
-    /// Admits synchronously if the store can do so without I/O (the in-process store), `None`
-    /// otherwise. The router then calls it without a timeout and without boxing a future.
-    fn admit_sync(&self, admit: &Admit) -> Option<Result<Admitted>> {
-        let _ = admit;
-        None
-    }
-
-    /// Applies settlements synchronously if the store can do so without I/O, returning whether it
-    /// did. The router calls it when a request is cancelled (it cannot wait then); stores that
-    /// return `false` get the settlements with the next [`admit`](Self::admit) instead.
-    fn settle_now(&self, settlements: &[Settlement]) -> bool {
-        let _ = settlements;
-        false
-    }
-
-    /// The in-process counters this store keeps its state in, if it is one (a [`MemoryStore`], or
-    /// a wrapper that forwards this method). The router then admits a request's first choice
-    /// directly through them, without building an [`Admit`]: the fast path of in-process budgets
-    /// and rate limits.
-    fn in_process(&self) -> Option<&MemoryStore> {
-        None
-    }
 }
 
 #[async_trait]
@@ -305,15 +288,6 @@ impl<S: StateStore + ?Sized> StateStore for Arc<S> {
     }
     async fn read(&self, counters: &[Counter]) -> Result<Vec<f64>> {
         (**self).read(counters).await
-    }
-    fn admit_sync(&self, admit: &Admit) -> Option<Result<Admitted>> {
-        (**self).admit_sync(admit)
-    }
-    fn settle_now(&self, settlements: &[Settlement]) -> bool {
-        (**self).settle_now(settlements)
-    }
-    fn in_process(&self) -> Option<&MemoryStore> {
-        (**self).in_process()
     }
 }
 
