@@ -19,6 +19,8 @@
 //! `Arc<dyn StateStore>` into `Arc<dyn Any>` to downcast ([`memory_store`]). With trait upcasting
 //! (Rust 1.86, above this crate's minimum) an `Any` supertrait would do the same.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use crate::error::Result;
@@ -57,19 +59,23 @@ impl Store {
         }
     }
 
-    /// [`StateStore::admit`].
-    pub(super) async fn admit(&self, admit: &Admit) -> Result<Admitted> {
+    /// [`StateStore::admit`]. A boxed future, as the trait's: a future of this call is held across
+    /// an `await` by every request's future, which stays as small as it was.
+    pub(super) fn admit<'a>(&'a self, admit: &'a Admit) -> Boxed<'a, Result<Admitted>> {
         match self {
-            Self::Memory(memory) => memory.admit_now(admit),
-            Self::Shared(store) => store.admit(admit).await,
+            Self::Memory(memory) => Box::pin(async move { memory.admit_now(admit) }),
+            Self::Shared(store) => store.admit(admit),
         }
     }
 
     /// [`StateStore::read`].
-    pub(super) async fn read(&self, counters: &[Counter]) -> Result<Vec<f64>> {
+    pub(super) fn read<'a>(&'a self, counters: &'a [Counter]) -> Boxed<'a, Result<Vec<f64>>> {
         match self {
-            Self::Memory(memory) => Ok(memory.read_now(counters)),
-            Self::Shared(store) => store.read(counters).await,
+            Self::Memory(memory) => Box::pin(async move { Ok(memory.read_now(counters)) }),
+            Self::Shared(store) => store.read(counters),
         }
     }
 }
+
+/// A future as [`StateStore`]'s methods return it.
+type Boxed<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
