@@ -24,9 +24,9 @@ const SWEEP_EVERY: Duration = Duration::from_secs(1);
 /// Each call takes one mutex for the length of the call, never across an `await`.
 ///
 /// The router recognises a `MemoryStore` however it is handed to the builder (by value, in an
-/// `Arc`, or as an `Arc<dyn StateStore>`) and admits, reserves and settles in it directly, without
-/// a timeout or a future: the fast path of in-process budgets and rate limits. A store of your own
-/// that wraps one is used through the [`StateStore`] methods, as any other store.
+/// `Arc`, or as an `Arc<dyn StateStore>`) and admits, reserves and settles in it directly rather than
+/// through the trait: the fast path of in-process budgets and rate limits. A store of your own that
+/// wraps one is used through the [`StateStore`] methods, as any other store.
 pub struct MemoryStore {
     state: Mutex<State>,
 }

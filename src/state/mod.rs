@@ -256,9 +256,9 @@ impl Settlement {
 /// one fails (see `docs/scaling.md`).
 ///
 /// A store is its async methods (and a name): the router uses any store through them alone, except
-/// a [`MemoryStore`], which it recognises when it is built and admits and settles in directly. Its
-/// one supertrait besides `Send + Sync + 'static` is implemented for every such type, so it asks
-/// nothing of an implementation; it lets the router tell a `MemoryStore` behind an
+/// a [`MemoryStore`], which the router recognises when it is built and admits and settles in
+/// directly. The trait's one supertrait besides `Send + Sync + 'static` is implemented for every such
+/// type, so it asks nothing of an implementation; it lets the router tell a `MemoryStore` behind an
 /// `Arc<dyn StateStore>`.
 #[async_trait]
 pub trait StateStore: sealed::Concrete + Send + Sync + 'static {
