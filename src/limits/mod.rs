@@ -322,7 +322,7 @@ pub struct LimitsConfig {
     /// [`share_learning`](Self::share_learning).
     #[serde(rename = "share_learning_ms", with = "millis")]
     pub share_learning: Duration,
-    /// How long what a replica has to tell a store that is not in process (finished requests'
+    /// How long what a replica has to tell a store other than a `MemoryStore` (finished requests'
     /// actual costs, circuits opened here) may wait for the next admission to carry it before the
     /// router sends it by itself (default 250 ms; zero: only with the next admission or
     /// [`Router::flush_state`](crate::Router::flush_state)). See [`flush_after`](Self::flush_after).
@@ -414,8 +414,8 @@ impl LimitsConfig {
     /// `after` sends what it holds in one more, in the background (on the Tokio runtime of the
     /// request that queued it), so that its finished requests' reservations do not hold the other
     /// replicas' budgets until its next request. Zero leaves them to the next admission or
-    /// [`Router::flush_state`](crate::Router::flush_state). An in-process store is settled at once
-    /// and never needs this.
+    /// [`Router::flush_state`](crate::Router::flush_state). A
+    /// [`MemoryStore`](crate::state::MemoryStore) is settled at once and never needs this.
     pub fn flush_after(mut self, after: Duration) -> Self {
         self.flush_after = after;
         self

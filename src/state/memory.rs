@@ -22,6 +22,11 @@ const SWEEP_EVERY: Duration = Duration::from_secs(1);
 /// `redis`).
 ///
 /// Each call takes one mutex for the length of the call, never across an `await`.
+///
+/// The router recognises a `MemoryStore` however it is handed to the builder (by value, in an
+/// `Arc`, or as an `Arc<dyn StateStore>`) and admits, reserves and settles in it directly rather than
+/// through the trait: the fast path of in-process budgets and rate limits. A store of your own that
+/// wraps one is used through the [`StateStore`] methods, as any other store.
 pub struct MemoryStore {
     state: Mutex<State>,
 }
@@ -84,8 +89,8 @@ impl MemoryStore {
         self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Admits synchronously; [`StateStore::admit`] calls this.
-    pub fn admit_now(&self, admit: &Admit) -> Result<Admitted> {
+    /// Admits synchronously; [`StateStore::admit`] calls this, and the router directly.
+    pub(crate) fn admit_now(&self, admit: &Admit) -> Result<Admitted> {
         validate(admit)?;
         let now = Instant::now();
         let mut state = self.lock();
@@ -208,8 +213,8 @@ impl MemoryStore {
         state.apply(settlement, now);
     }
 
-    /// Applies settlements synchronously.
-    pub fn settle_sync(&self, settlements: &[Settlement]) {
+    /// Applies settlements synchronously; [`StateStore::settle`] calls this.
+    pub(crate) fn settle_sync(&self, settlements: &[Settlement]) {
         let now = Instant::now();
         let mut state = self.lock();
         for s in settlements {
@@ -362,19 +367,6 @@ impl StateStore for MemoryStore {
     async fn read(&self, counters: &[Counter]) -> Result<Vec<f64>> {
         Ok(self.read_now(counters))
     }
-
-    fn admit_sync(&self, admit: &Admit) -> Option<Result<Admitted>> {
-        Some(self.admit_now(admit))
-    }
-
-    fn settle_now(&self, settlements: &[Settlement]) -> bool {
-        self.settle_sync(settlements);
-        true
-    }
-
-    fn in_process(&self) -> Option<&MemoryStore> {
-        Some(self)
-    }
 }
 
 #[cfg(test)]
@@ -432,7 +424,7 @@ mod tests {
         assert!((store.read_now(&a.counters)[0] - 0.2).abs() < 1e-12);
         let lease = store.admit_now(&a).unwrap().lease.unwrap();
         assert!((store.read_now(&a.counters)[0] - 0.7).abs() < 1e-12);
-        assert!(store.settle_now(&[Settlement::release(lease.clone())]));
+        store.settle_sync(&[Settlement::release(lease.clone())]);
         assert!((store.read_now(&a.counters)[0] - 0.2).abs() < 1e-12);
         assert_eq!(store.open_leases(), 0);
     }

@@ -254,8 +254,14 @@ impl Settlement {
 /// Every method is atomic with respect to the others on the same store. Implementations must not
 /// block the thread; the router bounds every call with a timeout and falls back to local state when
 /// one fails (see `docs/scaling.md`).
+///
+/// A store is its async methods (and a name): the router uses any store through them alone, except
+/// a [`MemoryStore`], which the router recognises when it is built and admits and settles in
+/// directly. The trait's one supertrait besides `Send + Sync + 'static` is implemented for every such
+/// type, so it asks nothing of an implementation; it lets the router tell a `MemoryStore` behind an
+/// `Arc<dyn StateStore>`.
 #[async_trait]
-pub trait StateStore: Send + Sync + 'static {
+pub trait StateStore: sealed::Concrete + Send + Sync + 'static {
     /// A short name for logs and errors (`"memory"`, `"redis"`).
     fn name(&self) -> &str;
 
@@ -267,29 +273,6 @@ pub trait StateStore: Send + Sync + 'static {
 
     /// The counters' current values (0 for a counter that does not exist).
     async fn read(&self, counters: &[Counter]) -> Result<Vec<f64>>;
-
-    /// Admits synchronously if the store can do so without I/O (the in-process store), `None`
-    /// otherwise. The router then calls it without a timeout and without boxing a future.
-    fn admit_sync(&self, admit: &Admit) -> Option<Result<Admitted>> {
-        let _ = admit;
-        None
-    }
-
-    /// Applies settlements synchronously if the store can do so without I/O, returning whether it
-    /// did. The router calls it when a request is cancelled (it cannot wait then); stores that
-    /// return `false` get the settlements with the next [`admit`](Self::admit) instead.
-    fn settle_now(&self, settlements: &[Settlement]) -> bool {
-        let _ = settlements;
-        false
-    }
-
-    /// The in-process counters this store keeps its state in, if it is one (a [`MemoryStore`], or
-    /// a wrapper that forwards this method). The router then admits a request's first choice
-    /// directly through them, without building an [`Admit`]: the fast path of in-process budgets
-    /// and rate limits.
-    fn in_process(&self) -> Option<&MemoryStore> {
-        None
-    }
 }
 
 #[async_trait]
@@ -306,15 +289,44 @@ impl<S: StateStore + ?Sized> StateStore for Arc<S> {
     async fn read(&self, counters: &[Counter]) -> Result<Vec<f64>> {
         (**self).read(counters).await
     }
-    fn admit_sync(&self, admit: &Admit) -> Option<Result<Admitted>> {
-        (**self).admit_sync(admit)
+}
+
+mod sealed {
+    use std::any::Any;
+    use std::sync::Arc;
+
+    /// A [`StateStore`](super::StateStore)'s concrete type, seen through a trait object.
+    ///
+    /// Every `Send + Sync + 'static` type implements it, so it asks nothing of a store; nothing else
+    /// can. It lets the router recognise its own [`MemoryStore`](super::MemoryStore) behind an
+    /// `Arc<dyn StateStore>` ([`memory_store`](super::memory_store)).
+    pub trait Concrete: Any + Send + Sync {
+        /// The same value, as `Any`.
+        fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync>;
     }
-    fn settle_now(&self, settlements: &[Settlement]) -> bool {
-        (**self).settle_now(settlements)
+
+    impl<T: Any + Send + Sync> Concrete for T {
+        fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync> {
+            self
+        }
     }
-    fn in_process(&self) -> Option<&MemoryStore> {
-        (**self).in_process()
-    }
+}
+
+/// The [`MemoryStore`] that `store` is, if it is one: the store itself, an `Arc` of it, or (at any
+/// depth) an `Arc<dyn StateStore>` of either. The router keeps such a store as what it is and
+/// admits and settles in it without going through the trait.
+pub(crate) fn memory_store(store: &Arc<dyn StateStore>) -> Option<Arc<MemoryStore>> {
+    let any = sealed::Concrete::into_any(store.clone());
+    let any = match any.downcast::<MemoryStore>() {
+        Ok(memory) => return Some(memory),
+        Err(any) => any,
+    };
+    let any = match any.downcast::<Arc<MemoryStore>>() {
+        Ok(memory) => return Some(Arc::clone(&memory)),
+        Err(any) => any,
+    };
+    let inner = any.downcast::<Arc<dyn StateStore>>().ok()?;
+    memory_store(&inner)
 }
 
 use crate::hash::FNV_OFFSET;
@@ -365,4 +377,44 @@ pub(crate) fn validate(admit: &Admit) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A store of a user's own around a `MemoryStore`: not the router's in-process store.
+    struct Wrapper(MemoryStore);
+
+    #[async_trait]
+    impl StateStore for Wrapper {
+        fn name(&self) -> &str {
+            "wrapper"
+        }
+        async fn admit(&self, admit: &Admit) -> Result<Admitted> {
+            self.0.admit(admit).await
+        }
+        async fn settle(&self, settlements: &[Settlement]) -> Result<()> {
+            self.0.settle(settlements).await
+        }
+        async fn read(&self, counters: &[Counter]) -> Result<Vec<f64>> {
+            self.0.read(counters).await
+        }
+    }
+
+    #[test]
+    fn a_memory_store_is_recognised_however_it_is_handed_over() {
+        let memory = Arc::new(MemoryStore::new());
+        let same = |store: Arc<dyn StateStore>| memory_store(&store).is_some_and(|m| Arc::ptr_eq(&m, &memory));
+        assert!(same(memory.clone()));
+        assert!(same(Arc::new(memory.clone())));
+        let erased: Arc<dyn StateStore> = memory.clone();
+        let twice: Arc<dyn StateStore> = Arc::new(erased.clone());
+        assert!(same(Arc::new(erased)));
+        assert!(same(Arc::new(twice)));
+        assert!(memory_store(&(Arc::new(MemoryStore::new()) as Arc<dyn StateStore>)).is_some());
+        let wrapped: Arc<dyn StateStore> = Arc::new(Wrapper(MemoryStore::new()));
+        assert!(memory_store(&wrapped).is_none());
+        assert!(memory_store(&(Arc::new(wrapped) as Arc<dyn StateStore>)).is_none());
+    }
 }

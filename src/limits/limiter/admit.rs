@@ -34,7 +34,7 @@ impl Limiter {
         now: Instant,
         deadline: Instant,
     ) -> Option<Admission> {
-        let store = self.store.in_process()?;
+        let store = self.store.memory()?;
         if self.store_is_down()
             || !self.quiet()
             || (first_pick && self.config.sticky.is_some() && request.hints.key.is_some())
@@ -57,13 +57,10 @@ impl Limiter {
         Some(Admission { position: 0, ticket, sticky: false, blocked: SmallVec::new() })
     }
 
-    /// Admits without waiting when the store answers without I/O and nothing is queued for it;
-    /// `None` otherwise, and the caller goes through [`admit`](Self::admit).
-    ///
-    /// A store that is not in process gets the first choice alone first (most requests take it),
-    /// then the full admission if it does not fit: an atomic admission of its own, so the rule "the
-    /// first that fits" holds. An in-process store gets the full admission at once (its first
-    /// choice was offered through [`admit_first`](Self::admit_first)).
+    /// Admits without waiting when the store is in process ([`MemoryStore`](crate::state::MemoryStore))
+    /// and nothing is queued for it; `None` otherwise, and the caller goes through
+    /// [`admit`](Self::admit). The full admission, at once: the first choice alone was offered
+    /// through [`admit_first`](Self::admit_first).
     ///
     /// # Errors
     /// As [`admit`](Self::admit).
@@ -76,32 +73,15 @@ impl Limiter {
         circuits: bool,
         deadline: Duration,
     ) -> Option<Result<Admission>> {
+        let store = self.store.memory()?;
         if self.store_is_down() || !self.quiet() {
             return None;
         }
         let lease_ttl = deadline.saturating_add(self.config.lease_grace);
         let sticky = self.sticky(request, first_pick);
         let circuits = circuits && self.config.share_circuits;
-        let admission =
-            |models: &[&Candidate]| self.admission(request, catalog, models, false, circuits, lease_ttl, &sticky);
-        // Other stores that answer without I/O: the first choice alone, then all of them.
-        let first = sticky.is_none() && models.len() > 1 && self.store.in_process().is_none();
-        let mut built = admission(if first { &models[..1] } else { models });
-        if first {
-            for check in built.admit.choices.iter_mut().flat_map(|c| c.checks.iter_mut()) {
-                check.soft = false;
-            }
-        }
-        let admitted = match self.store.admit_sync(&built.admit)? {
-            Ok(admitted) => admitted,
-            Err(e) => return Some(Err(e)),
-        };
-        if admitted.choice.is_some() || !first {
-            return Some(self.outcome(&built, admitted, false, catalog, models));
-        }
-        let built = admission(models);
-        let admitted = self.store.admit_sync(&built.admit)?;
-        Some(admitted.and_then(|a| self.outcome(&built, a, false, catalog, models)))
+        let built = self.admission(request, catalog, models, false, circuits, lease_ttl, &sticky);
+        Some(store.admit_now(&built.admit).and_then(|a| self.outcome(&built, a, false, catalog, models)))
     }
 
     /// Reserves the first of `models` (in order of preference) that every limit allows, and says
@@ -364,7 +344,7 @@ mod tests {
         }
         // The run goes through all three outcomes.
         assert!(firsts > 50 && others > 20 && refused > 20, "{firsts} / {others} / {refused}");
-        let open = |l: &Limiter| l.store.in_process().map(MemoryStore::open_leases);
+        let open = |l: &Limiter| l.store.memory().map(MemoryStore::open_leases);
         assert_eq!((open(&quick), open(&full)), (Some(0), Some(0)));
     }
 }

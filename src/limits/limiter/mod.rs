@@ -5,6 +5,7 @@ mod admit;
 mod build;
 mod keys;
 mod settle;
+mod store;
 mod sync;
 mod ticket;
 
@@ -21,6 +22,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::state::{Counter, Flag, MemoryStore, Settlement, StateStore};
 
 use self::keys::KeyCache;
+use self::store::Store;
 
 pub(crate) struct Limiter {
     config: LimitsConfig,
@@ -40,7 +42,8 @@ pub(crate) struct Limiter {
     /// How many times `pending`, `backlog` and `flags` were taken to be sent: a scheduled flush
     /// sends only what has waited since it was scheduled.
     drained: AtomicU64,
-    store: Arc<dyn StateStore>,
+    /// The store, told apart when the router is built (see [`store`]).
+    store: Store,
     /// Counters of this process, used while the store is failing.
     local: MemoryStore,
     /// Per catalog model: its rate limit, if any.
@@ -92,7 +95,7 @@ impl Limiter {
             queued: AtomicBool::new(false),
             flush_armed: AtomicBool::new(false),
             drained: AtomicU64::new(0),
-            store,
+            store: Store::new(store),
             local: MemoryStore::new(),
             rates,
             pending: Mutex::new(Vec::new()),

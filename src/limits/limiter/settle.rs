@@ -54,13 +54,13 @@ impl Limiter {
     /// Settles a reservation made through [`admit_first`](Self::admit_first), which only an
     /// in-process store makes.
     pub(super) fn settle_reserved(&self, id: u64, actual: &[f64]) {
-        if let Some(store) = self.store.in_process() {
+        if let Some(store) = self.store.memory() {
             store.settle_reserved(id, actual);
         }
     }
 
-    /// Settles a reservation: at once for the local store or a store that can, otherwise with the
-    /// next admission.
+    /// Settles a reservation: at once for the local counters or an in-process store, otherwise with
+    /// the next admission (or a scheduled flush).
     pub(super) fn settle(self: &Arc<Self>, settlement: Settlement, local: bool) {
         if local {
             // Spending under local counters goes to the store once it answers again.
@@ -75,9 +75,9 @@ impl Limiter {
             self.local.settle_sync(std::slice::from_ref(&settlement));
             lock(&self.backlog).extend(spent);
             self.queued_for_store();
-        } else if let Some(store) = self.store.in_process() {
+        } else if let Some(store) = self.store.memory() {
             store.settle_recent(&settlement);
-        } else if !self.store.settle_now(std::slice::from_ref(&settlement)) {
+        } else {
             lock(&self.pending).push(settlement);
             self.queued_for_store();
         }
@@ -121,7 +121,7 @@ impl Limiter {
     pub(super) fn queued_for_store(self: &Arc<Self>) {
         self.queued.store(true, Ordering::Release);
         let after = self.config.flush_after;
-        if after.is_zero() || self.store.in_process().is_some() || self.flush_armed.swap(true, Ordering::AcqRel) {
+        if after.is_zero() || self.store.memory().is_some() || self.flush_armed.swap(true, Ordering::AcqRel) {
             return;
         }
         // Without a runtime (a ticket dropped outside one), the next admission carries it.
