@@ -270,7 +270,7 @@ pub struct RouteHints {
 ///     .with_system("You are a careful paralegal.")
 ///     .with_max_tokens(300)
 ///     .with_key("user-42");
-/// assert_eq!(req.messages().len(), 2);
+/// assert_eq!(req.messages.len(), 2);
 /// ```
 #[non_exhaustive]
 #[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -306,11 +306,6 @@ impl Request {
     /// A request with the given conversation.
     pub fn from_messages(messages: Vec<Message>) -> Self {
         Self { messages, ..Self::default() }
-    }
-
-    /// The conversation.
-    pub fn messages(&self) -> &[Message] {
-        &self.messages
     }
 
     /// Puts a system message first.

@@ -6,7 +6,7 @@
 //! 1. The decision ranks the candidates (open circuits were filtered out before the policy ran). The
 //!    first is tried.
 //! 2. A retryable error (timeout, connection, rate limit, server) retries the same model after
-//!    [`RetryPolicy::backoff`](crate::execute::retry::RetryPolicy::backoff) (exponential, full jitter, at least the
+//!    a backoff ([`RetryPolicy`]: exponential, full jitter, at least the
 //!    provider's Retry-After), up to the policy's per-model retries; then the next candidate is tried.
 //! 3. A context overflow moves to the next candidate with a larger context window than the one that
 //!    overflowed (smaller ones are skipped).

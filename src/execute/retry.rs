@@ -8,17 +8,18 @@
 //!    connection, rate limit, server), the same model is retried up to
 //!    [`max_retries_per_model`](RetryPolicy::max_retries_per_model) times, then the next candidate is
 //!    tried.
-//! 3. Before retry `n` (0 for the first retry) the caller waits [`RetryPolicy::backoff`]: exponential
-//!    backoff with *full jitter*, uniform in `[0, min(max_backoff, initial_backoff · multiplier^n)]`,
-//!    and never less than the provider's Retry-After. A Retry-After longer than
-//!    [`max_retry_after`](RetryPolicy::max_retry_after) is not waited for: [`Backoff::GiveUp`] says to
-//!    move to the next candidate instead.
-//! 4. A wait that would pass the request's deadline is not taken ([`RetryPolicy::deadline_allows`]).
+//! 3. Before retry `n` (0 for the first retry) the router waits: exponential backoff with *full
+//!    jitter*, uniform in `[0, min(max_backoff, initial_backoff · multiplier^n)]`, and never less than
+//!    the provider's Retry-After. A Retry-After longer than
+//!    [`max_retry_after`](RetryPolicy::max_retry_after) is not waited for: the router moves to the next
+//!    candidate instead.
+//! 4. A wait that would use up the time left before the request's deadline is not taken.
 //! 5. After an error that retrying cannot fix (auth, bad request, unknown model), the policy's
 //!    [`NonRetryable`] says whether to try the next candidate or stop.
 //!
-//! Jitter comes from a [`Jitter`] the caller owns and seeds, so tests are reproducible; there is no
-//! hidden randomness.
+//! The jitter of each request is drawn from a generator seeded with the router's jitter seed and the
+//! decision's id ([`RouterBuilder::jitter_seed`](crate::RouterBuilder::jitter_seed)), so tests that
+//! set the seed are reproducible; there is no hidden randomness.
 //!
 //! In TOML or JSON, durations are whole milliseconds in fields suffixed `_ms`:
 //!
@@ -74,20 +75,6 @@ pub enum NonRetryable {
 /// In serialized form every field is optional (missing ones take their defaults), unknown fields are
 /// rejected, and durations are whole milliseconds under the field name with an `_ms` suffix
 /// (`initial_backoff_ms = 100`); sub-millisecond parts are dropped when serializing.
-///
-/// ```
-/// use std::time::Duration;
-/// use switchyard::execute::retry::{Backoff, Jitter, RetryPolicy};
-///
-/// let policy = RetryPolicy::default().with_max_backoff(Duration::from_secs(2));
-/// policy.validate()?;
-/// let mut jitter = Jitter::new(42);
-/// match policy.backoff(0, None, &mut jitter) {
-///     Backoff::Wait(d) => assert!(d <= Duration::from_millis(100)),
-///     other => unreachable!("{other:?}"),
-/// }
-/// # Ok::<(), switchyard::Error>(())
-/// ```
 #[non_exhaustive]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -223,7 +210,7 @@ impl RetryPolicy {
     /// not allowed, since the attempt itself would then have none.
     ///
     /// Subtract the expected latency of the next attempt from `remaining` to be stricter.
-    pub fn deadline_allows(&self, wait: Duration, remaining: Option<Duration>) -> bool {
+    pub(crate) fn deadline_allows(&self, wait: Duration, remaining: Option<Duration>) -> bool {
         remaining.is_none_or(|remaining| wait < remaining)
     }
 
@@ -256,7 +243,7 @@ impl RetryPolicy {
     ///    from `jitter`) and raised to `retry_after` when that is longer.
     ///
     /// Never panics or overflows, for any `retry`.
-    pub fn backoff(&self, retry: u32, retry_after: Option<Duration>, jitter: &mut Jitter) -> Backoff {
+    pub(crate) fn backoff(&self, retry: u32, retry_after: Option<Duration>, jitter: &mut Jitter) -> Backoff {
         if retry_after.is_some_and(|after| after > self.max_retry_after) {
             return Backoff::GiveUp;
         }
@@ -266,11 +253,10 @@ impl RetryPolicy {
     }
 }
 
-/// What [`RetryPolicy::backoff`] decided.
-#[non_exhaustive]
+/// What `RetryPolicy::backoff` decided.
 #[must_use]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Backoff {
+pub(crate) enum Backoff {
     /// Wait this long, then retry the same model.
     Wait(Duration),
     /// Do not wait: the provider asked for longer than the policy allows; try the next candidate.
@@ -293,13 +279,13 @@ impl Backoff {
 /// Not for cryptography. The same seed always gives the same sequence, so tests can fix it; use
 /// [`Jitter::from_entropy`] in production so that clients do not retry in lockstep.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Jitter {
+pub(crate) struct Jitter {
     state: u64,
 }
 
 impl Jitter {
     /// A generator with a fixed seed.
-    pub fn new(seed: u64) -> Self {
+    pub(crate) fn new(seed: u64) -> Self {
         Self { state: seed }
     }
 
@@ -307,7 +293,7 @@ impl Jitter {
     ///
     /// Each call gives a different seed. This is the only source of randomness in the module; it
     /// runs only when called.
-    pub fn from_entropy() -> Self {
+    pub(crate) fn from_entropy() -> Self {
         use std::hash::{BuildHasher, Hasher};
         let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());

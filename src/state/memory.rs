@@ -223,7 +223,7 @@ impl MemoryStore {
     }
 
     /// Reads counters synchronously.
-    pub fn read_now(&self, counters: &[Counter]) -> Vec<f64> {
+    pub(crate) fn read_now(&self, counters: &[Counter]) -> Vec<f64> {
         let now = Instant::now();
         let state = self.lock();
         counters.iter().map(|c| state.value(c, now)).collect()

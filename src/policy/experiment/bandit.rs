@@ -259,11 +259,6 @@ impl Bandit {
         &self.inner.name
     }
 
-    /// `λ`, as the bandit reads it now.
-    pub fn lambda(&self) -> f64 {
-        self.inner.lambda.get()
-    }
-
     fn buckets(&self) -> usize {
         (Intent::ALL.len() + 1) * (self.inner.bands.len() + 2)
     }

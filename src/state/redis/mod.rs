@@ -106,26 +106,6 @@ impl RedisConfig {
         self
     }
 
-    /// The namespace.
-    pub fn namespace(&self) -> &str {
-        &self.namespace
-    }
-
-    /// The connection timeout.
-    pub fn connection_timeout(&self) -> Duration {
-        self.connection_timeout
-    }
-
-    /// The response timeout.
-    pub fn response_timeout(&self) -> Duration {
-        self.response_timeout
-    }
-
-    /// The number of reconnect retries.
-    pub fn reconnect_retries(&self) -> usize {
-        self.reconnect_retries
-    }
-
     /// The longest a call may take: one connection attempt and one reply.
     fn deadline(&self) -> Duration {
         self.connection_timeout.saturating_add(self.response_timeout)
@@ -235,11 +215,6 @@ impl RedisStore {
                 deadline: config.deadline(),
             }),
         })
-    }
-
-    /// The namespace of the store's keys.
-    pub fn namespace(&self) -> &str {
-        &self.inner.namespace
     }
 
     /// Runs one request on the shared connection, bounded by the store's deadline.
@@ -389,7 +364,7 @@ mod tests {
     #[test]
     fn debug_shows_no_url() {
         let config = RedisConfig::new().with_namespace("ns");
-        assert_eq!(config.namespace(), "ns");
+        assert_eq!(config.namespace, "ns");
         assert!(RedisStore::lazy("redis://:secret@127.0.0.1:1", config.clone()).is_err(), "no runtime here");
         let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
         let store = rt.block_on(async { RedisStore::lazy("redis://:secret@127.0.0.1:1", config).unwrap() });
