@@ -104,7 +104,11 @@ fn reasons(d: &Decision) -> String {
     if let Some(diff) = d.difficulty() {
         parts.push(format!("difficulty {diff:.1}"));
     }
-    parts.push(format!("p {:.2}", d.chosen().p));
+    if d.is_low_confidence() {
+        parts.push(format!("p {:.2} (LOW CONFIDENCE: below the floor {:.2})", d.chosen().p, d.confidence_floor()));
+    } else {
+        parts.push(format!("p {:.2}", d.chosen().p));
+    }
     if let Some(t) = d.input_tokens() {
         parts.push(format!("{} tokens", t.tokens));
     }

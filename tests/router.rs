@@ -1279,3 +1279,78 @@ fn p_is_a_probability_even_for_extreme_abilities() {
     }
     assert_eq!(d, router.route(&Request::new(CODE)).unwrap());
 }
+
+// ---------------------------------------------------------------------------------------------------
+// The confidence floor
+
+/// Two weak models: a hard proof is more likely to fail than to succeed on either.
+fn weak_router(b: RouterBuilder) -> Router {
+    let catalog = Catalog::new([
+        model("weak").with_ability(Ability::new(-2.0)),
+        model("weaker").with_ability(Ability::new(-3.0)),
+    ])
+    .unwrap();
+    b.catalog(catalog)
+        .classifier(DifficultyClassifier::default(), 1.0)
+        .policy(Utility::new().cost_weight(0.0))
+        .provider(SimulatedProvider::new("sim"))
+        .build()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_choice_below_the_confidence_floor_is_flagged_and_still_served_by_default() {
+    let router = weak_router(Router::builder());
+    let d = router.route(&Request::new(HARD_PROOF)).unwrap();
+    assert!(d.chosen().p < 0.5, "{}", d.chosen().p);
+    assert_eq!(d.confidence_floor(), 0.5);
+    assert!(d.is_low_confidence());
+    assert!(d.explain().contains("low confidence"), "{}", d.explain());
+    let response = router.complete(Request::new(HARD_PROOF)).await.unwrap();
+    assert!(response.decision.is_low_confidence());
+    // A confident choice is not flagged, and a floor of 0 flags nothing.
+    let strong = utility_router(mini_frontier(), 0.0).route(&Request::new(EASY_CHAT)).unwrap();
+    assert!(strong.chosen().p >= 0.5 && !strong.is_low_confidence(), "{}", strong.explain());
+    assert!(!strong.explain().contains("low confidence"));
+    let off = weak_router(Router::builder().confidence_floor(0.0)).route(&Request::new(HARD_PROOF)).unwrap();
+    assert!(!off.is_low_confidence());
+}
+
+#[tokio::test]
+async fn a_router_set_to_refuse_returns_a_low_confidence_error_without_calling_a_model() {
+    let router = weak_router(Router::builder().on_low_confidence(switchyard::policy::OnLowConfidence::Refuse));
+    let err = router.route(&Request::new(HARD_PROOF)).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::LowConfidence);
+    assert_mentions(&err, &["`weak`", "confidence floor 0.50"]);
+    assert!(!err.to_string().contains("primes"), "no prompt text: {err}");
+    let err = router.complete(Request::new(HARD_PROOF)).await.unwrap_err();
+    assert_eq!((err.kind(), err.attempts().len()), (ErrorKind::LowConfidence, 0));
+    // Below the floor only: an easy request on the same models goes through.
+    let lenient = weak_router(
+        Router::builder().confidence_floor(0.01).on_low_confidence(switchyard::policy::OnLowConfidence::Refuse),
+    );
+    assert!(lenient.route(&Request::new(HARD_PROOF)).is_ok());
+}
+
+#[test]
+fn a_confidence_floor_outside_zero_to_one_is_a_config_error() {
+    for floor in [f64::NAN, -0.1, 1.5, f64::INFINITY] {
+        let b = Router::builder().catalog(mini_frontier()).confidence_floor(floor);
+        assert_mentions(&config_err(b), &["confidence_floor"]);
+    }
+}
+
+#[test]
+fn the_confidence_floor_loads_from_a_config() {
+    let models = "[[models]]\nid = \"weak\"\nprovider = \"sim\"\nability = { overall = -2.0 }\npricing = { input_per_mtok = 1.0, output_per_mtok = 2.0 }\ncontext_window = 128000\nmax_output_tokens = 4096\n";
+    let cfg = switchyard::RouterConfig::from_toml_str(&format!(
+        "confidence_floor = 0.4\non_low_confidence = \"refuse\"\n[[classifiers]]\nkind = \"difficulty\"\nweight = 1.0\n{models}"
+    ))
+    .unwrap();
+    let router = cfg.builder().unwrap().provider(SimulatedProvider::new("sim")).build().unwrap();
+    assert_eq!(router.route(&Request::new(HARD_PROOF)).unwrap_err().kind(), ErrorKind::LowConfidence);
+    let bad = switchyard::RouterConfig::from_toml_str(&format!("on_low_confidence = \"ignore\"\n{models}"));
+    assert!(bad.unwrap_err().to_string().contains("on_low_confidence"));
+    let bad = switchyard::RouterConfig::from_toml_str(&format!("confidence_floor = 2.0\n{models}")).unwrap();
+    assert!(bad.validate().unwrap_err().to_string().contains("confidence_floor"));
+}

@@ -76,6 +76,24 @@ pub struct Decision {
     pub(crate) intent: Option<IntentScore>,
     pub(crate) difficulty: Option<f64>,
     pub(crate) input_tokens: Option<TokenEstimate>,
+    pub(crate) confidence_floor: f64,
+}
+
+/// What the router does when a decision's chosen model is predicted to answer acceptably with a
+/// probability `p` below its confidence floor
+/// ([`RouterBuilder::confidence_floor`](crate::RouterBuilder::confidence_floor)).
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnLowConfidence {
+    /// Route as usual and say so: [`Decision::is_low_confidence`] is true, [`Decision::explain`]
+    /// names the floor, and the router logs a warning (target `switchyard`) when it executes the
+    /// decision.
+    #[default]
+    Flag,
+    /// Refuse the request with [`ErrorKind::LowConfidence`](crate::ErrorKind::LowConfidence)
+    /// instead of sending it to a model that is more likely to fail than the floor allows.
+    Refuse,
 }
 
 impl Decision {
@@ -179,6 +197,18 @@ impl Decision {
         &self.catalog
     }
 
+    /// The router's confidence floor when it decided: the `p` below which a decision is flagged.
+    pub fn confidence_floor(&self) -> f64 {
+        self.confidence_floor
+    }
+
+    /// Whether the chosen model's predicted probability of an acceptable answer is below the
+    /// router's [confidence floor](Self::confidence_floor). Such a decision is never made silently:
+    /// [`explain`](Self::explain) says so, and executing it logs a warning.
+    pub fn is_low_confidence(&self) -> bool {
+        self.chosen().p < self.confidence_floor
+    }
+
     /// A one-paragraph explanation: the choice and its numbers, the runner-up, the request's signals
     /// and the filtered models. Contains no prompt text.
     pub fn explain(&self) -> String {
@@ -205,6 +235,9 @@ impl Decision {
         }
         if self.recovery {
             s.push_str(" (every capable model's circuit is open; trying the one closest to recovery)");
+        }
+        if self.is_low_confidence() {
+            let _ = write!(s, " [low confidence: p {:.2} is below the floor {:.2}]", c.p, self.confidence_floor);
         }
         if let Some(next) = self.ranking.get(1) {
             let nc = self.candidates.iter().find(|x| x.model == next.model);
@@ -246,6 +279,7 @@ impl PartialEq for Decision {
             && self.intent == other.intent
             && self.difficulty == other.difficulty
             && self.input_tokens == other.input_tokens
+            && self.confidence_floor == other.confidence_floor
             && self.recovery == other.recovery
     }
 }

@@ -28,7 +28,7 @@ use std::sync::Arc;
 use smallvec::SmallVec;
 
 pub use self::cheapest::CheapestCapable;
-pub use self::decision::{Candidate, Decision, RejectReason, Rejection};
+pub use self::decision::{Candidate, Decision, OnLowConfidence, RejectReason, Rejection};
 pub use self::experiment::{ArmTag, Bandit, Experiment};
 pub use self::observer::Observer;
 pub use self::rules::{Action, Condition, Rule, Rules};

@@ -14,7 +14,7 @@ use crate::execute::retry::Jitter;
 use crate::execute::{DecisionLog, Engine};
 use crate::limits::{Limiter, LimitsConfig};
 use crate::policy::Observer;
-use crate::policy::{Policy, Utility};
+use crate::policy::{OnLowConfidence, Policy, Utility};
 use crate::provider::Provider;
 use crate::router::{Inner, ProviderMap, Router};
 use crate::state::{MemoryStore, StateStore};
@@ -79,6 +79,8 @@ pub struct RouterBuilder {
     seed: u64,
     fallback: Option<ModelId>,
     max_request_bytes: usize,
+    confidence_floor: f64,
+    on_low_confidence: OnLowConfidence,
     exec: ExecutionConfig,
     quality: Option<Arc<dyn QualityCheck>>,
     observers: Vec<Arc<dyn Observer>>,
@@ -105,6 +107,9 @@ impl Default for RouterBuilder {
     }
 }
 
+/// The default confidence floor: a choice more likely to fail than to succeed is flagged.
+pub(crate) const DEFAULT_CONFIDENCE_FLOOR: f64 = 0.5;
+
 /// The default limit on a request's text, in bytes.
 pub(crate) const DEFAULT_MAX_REQUEST_BYTES: usize = 32 << 20;
 
@@ -122,6 +127,8 @@ impl RouterBuilder {
             seed: 0,
             fallback: None,
             max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
+            confidence_floor: DEFAULT_CONFIDENCE_FLOOR,
+            on_low_confidence: OnLowConfidence::Flag,
             exec: ExecutionConfig::default(),
             quality: None,
             observers: Vec::new(),
@@ -213,6 +220,25 @@ impl RouterBuilder {
     /// A model appended to every decision's fallbacks when it passes the request's hard constraints.
     pub fn fallback_model(mut self, model: impl Into<ModelId>) -> Self {
         self.fallback = Some(model.into());
+        self
+    }
+
+    /// Sets the confidence floor, in `[0, 1]` (default 0.5): a decision whose chosen model is
+    /// predicted to answer acceptably with a probability below it is flagged
+    /// ([`Decision::is_low_confidence`](crate::Decision::is_low_confidence)), or refused, as
+    /// [`on_low_confidence`](Self::on_low_confidence) says. 0 turns it off.
+    pub fn confidence_floor(mut self, floor: f64) -> Self {
+        if !(0.0..=1.0).contains(&floor) {
+            return self.fail(Error::config(format!("`confidence_floor` must be within [0, 1], got {floor}")));
+        }
+        self.confidence_floor = floor;
+        self
+    }
+
+    /// What to do with a decision below the [confidence floor](Self::confidence_floor): flag it
+    /// (the default) or refuse the request.
+    pub fn on_low_confidence(mut self, action: OnLowConfidence) -> Self {
+        self.on_low_confidence = action;
         self
     }
 
@@ -361,6 +387,8 @@ impl RouterBuilder {
                 seed: self.seed,
                 fallback,
                 max_request_bytes: self.max_request_bytes,
+                confidence_floor: self.confidence_floor,
+                on_low_confidence: self.on_low_confidence,
                 learning: crate::router::LearningSync::new(learning, share_every, now),
             }),
         })

@@ -42,7 +42,7 @@ use crate::execute::ExecutionConfig;
 use crate::execute::quality::{Checks, NoRefusal, NonEmpty, NotTruncated, ValidJson};
 use crate::limits::LimitsConfig;
 use crate::policy::experiment::{Bandit, Experiment, SequentialTest, Unkeyed};
-use crate::policy::{Action, CheapestCapable, Condition, CostRef, Policy, Rule, Rules, Utility};
+use crate::policy::{Action, CheapestCapable, Condition, CostRef, OnLowConfidence, Policy, Rule, Rules, Utility};
 use crate::router::RouterBuilder;
 
 /// A router's configuration: catalog, classifiers and weights, cost model, policy and limits.
@@ -73,6 +73,13 @@ pub struct RouterConfig {
     /// The largest request text accepted, in bytes.
     #[serde(default)]
     pub max_request_bytes: Option<usize>,
+    /// The `p` below which a decision is flagged or refused (default 0.5;
+    /// [`RouterBuilder::confidence_floor`](crate::RouterBuilder::confidence_floor)).
+    #[serde(default)]
+    pub confidence_floor: Option<f64>,
+    /// `"flag"` (the default) or `"refuse"` a decision below the confidence floor.
+    #[serde(default)]
+    pub on_low_confidence: OnLowConfidence,
     /// Retries, circuit breakers, deadlines and escalation.
     #[serde(default)]
     pub execution: ExecutionConfig,
@@ -386,6 +393,8 @@ impl RouterConfig {
             seed: 0,
             fallback_model: None,
             max_request_bytes: None,
+            confidence_floor: None,
+            on_low_confidence: OnLowConfidence::Flag,
             execution: ExecutionConfig::default(),
             quality_checks: Vec::new(),
             limits: LimitsConfig::default(),
@@ -562,6 +571,13 @@ impl RouterConfig {
             catalog.require(fb, "`fallback_model`")?;
             b = b.fallback_model(fb.clone());
         }
+        if let Some(floor) = self.confidence_floor {
+            if !(0.0..=1.0).contains(&floor) {
+                return Err(Error::config(format!("`confidence_floor` must be within [0, 1], got {floor}")));
+            }
+            b = b.confidence_floor(floor);
+        }
+        b = b.on_low_confidence(self.on_low_confidence);
         if let Some(n) = self.max_request_bytes {
             b = b.max_request_bytes(n);
         }

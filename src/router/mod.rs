@@ -22,7 +22,9 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::execute::health::{CircuitState, ModelHealth, Observation};
 use crate::execute::{DecisionId, Engine, ExecutionConfig, Feedback, Response, now_std};
 use crate::policy::experiment::ExperimentHandle;
-use crate::policy::{Candidate, Decision, Outcome, Policy, PolicyInput, RejectReason, Rejection, Scored};
+use crate::policy::{
+    Candidate, Decision, OnLowConfidence, Outcome, Policy, PolicyInput, RejectReason, Rejection, Scored,
+};
 use crate::request::Request;
 
 /// Routes requests over a model portfolio. Cheap to clone: a handle over shared, immutable state; do
@@ -46,6 +48,8 @@ pub(crate) struct Inner {
     pub(crate) seed: u64,
     pub(crate) fallback: Option<usize>,
     pub(crate) max_request_bytes: usize,
+    pub(crate) confidence_floor: f64,
+    pub(crate) on_low_confidence: OnLowConfidence,
     /// Learned state shared with other replicas, when `LimitsConfig::share_learning` is set.
     pub(crate) learning: LearningSync,
     /// Providers, health, limits, quality checks and observers: what `complete` and `stream` use.
@@ -299,6 +303,18 @@ impl Router {
                 order.push(Scored { model: fb, score: f64::NEG_INFINITY });
             }
         }
+        let chosen_p = candidates.iter().find(|c| c.model == order[0].model).map_or(0.0, |c| c.p);
+        if chosen_p < inner.confidence_floor && inner.on_low_confidence == OnLowConfidence::Refuse {
+            let model = &catalog.model(order[0].model).id;
+            return Err(Error::new(
+                ErrorKind::LowConfidence,
+                format!(
+                    "the best candidate `{model}` answers acceptably with p {chosen_p:.2}, below the confidence floor {:.2}",
+                    inner.confidence_floor
+                ),
+            )
+            .with_rejections(rejections));
+        }
         let id = inner.engine.log.issue(order[0].model, executed, memo, now);
         let decision = Decision {
             id,
@@ -313,7 +329,17 @@ impl Router {
             intent: signals.intent(),
             difficulty: signals.difficulty(),
             input_tokens: signals.input_tokens(),
+            confidence_floor: inner.confidence_floor,
         };
+        if executed && decision.is_low_confidence() {
+            tracing::warn!(
+                decision = decision.id().get(),
+                model = %decision.model(),
+                p = chosen_p,
+                floor = inner.confidence_floor,
+                "low confidence: the chosen model is predicted to fail more often than the floor allows"
+            );
+        }
         for o in &inner.engine.observers {
             o.on_decision(&decision);
         }

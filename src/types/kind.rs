@@ -46,6 +46,10 @@ pub enum ErrorKind {
     /// The shared state store (Redis) failed or did not answer in time, and a limit configured to
     /// fail closed could not be checked.
     Store,
+    /// The best candidate's predicted probability of an acceptable answer is below the router's
+    /// confidence floor, and the router is set to refuse such requests
+    /// ([`OnLowConfidence::Refuse`](crate::policy::OnLowConfidence::Refuse)).
+    LowConfidence,
 }
 
 impl ErrorKind {
@@ -74,6 +78,7 @@ impl ErrorKind {
             Self::ProviderMissing => "provider_missing",
             Self::BudgetExceeded => "budget_exceeded",
             Self::Store => "store",
+            Self::LowConfidence => "low_confidence",
         }
     }
 }

@@ -89,7 +89,8 @@ impl Observation {
                 | ErrorKind::Routing
                 | ErrorKind::ProviderMissing
                 | ErrorKind::BudgetExceeded
-                | ErrorKind::Store => false,
+                | ErrorKind::Store
+                | ErrorKind::LowConfidence => false,
             },
         }
     }
