@@ -105,7 +105,7 @@ fn reasons(d: &Decision) -> String {
         parts.push(format!("difficulty {diff:.1}"));
     }
     if d.is_low_confidence() {
-        parts.push(format!("p {:.2} (LOW CONFIDENCE: below the floor {:.2})", d.chosen().p, d.confidence_floor()));
+        parts.push(format!("p {:.2} (LOW CONFIDENCE: below the router's floor)", d.chosen().p));
     } else {
         parts.push(format!("p {:.2}", d.chosen().p));
     }

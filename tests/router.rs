@@ -13,7 +13,7 @@ use futures::StreamExt;
 use switchyard::catalog::{Ability, LatencyProfile};
 use switchyard::classify::{DifficultyClassifier, Intent, IntentClassifier};
 use switchyard::execute::{AttemptOutcome, AttemptReason};
-use switchyard::policy::{Action, Condition, RejectReason, Rule};
+use switchyard::policy::{Action, Condition, OnLowConfidence, RejectReason, Rule};
 use switchyard::{
     Capabilities, Catalog, CheapestCapable, Completion, ContentPart, CostModel, Decision, Error, ErrorKind,
     FinishReason, Message, ModelProfile, Pricing, Request, ResponseFormat, Router, RouterBuilder, Rules,
@@ -1303,7 +1303,7 @@ async fn a_choice_below_the_confidence_floor_is_flagged_and_still_served_by_defa
     let router = weak_router(Router::builder());
     let d = router.route(&Request::new(HARD_PROOF)).unwrap();
     assert!(d.chosen().p < 0.5, "{}", d.chosen().p);
-    assert_eq!(d.confidence_floor(), 0.5);
+    assert!(d.explain().contains("below the floor 0.50"), "{}", d.explain());
     assert!(d.is_low_confidence());
     assert!(d.explain().contains("low confidence"), "{}", d.explain());
     let response = router.complete(Request::new(HARD_PROOF)).await.unwrap();
@@ -1312,13 +1312,15 @@ async fn a_choice_below_the_confidence_floor_is_flagged_and_still_served_by_defa
     let strong = utility_router(mini_frontier(), 0.0).route(&Request::new(EASY_CHAT)).unwrap();
     assert!(strong.chosen().p >= 0.5 && !strong.is_low_confidence(), "{}", strong.explain());
     assert!(!strong.explain().contains("low confidence"));
-    let off = weak_router(Router::builder().confidence_floor(0.0)).route(&Request::new(HARD_PROOF)).unwrap();
+    let off = weak_router(Router::builder().confidence_floor(0.0, OnLowConfidence::Flag))
+        .route(&Request::new(HARD_PROOF))
+        .unwrap();
     assert!(!off.is_low_confidence());
 }
 
 #[tokio::test]
 async fn a_router_set_to_refuse_returns_a_low_confidence_error_without_calling_a_model() {
-    let router = weak_router(Router::builder().on_low_confidence(switchyard::policy::OnLowConfidence::Refuse));
+    let router = weak_router(Router::builder().confidence_floor(0.5, OnLowConfidence::Refuse));
     let err = router.route(&Request::new(HARD_PROOF)).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::LowConfidence);
     assert_mentions(&err, &["`weak`", "confidence floor 0.50"]);
@@ -1326,16 +1328,14 @@ async fn a_router_set_to_refuse_returns_a_low_confidence_error_without_calling_a
     let err = router.complete(Request::new(HARD_PROOF)).await.unwrap_err();
     assert_eq!((err.kind(), err.attempts().len()), (ErrorKind::LowConfidence, 0));
     // Below the floor only: an easy request on the same models goes through.
-    let lenient = weak_router(
-        Router::builder().confidence_floor(0.01).on_low_confidence(switchyard::policy::OnLowConfidence::Refuse),
-    );
+    let lenient = weak_router(Router::builder().confidence_floor(0.01, OnLowConfidence::Refuse));
     assert!(lenient.route(&Request::new(HARD_PROOF)).is_ok());
 }
 
 #[test]
 fn a_confidence_floor_outside_zero_to_one_is_a_config_error() {
     for floor in [f64::NAN, -0.1, 1.5, f64::INFINITY] {
-        let b = Router::builder().catalog(mini_frontier()).confidence_floor(floor);
+        let b = Router::builder().catalog(mini_frontier()).confidence_floor(floor, OnLowConfidence::Flag);
         assert_mentions(&config_err(b), &["confidence_floor"]);
     }
 }

@@ -197,13 +197,9 @@ impl Decision {
         &self.catalog
     }
 
-    /// The router's confidence floor when it decided: the `p` below which a decision is flagged.
-    pub fn confidence_floor(&self) -> f64 {
-        self.confidence_floor
-    }
-
     /// Whether the chosen model's predicted probability of an acceptable answer is below the
-    /// router's [confidence floor](Self::confidence_floor). Such a decision is never made silently:
+    /// router's confidence floor
+    /// ([`RouterBuilder::confidence_floor`](crate::RouterBuilder::confidence_floor)). Such a decision is never made silently:
     /// [`explain`](Self::explain) says so, and executing it logs a warning.
     pub fn is_low_confidence(&self) -> bool {
         self.chosen().p < self.confidence_floor

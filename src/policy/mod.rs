@@ -224,11 +224,6 @@ impl Ranking {
         &self.order
     }
 
-    /// The note, if any.
-    pub fn note(&self) -> Option<&str> {
-        self.note.as_deref()
-    }
-
     /// Records which experiment arm decided; [`Decision::arm`] reports it. Replaces a tag that a
     /// nested experiment set, so the outermost experiment is the one reported.
     pub(crate) fn with_arm(mut self, arm: ArmTag) -> Self {

@@ -223,21 +223,15 @@ impl RouterBuilder {
         self
     }
 
-    /// Sets the confidence floor, in `[0, 1]` (default 0.5): a decision whose chosen model is
-    /// predicted to answer acceptably with a probability below it is flagged
-    /// ([`Decision::is_low_confidence`](crate::Decision::is_low_confidence)), or refused, as
-    /// [`on_low_confidence`](Self::on_low_confidence) says. 0 turns it off.
-    pub fn confidence_floor(mut self, floor: f64) -> Self {
+    /// Sets the confidence floor, in `[0, 1]`, and what to do below it. A decision whose chosen
+    /// model is predicted to answer acceptably with a probability below the floor is flagged
+    /// ([`Decision::is_low_confidence`](crate::Decision::is_low_confidence)) or refused, as `action`
+    /// says. The default is 0.5 with [`OnLowConfidence::Flag`]; a floor of 0 turns it off.
+    pub fn confidence_floor(mut self, floor: f64, action: OnLowConfidence) -> Self {
         if !(0.0..=1.0).contains(&floor) {
             return self.fail(Error::config(format!("`confidence_floor` must be within [0, 1], got {floor}")));
         }
         self.confidence_floor = floor;
-        self
-    }
-
-    /// What to do with a decision below the [confidence floor](Self::confidence_floor): flag it
-    /// (the default) or refuse the request.
-    pub fn on_low_confidence(mut self, action: OnLowConfidence) -> Self {
         self.on_low_confidence = action;
         self
     }

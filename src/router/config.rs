@@ -575,9 +575,11 @@ impl RouterConfig {
             if !(0.0..=1.0).contains(&floor) {
                 return Err(Error::config(format!("`confidence_floor` must be within [0, 1], got {floor}")));
             }
-            b = b.confidence_floor(floor);
         }
-        b = b.on_low_confidence(self.on_low_confidence);
+        b = b.confidence_floor(
+            self.confidence_floor.unwrap_or(crate::router::builder::DEFAULT_CONFIDENCE_FLOOR),
+            self.on_low_confidence,
+        );
         if let Some(n) = self.max_request_bytes {
             b = b.max_request_bytes(n);
         }

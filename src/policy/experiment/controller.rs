@@ -254,7 +254,8 @@ impl LambdaController {
     }
 
     /// The last window's measurement (share or mean USD per request), once a window has closed.
-    pub fn last_measured(&self) -> Option<f64> {
+    #[cfg(test)]
+    pub(crate) fn last_measured(&self) -> Option<f64> {
         self.inner.step.lock().unwrap_or_else(PoisonError::into_inner).last_measured
     }
 
