@@ -136,8 +136,13 @@ impl Default for LatencyProfile {
 /// at prose): the intent classifier adds `confidence · (θ_m,intent − θ_m)`, weighted by its router
 /// weight, so with the intent classifier at weight 1 and full confidence the per-intent value takes the
 /// overall one's place.
+///
+/// A profile built without one ([`Ability::default`], or a config entry without `ability`) counts
+/// as θ = 0, the ability of an average model on the difficulty scale; the router warns when it is
+/// built with such a model, and [`Decision::explain`](crate::Decision::explain) says so when it
+/// chooses one.
 #[non_exhaustive]
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Ability {
     /// The overall ability `θ`.
@@ -146,18 +151,39 @@ pub struct Ability {
     /// serialized catalogs are stable; a lookup is a few comparisons.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub by_intent: BTreeMap<Intent, f64>,
+    /// True for the default, which nobody chose (a deserialized ability was written down).
+    #[serde(skip)]
+    unset: bool,
+}
+
+impl Default for Ability {
+    /// θ = 0 with no per-intent values, marked as not set.
+    fn default() -> Self {
+        Self { overall: 0.0, by_intent: BTreeMap::new(), unset: true }
+    }
 }
 
 impl Ability {
     /// An overall ability with no per-intent values.
     pub fn new(overall: f64) -> Self {
-        Self { overall, by_intent: BTreeMap::new() }
+        Self { overall, by_intent: BTreeMap::new(), unset: false }
     }
 
     /// Sets the ability for one intent.
     pub fn with_intent(mut self, intent: Intent, ability: f64) -> Self {
         self.by_intent.insert(intent, ability);
+        self.unset = false;
         self
+    }
+
+    /// Whether someone set this ability (with [`new`](Self::new), [`with_intent`](Self::with_intent)
+    /// or in a config), rather than leaving the default.
+    pub(crate) fn is_set(&self) -> bool {
+        !self.unset
+    }
+
+    fn is_unset(&self) -> bool {
+        self.unset
     }
 }
 
@@ -184,8 +210,9 @@ pub struct ModelProfile {
     /// What the model supports.
     #[serde(default)]
     pub capabilities: Capabilities,
-    /// Ability on the decision model's logit scale.
-    #[serde(default)]
+    /// Ability on the decision model's logit scale. Left unset, it is not written out, so that a
+    /// profile read back is unset too.
+    #[serde(default, skip_serializing_if = "Ability::is_unset")]
     pub ability: Ability,
     /// Expected latency.
     #[serde(default)]

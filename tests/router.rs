@@ -1354,3 +1354,27 @@ fn the_confidence_floor_loads_from_a_config() {
     let bad = switchyard::RouterConfig::from_toml_str(&format!("confidence_floor = 2.0\n{models}")).unwrap();
     assert!(bad.validate().unwrap_err().to_string().contains("confidence_floor"));
 }
+
+#[test]
+fn explain_says_when_the_chosen_model_has_no_ability() {
+    let bare = Catalog::new([model("bare")]).unwrap();
+    let d = utility_router(bare, 1.0).route(&Request::new(EASY_CHAT)).unwrap();
+    assert!(d.explain().contains("`bare` has no ability set"), "{}", d.explain());
+    // Set to the same value on purpose: nothing to say.
+    let zero = Catalog::new([model("zero").with_ability(Ability::new(0.0))]).unwrap();
+    let d = utility_router(zero, 1.0).route(&Request::new(EASY_CHAT)).unwrap();
+    assert!(!d.explain().contains("no ability"), "{}", d.explain());
+    // In a config, an entry without `ability` is unset, one with `ability = { overall = 0 }` is set.
+    let entry = |id: &str, ability: &str| {
+        format!(
+            "[[models]]\nid = \"{id}\"\nprovider = \"sim\"\ncontext_window = 8000\nmax_output_tokens = 1000\n\
+             pricing = {{ input_per_mtok = 1.0, output_per_mtok = 1.0 }}\n{ability}"
+        )
+    };
+    for (ability, unset) in [("", true), ("ability = { overall = 0.0 }\n", false)] {
+        let cfg = switchyard::RouterConfig::from_toml_str(&entry("m", ability)).unwrap();
+        let router = cfg.builder().unwrap().provider(SimulatedProvider::new("sim")).build().unwrap();
+        let explained = router.route(&Request::new(EASY_CHAT)).unwrap().explain();
+        assert_eq!(explained.contains("has no ability set"), unset, "{explained}");
+    }
+}

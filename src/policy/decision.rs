@@ -232,6 +232,9 @@ impl Decision {
         if self.recovery {
             s.push_str(" (every capable model's circuit is open; trying the one closest to recovery)");
         }
+        if !self.profile().ability.is_set() {
+            let _ = write!(s, " [`{}` has no ability set: counted as θ = 0]", self.model());
+        }
         if self.is_low_confidence() {
             let _ = write!(s, " [low confidence: p {:.2} is below the floor {:.2}]", c.p, self.confidence_floor);
         }
