@@ -176,13 +176,9 @@ impl Ability {
         self
     }
 
-    /// Whether someone set this ability (with [`new`](Self::new), [`with_intent`](Self::with_intent)
-    /// or in a config), rather than leaving the default.
-    pub(crate) fn is_set(&self) -> bool {
-        !self.unset
-    }
-
-    fn is_unset(&self) -> bool {
+    /// Whether nobody set this ability (with [`new`](Self::new), [`with_intent`](Self::with_intent)
+    /// or in a config): the default.
+    pub(crate) fn is_unset(&self) -> bool {
         self.unset
     }
 }

@@ -17,15 +17,6 @@ use switchyard::state::{
 
 use support::redis::Redis;
 
-macro_rules! redis_or_skip {
-    ($redis:expr) => {
-        match $redis {
-            Some(r) => r,
-            None => return,
-        }
-    };
-}
-
 async fn store(redis: &Redis, test: &str) -> RedisStore {
     store_in(redis, &redis.namespace(test)).await
 }
@@ -70,7 +61,7 @@ fn redis_store_is_send_sync_clone_and_a_state_store() {
 
 #[tokio::test]
 async fn takes_the_first_choice_that_fits_and_downgrades_near_the_limit() {
-    let redis = redis_or_skip!(Redis::shared());
+    let redis = Redis::shared();
     let store = store(&redis, "first_fit").await;
     let a = admit(1.0, &[0.6, 0.1]);
     let first = store.admit(&a).await.unwrap();
@@ -87,7 +78,7 @@ async fn takes_the_first_choice_that_fits_and_downgrades_near_the_limit() {
 
 #[tokio::test]
 async fn settlement_reconciles_and_release_gives_everything_back() {
-    let redis = redis_or_skip!(Redis::shared());
+    let redis = Redis::shared();
     let store = store(&redis, "settle").await;
     let a = admit(1.0, &[0.5]);
     let lease = store.admit(&a).await.unwrap().lease.unwrap();
@@ -113,7 +104,7 @@ async fn settlement_reconciles_and_release_gives_everything_back() {
 
 #[tokio::test]
 async fn an_expired_lease_gives_its_reservation_back_and_a_late_settlement_adds_the_actual() {
-    let redis = redis_or_skip!(Redis::shared());
+    let redis = Redis::shared();
     let store = store(&redis, "expired").await;
     let mut a = admit(1.0, &[0.5]);
     a.lease_ttl = Duration::from_millis(1);
@@ -131,7 +122,7 @@ async fn an_expired_lease_gives_its_reservation_back_and_a_late_settlement_adds_
 
 #[tokio::test]
 async fn a_flag_set_by_one_store_blocks_its_choice_for_another_until_it_expires() {
-    let redis = redis_or_skip!(Redis::shared());
+    let redis = Redis::shared();
     let ns = redis.namespace("flags");
     let (one, two) = (store_in(&redis, &ns).await, store_in(&redis, &ns).await);
     let mut a = admit(10.0, &[0.1, 0.1]);
@@ -168,7 +159,7 @@ async fn a_flag_set_by_one_store_blocks_its_choice_for_another_until_it_expires(
 
 #[tokio::test]
 async fn a_settlement_sent_twice_counts_once() {
-    let redis = redis_or_skip!(Redis::shared());
+    let redis = Redis::shared();
     let store = store(&redis, "settle_twice").await;
     let a = admit(1.0, &[0.5]);
     let lease = store.admit(&a).await.unwrap().lease.unwrap();
@@ -182,7 +173,7 @@ async fn a_settlement_sent_twice_counts_once() {
 
 #[tokio::test]
 async fn an_expired_lease_settled_before_any_admission_still_gives_its_reservation_back() {
-    let redis = redis_or_skip!(Redis::shared());
+    let redis = Redis::shared();
     let store = store(&redis, "expired_settle").await;
     let mut a = admit(1.0, &[0.5]);
     a.lease_ttl = Duration::from_millis(1);
@@ -194,7 +185,7 @@ async fn an_expired_lease_settled_before_any_admission_still_gives_its_reservati
 
 #[tokio::test]
 async fn counters_expire_ttl_after_creation() {
-    let redis = redis_or_skip!(Redis::shared());
+    let redis = Redis::shared();
     let store = store(&redis, "ttl").await;
     let mut a = admit(1.0, &[0.5]);
     a.counters[0] = Counter::new("rpm:short", Duration::from_millis(30));
@@ -206,7 +197,7 @@ async fn counters_expire_ttl_after_creation() {
 
 #[tokio::test]
 async fn idle_counters_live_while_admissions_list_or_change_them() {
-    let redis = redis_or_skip!(Redis::shared());
+    let redis = Redis::shared();
     let store = store(&redis, "idle").await;
     let ttl = Duration::from_millis(300);
     let (idle, fixed) = (Counter::idle("exp:e:a:routed", ttl), Counter::new("exp:e:b:routed", ttl));
@@ -233,7 +224,7 @@ async fn idle_counters_live_while_admissions_list_or_change_them() {
 
 #[tokio::test]
 async fn sticky_choice_goes_first_while_it_fits() {
-    let redis = redis_or_skip!(Redis::shared());
+    let redis = Redis::shared();
     let store = store(&redis, "sticky").await;
     let mut a = admit(1.0, &[0.1, 0.1]);
     a.sticky = Some(Sticky { key: Arc::from("sticky:conv"), ttl: Duration::from_secs(60) });
@@ -255,7 +246,7 @@ async fn sticky_choice_goes_first_while_it_fits() {
 
 #[tokio::test]
 async fn sliding_window_weights_the_previous_bucket() {
-    let redis = redis_or_skip!(Redis::shared());
+    let redis = Redis::shared();
     let store = store(&redis, "sliding").await;
     let counters = vec![Counter::new("rpm:m:0", Duration::ZERO), Counter::new("rpm:m:1", Duration::ZERO)];
     let first = store
@@ -283,7 +274,7 @@ async fn sliding_window_weights_the_previous_bucket() {
 
 #[tokio::test]
 async fn infinite_limits_and_no_checks_always_fit() {
-    let redis = redis_or_skip!(Redis::shared());
+    let redis = Redis::shared();
     let store = store(&redis, "inf").await;
     let a = admit(f64::INFINITY, &[1e300]);
     assert_eq!(store.admit(&a).await.unwrap().choice, Some(0));
@@ -291,7 +282,7 @@ async fn infinite_limits_and_no_checks_always_fit() {
 
 #[tokio::test]
 async fn bad_indices_are_an_error_not_a_panic() {
-    let redis = redis_or_skip!(Redis::shared());
+    let redis = Redis::shared();
     let store = store(&redis, "bad").await;
     let mut a = admit(1.0, &[0.5]);
     a.choices[0].charges[0].0 = 7;
@@ -319,7 +310,7 @@ impl Rng {
 /// Both stores add in doubles, in the same order: their values are equal, not just close.
 #[tokio::test]
 async fn same_sequence_same_choices_and_values_as_memory_store() {
-    let redis = redis_or_skip!(Redis::shared());
+    let redis = Redis::shared();
     let store = store(&redis, "differential").await;
     let memory = MemoryStore::new();
     let mut rng = Rng(0x5EED);
@@ -405,7 +396,7 @@ async fn same_sequence_same_choices_and_values_as_memory_store() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_admissions_never_exceed_the_limit() {
-    let redis = redis_or_skip!(Redis::shared());
+    let redis = Redis::shared();
     let store = store(&redis, "concurrent").await;
     let a = Arc::new(admit(100.0, &[1.0]));
     let mut tasks = tokio::task::JoinSet::new();
@@ -436,7 +427,7 @@ async fn concurrent_admissions_never_exceed_the_limit() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn calls_fail_fast_while_the_server_is_down_and_recover_when_it_is_back() {
-    let mut redis = redis_or_skip!(Redis::owned());
+    let mut redis = Redis::owned();
     let config = RedisConfig::new()
         .with_namespace(redis.namespace("fault"))
         .with_connection_timeout(Duration::from_millis(250))
@@ -477,7 +468,7 @@ async fn calls_fail_fast_while_the_server_is_down_and_recover_when_it_is_back() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lazy_store_starts_while_the_server_is_down() {
-    let mut redis = redis_or_skip!(Redis::owned());
+    let mut redis = Redis::owned();
     let config = RedisConfig::new().with_namespace(redis.namespace("lazy"));
     redis.stop();
     assert_eq!(RedisStore::connect(redis.url(), config.clone()).await.unwrap_err().kind(), ErrorKind::Store);
@@ -511,7 +502,7 @@ async fn errors_carry_no_password() {
 #[tokio::test]
 async fn an_admission_without_choices_adds_and_reads_thousands_of_counters() {
     // What a sync of shared learning sends: many additions and reads, no candidates.
-    let redis = redis_or_skip!(Redis::shared());
+    let redis = Redis::shared();
     let store = store(&redis, "many").await;
     let counters: Vec<Counter> = (0..9_000).map(|i| Counter::new(format!("sum:{i}"), Duration::ZERO)).collect();
     let adds = counters.iter().enumerate().filter(|(i, _)| i % 3 == 0).map(|(i, c)| (c.clone(), i as f64));
@@ -534,7 +525,7 @@ async fn raw(redis: &Redis) -> redis::aio::MultiplexedConnection {
 
 #[tokio::test]
 async fn amounts_round_trip_exactly_through_reserve_settle_sweep_and_read() {
-    let redis = redis_or_skip!(Redis::shared());
+    let redis = Redis::shared();
     for (n, x) in [0.1, 1.0 / 3.0, 1e-300, 1e300, 0.1 + 0.2, 123_456.789_012_345_68].into_iter().enumerate() {
         let store = store(&redis, &format!("exact_{n}")).await;
         let mut a = admit(f64::INFINITY, &[x]);
@@ -564,7 +555,7 @@ async fn amounts_round_trip_exactly_through_reserve_settle_sweep_and_read() {
 
 #[tokio::test]
 async fn a_settlement_of_a_lease_swept_more_than_a_day_ago_adds_nothing() {
-    let redis = redis_or_skip!(Redis::shared());
+    let redis = Redis::shared();
     let ns = redis.namespace("swept_day");
     let store = store_in(&redis, &ns).await;
     let mut a = admit(10.0, &[1.0]);
@@ -591,7 +582,7 @@ async fn a_settlement_of_a_lease_swept_more_than_a_day_ago_adds_nothing() {
 async fn a_lease_written_in_the_earlier_text_format_is_swept() {
     // Leases kept their layout (a JSON array of counter keys and decimal amounts): a lease written
     // by an earlier version of the script is given back by this one.
-    let redis = redis_or_skip!(Redis::shared());
+    let redis = Redis::shared();
     let ns = redis.namespace("old_lease");
     let store = store_in(&redis, &ns).await;
     let a = admit(10.0, &[1.5]);
@@ -607,7 +598,7 @@ async fn a_lease_written_in_the_earlier_text_format_is_swept() {
 
 #[tokio::test]
 async fn counters_listed_twice_are_one_counter() {
-    let redis = redis_or_skip!(Redis::shared());
+    let redis = Redis::shared();
     let store = store(&redis, "twice").await;
     let memory = MemoryStore::new();
     let day = Duration::from_secs(3600);
@@ -627,7 +618,7 @@ async fn counters_listed_twice_are_one_counter() {
 #[tokio::test]
 async fn the_script_is_loaded_again_when_the_server_lost_it() {
     // A server of its own: flushing the script cache must not disturb other tests.
-    let redis = redis_or_skip!(Redis::owned());
+    let redis = Redis::owned();
     let store = store(&redis, "noscript").await;
     let a = admit(10.0, &[1.0]);
     assert_eq!(store.admit(&a).await.unwrap().choice, Some(0));
@@ -639,7 +630,7 @@ async fn the_script_is_loaded_again_when_the_server_lost_it() {
 
 #[tokio::test]
 async fn a_counter_that_is_not_a_number_is_an_error_not_a_panic() {
-    let redis = redis_or_skip!(Redis::shared());
+    let redis = Redis::shared();
     let ns = redis.namespace("nan");
     let store = store_in(&redis, &ns).await;
     let mut con = raw(&redis).await;

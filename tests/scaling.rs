@@ -19,15 +19,6 @@ use switchyard::limits::{Budget, LimitsConfig, OnStoreFailure, Scope, Window};
 use switchyard::state::{RedisConfig, RedisStore, StateStore};
 use switchyard::{ErrorKind, Response, Router};
 
-macro_rules! redis_or_skip {
-    ($redis:expr) => {
-        match $redis {
-            Some(r) => r,
-            None => return,
-        }
-    };
-}
-
 /// A replica: its own connection to the shared server, namespace `ns`.
 async fn replica(meter: &Meter, url: &str, ns: &str, limits: LimitsConfig) -> Router {
     let store = RedisStore::connect(url, RedisConfig::new().with_namespace(ns)).await.unwrap();
@@ -67,7 +58,7 @@ fn cost(results: &[switchyard::Result<Response>]) -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn four_replicas_never_overspend_a_shared_budget_and_leak_no_reservation() {
-    let redis = redis_or_skip!(Redis::shared());
+    let redis = Redis::shared();
     let ns = redis.namespace("four_replicas");
     let meter = Meter::new();
     let probe = router(
@@ -151,7 +142,7 @@ async fn four_replicas_never_overspend_a_shared_budget_and_leak_no_reservation()
 
 #[tokio::test]
 async fn an_idle_replicas_settlement_reaches_the_others_by_itself() {
-    let redis = redis_or_skip!(Redis::shared());
+    let redis = Redis::shared();
     let ns = redis.namespace("idle_settles");
     let meter = Meter::new();
     let limits = LimitsConfig::new().budget(Budget::new(Scope::Global, 10.0, Window::Day));
@@ -178,7 +169,7 @@ async fn an_idle_replicas_settlement_reaches_the_others_by_itself() {
 
 #[tokio::test]
 async fn a_tenant_near_its_cap_is_downgraded_then_refused_across_replicas() {
-    let redis = redis_or_skip!(Redis::shared());
+    let redis = Redis::shared();
     let ns = redis.namespace("downgrade");
     let meter = Meter::new();
     let probe = router(
@@ -214,7 +205,7 @@ async fn a_tenant_near_its_cap_is_downgraded_then_refused_across_replicas() {
 #[tokio::test]
 async fn one_round_trip_per_request() {
     // A server of its own: the server's command counts must not include other tests' calls.
-    let redis = redis_or_skip!(Redis::owned());
+    let redis = Redis::owned();
     let ns = redis.namespace("round_trips");
     let meter = Meter::new();
     let limits = LimitsConfig::new()
@@ -292,7 +283,7 @@ fn fault_limits() -> LimitsConfig {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_frozen_server_mid_load_keeps_requests_flowing_and_its_state_catches_up() {
-    let redis = redis_or_skip!(Redis::owned());
+    let redis = Redis::owned();
     let ns = redis.namespace("frozen");
     let meter = Meter::new();
     let routers = fault_replicas(&meter, &redis, &ns).await;
@@ -339,7 +330,7 @@ async fn orphaned_reservations(url: &str, ns: &str) -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_killed_mid_load_is_survived_and_rejoined_when_it_restarts() {
-    let mut redis = redis_or_skip!(Redis::owned());
+    let mut redis = Redis::owned();
     let ns = redis.namespace("killed");
     let meter = Meter::new();
     let routers = fault_replicas(&meter, &redis, &ns).await;
@@ -370,7 +361,7 @@ async fn a_server_killed_mid_load_is_survived_and_rejoined_when_it_restarts() {
 
 #[tokio::test]
 async fn budget_exceeded_leaves_budget_status_readable() {
-    let redis = redis_or_skip!(Redis::shared());
+    let redis = Redis::shared();
     let ns = redis.namespace("status");
     let meter = Meter::new();
     let limits = LimitsConfig::new().budget(Budget::tenant("acme", 0.0, Window::Hour));
@@ -385,7 +376,7 @@ async fn budget_exceeded_leaves_budget_status_readable() {
 
 #[tokio::test]
 async fn a_circuit_opened_on_one_replica_is_avoided_by_the_others() {
-    let redis = redis_or_skip!(Redis::shared());
+    let redis = Redis::shared();
     let ns = redis.namespace("circuits");
     let meter = Meter::new();
     let health = HealthConfig::new().with_min_requests(2).with_failure_rate(0.5).with_open_for(Duration::from_secs(30));
@@ -415,7 +406,7 @@ async fn replicas_add_up_experiment_statistics_and_bandit_evidence_in_redis() {
     use switchyard::{Bandit, Experiment, Feedback, Request, Utility};
     // A server of its own: its syncs read thousands of counters, which would hold up the shared
     // server's other tests (a single-threaded server runs one script at a time).
-    let redis = redis_or_skip!(Redis::owned());
+    let redis = Redis::owned();
     let ns = redis.namespace("learning");
     let meter = Meter::new();
     let mut replicas = Vec::new();

@@ -44,6 +44,7 @@
 
 use std::time::Duration;
 
+use crate::hash::Rng;
 use crate::types::millis;
 use serde::{Deserialize, Serialize};
 
@@ -278,15 +279,13 @@ impl Backoff {
 ///
 /// Not for cryptography. The same seed always gives the same sequence, so tests can fix it; use
 /// [`Jitter::from_entropy`] in production so that clients do not retry in lockstep.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct Jitter {
-    state: u64,
-}
+#[derive(Clone, Debug)]
+pub(crate) struct Jitter(Rng);
 
 impl Jitter {
     /// A generator with a fixed seed.
     pub(crate) fn new(seed: u64) -> Self {
-        Self { state: seed }
+        Self(Rng::new(seed))
     }
 
     /// A generator seeded from the standard library's per-process random hash keys and the clock.
@@ -303,15 +302,12 @@ impl Jitter {
 
     /// The next 64 random bits.
     pub(crate) fn next_u64(&mut self) -> u64 {
-        let z = crate::hash::splitmix64(self.state);
-        self.state = self.state.wrapping_add(crate::hash::GOLDEN);
-        z
+        self.0.next_u64()
     }
 
     /// A uniform number in `[0, 1)`, with 53 bits of precision.
     pub(crate) fn next_f64(&mut self) -> f64 {
-        const SCALE: f64 = 1.0 / (1u64 << 53) as f64;
-        (self.next_u64() >> 11) as f64 * SCALE
+        self.0.unit()
     }
 }
 

@@ -128,4 +128,18 @@ mod tests {
             assert_eq!(assignment_unit(salt, key), unit, "{salt:?} {key:?}");
         }
     }
+
+    #[test]
+    fn uniform_is_pinned() {
+        // These values must not change either: a policy that samples reads them for every keyed
+        // request. Computed by an independent implementation of the formula on `uniform`.
+        for (key, seed, want) in [
+            (None, 0, 0.957_673_425_242_056_1),
+            (Some("user-1"), 0, 0.767_970_441_061_272_3),
+            (Some("user-1"), 42, 0.989_113_666_200_748_7),
+            (Some("alice"), 7, 0.089_877_921_899_000_79),
+        ] {
+            assert_eq!(uniform(key, seed), want, "{key:?} {seed}");
+        }
+    }
 }

@@ -232,7 +232,7 @@ impl Decision {
         if self.recovery {
             s.push_str(" (every capable model's circuit is open; trying the one closest to recovery)");
         }
-        if !self.profile().ability.is_set() {
+        if self.profile().ability.is_unset() {
             let _ = write!(s, " [`{}` has no ability set: counted as θ = 0]", self.model());
         }
         if self.is_low_confidence() {

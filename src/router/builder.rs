@@ -312,7 +312,7 @@ impl RouterBuilder {
             return Err(Error::config("every classifier weight is 0: give at least one a positive weight"));
         }
         self.policy.validate(&catalog)?;
-        for m in catalog.models().iter().filter(|m| !m.ability.is_set()) {
+        for m in catalog.models().iter().filter(|m| m.ability.is_unset()) {
             tracing::warn!(
                 model = %m.id,
                 "no ability set: the difficulty and intent classifiers treat this model as θ = 0, an average model"

@@ -2,8 +2,8 @@
 //!
 //! [`Redis::shared`] gives the server named by `SWITCHYARD_REDIS_URL` when it is set (CI starts one),
 //! or else starts a `redis-server` of its own. [`Redis::owned`] always starts its own, which a test
-//! can stop and start again on the same port. Without a `redis-server` binary both return `None`
-//! and the test is skipped. Servers keep nothing on disk and are killed on drop.
+//! can stop and start again on the same port. Without a `redis-server` binary the test fails, saying
+//! what is missing (`.ci/run` installs one). Servers keep nothing on disk and are killed on drop.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -22,24 +22,26 @@ pub(crate) struct Redis {
 impl Redis {
     /// The CI server when `SWITCHYARD_REDIS_URL` is set, else a server of this test's own.
     #[allow(clippy::disallowed_methods, reason = "tests read the CI server's address")]
-    pub(crate) fn shared() -> Option<Self> {
+    pub(crate) fn shared() -> Self {
         match std::env::var("SWITCHYARD_REDIS_URL") {
-            Ok(url) if !url.is_empty() => Some(Self { url, port: 0, child: None, owned: false }),
+            Ok(url) if !url.is_empty() => Self { url, port: 0, child: None, owned: false },
             _ => Self::owned(),
         }
     }
 
     /// A server of this test's own on a free loopback port.
-    pub(crate) fn owned() -> Option<Self> {
+    ///
+    /// # Panics
+    /// When no `redis-server` starts: the test needs one (install it, or set `SWITCHYARD_REDIS_URL`).
+    pub(crate) fn owned() -> Self {
         for _ in 0..5 {
             let port = free_port();
             let mut redis = Self { url: format!("redis://127.0.0.1:{port}"), port, child: None, owned: true };
             if redis.start() {
-                return Some(redis);
+                return redis;
             }
         }
-        eprintln!("skipped: no redis-server (install it or set SWITCHYARD_REDIS_URL)");
-        None
+        panic!("this test needs a Redis server: install `redis-server` or set SWITCHYARD_REDIS_URL");
     }
 
     /// The server's URL.
