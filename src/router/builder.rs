@@ -63,7 +63,7 @@ impl TryFrom<f64> for Weight {
 ///     .catalog(catalog)
 ///     .classifier(DifficultyClassifier::default(), 1.0)
 ///     .classifier(IntentClassifier::default(), 0.5)
-///     .policy(Utility::new().cost_weight(1.0))
+///     .policy(Utility::new().answer_value(0.02))
 ///     .provider(SimulatedProvider::new("sim"))
 ///     .build()?;
 /// # let _ = router; Ok(()) }

@@ -1,12 +1,12 @@
 //! Measures routing offline on public data: fits a catalog (and, for the learned router, trains a
 //! [`LearnedModel`](switchyard::classify::LearnedModel)) on the training rows, sweeps [`Utility`]'s
-//! `λ` over the reported rows, and compares the operating points with the single models, the zero
+//! answer value `V` over the reported rows, and compares the operating points with the single models, the zero
 //! router and the oracle.
 //!
 //! ```text
 //! cargo run --release --example evaluate -- [--data routerbench|mmlu|gsm8k|mmlu-to-gsm8k]
 //!     [--router learned|heuristic] [--model FILE.swlm] [--split test] [--cv 5] [--hold-out TASK]
-//!     [--points 50] [--weak MODEL] [--json out.json] [--svg out.svg]
+//!     [--points 301] [--weak MODEL] [--json out.json] [--svg out.svg]
 //!     [--calibrate quality=0.95|share=0.2|spend=0.3] [--config-out router.toml]
 //! ```
 //!
@@ -27,9 +27,9 @@
 //! - `--weak`: the weak model of APGR and CPT (default: the cheapest single model other than the best).
 //! - `--svg`: the cost–quality plot; needs the `plot` feature (`--features plot`).
 //! - `--calibrate`: carves a calibration slice out of the training rows (every 5th, `j % 5 == 0`),
-//!   fits the catalog on the other training rows, finds the `λ` that meets the target on the slice
-//!   and reports the reported rows' operating point at that `λ`; `--config-out` writes the router
-//!   config (TOML) with that `λ`.
+//!   fits the catalog on the other training rows, finds the `V` that meets the target on the slice
+//!   and reports the reported rows' operating point at that `V`; `--config-out` writes the router
+//!   config (TOML) with that `V`.
 //!
 //! Costs are the data set's actual per-row costs of the chosen model (RouteLLM: its price per call).
 //! The data sets live in `../shared/data/` next to the checkout; without them the example says how
@@ -51,10 +51,11 @@ use switchyard_eval::data::{Dataset, Format, SplitKind};
 use switchyard_eval::replay::{Report, ReportOptions, Run, Summary, log_grid, replay, sweep};
 use switchyard_eval::{TrainConfig, Trainer};
 
-const LAMBDA_MIN: f64 = 1e-3;
-const LAMBDA_MAX: f64 = 1e3;
+/// The answer values swept, in USD: from "almost always the cheapest" to "almost always the best".
+const VALUE_MIN: f64 = 1e-7;
+const VALUE_MAX: f64 = 1e3;
 const USAGE: &str = "usage: evaluate [--data routerbench|mmlu|gsm8k|mmlu-to-gsm8k] [--router learned|heuristic] \
-                     [--model FILE.swlm] [--split test] [--cv K] [--hold-out TASK] [--points 50] [--weak MODEL] \
+                     [--model FILE.swlm] [--split test] [--cv K] [--hold-out TASK] [--points 301] [--weak MODEL] \
                      [--json out.json] [--svg out.svg] [--calibrate quality=F|share=F|spend=F] [--config-out router.toml]";
 
 struct Args {
@@ -84,7 +85,7 @@ fn args() -> Result<Args> {
         cv: None,
         hold_out: None,
         split: "test".into(),
-        points: 50,
+        points: 301,
         weak: None,
         json: None,
         svg: None,
@@ -224,7 +225,7 @@ struct Output<'a> {
     reported_on: &'a str,
     policy: &'static str,
     router: String,
-    lambda_grid: &'a [f64],
+    value_grid: &'a [f64],
     report: &'a Report,
     calibration: Option<CalibrationOutput<'a>>,
     seconds: Timings,
@@ -280,10 +281,10 @@ fn try_main() -> Result<()> {
     let t = Instant::now();
     let fitted = Fitted::new(&args, &s.train, &s.train_desc, &prices)?;
     let fit = t.elapsed().as_secs_f64();
-    let build = |lambda: f64| fitted.build(lambda);
+    let build = |value: f64| fitted.build(value);
 
     let t = Instant::now();
-    let grid = log_grid(LAMBDA_MIN, LAMBDA_MAX, args.points);
+    let grid = log_grid(VALUE_MIN, VALUE_MAX, args.points);
     let runs = fitted.sweep(&s.test, &grid)?;
     let sweep_secs = t.elapsed().as_secs_f64();
 
@@ -304,7 +305,7 @@ fn try_main() -> Result<()> {
         let mut config = fitted.config(out)?;
         c.apply(&mut config)?;
         write(out, &config.to_toml_string()?)?;
-        println!("wrote {} (Utility, cost_weight = {:.6}; add providers when loading it)", out.display(), c.knob);
+        println!("wrote {} (Utility, answer_value_usd = {:.6e}; add providers when loading it)", out.display(), c.knob);
     }
 
     if let Some(out) = &args.svg {
@@ -330,7 +331,7 @@ fn try_main() -> Result<()> {
             reported_on: &s.test_desc,
             policy: "utility (cost relative to the dearest candidate)",
             router: fitted.describe(),
-            lambda_grid: &grid,
+            value_grid: &grid,
             report: &report,
             calibration,
             seconds: timings,
@@ -361,7 +362,7 @@ fn write_svg(_: &Report, _: &str, _: &Path) -> Result<()> {
     Err(usage("`--svg` needs the `plot` feature"))
 }
 
-/// Calibrates `λ` on the calibration rows, prints it, and replays the reported rows at it.
+/// Calibrates `V` on the calibration rows, prints it, and replays the reported rows at it.
 fn calibrate_and_replay(
     rows: &Dataset,
     desc: &str,
@@ -377,7 +378,7 @@ fn calibrate_and_replay(
     let strong = report.gap_models.as_ref().map_or(0, |g| g.strong_index);
     println!("\ncalibration ({target}) on {desc}: {} rows", c.rows);
     println!(
-        "  λ = {:.6} ({} replays, {:.3} s): quality {:.3} = {:.1}% of {}'s, cost {:.1}% of its cost, {:.1}% of calls to it",
+        "  V = ${:.6e} ({} replays, {:.3} s): quality {:.3} = {:.1}% of {}'s, cost {:.1}% of its cost, {:.1}% of calls to it",
         c.knob,
         c.evaluations,
         t.elapsed().as_secs_f64(),
@@ -388,7 +389,7 @@ fn calibrate_and_replay(
         100.0 * c.strong_share
     );
     println!(
-        "  on the reported rows at that λ: quality {:.3} = {:.1}% of {}'s, cost {:.1}% of its cost, {:.1}% of calls to it",
+        "  on the reported rows at that V: quality {:.3} = {:.1}% of {}'s, cost {:.1}% of its cost, {:.1}% of calls to it",
         run.point.quality,
         100.0 * run.point.quality / best.quality,
         short(&report.best_single.model),
@@ -437,7 +438,7 @@ fn print_report(args: &Args, r: &Report, d: &Described<'_>, t: Timings) {
     println!("data: {} ({} models)", r.data, r.models.len());
     println!("trained on:  {} ({} rows)", d.train, d.train_rows);
     println!("reported on: {} ({} rows)", d.test, r.rows);
-    println!("router: Utility, λ on a log grid {LAMBDA_MIN:e}..{LAMBDA_MAX:e}, {} points; {}", args.points, d.router);
+    println!("router: Utility, V on a log grid ${VALUE_MIN:e}..${VALUE_MAX:e}, {} points; {}", args.points, d.router);
     println!(
         "best single model: {} (quality {:.3}, cost {:.4}); costs below are fractions of its cost",
         best.model, best.point.quality, best.point.cost
@@ -508,7 +509,7 @@ fn print_report(args: &Args, r: &Report, d: &Described<'_>, t: Timings) {
 fn print_points(r: &Report) {
     let best = &r.best_single;
     println!("\noperating points (consecutive repeats collapsed; shares of calls ≥ 1%):");
-    println!("  {:>10}{:>9}{:>9}  shares", "λ", "cost", "quality");
+    println!("  {:>10}{:>9}{:>9}  shares", "V (USD)", "cost", "quality");
     let mut last: Option<&Run> = None;
     for run in &r.points {
         if last.is_some_and(|l| l.point == run.point) {
@@ -521,7 +522,7 @@ fn print_points(r: &Report) {
         let shares: Vec<String> =
             shares.iter().map(|(m, s)| format!("{} {:.0}%", short(&r.models[*m]), 100.0 * s)).collect();
         println!(
-            "  {:>10.4}{:>8.1}%{:>9.3}  {}",
+            "  {:>10.3e}{:>8.1}%{:>9.3}  {}",
             run.knob,
             100.0 * run.point.cost / best.point.cost,
             run.point.quality,
@@ -579,14 +580,14 @@ impl Fitted {
         }
     }
 
-    fn build(&self, lambda: f64) -> Result<Router> {
-        self.builder().policy(Utility::new().cost_weight(lambda)).build()
+    fn build(&self, value: f64) -> Result<Router> {
+        self.builder().policy(Utility::new().answer_value(value)).build()
     }
 
-    /// The sweep: the learned router classifies each row once and re-ranks at every `λ`.
+    /// The sweep: the learned router classifies each row once and re-ranks at every `V`.
     fn sweep(&self, test: &Dataset, grid: &[f64]) -> Result<Vec<Run>> {
         match &self.learned {
-            Some(_) => cv::sweep_policy(test, &self.builder().build()?, grid, |l| Utility::new().cost_weight(l)),
+            Some(_) => cv::sweep_policy(test, &self.builder().build()?, grid, |v| Utility::new().answer_value(v)),
             None => sweep(test, grid, |l| self.build(l)),
         }
     }
@@ -630,7 +631,7 @@ fn cross_validation(args: &Args, all: &Dataset, format: Format, prices: &Prices,
             (all.of_task(task).without_contaminated(), format!("{task} without contaminated rows"))
         }
     };
-    let grid = log_grid(LAMBDA_MIN, LAMBDA_MAX, args.points);
+    let grid = log_grid(VALUE_MIN, VALUE_MAX, args.points);
     let t = Instant::now();
     let splits = k_fold(&rows, k)?;
     let mut router = String::new();

@@ -29,7 +29,7 @@
 //! let router = switchyard::Router::builder()
 //!     .catalog(catalog)
 //!     .classifier(learned, 1.0)
-//!     .policy(switchyard::Utility::new().cost_weight(0.5))
+//!     .policy(switchyard::Utility::new().answer_value(0.04))
 //!     .build()?;
 //! # let _ = router; Ok(()) }
 //! # let _ = run;
