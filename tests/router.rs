@@ -1372,3 +1372,37 @@ fn explain_says_when_the_chosen_model_has_no_ability() {
         assert_eq!(explained.contains("has no ability set"), unset, "{explained}");
     }
 }
+
+#[test]
+fn a_known_model_without_an_ability_gets_the_table_s_in_code_and_in_configs() {
+    let known = Catalog::new([model("gpt-4o-mini")]).unwrap();
+    assert_eq!(known.models()[0].ability, Ability::known("gpt-4o-mini").unwrap());
+    let d = utility_router(known, 1.0).route(&Request::new(EASY_CHAT)).unwrap();
+    assert!(
+        d.explain().contains("ability of `gpt-4o-mini` from the known-models table, checked 2026-"),
+        "{}",
+        d.explain()
+    );
+    assert!(!d.explain().contains("no ability"), "{}", d.explain());
+    // In a config: matched by `api_name`, then by id; an ability written down wins.
+    let entry = |id: &str, extra: &str| {
+        format!(
+            "[[models]]\nid = \"{id}\"\nprovider = \"sim\"\ncontext_window = 8000\nmax_output_tokens = 1000\n\
+             pricing = {{ input_per_mtok = 1.0, output_per_mtok = 1.0 }}\n{extra}"
+        )
+    };
+    let text = [
+        entry("fast", "api_name = \"anthropic/claude-3-5-haiku-20241022\"\n"),
+        entry("gpt-4o-2024-08-06", ""),
+        entry("o3", "ability = { overall = 0.25 }\n"),
+        entry("mine", ""),
+    ]
+    .concat();
+    let cfg = switchyard::RouterConfig::from_toml_str(&text).unwrap();
+    let router = cfg.builder().unwrap().provider(SimulatedProvider::new("sim")).build().unwrap();
+    let models = router.catalog().models();
+    assert_eq!(models[0].ability.known_as(), Some("claude-3.5-haiku"));
+    assert_eq!(models[1].ability, Ability::known("gpt-4o").unwrap());
+    assert_eq!((models[2].ability.overall, models[2].ability.known_as()), (0.25, None));
+    assert_eq!((models[3].ability.overall, models[3].ability.known_as()), (0.0, None));
+}
