@@ -243,3 +243,45 @@ fn routerbench_test_split_report_is_well_formed() {
         "RouterBench test: router AIQ {aiq:.3} APGR {router_apgr:.3}, zero router AIQ {zero:.3} APGR {zero_apgr:.3}"
     );
 }
+
+/// The default, untrained router (the built-in difficulty and intent classifiers with abilities
+/// fitted on the training rows, `Utility` swept over its answer value) is at least as good as the
+/// zero router, which mixes single models at random, on every shared data set's reported rows:
+/// RouterBench's RouterDC test split, and fold 0 of 5 of MMLU and of GSM8K (as
+/// `examples/evaluate.rs --router heuristic` reports them).
+#[test]
+fn the_default_router_with_fitted_abilities_beats_the_zero_router_on_every_shared_set() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data");
+    let rb = dir.join("routerbench_arc_mbpp_winogrande.jsonl");
+    let rl = dir.join("routellm_mmlu_gsm8k.jsonl");
+    for file in [&rb, &rl, &dir.join("models.json")] {
+        assert!(
+            file.is_file(),
+            "missing data set {}: the shared data sets are needed next to the checkout",
+            file.display()
+        );
+    }
+    let all = Dataset::load(&rb, Format::RouterBench).unwrap();
+    let mut sets = vec![(
+        "routerbench".to_owned(),
+        all.in_split(SplitKind::RouterDc, "train"),
+        all.in_split(SplitKind::RouterDc, "test"),
+        Prices::load(dir.join("models.json"), "routerbench").unwrap(),
+    )];
+    let routellm = Dataset::load(&rl, Format::RouteLlm).unwrap();
+    for task in ["mmlu", "gsm8k"] {
+        let rows = routellm.of_task(task).without_contaminated();
+        let (held, rest): (Vec<usize>, Vec<usize>) = (0..rows.len()).partition(|i| i % 5 == 0);
+        let prices = Prices::load(dir.join("models.json"), "routellm").unwrap();
+        sets.push((task.to_owned(), rows.subset(&rest).unwrap(), rows.subset(&held).unwrap(), prices));
+    }
+    for (name, train, test, prices) in sets {
+        let fitted = FittedCatalog::fit(&train, &prices).unwrap();
+        let grid = log_grid(1e-7, 1e3, 301);
+        let runs = sweep(&test, &grid, |v| fitted.builder().policy(Utility::new().answer_value(v)).build()).unwrap();
+        let report = Report::new(&test, &runs).unwrap();
+        let (router, zero) = (report.router.aiq.unwrap(), report.zero_router.aiq.unwrap());
+        println!("{name}: default router AIQ {router:.4}, zero router {zero:.4}");
+        assert!(router >= zero, "{name}: the default router's AIQ {router:.4} is below the zero router's {zero:.4}");
+    }
+}
