@@ -13,8 +13,8 @@
 //!    drawn with replacement from the 947 `test` prompts, each request keyed by one of 500 simulated
 //!    users.
 //! 2. The reward of answering row `r` with model `m` is `score(r, m) − λ · cost(r, m) / c_ref`, with
-//!    `c_ref` the mean cost of the dearest model on the test rows: up to the factor `c_ref / λ`, the
-//!    objective `V·score − cost` of `Utility` and of the bandit, both given the answer value
+//!    `c_ref` the mean cost of the dearest model on the test rows: `score − cost/V`, the objective
+//!    `V·score − cost` of `Utility` and of the bandit divided by `V`, both given the answer value
 //!    `V = c_ref / λ` in USD.
 //! 3. The bandit routes each request with `Router::route` and gets the chosen model's actual score and
 //!    cost back through `Router::feedback`. Fixed policies (each single model, `Utility` at the same

@@ -209,11 +209,12 @@ pub enum Metric {
     Cost,
     /// The latency in seconds (feedback without a latency is left out). Lower is better.
     Latency,
-    /// The router's own objective in USD, `V · quality − cost` (feedback without a cost is left
-    /// out). Higher is better. With the answer value `V` of a [`Utility`](crate::Utility) or
-    /// [`Bandit`], this tests the reward they maximise.
+    /// The router's own objective in units of an answer's value, `quality − cost / V`: the net
+    /// value `V · quality − cost` divided by `V`, so that it has the scale of a quality score
+    /// (feedback without a cost is left out). Higher is better. With the answer value `V` of a
+    /// [`Utility`](crate::Utility) or [`Bandit`], this tests the reward they maximise.
     Reward {
-        /// `V`, the value of an acceptable answer in USD, finite and ≥ 0.
+        /// `V`, the value of an acceptable answer in USD, finite and > 0.
         answer_value_usd: f64,
     },
 }
@@ -226,7 +227,7 @@ impl Metric {
             Self::Success => Some(if f.success { 1.0 } else { 0.0 }),
             Self::Cost => f.cost_usd,
             Self::Latency => f.latency.map(|l| l.as_secs_f64()),
-            Self::Reward { answer_value_usd } => f.cost_usd.map(|c| answer_value_usd * outcome.quality() - c),
+            Self::Reward { answer_value_usd } => f.cost_usd.map(|c| outcome.quality() - c / answer_value_usd),
         }
     }
 
@@ -318,9 +319,9 @@ impl SequentialTest {
             return Err(Error::config(format!("{at}: `mixture_sd` must be finite and > 0, got {}", self.mixture_sd)));
         }
         if let Metric::Reward { answer_value_usd } = self.metric {
-            if !(answer_value_usd.is_finite() && answer_value_usd >= 0.0) {
+            if !(answer_value_usd.is_finite() && answer_value_usd > 0.0) {
                 return Err(Error::config(format!(
-                    "{at}: the reward metric needs a finite `answer_value_usd` >= 0, got {answer_value_usd}"
+                    "{at}: the reward metric needs a finite `answer_value_usd` > 0, got {answer_value_usd}"
                 )));
             }
         }
@@ -947,13 +948,13 @@ mod tests {
         assert_eq!(Metric::Success.value(&o), Some(1.0));
         assert_eq!(Metric::Cost.value(&o), Some(0.002));
         assert_eq!(Metric::Latency.value(&o), Some(0.25));
-        assert!((reward.value(&o).unwrap() - (0.02 * 0.8 - 0.002)).abs() < 1e-12);
+        assert!((reward.value(&o).unwrap() - (0.8 - 0.002 / 0.02)).abs() < 1e-12);
         let no_cost = Feedback::failure();
         let o = Outcome::new(DecisionId::from_u64(1), 0, Memo::NONE, &no_cost, &catalog);
         assert_eq!(reward.value(&o), None);
         assert_eq!(Metric::Quality.value(&o), Some(0.0));
         assert!(reward.higher_is_better() && !Metric::Cost.higher_is_better());
-        for bad in [f64::NAN, -1.0, f64::INFINITY] {
+        for bad in [f64::NAN, -1.0, 0.0, f64::INFINITY] {
             let m = Metric::Reward { answer_value_usd: bad };
             assert!(SequentialTest::new().metric(m).validate("x").is_err(), "{bad:?}");
         }
