@@ -7,7 +7,7 @@
 //! cargo run --release --example evaluate -- [--data routerbench|mmlu|gsm8k|mmlu-to-gsm8k]
 //!     [--router learned|heuristic] [--model FILE.swlm] [--split test] [--cv 5] [--hold-out TASK]
 //!     [--points 301] [--weak MODEL] [--json out.json] [--svg out.svg]
-//!     [--calibrate quality=0.95|share=0.2|spend=0.3] [--config-out router.toml]
+//!     [--calibrate quality=0.95|share=0.2|spend=0.3] [--config-out router.toml] [--bootstrap 1000]
 //! ```
 //!
 //! - `--router learned` (the default): a [`LearnedClassifier`] trained on the training rows (or
@@ -30,6 +30,9 @@
 //!   fits the catalog on the other training rows, finds the `V` that meets the target on the slice
 //!   and reports the reported rows' operating point at that `V`; `--config-out` writes the router
 //!   config (TOML) with that `V`.
+//! - `--bootstrap N`: 95% percentile intervals of AIQ and the saving at 95% (router, zero router,
+//!   difference) and of the calibrated point, over `N` resamples of the reported rows with the
+//!   router's choices held fixed ([`switchyard_eval::bootstrap`]); default 1000, 0 turns them off.
 //!
 //! Costs are the data set's actual per-row costs of the chosen model (RouteLLM: its price per call).
 //! The data sets live in `../shared/data/` next to the checkout; without them the example says how
@@ -44,6 +47,9 @@ use switchyard::classify::{LearnedClassifier, LearnedModel};
 use switchyard::config::{ClassifierConfig, PolicyConfig, RouterConfig};
 use switchyard::cost::LearnedCostModel;
 use switchyard::{Error, ErrorKind, Result, Router, RouterBuilder, Utility};
+use switchyard_eval::bootstrap::{
+    BootstrapOptions, CurveIntervals, Interval, PointIntervals, bootstrap, bootstrap_point,
+};
 use switchyard_eval::calibrate::{Calibration, Target, calibrate};
 use switchyard_eval::catalog::{FittedCatalog, Prices};
 use switchyard_eval::cv::{self, cross_validate, k_fold};
@@ -56,7 +62,8 @@ const VALUE_MIN: f64 = 1e-7;
 const VALUE_MAX: f64 = 1e3;
 const USAGE: &str = "usage: evaluate [--data routerbench|mmlu|gsm8k|mmlu-to-gsm8k] [--router learned|heuristic] \
                      [--model FILE.swlm] [--split test] [--cv K] [--hold-out TASK] [--points 301] [--weak MODEL] \
-                     [--json out.json] [--svg out.svg] [--calibrate quality=F|share=F|spend=F] [--config-out router.toml]";
+                     [--json out.json] [--svg out.svg] [--calibrate quality=F|share=F|spend=F] [--config-out router.toml] \
+                     [--bootstrap N]";
 
 struct Args {
     data: String,
@@ -71,6 +78,7 @@ struct Args {
     svg: Option<PathBuf>,
     calibrate: Option<Target>,
     config_out: Option<PathBuf>,
+    bootstrap: usize,
 }
 
 fn usage(msg: &str) -> Error {
@@ -91,6 +99,7 @@ fn args() -> Result<Args> {
         svg: None,
         calibrate: None,
         config_out: None,
+        bootstrap: BootstrapOptions::DEFAULT_RESAMPLES,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -122,6 +131,9 @@ fn args() -> Result<Args> {
             "--svg" => a.svg = Some(value()?.into()),
             "--calibrate" => a.calibrate = Some(value()?.parse().map_err(|e: Error| usage(&e.to_string()))?),
             "--config-out" => a.config_out = Some(value()?.into()),
+            "--bootstrap" => {
+                a.bootstrap = value()?.parse().map_err(|_| usage("`--bootstrap` needs an integer >= 0"))?;
+            }
             "-h" | "--help" => return Err(usage("")),
             other => return Err(usage(&format!("unknown argument `{other}`"))),
         }
@@ -228,6 +240,8 @@ struct Output<'a> {
     value_grid: &'a [f64],
     report: &'a Report,
     calibration: Option<CalibrationOutput<'a>>,
+    /// `--bootstrap`: intervals of the curve figures; `None` with `--bootstrap 0`.
+    bootstrap: Option<CurveIntervals>,
     seconds: Timings,
 }
 
@@ -240,6 +254,8 @@ struct CalibrationOutput<'a> {
     reported_strong_share: f64,
     reported_quality_fraction: f64,
     reported_cost_fraction: f64,
+    /// `--bootstrap`: intervals of the reported quality and cost fractions.
+    reported_bootstrap: Option<PointIntervals>,
 }
 
 #[derive(Clone, Copy, Serialize)]
@@ -296,10 +312,15 @@ fn try_main() -> Result<()> {
     let desc =
         Described { router: fitted.describe(), train: &s.train_desc, train_rows: s.train.len(), test: &s.test_desc };
     print_report(&args, &report, &desc, timings);
+    let intervals = print_bootstrap(&args, &s.test, &runs)?;
 
     let calibrated = match (&s.calibration, args.calibrate) {
         (Some((rows, desc)), Some(target)) => Some(calibrate_and_replay(rows, desc, target, &s.test, &report, build)?),
         _ => None,
+    };
+    let calibrated_intervals = match &calibrated {
+        Some((_, run)) => print_point_bootstrap(&args, &s.test, run, &report.best_single.model)?,
+        None => None,
     };
     if let (Some((c, _)), Some(out)) = (&calibrated, &args.config_out) {
         let mut config = fitted.config(out)?;
@@ -321,6 +342,7 @@ fn try_main() -> Result<()> {
                 reported_strong_share: run.shares[report.gap_models.as_ref().map_or(0, |g| g.strong_index)],
                 reported_quality_fraction: run.point.quality / report.best_single.point.quality,
                 reported_cost_fraction: run.point.cost / report.best_single.point.cost,
+                reported_bootstrap: calibrated_intervals,
             }),
             _ => None,
         };
@@ -334,6 +356,7 @@ fn try_main() -> Result<()> {
             value_grid: &grid,
             report: &report,
             calibration,
+            bootstrap: intervals,
             seconds: timings,
         };
         let text = serde_json::to_string_pretty(&output)
@@ -397,6 +420,64 @@ fn calibrate_and_replay(
         100.0 * run.shares[strong]
     );
     Ok((c, run))
+}
+
+/// `--bootstrap N`: prints the intervals of the curve figures over `N` resamples of `rows`.
+fn print_bootstrap(args: &Args, rows: &Dataset, runs: &[Run]) -> Result<Option<CurveIntervals>> {
+    if args.bootstrap == 0 {
+        return Ok(None);
+    }
+    let t = Instant::now();
+    let ci = bootstrap(rows, runs, &BootstrapOptions::new().resamples(args.bootstrap))?;
+    let level = 100.0 * ci.level;
+    println!(
+        "\n{level:.0}% bootstrap intervals ({} resamples of the reported rows, the router's choices held fixed; {:.2} s):",
+        ci.resamples,
+        t.elapsed().as_secs_f64()
+    );
+    let target = 100.0 * ci.quality_target;
+    let line = |name: &str, aiq: Option<Interval>, saving: Option<Interval>| {
+        println!("  {name:<12} AIQ {}, saving at {target:.0}% {}", ci_num(aiq), ci_pct(saving));
+    };
+    let saving = |c: Option<Interval>| c.map(|c| c.map(|c| 1.0 - c));
+    line("router:", ci.router.aiq, saving(ci.router.cost_at_quality));
+    line("zero router:", ci.zero_router.aiq, saving(ci.zero_router.cost_at_quality));
+    // The saving's difference is the zero router's cost fraction minus the router's.
+    line("difference:", ci.difference.aiq, ci.difference.cost_at_quality.map(|d| d.map(|d| -d)));
+    Ok(Some(ci))
+}
+
+/// `--bootstrap N` with `--calibrate`: prints the intervals of the calibrated point on `rows`.
+fn print_point_bootstrap(args: &Args, rows: &Dataset, run: &Run, best: &str) -> Result<Option<PointIntervals>> {
+    if args.bootstrap == 0 {
+        return Ok(None);
+    }
+    let ci = bootstrap_point(rows, run, &BootstrapOptions::new().resamples(args.bootstrap))?;
+    println!(
+        "  {:.0}% bootstrap intervals ({} resamples of the reported rows): quality {} of {}'s, cost {} of its cost",
+        100.0 * ci.level,
+        ci.resamples,
+        ci_pct(ci.quality_fraction),
+        short(best),
+        ci_pct(ci.cost_fraction)
+    );
+    Ok(Some(ci))
+}
+
+/// An interval's undefined resamples, if any, for the printout.
+fn undefined(i: &Interval) -> String {
+    if i.undefined == 0 { String::new() } else { format!(" ({} resamples undefined)", i.undefined) }
+}
+
+fn ci_num(i: Option<Interval>) -> String {
+    i.map_or_else(|| "—".to_owned(), |i| format!("{:.3} [{:.3}, {:.3}]{}", i.estimate, i.lower, i.upper, undefined(&i)))
+}
+
+fn ci_pct(i: Option<Interval>) -> String {
+    i.map_or_else(
+        || "—".to_owned(),
+        |i| format!("{:.1}% [{:.1}%, {:.1}%]{}", 100.0 * i.estimate, 100.0 * i.lower, 100.0 * i.upper, undefined(&i)),
+    )
 }
 
 fn pct(x: Option<f64>) -> String {
@@ -661,6 +742,7 @@ fn cross_validation(args: &Args, all: &Dataset, format: Format, prices: &Prices,
         &Described { router, train: &train, train_rows: rows.len() * (k - 1) / k, test: &test },
         timings,
     );
+    print_bootstrap(args, &rows, &runs)?;
     if let Some(out) = &args.svg {
         write_svg(&report, &test, out)?;
         println!("wrote {}", out.display());

@@ -1,8 +1,9 @@
 //! Offline evaluation of routing on labelled data: load a data set where every prompt was answered by
 //! every model ([`data`]), and measure cost against quality as RouterBench and RouteLLM do
 //! ([`metrics`]); replay a router and sweep its knob into a [`Report`] ([`replay`](mod@replay)), find the knob
-//! that meets a target and store it in the config ([`calibrate`]), and, with the `plot` feature, draw
-//! the report's cost–quality curve as SVG (`plot`).
+//! that meets a target and store it in the config ([`calibrate`]), put bootstrap intervals on the
+//! report's figures ([`bootstrap`](mod@bootstrap)), and, with the `plot` feature, draw the report's
+//! cost–quality curve as SVG (`plot`).
 //!
 //! ```no_run
 //! use switchyard_eval::data::{Dataset, Format, SplitKind};
@@ -96,6 +97,7 @@
 //! - RouteLLM's oracle curve sends the strong model the rows where it gains most, rows where it loses
 //!   last.
 
+pub mod bootstrap;
 pub mod calibrate;
 pub mod catalog;
 pub mod cv;
@@ -107,6 +109,7 @@ pub mod plot;
 pub mod replay;
 pub mod train;
 
+pub use bootstrap::{BootstrapOptions, CurveIntervals, Interval, PointIntervals, bootstrap, bootstrap_point};
 pub use catalog::{FittedCatalog, Prices};
 pub use data::{Dataset, Format, Row};
 pub use metrics::{OperatingPoint, Outcomes};
