@@ -105,6 +105,7 @@ pub mod metrics;
 #[cfg_attr(docsrs, doc(cfg(feature = "plot")))]
 pub mod plot;
 pub mod replay;
+pub mod signals;
 pub mod train;
 
 pub use catalog::{FittedCatalog, Prices};

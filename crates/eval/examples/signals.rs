@@ -1,0 +1,96 @@
+//! How well each built-in heuristic signal ranks prompts inside each task of the shared data sets
+//! (`switchyard_eval::signals`), and which intents the intent classifier assigns there.
+//!
+//! ```text
+//! cargo run --release -p switchyard-eval --example signals -- [--split test|train]
+//! ```
+//!
+//! - `--split test` (the default): the rows reported in `docs/evaluation.md` ("Signals"):
+//!   RouterBench `split_routerdc == test`, MMLU and GSM8K rows `i % 5 == 0` (without contaminated
+//!   rows), all of MT-Bench.
+//! - `--split train`: the rows the signals may be tuned on (RouterBench `split_routerdc == train`,
+//!   MMLU and GSM8K rows `i % 5 != 0`).
+//!
+//! Data sets are read from `../shared/data/` next to the checkout.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use switchyard::classify::{IntentClassifier, TextStats};
+use switchyard::{Error, ErrorKind, Result};
+use switchyard_eval::signals::{self, Part, Signal};
+
+const USAGE: &str = "usage: signals [--split test|train]";
+
+fn main() {
+    if let Err(e) = try_main() {
+        eprintln!("signals: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn try_main() -> Result<()> {
+    let mut part = Part::Test;
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        match (flag.as_str(), it.next().as_deref()) {
+            ("--split", Some("test")) => part = Part::Test,
+            ("--split", Some("train")) => part = Part::Train,
+            _ => return Err(Error::new(ErrorKind::Config, format!("unexpected `{flag}`\n{USAGE}"))),
+        }
+    }
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data");
+    if !dir.join("routerbench_arc_mbpp_winogrande.jsonl").is_file() {
+        println!("no data at {}: put the shared routing data sets there and run again.", dir.display());
+        return Ok(());
+    }
+    let benchmarks = signals::benchmarks(&dir, part)?;
+
+    println!("AUC of each signal against \"the weak model scored below the strong one\", within each task");
+    println!("(± one standard error, Hanley-McNeil; 0.5 = no ranking power)\n");
+    let mut header = String::from("| data set (rows) | task | rows | weak < strong |");
+    let mut rule = String::from("|---|---|---|---|");
+    for s in Signal::ALL {
+        header.push_str(&format!(" {} |", s.name()));
+        rule.push_str("---|");
+    }
+    println!("{header}\n{rule}");
+    for b in &benchmarks {
+        for t in signals::signal_aucs(&b.data, b.weak, b.strong, &Signal::ALL)? {
+            let mut line = format!("| {} ({}) | {} | {} | {} |", b.name, b.rows, t.task, t.rows, t.positives);
+            for a in &t.aucs {
+                match a {
+                    Some(a) => {
+                        let se = signals::auc_standard_error(*a, t.positives, t.rows - t.positives);
+                        line.push_str(&format!(" {a:.3} ± {se:.3} |"));
+                    }
+                    None => line.push_str(" – |"),
+                }
+            }
+            println!("{line}");
+        }
+    }
+    println!();
+    for b in &benchmarks {
+        println!("weak and strong models for {}: `{}` and `{}`", b.name, b.weak, b.strong);
+    }
+
+    println!("\nIntents the built-in intent classifier assigns, per task (share of rows)\n");
+    let intents = IntentClassifier::default();
+    for b in &benchmarks {
+        for task in b.data.tasks() {
+            let rows = b.data.of_task(task);
+            let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+            for r in rows.rows() {
+                *counts.entry(intents.infer(&TextStats::of_text(r.prompt())).intent.to_string()).or_default() += 1;
+            }
+            let mut counts: Vec<_> = counts.into_iter().collect();
+            counts.sort_by(|a, b| b.1.cmp(&a.1));
+            let shares: Vec<String> =
+                counts.iter().map(|(i, n)| format!("{i} {:.1}%", 100.0 * *n as f64 / rows.len() as f64)).collect();
+            println!("{:<12} {:<14} {}", b.name, task, shares.join(", "));
+        }
+    }
+    Ok(())
+}
