@@ -19,7 +19,19 @@ use std::path::Path;
 
 use switchyard::classify::{IntentClassifier, TextStats};
 use switchyard::{Error, ErrorKind, Result};
+use switchyard_eval::data::Dataset;
 use switchyard_eval::signals::{self, Part, Signal};
+
+/// MMLU subjects whose questions are mathematics.
+const MMLU_MATH: [&str; 5] = [
+    "abstract_algebra",
+    "college_mathematics",
+    "elementary_mathematics",
+    "high_school_mathematics",
+    "high_school_statistics",
+];
+/// MMLU subjects about programming.
+const MMLU_CODE: [&str; 2] = ["college_computer_science", "high_school_computer_science"];
 
 const USAGE: &str = "usage: signals [--split test|train]";
 
@@ -79,8 +91,22 @@ fn try_main() -> Result<()> {
     println!("\nIntents the built-in intent classifier assigns, per task (share of rows)\n");
     let intents = IntentClassifier::default();
     for b in &benchmarks {
-        for task in b.data.tasks() {
-            let rows = b.data.of_task(task);
+        let mut groups: Vec<(String, Dataset)> =
+            b.data.tasks().into_iter().map(|t| (t.to_owned(), b.data.of_task(t))).collect();
+        if b.name == "mmlu" {
+            // Subjects whose questions are mathematics, or programming, and the rest.
+            let group = |s: Option<&str>| match s.unwrap_or("") {
+                s if MMLU_MATH.contains(&s) => 0,
+                s if MMLU_CODE.contains(&s) => 1,
+                _ => 2,
+            };
+            for (g, name) in
+                ["mmlu (math subjects)", "mmlu (computer science)", "mmlu (other subjects)"].iter().enumerate()
+            {
+                groups.push(((*name).to_owned(), b.data.filter(|r| group(r.subject()) == g)));
+            }
+        }
+        for (task, rows) in &groups {
             let mut counts: BTreeMap<String, usize> = BTreeMap::new();
             for r in rows.rows() {
                 *counts.entry(intents.infer(&TextStats::of_text(r.prompt())).intent.to_string()).or_default() += 1;
@@ -89,7 +115,7 @@ fn try_main() -> Result<()> {
             counts.sort_by(|a, b| b.1.cmp(&a.1));
             let shares: Vec<String> =
                 counts.iter().map(|(i, n)| format!("{i} {:.1}%", 100.0 * *n as f64 / rows.len() as f64)).collect();
-            println!("{:<12} {:<14} {}", b.name, task, shares.join(", "));
+            println!("{:<12} {:<24} {}", b.name, task, shares.join(", "));
         }
     }
     Ok(())
