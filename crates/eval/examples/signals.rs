@@ -2,7 +2,7 @@
 //! (`switchyard_eval::signals`), and which intents the intent classifier assigns there.
 //!
 //! ```text
-//! cargo run --release -p switchyard-eval --example signals -- [--split test|train]
+//! cargo run --release -p switchyard-eval --example signals -- [--split test|train] [--fit]
 //! ```
 //!
 //! - `--split test` (the default): the rows reported in `docs/evaluation.md` ("Signals"):
@@ -10,6 +10,9 @@
 //!   rows), all of MT-Bench.
 //! - `--split train`: the rows the signals may be tuned on (RouterBench `split_routerdc == train`,
 //!   MMLU and GSM8K rows `i % 5 != 0`).
+//! - `--fit`: fits the weights of the difficulty's fitted part on the training rows
+//!   (`switchyard_eval::signals::fit_difficulty`) and prints them as the constant
+//!   `FITTED` of `src/classify/difficulty.rs`, next to the shipped one.
 //!
 //! Data sets are read from `../shared/data/` next to the checkout.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
@@ -33,7 +36,7 @@ const MMLU_MATH: [&str; 5] = [
 /// MMLU subjects about programming.
 const MMLU_CODE: [&str; 2] = ["college_computer_science", "high_school_computer_science"];
 
-const USAGE: &str = "usage: signals [--split test|train]";
+const USAGE: &str = "usage: signals [--split test|train] [--fit]";
 
 fn main() {
     if let Err(e) = try_main() {
@@ -44,11 +47,16 @@ fn main() {
 
 fn try_main() -> Result<()> {
     let mut part = Part::Test;
+    let mut fit = false;
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
-        match (flag.as_str(), it.next().as_deref()) {
-            ("--split", Some("test")) => part = Part::Test,
-            ("--split", Some("train")) => part = Part::Train,
+        match flag.as_str() {
+            "--fit" => fit = true,
+            "--split" => match it.next().as_deref() {
+                Some("test") => part = Part::Test,
+                Some("train") => part = Part::Train,
+                _ => return Err(Error::new(ErrorKind::Config, format!("`--split` takes test or train\n{USAGE}"))),
+            },
             _ => return Err(Error::new(ErrorKind::Config, format!("unexpected `{flag}`\n{USAGE}"))),
         }
     }
@@ -56,6 +64,9 @@ fn try_main() -> Result<()> {
     if !dir.join("routerbench_arc_mbpp_winogrande.jsonl").is_file() {
         println!("no data at {}: put the shared routing data sets there and run again.", dir.display());
         return Ok(());
+    }
+    if fit {
+        return print_fit(&dir);
     }
     let benchmarks = signals::benchmarks(&dir, part)?;
 
@@ -118,5 +129,26 @@ fn try_main() -> Result<()> {
             println!("{:<12} {:<24} {}", b.name, task, shares.join(", "));
         }
     }
+    Ok(())
+}
+
+/// `--fit`: the difficulty's fitted weights from the training rows, as Rust.
+fn print_fit(dir: &Path) -> Result<()> {
+    use switchyard::classify::learned::__training::{DIFFICULTY_FITTED, DIFFICULTY_FITTED_CENTRE};
+    let train = signals::benchmarks(dir, Part::Train)?;
+    let fit = signals::fit_difficulty(&train)?;
+    println!("fitted on {} training rows:", fit.rows);
+    for b in &train {
+        println!("  {} ({}): {} rows", b.name, b.rows, b.data.len());
+    }
+    println!("coefficient of the hand-set difficulty: {:.4}\n", fit.base_coefficient);
+    println!("| feature | fitted weight | shipped |\n|---|---|---|");
+    for ((name, w), shipped) in fit.names.iter().zip(&fit.weights).zip(DIFFICULTY_FITTED) {
+        println!("| {name} | {w:.4} | {shipped:.4} |");
+    }
+    println!("| centre | {:.4} | {:.4} |", fit.centre, DIFFICULTY_FITTED_CENTRE);
+    let weights: Vec<String> = fit.weights.iter().map(|w| format!("{w:.4}")).collect();
+    println!("\nsrc/classify/difficulty.rs:\npub const FITTED: [f64; FEATURES] = [{}];", weights.join(", "));
+    println!("pub const FITTED_CENTRE: f64 = {:.4};", fit.centre);
     Ok(())
 }

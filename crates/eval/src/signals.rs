@@ -239,6 +239,158 @@ pub fn benchmarks(dir: &Path, part: Part) -> Result<Vec<Benchmark>> {
     Ok(out)
 }
 
+/// The fitted part of [`DifficultyClassifier`]'s difficulty, as [`fit_difficulty`] finds it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DifficultyFit {
+    /// The feature names, in order.
+    pub names: Vec<&'static str>,
+    /// The weight of each feature (logit units): the constant `FITTED` the core ships.
+    pub weights: Vec<f64>,
+    /// `Σ weight · mean`, the feature means taken over the training rows with the fit's weights:
+    /// the constant `FITTED_CENTRE` the core subtracts so that the fitted part averages zero there.
+    pub centre: f64,
+    /// The coefficient of the hand-set part of the difficulty in the regression.
+    pub base_coefficient: f64,
+    /// The rows fitted on.
+    pub rows: usize,
+}
+
+/// The L2 penalty of [`fit_difficulty`] (on the mean log-loss, every coefficient but the task
+/// intercepts).
+pub const DIFFICULTY_L2: f64 = 1e-3;
+
+/// Fits the weights of the difficulty's fitted part on `train` (training rows only).
+///
+/// A logistic regression of [`needs_strong`] on the features of
+/// `switchyard::classify::learned::__training::difficulty_parts` with, as further terms, the
+/// hand-set part of the difficulty and one intercept per task (each task weighed equally, so that
+/// the large MMLU does not decide alone, and the weights rank prompts inside a task rather than
+/// tell tasks apart), solved by Newton's method with an L2 penalty of [`DIFFICULTY_L2`]. The
+/// features' coefficients are the weights, on the logit scale the difficulty is on (`θ_m − d`).
+///
+/// # Errors
+/// [`ErrorKind::Config`](switchyard::ErrorKind::Config) if a data set lacks its models or the
+/// system is singular.
+pub fn fit_difficulty(train: &[Benchmark]) -> Result<DifficultyFit> {
+    use switchyard::classify::learned::__training::{DIFFICULTY_FEATURE_NAMES, DIFFICULTY_FEATURES, difficulty_parts};
+    // Rows: (group, base, features, label, weight).
+    let mut groups = 0;
+    let mut rows: Vec<(usize, f64, [f64; DIFFICULTY_FEATURES], f64, f64)> = Vec::new();
+    for b in train {
+        let labels = needs_strong(&b.data, b.weak, b.strong)?;
+        for task in b.data.tasks() {
+            let idx: Vec<usize> = (0..b.data.len()).filter(|&i| b.data.rows()[i].task() == task).collect();
+            let weight = 1.0 / idx.len() as f64;
+            for i in idx {
+                let (base, x) = difficulty_parts(&TextStats::of_text(b.data.rows()[i].prompt()));
+                rows.push((groups, base, x, if labels[i] { 1.0 } else { 0.0 }, weight));
+            }
+            groups += 1;
+        }
+    }
+    // Parameters: one intercept per group, the base coefficient, the feature weights.
+    let k = DIFFICULTY_FEATURES;
+    let dim = groups + 1 + k;
+    let total: f64 = rows.iter().map(|r| r.4).sum();
+    let features = |g: usize, base: f64, x: &[f64; DIFFICULTY_FEATURES], v: &mut [f64]| {
+        v.iter_mut().for_each(|e| *e = 0.0);
+        v[g] = 1.0;
+        v[groups] = base;
+        v[groups + 1..].copy_from_slice(x);
+    };
+    // The penalised mean log-loss.
+    let loss = |theta: &[f64]| {
+        let mut v = vec![0.0; dim];
+        let mut l = 0.0;
+        for (g, base, x, y, w) in &rows {
+            features(*g, *base, x, &mut v);
+            let z: f64 = v.iter().zip(theta).map(|(a, b)| a * b).sum();
+            // log(1 + e^z) − y z, computed stably.
+            l += w / total * (z.max(0.0) + (-z.abs()).exp().ln_1p() - y * z);
+        }
+        l + 0.5 * DIFFICULTY_L2 * theta[groups..].iter().map(|t| t * t).sum::<f64>()
+    };
+    let mut theta = vec![0.0; dim];
+    let mut v = vec![0.0; dim];
+    let mut current = loss(&theta);
+    for _ in 0..50 {
+        let mut grad = vec![0.0; dim];
+        let mut hess = vec![vec![0.0; dim]; dim];
+        for (g, base, x, y, w) in &rows {
+            features(*g, *base, x, &mut v);
+            let z: f64 = v.iter().zip(&theta).map(|(a, b)| a * b).sum();
+            let p = 1.0 / (1.0 + (-z).exp());
+            let w = w / total;
+            for a in 0..dim {
+                grad[a] += w * (p - y) * v[a];
+                for b in 0..=a {
+                    hess[a][b] += w * p * (1.0 - p) * v[a] * v[b];
+                }
+            }
+        }
+        for a in 0..dim {
+            for b in 0..a {
+                hess[b][a] = hess[a][b];
+            }
+            if a >= groups {
+                grad[a] += DIFFICULTY_L2 * theta[a];
+                hess[a][a] += DIFFICULTY_L2;
+            }
+        }
+        let step = solve(hess, grad).ok_or_else(|| crate::config_error("the difficulty fit is singular"))?;
+        // Newton's step, halved until the loss does not rise.
+        let mut scale = 1.0;
+        let mut next: Vec<f64> = theta.iter().zip(&step).map(|(t, s)| t - s).collect();
+        let mut next_loss = loss(&next);
+        while next_loss > current && scale > 1e-6 {
+            scale *= 0.5;
+            next = theta.iter().zip(&step).map(|(t, s)| t - scale * s).collect();
+            next_loss = loss(&next);
+        }
+        let largest = step.iter().fold(0.0f64, |m, s| m.max((scale * s).abs()));
+        theta = next;
+        current = next_loss;
+        if largest < 1e-9 {
+            break;
+        }
+    }
+    let weights = theta[groups + 1..].to_vec();
+    let centre = rows.iter().map(|r| r.4 / total * r.2.iter().zip(&weights).map(|(x, w)| x * w).sum::<f64>()).sum();
+    Ok(DifficultyFit {
+        names: DIFFICULTY_FEATURE_NAMES.to_vec(),
+        weights,
+        centre,
+        base_coefficient: theta[groups],
+        rows: rows.len(),
+    })
+}
+
+/// Solves `a x = b` by Gaussian elimination with partial pivoting; `None` if `a` is singular.
+fn solve(mut a: Vec<Vec<f64>>, mut b: Vec<f64>) -> Option<Vec<f64>> {
+    let n = b.len();
+    for c in 0..n {
+        let p = (c..n).max_by(|&i, &j| a[i][c].abs().total_cmp(&a[j][c].abs()))?;
+        if a[p][c].abs() < 1e-14 {
+            return None;
+        }
+        a.swap(c, p);
+        b.swap(c, p);
+        for r in c + 1..n {
+            let f = a[r][c] / a[c][c];
+            for k in c..n {
+                a[r][k] -= f * a[c][k];
+            }
+            b[r] -= f * b[c];
+        }
+    }
+    let mut x = vec![0.0; n];
+    for r in (0..n).rev() {
+        let s: f64 = (r + 1..n).map(|k| a[r][k] * x[k]).sum();
+        x[r] = (b[r] - s) / a[r][r];
+    }
+    Some(x)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -251,6 +403,13 @@ mod tests {
         assert_eq!(auc(&[1.0, 2.0, 2.0], &[false, true, false]), Some(0.75));
         assert_eq!(auc(&[1.0, 2.0], &[true, true]), None);
         assert_eq!(auc(&[1.0], &[true, false]), None);
+    }
+
+    #[test]
+    fn solves_linear_systems() {
+        let x = solve(vec![vec![2.0, 1.0], vec![1.0, 3.0]], vec![3.0, 5.0]).unwrap();
+        assert!((x[0] - 0.8).abs() < 1e-12 && (x[1] - 1.4).abs() < 1e-12, "{x:?}");
+        assert!(solve(vec![vec![1.0, 2.0], vec![2.0, 4.0]], vec![1.0, 2.0]).is_none());
     }
 
     #[test]
