@@ -10,8 +10,12 @@ use crate::error::Result;
 /// The difficulty `d` is a sum of capped feature terms: length (logarithmic in tokens), questions,
 /// reasoning cues ("prove", "why", "step by step"), constraints ("must", "at least", "exactly"),
 /// multi-part structure (list items, sequencing words), code and math, minus a discount for short small
-/// talk; it is clamped to `[-3, 6]`. A one-line greeting scores below −1, a short factual question
-/// about −1 to 0, a multi-part proof or a constrained coding task about 2. The contribution to
+/// talk, plus a part fitted offline on the shared routing data's training rows (prompt length,
+/// numbers, arithmetic, long words, wh-words and question marks, weighed by how well they pick out,
+/// within a benchmark, the prompts a weak model fails and a strong one answers; see
+/// `docs/evaluation.md`, "Signals"); it is clamped to `[-3, 6]`. A one-line greeting scores below
+/// −1, a short factual question about −1 to 0, a multi-part proof or a constrained coding task
+/// about 2. The contribution to
 /// `logit p(m)` is `θ_m − d`: a model answers requests below its ability well and those above it
 /// badly, as in a one-parameter item-response model.
 ///

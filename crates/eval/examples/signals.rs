@@ -123,7 +123,7 @@ fn try_main() -> Result<()> {
                 *counts.entry(intents.infer(&TextStats::of_text(r.prompt())).intent.to_string()).or_default() += 1;
             }
             let mut counts: Vec<_> = counts.into_iter().collect();
-            counts.sort_by(|a, b| b.1.cmp(&a.1));
+            counts.sort_by_key(|c| std::cmp::Reverse(c.1));
             let shares: Vec<String> =
                 counts.iter().map(|(i, n)| format!("{i} {:.1}%", 100.0 * *n as f64 / rows.len() as f64)).collect();
             println!("{:<12} {:<24} {}", b.name, task, shares.join(", "));

@@ -2,7 +2,8 @@
 //! every model ([`data`]), and measure cost against quality as RouterBench and RouteLLM do
 //! ([`metrics`]); replay a router and sweep its knob into a [`Report`] ([`replay`](mod@replay)), find the knob
 //! that meets a target and store it in the config ([`calibrate`]), and, with the `plot` feature, draw
-//! the report's cost–quality curve as SVG (`plot`).
+//! the report's cost–quality curve as SVG (`plot`); measure how well the core's built-in signals
+//! rank prompts within a task, and fit the difficulty's constants ([`signals`]).
 //!
 //! ```no_run
 //! use switchyard_eval::data::{Dataset, Format, SplitKind};

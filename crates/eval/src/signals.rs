@@ -271,6 +271,7 @@ pub const DIFFICULTY_L2: f64 = 1e-3;
 /// # Errors
 /// [`ErrorKind::Config`](switchyard::ErrorKind::Config) if a data set lacks its models or the
 /// system is singular.
+#[allow(clippy::needless_range_loop, reason = "the Hessian's indices read more plainly")]
 pub fn fit_difficulty(train: &[Benchmark]) -> Result<DifficultyFit> {
     use switchyard::classify::learned::__training::{DIFFICULTY_FEATURE_NAMES, DIFFICULTY_FEATURES, difficulty_parts};
     // Rows: (group, base, features, label, weight).
@@ -366,6 +367,7 @@ pub fn fit_difficulty(train: &[Benchmark]) -> Result<DifficultyFit> {
 }
 
 /// Solves `a x = b` by Gaussian elimination with partial pivoting; `None` if `a` is singular.
+#[allow(clippy::needless_range_loop, reason = "the matrix's indices read more plainly")]
 fn solve(mut a: Vec<Vec<f64>>, mut b: Vec<f64>) -> Option<Vec<f64>> {
     let n = b.len();
     for c in 0..n {

@@ -98,7 +98,10 @@ impl TextStats {
             fresh_line = false;
             if class & DIGIT != 0 {
                 self.digits += 1;
-                self.numbers += u32::from(!continues_number(bytes, i));
+                // After a digit (most digits) the number continues without a look further back.
+                if i == 0 || !bytes[i - 1].is_ascii_digit() {
+                    self.numbers += u32::from(!continues_number(bytes, i));
+                }
                 if i > 0 && (bytes[i - 1] == b' ' || bytes[i - 1] == b'\t') {
                     self.spaced_digits += 1;
                 }
@@ -124,12 +127,16 @@ impl TextStats {
                 match b {
                     b'?' => self.questions += 1,
                     b'{' | b'}' | b'[' | b']' | b';' => self.code_symbols += 1,
-                    b'=' | b'+' | b'^' | b'<' | b'>' | b'*' | b'/' => self.math_symbols += 1,
+                    b'=' | b'+' | b'^' | b'*' | b'/' => {
+                        self.math_symbols += 1;
+                        self.arithmetic += u32::from(is_arithmetic(bytes, i));
+                    }
+                    b'<' | b'>' => self.math_symbols += 1,
+                    b'-' | b'%' => self.arithmetic += u32::from(is_arithmetic(bytes, i)),
                     b'\\' if i + 1 < n && bytes[i + 1].is_ascii_alphabetic() => self.math_symbols += 1,
                     b'`' => backticks += 1,
                     _ => {}
                 }
-                self.arithmetic += u32::from(is_arithmetic(bytes, i));
                 if at_line_start && (b == b'-' || b == b'*') && i + 1 < n && bytes[i + 1] == b' ' {
                     self.list_items += 1;
                 }
