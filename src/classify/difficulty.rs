@@ -13,9 +13,9 @@ use crate::error::Result;
 /// talk, plus a part fitted offline on the shared routing data's training rows (prompt length,
 /// numbers, arithmetic, long words, wh-words and question marks, weighed by how well they pick out,
 /// within a benchmark, the prompts a weak model fails and a strong one answers; see
-/// `docs/evaluation.md`, "Signals"); it is clamped to `[-3, 6]`. A one-line greeting scores below
-/// −1, a short factual question about −1 to 0, a multi-part proof or a constrained coding task
-/// about 2. The contribution to
+/// `docs/evaluation.md`, "Signals"); it is clamped to `[-3, 6]`. A one-line greeting scores about
+/// −3, a short factual question about −1.5, a multi-part proof or a constrained coding task 2 to
+/// 3. The contribution to
 /// `logit p(m)` is `θ_m − d`: a model answers requests below its ability well and those above it
 /// badly, as in a one-parameter item-response model.
 ///
