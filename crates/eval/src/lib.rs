@@ -3,7 +3,8 @@
 //! ([`metrics`]); replay a router and sweep its knob into a [`Report`] ([`replay`](mod@replay)), find the knob
 //! that meets a target and store it in the config ([`calibrate`]), put bootstrap intervals on the
 //! report's figures ([`bootstrap`](mod@bootstrap)), and, with the `plot` feature, draw the report's
-//! cost–quality curve as SVG (`plot`).
+//! cost–quality curve as SVG (`plot`); measure how well the core's built-in signals rank prompts
+//! within a task, and fit the difficulty's constants ([`signals`]).
 //!
 //! ```no_run
 //! use switchyard_eval::data::{Dataset, Format, SplitKind};
@@ -107,6 +108,7 @@ pub mod metrics;
 #[cfg_attr(docsrs, doc(cfg(feature = "plot")))]
 pub mod plot;
 pub mod replay;
+pub mod signals;
 pub mod train;
 
 pub use bootstrap::{BootstrapOptions, CurveIntervals, Interval, PointIntervals, bootstrap, bootstrap_point};

@@ -83,6 +83,19 @@ pub mod __training {
         config.dim()
     }
 
+    pub use crate::classify::difficulty::{
+        FEATURE_NAMES as DIFFICULTY_FEATURE_NAMES, FEATURES as DIFFICULTY_FEATURES, FITTED as DIFFICULTY_FITTED,
+        FITTED_CENTRE as DIFFICULTY_FITTED_CENTRE,
+    };
+
+    /// The hand-set part of the default [`DifficultyClassifier`](crate::classify::DifficultyClassifier)'s
+    /// difficulty for these statistics, and the features its fitted part weighs
+    /// ([`DIFFICULTY_FITTED`]), for the program that fits those weights.
+    pub fn difficulty_parts(s: &crate::classify::TextStats) -> (f64, [f64; DIFFICULTY_FEATURES]) {
+        let tokens = crate::classify::HeuristicCounter::default().estimate_text(s);
+        crate::classify::difficulty::parts(s, tokens)
+    }
+
     /// The logistic function prediction uses, `1 / (1 + e^-x)`.
     #[inline]
     pub fn sigmoid(x: f64) -> f64 {
