@@ -3,9 +3,13 @@
 //!
 //! [`FittedCatalog::fit`] gives each model:
 //!
-//! 1. **Pricing**: its price per 1M tokens from [`Prices`], for input and output alike (the data
-//!    sets give one price per model). Only the ratios matter to the decision: [`Utility`](switchyard::Utility)
-//!    weighs costs relative to the dearest candidate.
+//! 1. **Pricing**: as the data set charges. Where it charges each model a fixed price per call
+//!    ([`CostKind::PerCall`], RouteLLM's convention), that price as a request fee and nothing per
+//!    token, so that the router expects what the data set will charge whatever the prompt's length.
+//!    Otherwise (RouterBench: each row's tokens at list price) its price per 1M tokens from
+//!    [`Prices`], for input and output alike (the data sets give one price per model).
+//!    [`Utility`](switchyard::Utility) weighs these costs in USD against its answer value, so their
+//!    scale matters, not only their ratios.
 //! 2. **Overall ability** `θ_m = logit(ā_m)`, with `ā_m = (Σ s + ½) / (n + 1)` its smoothed mean
 //!    score on the training rows.
 //! 3. **Ability per intent**: the same on the training rows that the built-in
@@ -22,7 +26,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use super::data::Dataset;
+use super::data::{CostKind, Dataset};
 use switchyard::Result;
 use switchyard::RouterBuilder;
 use switchyard::catalog::{Ability, Catalog, ModelProfile, Pricing};
@@ -104,6 +108,18 @@ pub struct FittedCatalog {
     intent_rows: BTreeMap<Intent, usize>,
 }
 
+/// Per model, its price per call when the data set charges a fixed price per call
+/// ([`CostKind::PerCall`]): the mean cost of its training rows. Empty otherwise.
+fn per_call_prices(train: &Dataset) -> Vec<f64> {
+    match (train.cost_kind(), train.costs()) {
+        (Some(CostKind::PerCall), Some(costs)) if !train.is_empty() => {
+            let models = train.models().len();
+            (0..models).map(|m| costs.iter().skip(m).step_by(models).sum::<f64>() / train.len() as f64).collect()
+        }
+        _ => Vec::new(),
+    }
+}
+
 fn logit_mean(sum: f64, n: usize) -> f64 {
     let p = (sum + 0.5) / (n as f64 + 1.0);
     (p / (1.0 - p)).ln()
@@ -138,6 +154,7 @@ impl FittedCatalog {
             }
         }
         let n = train.len();
+        let per_call = per_call_prices(train);
         let mut profiles = Vec::with_capacity(models);
         for (m, id) in train.models().iter().enumerate() {
             let price = prices
@@ -149,11 +166,11 @@ impl FittedCatalog {
                     ability = ability.with_intent(*intent, logit_mean(s[m], *rows));
                 }
             }
-            profiles.push(
-                ModelProfile::new(id.clone(), "eval")
-                    .with_pricing(Pricing::per_mtok(price, price))
-                    .with_ability(ability),
-            );
+            let pricing = match per_call.get(m) {
+                Some(&fee) => Pricing::per_mtok(0.0, 0.0).with_request_fee(fee),
+                None => Pricing::per_mtok(price, price),
+            };
+            profiles.push(ModelProfile::new(id.clone(), "eval").with_pricing(pricing).with_ability(ability));
         }
         Ok(Self {
             catalog: Catalog::new(profiles)?,
@@ -198,5 +215,37 @@ impl FittedCatalog {
             .catalog(self.catalog.clone())
             .classifier(DifficultyClassifier::default().with_offset(self.difficulty_offset), 1.0)
             .classifier(IntentClassifier::default(), 1.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests may unwrap")]
+
+    use super::*;
+    use crate::data::Row;
+
+    fn rows(costs: Option<[f64; 2]>) -> Dataset {
+        let mut b = Dataset::builder(["cheap", "dear"]);
+        for i in 0..20 {
+            let prompt = "word ".repeat(1 + i * 10);
+            b.push(Row::new(prompt), &[f64::from(i % 2 == 0), 1.0], costs.as_ref().map(|c| c.as_slice())).unwrap();
+        }
+        b.build().unwrap()
+    }
+
+    #[test]
+    fn a_data_set_that_charges_per_call_is_priced_per_call() {
+        let prices = Prices::new([("cheap", 0.24), ("dear", 24.7)]);
+        let per_call = rows(None).with_cost_per_call([("cheap", 0.001), ("dear", 0.1)]).unwrap();
+        let fitted = FittedCatalog::fit(&per_call, &prices).unwrap();
+        for (m, fee) in fitted.catalog().models().iter().zip([0.001, 0.1]) {
+            assert!((m.pricing.request_fee - fee).abs() < 1e-15, "{m:?}");
+            assert_eq!((m.pricing.input_per_mtok, m.pricing.output_per_mtok), (0.0, 0.0));
+        }
+        // Costs per prompt: list prices per token.
+        let actual = FittedCatalog::fit(&rows(Some([0.001, 0.1])), &prices).unwrap();
+        let dear = &actual.catalog().models()[1].pricing;
+        assert_eq!((dear.input_per_mtok, dear.output_per_mtok, dear.request_fee), (24.7, 24.7, 0.0));
     }
 }
