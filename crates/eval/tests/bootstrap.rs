@@ -3,20 +3,14 @@
 
 #![allow(clippy::unwrap_used, reason = "tests may unwrap")]
 
+mod support;
+
+use support::{PROMPTS, prices};
 use switchyard::Utility;
 use switchyard_eval::bootstrap::{BootstrapOptions, CurveIntervals, Interval, bootstrap, bootstrap_point};
-use switchyard_eval::catalog::{FittedCatalog, Prices};
+use switchyard_eval::catalog::FittedCatalog;
 use switchyard_eval::data::{Dataset, Row, SplitKind};
 use switchyard_eval::replay::{Report, Run, log_grid, replay, sweep};
-
-const PROMPTS: [&str; 6] = [
-    "hi there, how are you?",
-    "Write a Python function that parses a CSV file and returns a list of dicts.",
-    "Solve 3x^2 + 2x - 5 = 0 and compute the sum of the roots, step by step.",
-    "Prove that there are infinitely many primes. Explain why each step holds.",
-    "Summarize the following article in three bullet points: the council met on Tuesday.",
-    "Compare the tradeoffs of the two strategies and justify which is optimal, exactly.",
-];
 
 /// Three models, dearer ones right more often, hard prompts (proofs, equations) harder for the
 /// cheap model; costs vary by row.
@@ -33,10 +27,6 @@ fn synthetic(rows: usize) -> Dataset {
         b.push(Row::new(prompt).with_split(SplitKind::Own, split), &scores, Some(&costs)).unwrap();
     }
     b.build().unwrap()
-}
-
-fn prices() -> Prices {
-    Prices::new([("cheap", 0.1), ("mid", 1.0), ("dear", 10.0)])
 }
 
 /// Every interval of a curve bootstrap.

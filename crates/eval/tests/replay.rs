@@ -5,6 +5,8 @@
 #![allow(clippy::unwrap_used, reason = "tests may unwrap")]
 #![allow(clippy::print_stdout, reason = "tests report what they skipped and how long they took")]
 
+mod support;
+
 use std::path::Path;
 use std::time::Instant;
 
@@ -15,16 +17,9 @@ use switchyard_eval::calibrate::{Target, calibrate};
 use switchyard_eval::catalog::{FittedCatalog, Prices};
 use switchyard_eval::data::{Dataset, Format, Row, SplitKind};
 use switchyard_eval::metrics;
+use support::{PROMPTS, prices};
 use switchyard_eval::replay::{Report, log_grid, replay, sweep};
 
-const PROMPTS: [&str; 6] = [
-    "hi there, how are you?",
-    "Write a Python function that parses a CSV file and returns a list of dicts.",
-    "Solve 3x^2 + 2x - 5 = 0 and compute the sum of the roots, step by step.",
-    "Prove that there are infinitely many primes. Explain why each step holds.",
-    "Summarize the following article in three bullet points: the council met on Tuesday.",
-    "Compare the tradeoffs of the two strategies and justify which is optimal, exactly.",
-];
 
 /// Three models; costs per row in the same order as the prices (cheap < mid < dear on every row),
 /// varying by row; scores planted so that dearer models are right more often.
@@ -41,9 +36,6 @@ fn synthetic(rows: usize) -> Dataset {
     b.build().unwrap()
 }
 
-fn prices() -> Prices {
-    Prices::new([("cheap", 0.1), ("mid", 1.0), ("dear", 10.0)])
-}
 
 #[test]
 fn a_policy_that_always_picks_one_model_gives_its_single_point() {

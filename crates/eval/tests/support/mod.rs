@@ -3,6 +3,7 @@
 #![allow(dead_code, reason = "each test binary uses a different subset")]
 #![allow(clippy::unwrap_used, reason = "test helpers may unwrap")]
 
+use switchyard_eval::catalog::Prices;
 use switchyard_eval::data::{Dataset, Row};
 
 /// Two kinds of prompts: "sum" prompts only the large model answers, "greet" prompts both do;
@@ -50,4 +51,20 @@ pub(crate) fn openings() -> Dataset {
         b.push(Row::new(prompt).with_task(if i % 2 == 0 { "chat" } else { "math" }), &scores, None).unwrap();
     }
     b.build().unwrap()
+}
+
+/// Prompts of six kinds, for synthetic data sets (greeting, code, equation, proof, summary,
+/// comparison).
+pub(crate) const PROMPTS: [&str; 6] = [
+    "hi there, how are you?",
+    "Write a Python function that parses a CSV file and returns a list of dicts.",
+    "Solve 3x^2 + 2x - 5 = 0 and compute the sum of the roots, step by step.",
+    "Prove that there are infinitely many primes. Explain why each step holds.",
+    "Summarize the following article in three bullet points: the council met on Tuesday.",
+    "Compare the tradeoffs of the two strategies and justify which is optimal, exactly.",
+];
+
+/// Prices per 1M tokens of the three-model synthetic data sets.
+pub(crate) fn prices() -> Prices {
+    Prices::new([("cheap", 0.1), ("mid", 1.0), ("dear", 10.0)])
 }
