@@ -787,6 +787,39 @@ async fn invalid_json_escalates_to_the_stronger_model() {
     assert_eq!(models(&r.attempts), ["mini"]);
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_stop_at_the_callers_max_tokens_is_not_escalated() {
+    // The weak model wants 500 tokens; the caller allows 100. It stops at the caller's limit, which a
+    // stronger model would too: one call, no escalation.
+    let long = || SimulatedModel::healthy().with_output_tokens(500);
+    let r = escalating_router(long(), SimulatedModel::healthy(), 1)
+        .complete(Request::new(EASY).with_max_tokens(100))
+        .await
+        .unwrap();
+    assert_eq!(models(&r.attempts), ["mini"]);
+    // 100 answer tokens, plus as many reasoning tokens (the fixture's models reason).
+    assert_eq!((r.finish_reason, r.usage.output_tokens - r.usage.reasoning_tokens), (FinishReason::Length, 100));
+    assert!(r.inadequacy.is_none());
+
+    // Cut at 60 tokens (30 answer, 30 reasoning), below the caller's 100 (a limit of the model's
+    // own): escalated.
+    let cut = SimulatedModel::healthy().with_output_tokens(30).with_answer_faults(0.0, 1.0, 0.0, 0.0);
+    let r = escalating_router(cut, SimulatedModel::healthy(), 1)
+        .complete(Request::new(EASY).with_max_tokens(100))
+        .await
+        .unwrap();
+    assert_eq!(models(&r.attempts), ["mini", "frontier"]);
+    assert_eq!(
+        r.attempts[0].outcome,
+        AttemptOutcome::Inadequate(Inadequacy::new("not_truncated", Inadequacy::TRUNCATED))
+    );
+
+    // No caller limit: a length stop is escalated.
+    let cut = SimulatedModel::healthy().with_output_tokens(50).with_answer_faults(0.0, 1.0, 0.0, 0.0);
+    let r = escalating_router(cut, SimulatedModel::healthy(), 1).complete(Request::new(EASY)).await.unwrap();
+    assert_eq!(models(&r.attempts), ["mini", "frontier"]);
+}
+
 fn reason_check(reason: &str) -> &'static str {
     match reason {
         Inadequacy::EMPTY => "non_empty",
