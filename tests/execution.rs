@@ -570,6 +570,54 @@ async fn a_committed_stream_that_stalls_ends_with_a_timeout() {
     assert_eq!(*finishes.lock().unwrap(), [ErrorKind::MidStream]);
 }
 
+/// One piece of text after 200 ms, then nothing, ever.
+fn first_then_stall() -> switchyard::EventStream {
+    Box::pin(
+        futures::stream::once(async {
+            tokio::time::sleep(200 * MS).await;
+            Ok(StreamEvent::Delta("partial".into()))
+        })
+        .chain(futures::stream::pending()),
+    )
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stalled_stream_records_its_whole_duration_and_its_time_to_first_content() {
+    let router = Router::builder()
+        .catalog(mini_frontier())
+        .provider(StreamsOnly(first_then_stall))
+        .execution(ExecutionConfig::new().with_first_token_timeout(60 * SEC))
+        .build()
+        .unwrap();
+    let stream = router.stream(Request::new(EASY).with_timeout(5 * SEC)).await.unwrap();
+    assert_eq!(stream.time_to_first_token(), 200 * MS);
+    let events: Vec<_> = stream.collect().await;
+    let e = events.last().unwrap().as_ref().unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::MidStream);
+    let attempt = e.attempts().last().unwrap();
+    assert_eq!(attempt.outcome, failed(ErrorKind::Timeout, None));
+    // The attempt lasted until the deadline; its first content came after 200 ms.
+    assert_eq!((attempt.latency, attempt.ttft), (5 * SEC, Some(200 * MS)));
+    assert!(attempt.to_string().contains("timeout after 5000 ms (first content after 200 ms)"), "{attempt}");
+
+    // A stream that ends records its whole duration too, once it ended.
+    fn two_pieces() -> switchyard::EventStream {
+        Box::pin(futures::stream::unfold(0, |n| async move {
+            tokio::time::sleep(300 * MS).await;
+            (n < 2).then(|| (Ok(StreamEvent::Delta("piece ".into())), n + 1))
+        }))
+    }
+    let router = Router::builder().catalog(mini_frontier()).provider(StreamsOnly(two_pieces)).build().unwrap();
+    let mut stream = router.stream(Request::new(EASY)).await.unwrap();
+    assert_eq!(stream.attempts()[0].ttft, Some(300 * MS));
+    while stream.next().await.is_some() {}
+    assert_eq!((stream.attempts()[0].latency, stream.attempts()[0].ttft), (900 * MS, Some(300 * MS)));
+    // Calls that were not streamed have no time to first content.
+    let router = sim_router(SimulatedModel::healthy(), SimulatedModel::healthy(), ExecutionConfig::new());
+    let r = router.complete(Request::new(EASY)).await.unwrap();
+    assert_eq!(r.attempts[0].ttft, None);
+}
+
 // ---------------------------------------------------------------------------------------------------
 // 4. Live statistics in decisions
 
