@@ -255,6 +255,34 @@ async fn while_the_store_is_down_each_limit_fails_as_configured() {
     assert!(r.complete(request().with_tenant("globex")).await.is_ok());
 }
 
+#[tokio::test(flavor = "current_thread")]
+#[allow(clippy::disallowed_methods, reason = "the test needs another task on the runtime")]
+async fn a_client_retrying_a_store_error_at_once_does_not_starve_other_tasks() {
+    let meter = Meter::new();
+    let store = Flaky::new();
+    store.down.store(true, Ordering::SeqCst);
+    // Closed: every request the budget applies to is refused with a store error, and for a minute the
+    // store is not asked again, so the error comes back without waiting for anything.
+    let limits = failure_limits(10.0, OnStoreFailure::Closed).store_retry(Duration::from_secs(60));
+    let r = router(&meter, limits, store.clone());
+    let progress = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let other = tokio::spawn({
+        let progress = progress.clone();
+        async move {
+            loop {
+                progress.fetch_add(1, Ordering::SeqCst);
+                tokio::task::yield_now().await;
+            }
+        }
+    });
+    // A client that retries at once, on the same thread: the other task must still run.
+    for _ in 0..100 {
+        assert_eq!(r.complete(request()).await.unwrap_err().kind(), ErrorKind::Store);
+    }
+    assert!(progress.load(Ordering::SeqCst) > 0, "the retrying loop starved the other task");
+    other.abort();
+}
+
 #[tokio::test]
 async fn a_hung_store_costs_a_request_its_timeout_and_no_more() {
     let meter = Meter::new();
