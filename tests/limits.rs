@@ -327,6 +327,30 @@ async fn spending_during_an_outage_reaches_the_store_when_it_returns() {
 }
 
 #[tokio::test]
+async fn spending_while_failing_open_reaches_the_store_when_it_returns() {
+    let meter = Meter::new();
+    let store = Flaky::new();
+    let limits = failure_limits(10.0, OnStoreFailure::Open)
+        .rate_limit(RateLimit::new("dear").requests_per_minute(1000).on_store_failure(OnStoreFailure::Open))
+        .flush_after(Duration::ZERO);
+    let r = router(&meter, limits, store.clone());
+    align(&meter, &r);
+    let before = r.complete(request()).await.unwrap().cost_usd;
+    store.down.store(true, Ordering::SeqCst);
+    let mut during = 0.0;
+    for _ in 0..3 {
+        let answer = r.complete(request()).await.unwrap();
+        assert_eq!(answer.model.as_str(), "dear", "open: nothing is enforced while the store is down");
+        during += answer.cost_usd;
+    }
+    store.down.store(false, Ordering::SeqCst);
+    assert!(close(spent(&r).await, before), "the store does not know yet");
+    // The outage's spending (and requests) reach the store with the next call or a flush.
+    r.flush_state().await.unwrap();
+    assert!(close(spent(&r).await, before + during), "{} != {}", spent(&r).await, before + during);
+}
+
+#[tokio::test]
 async fn an_idle_routers_settlements_reach_a_shared_store_by_themselves() {
     // A store that is not in process: settlements wait for the next admission, or `flush_after`.
     for after in [Duration::from_millis(40), Duration::ZERO] {
