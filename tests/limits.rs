@@ -189,6 +189,35 @@ async fn spent_global(router: &Router) -> f64 {
     router.budget_status(None, None).await.unwrap()[0].spent_usd
 }
 
+/// Two caller keys with the same FNV-1a-64 hash (found by a collision search): budgets were once
+/// stored under that hash.
+const FNV_TWINS: [&str; 2] = ["2d26cf67a14d0f52", "a5523897940691dd"];
+
+#[tokio::test]
+async fn caller_keys_with_the_same_fnv_hash_do_not_share_a_budget() {
+    let fnv =
+        |k: &str| k.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+    assert_eq!(fnv(FNV_TWINS[0]), fnv(FNV_TWINS[1]));
+    let meter = Meter::new();
+    let probe = router(&meter, LimitsConfig::new(), Arc::new(MemoryStore::new()));
+    // Room for one answer from `dear` per key.
+    let cap = 1.5 * reservation(&probe, "dear");
+    let limits = LimitsConfig::new().budget(Budget::new(Scope::Key, cap, Window::Day));
+    let r = router(&meter, limits, Arc::new(MemoryStore::new()));
+    align(&meter, &r);
+    let first = r.complete(request().with_key(FNV_TWINS[0])).await.unwrap();
+    assert_eq!(first.model.as_str(), "dear");
+    let again = r.complete(request().with_key(FNV_TWINS[0])).await.unwrap();
+    assert_eq!(again.model.as_str(), "mid", "the first key's budget is spent");
+    // The twin key has a budget of its own.
+    let twin = r.complete(request().with_key(FNV_TWINS[1])).await.unwrap();
+    assert_eq!(twin.model.as_str(), "dear", "the twin key shared the first key's budget");
+    // Keys and tenants past 1 KiB are refused, typed.
+    let long = "k".repeat(1025);
+    assert_eq!(r.complete(request().with_key(long.as_str())).await.unwrap_err().kind(), ErrorKind::InvalidRequest);
+    assert_eq!(r.complete(request().with_tenant(long)).await.unwrap_err().kind(), ErrorKind::InvalidRequest);
+}
+
 #[tokio::test]
 async fn sticky_sessions_stay_on_their_model_while_it_is_healthy() {
     let meter = Meter::new();

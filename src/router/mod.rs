@@ -407,6 +407,15 @@ impl Router {
             )));
         }
         let hints = &request.hints;
+        for (what, id) in [("key", &hints.key), ("tenant", &hints.tenant)] {
+            let len = id.as_ref().map_or(0, String::len);
+            if len > crate::request::MAX_KEY_BYTES {
+                return Err(Error::invalid_request(format!(
+                    "`{what}` is {len} bytes, above the limit of {}",
+                    crate::request::MAX_KEY_BYTES
+                )));
+            }
+        }
         if let Some(floor) = hints.quality_floor {
             if !(0.0..=1.0).contains(&floor) {
                 return Err(Error::invalid_request(format!("`quality_floor` must be within [0, 1], got {floor}")));

@@ -33,12 +33,14 @@ pub struct MemoryStore {
 
 #[derive(Default)]
 struct State {
-    counters: HashMap<Counter, Entry, FastHash>,
+    /// Counter and sticky names embed tenants and caller keys, which callers choose: these maps hash
+    /// with a per-process random key (`RandomState`), so crafted names cannot pile into one bucket.
+    counters: HashMap<Counter, Entry>,
     leases: HashMap<u64, (Lease, Instant), FastHash>,
     /// Leases that expired unsettled, by when, kept for a day: their late settlement adds the whole
     /// actual amount, once.
     swept: HashMap<u64, (Instant, Charges), FastHash>,
-    sticky: HashMap<Arc<str>, (Arc<str>, Instant), FastHash>,
+    sticky: HashMap<Arc<str>, (Arc<str>, Instant)>,
     /// Flags, until when they are set.
     flags: HashMap<Arc<str>, Instant, FastHash>,
     next_lease: u64,

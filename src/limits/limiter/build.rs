@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use smallvec::{SmallVec, smallvec};
 
-use super::keys::{SlotKeys, hash_key, scope_id};
+use super::keys::{SlotKeys, escape_key, scope_id};
 use super::ticket::Role;
 use super::{Limiter, lock, now_ms};
 use crate::catalog::Catalog;
@@ -204,7 +204,7 @@ impl Limiter {
     pub(super) fn sticky(&self, request: &Request, first_pick: bool) -> Option<Sticky> {
         match (&self.config.sticky, &request.hints.key, first_pick) {
             (Some(s), Some(key), true) => {
-                Some(Sticky { key: Arc::from(format!("sticky:{:016x}", hash_key(key))), ttl: s.ttl })
+                Some(Sticky { key: Arc::from(format!("sticky:{}", escape_key(key))), ttl: s.ttl })
             }
             _ => None,
         }
