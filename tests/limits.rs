@@ -219,6 +219,26 @@ async fn caller_keys_with_the_same_fnv_hash_do_not_share_a_budget() {
 }
 
 #[tokio::test]
+async fn a_full_memory_store_refuses_new_keys_and_keeps_serving_known_ones() {
+    let meter = Meter::new();
+    let limits = LimitsConfig::new().budget(Budget::new(Scope::Key, 1.0, Window::Day));
+    // A calendar window: one counter per key.
+    let r = router(&meter, limits, Arc::new(MemoryStore::with_max_entries(2)));
+    for key in ["u1", "u2"] {
+        r.complete(request().with_key(key)).await.unwrap();
+    }
+    let e = r.complete(request().with_key("u3")).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Store, "{e}");
+    assert!(e.to_string().contains("memory store is full"), "{e}");
+    // Known keys are still counted in the store (it did not fall back to local counters).
+    for key in ["u1", "u2", "u1"] {
+        r.complete(request().with_key(key)).await.unwrap();
+    }
+    let spent = r.budget_status(Some("acme"), Some("u1")).await.unwrap()[0].spent_usd;
+    assert!(spent > 0.0);
+}
+
+#[tokio::test]
 async fn sticky_sessions_stay_on_their_model_while_it_is_healthy() {
     let meter = Meter::new();
     let limits = LimitsConfig::new().sticky(Duration::from_secs(600));
