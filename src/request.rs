@@ -231,15 +231,19 @@ impl ResponseFormat {
     }
 }
 
+/// The longest [`RouteHints::key`] and [`RouteHints::tenant`] the router accepts, in bytes.
+pub(crate) const MAX_KEY_BYTES: usize = 1024;
+
 /// Routing hints: what the caller knows that the text does not say.
 #[non_exhaustive]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct RouteHints {
     /// A stable key for the caller (user, conversation): it seeds every random choice, so the same key
-    /// gets the same routing, and keeps sticky sessions sticky.
+    /// gets the same routing, and keeps sticky sessions sticky. At most 1024 bytes (longer keys are
+    /// refused with `ErrorKind::InvalidRequest`): per-key budgets and sticky entries are stored under it.
     pub key: Option<String>,
-    /// The tenant the request is billed to.
+    /// The tenant the request is billed to. At most 1024 bytes, as `key`.
     pub tenant: Option<String>,
     /// The longest acceptable expected latency; slower models are filtered out.
     pub latency_budget: Option<Duration>,

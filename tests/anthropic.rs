@@ -466,3 +466,22 @@ async fn version_header_can_be_changed() {
         assert_eq!(sent.header("anthropic-version"), Some(expected));
     }
 }
+
+#[test]
+fn base_url_errors_never_echo_credentials() {
+    for url in [
+        "http://user:SECRET@[::1",
+        "https://user:SECRET@[::1]:99999/v1",
+        "http://user:SE@CRET@[::1/v1",
+        "http://[::1/v1?api_key=SECRET",
+        "https://host:99999/v1?key=SECRET",
+        "user:SECRET@api.example.com",
+        "ftp://user:SECRET@example.com/v1?token=SECRET",
+    ] {
+        let builder = Anthropic::builder("anthropic").base_url(url).api_key("sk-test");
+        assert!(!format!("{builder:?}").contains("SECRET"), "{url}: {builder:?}");
+        let err = builder.build().unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Config, "{url}");
+        assert!(!err.to_string().contains("SECRET") && !format!("{err:?}").contains("SECRET"), "{url}: {err:?}");
+    }
+}

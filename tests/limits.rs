@@ -189,6 +189,55 @@ async fn spent_global(router: &Router) -> f64 {
     router.budget_status(None, None).await.unwrap()[0].spent_usd
 }
 
+/// Two caller keys with the same FNV-1a-64 hash (found by a collision search): budgets were once
+/// stored under that hash.
+const FNV_TWINS: [&str; 2] = ["2d26cf67a14d0f52", "a5523897940691dd"];
+
+#[tokio::test]
+async fn caller_keys_with_the_same_fnv_hash_do_not_share_a_budget() {
+    let fnv =
+        |k: &str| k.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+    assert_eq!(fnv(FNV_TWINS[0]), fnv(FNV_TWINS[1]));
+    let meter = Meter::new();
+    let probe = router(&meter, LimitsConfig::new(), Arc::new(MemoryStore::new()));
+    // Room for one answer from `dear` per key.
+    let cap = 1.5 * reservation(&probe, "dear");
+    let limits = LimitsConfig::new().budget(Budget::new(Scope::Key, cap, Window::Day));
+    let r = router(&meter, limits, Arc::new(MemoryStore::new()));
+    align(&meter, &r);
+    let first = r.complete(request().with_key(FNV_TWINS[0])).await.unwrap();
+    assert_eq!(first.model.as_str(), "dear");
+    let again = r.complete(request().with_key(FNV_TWINS[0])).await.unwrap();
+    assert_eq!(again.model.as_str(), "mid", "the first key's budget is spent");
+    // The twin key has a budget of its own.
+    let twin = r.complete(request().with_key(FNV_TWINS[1])).await.unwrap();
+    assert_eq!(twin.model.as_str(), "dear", "the twin key shared the first key's budget");
+    // Keys and tenants past 1 KiB are refused, typed.
+    let long = "k".repeat(1025);
+    assert_eq!(r.complete(request().with_key(long.as_str())).await.unwrap_err().kind(), ErrorKind::InvalidRequest);
+    assert_eq!(r.complete(request().with_tenant(long)).await.unwrap_err().kind(), ErrorKind::InvalidRequest);
+}
+
+#[tokio::test]
+async fn a_full_memory_store_refuses_new_keys_and_keeps_serving_known_ones() {
+    let meter = Meter::new();
+    let limits = LimitsConfig::new().budget(Budget::new(Scope::Key, 1.0, Window::Day));
+    // A calendar window: one counter per key.
+    let r = router(&meter, limits, Arc::new(MemoryStore::with_max_entries(2)));
+    for key in ["u1", "u2"] {
+        r.complete(request().with_key(key)).await.unwrap();
+    }
+    let e = r.complete(request().with_key("u3")).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Store, "{e}");
+    assert!(e.to_string().contains("memory store is full"), "{e}");
+    // Known keys are still counted in the store (it did not fall back to local counters).
+    for key in ["u1", "u2", "u1"] {
+        r.complete(request().with_key(key)).await.unwrap();
+    }
+    let spent = r.budget_status(Some("acme"), Some("u1")).await.unwrap()[0].spent_usd;
+    assert!(spent > 0.0);
+}
+
 #[tokio::test]
 async fn sticky_sessions_stay_on_their_model_while_it_is_healthy() {
     let meter = Meter::new();
@@ -255,6 +304,34 @@ async fn while_the_store_is_down_each_limit_fails_as_configured() {
     assert!(r.complete(request().with_tenant("globex")).await.is_ok());
 }
 
+#[tokio::test(flavor = "current_thread")]
+#[allow(clippy::disallowed_methods, reason = "the test needs another task on the runtime")]
+async fn a_client_retrying_a_store_error_at_once_does_not_starve_other_tasks() {
+    let meter = Meter::new();
+    let store = Flaky::new();
+    store.down.store(true, Ordering::SeqCst);
+    // Closed: every request the budget applies to is refused with a store error, and for a minute the
+    // store is not asked again, so the error comes back without waiting for anything.
+    let limits = failure_limits(10.0, OnStoreFailure::Closed).store_retry(Duration::from_secs(60));
+    let r = router(&meter, limits, store.clone());
+    let progress = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let other = tokio::spawn({
+        let progress = progress.clone();
+        async move {
+            loop {
+                progress.fetch_add(1, Ordering::SeqCst);
+                tokio::task::yield_now().await;
+            }
+        }
+    });
+    // A client that retries at once, on the same thread: the other task must still run.
+    for _ in 0..100 {
+        assert_eq!(r.complete(request()).await.unwrap_err().kind(), ErrorKind::Store);
+    }
+    assert!(progress.load(Ordering::SeqCst) > 0, "the retrying loop starved the other task");
+    other.abort();
+}
+
 #[tokio::test]
 async fn a_hung_store_costs_a_request_its_timeout_and_no_more() {
     let meter = Meter::new();
@@ -296,6 +373,30 @@ async fn spending_during_an_outage_reaches_the_store_when_it_returns() {
     r.flush_state().await.unwrap();
     let status = r.budget_status(Some("acme"), None).await.unwrap();
     assert!(close(status[0].spent_usd, before + during), "{} != {}", status[0].spent_usd, before + during);
+}
+
+#[tokio::test]
+async fn spending_while_failing_open_reaches_the_store_when_it_returns() {
+    let meter = Meter::new();
+    let store = Flaky::new();
+    let limits = failure_limits(10.0, OnStoreFailure::Open)
+        .rate_limit(RateLimit::new("dear").requests_per_minute(1000).on_store_failure(OnStoreFailure::Open))
+        .flush_after(Duration::ZERO);
+    let r = router(&meter, limits, store.clone());
+    align(&meter, &r);
+    let before = r.complete(request()).await.unwrap().cost_usd;
+    store.down.store(true, Ordering::SeqCst);
+    let mut during = 0.0;
+    for _ in 0..3 {
+        let answer = r.complete(request()).await.unwrap();
+        assert_eq!(answer.model.as_str(), "dear", "open: nothing is enforced while the store is down");
+        during += answer.cost_usd;
+    }
+    store.down.store(false, Ordering::SeqCst);
+    assert!(close(spent(&r).await, before), "the store does not know yet");
+    // The outage's spending (and requests) reach the store with the next call or a flush.
+    r.flush_state().await.unwrap();
+    assert!(close(spent(&r).await, before + during), "{} != {}", spent(&r).await, before + during);
 }
 
 #[tokio::test]

@@ -751,3 +751,30 @@ fn logs_carry_no_keys_or_prompts() {
         assert!(!line.contains(KEY) && !line.contains(secret), "{line}");
     }
 }
+
+/// URLs that do not parse, or parse into something that is not http(s), with credentials in the
+/// user info, the query or the fragment.
+const BAD_URLS: &[&str] = &[
+    "http://user:SECRET@[::1",
+    "https://user:SECRET@[::1]:99999/v1",
+    "http://SECRET@host:notaport/v1",
+    "http://user:SE@CRET@[::1/v1",
+    "http://[::1/v1?api_key=SECRET",
+    "https://host:99999/v1?key=SECRET&x=1",
+    "http://[::1#SECRET",
+    "user:SECRET@api.example.com",
+    "ftp://user:SECRET@example.com/v1?token=SECRET",
+    "foo:user:SECRET@example.com",
+    "http://user:SECRET\n@[::1",
+];
+
+#[test]
+fn base_url_errors_never_echo_credentials() {
+    for url in BAD_URLS {
+        let builder = OpenAi::builder("openai").base_url(*url).api_key("sk-test");
+        assert!(!format!("{builder:?}").contains("SECRET"), "{url}: {builder:?}");
+        let err = builder.build().unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Config, "{url}");
+        assert!(!err.to_string().contains("SECRET") && !format!("{err:?}").contains("SECRET"), "{url}: {err:?}");
+    }
+}

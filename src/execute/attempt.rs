@@ -271,17 +271,22 @@ impl<'a> Run<'a> {
         latency: Duration,
         cost: f64,
     ) {
+        self.push_attempt(Attempt { model: model.id.clone(), reason, outcome, latency, ttft: None, cost_usd: cost });
+    }
+
+    /// Records an attempt: counts it on the reservation, logs it and tells the observers.
+    pub(super) fn push_attempt(&mut self, attempt: Attempt) {
         if let Some(ticket) = self.ticket.as_mut() {
             ticket.requests += 1;
-            ticket.usd += cost;
+            ticket.usd += attempt.cost_usd;
         }
-        let attempt = Attempt { model: model.id.clone(), reason, outcome, latency, cost_usd: cost };
         tracing::debug!(
             model = %attempt.model,
             reason = attempt.reason.as_str(),
             outcome = %attempt.outcome,
-            latency_ms = latency.as_millis() as u64,
-            cost_usd = cost,
+            latency_ms = attempt.latency.as_millis() as u64,
+            ttft_ms = attempt.ttft.map(|t| t.as_millis() as u64),
+            cost_usd = attempt.cost_usd,
             "attempt"
         );
         for o in &self.engine.observers {

@@ -170,8 +170,24 @@ impl QualityCheck for NonEmpty {
     }
 }
 
-/// Inadequate (`"truncated"`) when the answer stopped at the output token limit
-/// ([`FinishReason::Length`]).
+/// Inadequate (`"truncated"`) when the answer stopped at an output token limit
+/// ([`FinishReason::Length`]) that the caller did not ask for.
+///
+/// A stop at the request's own [`max_tokens`](Request::max_tokens) is what the caller asked for, not
+/// an inadequacy: a stronger model would stop at the same limit, so escalating would only pay twice.
+/// The answer counts as truncated when the request sets no `max_tokens`, or when the provider reports
+/// fewer output tokens than `max_tokens` (the model stopped at a limit of its own). A `Length` stop
+/// with a caller limit and no reported output tokens is taken as the caller's limit.
+///
+/// ```
+/// use switchyard::execute::quality::{NotTruncated, QualityCheck};
+/// use switchyard::{Completion, FinishReason, Request, Usage};
+///
+/// let cut = Completion::new("half an ans", FinishReason::Length, Usage::new(10, 300));
+/// assert!(NotTruncated.check(&Request::new("..."), &cut).is_inadequate());
+/// assert!(!NotTruncated.check(&Request::new("...").with_max_tokens(300), &cut).is_inadequate());
+/// assert!(NotTruncated.check(&Request::new("...").with_max_tokens(4000), &cut).is_inadequate());
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct NotTruncated;
 
@@ -180,12 +196,15 @@ impl NotTruncated {
 }
 
 impl QualityCheck for NotTruncated {
-    fn check(&self, _: &Request, response: &Completion) -> Verdict {
-        if response.finish_reason == FinishReason::Length {
-            fail(Self::NAME, Inadequacy::TRUNCATED)
-        } else {
-            Verdict::Adequate
+    fn check(&self, request: &Request, response: &Completion) -> Verdict {
+        if response.finish_reason != FinishReason::Length {
+            return Verdict::Adequate;
         }
+        let below_callers_limit = match request.max_tokens {
+            None => true,
+            Some(limit) => (1..limit).contains(&response.usage.output_tokens),
+        };
+        if below_callers_limit { fail(Self::NAME, Inadequacy::TRUNCATED) } else { Verdict::Adequate }
     }
 
     fn name(&self) -> &str {
@@ -607,6 +626,22 @@ mod tests {
         for fr in [FinishReason::Stop, FinishReason::ToolCalls, FinishReason::ContentFilter, FinishReason::Other] {
             assert!(NotTruncated.check(&r, &Completion::new("x", fr, Usage::default())).is_adequate());
         }
+    }
+
+    #[test]
+    fn a_stop_at_the_callers_own_limit_is_not_truncation() {
+        let at = |tokens| Completion::new("an answer cut at", FinishReason::Length, Usage::new(20, tokens));
+        let limited = req().with_max_tokens(64);
+        // Stopped at the caller's limit (or past it, as some providers count): adequate.
+        assert!(NotTruncated.check(&limited, &at(64)).is_adequate());
+        assert!(NotTruncated.check(&limited, &at(70)).is_adequate());
+        // Usage not reported: taken as the caller's limit.
+        assert!(NotTruncated.check(&limited, &at(0)).is_adequate());
+        // Stopped below the caller's limit (the model's own output limit): truncated.
+        assert_eq!(reason(&NotTruncated.check(&limited, &at(32))), Some(Inadequacy::TRUNCATED));
+        // No caller limit: any length stop is truncation.
+        assert_eq!(reason(&NotTruncated.check(&req(), &at(64))), Some(Inadequacy::TRUNCATED));
+        assert_eq!(reason(&NotTruncated.check(&req(), &at(0))), Some(Inadequacy::TRUNCATED));
     }
 
     #[test]

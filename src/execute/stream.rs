@@ -114,7 +114,16 @@ impl Run<'_> {
     /// The commit point: records the streaming attempt, which delivered its first content, and ends
     /// the run, handing the model's probe slot, the reservation and the attempts over to the stream.
     pub(super) fn commit(mut self, target: &Target<'_>, guard: ProbeGuard<'_>, ttft: Duration) -> Handover {
-        self.push(target.profile, target.reason, AttemptOutcome::Answered, ttft, 0.0);
+        // Its latency is the time to the first content until the stream ends and records the whole.
+        let attempt = Attempt {
+            model: target.profile.id.clone(),
+            reason: target.reason,
+            outcome: AttemptOutcome::Answered,
+            latency: ttft,
+            ttft: Some(ttft),
+            cost_usd: 0.0,
+        };
+        self.push_attempt(attempt);
         // The stream records the outcome when it ends, and holds the probe slot until then.
         let probe = guard.hand_over();
         let attempts = std::mem::take(&mut self.attempts);
@@ -199,6 +208,12 @@ impl RoutedStream {
         self.events = None;
         let inner = &*self.engine;
         let latency = self.started.elapsed();
+        if error.is_none() {
+            // The streaming attempt took until now (a failure recorded its time already).
+            if let Some(last) = self.attempts.last_mut() {
+                last.latency = latency;
+            }
+        }
         let observation = match error {
             None => {
                 let tokens = self.usage.map_or(0, |u| u.output_tokens);
@@ -311,6 +326,8 @@ impl futures_core::Stream for RoutedStream {
         // The streaming attempt delivered content and then failed.
         if let Some(last) = this.attempts.last_mut() {
             last.outcome = AttemptOutcome::Failed { kind: error.kind(), status: error.status() };
+            // The whole attempt, not just its time to first content.
+            last.latency = this.started.elapsed();
             for o in &engine.observers {
                 o.on_attempt(&this.decision, last);
             }

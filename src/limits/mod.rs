@@ -106,7 +106,8 @@ pub enum OnStoreFailure {
     /// spend up to `n` times what was left.
     #[default]
     Local,
-    /// Stop enforcing it until the store answers again.
+    /// Stop enforcing it until the store answers again. What this replica spends meanwhile is still
+    /// counted locally and added to the store once it answers, as with [`Local`](Self::Local).
     Open,
     /// Refuse every request it applies to, with [`ErrorKind::Store`](crate::ErrorKind::Store).
     Closed,

@@ -104,6 +104,16 @@ impl fmt::Debug for Router {
     }
 }
 
+/// Returns `result`, after yielding to the runtime once when it is an error. Errors often come back
+/// without any I/O (a limit failing closed, no candidate); a caller that retries at once would
+/// otherwise hold its thread forever.
+async fn yield_on_error<T>(result: Result<T>) -> Result<T> {
+    if result.is_err() {
+        tokio::task::yield_now().await;
+    }
+    result
+}
+
 impl Router {
     /// Routes `request` and executes the decision: the chosen model first, then retries, fallbacks
     /// and escalations as [`crate::execute`] describes, within the request's deadline.
@@ -117,10 +127,18 @@ impl Router {
     /// otherwise the last provider error (or a [`ErrorKind::Timeout`] when the deadline passed), with
     /// every attempt in [`Error::attempts`].
     ///
+    /// An error is returned only after yielding to the runtime once, so that a caller that retries at
+    /// once (an error that needed no I/O, such as [`ErrorKind::Store`] while a limit fails closed)
+    /// cannot starve the other tasks of a current-thread runtime.
+    ///
     /// # Cancel safety
     /// Dropping the future cancels the attempt in flight (the provider's future is dropped) and gives
     /// back any probe slot it held; nothing else is left behind.
     pub async fn complete(&self, request: Request) -> Result<Response> {
+        yield_on_error(self.complete_once(request).await).await
+    }
+
+    async fn complete_once(&self, request: Request) -> Result<Response> {
         self.sync_learning_if_due();
         let decision = self.decide(&request, Capabilities::NONE, true)?;
         let span = tracing::debug_span!("switchyard.complete", decision = decision.id().get());
@@ -139,11 +157,16 @@ impl Router {
     /// ([`Error::partial_content`]). Quality checks and escalation do not apply to streams.
     ///
     /// # Errors
-    /// As [`complete`](Self::complete), for everything before the commit point.
+    /// As [`complete`](Self::complete), for everything before the commit point; an error is returned
+    /// after yielding to the runtime once, as there.
     ///
     /// # Cancel safety
     /// Dropping the future or the stream cancels the provider call and gives back any probe slot.
     pub async fn stream(&self, request: Request) -> Result<RoutedStream> {
+        yield_on_error(self.stream_once(request).await).await
+    }
+
+    async fn stream_once(&self, request: Request) -> Result<RoutedStream> {
         self.sync_learning_if_due();
         let decision = self.decide(&request, Capabilities::STREAMING, true)?;
         let span = tracing::debug_span!("switchyard.stream", decision = decision.id().get());
@@ -384,6 +407,15 @@ impl Router {
             )));
         }
         let hints = &request.hints;
+        for (what, id) in [("key", &hints.key), ("tenant", &hints.tenant)] {
+            let len = id.as_ref().map_or(0, String::len);
+            if len > crate::request::MAX_KEY_BYTES {
+                return Err(Error::invalid_request(format!(
+                    "`{what}` is {len} bytes, above the limit of {}",
+                    crate::request::MAX_KEY_BYTES
+                )));
+            }
+        }
         if let Some(floor) = hints.quality_floor {
             if !(0.0..=1.0).contains(&floor) {
                 return Err(Error::invalid_request(format!("`quality_floor` must be within [0, 1], got {floor}")));

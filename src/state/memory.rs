@@ -14,14 +14,40 @@ use crate::error::Result;
 /// How long the ids of leases that expired unsettled are remembered.
 const SWEPT_FOR: Duration = Duration::from_secs(86_400);
 
-/// How often expired counters, leases and sticky entries are swept.
+/// How often expired leases and flags are swept, and the shortest time between two sweeps of the
+/// counters and sticky entries.
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
+
+/// The longest time expired counters and sticky entries wait for a sweep while there are writes:
+/// otherwise a sweep waits until the writes since the last one number an eighth of the entries.
+const SWEEP_AT_LEAST: Duration = Duration::from_secs(60);
+
+/// Maps below this capacity are not shrunk.
+const MIN_SHRINK_CAPACITY: usize = 1024;
 
 /// Counters, leases and sticky entries in this process: the default store, exact and without I/O.
 /// Replicas that must share budgets and limits use a shared store instead (`RedisStore`, feature
 /// `redis`).
 ///
 /// Each call takes one mutex for the length of the call, never across an `await`.
+///
+/// # Memory
+///
+/// Every distinct tenant, caller key and minute bucket has counters, and every conversation with
+/// sticky sessions an entry; they expire with their windows. Expired entries are purged on the
+/// write path (admissions and settlements), amortised: a sweep of the counters and sticky entries
+/// runs at most once a second and only once the writes since the last one number an eighth of the
+/// entries (or a minute has passed), so each write pays for a constant number of entries. A map
+/// whose live entries fall below a quarter of its capacity is shrunk to twice their number.
+///
+/// The store holds at most [`DEFAULT_MAX_ENTRIES`](Self::DEFAULT_MAX_ENTRIES) counters and as many sticky entries
+/// ([`with_max_entries`](Self::with_max_entries) sets another cap). When an admission needs a new
+/// counter and the store is full of live ones, expired ones are purged first (at most once a
+/// second); if it is still full, the admission fails with [`ErrorKind::Store`](crate::ErrorKind::Store)
+/// rather than forget another caller's spending: evicting a live counter would reset a budget, and
+/// anyone able to send many keys could reset everyone's. A full store takes no new sticky entries
+/// (a conversation then is not pinned: sticky sessions are a preference, not a limit), and
+/// settlements for counters that expired and cannot be re-created are dropped.
 ///
 /// The router recognises a `MemoryStore` however it is handed to the builder (by value, in an
 /// `Arc`, or as an `Arc<dyn StateStore>`) and admits, reserves and settles in it directly rather than
@@ -33,16 +59,23 @@ pub struct MemoryStore {
 
 #[derive(Default)]
 struct State {
-    counters: HashMap<Counter, Entry, FastHash>,
+    /// Counter and sticky names embed tenants and caller keys, which callers choose: these maps hash
+    /// with a per-process random key (`RandomState`), so crafted names cannot pile into one bucket.
+    counters: HashMap<Counter, Entry>,
     leases: HashMap<u64, (Lease, Instant), FastHash>,
     /// Leases that expired unsettled, by when, kept for a day: their late settlement adds the whole
     /// actual amount, once.
     swept: HashMap<u64, (Instant, Charges), FastHash>,
-    sticky: HashMap<Arc<str>, (Arc<str>, Instant), FastHash>,
+    sticky: HashMap<Arc<str>, (Arc<str>, Instant)>,
     /// Flags, until when they are set.
     flags: HashMap<Arc<str>, Instant, FastHash>,
+    /// The cap on counters, and on sticky entries.
+    max_entries: usize,
     next_lease: u64,
     next_sweep: Option<Instant>,
+    /// When counters and sticky entries were last swept, and the writes since.
+    last_full_sweep: Option<Instant>,
+    writes: usize,
     /// The latest clock reading of an admission.
     recent: Option<Instant>,
 }
@@ -78,9 +111,26 @@ struct Entry {
 }
 
 impl MemoryStore {
-    /// An empty store.
+    /// The default cap on counters, and separately on sticky entries: 131,072.
+    pub const DEFAULT_MAX_ENTRIES: usize = 1 << 17;
+
+    /// An empty store, holding at most [`DEFAULT_MAX_ENTRIES`](Self::DEFAULT_MAX_ENTRIES) counters and as many sticky entries.
     pub fn new() -> Self {
-        Self { state: Mutex::new(State::default()) }
+        Self::with_max_entries(Self::DEFAULT_MAX_ENTRIES)
+    }
+
+    /// An empty store holding at most `max` counters and `max` sticky entries (at least 1); see
+    /// [Memory](Self#memory) for what happens when it is full.
+    pub fn with_max_entries(max: usize) -> Self {
+        Self { state: Mutex::new(State { max_entries: max.max(1), ..State::default() }) }
+    }
+
+    /// The error of an admission that needs a counter the full store cannot hold.
+    fn full(max: usize) -> crate::error::Error {
+        crate::error::Error::new(
+            crate::error::ErrorKind::Store,
+            format!("memory store is full: {max} live counters, its cap (`MemoryStore::with_max_entries`)"),
+        )
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -91,11 +141,21 @@ impl MemoryStore {
 
     /// Admits synchronously; [`StateStore::admit`] calls this, and the router directly.
     pub(crate) fn admit_now(&self, admit: &Admit) -> Result<Admitted> {
+        self.admit_at(admit, Instant::now())
+    }
+
+    /// [`admit_now`](Self::admit_now) at `now`.
+    fn admit_at(&self, admit: &Admit, now: Instant) -> Result<Admitted> {
         validate(admit)?;
-        let now = Instant::now();
         let mut state = self.lock();
         state.recent = state.recent.max(Some(now));
+        state.writes += 1;
         state.sweep(now);
+        // Before anything changes: a refused admission leaves the store as it was, and the router
+        // may send its settlements again. Every listed counter must fit, whichever choice is taken.
+        if !state.room_for(admit.counters.iter(), now) {
+            return Err(Self::full(state.max_entries));
+        }
         for s in &admit.settle {
             state.apply(s, now);
         }
@@ -144,7 +204,10 @@ impl MemoryStore {
         state.leases.insert(lease.id, (lease.clone(), now + admit.lease_ttl));
         let sticky_hit = sticky_label.as_deref() == Some(&*choice.label);
         if let Some(s) = &admit.sticky {
-            state.sticky.insert(s.key.clone(), (choice.label.clone(), now + s.ttl));
+            // A full store pins no new conversation (existing entries are updated).
+            if state.sticky.len() < state.max_entries || state.sticky.contains_key(&s.key) {
+                state.sticky.insert(s.key.clone(), (choice.label.clone(), now + s.ttl));
+            }
         }
         Ok(Admitted { choice: Some(i), lease: Some(lease), values, sticky_hit, blocked })
     }
@@ -159,6 +222,7 @@ impl MemoryStore {
     pub(crate) fn reserve(&self, one: One, now: Instant, lease_until: Instant) -> Option<u64> {
         let mut state = self.lock();
         state.recent = state.recent.max(Some(now));
+        state.writes += 1;
         state.sweep(now);
         if let Some(flag) = one.flag.as_deref().filter(|_| !state.flags.is_empty()) {
             if state.flags.get(flag).is_some_and(|until| *until > now) {
@@ -174,7 +238,8 @@ impl MemoryStore {
             }
             sum <= b.limit * (1.0 + SLACK) + SLACK
         });
-        if !fits {
+        // A full store: the full admission that follows says so.
+        if !fits || !state.room_for(one.charges.iter().map(|(c, _)| c), now) {
             return None;
         }
         for (counter, amount) in &one.charges {
@@ -215,8 +280,14 @@ impl MemoryStore {
 
     /// Applies settlements synchronously; [`StateStore::settle`] calls this.
     pub(crate) fn settle_sync(&self, settlements: &[Settlement]) {
-        let now = Instant::now();
+        self.settle_at(settlements, Instant::now());
+    }
+
+    /// [`settle_sync`](Self::settle_sync) at `now`.
+    fn settle_at(&self, settlements: &[Settlement], now: Instant) {
         let mut state = self.lock();
+        state.writes += 1;
+        state.sweep(now);
         for s in settlements {
             state.apply(s, now);
         }
@@ -282,6 +353,7 @@ impl State {
 
     fn add(&mut self, counter: &Counter, amount: f64, now: Instant) {
         let expires = || (!counter.ttl().is_zero()).then(|| now + counter.ttl());
+        let full = self.counters.len() >= self.max_entries;
         match self.counters.get_mut(counter) {
             Some(entry) if entry.expires.is_some_and(|t| t <= now) => {
                 *entry = Entry { value: amount, expires: expires() };
@@ -292,6 +364,9 @@ impl State {
                     entry.expires = expires();
                 }
             }
+            // A full store drops a settlement for a counter that expired and was purged; admissions
+            // made room first ([`room_for`](Self::room_for)).
+            None if full => {}
             None => {
                 self.counters.insert(counter.clone(), Entry { value: amount, expires: expires() });
             }
@@ -325,10 +400,41 @@ impl State {
         }
     }
 
-    fn sweep(&mut self, now: Instant) {
-        if self.next_sweep.is_some_and(|t| t > now) {
-            return;
+    /// Whether the `charged` counters fit: those not in the map would be new, and the map holds at
+    /// most `max_entries`. When they do not, expired counters are purged first (at most once per
+    /// [`SWEEP_EVERY`]).
+    fn room_for<'a>(&mut self, charged: impl Iterator<Item = &'a Counter> + Clone, now: Instant) -> bool {
+        let missing =
+            |counters: &HashMap<Counter, Entry>| charged.clone().filter(|c| !counters.contains_key(*c)).count();
+        let needed = missing(&self.counters);
+        if self.counters.len() + needed <= self.max_entries {
+            return true;
         }
+        if self.last_full_sweep.is_some_and(|t| now.saturating_duration_since(t) < SWEEP_EVERY) {
+            return false;
+        }
+        self.sweep_entries(now);
+        self.counters.len() + missing(&self.counters) <= self.max_entries
+    }
+
+    /// Purges what expired: leases (giving their reservations back) and flags at most once per
+    /// [`SWEEP_EVERY`]; counters and sticky entries, amortised, once the writes since their last
+    /// sweep number an eighth of them (or [`SWEEP_AT_LEAST`] passed).
+    fn sweep(&mut self, now: Instant) {
+        if self.next_sweep.is_none_or(|t| t <= now) {
+            self.sweep_leases(now);
+        }
+        let since = self.last_full_sweep.map(|t| now.saturating_duration_since(t));
+        let entries = self.counters.len() + self.sticky.len();
+        let due = since.is_none_or(|d| d >= SWEEP_AT_LEAST)
+            || (since.is_some_and(|d| d >= SWEEP_EVERY) && self.writes >= entries / 8);
+        if due {
+            self.sweep_entries(now);
+        }
+    }
+
+    /// Purges expired leases, giving their reservations back, and flags.
+    fn sweep_leases(&mut self, now: Instant) {
         self.next_sweep = Some(now + SWEEP_EVERY);
         let expired: Vec<u64> = self.leases.iter().filter(|(_, (_, exp))| *exp <= now).map(|(id, _)| *id).collect();
         self.swept.retain(|_, (at, _)| now.saturating_duration_since(*at) < SWEPT_FOR);
@@ -339,13 +445,34 @@ impl State {
                         e.value -= reserved;
                     }
                 }
-                // Kept for a late settlement by id alone ([`MemoryStore::settle_reserved`]).
-                self.swept.insert(id, (now, lease.charges));
+                // Kept for a late settlement by id alone ([`MemoryStore::settle_reserved`]), while
+                // there is room: a late settlement of a lease forgotten past the cap is dropped.
+                if self.swept.len() < self.max_entries {
+                    self.swept.insert(id, (now, lease.charges));
+                }
             }
         }
+        self.flags.retain(|_, until| *until > now);
+        shrink(&mut self.leases);
+        shrink(&mut self.swept);
+    }
+
+    /// Purges expired counters and sticky entries, and shrinks their maps.
+    fn sweep_entries(&mut self, now: Instant) {
+        self.last_full_sweep = Some(now);
+        self.writes = 0;
         self.counters.retain(|_, e| e.expires.is_none_or(|t| t > now));
         self.sticky.retain(|_, (_, exp)| *exp > now);
-        self.flags.retain(|_, until| *until > now);
+        shrink(&mut self.counters);
+        shrink(&mut self.sticky);
+    }
+}
+
+/// Shrinks `map` to twice its length when that is below a quarter of its capacity: after a peak,
+/// memory follows the live entries back down.
+fn shrink<K: Eq + std::hash::Hash, V, S: std::hash::BuildHasher>(map: &mut HashMap<K, V, S>) {
+    if map.capacity() > MIN_SHRINK_CAPACITY && map.len() < map.capacity() / 4 {
+        map.shrink_to((map.len() * 2).max(MIN_SHRINK_CAPACITY));
     }
 }
 
@@ -582,5 +709,106 @@ mod tests {
         store.settle_reserved(other, &[0.0]);
         assert_eq!(read(), 0.375);
         assert_eq!(store.open_leases(), 0);
+    }
+
+    /// An admission charging `cost` to the day counter of caller `key` (living `ttl`), with a
+    /// sticky entry for it.
+    fn keyed(key: usize, ttl: Duration) -> Admit {
+        Admit {
+            counters: vec![Counter::new(format!("budget:key:user-{key}:day:1"), ttl)],
+            choices: vec![Choice {
+                label: Arc::from("m"),
+                charges: smallvec![(0, 0.01)],
+                checks: smallvec![Check { terms: smallvec![(0, 1.0)], limit: 1.0, soft: false }],
+                flag: None,
+            }],
+            lease_ttl: Duration::from_millis(10),
+            sticky: Some(Sticky { key: Arc::from(format!("sticky:user-{key}")), ttl }),
+            ..Admit::default()
+        }
+    }
+
+    #[test]
+    fn memory_falls_back_after_many_keys_expire() {
+        const KEYS: usize = 50_000;
+        let store = MemoryStore::new();
+        let t0 = Instant::now();
+        let ttl = Duration::from_secs(2);
+        for k in 0..KEYS {
+            let lease = store.admit_at(&keyed(k, ttl), t0).unwrap().lease.unwrap();
+            store.settle_at(&[Settlement { lease, actual: smallvec![0.01] }], t0);
+        }
+        let sizes = |s: &MemoryStore| {
+            let st = s.lock();
+            (st.counters.len(), st.counters.capacity(), st.sticky.len(), st.sticky.capacity())
+        };
+        let (counters, counters_cap, sticky, sticky_cap) = sizes(&store);
+        assert_eq!((counters, sticky), (KEYS, KEYS));
+        assert!(counters_cap >= KEYS && sticky_cap >= KEYS);
+        // Every window is over. Writes from a few live callers purge the expired entries (within
+        // `SWEEP_AT_LEAST`, sooner once the writes number an eighth of the entries) and shrink the
+        // maps.
+        let later = t0 + SWEEP_AT_LEAST + Duration::from_secs(1);
+        for k in 0..10 {
+            let lease = store.admit_at(&keyed(KEYS + k, ttl), later).unwrap().lease.unwrap();
+            store.settle_at(&[Settlement { lease, actual: smallvec![0.01] }], later);
+        }
+        let (counters, counters_cap, sticky, sticky_cap) = sizes(&store);
+        assert_eq!((counters, sticky), (10, 10));
+        assert!(counters_cap <= 2 * MIN_SHRINK_CAPACITY, "{counters_cap}");
+        assert!(sticky_cap <= 2 * MIN_SHRINK_CAPACITY, "{sticky_cap}");
+        let st = store.lock();
+        assert!(st.leases.is_empty() && st.swept.capacity() <= 2 * MIN_SHRINK_CAPACITY);
+    }
+
+    #[test]
+    fn sweeps_are_amortised_over_writes() {
+        let store = MemoryStore::new();
+        let t0 = Instant::now();
+        let ttl = Duration::from_secs(3);
+        for k in 0..8_000 {
+            store.admit_at(&keyed(k, ttl), t0).unwrap();
+        }
+        // These writes paid for a sweep, which finds nothing expired yet.
+        store.admit_at(&keyed(0, ttl), t0 + Duration::from_secs(2)).unwrap();
+        assert_eq!(store.lock().writes, 0);
+        // Expired, but a handful of writes a few seconds later do not pay for a sweep of 16,000
+        // entries; a few thousand more (an eighth of them, as they grow) do.
+        let t1 = t0 + Duration::from_secs(5);
+        for k in 0..5 {
+            store.admit_at(&keyed(8_000 + k, ttl), t1 + Duration::from_secs(k as u64)).unwrap();
+        }
+        assert!(store.lock().counters.len() > 8_000);
+        for k in 0..3_000 {
+            store.admit_at(&keyed(9_000 + k, ttl), t1 + Duration::from_secs(10)).unwrap();
+        }
+        assert!(store.lock().counters.len() <= 3_000, "{}", store.lock().counters.len());
+    }
+
+    #[test]
+    fn a_full_store_refuses_new_counters_until_old_ones_expire() {
+        let store = MemoryStore::with_max_entries(100);
+        let t0 = Instant::now();
+        let ttl = Duration::from_secs(10);
+        for k in 0..100 {
+            store.admit_at(&keyed(k, ttl), t0).unwrap();
+        }
+        // Full of live counters: a new key is refused, typed; known keys still admit.
+        let e = store.admit_at(&keyed(100, ttl), t0).unwrap_err();
+        assert_eq!(e.kind(), crate::ErrorKind::Store);
+        assert!(e.to_string().contains("memory store is full"), "{e}");
+        assert!(store.admit_at(&keyed(7, ttl), t0).is_ok());
+        let one = |key: usize| One {
+            charges: smallvec![(keyed(key, ttl).counters[0].clone(), 0.01)],
+            bounds: smallvec![Bound { current: 0, previous: None, limit: 1.0 }],
+            flag: None,
+        };
+        assert!(store.reserve(one(100), t0, t0 + ttl).is_none());
+        assert!(store.reserve(one(7), t0, t0 + ttl).is_some());
+        assert_eq!(store.lock().sticky.len(), 100, "no sticky entry beyond the cap");
+        // Once they expired, the next new key purges them and is admitted.
+        let later = t0 + ttl + Duration::from_secs(1);
+        assert!(store.admit_at(&keyed(100, ttl), later).is_ok());
+        assert_eq!(store.lock().counters.len(), 1);
     }
 }

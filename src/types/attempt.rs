@@ -108,8 +108,12 @@ pub struct Attempt {
     pub reason: AttemptReason,
     /// How it ended.
     pub outcome: AttemptOutcome,
-    /// Wall time of the call (for a committed stream: until the first content).
+    /// Wall time of the whole call. For a committed stream, the time until the stream ended (or failed);
+    /// while it is still being read, the time to its first content.
     pub latency: Duration,
+    /// For a streamed attempt that delivered content: the time from its start to the first content.
+    /// `None` for calls that were not streamed or failed before any content.
+    pub ttft: Option<Duration>,
     /// Actual cost in USD of what the provider reported using (0 for a failed call, which providers do
     /// not bill).
     pub cost_usd: f64,
@@ -125,6 +129,9 @@ impl fmt::Display for Attempt {
             self.outcome,
             self.latency.as_secs_f64() * 1000.0
         )?;
+        if let Some(ttft) = self.ttft {
+            write!(f, " (first content after {:.0} ms)", ttft.as_secs_f64() * 1000.0)?;
+        }
         if self.cost_usd > 0.0 {
             write!(f, ", ${:.6}", self.cost_usd)?;
         }

@@ -118,12 +118,6 @@ impl Limiter {
                     return self.outcome(&built, admitted, false, catalog, models);
                 }
                 failed => {
-                    let why = match failed {
-                        Ok(Err(e)) => e.to_string(),
-                        _ => format!("no answer within {} ms", self.config.store_timeout.as_millis()),
-                    };
-                    tracing::warn!(store = self.store.name(), error = %why, "state store failed; serving from local counters");
-                    self.mark_down();
                     // Keep what was to be sent for the next call (a settlement applied twice counts
                     // once; a flag set twice is the same flag).
                     let mut pending = lock(&self.pending);
@@ -132,6 +126,15 @@ impl Limiter {
                     lock(&self.flags).extend(built.admit.flags);
                     lock(&self.backlog).extend(backlog);
                     self.queued_for_store();
+                    let why = match failed {
+                        // An in-process store is not down when it refuses (it is full): the refusal,
+                        // which changed nothing, is the answer.
+                        Ok(Err(e)) if self.store.memory().is_some() => return Err(e),
+                        Ok(Err(e)) => e.to_string(),
+                        _ => format!("no answer within {} ms", self.config.store_timeout.as_millis()),
+                    };
+                    tracing::warn!(store = self.store.name(), error = %why, "state store failed; serving from local counters");
+                    self.mark_down();
                 }
             }
         }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use smallvec::{SmallVec, smallvec};
 
-use super::keys::{SlotKeys, hash_key, scope_id};
+use super::keys::{SlotKeys, escape_key, scope_id};
 use super::ticket::Role;
 use super::{Limiter, lock, now_ms};
 use crate::catalog::Catalog;
@@ -79,25 +79,25 @@ impl Limiter {
         let now = now_ms();
         let hints = &request.hints;
         let mut counters = Vec::with_capacity(4);
-        let mut budget_checks: SmallVec<[(usize, u32, Check); 4]> = SmallVec::new();
+        // Per budget that applies: its index, its charge, and its check (none for a budget that fails
+        // open while the store is down: charged locally, to be replayed, but not enforced).
+        let mut budget_checks: SmallVec<[(usize, u32, Option<Check>); 4]> = SmallVec::new();
         let mut slots: SmallVec<[Option<Slot>; 4]> = smallvec![None; self.config.budgets.len()];
         let mut budget_closed = false;
         for (i, b) in self.config.budgets.iter().enumerate() {
             let Some(id) = scope_id(b, hints.tenant.as_deref(), hints.key.as_deref()) else { continue };
             let slot = b.window.slot(now);
             slots[i] = Some(slot);
-            if fallback {
-                match b.on_store_failure {
-                    OnStoreFailure::Open => continue,
-                    OnStoreFailure::Closed => {
-                        budget_closed = true;
-                        continue;
-                    }
-                    OnStoreFailure::Local => {}
+            let enforced = match (fallback, b.on_store_failure) {
+                (true, OnStoreFailure::Closed) => {
+                    budget_closed = true;
+                    continue;
                 }
-            }
+                (true, OnStoreFailure::Open) => false,
+                _ => true,
+            };
             let (charge, check) = self.budget_keys(i, id, &slot, |k| k.check(&mut counters, &slot, b.limit_usd));
-            budget_checks.push((i, charge, check));
+            budget_checks.push((i, charge, enforced.then_some(check)));
         }
         let minute = Window::Sliding(Duration::from_secs(60)).slot(now);
         let mut built = Built {
@@ -119,15 +119,18 @@ impl Limiter {
                     choice.charges.push((*charge, usd));
                     roles.push(Role::Usd);
                 }
-                choice.checks.push(check.clone());
-                origins.push(Origin::Budget(*b));
+                if let Some(check) = check {
+                    choice.checks.push(check.clone());
+                    origins.push(Origin::Budget(*b));
+                }
             }
             let mut closed = budget_closed;
             if let Some(r) = self.rates.get(c.model).copied().flatten() {
                 let limit = &self.config.rate_limits[r];
-                let skip = fallback && limit.on_store_failure == OnStoreFailure::Open;
+                // Open while the store is down: counted locally (and replayed), not enforced.
+                let open = fallback && limit.on_store_failure == OnStoreFailure::Open;
                 closed |= fallback && limit.on_store_failure == OnStoreFailure::Closed;
-                if !skip && !closed {
+                if !closed {
                     let [req, req_prev, tok, tok_prev] = self.rate_keys(c.model, &model.id, &minute);
                     // Near the limit (above `prefer_below` of it) a soft check holds the model back
                     // while another candidate can serve.
@@ -143,24 +146,28 @@ impl Limiter {
                         let (charge, check) = keys.check(&mut counters, &minute, f64::from(n));
                         choice.charges.push((charge, 1.0));
                         roles.push(Role::Requests);
-                        if let Some(s) = soft(&check) {
-                            choice.checks.push(s);
+                        if !open {
+                            if let Some(s) = soft(&check) {
+                                choice.checks.push(s);
+                                origins.push(Origin::Requests);
+                            }
+                            choice.checks.push(check);
                             origins.push(Origin::Requests);
                         }
-                        choice.checks.push(check);
-                        origins.push(Origin::Requests);
                     }
                     if let Some(n) = limit.tokens_per_minute {
                         let keys = SlotKeys { bucket: minute.bucket, current: tok, previous: tok_prev };
                         let (charge, check) = keys.check(&mut counters, &minute, n as f64);
                         choice.charges.push((charge, tokens));
                         roles.push(Role::Tokens);
-                        if let Some(s) = soft(&check) {
-                            choice.checks.push(s);
+                        if !open {
+                            if let Some(s) = soft(&check) {
+                                choice.checks.push(s);
+                                origins.push(Origin::Tokens);
+                            }
+                            choice.checks.push(check);
                             origins.push(Origin::Tokens);
                         }
-                        choice.checks.push(check);
-                        origins.push(Origin::Tokens);
                     }
                 }
             }
@@ -197,7 +204,7 @@ impl Limiter {
     pub(super) fn sticky(&self, request: &Request, first_pick: bool) -> Option<Sticky> {
         match (&self.config.sticky, &request.hints.key, first_pick) {
             (Some(s), Some(key), true) => {
-                Some(Sticky { key: Arc::from(format!("sticky:{:016x}", hash_key(key))), ttl: s.ttl })
+                Some(Sticky { key: Arc::from(format!("sticky:{}", escape_key(key))), ttl: s.ttl })
             }
             _ => None,
         }

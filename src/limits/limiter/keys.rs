@@ -9,13 +9,15 @@ use super::{Limiter, lock};
 use crate::catalog::ModelId;
 use crate::limits::{Budget, Scope};
 use crate::state::Slot;
-use crate::state::{Check, Counter, FastHash};
+use crate::state::{Check, Counter};
 
 /// Counter names, built once per scope and bucket rather than per request; behind one lock, taken
 /// once per admission.
 pub(super) struct KeyCache {
     /// Per budget: scope id (tenant, caller key, or "" for global) → the slot's counters.
-    pub(super) budgets: Vec<HashMap<Box<str>, SlotKeys, FastHash>>,
+    /// Keyed by what callers send, so hashed with a per-process random key (`RandomState`), not
+    /// FNV: a caller cannot craft keys that all land in one bucket.
+    pub(super) budgets: Vec<HashMap<Box<str>, SlotKeys>>,
     /// Per model: the requests and tokens counters of the current minute.
     pub(super) rates: Vec<Option<RateKeys>>,
 }
@@ -34,9 +36,27 @@ pub(super) struct SlotKeys {
 /// Entries a key cache keeps per budget before it starts over.
 const KEY_CACHE: usize = 4096;
 
-/// FNV-1a of a caller key: keys are stored hashed.
-pub(super) fn hash_key(key: &str) -> u64 {
-    crate::hash::fnv1a(key.as_bytes())
+/// A caller key or tenant as one component of a counter or sticky entry name: the key itself, with
+/// `%`, `:`, `{`, `}`, whitespace, control characters and every non-ASCII byte written as `%XX`.
+///
+/// Names used to hold an unkeyed FNV-64 of the caller key, so that callers able to choose keys
+/// could craft two that shared one budget. The escaped key is injective (distinct keys, distinct
+/// names) and cannot end its component early: the name's other parts have no `:` of their own to
+/// confuse. The router refuses keys and tenants over 1 KiB, so names are bounded
+/// too.
+pub(super) fn escape_key(key: &str) -> String {
+    let mut out = String::with_capacity(key.len());
+    for &b in key.as_bytes() {
+        if b.is_ascii_graphic() && !matches!(b, b'%' | b':' | b'{' | b'}') {
+            out.push(char::from(b));
+        } else {
+            const HEX: &[u8; 16] = b"0123456789ABCDEF";
+            out.push('%');
+            out.push(char::from(HEX[usize::from(b >> 4)]));
+            out.push(char::from(HEX[usize::from(b & 15)]));
+        }
+    }
+    out
 }
 
 /// Whom budget `b` counts a request of `tenant` and `key` under (`""` for a global budget), if the
@@ -53,12 +73,13 @@ pub(super) fn scope_id<'a>(b: &Budget, tenant: Option<&'a str>, key: Option<&'a 
     }
 }
 
-/// The counter name of budget `b` for scope `id` (before the bucket). Caller keys are hashed.
-fn budget_base(b: &Budget, id: &str) -> String {
+/// The counter name of budget `b` for scope `id` (before the bucket). Tenants and caller keys are
+/// escaped ([`escape_key`]).
+pub(super) fn budget_base(b: &Budget, id: &str) -> String {
     match b.scope {
         Scope::Global => format!("budget:global:{}", b.window.tag()),
-        Scope::Tenant => format!("budget:tenant:{id}:{}", b.window.tag()),
-        Scope::Key => format!("budget:key:{:016x}:{}", hash_key(id), b.window.tag()),
+        Scope::Tenant => format!("budget:tenant:{}:{}", escape_key(id), b.window.tag()),
+        Scope::Key => format!("budget:key:{}:{}", escape_key(id), b.window.tag()),
     }
 }
 
@@ -141,5 +162,22 @@ impl Limiter {
             *entry = Some((slot.bucket, keys.clone()));
         }
         keys
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::limits::Window;
+
+    #[test]
+    fn escaped_keys_are_distinct_and_colon_free() {
+        assert_eq!(escape_key("user-42"), "user-42");
+        assert_eq!(escape_key("a:b%c{d} é\n"), "a%3Ab%25c%7Bd%7D%20%C3%A9%0A");
+        let b = Budget::new(Scope::Key, 1.0, Window::Day);
+        let keys = ["a", "a:day", "a%3Aday", "A", "a ", "a\u{0}"];
+        let names: std::collections::HashSet<String> = keys.iter().map(|k| budget_base(&b, k)).collect();
+        assert_eq!(names.len(), keys.len());
+        assert!(names.iter().all(|n| n.matches(':').count() == 3), "{names:?}");
     }
 }

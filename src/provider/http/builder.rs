@@ -80,7 +80,7 @@ impl fmt::Debug for CommonBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Builder")
             .field("name", &self.name)
-            .field("base_url", &self.base_url)
+            .field("base_url", &redact_url(&self.base_url))
             .field("api_key", &self.api_key.as_ref().map(|_| "[redacted]"))
             .field("headers", &self.headers.keys().collect::<Vec<_>>())
             .field("connect_timeout", &self.connect_timeout)
@@ -257,23 +257,65 @@ macro_rules! transport_setters {
 }
 pub(crate) use transport_setters;
 
-/// A URL for messages: without user name, password and query (where credentials hide).
-fn redact_url(url: &str) -> String {
-    match reqwest::Url::parse(url) {
-        Ok(mut u) => {
-            u.set_query(None);
-            let _ = u.set_username("");
-            let _ = u.set_password(None);
-            u.to_string()
+/// A URL for messages and `Debug`: without user name, password, query and fragment (where
+/// credentials hide), whether or not it parses.
+///
+/// Whatever the URL, nothing between `://` (or the start) and the last `@` is shown, and nothing from
+/// the first `?` or `#` on; the rest is cut to 64 characters.
+pub(super) fn redact_url(url: &str) -> String {
+    // A URL the parser understands is shown normalised; the text rules below still apply to it, since
+    // a URL that cannot have a host (`foo:user:pass@host`) keeps its credentials in the path.
+    let normalised = reqwest::Url::parse(url).ok().map(|mut u| {
+        u.set_query(None);
+        u.set_fragment(None);
+        let _ = u.set_username("");
+        let _ = u.set_password(None);
+        String::from(u)
+    });
+    redact_text(normalised.as_deref().unwrap_or(url))
+}
+
+/// [`redact_url`]'s rules on text alone.
+fn redact_text(url: &str) -> String {
+    let mut shown = String::new();
+    let rest = match url.rfind('@') {
+        Some(at) => {
+            // Keep the scheme when `://` comes before the last `@`; drop everything else up to it.
+            if let Some(scheme_end) = url[..at].find("://") {
+                shown.push_str(&url[..scheme_end + 3]);
+            }
+            shown.push_str("[redacted]@");
+            &url[at + 1..]
         }
-        // Unparseable: show no more than the scheme and host part before any `@`, `?` or path.
-        Err(_) => url.split(['?', '@']).next().unwrap_or_default().chars().take(64).collect(),
+        None => url,
+    };
+    let cut = rest.find(['?', '#']);
+    shown.extend(rest[..cut.unwrap_or(rest.len())].chars().filter(|c| !c.is_control()).take(64));
+    if let Some(cut) = cut {
+        shown.push_str(&rest[cut..cut + 1]);
+        shown.push_str("[redacted]");
     }
+    shown
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn urls_are_redacted_whether_or_not_they_parse() {
+        for (url, shown) in [
+            ("https://user:SECRET@api.example.com/v1?key=SECRET#SECRET", "https://api.example.com/v1"),
+            ("http://user:SECRET@[::1", "http://[redacted]@[::1"),
+            ("http://user:SE@CRET@[::1/v1?x=SECRET", "http://[redacted]@[::1/v1?[redacted]"),
+            ("user:SECRET@host:99999", "[redacted]@host:99999"),
+            ("http://host:99999/v1?key=SECRET", "http://host:99999/v1?[redacted]"),
+            ("foo:user:SECRET@host", "[redacted]@host"),
+            ("http://[::1/v1#SECRET", "http://[::1/v1#[redacted]"),
+        ] {
+            assert_eq!(redact_url(url), shown, "{url}");
+        }
+    }
 
     #[test]
     fn secret_debug_is_redacted() {

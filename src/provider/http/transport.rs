@@ -8,7 +8,7 @@ use std::time::Duration;
 use reqwest::header::{ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, HeaderMap};
 use tokio::time::Instant;
 
-use super::builder::Secret;
+use super::builder::{Secret, redact_url};
 use super::errors::status_error;
 use crate::catalog::ModelProfile;
 use crate::error::{Error, ErrorKind, Result};
@@ -33,13 +33,9 @@ pub(crate) struct Transport {
 
 impl fmt::Debug for Transport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // The endpoint without its query, and header names only: values may be credentials.
-        let mut endpoint = self.endpoint.clone();
-        endpoint.set_query(None);
-        let _ = endpoint.set_username("");
-        let _ = endpoint.set_password(None);
+        // The endpoint without credentials or query, and header names only: values may be credentials.
         f.debug_struct("Transport")
-            .field("endpoint", &endpoint.as_str())
+            .field("endpoint", &redact_url(self.endpoint.as_str()))
             .field("api_key", &self.api_key.as_ref().map(|_| "[redacted]"))
             .field("headers", &self.headers.keys().collect::<Vec<_>>())
             .field("connect_timeout", &self.connect_timeout)
