@@ -60,6 +60,7 @@ fn redis_store_is_send_sync_clone_and_a_state_store() {
 }
 
 #[tokio::test]
+#[ignore = "needs redis-server"]
 async fn takes_the_first_choice_that_fits_and_downgrades_near_the_limit() {
     let redis = Redis::shared();
     let store = store(&redis, "first_fit").await;
@@ -77,6 +78,7 @@ async fn takes_the_first_choice_that_fits_and_downgrades_near_the_limit() {
 }
 
 #[tokio::test]
+#[ignore = "needs redis-server"]
 async fn settlement_reconciles_and_release_gives_everything_back() {
     let redis = Redis::shared();
     let store = store(&redis, "settle").await;
@@ -103,6 +105,7 @@ async fn settlement_reconciles_and_release_gives_everything_back() {
 }
 
 #[tokio::test]
+#[ignore = "needs redis-server"]
 async fn an_expired_lease_gives_its_reservation_back_and_a_late_settlement_adds_the_actual() {
     let redis = Redis::shared();
     let store = store(&redis, "expired").await;
@@ -121,6 +124,7 @@ async fn an_expired_lease_gives_its_reservation_back_and_a_late_settlement_adds_
 }
 
 #[tokio::test]
+#[ignore = "needs redis-server"]
 async fn a_flag_set_by_one_store_blocks_its_choice_for_another_until_it_expires() {
     let redis = Redis::shared();
     let ns = redis.namespace("flags");
@@ -158,6 +162,7 @@ async fn a_flag_set_by_one_store_blocks_its_choice_for_another_until_it_expires(
 }
 
 #[tokio::test]
+#[ignore = "needs redis-server"]
 async fn a_settlement_sent_twice_counts_once() {
     let redis = Redis::shared();
     let store = store(&redis, "settle_twice").await;
@@ -172,6 +177,7 @@ async fn a_settlement_sent_twice_counts_once() {
 }
 
 #[tokio::test]
+#[ignore = "needs redis-server"]
 async fn an_expired_lease_settled_before_any_admission_still_gives_its_reservation_back() {
     let redis = Redis::shared();
     let store = store(&redis, "expired_settle").await;
@@ -184,6 +190,7 @@ async fn an_expired_lease_settled_before_any_admission_still_gives_its_reservati
 }
 
 #[tokio::test]
+#[ignore = "needs redis-server"]
 async fn counters_expire_ttl_after_creation() {
     let redis = Redis::shared();
     let store = store(&redis, "ttl").await;
@@ -196,6 +203,7 @@ async fn counters_expire_ttl_after_creation() {
 }
 
 #[tokio::test]
+#[ignore = "needs redis-server"]
 async fn idle_counters_live_while_admissions_list_or_change_them() {
     let redis = Redis::shared();
     let store = store(&redis, "idle").await;
@@ -223,6 +231,7 @@ async fn idle_counters_live_while_admissions_list_or_change_them() {
 }
 
 #[tokio::test]
+#[ignore = "needs redis-server"]
 async fn sticky_choice_goes_first_while_it_fits() {
     let redis = Redis::shared();
     let store = store(&redis, "sticky").await;
@@ -245,6 +254,7 @@ async fn sticky_choice_goes_first_while_it_fits() {
 }
 
 #[tokio::test]
+#[ignore = "needs redis-server"]
 async fn sliding_window_weights_the_previous_bucket() {
     let redis = Redis::shared();
     let store = store(&redis, "sliding").await;
@@ -273,6 +283,7 @@ async fn sliding_window_weights_the_previous_bucket() {
 }
 
 #[tokio::test]
+#[ignore = "needs redis-server"]
 async fn infinite_limits_and_no_checks_always_fit() {
     let redis = Redis::shared();
     let store = store(&redis, "inf").await;
@@ -281,6 +292,7 @@ async fn infinite_limits_and_no_checks_always_fit() {
 }
 
 #[tokio::test]
+#[ignore = "needs redis-server"]
 async fn bad_indices_are_an_error_not_a_panic() {
     let redis = Redis::shared();
     let store = store(&redis, "bad").await;
@@ -309,6 +321,7 @@ impl Rng {
 
 /// Both stores add in doubles, in the same order: their values are equal, not just close.
 #[tokio::test]
+#[ignore = "needs redis-server"]
 async fn same_sequence_same_choices_and_values_as_memory_store() {
     let redis = Redis::shared();
     let store = store(&redis, "differential").await;
@@ -395,6 +408,7 @@ async fn same_sequence_same_choices_and_values_as_memory_store() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs redis-server"]
 async fn concurrent_admissions_never_exceed_the_limit() {
     let redis = Redis::shared();
     let store = store(&redis, "concurrent").await;
@@ -426,6 +440,7 @@ async fn concurrent_admissions_never_exceed_the_limit() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs redis-server"]
 async fn calls_fail_fast_while_the_server_is_down_and_recover_when_it_is_back() {
     let mut redis = Redis::owned();
     let config = RedisConfig::new()
@@ -467,6 +482,7 @@ async fn calls_fail_fast_while_the_server_is_down_and_recover_when_it_is_back() 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs redis-server"]
 async fn a_lazy_store_starts_while_the_server_is_down() {
     let mut redis = Redis::owned();
     let config = RedisConfig::new().with_namespace(redis.namespace("lazy"));
@@ -500,6 +516,7 @@ async fn errors_carry_no_password() {
 }
 
 #[tokio::test]
+#[ignore = "needs redis-server"]
 async fn an_admission_without_choices_adds_and_reads_thousands_of_counters() {
     // What a sync of shared learning sends: many additions and reads, no candidates.
     let redis = Redis::shared();
@@ -524,6 +541,7 @@ async fn raw(redis: &Redis) -> redis::aio::MultiplexedConnection {
 }
 
 #[tokio::test]
+#[ignore = "needs redis-server"]
 async fn amounts_round_trip_exactly_through_reserve_settle_sweep_and_read() {
     let redis = Redis::shared();
     for (n, x) in [0.1, 1.0 / 3.0, 1e-300, 1e300, 0.1 + 0.2, 123_456.789_012_345_68].into_iter().enumerate() {
@@ -554,6 +572,7 @@ async fn amounts_round_trip_exactly_through_reserve_settle_sweep_and_read() {
 }
 
 #[tokio::test]
+#[ignore = "needs redis-server"]
 async fn a_settlement_of_a_lease_swept_more_than_a_day_ago_adds_nothing() {
     let redis = Redis::shared();
     let ns = redis.namespace("swept_day");
@@ -579,6 +598,7 @@ async fn a_settlement_of_a_lease_swept_more_than_a_day_ago_adds_nothing() {
 }
 
 #[tokio::test]
+#[ignore = "needs redis-server"]
 async fn a_lease_written_in_the_earlier_text_format_is_swept() {
     // Leases kept their layout (a JSON array of counter keys and decimal amounts): a lease written
     // by an earlier version of the script is given back by this one.
@@ -597,6 +617,7 @@ async fn a_lease_written_in_the_earlier_text_format_is_swept() {
 }
 
 #[tokio::test]
+#[ignore = "needs redis-server"]
 async fn counters_listed_twice_are_one_counter() {
     let redis = Redis::shared();
     let store = store(&redis, "twice").await;
@@ -616,6 +637,7 @@ async fn counters_listed_twice_are_one_counter() {
 }
 
 #[tokio::test]
+#[ignore = "needs redis-server"]
 async fn the_script_is_loaded_again_when_the_server_lost_it() {
     // A server of its own: flushing the script cache must not disturb other tests.
     let redis = Redis::owned();
@@ -629,6 +651,7 @@ async fn the_script_is_loaded_again_when_the_server_lost_it() {
 }
 
 #[tokio::test]
+#[ignore = "needs redis-server"]
 async fn a_counter_that_is_not_a_number_is_an_error_not_a_panic() {
     let redis = Redis::shared();
     let ns = redis.namespace("nan");

@@ -57,6 +57,7 @@ fn cost(results: &[switchyard::Result<Response>]) -> f64 {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs redis-server"]
 async fn four_replicas_never_overspend_a_shared_budget_and_leak_no_reservation() {
     let redis = Redis::shared();
     let ns = redis.namespace("four_replicas");
@@ -141,6 +142,7 @@ async fn four_replicas_never_overspend_a_shared_budget_and_leak_no_reservation()
 }
 
 #[tokio::test]
+#[ignore = "needs redis-server"]
 async fn an_idle_replicas_settlement_reaches_the_others_by_itself() {
     let redis = Redis::shared();
     let ns = redis.namespace("idle_settles");
@@ -168,6 +170,7 @@ async fn an_idle_replicas_settlement_reaches_the_others_by_itself() {
 }
 
 #[tokio::test]
+#[ignore = "needs redis-server"]
 async fn a_tenant_near_its_cap_is_downgraded_then_refused_across_replicas() {
     let redis = Redis::shared();
     let ns = redis.namespace("downgrade");
@@ -203,6 +206,7 @@ async fn a_tenant_near_its_cap_is_downgraded_then_refused_across_replicas() {
 }
 
 #[tokio::test]
+#[ignore = "needs redis-server"]
 async fn one_round_trip_per_request() {
     // A server of its own: the server's command counts must not include other tests' calls.
     let redis = Redis::owned();
@@ -282,6 +286,7 @@ fn fault_limits() -> LimitsConfig {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs redis-server"]
 async fn a_frozen_server_mid_load_keeps_requests_flowing_and_its_state_catches_up() {
     let redis = Redis::owned();
     let ns = redis.namespace("frozen");
@@ -329,6 +334,7 @@ async fn orphaned_reservations(url: &str, ns: &str) -> f64 {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs redis-server"]
 async fn a_server_killed_mid_load_is_survived_and_rejoined_when_it_restarts() {
     let mut redis = Redis::owned();
     let ns = redis.namespace("killed");
@@ -360,6 +366,7 @@ async fn a_server_killed_mid_load_is_survived_and_rejoined_when_it_restarts() {
 }
 
 #[tokio::test]
+#[ignore = "needs redis-server"]
 async fn budget_exceeded_leaves_budget_status_readable() {
     let redis = Redis::shared();
     let ns = redis.namespace("status");
@@ -375,6 +382,7 @@ async fn budget_exceeded_leaves_budget_status_readable() {
 }
 
 #[tokio::test]
+#[ignore = "needs redis-server"]
 async fn a_circuit_opened_on_one_replica_is_avoided_by_the_others() {
     let redis = Redis::shared();
     let ns = redis.namespace("circuits");
@@ -402,6 +410,7 @@ async fn a_circuit_opened_on_one_replica_is_avoided_by_the_others() {
 }
 
 #[tokio::test]
+#[ignore = "needs redis-server"]
 async fn replicas_add_up_experiment_statistics_and_bandit_evidence_in_redis() {
     use switchyard::{Bandit, Experiment, Feedback, Request, Utility};
     // A server of its own: its syncs read thousands of counters, which would hold up the shared

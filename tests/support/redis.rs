@@ -2,8 +2,10 @@
 //!
 //! [`Redis::shared`] gives the server named by `SWITCHYARD_REDIS_URL` when it is set (CI starts one),
 //! or else starts a `redis-server` of its own. [`Redis::owned`] always starts its own, which a test
-//! can stop and start again on the same port. Without a `redis-server` binary the test fails, saying
-//! what is missing (`.ci/run` installs one). Servers keep nothing on disk and are killed on drop.
+//! can stop and start again on the same port. The tests that use them are
+//! `#[ignore = "needs redis-server"]`: `cargo test --all-features -- --include-ignored` runs them
+//! (`.ci/run` does, after installing a server). Without a `redis-server` binary such a test fails,
+//! saying what is missing. Servers keep nothing on disk and are killed on drop.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
