@@ -263,7 +263,9 @@ fn try_main() -> Result<()> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data");
     let (file, format, section) = match args.data.as_str() {
         "routerbench" => ("routerbench_arc_mbpp_winogrande.jsonl", Format::RouterBench, "routerbench"),
-        "mmlu" | "gsm8k" | "mmlu-to-gsm8k" | "gsm8k-to-mmlu" => ("routellm_mmlu_gsm8k.jsonl", Format::RouteLlm, "routellm"),
+        "mmlu" | "gsm8k" | "mmlu-to-gsm8k" | "gsm8k-to-mmlu" => {
+            ("routellm_mmlu_gsm8k.jsonl", Format::RouteLlm, "routellm")
+        }
         other => return Err(usage(&format!("unknown data set `{other}`"))),
     };
     let path = dir.join(file);

@@ -34,11 +34,34 @@ pub enum Fallback {
     /// models as the zero router does (its cost–quality knob picks one model for every such
     /// prompt), rather than by the trained tasks' ranking, which a new kind of task can reverse.
     /// Without costs in the training rows this is [`Overall`](Self::Overall).
-    #[default]
     PriceOrder,
     /// Each model's overall success rate on the training rows: unfamiliar prompts are routed as
     /// the average training prompt.
     Overall,
+    /// [`PriceOrder`](Self::PriceOrder)'s rates moved per prompt by the built-in difficulty score
+    /// `d` ([`DifficultyClassifier`](crate::classify::DifficultyClassifier), on the logit scale), as
+    /// in a one-parameter item-response model: `logit f(m, x) = logit f(m) − (d(x) − d̄)`, with `d̄`
+    /// the training rows' mean difficulty ([`ModelInfo::difficulty_mean`](super::ModelInfo::difficulty_mean)).
+    /// A prompt harder than the training rows' average lowers every model's rate, the cheaper
+    /// models' most where they are further from certain, so that a router unsure of the prompt
+    /// still spends more on the harder ones.
+    #[default]
+    Difficulty,
+}
+
+/// How the per-model residual regressions are fitted.
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Solver {
+    /// Full-batch L-BFGS on the penalised log loss, run to convergence (the gradient's largest
+    /// entry below `1e-4` per training row, or no further decrease; at most 500 iterations): the
+    /// fitted weights are the minimum, whatever the step size or the order of the rows.
+    #[default]
+    Lbfgs,
+    /// [`epochs`](TrainConfig::epochs) passes of AdaGrad over shuffled rows (the solver before
+    /// L-BFGS): cheaper, and short of the minimum when the penalty is weak.
+    AdaGrad,
 }
 
 /// How a [`LearnedModel`](super::LearnedModel) is trained. Every field has a default that worked across the shared routing
@@ -57,8 +80,15 @@ pub struct TrainConfig {
     /// are then retrained on every row with it. Per-prompt signal in routing data is often weak: a
     /// too-small value fits noise and routes worse than the task prior alone.
     pub l2: Vec<f64>,
-    /// The share of training rows held out to choose `l2` (when it has several values).
+    /// The share of training rows held out to choose `l2` (when it has several values and
+    /// [`l2_folds`](Self::l2_folds) is 0).
     pub validation: f64,
+    /// Folds of the inner cross-validation that chooses `l2` (when it has several values): each
+    /// candidate is fitted on all folds but one and scored by log loss on that one, over every
+    /// fold. 0 holds out one [`validation`](Self::validation) share instead.
+    pub l2_folds: u32,
+    /// How the residual regressions are fitted.
+    pub solver: Solver,
     /// L2 strength of the task head, in the same units.
     pub task_l2: f64,
     /// Rank of the task head: each feature carries an embedding of this many numbers (fewer when
@@ -85,6 +115,8 @@ impl Default for TrainConfig {
             task_labels: TaskLabels::Auto,
             l2: vec![0.3, 1.0, 3.0, 10.0, 30.0, 300.0, 3000.0, 30000.0],
             validation: 0.2,
+            l2_folds: 3,
+            solver: Solver::Lbfgs,
             task_l2: 0.1,
             task_rank: 8,
             epochs: 10,
@@ -92,7 +124,7 @@ impl Default for TrainConfig {
             folds: 3,
             prior_strength: 5.0,
             seed: 0x5eed,
-            fallback: Fallback::PriceOrder,
+            fallback: Fallback::Difficulty,
         }
     }
 }
@@ -127,6 +159,12 @@ impl TrainConfig {
         }
         if !(1..=1000).contains(&self.epochs) {
             return Err(Error::config(format!("training `epochs` must be within 1..=1000, got {}", self.epochs)));
+        }
+        if self.l2_folds == 1 || self.l2_folds > 10 {
+            return Err(Error::config(format!(
+                "training `l2_folds` must be 0 or within 2..=10, got {}",
+                self.l2_folds
+            )));
         }
         if !(2..=10).contains(&self.folds) {
             return Err(Error::config(format!("training `folds` must be within 2..=10, got {}", self.folds)));

@@ -4,6 +4,7 @@
 use smallvec::SmallVec;
 
 use super::{Fallback, LearnedModel};
+use crate::classify::{DifficultyClassifier, TextStats};
 
 /// Prompts at least as familiar as this percentile of held-out training prompts get the model's full
 /// trust; less familiar ones less (see [`Prediction::trust`](super::Prediction::trust)).
@@ -26,6 +27,18 @@ pub fn fallback_rates(overall: &[f32], costs: &[f32], kind: Fallback) -> Vec<f32
             (f64::from(r_lo) + f64::from(r_hi - r_lo) * x) as f32
         })
         .collect()
+}
+
+/// A prompt's difficulty score, on the logit scale: the built-in [`DifficultyClassifier`]'s,
+/// without offset.
+pub(crate) fn difficulty(stats: &TextStats) -> f64 {
+    DifficultyClassifier::default().infer(stats).0
+}
+
+/// A fallback rate `f` moved by a prompt `shift` harder than the training rows' mean difficulty
+/// ([`Fallback::Difficulty`]): `σ(logit f − shift)`.
+pub(crate) fn shifted(f: f64, shift: f64) -> f64 {
+    crate::classify::sigmoid(super::logit(f) - shift)
 }
 
 /// How far an opening of familiarity `c` lets the model be trusted: fully at or above `typical` (the
@@ -92,8 +105,10 @@ mod tests {
         assert_eq!(p.opening_familiarity, 0.0);
         assert!(p.familiarity > 0.5, "{}", p.familiarity);
         assert_eq!(p.trust, 0.0);
+        let text = "translate this sentence please: greet the user number 3 warmly";
+        let shift = difficulty(&TextStats::of_text(text)) - m.info().difficulty_mean;
         for (j, &z) in p.logits.iter().enumerate() {
-            assert!((z - logit(f64::from(m.fallback_rates()[j]))).abs() < 1e-9, "{z}");
+            assert!((z - logit(shifted(f64::from(m.fallback_rates()[j]), shift))).abs() < 1e-9, "{z}");
         }
         // Three known pairs of four, where every training row opened with four: three quarters of
         // the trust at most.
