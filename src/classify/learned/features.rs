@@ -724,6 +724,69 @@ mod tests {
     }
 
     #[test]
+    fn sublinear_term_frequency_adds_up_to_one_plus_log_tf() {
+        assert_eq!(tf_step(1), (1.0, 1.0));
+        let (mut g, mut g2) = (0.0f32, 0.0f32);
+        for k in 1..=5 {
+            let (d, d2) = tf_step(k);
+            g += d;
+            g2 += d2;
+        }
+        assert!((g - (1.0 + 5f32.ln())).abs() < 1e-5, "{g}");
+        assert!((g2 - (1.0 + 5f32.ln()).powi(2)).abs() < 1e-4, "{g2}");
+        // Counts are per namespace and bucket, and saturate at 63.
+        let mut slots = [0u32; 8];
+        let mut t = TermCounts::new(&mut slots);
+        assert_eq!(
+            [t.bump(Namespace::Words, 7), t.bump(Namespace::Words, 7), t.bump(Namespace::LastWords, 7)],
+            [1, 2, 1]
+        );
+        let last = (0..100).map(|_| t.bump(Namespace::LastChars, 1)).last();
+        assert_eq!(last, Some(63));
+        // IDF: a bucket every row has weighs 1, a rarer one more.
+        assert_eq!(idf(10, 10), 1.0 + (11.0f64 / 11.0).ln() as f32);
+        assert!(idf(10, 1) > idf(10, 5) && idf(10, 5) > idf(10, 10));
+    }
+
+    #[test]
+    fn tf_idf_features_sum_to_the_weight_and_have_unit_length() {
+        let cfg = FeatureConfig { char_ngram: 0, ..FeatureConfig::default() };
+        assert!(cfg.tf_idf);
+        let text = "spam spam spam eggs";
+        let extractor = Extractor::new(&cfg);
+        let buckets = cfg.buckets();
+        // Every bucket's IDF is 2, except the one "eggs" lands in, 3.
+        let mut c = Count(Vec::new(), Vec::new());
+        extractor.extract("eggs", &TextStats::of_text("eggs"), &mut c);
+        let eggs = c.0[0].1;
+        let mut idf = vec![2.0f32; buckets];
+        idf[eggs as usize] = 3.0;
+        let (mut out, mut keys) = (Vec::new(), Vec::new());
+        let mut sink = Collect::new(&mut out, &mut keys, &cfg, &idf, extractor.max_terms(text));
+        extractor.extract(text, &TextStats::of_text(text), &mut sink);
+        sink.finish();
+        let mut sums = std::collections::BTreeMap::new();
+        for &(i, v) in out.iter().filter(|(i, _)| (*i as usize) < buckets) {
+            *sums.entry(i).or_insert(0.0f32) += v;
+        }
+        // "spam" three times, "eggs" once, the pairs "spam spam" twice and "spam eggs" once.
+        let raw = [(1.0 + 3f32.ln()) * 2.0, 3.0, (1.0 + 2f32.ln()) * 2.0, 2.0];
+        let norm = raw.iter().map(|x| x * x).sum::<f32>().sqrt();
+        assert_eq!(sums.len(), 4, "{sums:?}");
+        assert!((sums[&eggs] - 3.0 / norm).abs() < 1e-5, "{sums:?}");
+        let sq: f32 = sums.values().map(|v| v * v).sum();
+        assert!((sq - 1.0).abs() < 1e-5, "{sq}");
+        // Without TF-IDF, every occurrence weighs the same.
+        let counts = FeatureConfig { tf_idf: false, ..cfg };
+        let (mut out, mut keys) = (Vec::new(), Vec::new());
+        let mut sink = Collect::new(&mut out, &mut keys, &counts, &idf, extractor.max_terms(text));
+        extractor.extract(text, &TextStats::of_text(text), &mut sink);
+        sink.finish();
+        let hashed: Vec<f32> = out.iter().filter(|(i, _)| (*i as usize) < buckets).map(|x| x.1).collect();
+        assert!(hashed.iter().all(|&v| (v - 1.0 / 7f32.sqrt()).abs() < 1e-6), "{hashed:?}");
+    }
+
+    #[test]
     fn collect_scales_each_namespace_to_unit_length() {
         let cfg = FeatureConfig { char_ngram: 0, ..FeatureConfig::default() };
         let (mut out, mut keys) = (Vec::new(), Vec::new());

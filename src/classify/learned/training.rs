@@ -64,8 +64,9 @@ pub enum Solver {
     AdaGrad,
 }
 
-/// How a [`LearnedModel`](super::LearnedModel) is trained. Every field has a default that worked across the shared routing
-/// data sets without tuning on any reported rows.
+/// How a [`LearnedModel`](super::LearnedModel) is trained. The defaults were chosen on the shared
+/// routing data sets; two of them after seeing rows that are reported (the lower end of the `l2`
+/// grid and the rule that keeps residuals), as `docs/learned-routing.md` records.
 #[non_exhaustive]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]

@@ -122,6 +122,37 @@ mod tests {
         assert_eq!(opening_trust(0.0, 0.0), 1.0);
     }
 
+    fn hard_text() -> String {
+        "translate this sentence please: prove step by step why the theorem must hold, and explain each \
+         lemma you use, then derive the exact bound"
+            .to_owned()
+    }
+
+    #[test]
+    fn the_difficulty_fallback_is_blended_in_by_trust() {
+        let m = planted();
+        assert_eq!(m.info().training.fallback, Fallback::Difficulty);
+        let p = |text: &str| m.predict(text);
+        // Untrusted prompts: a harder one gets a lower rate for every model than an easier one.
+        let easy = p("translate this sentence please: hi there");
+        let hard = p(&hard_text());
+        assert_eq!((easy.trust, hard.trust), (0.0, 0.0));
+        for j in 0..2 {
+            assert!(hard.logits[j] < easy.logits[j], "{j}: {hard:?} vs {easy:?}");
+        }
+        // The price-ordered fallback cannot tell them apart.
+        let mut price = m.clone();
+        price.info.training.fallback = Fallback::PriceOrder;
+        let (easy_price, hard_price) =
+            (price.predict("translate this sentence please: hi there"), price.predict(&hard_text()));
+        assert_eq!(easy_price.logits, hard_price.logits);
+        // A trusted prompt is not moved by its difficulty: its logits are the task prior's and the
+        // residuals', whatever the fallback.
+        let trusted = p("greet the user number 3 warmly");
+        assert_eq!(trusted.trust, 1.0);
+        assert_eq!(price.predict("greet the user number 3 warmly"), trusted);
+    }
+
     #[test]
     fn the_fallback_follows_price_between_the_worst_and_best_overall_rates() {
         let overall = [0.9, 0.5, 0.7];
