@@ -588,18 +588,15 @@ impl<'p> Trainer<'p> {
             .collect();
 
         // Each row's difficulty, for the difficulty fallback, and their mean.
-        let difficulties: Vec<f64> = if cfg.fallback == Fallback::Difficulty {
-            data.rows().iter().map(|r| difficulty(&TextStats::of_text(r.prompt()))).collect()
-        } else {
-            vec![0.0; n]
-        };
+        let difficulties: Vec<f64> = data.rows().iter().map(|r| difficulty(&TextStats::of_text(r.prompt()))).collect();
         let difficulty_mean = mean(&difficulties);
 
         // 4. Residual regressions with the prior as offset (the fallback, as prediction blends it).
         let mut offsets = vec![0.0f64; n * m];
         for i in 0..n {
             let a = prompt_trust(coverage[i], &familiarity_f64, opening_coverage[i], typical_opening);
-            let shift = if a < 1.0 { difficulties[i] - difficulty_mean } else { 0.0 };
+            let moved = a < 1.0 && cfg.fallback == Fallback::Difficulty;
+            let shift = if moved { difficulties[i] - difficulty_mean } else { 0.0 };
             for j in 0..m {
                 let prior: f64 = (0..rows_t).map(|k| task_probs[i * rows_t + k] * rates[k * m + j]).sum();
                 let f = if shift == 0.0 { fallback[j] } else { sigmoid(logit(fallback[j]) - shift) };

@@ -34,6 +34,7 @@ pub enum Fallback {
     /// models as the zero router does (its cost–quality knob picks one model for every such
     /// prompt), rather than by the trained tasks' ranking, which a new kind of task can reverse.
     /// Without costs in the training rows this is [`Overall`](Self::Overall).
+    #[default]
     PriceOrder,
     /// Each model's overall success rate on the training rows: unfamiliar prompts are routed as
     /// the average training prompt.
@@ -45,7 +46,6 @@ pub enum Fallback {
     /// A prompt harder than the training rows' average lowers every model's rate, the cheaper
     /// models' most where they are further from certain, so that a router unsure of the prompt
     /// still spends more on the harder ones.
-    #[default]
     Difficulty,
 }
 
@@ -125,7 +125,7 @@ impl Default for TrainConfig {
             folds: 3,
             prior_strength: 5.0,
             seed: 0x5eed,
-            fallback: Fallback::Difficulty,
+            fallback: Fallback::PriceOrder,
         }
     }
 }

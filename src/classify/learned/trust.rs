@@ -105,9 +105,15 @@ mod tests {
         assert_eq!(p.opening_familiarity, 0.0);
         assert!(p.familiarity > 0.5, "{}", p.familiarity);
         assert_eq!(p.trust, 0.0);
+        for (j, &z) in p.logits.iter().enumerate() {
+            assert!((z - logit(f64::from(m.fallback_rates()[j]))).abs() < 1e-9, "{z}");
+        }
+        // With the difficulty fallback, the same prompt's rates move by its difficulty.
+        let mut d = m.clone();
+        d.info.training.fallback = Fallback::Difficulty;
         let text = "translate this sentence please: greet the user number 3 warmly";
         let shift = difficulty(&TextStats::of_text(text)) - m.info().difficulty_mean;
-        for (j, &z) in p.logits.iter().enumerate() {
+        for (j, &z) in d.predict(text).logits.iter().enumerate() {
             assert!((z - logit(shifted(f64::from(m.fallback_rates()[j]), shift))).abs() < 1e-9, "{z}");
         }
         // Three known pairs of four, where every training row opened with four: three quarters of
@@ -130,8 +136,8 @@ mod tests {
 
     #[test]
     fn the_difficulty_fallback_is_blended_in_by_trust() {
-        let m = planted();
-        assert_eq!(m.info().training.fallback, Fallback::Difficulty);
+        let mut m = planted();
+        m.info.training.fallback = Fallback::Difficulty;
         let p = |text: &str| m.predict(text);
         // Untrusted prompts: a harder one gets a lower rate for every model than an easier one.
         let easy = p("translate this sentence please: hi there");
