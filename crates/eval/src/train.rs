@@ -623,9 +623,10 @@ impl<'p> Trainer<'p> {
                 let k = cfg.l2_folds as usize;
                 (0..k)
                     .map(|f| {
-                        let (valid, fit): (Vec<(usize, usize)>, Vec<(usize, usize)>) =
-                            order.iter().copied().enumerate().partition(|(pos, _)| pos % k == f);
-                        (valid.into_iter().map(|x| x.1).collect(), fit.into_iter().map(|x| x.1).collect())
+                        let pick = |held: bool| -> Vec<usize> {
+                            order.iter().enumerate().filter(|(pos, _)| (pos % k == f) == held).map(|x| *x.1).collect()
+                        };
+                        (pick(true), pick(false))
                     })
                     .collect()
             } else {
