@@ -53,7 +53,7 @@ fn bench_execute(c: &mut Criterion) {
         .catalog(routerbench_catalog())
         .classifier(DifficultyClassifier::default(), 1.0)
         .classifier(IntentClassifier::default(), 0.5)
-        .policy(Utility::new().cost_weight(1.0))
+        .policy(Utility::new().answer_value(0.02))
         .provider(provider())
         .build()
         .expect("the router is valid");

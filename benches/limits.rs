@@ -50,7 +50,7 @@ fn router(limits: Option<(LimitsConfig, Arc<dyn StateStore>)>) -> Router {
         .catalog(routerbench_catalog())
         .classifier(DifficultyClassifier::default(), 1.0)
         .classifier(IntentClassifier::default(), 0.5)
-        .policy(Utility::new().cost_weight(1.0))
+        .policy(Utility::new().answer_value(0.02))
         .provider(provider);
     if let Some((limits, store)) = limits {
         b = b.limits(limits).state_store_arc(store);

@@ -67,7 +67,7 @@ fn router(catalog: Catalog) -> Router {
         .catalog(catalog)
         .classifier(DifficultyClassifier::default(), 1.0)
         .classifier(IntentClassifier::default(), 0.5)
-        .policy(Utility::new().cost_weight(1.0))
+        .policy(Utility::new().answer_value(0.02))
         .build()
         .expect("the router is valid")
 }

@@ -62,7 +62,7 @@ async fn try_main(anthropic: Anthropic) -> switchyard::Result<()> {
     let router = Router::builder()
         .catalog(catalog)
         .classifier(DifficultyClassifier::default(), 1.0)
-        .policy(Utility::new().cost_weight(0.2))
+        .policy(Utility::new().answer_value(0.1))
         .provider(anthropic)
         .build()?;
 

@@ -91,7 +91,7 @@ async fn try_main() -> Result<()> {
     let router = Router::builder()
         .catalog(catalog)
         .classifier(DifficultyClassifier::default(), 1.0)
-        .policy(Utility::new().cost_weight(0.2))
+        .policy(Utility::new().answer_value(0.1))
         .provider(InHouse)
         .build()?;
 

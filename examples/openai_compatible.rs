@@ -68,7 +68,7 @@ async fn try_main(openai: OpenAi) -> switchyard::Result<()> {
     let router = Router::builder()
         .catalog(catalog)
         .classifier(DifficultyClassifier::default(), 1.0)
-        .policy(Utility::new().cost_weight(0.2))
+        .policy(Utility::new().answer_value(0.1))
         .provider(openai)
         .build()?;
 

@@ -35,7 +35,7 @@
 //!     .catalog(catalog)
 //!     .classifier(DifficultyClassifier::default(), 1.0)
 //!     .classifier(IntentClassifier::default(), 0.5)
-//!     .policy(Utility::new().cost_weight(1.0))
+//!     .policy(Utility::new()) // maximise $0.01 × p − cost per request
 //!     .provider(SimulatedProvider::new("sim"))
 //!     .build()?;
 //!
@@ -55,7 +55,8 @@
 //! Classifiers contribute evidence in logit space, weighted by the router:
 //! `logit p(m) = Σᵢ wᵢ · sᵢ(m)`. The built-in difficulty classifier gives `θ_m − d` (the catalog's
 //! ability minus the request's difficulty, a one-parameter item-response model), the intent
-//! classifier the model's per-intent edge. [`Utility`] maximises `p(m) − λ·c(m)/c_ref − μ·l(m)/l_ref`;
+//! classifier the model's per-intent edge. [`Utility`] maximises the expected net value `V·p(m) − c(m) − μ·l(m)` in USD, where `V` is
+//! what an acceptable answer is worth;
 //! [`CheapestCapable`] picks the cheapest model with `p(m)` above a floor; [`Rules`] pins models or
 //! sub-portfolios by intent, size, tag or tenant. See `docs/architecture.md`.
 //!
@@ -64,8 +65,8 @@
 //! [`Router::feedback`] reports what happened after a decision. [`Experiment`] splits traffic
 //! between policies by a stable hash of the request key and tells, with an always-valid sequential
 //! test, when one arm is better; [`Bandit`] learns per kind of request which model serves best for
-//! its price; [`policy::experiment::LambdaController`] holds a tier share or a cost per request by turning
-//! `Utility`'s `λ` as traffic shifts. See [`policy::experiment`] and `docs/experiments.md`.
+//! its price; [`policy::experiment::SpendController`] holds a tier share or a cost per request by turning
+//! `Utility`'s answer value as traffic shifts. See [`policy::experiment`] and `docs/experiments.md`.
 //!
 //! # Optional features
 //!

@@ -54,7 +54,7 @@ fn handle_and_data_types_are_send_sync() {
     is_send_sync_clone::<switchyard::Experiment>();
     is_send_sync_clone::<switchyard::policy::experiment::ExperimentHandle>();
     is_send_sync_clone::<switchyard::Bandit>();
-    is_send_sync_clone::<switchyard::policy::experiment::LambdaController>();
+    is_send_sync_clone::<switchyard::policy::experiment::SpendController>();
     is_send_sync_clone::<switchyard::policy::experiment::Knob>();
     is_send_sync::<switchyard::policy::experiment::ExperimentReport>();
     // `Error` is documented as "one pointer", cheap to move.
@@ -105,7 +105,7 @@ fn arc_dyn_policy_forwards_observe_and_experiments() {
     // An experiment behind `Arc<dyn Policy>`: the router must still find its handle and its outcomes.
     let experiment = switchyard::Experiment::builder("fwd")
         .arm("a", 1.0, Utility::new())
-        .arm("b", 1.0, Utility::new().cost_weight(0.0))
+        .arm("b", 1.0, Utility::new().answer_value(1e9))
         .build()
         .unwrap();
     let policy: Arc<dyn Policy> = Arc::new(experiment);
@@ -121,7 +121,7 @@ fn arc_dyn_classifier_policy_and_cost_model_drive_a_router() {
     // Shared trait objects, passed where `impl Trait` is expected: the forwarding impls must forward
     // every method (a classifier's `model_logit` and `name`, a policy's `name` and `validate`).
     let classifier: Arc<dyn Classifier> = Arc::new(DifficultyClassifier::default());
-    let policy: Arc<dyn Policy> = Arc::new(Utility::new().cost_weight(0.0));
+    let policy: Arc<dyn Policy> = Arc::new(Utility::new().answer_value(1e9));
     let cost: Arc<dyn CostModel> = Arc::new(TokenPriceCostModel::new());
     let router = Router::builder()
         .catalog(two_models())
@@ -141,7 +141,7 @@ fn arc_dyn_classifier_policy_and_cost_model_drive_a_router() {
     assert!(dear.cost.usd > 0.0);
 
     // `validate` is forwarded through `Arc<dyn Policy>` too.
-    let bad: Arc<dyn Policy> = Arc::new(Utility::new().cost_weight(-1.0));
+    let bad: Arc<dyn Policy> = Arc::new(Utility::new().answer_value(-1.0));
     let err = Router::builder().catalog(two_models()).policy(bad).build().unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Config);
 
@@ -273,7 +273,7 @@ fn closure_cost_model_prices_candidates() {
     let router = Router::builder()
         .catalog(two_models())
         .cost_model(cost)
-        .policy(Utility::new().cost_weight(10.0))
+        .policy(Utility::new().answer_value(0.002))
         .build()
         .unwrap();
     let d = router.route(&Request::new("hello")).unwrap();
@@ -312,7 +312,7 @@ fn closure_classifiers_from_fn_and_logit_fn() {
         .catalog(two_models())
         .classifier(vip, 1.0)
         .classifier(boost, 2.0)
-        .policy(Utility::new().cost_weight(0.5))
+        .policy(Utility::new().answer_value(0.04))
         .build()
         .unwrap();
 

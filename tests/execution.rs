@@ -44,7 +44,7 @@ fn sim_router(mini: SimulatedModel, frontier: SimulatedModel, exec: ExecutionCon
     Router::builder()
         .catalog(mini_frontier())
         .classifier(DifficultyClassifier::default(), 1.0)
-        .policy(Utility::new().cost_weight(1.0))
+        .policy(Utility::new().answer_value(0.02))
         .provider(SimulatedProvider::new("sim").seed(11).model("mini", mini).model("frontier", frontier))
         .execution(exec)
         .jitter_seed(1)
@@ -599,7 +599,7 @@ async fn a_slow_model_loses_traffic_gradually_and_wins_it_back() {
     let lab = Lab::new(&["cheap", "dear"]);
     lab.knobs("cheap").set_latency(SEC);
     lab.knobs("dear").set_latency(SEC);
-    let router = lab_router(&lab, Utility::new().cost_weight(0.2).latency_weight(1.0), live_exec());
+    let router = lab_router(&lab, Utility::new().answer_value(0.1).latency_cost(1.0), live_exec());
 
     // Before min_samples the catalog's figures are used; after, measured ones.
     for i in 0..5 {
@@ -645,9 +645,12 @@ async fn a_slow_model_loses_traffic_gradually_and_wins_it_back() {
 #[tokio::test(start_paused = true)]
 async fn a_model_failing_at_a_low_rate_loses_traffic_before_its_circuit_opens() {
     let lab = Lab::new(&["cheap", "dear"]);
-    // Cost terms: 0.5 · 1/1.2 for `cheap`, 0.5 for `dear`; both have p = 0.5 times their success
-    // rate, so `cheap` is preferred while its success rate is above 5/6.
-    let router = lab_router(&lab, Utility::new().cost_weight(0.5), live_exec());
+    // Values `V·p − c`: both have p = 0.5 times their success rate and `cheap` costs `dear`'s / 1.2,
+    // so `cheap` is preferred while 0.5·V·(1 − s) < c_dear/6; with V = 2·c_dear, while its success
+    // rate s is above 5/6.
+    let probe = lab_router(&lab, Utility::new(), live_exec()).route(&Request::new("hello")).unwrap();
+    let dear = probe.candidate("dear").unwrap().cost.usd;
+    let router = lab_router(&lab, Utility::new().answer_value(2.0 * dear), live_exec());
     serve(&router, 10).await;
     assert_eq!(router.route(&Request::new("hello")).unwrap().model().as_str(), "cheap");
 
@@ -691,7 +694,7 @@ fn escalating_router(mini: SimulatedModel, frontier: SimulatedModel, escalations
     Router::builder()
         .catalog(mini_frontier())
         .classifier(DifficultyClassifier::default(), 1.0)
-        .policy(Utility::new().cost_weight(1.0))
+        .policy(Utility::new().answer_value(0.02))
         .provider(SimulatedProvider::new("sim").seed(3).model("mini", mini).model("frontier", frontier))
         .quality_check(Checks::standard())
         .execution(ExecutionConfig::new().with_max_escalations(escalations))

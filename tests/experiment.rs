@@ -15,8 +15,8 @@ use switchyard::catalog::Ability;
 use switchyard::classify::{self, ClassifyInput};
 use switchyard::execute::DecisionId;
 use switchyard::policy::experiment::{
-    Assignment, Conclusion, ControllerTarget, ExperimentReport, Knob, LambdaController, Metric, SequentialTest,
-    Unkeyed, assignment_unit,
+    Assignment, Conclusion, ControllerTarget, ExperimentReport, Knob, Metric, SequentialTest, SpendController, Unkeyed,
+    assignment_unit,
 };
 use switchyard::policy::{Action, Candidate, Condition, Memo, Outcome, Rule};
 use switchyard::{
@@ -264,7 +264,7 @@ fn build_validates_the_experiment() {
     assert_eq!(err.kind(), ErrorKind::Config);
     assert!(err.to_string().contains("arm `b`") && err.to_string().contains("gpt-9"), "{err}");
     let bad_lambda =
-        Experiment::builder("l").arm("a", 1.0, Utility::new().cost_weight(-2.0)).arm("b", 1.0, Utility::new());
+        Experiment::builder("l").arm("a", 1.0, Utility::new().answer_value(-2.0)).arm("b", 1.0, Utility::new());
     let err = Router::builder().catalog(mini_frontier()).policy(bad_lambda.build().unwrap()).build().unwrap_err();
     assert!(err.to_string().contains("arm `a`"), "{err}");
 }
@@ -488,7 +488,7 @@ fn share(chosen: &[String], model: &str) -> f64 {
 #[test]
 fn bandit_converges_to_the_best_model() {
     let truth: HashMap<&str, f64> = [("a", 0.55), ("b", 0.8), ("c", 0.6)].into();
-    let bandit = Bandit::new().cost_weight(0.0).exploration(0.02).seed(11);
+    let bandit = Bandit::new().answer_value(1e9).exploration(0.02).seed(11);
     let chosen = bandit_run(&bandit, &truth, 3_000, 1);
     let late = &chosen[2_000..];
     println!("share of the best model: first 200 {:.2}, last 1000 {:.2}", share(&chosen[..200], "b"), share(late, "b"));
@@ -501,11 +501,14 @@ fn bandit_converges_to_the_best_model() {
 
 #[test]
 fn bandit_weighs_cost_against_quality() {
-    // `c` is a little better than `b` but four times the price: with λ = 1 (cost relative to the
-    // dearest candidate) the gain is not worth it; with λ = 0 it is.
+    // `c` is a little better than `b` but four times the price: when an answer is worth what `c`
+    // costs, the gain of 0.1 (worth a tenth of `c`'s price) does not pay for the three quarters of
+    // it that `c` costs more; when answers are worth much more, it does.
     let truth: HashMap<&str, f64> = [("a", 0.3), ("b", 0.7), ("c", 0.8)].into();
-    let cheap = bandit_run(&Bandit::new().cost_weight(1.0).seed(2), &truth, 2_500, 3);
-    let free = bandit_run(&Bandit::new().cost_weight(0.0).seed(2), &truth, 2_500, 3);
+    let probe = Router::builder().catalog(trio()).build().unwrap();
+    let c = probe.route(&Request::new("Which is larger, 7 or 9?")).unwrap().candidate("c").unwrap().cost.usd;
+    let cheap = bandit_run(&Bandit::new().answer_value(c).seed(2), &truth, 2_500, 3);
+    let free = bandit_run(&Bandit::new().answer_value(1e9).seed(2), &truth, 2_500, 3);
     assert!(share(&cheap[1_500..], "b") > 0.85, "{}", share(&cheap[1_500..], "b"));
     assert!(share(&free[1_500..], "c") > 0.7, "{}", share(&free[1_500..], "c"));
 }
@@ -605,8 +608,8 @@ fn bandit_and_experiment_stay_consistent_under_concurrent_routing_and_feedback()
 // Controller
 
 /// A router whose requests state their difficulty (`"d=2.5 ..."`), over `mini_frontier`, ranked by
-/// utility with `λ` on `knob`.
-fn knob_router(knob: &Knob, controller: Option<LambdaController>) -> Router {
+/// utility with the answer value on `knob`.
+fn knob_router(knob: &Knob, controller: Option<SpendController>) -> Router {
     let difficulty = classify::from_fn("stated", |input: &ClassifyInput<'_>, s: &mut Signals| {
         let text = input.request.last_user_text().unwrap_or("");
         let d = text.strip_prefix("d=").and_then(|t| t.split(' ').next()).and_then(|t| t.parse().ok());
@@ -619,7 +622,7 @@ fn knob_router(knob: &Knob, controller: Option<LambdaController>) -> Router {
         .catalog(mini_frontier())
         .classifier(difficulty, 0.0)
         .classifier(irt, 1.0)
-        .policy(Utility::new().cost_weight_knob(knob.clone()));
+        .policy(Utility::new().answer_value_knob(knob.clone()));
     if let Some(c) = controller {
         b = b.observer(c);
     }
@@ -652,35 +655,43 @@ fn shifted_traffic_with_cost(router: &Router) -> ((f64, f64, f64), f64) {
     ((f64::from(frontier[0]) / 3_000.0, f64::from(frontier[1]) / 1_500.0, f64::from(frontier[2]) / 1_500.0), cost)
 }
 
+/// `frontier`'s expected cost for the controller tests' requests.
+fn frontier_cost() -> f64 {
+    let probe = knob_router(&Knob::new(0.0), None);
+    probe.route(&Request::new("d=1.000 question")).unwrap().candidate("frontier").unwrap().cost.usd
+}
+
 fn shifted_traffic(router: &Router) -> (f64, f64, f64) {
     shifted_traffic_with_cost(router).0
 }
 
 #[test]
 fn controller_holds_the_frontier_share_through_a_traffic_shift() {
-    let fixed = Knob::new(0.3);
+    // An answer worth 10/3 of frontier's price.
+    let start = frontier_cost() / 0.3;
+    let fixed = Knob::new(start);
     let (before, _, after) = shifted_traffic(&knob_router(&fixed, None));
-    println!("fixed λ = 0.3: frontier share {before:.2} before the shift, {after:.2} after");
+    println!("fixed V = ${start:.5}: frontier share {before:.2} before the shift, {after:.2} after");
     assert!(after > 0.35, "without control the shift sends much more to frontier: {after}");
 
-    let knob = Knob::new(0.3);
+    let knob = Knob::new(start);
     let target = ControllerTarget::ShareAtMost { models: vec!["frontier".into()], share: 0.2 };
-    let controller = LambdaController::builder(knob.clone(), target).window(200).build().unwrap();
+    let controller = SpendController::builder(knob.clone(), target).window(200).build().unwrap();
     let router = knob_router(&knob, Some(controller.clone()));
     let (before, settling, after) = shifted_traffic(&router);
     println!(
-        "controlled: frontier share {before:.2} before, {settling:.2} while settling, {after:.2} after; λ = {:.2} after {} steps",
+        "controlled: frontier share {before:.2} before, {settling:.2} while settling, {after:.2} after; V = ${:.5} after {} steps",
         knob.get(),
         controller.steps()
     );
     assert!((after - 0.2).abs() < 0.05, "the controller holds 20% after the shift: {after}");
-    assert!(knob.get() > 0.3, "λ rose to hold the target: {}", knob.get());
+    assert!(knob.get() < start, "V fell to hold the target: {}", knob.get());
     assert_eq!(controller.steps(), 30);
 }
 
 #[test]
 fn controller_holds_a_mean_cost() {
-    let knob = Knob::new(0.3);
+    let knob = Knob::new(frontier_cost() / 0.3);
     let probe = knob_router(&Knob::new(0.0), None);
     let costs: Vec<f64> = ["d=1.0 question"]
         .iter()
@@ -691,10 +702,10 @@ fn controller_holds_a_mean_cost() {
     // A budget that allows frontier on about a third of the requests.
     let usd = cheap + (dear - cheap) / 3.0;
     let controller =
-        LambdaController::builder(knob.clone(), ControllerTarget::MeanCostAtMost { usd }).window(200).build().unwrap();
+        SpendController::builder(knob.clone(), ControllerTarget::MeanCostAtMost { usd }).window(200).build().unwrap();
     let router = knob_router(&knob, Some(controller.clone()));
     let (_, mean) = shifted_traffic_with_cost(&router);
-    println!("mean cost after the shift {mean:.6} vs target {usd:.6}; λ = {:.2}", knob.get());
+    println!("mean cost after the shift {mean:.6} vs target {usd:.6}; V = ${:.5}", knob.get());
     assert!((mean / usd - 1.0).abs() < 0.1, "mean cost {mean} vs target {usd}");
 }
 

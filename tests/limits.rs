@@ -19,7 +19,7 @@ use switchyard::{ErrorKind, Router, RouterConfig};
 
 /// A router that prefers quality (`dear`, then `mid`, then `cheap`), without retries.
 fn router(meter: &Meter, limits: LimitsConfig, store: Arc<dyn StateStore>) -> Router {
-    builder(meter, 0.0, no_retries(HealthConfig::new())).limits(limits).state_store_arc(store).build().unwrap()
+    builder(meter, 1e9, no_retries(HealthConfig::new())).limits(limits).state_store_arc(store).build().unwrap()
 }
 
 async fn spent(router: &Router) -> f64 {
@@ -92,7 +92,7 @@ async fn fallbacks_are_checked_against_the_budget_too() {
     );
     let cheap = reservation(&probe, "cheap");
     // Cost-first ranking: cheap, mid, dear. The budget covers `cheap` only.
-    let router = builder(&meter, 1e6, no_retries(HealthConfig::new()))
+    let router = builder(&meter, 0.0, no_retries(HealthConfig::new()))
         .limits(LimitsConfig::new().budget(Budget::new(Scope::Global, cheap * 1.5, Window::Day)))
         .build()
         .unwrap();
@@ -194,7 +194,7 @@ async fn sticky_sessions_stay_on_their_model_while_it_is_healthy() {
     let meter = Meter::new();
     let limits = LimitsConfig::new().sticky(Duration::from_secs(600));
     let health = HealthConfig::new().with_min_requests(2).with_failure_rate(0.5);
-    let router = builder(&meter, 0.0, no_retries(health)).limits(limits).build().unwrap();
+    let router = builder(&meter, 1e9, no_retries(health)).limits(limits).build().unwrap();
     // The conversation starts on `mid` (the only model it allows at first).
     let first = router.complete(request().with_key("conv-1").with_allowed(["mid"])).await.unwrap();
     assert_eq!(first.model.as_str(), "mid");
@@ -387,7 +387,7 @@ async fn a_circuit_opened_by_one_router_is_open_for_every_router_on_the_store() 
     let health = HealthConfig::new().with_min_requests(2).with_failure_rate(0.5).with_open_for(Duration::from_secs(30));
     let exec = no_retries(health);
     let replica =
-        |store: Arc<dyn StateStore>| builder(&meter, 0.0, exec.clone()).state_store_arc(store).build().unwrap();
+        |store: Arc<dyn StateStore>| builder(&meter, 1e9, exec.clone()).state_store_arc(store).build().unwrap();
     let (a, b) = (replica(store.clone()), replica(store.clone()));
     // `dear` fails on `a` until its circuit opens there.
     meter.knobs("dear").fail.store(true, Ordering::SeqCst);
@@ -408,7 +408,7 @@ async fn a_circuit_opened_by_one_router_is_open_for_every_router_on_the_store() 
     assert!(open(&b));
     assert!(b.route(&request()).unwrap().model().as_str() != "dear");
     // Without sharing, `b` finds out for itself.
-    let c = builder(&meter, 0.0, exec)
+    let c = builder(&meter, 1e9, exec)
         .limits(LimitsConfig::new().share_circuits(false))
         .state_store_arc(store)
         .build()

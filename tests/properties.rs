@@ -3,7 +3,11 @@
 //! - Every model in a decision's ranking satisfies every hard constraint, every model the router
 //!   removed was removed for a reason that holds, and every catalog model is one or the other.
 //! - `CheapestCapable` never passes over a cheaper candidate that reaches the floor.
-//! - `Utility`: a larger cost weight never raises the expected cost of the choice.
+//! - `Utility`: a larger answer value never lowers the chosen model's `p`, nor, without a latency
+//!   cost, its expected cost.
+//! - Independence of irrelevant alternatives: adding a model that is not chosen changes neither the
+//!   choice nor the order of the others, for every built-in policy (`Utility`, `CheapestCapable`,
+//!   `Rules`, `Bandit`, `Experiment`).
 //! - Decisions are deterministic, within one router and across routers built the same way.
 //! - Adding a model that the hard constraints filter out changes nothing.
 //! - `route()` never panics: any request, any valid catalog, gives a decision or a typed error.
@@ -19,7 +23,8 @@ use proptest::test_runner::TestCaseError;
 use switchyard::catalog::{Ability, LatencyProfile};
 use switchyard::classify::{DifficultyClassifier, HeuristicCounter, Intent, IntentClassifier, TokenCounter};
 use switchyard::cost::price;
-use switchyard::policy::{CostRef, RejectReason};
+use switchyard::policy::experiment::{Bandit, Experiment};
+use switchyard::policy::{Action, Condition, RejectReason, Rule, Rules};
 use switchyard::{
     Capabilities, Catalog, CheapestCapable, ContentPart, Decision, ErrorKind, ImageDetail, Message, ModelId,
     ModelProfile, Pricing, Request, ResponseFormat, Role, Router, RouterBuilder, Tool, Utility, uniform,
@@ -311,14 +316,14 @@ fn request_of(spec: &RequestSpec, ids: &[ModelId]) -> Request {
 
 #[derive(Clone, Debug)]
 enum PolicySpec {
-    Utility { lambda: f64, mu: f64, cost_ref_usd: Option<f64> },
+    Utility { value: f64, mu: f64 },
     Cheapest { floor: f64 },
 }
 
 fn policy_spec() -> impl Strategy<Value = PolicySpec> {
     prop_oneof![
-        (0.0..5.0f64, prop_oneof![Just(0.0), 0.0..2.0f64], proptest::option::weighted(0.2, 1e-6..1.0f64))
-            .prop_map(|(lambda, mu, cost_ref_usd)| PolicySpec::Utility { lambda, mu, cost_ref_usd }),
+        (answer_value(), prop_oneof![Just(0.0), 0.0..0.01f64])
+            .prop_map(|(value, mu)| PolicySpec::Utility { value, mu }),
         (0.0..=1.0f64).prop_map(|floor| PolicySpec::Cheapest { floor }),
     ]
 }
@@ -348,13 +353,7 @@ fn builder_of(spec: &RouterSpec, catalog: Catalog) -> RouterBuilder {
         .classifier(IntentClassifier::default(), spec.intent_weight)
         .seed(spec.seed);
     match spec.policy {
-        PolicySpec::Utility { lambda, mu, cost_ref_usd } => {
-            let mut u = Utility::new().cost_weight(lambda).latency_weight(mu);
-            if let Some(usd) = cost_ref_usd {
-                u = u.cost_ref(CostRef::Usd(usd));
-            }
-            b.policy(u)
-        }
+        PolicySpec::Utility { value, mu } => b.policy(Utility::new().answer_value(value).latency_cost(mu)),
         PolicySpec::Cheapest { floor } => b.policy(CheapestCapable::new(floor)),
     }
 }
@@ -383,6 +382,97 @@ fn build_case(models: &[ModelSpec], rs: &RouterSpec, qs: &RequestSpec) -> Case {
 
 fn ranking_ids(d: &Decision) -> Vec<ModelId> {
     std::iter::once(d.model().clone()).chain(d.fallbacks().cloned()).collect()
+}
+
+/// `spec` made dearer, weaker and slower than every model of `models`, and able to serve any
+/// request: the model a relative cost or latency scale would pick up, and no policy should choose.
+fn dearer_weaker_slower(models: &[ModelSpec], mut spec: ModelSpec) -> ModelSpec {
+    let max = |f: fn(&ModelSpec) -> f64| models.iter().map(f).fold(0.0, f64::max);
+    spec.input_price = 10.0 * max(|m| m.input_price) + 1.0;
+    spec.output_price = 10.0 * max(|m| m.output_price) + 1.0;
+    spec.cached_price = None;
+    spec.fee = 10.0 * max(|m| m.fee);
+    spec.ability = models.iter().map(|m| m.ability).fold(f64::INFINITY, f64::min) - 1.0;
+    spec.intent_ability = None;
+    spec.window = u32::MAX;
+    spec.max_out_raw = u32::MAX - 1;
+    spec.caps = u8::MAX;
+    spec.ttft_ms = 10.0 * max(|m| m.ttft_ms) + 1.0;
+    spec.tokens_per_sec = 0.5;
+    spec.tags = u8::MAX;
+    spec
+}
+
+/// Answer values from "almost only cost" to "almost only quality", in USD.
+fn answer_value() -> impl Strategy<Value = f64> {
+    prop_oneof![1 => Just(0.0), 8 => (-7.0..3.0f64).prop_map(|e| 10f64.powf(e))]
+}
+
+/// Every built-in policy, for the independence property.
+#[derive(Clone, Debug)]
+enum IiaPolicy {
+    Utility {
+        value: f64,
+        mu: f64,
+    },
+    Cheapest {
+        floor: f64,
+    },
+    /// Rules: code goes to `m0` (when it is a candidate), maths to the portfolio of the first three
+    /// models.
+    Rules {
+        value: f64,
+    },
+    Bandit {
+        value: f64,
+        exploration: f64,
+        seed: u64,
+    },
+    /// Two arms, `Utility` and `CheapestCapable`, split by the request's key.
+    Experiment {
+        value: f64,
+        floor: f64,
+    },
+}
+
+fn iia_policy() -> impl Strategy<Value = IiaPolicy> {
+    prop_oneof![
+        (answer_value(), prop_oneof![Just(0.0), 0.0..0.01f64]).prop_map(|(value, mu)| IiaPolicy::Utility { value, mu }),
+        (0.0..=1.0f64).prop_map(|floor| IiaPolicy::Cheapest { floor }),
+        answer_value().prop_map(|value| IiaPolicy::Rules { value }),
+        (answer_value(), prop_oneof![Just(0.0), Just(1.0), 0.0..1.0f64], any::<u64>())
+            .prop_map(|(value, exploration, seed)| IiaPolicy::Bandit { value, exploration, seed }),
+        (answer_value(), 0.0..=1.0f64).prop_map(|(value, floor)| IiaPolicy::Experiment { value, floor }),
+    ]
+}
+
+impl IiaPolicy {
+    /// The policy over a portfolio whose first `n` models are `m0`, `m1`, …
+    fn build(&self, b: RouterBuilder, n: usize) -> RouterBuilder {
+        match *self {
+            Self::Utility { value, mu } => b.policy(Utility::new().answer_value(value).latency_cost(mu)),
+            Self::Cheapest { floor } => b.policy(CheapestCapable::new(floor)),
+            Self::Rules { value } => b.policy(
+                Rules::new(Utility::new().answer_value(value))
+                    .rule(Rule::new("code", Condition::always().intent(Intent::Code), Action::Pin("m0".into())))
+                    .rule(Rule::new(
+                        "math",
+                        Condition::always().intent(Intent::Math),
+                        Action::Portfolio((0..n.min(3)).map(|i| ModelId::new(format!("m{i}"))).collect()),
+                    )),
+            ),
+            Self::Bandit { value, exploration, seed } => {
+                b.policy(Bandit::new().answer_value(value).exploration(exploration).seed(seed))
+            }
+            Self::Experiment { value, floor } => b.policy(
+                Experiment::builder("iia")
+                    .arm("utility", 1.0, Utility::new().answer_value(value))
+                    .arm("cheapest", 1.0, CheapestCapable::new(floor))
+                    .build()
+                    .expect("a valid experiment"),
+            ),
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -498,17 +588,11 @@ fn check_decision(catalog: &Catalog, req: &Request, d: &Decision) -> Result<(), 
     Ok(())
 }
 
-/// The documented utility, `p − λ·c/c_ref − μ·l/l_ref`, recomputed from the candidates: the ranking
-/// lists every candidate, best first, with these scores.
-fn check_utility_ranking(d: &Decision, lambda: f64, mu: f64, cost_ref_usd: Option<f64>) -> Result<(), TestCaseError> {
+/// The documented utility, `V·p − c − μ·l`, recomputed from the candidates: the ranking lists every
+/// candidate, best first, with these scores.
+fn check_utility_ranking(d: &Decision, value: f64, mu: f64) -> Result<(), TestCaseError> {
     let cands = d.candidates();
-    let c_ref = cost_ref_usd.unwrap_or_else(|| cands.iter().map(|c| c.cost.usd).fold(0.0, f64::max));
-    let l_ref = cands.iter().map(|c| c.latency_secs).fold(0.0, f64::max);
-    let utility = |c: &switchyard::policy::Candidate| {
-        let cost = if c_ref > 0.0 { lambda * c.cost.usd / c_ref } else { 0.0 };
-        let latency = if l_ref > 0.0 { mu * c.latency_secs / l_ref } else { 0.0 };
-        c.p - cost - latency
-    };
+    let utility = |c: &switchyard::policy::Candidate| value * c.p - c.cost.usd - mu * c.latency_secs;
     prop_assert_eq!(d.ranking().len(), cands.len());
     let mut previous = f64::INFINITY;
     for s in d.ranking() {
@@ -569,32 +653,71 @@ proptest! {
         }
     }
 
-    /// Raising λ never raises the expected cost of the choice (same request, same catalog).
+    /// Raising `V` never lowers the chosen model's `p` and, without a latency cost, never lowers
+    /// its expected cost (same request, same catalog).
     #[test]
-    fn utility_cost_weight_is_monotone(
+    fn utility_answer_value_is_monotone(
         (models, rs, qs) in case(),
-        lambda in 0.0..5.0f64,
-        delta in 0.01..5.0f64,
-        mu in prop_oneof![Just(0.0), 0.0..2.0f64],
-        cost_ref_usd in proptest::option::weighted(0.2, 1e-6..1.0f64),
+        value in answer_value(),
+        factor in 1.01..100.0f64,
+        mu in prop_oneof![Just(0.0), 0.0..0.01f64],
     ) {
         let catalog = catalog_of(&models);
         let ids: Vec<ModelId> = catalog.models().iter().map(|m| m.id.clone()).collect();
         let request = request_of(&qs, &ids);
-        let at = |l: f64| {
-            let spec = RouterSpec { policy: PolicySpec::Utility { lambda: l, mu, cost_ref_usd }, ..rs.clone() };
+        let at = |value: f64| {
+            let spec = RouterSpec { policy: PolicySpec::Utility { value, mu }, ..rs.clone() };
             router_of(&spec, catalog.clone()).route(&request)
         };
-        let (Ok(low), Ok(high)) = (at(lambda), at(lambda + delta)) else { return Ok(()) };
-        check_utility_ranking(&low, lambda, mu, cost_ref_usd)?;
-        check_utility_ranking(&high, lambda + delta, mu, cost_ref_usd)?;
+        let higher = value * factor + 1e-9;
+        let (Ok(low), Ok(high)) = (at(value), at(higher)) else { return Ok(()) };
+        check_utility_ranking(&low, value, mu)?;
+        check_utility_ranking(&high, higher, mu)?;
         prop_assert_eq!(low.candidates(), high.candidates());
-        let max_cost = low.candidates().iter().map(|c| c.cost.usd).fold(0.0, f64::max);
-        prop_assert!(
-            high.estimated_cost() <= low.estimated_cost() + 1e-9 * max_cost,
-            "λ {} chose `{}` (${}), λ {} chose `{}` (${})",
-            lambda, low.model(), low.estimated_cost(), lambda + delta, high.model(), high.estimated_cost()
-        );
+        prop_assert!(high.chosen().p >= low.chosen().p - 1e-12, "V {} chose p {}, V {} chose p {}", value, low.chosen().p, higher, high.chosen().p);
+        if mu == 0.0 {
+            let max_cost = low.candidates().iter().map(|c| c.cost.usd).fold(0.0, f64::max);
+            prop_assert!(
+                high.estimated_cost() >= low.estimated_cost() - 1e-9 * max_cost,
+                "V {} chose `{}` (${}), V {} chose `{}` (${})",
+                value, low.model(), low.estimated_cost(), higher, high.model(), high.estimated_cost()
+            );
+        }
+    }
+
+    /// Independence of irrelevant alternatives: a model added to the portfolio either is chosen or
+    /// changes nothing, neither the choice nor the order of the other models, whatever the policy.
+    #[test]
+    fn adding_a_model_that_is_not_chosen_changes_nothing(
+        (models, rs, qs) in case(),
+        extra in model_spec(),
+        dearer in any::<bool>(),
+        at in any::<proptest::sample::Index>(),
+        policy in iia_policy(),
+    ) {
+        let catalog = catalog_of(&models);
+        let ids: Vec<ModelId> = catalog.models().iter().map(|m| m.id.clone()).collect();
+        let request = request_of(&qs, &ids);
+        let extra = if dearer { dearer_weaker_slower(&models, extra) } else { extra };
+        let added = ModelId::new("added");
+        // The added model goes anywhere in the catalog; the others keep their ids and order.
+        let mut wider: Vec<ModelProfile> = catalog.models().to_vec();
+        wider.insert(at.index(wider.len() + 1), extra.profile(added.as_str()));
+        let route = |catalog: Catalog| {
+            let b = Router::builder()
+                .catalog(catalog)
+                .classifier(DifficultyClassifier::default(), rs.difficulty_weight)
+                .classifier(IntentClassifier::default(), rs.intent_weight)
+                .seed(rs.seed);
+            policy.build(b, models.len()).build().expect("generated routers are valid").route(&request)
+        };
+        let (Ok(before), Ok(after)) = (route(catalog.clone()), route(Catalog::new(wider).unwrap())) else { return Ok(()) };
+        if after.model() == &added {
+            return Ok(());
+        }
+        let order = |d: &Decision| -> Vec<ModelId> { ranking_ids(d).into_iter().filter(|m| *m != added).collect() };
+        prop_assert_eq!(before.model(), after.model(), "{:?}: adding `{}` moved the choice", policy, added);
+        prop_assert_eq!(order(&before), order(&after), "{:?}: adding `{}` reordered the others", policy, added);
     }
 
     /// The same request gets the same decision from one router, from a clone and from a twin

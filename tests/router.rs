@@ -28,12 +28,12 @@ fn model(id: &str) -> ModelProfile {
     ModelProfile::new(id, "sim").with_pricing(Pricing::per_mtok(1.0, 2.0))
 }
 
-fn utility_router(catalog: Catalog, lambda: f64) -> Router {
+fn utility_router(catalog: Catalog, answer_value: f64) -> Router {
     Router::builder()
         .catalog(catalog)
         .classifier(DifficultyClassifier::default(), 1.0)
         .classifier(IntentClassifier::default(), 0.5)
-        .policy(Utility::new().cost_weight(lambda))
+        .policy(Utility::new().answer_value(answer_value))
         .provider(SimulatedProvider::new("sim"))
         .build()
         .unwrap()
@@ -165,18 +165,12 @@ fn build_rejects_bad_classifier_weights() {
 
 #[test]
 fn build_rejects_bad_policy_parameters() {
-    for lambda in [f64::NAN, -1.0, f64::INFINITY] {
-        let err = config_err(Router::builder().catalog(mini_frontier()).policy(Utility::new().cost_weight(lambda)));
-        assert_mentions(&err, &["cost_weight"]);
+    for value in [f64::NAN, -1.0, f64::INFINITY] {
+        let err = config_err(Router::builder().catalog(mini_frontier()).policy(Utility::new().answer_value(value)));
+        assert_mentions(&err, &["answer_value_usd"]);
     }
-    let err = config_err(Router::builder().catalog(mini_frontier()).policy(Utility::new().latency_weight(f64::NAN)));
-    assert_mentions(&err, &["latency_weight"]);
-    let err = config_err(
-        Router::builder()
-            .catalog(mini_frontier())
-            .policy(Utility::new().cost_ref(switchyard::policy::CostRef::Usd(0.0))),
-    );
-    assert_mentions(&err, &["cost_ref"]);
+    let err = config_err(Router::builder().catalog(mini_frontier()).policy(Utility::new().latency_cost(f64::NAN)));
+    assert_mentions(&err, &["latency_usd_per_sec"]);
     for floor in [1.5, -0.1, f64::NAN] {
         let err = config_err(Router::builder().catalog(mini_frontier()).policy(CheapestCapable::new(floor)));
         assert_mentions(&err, &["quality_floor"]);
@@ -214,9 +208,9 @@ fn build_rejects_rules_naming_unknown_models() {
     );
     let err = config_err(Router::builder().catalog(mini_frontier()).policy(inner));
     assert_mentions(&err, &["quality_floor"]);
-    let bad_default = Rules::new(Utility::new().cost_weight(f64::NAN));
+    let bad_default = Rules::new(Utility::new().answer_value(f64::NAN));
     let err = config_err(Router::builder().catalog(mini_frontier()).policy(bad_default));
-    assert_mentions(&err, &["cost_weight"]);
+    assert_mentions(&err, &["answer_value_usd"]);
     let bad_difficulty = Rules::new(Utility::new()).rule(Rule::new(
         "d",
         Condition::always().min_difficulty(f64::NAN),
@@ -462,7 +456,7 @@ fn ten_megabyte_prompts_fail_cleanly() {
 
 #[tokio::test]
 async fn empty_and_unusual_text_routes() {
-    let router = utility_router(mini_frontier(), 1.0);
+    let router = utility_router(mini_frontier(), 0.02);
     let texts = [
         "",
         " ",
@@ -513,7 +507,7 @@ fn long_document_goes_to_the_long_context_model() {
             .with_ability(Ability::new(1.0)),
     ])
     .unwrap();
-    let router = utility_router(catalog, 1.0);
+    let router = utility_router(catalog, 0.02);
     let short = router.route(&Request::new("Summarise: the cat sat on the mat.")).unwrap();
     assert_eq!(short.model().as_str(), "short", "short prompts go to the cheap, able model");
 
@@ -578,7 +572,7 @@ fn tools_requests_never_go_to_models_without_tools() {
 
 #[test]
 fn easy_chat_goes_cheap_and_hard_proof_goes_strong() {
-    let router = utility_router(mini_frontier(), 0.3);
+    let router = utility_router(mini_frontier(), 0.07);
     let easy = router.route(&Request::new(EASY_CHAT)).unwrap();
     let hard = router.route(&Request::new(HARD_PROOF)).unwrap();
     assert_eq!(easy.model().as_str(), "mini", "{}", easy.explain());
@@ -589,7 +583,7 @@ fn easy_chat_goes_cheap_and_hard_proof_goes_strong() {
     let router = Router::builder()
         .catalog(mini_frontier())
         .classifier(DifficultyClassifier::default(), 1.0)
-        .policy(Utility::new().cost_weight(0.3))
+        .policy(Utility::new().answer_value(0.07))
         .build()
         .unwrap();
     let d = router.route(&Request::new(HARD_PROOF)).unwrap();
@@ -600,9 +594,9 @@ fn easy_chat_goes_cheap_and_hard_proof_goes_strong() {
     assert!(d.candidate("frontier").unwrap().cost.usd > d.candidate("mini").unwrap().cost.usd);
 
     // λ = 0: quality only; a huge λ: cost only.
-    let d = utility_router(mini_frontier(), 0.0).route(&Request::new(EASY_CHAT)).unwrap();
+    let d = utility_router(mini_frontier(), 1e9).route(&Request::new(EASY_CHAT)).unwrap();
     assert_eq!(d.model().as_str(), "frontier");
-    let d = utility_router(mini_frontier(), 100.0).route(&Request::new(HARD_PROOF)).unwrap();
+    let d = utility_router(mini_frontier(), 0.0).route(&Request::new(HARD_PROOF)).unwrap();
     assert_eq!(d.model().as_str(), "mini");
 }
 
@@ -619,7 +613,7 @@ fn per_intent_abilities_route_code_to_the_code_model() {
         .catalog(catalog)
         .classifier(DifficultyClassifier::default(), 1.0)
         .classifier(IntentClassifier::default(), 1.0)
-        .policy(Utility::new().cost_weight(0.0))
+        .policy(Utility::new().answer_value(1e9))
         .build()
         .unwrap();
     let code = router
@@ -660,7 +654,7 @@ fn cheapest_capable_uses_the_floor() {
 
 #[test]
 fn explain_names_the_choice_and_hides_the_prompt() {
-    let router = utility_router(mini_frontier(), 0.3);
+    let router = utility_router(mini_frontier(), 0.07);
     let secret = "platypusgrenadine";
     for prompt in [format!("{secret}: {HARD_PROOF}"), format!("hey {secret}, how are you?")] {
         let req = Request::new(prompt).with_system(format!("system {secret}")).with_tag("t").with_key("user-1");
@@ -678,8 +672,8 @@ fn explain_names_the_choice_and_hides_the_prompt() {
 
 #[test]
 fn routing_is_deterministic() {
-    let router = utility_router(mini_frontier(), 0.3);
-    let twin = utility_router(mini_frontier(), 0.3);
+    let router = utility_router(mini_frontier(), 0.07);
+    let twin = utility_router(mini_frontier(), 0.07);
     let clone = router.clone();
     for text in [EASY_CHAT, HARD_PROOF, "", "🦀"] {
         let req = Request::new(text).with_key("user-7");
@@ -905,7 +899,7 @@ fn rules_match_on_input_tokens() {
 
 #[tokio::test]
 async fn complete_returns_model_cost_and_decision() {
-    let router = utility_router(mini_frontier(), 0.3);
+    let router = utility_router(mini_frontier(), 0.07);
     for (text, expect) in [(EASY_CHAT, "mini"), (HARD_PROOF, "frontier")] {
         let req = Request::new(text).with_key("k");
         let decision = router.route(&req).unwrap();
@@ -987,7 +981,7 @@ async fn provider_errors_are_typed_and_name_the_model() {
         let router = Router::builder()
             .catalog(mini_frontier())
             .classifier(DifficultyClassifier::default(), 1.0)
-            .policy(Utility::new().cost_weight(0.3))
+            .policy(Utility::new().answer_value(0.07))
             .provider(SimulatedProvider::new("sim").model("mini", behaviour))
             .build()
             .unwrap();
@@ -1036,7 +1030,7 @@ async fn stream_matches_complete() {
         Router::builder()
             .catalog(mini_frontier())
             .classifier(DifficultyClassifier::default(), 1.0)
-            .policy(Utility::new().cost_weight(0.3))
+            .policy(Utility::new().answer_value(0.07))
             .provider(
                 SimulatedProvider::new("sim").seed(3).default_model(SimulatedModel::healthy().with_output_tokens(60)),
             )
@@ -1128,7 +1122,7 @@ async fn streams_never_use_models_that_cannot_stream() {
         model("streamer-2").with_capabilities(Capabilities::STREAMING).with_pricing(Pricing::per_mtok(3.0, 3.0)),
     ])
     .unwrap();
-    let router = utility_router(catalog.clone(), 1.0);
+    let router = utility_router(catalog.clone(), 0.02);
     let req = Request::new("hello there");
     assert_eq!(router.route(&req).unwrap().model().as_str(), "batch-only");
     assert_eq!(router.complete(req.clone()).await.unwrap().model().as_str(), "batch-only");
@@ -1292,7 +1286,7 @@ fn weak_router(b: RouterBuilder) -> Router {
     .unwrap();
     b.catalog(catalog)
         .classifier(DifficultyClassifier::default(), 1.0)
-        .policy(Utility::new().cost_weight(0.0))
+        .policy(Utility::new().answer_value(1e9))
         .provider(SimulatedProvider::new("sim"))
         .build()
         .unwrap()
@@ -1309,7 +1303,7 @@ async fn a_choice_below_the_confidence_floor_is_flagged_and_still_served_by_defa
     let response = router.complete(Request::new(HARD_PROOF)).await.unwrap();
     assert!(response.decision.is_low_confidence());
     // A confident choice is not flagged, and a floor of 0 flags nothing.
-    let strong = utility_router(mini_frontier(), 0.0).route(&Request::new(EASY_CHAT)).unwrap();
+    let strong = utility_router(mini_frontier(), 1e9).route(&Request::new(EASY_CHAT)).unwrap();
     assert!(strong.chosen().p >= 0.5 && !strong.is_low_confidence(), "{}", strong.explain());
     assert!(!strong.explain().contains("low confidence"));
     let off = weak_router(Router::builder().confidence_floor(0.0, OnLowConfidence::Flag))
@@ -1327,8 +1321,8 @@ async fn a_router_set_to_refuse_returns_a_low_confidence_error_without_calling_a
     assert!(!err.to_string().contains("primes"), "no prompt text: {err}");
     let err = router.complete(Request::new(HARD_PROOF)).await.unwrap_err();
     assert_eq!((err.kind(), err.attempts().len()), (ErrorKind::LowConfidence, 0));
-    // Below the floor only: an easy request on the same models goes through.
-    let lenient = weak_router(Router::builder().confidence_floor(0.01, OnLowConfidence::Refuse));
+    // Below the floor only: with a floor under the choice's p (about 0.007), the request goes through.
+    let lenient = weak_router(Router::builder().confidence_floor(0.001, OnLowConfidence::Refuse));
     assert!(lenient.route(&Request::new(HARD_PROOF)).is_ok());
 }
 
@@ -1358,11 +1352,11 @@ fn the_confidence_floor_loads_from_a_config() {
 #[test]
 fn explain_says_when_the_chosen_model_has_no_ability() {
     let bare = Catalog::new([model("bare")]).unwrap();
-    let d = utility_router(bare, 1.0).route(&Request::new(EASY_CHAT)).unwrap();
+    let d = utility_router(bare, 0.02).route(&Request::new(EASY_CHAT)).unwrap();
     assert!(d.explain().contains("`bare` has no ability set"), "{}", d.explain());
     // Set to the same value on purpose: nothing to say.
     let zero = Catalog::new([model("zero").with_ability(Ability::new(0.0))]).unwrap();
-    let d = utility_router(zero, 1.0).route(&Request::new(EASY_CHAT)).unwrap();
+    let d = utility_router(zero, 0.02).route(&Request::new(EASY_CHAT)).unwrap();
     assert!(!d.explain().contains("no ability"), "{}", d.explain());
     // In a config, an entry without `ability` is unset, one with `ability = { overall = 0 }` is set.
     let entry = |id: &str, ability: &str| {
@@ -1377,4 +1371,38 @@ fn explain_says_when_the_chosen_model_has_no_ability() {
         let explained = router.route(&Request::new(EASY_CHAT)).unwrap().explain();
         assert_eq!(explained.contains("has no ability set"), unset, "{explained}");
     }
+}
+
+#[test]
+fn a_known_model_without_an_ability_gets_the_table_s_in_code_and_in_configs() {
+    let known = Catalog::new([model("gpt-4o-mini")]).unwrap();
+    assert_eq!(known.models()[0].ability, Ability::known("gpt-4o-mini").unwrap());
+    let d = utility_router(known, 1.0).route(&Request::new(EASY_CHAT)).unwrap();
+    assert!(
+        d.explain().contains("ability of `gpt-4o-mini` from the known-models table, checked 2026-"),
+        "{}",
+        d.explain()
+    );
+    assert!(!d.explain().contains("no ability"), "{}", d.explain());
+    // In a config: matched by `api_name`, then by id; an ability written down wins.
+    let entry = |id: &str, extra: &str| {
+        format!(
+            "[[models]]\nid = \"{id}\"\nprovider = \"sim\"\ncontext_window = 8000\nmax_output_tokens = 1000\n\
+             pricing = {{ input_per_mtok = 1.0, output_per_mtok = 1.0 }}\n{extra}"
+        )
+    };
+    let text = [
+        entry("fast", "api_name = \"anthropic/claude-3-5-haiku-20241022\"\n"),
+        entry("gpt-4o-2024-08-06", ""),
+        entry("o3", "ability = { overall = 0.25 }\n"),
+        entry("mine", ""),
+    ]
+    .concat();
+    let cfg = switchyard::RouterConfig::from_toml_str(&text).unwrap();
+    let router = cfg.builder().unwrap().provider(SimulatedProvider::new("sim")).build().unwrap();
+    let models = router.catalog().models();
+    assert_eq!(models[0].ability.known_as(), Some("claude-3.5-haiku"));
+    assert_eq!(models[1].ability, Ability::known("gpt-4o").unwrap());
+    assert_eq!((models[2].ability.overall, models[2].ability.known_as()), (0.25, None));
+    assert_eq!((models[3].ability.overall, models[3].ability.known_as()), (0.0, None));
 }

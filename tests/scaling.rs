@@ -28,7 +28,7 @@ async fn replica(meter: &Meter, url: &str, ns: &str, limits: LimitsConfig) -> Ro
 fn router(meter: &Meter, limits: LimitsConfig, store: Arc<dyn StateStore>) -> Router {
     // No circuit breaking: the failure phases must not take models out of rotation for the rest.
     let health = HealthConfig::new().with_window(1000).with_min_requests(1000);
-    builder(meter, 0.0, no_retries(health)).limits(limits).state_store_arc(store).build().unwrap()
+    builder(meter, 1e9, no_retries(health)).limits(limits).state_store_arc(store).build().unwrap()
 }
 
 /// The worst-case reservation of `model`, with `meter` made to report the router's input estimate
@@ -383,7 +383,7 @@ async fn a_circuit_opened_on_one_replica_is_avoided_by_the_others() {
     let mut replicas = Vec::new();
     for _ in 0..3 {
         let store = RedisStore::connect(redis.url(), RedisConfig::new().with_namespace(ns.clone())).await.unwrap();
-        replicas.push(builder(&meter, 0.0, no_retries(health.clone())).state_store(store).build().unwrap());
+        replicas.push(builder(&meter, 1e9, no_retries(health.clone())).state_store(store).build().unwrap());
     }
     meter.knobs("dear").fail.store(true, Ordering::SeqCst);
     for _ in 0..3 {
@@ -421,7 +421,7 @@ async fn replicas_add_up_experiment_statistics_and_bandit_evidence_in_redis() {
         let store = RedisStore::connect(redis.url(), RedisConfig::new().with_namespace(ns.clone())).await.unwrap();
         let limits = LimitsConfig::new().share_learning(Duration::from_secs(3600));
         replicas.push(
-            builder(&meter, 0.0, no_retries(HealthConfig::new()))
+            builder(&meter, 1e9, no_retries(HealthConfig::new()))
                 .policy(experiment)
                 .limits(limits)
                 .state_store(store)

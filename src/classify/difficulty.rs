@@ -10,8 +10,12 @@ use crate::error::Result;
 /// The difficulty `d` is a sum of capped feature terms: length (logarithmic in tokens), questions,
 /// reasoning cues ("prove", "why", "step by step"), constraints ("must", "at least", "exactly"),
 /// multi-part structure (list items, sequencing words), code and math, minus a discount for short small
-/// talk; it is clamped to `[-3, 6]`. A one-line greeting scores below −1, a short factual question
-/// about −1 to 0, a multi-part proof or a constrained coding task about 2. The contribution to
+/// talk, plus a part fitted offline on the shared routing data's training rows (prompt length,
+/// numbers, arithmetic, long words, wh-words and question marks, weighed by how well they pick out,
+/// within a benchmark, the prompts a weak model fails and a strong one answers; see
+/// `docs/evaluation.md`, "Signals"); it is clamped to `[-3, 6]`. A one-line greeting scores about
+/// −3, a short factual question about −1.5, a multi-part proof or a constrained coding task 2 to
+/// 3. The contribution to
 /// `logit p(m)` is `θ_m − d`: a model answers requests below its ability well and those above it
 /// badly, as in a one-parameter item-response model.
 ///
@@ -40,20 +44,10 @@ impl DifficultyClassifier {
     pub fn infer(&self, s: &TextStats) -> (f64, f64) {
         let f = |x: u32, cap: u32| f64::from(x.min(cap));
         let tokens = self.counter.estimate_text(s);
-        let code = s.code_fences > 0 || s.code_cues >= 2;
-        let math = s.math_cues >= 1 || s.math_symbols >= 3;
-        let multi_part = f(s.list_items, 8) + 0.5 * f(s.step_cues, 6) + f(s.questions.saturating_sub(1), 4);
-        let mut d = -1.0
-            + 0.35 * (1.0 + tokens / 30.0).ln()
-            + 0.55 * f(s.reason_cues, 4)
-            + 0.2 * f(s.constraint_cues, 6)
-            + 0.2 * multi_part
-            + if code { 0.6 } else { 0.0 }
-            + if math { 0.7 } else { 0.0 };
-        if tokens < 40.0 && s.chat_cues > 0 && s.reason_cues == 0 && !code && !math {
-            d -= 0.6 * f(s.chat_cues, 2);
-        }
-        let d = (d + self.offset).clamp(-3.0, 6.0);
+        let (base, x) = parts(s, tokens);
+        let fitted: f64 = FITTED.iter().zip(x).map(|(w, x)| w * x).sum::<f64>() - FITTED_CENTRE;
+        let d = (base + fitted + self.offset).clamp(-3.0, 6.0);
+        let (code, math) = (is_code(s), is_math(s));
         let depth_logit = -2.0
             + 0.8 * f(s.reason_cues, 4)
             + 0.3 * f(s.step_cues, 4)
@@ -62,6 +56,56 @@ impl DifficultyClassifier {
             + if code { 0.4 } else { 0.0 };
         (d, 1.0 / (1.0 + (-depth_logit).exp()))
     }
+}
+
+fn is_code(s: &TextStats) -> bool {
+    s.code_fences > 0 || s.code_cues >= 2
+}
+
+fn is_math(s: &TextStats) -> bool {
+    s.math_cues >= 1 || s.math_symbols >= 3 || s.arithmetic >= 1
+}
+
+/// The number of features of the fitted part of the difficulty.
+pub const FEATURES: usize = 6;
+
+/// The names of the features, in order (for the program that fits them).
+pub const FEATURE_NAMES: [&str; FEATURES] =
+    ["ln(1 + min(tokens, 2048)/30)", "ln(1 + numbers)", "arithmetic", "long-word share", "wh-words", "questions"];
+
+/// The weights of the fitted features: a logistic regression, on the shared routing data's
+/// training rows, of "the weak model scored below the strong one" on these features, with one
+/// intercept per task and the hand-set part of the difficulty as a term of its own
+/// (`switchyard_eval::signals::fit_difficulty`; `docs/evaluation.md`, "Signals"). Regenerate with
+/// `cargo run --release -p switchyard-eval --example signals -- --fit`.
+pub const FITTED: [f64; FEATURES] = [0.4888, 0.2963, -0.0964, 0.0054, 0.0508, -0.1898];
+/// `Σ FITTED · mean feature` on those rows: subtracted, so that the fitted part averages zero there.
+pub const FITTED_CENTRE: f64 = 0.7826;
+
+/// The hand-set part of the difficulty, and the features of the fitted part.
+pub(crate) fn parts(s: &TextStats, tokens: f64) -> (f64, [f64; FEATURES]) {
+    let f = |x: u32, cap: u32| f64::from(x.min(cap));
+    let (code, math) = (is_code(s), is_math(s));
+    let multi_part = f(s.list_items, 8) + 0.5 * f(s.step_cues, 6) + f(s.questions.saturating_sub(1), 4);
+    let mut d = -1.0
+        + 0.35 * (1.0 + tokens / 30.0).ln()
+        + 0.55 * f(s.reason_cues, 4)
+        + 0.2 * f(s.constraint_cues, 6)
+        + 0.2 * multi_part
+        + if code { 0.6 } else { 0.0 }
+        + if math { 0.7 } else { 0.0 };
+    if tokens < 40.0 && s.chat_cues > 0 && s.reason_cues == 0 && !code && !math {
+        d -= 0.6 * f(s.chat_cues, 2);
+    }
+    let x = [
+        (1.0 + tokens.min(2048.0) / 30.0).ln(),
+        (1.0 + f(s.numbers, 30)).ln(),
+        f(s.arithmetic, 4),
+        f(s.long_words, 10_000) / f(s.words.max(1), u32::MAX),
+        f(s.wh_words, 4),
+        f(s.questions, 4),
+    ];
+    (d, x)
 }
 
 impl Classifier for DifficultyClassifier {

@@ -234,6 +234,12 @@ impl Decision {
         }
         if self.profile().ability.is_unset() {
             let _ = write!(s, " [`{}` has no ability set: counted as θ = 0]", self.model());
+        } else if let Some(known) = self.profile().ability.known_as() {
+            let _ = write!(
+                s,
+                " [ability of `{known}` from the known-models table, checked {}]",
+                crate::catalog::KNOWN_CHECKED
+            );
         }
         if self.is_low_confidence() {
             let _ = write!(s, " [low confidence: p {:.2} is below the floor {:.2}]", c.p, self.confidence_floor);

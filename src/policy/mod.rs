@@ -4,7 +4,7 @@
 //! them to a [`Policy`], which ranks them. The first model of the ranking serves the request; the rest
 //! are its fallbacks, in order.
 //!
-//! Built in: [`Utility`] (`p − λ·cost − μ·latency`), [`CheapestCapable`] (the cheapest model above a
+//! Built in: [`Utility`] (`V·p − cost − μ·latency`, in USD), [`CheapestCapable`] (the cheapest model above a
 //! quality floor), [`Rules`] (first matching rule pins a model or a sub-portfolio), [`Experiment`]
 //! (splits traffic between policies by a stable hash of the request key) and [`Bandit`] (Thompson
 //! sampling per context bucket, learning from feedback). Closures of type
@@ -32,7 +32,7 @@ pub use self::decision::{Candidate, Decision, OnLowConfidence, RejectReason, Rej
 pub use self::experiment::{ArmTag, Bandit, Experiment};
 pub use self::observer::Observer;
 pub use self::rules::{Action, Condition, Rule, Rules};
-pub use self::utility::{CostRef, Utility};
+pub use self::utility::{DEFAULT_ANSWER_VALUE_USD, Utility};
 pub(crate) use crate::classify::sigmoid;
 
 use crate::catalog::{Catalog, ModelIndex, ModelProfile};
@@ -79,16 +79,6 @@ impl<'a> PolicyInput<'a> {
     /// The profile of a candidate.
     pub fn profile(&self, candidate: &Candidate) -> &'a ModelProfile {
         self.catalog.model(candidate.model)
-    }
-
-    /// The highest expected cost among the candidates.
-    pub(crate) fn max_cost(&self) -> f64 {
-        self.candidates.iter().map(|c| c.cost.usd).fold(0.0, f64::max)
-    }
-
-    /// The longest expected latency among the candidates, in seconds.
-    pub(crate) fn max_latency(&self) -> f64 {
-        self.candidates.iter().map(|c| c.latency_secs).fold(0.0, f64::max)
     }
 }
 

@@ -63,7 +63,7 @@ impl TryFrom<f64> for Weight {
 ///     .catalog(catalog)
 ///     .classifier(DifficultyClassifier::default(), 1.0)
 ///     .classifier(IntentClassifier::default(), 0.5)
-///     .policy(Utility::new().cost_weight(1.0))
+///     .policy(Utility::new().answer_value(0.02))
 ///     .provider(SimulatedProvider::new("sim"))
 ///     .build()?;
 /// # let _ = router; Ok(()) }
@@ -312,11 +312,21 @@ impl RouterBuilder {
             return Err(Error::config("every classifier weight is 0: give at least one a positive weight"));
         }
         self.policy.validate(&catalog)?;
-        for m in catalog.models().iter().filter(|m| m.ability.is_unset()) {
-            tracing::warn!(
-                model = %m.id,
-                "no ability set: the difficulty and intent classifiers treat this model as θ = 0, an average model"
-            );
+        for m in catalog.models() {
+            if m.ability.is_unset() {
+                tracing::warn!(
+                    model = %m.id,
+                    "no ability set: the difficulty and intent classifiers treat this model as θ = 0, an average model"
+                );
+            } else if let Some(known) = m.ability.known_as() {
+                tracing::info!(
+                    model = %m.id,
+                    known,
+                    theta = m.ability.overall,
+                    checked = crate::catalog::KNOWN_CHECKED,
+                    "no ability set: using the known-models table's"
+                );
+            }
         }
         let fallback = match &self.fallback {
             Some(id) => Some(catalog.require(id, "`fallback_model`")?),

@@ -14,7 +14,7 @@
 //!
 //! [policy]
 //! kind = "utility"
-//! cost_weight = 1.0
+//! answer_value_usd = 0.02
 //!
 //! [[models]]
 //! id = "mini"
@@ -42,7 +42,7 @@ use crate::execute::ExecutionConfig;
 use crate::execute::quality::{Checks, NoRefusal, NonEmpty, NotTruncated, ValidJson};
 use crate::limits::LimitsConfig;
 use crate::policy::experiment::{Bandit, Experiment, SequentialTest, Unkeyed};
-use crate::policy::{Action, CheapestCapable, Condition, CostRef, OnLowConfidence, Policy, Rule, Rules, Utility};
+use crate::policy::{Action, CheapestCapable, Condition, OnLowConfidence, Policy, Rule, Rules, Utility};
 use crate::router::RouterBuilder;
 
 /// A router's configuration: catalog, classifiers and weights, cost model, policy and limits.
@@ -55,7 +55,7 @@ pub struct RouterConfig {
     /// Classifiers and their weights, in order.
     #[serde(default)]
     pub classifiers: Vec<ClassifierConfig>,
-    /// The policy (default: utility with `cost_weight = 1`).
+    /// The policy (default: utility with the default answer value).
     #[serde(default)]
     pub policy: PolicyConfig,
     /// The cost model's parameters.
@@ -148,15 +148,13 @@ pub enum ClassifierConfig {
 pub enum PolicyConfig {
     /// [`Utility`].
     Utility {
-        /// `λ`.
-        #[serde(default = "one")]
-        cost_weight: f64,
-        /// `μ`.
+        /// `V`, the value of an acceptable answer in USD (default
+        /// [`DEFAULT_ANSWER_VALUE_USD`](crate::policy::DEFAULT_ANSWER_VALUE_USD)).
+        #[serde(default = "default_answer_value")]
+        answer_value_usd: f64,
+        /// `μ`, the cost of one second of expected latency in USD.
         #[serde(default)]
-        latency_weight: f64,
-        /// Compare costs to this many USD instead of the dearest candidate.
-        #[serde(default)]
-        cost_ref_usd: Option<f64>,
+        latency_usd_per_sec: f64,
     },
     /// [`CheapestCapable`].
     CheapestCapable {
@@ -176,9 +174,9 @@ pub enum PolicyConfig {
     Experiment(ExperimentConfig),
     /// [`Bandit`]; unset fields keep [`Bandit::new`]'s defaults.
     Bandit {
-        /// `λ`, the weight of cost in the reward.
+        /// `V`, the value of an acceptable answer in USD.
         #[serde(default)]
-        cost_weight: Option<f64>,
+        answer_value_usd: Option<f64>,
         /// The exploration floor in `[0, 1]`.
         #[serde(default)]
         exploration: Option<f64>,
@@ -191,9 +189,6 @@ pub enum PolicyConfig {
         /// The evidence cap per posterior, in outcomes.
         #[serde(default)]
         max_evidence: Option<f64>,
-        /// Compare costs to this many USD instead of the dearest candidate.
-        #[serde(default)]
-        cost_ref_usd: Option<f64>,
         /// The sampling seed.
         #[serde(default)]
         seed: Option<u64>,
@@ -212,12 +207,12 @@ pub enum PolicyConfig {
 /// [[policy.arms]]
 /// name = "control"
 /// weight = 1.0
-/// policy = { kind = "utility", cost_weight = 1.0 }
+/// policy = { kind = "utility", answer_value_usd = 0.02 }
 ///
 /// [[policy.arms]]
 /// name = "cheaper"
 /// weight = 1.0
-/// policy = { kind = "utility", cost_weight = 2.0 }
+/// policy = { kind = "utility", answer_value_usd = 0.01 }
 /// ```
 #[non_exhaustive]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -262,27 +257,31 @@ fn one() -> f64 {
     1.0
 }
 
+fn default_answer_value() -> f64 {
+    crate::policy::DEFAULT_ANSWER_VALUE_USD
+}
+
 impl Default for PolicyConfig {
     fn default() -> Self {
-        Self::Utility { cost_weight: 1.0, latency_weight: 0.0, cost_ref_usd: None }
+        Self::Utility { answer_value_usd: default_answer_value(), latency_usd_per_sec: 0.0 }
     }
 }
 
 impl PolicyConfig {
     /// Sets the policy's cost–quality knob, as `switchyard_eval::calibrate` finds it:
-    /// [`Utility`]'s and [`Bandit`]'s `cost_weight` (`λ`), [`CheapestCapable`]'s `quality_floor`;
+    /// [`Utility`]'s and [`Bandit`]'s `answer_value_usd` (`V`), [`CheapestCapable`]'s `quality_floor`;
     /// for [`Rules`], the knob of its `default` policy (the rules' own policies are left as they
     /// are).
     ///
     /// # Errors
     /// [`ErrorKind::Config`](crate::ErrorKind::Config) if `knob` is not a valid value of that knob:
-    /// finite and `>= 0` for `cost_weight`, within `[0, 1]` for `quality_floor`; for an
+    /// finite and `>= 0` for `answer_value_usd`, within `[0, 1]` for `quality_floor`; for an
     /// [`Experiment`], which has one knob per arm: calibrate an arm's policy instead.
     pub fn set_knob(&mut self, knob: f64) -> Result<()> {
         match self {
-            Self::Utility { cost_weight, .. } => {
-                crate::policy::check_weight("policy.cost_weight", knob)?;
-                *cost_weight = knob;
+            Self::Utility { answer_value_usd, .. } => {
+                crate::policy::check_weight("policy.answer_value_usd", knob)?;
+                *answer_value_usd = knob;
             }
             Self::CheapestCapable { quality_floor } => {
                 if !(0.0..=1.0).contains(&knob) {
@@ -291,9 +290,9 @@ impl PolicyConfig {
                 *quality_floor = knob;
             }
             Self::Rules { default, .. } => default.set_knob(knob)?,
-            Self::Bandit { cost_weight, .. } => {
-                crate::policy::check_weight("policy.cost_weight", knob)?;
-                *cost_weight = Some(knob);
+            Self::Bandit { answer_value_usd, .. } => {
+                crate::policy::check_weight("policy.answer_value_usd", knob)?;
+                *answer_value_usd = Some(knob);
             }
             Self::Experiment(_) => {
                 return Err(Error::config(
@@ -381,8 +380,8 @@ pub struct ContextConfig {
 }
 
 impl RouterConfig {
-    /// A configuration of `models` with the defaults: no classifiers, the utility policy with
-    /// `cost_weight = 1`, seed 0.
+    /// A configuration of `models` with the defaults: no classifiers, the utility policy with the
+    /// default answer value, seed 0.
     pub fn new(models: Vec<ModelProfile>) -> Self {
         Self {
             models,
@@ -430,6 +429,9 @@ impl RouterConfig {
     /// # Errors
     /// [`ErrorKind::Config`](crate::ErrorKind::Config) naming the field and what is wrong.
     pub fn from_toml_str(text: &str) -> Result<Self> {
+        if let Some(migrated) = Self::migrate(text, |t| toml::from_str::<toml::Value>(t).ok())? {
+            return Ok(migrated);
+        }
         let de = toml::Deserializer::parse(text).map_err(|e| parse_error("TOML", &e.to_string()))?;
         serde_path_to_error::deserialize(de).map_err(|e| field_error(e.path(), e.inner()))
     }
@@ -439,10 +441,26 @@ impl RouterConfig {
     /// # Errors
     /// [`ErrorKind::Config`](crate::ErrorKind::Config) naming the field and what is wrong.
     pub fn from_json_str(text: &str) -> Result<Self> {
+        if let Some(migrated) = Self::migrate(text, |t| serde_json::from_str::<serde_json::Value>(t).ok())? {
+            return Ok(migrated);
+        }
         let mut de = serde_json::Deserializer::from_str(text);
         let cfg: Self = serde_path_to_error::deserialize(&mut de).map_err(|e| field_error(e.path(), e.inner()))?;
         de.end().map_err(|e| parse_error("JSON", &e.to_string()))?;
         Ok(cfg)
+    }
+
+    /// A v0.1 config rewritten for v0.2 ([`legacy`](super::legacy)), or `None` when `text` has no
+    /// v0.1 field (or does not parse: the caller's parser then says why).
+    fn migrate<V: Serialize>(text: &str, parse: impl FnOnce(&str) -> Option<V>) -> Result<Option<Self>> {
+        if !super::legacy::FIELDS.iter().any(|f| text.contains(f)) {
+            return Ok(None);
+        }
+        let Some(mut value) = parse(text).and_then(|v| serde_json::to_value(v).ok()) else { return Ok(None) };
+        if !super::legacy::migrate(&mut value)? {
+            return Ok(None);
+        }
+        serde_path_to_error::deserialize(value).map(Some).map_err(|e| field_error(e.path(), e.inner()))
     }
 
     /// Reads a `.toml` or `.json` file and checks it (see [`validate`](Self::validate)).
@@ -590,12 +608,8 @@ impl RouterConfig {
 fn build_policy(cfg: &PolicyConfig, at: &str) -> Result<std::sync::Arc<dyn Policy>> {
     use std::sync::Arc;
     Ok(match cfg {
-        PolicyConfig::Utility { cost_weight, latency_weight, cost_ref_usd } => {
-            let mut u = Utility::new().cost_weight(*cost_weight).latency_weight(*latency_weight);
-            if let Some(usd) = cost_ref_usd {
-                u = u.cost_ref(CostRef::Usd(*usd));
-            }
-            Arc::new(u)
+        PolicyConfig::Utility { answer_value_usd, latency_usd_per_sec } => {
+            Arc::new(Utility::new().answer_value(*answer_value_usd).latency_cost(*latency_usd_per_sec))
         }
         PolicyConfig::CheapestCapable { quality_floor } => Arc::new(CheapestCapable::new(*quality_floor)),
         PolicyConfig::Rules { default, rules } => {
@@ -653,17 +667,16 @@ fn build_policy(cfg: &PolicyConfig, at: &str) -> Result<std::sync::Arc<dyn Polic
             Arc::new(b.build().map_err(|err| Error::config(format!("{at}: {err}")))?)
         }
         PolicyConfig::Bandit {
-            cost_weight,
+            answer_value_usd,
             exploration,
             prior_strength,
             difficulty_bands,
             max_evidence,
-            cost_ref_usd,
             seed,
         } => {
             let mut b = Bandit::new();
-            if let Some(x) = cost_weight {
-                b = b.cost_weight(*x);
+            if let Some(x) = answer_value_usd {
+                b = b.answer_value(*x);
             }
             if let Some(x) = exploration {
                 b = b.exploration(*x);
@@ -676,9 +689,6 @@ fn build_policy(cfg: &PolicyConfig, at: &str) -> Result<std::sync::Arc<dyn Polic
             }
             if let Some(x) = max_evidence {
                 b = b.max_evidence(*x);
-            }
-            if let Some(x) = cost_ref_usd {
-                b = b.cost_ref(CostRef::Usd(*x));
             }
             if let Some(x) = seed {
                 b = b.seed(*x);
@@ -723,7 +733,7 @@ weight = 0.5
 
 [policy]
 kind = "rules"
-default = { kind = "utility", cost_weight = 2.0 }
+default = { kind = "utility", answer_value_usd = 0.01 }
 
 [[policy.rules]]
 name = "code to big"
@@ -765,7 +775,7 @@ pricing = { input_per_mtok = 3.0, output_per_mtok = 15.0, cached_input_per_mtok 
         let back = RouterConfig::from_toml_str(&text).unwrap();
         assert_eq!(back, cfg, "{text}");
         back.validate().unwrap();
-        assert!(text.contains("cost_weight = 0.25"), "{text}");
+        assert!(text.contains("answer_value_usd = 0.25"), "{text}");
         assert_eq!(RouterConfig::from_json_str(&serde_json::to_string(&cfg).unwrap()).unwrap(), cfg);
         // A config with every optional part set survives too.
         let full = format!(
@@ -783,7 +793,7 @@ pricing = { input_per_mtok = 3.0, output_per_mtok = 15.0, cached_input_per_mtok 
             assert_eq!(utility.set_knob(bad).unwrap_err().kind(), ErrorKind::Config);
         }
         utility.set_knob(3.0).unwrap();
-        assert!(matches!(utility, PolicyConfig::Utility { cost_weight, .. } if cost_weight == 3.0));
+        assert!(matches!(utility, PolicyConfig::Utility { answer_value_usd, .. } if answer_value_usd == 3.0));
         let built = RouterConfig::new(cfg.models.clone()).with_policy(utility);
         built.validate().unwrap();
         assert_eq!(built.classifiers, []);
@@ -794,7 +804,9 @@ pricing = { input_per_mtok = 3.0, output_per_mtok = 15.0, cached_input_per_mtok 
             self.policy.set_knob(knob).unwrap();
             match &self.policy {
                 PolicyConfig::Rules { default, .. } => {
-                    assert!(matches!(**default, PolicyConfig::Utility { cost_weight, .. } if cost_weight == knob));
+                    assert!(
+                        matches!(**default, PolicyConfig::Utility { answer_value_usd, .. } if answer_value_usd == knob)
+                    );
                 }
                 other => panic!("expected rules, got {other:?}"),
             }
@@ -838,8 +850,15 @@ pricing = { input_per_mtok = 3.0, output_per_mtok = 15.0, cached_input_per_mtok 
         assert!(e.contains("more than once"), "{e}");
         let e = err("models = []");
         assert!(e.contains("empty"), "{e}");
-        let e = err(&GOOD.replace("cost_weight = 2.0", "cost_weight = inf"));
-        assert!(e.contains("cost_weight"), "{e}");
+        let e = err(&GOOD.replace("answer_value_usd = 0.01", "answer_value_usd = inf"));
+        assert!(e.contains("answer_value_usd"), "{e}");
+        // v0.1's relative cost weight has no equivalent: the error says what to write instead.
+        let e = err(&GOOD.replace("answer_value_usd = 0.01", "cost_weight = 2.0"));
+        assert!(e.contains("policy.default.cost_weight") && e.contains("write `answer_value_usd`"), "{e}");
+        let e =
+            err(&GOOD
+                .replace("answer_value_usd = 0.01", "cost_weight = 1.0, latency_weight = 0.3, cost_ref_usd = 0.01"));
+        assert!(e.contains("latency_usd_per_sec"), "{e}");
         let e = err(&GOOD.replace("pin = \"big\"", "pin = \"big\"\ntagged = \"x\""));
         assert!(e.contains("exactly one"), "{e}");
         let e = err("this is not toml = = =");
@@ -882,7 +901,7 @@ sequential_test = { alpha = 0.01, metric = "success", min_samples = 20 }
 
 [[policy.arms]]
 name = "control"
-policy = { kind = "utility", cost_weight = 1.0 }
+policy = { kind = "utility", answer_value_usd = 0.02 }
 
 [[policy.arms]]
 name = "bandit"
@@ -923,14 +942,17 @@ pricing = { input_per_mtok = 3.0, output_per_mtok = 15.0 }
         let json = serde_json::to_string(&cfg).unwrap();
         assert_eq!(RouterConfig::from_json_str(&json).unwrap(), cfg);
 
-        let reward = EXPERIMENT
-            .replace("metric = \"success\"", "metric = { reward = { cost_weight = 0.5, cost_ref_usd = 0.005 } }");
+        let reward = EXPERIMENT.replace("metric = \"success\"", "metric = { reward = { answer_value_usd = 0.01 } }");
         let cfg = RouterConfig::from_toml_str(&reward).unwrap();
         let PolicyConfig::Experiment(e) = &cfg.policy else { panic!("{:?}", cfg.policy) };
-        assert_eq!(e.sequential_test.metric, Metric::Reward { cost_weight: 0.5, cost_ref_usd: 0.005 });
+        assert_eq!(e.sequential_test.metric, Metric::Reward { answer_value_usd: 0.01 });
         cfg.validate().unwrap();
-        let e = err(&reward.replace("cost_ref_usd = 0.005", "cost_ref_usd = 0.0"));
-        assert!(e.contains("cost_ref_usd"), "{e}");
+        let e = err(&reward.replace("answer_value_usd = 0.01", "answer_value_usd = -1.0"));
+        assert!(e.contains("answer_value_usd"), "{e}");
+        // v0.1's fixed reference converts exactly: `cost_weight = 0.5, cost_ref_usd = 0.005` is V = 0.01.
+        let old = EXPERIMENT
+            .replace("metric = \"success\"", "metric = { reward = { cost_weight = 0.5, cost_ref_usd = 0.005 } }");
+        assert_eq!(RouterConfig::from_toml_str(&old).unwrap(), cfg);
         let e = err(&EXPERIMENT.replace("exploration = 0.1", "exploration = 2.0"));
         assert!(e.contains("exploration"), "{e}");
         let e = err(&EXPERIMENT.replace("name = \"bandit\"", "name = \"control\""));

@@ -2,6 +2,7 @@
 
 mod builder;
 pub mod config;
+mod legacy;
 
 use std::collections::HashMap;
 use std::fmt;

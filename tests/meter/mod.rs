@@ -108,13 +108,13 @@ pub(crate) fn no_retries(health: HealthConfig) -> ExecutionConfig {
     ExecutionConfig::new().with_retry(RetryPolicy::new().with_max_retries_per_model(0)).with_health(health)
 }
 
-/// A router over [`catalog`] and `meter` with cost weight `lambda` (0: `dear`, then `mid`, then
-/// `cheap`), executing as `exec`.
-pub(crate) fn builder(meter: &Meter, lambda: f64, exec: ExecutionConfig) -> RouterBuilder {
+/// A router over [`catalog`] and `meter` with answer value `answer_value` in USD (large: `dear`,
+/// then `mid`, then `cheap`; 0: the reverse), executing as `exec`.
+pub(crate) fn builder(meter: &Meter, answer_value: f64, exec: ExecutionConfig) -> RouterBuilder {
     Router::builder()
         .catalog(catalog())
         .classifier(DifficultyClassifier::default(), 1.0)
-        .policy(Utility::new().cost_weight(lambda))
+        .policy(Utility::new().answer_value(answer_value))
         .provider(meter.clone())
         .execution(exec)
 }

@@ -1,12 +1,12 @@
 //! Criterion benchmarks of offline evaluation on the RouterBench subset's RouterDC test split (947
 //! rows, 11 models), read from `../shared/data/` at run time (skipped with a message when absent).
 //!
-//! - `evaluate/sweep_report/50`: a 50-point sweep of [`Utility`]'s `λ` over the test split (every
-//!   row routed by the difficulty and intent classifiers at every `λ`) and [`Report::new`];
+//! - `evaluate/sweep_report/50`: a 50-point sweep of [`Utility`]'s answer value over the test split
+//!   (every row routed by the difficulty and intent classifiers at every value) and [`Report::new`];
 //! - `evaluate/fit_sweep_report/50`: the same, with the catalog fitted on the training split first
 //!   (what `examples/evaluate.rs --router heuristic` does after loading the file);
 //! - `evaluate/learned_sweep_report/50`: the learned router (a model trained on the training split
-//!   before measuring) classifying each test row once and re-ranking at every `λ`
+//!   before measuring) classifying each test row once and re-ranking at every value
 //!   ([`cv::sweep_policy`]), and [`Report::new`]: what `examples/evaluate.rs` does after training.
 //!
 //! ```text
@@ -30,7 +30,7 @@ use switchyard_eval::{TrainConfig, Trainer};
 const POINTS: usize = 50;
 
 fn evaluate(fitted: &FittedCatalog, test: &Dataset, grid: &[f64]) -> Report {
-    let runs = sweep(test, grid, |l| fitted.builder().policy(Utility::new().cost_weight(l)).build())
+    let runs = sweep(test, grid, |v| fitted.builder().policy(Utility::new().answer_value(v)).build())
         .unwrap_or_else(|e| panic!("sweep: {e}"));
     Report::new(test, &runs).unwrap_or_else(|e| panic!("report: {e}"))
 }
@@ -47,7 +47,7 @@ fn bench_evaluate(c: &mut Criterion) {
     let train = all.in_split(SplitKind::RouterDc, "train");
     let test = all.in_split(SplitKind::RouterDc, "test");
     let fitted = FittedCatalog::fit(&train, &prices).unwrap_or_else(|e| panic!("{e}"));
-    let grid = log_grid(1e-3, 1e3, POINTS);
+    let grid = log_grid(1e-7, 1e3, POINTS);
 
     let mut g = c.benchmark_group("evaluate");
     g.sample_size(10);
@@ -68,7 +68,7 @@ fn bench_evaluate(c: &mut Criterion) {
         .unwrap_or_else(|e| panic!("{e}"));
     g.bench_with_input(BenchmarkId::new("learned_sweep_report", POINTS), &grid, |b, grid| {
         b.iter(|| {
-            let runs = cv::sweep_policy(black_box(&test), &router, grid, |l| Utility::new().cost_weight(l))
+            let runs = cv::sweep_policy(black_box(&test), &router, grid, |v| Utility::new().answer_value(v))
                 .unwrap_or_else(|e| panic!("sweep: {e}"));
             Report::new(&test, &runs).unwrap_or_else(|e| panic!("report: {e}"))
         });

@@ -104,7 +104,7 @@ fn try_main() -> Result<()> {
     let rows =
         Dataset::load(dir.join("routellm_mmlu_gsm8k.jsonl"), Format::RouteLlm)?.of_task(&train).without_contaminated();
     let prices = Prices::load(dir.join("models.json"), "routellm")?;
-    let grid = log_grid(1e-3, 1e3, 50);
+    let grid = log_grid(1e-7, 1e3, 301);
     let t = Instant::now();
     let mut described = String::new();
     let fit_and_sweep = |fit: &Dataset, test: &Dataset, described: &mut String| -> Result<Vec<Run>> {
@@ -118,7 +118,7 @@ fn try_main() -> Result<()> {
             .catalog(catalog.catalog().clone())
             .classifier(LearnedClassifier::new(model), 1.0)
             .build()?;
-        cv::sweep_policy(test, &router, &grid, |l| Utility::new().cost_weight(l))
+        cv::sweep_policy(test, &router, &grid, |v| Utility::new().answer_value(v))
     };
     let (report, what) = match dev.as_str() {
         "routerbench" => {

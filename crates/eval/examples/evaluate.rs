@@ -1,13 +1,13 @@
 //! Measures routing offline on public data: fits a catalog (and, for the learned router, trains a
 //! [`LearnedModel`](switchyard::classify::LearnedModel)) on the training rows, sweeps [`Utility`]'s
-//! `λ` over the reported rows, and compares the operating points with the single models, the zero
+//! answer value `V` over the reported rows, and compares the operating points with the single models, the zero
 //! router and the oracle.
 //!
 //! ```text
 //! cargo run --release --example evaluate -- [--data routerbench|mmlu|gsm8k|mmlu-to-gsm8k|gsm8k-to-mmlu]
 //!     [--router learned|heuristic] [--model FILE.swlm] [--split test] [--cv 5] [--hold-out TASK]
-//!     [--points 50] [--weak MODEL] [--json out.json] [--svg out.svg]
-//!     [--calibrate quality=0.95|share=0.2|spend=0.3] [--config-out router.toml]
+//!     [--points 301] [--weak MODEL] [--json out.json] [--svg out.svg]
+//!     [--calibrate quality=0.95|share=0.2|spend=0.3] [--config-out router.toml] [--bootstrap 1000]
 //! ```
 //!
 //! - `--router learned` (the default): a [`LearnedClassifier`] trained on the training rows (or
@@ -27,9 +27,12 @@
 //! - `--weak`: the weak model of APGR and CPT (default: the cheapest single model other than the best).
 //! - `--svg`: the cost–quality plot; needs the `plot` feature (`--features plot`).
 //! - `--calibrate`: carves a calibration slice out of the training rows (every 5th, `j % 5 == 0`),
-//!   fits the catalog on the other training rows, finds the `λ` that meets the target on the slice
-//!   and reports the reported rows' operating point at that `λ`; `--config-out` writes the router
-//!   config (TOML) with that `λ`.
+//!   fits the catalog on the other training rows, finds the `V` that meets the target on the slice
+//!   and reports the reported rows' operating point at that `V`; `--config-out` writes the router
+//!   config (TOML) with that `V`.
+//! - `--bootstrap N`: 95% percentile intervals of AIQ and the saving at 95% (router, zero router,
+//!   difference) and of the calibrated point, over `N` resamples of the reported rows with the
+//!   router's choices held fixed ([`switchyard_eval::bootstrap`]); default 1000, 0 turns them off.
 //!
 //! Costs are the data set's actual per-row costs of the chosen model (RouteLLM: its price per call).
 //! The data sets live in `../shared/data/` next to the checkout; without them the example says how
@@ -44,6 +47,9 @@ use switchyard::classify::{LearnedClassifier, LearnedModel};
 use switchyard::config::{ClassifierConfig, PolicyConfig, RouterConfig};
 use switchyard::cost::LearnedCostModel;
 use switchyard::{Error, ErrorKind, Result, Router, RouterBuilder, Utility};
+use switchyard_eval::bootstrap::{
+    BootstrapOptions, CurveIntervals, Interval, PointIntervals, bootstrap, bootstrap_point,
+};
 use switchyard_eval::calibrate::{Calibration, Target, calibrate};
 use switchyard_eval::catalog::{FittedCatalog, Prices};
 use switchyard_eval::cv::{self, cross_validate, k_fold};
@@ -51,11 +57,13 @@ use switchyard_eval::data::{Dataset, Format, SplitKind};
 use switchyard_eval::replay::{Report, ReportOptions, Run, Summary, log_grid, replay, sweep};
 use switchyard_eval::{TrainConfig, Trainer};
 
-const LAMBDA_MIN: f64 = 1e-3;
-const LAMBDA_MAX: f64 = 1e3;
+/// The answer values swept, in USD: from "almost always the cheapest" to "almost always the best".
+const VALUE_MIN: f64 = 1e-7;
+const VALUE_MAX: f64 = 1e3;
 const USAGE: &str = "usage: evaluate [--data routerbench|mmlu|gsm8k|mmlu-to-gsm8k|gsm8k-to-mmlu] [--router learned|heuristic] \
-                     [--model FILE.swlm] [--split test] [--cv K] [--hold-out TASK] [--points 50] [--weak MODEL] \
-                     [--json out.json] [--svg out.svg] [--calibrate quality=F|share=F|spend=F] [--config-out router.toml]";
+                     [--model FILE.swlm] [--split test] [--cv K] [--hold-out TASK] [--points 301] [--weak MODEL] \
+                     [--json out.json] [--svg out.svg] [--calibrate quality=F|share=F|spend=F] [--config-out router.toml] \
+                     [--bootstrap N]";
 
 struct Args {
     data: String,
@@ -70,6 +78,7 @@ struct Args {
     svg: Option<PathBuf>,
     calibrate: Option<Target>,
     config_out: Option<PathBuf>,
+    bootstrap: usize,
 }
 
 fn usage(msg: &str) -> Error {
@@ -84,12 +93,13 @@ fn args() -> Result<Args> {
         cv: None,
         hold_out: None,
         split: "test".into(),
-        points: 50,
+        points: 301,
         weak: None,
         json: None,
         svg: None,
         calibrate: None,
         config_out: None,
+        bootstrap: BootstrapOptions::DEFAULT_RESAMPLES,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -121,6 +131,9 @@ fn args() -> Result<Args> {
             "--svg" => a.svg = Some(value()?.into()),
             "--calibrate" => a.calibrate = Some(value()?.parse().map_err(|e: Error| usage(&e.to_string()))?),
             "--config-out" => a.config_out = Some(value()?.into()),
+            "--bootstrap" => {
+                a.bootstrap = value()?.parse().map_err(|_| usage("`--bootstrap` needs an integer >= 0"))?;
+            }
             "-h" | "--help" => return Err(usage("")),
             other => return Err(usage(&format!("unknown argument `{other}`"))),
         }
@@ -233,9 +246,11 @@ struct Output<'a> {
     reported_on: &'a str,
     policy: &'static str,
     router: String,
-    lambda_grid: &'a [f64],
+    value_grid: &'a [f64],
     report: &'a Report,
     calibration: Option<CalibrationOutput<'a>>,
+    /// `--bootstrap`: intervals of the curve figures; `None` with `--bootstrap 0`.
+    bootstrap: Option<CurveIntervals>,
     seconds: Timings,
 }
 
@@ -248,6 +263,8 @@ struct CalibrationOutput<'a> {
     reported_strong_share: f64,
     reported_quality_fraction: f64,
     reported_cost_fraction: f64,
+    /// `--bootstrap`: intervals of the reported quality and cost fractions.
+    reported_bootstrap: Option<PointIntervals>,
 }
 
 #[derive(Clone, Copy, Serialize)]
@@ -291,10 +308,10 @@ fn try_main() -> Result<()> {
     let t = Instant::now();
     let fitted = Fitted::new(&args, &s.train, &s.train_desc, &prices)?;
     let fit = t.elapsed().as_secs_f64();
-    let build = |lambda: f64| fitted.build(lambda);
+    let build = |value: f64| fitted.build(value);
 
     let t = Instant::now();
-    let grid = log_grid(LAMBDA_MIN, LAMBDA_MAX, args.points);
+    let grid = log_grid(VALUE_MIN, VALUE_MAX, args.points);
     let runs = fitted.sweep(&s.test, &grid)?;
     let sweep_secs = t.elapsed().as_secs_f64();
 
@@ -306,16 +323,21 @@ fn try_main() -> Result<()> {
     let desc =
         Described { router: fitted.describe(), train: &s.train_desc, train_rows: s.train.len(), test: &s.test_desc };
     print_report(&args, &report, &desc, timings);
+    let intervals = print_bootstrap(&args, &s.test, &runs)?;
 
     let calibrated = match (&s.calibration, args.calibrate) {
         (Some((rows, desc)), Some(target)) => Some(calibrate_and_replay(rows, desc, target, &s.test, &report, build)?),
         _ => None,
     };
+    let calibrated_intervals = match &calibrated {
+        Some((_, run)) => print_point_bootstrap(&args, &s.test, run, &report.best_single.model)?,
+        None => None,
+    };
     if let (Some((c, _)), Some(out)) = (&calibrated, &args.config_out) {
         let mut config = fitted.config(out)?;
         c.apply(&mut config)?;
         write(out, &config.to_toml_string()?)?;
-        println!("wrote {} (Utility, cost_weight = {:.6}; add providers when loading it)", out.display(), c.knob);
+        println!("wrote {} (Utility, answer_value_usd = {:.6e}; add providers when loading it)", out.display(), c.knob);
     }
 
     if let Some(out) = &args.svg {
@@ -331,6 +353,7 @@ fn try_main() -> Result<()> {
                 reported_strong_share: run.shares[report.gap_models.as_ref().map_or(0, |g| g.strong_index)],
                 reported_quality_fraction: run.point.quality / report.best_single.point.quality,
                 reported_cost_fraction: run.point.cost / report.best_single.point.cost,
+                reported_bootstrap: calibrated_intervals,
             }),
             _ => None,
         };
@@ -341,9 +364,10 @@ fn try_main() -> Result<()> {
             reported_on: &s.test_desc,
             policy: "utility (cost relative to the dearest candidate)",
             router: fitted.describe(),
-            lambda_grid: &grid,
+            value_grid: &grid,
             report: &report,
             calibration,
+            bootstrap: intervals,
             seconds: timings,
         };
         let text = serde_json::to_string_pretty(&output)
@@ -372,7 +396,7 @@ fn write_svg(_: &Report, _: &str, _: &Path) -> Result<()> {
     Err(usage("`--svg` needs the `plot` feature"))
 }
 
-/// Calibrates `λ` on the calibration rows, prints it, and replays the reported rows at it.
+/// Calibrates `V` on the calibration rows, prints it, and replays the reported rows at it.
 fn calibrate_and_replay(
     rows: &Dataset,
     desc: &str,
@@ -388,7 +412,7 @@ fn calibrate_and_replay(
     let strong = report.gap_models.as_ref().map_or(0, |g| g.strong_index);
     println!("\ncalibration ({target}) on {desc}: {} rows", c.rows);
     println!(
-        "  λ = {:.6} ({} replays, {:.3} s): quality {:.3} = {:.1}% of {}'s, cost {:.1}% of its cost, {:.1}% of calls to it",
+        "  V = ${:.6e} ({} replays, {:.3} s): quality {:.3} = {:.1}% of {}'s, cost {:.1}% of its cost, {:.1}% of calls to it",
         c.knob,
         c.evaluations,
         t.elapsed().as_secs_f64(),
@@ -399,7 +423,7 @@ fn calibrate_and_replay(
         100.0 * c.strong_share
     );
     println!(
-        "  on the reported rows at that λ: quality {:.3} = {:.1}% of {}'s, cost {:.1}% of its cost, {:.1}% of calls to it",
+        "  on the reported rows at that V: quality {:.3} = {:.1}% of {}'s, cost {:.1}% of its cost, {:.1}% of calls to it",
         run.point.quality,
         100.0 * run.point.quality / best.quality,
         short(&report.best_single.model),
@@ -407,6 +431,64 @@ fn calibrate_and_replay(
         100.0 * run.shares[strong]
     );
     Ok((c, run))
+}
+
+/// `--bootstrap N`: prints the intervals of the curve figures over `N` resamples of `rows`.
+fn print_bootstrap(args: &Args, rows: &Dataset, runs: &[Run]) -> Result<Option<CurveIntervals>> {
+    if args.bootstrap == 0 {
+        return Ok(None);
+    }
+    let t = Instant::now();
+    let ci = bootstrap(rows, runs, &BootstrapOptions::new().resamples(args.bootstrap))?;
+    let level = 100.0 * ci.level;
+    println!(
+        "\n{level:.0}% bootstrap intervals ({} resamples of the reported rows, the router's choices held fixed; {:.2} s):",
+        ci.resamples,
+        t.elapsed().as_secs_f64()
+    );
+    let target = 100.0 * ci.quality_target;
+    let line = |name: &str, aiq: Option<Interval>, saving: Option<Interval>| {
+        println!("  {name:<12} AIQ {}, saving at {target:.0}% {}", ci_num(aiq), ci_pct(saving));
+    };
+    let saving = |c: Option<Interval>| c.map(|c| c.map(|c| 1.0 - c));
+    line("router:", ci.router.aiq, saving(ci.router.cost_at_quality));
+    line("zero router:", ci.zero_router.aiq, saving(ci.zero_router.cost_at_quality));
+    // The saving's difference is the zero router's cost fraction minus the router's.
+    line("difference:", ci.difference.aiq, ci.difference.cost_at_quality.map(|d| d.map(|d| -d)));
+    Ok(Some(ci))
+}
+
+/// `--bootstrap N` with `--calibrate`: prints the intervals of the calibrated point on `rows`.
+fn print_point_bootstrap(args: &Args, rows: &Dataset, run: &Run, best: &str) -> Result<Option<PointIntervals>> {
+    if args.bootstrap == 0 {
+        return Ok(None);
+    }
+    let ci = bootstrap_point(rows, run, &BootstrapOptions::new().resamples(args.bootstrap))?;
+    println!(
+        "  {:.0}% bootstrap intervals ({} resamples of the reported rows): quality {} of {}'s, cost {} of its cost",
+        100.0 * ci.level,
+        ci.resamples,
+        ci_pct(ci.quality_fraction),
+        short(best),
+        ci_pct(ci.cost_fraction)
+    );
+    Ok(Some(ci))
+}
+
+/// An interval's undefined resamples, if any, for the printout.
+fn undefined(i: &Interval) -> String {
+    if i.undefined == 0 { String::new() } else { format!(" ({} resamples undefined)", i.undefined) }
+}
+
+fn ci_num(i: Option<Interval>) -> String {
+    i.map_or_else(|| "—".to_owned(), |i| format!("{:.3} [{:.3}, {:.3}]{}", i.estimate, i.lower, i.upper, undefined(&i)))
+}
+
+fn ci_pct(i: Option<Interval>) -> String {
+    i.map_or_else(
+        || "—".to_owned(),
+        |i| format!("{:.1}% [{:.1}%, {:.1}%]{}", 100.0 * i.estimate, 100.0 * i.lower, 100.0 * i.upper, undefined(&i)),
+    )
 }
 
 fn pct(x: Option<f64>) -> String {
@@ -448,7 +530,7 @@ fn print_report(args: &Args, r: &Report, d: &Described<'_>, t: Timings) {
     println!("data: {} ({} models)", r.data, r.models.len());
     println!("trained on:  {} ({} rows)", d.train, d.train_rows);
     println!("reported on: {} ({} rows)", d.test, r.rows);
-    println!("router: Utility, λ on a log grid {LAMBDA_MIN:e}..{LAMBDA_MAX:e}, {} points; {}", args.points, d.router);
+    println!("router: Utility, V on a log grid ${VALUE_MIN:e}..${VALUE_MAX:e}, {} points; {}", args.points, d.router);
     println!(
         "best single model: {} (quality {:.3}, cost {:.4}); costs below are fractions of its cost",
         best.model, best.point.quality, best.point.cost
@@ -522,7 +604,7 @@ fn print_report(args: &Args, r: &Report, d: &Described<'_>, t: Timings) {
 fn print_points(r: &Report) {
     let best = &r.best_single;
     println!("\noperating points (consecutive repeats collapsed; shares of calls ≥ 1%):");
-    println!("  {:>10}{:>9}{:>9}  shares", "λ", "cost", "quality");
+    println!("  {:>10}{:>9}{:>9}  shares", "V (USD)", "cost", "quality");
     let mut last: Option<&Run> = None;
     for run in &r.points {
         if last.is_some_and(|l| l.point == run.point) {
@@ -535,7 +617,7 @@ fn print_points(r: &Report) {
         let shares: Vec<String> =
             shares.iter().map(|(m, s)| format!("{} {:.0}%", short(&r.models[*m]), 100.0 * s)).collect();
         println!(
-            "  {:>10.4}{:>8.1}%{:>9.3}  {}",
+            "  {:>10.3e}{:>8.1}%{:>9.3}  {}",
             run.knob,
             100.0 * run.point.cost / best.point.cost,
             run.point.quality,
@@ -593,14 +675,14 @@ impl Fitted {
         }
     }
 
-    fn build(&self, lambda: f64) -> Result<Router> {
-        self.builder().policy(Utility::new().cost_weight(lambda)).build()
+    fn build(&self, value: f64) -> Result<Router> {
+        self.builder().policy(Utility::new().answer_value(value)).build()
     }
 
-    /// The sweep: the learned router classifies each row once and re-ranks at every `λ`.
+    /// The sweep: the learned router classifies each row once and re-ranks at every `V`.
     fn sweep(&self, test: &Dataset, grid: &[f64]) -> Result<Vec<Run>> {
         match &self.learned {
-            Some(_) => cv::sweep_policy(test, &self.builder().build()?, grid, |l| Utility::new().cost_weight(l)),
+            Some(_) => cv::sweep_policy(test, &self.builder().build()?, grid, |v| Utility::new().answer_value(v)),
             None => sweep(test, grid, |l| self.build(l)),
         }
     }
@@ -644,7 +726,7 @@ fn cross_validation(args: &Args, all: &Dataset, format: Format, prices: &Prices,
             (all.of_task(task).without_contaminated(), format!("{task} without contaminated rows"))
         }
     };
-    let grid = log_grid(LAMBDA_MIN, LAMBDA_MAX, args.points);
+    let grid = log_grid(VALUE_MIN, VALUE_MAX, args.points);
     let t = Instant::now();
     let splits = k_fold(&rows, k)?;
     let mut router = String::new();
@@ -674,6 +756,7 @@ fn cross_validation(args: &Args, all: &Dataset, format: Format, prices: &Prices,
         &Described { router, train: &train, train_rows: rows.len() * (k - 1) / k, test: &test },
         timings,
     );
+    print_bootstrap(args, &rows, &runs)?;
     if let Some(out) = &args.svg {
         write_svg(&report, &test, out)?;
         println!("wrote {}", out.display());

@@ -13,8 +13,9 @@
 //!    drawn with replacement from the 947 `test` prompts, each request keyed by one of 500 simulated
 //!    users.
 //! 2. The reward of answering row `r` with model `m` is `score(r, m) − λ · cost(r, m) / c_ref`, with
-//!    `c_ref` the mean cost of the dearest model on the test rows: the objective of `Utility` and of
-//!    the bandit, both given `CostRef::Usd(c_ref)`.
+//!    `c_ref` the mean cost of the dearest model on the test rows: `score − cost/V`, the objective
+//!    `V·score − cost` of `Utility` and of the bandit divided by `V`, both given the answer value
+//!    `V = c_ref / λ` in USD.
 //! 3. The bandit routes each request with `Router::route` and gets the chosen model's actual score and
 //!    cost back through `Router::feedback`. Fixed policies (each single model, `Utility` at the same
 //!    `λ`) and the per-row oracle are scored on the same requests.
@@ -26,7 +27,6 @@ use std::path::Path;
 
 use switchyard::catalog::Ability;
 use switchyard::hash::Rng;
-use switchyard::policy::CostRef;
 use switchyard::policy::experiment::{Conclusion, Experiment, Metric, SequentialTest};
 use switchyard::{Bandit, Catalog, Error, ErrorKind, Feedback, ModelProfile, Request, Result, Router, Utility};
 use switchyard_eval::catalog::{FittedCatalog, Prices};
@@ -72,8 +72,8 @@ fn args() -> Result<Args> {
             "`--svg` needs the `plot` feature: cargo run --release --example experiment --features plot -- --svg regret.svg",
         ));
     }
-    if a.requests == 0 || !(a.lambda.is_finite() && a.lambda >= 0.0) {
-        return Err(usage("`--requests` must be positive and `--lambda` finite and >= 0"));
+    if a.requests == 0 || !(a.lambda.is_finite() && a.lambda > 0.0) {
+        return Err(usage("`--requests` must be positive and `--lambda` finite and > 0"));
     }
     Ok(a)
 }
@@ -111,9 +111,13 @@ impl Traffic<'_> {
     }
 }
 
+/// The answer value in USD that makes `V·score − cost` the example's reward times `c_ref / λ`.
+fn answer_value(args: &Args, c_ref: f64) -> f64 {
+    c_ref / args.lambda
+}
+
 fn make_bandit(args: &Args, c_ref: f64) -> Bandit {
-    let b =
-        Bandit::new().cost_weight(args.lambda).cost_ref(CostRef::Usd(c_ref)).prior_strength(args.prior).seed(args.seed);
+    let b = Bandit::new().answer_value(answer_value(args, c_ref)).prior_strength(args.prior).seed(args.seed);
     match args.exploration {
         Some(e) => b.exploration(e),
         None => b,
@@ -239,8 +243,7 @@ fn try_main() -> Result<()> {
     singles.sort_by(|a, b| b.1.total_cmp(&a.1));
     let oracle =
         plan.iter().map(|&(r, _)| (0..models).map(|m| traffic.reward(r, m)).fold(f64::MIN, f64::max)).sum::<f64>() / n;
-    let utility_router =
-        fitted.builder().policy(Utility::new().cost_weight(args.lambda).cost_ref(CostRef::Usd(c_ref))).build()?;
+    let utility_router = fitted.builder().policy(Utility::new().answer_value(answer_value(&args, c_ref))).build()?;
     let mut utility_rewards = Vec::with_capacity(plan.len());
     for &(r, u) in &plan {
         utility_rewards.push(traffic.reward(r, utility_router.route(&traffic.request(r, u))?.model_index()));
@@ -288,11 +291,11 @@ fn try_main() -> Result<()> {
     // An A/B test: utility against the bandit that learned above (and keeps learning), on the reward
     // both maximise, until the sequential test decides (or 50,000 requests).
     let experiment = Experiment::builder("utility-vs-bandit")
-        .arm("utility", 1.0, Utility::new().cost_weight(args.lambda).cost_ref(CostRef::Usd(c_ref)))
+        .arm("utility", 1.0, Utility::new().answer_value(answer_value(&args, c_ref)))
         .arm("bandit", 1.0, warm)
         .sequential_test(
             SequentialTest::new()
-                .metric(Metric::Reward { cost_weight: args.lambda, cost_ref_usd: c_ref })
+                .metric(Metric::Reward { answer_value_usd: answer_value(&args, c_ref) })
                 .alpha(0.05)
                 .min_samples(500),
         )

@@ -4,8 +4,8 @@
 //! [`calibrate`] takes a data set of calibration rows (never the rows you report), a [`Target`] and
 //! the same knob → router closure that [`sweep`](super::replay::sweep) takes, and:
 //!
-//! 1. replays the rows at every knob of a log grid ([`Search`]: by default 25 values of `λ` from
-//!    `1e-3` to `1e3`);
+//! 1. replays the rows at every knob of a log grid ([`Search`]: by default 41 values of the answer
+//!    value `V` from `1e-7` to `1e3` USD);
 //! 2. keeps the grid points that meet the target and picks the best of them: for
 //!    [`Target::Quality`] the cheapest (then the more accurate), for [`Target::StrongShare`] and
 //!    [`Target::Spend`] the most accurate (then the cheaper);
@@ -15,9 +15,9 @@
 //! 4. returns the best point seen as a [`Calibration`], or an error that names the best the knob
 //!    reaches when no point meets the target.
 //!
-//! **Monotonicity.** Raising [`Utility`](switchyard::Utility)'s `λ` never raises the estimated cost of
-//! the model chosen for a request, but the data set's *actual* cost, quality and share of strong
-//! calls are only approximately monotone in `λ`: a dearer model can be cheaper on a given row, and
+//! **Monotonicity.** Raising [`Utility`](switchyard::Utility)'s answer value `V` never lowers the
+//! estimated cost of the model chosen for a request, but the data set's *actual* cost, quality and
+//! share of strong calls are only approximately monotone in `V`: a dearer model can be cheaper on a given row, and
 //! a cheaper choice can be the correct one. Steps 2 and 3 therefore never assume monotonicity: every
 //! evaluated point is checked against the target, the answer is the best checked point, and
 //! bisection only narrows a boundary found on the grid. A target met on a narrow island between two
@@ -40,11 +40,11 @@
 //!     ModelProfile::new("dear", "p").with_pricing(Pricing::per_mtok(10.0, 10.0)).with_ability(Ability::new(3.0)),
 //! ])?;
 //! let target: Target = "quality=0.9".parse()?; // or Target::Quality(0.9)
-//! let c = calibrate(&calibration_rows, target, |lambda| {
+//! let c = calibrate(&calibration_rows, target, |value| {
 //!     Router::builder()
 //!         .catalog(catalog.clone())
 //!         .classifier(DifficultyClassifier::default(), 1.0)
-//!         .policy(Utility::new().cost_weight(lambda))
+//!         .policy(Utility::new().answer_value(value))
 //!         .build()
 //! })?;
 //! assert!(c.quality_fraction >= 0.9);
@@ -135,11 +135,11 @@ impl FromStr for Target {
 #[non_exhaustive]
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Search {
-    /// The smallest knob value tried (default `1e-3`).
+    /// The smallest knob value tried (default `1e-7`).
     pub lo: f64,
     /// The largest knob value tried (default `1e3`).
     pub hi: f64,
-    /// Grid points, both ends included, evenly spaced in log space (default 25).
+    /// Grid points, both ends included, evenly spaced in log space (default 41).
     pub points: usize,
     /// Bisection steps on each side of the best grid point (default 12).
     pub steps: usize,
@@ -147,12 +147,12 @@ pub struct Search {
 
 impl Default for Search {
     fn default() -> Self {
-        Self { lo: 1e-3, hi: 1e3, points: 25, steps: 12 }
+        Self { lo: 1e-7, hi: 1e3, points: 41, steps: 12 }
     }
 }
 
 impl Search {
-    /// The default search, over `λ` from `1e-3` to `1e3`.
+    /// The default search, over `V` from `1e-7` to `1e3` USD in 41 points (4 per decade).
     pub fn new() -> Self {
         Self::default()
     }
@@ -198,7 +198,7 @@ impl Search {
 #[non_exhaustive]
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Calibration {
-    /// The knob value (`λ` for [`Utility`](switchyard::Utility)).
+    /// The knob value (the answer value `V`, in USD, for [`Utility`](switchyard::Utility)).
     pub knob: f64,
     /// The target it meets.
     pub target: Target,
@@ -220,7 +220,7 @@ pub struct Calibration {
 
 impl Calibration {
     /// Stores the knob in `config`'s policy ([`PolicyConfig::set_knob`](switchyard::config::PolicyConfig::set_knob)):
-    /// [`Utility`](switchyard::Utility)'s `cost_weight` or [`CheapestCapable`](switchyard::CheapestCapable)'s
+    /// [`Utility`](switchyard::Utility)'s `answer_value_usd` or [`CheapestCapable`](switchyard::CheapestCapable)'s
     /// `quality_floor`. Write the config out with [`RouterConfig::to_toml_string`].
     ///
     /// # Errors
@@ -230,7 +230,7 @@ impl Calibration {
     }
 }
 
-/// [`calibrate_with`] with the default [`Search`] (`λ` from `1e-3` to `1e3`).
+/// [`calibrate_with`] with the default [`Search`] (`V` from `1e-7` to `1e3` USD).
 ///
 /// # Errors
 /// As [`calibrate_with`].
@@ -447,8 +447,13 @@ mod tests {
         2f64.powi(r) >= knob
     }
 
+    /// The grid these tests were written for: 25 points from `1e-3` to `1e3`.
+    fn search() -> Search {
+        Search::new().range(1e-3, 1e3).points(25)
+    }
+
     fn cal(target: Target) -> Calibration {
-        calibrate(&data(), target, |k| router(k, threshold)).unwrap()
+        calibrate_with(&data(), target, &search(), |k| router(k, threshold)).unwrap()
     }
 
     #[test]
@@ -483,7 +488,7 @@ mod tests {
         fn bumpy(r: i32, knob: f64) -> bool {
             knob < 10.0 || (knob >= 100.0 && r >= 5)
         }
-        let c = calibrate(&data(), Target::Quality(0.95), |k| router(k, bumpy)).unwrap();
+        let c = calibrate_with(&data(), Target::Quality(0.95), &search(), |k| router(k, bumpy)).unwrap();
         assert_eq!(c.point, OperatingPoint::new(55.0, 1.0));
         assert!((100.0..=1000.0).contains(&c.knob), "{}", c.knob);
         // Toward the infeasible side the bisection converges on 100 from above.
@@ -536,7 +541,7 @@ mod tests {
         let c = cal(Target::Quality(0.95));
         let mut config = RouterConfig::new(vec![ModelProfile::new("cheap", "p"), ModelProfile::new("dear", "p")]);
         c.apply(&mut config).unwrap();
-        assert!(matches!(config.policy, PolicyConfig::Utility { cost_weight, .. } if cost_weight == c.knob));
+        assert!(matches!(config.policy, PolicyConfig::Utility { answer_value_usd, .. } if answer_value_usd == c.knob));
         let back = RouterConfig::from_toml_str(&config.to_toml_string().unwrap()).unwrap();
         assert_eq!(back, config);
         // A quality floor must be a fraction: a knob of ~30 is not one.

@@ -1,8 +1,10 @@
 //! Offline evaluation of routing on labelled data: load a data set where every prompt was answered by
 //! every model ([`data`]), and measure cost against quality as RouterBench and RouteLLM do
 //! ([`metrics`]); replay a router and sweep its knob into a [`Report`] ([`replay`](mod@replay)), find the knob
-//! that meets a target and store it in the config ([`calibrate`]), and, with the `plot` feature, draw
-//! the report's cost–quality curve as SVG (`plot`).
+//! that meets a target and store it in the config ([`calibrate`]), put bootstrap intervals on the
+//! report's figures ([`bootstrap`](mod@bootstrap)), and, with the `plot` feature, draw the report's
+//! cost–quality curve as SVG (`plot`); measure how well the core's built-in signals rank prompts
+//! within a task, and fit the difficulty's constants ([`signals`]).
 //!
 //! ```no_run
 //! use switchyard_eval::data::{Dataset, Format, SplitKind};
@@ -96,6 +98,7 @@
 //! - RouteLLM's oracle curve sends the strong model the rows where it gains most, rows where it loses
 //!   last.
 
+pub mod bootstrap;
 pub mod calibrate;
 pub mod catalog;
 pub mod cv;
@@ -105,8 +108,10 @@ pub mod metrics;
 #[cfg_attr(docsrs, doc(cfg(feature = "plot")))]
 pub mod plot;
 pub mod replay;
+pub mod signals;
 pub mod train;
 
+pub use bootstrap::{BootstrapOptions, CurveIntervals, Interval, PointIntervals, bootstrap, bootstrap_point};
 pub use catalog::{FittedCatalog, Prices};
 pub use data::{Dataset, Format, Row};
 pub use metrics::{OperatingPoint, Outcomes};

@@ -7,7 +7,7 @@
 //! 2. The chosen model's **actual** score and cost on that row, from the data set, make the run's
 //!    [`OperatingPoint`] ([`metrics::operating_point`]). The router's own cost estimates (from the
 //!    catalog's prices) only drive the decision; they are never summed.
-//! 3. [`sweep`] repeats this at several values of a knob (for [`Utility`](switchyard::Utility), its `λ`;
+//! 3. [`sweep`] repeats this at several values of a knob (for [`Utility`](switchyard::Utility), its answer value;
 //!    see [`log_grid`]), and [`Report::new`] compares the points with the single models, the zero
 //!    router and the oracle on the same rows, with the functions of [`metrics`].
 //!
@@ -25,11 +25,11 @@
 //!     ModelProfile::new("cheap", "p").with_pricing(Pricing::per_mtok(0.1, 0.1)),
 //!     ModelProfile::new("dear", "p").with_pricing(Pricing::per_mtok(10.0, 10.0)),
 //! ])?;
-//! let sweep = sweep(&data, &log_grid(1e-2, 1e2, 9), |lambda| {
-//!     Router::builder().catalog(catalog.clone()).policy(Utility::new().cost_weight(lambda)).build()
+//! let sweep = sweep(&data, &log_grid(1e-7, 1e3, 11), |value| {
+//!     Router::builder().catalog(catalog.clone()).policy(Utility::new().answer_value(value)).build()
 //! })?;
 //! let report = Report::new(&data, &sweep)?;
-//! assert_eq!(report.points.len(), 9);
+//! assert_eq!(report.points.len(), 11);
 //! # Ok(()) }
 //! # run().unwrap();
 //! ```
@@ -129,10 +129,10 @@ pub fn replay(router: &Router, data: &Dataset) -> Result<Run> {
 
 /// Builds a router at each knob value with `build` and replays `data` through it, in order.
 ///
-/// For [`Utility`](switchyard::Utility) the knob is `λ`, the weight of cost relative to the dearest
-/// candidate: `|λ| Router::builder()...policy(Utility::new().cost_weight(λ)).build()` on a
-/// [`log_grid`] from `1e-3` (almost always the most likely model to succeed) to `1e3` (almost always
-/// the cheapest) covers the whole curve. One request buffer is reused for every row of every point.
+/// For [`Utility`](switchyard::Utility) the knob is `V`, the value of an acceptable answer in USD:
+/// `|v| Router::builder()...policy(Utility::new().answer_value(v)).build()` on a [`log_grid`] from
+/// `1e-7` (almost always the cheapest model) to `1e3` (almost always the most likely to succeed)
+/// covers the whole curve for per-request costs between about a micro-dollar and a dollar. One request buffer is reused for every row of every point.
 ///
 /// # Errors
 /// [`ErrorKind::InvalidRequest`](switchyard::ErrorKind::InvalidRequest) if `knobs` is empty; `build`'s

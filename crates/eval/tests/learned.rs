@@ -55,7 +55,7 @@ fn on_routerbench_the_learned_router_beats_the_zero_router_on_the_test_split() {
     let learned = LearnedClassifier::new(model);
     learned.check_catalog(fitted.catalog()).unwrap();
     let router = RouterBuilder::new().catalog(fitted.catalog().clone()).classifier(learned, 1.0).build().unwrap();
-    let runs = cv::sweep_policy(&test, &router, &log_grid(1e-3, 1e3, 30), |l| Utility::new().cost_weight(l)).unwrap();
+    let runs = cv::sweep_policy(&test, &router, &log_grid(1e-7, 1e3, 30), |v| Utility::new().answer_value(v)).unwrap();
     let report = Report::new(&test, &runs).unwrap();
     let (aiq, zero) = (report.router.aiq.unwrap(), report.zero_router.aiq.unwrap());
     // Full training reaches 0.842 against 0.810; a third of the rows and four epochs still learn
@@ -96,8 +96,8 @@ fn a_held_out_task_falls_back_to_quality_following_price() {
             .classifier(LearnedClassifier::new(model), 1.0)
             .build()
             .unwrap();
-        let grid = log_grid(1e-3, 1e3, 50);
-        let runs = cv::sweep_policy(&split.test, &router, &grid, |l| Utility::new().cost_weight(l)).unwrap();
+        let grid = log_grid(1e-7, 1e3, 50);
+        let runs = cv::sweep_policy(&split.test, &router, &grid, |v| Utility::new().answer_value(v)).unwrap();
         let report = Report::new(&split.test, &runs).unwrap();
         let (aiq, zero) = (report.router.aiq.unwrap(), report.zero_router.aiq.unwrap());
         assert!(aiq > zero - 0.01, "held-out {held}: AIQ {aiq:.4}, zero router {zero:.4}");
@@ -127,7 +127,7 @@ fn a_learned_classifier_loads_from_a_router_config() {
         .collect();
     let config = |path: &Path| {
         format!(
-            "[[classifiers]]\nkind = \"learned\"\nweight = 1.0\nmodel = \"{}\"\n\n[policy]\nkind = \"utility\"\ncost_weight = 0.0\n\n{models}",
+            "[[classifiers]]\nkind = \"learned\"\nweight = 1.0\nmodel = \"{}\"\n\n[policy]\nkind = \"utility\"\nanswer_value_usd = 1e9\n\n{models}",
             path.display()
         )
     };
@@ -135,7 +135,7 @@ fn a_learned_classifier_loads_from_a_router_config() {
     let direct = RouterBuilder::new()
         .catalog(router.catalog().clone())
         .classifier(LearnedClassifier::new(model), 1.0)
-        .policy(Utility::new().cost_weight(0.0))
+        .policy(Utility::new().answer_value(1e9))
         .build()
         .unwrap();
     for row in all.in_split(SplitKind::RouterDc, "test").rows().iter().take(40) {
@@ -209,18 +209,18 @@ fn the_fast_sweep_matches_the_full_sweep() {
     ])
     .unwrap();
     let learned = LearnedClassifier::new(model);
-    let grid = log_grid(1e-3, 1e3, 15);
+    let grid = log_grid(1e-7, 1e3, 15);
     let build = |l: f64| -> switchyard::Result<Router> {
         RouterBuilder::new()
             .catalog(catalog.clone())
             .classifier(learned.clone(), 1.0)
-            .policy(Utility::new().cost_weight(l))
+            .policy(Utility::new().answer_value(l))
             .build()
     };
     let full = switchyard_eval::replay::sweep(&data, &grid, build).unwrap();
-    let fast = cv::sweep_policy(&data, &build(1.0).unwrap(), &grid, |l| Utility::new().cost_weight(l)).unwrap();
+    let fast = cv::sweep_policy(&data, &build(1.0).unwrap(), &grid, |v| Utility::new().answer_value(v)).unwrap();
     for (a, b) in full.iter().zip(&fast) {
-        assert_eq!(a.choices, b.choices, "λ = {}", a.knob);
+        assert_eq!(a.choices, b.choices, "V = {}", a.knob);
     }
     // Somewhere on the grid the learned router sends greetings to the small model and proofs to
     // the large one: full quality at a fraction of the cost.
@@ -266,7 +266,7 @@ fn trained_on_gsm8k_the_router_saves_on_mmlu() {
         .classifier(LearnedClassifier::new(model), 1.0)
         .build()
         .unwrap();
-    let runs = cv::sweep_policy(&test, &router, &log_grid(1e-3, 1e3, 50), |l| Utility::new().cost_weight(l)).unwrap();
+    let runs = cv::sweep_policy(&test, &router, &log_grid(1e-7, 1e3, 301), |v| Utility::new().answer_value(v)).unwrap();
     let report = Report::new(&test, &runs).unwrap();
     let saving = 1.0 - report.router.cost_at(0.95).unwrap();
     let zero = 1.0 - report.zero_router.cost_at(0.95).unwrap();

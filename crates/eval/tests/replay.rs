@@ -77,23 +77,23 @@ fn a_policy_that_always_picks_one_model_gives_its_single_point() {
 }
 
 #[test]
-fn a_lambda_sweep_is_monotone_in_cost_and_the_report_is_consistent() {
+fn an_answer_value_sweep_is_monotone_in_cost_and_the_report_is_consistent() {
     let data = synthetic(200);
     let train = data.in_split(SplitKind::Own, "train");
     let test = data.in_split(SplitKind::Own, "test");
     let fitted = FittedCatalog::fit(&train, &prices()).unwrap();
-    let grid = log_grid(1e-3, 1e3, 25);
+    let grid = log_grid(1e-7, 1e3, 25);
     assert_eq!(grid.len(), 25);
-    assert!((grid[0] - 1e-3).abs() < 1e-15 && (grid[24] - 1e3).abs() < 1e-9);
-    let runs = sweep(&test, &grid, |l| fitted.builder().policy(Utility::new().cost_weight(l)).build()).unwrap();
+    assert!((grid[0] - 1e-7).abs() < 1e-19 && (grid[24] - 1e3).abs() < 1e-9);
+    let runs = sweep(&test, &grid, |v| fitted.builder().policy(Utility::new().answer_value(v)).build()).unwrap();
     let outcomes = test.outcomes().unwrap();
     let singles = metrics::single_model_points(outcomes);
     for w in runs.windows(2) {
-        assert!(w[1].point.cost <= w[0].point.cost + 1e-12, "cost rose from λ {} to λ {}", w[0].knob, w[1].knob);
+        assert!(w[1].point.cost >= w[0].point.cost - 1e-12, "cost fell from V {} to V {}", w[0].knob, w[1].knob);
     }
-    // At the ends: always the most able model (dear), always the cheapest.
-    assert_eq!(runs[0].point, singles[2]);
-    assert_eq!(runs[24].point, singles[0]);
+    // At the ends: always the cheapest, always the most able model (dear).
+    assert_eq!(runs[0].point, singles[0]);
+    assert_eq!(runs[24].point, singles[2]);
     for run in &runs {
         assert!((run.shares.iter().sum::<f64>() - 1.0).abs() < 1e-12);
         assert_eq!(metrics::operating_point(outcomes, &run.choices).unwrap(), run.point);
@@ -123,14 +123,14 @@ fn a_calibrated_config_written_as_toml_reproduces_the_router() {
     let train = data.in_split(SplitKind::Own, "train");
     let test = data.in_split(SplitKind::Own, "test");
     let fitted = FittedCatalog::fit(&train, &prices()).unwrap();
-    let build = |l: f64| fitted.builder().policy(Utility::new().cost_weight(l)).build();
+    let build = |v: f64| fitted.builder().policy(Utility::new().answer_value(v)).build();
     let c = calibrate(&train, Target::Quality(0.9), build).unwrap();
     assert!(c.quality_fraction >= 0.9 - 1e-12, "{c:?}");
     // Nothing cheaper on the training rows' sweep meets the target.
-    let runs = sweep(&train, &log_grid(1e-3, 1e3, 40), build).unwrap();
+    let runs = sweep(&train, &log_grid(1e-7, 1e3, 40), build).unwrap();
     let best_q = metrics::single_model_points(train.outcomes().unwrap())[2].quality;
     for r in runs.iter().filter(|r| r.point.quality >= 0.9 * best_q) {
-        assert!(r.point.cost >= c.point.cost - 1e-12, "λ {} costs {} < {}", r.knob, r.point.cost, c.point.cost);
+        assert!(r.point.cost >= c.point.cost - 1e-12, "V {} costs {} < {}", r.knob, r.point.cost, c.point.cost);
     }
 
     let mut config = fitted.config(PolicyConfig::default());
@@ -202,8 +202,8 @@ fn routerbench_test_split_report_is_well_formed() {
     assert_eq!((train.len(), test.len()), (2217, 947));
     let fitted = FittedCatalog::fit(&train, &Prices::load(dir.join("models.json"), "routerbench").unwrap()).unwrap();
     let t = Instant::now();
-    let grid = log_grid(1e-3, 1e3, 10);
-    let runs = sweep(&test, &grid, |l| fitted.builder().policy(Utility::new().cost_weight(l)).build()).unwrap();
+    let grid = log_grid(1e-7, 1e3, 10);
+    let runs = sweep(&test, &grid, |v| fitted.builder().policy(Utility::new().answer_value(v)).build()).unwrap();
     println!("RouterBench test: 10-point sweep over 947 rows in {:.3} s (this build)", t.elapsed().as_secs_f64());
     let report = Report::new(&test, &runs).unwrap();
     assert_eq!(report.rows, 947);
@@ -242,4 +242,46 @@ fn routerbench_test_split_report_is_well_formed() {
     println!(
         "RouterBench test: router AIQ {aiq:.3} APGR {router_apgr:.3}, zero router AIQ {zero:.3} APGR {zero_apgr:.3}"
     );
+}
+
+/// The default, untrained router (the built-in difficulty and intent classifiers with abilities
+/// fitted on the training rows, `Utility` swept over its answer value) is at least as good as the
+/// zero router, which mixes single models at random, on every shared data set's reported rows:
+/// RouterBench's RouterDC test split, and fold 0 of 5 of MMLU and of GSM8K (as
+/// `examples/evaluate.rs --router heuristic` reports them).
+#[test]
+fn the_default_router_with_fitted_abilities_beats_the_zero_router_on_every_shared_set() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data");
+    let rb = dir.join("routerbench_arc_mbpp_winogrande.jsonl");
+    let rl = dir.join("routellm_mmlu_gsm8k.jsonl");
+    for file in [&rb, &rl, &dir.join("models.json")] {
+        assert!(
+            file.is_file(),
+            "missing data set {}: the shared data sets are needed next to the checkout",
+            file.display()
+        );
+    }
+    let all = Dataset::load(&rb, Format::RouterBench).unwrap();
+    let mut sets = vec![(
+        "routerbench".to_owned(),
+        all.in_split(SplitKind::RouterDc, "train"),
+        all.in_split(SplitKind::RouterDc, "test"),
+        Prices::load(dir.join("models.json"), "routerbench").unwrap(),
+    )];
+    let routellm = Dataset::load(&rl, Format::RouteLlm).unwrap();
+    for task in ["mmlu", "gsm8k"] {
+        let rows = routellm.of_task(task).without_contaminated();
+        let (held, rest): (Vec<usize>, Vec<usize>) = (0..rows.len()).partition(|i| i % 5 == 0);
+        let prices = Prices::load(dir.join("models.json"), "routellm").unwrap();
+        sets.push((task.to_owned(), rows.subset(&rest).unwrap(), rows.subset(&held).unwrap(), prices));
+    }
+    for (name, train, test, prices) in sets {
+        let fitted = FittedCatalog::fit(&train, &prices).unwrap();
+        let grid = log_grid(1e-7, 1e3, 301);
+        let runs = sweep(&test, &grid, |v| fitted.builder().policy(Utility::new().answer_value(v)).build()).unwrap();
+        let report = Report::new(&test, &runs).unwrap();
+        let (router, zero) = (report.router.aiq.unwrap(), report.zero_router.aiq.unwrap());
+        println!("{name}: default router AIQ {router:.4}, zero router {zero:.4}");
+        assert!(router >= zero, "{name}: the default router's AIQ {router:.4} is below the zero router's {zero:.4}");
+    }
 }

@@ -182,7 +182,7 @@ mod tests {
         let router = Router::builder()
             .catalog(catalog)
             .classifier(learned.clone(), 1.0)
-            .policy(Utility::new().cost_weight(0.2))
+            .policy(Utility::new().answer_value(0.1))
             .build()
             .unwrap();
         let greet = router.route(&Request::new("greet the user number 2 warmly")).unwrap();

@@ -29,7 +29,7 @@
 //! let router = switchyard::Router::builder()
 //!     .catalog(catalog)
 //!     .classifier(learned, 1.0)
-//!     .policy(switchyard::Utility::new().cost_weight(0.5))
+//!     .policy(switchyard::Utility::new().answer_value(0.04))
 //!     .build()?;
 //! # let _ = router; Ok(()) }
 //! # let _ = run;
@@ -89,6 +89,19 @@ pub mod __training {
     /// The difficulty score [`Fallback::Difficulty`](super::Fallback::Difficulty) reads.
     pub fn difficulty(stats: &crate::classify::TextStats) -> f64 {
         super::trust::difficulty(stats)
+    }
+
+    pub use crate::classify::difficulty::{
+        FEATURE_NAMES as DIFFICULTY_FEATURE_NAMES, FEATURES as DIFFICULTY_FEATURES, FITTED as DIFFICULTY_FITTED,
+        FITTED_CENTRE as DIFFICULTY_FITTED_CENTRE,
+    };
+
+    /// The hand-set part of the default [`DifficultyClassifier`](crate::classify::DifficultyClassifier)'s
+    /// difficulty for these statistics, and the features its fitted part weighs
+    /// ([`DIFFICULTY_FITTED`]), for the program that fits those weights.
+    pub fn difficulty_parts(s: &crate::classify::TextStats) -> (f64, [f64; DIFFICULTY_FEATURES]) {
+        let tokens = crate::classify::HeuristicCounter::default().estimate_text(s);
+        crate::classify::difficulty::parts(s, tokens)
     }
 
     /// The logistic function prediction uses, `1 / (1 + e^-x)`.

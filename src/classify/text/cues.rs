@@ -62,9 +62,9 @@ pub(super) const WORDS: &[(&str, u16)] = &[
     ("def", CODE), ("fn", CODE), ("impl", CODE), ("struct", CODE), ("return", CODE), ("implement", CODE),
     ("api", CODE), ("regex", CODE), ("script", CODE), ("program", CODE), ("algorithm", CODE | REASON),
     ("refactor", CODE), ("async", CODE), ("thread", CODE), ("import", CODE), ("const", CODE), ("let", CODE),
-    ("var", CODE), ("int", CODE), ("println", CODE), ("print", CODE), ("lambda", CODE), ("json", CODE | EXTRACT),
+    ("var", CODE), ("int", CODE), ("println", CODE), ("lambda", CODE), ("json", EXTRACT),
     ("html", CODE), ("css", CODE), ("query", CODE), ("database", CODE), ("endpoint", CODE), ("unittest", CODE),
-    ("list", CODE), ("array", CODE), ("string", CODE), ("integer", CODE | MATH), ("recursion", CODE),
+    ("array", CODE), ("string", CODE), ("integer", CODE | MATH), ("recursion", CODE),
     ("complexity", CODE | REASON), ("docker", CODE), ("kubernetes", CODE), ("bash", CODE), ("cpp", CODE),
     // math
     ("solve", MATH), ("equation", MATH), ("equations", MATH), ("integral", MATH), ("derivative", MATH),
@@ -76,6 +76,12 @@ pub(super) const WORDS: &[(&str, u16)] = &[
     ("cost", MATH), ("ratio", MATH), ("fraction", MATH), ("digits", MATH), ("vector", MATH),
     ("eigenvalue", MATH), ("eigenvalues", MATH), ("convergence", MATH), ("infinitely", MATH),
     ("real", MATH), ("number", MATH), ("numbers", MATH),
+    // math word problems: units, rates and operations
+    ("miles", MATH), ("km", MATH), ("kilometers", MATH), ("meters", MATH), ("speed", MATH),
+    ("altogether", MATH), ("twice", MATH), ("remaining", MATH), ("remainder", MATH),
+    ("discount", MATH), ("area", MATH), ("perimeter", MATH), ("radius", MATH),
+    ("diameter", MATH), ("multiply", MATH), ("divided", MATH), ("plus", MATH), ("minus", MATH),
+    ("quotient", MATH), ("decimal", MATH), ("cents", MATH), ("arithmetic", MATH), ("math", MATH),
     // creative
     ("poem", CREATIVE), ("story", CREATIVE), ("haiku", CREATIVE), ("lyrics", CREATIVE), ("song", CREATIVE),
     ("limerick", CREATIVE), ("sonnet", CREATIVE), ("fiction", CREATIVE), ("imagine", CREATIVE),
@@ -89,7 +95,7 @@ pub(super) const WORDS: &[(&str, u16)] = &[
     ("classify", EXTRACT), ("categorize", EXTRACT), ("fields", EXTRACT), ("entities", EXTRACT),
     ("outline", EXTRACT), ("condense", EXTRACT), ("shorten", EXTRACT), ("headline", EXTRACT),
     ("keywords", EXTRACT), ("table", EXTRACT), ("csv", EXTRACT | CODE), ("invoice", EXTRACT),
-    ("document", EXTRACT), ("article", EXTRACT), ("transcript", EXTRACT), ("report", EXTRACT),
+    ("document", EXTRACT), ("article", EXTRACT), ("transcript", EXTRACT), ("report", EXTRACT), ("receipt", EXTRACT),
     // translation
     ("translate", TRANSLATE), ("translation", TRANSLATE), ("translated", TRANSLATE), ("translating", TRANSLATE),
     ("english", LANGUAGE), ("french", LANGUAGE), ("spanish", LANGUAGE), ("german", LANGUAGE),
@@ -110,9 +116,10 @@ pub(super) const WORDS: &[(&str, u16)] = &[
 #[rustfmt::skip]
 pub(super) const PAIRS: &[(&str, &str, u16)] = &[
     ("by", "step", REASON | STEP), ("think", "carefully", REASON), ("show", "your", REASON),
-    ("your", "work", REASON), ("at", "least", CONSTRAINT), ("at", "most", CONSTRAINT),
+    ("your", "work", REASON | MATH), ("at", "least", CONSTRAINT), ("at", "most", CONSTRAINT),
     ("no", "more", CONSTRAINT), ("less", "than", CONSTRAINT), ("make", "sure", CONSTRAINT),
-    ("how", "many", MATH), ("how", "much", MATH), ("key", "points", EXTRACT), ("tl", "dr", EXTRACT),
+    ("how", "many", MATH), ("how", "much", MATH), ("how", "far", MATH), ("how", "fast", MATH),
+    ("how", "old", MATH), ("key", "points", EXTRACT), ("tl", "dr", EXTRACT),
     ("main", "points", EXTRACT), ("in", "english", TRANSLATE), ("into", "english", TRANSLATE),
     ("into", "french", TRANSLATE), ("into", "spanish", TRANSLATE), ("into", "german", TRANSLATE),
     ("into", "chinese", TRANSLATE), ("into", "japanese", TRANSLATE), ("to", "english", TRANSLATE),

@@ -80,6 +80,13 @@ pub struct TextStats {
     pub code_symbols: u32,
     /// Arithmetic operators, `=`, `^`, LaTeX commands and mathematical symbols.
     pub math_symbols: u32,
+    /// Numbers: runs of digits, a decimal or thousands separator between digits continuing one
+    /// (`1,240.00` is one number).
+    pub numbers: u32,
+    /// Arithmetic between numbers: `+`, `*`, `^` or `=` with a digit on both sides (one space
+    /// allowed on each), `-` and `/` with a space and a digit on both sides (`5 - 3`, `6 / 3`; not a
+    /// date or a reading such as `120/80`), and `%` right after a digit.
+    pub arithmetic: u32,
     /// Reasoning cues.
     pub reason_cues: u32,
     /// Constraint cues.

@@ -98,6 +98,10 @@ impl TextStats {
             fresh_line = false;
             if class & DIGIT != 0 {
                 self.digits += 1;
+                // After a digit (most digits) the number continues without a look further back.
+                if i == 0 || !bytes[i - 1].is_ascii_digit() {
+                    self.numbers += u32::from(!continues_number(bytes, i));
+                }
                 if i > 0 && (bytes[i - 1] == b' ' || bytes[i - 1] == b'\t') {
                     self.spaced_digits += 1;
                 }
@@ -123,7 +127,12 @@ impl TextStats {
                 match b {
                     b'?' => self.questions += 1,
                     b'{' | b'}' | b'[' | b']' | b';' => self.code_symbols += 1,
-                    b'=' | b'+' | b'^' | b'<' | b'>' | b'*' | b'/' => self.math_symbols += 1,
+                    b'=' | b'+' | b'^' | b'*' | b'/' => {
+                        self.math_symbols += 1;
+                        self.arithmetic += u32::from(is_arithmetic(bytes, i));
+                    }
+                    b'<' | b'>' => self.math_symbols += 1,
+                    b'-' | b'%' => self.arithmetic += u32::from(is_arithmetic(bytes, i)),
                     b'\\' if i + 1 < n && bytes[i + 1].is_ascii_alphabetic() => self.math_symbols += 1,
                     b'`' => backticks += 1,
                     _ => {}
@@ -181,6 +190,29 @@ impl TextStats {
         bump(&mut self.wh_words, cue::QUESTION);
         bump(&mut self.step_cues, cue::STEP);
         bump(&mut self.language_cues, cue::LANGUAGE);
+    }
+}
+
+/// Whether the digit at `i` continues a number: after a digit, or after a `.` or `,` that follows one.
+#[inline(always)]
+fn continues_number(bytes: &[u8], i: usize) -> bool {
+    let before = |k: usize| i >= k && bytes[i - k].is_ascii_digit();
+    before(1) || (i >= 2 && matches!(bytes[i - 1], b'.' | b',') && before(2))
+}
+
+/// Whether the operator at `i` stands between numbers (see [`TextStats::arithmetic`]).
+#[inline(always)]
+fn is_arithmetic(bytes: &[u8], i: usize) -> bool {
+    let digit = |k: Option<usize>| k.and_then(|k| bytes.get(k)).is_some_and(u8::is_ascii_digit);
+    let space = |k: Option<usize>| k.and_then(|k| bytes.get(k)) == Some(&b' ');
+    // The operand positions, one space skipped.
+    let left = if space(i.checked_sub(1)) { i.checked_sub(2) } else { i.checked_sub(1) };
+    let right = if space(Some(i + 1)) { i + 2 } else { i + 1 };
+    match bytes[i] {
+        b'+' | b'*' | b'^' | b'=' => digit(left) && digit(Some(right)),
+        b'-' | b'/' => space(i.checked_sub(1)) && space(Some(i + 1)) && digit(left) && digit(Some(right)),
+        b'%' => digit(i.checked_sub(1)),
+        _ => false,
     }
 }
 
@@ -264,6 +296,10 @@ mod tests {
             line_empty = false;
             if b.is_ascii_digit() {
                 s.digits += 1;
+                let prev = |k: usize| if i >= k { bytes[i - k] } else { b'a' };
+                let continues =
+                    prev(1).is_ascii_digit() || (matches!(prev(1), b'.' | b',') && prev(2).is_ascii_digit());
+                s.numbers += u32::from(!continues);
                 s.spaced_digits += u32::from(i > 0 && matches!(bytes[i - 1], b' ' | b'\t'));
                 if at_line_start {
                     let rest = &text[i..];
@@ -288,6 +324,17 @@ mod tests {
                     b'`' => backticks += 1,
                     _ => {}
                 }
+                // The operands around an operator, with at most one space between.
+                let before = text[..i].strip_suffix(' ').unwrap_or(&text[..i]);
+                let after = text[i + 1..].strip_prefix(' ').unwrap_or(&text[i + 1..]);
+                let (l, r) =
+                    (before.ends_with(|c: char| c.is_ascii_digit()), after.starts_with(|c: char| c.is_ascii_digit()));
+                s.arithmetic += u32::from(match b {
+                    b'+' | b'*' | b'^' | b'=' => l && r,
+                    b'-' | b'/' => text[..i].ends_with(' ') && text[i + 1..].starts_with(' ') && l && r,
+                    b'%' => text[..i].ends_with(|c: char| c.is_ascii_digit()),
+                    _ => false,
+                });
                 s.list_items += u32::from(at_line_start && (b == b'-' || b == b'*') && bytes.get(i + 1) == Some(&b' '));
                 at_line_start = false;
                 i += 1;
@@ -349,6 +396,12 @@ mod tests {
         "camelCaseWord",
         "0",
         "12",
+        "1,240.00",
+        "3.5",
+        "%",
+        " + ",
+        " - ",
+        "*",
         "1",
         "3.",
         "2)",
@@ -391,6 +444,14 @@ mod tests {
         "abcdefghijklmn",
         "abcdefghijklmno",
     ];
+
+    #[test]
+    fn counts_numbers_and_arithmetic() {
+        let s = TextStats::of_text("What is 17 * 23? And 15% of 1,240.50, or 5 - 3 = 2 on 2025-03-03 at 9:40, i+1");
+        assert_eq!(s.numbers, 13, "{s:?}"); // 17 23 15 1,240.50 5 3 2 2025 03 03 9 40 1
+        assert_eq!(s.arithmetic, 4, "{s:?}"); // `*`, `%`, ` - `, `=`
+        assert_eq!(TextStats::of_text("Implement it in Rust: v[0] + x, n-1, 4k+3").arithmetic, 0);
+    }
 
     #[test]
     fn fast_scan_matches_the_reference() {

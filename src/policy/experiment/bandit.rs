@@ -12,10 +12,10 @@ use crate::classify::Intent;
 use crate::classify::Signals;
 use crate::error::{Error, ErrorKind, Result};
 use crate::hash::Rng;
-use crate::hash::mix64;
+use crate::hash::{fnv1a, mix64};
 use crate::policy::experiment::controller::Knob;
 use crate::policy::experiment::shared::Learning;
-use crate::policy::{CostRef, Memo, Outcome, Policy, PolicyInput, Ranking, check_unit, check_weight};
+use crate::policy::{Memo, Outcome, Policy, PolicyInput, Ranking, check_unit, check_weight};
 use crate::state::Counter;
 use crate::state::{Slot, Window};
 
@@ -33,12 +33,16 @@ use crate::state::{Slot, Window};
 ///    difficulty in one bucket keep their order: with `N = S + F`,
 ///    `δ = logit((S + n₀·P/N)/(N + n₀)) − logit(P/N)`, mean `μ = σ(logit p(m) + δ)` and posterior
 ///    `Beta(μ·(n₀ + N), (1 − μ)·(n₀ + N))`.
-/// 3. Thompson sampling: draw `θ̃(m)` from each posterior and score `θ̃(m) − λ·c(m)/c_ref`, the
-///    reward `quality − λ·cost` with the cost normalised as in [`Utility`](crate::Utility) (the
-///    dearest candidate by default). The cost is the cost model's estimate for this request, known
-///    before the call; only quality is uncertain and learned. Best score first.
+/// 3. Thompson sampling: draw `θ̃(m)` from each posterior and score `V·θ̃(m) − c(m)`, the
+///    reward of [`Utility`](crate::Utility) in USD with `V` the value of an acceptable answer
+///    ([`answer_value`](Self::answer_value)). The cost is the cost model's estimate for this
+///    request, known before the call; only quality is uncertain and learned. Best score first.
 /// 4. Exploration floor: with probability `ε` ([`exploration`](Self::exploration)) a candidate
 ///    drawn uniformly goes first instead, so no model starves however bad its start.
+///
+/// Each candidate's draw comes from a generator of its own, seeded by the decision and the model's
+/// id, and the explored candidate is the one with the lowest hashed key: so, as with `Utility`, the
+/// choice between two models never depends on a third one that is not chosen.
 ///
 /// It ranks only `input.candidates`, which the router has already filtered by every hard
 /// constraint (context, capabilities, budget caps, open circuits), so exploration never breaks one.
@@ -62,12 +66,11 @@ pub struct Bandit {
 }
 
 struct Inner {
-    lambda: Knob,
+    value: Knob,
     exploration: f64,
     prior_strength: f64,
     bands: Vec<f64>,
     max_evidence: f64,
-    cost_ref: CostRef,
     seed: u64,
     /// The name its evidence is shared under (`LimitsConfig::share_learning`).
     name: Arc<str>,
@@ -106,6 +109,8 @@ impl Cell {
 struct State {
     catalog: Catalog,
     models: usize,
+    /// Per model, a hash of its id that seeds its draws.
+    keys: Box<[u64]>,
     cells: Box<[Cell]>,
     locks: Box<[Mutex<()>]>,
     /// Per cell, `S`, `F`, `P` and the outcome count observed here since the last sync with the
@@ -136,7 +141,7 @@ impl fmt::Debug for Bandit {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let i = &*self.inner;
         f.debug_struct("Bandit")
-            .field("lambda", &i.lambda)
+            .field("answer_value", &i.value)
             .field("exploration", &i.exploration)
             .field("prior_strength", &i.prior_strength)
             .field("bands", &i.bands)
@@ -146,17 +151,17 @@ impl fmt::Debug for Bandit {
 }
 
 impl Bandit {
-    /// `λ = 1`, exploration 0.01, prior strength 2, difficulty bands at 0.5, 1.5 and 2.5, at most
-    /// 1,000 outcomes of evidence per posterior, costs relative to the dearest candidate, seed 0.
+    /// `V` = [`DEFAULT_ANSWER_VALUE_USD`](crate::policy::DEFAULT_ANSWER_VALUE_USD), exploration 0.01,
+    /// prior strength 2, difficulty bands at 0.5, 1.5 and 2.5, at most 1,000 outcomes of evidence per
+    /// posterior, seed 0.
     pub fn new() -> Self {
         Self {
             inner: Arc::new(Inner {
-                lambda: Knob::new(1.0),
+                value: Knob::new(crate::policy::DEFAULT_ANSWER_VALUE_USD),
                 exploration: 0.01,
                 prior_strength: 2.0,
                 bands: vec![0.5, 1.5, 2.5],
                 max_evidence: 1000.0,
-                cost_ref: CostRef::MaxCandidate,
                 seed: 0,
                 name: Arc::from("bandit"),
                 shared_window: Duration::from_secs(86_400),
@@ -174,12 +179,11 @@ impl Bandit {
             None => {
                 let i = &*self.inner;
                 let mut fresh = Inner {
-                    lambda: i.lambda.clone(),
+                    value: i.value.clone(),
                     exploration: i.exploration,
                     prior_strength: i.prior_strength,
                     bands: i.bands.clone(),
                     max_evidence: i.max_evidence,
-                    cost_ref: i.cost_ref,
                     seed: i.seed,
                     name: i.name.clone(),
                     shared_window: i.shared_window,
@@ -193,15 +197,16 @@ impl Bandit {
         self
     }
 
-    /// Sets `λ`, the weight of cost in the reward (finite, ≥ 0; checked when the router is built).
-    pub fn cost_weight(self, lambda: f64) -> Self {
-        self.with(|i| i.lambda = Knob::new(lambda))
+    /// Sets `V`, the value of an acceptable answer in USD (finite, ≥ 0; checked when the router is
+    /// built).
+    pub fn answer_value(self, usd: f64) -> Self {
+        self.with(|i| i.value = Knob::new(usd))
     }
 
-    /// Reads `λ` from a shared knob on every decision, so that a
-    /// [`LambdaController`](crate::policy::experiment::LambdaController) can turn it.
-    pub fn cost_weight_knob(self, knob: Knob) -> Self {
-        self.with(|i| i.lambda = knob)
+    /// Reads `V` from a shared knob on every decision, so that a
+    /// [`SpendController`](crate::policy::experiment::SpendController) can turn it.
+    pub fn answer_value_knob(self, knob: Knob) -> Self {
+        self.with(|i| i.value = knob)
     }
 
     /// Sets the exploration floor `ε` in `[0, 1]`: the chance that a uniformly drawn candidate goes
@@ -226,11 +231,6 @@ impl Bandit {
     /// fade geometrically.
     pub fn max_evidence(self, outcomes: f64) -> Self {
         self.with(|i| i.max_evidence = outcomes)
-    }
-
-    /// Sets what costs are compared to (default: the dearest candidate).
-    pub fn cost_ref(self, cost_ref: CostRef) -> Self {
-        self.with(|i| i.cost_ref = cost_ref)
     }
 
     /// Seeds the sampling (default 0). Bandits with different seeds explore differently.
@@ -282,6 +282,7 @@ impl Bandit {
             State {
                 catalog: catalog.clone(),
                 models,
+                keys: catalog.models().iter().map(|m| mix64(fnv1a(m.id.as_str().as_bytes()))).collect(),
                 cells: (0..cells)
                     .map(|_| Cell {
                         alpha: AtomicU64::new(0),
@@ -381,20 +382,22 @@ impl Policy for Bandit {
         let st = self.state(input.catalog)?;
         let bucket = self.bucket(input.signals);
         let draw = i.draws.fetch_add(1, Ordering::Relaxed);
-        let mut rng = Rng::new(mix64(i.seed ^ input.uniform.to_bits()) ^ mix64(draw.wrapping_add(1)));
-        let c_ref = match i.cost_ref {
-            CostRef::MaxCandidate => input.max_cost(),
-            CostRef::Usd(usd) => usd,
-        };
-        let lambda = i.lambda.get();
-        let lambda = if c_ref > 0.0 && lambda.is_finite() { lambda / c_ref } else { 0.0 };
+        let seed = mix64(i.seed ^ input.uniform.to_bits()) ^ mix64(draw.wrapping_add(1));
+        let value = i.value.get();
+        let value = if value.is_finite() && value >= 0.0 { value } else { 0.0 };
         let n0 = i.prior_strength;
+        // One generator per candidate, keyed by its id: a candidate's draw does not depend on which
+        // others are present.
+        let rng_of = |model: usize| Rng::new(seed ^ st.keys.get(model).copied().unwrap_or(0));
         let mut ranking = Ranking::by_score(input, |c| {
             let (a, b) = posterior(n0, c.p, st.cell(bucket, c.model));
-            rng.beta(a, b) - lambda * c.cost.usd
+            value * rng_of(c.model).beta(a, b) - c.cost.usd
         });
-        if input.candidates.len() > 1 && rng.unit() < i.exploration {
-            let pick = input.candidates[rng.below(input.candidates.len())].model;
+        if input.candidates.len() > 1 && Rng::new(seed).unit() < i.exploration {
+            // The candidate with the lowest key explores: adding a model changes the pick only when
+            // the added model is the pick.
+            let explore_key = |model: usize| rng_of(model).next_u64();
+            let pick = input.candidates.iter().map(|c| c.model).min_by_key(|&m| (explore_key(m), m)).unwrap_or(0);
             let score = ranking.order().iter().find(|s| s.model == pick).map_or(0.0, |s| s.score);
             ranking.promote(pick, score);
             ranking = ranking.with_note("the bandit explored");
@@ -410,7 +413,7 @@ impl Policy for Bandit {
 
     fn validate(&self, catalog: &Catalog) -> Result<()> {
         let i = &*self.inner;
-        check_weight("bandit `cost_weight`", i.lambda.get())?;
+        check_weight("bandit `answer_value_usd`", i.value.get())?;
         check_unit("bandit `exploration`", i.exploration)?;
         if !(i.prior_strength.is_finite() && i.prior_strength > 0.0) {
             return Err(Error::config(format!(
@@ -429,11 +432,6 @@ impl Policy for Bandit {
                 "bandit `difficulty_bands` must be at most 62 finite, strictly increasing edges, got {:?}",
                 i.bands
             )));
-        }
-        if let CostRef::Usd(usd) = i.cost_ref {
-            if !(usd.is_finite() && usd > 0.0) {
-                return Err(Error::config(format!("bandit `cost_ref` must be finite and > 0, got {usd}")));
-            }
         }
         self.state(catalog).map(|_| ()).map_err(|e| Error::config(e.to_string()))
     }

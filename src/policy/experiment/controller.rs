@@ -1,5 +1,5 @@
-//! [`LambdaController`]: holds a target (a share of calls to a tier, a mean cost per request) by
-//! turning a cost–quality [`Knob`] as traffic shifts.
+//! [`SpendController`]: holds a target (a share of calls to a tier, a mean cost per request) by
+//! turning the value of an answer, a cost–quality [`Knob`], as traffic shifts.
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -11,8 +11,9 @@ use crate::policy::Decision;
 use crate::policy::Observer;
 
 /// A number shared between threads without locks (an `f64` in an atomic): a knob that a
-/// [`LambdaController`] turns while policies read it on every decision, such as [`Utility`](crate::Utility)'s `λ`
-/// ([`Utility::cost_weight_knob`](crate::Utility::cost_weight_knob)) or a [`Bandit`](crate::policy::experiment::Bandit)'s.
+/// [`SpendController`] turns while policies read it on every decision, such as [`Utility`](crate::Utility)'s
+/// answer value `V` ([`Utility::answer_value_knob`](crate::Utility::answer_value_knob)) or a
+/// [`Bandit`](crate::policy::experiment::Bandit)'s.
 ///
 /// Clones share the value. Two knobs are equal when they are the same knob.
 #[derive(Clone)]
@@ -53,7 +54,7 @@ impl fmt::Debug for Knob {
     }
 }
 
-/// What a [`LambdaController`] holds.
+/// What a [`SpendController`] holds.
 #[non_exhaustive]
 #[derive(Clone, Debug, PartialEq)]
 pub enum ControllerTarget {
@@ -72,10 +73,10 @@ pub enum ControllerTarget {
     },
 }
 
-/// Builds a [`LambdaController`].
+/// Builds a [`SpendController`].
 #[must_use]
 #[derive(Debug)]
-pub struct LambdaControllerBuilder {
+pub struct SpendControllerBuilder {
     knob: Knob,
     target: ControllerTarget,
     window: u64,
@@ -85,7 +86,7 @@ pub struct LambdaControllerBuilder {
     max: f64,
 }
 
-impl LambdaControllerBuilder {
+impl SpendControllerBuilder {
     /// Decisions per control step (default 500): the share or mean cost is measured over each window
     /// and the knob moves once per window.
     pub fn window(mut self, decisions: u64) -> Self {
@@ -93,14 +94,14 @@ impl LambdaControllerBuilder {
         self
     }
 
-    /// The proportional and integral gains on `log λ` (default 0.05 and 0.15).
+    /// The proportional and integral gains on `log V` (default 0.05 and 0.15).
     pub fn gains(mut self, kp: f64, ki: f64) -> Self {
         self.kp = kp;
         self.ki = ki;
         self
     }
 
-    /// The range `λ` is kept in (default `[0.01, 100]`).
+    /// The range `V` is kept in, in USD (default `[1e-6, 100]`).
     pub fn bounds(mut self, min: f64, max: f64) -> Self {
         self.min = min;
         self.max = max;
@@ -113,7 +114,7 @@ impl LambdaControllerBuilder {
     /// [`ErrorKind::Config`](crate::ErrorKind::Config) for a target share outside `(0, 1)`, an empty
     /// tier, a target cost that is not finite and > 0, a zero window, negative or non-finite gains,
     /// or bounds that are not `0 < min ≤ max < ∞`.
-    pub fn build(self) -> Result<LambdaController> {
+    pub fn build(self) -> Result<SpendController> {
         match &self.target {
             ControllerTarget::ShareAtMost { models, share } => {
                 if models.is_empty() {
@@ -150,7 +151,7 @@ impl LambdaControllerBuilder {
         let start = self.knob.get();
         let start = if start.is_finite() { start.clamp(self.min, self.max) } else { self.min };
         self.knob.set(start)?;
-        Ok(LambdaController {
+        Ok(SpendController {
             inner: Arc::new(Inner {
                 knob: self.knob,
                 target: self.target,
@@ -211,27 +212,28 @@ const MIN_SCALE: f64 = 1.0 / 64.0;
 /// 3. adapts the step scale `s` (starting at 1): halved, down to 1/64, when `e` changed sign since
 ///    the last window (the last step overshot), doubled, up to 1, when it kept its sign;
 /// 4. moves the knob by a proportional–integral step in log space (velocity form):
-///    `log λ ← clamp(log λ + s·(kp·(e − e_prev) + ki·e), log min, log max)`.
+///    `log V ← clamp(log V − s·(kp·(e − e_prev) + ki·e), log min, log max)`.
 ///
-/// Raising `λ` makes every cost-weighted choice cheaper, so a positive error (too much of the tier,
-/// or too much spend) raises it and a negative one lowers it until the target holds with equality
-/// or `λ` reaches its lower bound (the target is then slack). Working in log space makes the step
-/// relative, so one pair of gains suits knobs of any magnitude; the clamp on `e` and on `λ` bounds
-/// every step and rules out integral wind-up (the velocity form keeps no separate integral). The
-/// adaptive scale keeps a steep plant (a tier whose share collapses over a small change of `λ`)
+/// Lowering `V`, the value of an acceptable answer, makes every value-weighted choice cheaper, so a
+/// positive error (too much of the tier, or too much spend) lowers it and a negative one raises it
+/// until the target holds with equality or `V` reaches its upper bound (the target is then slack).
+/// Working in log space makes the step relative, so one pair of gains suits knobs of any magnitude;
+/// the clamp on `e` and on `V` bounds every step and rules out integral wind-up (the velocity form
+/// keeps no separate integral). The adaptive scale keeps a steep plant (a tier whose share
+/// collapses over a small change of `V`)
 /// from a limit cycle: near the target the steps shrink geometrically, as in stochastic
 /// approximation, and after a traffic shift they grow back within a few windows.
 ///
 /// Counting is two relaxed atomic additions per decision; the control step runs on the thread whose
 /// decision closes the window, under a `try_lock` that never blocks routing.
 #[derive(Clone)]
-pub struct LambdaController {
+pub struct SpendController {
     inner: Arc<Inner>,
 }
 
-impl fmt::Debug for LambdaController {
+impl fmt::Debug for SpendController {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("LambdaController")
+        f.debug_struct("SpendController")
             .field("knob", &self.inner.knob)
             .field("target", &self.inner.target)
             .field("window", &self.inner.window)
@@ -242,10 +244,10 @@ impl fmt::Debug for LambdaController {
 /// One USD in the fixed-point unit of the cost accumulator.
 const COST_UNIT: f64 = 1e12;
 
-impl LambdaController {
+impl SpendController {
     /// A builder for a controller that turns `knob` to hold `target`.
-    pub fn builder(knob: Knob, target: ControllerTarget) -> LambdaControllerBuilder {
-        LambdaControllerBuilder { knob, target, window: 500, kp: 0.05, ki: 0.15, min: 0.01, max: 100.0 }
+    pub fn builder(knob: Knob, target: ControllerTarget) -> SpendControllerBuilder {
+        SpendControllerBuilder { knob, target, window: 500, kp: 0.05, ki: 0.15, min: 1e-6, max: 100.0 }
     }
 
     /// How many control steps ran.
@@ -303,17 +305,17 @@ impl LambdaController {
         }
         let log = i.knob.get().max(f64::MIN_POSITIVE).ln();
         let delta = step.scale * (i.kp * (e - step.previous_error) + i.ki * e);
-        let next = (log + delta).clamp(i.log_min, i.log_max);
+        let next = (log - delta).clamp(i.log_min, i.log_max);
         // The bounds are finite and positive, so this cannot fail.
         let _ = i.knob.set(next.exp());
         step.previous_error = e;
         step.steps += 1;
         step.last_measured = Some(measured);
-        tracing::debug!(measured, target, lambda = next.exp(), "controller step");
+        tracing::debug!(measured, target, answer_value = next.exp(), "controller step");
     }
 }
 
-impl Observer for LambdaController {
+impl Observer for SpendController {
     fn on_decision(&self, decision: &Decision) {
         self.record(decision.model(), decision.estimated_cost());
     }
@@ -336,24 +338,24 @@ mod tests {
     }
 
     #[test]
-    fn steps_raise_lambda_when_over_target_and_lower_it_when_under() {
+    fn steps_lower_the_value_when_over_target_and_raise_it_when_under() {
         let knob = Knob::new(1.0);
         let target = ControllerTarget::ShareAtMost { models: vec![ModelId::new("big")], share: 0.2 };
-        let c = LambdaController::builder(knob.clone(), target).window(10).build().unwrap();
+        let c = SpendController::builder(knob.clone(), target).window(10).build().unwrap();
         let (big, small) = (ModelId::new("big"), ModelId::new("small"));
         for i in 0..10 {
             c.record(if i < 5 { &big } else { &small }, 0.0);
         }
         assert_eq!(c.steps(), 1);
         assert_eq!(c.last_measured(), Some(0.5));
-        let raised = knob.get();
-        // e = (0.5 − 0.2)/0.2 clamped to 1: log λ moves by kp·1 + ki·1 = 0.2.
-        assert!((raised - 0.2f64.exp()).abs() < 1e-12, "{raised}");
+        let lowered = knob.get();
+        // e = (0.5 − 0.2)/0.2 clamped to 1: log V moves by −(kp·1 + ki·1) = −0.2.
+        assert!((lowered - (-0.2f64).exp()).abs() < 1e-12, "{lowered}");
         for _ in 0..10 {
             c.record(&small, 0.0);
         }
-        assert!(knob.get() < raised);
-        let e = LambdaController::builder(Knob::new(1.0), ControllerTarget::MeanCostAtMost { usd: 0.0 }).build();
+        assert!(knob.get() > lowered);
+        let e = SpendController::builder(Knob::new(1.0), ControllerTarget::MeanCostAtMost { usd: 0.0 }).build();
         assert!(e.is_err());
     }
 }

@@ -1,6 +1,6 @@
 //! A/B experiments and online learning: [`Experiment`] splits traffic between policies and measures
 //! them with an always-valid sequential test, [`Bandit`] learns which model serves each kind of
-//! request best, and [`LambdaController`] holds a cost or tier target by turning the cost–quality
+//! request best, and [`SpendController`] holds a cost or tier target by turning the cost–quality
 //! knob as traffic shifts.
 //!
 //! # An A/B test in four steps
@@ -25,7 +25,7 @@
 //!     ModelProfile::new("frontier", "sim").with_pricing(Pricing::per_mtok(2.5, 10.0)),
 //! ])?;
 //! let experiment = Experiment::builder("cheaper-default")
-//!     .arm("control", 1.0, Utility::new().cost_weight(1.0))
+//!     .arm("control", 1.0, Utility::new().answer_value(0.02))
 //!     .arm("cheapest", 1.0, CheapestCapable::new(0.6))
 //!     .sequential_test(SequentialTest::new().alpha(0.05))
 //!     .build()?;
@@ -53,7 +53,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use serde::{Deserialize, Serialize};
 
 pub use self::bandit::{Bandit, BanditSnapshot, BucketSnapshot, ModelEvidence};
-pub use self::controller::{ControllerTarget, Knob, LambdaController, LambdaControllerBuilder};
+pub use self::controller::{ControllerTarget, Knob, SpendController, SpendControllerBuilder};
 pub use self::report::{ArmReport, Comparison, Conclusion, ExperimentReport};
 pub use self::shared::Learning;
 pub use self::stats::Estimate;
@@ -209,15 +209,13 @@ pub enum Metric {
     Cost,
     /// The latency in seconds (feedback without a latency is left out). Lower is better.
     Latency,
-    /// The router's own objective, `quality − cost_weight · cost / cost_ref_usd` (feedback without a
-    /// cost is left out). Higher is better. With the `λ` and cost reference of a
-    /// [`Utility`](crate::Utility) or [`Bandit`] given [`CostRef::Usd`](crate::policy::CostRef::Usd),
-    /// this tests the reward they maximise.
+    /// The router's own objective in units of an answer's value, `quality − cost / V`: the net
+    /// value `V · quality − cost` divided by `V`, so that it has the scale of a quality score
+    /// (feedback without a cost is left out). Higher is better. With the answer value `V` of a
+    /// [`Utility`](crate::Utility) or [`Bandit`], this tests the reward they maximise.
     Reward {
-        /// `λ`, finite and ≥ 0.
-        cost_weight: f64,
-        /// The USD amount `λ = 1` trades against one unit of quality, finite and > 0.
-        cost_ref_usd: f64,
+        /// `V`, the value of an acceptable answer in USD, finite and > 0.
+        answer_value_usd: f64,
     },
 }
 
@@ -229,9 +227,7 @@ impl Metric {
             Self::Success => Some(if f.success { 1.0 } else { 0.0 }),
             Self::Cost => f.cost_usd,
             Self::Latency => f.latency.map(|l| l.as_secs_f64()),
-            Self::Reward { cost_weight, cost_ref_usd } => {
-                f.cost_usd.map(|c| outcome.quality() - cost_weight * c / cost_ref_usd)
-            }
+            Self::Reward { answer_value_usd } => f.cost_usd.map(|c| outcome.quality() - c / answer_value_usd),
         }
     }
 
@@ -322,10 +318,10 @@ impl SequentialTest {
         if !(self.mixture_sd.is_finite() && self.mixture_sd > 0.0) {
             return Err(Error::config(format!("{at}: `mixture_sd` must be finite and > 0, got {}", self.mixture_sd)));
         }
-        if let Metric::Reward { cost_weight, cost_ref_usd } = self.metric {
-            if !(cost_weight.is_finite() && cost_weight >= 0.0 && cost_ref_usd.is_finite() && cost_ref_usd > 0.0) {
+        if let Metric::Reward { answer_value_usd } = self.metric {
+            if !(answer_value_usd.is_finite() && answer_value_usd > 0.0) {
                 return Err(Error::config(format!(
-                    "{at}: the reward metric needs a finite `cost_weight` >= 0 and a finite `cost_ref_usd` > 0, got {cost_weight} and {cost_ref_usd}"
+                    "{at}: the reward metric needs a finite `answer_value_usd` > 0, got {answer_value_usd}"
                 )));
             }
         }
@@ -947,19 +943,19 @@ mod tests {
         let f =
             Feedback::success().with_quality(0.8).with_cost(0.002).with_latency(std::time::Duration::from_millis(250));
         let o = Outcome::new(DecisionId::from_u64(1), 0, Memo::NONE, &f, &catalog);
-        let reward = Metric::Reward { cost_weight: 0.5, cost_ref_usd: 0.01 };
+        let reward = Metric::Reward { answer_value_usd: 0.02 };
         assert_eq!(Metric::Quality.value(&o), Some(0.8));
         assert_eq!(Metric::Success.value(&o), Some(1.0));
         assert_eq!(Metric::Cost.value(&o), Some(0.002));
         assert_eq!(Metric::Latency.value(&o), Some(0.25));
-        assert!((reward.value(&o).unwrap() - (0.8 - 0.5 * 0.2)).abs() < 1e-12);
+        assert!((reward.value(&o).unwrap() - (0.8 - 0.002 / 0.02)).abs() < 1e-12);
         let no_cost = Feedback::failure();
         let o = Outcome::new(DecisionId::from_u64(1), 0, Memo::NONE, &no_cost, &catalog);
         assert_eq!(reward.value(&o), None);
         assert_eq!(Metric::Quality.value(&o), Some(0.0));
         assert!(reward.higher_is_better() && !Metric::Cost.higher_is_better());
-        for bad in [(f64::NAN, 1.0), (-1.0, 1.0), (1.0, 0.0), (1.0, f64::INFINITY)] {
-            let m = Metric::Reward { cost_weight: bad.0, cost_ref_usd: bad.1 };
+        for bad in [f64::NAN, -1.0, 0.0, f64::INFINITY] {
+            let m = Metric::Reward { answer_value_usd: bad };
             assert!(SequentialTest::new().metric(m).validate("x").is_err(), "{bad:?}");
         }
         assert!(SequentialTest::new().metric(reward).validate("x").is_ok());

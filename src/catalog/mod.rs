@@ -11,6 +11,8 @@ use crate::error::{Error, Result};
 use crate::types::Intent;
 pub use crate::types::{Capabilities, ModelId, ModelIndex, ProviderId};
 
+mod known;
+
 /// List prices of a model, in USD.
 #[non_exhaustive]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -137,10 +139,13 @@ impl Default for LatencyProfile {
 /// weight, so with the intent classifier at weight 1 and full confidence the per-intent value takes the
 /// overall one's place.
 ///
-/// A profile built without one ([`Ability::default`], or a config entry without `ability`) counts
-/// as θ = 0, the ability of an average model on the difficulty scale; the router warns when it is
-/// built with such a model, and [`Decision::explain`](crate::Decision::explain) says so when it
-/// chooses one.
+/// A profile built without one ([`Ability::default`], or a config entry without `ability`) takes
+/// the ability of the known-models table when its `api_name` or its id names a model there
+/// ([`Ability::known`]: widely used models, from published benchmark scores; see
+/// `docs/known-models.md`). Otherwise it counts as θ = 0, the ability of an average model on the
+/// difficulty scale; the router warns when it is built with such a model, and
+/// [`Decision::explain`](crate::Decision::explain) says so when it chooses one. An ability set in
+/// code or in a config always wins over the table.
 #[non_exhaustive]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -151,37 +156,93 @@ pub struct Ability {
     /// serialized catalogs are stable; a lookup is a few comparisons.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub by_intent: BTreeMap<Intent, f64>,
-    /// True for the default, which nobody chose (a deserialized ability was written down).
+    /// Where the values came from (a deserialized ability was written down: set).
     #[serde(skip)]
-    unset: bool,
+    origin: Origin,
+}
+
+/// Who chose an ability.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+enum Origin {
+    /// Nobody: the default.
+    Unset,
+    /// The user, in code or in a config.
+    #[default]
+    Set,
+    /// The known-models table, row of this canonical name.
+    Known(&'static str),
 }
 
 impl Default for Ability {
     /// θ = 0 with no per-intent values, marked as not set.
     fn default() -> Self {
-        Self { overall: 0.0, by_intent: BTreeMap::new(), unset: true }
+        Self { overall: 0.0, by_intent: BTreeMap::new(), origin: Origin::Unset }
     }
 }
 
 impl Ability {
     /// An overall ability with no per-intent values.
     pub fn new(overall: f64) -> Self {
-        Self { overall, by_intent: BTreeMap::new(), unset: false }
+        Self { overall, by_intent: BTreeMap::new(), origin: Origin::Set }
     }
 
-    /// Sets the ability for one intent.
+    /// Sets the ability for one intent (the ability then counts as set by you, even if it came from
+    /// the known-models table).
     pub fn with_intent(mut self, intent: Intent, ability: f64) -> Self {
         self.by_intent.insert(intent, ability);
-        self.unset = false;
+        self.origin = Origin::Set;
         self
     }
 
+    /// The ability the known-models table gives `model`, or `None` when the table has no such
+    /// model.
+    ///
+    /// Matching ignores case, a provider prefix (`openai/gpt-4o`, `models/gemini-1.5-pro`), `.`
+    /// versus `-` (`claude-3-5-sonnet`), and trailing snapshot markers (`-2024-08-06`,
+    /// `-20241022`, `-0613`, `-002`, `-latest`, `-preview`); a snapshot the table lists under its
+    /// own name (`gpt-4-1106-preview`) keeps its own row. The overall ability is derived from
+    /// published MMLU and GPQA Diamond accuracies and a math ability from MATH where published, by
+    /// one mapping anchored to abilities fitted on the RouterBench training split; the table, its
+    /// sources and the mapping are in `docs/known-models.md`. The values are a starting point:
+    /// abilities fitted on your own traffic are better.
+    ///
+    /// ```
+    /// use switchyard::catalog::Ability;
+    ///
+    /// let mini = Ability::known("openai/gpt-4o-mini-2024-07-18").unwrap();
+    /// let full = Ability::known("gpt-4o").unwrap();
+    /// assert!(mini.overall < full.overall);
+    /// assert_eq!(mini.known_as(), Some("gpt-4o-mini"));
+    /// assert!(Ability::known("my-own-model").is_none());
+    /// ```
+    pub fn known(model: &str) -> Option<Self> {
+        known::lookup(model).map(known::Known::ability)
+    }
+
+    /// The table row this ability came from ([`known`](Self::known), or a catalog entry that set no
+    /// ability), by its canonical name; `None` for an ability you set, or none.
+    pub fn known_as(&self) -> Option<&'static str> {
+        match self.origin {
+            Origin::Known(name) => Some(name),
+            Origin::Unset | Origin::Set => None,
+        }
+    }
+
     /// Whether nobody set this ability (with [`new`](Self::new), [`with_intent`](Self::with_intent)
-    /// or in a config): the default.
+    /// or in a config) and the known-models table did not fill it: the default.
     pub(crate) fn is_unset(&self) -> bool {
-        self.unset
+        self.origin == Origin::Unset
+    }
+
+    /// Whether the ability is not the user's (unset, or from the table): it is not serialized, so
+    /// that a profile read back is filled the same way.
+    fn is_not_users(&self) -> bool {
+        self.origin != Origin::Set
     }
 }
+
+/// The date the sources of the known-models table were read.
+pub(crate) const KNOWN_CHECKED: &str = known::CHECKED;
 
 /// One model of the portfolio: what it costs, what it can do and how fast it is.
 ///
@@ -206,9 +267,9 @@ pub struct ModelProfile {
     /// What the model supports.
     #[serde(default)]
     pub capabilities: Capabilities,
-    /// Ability on the decision model's logit scale. Left unset, it is not written out, so that a
-    /// profile read back is unset too.
-    #[serde(default, skip_serializing_if = "Ability::is_unset")]
+    /// Ability on the decision model's logit scale. Left unset (or filled from the known-models
+    /// table), it is not written out, so that a profile read back is filled the same way.
+    #[serde(default, skip_serializing_if = "Ability::is_not_users")]
     pub ability: Ability,
     /// Expected latency.
     #[serde(default)]
@@ -374,13 +435,20 @@ struct CatalogInner {
 }
 
 impl Catalog {
-    /// Validates `models` and builds the catalog.
+    /// Validates `models` and builds the catalog. A model whose ability is unset takes the
+    /// known-models table's ability for its `api_name`, or else for its id, when the table has one
+    /// ([`Ability::known`]); an ability you set is kept.
     ///
     /// # Errors
     /// [`ErrorKind::Config`](crate::ErrorKind::Config) for an empty portfolio, a duplicate id or any
     /// invalid profile (the message names the model and the field).
     pub fn new(models: impl IntoIterator<Item = ModelProfile>) -> Result<Self> {
-        let models: Vec<ModelProfile> = models.into_iter().collect();
+        let mut models: Vec<ModelProfile> = models.into_iter().collect();
+        for m in models.iter_mut().filter(|m| m.ability.is_unset()) {
+            if let Some(ability) = Ability::known(m.api_name()).or_else(|| Ability::known(m.id.as_str())) {
+                m.ability = ability;
+            }
+        }
         if models.is_empty() {
             return Err(Error::config("the catalog is empty: add at least one model"));
         }
@@ -475,6 +543,37 @@ mod tests {
         assert!(e.to_string().contains("ability.overall"), "{e}");
         let e = Catalog::new(vec![model("a").with_latency(LatencyProfile::new(100.0, 0.0))]).unwrap_err();
         assert!(e.to_string().contains("output_tokens_per_sec"), "{e}");
+    }
+
+    #[test]
+    fn a_known_model_without_an_ability_takes_the_table_s() {
+        let set = Ability::new(0.5);
+        let c = Catalog::new(vec![
+            model("gpt-4o-mini"),
+            model("cheap").with_api_name("openai/gpt-4o-mini-2024-07-18"),
+            model("gpt-4o").with_ability(set.clone()),
+            model("mine"),
+        ])
+        .unwrap();
+        let table = Ability::known("gpt-4o-mini").unwrap();
+        assert_eq!(c.models()[0].ability, table);
+        assert_eq!(c.models()[0].ability.known_as(), Some("gpt-4o-mini"));
+        assert!(!c.models()[0].ability.is_unset());
+        assert_eq!(c.models()[1].ability, table, "the api name is matched first");
+        assert_eq!(c.models()[2].ability, set, "an ability you set wins");
+        assert_eq!(c.models()[2].ability.known_as(), None);
+        assert!(c.models()[3].ability.is_unset());
+        // Changing a table ability makes it yours.
+        assert_eq!(table.with_intent(Intent::Chat, 1.0).known_as(), None);
+    }
+
+    #[test]
+    fn a_table_ability_is_not_serialized_and_reads_back_the_same() {
+        let c = Catalog::new(vec![model("gpt-4o"), model("mine").with_ability(Ability::new(1.0))]).unwrap();
+        let json = serde_json::to_string(c.models()).unwrap();
+        assert_eq!(json.matches("\"ability\"").count(), 1, "{json}");
+        let back: Vec<ModelProfile> = serde_json::from_str(&json).unwrap();
+        assert_eq!(Catalog::new(back).unwrap(), c);
     }
 
     #[test]
