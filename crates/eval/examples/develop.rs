@@ -3,17 +3,24 @@
 //! reports.
 //!
 //! ```text
-//! cargo run --release --example develop -- --train gsm8k|mmlu [--dev routerbench|folds] [--set JSON]
+//! cargo run --release --example develop -- --train gsm8k|mmlu|routerbench [--dev routerbench|folds|hold-out] [--set JSON]
 //! ```
 //!
-//! - `--train`: the benchmark trained on (RouteLLM's rows without contaminated ones).
+//! - `--train`: the benchmark trained on (RouteLLM's rows without contaminated ones), or
+//!   `routerbench`: RouterBench's training split (`split_routerdc == train`, all eleven models),
+//!   with `--dev folds` or `--dev hold-out` only. Its test split, which `evaluate` reports, is never
+//!   read.
 //! - `--dev routerbench` (the default): an out-of-distribution target that neither cross-benchmark
 //!   protocol reports: RouterBench's 3,164 prompts (ARC, MBPP, Winogrande) with two of its models,
 //!   GPT-4 (`gpt-4-1106-preview`) and Mixtral (`mistralai/mixtral-8x7b-chat`, named as RouteLLM
 //!   names it), priced per call as RouteLLM prices them. The router is trained on every row of
 //!   `--train`.
 //! - `--dev folds`: 5-fold cross-validation inside the training benchmark's rows (row `i` in fold
-//!   `i % 5`), pooled: the in-distribution signal.
+//!   `i % 5`), pooled: the in-distribution signal. For `--train routerbench`, the folds of its
+//!   training split.
+//! - `--dev hold-out` (`--train routerbench` only): each task of RouterBench's training split held
+//!   out in turn, trained on the other two: the development counterpart of `evaluate --hold-out`,
+//!   which reports on every row of the task.
 //! - `--set`: a JSON object merged into the default `TrainConfig` (`{"epochs": 30}`,
 //!   `{"features": {"char_ngram": 0}}`).
 //!
@@ -28,11 +35,11 @@ use switchyard::cost::LearnedCostModel;
 use switchyard::{Error, ErrorKind, Result, RouterBuilder, Utility};
 use switchyard_eval::catalog::{FittedCatalog, Prices};
 use switchyard_eval::cv::{self, cross_validate, k_fold};
-use switchyard_eval::data::{Dataset, Format, Row};
+use switchyard_eval::data::{Dataset, Format, Row, SplitKind};
 use switchyard_eval::replay::{Report, Run, log_grid};
 use switchyard_eval::{TrainConfig, Trainer};
 
-const USAGE: &str = "usage: develop --train gsm8k|mmlu [--dev routerbench|folds] [--set JSON]";
+const USAGE: &str = "usage: develop --train gsm8k|mmlu|routerbench [--dev routerbench|folds|hold-out] [--set JSON]";
 const STRONG: &str = "gpt-4-1106-preview";
 const WEAK: &str = "mistralai/Mixtral-8x7B-Instruct-v0.1";
 
@@ -96,14 +103,24 @@ fn try_main() -> Result<()> {
         }
     }
     let train = train.ok_or_else(|| usage("`--train` is required"))?;
-    if !matches!(train.as_str(), "gsm8k" | "mmlu") {
+    if !matches!(train.as_str(), "gsm8k" | "mmlu" | "routerbench") {
         return Err(usage(&format!("unknown benchmark `{train}`")));
+    }
+    let routerbench = train == "routerbench";
+    if (routerbench && dev == "routerbench") || (!routerbench && dev == "hold-out") {
+        return Err(usage(
+            "`--train routerbench` goes with `--dev folds` or `--dev hold-out`, and `hold-out` only with it",
+        ));
     }
     let cfg = config(patch.as_deref())?;
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data");
-    let rows =
-        Dataset::load(dir.join("routellm_mmlu_gsm8k.jsonl"), Format::RouteLlm)?.of_task(&train).without_contaminated();
-    let prices = Prices::load(dir.join("models.json"), "routellm")?;
+    let (rows, prices) = if routerbench {
+        let all = Dataset::load(dir.join("routerbench_arc_mbpp_winogrande.jsonl"), Format::RouterBench)?;
+        (all.in_split(SplitKind::RouterDc, "train"), Prices::load(dir.join("models.json"), "routerbench")?)
+    } else {
+        let all = Dataset::load(dir.join("routellm_mmlu_gsm8k.jsonl"), Format::RouteLlm)?;
+        (all.of_task(&train).without_contaminated(), Prices::load(dir.join("models.json"), "routellm")?)
+    };
     let grid = log_grid(1e-7, 1e3, 301);
     let t = Instant::now();
     let mut described = String::new();
@@ -120,6 +137,29 @@ fn try_main() -> Result<()> {
             .build()?;
         cv::sweep_policy(test, &router, &grid, |v| Utility::new().answer_value(v))
     };
+    let saving = |s: &switchyard_eval::replay::Summary| s.cost_at(0.95).map_or(f64::NAN, |c| 100.0 * (1.0 - c));
+    if dev == "hold-out" {
+        // Each task of the training rows held out in turn: a new task, inside the training rows.
+        let cost90 = |s: &switchyard_eval::replay::Summary| s.cost_at(0.90).map_or(f64::NAN, |c| 100.0 * c);
+        for split in cv::leave_one_task_out(&rows)? {
+            let runs = fit_and_sweep(&split.train, &split.test, &mut described)?;
+            let report = Report::new(&split.test, &runs)?;
+            println!(
+                "{train}, {} ({} rows); {described}: router AIQ {:.3} cost@90 {:.1}% saving@95 {:.1}% | zero router \
+                 AIQ {:.3} cost@90 {:.1}% saving@95 {:.1}%",
+                split.name,
+                split.test.len(),
+                report.router.aiq.unwrap_or(f64::NAN),
+                cost90(&report.router),
+                saving(&report.router),
+                report.zero_router.aiq.unwrap_or(f64::NAN),
+                cost90(&report.zero_router),
+                saving(&report.zero_router),
+            );
+        }
+        println!("{:.1} s", t.elapsed().as_secs_f64());
+        return Ok(());
+    }
     let (report, what) = match dev.as_str() {
         "routerbench" => {
             let test = routerbench_pair(&dir)?;
@@ -136,7 +176,6 @@ fn try_main() -> Result<()> {
         }
         other => return Err(usage(&format!("unknown dev protocol `{other}`"))),
     };
-    let saving = |s: &switchyard_eval::replay::Summary| s.cost_at(0.95).map_or(f64::NAN, |c| 100.0 * (1.0 - c));
     println!("{what}; {described}; {:.1} s", t.elapsed().as_secs_f64());
     println!(
         "router AIQ {:.3} saving@95 {:.1}% APGR {:.3} | zero router AIQ {:.3} saving@95 {:.1}%",
