@@ -594,7 +594,8 @@ impl<'p> Trainer<'p> {
         // 4. Residual regressions with the prior as offset (the fallback, as prediction blends it).
         let mut offsets = vec![0.0f64; n * m];
         for i in 0..n {
-            let a = prompt_trust(coverage[i], &familiarity_f64, opening_coverage[i], typical_opening);
+            let a =
+                prompt_trust(coverage[i], &familiarity_f64, opening_coverage[i], typical_opening).max(cfg.min_trust);
             let moved = a < 1.0 && cfg.fallback == Fallback::Difficulty;
             let shift = if moved { difficulties[i] - difficulty_mean } else { 0.0 };
             for j in 0..m {

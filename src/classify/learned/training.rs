@@ -107,6 +107,15 @@ pub struct TrainConfig {
     pub seed: u64,
     /// The success rates an unfamiliar prompt falls back to.
     pub fallback: Fallback,
+    /// The least trust any prompt gets, in `[0, 1]`: a prompt's trust
+    /// ([`Prediction::trust`](super::Prediction::trust)) is the larger of this and what its
+    /// familiarity allows. 0 (the default) gates by familiarity alone; 1 never gates, so that every
+    /// prompt is routed on the task head and the per-model regressions, however unlike the training
+    /// rows it is. Training computes the regressions' offsets with the same floor. A serialized
+    /// configuration without the field (a model file written before it existed, or with a floor of
+    /// 0) reads as 0, so such files predict as they did.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub min_trust: f64,
 }
 
 impl Default for TrainConfig {
@@ -126,8 +135,14 @@ impl Default for TrainConfig {
             prior_strength: 5.0,
             seed: 0x5eed,
             fallback: Fallback::PriceOrder,
+            min_trust: 1.0,
         }
     }
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref, reason = "serde's `skip_serializing_if` passes a reference")]
+fn is_zero(v: &f64) -> bool {
+    *v == 0.0
 }
 
 impl TrainConfig {
@@ -151,6 +166,9 @@ impl TrainConfig {
             if !(v.is_finite() && v >= 0.0) {
                 return Err(Error::config(format!("training `{name}` must be finite and >= 0, got {v}")));
             }
+        }
+        if !(0.0..=1.0).contains(&self.min_trust) {
+            return Err(Error::config(format!("training `min_trust` must be within [0, 1], got {}", self.min_trust)));
         }
         if !(1..=64).contains(&self.task_rank) {
             return Err(Error::config(format!("training `task_rank` must be within 1..=64, got {}", self.task_rank)));

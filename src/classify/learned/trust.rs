@@ -81,11 +81,11 @@ pub(crate) fn trust(c: f64, q: &[f64]) -> f64 {
 
 impl LearnedModel {
     /// How far to trust a prompt with these familiarities ([`prompt_trust`] with this model's
-    /// percentiles).
+    /// percentiles), and never less than [`TrainConfig::min_trust`](super::TrainConfig::min_trust).
     pub(crate) fn trust(&self, familiarity: f64, opening: f64) -> f64 {
         let q: SmallVec<[f64; 8]> = self.familiarity.iter().map(|&x| f64::from(x)).collect();
         let typical = self.opening.last().map_or(0.0, |&x| f64::from(x));
-        prompt_trust(familiarity, &q, opening, typical)
+        prompt_trust(familiarity, &q, opening, typical).max(self.info.training.min_trust)
     }
 }
 
@@ -95,9 +95,17 @@ mod tests {
     use crate::classify::learned::logit;
     use crate::classify::learned::model::planted;
 
+    /// The planted model with trust gated by familiarity alone (its file was trained with the
+    /// default floor of 1, which never gates).
+    fn gated() -> LearnedModel {
+        let mut m = planted();
+        m.info.training.min_trust = 0.0;
+        m
+    }
+
     #[test]
     fn an_unfamiliar_opening_withdraws_trust() {
-        let m = planted();
+        let m = gated();
         let p = m.predict("greet the user number 3 warmly");
         assert_eq!((p.opening_familiarity, p.trust), (1.0, 1.0));
         // The same words after an opening no training prompt had: routed on the fallback rates.
@@ -128,6 +136,37 @@ mod tests {
         assert_eq!(opening_trust(0.0, 0.0), 1.0);
     }
 
+    #[test]
+    fn a_trust_floor_keeps_unfamiliar_prompts_on_the_trained_model() {
+        let text = "translate this sentence please: greet the user number 3 warmly";
+        // A file written before the field existed loads without a floor.
+        let old = LearnedModel::from_bytes(include_bytes!("testdata/planted_v3.swlm")).unwrap();
+        assert_eq!(old.info().training.min_trust, 0.0);
+        // The default floor is 1: the trainer writes it into the file.
+        assert_eq!(planted().info().training.min_trust, 1.0);
+        let m = gated();
+        assert_eq!(m.predict(text).trust, 0.0);
+        // Half the trust at least: halfway between the fallback and the trained model.
+        let mut half = m.clone();
+        half.info.training.min_trust = 0.5;
+        assert_eq!(half.predict(text).trust, 0.5);
+        // A familiar prompt keeps its own, higher trust.
+        assert_eq!(half.predict("greet the user number 3 warmly").trust, 1.0);
+        // No gating: the unfamiliar prompt is routed as the task head and residuals say, with the
+        // logits of a fully trusted prompt, whatever the fallback.
+        let mut never = m.clone();
+        never.info.training.min_trust = 1.0;
+        let p = never.predict(text);
+        assert_eq!(p.trust, 1.0);
+        never.info.training.fallback = Fallback::Difficulty;
+        assert_eq!(never.predict(text).logits, p.logits);
+        assert!(p.logits.iter().zip(&m.predict(text).logits).any(|(a, b)| (a - b).abs() > 1e-3), "{p:?}");
+        // Out of range: a configuration error.
+        let cfg = super::super::TrainConfig { min_trust: 1.5, ..Default::default() };
+        assert!(cfg.validate().is_err());
+        assert!(super::super::TrainConfig { min_trust: 1.0, ..Default::default() }.validate().is_ok());
+    }
+
     fn hard_text() -> String {
         "translate this sentence please: prove step by step why the theorem must hold, and explain each \
          lemma you use, then derive the exact bound"
@@ -136,7 +175,7 @@ mod tests {
 
     #[test]
     fn the_difficulty_fallback_is_blended_in_by_trust() {
-        let mut m = planted();
+        let mut m = gated();
         m.info.training.fallback = Fallback::Difficulty;
         let p = |text: &str| m.predict(text);
         // Untrusted prompts: a harder one gets a lower rate for every model than an easier one.
