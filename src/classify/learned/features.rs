@@ -70,11 +70,16 @@ pub struct FeatureConfig {
     /// Word n-grams are read from at most this many bytes at the start of the prompt and this many at
     /// its end (a 100 KB document costs no more than an 8 KB one).
     pub word_window: u32,
+    /// TF-IDF weighting: an n-gram seen `tf` times in a prompt weighs `(1 + ln tf) · idf`, with
+    /// `idf = 1 + ln((1 + n) / (1 + df))` over the `n` training rows, `df` of which have its
+    /// bucket (the table is stored in the model file). Off, every occurrence weighs 1 (model files
+    /// before version 4). Each namespace is scaled to unit length either way.
+    pub tf_idf: bool,
 }
 
 impl Default for FeatureConfig {
     fn default() -> Self {
-        Self { hash_bits: 14, word_ngrams: 2, char_ngram: 4, char_window: 128, word_window: 4096 }
+        Self { hash_bits: 14, word_ngrams: 2, char_ngram: 4, char_window: 128, word_window: 4096, tf_idf: true }
     }
 }
 
@@ -189,6 +194,23 @@ impl<'c> Extractor<'c> {
         // `shift` is at least 40, so the bucket fits in 24 bits.
         sink.hashed(ns, (key >> self.shift) as u32, pair.then_some(key));
         key
+    }
+
+    /// An upper bound on the number of hashed features [`extract`](Self::extract) emits for `text`
+    /// (a text of `L` bytes has at most `L + 1` word 1–2 grams): the size of a [`TermCounts`] table
+    /// that never fills.
+    pub fn max_terms(&self, text: &str) -> usize {
+        let bytes = text.as_bytes();
+        let window = self.config.word_window as usize;
+        let last = last_block(bytes).len();
+        let mut n = bytes.len().min(2 * window) + 2;
+        if last < bytes.len() {
+            n += last.min(window) + 1;
+        }
+        if self.config.char_ngram > 0 {
+            n += last.min(self.config.char_window as usize);
+        }
+        n
     }
 
     /// Emits every feature of `text` (one prompt) into `sink`; `stats` are the router's statistics of
@@ -377,31 +399,115 @@ pub const OPENING_FLAG: u32 = 1 << 31;
 /// features only).
 pub const CHAR_FLAG: u32 = 1 << 31;
 
-/// Collects features as `(index, value)` pairs, each namespace scaled to unit length (`1/√n` per
-/// occurrence); dense features sit after the hashed buckets; character n-grams carry [`CHAR_FLAG`].
+/// How many times each n-gram of one prompt has been seen so far, for sublinear term frequency
+/// ([`FeatureConfig::tf_idf`]): an open-addressing table over a caller's buffer (on the stack at
+/// prediction), each slot holding a namespace and bucket (plus one, so that 0 is empty) in its high
+/// 26 bits and a count, saturating at 63, in its low 6.
+pub struct TermCounts<'b> {
+    slots: &'b mut [u32],
+    mask: usize,
+}
+
+impl<'b> TermCounts<'b> {
+    /// A table over `slots`, which must be zeros, as many as a power of two above the number of
+    /// distinct n-grams to count ([`Extractor::max_terms`]).
+    pub fn new(slots: &'b mut [u32]) -> Self {
+        debug_assert!(slots.len().is_power_of_two() && slots.iter().all(|&s| s == 0));
+        let mask = slots.len().saturating_sub(1);
+        Self { slots, mask }
+    }
+
+    /// Counts one more occurrence of `index` in `ns`; returns its count so far (1 the first time).
+    /// A full table (a buffer smaller than documented) counts every occurrence as a first one.
+    #[inline]
+    pub fn bump(&mut self, ns: Namespace, index: u32) -> u32 {
+        let key = ((ns as u32) << 24 | index) + 1;
+        let mut i = (key.wrapping_mul(0x9e37_79b9) >> 7) as usize & self.mask;
+        for _ in 0..self.slots.len() {
+            let slot = self.slots[i];
+            if slot == 0 {
+                self.slots[i] = key << 6 | 1;
+                return 1;
+            }
+            if slot >> 6 == key {
+                let count = (slot & 63) + u32::from(slot & 63 < 63);
+                self.slots[i] = key << 6 | count;
+                return count;
+            }
+            i = (i + 1) & self.mask;
+        }
+        1
+    }
+}
+
+/// The weight an n-gram's `k`-th occurrence adds under sublinear term frequency, `g(k) − g(k − 1)`
+/// with `g(k) = 1 + ln k` and `g(0) = 0`, and what it adds to the squared norm, `g(k)² − g(k − 1)²`.
+#[inline]
+pub fn tf_step(k: u32) -> (f32, f32) {
+    if k <= 1 {
+        return (1.0, 1.0);
+    }
+    let (g, h) = (1.0 + (k as f32).ln(), 1.0 + ((k - 1) as f32).ln());
+    (g - h, g * g - h * h)
+}
+
+/// `1 + ln((1 + n) / (1 + df))`: the inverse document frequency of a bucket `df` of `n` rows have.
+pub fn idf(n: usize, df: u32) -> f32 {
+    1.0 + ((1.0 + n as f64) / (1.0 + f64::from(df))).ln() as f32
+}
+
+/// Collects features as `(index, value)` pairs, one per occurrence, each namespace scaled to unit
+/// length; dense features sit after the hashed buckets; character n-grams carry [`CHAR_FLAG`]. With
+/// [`FeatureConfig::tf_idf`], an occurrence's value is its [`tf_step`] times the bucket's IDF, so
+/// that the occurrences of one n-gram add up to its TF-IDF weight (prediction computes the same
+/// sums); without, every occurrence weighs 1.
 pub struct Collect<'v> {
     out: &'v mut Vec<(u32, f32)>,
     keys: &'v mut Vec<u32>,
     start: usize,
-    counts: [u32; NAMESPACES],
+    /// Where each run of one namespace starts (extraction emits namespaces one after another).
+    runs: Vec<(usize, Namespace)>,
+    norm2: [f32; NAMESPACES],
     buckets: u32,
+    idf: &'v [f32],
+    terms: Option<Vec<u32>>,
 }
 
 impl<'v> Collect<'v> {
     /// Collects into `out`, and the familiarity keys of word n-grams ([`familiarity_key`]) into `keys`,
-    /// those of opening pairs marked with [`OPENING_FLAG`].
-    pub fn new(out: &'v mut Vec<(u32, f32)>, keys: &'v mut Vec<u32>, config: &FeatureConfig) -> Self {
+    /// those of opening pairs marked with [`OPENING_FLAG`]. `idf` is the IDF of each bucket, used
+    /// with [`FeatureConfig::tf_idf`] (empty: 1 for every bucket); `max_terms` bounds the hashed
+    /// features of the text ([`Extractor::max_terms`]).
+    pub fn new(
+        out: &'v mut Vec<(u32, f32)>,
+        keys: &'v mut Vec<u32>,
+        config: &FeatureConfig,
+        idf: &'v [f32],
+        max_terms: usize,
+    ) -> Self {
         let start = out.len();
-        Self { out, keys, start, counts: [0; NAMESPACES], buckets: config.buckets() as u32 }
+        let terms = config.tf_idf.then(|| vec![0u32; (max_terms + 1).next_power_of_two()]);
+        Self {
+            out,
+            keys,
+            start,
+            runs: Vec::new(),
+            norm2: [0.0; NAMESPACES],
+            buckets: config.buckets() as u32,
+            idf,
+            terms,
+        }
     }
 
     /// Scales the hashed features; returns how many the row has.
     pub fn finish(self) -> usize {
-        let scale: [f32; NAMESPACES] = self.counts.map(|c| if c > 0 { 1.0 / (c as f32).sqrt() } else { 0.0 });
-        for (_, v) in &mut self.out[self.start..] {
-            if v.is_nan() {
-                // The namespace was parked in the payload's low bits.
-                *v = scale[(v.to_bits() & 3) as usize];
+        let scale: [f32; NAMESPACES] = self.norm2.map(|c| if c > 0.0 { 1.0 / c.sqrt() } else { 0.0 });
+        let end = self.runs.iter().skip(1).map(|r| r.0).chain([self.out.len()]);
+        for (&(from, ns), to) in self.runs.iter().zip(end) {
+            for (idx, v) in &mut self.out[from..to] {
+                if ((*idx & !CHAR_FLAG) as usize) < self.buckets as usize {
+                    *v *= scale[ns as usize];
+                }
             }
         }
         self.out.len() - self.start
@@ -410,13 +516,26 @@ impl<'v> Collect<'v> {
 
 impl Sink for Collect<'_> {
     fn hashed(&mut self, ns: Namespace, index: u32, pair: Option<u64>) {
-        self.counts[ns as usize] += 1;
+        if self.runs.last().is_none_or(|r| r.1 != ns) {
+            self.runs.push((self.out.len(), ns));
+        }
+        let v = match &mut self.terms {
+            Some(slots) => {
+                let (d, d2) = tf_step(TermCounts { mask: slots.len() - 1, slots }.bump(ns, index));
+                let idf = self.idf.get(index as usize).copied().unwrap_or(1.0);
+                self.norm2[ns as usize] += d2 * idf * idf;
+                d * idf
+            }
+            None => {
+                self.norm2[ns as usize] += 1.0;
+                1.0
+            }
+        };
         if let Some(key) = pair {
             self.keys.push(familiarity_key(key));
         }
         let flag = if ns == Namespace::LastChars { CHAR_FLAG } else { 0 };
-        // A NaN placeholder carrying the namespace until `finish` knows the scale.
-        self.out.push((index | flag, f32::from_bits(0x7fc0_0000 | ns as u32)));
+        self.out.push((index | flag, v));
     }
 
     fn opening(&mut self, key: u64) {
@@ -424,7 +543,7 @@ impl Sink for Collect<'_> {
     }
 
     fn dense(&mut self, i: usize, value: f32) {
-        // Dense values are finite by construction; a NaN would be mistaken for a placeholder.
+        // Dense values are finite by construction.
         self.out.push((self.buckets + i as u32, if value.is_nan() { 0.0 } else { value }));
     }
 }
@@ -605,11 +724,74 @@ mod tests {
     }
 
     #[test]
+    fn sublinear_term_frequency_adds_up_to_one_plus_log_tf() {
+        assert_eq!(tf_step(1), (1.0, 1.0));
+        let (mut g, mut g2) = (0.0f32, 0.0f32);
+        for k in 1..=5 {
+            let (d, d2) = tf_step(k);
+            g += d;
+            g2 += d2;
+        }
+        assert!((g - (1.0 + 5f32.ln())).abs() < 1e-5, "{g}");
+        assert!((g2 - (1.0 + 5f32.ln()).powi(2)).abs() < 1e-4, "{g2}");
+        // Counts are per namespace and bucket, and saturate at 63.
+        let mut slots = [0u32; 8];
+        let mut t = TermCounts::new(&mut slots);
+        assert_eq!(
+            [t.bump(Namespace::Words, 7), t.bump(Namespace::Words, 7), t.bump(Namespace::LastWords, 7)],
+            [1, 2, 1]
+        );
+        let last = (0..100).map(|_| t.bump(Namespace::LastChars, 1)).last();
+        assert_eq!(last, Some(63));
+        // IDF: a bucket every row has weighs 1, a rarer one more.
+        assert_eq!(idf(10, 10), 1.0 + (11.0f64 / 11.0).ln() as f32);
+        assert!(idf(10, 1) > idf(10, 5) && idf(10, 5) > idf(10, 10));
+    }
+
+    #[test]
+    fn tf_idf_features_sum_to_the_weight_and_have_unit_length() {
+        let cfg = FeatureConfig { char_ngram: 0, ..FeatureConfig::default() };
+        assert!(cfg.tf_idf);
+        let text = "spam spam spam eggs";
+        let extractor = Extractor::new(&cfg);
+        let buckets = cfg.buckets();
+        // Every bucket's IDF is 2, except the one "eggs" lands in, 3.
+        let mut c = Count(Vec::new(), Vec::new());
+        extractor.extract("eggs", &TextStats::of_text("eggs"), &mut c);
+        let eggs = c.0[0].1;
+        let mut idf = vec![2.0f32; buckets];
+        idf[eggs as usize] = 3.0;
+        let (mut out, mut keys) = (Vec::new(), Vec::new());
+        let mut sink = Collect::new(&mut out, &mut keys, &cfg, &idf, extractor.max_terms(text));
+        extractor.extract(text, &TextStats::of_text(text), &mut sink);
+        sink.finish();
+        let mut sums = std::collections::BTreeMap::new();
+        for &(i, v) in out.iter().filter(|(i, _)| (*i as usize) < buckets) {
+            *sums.entry(i).or_insert(0.0f32) += v;
+        }
+        // "spam" three times, "eggs" once, the pairs "spam spam" twice and "spam eggs" once.
+        let raw = [(1.0 + 3f32.ln()) * 2.0, 3.0, (1.0 + 2f32.ln()) * 2.0, 2.0];
+        let norm = raw.iter().map(|x| x * x).sum::<f32>().sqrt();
+        assert_eq!(sums.len(), 4, "{sums:?}");
+        assert!((sums[&eggs] - 3.0 / norm).abs() < 1e-5, "{sums:?}");
+        let sq: f32 = sums.values().map(|v| v * v).sum();
+        assert!((sq - 1.0).abs() < 1e-5, "{sq}");
+        // Without TF-IDF, every occurrence weighs the same.
+        let counts = FeatureConfig { tf_idf: false, ..cfg };
+        let (mut out, mut keys) = (Vec::new(), Vec::new());
+        let mut sink = Collect::new(&mut out, &mut keys, &counts, &idf, extractor.max_terms(text));
+        extractor.extract(text, &TextStats::of_text(text), &mut sink);
+        sink.finish();
+        let hashed: Vec<f32> = out.iter().filter(|(i, _)| (*i as usize) < buckets).map(|x| x.1).collect();
+        assert!(hashed.iter().all(|&v| (v - 1.0 / 7f32.sqrt()).abs() < 1e-6), "{hashed:?}");
+    }
+
+    #[test]
     fn collect_scales_each_namespace_to_unit_length() {
         let cfg = FeatureConfig { char_ngram: 0, ..FeatureConfig::default() };
         let (mut out, mut keys) = (Vec::new(), Vec::new());
         let text = "alpha beta\n\ngamma";
-        let mut sink = Collect::new(&mut out, &mut keys, &cfg);
+        let mut sink = Collect::new(&mut out, &mut keys, &cfg, &[], Extractor::new(&cfg).max_terms(text));
         Extractor::new(&cfg).extract(text, &TextStats::of_text(text), &mut sink);
         let n = sink.finish();
         assert_eq!(n, out.len());
@@ -623,7 +805,7 @@ mod tests {
         assert_eq!(keys.iter().filter(|&&k| k & OPENING_FLAG != 0).count(), 2);
         let (mut out, mut keys) = (Vec::new(), Vec::new());
         let text = "alpha beta gamma";
-        let mut sink = Collect::new(&mut out, &mut keys, &cfg);
+        let mut sink = Collect::new(&mut out, &mut keys, &cfg, &[], Extractor::new(&cfg).max_terms(text));
         Extractor::new(&cfg).extract(text, &TextStats::of_text(text), &mut sink);
         sink.finish();
         assert_eq!(keys.len(), 2 + 2);

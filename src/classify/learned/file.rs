@@ -1,4 +1,4 @@
-//! The learned model's file format (version 3), little-endian throughout:
+//! The learned model's file format (version 4), little-endian throughout:
 //!
 //! | bytes | content |
 //! |---|---|
@@ -18,10 +18,13 @@
 //! | 8·16384 | the training rows' word pairs, a bitset of `2^20` bits |
 //! | 4·6 | opening familiarity percentiles 0 to 5 (new in version 3) |
 //! | 4 + 4·k | the training rows' opening word pairs: `u32` count `k`, then `k` increasing `u32` keys (new in version 3) |
+//! | 4 + 4·b | the IDF of each hashed bucket: `u32` count `b` (the buckets with `tf_idf`, 0 without), then `b` `f32`s (new in version 4) |
 //! | 8 | FNV-1a 64 checksum of everything before it |
 //!
 //! Rows of zeros (buckets no training prompt touched) are left out, which keeps files to a few MB.
-//! Version 2 files (without the openings) still load; they treat every opening as familiar.
+//! Version 3 files (without the IDF table) still load and weigh every occurrence of an n-gram 1, as
+//! they were trained (`tf_idf` off); version 2 files (without the openings) also treat every opening
+//! as familiar.
 
 use super::features::FAMILIARITY_BITS;
 use super::{FAMILIARITY_PERCENTILES, LearnedModel, ModelInfo, Parts};
@@ -29,7 +32,7 @@ use crate::error::{Error, Result};
 
 const MAGIC: &[u8; 8] = b"SWLM\r\n\x1a\n";
 /// The format version this build writes and reads.
-pub(crate) const VERSION: u32 = 3;
+pub(crate) const VERSION: u32 = 4;
 /// The oldest format version this build reads.
 const OLDEST: u32 = 2;
 
@@ -66,6 +69,8 @@ pub(crate) fn encode(model: &LearnedModel) -> Vec<u8> {
     for k in &model.openings {
         out.extend_from_slice(&k.to_le_bytes());
     }
+    out.extend_from_slice(&(model.idf.len() as u32).to_le_bytes());
+    floats(&mut out, &model.idf);
     let sum = fnv64(&out);
     out.extend_from_slice(&sum.to_le_bytes());
     out
@@ -165,8 +170,13 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<LearnedModel> {
     let n = rd.u32("the header length")? as usize;
     let header = rd.take(n, "the header")?;
     let mut de = serde_json::Deserializer::from_slice(header);
-    let info: ModelInfo = serde_path_to_error::deserialize(&mut de)
+    let mut info: ModelInfo = serde_path_to_error::deserialize(&mut de)
         .map_err(|e| Error::config(format!("header: `{}`: {}", e.path(), e.inner())))?;
+    if version < 4 {
+        // Trained before TF-IDF weighting: every occurrence weighs 1.
+        info.features.tf_idf = false;
+        info.training.features.tf_idf = false;
+    }
     info.features.validate()?;
     let (m, t, r, dim) = (info.models.len(), info.tasks.len(), info.task_rank, info.features.dim());
     if r > 64 {
@@ -198,6 +208,16 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<LearnedModel> {
     } else {
         (vec![0.0; FAMILIARITY_PERCENTILES + 1], Vec::new())
     };
+    let idf = if version >= 4 {
+        let b = rd.u32("the IDF count")? as usize;
+        let expected = if info.features.tf_idf { info.features.buckets() } else { 0 };
+        if b != expected {
+            return Err(Error::config(format!("the IDF table: {b} values stored, {expected} expected")));
+        }
+        rd.floats(b, "the IDF table")?
+    } else {
+        Vec::new()
+    };
     if rd.pos != body.len() {
         return Err(Error::config(format!("{} unexpected bytes after the last section", body.len() - rd.pos)));
     }
@@ -215,6 +235,7 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<LearnedModel> {
         seen,
         opening,
         openings,
+        idf,
     };
     LearnedModel::from_parts(info, parts)
 }
@@ -224,19 +245,26 @@ mod tests {
     use super::*;
 
     #[test]
-    fn version_2_files_load_with_every_opening_familiar() {
+    fn version_2_and_3_files_load_with_every_opening_familiar_and_counts() {
         // Trained on "greet user {i}" (both models answer) and "sum {i} and 2" (only the large one)
-        // with two epochs; `crates/eval/tests/core_fixtures.rs` checks that the trainer still writes it.
+        // with two epochs and `tf_idf` off, as versions 2 and 3 were trained;
+        // `crates/eval/tests/core_fixtures.rs` checks that the trainer still writes it.
         let model = LearnedModel::from_bytes(include_bytes!("testdata/openings.swlm")).unwrap();
-        let v3 = encode(&model);
-        // The same file as version 2 wrote it: no opening section.
-        let body = &v3[..v3.len() - 8];
-        let openings = 4 * (FAMILIARITY_PERCENTILES + 1) + 4 + 4 * model.openings.len();
-        let mut v2 = body[..body.len() - openings].to_vec();
-        v2[8..12].copy_from_slice(&2u32.to_le_bytes());
-        let sum = fnv64(&v2);
-        v2.extend_from_slice(&sum.to_le_bytes());
-        let old = decode(&v2).unwrap();
+        assert!(!model.info.features.tf_idf && model.idf.is_empty());
+        let v4 = encode(&model);
+        let body = &v4[..v4.len() - 8];
+        let reseal = |mut b: Vec<u8>, version: u32| {
+            b[8..12].copy_from_slice(&version.to_le_bytes());
+            let sum = fnv64(&b);
+            b.extend_from_slice(&sum.to_le_bytes());
+            b
+        };
+        // Version 3: no IDF section.
+        let v3 = reseal(body[..body.len() - 4].to_vec(), 3);
+        assert!(decode(&v3).unwrap() == model);
+        // Version 2: no opening section either.
+        let openings = 4 * (FAMILIARITY_PERCENTILES + 1) + 4 + 4 * model.openings.len() + 4;
+        let old = decode(&reseal(body[..body.len() - openings].to_vec(), 2)).unwrap();
         assert!(old.opening.iter().all(|&q| q == 0.0) && old.openings.is_empty());
         // An unfamiliar opening costs the new model its trust, not the old one; familiar prompts
         // predict alike.
@@ -249,8 +277,19 @@ mod tests {
             }
         }
         assert_eq!(model.predict("please add the numbers 3 and 4").opening_familiarity, 0.0);
-        let mut v4 = v3.clone();
-        v4[8..12].copy_from_slice(&4u32.to_le_bytes());
-        assert!(decode(&v4).unwrap_err().to_string().contains("versions 2 to 3"));
+        let v5 = reseal(body.to_vec(), 5);
+        assert!(decode(&v5).unwrap_err().to_string().contains("versions 2 to 4"));
+    }
+
+    #[test]
+    fn a_version_3_file_weighs_every_occurrence_one() {
+        // `planted.swlm` as version 3 wrote it (before TF-IDF), kept as it was.
+        let old = LearnedModel::from_bytes(include_bytes!("testdata/planted_v3.swlm")).unwrap();
+        assert!(!old.info.features.tf_idf && !old.info.training.features.tf_idf && old.idf.is_empty());
+        let p = |text: &str, j| old.predict(text).probability(j).unwrap();
+        assert!(p("greet the user number 3 warmly", 0) > 0.9);
+        assert!(p("add the numbers 4 and 17 with carry", 1) < 0.35);
+        // It saves as version 4 and reads back the same.
+        assert!(decode(&encode(&old)).unwrap() == old);
     }
 }

@@ -47,7 +47,7 @@ pub use self::classifier::LearnedClassifier;
 pub use self::features::FeatureConfig;
 pub use self::model::{LearnedModel, ModelInfo, Parts};
 pub use self::predict::{Prediction, logit, softmax};
-pub use self::training::{Fallback, TaskLabels, TrainConfig};
+pub use self::training::{Fallback, Solver, TaskLabels, TrainConfig};
 pub use self::trust::{FAMILIARITY_PERCENTILES, fallback_rates, prompt_trust};
 use crate::classify::SignalKey;
 
@@ -56,7 +56,9 @@ use crate::classify::SignalKey;
 /// `switchyard-eval` pins this crate's exact version.
 #[doc(hidden)]
 pub mod __training {
-    pub use super::features::{CHAR_FLAG, Collect, Extractor, FAMILIARITY_BITS, OPENING_FLAG, Sink};
+    pub use super::features::{
+        CHAR_FLAG, Collect, Extractor, FAMILIARITY_BITS, Namespace, OPENING_FLAG, Sink, TermCounts, idf, tf_step,
+    };
     pub use super::{FAMILIARITY_PERCENTILES, Parts, fallback_rates, logit, prompt_trust, softmax};
     use super::{FeatureConfig, ModelInfo, TrainConfig};
     pub use crate::hash::Rng;
@@ -75,12 +77,18 @@ pub mod __training {
             l2: 0.0,
             validation_loss: None,
             residual: false,
+            difficulty_mean: 0.0,
         }
     }
 
     /// The number of feature rows a model with `config` has (hashed buckets and dense features).
     pub fn feature_dim(config: &FeatureConfig) -> usize {
         config.dim()
+    }
+
+    /// The difficulty score [`Fallback::Difficulty`](super::Fallback::Difficulty) reads.
+    pub fn difficulty(stats: &crate::classify::TextStats) -> f64 {
+        super::trust::difficulty(stats)
     }
 
     pub use crate::classify::difficulty::{

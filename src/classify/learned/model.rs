@@ -40,6 +40,12 @@ pub struct ModelInfo {
     /// residuals is one more candidate): the task prior then carries all the signal there is, and
     /// predictions skip the residual weights and the character n-grams (which only they read).
     pub residual: bool,
+    /// The training rows' mean difficulty score (the built-in
+    /// [`DifficultyClassifier`](crate::classify::DifficultyClassifier)'s), which
+    /// [`Fallback::Difficulty`](super::Fallback::Difficulty) measures prompts against (0 in files
+    /// written before it).
+    #[serde(default)]
+    pub difficulty_mean: f64,
 }
 
 /// A trained learned-router model: a task head and per-model residual regressions.
@@ -80,6 +86,8 @@ pub struct LearnedModel {
     /// The opening word pairs of the training rows
     /// ([`familiarity_key`](super::features::familiarity_key)s), sorted, without repeats.
     pub(super) openings: Vec<u32>,
+    /// The IDF of each hashed bucket with [`FeatureConfig::tf_idf`], empty without.
+    pub(super) idf: Vec<f32>,
 }
 
 /// The parts of a [`LearnedModel`], as training and the file format produce them.
@@ -110,6 +118,9 @@ pub struct Parts {
     pub opening: Vec<f32>,
     /// The training rows' opening word pairs, sorted.
     pub openings: Vec<u32>,
+    /// The IDF of each hashed bucket, computed on the training rows (with
+    /// [`FeatureConfig::tf_idf`]; empty without).
+    pub idf: Vec<f32>,
 }
 
 impl fmt::Debug for LearnedModel {
@@ -142,6 +153,7 @@ impl LearnedModel {
             seen,
             opening,
             openings,
+            idf,
         } = parts;
         info.features.validate()?;
         let (m, t, r, dim) = (info.models.len(), info.tasks.len(), info.task_rank, info.features.dim());
@@ -199,6 +211,10 @@ impl LearnedModel {
                 "learned model `openings`: keys must increase and lie below 2^{FAMILIARITY_BITS}"
             )));
         }
+        check("idf", &idf, if info.features.tf_idf { info.features.buckets() } else { 0 })?;
+        if let Some(i) = idf.iter().position(|&x| x <= 0.0) {
+            return Err(Error::config(format!("learned model `idf`: value {i} is not positive")));
+        }
         if seen.len() != 1 << (FAMILIARITY_BITS - 6) {
             return Err(Error::config(format!(
                 "learned model `seen`: expected {} words, found {}",
@@ -232,6 +248,7 @@ impl LearnedModel {
             seen,
             opening,
             openings,
+            idf,
         })
     }
 
@@ -383,6 +400,7 @@ mod tests {
             seen: vec![0; 1 << (FAMILIARITY_BITS - 6)],
             opening: vec![0.0; FAMILIARITY_PERCENTILES + 1],
             openings: vec![],
+            idf: vec![],
         };
         let e = LearnedModel::from_parts(info, parts).unwrap_err().to_string();
         assert!(e.contains("`weights`"), "{e}");
@@ -411,6 +429,7 @@ mod tests {
             seen: m.seen.clone(),
             opening: m.opening.clone(),
             openings: m.openings.clone(),
+            idf: m.idf.clone(),
         };
         let lean = LearnedModel::from_parts(info, parts).unwrap();
         assert_eq!(lean.stride, r.next_multiple_of(4));

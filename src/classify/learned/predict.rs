@@ -2,13 +2,18 @@
 
 use smallvec::SmallVec;
 
+use super::Fallback;
 use super::LearnedModel;
-use super::features::{Extractor, FeatureConfig, NAMESPACES, Namespace, Sink, familiarity_key};
-use super::trust::share;
+use super::features::{Extractor, FeatureConfig, NAMESPACES, Namespace, Sink, TermCounts, familiarity_key, tf_step};
+use super::trust::{difficulty, share, shifted};
 use crate::classify::TextStats;
 
 /// Probabilities are kept within `[P_MIN, 1 − P_MIN]` before taking logits.
 const P_MIN: f64 = 1e-3;
+
+/// Term-count slots on the stack (8 KiB): enough for prompts up to about 1.9 KB
+/// ([`Extractor::max_terms`]); longer ones count on the heap.
+const TERM_SLOTS: usize = 2048;
 
 /// One prompt's predictions.
 #[non_exhaustive]
@@ -66,6 +71,24 @@ impl LearnedModel {
             heap.resize(len, 0.0);
             &mut heap
         };
+        // Character n-grams feed the residual regressions only.
+        let features = FeatureConfig {
+            char_ngram: if self.info.residual { self.info.features.char_ngram } else { 0 },
+            ..self.info.features.clone()
+        };
+        let extractor = Extractor::new(&features);
+        // Term counts for sublinear term frequency, on the stack for prompts up to a few KB.
+        let mut slots = [0u32; TERM_SLOTS];
+        let mut more = Vec::new();
+        let terms = features.tf_idf.then(|| {
+            let need = (extractor.max_terms(prompt) + 1).next_power_of_two();
+            if need <= TERM_SLOTS {
+                TermCounts::new(&mut slots[..need])
+            } else {
+                more.resize(need, 0);
+                TermCounts::new(&mut more)
+            }
+        });
         let mut dot = Dot {
             stride,
             m4,
@@ -73,25 +96,21 @@ impl LearnedModel {
             table: &self.table,
             seen: &self.seen,
             openings: &self.openings,
+            idf: &self.idf,
+            terms,
             words: 0,
             known: 0,
             opening: 0,
             opening_known: 0,
-            counts: [0; NAMESPACES],
+            norm2: [0.0; NAMESPACES],
             acc,
         };
-        if self.info.residual {
-            Extractor::new(&self.info.features).extract(prompt, stats, &mut dot);
-        } else {
-            // Character n-grams feed the residual regressions only.
-            let features = FeatureConfig { char_ngram: 0, ..self.info.features.clone() };
-            Extractor::new(&features).extract(prompt, stats, &mut dot);
-        }
+        extractor.extract(prompt, stats, &mut dot);
         let familiarity = share(dot.known, dot.words);
         // A model without a record of openings (a version-2 file) finds every opening familiar.
         let opening = if self.openings.is_empty() { 1.0 } else { share(dot.opening_known, dot.opening) };
         let a = self.trust(familiarity, opening);
-        let scale = dot.counts.map(|c| if c > 0 { 1.0 / (c as f32).sqrt() } else { 0.0 });
+        let scale = dot.norm2.map(|c| if c > 0.0 { 1.0 / c.sqrt() } else { 0.0 });
         // Lane `k` of the combined row: each namespace's sum scaled to unit length, plus the dense part.
         let lane = |k: usize| -> f32 {
             let mut s = dot.acc[NAMESPACES * stride + k];
@@ -139,9 +158,17 @@ impl LearnedModel {
             }
         }
 
+        // With the difficulty fallback, an untrusted prompt's rates move with its difficulty.
+        let shift = if a < 1.0 && self.info.training.fallback == Fallback::Difficulty {
+            difficulty(stats) - self.info.difficulty_mean
+        } else {
+            0.0
+        };
         let logits = (0..m)
             .map(|j| {
-                let prior = a * prior[j] + (1.0 - a) * f64::from(self.fallback[j]);
+                let f = f64::from(self.fallback[j]);
+                let f = if shift == 0.0 { f } else { shifted(f, shift) };
+                let prior = a * prior[j] + (1.0 - a) * f;
                 let residual = if self.info.residual { self.bias[j] + lane(j) } else { 0.0 };
                 logit(prior) + a * f64::from(residual)
             })
@@ -158,13 +185,17 @@ struct Dot<'w> {
     table: &'w [f32],
     seen: &'w [u64],
     openings: &'w [u32],
+    /// The IDF of each bucket, and the prompt's term counts, with TF-IDF weighting.
+    idf: &'w [f32],
+    terms: Option<TermCounts<'w>>,
     /// Word pairs, and those the training rows contained.
     words: u32,
     known: u32,
     /// Opening word pairs, and those that opened some training row.
     opening: u32,
     opening_known: u32,
-    counts: [u32; NAMESPACES],
+    /// Each namespace's squared norm so far.
+    norm2: [f32; NAMESPACES],
     /// One row of sums per namespace, then one for the dense features.
     acc: &'w mut [f32],
 }
@@ -178,11 +209,31 @@ fn add_row(acc: &mut [f32], row: &[f32]) {
     }
 }
 
+/// `acc += v · row`, four lanes at a time.
+#[inline]
+fn add_scaled_row(acc: &mut [f32], row: &[f32], v: f32) {
+    for (a, r) in acc.chunks_exact_mut(4).zip(row.chunks_exact(4)) {
+        let s = [a[0] + v * r[0], a[1] + v * r[1], a[2] + v * r[2], a[3] + v * r[3]];
+        a.copy_from_slice(&s);
+    }
+}
+
 impl Sink for Dot<'_> {
     #[inline]
     fn hashed(&mut self, ns: Namespace, index: u32, pair: Option<u64>) {
         let n = ns as usize;
-        self.counts[n] += 1;
+        let v = match &mut self.terms {
+            Some(terms) => {
+                let (d, d2) = tf_step(terms.bump(ns, index));
+                let idf = self.idf.get(index as usize).copied().unwrap_or(1.0);
+                self.norm2[n] += d2 * idf * idf;
+                d * idf
+            }
+            None => {
+                self.norm2[n] += 1.0;
+                1.0
+            }
+        };
         if let Some(key) = pair {
             let k = familiarity_key(key);
             self.words += 1;
@@ -195,7 +246,11 @@ impl Sink for Dot<'_> {
         if let (Some(row), Some(acc)) =
             (self.table.get(start..start + lanes), self.acc.get_mut(n * stride..n * stride + lanes))
         {
-            add_row(acc, row);
+            if self.terms.is_some() {
+                add_scaled_row(acc, row, v);
+            } else {
+                add_row(acc, row);
+            }
         }
     }
 

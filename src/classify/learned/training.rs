@@ -39,10 +39,35 @@ pub enum Fallback {
     /// Each model's overall success rate on the training rows: unfamiliar prompts are routed as
     /// the average training prompt.
     Overall,
+    /// [`PriceOrder`](Self::PriceOrder)'s rates moved per prompt by the built-in difficulty score
+    /// `d` ([`DifficultyClassifier`](crate::classify::DifficultyClassifier), on the logit scale), as
+    /// in a one-parameter item-response model: `logit f(m, x) = logit f(m) − (d(x) − d̄)`, with `d̄`
+    /// the training rows' mean difficulty ([`ModelInfo::difficulty_mean`](super::ModelInfo::difficulty_mean)).
+    /// A prompt harder than the training rows' average lowers every model's rate, the cheaper
+    /// models' most where they are further from certain, so that a router unsure of the prompt
+    /// still spends more on the harder ones.
+    Difficulty,
 }
 
-/// How a [`LearnedModel`](super::LearnedModel) is trained. Every field has a default that worked across the shared routing
-/// data sets without tuning on any reported rows.
+/// How the per-model residual regressions are fitted.
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Solver {
+    /// Full-batch L-BFGS on the penalised log loss, run to convergence (the gradient's largest
+    /// entry below `1e-4` per training row, or no further decrease; at most 500 iterations): the
+    /// fitted weights are the minimum, whatever the step size or the order of the rows.
+    #[default]
+    Lbfgs,
+    /// [`epochs`](TrainConfig::epochs) passes of AdaGrad over shuffled rows (the solver before
+    /// L-BFGS): cheaper, and short of the minimum when the penalty is weak.
+    AdaGrad,
+}
+
+/// How a [`LearnedModel`](super::LearnedModel) is trained. The defaults were chosen on the shared
+/// routing data sets; two of them after seeing rows that are reported (the lower end of the `l2`
+/// grid and the rule that keeps residuals), as `docs/learned-routing.md` records; the trust floor's
+/// was chosen on development protocols, prompted in part by an earlier ablation on reported rows.
 #[non_exhaustive]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -57,8 +82,15 @@ pub struct TrainConfig {
     /// are then retrained on every row with it. Per-prompt signal in routing data is often weak: a
     /// too-small value fits noise and routes worse than the task prior alone.
     pub l2: Vec<f64>,
-    /// The share of training rows held out to choose `l2` (when it has several values).
+    /// The share of training rows held out to choose `l2` (when it has several values and
+    /// [`l2_folds`](Self::l2_folds) is 0).
     pub validation: f64,
+    /// Folds of the inner cross-validation that chooses `l2` (when it has several values): each
+    /// candidate is fitted on all folds but one and scored by log loss on that one, over every
+    /// fold. 0 holds out one [`validation`](Self::validation) share instead.
+    pub l2_folds: u32,
+    /// How the residual regressions are fitted.
+    pub solver: Solver,
     /// L2 strength of the task head, in the same units.
     pub task_l2: f64,
     /// Rank of the task head: each feature carries an embedding of this many numbers (fewer when
@@ -76,6 +108,15 @@ pub struct TrainConfig {
     pub seed: u64,
     /// The success rates an unfamiliar prompt falls back to.
     pub fallback: Fallback,
+    /// The least trust any prompt gets, in `[0, 1]`: a prompt's trust
+    /// ([`Prediction::trust`](super::Prediction::trust)) is the larger of this and what its
+    /// familiarity allows. 0 (the default) gates by familiarity alone; 1 never gates, so that every
+    /// prompt is routed on the task head and the per-model regressions, however unlike the training
+    /// rows it is. Training computes the regressions' offsets with the same floor. A serialized
+    /// configuration without the field (a model file written before it existed, or with a floor of
+    /// 0) reads as 0, so such files predict as they did.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub min_trust: f64,
 }
 
 impl Default for TrainConfig {
@@ -85,6 +126,8 @@ impl Default for TrainConfig {
             task_labels: TaskLabels::Auto,
             l2: vec![0.3, 1.0, 3.0, 10.0, 30.0, 300.0, 3000.0, 30000.0],
             validation: 0.2,
+            l2_folds: 3,
+            solver: Solver::Lbfgs,
             task_l2: 0.1,
             task_rank: 8,
             epochs: 10,
@@ -93,8 +136,14 @@ impl Default for TrainConfig {
             prior_strength: 5.0,
             seed: 0x5eed,
             fallback: Fallback::PriceOrder,
+            min_trust: 1.0,
         }
     }
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref, reason = "serde's `skip_serializing_if` passes a reference")]
+fn is_zero(v: &f64) -> bool {
+    *v == 0.0
 }
 
 impl TrainConfig {
@@ -119,6 +168,9 @@ impl TrainConfig {
                 return Err(Error::config(format!("training `{name}` must be finite and >= 0, got {v}")));
             }
         }
+        if !(0.0..=1.0).contains(&self.min_trust) {
+            return Err(Error::config(format!("training `min_trust` must be within [0, 1], got {}", self.min_trust)));
+        }
         if !(1..=64).contains(&self.task_rank) {
             return Err(Error::config(format!("training `task_rank` must be within 1..=64, got {}", self.task_rank)));
         }
@@ -127,6 +179,12 @@ impl TrainConfig {
         }
         if !(1..=1000).contains(&self.epochs) {
             return Err(Error::config(format!("training `epochs` must be within 1..=1000, got {}", self.epochs)));
+        }
+        if self.l2_folds == 1 || self.l2_folds > 10 {
+            return Err(Error::config(format!(
+                "training `l2_folds` must be 0 or within 2..=10, got {}",
+                self.l2_folds
+            )));
         }
         if !(2..=10).contains(&self.folds) {
             return Err(Error::config(format!("training `folds` must be within 2..=10, got {}", self.folds)));

@@ -4,6 +4,7 @@
 use smallvec::SmallVec;
 
 use super::{Fallback, LearnedModel};
+use crate::classify::{DifficultyClassifier, TextStats};
 
 /// Prompts at least as familiar as this percentile of held-out training prompts get the model's full
 /// trust; less familiar ones less (see [`Prediction::trust`](super::Prediction::trust)).
@@ -26,6 +27,18 @@ pub fn fallback_rates(overall: &[f32], costs: &[f32], kind: Fallback) -> Vec<f32
             (f64::from(r_lo) + f64::from(r_hi - r_lo) * x) as f32
         })
         .collect()
+}
+
+/// A prompt's difficulty score, on the logit scale: the built-in [`DifficultyClassifier`]'s,
+/// without offset.
+pub(crate) fn difficulty(stats: &TextStats) -> f64 {
+    DifficultyClassifier::default().infer(stats).0
+}
+
+/// A fallback rate `f` moved by a prompt `shift` harder than the training rows' mean difficulty
+/// ([`Fallback::Difficulty`]): `σ(logit f − shift)`.
+pub(crate) fn shifted(f: f64, shift: f64) -> f64 {
+    crate::classify::sigmoid(super::logit(f) - shift)
 }
 
 /// How far an opening of familiarity `c` lets the model be trusted: fully at or above `typical` (the
@@ -68,11 +81,11 @@ pub(crate) fn trust(c: f64, q: &[f64]) -> f64 {
 
 impl LearnedModel {
     /// How far to trust a prompt with these familiarities ([`prompt_trust`] with this model's
-    /// percentiles).
+    /// percentiles), and never less than [`TrainConfig::min_trust`](super::TrainConfig::min_trust).
     pub(crate) fn trust(&self, familiarity: f64, opening: f64) -> f64 {
         let q: SmallVec<[f64; 8]> = self.familiarity.iter().map(|&x| f64::from(x)).collect();
         let typical = self.opening.last().map_or(0.0, |&x| f64::from(x));
-        prompt_trust(familiarity, &q, opening, typical)
+        prompt_trust(familiarity, &q, opening, typical).max(self.info.training.min_trust)
     }
 }
 
@@ -82,9 +95,17 @@ mod tests {
     use crate::classify::learned::logit;
     use crate::classify::learned::model::planted;
 
+    /// The planted model with trust gated by familiarity alone (its file was trained with the
+    /// default floor of 1, which never gates).
+    fn gated() -> LearnedModel {
+        let mut m = planted();
+        m.info.training.min_trust = 0.0;
+        m
+    }
+
     #[test]
     fn an_unfamiliar_opening_withdraws_trust() {
-        let m = planted();
+        let m = gated();
         let p = m.predict("greet the user number 3 warmly");
         assert_eq!((p.opening_familiarity, p.trust), (1.0, 1.0));
         // The same words after an opening no training prompt had: routed on the fallback rates.
@@ -94,6 +115,14 @@ mod tests {
         assert_eq!(p.trust, 0.0);
         for (j, &z) in p.logits.iter().enumerate() {
             assert!((z - logit(f64::from(m.fallback_rates()[j]))).abs() < 1e-9, "{z}");
+        }
+        // With the difficulty fallback, the same prompt's rates move by its difficulty.
+        let mut d = m.clone();
+        d.info.training.fallback = Fallback::Difficulty;
+        let text = "translate this sentence please: greet the user number 3 warmly";
+        let shift = difficulty(&TextStats::of_text(text)) - m.info().difficulty_mean;
+        for (j, &z) in d.predict(text).logits.iter().enumerate() {
+            assert!((z - logit(shifted(f64::from(m.fallback_rates()[j]), shift))).abs() < 1e-9, "{z}");
         }
         // Three known pairs of four, where every training row opened with four: three quarters of
         // the trust at most.
@@ -105,6 +134,68 @@ mod tests {
         assert_eq!(opening_trust(0.75, 0.5), 1.0);
         // Training prompts without a shared opening: the opening never lowers trust.
         assert_eq!(opening_trust(0.0, 0.0), 1.0);
+    }
+
+    #[test]
+    fn a_trust_floor_keeps_unfamiliar_prompts_on_the_trained_model() {
+        let text = "translate this sentence please: greet the user number 3 warmly";
+        // A file written before the field existed loads without a floor.
+        let old = LearnedModel::from_bytes(include_bytes!("testdata/planted_v3.swlm")).unwrap();
+        assert_eq!(old.info().training.min_trust, 0.0);
+        // The default floor is 1: the trainer writes it into the file.
+        assert_eq!(planted().info().training.min_trust, 1.0);
+        let m = gated();
+        assert_eq!(m.predict(text).trust, 0.0);
+        // Half the trust at least: halfway between the fallback and the trained model.
+        let mut half = m.clone();
+        half.info.training.min_trust = 0.5;
+        assert_eq!(half.predict(text).trust, 0.5);
+        // A familiar prompt keeps its own, higher trust.
+        assert_eq!(half.predict("greet the user number 3 warmly").trust, 1.0);
+        // No gating: the unfamiliar prompt is routed as the task head and residuals say, with the
+        // logits of a fully trusted prompt, whatever the fallback.
+        let mut never = m.clone();
+        never.info.training.min_trust = 1.0;
+        let p = never.predict(text);
+        assert_eq!(p.trust, 1.0);
+        never.info.training.fallback = Fallback::Difficulty;
+        assert_eq!(never.predict(text).logits, p.logits);
+        assert!(p.logits.iter().zip(&m.predict(text).logits).any(|(a, b)| (a - b).abs() > 1e-3), "{p:?}");
+        // Out of range: a configuration error.
+        let cfg = super::super::TrainConfig { min_trust: 1.5, ..Default::default() };
+        assert!(cfg.validate().is_err());
+        assert!(super::super::TrainConfig { min_trust: 1.0, ..Default::default() }.validate().is_ok());
+    }
+
+    fn hard_text() -> String {
+        "translate this sentence please: prove step by step why the theorem must hold, and explain each \
+         lemma you use, then derive the exact bound"
+            .to_owned()
+    }
+
+    #[test]
+    fn the_difficulty_fallback_is_blended_in_by_trust() {
+        let mut m = gated();
+        m.info.training.fallback = Fallback::Difficulty;
+        let p = |text: &str| m.predict(text);
+        // Untrusted prompts: a harder one gets a lower rate for every model than an easier one.
+        let easy = p("translate this sentence please: hi there");
+        let hard = p(&hard_text());
+        assert_eq!((easy.trust, hard.trust), (0.0, 0.0));
+        for j in 0..2 {
+            assert!(hard.logits[j] < easy.logits[j], "{j}: {hard:?} vs {easy:?}");
+        }
+        // The price-ordered fallback cannot tell them apart.
+        let mut price = m.clone();
+        price.info.training.fallback = Fallback::PriceOrder;
+        let (easy_price, hard_price) =
+            (price.predict("translate this sentence please: hi there"), price.predict(&hard_text()));
+        assert_eq!(easy_price.logits, hard_price.logits);
+        // A trusted prompt is not moved by its difficulty: its logits are the task prior's and the
+        // residuals', whatever the fallback.
+        let trusted = p("greet the user number 3 warmly");
+        assert_eq!(trusted.trust, 1.0);
+        assert_eq!(price.predict("greet the user number 3 warmly"), trusted);
     }
 
     #[test]
