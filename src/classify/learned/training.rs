@@ -136,7 +136,7 @@ impl Default for TrainConfig {
             prior_strength: 5.0,
             seed: 0x5eed,
             fallback: Fallback::PriceOrder,
-            min_trust: 1.0,
+            min_trust: 0.0,
         }
     }
 }

@@ -95,8 +95,8 @@ mod tests {
     use crate::classify::learned::logit;
     use crate::classify::learned::model::planted;
 
-    /// The planted model with trust gated by familiarity alone (its file was trained with the
-    /// default floor of 1, which never gates).
+    /// The planted model with trust gated by familiarity alone (the default floor of 0, which its
+    /// file was trained with).
     fn gated() -> LearnedModel {
         let mut m = planted();
         m.info.training.min_trust = 0.0;
@@ -142,8 +142,8 @@ mod tests {
         // A file written before the field existed loads without a floor.
         let old = LearnedModel::from_bytes(include_bytes!("testdata/planted_v3.swlm")).unwrap();
         assert_eq!(old.info().training.min_trust, 0.0);
-        // The default floor is 1: the trainer writes it into the file.
-        assert_eq!(planted().info().training.min_trust, 1.0);
+        // The default floor is 0: familiarity alone sets the trust.
+        assert_eq!(planted().info().training.min_trust, 0.0);
         let m = gated();
         assert_eq!(m.predict(text).trust, 0.0);
         // Half the trust at least: halfway between the fallback and the trained model.
