@@ -144,6 +144,26 @@ pub use crate::request::{
 pub use crate::router::config::{self, RouterConfig};
 pub use crate::router::{RoutedStream, Router, RouterBuilder, Weight};
 
+/// Entry points into private parsers for the fuzz targets (`fuzz/`) and `tests/fuzz_inputs.rs`.
+///
+/// Compiled only with the hidden `__fuzz` feature. Not API: no stability promise of any kind.
+#[cfg(feature = "__fuzz")]
+#[doc(hidden)]
+pub mod __fuzz {
+    pub use crate::provider::fuzz::{
+        anthropic_response, anthropic_stream, openai_response, openai_stream, sse, status_error_for,
+    };
+
+    /// Rewrites the trailing checksum of a learned-model file (its last 8 bytes) to match the rest,
+    /// so that a mutated file gets past the checksum to the decoder. Shorter input is left alone.
+    pub fn seal_learned_model(bytes: &mut [u8]) {
+        if let Some(split) = bytes.len().checked_sub(8) {
+            let sum = crate::hash::fnv1a(&bytes[..split]);
+            bytes[split..].copy_from_slice(&sum.to_le_bytes());
+        }
+    }
+}
+
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;

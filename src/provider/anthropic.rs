@@ -397,7 +397,7 @@ fn input_text(input: Option<serde_json::Value>) -> String {
     }
 }
 
-fn decode_response(name: &str, body: &[u8]) -> Result<Completion> {
+pub(super) fn decode_response(name: &str, body: &[u8]) -> Result<Completion> {
     let wire: MessagesResponse = serde_json::from_slice(body).map_err(|e| http::json_error(name, "an answer", &e))?;
     let Some(usage) = wire.usage else {
         return Err(Error::decode(format!("provider `{name}` answered without usage")));
@@ -472,7 +472,7 @@ struct ToolBlock {
 
 /// Turns Messages API events into stream events: text deltas as they come, each tool call whole at
 /// its `content_block_stop`, then usage and the stop reason at `message_stop`.
-struct EventDecoder {
+pub(super) struct EventDecoder {
     name: Arc<str>,
     tools: Vec<Option<ToolBlock>>,
     usage: Option<WireUsage>,
@@ -480,7 +480,7 @@ struct EventDecoder {
 }
 
 impl EventDecoder {
-    fn new(name: Arc<str>) -> Self {
+    pub(super) fn new(name: Arc<str>) -> Self {
         Self { name, tools: Vec::new(), usage: None, stop_reason: None }
     }
 

@@ -563,7 +563,7 @@ fn finish_reason(reason: Option<&str>) -> FinishReason {
 
 /// Decodes a complete (non-streamed) answer. A body with no usage gets heuristic token counts, so the
 /// router can still price the call.
-fn decode_response(name: &str, body: &[u8], request: &Request) -> Result<Completion> {
+pub(super) fn decode_response(name: &str, body: &[u8], request: &Request) -> Result<Completion> {
     let wire: ChatResponse = serde_json::from_slice(body).map_err(|e| http::json_error(name, "an answer", &e))?;
     if let Some(error) = wire.error.filter(|e| !e.is_null()) {
         return Err(http::reported_error(name, &provider_error(&error)));
@@ -663,7 +663,7 @@ struct PartialCall {
 /// Assembles chat-completion chunks into stream events: text deltas as they come, each tool call
 /// whole once its arguments are complete (at the finish reason), then usage and the finish reason at
 /// `[DONE]`.
-struct ChunkDecoder {
+pub(super) struct ChunkDecoder {
     name: Arc<str>,
     calls: Vec<PartialCall>,
     calls_flushed: bool,
@@ -672,7 +672,7 @@ struct ChunkDecoder {
 }
 
 impl ChunkDecoder {
-    fn new(name: Arc<str>) -> Self {
+    pub(super) fn new(name: Arc<str>) -> Self {
         Self { name, calls: Vec::new(), calls_flushed: false, finish: None, usage: None }
     }
 

@@ -44,6 +44,7 @@ use crate::limits::LimitsConfig;
 use crate::policy::experiment::{Bandit, Experiment, SequentialTest, Unkeyed};
 use crate::policy::{Action, CheapestCapable, Condition, OnLowConfidence, Policy, Rule, Rules, Utility};
 use crate::router::RouterBuilder;
+use crate::router::config_error::{field_error, parse_error, toml_message};
 
 /// A router's configuration: catalog, classifiers and weights, cost model, policy and limits.
 #[non_exhaustive]
@@ -432,8 +433,8 @@ impl RouterConfig {
         if let Some(migrated) = Self::migrate(text, |t| toml::from_str::<toml::Value>(t).ok())? {
             return Ok(migrated);
         }
-        let de = toml::Deserializer::parse(text).map_err(|e| parse_error("TOML", &e.to_string()))?;
-        serde_path_to_error::deserialize(de).map_err(|e| field_error(e.path(), e.inner()))
+        let de = toml::Deserializer::parse(text).map_err(|e| parse_error("TOML", &toml_message(text, &e)))?;
+        serde_path_to_error::deserialize(de).map_err(|e| field_error(e.path(), &toml_message(text, e.inner())))
     }
 
     /// Parses JSON.
@@ -696,21 +697,6 @@ fn build_policy(cfg: &PolicyConfig, at: &str) -> Result<std::sync::Arc<dyn Polic
             Arc::new(b)
         }
     })
-}
-
-fn parse_error(format: &str, message: &str) -> Error {
-    Error::config(format!("invalid {format}: {}", message.trim_end()))
-}
-
-fn field_error(path: &serde_path_to_error::Path, inner: &dyn std::fmt::Display) -> Error {
-    let path = path.to_string();
-    let inner = inner.to_string();
-    let inner = inner.trim_end();
-    if path == "." || path.is_empty() {
-        Error::config(inner.to_owned())
-    } else {
-        Error::config(format!("`{path}`: {inner}"))
-    }
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 
 mod builder;
 pub mod config;
+mod config_error;
 mod legacy;
 
 use std::collections::HashMap;

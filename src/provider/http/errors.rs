@@ -5,7 +5,7 @@ use reqwest::header::HeaderMap;
 
 use super::builder::Secret;
 use super::retry_after::retry_after;
-use super::sanitize::sanitize;
+use super::sanitize::{quotes_key, sanitize};
 use super::transport::CallContext;
 use crate::error::{Error, ErrorKind};
 
@@ -108,7 +108,10 @@ impl ProviderError {
     pub(crate) fn detail(&self, cx: Option<&CallContext<'_>>, key: Option<&Secret>, with_message: bool) -> String {
         let mut names: Vec<&str> = Vec::with_capacity(2);
         for n in [self.kind.as_deref(), self.code.as_deref()].into_iter().flatten() {
-            let clean = n.len() <= 64 && n.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b));
+            // A type or code that holds the key (a server echoing it back) is left out like a message.
+            let clean = n.len() <= 64
+                && n.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b))
+                && !quotes_key(n, key);
             if clean && !names.contains(&n) {
                 names.push(n);
             }
@@ -241,5 +244,14 @@ mod tests {
         }
         let quota = ProviderError { code: Some("insufficient_quota".into()), ..Default::default() };
         assert_eq!(quota.kind_by_type(), ErrorKind::Auth);
+    }
+
+    /// Regression (found by `tests/fuzz_inputs.rs`): a type or code that holds the key was shown.
+    #[test]
+    fn names_holding_the_key_are_left_out() {
+        let pe = ProviderError::from_body(br#"{"error": {"type": "invalid_request_error", "code": "sk-SECRET-123"}}"#);
+        let key = Secret::new("sk-SECRET-123".to_owned());
+        assert_eq!(pe.detail(None, Some(&key), true), " (`invalid_request_error`)");
+        assert_eq!(pe.detail(None, None, true), " (`invalid_request_error`, `sk-SECRET-123`)");
     }
 }

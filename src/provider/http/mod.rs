@@ -13,6 +13,8 @@ mod transport;
 use serde::Deserialize as _;
 
 pub(crate) use self::builder::{CommonBuilder, KeyHeader, Secret, transport_setters};
+#[cfg(feature = "__fuzz")]
+pub(crate) use self::errors::status_error;
 pub(crate) use self::errors::{ProviderError, json_error, reported_error};
 pub(crate) use self::stream::SseDecoder;
 pub(crate) use self::transport::{CallContext, Transport};

@@ -33,16 +33,8 @@ pub(crate) fn sanitize(message: &str, cx: Option<&CallContext<'_>>, key: Option<
     if clean.is_empty() {
         return None;
     }
-    // The key, or any 8 characters of it.
-    if let Some(key) = key.map(Secret::expose).filter(|k| !k.is_empty()) {
-        let bytes = key.as_bytes();
-        if bytes.len() < 8 {
-            if message.contains(key) {
-                return None;
-            }
-        } else if bytes.windows(8).any(|w| std::str::from_utf8(w).is_ok_and(|w| message.contains(w))) {
-            return None;
-        }
+    if quotes_key(message, key) {
+        return None;
     }
     // Prompt text: a short text quoted whole, or any run of 24 characters of what is shown found in a
     // text. Texts are compared as the message was cleaned: control characters dropped, whitespace
@@ -75,6 +67,17 @@ pub(crate) fn sanitize(message: &str, cx: Option<&CallContext<'_>>, key: Option<
         }
     }
     Some(clean)
+}
+
+/// Whether `text` holds the key, or any 8 characters of it.
+pub(crate) fn quotes_key(text: &str, key: Option<&Secret>) -> bool {
+    let Some(key) = key.map(Secret::expose).filter(|k| !k.is_empty()) else { return false };
+    let bytes = key.as_bytes();
+    if bytes.len() < 8 {
+        text.contains(key)
+    } else {
+        bytes.windows(8).any(|w| std::str::from_utf8(w).is_ok_and(|w| text.contains(w)))
+    }
 }
 
 /// The shortest run of prompt characters that withholds a provider message containing it.

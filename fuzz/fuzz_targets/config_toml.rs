@@ -1,0 +1,18 @@
+//! `RouterConfig::from_toml_str`, then `validate`; a valid config written back as TOML reads back to
+//! the same text.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use switchyard::RouterConfig;
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    let Ok(config) = RouterConfig::from_toml_str(text) else { return };
+    if config.validate().is_err() {
+        return;
+    }
+    if let Ok(written) = config.to_toml_string() {
+        let back = RouterConfig::from_toml_str(&written).expect("a written config reads back");
+        assert_eq!(back.to_toml_string().ok().as_deref(), Some(written.as_str()));
+    }
+});

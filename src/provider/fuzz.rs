@@ -1,0 +1,103 @@
+//! Entry points into the adapters' private parsers, for the fuzz targets in `fuzz/` and the stable
+//! harness in `tests/fuzz_inputs.rs`. Compiled only with the hidden `__fuzz` feature and re-exported as
+//! `switchyard::__fuzz`; not API, and free to change in any release.
+//!
+//! Each function takes the bytes a server could send and returns what the adapter would make of them:
+//! a value or a typed [`Error`]. None of them may panic, whatever the input.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use reqwest::header::{HeaderMap, HeaderValue, RETRY_AFTER};
+
+use crate::catalog::ModelProfile;
+use crate::completion::{Completion, StreamEvent};
+use crate::error::{Error, Result};
+use crate::provider::http::{CallContext, Secret, SseDecoder, status_error};
+use crate::provider::sse::{SseEvent, SseParser};
+use crate::provider::{anthropic, openai};
+use crate::request::Request;
+
+/// The largest server-sent event the stream decoders accept here.
+const MAX_EVENT_BYTES: usize = 1 << 16;
+
+/// Parses `chunks` as one server-sent event stream, fed a chunk at a time, with lines and events of at
+/// most `max_event_bytes`. Returns each dispatched event as `(event name, data)`.
+///
+/// # Errors
+/// [`ErrorKind::Decode`](crate::ErrorKind::Decode) when a line or an event is too large or not UTF-8.
+pub fn sse(chunks: &[&[u8]], max_event_bytes: usize) -> Result<Vec<(Option<String>, String)>> {
+    let mut parser = SseParser::new(max_event_bytes);
+    let mut out = VecDeque::new();
+    for chunk in chunks {
+        parser.push(chunk, &mut out).map_err(|e| Error::decode(format!("the stream: {e}")))?;
+    }
+    Ok(out.into_iter().map(|e| (e.event, e.data)).collect())
+}
+
+/// Decodes a complete OpenAI chat-completions answer (the body of a 200), for a one-word request.
+///
+/// # Errors
+/// As the adapter's `complete`: [`ErrorKind::Decode`](crate::ErrorKind::Decode) for a body that does
+/// not decode, or the kind of an error the body reports.
+pub fn openai_response(body: &[u8]) -> Result<Completion> {
+    openai::decode_response("openai", body, &Request::new("fuzz"))
+}
+
+/// Runs an OpenAI chat-completions event stream, fed a chunk at a time, through the server-sent event
+/// parser and the adapter's decoder, and returns the events up to `[DONE]`.
+///
+/// # Errors
+/// As the adapter's stream: a malformed event or chunk, a reported error, or a stream that ends before
+/// `[DONE]`.
+pub fn openai_stream(chunks: &[&[u8]]) -> Result<Vec<StreamEvent>> {
+    run_stream(openai::ChunkDecoder::new(Arc::from("openai")), chunks)
+}
+
+/// Decodes a complete Anthropic Messages answer (the body of a 200).
+///
+/// # Errors
+/// As the adapter's `complete`.
+pub fn anthropic_response(body: &[u8]) -> Result<Completion> {
+    anthropic::decode_response("anthropic", body)
+}
+
+/// Runs an Anthropic Messages event stream through the parser and the adapter's decoder, and returns
+/// the events up to `message_stop`.
+///
+/// # Errors
+/// As the adapter's stream.
+pub fn anthropic_stream(chunks: &[&[u8]]) -> Result<Vec<StreamEvent>> {
+    run_stream(anthropic::EventDecoder::new(Arc::from("anthropic")), chunks)
+}
+
+/// The error an adapter returns for a non-success `status` with this `body` and `Retry-After` header,
+/// when it called model `fuzz-model` with `prompt` and `api_key`.
+pub fn status_error_for(status: u16, body: &[u8], retry_after: Option<&str>, api_key: &str, prompt: &str) -> Error {
+    let mut headers = HeaderMap::new();
+    if let Some(value) = retry_after.and_then(|v| HeaderValue::from_str(v).ok()) {
+        headers.insert(RETRY_AFTER, value);
+    }
+    let model = ModelProfile::new("fuzz-model", "fuzz");
+    let request = Request::new(prompt);
+    let cx = CallContext { model: &model, request: &request };
+    let key = Secret::new(api_key.to_owned());
+    status_error("fuzz", status, &headers, body, &cx, Some(&key))
+}
+
+/// What the adapters' stream does with a body, without the network: parse, decode, stop at the
+/// terminator, fail at the first error or at an early end.
+fn run_stream<D: SseDecoder>(mut decoder: D, chunks: &[&[u8]]) -> Result<Vec<StreamEvent>> {
+    let mut parser = SseParser::new(MAX_EVENT_BYTES);
+    let mut pending: VecDeque<SseEvent> = VecDeque::new();
+    let mut out = VecDeque::new();
+    for chunk in chunks {
+        parser.push(chunk, &mut pending).map_err(|e| Error::decode(format!("the stream: {e}")))?;
+        while let Some(event) = pending.pop_front() {
+            if decoder.event(event, &mut out)? {
+                return out.into_iter().collect();
+            }
+        }
+    }
+    Err(Error::decode(format!("the stream ended before `{}`", decoder.terminator())))
+}
