@@ -10,6 +10,7 @@ mod support;
 use std::path::Path;
 use std::time::Instant;
 
+use support::{PROMPTS, prices};
 use switchyard::config::{PolicyConfig, RouterConfig};
 use switchyard::policy::{Candidate, PolicyInput};
 use switchyard::{Catalog, ErrorKind, ModelProfile, Pricing, Ranking, Router, Utility};
@@ -17,9 +18,7 @@ use switchyard_eval::calibrate::{Target, calibrate};
 use switchyard_eval::catalog::{FittedCatalog, Prices};
 use switchyard_eval::data::{Dataset, Format, Row, SplitKind};
 use switchyard_eval::metrics;
-use support::{PROMPTS, prices};
 use switchyard_eval::replay::{Report, log_grid, replay, sweep};
-
 
 /// Three models; costs per row in the same order as the prices (cheap < mid < dear on every row),
 /// varying by row; scores planted so that dearer models are right more often.
@@ -35,7 +34,6 @@ fn synthetic(rows: usize) -> Dataset {
     }
     b.build().unwrap()
 }
-
 
 #[test]
 fn a_policy_that_always_picks_one_model_gives_its_single_point() {
