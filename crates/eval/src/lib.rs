@@ -103,6 +103,7 @@ pub mod calibrate;
 pub mod catalog;
 pub mod cv;
 pub mod data;
+mod file;
 pub mod metrics;
 #[cfg(feature = "plot")]
 #[cfg_attr(docsrs, doc(cfg(feature = "plot")))]
