@@ -14,14 +14,14 @@
 //!
 //! The overhead of `complete` is `overhead_paired` (or, less steadily, `router_complete −
 //! provider_direct`). Every benchmark cycles through
-//! the same 64 distinct prompts of about 1 KB (windows of the shared data sets' MT-Bench, GSM8K and
+//! the same 64 distinct prompts of about 1 KB (windows of the repository's data sets' MT-Bench, GSM8K and
 //! MMLU prompts and the English sample, as in `benches/route.rs`) over the 11 RouterBench models. The
 //! simulated provider answers at once (`time_scale` 0, so no timer is involved) with 128 output
 //! tokens, and never fails. Each call runs to completion with `block_on` on a current-thread tokio
 //! runtime with the time driver enabled (`complete` puts a timeout on each attempt).
 //!
-//! Text is read at run time from `../shared/` next to the crate; a missing file skips the benchmarks,
-//! with a message.
+//! Text is read at run time from the repository's `data/` (gzip-compressed); a missing file stops
+//! the benchmark with a message naming it.
 //!
 //! ```text
 //! cargo bench --bench execute -- --warm-up-time 1 --measurement-time 3
@@ -46,7 +46,7 @@ fn provider() -> SimulatedProvider {
 }
 
 fn bench_execute(c: &mut Criterion) {
-    let Some(corpus) = corpus() else { return };
+    let corpus = corpus();
     let pool = requests(&corpus, 1024, 64);
     let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().expect("a tokio runtime");
     let router = Router::builder()

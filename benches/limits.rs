@@ -119,7 +119,7 @@ fn compare(c: &mut Criterion, rt: &tokio::runtime::Runtime, pool: &[Request], li
 }
 
 fn bench_limits(c: &mut Criterion) {
-    let Some(corpus) = corpus() else { return };
+    let corpus = corpus();
     let pool: Vec<Request> = requests(&corpus, 1024, 64).into_iter().map(|r| r.with_tenant("acme")).collect();
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a tokio runtime");
     let memory = router(Some((budgets(), Arc::new(MemoryStore::new()))));

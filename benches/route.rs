@@ -13,12 +13,12 @@
 //!   `tokenizers`) and tiktoken's `o200k_base` (feature `tiktoken`).
 //!
 //! Each `route` benchmark cycles through a pool of distinct prompts of its size (windows of the
-//! shared data sets' MT-Bench, GSM8K and MMLU prompts and the English sample): routing one prompt
+//! repository's data sets' MT-Bench, GSM8K and MMLU prompts and the English sample): routing one prompt
 //! again and again lets the CPU's branch predictor learn the text, and then measures a scan about a
 //! third faster than a new prompt gets (compare `1KB` with `1KB_same_prompt`).
 //!
-//! Text is read at run time from `../shared/` next to the crate; a missing file skips the benchmarks
-//! that need it, with a message.
+//! Text is read at run time from the repository's `data/` (gzip-compressed); a missing file stops
+//! the benchmark with a message naming it.
 //!
 //! ```text
 //! cargo bench --bench route --all-features -- --warm-up-time 1 --measurement-time 3
@@ -38,7 +38,6 @@ use switchyard::{
 };
 
 #[cfg(feature = "tokenizers")]
-use common::shared;
 use common::{corpus, read, requests, routerbench_catalog};
 
 /// `n` synthetic models: input prices from $0.10 to $15 per 1M tokens (geometric), output at 4×,
@@ -73,7 +72,7 @@ fn router(catalog: Catalog) -> Router {
 }
 
 fn bench_route(c: &mut Criterion) {
-    let Some(corpus) = corpus() else { return };
+    let corpus = corpus();
     let sizes = [("100B", 100usize, 64usize), ("1KB", 1024, 64), ("16KB", 16 * 1024, 16)];
     let mut group = c.benchmark_group("route");
     for (label, bytes, count) in sizes {
@@ -145,7 +144,7 @@ fn bench_route(c: &mut Criterion) {
 }
 
 fn bench_tokens(c: &mut Criterion) {
-    let Some(text) = read("tokenizers/sample-english-4k.txt") else { return };
+    let text = read("tokenizers/sample-english-4k.txt");
     let mut group = c.benchmark_group("tokens");
     group.throughput(Throughput::Bytes(text.len() as u64));
     group.bench_function("text_stats", |b| b.iter(|| TextStats::of_text(black_box(&text))));
@@ -154,13 +153,10 @@ fn bench_tokens(c: &mut Criterion) {
 
     #[cfg(feature = "tokenizers")]
     {
-        let path = shared("tokenizers/qwen3-tokenizer.json");
-        match switchyard::classify::HfTokenizer::from_file("qwen3", &path) {
-            Ok(qwen) => {
-                group.bench_function("qwen3", |b| b.iter(|| qwen.count(black_box(&text))));
-            }
-            Err(e) => eprintln!("skipping tokens/qwen3: {e} (`{}`)", path.display()),
-        }
+        let json = common::read_bytes("tokenizers/qwen3-tokenizer.json");
+        let qwen = switchyard::classify::HfTokenizer::from_bytes("qwen3", &json)
+            .unwrap_or_else(|e| panic!("`data/tokenizers/qwen3-tokenizer.json.gz` does not load: {e}"));
+        group.bench_function("qwen3", |b| b.iter(|| qwen.count(black_box(&text))));
     }
     #[cfg(not(feature = "tokenizers"))]
     eprintln!("skipping tokens/qwen3: build with `--features tokenizers`");

@@ -1,7 +1,7 @@
 //! How far the heuristic token estimate is from an exact tokenizer, and where its coefficients come from.
 //!
 //! [`HeuristicCounter`] estimates tokens from the counts of one scan ([`TextStats`]) with a linear
-//! model. This example counts every prompt of the shared routing data sets exactly with the Qwen3
+//! model. This example counts every prompt of the repository's routing data sets exactly with the Qwen3
 //! tokenizer and compares:
 //!
 //! ```text
@@ -21,13 +21,13 @@
 //! fitted model on the training and the held-out sets (GSM8K, MT-Bench turns and the 4 KB English
 //! sample), and prints the `Default` to paste into `src/classify/tokens.rs`.
 //!
-//! Data is read at run time from `../shared` next to the crate (`--shared DIR` to change it):
-//! `data/routerbench_arc_mbpp_winogrande.jsonl`, `data/routellm_mmlu_gsm8k.jsonl`,
-//! `data/routellm_mt_bench.jsonl`, `tokenizers/sample-english-4k.txt` and
-//! `tokenizers/qwen3-tokenizer.json`.
+//! Data is read at run time from the repository's `data/` (`--data-dir DIR` to change it), each file
+//! gzip-compressed: `routerbench_arc_mbpp_winogrande.jsonl.gz`, `routellm_mmlu_gsm8k.jsonl.gz`,
+//! `routellm_mt_bench.jsonl.gz`, `tokenizers/sample-english-4k.txt.gz` and
+//! `tokenizers/qwen3-tokenizer.json.gz`.
 
 use std::error::Error;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::exit;
 
@@ -74,18 +74,18 @@ struct Sample {
 
 fn try_main() -> BoxResult<()> {
     let mut fit = false;
-    let mut shared = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared");
+    let mut data = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data");
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--fit" => fit = true,
-            "--shared" => shared = PathBuf::from(args.next().ok_or("`--shared` needs a directory")?),
-            other => return Err(format!("unknown argument `{other}` (expected `--fit` or `--shared DIR`)").into()),
+            "--data-dir" => data = PathBuf::from(args.next().ok_or("`--data-dir` needs a directory")?),
+            other => return Err(format!("unknown argument `{other}` (expected `--fit` or `--data-dir DIR`)").into()),
         }
     }
 
-    let qwen = HfTokenizer::from_file("qwen3", shared.join("tokenizers/qwen3-tokenizer.json"))?;
-    let texts = load(&shared)?;
+    let qwen = HfTokenizer::from_bytes("qwen3", &gunzip(&data.join("tokenizers/qwen3-tokenizer.json.gz"))?)?;
+    let texts = load(&data)?;
     let exact = count_exact(&qwen, &texts)?;
     let samples: Vec<Sample> = texts
         .into_iter()
@@ -132,9 +132,9 @@ fn try_main() -> BoxResult<()> {
 
 /// Every text with its data set: RouterBench prompts by task, RouteLLM prompts by benchmark, each
 /// MT-Bench turn, and the English sample.
-fn load(shared: &Path) -> BoxResult<Vec<(&'static str, String)>> {
+fn load(data: &Path) -> BoxResult<Vec<(&'static str, String)>> {
     let mut out = Vec::new();
-    for row in read_jsonl(&shared.join("data/routerbench_arc_mbpp_winogrande.jsonl"))? {
+    for row in read_jsonl(&data.join("routerbench_arc_mbpp_winogrande.jsonl.gz"))? {
         let set = match row["eval_name"].as_str() {
             Some("arc-challenge") => "arc-challenge",
             Some("mbpp") => "mbpp",
@@ -143,7 +143,7 @@ fn load(shared: &Path) -> BoxResult<Vec<(&'static str, String)>> {
         };
         out.push((set, string(&row["prompt"], "RouterBench `prompt`")?));
     }
-    for row in read_jsonl(&shared.join("data/routellm_mmlu_gsm8k.jsonl"))? {
+    for row in read_jsonl(&data.join("routellm_mmlu_gsm8k.jsonl.gz"))? {
         let set = match row["benchmark"].as_str() {
             Some("mmlu") => "mmlu",
             Some("gsm8k") => "gsm8k",
@@ -151,20 +151,30 @@ fn load(shared: &Path) -> BoxResult<Vec<(&'static str, String)>> {
         };
         out.push((set, string(&row["prompt"], "RouteLLM `prompt`")?));
     }
-    for row in read_jsonl(&shared.join("data/routellm_mt_bench.jsonl"))? {
+    for row in read_jsonl(&data.join("routellm_mt_bench.jsonl.gz"))? {
         let turns = row["turns"].as_array().ok_or("MT-Bench row without a `turns` list")?;
         for turn in turns {
             out.push(("mt-bench", string(turn, "MT-Bench turn")?));
         }
     }
-    let path = shared.join("tokenizers/sample-english-4k.txt");
-    let sample = std::fs::read_to_string(&path).map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
+    let path = data.join("tokenizers/sample-english-4k.txt.gz");
+    let sample = String::from_utf8(gunzip(&path)?).map_err(|e| format!("`{}`: {e}", path.display()))?;
     out.push(("sample-4k", sample));
     Ok(out)
 }
 
+/// The decompressed bytes of a gzip file.
+fn gunzip(path: &Path) -> BoxResult<Vec<u8>> {
+    let file = std::fs::File::open(path).map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
+    let mut bytes = Vec::new();
+    flate2::read::GzDecoder::new(file)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("cannot decompress `{}`: {e}", path.display()))?;
+    Ok(bytes)
+}
+
 fn read_jsonl(path: &Path) -> BoxResult<Vec<serde_json::Value>> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
+    let text = String::from_utf8(gunzip(path)?).map_err(|e| format!("`{}`: {e}", path.display()))?;
     let mut rows = Vec::new();
     for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
         rows.push(serde_json::from_str(line).map_err(|e| format!("`{}` line {}: {e}", path.display(), i + 1))?);

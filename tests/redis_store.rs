@@ -1,6 +1,6 @@
 //! `RedisStore` against a real `redis-server` on 127.0.0.1: the `MemoryStore` behaviours, a
 //! differential run against `MemoryStore`, concurrent admissions, and a server that goes away and
-//! comes back. Skipped (with a message) when no server can be started.
+//! comes back. Fails, saying what is missing, when no server can be started (no test here skips).
 
 #![allow(clippy::unwrap_used, reason = "tests and their helpers may unwrap")]
 

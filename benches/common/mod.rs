@@ -1,37 +1,60 @@
-//! What the benchmarks share: the prompts they route, read from `../shared/` (next to the
-//! workspace) at run time, and the RouterBench portfolio. The core's benches and `switchyard-eval`'s
-//! (`#[path]`) both use this file.
+//! What the benchmarks share: the prompts they route, read from the repository's `data/`
+//! (gzip-compressed) at run time, and the RouterBench portfolio. The core's benches and
+//! `switchyard-eval`'s (`#[path]`) both use this file.
 
 #![allow(dead_code, reason = "each benchmark uses a part")]
 
+use std::io::Read;
 use std::path::PathBuf;
 
 use switchyard::catalog::Ability;
 use switchyard::classify::Intent;
 use switchyard::{Catalog, ModelProfile, Pricing, Request};
 
-/// `rel` under `shared/`, the sibling of the workspace root (the nearest ancestor of the bench's
+/// `rel` under the repository's `data/` (in the workspace root: the nearest ancestor of the bench's
 /// package that holds `Cargo.lock`).
-pub(crate) fn shared(rel: &str) -> PathBuf {
+///
+/// # Panics
+/// If the file is missing, naming it: a benchmark never measures less than it says.
+#[track_caller]
+pub(crate) fn data(rel: &str) -> PathBuf {
     let package = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let root = package.ancestors().find(|d| d.join("Cargo.lock").is_file()).unwrap_or(&package);
-    root.join("../shared").join(rel)
+    let path = root.join("data").join(rel);
+    assert!(path.is_file(), "missing `{}`: the repository's data/ should hold it (see data/README.md)", path.display());
+    path
 }
 
-pub(crate) fn read(rel: &str) -> Option<String> {
-    let path = shared(rel);
-    match std::fs::read_to_string(&path) {
-        Ok(text) => Some(text),
-        Err(e) => {
-            eprintln!("skipping: cannot read `{}`: {e}", path.display());
-            None
-        }
-    }
+/// The decompressed bytes of `rel.gz` under `data/`.
+///
+/// # Panics
+/// If the file is missing or not valid gzip, naming it.
+#[track_caller]
+pub(crate) fn read_bytes(rel: &str) -> Vec<u8> {
+    let path = data(&format!("{rel}.gz"));
+    let file = std::fs::File::open(&path).unwrap_or_else(|e| panic!("cannot open `{}`: {e}", path.display()));
+    let mut bytes = Vec::new();
+    flate2::read::GzDecoder::new(file)
+        .read_to_end(&mut bytes)
+        .unwrap_or_else(|e| panic!("cannot decompress `{}`: {e}", path.display()));
+    bytes
+}
+
+/// The decompressed text of `rel.gz` under `data/`.
+///
+/// # Panics
+/// If the file is missing, not valid gzip or not UTF-8, naming it.
+#[track_caller]
+pub(crate) fn read(rel: &str) -> String {
+    String::from_utf8(read_bytes(rel)).unwrap_or_else(|e| panic!("`data/{rel}.gz` is not UTF-8: {e}"))
 }
 
 /// About 1.5 MB of real prompts, joined by blank lines: every MT-Bench turn, the GSM8K and MMLU
-/// prompts, and the English sample. `None` (with a message) when a file is missing.
-pub(crate) fn corpus() -> Option<String> {
+/// prompts, and the English sample.
+///
+/// # Panics
+/// If a file is missing, naming it.
+pub(crate) fn corpus() -> String {
     const LIMIT: usize = 1_500_000;
     let mut corpus = String::with_capacity(LIMIT + 8192);
     let mut push = |text: &str| {
@@ -41,18 +64,18 @@ pub(crate) fn corpus() -> Option<String> {
         }
     };
     let json = |line: &str| serde_json::from_str::<serde_json::Value>(line).ok();
-    for line in read("data/routellm_mt_bench.jsonl")?.lines() {
+    for line in read("routellm_mt_bench.jsonl").lines() {
         for turn in json(line).as_ref().and_then(|v| v["turns"].as_array()).into_iter().flatten() {
             push(turn.as_str().unwrap_or_default());
         }
     }
-    let routellm = read("data/routellm_mmlu_gsm8k.jsonl")?;
+    let routellm = read("routellm_mmlu_gsm8k.jsonl");
     // GSM8K rows come after the MMLU rows in the file; take them first.
     for line in routellm.lines().rev() {
         push(json(line).as_ref().and_then(|v| v["prompt"].as_str()).unwrap_or_default());
     }
-    push(&read("tokenizers/sample-english-4k.txt")?);
-    Some(corpus)
+    push(&read("tokenizers/sample-english-4k.txt"));
+    corpus
 }
 
 /// `count` requests of about `bytes` bytes each: consecutive, non-overlapping windows of `corpus`,
@@ -73,7 +96,7 @@ pub(crate) fn requests(corpus: &str, bytes: usize, count: usize) -> Vec<Request>
     out
 }
 
-/// The 11 RouterBench models. Input prices are those of `../shared/data/models.json` (inferred from
+/// The 11 RouterBench models. Input prices are those of `data/models.json.gz` (inferred from
 /// the data, USD per 1M tokens); output prices are the providers' public list prices of the time
 /// (OpenAI and Anthropic bill output at 2 to 3× input; the open models hosted by Together bill input
 /// and output alike). Abilities are the logits of each model's accuracy over ARC, MBPP and Winogrande

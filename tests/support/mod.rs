@@ -1,11 +1,13 @@
 //! A scripted HTTP server on 127.0.0.1 for the adapter tests: it records every request (method, path,
 //! query, headers, JSON body) and answers with what the test's closure returns: a status with a body,
 //! after an optional delay, or a stream of byte pieces with pauses, optionally aborted mid-way.
-//! [`redis`] starts local Redis servers for the state store tests.
+//! [`redis`] starts local Redis servers for the state store tests; [`data`] reads the repository's
+//! `data/` files.
 
 #![allow(dead_code, reason = "each test binary uses a different subset of the helpers")]
 #![allow(clippy::disallowed_methods, reason = "the test server runs on its own tasks")]
 
+pub(crate) mod data;
 pub(crate) mod redis;
 
 use std::net::SocketAddr;

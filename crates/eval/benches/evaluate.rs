@@ -1,5 +1,6 @@
 //! Criterion benchmarks of offline evaluation on the RouterBench subset's RouterDC test split (947
-//! rows, 11 models), read from `../shared/data/` at run time (skipped with a message when absent).
+//! rows, 11 models), read from the repository's `data/` at run time (a missing file stops the
+//! benchmark, naming it).
 //!
 //! - `evaluate/sweep_report/50`: a 50-point sweep of [`Utility`]'s answer value over the test split
 //!   (every row routed by the difficulty and intent classifiers at every value) and [`Report::new`];
@@ -36,12 +37,8 @@ fn evaluate(fitted: &FittedCatalog, test: &Dataset, grid: &[f64]) -> Report {
 }
 
 fn bench_evaluate(c: &mut Criterion) {
-    let file = common::shared("data/routerbench_arc_mbpp_winogrande.jsonl");
-    let models = common::shared("data/models.json");
-    if !file.is_file() || !models.is_file() {
-        eprintln!("skipping: no RouterBench data at `{}`", file.display());
-        return;
-    }
+    let file = common::data("routerbench_arc_mbpp_winogrande.jsonl.gz");
+    let models = common::data("models.json.gz");
     let all = Dataset::load(&file, Format::RouterBench).unwrap_or_else(|e| panic!("{e}"));
     let prices = Prices::load(&models, "routerbench").unwrap_or_else(|e| panic!("{e}"));
     let train = all.in_split(SplitKind::RouterDc, "train");

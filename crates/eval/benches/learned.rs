@@ -1,6 +1,6 @@
-//! Criterion benchmarks of the learned classifier on 1 KB prompts (real text from `../shared/`,
-//! read at run time; skipped with a message when absent), against baselines measured in the same
-//! run:
+//! Criterion benchmarks of the learned classifier on 1 KB prompts (real text from the repository's
+//! `data/`, read at run time; a missing file stops the benchmark, naming it), against baselines
+//! measured in the same run:
 //!
 //! - `learned/text_stats/1KB`: the router's one scan of the text ([`TextStats::of_request`]), which
 //!   every route pays anyway: the baseline.
@@ -47,20 +47,13 @@ fn text(r: &Request) -> &str {
 }
 
 fn bench_learned(c: &mut Criterion) {
-    let (Some(corpus), true, true) = (
-        common::corpus(),
-        common::shared("data/routerbench_arc_mbpp_winogrande.jsonl").is_file(),
-        common::shared("data/routellm_mmlu_gsm8k.jsonl").is_file(),
-    ) else {
-        eprintln!("skipping: the shared data sets are missing");
-        return;
-    };
-    let rb = Dataset::load(common::shared("data/routerbench_arc_mbpp_winogrande.jsonl"), Format::RouterBench)
+    let corpus = common::corpus();
+    let rb = Dataset::load(common::data("routerbench_arc_mbpp_winogrande.jsonl.gz"), Format::RouterBench)
         .unwrap_or_else(|e| panic!("{e}"));
     let rb_train = rb.in_split(SplitKind::RouterDc, "train");
     let rb = train(&rb_train, None);
     let rb_residuals = train(&rb_train, Some(300.0));
-    let mmlu = Dataset::load(common::shared("data/routellm_mmlu_gsm8k.jsonl"), Format::RouteLlm)
+    let mmlu = Dataset::load(common::data("routellm_mmlu_gsm8k.jsonl.gz"), Format::RouteLlm)
         .unwrap_or_else(|e| panic!("{e}"))
         .of_task("mmlu")
         .without_contaminated();

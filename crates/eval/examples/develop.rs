@@ -76,7 +76,7 @@ fn merge(into: &mut serde_json::Value, patch: serde_json::Value) {
 
 /// RouterBench's rows with GPT-4 and Mixtral only, priced as RouteLLM prices them.
 fn routerbench_pair(dir: &Path) -> Result<Dataset> {
-    let all = Dataset::load(dir.join("routerbench_arc_mbpp_winogrande.jsonl"), Format::RouterBench)?;
+    let all = Dataset::load(dir.join("routerbench_arc_mbpp_winogrande.jsonl.gz"), Format::RouterBench)?;
     let (s, w) = (
         all.model_index(STRONG).ok_or_else(|| usage("no GPT-4 in RouterBench"))?,
         all.model_index("mistralai/mixtral-8x7b-chat").ok_or_else(|| usage("no Mixtral in RouterBench"))?,
@@ -113,13 +113,14 @@ fn try_main() -> Result<()> {
         ));
     }
     let cfg = config(patch.as_deref())?;
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data");
+    // The repository's data sets (gzip-compressed; see data/README.md).
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data");
     let (rows, prices) = if routerbench {
-        let all = Dataset::load(dir.join("routerbench_arc_mbpp_winogrande.jsonl"), Format::RouterBench)?;
-        (all.in_split(SplitKind::RouterDc, "train"), Prices::load(dir.join("models.json"), "routerbench")?)
+        let all = Dataset::load(dir.join("routerbench_arc_mbpp_winogrande.jsonl.gz"), Format::RouterBench)?;
+        (all.in_split(SplitKind::RouterDc, "train"), Prices::load(dir.join("models.json.gz"), "routerbench")?)
     } else {
-        let all = Dataset::load(dir.join("routellm_mmlu_gsm8k.jsonl"), Format::RouteLlm)?;
-        (all.of_task(&train).without_contaminated(), Prices::load(dir.join("models.json"), "routellm")?)
+        let all = Dataset::load(dir.join("routellm_mmlu_gsm8k.jsonl.gz"), Format::RouteLlm)?;
+        (all.of_task(&train).without_contaminated(), Prices::load(dir.join("models.json.gz"), "routellm")?)
     };
     let grid = log_grid(1e-7, 1e3, 301);
     let t = Instant::now();

@@ -6,7 +6,7 @@
 //! ```text
 //! cargo run --release --example evaluate -- [--data routerbench|mmlu|gsm8k|mmlu-to-gsm8k|gsm8k-to-mmlu]
 //!     [--router learned|heuristic] [--model FILE.swlm] [--split test] [--cv 5] [--hold-out TASK]
-//!     [--points 301] [--weak MODEL] [--json out.json] [--svg out.svg]
+//!     [--points 301] [--weak MODEL] [--json out.json] [--svg out.svg] [--data-dir DIR]
 //!     [--calibrate quality=0.95|share=0.2|spend=0.3] [--config-out router.toml] [--bootstrap 1000]
 //! ```
 //!
@@ -35,8 +35,8 @@
 //!   router's choices held fixed ([`switchyard_eval::bootstrap`]); default 1000, 0 turns them off.
 //!
 //! Costs are the data set's actual per-row costs of the chosen model (RouteLLM: its price per call).
-//! The data sets live in `../shared/data/` next to the checkout; without them the example says how
-//! to get them and exits.
+//! The data sets are the repository's `data/` (gzip-compressed), or `--data-dir DIR`; a missing file
+//! is an error that names it.
 #![allow(clippy::print_stdout)]
 
 use std::path::{Path, PathBuf};
@@ -63,7 +63,7 @@ const VALUE_MAX: f64 = 1e3;
 const USAGE: &str = "usage: evaluate [--data routerbench|mmlu|gsm8k|mmlu-to-gsm8k|gsm8k-to-mmlu] [--router learned|heuristic] \
                      [--model FILE.swlm] [--split test] [--cv K] [--hold-out TASK] [--points 301] [--weak MODEL] \
                      [--json out.json] [--svg out.svg] [--calibrate quality=F|share=F|spend=F] [--config-out router.toml] \
-                     [--bootstrap N]";
+                     [--bootstrap N] [--data-dir DIR]";
 
 struct Args {
     data: String,
@@ -79,6 +79,7 @@ struct Args {
     calibrate: Option<Target>,
     config_out: Option<PathBuf>,
     bootstrap: usize,
+    data_dir: PathBuf,
 }
 
 fn usage(msg: &str) -> Error {
@@ -100,12 +101,14 @@ fn args() -> Result<Args> {
         calibrate: None,
         config_out: None,
         bootstrap: BootstrapOptions::DEFAULT_RESAMPLES,
+        data_dir: Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data"),
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let mut value = || it.next().ok_or_else(|| usage(&format!("`{flag}` needs a value")));
         match flag.as_str() {
             "--data" => a.data = value()?,
+            "--data-dir" => a.data_dir = value()?.into(),
             "--router" => {
                 a.learned = match value()?.as_str() {
                     "learned" => true,
@@ -277,25 +280,18 @@ struct Timings {
 
 fn try_main() -> Result<()> {
     let args = args()?;
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data");
+    let dir = &args.data_dir;
     let (file, format, section) = match args.data.as_str() {
-        "routerbench" => ("routerbench_arc_mbpp_winogrande.jsonl", Format::RouterBench, "routerbench"),
+        "routerbench" => ("routerbench_arc_mbpp_winogrande.jsonl.gz", Format::RouterBench, "routerbench"),
         "mmlu" | "gsm8k" | "mmlu-to-gsm8k" | "gsm8k-to-mmlu" => {
-            ("routellm_mmlu_gsm8k.jsonl", Format::RouteLlm, "routellm")
+            ("routellm_mmlu_gsm8k.jsonl.gz", Format::RouteLlm, "routellm")
         }
         other => return Err(usage(&format!("unknown data set `{other}`"))),
     };
-    let path = dir.join(file);
-    if !path.is_file() || !dir.join("models.json").is_file() {
-        println!("no data at {}: it needs `{file}` and `models.json`.", dir.display());
-        println!("Put the shared routing data sets (see issue 5 and `docs/evaluation.md`) in `../shared/data/`,");
-        println!("next to this checkout, and run again.");
-        return Ok(());
-    }
 
     let t = Instant::now();
-    let all = Dataset::load(&path, format)?;
-    let prices = Prices::load(dir.join("models.json"), section)?;
+    let all = Dataset::load(dir.join(file), format)?;
+    let prices = Prices::load(dir.join("models.json.gz"), section)?;
     let load = t.elapsed().as_secs_f64();
     if let Some(k) = args.cv {
         return cross_validation(&args, &all, format, &prices, k, load);
@@ -569,19 +565,19 @@ fn print_report(args: &Args, r: &Report, d: &Described<'_>, t: Timings) {
     match args.data.as_str() {
         _ if args.hold_out.is_some() => {}
         "mmlu-to-gsm8k" => println!(
-            "reference (../shared/data/PROTOTYPE.md): a per-model regression trained on MMLU saved 26.7% on GSM8K; random 19.2%"
+            "reference (data/PROTOTYPE.md): a per-model regression trained on MMLU saved 26.7% on GSM8K; random 19.2%"
         ),
         "gsm8k-to-mmlu" => println!(
             "reference (../shared/data/PROTOTYPE.md): a per-model regression trained on GSM8K saved 47.7% on MMLU; random 31.9%"
         ),
         "routerbench" => println!(
-            "reference (../shared/data/README.md, RouterDC test split): zero router AIQ 0.810, 59.0% at 95%; oracle 0.976 at 4.2%"
+            "reference (data/README.md, RouterDC test split): zero router AIQ 0.810, 59.0% at 95%; oracle 0.976 at 4.2%"
         ),
         "mmlu" => println!(
-            "reference (../shared/data/README.md, all MMLU rows): zero router saves 32% at 95% of GPT-4, oracle 91%; RouteLLM published 45%"
+            "reference (data/README.md, all MMLU rows): zero router saves 32% at 95% of GPT-4, oracle 91%; RouteLLM published 45%"
         ),
         _ => println!(
-            "reference (../shared/data/README.md, all GSM8K rows): zero router saves 19% at 95% of GPT-4, oracle 82%; RouteLLM published 35%"
+            "reference (data/README.md, all GSM8K rows): zero router saves 19% at 95% of GPT-4, oracle 82%; RouteLLM published 35%"
         ),
     }
 

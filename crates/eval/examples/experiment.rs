@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! cargo run --release --example experiment [--features plot] -- [--requests 6000] [--lambda 0.5] [--seed 1]
-//!     [--prior-strength 2] [--exploration 0.01] [--svg regret.svg]
+//!     [--prior-strength 2] [--exploration 0.01] [--svg regret.svg] [--data-dir DIR]
 //! ```
 //!
 //! `--svg` (feature `plot`) draws each bandit's cumulative regret against the best fixed policy.
@@ -20,10 +20,10 @@
 //!    cost back through `Router::feedback`. Fixed policies (each single model, `Utility` at the same
 //!    `λ`) and the per-row oracle are scored on the same requests.
 //!
-//! The data set lives in `../shared/data/`; without it the example says so and exits.
+//! The data set is the repository's `data/` (gzip-compressed), or `--data-dir DIR`.
 #![allow(clippy::print_stdout)]
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use switchyard::catalog::Ability;
 use switchyard::hash::Rng;
@@ -38,20 +38,22 @@ struct Args {
     seed: u64,
     prior: f64,
     exploration: Option<f64>,
-    svg: Option<std::path::PathBuf>,
+    svg: Option<PathBuf>,
+    data_dir: PathBuf,
 }
 
 fn usage(msg: &str) -> Error {
     Error::new(
         ErrorKind::Config,
         format!(
-            "{msg}\nusage: experiment [--requests 6000] [--lambda 0.5] [--seed 1] [--prior-strength 2] [--exploration 0.01] [--svg regret.svg]"
+            "{msg}\nusage: experiment [--requests 6000] [--lambda 0.5] [--seed 1] [--prior-strength 2] [--exploration 0.01] [--svg regret.svg] [--data-dir DIR]"
         ),
     )
 }
 
 fn args() -> Result<Args> {
-    let mut a = Args { requests: 6_000, lambda: 0.5, seed: 1, prior: 2.0, exploration: None, svg: None };
+    let data_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data");
+    let mut a = Args { requests: 6_000, lambda: 0.5, seed: 1, prior: 2.0, exploration: None, svg: None, data_dir };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let value = it.next().ok_or_else(|| usage(&format!("`{flag}` needs a value")))?;
@@ -64,6 +66,7 @@ fn args() -> Result<Args> {
                 a.exploration = Some(value.parse().map_err(|_| usage("`--exploration` needs a number"))?);
             }
             "--svg" => a.svg = Some(value.into()),
+            "--data-dir" => a.data_dir = value.into(),
             other => return Err(usage(&format!("unknown argument `{other}`"))),
         }
     }
@@ -201,16 +204,11 @@ fn write_svg(_: &Path, _: Vec<(&str, Vec<(f64, f64)>)>, _: &str) -> Result<()> {
 
 fn try_main() -> Result<()> {
     let args = args()?;
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data");
-    let path = dir.join("routerbench_arc_mbpp_winogrande.jsonl");
-    if !path.is_file() || !dir.join("models.json").is_file() {
-        println!("no data at {}: put the shared routing data sets there and run again.", dir.display());
-        return Ok(());
-    }
-    let all = Dataset::load(&path, Format::RouterBench)?;
+    let dir = &args.data_dir;
+    let all = Dataset::load(dir.join("routerbench_arc_mbpp_winogrande.jsonl.gz"), Format::RouterBench)?;
     let train = all.in_split(SplitKind::RouterDc, "train");
     let test = all.in_split(SplitKind::RouterDc, "test");
-    let fitted = FittedCatalog::fit(&train, &Prices::load(dir.join("models.json"), "routerbench")?)?;
+    let fitted = FittedCatalog::fit(&train, &Prices::load(dir.join("models.json.gz"), "routerbench")?)?;
     let models = test.models().len();
     for (m, id) in test.models().iter().enumerate() {
         if fitted.catalog().index_of(id) != Some(m) {

@@ -2,7 +2,7 @@
 //! (`switchyard_eval::signals`), and which intents the intent classifier assigns there.
 //!
 //! ```text
-//! cargo run --release -p switchyard-eval --example signals -- [--split test|train] [--fit]
+//! cargo run --release -p switchyard-eval --example signals -- [--split test|train] [--fit] [--data-dir DIR]
 //! ```
 //!
 //! - `--split test` (the default): the rows reported in `docs/evaluation.md` ("Signals"):
@@ -14,7 +14,7 @@
 //!   (`switchyard_eval::signals::fit_difficulty`) and prints them as the constant
 //!   `FITTED` of `src/classify/difficulty.rs`, next to the shipped one.
 //!
-//! Data sets are read from `../shared/data/` next to the checkout.
+//! Data sets are read from the repository's `data/` (gzip-compressed), or from `--data-dir DIR`.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 use std::collections::BTreeMap;
@@ -36,7 +36,7 @@ const MMLU_MATH: [&str; 5] = [
 /// MMLU subjects about programming.
 const MMLU_CODE: [&str; 2] = ["college_computer_science", "high_school_computer_science"];
 
-const USAGE: &str = "usage: signals [--split test|train] [--fit]";
+const USAGE: &str = "usage: signals [--split test|train] [--fit] [--data-dir DIR]";
 
 fn main() {
     if let Err(e) = try_main() {
@@ -48,10 +48,15 @@ fn main() {
 fn try_main() -> Result<()> {
     let mut part = Part::Test;
     let mut fit = false;
+    let mut dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data");
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         match flag.as_str() {
             "--fit" => fit = true,
+            "--data-dir" => match it.next() {
+                Some(d) => dir = d.into(),
+                None => return Err(Error::new(ErrorKind::Config, format!("`--data-dir` needs a directory\n{USAGE}"))),
+            },
             "--split" => match it.next().as_deref() {
                 Some("test") => part = Part::Test,
                 Some("train") => part = Part::Train,
@@ -59,11 +64,6 @@ fn try_main() -> Result<()> {
             },
             _ => return Err(Error::new(ErrorKind::Config, format!("unexpected `{flag}`\n{USAGE}"))),
         }
-    }
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data");
-    if !dir.join("routerbench_arc_mbpp_winogrande.jsonl").is_file() {
-        println!("no data at {}: put the shared routing data sets there and run again.", dir.display());
-        return Ok(());
     }
     if fit {
         return print_fit(&dir);

@@ -3,16 +3,17 @@
 //! ```text
 //! cargo run --release --example train -- [--data routerbench|mmlu|gsm8k|mmlu+gsm8k|FILE.jsonl] [--out MODEL.swlm]
 //!                                        [--split train] [--all-rows] [--l2 3,30,300] [--epochs 10]
+//!                                        [--data-dir DIR]
 //! ```
 //!
-//! - `routerbench` (the default): `routerbench_arc_mbpp_winogrande.jsonl`, rows with
+//! - `routerbench` (the default): `routerbench_arc_mbpp_winogrande.jsonl.gz`, rows with
 //!   `split_routerdc == train` (2,217); `evaluate --router learned` reports on `test`.
-//! - `mmlu`, `gsm8k`, `mmlu+gsm8k`: `routellm_mmlu_gsm8k.jsonl` without contaminated rows; rows
+//! - `mmlu`, `gsm8k`, `mmlu+gsm8k`: `routellm_mmlu_gsm8k.jsonl.gz` without contaminated rows; rows
 //!   `i % 5 != 0` (folds 2 to 5 of `evaluate`'s 5-fold split) unless `--all-rows`.
 //! - `FILE.jsonl`: a data set in switchyard's own format (`docs/evaluation.md`), every row.
 //!
-//! The model goes to `--out` (default `target/<data>.swlm`). Data sets are read from
-//! `../shared/data/` next to the checkout.
+//! The model goes to `--out` (default `target/<data>.swlm`). Data sets are read from the
+//! repository's `data/` (gzip-compressed), or from `--data-dir DIR`.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 use std::io::Write;
@@ -25,7 +26,7 @@ use switchyard_eval::train::{Progress, Stage};
 use switchyard_eval::{TrainConfig, Trainer};
 
 const USAGE: &str = "usage: train [--data routerbench|mmlu|gsm8k|mmlu+gsm8k|FILE.jsonl] [--out MODEL.swlm] \
-                     [--split train] [--all-rows] [--l2 3,30,300] [--epochs 10]";
+                     [--split train] [--all-rows] [--l2 3,30,300] [--epochs 10] [--data-dir DIR]";
 
 fn usage(msg: &str) -> Error {
     Error::new(ErrorKind::Config, format!("{msg}\n{USAGE}"))
@@ -37,6 +38,7 @@ struct Args {
     split: String,
     all_rows: bool,
     config: TrainConfig,
+    data_dir: PathBuf,
 }
 
 fn args() -> Result<Args> {
@@ -46,12 +48,14 @@ fn args() -> Result<Args> {
         split: "train".into(),
         all_rows: false,
         config: TrainConfig::default(),
+        data_dir: Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data"),
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let mut value = || it.next().ok_or_else(|| usage(&format!("`{flag}` needs a value")));
         match flag.as_str() {
             "--data" => a.data = value()?,
+            "--data-dir" => a.data_dir = value()?.into(),
             "--out" => a.out = Some(value()?.into()),
             "--split" => a.split = value()?,
             "--all-rows" => a.all_rows = true,
@@ -75,11 +79,11 @@ fn args() -> Result<Args> {
 pub fn training_rows(dir: &Path, data: &str, split: &str, all_rows: bool) -> Result<(Dataset, String)> {
     match data {
         "routerbench" => {
-            let all = Dataset::load(dir.join("routerbench_arc_mbpp_winogrande.jsonl"), Format::RouterBench)?;
+            let all = Dataset::load(dir.join("routerbench_arc_mbpp_winogrande.jsonl.gz"), Format::RouterBench)?;
             Ok((all.in_split(SplitKind::RouterDc, split), format!("routerbench, split_routerdc == {split}")))
         }
         "mmlu" | "gsm8k" | "mmlu+gsm8k" => {
-            let all = Dataset::load(dir.join("routellm_mmlu_gsm8k.jsonl"), Format::RouteLlm)?.without_contaminated();
+            let all = Dataset::load(dir.join("routellm_mmlu_gsm8k.jsonl.gz"), Format::RouteLlm)?.without_contaminated();
             let rows = if data == "mmlu+gsm8k" { all } else { all.of_task(data) };
             if all_rows {
                 return Ok((rows, format!("{data} without contaminated rows, every row")));
@@ -127,13 +131,9 @@ fn bar(p: &Progress, started: Instant) {
 
 fn try_main() -> Result<()> {
     let args = args()?;
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data");
+    let dir = &args.data_dir;
     let bundled = matches!(args.data.as_str(), "routerbench" | "mmlu" | "gsm8k" | "mmlu+gsm8k");
-    if bundled && !dir.is_dir() {
-        println!("no data at {}: put the shared routing data sets there and run again.", dir.display());
-        return Ok(());
-    }
-    let (rows, trained_on) = training_rows(&dir, &args.data, &args.split, args.all_rows)?;
+    let (rows, trained_on) = training_rows(dir, &args.data, &args.split, args.all_rows)?;
     if rows.is_empty() {
         return Err(usage(&format!("no training rows in `{trained_on}`")));
     }

@@ -36,6 +36,10 @@ use switchyard::config::{ClassifierConfig, PolicyConfig, RouterConfig};
 /// Fewer training rows than this for an intent and a model keeps its overall ability there.
 pub const MIN_INTENT_ROWS: usize = 30;
 
+/// The largest prices file [`Prices::load`] reads, in bytes once decompressed (16 MiB; the
+/// repository's `models.json` is under 1 KiB).
+pub const MAX_PRICES_BYTES: u64 = 16 << 20;
+
 /// Prices in USD per 1M tokens, by model.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Prices(BTreeMap<String, f64>);
@@ -46,8 +50,9 @@ impl Prices {
         Self(prices.into_iter().map(|(m, p)| (m.into(), p)).collect())
     }
 
-    /// Reads one section of `../shared/data/models.json`: `"routerbench"` (its
-    /// `input_usd_per_1M_tokens_inferred`) or `"routellm"` (`prices_usd_per_1M_tokens_blended`).
+    /// Reads one section of a `models.json` (the repository's `data/models.json.gz`):
+    /// `"routerbench"` (its `input_usd_per_1M_tokens_inferred`) or `"routellm"`
+    /// (`prices_usd_per_1M_tokens_blended`).
     /// Every object in the section whose values are all numbers is read as prices; other fields
     /// (notes, sources) are skipped.
     ///
@@ -83,14 +88,14 @@ impl Prices {
         Ok(Self(prices))
     }
 
-    /// [`from_models_json`](Self::from_models_json) on a file.
+    /// [`from_models_json`](Self::from_models_json) on a file, plain or gzip-compressed
+    /// (`models.json.gz`; told by its first bytes, not its name).
     ///
     /// # Errors
-    /// As `from_models_json`, and if the file cannot be read.
+    /// As `from_models_json`, and if the file cannot be read, is corrupt gzip, is not UTF-8 or holds
+    /// more than [`MAX_PRICES_BYTES`] (decompressed).
     pub fn load(path: impl AsRef<Path>, section: &str) -> Result<Self> {
-        let path = path.as_ref();
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| crate::config_error(format!("cannot read `{}`: {e}", path.display())).with_source(e))?;
+        let text = crate::file::read_to_string(path.as_ref(), MAX_PRICES_BYTES)?;
         Self::from_models_json(&text, section)
     }
 

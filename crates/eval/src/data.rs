@@ -9,8 +9,7 @@
 mod read;
 
 use std::fmt;
-use std::fs::File;
-use std::io::{BufRead, BufReader};
+use std::io::BufRead;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -26,6 +25,10 @@ use switchyard::{Error, Result};
 /// them (a router's cost as a fraction of GPT-4's) mean anything.
 pub const ROUTELLM_USD_PER_MTOK: [(&str, f64); 2] =
     [("gpt-4-1106-preview", 24.7), ("mistralai/Mixtral-8x7B-Instruct-v0.1", 0.24)];
+
+/// The longest line [`Dataset::load`] and [`Dataset::read`] accept, in bytes (64 MiB): a file with no
+/// line breaks is refused rather than read whole into memory.
+pub const MAX_LINE_BYTES: usize = 64 << 20;
 
 /// The formats [`Dataset::load`] reads. Every one is JSON Lines: one object per line, blank lines
 /// skipped.
@@ -230,7 +233,7 @@ impl fmt::Debug for Row {
 /// use switchyard_eval::metrics;
 ///
 /// # fn run() -> switchyard::Result<()> {
-/// let all = Dataset::load("../shared/data/routerbench_arc_mbpp_winogrande.jsonl", Format::RouterBench)?;
+/// let all = Dataset::load("data/routerbench_arc_mbpp_winogrande.jsonl.gz", Format::RouterBench)?;
 /// let test = all.in_split(SplitKind::RouterDc, "test");
 /// let outcomes = test.outcomes()?;
 /// let singles = metrics::single_model_points(outcomes);
@@ -261,21 +264,21 @@ impl fmt::Debug for Dataset {
 }
 
 impl Dataset {
-    /// Reads a data set file, line by line.
+    /// Reads a data set file, line by line. A gzip-compressed file (`data.jsonl.gz`; told by its
+    /// first bytes, not its name) is decompressed as it is read.
     ///
     /// # Errors
-    /// [`ErrorKind::Config`](switchyard::ErrorKind::Config) if the file cannot be read, has no rows, or a
-    /// line is not valid: the message names the file, the line and the field
+    /// [`ErrorKind::Config`](switchyard::ErrorKind::Config) if the file cannot be read, is corrupt
+    /// gzip, has no rows, has a line longer than [`MAX_LINE_BYTES`], or a line is not valid: the
+    /// message names the file, the line and the field
     /// (`` `data.jsonl` line 17: `scores.gpt-4`: expected a number in [0, 1], got 3 ``).
     pub fn load(path: impl AsRef<Path>, format: Format) -> Result<Self> {
         let path = path.as_ref();
-        let name = path.display().to_string();
-        let file =
-            File::open(path).map_err(|e| crate::config_error(format!("cannot read `{name}`: {e}")).with_source(e))?;
-        Self::read(BufReader::with_capacity(1 << 16, file), format, &name)
+        Self::read(crate::file::open(path)?, format, &path.display().to_string())
     }
 
-    /// Reads a data set from any buffered reader; `name` stands for the file in error messages.
+    /// Reads a data set from any buffered reader (uncompressed); `name` stands for the file in error
+    /// messages.
     ///
     /// # Errors
     /// As [`load`](Self::load).
@@ -694,6 +697,29 @@ mod tests {
         assert!(e.to_string().starts_with("`t.jsonl` line 1: `prompt`:"), "{e}");
         let e = Dataset::load("/nonexistent/data.jsonl", Format::Jsonl).unwrap_err();
         assert!(e.to_string().starts_with("cannot read `/nonexistent/data.jsonl`"), "{e}");
+    }
+
+    #[test]
+    fn load_reads_gzip_and_refuses_corrupt_gzip_and_endless_lines() {
+        use std::io::{Read, Write};
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        gz.write_all(RB.as_bytes()).unwrap();
+        let gz = gz.finish().unwrap();
+        let dir = std::env::temp_dir();
+        let path = dir.join(format!("switchyard-eval-data-{}.jsonl.gz", std::process::id()));
+        std::fs::write(&path, &gz).unwrap();
+        let d = Dataset::load(&path, Format::RouterBench).unwrap();
+        assert_eq!(d.scores(), read(Format::RouterBench, RB).unwrap().scores());
+        assert_eq!(d.name(), path.display().to_string());
+        std::fs::write(&path, &gz[..gz.len() - 12]).unwrap();
+        let e = Dataset::load(&path, Format::RouterBench).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Config);
+        assert!(e.to_string().contains("cannot read: corrupt gzip data"), "{e}");
+        std::fs::remove_file(&path).unwrap();
+
+        let endless = std::io::BufReader::new(std::io::repeat(b'x').take(MAX_LINE_BYTES as u64 + 10));
+        let e = Dataset::read(endless, Format::Jsonl, "t.jsonl").unwrap_err();
+        assert_eq!(e.to_string(), format!("`t.jsonl` line 1: longer than {MAX_LINE_BYTES} bytes"));
     }
 
     #[test]

@@ -11,7 +11,7 @@
 //! use switchyard_eval::metrics;
 //!
 //! # fn run() -> switchyard::Result<()> {
-//! let data = Dataset::load("../shared/data/routerbench_arc_mbpp_winogrande.jsonl", Format::RouterBench)?
+//! let data = Dataset::load("data/routerbench_arc_mbpp_winogrande.jsonl.gz", Format::RouterBench)?
 //!     .in_split(SplitKind::RouterDc, "test");
 //! let outcomes = data.outcomes()?;
 //! let singles = metrics::single_model_points(outcomes);
@@ -28,8 +28,10 @@
 //!
 //! # Data sets
 //!
-//! Every format is JSON Lines (one object per line; blank lines skipped), read line by line. The
-//! first row fixes the models (sorted by name); every later row must score exactly those models.
+//! Every format is JSON Lines (one object per line; blank lines skipped), read line by line, plain
+//! or gzip-compressed (`Dataset::load` tells by the file's first bytes). The repository keeps the
+//! public data sets below in its `data/` directory as `.jsonl.gz` (not in the published package).
+//! The first row fixes the models (sorted by name); every later row must score exactly those models.
 //! Scores are in `[0, 1]` (1 = correct); costs are in USD and `>= 0`. Errors name the file, the line
 //! and the field, and never quote prompt text. Unknown fields are ignored in the public data sets'
 //! formats and rejected in ours (a typo such as `cost_usd` would otherwise go unnoticed).
@@ -88,7 +90,7 @@
 //! # Metrics
 //!
 //! [`metrics`] lists each metric with its formula. Conventions that decide the numbers, each checked
-//! against `../shared/data/baselines.json` to 3 decimals by `tests/eval.rs`:
+//! against the repository's `data/baselines.json.gz` to 3 decimals by `tests/eval.rs`:
 //!
 //! - the hull starts at the cheapest point, and AIQ integrates from there (not from cost 0);
 //! - cost at q% is read off the hull, interpolating between vertices;
@@ -103,6 +105,7 @@ pub mod calibrate;
 pub mod catalog;
 pub mod cv;
 pub mod data;
+mod file;
 pub mod metrics;
 #[cfg(feature = "plot")]
 #[cfg_attr(docsrs, doc(cfg(feature = "plot")))]

@@ -21,7 +21,7 @@
 
 use switchyard::classify::{DifficultyClassifier, HeuristicCounter, IntentClassifier, TextStats, TokenCounter};
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::data::{Dataset, Format, SplitKind};
 use switchyard::Result;
@@ -192,7 +192,9 @@ pub const ROUTERBENCH_WEAK: &str = "mistralai/mistral-7b-chat";
 /// RouteLLM's weak model.
 pub const ROUTELLM_WEAK: &str = "mistralai/Mixtral-8x7B-Instruct-v0.1";
 
-/// The shared data sets in `dir` (`../shared/data`), split as `examples/evaluate.rs` splits them:
+/// The public data sets in `dir` (the repository's `data/`), split as `examples/evaluate.rs` splits
+/// them. Each file is read compressed (`routerbench_arc_mbpp_winogrande.jsonl.gz`, as in the
+/// repository) if that file exists, and plain (`routerbench_arc_mbpp_winogrande.jsonl`) otherwise:
 ///
 /// - `routerbench`: `split_routerdc == train` or `test`; weak [`ROUTERBENCH_WEAK`], strong [`GPT4`];
 /// - `mmlu`, `gsm8k`: each without contaminated rows, rows `i % 5 != 0` (train) or `i % 5 == 0`
@@ -202,7 +204,7 @@ pub const ROUTELLM_WEAK: &str = "mistralai/Mixtral-8x7B-Instruct-v0.1";
 /// # Errors
 /// [`ErrorKind::Config`](switchyard::ErrorKind::Config) if a file is missing or invalid.
 pub fn benchmarks(dir: &Path, part: Part) -> Result<Vec<Benchmark>> {
-    let rb = Dataset::load(dir.join("routerbench_arc_mbpp_winogrande.jsonl"), Format::RouterBench)?;
+    let rb = Dataset::load(data_file(dir, "routerbench_arc_mbpp_winogrande.jsonl"), Format::RouterBench)?;
     let label = if part == Part::Train { "train" } else { "test" };
     let mut out = vec![Benchmark {
         name: "routerbench",
@@ -211,7 +213,7 @@ pub fn benchmarks(dir: &Path, part: Part) -> Result<Vec<Benchmark>> {
         weak: ROUTERBENCH_WEAK,
         strong: GPT4,
     }];
-    let rl = Dataset::load(dir.join("routellm_mmlu_gsm8k.jsonl"), Format::RouteLlm)?;
+    let rl = Dataset::load(data_file(dir, "routellm_mmlu_gsm8k.jsonl"), Format::RouteLlm)?;
     for name in ["mmlu", "gsm8k"] {
         let rows = rl.of_task(name).without_contaminated();
         let keep: Vec<usize> = (0..rows.len()).filter(|i| (i % 5 == 0) == (part == Part::Test)).collect();
@@ -230,13 +232,19 @@ pub fn benchmarks(dir: &Path, part: Part) -> Result<Vec<Benchmark>> {
     if part == Part::Test {
         out.push(Benchmark {
             name: "mt-bench",
-            data: Dataset::load(dir.join("routellm_mt_bench.jsonl"), Format::MtBench)?,
+            data: Dataset::load(data_file(dir, "routellm_mt_bench.jsonl"), Format::MtBench)?,
             rows: "all 80 questions, first turn (never fitted on)",
             weak: ROUTELLM_WEAK,
             strong: GPT4,
         });
     }
     Ok(out)
+}
+
+/// `dir/name.gz` if it exists, `dir/name` otherwise.
+fn data_file(dir: &Path, name: &str) -> PathBuf {
+    let gz = dir.join(format!("{name}.gz"));
+    if gz.is_file() { gz } else { dir.join(name) }
 }
 
 /// The fitted part of [`DifficultyClassifier`]'s difficulty, as [`fit_difficulty`] finds it.

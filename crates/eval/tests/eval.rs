@@ -1,12 +1,14 @@
-//! The evaluation metrics against the reference numbers in `../shared/data/baselines.json`, the
-//! loaders against the real data files and against corrupt and truncated copies of them, and
+//! The evaluation metrics against the reference numbers in the repository's `data/baselines.json.gz`,
+//! the loaders against the real data files and against corrupt and truncated copies of them, and
 //! properties of the hull and AIQ.
 //!
-//! The data sets live outside the crate (`../shared/data/`, next to the checkout); tests that need
-//! them print a message and pass when they are missing.
+//! The data sets are the repository's `data/` (gzip-compressed, read as they are); a missing file
+//! fails the test that needs it, naming the file.
 
 #![allow(clippy::unwrap_used, reason = "tests may unwrap")]
-#![allow(clippy::print_stdout, reason = "tests report what they skipped and how close the numbers came")]
+#![allow(clippy::print_stdout, reason = "tests report how close the numbers came")]
+
+mod repo_data;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -17,24 +19,20 @@ use switchyard::ErrorKind;
 use switchyard_eval::data::{CostKind, Dataset, Format, SplitKind};
 use switchyard_eval::metrics::{self, OperatingPoint, Outcomes, SharePoint};
 
-const ROUTERBENCH: &str = "routerbench_arc_mbpp_winogrande.jsonl";
-const ROUTELLM: &str = "routellm_mmlu_gsm8k.jsonl";
-const MT_BENCH: &str = "routellm_mt_bench.jsonl";
+use repo_data::{MT_BENCH, ROUTELLM, ROUTERBENCH};
 const STRONG: &str = "gpt-4-1106-preview";
 const WEAK: &str = "mistralai/Mixtral-8x7B-Instruct-v0.1";
 
-fn data_dir() -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data");
-    if dir.join("baselines.json").is_file() {
-        Some(dir)
-    } else {
-        println!("skipped: no data sets at {}", dir.display());
-        None
+/// The repository's `data/`, after checking that every file these tests read is there.
+fn data_dir() -> PathBuf {
+    for file in [ROUTERBENCH, ROUTELLM, MT_BENCH, repo_data::BASELINES] {
+        repo_data::file(file);
     }
+    repo_data::dir()
 }
 
-fn baselines(dir: &Path) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(dir.join("baselines.json")).unwrap()).unwrap()
+fn baselines() -> Value {
+    serde_json::from_str(&repo_data::read_to_string(repo_data::BASELINES)).unwrap()
 }
 
 fn num(v: &Value) -> f64 {
@@ -80,7 +78,7 @@ fn grid(share: f64) -> f64 {
 
 #[test]
 fn routerbench_baselines() {
-    let Some(dir) = data_dir() else { return };
+    let dir = data_dir();
     let started = Instant::now();
     let all = Dataset::load(dir.join(ROUTERBENCH), Format::RouterBench).unwrap();
     println!("loaded {} rows in {:?}", all.len(), started.elapsed());
@@ -90,7 +88,7 @@ fn routerbench_baselines() {
     assert_eq!(all.rows().iter().filter(|r| !r.imputed().is_empty()).count(), 14);
     assert_eq!(all.in_split(SplitKind::RouterDc, "train").len(), 2217);
 
-    let reference = baselines(&dir);
+    let reference = baselines();
     let mut c = Checker::default();
     let sets = reference["routerbench_subset"].as_object().unwrap();
     assert_eq!(sets.len(), 8);
@@ -209,7 +207,7 @@ fn check_routellm(c: &mut Checker, key: &str, rows: &Dataset, b: &Value, scale: 
 
 #[test]
 fn routellm_baselines() {
-    let Some(dir) = data_dir() else { return };
+    let dir = data_dir();
     let started = Instant::now();
     let all = Dataset::load(dir.join(ROUTELLM), Format::RouteLlm).unwrap();
     println!("loaded {} rows in {:?}", all.len(), started.elapsed());
@@ -224,7 +222,7 @@ fn routellm_baselines() {
     assert!(mt.rows().iter().all(|r| r.follow_ups().len() == 1));
     assert!(mt.scores().iter().all(|s| (0.1..=1.0).contains(s)));
 
-    let reference = baselines(&dir);
+    let reference = baselines();
     let mut c = Checker::default();
     for (key, b) in reference["routellm"].as_object().unwrap() {
         let Some((bench, rows)) = key.split_once('/') else { continue };
@@ -257,8 +255,8 @@ fn data_types_are_send_sync_and_clone() {
 // Corrupt and truncated files
 
 /// Writes the first `n` lines of a data file, with the last one changed by `edit`, to a temporary file.
-fn corrupt_copy(dir: &Path, file: &str, n: usize, name: &str, edit: impl Fn(&str) -> String) -> PathBuf {
-    let text = std::fs::read_to_string(dir.join(file)).unwrap();
+fn corrupt_copy(file: &str, n: usize, name: &str, edit: impl Fn(&str) -> String) -> PathBuf {
+    let text = repo_data::read_to_string(file);
     let mut lines: Vec<String> = text.lines().take(n).map(str::to_owned).collect();
     let last = lines.pop().unwrap();
     lines.push(edit(&last));
@@ -278,9 +276,7 @@ fn load_error(path: &Path, format: Format) -> String {
 
 #[test]
 fn corrupt_and_truncated_files_name_file_line_and_field() {
-    let Some(dir) = data_dir() else { return };
-
-    let truncated = corrupt_copy(&dir, ROUTERBENCH, 3, "truncated", |l| {
+    let truncated = corrupt_copy(ROUTERBENCH, 3, "truncated", |l| {
         let half = (0..=l.len() / 2).rev().find(|&i| l.is_char_boundary(i)).unwrap_or(0);
         l[..half].to_owned()
     });
@@ -288,7 +284,7 @@ fn corrupt_and_truncated_files_name_file_line_and_field() {
     assert!(e.contains(" line 3: `prompt`: EOF while parsing a string"), "{e}");
     assert!(e.ends_with("the line is truncated"), "{e}");
 
-    let bad_score = corrupt_copy(&dir, ROUTERBENCH, 5, "score", |l| {
+    let bad_score = corrupt_copy(ROUTERBENCH, 5, "score", |l| {
         l.replacen(r#""claude-v1": 1.0"#, r#""claude-v1": 1.5"#, 1).replacen(
             r#""claude-v1": 0.0"#,
             r#""claude-v1": 1.5"#,
@@ -298,17 +294,16 @@ fn corrupt_and_truncated_files_name_file_line_and_field() {
     let e = load_error(&bad_score, Format::RouterBench);
     assert!(e.ends_with(" line 5: `scores.claude-v1`: expected a number in [0, 1], got 1.5"), "{e}");
 
-    let missing = corrupt_copy(&dir, ROUTELLM, 4, "missing", |l| l.replacen(r#""benchmark""#, r#""bench""#, 1));
+    let missing = corrupt_copy(ROUTELLM, 4, "missing", |l| l.replacen(r#""benchmark""#, r#""bench""#, 1));
     let e = load_error(&missing, Format::RouteLlm);
     assert!(e.ends_with(" line 4: missing field `benchmark`"), "{e}");
 
-    let wrong_type = corrupt_copy(&dir, ROUTELLM, 2, "type", |l| {
-        l.replacen(r#""contaminated": false"#, r#""contaminated": "no""#, 1)
-    });
+    let wrong_type =
+        corrupt_copy(ROUTELLM, 2, "type", |l| l.replacen(r#""contaminated": false"#, r#""contaminated": "no""#, 1));
     let e = load_error(&wrong_type, Format::RouteLlm);
     assert!(e.contains(" line 2: `contaminated`: invalid type: string \"no\", expected a boolean"), "{e}");
 
-    let judge = corrupt_copy(&dir, MT_BENCH, 7, "judge", |l| {
+    let judge = corrupt_copy(MT_BENCH, 7, "judge", |l| {
         let v: Value = serde_json::from_str(l).unwrap();
         let mut v = v.as_object().unwrap().clone();
         v["scores"][STRONG] = Value::from(0);
@@ -317,12 +312,12 @@ fn corrupt_and_truncated_files_name_file_line_and_field() {
     let e = load_error(&judge, Format::MtBench);
     assert!(e.ends_with(&format!(" line 7: `scores.{STRONG}`: expected a judge score in [1, 10], got 0")), "{e}");
 
-    let garbage = corrupt_copy(&dir, MT_BENCH, 2, "garbage", |_| "\u{1}not json".to_owned());
+    let garbage = corrupt_copy(MT_BENCH, 2, "garbage", |_| "\u{1}not json".to_owned());
     let e = load_error(&garbage, Format::MtBench);
     assert!(e.contains(" line 2: expected value (column 1)"), "{e}");
 
     // The public data sets' formats are not our own: reading one as the other fails on the first line.
-    let foreign = corrupt_copy(&dir, ROUTELLM, 1, "foreign", str::to_owned);
+    let foreign = corrupt_copy(ROUTELLM, 1, "foreign", str::to_owned);
     let e = load_error(&foreign, Format::Jsonl);
     assert!(e.contains(" line 1: `benchmark`: unknown field `benchmark`"), "{e}");
 }

@@ -1,11 +1,12 @@
 //! The known-models table (`Ability::known`) against abilities fitted on the shared RouterBench
 //! training split (RouterDC `train`): the table is anchored so that the two agree on average, and
-//! they order the models they share alike. Skipped with a message when the data are missing.
+//! they order the models they share alike. The data are the repository's `data/`; a missing file
+//! fails the test, naming the file.
 
 #![allow(clippy::unwrap_used, reason = "tests may unwrap")]
-#![allow(clippy::print_stdout, reason = "tests report what they skipped and what they compared")]
+#![allow(clippy::print_stdout, reason = "tests report what they compared")]
 
-use std::path::Path;
+mod repo_data;
 
 use switchyard::catalog::Ability;
 use switchyard_eval::catalog::{FittedCatalog, Prices};
@@ -35,15 +36,9 @@ fn spearman(a: &[f64], b: &[f64]) -> f64 {
 
 #[test]
 fn the_table_agrees_with_abilities_fitted_on_the_routerbench_training_split() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data");
-    let path = dir.join("routerbench_arc_mbpp_winogrande.jsonl");
-    if !path.is_file() {
-        println!("skipping: no RouterBench data at {}", path.display());
-        return;
-    }
-    let all = Dataset::load(path, Format::RouterBench).unwrap();
+    let all = Dataset::load(repo_data::file(repo_data::ROUTERBENCH), Format::RouterBench).unwrap();
     let train = all.in_split(SplitKind::RouterDc, "train");
-    let prices = Prices::load(dir.join("models.json"), "routerbench").unwrap();
+    let prices = Prices::load(repo_data::file(repo_data::MODELS), "routerbench").unwrap();
     let fitted = FittedCatalog::fit(&train, &prices).unwrap();
 
     let mut shared = Vec::new();

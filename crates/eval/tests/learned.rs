@@ -1,9 +1,8 @@
-//! The learned classifier end to end: trained on real routing data from `../shared/data/` (a subset,
-//! to keep the suite fast; skipped with a message when the data are missing), in a router, in a
+//! The learned classifier end to end: trained on real routing data from the repository's `data/` (a
+//! subset, to keep the suite fast; a missing file fails the test, naming it), in a router, in a
 //! config file; and the cross-validation helpers of `eval::cv`.
 
 #![allow(clippy::unwrap_used, reason = "tests may unwrap")]
-#![allow(clippy::print_stdout, reason = "tests report what they skipped")]
 
 use std::path::{Path, PathBuf};
 
@@ -18,15 +17,12 @@ use switchyard_eval::replay::{Report, Run, log_grid};
 use switchyard_eval::{TrainConfig, Trainer};
 
 fn data_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data")
 }
 
 fn routerbench() -> Option<Dataset> {
-    let path = data_dir().join("routerbench_arc_mbpp_winogrande.jsonl");
-    if !path.is_file() {
-        println!("skipping: no RouterBench data at {}", path.display());
-        return None;
-    }
+    let path = data_dir().join("routerbench_arc_mbpp_winogrande.jsonl.gz");
+    assert!(path.is_file(), "missing `{}`: the repository's data/ should hold it", path.display());
     Some(Dataset::load(path, Format::RouterBench).unwrap())
 }
 
@@ -50,7 +46,7 @@ fn on_routerbench_the_learned_router_beats_the_zero_router_on_the_test_split() {
     let test = all.in_split(SplitKind::RouterDc, "test");
     let model = Trainer::new(quick()).fit(&train, "every 3rd training row").unwrap();
     assert_eq!(model.info().tasks.len(), 3);
-    let prices = Prices::load(data_dir().join("models.json"), "routerbench").unwrap();
+    let prices = Prices::load(data_dir().join("models.json.gz"), "routerbench").unwrap();
     let fitted = FittedCatalog::fit(&train, &prices).unwrap();
     let learned = LearnedClassifier::new(model);
     learned.check_catalog(fitted.catalog()).unwrap();
@@ -74,7 +70,7 @@ fn a_held_out_task_falls_back_to_quality_following_price() {
         full.rows().iter().skip(1).step_by(2).filter(|r| r.task() == "arc-challenge").take(50).collect();
     let splits = leave_one_task_out(&all).unwrap();
     assert_eq!(splits.len(), 3);
-    let prices = Prices::load(data_dir().join("models.json"), "routerbench").unwrap();
+    let prices = Prices::load(data_dir().join("models.json.gz"), "routerbench").unwrap();
     // MBPP's coding prompts share little wording with the science and pronoun questions; Winogrande's
     // sentences are plain English that ARC's questions share many word pairs with, and only their
     // opening ("Please answer with the letter of the correct answer.") marks them as new.
@@ -242,11 +238,8 @@ fn a_custom_split_names_its_rows() {
 }
 
 fn routellm() -> Option<Dataset> {
-    let path = data_dir().join("routellm_mmlu_gsm8k.jsonl");
-    if !path.is_file() {
-        println!("skipping: no RouteLLM data at {}", path.display());
-        return None;
-    }
+    let path = data_dir().join("routellm_mmlu_gsm8k.jsonl.gz");
+    assert!(path.is_file(), "missing `{}`: the repository's data/ directory should hold it", path.display());
     Some(Dataset::load(path, Format::RouteLlm).unwrap().without_contaminated())
 }
 
@@ -262,7 +255,7 @@ fn trained_on_gsm8k_the_router_saves_on_mmlu() {
     // No gating (`min_trust` 1): every MMLU prompt is routed on what the GSM8K model learned.
     config.min_trust = 1.0;
     let model = Trainer::new(config).fit(&train, "gsm8k").unwrap();
-    let prices = Prices::load(data_dir().join("models.json"), "routellm").unwrap();
+    let prices = Prices::load(data_dir().join("models.json.gz"), "routellm").unwrap();
     let fitted = FittedCatalog::fit(&train, &prices).unwrap();
     let router = RouterBuilder::new()
         .cost_model(LearnedCostModel::new(fitted.catalog()))

@@ -1,13 +1,13 @@
 //! Replays and sweeps (`eval::replay`) and fitted catalogs (`eval::catalog`): on synthetic data sets
-//! where the answer is known, and on the RouterBench test split from `../shared/data/` (skipped with
-//! a message when the data are missing).
+//! where the answer is known, and on the RouterBench test split from the repository's `data/` (a
+//! missing file fails the test, naming the file).
 
 #![allow(clippy::unwrap_used, reason = "tests may unwrap")]
-#![allow(clippy::print_stdout, reason = "tests report what they skipped and how long they took")]
+#![allow(clippy::print_stdout, reason = "tests report how long they took")]
 
+mod repo_data;
 mod support;
 
-use std::path::Path;
 use std::time::Instant;
 
 use support::{PROMPTS, prices};
@@ -180,17 +180,12 @@ fn replay_errors() {
 
 #[test]
 fn routerbench_test_split_report_is_well_formed() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data");
-    let file = dir.join("routerbench_arc_mbpp_winogrande.jsonl");
-    if !file.is_file() || !dir.join("models.json").is_file() {
-        println!("skipped: no data sets at {}", dir.display());
-        return;
-    }
-    let all = Dataset::load(&file, Format::RouterBench).unwrap();
+    let all = Dataset::load(repo_data::file(repo_data::ROUTERBENCH), Format::RouterBench).unwrap();
     let train = all.in_split(SplitKind::RouterDc, "train");
     let test = all.in_split(SplitKind::RouterDc, "test");
     assert_eq!((train.len(), test.len()), (2217, 947));
-    let fitted = FittedCatalog::fit(&train, &Prices::load(dir.join("models.json"), "routerbench").unwrap()).unwrap();
+    let prices = Prices::load(repo_data::file(repo_data::MODELS), "routerbench").unwrap();
+    let fitted = FittedCatalog::fit(&train, &prices).unwrap();
     let t = Instant::now();
     let grid = log_grid(1e-7, 1e3, 10);
     let runs = sweep(&test, &grid, |v| fitted.builder().policy(Utility::new().answer_value(v)).build()).unwrap();
@@ -241,28 +236,23 @@ fn routerbench_test_split_report_is_well_formed() {
 /// `examples/evaluate.rs --router heuristic` reports them).
 #[test]
 fn the_default_router_with_fitted_abilities_beats_the_zero_router_on_every_shared_set() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data");
-    let rb = dir.join("routerbench_arc_mbpp_winogrande.jsonl");
-    let rl = dir.join("routellm_mmlu_gsm8k.jsonl");
-    for file in [&rb, &rl, &dir.join("models.json")] {
-        assert!(
-            file.is_file(),
-            "missing data set {}: the shared data sets are needed next to the checkout",
-            file.display()
-        );
-    }
+    let (rb, rl, models) = (
+        repo_data::file(repo_data::ROUTERBENCH),
+        repo_data::file(repo_data::ROUTELLM),
+        repo_data::file(repo_data::MODELS),
+    );
     let all = Dataset::load(&rb, Format::RouterBench).unwrap();
     let mut sets = vec![(
         "routerbench".to_owned(),
         all.in_split(SplitKind::RouterDc, "train"),
         all.in_split(SplitKind::RouterDc, "test"),
-        Prices::load(dir.join("models.json"), "routerbench").unwrap(),
+        Prices::load(&models, "routerbench").unwrap(),
     )];
     let routellm = Dataset::load(&rl, Format::RouteLlm).unwrap();
     for task in ["mmlu", "gsm8k"] {
         let rows = routellm.of_task(task).without_contaminated();
         let (held, rest): (Vec<usize>, Vec<usize>) = (0..rows.len()).partition(|i| i % 5 == 0);
-        let prices = Prices::load(dir.join("models.json"), "routellm").unwrap();
+        let prices = Prices::load(&models, "routellm").unwrap();
         sets.push((task.to_owned(), rows.subset(&rest).unwrap(), rows.subset(&held).unwrap(), prices));
     }
     for (name, train, test, prices) in sets {

@@ -1,23 +1,23 @@
 //! The built-in difficulty signal ranks held-out prompts inside a task better than chance.
 //!
-//! The data sets live outside the crate (`../shared/data/`, next to the checkout); the test prints a
-//! message and passes when they are missing.
+//! The data sets are the repository's `data/` (gzip-compressed); a missing file fails the test,
+//! naming the file.
 
 #![allow(clippy::unwrap_used, reason = "tests may unwrap")]
-#![allow(clippy::print_stdout, reason = "tests report what they skipped and what they measured")]
+#![allow(clippy::print_stdout, reason = "tests report what they measured")]
 
-use std::path::{Path, PathBuf};
+mod repo_data;
+
+use std::path::PathBuf;
 
 use switchyard_eval::signals::{self, Part, Signal};
 
-fn data_dir() -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data");
-    if dir.join("routellm_mmlu_gsm8k.jsonl").is_file() && dir.join("routerbench_arc_mbpp_winogrande.jsonl").is_file() {
-        Some(dir)
-    } else {
-        println!("skipped: no data sets at {}", dir.display());
-        None
+/// The repository's `data/`, after checking that every file `signals::benchmarks` reads is there.
+fn data_dir() -> PathBuf {
+    for file in [repo_data::ROUTERBENCH, repo_data::ROUTELLM, repo_data::MT_BENCH] {
+        repo_data::file(file);
     }
+    repo_data::dir()
 }
 
 /// MMLU's held-out rows (2,808, rows `i % 5 == 0` without contaminated ones; never fitted on).
@@ -25,7 +25,7 @@ fn data_dir() -> Option<PathBuf> {
 /// errors below the measurement, so the difficulty before the fit would fail it.
 #[test]
 fn difficulty_ranks_held_out_mmlu_prompts() {
-    let Some(dir) = data_dir() else { return };
+    let dir = data_dir();
     let test = signals::benchmarks(&dir, Part::Test).unwrap();
     let mmlu = test.iter().find(|b| b.name == "mmlu").unwrap();
     let aucs = signals::signal_aucs(&mmlu.data, mmlu.weak, mmlu.strong, &[Signal::Difficulty]).unwrap();
@@ -38,7 +38,7 @@ fn difficulty_ranks_held_out_mmlu_prompts() {
 #[test]
 fn fitted_difficulty_weights_are_the_shipped_ones() {
     use switchyard::classify::learned::__training::{DIFFICULTY_FITTED, DIFFICULTY_FITTED_CENTRE};
-    let Some(dir) = data_dir() else { return };
+    let dir = data_dir();
     let fit = signals::fit_difficulty(&signals::benchmarks(&dir, Part::Train).unwrap()).unwrap();
     for (w, shipped) in fit.weights.iter().zip(DIFFICULTY_FITTED) {
         assert!((w - shipped).abs() < 1e-4, "fitted {:?}, shipped {DIFFICULTY_FITTED:?}", fit.weights);

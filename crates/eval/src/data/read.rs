@@ -7,13 +7,13 @@
 use std::borrow::Cow;
 use std::collections::HashSet;
 use std::fmt;
-use std::io::BufRead;
+use std::io::{BufRead, Read};
 use std::sync::Arc;
 
 use serde::Deserialize;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
 
-use super::{CostKind, Dataset, Format, ROUTELLM_USD_PER_MTOK, Row, check_cost, check_score};
+use super::{CostKind, Dataset, Format, MAX_LINE_BYTES, ROUTELLM_USD_PER_MTOK, Row, check_cost, check_score};
 use switchyard::catalog::ModelId;
 use switchyard::{Error, Result};
 
@@ -213,11 +213,17 @@ impl<'n> Loader<'n> {
         loop {
             buf.clear();
             self.line += 1;
-            let n = reader.read_until(b'\n', &mut buf).map_err(|e| {
+            let n = (&mut reader).take(MAX_LINE_BYTES as u64 + 1).read_until(b'\n', &mut buf).map_err(|e| {
                 crate::config_error(format!("`{}` line {}: cannot read: {e}", self.name, self.line)).with_source(e)
             })?;
             if n == 0 {
                 return Ok(());
+            }
+            if buf.len() > MAX_LINE_BYTES && buf.last() != Some(&b'\n') {
+                return Err(crate::config_error(format!(
+                    "`{}` line {}: longer than {MAX_LINE_BYTES} bytes",
+                    self.name, self.line
+                )));
             }
             if buf.iter().all(u8::is_ascii_whitespace) {
                 continue;
