@@ -46,6 +46,9 @@ use crate::policy::{Action, CheapestCapable, Condition, OnLowConfidence, Policy,
 use crate::router::RouterBuilder;
 use crate::router::config_error::{field_error, parse_error, toml_message};
 
+/// The largest config file [`RouterConfig::from_file`] reads: 64 MiB.
+const MAX_FILE_BYTES: u64 = 64 << 20;
+
 /// A router's configuration: catalog, classifiers and weights, cost model, policy and limits.
 #[non_exhaustive]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -471,8 +474,9 @@ impl RouterConfig {
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
         let in_file = |e: Error| Error::config(format!("`{}`: {e}", path.display())).with_source(e);
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| Error::config(format!("cannot read `{}`", path.display())).with_source(e))?;
+        let bytes = crate::classify::learned::read_regular_file(path, MAX_FILE_BYTES, "config")?;
+        let text = String::from_utf8(bytes)
+            .map_err(|_| Error::config(format!("cannot read config `{}`: not UTF-8", path.display())))?;
         let cfg = match path.extension().and_then(|e| e.to_str()) {
             Some("toml") => Self::from_toml_str(&text),
             Some("json") => Self::from_json_str(&text),
@@ -963,6 +967,11 @@ pricing = { input_per_mtok = 3.0, output_per_mtok = 15.0 }
         assert!(e.contains("missing.toml"), "{e}");
         let e = RouterConfig::from_file(dir.join("router.yaml")).unwrap_err().to_string();
         assert!(e.contains("router.yaml"), "{e}");
+        // A device or a directory is refused before anything is read.
+        for path in [std::path::PathBuf::from("/dev/zero"), dir.clone()] {
+            let e = RouterConfig::from_file(&path).unwrap_err().to_string();
+            assert!(e.contains("not a regular file"), "{e}");
+        }
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -126,11 +126,19 @@ impl<'b> Reader<'b> {
     }
 
     fn sparse(&mut self, rows: usize, stride: usize, what: &str) -> Result<Vec<f32>> {
-        let mut w = vec![0.0f32; rows * stride];
         let k = self.u32(what)? as usize;
         if k > rows || (stride == 0 && k > 0) {
             return Err(Error::config(format!("{what}: {k} rows stored, at most {rows} expected")));
         }
+        // Every stored row takes its index and `stride` values: refuse a count the file cannot hold
+        // before allocating anything.
+        let remaining = self.bytes.len() - self.pos;
+        if k.checked_mul(4 * stride + 4).is_none_or(|need| need > remaining) {
+            return Err(Error::config(format!(
+                "truncated: {what}: {k} rows of {stride} values need more than the {remaining} bytes left"
+            )));
+        }
+        let mut w = vec![0.0f32; super::model::dense_cells(rows, stride, what)?];
         let mut last: Option<usize> = None;
         for _ in 0..k {
             let r = self.u32(what)? as usize;
@@ -243,6 +251,52 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<LearnedModel> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A file whose header declares `models` models over 2^`bits` buckets, then `biases` zero bytes
+    /// and a residual table that says it stores `rows` rows (and stores none), sealed with a valid
+    /// checksum: what an attacker can write in a few KB.
+    fn crafted(models: usize, bits: u8, rows: u32) -> Vec<u8> {
+        let model = LearnedModel::from_bytes(include_bytes!("testdata/planted.swlm")).unwrap();
+        let mut info = model.info().clone();
+        info.models = (0..models).map(|i| format!("m{i}")).collect();
+        info.features.hash_bits = bits;
+        info.residual = true;
+        let header = serde_json::to_vec(&info).unwrap();
+        let mut b = MAGIC.to_vec();
+        b.extend(VERSION.to_le_bytes());
+        b.extend(u32::try_from(header.len()).unwrap().to_le_bytes());
+        b.extend(&header);
+        b.extend(vec![0u8; 4 * models]);
+        b.extend(rows.to_le_bytes());
+        let sum = fnv64(&b);
+        b.extend(sum.to_le_bytes());
+        b
+    }
+
+    #[test]
+    fn sizes_from_a_crafted_header_are_refused_before_anything_is_allocated() {
+        // 1,000 models over 2^24 buckets: a 67 GB table from a 12 KB file.
+        let huge = crafted(1000, 24, 0);
+        assert!(huge.len() < 20_000, "{}", huge.len());
+        let e = LearnedModel::from_bytes(&huge).unwrap_err().to_string();
+        assert!(e.contains("the residual weights") && e.contains("more than"), "{e}");
+        // A row count the remaining bytes cannot hold.
+        let e = LearnedModel::from_bytes(&crafted(4, 12, 1_000)).unwrap_err().to_string();
+        assert!(e.contains("truncated") && e.contains("1000 rows"), "{e}");
+    }
+
+    #[test]
+    fn only_a_regular_file_of_bounded_size_is_read() {
+        let e = LearnedModel::load("/dev/zero").unwrap_err().to_string();
+        assert!(e.contains("not a regular file"), "{e}");
+        let e = LearnedModel::load(std::env::temp_dir()).unwrap_err().to_string();
+        assert!(e.contains("not a regular file"), "{e}");
+        let path = std::env::temp_dir().join(format!("switchyard-big-{}.swlm", std::process::id()));
+        std::fs::write(&path, vec![0u8; 64]).unwrap();
+        let e = super::super::read_regular_file(&path, 63, "learned model").unwrap_err().to_string();
+        assert!(e.contains("64 bytes is more than the 63 allowed"), "{e}");
+        std::fs::remove_file(&path).unwrap();
+    }
 
     #[test]
     fn version_2_and_3_files_load_with_every_opening_familiar_and_counts() {

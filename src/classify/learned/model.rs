@@ -224,7 +224,8 @@ impl LearnedModel {
         }
         let (m4, r4) = (mw.next_multiple_of(4), r.next_multiple_of(4));
         let stride = m4 + r4;
-        let mut table = vec![0.0f32; dim * stride];
+        let cells = dense_cells(dim, stride, "the weight table")?;
+        let mut table = vec![0.0f32; cells];
         for f in 0..dim {
             let row = &mut table[f * stride..(f + 1) * stride];
             row[..mw].copy_from_slice(&weights[f * mw..(f + 1) * mw]);
@@ -304,9 +305,7 @@ impl LearnedModel {
     /// inconsistent.
     pub fn load(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let bytes = std::fs::read(path).map_err(|e| {
-            Error::config(format!("cannot read learned model `{}`: {e}", path.display())).with_source(e)
-        })?;
+        let bytes = read_regular_file(path, MAX_FILE_BYTES, "learned model")?;
         Self::from_bytes(&bytes).map_err(|e| Error::config(format!("learned model `{}`: {e}", path.display())))
     }
 
@@ -322,6 +321,50 @@ impl LearnedModel {
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
         file::decode(bytes)
     }
+}
+
+/// The most `f32` cells a model's dense weight table may have: 2^28 (1 GiB), eight times a model of
+/// 2^24 buckets and 16 models. A header that asks for more is refused before anything is allocated.
+pub(crate) const MAX_TABLE_CELLS: usize = 1 << 28;
+
+/// `rows × stride`, when it is at most [`MAX_TABLE_CELLS`].
+///
+/// # Errors
+/// [`ErrorKind::Config`](crate::ErrorKind::Config) when it is more, or overflows.
+pub(crate) fn dense_cells(rows: usize, stride: usize, what: &str) -> Result<usize> {
+    rows.checked_mul(stride).filter(|&n| n <= MAX_TABLE_CELLS).ok_or_else(|| {
+        Error::config(format!(
+            "{what}: {rows} rows of {stride} values is more than the {MAX_TABLE_CELLS} a model may have"
+        ))
+    })
+}
+
+/// The largest learned model file [`LearnedModel::load`] reads: 2 GiB.
+pub(crate) const MAX_FILE_BYTES: u64 = 2 << 30;
+
+/// The bytes of the regular file at `path`, at most `max` of them: a directory, a device (such as
+/// `/dev/zero`), a FIFO or a larger file is refused before anything is read, and the read stops at
+/// `max` bytes whatever the file does meanwhile.
+///
+/// # Errors
+/// [`ErrorKind::Config`](crate::ErrorKind::Config) naming the file (`what` says what it is for).
+pub(crate) fn read_regular_file(path: &Path, max: u64, what: &str) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let fail = |msg: String| Error::config(format!("cannot read {what} `{}`: {msg}", path.display()));
+    let file = std::fs::File::open(path).map_err(|e| fail(e.to_string()).with_source(e))?;
+    let meta = file.metadata().map_err(|e| fail(e.to_string()).with_source(e))?;
+    if !meta.is_file() {
+        return Err(fail("not a regular file".to_owned()));
+    }
+    if meta.len() > max {
+        return Err(fail(format!("{} bytes is more than the {max} allowed", meta.len())));
+    }
+    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
+    file.take(max + 1).read_to_end(&mut bytes).map_err(|e| fail(e.to_string()).with_source(e))?;
+    if bytes.len() as u64 > max {
+        return Err(fail(format!("it grew past the {max} bytes allowed while being read")));
+    }
+    Ok(bytes)
 }
 
 /// A model trained on `planted` prompts ("sum" prompts only the large model answers, "greet"
