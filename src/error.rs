@@ -236,6 +236,36 @@ impl std::error::Error for Error {
     }
 }
 
+/// A serde message without the string it quotes (not API: `switchyard-eval`'s data readers use it): `invalid type: string "…", expected u64` becomes
+/// `invalid type: string, expected u64`. The value is the user's text, which can be a key put in the
+/// wrong field; the field's path and what was expected say enough.
+#[doc(hidden)]
+pub fn without_values(message: &str) -> String {
+    const QUOTED: &str = "string \"";
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(i) = rest.find(QUOTED) {
+        out.push_str(&rest[..i + QUOTED.len() - 2]);
+        let value = &rest[i + QUOTED.len()..];
+        let mut escaped = false;
+        let end = value.char_indices().find_map(|(j, c)| match c {
+            _ if escaped => {
+                escaped = false;
+                None
+            }
+            '\\' => {
+                escaped = true;
+                None
+            }
+            '"' => Some(j + 1),
+            _ => None,
+        });
+        rest = end.map_or("", |j| &value[j..]);
+    }
+    out.push_str(rest);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -130,6 +130,8 @@ pub use crate::classify::Classifier;
 pub use crate::classify::{IntentScore, SignalKey, Signals, TokenEstimate};
 pub use crate::completion::{Completion, EventStream, FinishReason, StreamEvent, Usage};
 pub use crate::cost::{CostEstimate, CostModel, TokenPriceCostModel};
+#[doc(hidden)]
+pub use crate::error::without_values as __without_values;
 pub use crate::error::{BoxError, Error, ErrorKind, Result};
 pub use crate::execute::Response;
 pub use crate::execute::{Attempt, DecisionId, ExecutionConfig, Feedback};

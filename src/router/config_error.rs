@@ -1,7 +1,7 @@
 //! Config errors that say where and what, and never quote the user's values: a config file can hold
 //! a key or a URL with credentials, and an error message ends up in logs.
 
-use crate::error::Error;
+use crate::error::{Error, without_values};
 
 pub(super) fn parse_error(format: &str, message: &str) -> Error {
     Error::config(format!("invalid {format}: {}", without_values(message.trim_end())))
@@ -28,35 +28,6 @@ pub(super) fn toml_message(text: &str, e: &toml::de::Error) -> String {
     let line_start = before.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
     let column = String::from_utf8_lossy(&before[line_start..]).chars().count() + 1;
     format!("{message} at line {line}, column {column}")
-}
-
-/// A serde message without the string it quotes: `invalid type: string "…", expected u64` becomes
-/// `invalid type: string, expected u64`. The value is the user's text, which can be a key put in the
-/// wrong field; the field's path and what was expected say enough.
-fn without_values(message: &str) -> String {
-    const QUOTED: &str = "string \"";
-    let mut out = String::with_capacity(message.len());
-    let mut rest = message;
-    while let Some(i) = rest.find(QUOTED) {
-        out.push_str(&rest[..i + QUOTED.len() - 2]);
-        let value = &rest[i + QUOTED.len()..];
-        let mut escaped = false;
-        let end = value.char_indices().find_map(|(j, c)| match c {
-            _ if escaped => {
-                escaped = false;
-                None
-            }
-            '\\' => {
-                escaped = true;
-                None
-            }
-            '"' => Some(j + 1),
-            _ => None,
-        });
-        rest = end.map_or("", |j| &value[j..]);
-    }
-    out.push_str(rest);
-    out
 }
 
 #[cfg(test)]

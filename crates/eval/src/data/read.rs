@@ -200,11 +200,14 @@ impl<'n> Loader<'n> {
         }
     }
 
+    /// The error at this line. The message never quotes a value of the row: a prompt (or a key
+    /// pasted into the wrong field) must not reach logs through an error.
     fn error(&self, e: LineError) -> Error {
+        let message = switchyard::__without_values(&e.message);
         if e.field.is_empty() {
-            crate::config_error(format!("`{}` line {}: {}", self.name, self.line, e.message))
+            crate::config_error(format!("`{}` line {}: {message}", self.name, self.line))
         } else {
-            crate::config_error(format!("`{}` line {}: `{}`: {}", self.name, self.line, e.field, e.message))
+            crate::config_error(format!("`{}` line {}: `{}`: {message}", self.name, self.line, e.field))
         }
     }
 
