@@ -99,9 +99,19 @@
 //!
 //! # Public dependencies
 //!
-//! `serde` (config and data types derive its traits) and `futures-core` (`Stream`). Under the
-//! `openai` and `anthropic` features, the adapters' `http_client` setters also take a
-//! `reqwest::Client` (reqwest 0.12). Nothing else appears in public signatures.
+//! - `serde` 1 (config and data types derive its traits);
+//! - `futures-core` 0.3 (`Stream`);
+//! - `smallvec` 1 (1.15 or later): [`RouteHints::tags`], the learned classifier's
+//!   [`Prediction::logits`](classify::learned::Prediction::logits) and
+//!   [`Prediction::costs`](classify::learned::Prediction::costs), and the fields of the state-store
+//!   protocol a custom [`state::StateStore`] reads and writes ([`state::Check::terms`],
+//!   [`state::Choice::charges`] and [`state::Choice::checks`], [`state::Lease::charges`],
+//!   [`state::Settlement::actual`]) are `smallvec::SmallVec`s. Code that builds or matches on these
+//!   values uses smallvec 1.x; moving to smallvec 2 would be a breaking release;
+//! - `reqwest` 0.12, under the `openai` and `anthropic` features only: the adapters' `http_client`
+//!   setters take a `reqwest::Client`.
+//!
+//! Nothing else appears in public signatures.
 //!
 //! # Minimum supported Rust version
 //!
