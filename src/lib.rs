@@ -90,7 +90,10 @@
 //! [`state::StateStore`]; a candidate that does not fit is passed over for a cheaper one, and when
 //! none fits the request fails with [`ErrorKind::BudgetExceeded`]. With a shared store (Redis) the
 //! limits hold across replicas; when the store fails, each limit fails open, closed or onto local
-//! counters as configured. See `docs/scaling.md`.
+//! counters as configured. See `docs/scaling.md`. With a shared store the router flushes finished
+//! requests' settlements, and optionally syncs learned state, in short tasks it spawns on the
+//! caller's Tokio runtime; [`Router`'s background tasks](Router#background-tasks) says when, and
+//! what happens without a runtime.
 //!
 //! # Errors
 //!
