@@ -111,7 +111,7 @@
 //!   [`state::Choice::charges`] and [`state::Choice::checks`], [`state::Lease::charges`],
 //!   [`state::Settlement::actual`]) are `smallvec::SmallVec`s. Code that builds or matches on these
 //!   values uses smallvec 1.x; moving to smallvec 2 would be a breaking release;
-//! - `reqwest` 0.12, under the `openai` and `anthropic` features only: the adapters' `http_client`
+//! - `reqwest` 0.13, under the `openai` and `anthropic` features only: the adapters' `http_client`
 //!   setters take a `reqwest::Client`.
 //!
 //! Nothing else appears in public signatures.
