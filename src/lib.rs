@@ -90,7 +90,10 @@
 //! [`state::StateStore`]; a candidate that does not fit is passed over for a cheaper one, and when
 //! none fits the request fails with [`ErrorKind::BudgetExceeded`]. With a shared store (Redis) the
 //! limits hold across replicas; when the store fails, each limit fails open, closed or onto local
-//! counters as configured. See `docs/scaling.md`.
+//! counters as configured. See `docs/scaling.md`. With a shared store the router flushes finished
+//! requests' settlements, and optionally syncs learned state, in short tasks it spawns on the
+//! caller's Tokio runtime; [`Router`'s background tasks](Router#background-tasks) says when, and
+//! what happens without a runtime.
 //!
 //! # Errors
 //!
@@ -99,13 +102,25 @@
 //!
 //! # Public dependencies
 //!
-//! `serde` (config and data types derive its traits) and `futures-core` (`Stream`). Under the
-//! `openai` and `anthropic` features, the adapters' `http_client` setters also take a
-//! `reqwest::Client` (reqwest 0.12). Nothing else appears in public signatures.
+//! - `serde` 1 (config and data types derive its traits);
+//! - `futures-core` 0.3 (`Stream`);
+//! - `smallvec` 1 (1.15 or later): [`RouteHints::tags`], the learned classifier's
+//!   [`Prediction::logits`](classify::learned::Prediction::logits) and
+//!   [`Prediction::costs`](classify::learned::Prediction::costs), and the fields of the state-store
+//!   protocol a custom [`state::StateStore`] reads and writes ([`state::Check::terms`],
+//!   [`state::Choice::charges`] and [`state::Choice::checks`], [`state::Lease::charges`],
+//!   [`state::Settlement::actual`]) are `smallvec::SmallVec`s. Code that builds or matches on these
+//!   values uses smallvec 1.x; moving to smallvec 2 would be a breaking release;
+//! - `reqwest` 0.13, under the `openai` and `anthropic` features only: the adapters' `http_client`
+//!   setters take a `reqwest::Client`.
+//!
+//! Nothing else appears in public signatures.
 //!
 //! # Minimum supported Rust version
 //!
-//! 1.85. Raising it is a minor-version change, noted in the changelog.
+//! 1.88: the highest `rust-version` declared by a dependency with every feature on (`redis` 1.8 needs
+//! it). CI checks the declared version against the dependencies' on every change rather than
+//! building with that toolchain. Raising it is a minor-version change, noted in the changelog.
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![doc(test(attr(deny(warnings))))]

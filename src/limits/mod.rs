@@ -404,6 +404,11 @@ impl LimitsConfig {
     /// runs in the background of requests and feedback once `every` has passed, and on
     /// [`Router::sync_learning`](crate::Router::sync_learning). A sync that fails keeps its sums
     /// for the next one.
+    ///
+    /// # Background task
+    /// A due sync is spawned with `tokio::runtime::Handle::try_current()` on the runtime of the call
+    /// that finds it due; with no runtime current, nothing is spawned and the sync waits for the
+    /// next call made on one. See [`Router`'s background tasks](crate::Router#background-tasks).
     pub fn share_learning(mut self, every: Duration) -> Self {
         self.share_learning = every;
         self
@@ -417,6 +422,13 @@ impl LimitsConfig {
     /// replicas' budgets until its next request. Zero leaves them to the next admission or
     /// [`Router::flush_state`](crate::Router::flush_state). A
     /// [`MemoryStore`](crate::state::MemoryStore) is settled at once and never needs this.
+    ///
+    /// # Background task
+    /// The flush is a task spawned with `tokio::runtime::Handle::try_current()` on the runtime of
+    /// the call that queued the first waiting item; it needs the runtime's time driver, holds only a
+    /// weak reference to the router and ends when nothing waits. With no runtime current (a request
+    /// dropped outside one), nothing is spawned and what waits goes with the next admission. See
+    /// [`Router`'s background tasks](crate::Router#background-tasks).
     pub fn flush_after(mut self, after: Duration) -> Self {
         self.flush_after = after;
         self

@@ -243,6 +243,10 @@ impl RouterBuilder {
     }
 
     /// Sets budgets, rate limits and sticky sessions ([`crate::limits`]); none by default.
+    ///
+    /// With a shared store, [`LimitsConfig::flush_after`] and [`LimitsConfig::share_learning`] make
+    /// the router spawn short tasks on the caller's Tokio runtime; see
+    /// [`Router`'s background tasks](crate::Router#background-tasks).
     pub fn limits(mut self, limits: LimitsConfig) -> Self {
         self.limits = limits;
         self
@@ -294,6 +298,10 @@ impl RouterBuilder {
     }
 
     /// Validates the configuration and builds the router.
+    ///
+    /// Building spawns nothing and needs no runtime. With [`limits`](Self::limits) that flush to a
+    /// shared store or share learned state, the router later spawns short tasks on the caller's Tokio
+    /// runtime; see [`Router`'s background tasks](crate::Router#background-tasks).
     ///
     /// # Errors
     /// [`ErrorKind::Config`](crate::ErrorKind::Config) for the first problem found: a bad weight, a

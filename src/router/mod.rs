@@ -35,6 +35,35 @@ use crate::request::Request;
 /// [`route`](Self::route) runs classify, estimate and decide: pure, synchronous, no I/O, a few
 /// microseconds. [`complete`](Self::complete) and [`stream`](Self::stream) also call the chosen model's
 /// provider.
+///
+/// # Background tasks
+///
+/// A router spawns no task unless its [`limits`](crate::RouterBuilder::limits) ask for one of these
+/// two, and then spawns it on the Tokio runtime current in the call that starts it (found with
+/// `tokio::runtime::Handle::try_current`; the caller never gets a handle to it):
+///
+/// - **Flushing to the store**, with a state store other than a
+///   [`MemoryStore`](crate::state::MemoryStore) and
+///   [`LimitsConfig::flush_after`](crate::limits::LimitsConfig::flush_after) non-zero (the default
+///   is 250 ms). When a finished request's settlement or a circuit opened here starts waiting for
+///   the store, a task sleeps `flush_after` and, if no admission carried it meanwhile, sends it in
+///   one round trip; it sleeps again while something waits and ends when nothing does. It holds
+///   only a weak reference to the router and ends once the router is dropped.
+/// - **Syncing learned state**, with
+///   [`LimitsConfig::share_learning`](crate::limits::LimitsConfig::share_learning) non-zero (off by
+///   default) and a policy that learns. When [`complete`](Self::complete), [`stream`](Self::stream)
+///   or [`feedback`](Self::feedback) finds a sync due, a task runs one
+///   [`sync_learning`](Self::sync_learning) and ends; it holds a clone of the router until then.
+///
+/// Both need a Tokio runtime with its time driver enabled (`#[tokio::main]` and `#[tokio::test]`
+/// enable it). Called with no runtime current (a `feedback` from a plain thread, say, or a request
+/// future polled by another executor), the router spawns nothing and loses nothing: what waits for
+/// the store goes with the next admission, and the sync with the next call made on a runtime; await
+/// [`flush_state`](Self::flush_state) or [`sync_learning`](Self::sync_learning) to send either at
+/// once, as before shutting a replica down. A task on a runtime that shuts down is dropped with it;
+/// its work is left to the next call, as above. With `flush_after` zero and `share_learning` zero a
+/// router spawns nothing; the `redis` feature's [`RedisStore`](crate::state::RedisStore) has the
+/// `redis` crate's connection manager, which runs its own task on the runtime it was created on.
 #[derive(Clone)]
 pub struct Router {
     inner: Arc<Inner>,
@@ -245,6 +274,7 @@ impl Router {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
         if self.inner.learning.due() {
             let router = self.clone();
+            #[expect(clippy::disallowed_methods, reason = "documented in `Router`'s background tasks")]
             runtime.spawn(async move {
                 // A failure is logged by the limiter and its sums kept for the next sync.
                 let _ = router.sync_learning().await;

@@ -57,7 +57,7 @@ impl<'a> Outcomes<'a> {
         if models == 0 || scores.is_empty() {
             return Err(crate::invalid_input("outcomes need at least one row and one model"));
         }
-        if scores.len() != costs.len() || scores.len() % models != 0 {
+        if scores.len() != costs.len() || !scores.len().is_multiple_of(models) {
             return Err(crate::invalid_input(format!(
                 "{} scores and {} costs do not make rows of {models} models",
                 scores.len(),
@@ -198,7 +198,7 @@ pub fn call_shares(choices: &[usize], models: usize) -> Result<Vec<f64>> {
 /// # Errors
 /// As [`operating_point_mixed`], and if `weights` is empty.
 pub fn mixture_shares(weights: &[f64], models: usize) -> Result<Vec<f64>> {
-    if models == 0 || weights.len() % models != 0 {
+    if models == 0 || !weights.len().is_multiple_of(models) {
         return Err(crate::invalid_input(format!("{} weights do not make rows of {models} models", weights.len())));
     }
     let rows = weights.len() / models;

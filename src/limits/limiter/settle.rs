@@ -131,6 +131,7 @@ impl Limiter {
         };
         let limiter = Arc::downgrade(self);
         let mut seen = self.drained.load(Ordering::Acquire);
+        #[expect(clippy::disallowed_methods, reason = "documented in `Router`'s background tasks")]
         runtime.spawn(async move {
             loop {
                 tokio::time::sleep(after).await;

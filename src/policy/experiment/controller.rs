@@ -278,7 +278,7 @@ impl SpendController {
             }
         }
         let n = i.decisions.fetch_add(1, Ordering::AcqRel) + 1;
-        if n % i.window == 0 {
+        if n.is_multiple_of(i.window) {
             self.step();
         }
     }

@@ -184,6 +184,7 @@ impl CommonBuilder {
         let client = match self.client {
             Some(c) => c,
             None => reqwest::Client::builder()
+                .tls_backend_preconfigured(tls_config()?)
                 .connect_timeout(self.connect_timeout)
                 // Configuration is explicit: no proxy from the environment. Pass a client of your own
                 // (`http_client`) to use one.
@@ -247,8 +248,9 @@ macro_rules! transport_setters {
         }
 
         /// Uses this HTTP client instead of building one, for a proxy or custom TLS roots. The connect
-        /// timeout and the redirect policy are then the client's; the other timeouts and limits still
-        /// apply.
+        /// timeout, the redirect policy and the TLS settings are then the client's; the other timeouts
+        /// and limits still apply. The client is a reqwest 0.13 `Client` (with its `rustls` feature,
+        /// aws-lc and the platform's verifier; the adapter's own uses ring and the webpki roots).
         pub fn http_client(mut self, client: reqwest::Client) -> Self {
             self.common.client = Some(client);
             self
@@ -256,6 +258,20 @@ macro_rules! transport_setters {
     };
 }
 pub(crate) use transport_setters;
+
+/// The TLS settings of the adapters' own HTTP client: rustls with the `ring` provider, TLS 1.2 and
+/// 1.3, the Mozilla roots compiled in (`webpki-roots`, so no certificate store is read from the
+/// machine) and HTTP/1.1 only. Built per client, so no process-wide crypto provider is installed.
+fn tls_config() -> Result<rustls::ClientConfig> {
+    let roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::config("cannot set up TLS").with_source(e))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(config)
+}
 
 /// A URL for messages and `Debug`: without user name, password, query and fragment (where
 /// credentials hide), whether or not it parses.
@@ -301,6 +317,16 @@ fn redact_text(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// reqwest 0.13 with `rustls-no-provider` panics when a client is built without a crypto
+    /// provider; the adapters' own config must carry one, with roots and HTTP/1.1 only.
+    #[test]
+    fn the_default_client_has_its_own_tls_provider_and_roots() {
+        let config = tls_config().unwrap();
+        assert_eq!(config.alpn_protocols, vec![b"http/1.1".to_vec()]);
+        assert!(!webpki_roots::TLS_SERVER_ROOTS.is_empty());
+        reqwest::Client::builder().tls_backend_preconfigured(config).build().unwrap();
+    }
 
     #[test]
     fn urls_are_redacted_whether_or_not_they_parse() {
