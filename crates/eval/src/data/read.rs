@@ -200,14 +200,24 @@ impl<'n> Loader<'n> {
         }
     }
 
-    /// The error at this line. The message never quotes a value of the row: a prompt (or a key
-    /// pasted into the wrong field) must not reach logs through an error.
+    /// The error at this line. It never quotes the row's text: no string value, and no name that
+    /// is not a field, a model or shaped like a model id (shown as `?`), since a prompt, or a key
+    /// pasted in the wrong place, must not reach logs through an error.
     fn error(&self, e: LineError) -> Error {
-        let message = switchyard::__without_values(&e.message);
-        if e.field.is_empty() {
+        // A name is shown when it is a field of the format, a model of the data set, or shaped like
+        // a model id (a short run without spaces: the first row names the models); anything else,
+        // such as prompt text in a key's place, is not.
+        let known = |name: &str| {
+            FIELDS.contains(&name)
+                || self.models.as_ref().is_some_and(|m| m.iter().any(|id| id.as_str() == name))
+                || (name.len() <= 64 && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_/:[]@".contains(&b)))
+        };
+        let message = only_known_names(&switchyard::__without_values(&e.message), known);
+        let field = e.field.split('.').map(|f| if known(f) { f } else { "?" }).collect::<Vec<_>>().join(".");
+        if field.is_empty() {
             crate::config_error(format!("`{}` line {}: {message}", self.name, self.line))
         } else {
-            crate::config_error(format!("`{}` line {}: `{}`: {message}", self.name, self.line, e.field))
+            crate::config_error(format!("`{}` line {}: `{field}`: {message}", self.name, self.line))
         }
     }
 
@@ -459,6 +469,57 @@ fn fill(
         return Err(LineError::new(field, format!("missing model `{}` (every row must have every model)", models[i])));
     }
     Ok(())
+}
+
+/// Every field name of the formats read here: what an error may name.
+const FIELDS: [&str; 24] = [
+    "id",
+    "eval_name",
+    "split_routerbench",
+    "split_routerdc",
+    "prompt",
+    "scores",
+    "costs_usd",
+    "imputed_scores",
+    "benchmark",
+    "subject",
+    "contaminated",
+    "question_id",
+    "category",
+    "turns",
+    "task",
+    "split",
+    "imputed",
+    "meta",
+    "oracle_model",
+    "judge",
+    "model",
+    "score",
+    "cost",
+    "costs",
+];
+
+/// `message` with every back-quoted name that `known` does not know replaced by `?`.
+fn only_known_names(message: &str, known: impl Fn(&str) -> bool) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut parts = message.split('`');
+    if let Some(first) = parts.next() {
+        out.push_str(first);
+    }
+    // Odd pieces are inside back quotes (a piece without its closing quote is left out).
+    let rest: Vec<&str> = parts.collect();
+    for (i, piece) in rest.iter().enumerate() {
+        if i % 2 == 0 {
+            if i + 1 < rest.len() {
+                out.push('`');
+                out.push_str(if known(piece) { piece } else { "?" });
+                out.push('`');
+            }
+        } else {
+            out.push_str(piece);
+        }
+    }
+    out
 }
 
 /// Parses one line; errors name the field and, for syntax errors, the column.
