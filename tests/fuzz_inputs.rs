@@ -13,8 +13,12 @@
 
 #![allow(clippy::unwrap_used, reason = "tests may unwrap")]
 
+#[path = "support/mutation.rs"]
+mod mutation;
+
 use std::path::Path;
 
+use mutation::{apply, mutation};
 use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::sample::select;
@@ -107,55 +111,9 @@ const TOKENS: &[&[u8]] = &[
     b"\"turns\": ",
 ];
 
-/// One edit of a seed; positions are taken modulo the input's length.
-#[derive(Clone, Debug)]
-enum Mutation {
-    Flip { at: usize, bit: u8 },
-    Set { at: usize, value: u8 },
-    Truncate { at: usize },
-    Remove { at: usize, len: usize },
-    Insert { at: usize, token: &'static [u8] },
-    Copy { from: usize, to: usize, len: usize },
-}
-
-fn mutation() -> impl Strategy<Value = Mutation> {
-    prop_oneof![
-        3 => (any::<usize>(), 0u8..8).prop_map(|(at, bit)| Mutation::Flip { at, bit }),
-        1 => (any::<usize>(), any::<u8>()).prop_map(|(at, value)| Mutation::Set { at, value }),
-        1 => any::<usize>().prop_map(|at| Mutation::Truncate { at }),
-        2 => (any::<usize>(), 1usize..32).prop_map(|(at, len)| Mutation::Remove { at, len }),
-        4 => (any::<usize>(), select(TOKENS)).prop_map(|(at, token)| Mutation::Insert { at, token }),
-        1 => (any::<usize>(), any::<usize>(), 1usize..64).prop_map(|(from, to, len)| Mutation::Copy { from, to, len }),
-    ]
-}
-
-fn apply(bytes: &mut Vec<u8>, m: &Mutation) {
-    let n = bytes.len();
-    match *m {
-        Mutation::Flip { at, bit } if n > 0 => bytes[at % n] ^= 1 << bit,
-        Mutation::Set { at, value } if n > 0 => bytes[at % n] = value,
-        Mutation::Truncate { at } => bytes.truncate(at % (n + 1)),
-        Mutation::Remove { at, len } if n > 0 => {
-            let at = at % n;
-            bytes.drain(at..(at + len).min(n));
-        }
-        Mutation::Insert { at, token } => {
-            let at = at % (n + 1);
-            bytes.splice(at..at, token.iter().copied());
-        }
-        Mutation::Copy { from, to, len } if n > 0 => {
-            let from = from % n;
-            let piece = bytes[from..(from + len).min(n)].to_vec();
-            let to = to % (n + 1);
-            bytes.splice(to..to, piece);
-        }
-        _ => {}
-    }
-}
-
 /// A seed of `target` with one to eight mutations.
 fn mutated(target: &str) -> impl Strategy<Value = Vec<u8>> + use<> {
-    (select(seeds(target)), vec(mutation(), 1..8)).prop_map(|(mut bytes, ms)| {
+    (select(seeds(target)), vec(mutation(TOKENS), 1..8)).prop_map(|(mut bytes, ms)| {
         for m in &ms {
             apply(&mut bytes, m);
         }

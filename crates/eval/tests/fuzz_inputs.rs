@@ -7,8 +7,12 @@
 
 #![allow(clippy::unwrap_used, reason = "tests may unwrap")]
 
+#[path = "../../../tests/support/mutation.rs"]
+mod mutation;
+
 use std::path::Path;
 
+use mutation::{Mutation, apply, mutation};
 use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::sample::select;
@@ -94,48 +98,6 @@ const TOKENS: &[&[u8]] = &[
     b"\"routerbench\": ",
 ];
 
-#[derive(Clone, Debug)]
-enum Mutation {
-    Flip { at: usize, bit: u8 },
-    Truncate { at: usize },
-    Remove { at: usize, len: usize },
-    Insert { at: usize, token: &'static [u8] },
-    Copy { from: usize, to: usize, len: usize },
-}
-
-fn mutation() -> impl Strategy<Value = Mutation> {
-    prop_oneof![
-        3 => (any::<usize>(), 0u8..8).prop_map(|(at, bit)| Mutation::Flip { at, bit }),
-        1 => any::<usize>().prop_map(|at| Mutation::Truncate { at }),
-        2 => (any::<usize>(), 1usize..32).prop_map(|(at, len)| Mutation::Remove { at, len }),
-        4 => (any::<usize>(), select(TOKENS)).prop_map(|(at, token)| Mutation::Insert { at, token }),
-        1 => (any::<usize>(), any::<usize>(), 1usize..128).prop_map(|(from, to, len)| Mutation::Copy { from, to, len }),
-    ]
-}
-
-fn apply(bytes: &mut Vec<u8>, m: &Mutation) {
-    let n = bytes.len();
-    match *m {
-        Mutation::Flip { at, bit } if n > 0 => bytes[at % n] ^= 1 << bit,
-        Mutation::Truncate { at } => bytes.truncate(at % (n + 1)),
-        Mutation::Remove { at, len } if n > 0 => {
-            let at = at % n;
-            bytes.drain(at..(at + len).min(n));
-        }
-        Mutation::Insert { at, token } => {
-            let at = at % (n + 1);
-            bytes.splice(at..at, token.iter().copied());
-        }
-        Mutation::Copy { from, to, len } if n > 0 => {
-            let from = from % n;
-            let piece = bytes[from..(from + len).min(n)].to_vec();
-            let to = to % (n + 1);
-            bytes.splice(to..to, piece);
-        }
-        _ => {}
-    }
-}
-
 fn mutate(mut bytes: Vec<u8>, ms: &[Mutation]) -> Vec<u8> {
     for m in ms {
         apply(&mut bytes, m);
@@ -175,21 +137,21 @@ proptest! {
     }
 
     #[test]
-    fn datasets_mutated((format, seed) in format_seed(), ms in vec(mutation(), 1..8)) {
+    fn datasets_mutated((format, seed) in format_seed(), ms in vec(mutation(TOKENS), 1..8)) {
         check_read(&mutate(seed, &ms), format)?;
     }
 
     /// Mutations around a planted prompt: whatever breaks, the error names the line and the field,
     /// not the prompt.
     #[test]
-    fn dataset_errors_do_not_quote_prompts((format, seed) in format_seed(), ms in vec(mutation(), 1..4)) {
+    fn dataset_errors_do_not_quote_prompts((format, seed) in format_seed(), ms in vec(mutation(TOKENS), 1..4)) {
         let planted = plant_in_prompts(&seed);
         // Mutations that cut into the key itself are fine: then it is not planted whole.
         check_read(&mutate(planted, &ms), format)?;
     }
 
     #[test]
-    fn prices_mutated(seed in select(seeds("prices")), ms in vec(mutation(), 1..8), any_bytes in vec(any::<u8>(), 0..256)) {
+    fn prices_mutated(seed in select(seeds("prices")), ms in vec(mutation(TOKENS), 1..8), any_bytes in vec(any::<u8>(), 0..256)) {
         for bytes in [mutate(seed, &ms), any_bytes] {
             let text = String::from_utf8_lossy(&bytes);
             for section in ["routerbench", "routellm"] {
