@@ -7,56 +7,16 @@ mod fixtures;
 
 use std::time::Duration;
 
-use fixtures::mini_frontier;
+use fixtures::{StreamsOnly, escalating_router, mini_frontier, models};
 use futures::StreamExt;
 
-use switchyard::classify::DifficultyClassifier;
 use switchyard::execute::AttemptOutcome;
-use switchyard::execute::quality::{Checks, Inadequacy};
-use switchyard::{
-    Attempt, Completion, Error, ErrorKind, ExecutionConfig, FinishReason, ModelProfile, Provider, Request, Router,
-    SimulatedModel, SimulatedProvider, StreamEvent, Utility,
-};
+use switchyard::execute::quality::Inadequacy;
+use switchyard::{ErrorKind, ExecutionConfig, FinishReason, Request, Router, SimulatedModel, StreamEvent};
 
 const SEC: Duration = Duration::from_secs(1);
 const MS: Duration = Duration::from_millis(1);
 const EASY: &str = "hi there, how are you today?";
-
-fn models(attempts: &[Attempt]) -> Vec<&str> {
-    attempts.iter().map(|a| a.model.as_str()).collect()
-}
-
-/// `mini_frontier` over a simulated provider, with every standard quality check and `escalations`.
-fn escalating_router(mini: SimulatedModel, frontier: SimulatedModel, escalations: u32) -> Router {
-    Router::builder()
-        .catalog(mini_frontier())
-        .classifier(DifficultyClassifier::default(), 1.0)
-        .policy(Utility::new().answer_value(0.02))
-        .provider(SimulatedProvider::new("sim").seed(3).model("mini", mini).model("frontier", frontier))
-        .quality_check(Checks::standard())
-        .execution(ExecutionConfig::new().with_max_escalations(escalations))
-        .jitter_seed(1)
-        .build()
-        .unwrap()
-}
-
-/// A provider that only streams: each stream comes from the function it holds.
-struct StreamsOnly(fn() -> switchyard::EventStream);
-
-#[async_trait::async_trait]
-impl Provider for StreamsOnly {
-    fn name(&self) -> &str {
-        "sim"
-    }
-
-    async fn complete(&self, _: &ModelProfile, _: &Request) -> switchyard::Result<Completion> {
-        Err(Error::server("streams only"))
-    }
-
-    async fn stream(&self, _: &ModelProfile, _: &Request) -> switchyard::Result<switchyard::EventStream> {
-        Ok((self.0)())
-    }
-}
 
 #[tokio::test(start_paused = true)]
 async fn a_stop_at_the_callers_max_tokens_is_not_escalated() {

@@ -9,7 +9,7 @@
 
 mod fixtures;
 
-use fixtures::mini_frontier;
+use fixtures::{StreamsOnly, escalating_router, mini_frontier, models};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -164,10 +164,6 @@ fn lab_router(lab: &Lab, policy: Utility, exec: ExecutionConfig) -> Router {
 
 fn health_of(router: &Router, id: &str) -> ModelHealth {
     router.health().into_iter().find(|h| h.model.as_ref().is_some_and(|m| m.as_str() == id)).unwrap()
-}
-
-fn models(attempts: &[Attempt]) -> Vec<&str> {
-    attempts.iter().map(|a| a.model.as_str()).collect()
 }
 
 fn reasons(attempts: &[Attempt]) -> Vec<AttemptReason> {
@@ -507,24 +503,6 @@ async fn recovery_attempts_are_limited_like_probes() {
     assert_eq!(r.attempts[0].reason, AttemptReason::Recovery);
 }
 
-/// A provider that only streams: each stream comes from the function it holds.
-struct StreamsOnly(fn() -> switchyard::EventStream);
-
-#[async_trait::async_trait]
-impl Provider for StreamsOnly {
-    fn name(&self) -> &str {
-        "sim"
-    }
-
-    async fn complete(&self, _: &ModelProfile, _: &Request) -> switchyard::Result<Completion> {
-        Err(Error::server("streams only"))
-    }
-
-    async fn stream(&self, _: &ModelProfile, _: &Request) -> switchyard::Result<switchyard::EventStream> {
-        Ok((self.0)())
-    }
-}
-
 /// One piece of text, then nothing, ever.
 fn stalling() -> switchyard::EventStream {
     Box::pin(futures::stream::iter([Ok(StreamEvent::Delta("partial".into()))]).chain(futures::stream::pending()))
@@ -688,19 +666,6 @@ async fn a_model_failing_at_a_low_rate_loses_traffic_before_its_circuit_opens() 
 
 fn json_request() -> Request {
     Request::new("list three colours as a JSON object").with_response_format(ResponseFormat::Json)
-}
-
-fn escalating_router(mini: SimulatedModel, frontier: SimulatedModel, escalations: u32) -> Router {
-    Router::builder()
-        .catalog(mini_frontier())
-        .classifier(DifficultyClassifier::default(), 1.0)
-        .policy(Utility::new().answer_value(0.02))
-        .provider(SimulatedProvider::new("sim").seed(3).model("mini", mini).model("frontier", frontier))
-        .quality_check(Checks::standard())
-        .execution(ExecutionConfig::new().with_max_escalations(escalations))
-        .jitter_seed(1)
-        .build()
-        .unwrap()
 }
 
 #[tokio::test(start_paused = true)]

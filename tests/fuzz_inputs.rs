@@ -37,15 +37,7 @@ fn config(cases: u32) -> ProptestConfig {
 
 /// The seed corpus of one fuzz target, in file-name order.
 fn seeds(target: &str) -> Vec<Vec<u8>> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds").join(target);
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("cannot read `{}`: {e}", dir.display()))
-        .map(|e| e.unwrap().path())
-        .collect();
-    files.sort();
-    let seeds: Vec<Vec<u8>> = files.iter().map(|f| std::fs::read(f).unwrap()).collect();
-    assert!(!seeds.is_empty(), "no seeds in `{}`", dir.display());
-    seeds
+    mutation::seeds_in(Path::new(env!("CARGO_MANIFEST_DIR")), target)
 }
 
 /// Tokens inserted by mutations: the syntax of the formats read here, and values at their limits.

@@ -4,6 +4,8 @@
 
 #![allow(dead_code, reason = "each harness uses a part")]
 
+use std::path::Path;
+
 use proptest::prelude::*;
 use proptest::sample::select;
 
@@ -53,4 +55,18 @@ pub(crate) fn apply(bytes: &mut Vec<u8>, m: &Mutation) {
         }
         _ => {}
     }
+}
+
+/// The seed corpus of one fuzz target (`fuzz/seeds/<target>` under `root`, the repository), in
+/// file-name order.
+pub(crate) fn seeds_in(root: &Path, target: &str) -> Vec<Vec<u8>> {
+    let dir = root.join("fuzz/seeds").join(target);
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("cannot read `{}`: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    let seeds: Vec<Vec<u8>> = files.iter().map(|f| std::fs::read(f).unwrap()).collect();
+    assert!(!seeds.is_empty(), "no seeds in `{}`", dir.display());
+    seeds
 }

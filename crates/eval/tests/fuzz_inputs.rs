@@ -38,15 +38,7 @@ fn config() -> ProptestConfig {
 }
 
 fn seeds(target: &str) -> Vec<Vec<u8>> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/seeds").join(target);
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("cannot read `{}`: {e}", dir.display()))
-        .map(|e| e.unwrap().path())
-        .collect();
-    files.sort();
-    let seeds: Vec<Vec<u8>> = files.iter().map(|f| std::fs::read(f).unwrap()).collect();
-    assert!(!seeds.is_empty(), "no seeds in `{}`", dir.display());
-    seeds
+    mutation::seeds_in(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."), target)
 }
 
 /// A format and one of its seeds.
