@@ -222,10 +222,10 @@ impl<'a> Run<'a> {
         let (model, profile) = (target.model, target.profile);
         let error = attach_model(error, profile);
         guard.record(&Observation::from_error(&error, latency));
-        if let Some(limiter) = &self.engine.limiter {
-            if let Some(CircuitState::Open { retry_in }) = self.engine.health.state(model, now_std()) {
-                limiter.publish_open(model, retry_in);
-            }
+        if let Some(limiter) = &self.engine.limiter
+            && let Some(CircuitState::Open { retry_in }) = self.engine.health.state(model, now_std())
+        {
+            limiter.publish_open(model, retry_in);
         }
         let outcome = AttemptOutcome::Failed { kind: error.kind(), status: error.status() };
         self.push(profile, target.reason, outcome, latency, 0.0);

@@ -471,10 +471,10 @@ impl LimitsConfig {
                 return Err(Error::config(format!("{at}: set requests_per_minute, tokens_per_minute or both")));
             }
         }
-        if let Some(s) = &self.sticky {
-            if s.ttl.is_zero() {
-                return Err(Error::config("limits.sticky.ttl_ms must be > 0"));
-            }
+        if let Some(s) = &self.sticky
+            && s.ttl.is_zero()
+        {
+            return Err(Error::config("limits.sticky.ttl_ms must be > 0"));
         }
         if self.store_timeout.is_zero() {
             return Err(Error::config("limits.store_timeout_ms must be > 0"));

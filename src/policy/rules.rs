@@ -296,10 +296,10 @@ impl Policy for Rules {
                     }
                 }
             }
-            if let Some(d) = rule.when.min_difficulty {
-                if !d.is_finite() {
-                    return Err(Error::config(format!("{what}: `min_difficulty` must be finite, got {d}")));
-                }
+            if let Some(d) = rule.when.min_difficulty
+                && !d.is_finite()
+            {
+                return Err(Error::config(format!("{what}: `min_difficulty` must be finite, got {d}")));
             }
             if let Some(p) = &rule.policy {
                 if matches!(rule.then, Action::Pin(_)) {
@@ -309,12 +309,12 @@ impl Policy for Rules {
                 }
                 p.validate(catalog)?;
             }
-            if let (Some(lo), Some(hi)) = (rule.when.min_input_tokens, rule.when.max_input_tokens) {
-                if lo > hi {
-                    return Err(Error::config(format!(
-                        "{what}: `min_input_tokens` ({lo}) exceeds `max_input_tokens` ({hi})"
-                    )));
-                }
+            if let (Some(lo), Some(hi)) = (rule.when.min_input_tokens, rule.when.max_input_tokens)
+                && lo > hi
+            {
+                return Err(Error::config(format!(
+                    "{what}: `min_input_tokens` ({lo}) exceeds `max_input_tokens` ({hi})"
+                )));
             }
         }
         Ok(())

@@ -237,10 +237,10 @@ const EMPTY_SCHEMA: &str = r#"{"type":"object","properties":{}}"#;
 
 /// A `data:` URI as a base64 image source; any other URL as a URL source.
 fn image_source(url: &str) -> ImageSource<'_> {
-    if let Some(rest) = url.strip_prefix("data:") {
-        if let Some((media_type, data)) = rest.split_once(";base64,") {
-            return ImageSource::Base64 { media_type, data };
-        }
+    if let Some(rest) = url.strip_prefix("data:")
+        && let Some((media_type, data)) = rest.split_once(";base64,")
+    {
+        return ImageSource::Base64 { media_type, data };
     }
     ImageSource::Url { url }
 }

@@ -573,10 +573,10 @@ pub(super) fn decode_response(name: &str, body: &[u8], request: &Request) -> Res
     };
     let message = choice.message.unwrap_or_default();
     let mut content = message.content.map(WireText::into_string).unwrap_or_default();
-    if content.is_empty() {
-        if let Some(refusal) = message.refusal {
-            content = refusal;
-        }
+    if content.is_empty()
+        && let Some(refusal) = message.refusal
+    {
+        content = refusal;
     }
     let usage = match wire.usage {
         Some(u) => u.to_usage(),

@@ -407,10 +407,10 @@ impl Provider for SimulatedProvider {
         let plan = match plan {
             Ok(plan) => plan,
             Err(e) => {
-                if e.kind() == ErrorKind::Timeout {
-                    if let Some(d) = self.scaled(Duration::from_secs(30)) {
-                        tokio::time::sleep(d).await;
-                    }
+                if e.kind() == ErrorKind::Timeout
+                    && let Some(d) = self.scaled(Duration::from_secs(30))
+                {
+                    tokio::time::sleep(d).await;
                 }
                 return Err(e);
             }

@@ -594,10 +594,10 @@ impl RouterConfig {
             catalog.require(fb, "`fallback_model`")?;
             b = b.fallback_model(fb.clone());
         }
-        if let Some(floor) = self.confidence_floor {
-            if !(0.0..=1.0).contains(&floor) {
-                return Err(Error::config(format!("`confidence_floor` must be within [0, 1], got {floor}")));
-            }
+        if let Some(floor) = self.confidence_floor
+            && !(0.0..=1.0).contains(&floor)
+        {
+            return Err(Error::config(format!("`confidence_floor` must be within [0, 1], got {floor}")));
         }
         b = b.confidence_floor(
             self.confidence_floor.unwrap_or(crate::router::builder::DEFAULT_CONFIDENCE_FLOOR),

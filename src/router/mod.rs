@@ -353,10 +353,11 @@ impl Router {
         let exclusive = ranking.is_exclusive();
         let crate::policy::RankingParts { mut order, note, arm, memo } = ranking.into_parts();
         check_ranking(&order, &candidates, catalog.len(), &inner.policy_name)?;
-        if let Some(fb) = inner.fallback.filter(|_| !exclusive) {
-            if !order.iter().any(|s| s.model == fb) && candidates.iter().any(|c| c.model == fb) {
-                order.push(Scored { model: fb, score: f64::NEG_INFINITY });
-            }
+        if let Some(fb) = inner.fallback.filter(|_| !exclusive)
+            && !order.iter().any(|s| s.model == fb)
+            && candidates.iter().any(|c| c.model == fb)
+        {
+            order.push(Scored { model: fb, score: f64::NEG_INFINITY });
         }
         let chosen_p = candidates.iter().find(|c| c.model == order[0].model).map_or(0.0, |c| c.p);
         if chosen_p < inner.confidence_floor && inner.on_low_confidence == OnLowConfidence::Refuse {
@@ -447,15 +448,15 @@ impl Router {
                 )));
             }
         }
-        if let Some(floor) = hints.quality_floor {
-            if !(0.0..=1.0).contains(&floor) {
-                return Err(Error::invalid_request(format!("`quality_floor` must be within [0, 1], got {floor}")));
-            }
+        if let Some(floor) = hints.quality_floor
+            && !(0.0..=1.0).contains(&floor)
+        {
+            return Err(Error::invalid_request(format!("`quality_floor` must be within [0, 1], got {floor}")));
         }
-        if let Some(cap) = hints.max_cost_usd {
-            if !(cap.is_finite() && cap >= 0.0) {
-                return Err(Error::invalid_request(format!("`max_cost_usd` must be finite and >= 0, got {cap}")));
-            }
+        if let Some(cap) = hints.max_cost_usd
+            && !(cap.is_finite() && cap >= 0.0)
+        {
+            return Err(Error::invalid_request(format!("`max_cost_usd` must be finite and >= 0, got {cap}")));
         }
         let catalog = &self.inner.catalog;
         for id in hints.allowed.iter().flatten().chain(&hints.excluded) {
@@ -480,10 +481,10 @@ impl Router {
     ) -> std::result::Result<Candidate, RejectReason> {
         let inner = &*self.inner;
         let hints = &request.hints;
-        if let Some(allowed) = &hints.allowed {
-            if !allowed.contains(&model.id) {
-                return Err(RejectReason::NotAllowed);
-            }
+        if let Some(allowed) = &hints.allowed
+            && !allowed.contains(&model.id)
+        {
+            return Err(RejectReason::NotAllowed);
         }
         if hints.excluded.contains(&model.id) {
             return Err(RejectReason::Excluded);
@@ -492,10 +493,10 @@ impl Router {
         if !missing.is_empty() {
             return Err(RejectReason::MissingCapabilities { missing });
         }
-        if let Some(requested) = request.max_tokens {
-            if requested > model.max_output_tokens {
-                return Err(RejectReason::MaxOutput { requested, max: model.max_output_tokens });
-            }
+        if let Some(requested) = request.max_tokens
+            && requested > model.max_output_tokens
+        {
+            return Err(RejectReason::MaxOutput { requested, max: model.max_output_tokens });
         }
         let reserved = inner.context.reserved_for(request, model);
         let needed = u64::from(input_tokens) + u64::from(reserved);
@@ -512,18 +513,18 @@ impl Router {
             return Err(RejectReason::InvalidCost { usd: cost.usd });
         }
         let latency_secs = model.latency.expected_secs(f64::from(cost.output_tokens));
-        if let Some(budget) = hints.latency_budget {
-            if latency_secs > budget.as_secs_f64() {
-                return Err(RejectReason::LatencyBudget {
-                    expected: model.expected_latency(f64::from(cost.output_tokens)),
-                    budget,
-                });
-            }
+        if let Some(budget) = hints.latency_budget
+            && latency_secs > budget.as_secs_f64()
+        {
+            return Err(RejectReason::LatencyBudget {
+                expected: model.expected_latency(f64::from(cost.output_tokens)),
+                budget,
+            });
         }
-        if let Some(cap) = hints.max_cost_usd {
-            if cost.usd > cap {
-                return Err(RejectReason::CostCap { expected: cost.usd, cap });
-            }
+        if let Some(cap) = hints.max_cost_usd
+            && cost.usd > cap
+        {
+            return Err(RejectReason::CostCap { expected: cost.usd, cap });
         }
         let mut logit = 0.0;
         for (c, w) in &inner.classifiers {
@@ -562,15 +563,15 @@ impl Router {
         let model = inner.catalog.models().get(logged.model).ok_or_else(|| {
             Error::new(ErrorKind::InvalidRequest, format!("decision {id} names no model of this router"))
         })?;
-        if !logged.executed {
-            if let Some(latency) = feedback.latency {
-                let observation = if feedback.success {
-                    Observation::success(latency)
-                } else {
-                    Observation::failure(ErrorKind::Server, latency)
-                };
-                inner.engine.health.record(logged.model, &observation, now_std());
-            }
+        if !logged.executed
+            && let Some(latency) = feedback.latency
+        {
+            let observation = if feedback.success {
+                Observation::success(latency)
+            } else {
+                Observation::failure(ErrorKind::Server, latency)
+            };
+            inner.engine.health.record(logged.model, &observation, now_std());
         }
         tracing::debug!(decision = id.get(), model = %model.id, success = feedback.success, "feedback");
         inner.policy.observe(&Outcome::new(id, logged.model, logged.memo, &feedback, &inner.catalog));

@@ -224,10 +224,10 @@ impl MemoryStore {
         state.recent = state.recent.max(Some(now));
         state.writes += 1;
         state.sweep(now);
-        if let Some(flag) = one.flag.as_deref().filter(|_| !state.flags.is_empty()) {
-            if state.flags.get(flag).is_some_and(|until| *until > now) {
-                return None;
-            }
+        if let Some(flag) = one.flag.as_deref().filter(|_| !state.flags.is_empty())
+            && state.flags.get(flag).is_some_and(|until| *until > now)
+        {
+            return None;
         }
         let charged = |counter: &Counter| one.charges.iter().find(|(c, _)| c == counter).map_or(0.0, |(_, a)| *a);
         let fits = one.bounds.iter().all(|b| {

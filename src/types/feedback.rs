@@ -50,15 +50,15 @@ impl Feedback {
     /// What is wrong with this feedback, if anything (the router turns it into an
     /// [`ErrorKind::InvalidRequest`](super::ErrorKind::InvalidRequest) error).
     pub(crate) fn invalid(&self) -> Option<String> {
-        if let Some(q) = self.quality {
-            if !(0.0..=1.0).contains(&q) {
-                return Some(format!("feedback quality must be within [0, 1], got {q}"));
-            }
+        if let Some(q) = self.quality
+            && !(0.0..=1.0).contains(&q)
+        {
+            return Some(format!("feedback quality must be within [0, 1], got {q}"));
         }
-        if let Some(c) = self.cost_usd {
-            if !(c.is_finite() && c >= 0.0) {
-                return Some(format!("feedback cost must be finite and >= 0, got {c}"));
-            }
+        if let Some(c) = self.cost_usd
+            && !(c.is_finite() && c >= 0.0)
+        {
+            return Some(format!("feedback cost must be finite and >= 0, got {c}"));
         }
         None
     }

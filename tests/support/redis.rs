@@ -90,12 +90,12 @@ impl Redis {
             if ping(self.port) {
                 return true;
             }
-            if let Some(child) = &mut self.child {
-                if matches!(child.try_wait(), Ok(Some(_))) {
-                    // Exited: the port was taken, most likely.
-                    self.child = None;
-                    return false;
-                }
+            if let Some(child) = &mut self.child
+                && matches!(child.try_wait(), Ok(Some(_)))
+            {
+                // Exited: the port was taken, most likely.
+                self.child = None;
+                return false;
             }
             std::thread::sleep(Duration::from_millis(20));
         }

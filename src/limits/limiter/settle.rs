@@ -139,12 +139,11 @@ impl Limiter {
                 let Some(l) = limiter.upgrade() else { return };
                 // Taken since: an admission carried what waited then, and anything queued later
                 // gets its own wait.
-                if l.drained.load(Ordering::Acquire) == seen && !l.store_is_down() {
-                    if let Err(e) = l.flush().await {
+                if l.drained.load(Ordering::Acquire) == seen && !l.store_is_down()
+                    && let Err(e) = l.flush().await {
                         tracing::warn!(store = l.store.name(), error = %e, "state store failed; settlements kept for the next call");
                         l.mark_down();
                     }
-                }
                 l.flush_armed.store(false, Ordering::Release);
                 // Re-armed here unless nothing waits or another call armed it after the line above.
                 if l.quiet() || l.flush_armed.swap(true, Ordering::AcqRel) {

@@ -318,12 +318,12 @@ impl SequentialTest {
         if !(self.mixture_sd.is_finite() && self.mixture_sd > 0.0) {
             return Err(Error::config(format!("{at}: `mixture_sd` must be finite and > 0, got {}", self.mixture_sd)));
         }
-        if let Metric::Reward { answer_value_usd } = self.metric {
-            if !(answer_value_usd.is_finite() && answer_value_usd > 0.0) {
-                return Err(Error::config(format!(
-                    "{at}: the reward metric needs a finite `answer_value_usd` > 0, got {answer_value_usd}"
-                )));
-            }
+        if let Metric::Reward { answer_value_usd } = self.metric
+            && !(answer_value_usd.is_finite() && answer_value_usd > 0.0)
+        {
+            return Err(Error::config(format!(
+                "{at}: the reward metric needs a finite `answer_value_usd` > 0, got {answer_value_usd}"
+            )));
         }
         if !(self.confidence > 0.0 && self.confidence < 1.0) {
             return Err(Error::config(format!("{at}: `confidence` must be within (0, 1), got {}", self.confidence)));
@@ -618,10 +618,10 @@ impl Experiment {
                 )),
             };
         };
-        if let Some(h) = &sh.holdout {
-            if assignment_unit(&h.salt, key) < h.fraction {
-                return Ok((sh.arms.len(), Assignment::Holdout));
-            }
+        if let Some(h) = &sh.holdout
+            && assignment_unit(&h.salt, key) < h.fraction
+        {
+            return Ok((sh.arms.len(), Assignment::Holdout));
         }
         Ok((pick(&sh.cumulative, assignment_unit(&sh.salt, key)), Assignment::Assigned))
     }

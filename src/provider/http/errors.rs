@@ -117,13 +117,11 @@ impl ProviderError {
             }
         }
         let mut out = names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ");
-        if with_message {
-            if let Some(m) = self.message.as_deref().and_then(|m| sanitize(m, cx, key)) {
-                if !out.is_empty() {
-                    out.push_str(": ");
-                }
-                out.push_str(&m);
+        if with_message && let Some(m) = self.message.as_deref().and_then(|m| sanitize(m, cx, key)) {
+            if !out.is_empty() {
+                out.push_str(": ");
             }
+            out.push_str(&m);
         }
         if out.is_empty() { out } else { format!(" ({out})") }
     }
