@@ -131,6 +131,7 @@ mod completion;
 pub mod cost;
 mod error;
 pub mod execute;
+mod fs;
 pub mod hash;
 pub mod limits;
 pub mod policy;

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 const LAYERS: &[&[&str]] = &[
     &["types"],
     &["error"],
-    &["hash"],
+    &["hash", "fs"],
     &["request"],
     &["completion", "catalog"],
     &["state"],

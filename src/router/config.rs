@@ -474,7 +474,7 @@ impl RouterConfig {
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
         let in_file = |e: Error| Error::config(format!("`{}`: {e}", path.display())).with_source(e);
-        let bytes = crate::classify::learned::read_regular_file(path, MAX_FILE_BYTES, "config")?;
+        let bytes = crate::fs::read_regular_file(path, MAX_FILE_BYTES, "config")?;
         let text = String::from_utf8(bytes)
             .map_err(|_| Error::config(format!("cannot read config `{}`: not UTF-8", path.display())))?;
         let cfg = match path.extension().and_then(|e| e.to_str()) {

@@ -293,7 +293,7 @@ mod tests {
         assert!(e.contains("not a regular file"), "{e}");
         let path = std::env::temp_dir().join(format!("switchyard-big-{}.swlm", std::process::id()));
         std::fs::write(&path, vec![0u8; 64]).unwrap();
-        let e = super::super::read_regular_file(&path, 63, "learned model").unwrap_err().to_string();
+        let e = crate::fs::read_regular_file(&path, 63, "learned model").unwrap_err().to_string();
         assert!(e.contains("64 bytes is more than the 63 allowed"), "{e}");
         std::fs::remove_file(&path).unwrap();
     }

@@ -45,7 +45,6 @@ mod trust;
 
 pub use self::classifier::LearnedClassifier;
 pub use self::features::FeatureConfig;
-pub(crate) use self::model::read_regular_file;
 pub use self::model::{LearnedModel, ModelInfo, Parts};
 pub use self::predict::{Prediction, logit, softmax};
 pub use self::training::{Fallback, Solver, TaskLabels, TrainConfig};

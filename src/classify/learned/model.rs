@@ -305,7 +305,7 @@ impl LearnedModel {
     /// inconsistent.
     pub fn load(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let bytes = read_regular_file(path, MAX_FILE_BYTES, "learned model")?;
+        let bytes = crate::fs::read_regular_file(path, MAX_FILE_BYTES, "learned model")?;
         Self::from_bytes(&bytes).map_err(|e| Error::config(format!("learned model `{}`: {e}", path.display())))
     }
 
@@ -341,31 +341,6 @@ pub(crate) fn dense_cells(rows: usize, stride: usize, what: &str) -> Result<usiz
 
 /// The largest learned model file [`LearnedModel::load`] reads: 2 GiB.
 pub(crate) const MAX_FILE_BYTES: u64 = 2 << 30;
-
-/// The bytes of the regular file at `path`, at most `max` of them: a directory, a device (such as
-/// `/dev/zero`), a FIFO or a larger file is refused before anything is read, and the read stops at
-/// `max` bytes whatever the file does meanwhile.
-///
-/// # Errors
-/// [`ErrorKind::Config`](crate::ErrorKind::Config) naming the file (`what` says what it is for).
-pub(crate) fn read_regular_file(path: &Path, max: u64, what: &str) -> Result<Vec<u8>> {
-    use std::io::Read;
-    let fail = |msg: String| Error::config(format!("cannot read {what} `{}`: {msg}", path.display()));
-    let file = std::fs::File::open(path).map_err(|e| fail(e.to_string()).with_source(e))?;
-    let meta = file.metadata().map_err(|e| fail(e.to_string()).with_source(e))?;
-    if !meta.is_file() {
-        return Err(fail("not a regular file".to_owned()));
-    }
-    if meta.len() > max {
-        return Err(fail(format!("{} bytes is more than the {max} allowed", meta.len())));
-    }
-    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
-    file.take(max + 1).read_to_end(&mut bytes).map_err(|e| fail(e.to_string()).with_source(e))?;
-    if bytes.len() as u64 > max {
-        return Err(fail(format!("it grew past the {max} bytes allowed while being read")));
-    }
-    Ok(bytes)
-}
 
 /// A model trained on `planted` prompts ("sum" prompts only the large model answers, "greet"
 /// prompts both do; "carry" defeats the large model too) by switchyard-eval's trainer with its

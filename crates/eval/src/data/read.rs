@@ -472,7 +472,7 @@ fn fill(
 }
 
 /// Every field name of the formats read here: what an error may name.
-const FIELDS: [&str; 24] = [
+const FIELDS: [&str; 18] = [
     "id",
     "eval_name",
     "split_routerbench",
@@ -491,12 +491,6 @@ const FIELDS: [&str; 24] = [
     "split",
     "imputed",
     "meta",
-    "oracle_model",
-    "judge",
-    "model",
-    "score",
-    "cost",
-    "costs",
 ];
 
 /// `message` with every back-quoted name that `known` does not know replaced by `?`.
