@@ -118,6 +118,7 @@ pub fn needs_strong(data: &Dataset, weak: &str, strong: &str) -> Result<Vec<bool
 }
 
 /// One task's AUCs, one per signal of [`Signal::ALL`].
+#[non_exhaustive]
 #[derive(Clone, Debug, PartialEq)]
 pub struct TaskAucs {
     /// The task.
@@ -171,6 +172,7 @@ pub enum Part {
 }
 
 /// One data set of the shared routing data with its split applied and the two models compared.
+#[non_exhaustive]
 #[derive(Clone, Debug)]
 pub struct Benchmark {
     /// `routerbench`, `mmlu`, `gsm8k` or `mt-bench`.
@@ -248,6 +250,7 @@ fn data_file(dir: &Path, name: &str) -> PathBuf {
 }
 
 /// The fitted part of [`DifficultyClassifier`]'s difficulty, as [`fit_difficulty`] finds it.
+#[non_exhaustive]
 #[derive(Clone, Debug, PartialEq)]
 pub struct DifficultyFit {
     /// The feature names, in order.
