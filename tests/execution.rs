@@ -791,7 +791,7 @@ async fn context_overflow_moves_to_a_larger_window() {
         ["mid", "small", "big"]
     );
     let resp = r.complete(Request::new("hello")).await.unwrap();
-    // The smaller window is skipped; no retry of the overflowing model.
+    // The smaller window is passed over; no retry of the overflowing model.
     assert_eq!(models(&resp.attempts), ["mid", "big"]);
     assert_eq!(reasons(&resp.attempts), [AttemptReason::Primary, AttemptReason::LargerContext]);
     assert_eq!(resp.attempts[0].outcome, failed(ErrorKind::ContextOverflow, Some(400)));

@@ -814,7 +814,7 @@ fn rules_pin_by_intent_with_default_order_behind() {
 #[test]
 fn rules_skip_a_pinned_model_that_was_filtered() {
     let router = rules_router();
-    // "coder" cannot call tools: the code rule is skipped, no other rule matches, the default decides.
+    // "coder" cannot call tools: the code rule does not apply, no other rule matches, the default decides.
     let req = Request::new(CODE).with_tool(Tool::new("run", "runs code", "{}"));
     let d = router.route(&req).unwrap();
     assert_ne!(d.model().as_str(), "coder");
@@ -853,7 +853,7 @@ fn rules_select_portfolios_by_tag_and_tenant() {
     // First matching rule wins: code intent (rule 1) beats the vip tag (rule 2).
     let d = router.route(&Request::new(CODE).with_tag("vip").with_tenant("acme")).unwrap();
     assert_eq!(d.model().as_str(), "coder");
-    // A portfolio whose models are all filtered is skipped: the vip portfolio cannot do vision here
+    // A portfolio whose models are all filtered is passed over: the vip portfolio cannot do vision here
     // (eu-large lacks it) once frontier is excluded.
     let img = Request::from_messages(vec![
         Message::user("what is in this picture?")
