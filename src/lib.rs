@@ -157,7 +157,7 @@ pub use crate::policy::{Bandit, Experiment};
 pub use crate::policy::{CheapestCapable, Decision, Policy, PolicyInput, Ranking, Rules, Utility};
 pub use crate::provider::{Provider, SimulatedModel, SimulatedProvider};
 pub use crate::request::{
-    ContentPart, ImageDetail, Message, Request, ResponseFormat, Role, RouteHints, Tool, ToolCall,
+    ContentPart, ImageDetail, Message, Request, ResponseFormat, Role, RouteHints, Tool, ToolCall, ToolChoice,
 };
 pub use crate::router::config::{self, RouterConfig};
 pub use crate::router::{RoutedStream, Router, RouterBuilder, Weight};

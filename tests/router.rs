@@ -413,6 +413,20 @@ fn invalid_requests_are_rejected_before_routing() {
     assert_eq!(err.kind(), ErrorKind::InvalidRequest);
     assert_mentions(&err, &["`unheard-of`"]);
 
+    // Pass-through parameters are checked too, naming the field; a reserved `extra` key is refused.
+    for (request, field) in [
+        (Request::new("hi").with_top_p(2.0), "top_p"),
+        (Request::new("hi").with_temperature(f32::NAN), "temperature"),
+        (Request::new("hi").with_extra("model", serde_json::json!("gpt-4o")), "`model`"),
+        (Request::new("hi").with_extra("n", serde_json::json!(3)), "one answer"),
+        (Request::new("hi").with_extra("k", serde_json::json!("v".repeat(100))), "limit of 100"),
+    ] {
+        let err = router.route(&request).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidRequest, "{field}");
+        assert_mentions(&err, &[field]);
+    }
+    router.route(&Request::new("hi").with_top_p(0.5).with_extra("presence_penalty", serde_json::json!(0.1))).unwrap();
+
     // The byte limit: exactly at it is fine, one byte over is not; tool definitions count.
     router.route(&Request::new("x".repeat(100))).unwrap();
     let secret = "q".repeat(101);

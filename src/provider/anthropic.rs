@@ -45,7 +45,7 @@ use crate::provider::http::{
     self, CallContext, CommonBuilder, KeyHeader, ProviderError, Secret, SseDecoder, Transport, null_default,
 };
 use crate::provider::sse::SseEvent;
-use crate::request::{ContentPart, Request, ResponseFormat, Role, ToolCall};
+use crate::request::{ContentPart, Request, ResponseFormat, Role, ToolCall, ToolChoice};
 
 /// Anthropic's API root (the part before `/v1/messages`).
 pub const DEFAULT_BASE_URL: &str = "https://api.anthropic.com";
@@ -201,6 +201,62 @@ struct MessagesRequest<'a> {
     stop_sequences: &'a [String],
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     stream: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    top_p: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_choice: Option<WireToolChoice<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    metadata: Option<Metadata<'a>>,
+    /// Provider-specific fields, at the top level (the router refused reserved keys before routing).
+    #[serde(flatten)]
+    extra: &'a serde_json::Map<String, serde_json::Value>,
+}
+
+#[derive(Serialize)]
+struct WireToolChoice<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<&'a str>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    disable_parallel_tool_use: bool,
+}
+
+#[derive(Serialize)]
+struct Metadata<'a> {
+    user_id: &'a str,
+}
+
+/// OpenAI's `tool_choice` and `parallel_tool_calls` in the Messages API's terms (`required` is
+/// `any`; no parallel calls is `disable_parallel_tool_use`). Nothing without tools: the API refuses
+/// a tool choice then.
+fn tool_choice(request: &Request) -> Option<WireToolChoice<'_>> {
+    if request.tools.is_empty() {
+        return None;
+    }
+    let disable_parallel = request.parallel_tool_calls == Some(false);
+    let (kind, name) = match &request.tool_choice {
+        None if !disable_parallel => return None,
+        None | Some(ToolChoice::Auto) => ("auto", None),
+        Some(ToolChoice::None) => {
+            return Some(WireToolChoice { kind: "none", name: None, disable_parallel_tool_use: false });
+        }
+        Some(ToolChoice::Required) => ("any", None),
+        Some(ToolChoice::Function(name)) => ("tool", Some(name.as_str())),
+    };
+    Some(WireToolChoice { kind, name, disable_parallel_tool_use: disable_parallel })
+}
+
+/// The request's parameters the Messages API has no equivalent for: refused, so that a request is
+/// never sent without what it asked for (the router then tries its next candidate).
+fn unsupported(request: &Request) -> Option<&'static str> {
+    if request.seed.is_some() {
+        Some("seed")
+    } else if !request.logit_bias.is_empty() {
+        Some("logit_bias")
+    } else {
+        None
+    }
 }
 
 #[derive(Serialize)]
@@ -246,6 +302,12 @@ fn image_source(url: &str) -> ImageSource<'_> {
 }
 
 fn encode<'a>(model: &'a ModelProfile, request: &'a Request, stream: bool) -> Result<MessagesRequest<'a>> {
+    if let Some(field) = unsupported(request) {
+        return Err(Error::new(
+            ErrorKind::BadRequest,
+            format!("the Anthropic Messages API has no `{field}`; the request was not sent"),
+        ));
+    }
     let mut system: Vec<&str> = Vec::new();
     let mut messages: Vec<WireMessage<'a>> = Vec::with_capacity(request.messages.len());
     for m in &request.messages {
@@ -318,6 +380,10 @@ fn encode<'a>(model: &'a ModelProfile, request: &'a Request, stream: bool) -> Re
         temperature: request.temperature,
         stop_sequences: &request.stop,
         stream,
+        top_p: request.top_p,
+        tool_choice: tool_choice(request),
+        metadata: request.user.as_deref().map(|user_id| Metadata { user_id }),
+        extra: &request.extra,
     })
 }
 
@@ -639,6 +705,52 @@ mod tests {
         assert!(v.get("system").is_none() && v.get("stream").is_none() && v.get("tools").is_none());
         let bad = Request::from_messages(vec![Message::assistant("").with_tool_call(ToolCall::new("t", "f", "{oops"))]);
         assert_eq!(encode(&model, &bad, false).err().unwrap().kind(), ErrorKind::BadRequest);
+    }
+
+    #[test]
+    fn maps_pass_through_parameters_and_refuses_what_it_cannot_send() {
+        let model = ModelProfile::new("haiku", "anthropic").with_api_name("claude-x").with_context(200_000, 8_192);
+        let json = |r: &Request| serde_json::to_value(encode(&model, r, false).unwrap()).unwrap();
+        let plain = json(&Request::new("hi"));
+        assert!(plain.get("top_p").is_none() && plain.get("tool_choice").is_none() && plain.get("metadata").is_none());
+        let tools = Request::new("hi").with_tool(Tool::new("lookup", "", "{}"));
+        let v = json(
+            &tools
+                .clone()
+                .with_tool_choice(ToolChoice::Function("lookup".into()))
+                .with_parallel_tool_calls(false)
+                .with_top_p(0.5)
+                .with_user("end-user-7")
+                .with_extra("top_k", serde_json::json!(5)),
+        );
+        assert_eq!(
+            v["tool_choice"],
+            serde_json::json!({"type": "tool", "name": "lookup", "disable_parallel_tool_use": true})
+        );
+        assert_eq!(v["top_p"], 0.5);
+        assert_eq!(v["metadata"], serde_json::json!({"user_id": "end-user-7"}));
+        assert_eq!(v["top_k"], 5);
+        assert_eq!(
+            json(&tools.clone().with_tool_choice(ToolChoice::Required))["tool_choice"],
+            serde_json::json!({"type": "any"})
+        );
+        assert_eq!(
+            json(&tools.clone().with_tool_choice(ToolChoice::None))["tool_choice"],
+            serde_json::json!({"type": "none"})
+        );
+        assert_eq!(
+            json(&tools.clone().with_parallel_tool_calls(false))["tool_choice"],
+            serde_json::json!({"type": "auto", "disable_parallel_tool_use": true})
+        );
+        assert!(json(&tools.with_parallel_tool_calls(true)).get("tool_choice").is_none());
+        assert!(json(&Request::new("hi").with_tool_choice(ToolChoice::Required)).get("tool_choice").is_none());
+        for (request, field) in
+            [(Request::new("hi").with_seed(1), "`seed`"), (Request::new("hi").with_logit_bias(1, 1.0), "`logit_bias`")]
+        {
+            let e = encode(&model, &request, false).err().expect("refused");
+            assert_eq!(e.kind(), ErrorKind::BadRequest);
+            assert!(e.to_string().contains(field), "{e}");
+        }
     }
 
     #[test]

@@ -22,7 +22,7 @@
 //! See `docs/providers.md` for the fields sent and read, the error mapping and what is not covered.
 
 use std::borrow::Cow;
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::sync::Arc;
 
@@ -39,7 +39,7 @@ use crate::provider::http::{
     self, CallContext, CommonBuilder, KeyHeader, ProviderError, Secret, SseDecoder, Transport, null_default,
 };
 use crate::provider::sse::SseEvent;
-use crate::request::{ContentPart, ImageDetail, Message, Request, ResponseFormat, Role};
+use crate::request::{ContentPart, ImageDetail, Message, Request, ResponseFormat, Role, ToolChoice};
 
 /// OpenAI's API root.
 pub const DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
@@ -247,6 +247,46 @@ struct ChatRequest<'a> {
     stream: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     stream_options: Option<StreamOptions>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    top_p: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    seed: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_choice: Option<WireToolChoice<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parallel_tool_calls: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user: Option<&'a str>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    logit_bias: &'a BTreeMap<u32, f32>,
+    /// Provider-specific fields, at the top level (the router refused reserved keys before routing).
+    #[serde(flatten)]
+    extra: &'a serde_json::Map<String, serde_json::Value>,
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum WireToolChoice<'a> {
+    Mode(&'static str),
+    Function {
+        #[serde(rename = "type")]
+        kind: &'static str,
+        function: WireChosen<'a>,
+    },
+}
+
+#[derive(Serialize)]
+struct WireChosen<'a> {
+    name: &'a str,
+}
+
+fn tool_choice(choice: &ToolChoice) -> WireToolChoice<'_> {
+    match choice {
+        ToolChoice::Auto => WireToolChoice::Mode("auto"),
+        ToolChoice::None => WireToolChoice::Mode("none"),
+        ToolChoice::Required => WireToolChoice::Mode("required"),
+        ToolChoice::Function(name) => WireToolChoice::Function { kind: "function", function: WireChosen { name } },
+    }
 }
 
 #[derive(Serialize)]
@@ -370,6 +410,14 @@ fn encode<'a>(
         stop: &request.stop,
         stream,
         stream_options: (stream && stream_usage).then_some(StreamOptions { include_usage: true }),
+        top_p: request.top_p,
+        seed: request.seed,
+        tool_choice: request.tool_choice.as_ref().map(tool_choice),
+        // OpenAI refuses `parallel_tool_calls` without tools.
+        parallel_tool_calls: request.parallel_tool_calls.filter(|_| !request.tools.is_empty()),
+        user: request.user.as_deref(),
+        logit_bias: &request.logit_bias,
+        extra: &request.extra,
     })
 }
 
@@ -812,6 +860,44 @@ mod tests {
         let bad = Request::new("x").with_tool(Tool::new("t", "", "{not json"));
         let e = encode(&model, &bad, false, false, true).err().unwrap();
         assert_eq!(e.kind(), crate::error::ErrorKind::BadRequest);
+    }
+
+    #[test]
+    fn forwards_pass_through_parameters() {
+        let model = ModelProfile::new("gpt", "openai").with_api_name("gpt-4o-mini");
+        let plain = json(&model, &Request::new("hi"), false, false);
+        for key in ["top_p", "seed", "tool_choice", "parallel_tool_calls", "user", "logit_bias"] {
+            assert!(plain.get(key).is_none(), "`{key}` is not sent unless set");
+        }
+        let request = Request::new("hi")
+            .with_tool(Tool::new("lookup", "", "{}"))
+            .with_tool_choice(crate::request::ToolChoice::Function("lookup".into()))
+            .with_parallel_tool_calls(false)
+            .with_top_p(0.25)
+            .with_seed(-3)
+            .with_user("end-user-7")
+            .with_logit_bias(50256, -100.0)
+            .with_extra("presence_penalty", serde_json::json!(0.5))
+            .with_extra("reasoning_effort", serde_json::json!("low"));
+        let v = json(&model, &request, false, false);
+        assert_eq!(v["tool_choice"], serde_json::json!({"type": "function", "function": {"name": "lookup"}}));
+        assert_eq!(v["parallel_tool_calls"], false);
+        assert_eq!(v["top_p"], 0.25);
+        assert_eq!(v["seed"], -3);
+        assert_eq!(v["user"], "end-user-7");
+        assert_eq!(v["logit_bias"], serde_json::json!({"50256": -100.0}));
+        assert_eq!(v["presence_penalty"], 0.5);
+        assert_eq!(v["reasoning_effort"], "low");
+        let modes = [
+            (crate::request::ToolChoice::Auto, "auto"),
+            (crate::request::ToolChoice::None, "none"),
+            (crate::request::ToolChoice::Required, "required"),
+        ];
+        for (choice, wire) in modes {
+            assert_eq!(json(&model, &Request::new("hi").with_tool_choice(choice), false, false)["tool_choice"], wire);
+        }
+        let no_tools = json(&model, &Request::new("hi").with_parallel_tool_calls(true), false, false);
+        assert!(no_tools.get("parallel_tool_calls").is_none(), "OpenAI refuses it without tools");
     }
 
     #[test]

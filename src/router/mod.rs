@@ -438,6 +438,7 @@ impl Router {
                 "request text is {len} bytes, above the router's limit of {limit}"
             )));
         }
+        crate::request::check_params(request, limit)?;
         let hints = &request.hints;
         for (what, id) in [("key", &hints.key), ("tenant", &hints.tenant)] {
             let len = id.as_ref().map_or(0, String::len);

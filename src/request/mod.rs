@@ -2,6 +2,7 @@
 //!
 //! `Debug` output of requests and messages shows structure (roles, part kinds, lengths), never the text.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
@@ -9,6 +10,11 @@ use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
 
 use crate::types::{Capabilities, ModelId};
+
+mod params;
+
+pub use self::params::ToolChoice;
+pub(crate) use self::params::check as check_params;
 
 /// Who wrote a message.
 #[non_exhaustive]
@@ -296,6 +302,35 @@ pub struct Request {
     /// Stop sequences.
     #[serde(default)]
     pub stop: Vec<String>,
+    /// Nucleus sampling: the probability mass of the tokens sampled from, in `[0, 1]`.
+    #[serde(default)]
+    pub top_p: Option<f32>,
+    /// A seed for providers that sample deterministically with one (OpenAI).
+    #[serde(default)]
+    pub seed: Option<i64>,
+    /// Which tool the model may or must call; `None` leaves it to the provider (auto when tools are
+    /// given).
+    #[serde(default)]
+    pub tool_choice: Option<ToolChoice>,
+    /// Whether the model may call several tools in one turn; `None` leaves it to the provider.
+    #[serde(default)]
+    pub parallel_tool_calls: Option<bool>,
+    /// The end user's id, for the provider's abuse monitoring (OpenAI's `user`, Anthropic's
+    /// `metadata.user_id`). At most 1024 bytes. Not a routing key: see [`RouteHints::key`].
+    #[serde(default)]
+    pub user: Option<String>,
+    /// A bias added to the logits of these token ids, each within `[-100, 100]` (OpenAI only).
+    #[serde(default)]
+    pub logit_bias: BTreeMap<u32, f32>,
+    /// Provider-specific fields sent as they are at the top level of the provider's request body
+    /// (`presence_penalty`, `top_k`, `reasoning_effort`, ...). A key the adapters write themselves is
+    /// refused with `ErrorKind::InvalidRequest` (`model`, `messages`, `tools`, `tool_choice`,
+    /// `response_format`, `max_tokens`, `max_completion_tokens`, `temperature`, `top_p`, `stop`,
+    /// `stop_sequences`, `stream`, `stream_options`, `seed`, `parallel_tool_calls`, `user`,
+    /// `logit_bias`, `system`, `metadata`; and `n`, since the router returns one answer per request),
+    /// and so is a map larger than the router's request limit.
+    #[serde(default)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
     /// Routing hints.
     #[serde(default)]
     pub hints: RouteHints,
@@ -351,6 +386,48 @@ impl Request {
     /// Adds a stop sequence.
     pub fn with_stop(mut self, stop: impl Into<String>) -> Self {
         self.stop.push(stop.into());
+        self
+    }
+
+    /// Sets `top_p`.
+    pub fn with_top_p(mut self, top_p: f32) -> Self {
+        self.top_p = Some(top_p);
+        self
+    }
+
+    /// Sets the sampling seed.
+    pub fn with_seed(mut self, seed: i64) -> Self {
+        self.seed = Some(seed);
+        self
+    }
+
+    /// Sets which tool the model may or must call.
+    pub fn with_tool_choice(mut self, choice: ToolChoice) -> Self {
+        self.tool_choice = Some(choice);
+        self
+    }
+
+    /// Allows or forbids several tool calls in one turn.
+    pub fn with_parallel_tool_calls(mut self, parallel: bool) -> Self {
+        self.parallel_tool_calls = Some(parallel);
+        self
+    }
+
+    /// Sets the end user's id sent to the provider.
+    pub fn with_user(mut self, user: impl Into<String>) -> Self {
+        self.user = Some(user.into());
+        self
+    }
+
+    /// Biases one token id's logit.
+    pub fn with_logit_bias(mut self, token: u32, bias: f32) -> Self {
+        self.logit_bias.insert(token, bias);
+        self
+    }
+
+    /// Adds a provider-specific field, sent as it is.
+    pub fn with_extra(mut self, key: impl Into<String>, value: serde_json::Value) -> Self {
+        self.extra.insert(key.into(), value);
         self
     }
 
@@ -466,6 +543,13 @@ impl fmt::Debug for Request {
             .field("max_tokens", &self.max_tokens)
             .field("temperature", &self.temperature)
             .field("stop", &self.stop.len())
+            .field("top_p", &self.top_p)
+            .field("seed", &self.seed)
+            .field("tool_choice", &self.tool_choice)
+            .field("parallel_tool_calls", &self.parallel_tool_calls)
+            .field("user", &self.user.as_ref().map(|_| "set"))
+            .field("logit_bias", &self.logit_bias.len())
+            .field("extra", &self.extra.keys().collect::<Vec<_>>())
             .field("hints", &self.hints)
             .finish()
     }
