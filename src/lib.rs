@@ -140,6 +140,7 @@ mod request;
 mod router;
 pub mod state;
 mod types;
+pub mod wire;
 
 pub use crate::catalog::{Capabilities, Catalog, ModelId, ModelProfile, Pricing, ProviderId};
 pub use crate::classify::Classifier;

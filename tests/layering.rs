@@ -18,7 +18,7 @@ const LAYERS: &[&[&str]] = &[
     &["limits"],
     &["provider"],
     &["execute"],
-    &["router"],
+    &["router", "wire"],
 ];
 
 fn layer(module: &str) -> Option<usize> {

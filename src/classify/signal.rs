@@ -10,7 +10,7 @@ use crate::classify::TextStats;
 use crate::types::Intent;
 
 /// A token count with its provenance.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct TokenEstimate {
     /// Input tokens, message and image overheads included.
     pub tokens: u32,
@@ -19,7 +19,7 @@ pub struct TokenEstimate {
 }
 
 /// The intent a classifier assigned, with its confidence in `[0, 1]`.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
 pub struct IntentScore {
     /// The most likely intent.
     pub intent: Intent,

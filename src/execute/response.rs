@@ -84,6 +84,41 @@ impl Response {
     }
 }
 
+/// In serialized form, every field (durations as fractional milliseconds: `latency_ms`) and the
+/// decision as its summary (see [`Decision`]'s `Serialize`). Unlike `Debug`, it holds the answer text.
+impl serde::Serialize for Response {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        #[derive(serde::Serialize)]
+        struct Wire<'a> {
+            content: &'a str,
+            tool_calls: &'a [ToolCall],
+            finish_reason: FinishReason,
+            usage: Usage,
+            model: &'a ModelId,
+            latency_ms: f64,
+            cost_usd: f64,
+            estimated_cost_usd: f64,
+            attempts: &'a [Attempt],
+            inadequacy: Option<&'a Inadequacy>,
+            decision: &'a Decision,
+        }
+        Wire {
+            content: &self.content,
+            tool_calls: &self.tool_calls,
+            finish_reason: self.finish_reason,
+            usage: self.usage,
+            model: &self.model,
+            latency_ms: self.latency.as_secs_f64() * 1000.0,
+            cost_usd: self.cost_usd,
+            estimated_cost_usd: self.estimated_cost_usd,
+            attempts: &self.attempts,
+            inadequacy: self.inadequacy.as_ref(),
+            decision: &self.decision,
+        }
+        .serialize(serializer)
+    }
+}
+
 impl fmt::Debug for Response {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Response")

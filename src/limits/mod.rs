@@ -50,6 +50,8 @@ use crate::error::{Error, Result};
 use crate::types::millis;
 
 /// A budget's state for one tenant or key: [`Router::budget_status`](crate::Router::budget_status).
+///
+/// In serialized form: `{"label", "limit_usd", "spent_usd", "remaining_usd", "resets_in_ms"}`.
 #[non_exhaustive]
 #[derive(Clone, Debug, PartialEq)]
 pub struct BudgetStatus {
@@ -62,6 +64,27 @@ pub struct BudgetStatus {
     pub spent_usd: f64,
     /// Time until the window's bucket ends (for a sliding window: until the current bucket ends).
     pub resets_in: Duration,
+}
+
+impl Serialize for BudgetStatus {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Wire<'a> {
+            label: &'a str,
+            limit_usd: f64,
+            spent_usd: f64,
+            remaining_usd: f64,
+            resets_in_ms: u64,
+        }
+        Wire {
+            label: &self.label,
+            limit_usd: self.limit_usd,
+            spent_usd: self.spent_usd,
+            remaining_usd: self.remaining_usd(),
+            resets_in_ms: u64::try_from(self.resets_in.as_millis()).unwrap_or(u64::MAX),
+        }
+        .serialize(serializer)
+    }
 }
 
 impl BudgetStatus {

@@ -272,6 +272,94 @@ impl Decision {
     }
 }
 
+/// A decision in serialized form is a summary for logs, dashboards and HTTP responses: the chosen
+/// model, its fallbacks, each ranked candidate's numbers, the filtered models with their reasons, the
+/// request's signals and [`explain`](Decision::explain)'s paragraph. It holds no prompt text and does
+/// not deserialize (a decision refers to its catalog).
+///
+/// ```json
+/// {"id": 7, "model": "mini", "fallbacks": ["large"], "policy": "utility", "note": null, "arm": null,
+///  "low_confidence": false, "recovery": false,
+///  "ranking": [{"model": "mini", "score": 0.0091, "p": 0.93, "cost_usd": 0.00004,
+///               "latency_secs": 0.8, "success_rate": 1.0, "live": false}, ...],
+///  "rejections": [{"model": "vision-only", "reason": "lacks capability tools"}],
+///  "intent": {"intent": "chat", "confidence": 0.71}, "difficulty": 0.12,
+///  "input_tokens": {"tokens": 14, "exact": false}, "explanation": "utility chose `mini` ..."}
+/// ```
+impl serde::Serialize for Decision {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        #[derive(serde::Serialize)]
+        struct Ranked<'a> {
+            model: &'a ModelId,
+            score: f64,
+            p: Option<f64>,
+            cost_usd: Option<f64>,
+            latency_secs: Option<f64>,
+            success_rate: Option<f64>,
+            live: bool,
+        }
+        #[derive(serde::Serialize)]
+        struct Filtered<'a> {
+            model: &'a ModelId,
+            reason: String,
+        }
+        #[derive(serde::Serialize)]
+        struct Summary<'a> {
+            id: crate::types::DecisionId,
+            model: &'a ModelId,
+            fallbacks: Vec<&'a ModelId>,
+            policy: &'a str,
+            note: Option<&'a str>,
+            arm: Option<String>,
+            low_confidence: bool,
+            recovery: bool,
+            ranking: Vec<Ranked<'a>>,
+            rejections: Vec<Filtered<'a>>,
+            intent: Option<IntentScore>,
+            difficulty: Option<f64>,
+            input_tokens: Option<TokenEstimate>,
+            explanation: String,
+        }
+        let ranking = self
+            .ranking
+            .iter()
+            .map(|s| {
+                let c = self.candidates.iter().find(|c| c.model == s.model);
+                Ranked {
+                    model: &self.catalog.model(s.model).id,
+                    score: s.score,
+                    p: c.map(|c| c.p),
+                    cost_usd: c.map(|c| c.cost.usd),
+                    latency_secs: c.map(|c| c.latency_secs),
+                    success_rate: c.map(|c| c.success_rate),
+                    live: c.is_some_and(|c| c.live),
+                }
+            })
+            .collect();
+        Summary {
+            id: self.id,
+            model: self.model(),
+            fallbacks: self.fallbacks().collect(),
+            policy: &self.policy,
+            note: self.note.as_deref(),
+            arm: self.arm.as_ref().map(ToString::to_string),
+            low_confidence: self.is_low_confidence(),
+            recovery: self.recovery,
+            ranking,
+            rejections: self
+                .rejections
+                .iter()
+                .map(|r| Filtered { model: r.model(), reason: r.reason().to_string() })
+                .collect(),
+            intent: self.intent,
+            difficulty: self.difficulty,
+            input_tokens: self.input_tokens,
+            explanation: self.explain(),
+        }
+        .serialize(serializer)
+    }
+}
+
 impl PartialEq for Decision {
     fn eq(&self, other: &Self) -> bool {
         self.catalog == other.catalog

@@ -139,6 +139,58 @@ impl fmt::Display for Attempt {
     }
 }
 
+fn millis_f64(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// In serialized form: `{"result": "answered"}`, `{"result": "inadequate", "check", "reason"}` or
+/// `{"result": "failed", "kind", "status"}`.
+impl Serialize for AttemptOutcome {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(None)?;
+        match self {
+            Self::Answered => map.serialize_entry("result", "answered")?,
+            Self::Inadequate(why) => {
+                map.serialize_entry("result", "inadequate")?;
+                map.serialize_entry("check", &why.check)?;
+                map.serialize_entry("reason", &why.reason)?;
+            }
+            Self::Failed { kind, status } => {
+                map.serialize_entry("result", "failed")?;
+                map.serialize_entry("kind", kind.as_str())?;
+                map.serialize_entry("status", status)?;
+            }
+        }
+        map.end()
+    }
+}
+
+/// In serialized form: `{"model", "reason", "outcome", "latency_ms", "ttft_ms", "cost_usd"}`, with
+/// the durations as fractional milliseconds.
+impl Serialize for Attempt {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Wire<'a> {
+            model: &'a ModelId,
+            reason: AttemptReason,
+            outcome: &'a AttemptOutcome,
+            latency_ms: f64,
+            ttft_ms: Option<f64>,
+            cost_usd: f64,
+        }
+        Wire {
+            model: &self.model,
+            reason: self.reason,
+            outcome: &self.outcome,
+            latency_ms: millis_f64(self.latency),
+            ttft_ms: self.ttft.map(millis_f64),
+            cost_usd: self.cost_usd,
+        }
+        .serialize(serializer)
+    }
+}
+
 /// Why an answer is inadequate: the failing check's name and a reason code, both safe to log.
 ///
 /// Display is `` `check`: reason `` (or just the reason when no check name is known). Neither holds
@@ -175,6 +227,17 @@ impl Inadequacy {
     /// The name of the check that failed, when known (`"not_truncated"`).
     pub fn check(&self) -> Option<&str> {
         self.check.as_deref()
+    }
+}
+
+/// In serialized form: `{"check", "reason"}` (`check` may be `null`).
+impl Serialize for Inadequacy {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(2))?;
+        map.serialize_entry("check", &self.check)?;
+        map.serialize_entry("reason", &self.reason)?;
+        map.end()
     }
 }
 

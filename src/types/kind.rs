@@ -58,6 +58,29 @@ impl ErrorKind {
         matches!(self, Self::Timeout | Self::Connection | Self::RateLimited | Self::Server)
     }
 
+    /// The HTTP status a server in front of the router answers a request that failed this way with.
+    ///
+    /// | kind | status |
+    /// |---|---|
+    /// | `InvalidRequest`, `NoCandidate`, `ContextOverflow`, `BadRequest` | 400: the request, as sent, cannot be served by this portfolio |
+    /// | `LowConfidence` | 422: no model is likely enough to answer it well |
+    /// | `RateLimited`, `BudgetExceeded` | 429 (send `Retry-After` from [`Error::retry_after`](crate::Error::retry_after) when there is one) |
+    /// | `Config`, `Routing`, `ProviderMissing` | 500: the router's own setup |
+    /// | `Connection`, `Server`, `Auth`, `ModelNotFound`, `Decode`, `MidStream` | 502: the upstream provider failed, or refused the router's credentials or model name, which the caller cannot fix |
+    /// | `Store` | 503: the shared state store is unavailable |
+    /// | `Timeout` | 504 |
+    pub fn http_status(self) -> u16 {
+        match self {
+            Self::InvalidRequest | Self::NoCandidate | Self::ContextOverflow | Self::BadRequest => 400,
+            Self::LowConfidence => 422,
+            Self::RateLimited | Self::BudgetExceeded => 429,
+            Self::Config | Self::Routing | Self::ProviderMissing => 500,
+            Self::Connection | Self::Server | Self::Auth | Self::ModelNotFound | Self::Decode | Self::MidStream => 502,
+            Self::Store => 503,
+            Self::Timeout => 504,
+        }
+    }
+
     /// A short, low-cardinality label for metrics (`"rate_limited"`, `"timeout"`, ...).
     pub fn as_str(self) -> &'static str {
         match self {
@@ -80,6 +103,13 @@ impl ErrorKind {
             Self::Store => "store",
             Self::LowConfidence => "low_confidence",
         }
+    }
+}
+
+/// In serialized form, [`as_str`](ErrorKind::as_str)'s label.
+impl serde::Serialize for ErrorKind {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
     }
 }
 
