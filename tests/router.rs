@@ -1420,3 +1420,15 @@ fn a_known_model_without_an_ability_gets_the_table_s_in_code_and_in_configs() {
     assert_eq!((models[2].ability.overall, models[2].ability.known_as()), (0.25, None));
     assert_eq!((models[3].ability.overall, models[3].ability.known_as()), (0.0, None));
 }
+
+#[cfg(feature = "tower")]
+#[tokio::test]
+async fn a_router_is_a_tower_service() {
+    use tower_service::Service;
+    let mut service = utility_router(mini_frontier(), 0.07);
+    std::future::poll_fn(|cx| service.poll_ready(cx)).await.unwrap();
+    let response = service.call(Request::new(EASY_CHAT)).await.unwrap();
+    assert_eq!(response.model().as_str(), "mini");
+    let err = service.call(Request::new("x").with_top_p(9.0)).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidRequest);
+}

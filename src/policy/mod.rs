@@ -30,6 +30,9 @@ use smallvec::SmallVec;
 pub use self::cheapest::CheapestCapable;
 pub use self::decision::{Candidate, Decision, OnLowConfidence, RejectReason, Rejection};
 pub use self::experiment::{ArmTag, Bandit, Experiment};
+#[cfg(feature = "metrics")]
+#[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
+pub use self::observer::MetricsObserver;
 pub use self::observer::Observer;
 pub use self::rules::{Action, Condition, Rule, Rules};
 pub use self::utility::{DEFAULT_ANSWER_VALUE_USD, Utility};

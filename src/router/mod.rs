@@ -4,6 +4,8 @@ mod builder;
 pub mod config;
 mod config_error;
 mod legacy;
+#[cfg(feature = "tower")]
+mod service;
 
 use std::collections::HashMap;
 use std::fmt;

@@ -1,5 +1,11 @@
 //! [`Observer`]: hooks that see every decision, attempt, result and feedback.
 
+#[cfg(feature = "metrics")]
+mod metrics;
+
+#[cfg(feature = "metrics")]
+pub use self::metrics::MetricsObserver;
+
 use crate::error::Error;
 use crate::policy::Decision;
 use crate::types::{Attempt, DecisionId, Feedback, ModelId};
