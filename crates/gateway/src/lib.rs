@@ -3,5 +3,191 @@
 //! An OpenAI-compatible HTTP gateway in front of a [`switchyard`] router: point an existing OpenAI
 //! client at it and set `model = "auto"`.
 //!
-//! The crate reserves the gateway's place in the workspace; it has no public items yet and is not
-//! published.
+//! The binary, `switchyard-gateway --config FILE [--listen ADDR]`, reads a [`GatewayConfig`] (a router
+//! configuration plus `[server]` and `[[providers]]`) and serves:
+//!
+//! | endpoint | what |
+//! |---|---|
+//! | `POST /v1/chat/completions` | OpenAI's chat completions, JSON or server-sent events (`stream`); `model = "auto"` routes, a catalog id pins |
+//! | `POST /v1/route` | the same body, routed without calling a provider: the decision and its explanation |
+//! | `POST /v1/feedback` | `{"decision_id", "success", "quality"}` for an earlier answer |
+//! | `GET /v1/models` | `auto` and every catalog model |
+//! | `GET /health`, `GET /ready` | liveness; readiness (503 while draining) |
+//! | `GET /metrics` | Prometheus text: the router's decisions, attempts, results, cost, and the gateway's requests |
+//!
+//! Answers carry `x-switchyard-model` and `x-switchyard-decision-id` headers. Errors are OpenAI error
+//! bodies with the status of [`switchyard::ErrorKind::http_status`]. See `docs/gateway.md`.
+//!
+//! To embed the gateway in a program of your own, build a [`Gateway`] and mount [`Gateway::app`] or
+//! call [`Gateway::serve`].
+
+mod auth;
+pub mod config;
+mod error;
+mod handlers;
+mod stream;
+
+use std::future::{Future, IntoFuture};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use axum::routing::{get, post};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use switchyard::policy::MetricsObserver;
+use switchyard::{Error, ErrorKind, Result};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+
+use self::auth::VirtualKey;
+pub use self::config::GatewayConfig;
+
+/// What every handler shares.
+pub(crate) struct AppState {
+    pub(crate) router: switchyard::Router,
+    pub(crate) keys: Vec<VirtualKey>,
+    pub(crate) permits: Arc<Semaphore>,
+    pub(crate) max_concurrency: usize,
+    pub(crate) max_body_bytes: usize,
+    pub(crate) draining: AtomicBool,
+    /// Makes completion ids unique across restarts (decision ids restart at each start).
+    pub(crate) nonce: u64,
+    pub(crate) metrics: PrometheusHandle,
+}
+
+/// The process's Prometheus recorder: installed as the global `metrics` recorder on first use. When
+/// the embedding program installed a recorder of its own first, `/metrics` shows nothing of the
+/// router's metrics (they go to that recorder).
+fn prometheus() -> PrometheusHandle {
+    static HANDLE: std::sync::OnceLock<PrometheusHandle> = std::sync::OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new().build_recorder();
+            let handle = recorder.handle();
+            if metrics::set_global_recorder(recorder).is_err() {
+                tracing::warn!(target: "switchyard_gateway", "a metrics recorder was already installed: /metrics will not show the router's metrics");
+            }
+            handle
+        })
+        .clone()
+}
+
+/// A gateway: the router, its providers and the HTTP routes.
+pub struct Gateway {
+    state: Arc<AppState>,
+    drain_timeout: Duration,
+}
+
+impl std::fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gateway")
+            .field("models", &self.state.router.catalog().len())
+            .field("keys", &self.state.keys.len())
+            .field("max_body_bytes", &self.state.max_body_bytes)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Gateway {
+    /// Builds the router and its providers. `env` maps an environment variable's name to its value
+    /// (`|name| std::env::var(name).ok()` in the binary): provider and virtual keys are read through
+    /// it, never from the file.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Config`] naming the field, or the variable that is not set.
+    pub fn new(config: &GatewayConfig, env: &dyn Fn(&str) -> Option<String>) -> Result<Self> {
+        let router = config.router_builder(env)?.observer(MetricsObserver::new()).build()?;
+        let mut keys = Vec::with_capacity(config.server.keys.len());
+        for (i, k) in config.server.keys.iter().enumerate() {
+            let key = env(&k.key_env).filter(|v| !v.is_empty()).ok_or_else(|| {
+                Error::new(
+                    ErrorKind::Config,
+                    format!("server.keys[{i}]: the environment variable `{}` (key_env) is not set", k.key_env),
+                )
+            })?;
+            keys.push(VirtualKey::new(key, k.name.clone(), k.tenant.clone()));
+        }
+        if keys.is_empty() {
+            tracing::warn!(target: "switchyard_gateway", "no [[server.keys]]: every caller is let in");
+        }
+        let nonce = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64)
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let state = AppState {
+            router,
+            keys,
+            permits: Arc::new(Semaphore::new(config.server.max_concurrency)),
+            max_concurrency: config.server.max_concurrency,
+            max_body_bytes: config.server.max_body_bytes,
+            draining: AtomicBool::new(false),
+            nonce,
+            metrics: prometheus(),
+        };
+        Ok(Self { state: Arc::new(state), drain_timeout: config.server.drain_timeout() })
+    }
+
+    /// The router behind the gateway.
+    pub fn router(&self) -> &switchyard::Router {
+        &self.state.router
+    }
+
+    /// The HTTP routes, to serve or to mount in an application of your own.
+    pub fn app(&self) -> axum::Router {
+        axum::Router::new()
+            .route("/v1/chat/completions", post(handlers::chat_completions))
+            .route("/v1/route", post(handlers::route))
+            .route("/v1/feedback", post(handlers::feedback))
+            .route("/v1/models", get(handlers::models))
+            .route("/health", get(handlers::health))
+            .route("/ready", get(handlers::ready))
+            .route("/metrics", get(handlers::metrics))
+            .fallback(handlers::not_found)
+            .layer(axum::middleware::from_fn(handlers::count_requests))
+            .with_state(Arc::clone(&self.state))
+    }
+
+    /// Serves on `listener` until `shutdown` completes, then stops accepting connections, reports
+    /// not ready, and lets in-flight requests and streams finish for up to the drain timeout.
+    ///
+    /// # Errors
+    /// An I/O error from the listener.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = axum::serve(listener, self.app()).with_graceful_shutdown(async move {
+            let _ = stopped.await;
+        });
+        #[allow(
+            clippy::disallowed_methods,
+            reason = "a server owns its runtime: the server runs on a task so that it can be stopped after the drain timeout"
+        )]
+        let mut server = tokio::spawn(server.into_future());
+        tokio::select! {
+            result = &mut server => return result.map_err(std::io::Error::other)?,
+            () = shutdown => {}
+        }
+        self.state.draining.store(true, Ordering::Relaxed);
+        tracing::info!(target: "switchyard_gateway", in_flight = self.in_flight(), "shutting down: draining");
+        let _ = stop.send(());
+        match tokio::time::timeout(self.drain_timeout, &mut server).await {
+            Ok(result) => result.map_err(std::io::Error::other)?,
+            Err(_) => {
+                tracing::warn!(target: "switchyard_gateway", in_flight = self.in_flight(), "drain timeout: closing what is left");
+                server.abort();
+                Ok(())
+            }
+        }?;
+        if let Err(e) = self.state.router.flush_state().await {
+            tracing::warn!(target: "switchyard_gateway", error = %e, "could not flush the router's state");
+        }
+        Ok(())
+    }
+
+    fn in_flight(&self) -> usize {
+        self.state.max_concurrency.saturating_sub(self.state.permits.available_permits())
+    }
+}

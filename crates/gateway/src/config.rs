@@ -1,0 +1,395 @@
+//! The gateway's configuration: a router configuration ([`RouterConfig`]) with two more sections,
+//! `[server]` and `[[providers]]`.
+//!
+//! ```toml
+//! # ... every field of a router config: seed, models, classifiers, policy, limits ...
+//!
+//! [server]
+//! listen = "127.0.0.1:8080"
+//! max_body_bytes = 4194304     # larger bodies get 413
+//! max_concurrency = 256        # requests in flight; more get 503 with Retry-After
+//! drain_timeout_ms = 30000     # on shutdown, how long in-flight requests and streams may finish
+//!
+//! [[server.keys]]              # virtual keys; none means open access
+//! name = "team-a"              # the caller's name: per-key budgets and limits, sticky routing
+//! key_env = "TEAM_A_KEY"       # the environment variable holding the key
+//! tenant = "acme"              # optional: the tenant billed (per-tenant budgets and limits)
+//!
+//! [[providers]]
+//! name = "openai"              # what models' `provider` field names
+//! kind = "openai"              # openai | anthropic | simulated
+//! base_url = "https://api.openai.com/v1"
+//! api_key_env = "OPENAI_API_KEY"
+//! connect_timeout_ms = 10000
+//! first_byte_timeout_ms = 120000
+//! timeout_ms = 600000
+//! ```
+//!
+//! Keys come from the environment only, never from the file. Unknown fields are refused.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+use switchyard::provider::anthropic::Anthropic;
+use switchyard::provider::openai::OpenAi;
+use switchyard::{Error, ErrorKind, Result, RouterBuilder, RouterConfig, SimulatedProvider};
+
+/// The largest configuration file read, in bytes.
+const MAX_CONFIG_BYTES: u64 = 16 << 20;
+
+/// A gateway configuration, as loaded.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct GatewayConfig {
+    /// The router's part.
+    pub router: RouterConfig,
+    /// `[server]`.
+    pub server: ServerConfig,
+    /// `[[providers]]`.
+    pub providers: Vec<ProviderConfig>,
+}
+
+/// `[server]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct ServerConfig {
+    /// The address to listen on (default `127.0.0.1:8080`); `--listen` overrides it.
+    pub listen: SocketAddr,
+    /// The largest request body, in bytes (default 4 MiB).
+    pub max_body_bytes: usize,
+    /// Requests in flight at once, streams included (default 256).
+    pub max_concurrency: usize,
+    /// On shutdown, how long in-flight requests may take to finish, in milliseconds (default 30 s).
+    pub drain_timeout_ms: u64,
+    /// Virtual API keys. None: every caller is let in, as one anonymous caller.
+    pub keys: Vec<KeyConfig>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            max_body_bytes: 4 << 20,
+            max_concurrency: 256,
+            drain_timeout_ms: 30_000,
+            keys: Vec::new(),
+        }
+    }
+}
+
+impl ServerConfig {
+    /// The drain timeout.
+    pub fn drain_timeout(&self) -> Duration {
+        Duration::from_millis(self.drain_timeout_ms)
+    }
+}
+
+/// One virtual key of `[[server.keys]]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct KeyConfig {
+    /// The caller's name: the router's key hint (per-key budgets, rate limits, sticky routing), and
+    /// what logs and metrics show. Never the key itself.
+    pub name: String,
+    /// The environment variable that holds the key.
+    pub key_env: String,
+    /// The tenant its requests are billed to.
+    #[serde(default)]
+    pub tenant: Option<String>,
+}
+
+/// One `[[providers]]` entry.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct ProviderConfig {
+    /// The name models' `provider` field refers to.
+    pub name: String,
+    /// The adapter.
+    pub kind: ProviderKind,
+    /// The API root (the adapter's default when left out).
+    #[serde(default)]
+    pub base_url: Option<String>,
+    /// The environment variable that holds the API key (none: no credentials are sent).
+    #[serde(default)]
+    pub api_key_env: Option<String>,
+    /// TCP and TLS connection timeout, in milliseconds.
+    #[serde(default)]
+    pub connect_timeout_ms: Option<u64>,
+    /// Time to the response headers (and a stream's first event), in milliseconds.
+    #[serde(default)]
+    pub first_byte_timeout_ms: Option<u64>,
+    /// The whole call, in milliseconds.
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
+    /// For `simulated`: the seed of its random answers.
+    #[serde(default)]
+    pub seed: Option<u64>,
+}
+
+/// The adapters the gateway can build.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ProviderKind {
+    /// OpenAI and OpenAI-compatible servers (`switchyard::provider::openai`).
+    Openai,
+    /// Anthropic's Messages API (`switchyard::provider::anthropic`).
+    Anthropic,
+    /// The simulated provider: no network, no key (demos and tests).
+    Simulated,
+}
+
+/// The gateway's sections of the file (every other key is the router's).
+#[derive(Deserialize)]
+struct Sections {
+    #[serde(default)]
+    server: ServerConfig,
+    #[serde(default)]
+    providers: Vec<ProviderConfig>,
+}
+
+fn config_error(message: impl Into<String>) -> Error {
+    Error::new(ErrorKind::Config, message)
+}
+
+/// A TOML error's message without the values it quotes, and where it is. Not the offending line
+/// itself: a config line can hold a key or a URL with credentials.
+fn located(text: &str, e: &toml::de::Error) -> String {
+    let message = switchyard::__without_values(e.message());
+    match e.span() {
+        Some(span) => {
+            let before = &text.as_bytes()[..span.start.min(text.len())];
+            let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+            let start = before.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+            let column = String::from_utf8_lossy(&before[start..]).chars().count() + 1;
+            format!("{message} at line {line}, column {column}")
+        }
+        None => message,
+    }
+}
+
+/// The file with the gateway's tables (`[server]`, `[server.*]`, `[[server.keys]]`, `[[providers]]`)
+/// blanked out line for line, so that the router's errors give the file's own line numbers.
+fn router_part(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut gateway = false;
+    for line in text.split_inclusive('\n') {
+        let trimmed = line.trim_start();
+        if trimmed.starts_with('[') {
+            let name = trimmed.trim_start_matches('[').split(']').next().unwrap_or_default();
+            let root = name.split('.').next().unwrap_or_default().trim().trim_matches('"');
+            gateway = root == "server" || root == "providers";
+        }
+        if gateway {
+            out.push_str(if line.ends_with('\n') { "\n" } else { "" });
+        } else {
+            out.push_str(line);
+        }
+    }
+    out
+}
+
+impl GatewayConfig {
+    /// Reads a TOML file (at most 16 MiB, a regular file).
+    ///
+    /// # Errors
+    /// [`ErrorKind::Config`] when the file cannot be read or is invalid, naming the field.
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let meta =
+            std::fs::metadata(path).map_err(|e| config_error(format!("cannot read `{}`: {e}", path.display())))?;
+        if !meta.is_file() {
+            return Err(config_error(format!("`{}` is not a regular file", path.display())));
+        }
+        if meta.len() > MAX_CONFIG_BYTES {
+            return Err(config_error(format!(
+                "`{}` is {} bytes, above the limit of {MAX_CONFIG_BYTES}",
+                path.display(),
+                meta.len()
+            )));
+        }
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| config_error(format!("cannot read `{}`: {e}", path.display())))?;
+        Self::from_toml_str(&text).map_err(|e| config_error(format!("`{}`: {e}", path.display())))
+    }
+
+    /// Parses TOML text.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Config`] naming the field.
+    pub fn from_toml_str(text: &str) -> Result<Self> {
+        let de = toml::Deserializer::parse(text).map_err(|e| config_error(located(text, &e)))?;
+        let sections: Sections = serde_path_to_error::deserialize(de)
+            .map_err(|e| config_error(format!("`{}`: {}", e.path(), located(text, e.inner()))))?;
+        let router = RouterConfig::from_toml_str(&router_part(text))?;
+        let config = Self { router, server: sections.server, providers: sections.providers };
+        config.check()?;
+        Ok(config)
+    }
+
+    fn check(&self) -> Result<()> {
+        let s = &self.server;
+        if s.max_body_bytes == 0 || s.max_concurrency == 0 {
+            return Err(config_error("server.max_body_bytes and server.max_concurrency must be positive"));
+        }
+        for (i, k) in s.keys.iter().enumerate() {
+            if k.name.is_empty() || k.key_env.is_empty() {
+                return Err(config_error(format!("server.keys[{i}]: `name` and `key_env` must not be empty")));
+            }
+            if s.keys[..i].iter().any(|o| o.name == k.name) {
+                return Err(config_error(format!("server.keys[{i}]: the name `{}` is used twice", k.name)));
+            }
+        }
+        for (i, p) in self.providers.iter().enumerate() {
+            if self.providers[..i].iter().any(|o| o.name == p.name) {
+                return Err(config_error(format!("providers[{i}]: the name `{}` is used twice", p.name)));
+            }
+            for (field, ms) in [
+                ("connect_timeout_ms", p.connect_timeout_ms),
+                ("first_byte_timeout_ms", p.first_byte_timeout_ms),
+                ("timeout_ms", p.timeout_ms),
+            ] {
+                if ms == Some(0) {
+                    return Err(config_error(format!("providers[{i}].{field} must be positive")));
+                }
+            }
+        }
+        for m in &self.router.models {
+            if !self.providers.iter().any(|p| p.name == m.provider.as_str()) {
+                return Err(config_error(format!(
+                    "model `{}` names provider `{}`, which no [[providers]] entry defines",
+                    m.id, m.provider
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The router's builder with every provider added, keys read through `env` (a variable's name to
+    /// its value; [`std::env::var`] in the binary).
+    ///
+    /// # Errors
+    /// [`ErrorKind::Config`] when a key's variable is unset, or an adapter refuses its settings.
+    pub fn router_builder(&self, env: &dyn Fn(&str) -> Option<String>) -> Result<RouterBuilder> {
+        let mut builder = self.router.builder()?;
+        for (i, p) in self.providers.iter().enumerate() {
+            let key = match &p.api_key_env {
+                Some(var) => Some(env(var).ok_or_else(|| {
+                    config_error(format!("providers[{i}]: the environment variable `{var}` (api_key_env) is not set"))
+                })?),
+                None => None,
+            };
+            let ms = Duration::from_millis;
+            builder = match p.kind {
+                ProviderKind::Openai => {
+                    let mut b = OpenAi::builder(p.name.clone());
+                    if let Some(url) = &p.base_url {
+                        b = b.base_url(url.clone());
+                    }
+                    if let Some(key) = key {
+                        b = b.api_key(key);
+                    }
+                    if let Some(t) = p.connect_timeout_ms {
+                        b = b.connect_timeout(ms(t));
+                    }
+                    if let Some(t) = p.first_byte_timeout_ms {
+                        b = b.first_byte_timeout(ms(t));
+                    }
+                    if let Some(t) = p.timeout_ms {
+                        b = b.timeout(ms(t));
+                    }
+                    builder.provider(b.build().map_err(|e| config_error(format!("providers[{i}]: {e}")))?)
+                }
+                ProviderKind::Anthropic => {
+                    let mut b = Anthropic::builder(p.name.clone());
+                    if let Some(url) = &p.base_url {
+                        b = b.base_url(url.clone());
+                    }
+                    if let Some(key) = key {
+                        b = b.api_key(key);
+                    }
+                    if let Some(t) = p.connect_timeout_ms {
+                        b = b.connect_timeout(ms(t));
+                    }
+                    if let Some(t) = p.first_byte_timeout_ms {
+                        b = b.first_byte_timeout(ms(t));
+                    }
+                    if let Some(t) = p.timeout_ms {
+                        b = b.timeout(ms(t));
+                    }
+                    builder.provider(b.build().map_err(|e| config_error(format!("providers[{i}]: {e}")))?)
+                }
+                ProviderKind::Simulated => {
+                    if p.base_url.is_some() || p.api_key_env.is_some() {
+                        return Err(config_error(format!(
+                            "providers[{i}]: a simulated provider takes no base_url or api_key_env"
+                        )));
+                    }
+                    builder.provider(SimulatedProvider::new(p.name.clone()).seed(p.seed.unwrap_or(0)))
+                }
+            };
+        }
+        Ok(builder)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MODELS: &str = r#"
+[[models]]
+id = "mini"
+provider = "sim"
+context_window = 128000
+max_output_tokens = 16384
+pricing = { input_per_mtok = 0.15, output_per_mtok = 0.6 }
+"#;
+
+    fn err(text: &str) -> String {
+        GatewayConfig::from_toml_str(text).expect_err("refused").to_string()
+    }
+
+    #[test]
+    fn sections_split_from_the_router_config() {
+        let text = format!(
+            "{MODELS}\n[server]\nlisten = \"127.0.0.1:9000\"\n[[server.keys]]\nname = \"a\"\nkey_env = \"A_KEY\"\n\
+             [[providers]]\nname = \"sim\"\nkind = \"simulated\"\n"
+        );
+        let c = GatewayConfig::from_toml_str(&text).expect("valid");
+        assert_eq!(c.server.listen.port(), 9000);
+        assert_eq!(c.server.keys[0].name, "a");
+        assert_eq!(c.router.models.len(), 1);
+        assert_eq!(c.providers[0].kind, ProviderKind::Simulated);
+        c.router_builder(&|_| None).expect("builds").build().expect("a router");
+    }
+
+    #[test]
+    fn bad_configs_name_what_is_wrong() {
+        let sim = "[[providers]]\nname = \"sim\"\nkind = \"simulated\"\n";
+        assert!(err(MODELS).contains("provider `sim`"));
+        assert!(err(&format!("{MODELS}{sim}[server]\nlisten = \"nowhere\"\n")).contains("listen"));
+        assert!(err(&format!("{MODELS}{sim}[server]\nmax_concurrency = 0\n")).contains("max_concurrency"));
+        assert!(err(&format!("{MODELS}{sim}[server]\nlisten_port = 1\n")).contains("listen_port"));
+        assert!(err(&format!("{MODELS}{sim}{sim}")).contains("used twice"));
+        assert!(err(&format!("{MODELS}[[providers]]\nname = \"sim\"\nkind = \"bedrock\"\n")).contains("bedrock"));
+        assert!(err("[[models]]\nid = 3\n").contains("models"));
+        // Errors give the file's own lines, and never quote a value.
+        let late = format!("seed = 1\n{sim}[server]\nlisten = \"127.0.0.1:1\"\n{MODELS}capabilities = \"sk-secret\"\n");
+        let e = err(&late);
+        assert!(e.contains("line 14") && e.contains("capabilities") && !e.contains("sk-secret"), "{e}");
+        let e = err(&format!("{MODELS}{sim}[server]\nmax_body_bytes = \"sk-secret\"\n"));
+        assert!(e.contains("line 12") && !e.contains("sk-secret"), "{e}");
+        let keyed =
+            format!("{MODELS}[[providers]]\nname = \"sim\"\nkind = \"openai\"\napi_key_env = \"UPSTREAM_KEY\"\n");
+        let c = GatewayConfig::from_toml_str(&keyed).expect("valid");
+        let e = c.router_builder(&|_| None).expect_err("the key is missing").to_string();
+        assert!(e.contains("UPSTREAM_KEY"), "{e}");
+        let _ = c.router_builder(&|_| Some("sk-test".into())).expect("the key is there");
+    }
+}

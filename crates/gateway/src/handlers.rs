@@ -1,0 +1,255 @@
+//! The HTTP handlers.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{MatchedPath, State};
+use axum::http::{HeaderMap, HeaderValue, Request as HttpRequest, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::json;
+use switchyard::wire::openai::{ChatCompletion, ChatCompletionRequest};
+use switchyard::{Decision, DecisionId, ErrorKind, Feedback, Request};
+use tokio::sync::OwnedSemaphorePermit;
+
+use crate::AppState;
+use crate::auth::{Caller, authenticate};
+use crate::error::ApiError;
+
+type Shared = State<Arc<AppState>>;
+
+/// Counts every response by route and status (`switchyard_gateway_requests_total`) and its duration.
+pub(crate) async fn count_requests(request: HttpRequest<Body>, next: Next) -> Response {
+    let route = request.extensions().get::<MatchedPath>().map_or("unmatched", |p| p.as_str()).to_owned();
+    let started = Instant::now();
+    let response = next.run(request).await;
+    let status = response.status().as_u16().to_string();
+    metrics::counter!("switchyard_gateway_requests_total", "route" => route.clone(), "status" => status).increment(1);
+    metrics::histogram!("switchyard_gateway_request_duration_seconds", "route" => route)
+        .record(started.elapsed().as_secs_f64());
+    response
+}
+
+pub(crate) async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, ErrorKind::InvalidRequest, "no such endpoint")
+}
+
+/// What a request to the routing endpoints goes through first: the key, a concurrency slot, the
+/// body (within the size limit) and its JSON.
+struct Admitted {
+    caller: Caller,
+    permit: OwnedSemaphorePermit,
+    wire: ChatCompletionRequest,
+}
+
+async fn admit(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Admitted, ApiError> {
+    let caller = authenticate(&state.keys, headers).ok_or_else(ApiError::unauthorized)?;
+    let permit = Arc::clone(&state.permits).try_acquire_owned().map_err(|_| {
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, ErrorKind::Server, "the gateway is at its concurrency limit")
+            .with_retry_after(Duration::from_secs(1))
+    })?;
+    let bytes = axum::body::to_bytes(body, state.max_body_bytes).await.map_err(|_| {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorKind::InvalidRequest,
+            format!("the request body is larger than {} bytes, or was cut off", state.max_body_bytes),
+        )
+    })?;
+    let wire: ChatCompletionRequest = serde_json::from_slice(&bytes).map_err(|e| {
+        // serde's message can quote the client's text; the position and what was expected suffice.
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            ErrorKind::InvalidRequest,
+            format!("the body is not a chat completions request: {}", switchyard::__without_values(&e.to_string())),
+        )
+    })?;
+    Ok(Admitted { caller, permit, wire })
+}
+
+/// The router's request for a client's body: the caller's name and tenant as routing hints, and the
+/// model: `auto` routes over the catalog, a catalog id pins the request to that model.
+fn to_request(state: &AppState, caller: &Caller, wire: ChatCompletionRequest) -> Result<Request, ApiError> {
+    let model = wire.model.clone();
+    let mut request = Request::try_from(wire)?;
+    if let Some(name) = &caller.name {
+        request = request.with_key(name.clone());
+    }
+    if let Some(tenant) = &caller.tenant {
+        request = request.with_tenant(tenant.clone());
+    }
+    if model != "auto" && !model.is_empty() {
+        if state.router.catalog().get(&model).is_none() {
+            return Err(ApiError::model_not_found(&model));
+        }
+        request = request.with_allowed([model]);
+    }
+    Ok(request)
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+fn completion_id(state: &AppState, decision: &Decision) -> String {
+    format!("chatcmpl-{:016x}{:x}", state.nonce, decision.id().get())
+}
+
+/// `x-switchyard-model` (the model that answers: after a fallback, not the decision's first choice)
+/// and `x-switchyard-decision-id` (for `/v1/feedback`).
+fn decision_headers(headers: &mut HeaderMap, model: &str, decision: &Decision) {
+    if let Ok(v) = HeaderValue::from_str(model) {
+        headers.insert("x-switchyard-model", v);
+    }
+    headers.insert("x-switchyard-decision-id", HeaderValue::from(decision.id().get()));
+}
+
+/// `POST /v1/chat/completions`.
+pub(crate) async fn chat_completions(State(state): Shared, headers: HeaderMap, body: Body) -> Response {
+    match chat(&state, &headers, body).await {
+        Ok(response) => response,
+        Err(e) => {
+            tracing::info!(target: "switchyard_gateway", code = ?e.body().error.code, "request refused");
+            e.into_response()
+        }
+    }
+}
+
+async fn chat(state: &Arc<AppState>, headers: &HeaderMap, body: Body) -> Result<Response, ApiError> {
+    let Admitted { caller, permit, wire } = admit(state, headers, body).await?;
+    let stream = wire.stream;
+    let include_usage = wire.stream_options.is_some_and(|o| o.include_usage);
+    let request = to_request(state, &caller, wire)?;
+    if stream {
+        let routed = state.router.stream(request).await?;
+        let decision = routed.decision().clone();
+        let model = routed.model().to_string();
+        let id = completion_id(state, &decision);
+        let body = crate::stream::body(routed, id, unix_now(), include_usage, permit);
+        let mut response = Response::new(body);
+        let h = response.headers_mut();
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        decision_headers(h, &model, &decision);
+        return Ok(response);
+    }
+    let answer = state.router.complete(request).await?;
+    drop(permit);
+    tracing::info!(
+        target: "switchyard_gateway",
+        decision = answer.decision.id().get(),
+        model = %answer.model(),
+        cost_usd = answer.cost_usd,
+        attempts = answer.attempts.len(),
+        "answered"
+    );
+    let body = ChatCompletion::from_response(&answer, completion_id(state, &answer.decision), unix_now());
+    let mut response = Json(body).into_response();
+    decision_headers(response.headers_mut(), answer.model().as_str(), &answer.decision);
+    Ok(response)
+}
+
+/// `POST /v1/route`: the decision for a chat completions body, without calling a provider.
+pub(crate) async fn route(State(state): Shared, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
+    let Admitted { caller, wire, .. } = admit(&state, &headers, body).await?;
+    let request = to_request(&state, &caller, wire)?;
+    let decision = state.router.route(&request)?;
+    let mut response = Json(json!({ "decision": &decision })).into_response();
+    decision_headers(response.headers_mut(), decision.model().as_str(), &decision);
+    Ok(response)
+}
+
+/// A decision id as the gateway hands it out (a number) or as `Decision`'s `Display` writes it
+/// (`d123`).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum WireDecisionId {
+    Number(u64),
+    Text(String),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FeedbackBody {
+    decision_id: WireDecisionId,
+    #[serde(default = "yes")]
+    success: bool,
+    #[serde(default)]
+    quality: Option<f64>,
+    #[serde(default)]
+    latency_ms: Option<u64>,
+    #[serde(default)]
+    cost_usd: Option<f64>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// `POST /v1/feedback`.
+pub(crate) async fn feedback(State(state): Shared, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
+    authenticate(&state.keys, &headers).ok_or_else(ApiError::unauthorized)?;
+    let bytes = axum::body::to_bytes(body, 64 << 10).await.map_err(|_| {
+        ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, ErrorKind::InvalidRequest, "feedback bodies are at most 64 KiB")
+    })?;
+    let bad = |message: String| ApiError::new(StatusCode::BAD_REQUEST, ErrorKind::InvalidRequest, message);
+    let body: FeedbackBody = serde_json::from_slice(&bytes)
+        .map_err(|e| bad(format!("invalid feedback: {}", switchyard::__without_values(&e.to_string()))))?;
+    let id = match body.decision_id {
+        WireDecisionId::Number(n) => n,
+        WireDecisionId::Text(t) => t
+            .strip_prefix('d')
+            .unwrap_or(&t)
+            .parse()
+            .map_err(|_| bad("`decision_id` must be a number, or `d` and a number".to_owned()))?,
+    };
+    let mut feedback = if body.success { Feedback::success() } else { Feedback::failure() };
+    if let Some(q) = body.quality {
+        feedback = feedback.with_quality(q);
+    }
+    if let Some(ms) = body.latency_ms {
+        feedback = feedback.with_latency(Duration::from_millis(ms));
+    }
+    if let Some(c) = body.cost_usd {
+        feedback = feedback.with_cost(c);
+    }
+    state.router.feedback(DecisionId::from_u64(id), feedback)?;
+    Ok(Json(json!({ "recorded": true })).into_response())
+}
+
+/// `GET /v1/models`: `auto`, then every catalog model, in OpenAI's list shape.
+pub(crate) async fn models(State(state): Shared, headers: HeaderMap) -> Result<Response, ApiError> {
+    authenticate(&state.keys, &headers).ok_or_else(ApiError::unauthorized)?;
+    let mut data = vec![json!({"id": "auto", "object": "model", "created": 0, "owned_by": "switchyard"})];
+    for m in state.router.catalog().models() {
+        data.push(json!({"id": m.id.as_str(), "object": "model", "created": 0, "owned_by": m.provider.as_str()}));
+    }
+    Ok(Json(json!({"object": "list", "data": data})).into_response())
+}
+
+/// `GET /health`: the process is up.
+pub(crate) async fn health() -> Response {
+    Json(json!({"status": "ok"})).into_response()
+}
+
+/// `GET /ready`: ready for traffic, or 503 while draining.
+pub(crate) async fn ready(State(state): Shared) -> Response {
+    if state.draining.load(Ordering::Relaxed) {
+        (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "draining"}))).into_response()
+    } else {
+        Json(json!({"status": "ready"})).into_response()
+    }
+}
+
+/// `GET /metrics`: Prometheus text format.
+pub(crate) async fn metrics(State(state): Shared) -> Response {
+    state.metrics.run_upkeep();
+    let mut response = state.metrics.render().into_response();
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));
+    response
+}

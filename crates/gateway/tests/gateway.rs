@@ -1,0 +1,468 @@
+//! The gateway over HTTP, called as OpenAI's clients call it, in front of a scripted OpenAI-compatible
+//! upstream on 127.0.0.1: JSON and server-sent event answers, tools, pinned and routed requests,
+//! fallbacks before the first token, every error status, virtual keys, budgets, the concurrency limit,
+//! the side endpoints (models, route, feedback, health, ready, metrics) and draining on shutdown.
+
+#![allow(clippy::unwrap_used, reason = "tests")]
+#![allow(clippy::disallowed_methods, reason = "the tests run gateways and their shutdowns on tasks of their own")]
+
+#[path = "../../../tests/support/mod.rs"]
+mod support;
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use support::{Piece, Reply, Server};
+use switchyard_gateway::{Gateway, GatewayConfig};
+use tokio::sync::oneshot;
+
+const UPSTREAM_KEY: &str = "sk-upstream-5e4d3c2b1a";
+const TEAM_KEY: &str = "sk-team-a-0123456789";
+const POOR_KEY: &str = "sk-poor-9876543210";
+
+/// An OpenAI-compatible upstream that answers by the model asked for: `good-*` answer, `down-*` fail
+/// with 500, `busy-*` with 429 and `Retry-After: 7`, `slow-*` after 2 s; with `stream`, the answer
+/// comes as chunks, with usage last; a request with tools gets a tool call.
+async fn upstream() -> Server {
+    Server::start(|r| {
+        let model = r.body["model"].as_str().unwrap_or_default().to_owned();
+        let stream = r.body["stream"].as_bool().unwrap_or(false);
+        let tools = r.body.get("tools").is_some();
+        if model.starts_with("down") {
+            return Reply::json(500, r#"{"error": {"message": "boom", "type": "server_error"}}"#);
+        }
+        if model.starts_with("busy") {
+            return Reply::json(429, r#"{"error": {"message": "slow down", "type": "rate_limit_error"}}"#)
+                .header("retry-after", "7");
+        }
+        let reply = match (stream, tools) {
+            (false, false) => Reply::json(
+                200,
+                json!({
+                    "id": "up-1", "object": "chat.completion", "created": 1, "model": model,
+                    "choices": [{"index": 0, "message": {"role": "assistant", "content": "Paris."}, "finish_reason": "stop"}],
+                    "usage": {"prompt_tokens": 12, "completion_tokens": 2, "total_tokens": 14,
+                              "prompt_tokens_details": {"cached_tokens": 4}}
+                })
+                .to_string(),
+            ),
+            (false, true) => Reply::json(
+                200,
+                json!({
+                    "id": "up-2", "object": "chat.completion", "created": 1, "model": model,
+                    "choices": [{"index": 0, "message": {"role": "assistant", "content": null, "tool_calls": [
+                        {"id": "call_1", "type": "function", "function": {"name": "weather", "arguments": "{\"city\":\"Paris\"}"}}
+                    ]}, "finish_reason": "tool_calls"}],
+                    "usage": {"prompt_tokens": 30, "completion_tokens": 9, "total_tokens": 39}
+                })
+                .to_string(),
+            ),
+            (true, false) => {
+                let chunk = |delta: Value, finish: Value| {
+                    format!(
+                        "data: {}\n\n",
+                        json!({"id": "up-3", "object": "chat.completion.chunk", "created": 1, "model": model,
+                               "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+                    )
+                };
+                let mut pieces = vec![
+                    Piece::Bytes(chunk(json!({"role": "assistant", "content": ""}), Value::Null)),
+                    Piece::Bytes(chunk(json!({"content": "Par"}), Value::Null)),
+                ];
+                if model.starts_with("slow") {
+                    pieces.push(Piece::Sleep(Duration::from_millis(600)));
+                }
+                pieces.extend([
+                    Piece::Bytes(chunk(json!({"content": "is."}), Value::Null)),
+                    Piece::Bytes(chunk(json!({}), json!("stop"))),
+                    Piece::Bytes(format!(
+                        "data: {}\n\n",
+                        json!({"id": "up-3", "object": "chat.completion.chunk", "created": 1, "model": model, "choices": [],
+                               "usage": {"prompt_tokens": 12, "completion_tokens": 2, "total_tokens": 14}})
+                    )),
+                    Piece::Bytes("data: [DONE]\n\n".to_owned()),
+                ]);
+                Reply::sse(pieces)
+            }
+            (true, true) => Reply::sse(vec![
+                Piece::Bytes(format!("data: {}\n\n", json!({"id": "up-4", "object": "chat.completion.chunk", "created": 1, "model": model,
+                    "choices": [{"index": 0, "delta": {"role": "assistant", "tool_calls": [
+                        {"index": 0, "id": "call_1", "type": "function", "function": {"name": "weather", "arguments": ""}}]}, "finish_reason": null}]}))),
+                Piece::Bytes(format!("data: {}\n\n", json!({"id": "up-4", "object": "chat.completion.chunk", "created": 1, "model": model,
+                    "choices": [{"index": 0, "delta": {"tool_calls": [
+                        {"index": 0, "function": {"arguments": "{\"city\":\"Paris\"}"}}]}, "finish_reason": null}]}))),
+                Piece::Bytes(format!("data: {}\n\n", json!({"id": "up-4", "object": "chat.completion.chunk", "created": 1, "model": model,
+                    "choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]}))),
+                Piece::Bytes("data: [DONE]\n\n".to_owned()),
+            ]),
+        };
+        if model.starts_with("slow") && !stream { reply.delayed(Duration::from_secs(2)) } else { reply }
+    })
+    .await
+}
+
+fn model(id: &str, input: f64, ability: f64) -> String {
+    format!(
+        "[[models]]\nid = \"{id}\"\nprovider = \"up\"\ncontext_window = 128000\nmax_output_tokens = 16384\nability = {{ overall = {ability} }}\n\
+         capabilities = [\"tools\", \"json\", \"streaming\"]\n\
+         pricing = {{ input_per_mtok = {input}, output_per_mtok = {} }}\n",
+        input * 4.0
+    )
+}
+
+/// A running gateway: its address, and the sender that shuts it down.
+struct Running {
+    url: String,
+    stop: Option<oneshot::Sender<()>>,
+    done: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Running {
+    async fn shutdown(mut self) {
+        let _ = self.stop.take().unwrap().send(());
+        self.done.await.unwrap().unwrap();
+    }
+}
+
+async fn gateway(upstream: &Server, models: &[String], server: &str, limits: &str) -> Running {
+    let text = format!(
+        "seed = 1\n[policy]\nkind = \"utility\"\nanswer_value_usd = 0.05\n{limits}\n{server}\n\
+         [[server.keys]]\nname = \"team-a\"\nkey_env = \"TEAM_A\"\ntenant = \"acme\"\n\
+         [[server.keys]]\nname = \"poor\"\nkey_env = \"POOR\"\ntenant = \"poor-co\"\n\
+         [[providers]]\nname = \"up\"\nkind = \"openai\"\nbase_url = \"{}/v1\"\napi_key_env = \"UPSTREAM\"\n\
+         first_byte_timeout_ms = 1000\n{}",
+        upstream.url,
+        models.concat()
+    );
+    let config = GatewayConfig::from_toml_str(&text).unwrap();
+    let env = |name: &str| match name {
+        "UPSTREAM" => Some(UPSTREAM_KEY.to_owned()),
+        "TEAM_A" => Some(TEAM_KEY.to_owned()),
+        "POOR" => Some(POOR_KEY.to_owned()),
+        _ => None,
+    };
+    let gateway = Gateway::new(&config, &env).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = oneshot::channel::<()>();
+    let done = tokio::spawn(gateway.serve(listener, async move {
+        let _ = stopped.await;
+    }));
+    Running { url, stop: Some(stop), done }
+}
+
+async fn standard() -> (Server, Running) {
+    let up = upstream().await;
+    let models = [model("good-mini", 0.15, 1.5), model("good-large", 2.5, 4.0)];
+    let gw = gateway(&up, &models, "", "").await;
+    (up, gw)
+}
+
+/// A plain-HTTP client. The workspace builds reqwest without a default TLS provider (the adapters
+/// bring their own), so the client gets a rustls configuration too, unused on `http://`.
+fn client() -> reqwest::Client {
+    let tls =
+        rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(rustls::RootCertStore::empty())
+            .with_no_client_auth();
+    reqwest::Client::builder().tls_backend_preconfigured(tls).build().unwrap()
+}
+
+async fn post(gw: &Running, key: &str, body: Value) -> reqwest::Response {
+    client().post(format!("{}/v1/chat/completions", gw.url)).bearer_auth(key).json(&body).send().await.unwrap()
+}
+
+fn hello() -> Value {
+    json!({"model": "auto", "messages": [{"role": "user", "content": "What is the capital of France?"}]})
+}
+
+async fn error_of(response: reqwest::Response) -> (u16, Value) {
+    let status = response.status().as_u16();
+    let body: Value = response.json().await.unwrap();
+    assert!(body["error"]["message"].is_string() && body["error"]["type"].is_string(), "{body}");
+    (status, body)
+}
+
+#[tokio::test]
+async fn auto_json_answer_in_openai_shape() {
+    let (up, gw) = standard().await;
+    let mut body = hello();
+    body["top_p"] = json!(0.5);
+    body["user"] = json!("end-user-1");
+    body["presence_penalty"] = json!(0.25);
+    let r = post(&gw, TEAM_KEY, body).await;
+    assert_eq!(r.status(), 200);
+    let model = r.headers()["x-switchyard-model"].to_str().unwrap().to_owned();
+    let decision: u64 = r.headers()["x-switchyard-decision-id"].to_str().unwrap().parse().unwrap();
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["object"], "chat.completion");
+    assert!(v["id"].as_str().unwrap().starts_with("chatcmpl-"));
+    assert_eq!(v["model"], model.as_str());
+    assert_eq!(v["choices"][0]["message"], json!({"role": "assistant", "content": "Paris."}));
+    assert_eq!(v["choices"][0]["finish_reason"], "stop");
+    assert_eq!(v["usage"]["prompt_tokens"], 12);
+    assert_eq!(v["usage"]["prompt_tokens_details"]["cached_tokens"], 4);
+    // The upstream got the upstream key (never the caller's), the catalog's model, and the
+    // pass-through parameters.
+    let sent = up.only_request();
+    assert_eq!(sent.header("authorization"), Some(format!("Bearer {UPSTREAM_KEY}").as_str()));
+    assert_eq!(sent.body["model"], model.as_str());
+    assert_eq!((sent.body["top_p"].as_f64(), sent.body["user"].as_str()), (Some(0.5), Some("end-user-1")));
+    assert_eq!(sent.body["presence_penalty"], 0.25);
+    // Feedback on that decision, once.
+    let feedback =
+        |body: Value| client().post(format!("{}/v1/feedback", gw.url)).bearer_auth(TEAM_KEY).json(&body).send();
+    let ok = feedback(json!({"decision_id": decision, "success": true, "quality": 0.9})).await.unwrap();
+    assert_eq!(ok.status(), 200);
+    let again = feedback(json!({"decision_id": format!("d{decision}"), "quality": 0.1})).await.unwrap();
+    assert_eq!(error_of(again).await.0, 400);
+    let bad = feedback(json!({"decision_id": decision, "quality": 7.0})).await.unwrap();
+    assert_eq!(error_of(bad).await.0, 400);
+    gw.shutdown().await;
+}
+
+/// The `data:` events of an SSE body, and whether `[DONE]` ended it.
+fn events(text: &str) -> (Vec<Value>, bool) {
+    let mut out = Vec::new();
+    let mut done = false;
+    for block in text.split("\n\n").filter(|b| !b.trim().is_empty()) {
+        let data = block.strip_prefix("data: ").unwrap();
+        if data == "[DONE]" {
+            done = true;
+        } else {
+            assert!(!done, "an event after [DONE]");
+            out.push(serde_json::from_str(data).unwrap());
+        }
+    }
+    (out, done)
+}
+
+#[tokio::test]
+async fn streams_are_openai_chunks_with_usage_when_asked() {
+    let (up, gw) = standard().await;
+    let mut body = hello();
+    body["stream"] = json!(true);
+    body["stream_options"] = json!({"include_usage": true});
+    let r = post(&gw, TEAM_KEY, body).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "text/event-stream");
+    assert!(r.headers().contains_key("x-switchyard-decision-id"));
+    let (chunks, done) = events(&r.text().await.unwrap());
+    assert!(done);
+    assert_eq!(chunks[0]["choices"][0]["delta"]["role"], "assistant");
+    let text: String = chunks.iter().filter_map(|c| c["choices"][0]["delta"]["content"].as_str()).collect();
+    assert_eq!(text, "Paris.");
+    let last = chunks.last().unwrap();
+    assert_eq!(last["choices"], json!([]));
+    assert_eq!(last["usage"]["completion_tokens"], 2);
+    assert_eq!(chunks[chunks.len() - 2]["choices"][0]["finish_reason"], "stop");
+    // The adapter asked the upstream to stream, with usage.
+    assert_eq!(up.only_request().body["stream_options"], json!({"include_usage": true}));
+    // Without include_usage: no usage field at all.
+    let mut body = hello();
+    body["stream"] = json!(true);
+    let (chunks, done) = events(&post(&gw, TEAM_KEY, body).await.text().await.unwrap());
+    assert!(done && chunks.iter().all(|c| c.get("usage").is_none()));
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn tool_calls_come_back_in_json_and_in_streams() {
+    let (up, gw) = standard().await;
+    let mut body = hello();
+    body["tools"] = json!([{"type": "function", "function": {"name": "weather", "parameters": {"type": "object"}}}]);
+    body["tool_choice"] = json!("required");
+    let v: Value = post(&gw, TEAM_KEY, body.clone()).await.json().await.unwrap();
+    assert_eq!(v["choices"][0]["finish_reason"], "tool_calls");
+    assert_eq!(v["choices"][0]["message"]["content"], Value::Null);
+    assert_eq!(
+        v["choices"][0]["message"]["tool_calls"],
+        json!([{"id": "call_1", "type": "function", "function": {"name": "weather", "arguments": "{\"city\":\"Paris\"}"}}])
+    );
+    assert_eq!(up.only_request().body["tool_choice"], "required");
+    body["stream"] = json!(true);
+    let (chunks, done) = events(&post(&gw, TEAM_KEY, body).await.text().await.unwrap());
+    assert!(done);
+    let call = chunks.iter().find_map(|c| c["choices"][0]["delta"]["tool_calls"].as_array()).unwrap();
+    assert_eq!(call[0]["index"], 0);
+    assert_eq!(call[0]["function"]["arguments"], "{\"city\":\"Paris\"}");
+    assert!(chunks.iter().any(|c| c["choices"][0]["finish_reason"] == "tool_calls"));
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_pinned_model_is_served_and_an_unknown_one_is_404() {
+    let (_up, gw) = standard().await;
+    for pinned in ["good-mini", "good-large"] {
+        let mut body = hello();
+        body["model"] = json!(pinned);
+        let r = post(&gw, TEAM_KEY, body).await;
+        assert_eq!(r.headers()["x-switchyard-model"], pinned);
+    }
+    let mut body = hello();
+    body["model"] = json!("gpt-7");
+    let (status, v) = error_of(post(&gw, TEAM_KEY, body).await).await;
+    assert_eq!(status, 404);
+    assert_eq!((v["error"]["code"].as_str(), v["error"]["param"].as_str()), (Some("model_not_found"), Some("model")));
+    // /v1/models lists auto and the catalog.
+    let list: Value =
+        client().get(format!("{}/v1/models", gw.url)).bearer_auth(TEAM_KEY).send().await.unwrap().json().await.unwrap();
+    let ids: Vec<&str> = list["data"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["auto", "good-mini", "good-large"]);
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_failing_model_falls_back_before_the_first_token() {
+    let up = upstream().await;
+    // The cheap model is down; the router tries it first and falls back to the other one.
+    let models = [model("down-mini", 0.15, 3.0), model("good-large", 2.5, 3.0)];
+    let gw = gateway(&up, &models, "", "").await;
+    let r = post(&gw, TEAM_KEY, hello()).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-switchyard-model"], "good-large");
+    let mut body = hello();
+    body["stream"] = json!(true);
+    let r = post(&gw, TEAM_KEY, body).await;
+    assert_eq!(r.headers()["x-switchyard-model"], "good-large");
+    let (chunks, done) = events(&r.text().await.unwrap());
+    assert!(done && chunks.iter().all(|c| c["model"] == "good-large"));
+    let asked: Vec<String> = up.requests().iter().map(|r| r.body["model"].as_str().unwrap().to_owned()).collect();
+    assert!(asked.iter().filter(|m| *m == "down-mini").count() >= 2, "{asked:?}");
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn every_error_has_its_status_and_openai_body() {
+    let up = upstream().await;
+    let models = [
+        model("good-mini", 0.15, 1.5),
+        model("busy-one", 0.15, 1.5),
+        model("slow-one", 0.15, 1.5),
+        model("down-one", 0.15, 1.5),
+    ];
+    let server = "[server]\nmax_body_bytes = 2000\n";
+    // A Retry-After longer than 1 s moves on rather than waits (and there is nowhere to move on to).
+    let budget = "[execution.retry]\nmax_retry_after_ms = 1000\n\
+                  [[limits.budgets]]\nscope = \"tenant\"\ntenant = \"poor-co\"\nlimit_usd = 0\nwindow = \"day\"\n";
+    let gw = gateway(&up, &models, server, budget).await;
+    let pinned = |m: &str| {
+        let mut b = hello();
+        b["model"] = json!(m);
+        b
+    };
+    // No key, a wrong key.
+    let r = client().post(format!("{}/v1/chat/completions", gw.url)).json(&hello()).send().await.unwrap();
+    let (status, v) = error_of(r).await;
+    assert_eq!((status, v["error"]["code"].as_str()), (401, Some("invalid_api_key")));
+    assert_eq!(error_of(post(&gw, "sk-wrong", hello()).await).await.0, 401);
+    // Malformed JSON, a shape error, n > 1, an out-of-range value: 400, naming what is wrong.
+    let r = client()
+        .post(format!("{}/v1/chat/completions", gw.url))
+        .bearer_auth(TEAM_KEY)
+        .header("content-type", "application/json")
+        .body("{\"model\": \"auto\", \"messages\": [")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_of(r).await.0, 400);
+    let secret = "my-secret-prompt-text";
+    let (status, v) = error_of(post(&gw, TEAM_KEY, json!({"model": "auto", "messages": secret})).await).await;
+    assert_eq!(status, 400);
+    assert!(!v.to_string().contains(secret), "{v}");
+    let mut n = hello();
+    n["n"] = json!(3);
+    let (status, v) = error_of(post(&gw, TEAM_KEY, n).await).await;
+    assert_eq!((status, v["error"]["type"].as_str()), (400, Some("invalid_request_error")));
+    assert!(v["error"]["message"].as_str().unwrap().contains("`n`"));
+    // Too large: 413.
+    let big = json!({"model": "auto", "messages": [{"role": "user", "content": "x".repeat(5000)}]});
+    assert_eq!(error_of(post(&gw, TEAM_KEY, big).await).await.0, 413);
+    // The upstream rate limits the only model: 429 with its Retry-After.
+    let r = post(&gw, TEAM_KEY, pinned("busy-one")).await;
+    assert_eq!(r.headers().get("retry-after").map(|v| v.to_str().unwrap().to_owned()), Some("7".to_owned()));
+    let (status, v) = error_of(r).await;
+    assert_eq!((status, v["error"]["type"].as_str()), (429, Some("rate_limit_error")));
+    // A timeout: 504. A failing upstream: 502.
+    assert_eq!(error_of(post(&gw, TEAM_KEY, pinned("slow-one")).await).await.0, 504);
+    let (status, v) = error_of(post(&gw, TEAM_KEY, pinned("down-one")).await).await;
+    assert_eq!((status, v["error"]["code"].as_str()), (502, Some("server")));
+    // A tenant whose budget is spent: 429 insufficient_quota, and the upstream is not called.
+    let before = up.requests().len();
+    let (status, v) = error_of(post(&gw, POOR_KEY, hello()).await).await;
+    assert_eq!((status, v["error"]["type"].as_str()), (429, Some("insufficient_quota")));
+    assert_eq!(up.requests().len(), before);
+    // An unknown path.
+    let r = client().get(format!("{}/v2/nothing", gw.url)).send().await.unwrap();
+    assert_eq!(error_of(r).await.0, 404);
+    // No error body or log carries a key.
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_concurrency_limit_answers_503_with_retry_after() {
+    let up = upstream().await;
+    let gw = gateway(&up, &[model("slow-one", 0.15, 1.5)], "[server]\nmax_concurrency = 1\n", "").await;
+    let mut slow = hello();
+    slow["stream"] = json!(true);
+    let first = post(&gw, TEAM_KEY, slow).await;
+    assert_eq!(first.status(), 200, "the stream holds the only slot until it ends");
+    let r = post(&gw, TEAM_KEY, hello()).await;
+    assert_eq!(r.headers()["retry-after"], "1");
+    assert_eq!(error_of(r).await.0, 503);
+    let (_, done) = events(&first.text().await.unwrap());
+    assert!(done);
+    // The slot is free again once the stream ended.
+    let mut again = hello();
+    again["stream"] = json!(true);
+    assert_eq!(post(&gw, TEAM_KEY, again).await.status(), 200);
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn side_endpoints_route_health_and_metrics() {
+    let (up, gw) = standard().await;
+    let r = client().post(format!("{}/v1/route", gw.url)).bearer_auth(TEAM_KEY).json(&hello()).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    let d = &v["decision"];
+    assert!(d["model"].is_string() && d["explanation"].as_str().unwrap().contains("chose"));
+    assert_eq!(d["ranking"].as_array().unwrap().len(), 2);
+    assert!(up.requests().is_empty(), "a dry run calls no provider");
+    for path in ["/health", "/ready"] {
+        assert_eq!(client().get(format!("{}{path}", gw.url)).send().await.unwrap().status(), 200);
+    }
+    assert_eq!(post(&gw, TEAM_KEY, hello()).await.status(), 200);
+    let r = client().get(format!("{}/metrics", gw.url)).send().await.unwrap();
+    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
+    let text = r.text().await.unwrap();
+    for metric in [
+        "switchyard_decisions_total",
+        "switchyard_attempts_total",
+        "switchyard_requests_total",
+        "switchyard_gateway_requests_total",
+    ] {
+        assert!(text.contains(metric), "{metric} missing from\n{text}");
+    }
+    assert!(!text.contains(TEAM_KEY) && !text.contains("acme"), "no key or tenant in metrics");
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn shutdown_lets_an_in_flight_stream_finish() {
+    let up = upstream().await;
+    let gw = gateway(&up, &[model("slow-one", 0.15, 1.5)], "", "").await;
+    let mut body = hello();
+    body["stream"] = json!(true);
+    let response = post(&gw, TEAM_KEY, body).await;
+    assert_eq!(response.status(), 200);
+    let url = gw.url.clone();
+    // Shut down while the upstream pauses mid-answer; the stream still ends with [DONE].
+    let stopping = tokio::spawn(gw.shutdown());
+    let (chunks, done) = events(&response.text().await.unwrap());
+    assert!(done, "the stream was cut: {chunks:?}");
+    stopping.await.unwrap();
+    assert!(client().get(format!("{url}/health")).send().await.is_err(), "the listener is closed after the drain");
+}
