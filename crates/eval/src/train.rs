@@ -18,11 +18,12 @@ use switchyard::classify::learned::__training::{
     CHAR_FLAG, Collect, Extractor, FAMILIARITY_BITS, FAMILIARITY_PERCENTILES, Namespace, OPENING_FLAG, Parts, Rng,
     Sink, difficulty, fallback_rates, feature_dim, idf, logit, model_info, prompt_trust, sigmoid, softmax,
 };
-use switchyard::classify::learned::{Fallback, LearnedModel, Solver, TaskLabels, TrainConfig};
+use switchyard::classify::learned::{Fallback, LearnedModel, Residuals, Solver, TaskLabels, TrainConfig};
 
 use crate::data::Dataset;
 
 mod lbfgs;
+mod shared;
 
 /// A training stage, for progress reports.
 #[non_exhaustive]
@@ -372,6 +373,39 @@ fn document_frequencies(extractor: &Extractor<'_>, data: &Dataset, cfg: &TrainCo
     df.into_iter().map(|d| idf(data.len(), d)).collect()
 }
 
+/// The inner cross-validation's splits of `n` rows, as `(held out, fitted)` pairs: `l2_folds`
+/// folds of shuffled rows, or one held-out `validation` share when `l2_folds` is 0.
+fn inner_splits(cfg: &TrainConfig, n: usize, rng: &mut Rng) -> Vec<(Vec<usize>, Vec<usize>)> {
+    let mut order: Vec<usize> = (0..n).collect();
+    shuffle(rng, &mut order);
+    if cfg.l2_folds >= 2 {
+        let k = cfg.l2_folds as usize;
+        (0..k)
+            .map(|f| {
+                let pick = |held: bool| -> Vec<usize> {
+                    order.iter().enumerate().filter(|(pos, _)| (pos % k == f) == held).map(|x| *x.1).collect()
+                };
+                (pick(true), pick(false))
+            })
+            .collect()
+    } else {
+        let held = ((n as f64 * cfg.validation).round() as usize).clamp(1, n.saturating_sub(1).max(1));
+        let (valid, fit) = order.split_at(held);
+        vec![(valid.to_vec(), fit.to_vec())]
+    }
+}
+
+/// The `l2` candidates with their indices, in the order they are fitted: L-BFGS walks them from the
+/// strongest penalty down, each starting from the last one's weights; AdaGrad fits each from zero,
+/// in the configured order.
+fn candidates(cfg: &TrainConfig) -> Vec<(usize, f64)> {
+    let mut c: Vec<(usize, f64)> = cfg.l2.iter().copied().enumerate().collect();
+    if cfg.solver != Solver::AdaGrad {
+        c.sort_by(|a, b| b.1.total_cmp(&a.1));
+    }
+    c
+}
+
 fn mean(v: &[f64]) -> f64 {
     v.iter().sum::<f64>() / v.len().max(1) as f64
 }
@@ -604,66 +638,30 @@ impl<'p> Trainer<'p> {
                 offsets[i * m + j] = logit(a * prior + (1.0 - a) * f);
             }
         }
-        let all: Vec<usize> = (0..n).collect();
         let residual = Residual { matrix: &matrix, offsets: &offsets, scores, m, dim };
-        let (l2, validation_loss, keep_residual) = if cfg.l2.len() == 1 {
-            (cfg.l2[0], None, true)
-        } else {
-            // Fit each candidate on all folds but one and score it on that one, over the folds
-            // (or on one held-out share); keep the best, and keep the residuals at all only if the
-            // best beats the prior alone on the held-out rows.
-            //
-            // Two choices here were made after seeing reported rows (docs/learned-routing.md,
-            // "Results"): the `l2` grid was widened down to 0.3 after an MMLU 5-fold run with
-            // candidates from 3 up saved 54.5%, and this plain rule (lowest held-out loss) replaced
-            // one that asked the residuals to win by a standard error after GSM8K's 5-fold saving
-            // fell to 33.6% with it. `l2` itself is chosen on training rows only.
-            let mut order = all.clone();
-            shuffle(&mut rng, &mut order);
-            let splits: Vec<(Vec<usize>, Vec<usize>)> = if cfg.l2_folds >= 2 {
-                let k = cfg.l2_folds as usize;
-                (0..k)
-                    .map(|f| {
-                        let pick = |held: bool| -> Vec<usize> {
-                            order.iter().enumerate().filter(|(pos, _)| (pos % k == f) == held).map(|x| *x.1).collect()
-                        };
-                        (pick(true), pick(false))
-                    })
-                    .collect()
-            } else {
-                let held = ((n as f64 * cfg.validation).round() as usize).clamp(1, n.saturating_sub(1).max(1));
-                let (valid, fit) = order.split_at(held);
-                vec![(valid.to_vec(), fit.to_vec())]
-            };
-            // L-BFGS walks the candidates from the strongest penalty down, each starting from the
-            // last one's weights; AdaGrad fits each from zero, in the configured order.
-            let mut candidates: Vec<(usize, f64)> = cfg.l2.iter().copied().enumerate().collect();
-            if cfg.solver != Solver::AdaGrad {
-                candidates.sort_by(|a, b| b.1.total_cmp(&a.1));
+        let (head, l2, validation_loss, keep_residual) = match cfg.residuals {
+            Residuals::SharedDifficulty => {
+                let shared = self.fit_shared(&residual, &mut rng);
+                (shared.head, shared.l2, shared.loss, shared.keep)
             }
-            let mut losses = vec![0.0f64; cfg.l2.len()];
-            let (mut without, mut held) = (0.0, 0usize);
-            for (valid, fit) in &splits {
-                let mut start: Option<Vec<f64>> = None;
-                for &(k, l2) in &candidates {
-                    let stage = Stage::Validation(k as u32);
-                    let (head, x) = self.fit_residual(&residual, fit, l2, start.as_deref(), &mut rng, stage);
-                    losses[k] += residual.losses(Some(&head), valid).iter().sum::<f64>();
-                    start = x;
+            Residuals::SharedDifficultyAndPerModel => {
+                // The per-model regressions learn what the shared difficulty leaves, with its
+                // cross-fitted term added to their offsets; the stored term is the sum of both.
+                let shared = self.fit_shared(&residual, &mut rng);
+                let moved: Vec<f64> = offsets.iter().zip(&shared.term).map(|(o, t)| o + t).collect();
+                let on_top = Residual { offsets: &moved, ..residual };
+                let (mut head, l2, loss, keep) = self.fit_per_model(&on_top, &mut rng);
+                if !keep {
+                    (shared.head, shared.l2, shared.loss, shared.keep)
+                } else {
+                    if shared.keep {
+                        head.w.iter_mut().zip(&shared.head.w).for_each(|(w, s)| *w += s);
+                        head.b.iter_mut().zip(&shared.head.b).for_each(|(b, s)| *b += s);
+                    }
+                    (head, l2, loss, true)
                 }
-                without += residual.losses(None, valid).iter().sum::<f64>();
-                held += valid.len();
             }
-            let held = held.max(1) as f64;
-            let best = (0..cfg.l2.len()).fold(0, |b, k| if losses[k] < losses[b] { k } else { b });
-            let (best_loss, without) = (losses[best] / held, without / held);
-            (cfg.l2[best], Some(best_loss.min(without)), best_loss < without)
-        };
-        let head = if keep_residual {
-            self.fit_residual(&residual, &all, l2, None, &mut rng, Stage::Residual).0
-        } else {
-            self.report(Stage::Residual, 1, 1, mean(&residual.losses(None, &all)));
-            Head::new(0, m)
+            _ => self.fit_per_model(&residual, &mut rng),
         };
 
         let mut info = model_info(models, cfg.clone());
@@ -694,6 +692,53 @@ impl<'p> Trainer<'p> {
                 idf,
             },
         )
+    }
+
+    /// The per-prompt term as one regression per model ([`Residuals::PerModel`]): the
+    /// `[feature][model]` head, the chosen `l2`, the held-out loss and whether the term is kept.
+    fn fit_per_model(&mut self, r: &Residual<'_>, rng: &mut Rng) -> (Head, f64, Option<f64>, bool) {
+        let cfg = self.config.clone();
+        let (n, m) = (r.offsets.len() / r.m.max(1), r.m);
+        let all: Vec<usize> = (0..n).collect();
+        if cfg.l2.len() == 1 {
+            let head = self.fit_residual(r, &all, cfg.l2[0], None, rng, Stage::Residual).0;
+            (head, cfg.l2[0], None, true)
+        } else {
+            // Fit each candidate on all folds but one and score it on that one, over the folds
+            // (or on one held-out share); keep the best, and keep the residuals at all only if the
+            // best beats the prior alone on the held-out rows.
+            //
+            // Two choices here were made after seeing reported rows (docs/learned-routing.md,
+            // "Results"): the `l2` grid was widened down to 0.3 after an MMLU 5-fold run with
+            // candidates from 3 up saved 54.5%, and this plain rule (lowest held-out loss) replaced
+            // one that asked the residuals to win by a standard error after GSM8K's 5-fold saving
+            // fell to 33.6% with it. `l2` itself is chosen on training rows only.
+            let splits = inner_splits(&cfg, n, rng);
+            let mut losses = vec![0.0f64; cfg.l2.len()];
+            let (mut without, mut held) = (0.0, 0usize);
+            for (valid, fit) in &splits {
+                let mut start: Option<Vec<f64>> = None;
+                for &(k, l2) in &candidates(&cfg) {
+                    let stage = Stage::Validation(k as u32);
+                    let (head, x) = self.fit_residual(r, fit, l2, start.as_deref(), rng, stage);
+                    losses[k] += r.losses(Some(&head), valid).iter().sum::<f64>();
+                    start = x;
+                }
+                without += r.losses(None, valid).iter().sum::<f64>();
+                held += valid.len();
+            }
+            let held = held.max(1) as f64;
+            let best = (0..cfg.l2.len()).fold(0, |b, k| if losses[k] < losses[b] { k } else { b });
+            let (best_loss, without) = (losses[best] / held, without / held);
+            let (l2, keep) = (cfg.l2[best], best_loss < without);
+            let head = if keep {
+                self.fit_residual(r, &all, l2, None, rng, Stage::Residual).0
+            } else {
+                self.report(Stage::Residual, 1, 1, mean(&r.losses(None, &all)));
+                Head::new(0, m)
+            };
+            (head, l2, Some(best_loss.min(without)), keep)
+        }
     }
 
     /// Fits the residual regressions on `rows` with the configured solver; with L-BFGS, starting

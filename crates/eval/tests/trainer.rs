@@ -4,9 +4,9 @@
 
 #![allow(clippy::unwrap_used, reason = "tests may unwrap")]
 
-use switchyard_eval::data::Dataset;
+use switchyard_eval::data::{Dataset, Row};
 use switchyard_eval::train::Stage;
-use switchyard_eval::{TrainConfig, Trainer};
+use switchyard_eval::{Residuals, TrainConfig, Trainer};
 
 mod support;
 use support::planted;
@@ -45,4 +45,79 @@ fn progress_is_reported_for_every_stage() {
     assert!(stages.contains(&Stage::TaskHead));
     assert!(stages.contains(&Stage::Validation(0)));
     assert_eq!(stages.last(), Some(&Stage::Residual));
+}
+
+/// Greetings both models answer, sums only the large one does, sums "with carry" neither: one
+/// task, so that the prior is the same for every prompt and the per-prompt term is all that moves.
+/// One row in four has the outcomes of the next kind instead, so that no probability saturates.
+fn graded(n: usize) -> Dataset {
+    let mut b = Dataset::builder(["small", "large"]);
+    for i in 0..n {
+        let outcome = [[1.0, 1.0], [0.0, 1.0], [0.0, 0.0]];
+        let kind = i % 3;
+        let scores = if i % 4 == 3 { outcome[(kind + 1) % 3] } else { outcome[kind] };
+        let prompt = match kind {
+            0 => format!("greet the user number {} warmly", i % 7),
+            1 => format!("add the numbers {} and {}", i % 5, i % 11),
+            _ => format!("add the numbers {} and {} with carry", i % 5, i % 13),
+        };
+        b.push(Row::new(prompt).with_task("one"), &scores, None).unwrap();
+    }
+    b.build().unwrap()
+}
+
+#[test]
+fn a_shared_difficulty_moves_every_model_along_one_direction() {
+    let shared = config(|c| {
+        c.residuals = Residuals::SharedDifficulty;
+        c.min_trust = 1.0;
+    });
+    let model = Trainer::new(shared.clone()).fit(&graded(300), "graded").unwrap();
+    assert!(model.info().residual);
+    let shift = |a: &str, b: &str| -> [f64; 2] {
+        let (pa, pb) = (model.predict(a), model.predict(b));
+        let logit = |p: f64| (p / (1.0 - p)).ln();
+        [0, 1].map(|m| logit(pa.probability(m).unwrap()) - logit(pb.probability(m).unwrap()))
+    };
+    // Each model's logit moves by its own slope times one shared score: the ratio of the two
+    // models' shifts is the same for any two pairs of prompts.
+    let (one, two) = (
+        shift("greet the user number 3 warmly", "add the numbers 2 and 7 with carry"),
+        shift("add the numbers 4 and 9", "add the numbers 1 and 3 with carry"),
+    );
+    assert!(one[0] > 0.0 && one[1] > 0.0, "an easier prompt raises both models: {one:?}");
+    assert!((one[0] / one[1] - two[0] / two[1]).abs() < 1e-3, "{one:?} and {two:?}");
+    // One regression per model has no such constraint: the large model tells plain sums from
+    // greetings far less than the small one does.
+    let model = Trainer::new(config(|c| c.min_trust = 1.0)).fit(&graded(300), "graded").unwrap();
+    let shift = |a: &str, b: &str| -> [f64; 2] {
+        let (pa, pb) = (model.predict(a), model.predict(b));
+        let logit = |p: f64| (p / (1.0 - p)).ln();
+        [0, 1].map(|m| logit(pa.probability(m).unwrap()) - logit(pb.probability(m).unwrap()))
+    };
+    let (one, two) = (
+        shift("greet the user number 3 warmly", "add the numbers 2 and 7 with carry"),
+        shift("add the numbers 4 and 9", "add the numbers 1 and 3 with carry"),
+    );
+    assert!((one[0] / one[1] - two[0] / two[1]).abs() > 0.1, "{one:?} and {two:?}");
+}
+
+#[test]
+fn a_shared_difficulty_with_per_model_regressions_on_top_trains_deterministically() {
+    let c = config(|c| c.residuals = Residuals::SharedDifficultyAndPerModel);
+    let train = || Trainer::new(c.clone()).fit(&graded(300), "graded").unwrap();
+    let model = train();
+    assert!(model == train());
+    let p = model.predict("add the numbers 2 and 7");
+    assert!(p.probability(0).unwrap() < p.probability(1).unwrap());
+}
+
+#[test]
+fn the_residual_form_is_recorded_only_when_it_is_not_the_default() {
+    let json = serde_json::to_value(TrainConfig::default()).unwrap();
+    assert!(json.get("residuals").is_none(), "{json}");
+    let c: TrainConfig = serde_json::from_str(r#"{"residuals": "shared_difficulty"}"#).unwrap();
+    assert_eq!(c.residuals, Residuals::SharedDifficulty);
+    let json = serde_json::to_value(&c).unwrap();
+    assert_eq!(json["residuals"], "shared_difficulty");
 }

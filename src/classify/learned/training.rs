@@ -64,6 +64,30 @@ pub enum Solver {
     AdaGrad,
 }
 
+/// The form of the per-prompt term `b_m + w_m · x` that the per-model regressions add to the prior.
+/// Both forms are stored and predicted alike: this choice is the trainer's alone.
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Residuals {
+    /// One logistic regression per model, each with its own weights.
+    #[default]
+    PerModel,
+    /// One difficulty shared by every model, as in an item-response model: a logistic regression
+    /// `s(x) = c + v · x` predicts each row's mean correctness over the models (with the mean of
+    /// the models' priors as offset), then each model gets an intercept and a slope on it,
+    /// `b_m + β_m · s(x)`, fitted on cross-fitted scores `s` (each row's from a regression that did
+    /// not see it). The stored weights are `w_m = β_m · v`. One weight vector instead of one per
+    /// model: less variance, and a per-prompt signal (what makes a prompt hard) that is not
+    /// specific to the training rows' ranking of the models.
+    SharedDifficulty,
+    /// [`SharedDifficulty`](Self::SharedDifficulty), then one regression per model on top of it:
+    /// each model's regression learns, with the shared term (cross-fitted) added to its offset,
+    /// what the shared difficulty does not say about that model, with its own `l2` chosen the same
+    /// way and kept only if it beats the shared term alone. The stored weights are the sum.
+    SharedDifficultyAndPerModel,
+}
+
 /// How a [`LearnedModel`](super::LearnedModel) is trained. The defaults were chosen on the shared
 /// routing data sets; two of them after seeing rows that are reported (the lower end of the `l2`
 /// grid and the rule that keeps residuals), as `docs/learned-routing.md` records; the trust floor's
@@ -117,6 +141,12 @@ pub struct TrainConfig {
     /// 0) reads as 0, so such files predict as they did.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub min_trust: f64,
+    /// The form of the per-prompt term. [`Residuals::PerModel`], the default, was kept after the
+    /// shared forms lost on the development protocols (`docs/learned-routing.md`). A serialized
+    /// configuration without the field (a model file written before it existed, or with the
+    /// default) reads as [`Residuals::PerModel`].
+    #[serde(default, skip_serializing_if = "is_per_model")]
+    pub residuals: Residuals,
 }
 
 impl Default for TrainConfig {
@@ -137,6 +167,7 @@ impl Default for TrainConfig {
             seed: 0x5eed,
             fallback: Fallback::PriceOrder,
             min_trust: 0.0,
+            residuals: Residuals::PerModel,
         }
     }
 }
@@ -144,6 +175,11 @@ impl Default for TrainConfig {
 #[allow(clippy::trivially_copy_pass_by_ref, reason = "serde's `skip_serializing_if` passes a reference")]
 fn is_zero(v: &f64) -> bool {
     *v == 0.0
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref, reason = "serde's `skip_serializing_if` passes a reference")]
+fn is_per_model(r: &Residuals) -> bool {
+    *r == Residuals::PerModel
 }
 
 impl TrainConfig {
