@@ -24,17 +24,25 @@
 //! capabilities = ["tools", "json", "streaming"]
 //! ability = { overall = 1.5 }
 //! pricing = { input_per_mtok = 0.15, output_per_mtok = 0.60 }
+//!
+//! [[groups]]
+//! name = "small"
+//! members = ["mini"]
+//!
+//! [aliases]
+//! cheap = "small"
 //! ```
 //!
 //! Errors name the file, the field (`models[2].pricing.input_per_mtok`) and what is wrong. Providers
 //! hold credentials and code, so they are not part of the file: add them to the builder that
 //! [`RouterConfig::builder`] returns. A complete example ships as `examples/router.toml`.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::catalog::{Catalog, ModelId, ModelProfile};
+use crate::catalog::{Catalog, Group, ModelId, ModelProfile, Names};
 use crate::classify::{ContextLength, DifficultyClassifier, Intent, IntentClassifier};
 use crate::cost::{OutputPrediction, TokenPriceCostModel};
 use crate::error::{Error, Result};
@@ -94,6 +102,14 @@ pub struct RouterConfig {
     /// the builder ([`RouterBuilder::state_store`]).
     #[serde(default)]
     pub limits: LimitsConfig,
+    /// Groups of models that requests can pin by one name, with load balancing and failover among
+    /// the members (`[[groups]]`; [`RouterBuilder::group`]).
+    #[serde(default)]
+    pub groups: Vec<Group>,
+    /// Aliases: a name for a model id or a group (`[aliases]`, `name = "target"`;
+    /// [`RouterBuilder::alias`]).
+    #[serde(default)]
+    pub aliases: BTreeMap<String, String>,
 }
 
 /// A built-in quality check, by name.
@@ -401,6 +417,8 @@ impl RouterConfig {
             execution: ExecutionConfig::default(),
             quality_checks: Vec::new(),
             limits: LimitsConfig::default(),
+            groups: Vec::new(),
+            aliases: BTreeMap::new(),
         }
     }
 
@@ -605,6 +623,14 @@ impl RouterConfig {
         );
         if let Some(n) = self.max_request_bytes {
             b = b.max_request_bytes(n);
+        }
+        let aliases: Vec<(String, String)> = self.aliases.iter().map(|(a, t)| (a.clone(), t.clone())).collect();
+        Names::new(&catalog, &self.groups, &aliases).map_err(|e| Error::config(format!("groups and aliases: {e}")))?;
+        for g in &self.groups {
+            b = b.group(g.clone());
+        }
+        for (name, target) in aliases {
+            b = b.alias(name, target);
         }
         Ok(b)
     }

@@ -268,3 +268,61 @@ fn from_file_names_the_file() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+const GROUPS: &str = r#"
+[[groups]]
+name = "pair"
+members = ["small", "big"]
+weights = [3.0, 1.0]
+
+[[groups]]
+name = "standby"
+members = ["big", "small"]
+strategy = "priority"
+
+[aliases]
+fast = "pair"
+best = "big"
+"#;
+
+#[test]
+fn groups_and_aliases_load_round_trip_and_route() {
+    let text = format!("{GOOD}\n{GROUPS}");
+    let cfg = RouterConfig::from_toml_str(&text).unwrap();
+    assert_eq!(cfg.groups.len(), 2);
+    assert_eq!(cfg.groups[0].weights, Some(vec![3.0, 1.0]));
+    assert_eq!(cfg.groups[1].strategy, crate::catalog::Strategy::Priority);
+    assert_eq!(cfg.aliases.get("fast").map(String::as_str), Some("pair"));
+    let written = cfg.to_toml_string().unwrap();
+    assert_eq!(RouterConfig::from_toml_str(&written).unwrap(), cfg, "{written}");
+    assert_eq!(RouterConfig::from_json_str(&serde_json::to_string(&cfg).unwrap()).unwrap(), cfg);
+    let router = cfg.builder().unwrap().build().unwrap();
+    let names: Vec<&str> = router.models().iter().map(|r| r.name()).collect();
+    assert_eq!(names, ["small", "big", "pair", "standby", "best", "fast"]);
+    let d = router.route(&crate::request::Request::new("hi").with_model("standby")).unwrap();
+    assert_eq!((d.model().as_str(), d.policy()), ("big", "pinned"));
+    assert_eq!(d.fallbacks().map(|m| m.as_str()).collect::<Vec<_>>(), ["small"]);
+}
+
+#[test]
+fn bad_groups_and_aliases_name_the_problem() {
+    let with = |groups: &str| err(&format!("{GOOD}\n{groups}"));
+    let e = with(&GROUPS.replace("[\"small\", \"big\"]", "[\"small\", \"huge\"]"));
+    assert!(e.contains("group `pair`") && e.contains("`huge`"), "{e}");
+    let e = with(&GROUPS.replace("[3.0, 1.0]", "[3.0, -1.0]"));
+    assert!(e.contains("group `pair`") && e.contains(">= 0"), "{e}");
+    let e = with(&GROUPS.replace("[3.0, 1.0]", "[0.0, 0.0]"));
+    assert!(e.contains("at least one must be positive"), "{e}");
+    let e = with(&GROUPS.replace("[3.0, 1.0]", "[nan, 1.0]"));
+    assert!(e.contains("finite"), "{e}");
+    let e = with(&GROUPS.replace("members = [\"big\", \"small\"]", "members = []"));
+    assert!(e.contains("group `standby` has no members"), "{e}");
+    let e = with(&GROUPS.replace("name = \"standby\"", "name = \"small\""));
+    assert!(e.contains("name of a model id"), "{e}");
+    let e = with(&GROUPS.replace("fast = \"pair\"", "fast = \"nowhere\""));
+    assert!(e.contains("alias `fast`") && e.contains("`nowhere`"), "{e}");
+    let e = with(&GROUPS.replace("strategy = \"priority\"", "strategy = \"roulette\""));
+    assert!(e.contains("groups[1].strategy"), "{e}");
+    let e = with(&GROUPS.replace("strategy = \"priority\"", "strategy = \"priority\"\nweights = [1.0, 1.0]"));
+    assert!(e.contains("only the weighted strategy"), "{e}");
+}
