@@ -60,6 +60,11 @@
 //! [`CheapestCapable`] picks the cheapest model with `p(m)` above a floor; [`Rules`] pins models or
 //! sub-portfolios by intent, size, tag or tenant. See `docs/architecture.md`.
 //!
+//! A request can instead pin what serves it, [`Request::with_model`]: a model id, an alias or a
+//! [`catalog::Group`] (one name for several deployments, with weighted or priority load balancing
+//! and failover among them); the policy is then not consulted. [`Router::resolve`] and
+//! [`Router::models`] tell a server which names exist.
+//!
 //! # Learning from outcomes
 //!
 //! [`Router::feedback`] reports what happened after a decision. [`Experiment`] splits traffic

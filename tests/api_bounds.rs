@@ -42,6 +42,8 @@ fn handle_and_data_types_are_send_sync() {
     is_send_sync_clone::<Router>();
     is_send_sync_clone::<Catalog>();
     is_send_sync::<Decision>();
+    is_send_sync_clone::<switchyard::catalog::Resolved>();
+    is_send_sync_clone::<switchyard::catalog::Group>();
     is_send_sync::<Error>();
     is_send_sync::<Request>();
     is_send_sync::<Response>();

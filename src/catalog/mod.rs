@@ -1,4 +1,5 @@
-//! The model portfolio: [`ModelId`], [`ModelProfile`] and the validated [`Catalog`].
+//! The model portfolio: [`ModelId`], [`ModelProfile`] and the validated [`Catalog`]; and the names
+//! a request can pin: [`Group`]s of models with a balancing [`Strategy`], and aliases ([`Resolved`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -11,7 +12,11 @@ use crate::error::{Error, Result};
 use crate::types::Intent;
 pub use crate::types::{Capabilities, ModelId, ModelIndex, ProviderId};
 
+mod groups;
 mod known;
+
+pub use self::groups::{Group, NameKind, Resolved, Strategy};
+pub(crate) use self::groups::{MAX_NAME_BYTES, Names};
 
 /// List prices of a model, in USD.
 #[non_exhaustive]

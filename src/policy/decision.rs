@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use smallvec::SmallVec;
 
-use crate::catalog::{Catalog, ModelId, ModelIndex, ModelProfile};
+use crate::catalog::{Catalog, ModelId, ModelIndex, ModelProfile, Resolved};
 use crate::classify::sigmoid;
 use crate::classify::{IntentScore, TokenEstimate};
 use crate::cost::CostEstimate;
@@ -77,6 +77,7 @@ pub struct Decision {
     pub(crate) difficulty: Option<f64>,
     pub(crate) input_tokens: Option<TokenEstimate>,
     pub(crate) confidence_floor: f64,
+    pub(crate) pinned: Option<Resolved>,
 }
 
 /// What the router does when a decision's chosen model is predicted to answer acceptably with a
@@ -161,7 +162,14 @@ impl Decision {
         &self.rejections
     }
 
-    /// The name of the policy that decided.
+    /// What the request pinned ([`Request::with_model`](crate::Request::with_model)): the model,
+    /// group or alias whose models the decision ranks. `None` when the policy routed the request.
+    pub fn pinned(&self) -> Option<&Resolved> {
+        self.pinned.as_ref()
+    }
+
+    /// The name of the policy that decided: `"pinned"` for a pinned request, whose ranking is the
+    /// pin's balance order ([`pinned`](Self::pinned)).
     pub fn policy(&self) -> &str {
         &self.policy
     }
@@ -278,7 +286,7 @@ impl Decision {
 /// not deserialize (a decision refers to its catalog).
 ///
 /// ```json
-/// {"id": 7, "model": "mini", "fallbacks": ["large"], "policy": "utility", "note": null, "arm": null,
+/// {"id": 7, "model": "mini", "fallbacks": ["large"], "policy": "utility", "pinned": null, "note": null, "arm": null,
 ///  "low_confidence": false, "recovery": false,
 ///  "ranking": [{"model": "mini", "score": 0.0091, "p": 0.93, "cost_usd": 0.00004,
 ///               "latency_secs": 0.8, "success_rate": 1.0, "live": false}, ...],
@@ -309,6 +317,7 @@ impl serde::Serialize for Decision {
             model: &'a ModelId,
             fallbacks: Vec<&'a ModelId>,
             policy: &'a str,
+            pinned: Option<&'a Resolved>,
             note: Option<&'a str>,
             arm: Option<String>,
             low_confidence: bool,
@@ -341,6 +350,7 @@ impl serde::Serialize for Decision {
             model: self.model(),
             fallbacks: self.fallbacks().collect(),
             policy: &self.policy,
+            pinned: self.pinned.as_ref(),
             note: self.note.as_deref(),
             arm: self.arm.as_ref().map(ToString::to_string),
             low_confidence: self.is_low_confidence(),
@@ -374,6 +384,7 @@ impl PartialEq for Decision {
             && self.input_tokens == other.input_tokens
             && self.confidence_floor == other.confidence_floor
             && self.recovery == other.recovery
+            && self.pinned == other.pinned
     }
 }
 
@@ -384,6 +395,7 @@ impl fmt::Debug for Decision {
             .field("model", self.model())
             .field("fallbacks", &self.fallbacks().collect::<Vec<_>>())
             .field("policy", &self.policy)
+            .field("pinned", &self.pinned.as_ref().map(Resolved::name))
             .field("note", &self.note)
             .field("arm", &self.arm)
             .field("candidates", &self.candidates)

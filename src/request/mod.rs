@@ -261,6 +261,12 @@ pub struct RouteHints {
     pub required: Capabilities,
     /// Free-form labels rules can match on.
     pub tags: SmallVec<[String; 2]>,
+    /// Pins the request to a model id, a group or an alias of the router
+    /// ([`Router::resolve`](crate::Router::resolve) says what a name stands for): the decision ranks
+    /// the models that name stands for, in its group's balance order, and the policy is not consulted.
+    /// A name the router does not know fails routing with `ErrorKind::InvalidRequest`. At most 256
+    /// bytes. `None` (the default) routes over the whole catalog.
+    pub model: Option<String>,
     /// When set, only these models may serve the request.
     pub allowed: Option<Vec<ModelId>>,
     /// Models that must not serve the request.
@@ -473,7 +479,23 @@ impl Request {
         self
     }
 
-    /// Restricts routing to these models.
+    /// Pins the request to a model id, a group or an alias ([`RouteHints::model`]): it is served by
+    /// the models that name stands for, in its group's balance order, and the policy is not
+    /// consulted.
+    ///
+    /// ```
+    /// use switchyard::Request;
+    /// let req = Request::new("Hi").with_model("gpt-4o");
+    /// assert_eq!(req.hints.model.as_deref(), Some("gpt-4o"));
+    /// ```
+    pub fn with_model(mut self, name: impl Into<String>) -> Self {
+        self.hints.model = Some(name.into());
+        self
+    }
+
+    /// Only these models may serve the request; every other model is filtered out, fallbacks
+    /// included. To serve the request with one model but keep its group's fallbacks, pin it with
+    /// [`with_model`](Self::with_model).
     pub fn with_allowed(mut self, models: impl IntoIterator<Item = impl Into<ModelId>>) -> Self {
         self.hints.allowed = Some(models.into_iter().map(Into::into).collect());
         self

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use crate::catalog::{Catalog, ModelId};
+use crate::catalog::{Catalog, Group, ModelId, Names};
 use crate::classify::{Classifier, ContextLength};
 use crate::cost::{CostModel, TokenPriceCostModel};
 use crate::error::{Error, Result};
@@ -87,6 +87,8 @@ pub struct RouterBuilder {
     jitter_seed: Option<u64>,
     limits: LimitsConfig,
     store: Option<Arc<dyn StateStore>>,
+    groups: Vec<Group>,
+    aliases: Vec<(String, String)>,
     error: Option<Error>,
 }
 
@@ -135,6 +137,8 @@ impl RouterBuilder {
             jitter_seed: None,
             limits: LimitsConfig::default(),
             store: None,
+            groups: Vec::new(),
+            aliases: Vec::new(),
             error: None,
         }
     }
@@ -220,6 +224,23 @@ impl RouterBuilder {
     /// A model appended to every decision's fallbacks when it passes the request's hard constraints.
     pub fn fallback_model(mut self, model: impl Into<ModelId>) -> Self {
         self.fallback = Some(model.into());
+        self
+    }
+
+    /// Adds a group: one name for several catalog models that serve the same requests (the same
+    /// model on two providers), with load balancing and failover among them by the group's
+    /// [`Strategy`](crate::catalog::Strategy). A request pins it with
+    /// [`Request::with_model`](crate::Request::with_model); requests that pin nothing are routed by
+    /// the policy over the whole catalog as before. Checked by [`build`](Self::build).
+    pub fn group(mut self, group: Group) -> Self {
+        self.groups.push(group);
+        self
+    }
+
+    /// Adds an alias: `name` stands for `target`, a catalog model id or a group's name (not another
+    /// alias). Checked by [`build`](Self::build).
+    pub fn alias(mut self, name: impl Into<String>, target: impl Into<String>) -> Self {
+        self.aliases.push((name.into(), target.into()));
         self
     }
 
@@ -309,7 +330,10 @@ impl RouterBuilder {
     /// parameters, an unknown fallback model, a model whose provider is not registered (unless no
     /// provider is registered at all: the router is then route-only), invalid execution settings, or
     /// invalid limits (a negative or non-finite cap, a zero-length window, a rate limit on an unknown or
-    /// duplicate model, a zero timeout).
+    /// duplicate model, a zero timeout), or invalid groups and aliases (an empty group, a member
+    /// that is not in the catalog or is listed twice, weights that are not one finite, non-negative
+    /// number per member with a positive sum, a group name or alias that is also a model id or
+    /// defined twice, an alias to an unknown name or to another alias).
     pub fn build(self) -> Result<Router> {
         if let Some(e) = self.error {
             return Err(e);
@@ -336,6 +360,7 @@ impl RouterBuilder {
                 );
             }
         }
+        let names = Names::new(&catalog, &self.groups, &self.aliases)?;
         let fallback = match &self.fallback {
             Some(id) => Some(catalog.require(id, "`fallback_model`")?),
             None => None,
@@ -402,6 +427,9 @@ impl RouterBuilder {
                 cost_model: self.cost_model,
                 policy: self.policy,
                 policy_name,
+                pinned_name: Arc::from("pinned"),
+                names,
+                pin_draws: std::sync::atomic::AtomicU64::new(0),
                 seed: self.seed,
                 fallback,
                 max_request_bytes: self.max_request_bytes,

@@ -18,7 +18,7 @@ use tracing::Instrument;
 pub use self::builder::{RouterBuilder, Weight};
 pub use crate::execute::RoutedStream;
 
-use crate::catalog::{Capabilities, Catalog, ModelProfile};
+use crate::catalog::{Capabilities, Catalog, MAX_NAME_BYTES, ModelProfile, Names, Resolved};
 use crate::classify::Signals;
 use crate::classify::{Classifier, ClassifyInput, ContextLength, TextStats};
 use crate::cost::CostModel;
@@ -27,7 +27,7 @@ use crate::execute::health::{CircuitState, ModelHealth, Observation};
 use crate::execute::{DecisionId, Engine, ExecutionConfig, Feedback, Response, now_std};
 use crate::policy::experiment::ExperimentHandle;
 use crate::policy::{
-    Candidate, Decision, OnLowConfidence, Outcome, Policy, PolicyInput, RejectReason, Rejection, Scored,
+    Candidate, Decision, Memo, OnLowConfidence, Outcome, Policy, PolicyInput, RejectReason, Rejection, Scored,
 };
 use crate::request::Request;
 
@@ -78,6 +78,12 @@ pub(crate) struct Inner {
     pub(crate) cost_model: Arc<dyn CostModel>,
     pub(crate) policy: Arc<dyn Policy>,
     pub(crate) policy_name: Arc<str>,
+    /// `"pinned"`: the policy name of pinned decisions.
+    pub(crate) pinned_name: Arc<str>,
+    /// The model ids, groups and aliases requests can pin.
+    pub(crate) names: Names,
+    /// How many unkeyed pinned requests drew a weighted group's order.
+    pub(crate) pin_draws: std::sync::atomic::AtomicU64,
     pub(crate) seed: u64,
     pub(crate) fallback: Option<usize>,
     pub(crate) max_request_bytes: usize,
@@ -304,7 +310,7 @@ impl Router {
     fn decide(&self, request: &Request, extra: Capabilities, executed: bool) -> Result<Decision> {
         let inner = &*self.inner;
         let catalog = &inner.catalog;
-        self.check_request(request)?;
+        let pin = self.check_request(request)?;
 
         let mut signals = Signals::new(TextStats::of_request(request));
         let input = ClassifyInput { request, catalog };
@@ -316,12 +322,16 @@ impl Router {
         let required = request.implied_capabilities() | extra;
         let input_tokens = signals.input_tokens().map_or(0, |t| t.tokens);
         let hints = &request.hints;
-        let mut candidates: Vec<Candidate> = Vec::with_capacity(catalog.len());
+        // A pinned request: the models its name stands for, in its group's balance order.
+        let pin_order = pin.map(|p| inner.names.order(p, self.pin_draw(p, hints.key.as_deref())));
+        let mut candidates: Vec<Candidate> =
+            Vec::with_capacity(pin_order.as_ref().map_or(catalog.len(), SmallVec::len));
         let mut rejections: Vec<Rejection> = Vec::new();
         let now = now_std();
         // Capable models whose circuit is open, with the time until it lets probes through.
         let mut open: SmallVec<[(Candidate, Duration); 2]> = SmallVec::new();
-        for (idx, model) in catalog.models().iter().enumerate() {
+        let mut visit = |idx: usize| {
+            let model = catalog.model(idx);
             match self.assess(request, &signals, model, idx, required, input_tokens) {
                 Ok(c) => match inner.engine.health.state(idx, now) {
                     Some(CircuitState::Open { retry_in }) if !retry_in.is_zero() => {
@@ -334,6 +344,15 @@ impl Router {
                     },
                 },
                 Err(reason) => rejections.push(Rejection::new(model.id.clone(), reason)),
+            }
+        };
+        match &pin_order {
+            None => (0..catalog.len()).for_each(&mut visit),
+            Some(order) => {
+                // Candidates stay in catalog order, as in every decision.
+                let mut members: SmallVec<[usize; 8]> = order.iter().map(|r| r.model).collect();
+                members.sort_unstable();
+                members.into_iter().for_each(&mut visit);
             }
         }
         let mut recovery = false;
@@ -349,20 +368,36 @@ impl Router {
             recovery = true;
         }
 
-        let uniform = crate::hash::uniform(hints.key.as_deref(), inner.seed);
-        let policy_input = PolicyInput::new(request, &signals, catalog, &candidates, uniform);
-        let ranking = inner.policy.rank(&policy_input).map_err(|e| routing_error(&inner.policy_name, e))?;
-        let exclusive = ranking.is_exclusive();
-        let crate::policy::RankingParts { mut order, note, arm, memo } = ranking.into_parts();
-        check_ranking(&order, &candidates, catalog.len(), &inner.policy_name)?;
-        if let Some(fb) = inner.fallback.filter(|_| !exclusive)
-            && !order.iter().any(|s| s.model == fb)
-            && candidates.iter().any(|c| c.model == fb)
-        {
-            order.push(Scored { model: fb, score: f64::NEG_INFINITY });
-        }
+        let (order, note, arm, memo, policy) = match (pin, pin_order) {
+            (Some(pin), Some(pin_order)) => {
+                // The policy is not consulted: the pin's order, less the members filtered out.
+                let order: SmallVec<[Scored; 16]> = pin_order
+                    .iter()
+                    .filter(|r| candidates.iter().any(|c| c.model == r.model))
+                    .map(|r| Scored { model: r.model, score: r.score })
+                    .collect();
+                let note = Some(std::borrow::Cow::Owned(format!("the request pinned {}", pin.describe())));
+                (order, note, None, Memo::NONE, Arc::clone(&inner.pinned_name))
+            }
+            _ => {
+                let uniform = crate::hash::uniform(hints.key.as_deref(), inner.seed);
+                let policy_input = PolicyInput::new(request, &signals, catalog, &candidates, uniform);
+                let ranking = inner.policy.rank(&policy_input).map_err(|e| routing_error(&inner.policy_name, e))?;
+                let exclusive = ranking.is_exclusive();
+                let crate::policy::RankingParts { mut order, note, arm, memo } = ranking.into_parts();
+                check_ranking(&order, &candidates, catalog.len(), &inner.policy_name)?;
+                if let Some(fb) = inner.fallback.filter(|_| !exclusive)
+                    && !order.iter().any(|s| s.model == fb)
+                    && candidates.iter().any(|c| c.model == fb)
+                {
+                    order.push(Scored { model: fb, score: f64::NEG_INFINITY });
+                }
+                (order, note, arm, memo, Arc::clone(&inner.policy_name))
+            }
+        };
         let chosen_p = candidates.iter().find(|c| c.model == order[0].model).map_or(0.0, |c| c.p);
-        if chosen_p < inner.confidence_floor && inner.on_low_confidence == OnLowConfidence::Refuse {
+        // A pin is the caller's explicit choice: flagged below the floor, never refused.
+        if pin.is_none() && chosen_p < inner.confidence_floor && inner.on_low_confidence == OnLowConfidence::Refuse {
             let model = &catalog.model(order[0].model).id;
             return Err(Error::new(
                 ErrorKind::LowConfidence,
@@ -381,13 +416,14 @@ impl Router {
             ranking: order,
             candidates,
             rejections,
-            policy: inner.policy_name.clone(),
+            policy,
             note,
             arm,
             intent: signals.intent(),
             difficulty: signals.difficulty(),
             input_tokens: signals.input_tokens(),
             confidence_floor: inner.confidence_floor,
+            pinned: pin.cloned(),
         };
         if executed && decision.is_low_confidence() {
             tracing::warn!(
@@ -432,7 +468,8 @@ impl Router {
         }
     }
 
-    fn check_request(&self, request: &Request) -> Result<()> {
+    /// Checks the request; returns what it pins, if anything.
+    fn check_request(&self, request: &Request) -> Result<Option<&Resolved>> {
         let limit = self.inner.max_request_bytes;
         let len = request.text_len();
         if len > limit {
@@ -469,7 +506,66 @@ impl Router {
                 )));
             }
         }
-        Ok(())
+        let Some(name) = &hints.model else { return Ok(None) };
+        if name.len() > MAX_NAME_BYTES {
+            return Err(Error::invalid_request(format!(
+                "`model` is {} bytes, above the limit of {MAX_NAME_BYTES}",
+                name.len()
+            )));
+        }
+        match self.inner.names.resolve(name) {
+            Some(pin) => Ok(Some(pin)),
+            None => Err(Error::invalid_request(format!("no model, group or alias is named `{name}`"))),
+        }
+    }
+
+    /// The draw that orders a weighted group's members for a pinned request: `uniform(key, seed)`
+    /// with a key; without one, the next output of a SplitMix64 stream seeded with the router's seed.
+    fn pin_draw(&self, pin: &Resolved, key: Option<&str>) -> f64 {
+        let inner = &*self.inner;
+        if !inner.names.draws(pin) {
+            return 0.0;
+        }
+        match key {
+            Some(key) => crate::hash::uniform(Some(key), inner.seed),
+            None => {
+                let n = inner.pin_draws.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                crate::hash::to_unit(crate::hash::splitmix64(
+                    inner.seed.wrapping_add(n.wrapping_mul(crate::hash::GOLDEN)),
+                ))
+            }
+        }
+    }
+
+    /// What `name` stands for, if the router knows it: a catalog model id, a [`Group`](crate::catalog::Group) or an alias
+    /// ([`RouterBuilder::group`], [`RouterBuilder::alias`]). A request pins a name with
+    /// [`Request::with_model`]; a server answers 404 for a name this returns `None` for, since routing
+    /// a request that pins it fails with [`ErrorKind::InvalidRequest`].
+    ///
+    /// ```
+    /// use switchyard::catalog::{Group, NameKind};
+    /// use switchyard::{Catalog, ModelProfile, Router};
+    /// # fn main() -> switchyard::Result<()> {
+    /// let router = Router::builder()
+    ///     .catalog(Catalog::new([ModelProfile::new("gpt-4o@openai", "openai"), ModelProfile::new("gpt-4o@azure", "azure")])?)
+    ///     .group(Group::new("gpt-4o", ["gpt-4o@openai", "gpt-4o@azure"]))
+    ///     .alias("smart", "gpt-4o")
+    ///     .build()?;
+    /// let smart = router.resolve("smart").expect("an alias");
+    /// assert_eq!((smart.kind(), smart.group()), (NameKind::Alias, Some("gpt-4o")));
+    /// assert_eq!(router.resolve("gpt-4o@azure").map(|r| r.kind()), Some(NameKind::Model));
+    /// assert!(router.resolve("gpt-5").is_none());
+    /// # Ok(()) }
+    /// ```
+    pub fn resolve(&self, name: &str) -> Option<Resolved> {
+        self.inner.names.resolve(name).cloned()
+    }
+
+    /// Every name a request can pin, for a model listing (`GET /v1/models`): the catalog's model ids
+    /// in catalog order, then the groups in the order they were added, then the aliases sorted by
+    /// name.
+    pub fn models(&self) -> &[Resolved] {
+        self.inner.names.listing()
     }
 
     /// Applies the hard constraints to one model and, if it passes, scores it.
