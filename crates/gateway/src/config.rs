@@ -259,6 +259,13 @@ impl GatewayConfig {
                 }
             }
         }
+        let names =
+            self.router.models.iter().map(|m| m.id.as_str()).chain(self.router.groups.iter().map(|g| g.name.as_str()));
+        if let Some(name) = names.chain(self.router.aliases.keys().map(String::as_str)).find(|n| *n == "auto") {
+            return Err(config_error(format!(
+                "`{name}` is the gateway's name for routing: no model, group or alias may take it"
+            )));
+        }
         for m in &self.router.models {
             if !self.providers.iter().any(|p| p.name == m.provider.as_str()) {
                 return Err(config_error(format!(
@@ -379,6 +386,7 @@ pricing = { input_per_mtok = 0.15, output_per_mtok = 0.6 }
         assert!(err(&format!("{MODELS}{sim}{sim}")).contains("used twice"));
         assert!(err(&format!("{MODELS}[[providers]]\nname = \"sim\"\nkind = \"bedrock\"\n")).contains("bedrock"));
         assert!(err("[[models]]\nid = 3\n").contains("models"));
+        assert!(err(&format!("{MODELS}{sim}[aliases]\nauto = \"mini\"\n")).contains("`auto`"));
         // Errors give the file's own lines, and never quote a value.
         let late = format!("seed = 1\n{sim}[server]\nlisten = \"127.0.0.1:1\"\n{MODELS}capabilities = \"sk-secret\"\n");
         let e = err(&late);

@@ -12,6 +12,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
+use switchyard::catalog::NameKind;
 use switchyard::wire::openai::{ChatCompletion, ChatCompletionRequest};
 use switchyard::{Decision, DecisionId, ErrorKind, Feedback, Request};
 use tokio::sync::OwnedSemaphorePermit;
@@ -71,7 +72,8 @@ async fn admit(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Admi
 }
 
 /// The router's request for a client's body: the caller's name and tenant as routing hints, and the
-/// model: `auto` routes over the catalog, a catalog id pins the request to that model.
+/// model: `auto` routes over the catalog; a model id, group or alias pins the request to it (with its
+/// group's other members as fallbacks); anything else is a 404.
 fn to_request(state: &AppState, caller: &Caller, wire: ChatCompletionRequest) -> Result<Request, ApiError> {
     let model = wire.model.clone();
     let mut request = Request::try_from(wire)?;
@@ -81,11 +83,11 @@ fn to_request(state: &AppState, caller: &Caller, wire: ChatCompletionRequest) ->
     if let Some(tenant) = &caller.tenant {
         request = request.with_tenant(tenant.clone());
     }
-    if model != "auto" && !model.is_empty() {
-        if state.router.catalog().get(&model).is_none() {
+    if model != "auto" {
+        if state.router.resolve(&model).is_none() {
             return Err(ApiError::model_not_found(&model));
         }
-        request = request.with_allowed([model]);
+        request = request.with_model(model);
     }
     Ok(request)
 }
@@ -220,12 +222,25 @@ pub(crate) async fn feedback(State(state): Shared, headers: HeaderMap, body: Bod
     Ok(Json(json!({ "recorded": true })).into_response())
 }
 
-/// `GET /v1/models`: `auto`, then every catalog model, in OpenAI's list shape.
+/// `GET /v1/models`: `auto`, then every model id, group and alias a request can name, in OpenAI's
+/// list shape (`owned_by` is a model's provider, or `switchyard` for groups and aliases, which also
+/// say what they stand for).
 pub(crate) async fn models(State(state): Shared, headers: HeaderMap) -> Result<Response, ApiError> {
     authenticate(&state.keys, &headers).ok_or_else(ApiError::unauthorized)?;
     let mut data = vec![json!({"id": "auto", "object": "model", "created": 0, "owned_by": "switchyard"})];
-    for m in state.router.catalog().models() {
-        data.push(json!({"id": m.id.as_str(), "object": "model", "created": 0, "owned_by": m.provider.as_str()}));
+    let catalog = state.router.catalog();
+    for name in state.router.models() {
+        let entry = match name.kind() {
+            NameKind::Model => {
+                let owner = catalog.get(name.name()).map_or("switchyard", |m| m.provider.as_str());
+                json!({"id": name.name(), "object": "model", "created": 0, "owned_by": owner})
+            }
+            NameKind::Group => json!({"id": name.name(), "object": "model", "created": 0, "owned_by": "switchyard",
+                                      "members": name.members(), "strategy": name.strategy().map(|s| s.as_str())}),
+            _ => json!({"id": name.name(), "object": "model", "created": 0, "owned_by": "switchyard",
+                        "alias_of": name.target()}),
+        };
+        data.push(entry);
     }
     Ok(Json(json!({"object": "list", "data": data})).into_response())
 }

@@ -315,6 +315,47 @@ async fn a_pinned_model_is_served_and_an_unknown_one_is_404() {
 }
 
 #[tokio::test]
+async fn a_group_pins_a_name_and_keeps_its_fallbacks() {
+    let up = upstream().await;
+    // One model on two deployments: the first is down. Pinned by the group's name or an alias of it,
+    // a request fails over to the other deployment; it never leaves the group for the cheap model.
+    let models = [model("good-mini", 0.15, 1.5), model("down-large", 2.5, 4.0), model("good-large", 2.5, 4.0)];
+    let groups = "[[groups]]\nname = \"large\"\nmembers = [\"down-large\", \"good-large\"]\nstrategy = \"priority\"\n\
+                  [aliases]\nsmart = \"large\"\n";
+    let gw = gateway(&up, &models, "", groups).await;
+    for name in ["large", "smart"] {
+        let mut body = hello();
+        body["model"] = json!(name);
+        body["stream"] = json!(name == "smart");
+        let r = post(&gw, TEAM_KEY, body).await;
+        assert_eq!(r.status(), 200, "{name}");
+        assert_eq!(r.headers()["x-switchyard-model"], "good-large", "{name}");
+    }
+    let asked: Vec<String> = up.requests().iter().map(|r| r.body["model"].as_str().unwrap().to_owned()).collect();
+    assert!(asked.iter().all(|m| m != "good-mini"), "{asked:?}");
+    let route: Value = client()
+        .post(format!("{}/v1/route", gw.url))
+        .bearer_auth(TEAM_KEY)
+        .json(&json!({"model": "smart", "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(route["decision"]["policy"], "pinned");
+    assert_eq!(route["decision"]["fallbacks"], json!(["good-large"]));
+    let list: Value =
+        client().get(format!("{}/v1/models", gw.url)).bearer_auth(TEAM_KEY).send().await.unwrap().json().await.unwrap();
+    let data = list["data"].as_array().unwrap();
+    let ids: Vec<&str> = data.iter().map(|m| m["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["auto", "good-mini", "down-large", "good-large", "large", "smart"]);
+    assert_eq!(data[4]["members"], json!(["down-large", "good-large"]));
+    assert_eq!(data[5]["alias_of"], "large");
+    gw.shutdown().await;
+}
+
+#[tokio::test]
 async fn a_failing_model_falls_back_before_the_first_token() {
     let up = upstream().await;
     // The cheap model is down; the router tries it first and falls back to the other one.
