@@ -112,6 +112,8 @@ pub(super) struct Answered<'a, T> {
     pub(super) started: Instant,
     /// How long it took.
     pub(super) latency: Duration,
+    /// The call's span, for what is learnt after it returned (usage, the finish reason).
+    pub(super) span: tracing::Span,
 }
 
 impl<'a> Run<'a> {
@@ -150,10 +152,12 @@ impl<'a> Run<'a> {
         };
         let limit = remaining.min(cap);
         let started = Instant::now();
-        let result = match tokio::time::timeout(limit, call()).await {
+        let span = super::telemetry::attempt_span(self.decision, target.profile, target.reason, request);
+        let result = match tokio::time::timeout(limit, tracing::Instrument::instrument(call(), span.clone())).await {
             Ok(result) => result,
             // The request's own deadline, not the model, ended the attempt.
             Err(_) if limit < cap => {
+                super::telemetry::record_error(&span, ErrorKind::Timeout);
                 self.cut(target, started.elapsed(), guard, request);
                 return Attempted::Stopped;
             }
@@ -161,8 +165,11 @@ impl<'a> Run<'a> {
         };
         let latency = started.elapsed();
         match result {
-            Ok(value) => Attempted::Answered(Answered { value, guard, started, latency }),
-            Err(error) => Attempted::Failed(self.record_failure(target, error, latency, guard)),
+            Ok(value) => Attempted::Answered(Answered { value, guard, started, latency, span }),
+            Err(error) => {
+                super::telemetry::record_error(&span, error.kind());
+                Attempted::Failed(self.record_failure(target, error, latency, guard))
+            }
         }
     }
 

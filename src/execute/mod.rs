@@ -50,6 +50,7 @@ mod response;
 pub mod retry;
 mod run;
 mod stream;
+mod telemetry;
 
 pub(crate) use self::engine::{Engine, now_std};
 pub(crate) use self::log::DecisionLog;

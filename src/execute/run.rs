@@ -176,7 +176,7 @@ impl Engine {
             };
             let call = || target.provider.complete(target.profile, request);
             let cap = inner.exec.attempt_timeout;
-            let Answered { value: response, guard, latency, .. } =
+            let Answered { value: response, guard, latency, span, .. } =
                 match run.attempt(&target, cap, "no answer", request, call).await {
                     Attempted::Answered(answered) => answered,
                     Attempted::Failed(error) => {
@@ -190,6 +190,7 @@ impl Engine {
                     }
                     Attempted::Stopped => break,
                 };
+            super::telemetry::record_answer(&span, Some(&response.usage), Some(response.finish_reason));
             let Some(why) = run.record_answer(&target, &response, guard, latency, request) else {
                 return Ok(run.answer(response, target.model, None));
             };
@@ -223,7 +224,7 @@ impl Engine {
             };
             let call = || first_content(target.provider.as_ref(), target.profile, &request);
             let cap = inner.exec.first_token_timeout;
-            let Answered { value: first, guard, started, latency: ttft } =
+            let Answered { value: first, guard, started, latency: ttft, span } =
                 match run.attempt(&target, cap, "no content", &request, call).await {
                     Attempted::Answered(answered) => answered,
                     Attempted::Failed(error) => {
@@ -238,7 +239,7 @@ impl Engine {
                     Attempted::Stopped => break,
                 };
             // The commit point: from here on, the answer comes from this model or not at all.
-            let handover = run.commit(&target, guard, ttft);
+            let handover = run.commit(&target, guard, ttft, span);
             return Ok(RoutedStream::new(Arc::clone(self), decision, handover, first, started, ttft));
         }
         Err(run.fail())

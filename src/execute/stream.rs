@@ -92,6 +92,10 @@ pub struct RoutedStream {
     /// The reservation for this model, settled when the stream ends (given back if it is dropped
     /// before).
     ticket: Option<Ticket>,
+    /// The provider's finish reason, once it went by.
+    finish_reason: Option<crate::completion::FinishReason>,
+    /// The streaming attempt's span: its usage and finish reason are recorded when the stream ends.
+    span: tracing::Span,
 }
 
 /// When to give up waiting for the next event: after `idle`, or at the deadline if that is sooner.
@@ -108,12 +112,19 @@ pub(super) struct Handover {
     ticket: Option<Ticket>,
     spent: f64,
     deadline: Instant,
+    span: tracing::Span,
 }
 
 impl Run<'_> {
     /// The commit point: records the streaming attempt, which delivered its first content, and ends
     /// the run, handing the model's probe slot, the reservation and the attempts over to the stream.
-    pub(super) fn commit(mut self, target: &Target<'_>, guard: ProbeGuard<'_>, ttft: Duration) -> Handover {
+    pub(super) fn commit(
+        mut self,
+        target: &Target<'_>,
+        guard: ProbeGuard<'_>,
+        ttft: Duration,
+        span: tracing::Span,
+    ) -> Handover {
         // Its latency is the time to the first content until the stream ends and records the whole.
         let attempt = Attempt {
             model: target.profile.id.clone(),
@@ -128,7 +139,7 @@ impl Run<'_> {
         let probe = guard.hand_over();
         let attempts = std::mem::take(&mut self.attempts);
         let ticket = self.ticket.take();
-        Handover { model: target.model, probe, attempts, ticket, spent: self.spent, deadline: self.deadline }
+        Handover { model: target.model, probe, attempts, ticket, spent: self.spent, deadline: self.deadline, span }
     }
 }
 
@@ -143,7 +154,7 @@ impl RoutedStream {
         started: Instant,
         ttft: Duration,
     ) -> Self {
-        let Handover { model, probe, attempts, ticket, spent, deadline } = handover;
+        let Handover { model, probe, attempts, ticket, spent, deadline, span } = handover;
         let (buffered, events) = first;
         engine.log.set_model(decision.id(), model);
         let idle = engine.exec.first_token_timeout;
@@ -165,7 +176,9 @@ impl RoutedStream {
             idle_timer: Box::pin(tokio::time::sleep_until(next_wake(idle, deadline))),
             deadline,
             saw_finish: false,
+            finish_reason: None,
             ticket,
+            span,
         }
     }
 }
@@ -227,6 +240,10 @@ impl RoutedStream {
             inner.health.record(self.model, &observation, now_std());
         }
         self.probe = false;
+        match error {
+            None => super::telemetry::record_answer(&self.span, self.usage.as_ref(), self.finish_reason),
+            Some(e) => super::telemetry::record_error(&self.span, e.kind()),
+        }
         let profile = inner.catalog.model(self.model);
         if let Some(mut ticket) = self.ticket.take() {
             let answer = self.usage.map_or(0.0, |u| inner.cost_model.actual(&u, profile));
@@ -252,7 +269,10 @@ impl RoutedStream {
         match event {
             StreamEvent::Delta(text) => self.delivered.push_str(text),
             StreamEvent::Usage(usage) => self.usage = Some(*usage),
-            StreamEvent::Finish(_) => self.saw_finish = true,
+            StreamEvent::Finish(reason) => {
+                self.saw_finish = true;
+                self.finish_reason = Some(*reason);
+            }
             _ => {}
         }
     }
