@@ -8,12 +8,10 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use reqwest::header::{HeaderMap, HeaderValue, RETRY_AFTER};
-
 use crate::catalog::ModelProfile;
 use crate::completion::{Completion, StreamEvent};
 use crate::error::{Error, Result};
-use crate::provider::http::{CallContext, Secret, SseDecoder, status_error};
+use crate::provider::http::SseDecoder;
 use crate::provider::sse::{SseEvent, SseParser};
 use crate::provider::{anthropic, openai};
 use crate::request::Request;
@@ -74,15 +72,8 @@ pub fn anthropic_stream(chunks: &[&[u8]]) -> Result<Vec<StreamEvent>> {
 /// The error an adapter returns for a non-success `status` with this `body` and `Retry-After` header,
 /// when it called model `fuzz-model` with `prompt` and `api_key`.
 pub fn status_error_for(status: u16, body: &[u8], retry_after: Option<&str>, api_key: &str, prompt: &str) -> Error {
-    let mut headers = HeaderMap::new();
-    if let Some(value) = retry_after.and_then(|v| HeaderValue::from_str(v).ok()) {
-        headers.insert(RETRY_AFTER, value);
-    }
     let model = ModelProfile::new("fuzz-model", "fuzz");
-    let request = Request::new(prompt);
-    let cx = CallContext { model: &model, request: &request };
-    let key = Secret::new(api_key.to_owned());
-    status_error("fuzz", status, &headers, body, &cx, Some(&key))
+    openai::codec::status_error_for("fuzz", status, retry_after, body, &model, &Request::new(prompt), Some(api_key))
 }
 
 /// What the adapters' stream does with a body, without the network: parse, decode, stop at the

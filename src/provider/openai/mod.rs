@@ -41,6 +41,8 @@ use crate::provider::http::{
 use crate::provider::sse::SseEvent;
 use crate::request::{ContentPart, ImageDetail, Message, Request, ResponseFormat, Role, ToolChoice};
 
+pub mod codec;
+
 /// OpenAI's API root.
 pub const DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
 
