@@ -245,9 +245,9 @@ pub(crate) async fn models(State(state): Shared, headers: HeaderMap) -> Result<R
     Ok(Json(json!({"object": "list", "data": data})).into_response())
 }
 
-/// `GET /health`: the process is up.
-pub(crate) async fn health() -> Response {
-    Json(json!({"status": "ok"})).into_response()
+/// `GET /health`: the process is up, with every model's health (circuit, success rate, latency).
+pub(crate) async fn health(State(state): Shared) -> Response {
+    Json(json!({"status": "ok", "models": state.router.health()})).into_response()
 }
 
 /// `GET /ready`: ready for traffic, or 503 while draining.

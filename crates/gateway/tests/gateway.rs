@@ -125,8 +125,13 @@ impl Running {
 }
 
 async fn gateway(upstream: &Server, models: &[String], server: &str, limits: &str) -> Running {
+    gateway_with(upstream, models, "", server, limits).await
+}
+
+/// `top` goes before every table: the router config's top-level fields.
+async fn gateway_with(upstream: &Server, models: &[String], top: &str, server: &str, limits: &str) -> Running {
     let text = format!(
-        "seed = 1\n[policy]\nkind = \"utility\"\nanswer_value_usd = 0.05\n{limits}\n{server}\n\
+        "seed = 1\n{top}\n[policy]\nkind = \"utility\"\nanswer_value_usd = 0.05\n{limits}\n{server}\n\
          [[server.keys]]\nname = \"team-a\"\nkey_env = \"TEAM_A\"\ntenant = \"acme\"\n\
          [[server.keys]]\nname = \"poor\"\nkey_env = \"POOR\"\ntenant = \"poor-co\"\n\
          [[providers]]\nname = \"up\"\nkind = \"openai\"\nbase_url = \"{}/v1\"\napi_key_env = \"UPSTREAM\"\n\
@@ -438,7 +443,15 @@ async fn every_error_has_its_status_and_openai_body() {
     // An unknown path.
     let r = client().get(format!("{}/v2/nothing", gw.url)).send().await.unwrap();
     assert_eq!(error_of(r).await.0, 404);
-    // No error body or log carries a key.
+    gw.shutdown().await;
+
+    // A router that refuses low-confidence decisions: 422, before any provider is called.
+    let weak = [model("good-weak", 0.15, -3.0)];
+    let gw = gateway_with(&up, &weak, "confidence_floor = 0.9\non_low_confidence = \"refuse\"", "", "").await;
+    let before = up.requests().len();
+    let (status, v) = error_of(post(&gw, TEAM_KEY, hello()).await).await;
+    assert_eq!((status, v["error"]["code"].as_str()), (422, Some("low_confidence")));
+    assert_eq!(up.requests().len(), before);
     gw.shutdown().await;
 }
 
@@ -475,6 +488,10 @@ async fn side_endpoints_route_health_and_metrics() {
     for path in ["/health", "/ready"] {
         assert_eq!(client().get(format!("{}{path}", gw.url)).send().await.unwrap().status(), 200);
     }
+    let health: Value = client().get(format!("{}/health", gw.url)).send().await.unwrap().json().await.unwrap();
+    assert_eq!(health["status"], "ok");
+    assert_eq!(health["models"][0]["model"], "good-mini");
+    assert_eq!(health["models"][0]["state"]["state"], "closed", "{health}");
     assert_eq!(post(&gw, TEAM_KEY, hello()).await.status(), 200);
     let r = client().get(format!("{}/metrics", gw.url)).send().await.unwrap();
     assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));

@@ -13,7 +13,7 @@ mod transport;
 use serde::Deserialize as _;
 
 pub(crate) use self::builder::{CommonBuilder, KeyHeader, Secret, transport_setters};
-#[cfg(feature = "__fuzz")]
+#[cfg(feature = "openai")]
 pub(crate) use self::errors::status_error;
 pub(crate) use self::errors::{ProviderError, json_error, reported_error};
 pub(crate) use self::stream::SseDecoder;
