@@ -9,10 +9,11 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use futures::StreamExt;
 use meter::{Flaky, Meter, align, answer_cost, builder, close, no_retries, request, reservation};
 use switchyard::execute::AttemptReason;
 use switchyard::execute::health::HealthConfig;
-use switchyard::limits::{Budget, LimitsConfig, OnStoreFailure, RateLimit, Scope, Window};
+use switchyard::limits::{Budget, CallerRateLimit, LimitsConfig, OnStoreFailure, RateLimit, Scope, Window};
 use switchyard::policy::RejectReason;
 use switchyard::state::{MemoryStore, StateStore};
 use switchyard::{ErrorKind, Router, RouterConfig};
@@ -124,7 +125,9 @@ async fn a_model_at_its_rate_limit_is_passed_over_before_it_says_429() {
     assert_eq!(served, ["dear", "dear", "mid"]);
     let error = router.complete(request()).await.unwrap_err();
     assert_eq!(error.kind(), ErrorKind::RateLimited, "{error}");
-    assert!(error.retry_after().is_some_and(|d| d <= Duration::from_secs(60)));
+    // When the sliding minute has room for one more on `dear` (the first to free it): after its
+    // current bucket turns over and the requests in it fade to half, within two minutes.
+    assert!(error.retry_after().is_some_and(|d| d > Duration::ZERO && d <= Duration::from_secs(120)));
     let reasons: Vec<String> = error.rejections().iter().map(|r| r.reason().to_string()).collect();
     assert!(reasons.iter().any(|r| r.contains("2 requests per minute")), "{reasons:?}");
     assert!(reasons.iter().any(|r| r.contains("1 tokens per minute")), "{reasons:?}");
@@ -458,6 +461,15 @@ fn limits_load_from_toml_and_bad_values_name_their_field() {
         [[limits.rate_limits]]
         model = \"cheap\"
         requests_per_minute = 100
+        [[limits.caller_rate_limits]]
+        scope = \"tenant\"
+        requests_per_minute = 60
+        tokens_per_minute = 100000
+        [[limits.caller_rate_limits]]
+        scope = \"key\"
+        tenant = \"acme\"
+        tokens_per_minute = 5000
+        on_store_failure = \"closed\"
     "
     );
     let config = RouterConfig::from_toml_str(&good).unwrap();
@@ -465,6 +477,16 @@ fn limits_load_from_toml_and_bad_values_name_their_field() {
     assert_eq!(config.limits.budgets[1].window, Window::Sliding(Duration::from_secs(3600)));
     assert_eq!(config.limits.share_learning, Duration::from_secs(5));
     assert_eq!(config.limits.flush_after, Duration::from_millis(100));
+    assert_eq!(
+        config.limits.caller_rate_limits,
+        [
+            CallerRateLimit::new(Scope::Tenant).requests_per_minute(60).tokens_per_minute(100_000),
+            CallerRateLimit::new(Scope::Key)
+                .for_tenant("acme")
+                .tokens_per_minute(5000)
+                .on_store_failure(OnStoreFailure::Closed),
+        ]
+    );
     assert!(config.builder().is_ok());
 
     let bad = |limits: &str, needle: &str| {
@@ -479,6 +501,21 @@ fn limits_load_from_toml_and_bad_values_name_their_field() {
     bad("[[limits.rate_limits]]\nmodel = \"nope\"\nrequests_per_minute = 1", "unknown model `nope`");
     bad("[[limits.rate_limits]]\nmodel = \"cheap\"", "requests_per_minute");
     bad("[limits]\nstore_timeout_ms = 0", "store_timeout_ms");
+    let caller = "[[limits.caller_rate_limits]]";
+    bad(&format!("{caller}\nscope = \"tenant\""), "limits.caller_rate_limits[0]: set requests_per_minute");
+    bad(
+        &format!("{caller}\nscope = \"key\"\nrequests_per_minute = 0"),
+        "limits.caller_rate_limits[0].requests_per_minute",
+    );
+    bad(&format!("{caller}\nscope = \"key\"\ntokens_per_minute = 0"), "limits.caller_rate_limits[0].tokens_per_minute");
+    bad(&format!("{caller}\nscope = \"key\"\ntokens_per_minute = -5"), "tokens_per_minute");
+    bad(&format!("{caller}\nscope = \"key\"\ntokens_per_minute = nan"), "tokens_per_minute");
+    bad(
+        &format!("{caller}\nscope = \"global\"\ntenant = \"acme\"\nrequests_per_minute = 1"),
+        "limits.caller_rate_limits[0].tenant",
+    );
+    bad(&format!("{caller}\nscope = \"tenant\"\nrpm = 1"), "rpm");
+    bad(&format!("{caller}\nscope = \"team\"\nrequests_per_minute = 1"), "team");
 }
 
 #[tokio::test]
@@ -541,4 +578,196 @@ async fn a_model_near_its_rate_limit_serves_only_when_nothing_else_can() {
     let bad = LimitsConfig::new().rate_limit(RateLimit::new("dear").requests_per_minute(10).prefer_below(0.0));
     let error = Router::builder().catalog(meter::catalog()).limits(bad).build().unwrap_err();
     assert!(error.to_string().contains("prefer_below"), "{error}");
+}
+
+/// A router preferring `dear` with `limits` on a fresh in-process store.
+fn callers(meter: &Meter, limits: LimitsConfig) -> Router {
+    router(meter, limits, Arc::new(MemoryStore::new()))
+}
+
+fn calls(meter: &Meter) -> u64 {
+    ["cheap", "mid", "dear"].iter().map(|m| meter.calls(m)).sum()
+}
+
+#[tokio::test]
+async fn a_caller_over_its_requests_per_minute_is_refused_before_any_model_is_called() {
+    let meter = Meter::new();
+    let limits = LimitsConfig::new().caller_rate_limit(CallerRateLimit::new(Scope::Tenant).requests_per_minute(3));
+    let router = callers(&meter, limits);
+    for _ in 0..3 {
+        assert_eq!(router.complete(request()).await.unwrap().model.as_str(), "dear");
+    }
+    let before = calls(&meter);
+    let error = router.complete(request()).await.unwrap_err();
+    assert_eq!(calls(&meter), before, "refused before any provider call");
+    assert_eq!(error.kind(), ErrorKind::RateLimited, "{error}");
+    // The sliding minute frees room for a fourth request within a minute and a bit (the
+    // previous bucket fades, or the current one turns over and then fades).
+    let retry = error.retry_after().unwrap();
+    assert!(retry > Duration::ZERO && retry <= Duration::from_secs(120), "{retry:?}");
+    assert!(error.attempts().is_empty());
+    assert_eq!(error.rejections().len(), 3, "every candidate, alike");
+    for r in error.rejections() {
+        assert_eq!(
+            *r.reason(),
+            RejectReason::CallerRateLimit { limit: "per-tenant limit of 3 requests per minute".into() },
+            "{r}"
+        );
+    }
+    assert!(error.to_string().contains("the caller is at a rate limit"), "{error}");
+    // Another tenant has its own count; a request without a tenant is not counted at all.
+    assert!(router.complete(request().with_tenant("globex")).await.is_ok());
+    for _ in 0..5 {
+        let mut anonymous = request();
+        anonymous.hints.tenant = None;
+        assert!(router.complete(anonymous).await.is_ok());
+    }
+}
+
+#[tokio::test]
+async fn keys_and_tenants_are_counted_apart_and_a_named_tenant_has_its_own_limit() {
+    let meter = Meter::new();
+    let limits = LimitsConfig::new()
+        .caller_rate_limit(CallerRateLimit::new(Scope::Key).requests_per_minute(2))
+        .caller_rate_limit(CallerRateLimit::new(Scope::Tenant).requests_per_minute(5))
+        .caller_rate_limit(CallerRateLimit::tenant("big").requests_per_minute(50));
+    let router = callers(&meter, limits);
+    let ok = |tenant: &'static str, key: &'static str| {
+        let router = router.clone();
+        async move { router.complete(request().with_tenant(tenant).with_key(key)).await.map(|_| ()) }
+    };
+    ok("acme", "k1").await.unwrap();
+    ok("acme", "k1").await.unwrap();
+    // `k1` is at its 2; `k2` of the same tenant is not.
+    let error = ok("acme", "k1").await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::RateLimited);
+    assert!(error.to_string().contains("per-key limit of 2 requests per minute"), "{error}");
+    assert!(!error.to_string().contains("k1") && !format!("{error:?}").contains("\"k1\""), "{error:?}");
+    ok("acme", "k2").await.unwrap();
+    ok("acme", "k2").await.unwrap();
+    // `acme` has made 4 (the refused one did not count): one more, with a new key, then the
+    // tenant's limit of 5 refuses a fresh key too.
+    ok("acme", "k3").await.unwrap();
+    let error = ok("acme", "k4").await.unwrap_err();
+    assert!(error.to_string().contains("per-tenant limit of 5 requests per minute"), "{error}");
+    // The same key under another tenant is counted by key: `k1` is still at its limit.
+    assert_eq!(ok("globex", "k1").await.unwrap_err().kind(), ErrorKind::RateLimited);
+    // `big` has 50 instead of 5, and each key still 2.
+    for k in 0..10 {
+        for _ in 0..2 {
+            ok("big", ["a", "b", "c", "d", "e", "f", "g", "h", "i", "j"][k]).await.unwrap();
+        }
+    }
+}
+
+#[tokio::test]
+async fn tokens_count_the_estimate_then_settle_to_the_actual_usage() {
+    let meter = Meter::new();
+    let router = callers(&meter, LimitsConfig::new());
+    align(&meter, &router);
+    let input = u64::from(meter.input_tokens.load(Ordering::SeqCst));
+    // Asks for 2,000 tokens out and gets `OUTPUT` (500): the estimate is input + 2,000, the actual
+    // input + 500.
+    let long = || request().with_max_tokens(2000);
+    let (estimate, actual) = (input + 2000, input + u64::from(meter::OUTPUT));
+    // Room for one estimate on top of one actual answer, not two estimates.
+    let tpm = actual + estimate + 10;
+    let limits = LimitsConfig::new().caller_rate_limit(CallerRateLimit::tenant("acme").tokens_per_minute(tpm));
+    let router = callers(&meter, limits);
+    router.complete(long()).await.unwrap();
+    // Settled to `actual`: a second estimate fits.
+    router.complete(long()).await.unwrap();
+    // 2 × actual + estimate > tpm.
+    let error = router.complete(long()).await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::RateLimited, "{error}");
+    assert!(error.retry_after().is_some());
+    assert!(error.to_string().contains(&format!("tenant `acme` limit of {tpm} tokens per minute")), "{error}");
+    // A smaller request still fits in what is left.
+    assert!(tpm - 2 * actual >= input + 100);
+    router.complete(request().with_max_tokens(100)).await.unwrap();
+    // A request that could never fit says so without a time to retry.
+    let huge = LimitsConfig::new().caller_rate_limit(CallerRateLimit::tenant("acme").tokens_per_minute(100));
+    let error = callers(&meter, huge).complete(long()).await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::RateLimited, "{error}");
+    assert_eq!(error.retry_after(), None);
+}
+
+#[tokio::test]
+async fn a_request_counts_once_however_many_models_it_tries_but_all_its_tokens_count() {
+    let meter = Meter::new();
+    let limits = LimitsConfig::new().caller_rate_limit(CallerRateLimit::tenant("acme").requests_per_minute(2));
+    let router = callers(&meter, limits);
+    // `dear` fails: each request falls back to `mid`, two attempts, one request.
+    meter.knobs("dear").fail.store(true, Ordering::SeqCst);
+    for _ in 0..2 {
+        let r = router.complete(request()).await.unwrap();
+        assert_eq!((r.model.as_str(), r.attempts.len()), ("mid", 2));
+    }
+    assert_eq!(router.complete(request()).await.unwrap_err().kind(), ErrorKind::RateLimited);
+
+    // Tokens: the failed attempt reported none, the fallback's answer counts.
+    let meter = Meter::new();
+    let router = callers(&meter, LimitsConfig::new());
+    align(&meter, &router);
+    let actual = u64::from(meter.input_tokens.load(Ordering::SeqCst)) + u64::from(meter::OUTPUT);
+    let estimate = u64::from(meter.input_tokens.load(Ordering::SeqCst)) + u64::from(meter::MAX_TOKENS);
+    let limits = LimitsConfig::new()
+        .caller_rate_limit(CallerRateLimit::tenant("acme").tokens_per_minute(2 * actual + estimate - 1));
+    let router = callers(&meter, limits);
+    meter.knobs("dear").fail.store(true, Ordering::SeqCst);
+    router.complete(request()).await.unwrap();
+    router.complete(request()).await.unwrap();
+    assert_eq!(router.complete(request()).await.unwrap_err().kind(), ErrorKind::RateLimited);
+}
+
+#[tokio::test]
+async fn streams_count_and_a_cancelled_request_still_counts_as_made() {
+    let meter = Meter::new();
+    let limits = LimitsConfig::new().caller_rate_limit(CallerRateLimit::tenant("acme").requests_per_minute(3));
+    let store = Arc::new(MemoryStore::new());
+    let router = router(&meter, limits, store.clone());
+    for _ in 0..2 {
+        let mut stream = router.stream(request()).await.unwrap();
+        while let Some(event) = stream.next().await {
+            event.unwrap();
+        }
+    }
+    // The third hangs and is cancelled: it was made, and counts.
+    meter.knobs("dear").hang.store(true, Ordering::SeqCst);
+    let cancelled = tokio::time::timeout(Duration::from_millis(50), router.complete(request())).await;
+    assert!(cancelled.is_err());
+    meter.knobs("dear").hang.store(false, Ordering::SeqCst);
+    let error = router.stream(request()).await.err().unwrap();
+    assert_eq!(error.kind(), ErrorKind::RateLimited, "{error}");
+    assert_eq!(store.open_leases(), 0);
+}
+
+#[tokio::test]
+async fn a_caller_rate_limit_fails_as_configured_while_the_store_is_down() {
+    let meter = Meter::new();
+    let limits = |mode| {
+        LimitsConfig::new()
+            .caller_rate_limit(CallerRateLimit::tenant("acme").requests_per_minute(1).on_store_failure(mode))
+            .store_timeout(Duration::from_millis(30))
+            .store_retry(Duration::ZERO)
+    };
+    let down = || {
+        let store = Flaky::new();
+        store.down.store(true, Ordering::SeqCst);
+        store
+    };
+    // local: counted on this replica's own counters.
+    let r = router(&meter, limits(OnStoreFailure::Local), down());
+    r.complete(request()).await.unwrap();
+    assert_eq!(r.complete(request()).await.unwrap_err().kind(), ErrorKind::RateLimited);
+    // open: not enforced.
+    let r = router(&meter, limits(OnStoreFailure::Open), down());
+    for _ in 0..3 {
+        r.complete(request()).await.unwrap();
+    }
+    // closed: the tenant is refused, typed; others go through.
+    let r = router(&meter, limits(OnStoreFailure::Closed), down());
+    let error = r.complete(request()).await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Store, "{error}");
+    assert!(r.complete(request().with_tenant("globex")).await.is_ok());
 }

@@ -15,7 +15,7 @@ use meter::{Meter, align, builder, close, no_retries, request, reservation};
 use support::redis::Redis;
 use switchyard::execute::AttemptReason;
 use switchyard::execute::health::HealthConfig;
-use switchyard::limits::{Budget, LimitsConfig, OnStoreFailure, Scope, Window};
+use switchyard::limits::{Budget, CallerRateLimit, LimitsConfig, OnStoreFailure, Scope, Window};
 use switchyard::state::{RedisConfig, RedisStore, StateStore};
 use switchyard::{ErrorKind, Response, Router};
 
@@ -218,6 +218,8 @@ async fn one_round_trip_per_request() {
         .rate_limit(
             switchyard::limits::RateLimit::new("dear").requests_per_minute(1_000_000).tokens_per_minute(1 << 40),
         )
+        .caller_rate_limit(CallerRateLimit::new(Scope::Tenant).requests_per_minute(1_000_000))
+        .caller_rate_limit(CallerRateLimit::new(Scope::Key).tokens_per_minute(1 << 40))
         .sticky(Duration::from_secs(60))
         // No timeouts on a busy machine: a timed-out call would be replayed later as another one.
         .store_timeout(Duration::from_secs(5))
@@ -472,4 +474,65 @@ async fn replicas_add_up_experiment_statistics_and_bandit_evidence_in_redis() {
     let key = format!("{{{ns}}}:c:exp:fleet:utility:feedback");
     let ttl: i64 = redis::cmd("TTL").arg(&key).query_async(&mut con).await.unwrap();
     assert!((30 * 86_400 - 60..=30 * 86_400).contains(&ttl), "{key}: {ttl}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs redis-server"]
+async fn replicas_share_caller_rate_limits_exactly() {
+    let redis = Redis::shared();
+    let ns = redis.namespace("caller_limits");
+    let meter = Meter::new();
+    let key = "user:1 é";
+    let limits = LimitsConfig::new()
+        .caller_rate_limit(CallerRateLimit::new(Scope::Tenant).requests_per_minute(20))
+        .caller_rate_limit(CallerRateLimit::new(Scope::Key).requests_per_minute(1000).tokens_per_minute(1 << 30))
+        .store_timeout(Duration::from_secs(2))
+        .flush_after(Duration::from_millis(20));
+    let mut routers = Vec::new();
+    for _ in 0..4 {
+        routers.push(replica(&meter, redis.url(), &ns, limits.clone()).await);
+    }
+    *meter.knobs("dear").latency.lock().unwrap() = Duration::from_millis(2);
+    // 64 at once over four replicas: exactly 20 are admitted, whichever replica they reach.
+    let calls = (0..64).map(|i| {
+        let r = routers[i % 4].clone();
+        async move { r.complete(request().with_key(key)).await }
+    });
+    let results = futures::future::join_all(calls).await;
+    let served = results.iter().filter(|r| r.is_ok()).count();
+    assert_eq!(served, 20);
+    assert_eq!(meter.calls("dear"), 20, "refused requests called no model");
+    for e in results.iter().filter_map(|r| r.as_ref().err()) {
+        assert_eq!(e.kind(), ErrorKind::RateLimited, "{e}");
+        let retry = e.retry_after().unwrap();
+        assert!(retry > Duration::ZERO && retry <= Duration::from_secs(120), "{retry:?}");
+        assert!(!e.to_string().contains(key) && !format!("{e:?}").contains(key));
+    }
+    // Another tenant is counted apart, on any replica.
+    assert!(routers[3].complete(request().with_tenant("globex").with_key("other")).await.is_ok());
+    // The key's counters are stored under its escaped form, never the key itself; its tokens
+    // settled to the actual usage of the 20 answers once every replica flushed.
+    let mut con = connection(redis.url()).await;
+    let started = Instant::now();
+    let actual = 20.0 * f64::from(meter.input_tokens.load(Ordering::SeqCst) + meter::OUTPUT);
+    loop {
+        let names: Vec<String> =
+            redis::cmd("KEYS").arg(format!("{{{ns}}}:c:caller:key:*")).query_async(&mut con).await.unwrap();
+        assert!(names.iter().all(|n| !n.contains("user:1") && !n.contains('é')), "{names:?}");
+        let ours = format!("{{{ns}}}:c:caller:key:user%3A1%20%C3%A9:tokens:");
+        let tokens: Vec<&String> = names.iter().filter(|n| n.starts_with(&ours)).collect();
+        assert!(!tokens.is_empty(), "{names:?}");
+        let mut total = 0.0;
+        for n in tokens {
+            let v: String = redis::cmd("GET").arg(n).query_async(&mut con).await.unwrap();
+            total += v.parse::<f64>().unwrap();
+        }
+        let open = open_leases(redis.url(), &ns).await;
+        if close(total, actual) && open == 0 {
+            break;
+        }
+        let waited = started.elapsed();
+        assert!(waited < Duration::from_secs(5), "tokens at {total}, not the actual {actual}; {open} leases open");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }

@@ -114,15 +114,16 @@ impl Run<'_> {
         // When every circuit was open, the one closest to recovery is tried whatever other replicas say.
         let circuits = !self.decision.is_recovery();
         let first_pick = pick == Some(Pick::First);
+        // A request counts once against caller rate limits: until a model has been called.
+        let count = self.attempts.is_empty();
         let candidates = self.decision.candidates();
         let deadline_at = self.deadline.into_std();
         // The first pick follows the request's start closely enough to admit it at that time, which
         // spares a clock reading; later ones follow a provider call.
         let now = if first_pick { self.started.into_std() } else { now_std() };
-        let quick = candidates
-            .iter()
-            .find(|c| c.model == first)
-            .and_then(|c| limiter.admit_first(request, &inner.catalog, c, first_pick, circuits, now, deadline_at));
+        let quick = candidates.iter().find(|c| c.model == first).and_then(|c| {
+            limiter.admit_first(request, &inner.catalog, c, first_pick, count, circuits, now, deadline_at)
+        });
         // With the model admitted.
         let admitted = match quick {
             Some(admission) => Ok((admission, first)),
@@ -137,11 +138,13 @@ impl Run<'_> {
                 let listed: SmallVec<[&Candidate; 16]> =
                     list.iter().filter_map(|&m| by_model.get(m).copied().flatten()).collect();
                 let deadline = self.remaining().unwrap_or_default();
-                let admitted = match limiter.admit_now(request, &inner.catalog, &listed, first_pick, circuits, deadline)
-                {
-                    Some(admitted) => admitted,
-                    None => limiter.admit(request, &inner.catalog, &listed, first_pick, circuits, deadline).await,
-                };
+                let admitted =
+                    match limiter.admit_now(request, &inner.catalog, &listed, first_pick, count, circuits, deadline) {
+                        Some(admitted) => admitted,
+                        None => {
+                            limiter.admit(request, &inner.catalog, &listed, first_pick, count, circuits, deadline).await
+                        }
+                    };
                 admitted.map(|a| {
                     let model = listed[a.position].model;
                     (a, model)

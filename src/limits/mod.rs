@@ -15,6 +15,10 @@
 //! - **rate limits** ([`RateLimit`]): requests and tokens per minute per model, over a sliding
 //!   minute. A model near its limit (90% by default) is passed over while another candidate can
 //!   serve, and at its limit in any case, before it would answer with a 429.
+//! - **caller rate limits** ([`CallerRateLimit`]): requests and tokens per minute overall, per tenant
+//!   or per caller key, whichever model serves them. A caller over one is refused before any model
+//!   is called, with [`ErrorKind::RateLimited`](crate::ErrorKind::RateLimited) and a
+//!   [`retry_after`](crate::Error::retry_after) of when the sliding minute frees enough room.
 //!
 //! A candidate that does not fit is skipped and the next one in the ranking is taken: the router
 //! **downgrades** to a cheaper model rather than reject. Fallbacks, larger-context retries and
@@ -36,12 +40,14 @@
 //! it; `closed` refuses requests it applies to ([`ErrorKind::Store`](crate::ErrorKind::Store)). What
 //! was spent meanwhile is added to the store once it answers again.
 
+mod caller;
 mod limiter;
 
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub use self::caller::CallerRateLimit;
 pub(crate) use self::limiter::{Admission, Limiter, Ticket};
 pub use crate::state::Window;
 
@@ -94,7 +100,7 @@ impl BudgetStatus {
     }
 }
 
-/// Whose spending a [`Budget`] caps.
+/// Whose spending a [`Budget`] caps, or whose requests a [`CallerRateLimit`] limits.
 #[non_exhaustive]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -322,6 +328,9 @@ pub struct LimitsConfig {
     pub budgets: Vec<Budget>,
     /// Per-model rate limits.
     pub rate_limits: Vec<RateLimit>,
+    /// Per-caller rate limits (overall, per tenant, per caller key); every one that applies to a
+    /// request must allow it.
+    pub caller_rate_limits: Vec<CallerRateLimit>,
     /// How much a budget holds while a request runs.
     pub reserve: Reserve,
     /// With `Some`, requests with a [`RouteHints::key`](crate::RouteHints::key) stay on the model that
@@ -359,6 +368,7 @@ impl Default for LimitsConfig {
         Self {
             budgets: Vec::new(),
             rate_limits: Vec::new(),
+            caller_rate_limits: Vec::new(),
             reserve: Reserve::default(),
             sticky: None,
             store_timeout: Duration::from_millis(50),
@@ -386,6 +396,12 @@ impl LimitsConfig {
     /// Adds a rate limit.
     pub fn rate_limit(mut self, limit: RateLimit) -> Self {
         self.rate_limits.push(limit);
+        self
+    }
+
+    /// Adds a per-caller rate limit.
+    pub fn caller_rate_limit(mut self, limit: CallerRateLimit) -> Self {
+        self.caller_rate_limits.push(limit);
         self
     }
 
@@ -459,7 +475,11 @@ impl LimitsConfig {
 
     /// Whether there is anything to enforce or remember.
     pub(crate) fn is_empty(&self) -> bool {
-        self.budgets.is_empty() && self.rate_limits.is_empty() && self.sticky.is_none() && self.share_learning.is_zero()
+        self.budgets.is_empty()
+            && self.rate_limits.is_empty()
+            && self.caller_rate_limits.is_empty()
+            && self.sticky.is_none()
+            && self.share_learning.is_zero()
     }
 
     /// Checks every value, and that rate limits name models of `catalog`.
@@ -467,7 +487,7 @@ impl LimitsConfig {
     /// # Errors
     /// [`ErrorKind::Config`](crate::ErrorKind::Config) naming the field: a negative or non-finite
     /// cap, a zero-length window, a tenant on a budget whose scope is not `tenant`, an unknown or
-    /// duplicate model, a zero timeout.
+    /// duplicate model, a caller rate limit with no limit or a zero one, a zero timeout.
     pub(crate) fn validate(&self, catalog: &Catalog) -> Result<()> {
         for (i, b) in self.budgets.iter().enumerate() {
             let at = format!("limits.budgets[{i}]");
@@ -493,6 +513,9 @@ impl LimitsConfig {
             if r.requests_per_minute.is_none() && r.tokens_per_minute.is_none() {
                 return Err(Error::config(format!("{at}: set requests_per_minute, tokens_per_minute or both")));
             }
+        }
+        for (i, c) in self.caller_rate_limits.iter().enumerate() {
+            c.validate(&format!("limits.caller_rate_limits[{i}]"))?;
         }
         if let Some(s) = &self.sticky
             && s.ttl.is_zero()

@@ -111,7 +111,16 @@ impl Counter {
 
 impl fmt::Debug for Counter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.key())
+        // The caller key in a key-scoped budget's or rate limit's name is left out (it is escaped,
+        // not hidden), so that `Debug` of a lease or an admission never shows one.
+        let key = self.key();
+        for prefix in ["budget:key:", "caller:key:"] {
+            if let Some(rest) = key.strip_prefix(prefix) {
+                let tail = rest.find(':').map_or("", |i| &rest[i..]);
+                return write!(f, "{prefix}…{tail}");
+            }
+        }
+        f.write_str(key)
     }
 }
 
@@ -400,6 +409,18 @@ mod tests {
         async fn read(&self, counters: &[Counter]) -> Result<Vec<f64>> {
             self.0.read(counters).await
         }
+    }
+
+    #[test]
+    fn debug_leaves_caller_keys_out_of_counter_names() {
+        let ttl = Duration::from_secs(60);
+        let shown = |name: &str| format!("{:?}", Counter::new(name, ttl));
+        assert_eq!(shown("caller:key:sk-secret%3A1:tokens:7"), "caller:key:…:tokens:7");
+        assert_eq!(shown("budget:key:sk-secret:day:20000"), "budget:key:…:day:20000");
+        assert_eq!(shown("caller:tenant:acme:requests:7"), "caller:tenant:acme:requests:7");
+        let lease =
+            Lease { id: 1, charges: smallvec::smallvec![(Counter::new("caller:key:sk-secret:requests:7", ttl), 1.0)] };
+        assert!(!format!("{lease:?}").contains("sk-secret"));
     }
 
     #[test]

@@ -79,6 +79,13 @@ pub enum RejectReason {
         /// The limit, e.g. `500 requests per minute`.
         limit: String,
     },
+    /// The caller (everyone, its tenant or its key) is at one of its
+    /// [caller rate limits](crate::limits::CallerRateLimit); every model is refused alike.
+    #[error("the caller is at its {limit}")]
+    CallerRateLimit {
+        /// The limit, e.g. `tenant `acme` limit of 600 requests per minute` (never a caller key).
+        limit: String,
+    },
     /// A limit that fails closed applies to it and the state store cannot be reached.
     #[error("a limit that fails closed applies and the state store is unreachable")]
     StoreUnavailable,

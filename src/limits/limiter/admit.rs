@@ -8,10 +8,9 @@ use smallvec::SmallVec;
 
 use super::build::{Built, Origin};
 use super::ticket::{Admission, Held, Ticket};
-use super::{Limiter, lock, now_ms};
+use super::{Limiter, lock};
 use crate::catalog::{Catalog, ModelIndex};
 use crate::error::{Error, ErrorKind, Result};
-use crate::limits::Window;
 use crate::policy::{Candidate, RejectReason, Rejection};
 use crate::request::Request;
 use crate::state::{Admitted, Counter};
@@ -23,6 +22,10 @@ impl Limiter {
     /// sent to it, a sticky entry may choose another model, or `first` does not fit or is flagged;
     /// the caller then goes through [`admit_now`](Self::admit_now) or [`admit`](Self::admit), which
     /// also say why.
+    ///
+    /// With `count`, the admission counts the request against caller rate limits: the caller
+    /// passes it until a model of the request has been called, so that a request counts once
+    /// however many attempts it takes.
     #[allow(clippy::too_many_arguments, reason = "the candidate with its request, its clock and its deadline")]
     pub(crate) fn admit_first(
         self: &Arc<Self>,
@@ -30,6 +33,7 @@ impl Limiter {
         catalog: &Catalog,
         first: &Candidate,
         first_pick: bool,
+        count: bool,
         circuits: bool,
         now: Instant,
         deadline: Instant,
@@ -42,7 +46,8 @@ impl Limiter {
             return None;
         }
         // `now`, the caller's clock reading, serves the windows and the store.
-        let (one, roles) = self.one(request, catalog, first, circuits && self.config.share_circuits, self.wall_ms(now));
+        let circuits = circuits && self.config.share_circuits;
+        let (one, roles) = self.one(request, catalog, first, circuits, count, self.wall_ms(now));
         let until = deadline.max(now).checked_add(self.config.lease_grace).unwrap_or(deadline);
         let id = store.reserve(one, now, until)?;
         let ticket = Ticket {
@@ -64,12 +69,14 @@ impl Limiter {
     ///
     /// # Errors
     /// As [`admit`](Self::admit).
+    #[allow(clippy::too_many_arguments, reason = "as `admit`")]
     pub(crate) fn admit_now(
         self: &Arc<Self>,
         request: &Request,
         catalog: &Catalog,
         models: &[&Candidate],
         first_pick: bool,
+        count: bool,
         circuits: bool,
         deadline: Duration,
     ) -> Option<Result<Admission>> {
@@ -80,7 +87,7 @@ impl Limiter {
         let lease_ttl = deadline.saturating_add(self.config.lease_grace);
         let sticky = self.sticky(request, first_pick);
         let circuits = circuits && self.config.share_circuits;
-        let built = self.admission(request, catalog, models, false, circuits, lease_ttl, &sticky);
+        let built = self.admission(request, catalog, models, false, circuits, count, lease_ttl, &sticky);
         Some(store.admit_now(&built.admit).and_then(|a| self.outcome(&built, a, false, catalog, models)))
     }
 
@@ -92,13 +99,15 @@ impl Limiter {
     /// # Errors
     /// [`ErrorKind::BudgetExceeded`], [`ErrorKind::RateLimited`], [`ErrorKind::Store`] or
     /// [`ErrorKind::NoCandidate`] (every circuit open) when none is allowed, with a rejection per
-    /// model.
+    /// model. With `count`, as [`admit_first`](Self::admit_first).
+    #[allow(clippy::too_many_arguments, reason = "one admission's every input, private")]
     pub(crate) async fn admit(
         self: &Arc<Self>,
         request: &Request,
         catalog: &Catalog,
         models: &[&Candidate],
         first_pick: bool,
+        count: bool,
         circuits: bool,
         deadline: Duration,
     ) -> Result<Admission> {
@@ -106,7 +115,7 @@ impl Limiter {
         let sticky = self.sticky(request, first_pick);
         let circuits = circuits && self.config.share_circuits;
         let admission = |models: &[&Candidate], fallback: bool, circuits: bool| {
-            self.admission(request, catalog, models, fallback, circuits, lease_ttl, &sticky)
+            self.admission(request, catalog, models, fallback, circuits, count, lease_ttl, &sticky)
         };
         if !self.store_is_down() {
             let mut built = admission(models, false, circuits);
@@ -152,6 +161,36 @@ impl Limiter {
         self.outcome(&built, admitted, true, catalog, models)
     }
 
+    /// When choice `k` of `built` may fit again, as far as its failing checks tell: the longest of
+    /// their waits (a budget's until its window turns over, a rate limit's until the sliding minute
+    /// frees enough room); `None` when one can never hold (a request with more tokens than a limit).
+    fn wait(&self, built: &Built, k: usize, values: &[f64]) -> Option<Duration> {
+        let choice = &built.admit.choices[k];
+        let mut longest = Duration::ZERO;
+        let failing = choice
+            .checks
+            .iter()
+            .zip(&built.meta[k].origins)
+            .filter(|(check, _)| !check.soft && !crate::state::holds(check, &choice.charges, values));
+        for (check, origin) in failing {
+            let wait = match *origin {
+                Origin::Budget(b) => built.slots[b].map(|s| s.resets_in)?,
+                Origin::Requests | Origin::Tokens | Origin::Caller { .. } => {
+                    let value = |i: u32| values.get(i as usize).copied().unwrap_or(0.0);
+                    let charge = |i: u32| choice.charges.iter().filter(|(j, _)| *j == i).map(|(_, a)| a).sum::<f64>();
+                    let (previous, current) = match check.terms[..] {
+                        [(p, _), (c, _)] => (value(p) + charge(p), c),
+                        [(c, _)] => (0.0, c),
+                        _ => return None,
+                    };
+                    minute_wait(previous, value(current), charge(current), check.limit, &built.minute)?
+                }
+            };
+            longest = longest.max(wait);
+        }
+        Some(longest)
+    }
+
     fn remember(&self, counters: &[Counter], values: &[f64]) {
         let mut seen = lock(&self.last_seen);
         if seen.len() > 4096 {
@@ -184,6 +223,7 @@ impl Limiter {
         let mut rejections = Vec::with_capacity(models.len());
         let (mut budget, mut closed, mut circuit, mut retry_in) = (false, false, false, None::<Duration>);
         let mut budget_retry: Option<Duration> = None;
+        let mut caller = false;
         for (k, c) in models.iter().enumerate() {
             let id = catalog.model(c.model).id.clone();
             if let Some(&(_, retry_in)) = blocked.iter().find(|(m, _)| *m == c.model) {
@@ -203,6 +243,9 @@ impl Limiter {
                 .zip(&built.meta[k].origins)
                 .find(|(check, _)| !check.soft && !crate::state::holds(check, &choice.charges, values));
             let Some((check, origin)) = failed else { continue };
+            if let Some(wait) = self.wait(built, k, values) {
+                retry_in = Some(retry_in.map_or(wait, |d| d.min(wait)));
+            }
             let used: f64 = check.terms.iter().map(|&(i, w)| w * values.get(i as usize).copied().unwrap_or(0.0)).sum();
             let reason = match *origin {
                 Origin::Budget(b) => {
@@ -216,9 +259,14 @@ impl Limiter {
                         remaining: (check.limit - used).max(0.0),
                     }
                 }
+                Origin::Caller { limit, tokens } => {
+                    caller = true;
+                    let what = if tokens { "tokens" } else { "requests" };
+                    RejectReason::CallerRateLimit {
+                        limit: self.config.caller_rate_limits[limit].label(what, check.limit),
+                    }
+                }
                 Origin::Requests | Origin::Tokens => {
-                    let minute = Window::Sliding(Duration::from_secs(60)).slot(now_ms());
-                    retry_in = Some(retry_in.map_or(minute.resets_in, |d| d.min(minute.resets_in)));
                     let what = if matches!(origin, Origin::Requests) { "requests" } else { "tokens" };
                     RejectReason::RateLimit { limit: format!("{} {what} per minute", check.limit) }
                 }
@@ -231,6 +279,8 @@ impl Limiter {
             (ErrorKind::Store, "the state store is unreachable and every candidate has a limit that fails closed")
         } else if circuit && rejections.iter().all(|r| matches!(r.reason(), RejectReason::CircuitOpen { .. })) {
             (ErrorKind::NoCandidate, "every candidate's circuit is open on another replica")
+        } else if caller && rejections.iter().all(|r| matches!(r.reason(), RejectReason::CallerRateLimit { .. })) {
+            (ErrorKind::RateLimited, "the caller is at a rate limit")
         } else {
             (ErrorKind::RateLimited, "every candidate is at its rate limit")
         };
@@ -249,14 +299,58 @@ impl Limiter {
     }
 }
 
+/// How long until `w·previous + current + charge ≤ limit` holds over the sliding minute of
+/// `minute`, if no more is charged meanwhile: while the current bucket lasts, the previous bucket's
+/// weight `w` falls linearly to 0; then the current bucket becomes the previous one, with weight 1
+/// falling again, and the charge goes to a new, empty bucket. `None` when the charge alone exceeds
+/// the limit. Rounded up to the millisecond.
+fn minute_wait(previous: f64, current: f64, charge: f64, limit: f64, minute: &crate::state::Slot) -> Option<Duration> {
+    const LEN: f64 = 60_000.0;
+    let left = minute.resets_in.as_secs_f64() * 1000.0;
+    let into = LEN - left;
+    let room = limit - current - charge;
+    let ms = if room >= 0.0 {
+        // The previous bucket's share must fall to `room`.
+        if previous <= room { 0.0 } else { (LEN * (1.0 - room / previous) - into).clamp(0.0, left) }
+    } else {
+        let room = limit - charge;
+        if room < 0.0 {
+            return None;
+        }
+        // After the turn, the current bucket's share (from weight 1) must fall to `room`.
+        let after = if current <= room { 0.0 } else { LEN * (1.0 - room / current) };
+        left + after
+    };
+    // Less a hair, so that float error does not add a millisecond to an exact answer.
+    ms.is_finite().then(|| Duration::from_millis((ms - 1e-6).max(0.0).ceil() as u64))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::catalog::{ModelProfile, Pricing};
     use crate::cost::CostEstimate;
     use crate::hash::Rng;
-    use crate::limits::{Budget, LimitsConfig, RateLimit, Scope, Window};
+    use crate::limits::{Budget, CallerRateLimit, LimitsConfig, RateLimit, Scope, Window};
     use crate::state::MemoryStore;
+
+    #[test]
+    fn a_sliding_minute_frees_room_as_its_previous_bucket_fades() {
+        let at = |left_ms: u64| Window::Sliding(Duration::from_secs(60)).slot(60_000 * 1000 + 60_000 - left_ms);
+        // 15 s into the bucket: the previous bucket (60) weighs 0.75 → 45, plus 10 now, plus 1 > 50.
+        let minute = at(45_000);
+        assert_eq!(minute.previous, Some(0.75));
+        // Room for 1 more once 60·w + 10 + 1 ≤ 50: w ≤ 0.65, 21 s into the bucket, 6 s from now.
+        assert_eq!(minute_wait(60.0, 10.0, 1.0, 50.0, &minute), Some(Duration::from_secs(6)));
+        // Already fits: no wait.
+        assert_eq!(minute_wait(10.0, 10.0, 1.0, 50.0, &minute), Some(Duration::ZERO));
+        // The current bucket alone is over: after the turn (in 45 s) it weighs 1, falling, and must
+        // fall to 29 (the limit less the charge): to 29/40 after 16.5 s, or 19/20 after 3 s.
+        assert_eq!(minute_wait(0.0, 40.0, 1.0, 30.0, &minute), Some(Duration::from_millis(45_000 + 16_500)));
+        assert_eq!(minute_wait(0.0, 20.0, 10.0, 29.0, &minute), Some(Duration::from_secs(48)));
+        // A charge over the limit never fits.
+        assert_eq!(minute_wait(0.0, 0.0, 31.0, 30.0, &minute), None);
+    }
 
     fn catalog() -> Catalog {
         Catalog::new((0..3).map(|i| {
@@ -275,11 +369,16 @@ mod tests {
             .budget(Budget::new(Scope::Key, 0.1, Window::Hour))
             .rate_limit(RateLimit::new("m0").requests_per_minute(12).tokens_per_minute(30_000))
             .rate_limit(RateLimit::new("m1").requests_per_minute(20).prefer_below(1.0))
+            .caller_rate_limit(CallerRateLimit::new(Scope::Tenant).requests_per_minute(40))
+            .caller_rate_limit(CallerRateLimit::tenant("b").requests_per_minute(30).tokens_per_minute(200_000))
+            .caller_rate_limit(CallerRateLimit::new(Scope::Key).tokens_per_minute(150_000))
+            .caller_rate_limit(CallerRateLimit::new(Scope::Global).requests_per_minute(500))
     }
 
     /// The first choice reserved alone (`admit_first`) decides as the full admission does, step
     /// for step, over budgets that share counters, sliding and calendar windows, keys, rate limits
-    /// with and without `prefer_below`, settlements and releases.
+    /// with and without `prefer_below`, caller rate limits counting the request or not, settlements
+    /// and releases.
     #[test]
     fn the_first_choice_alone_decides_as_the_full_admission() {
         let catalog = catalog();
@@ -306,19 +405,21 @@ mod tests {
             let start = rng.below(3);
             let listed: Vec<&Candidate> = (0..3).map(|k| &candidates[(start + k) % 3]).collect();
             let deadline = Duration::from_secs(30);
+            let count = rng.below(4) > 0;
             let a = match quick.admit_first(
                 &request,
                 &catalog,
                 listed[0],
                 true,
+                count,
                 true,
                 Instant::now(),
                 Instant::now() + deadline,
             ) {
                 Some(admission) => Ok(admission),
-                None => quick.admit_now(&request, &catalog, &listed, true, true, deadline).unwrap(),
+                None => quick.admit_now(&request, &catalog, &listed, true, count, true, deadline).unwrap(),
             };
-            let b = full.admit_now(&request, &catalog, &listed, true, true, deadline).unwrap();
+            let b = full.admit_now(&request, &catalog, &listed, true, count, true, deadline).unwrap();
             match (a, b) {
                 (Ok(a), Ok(b)) => {
                     assert_eq!(a.position, b.position, "step {step}");

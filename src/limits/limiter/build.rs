@@ -10,6 +10,7 @@ use super::ticket::Role;
 use super::{Limiter, lock, now_ms};
 use crate::catalog::Catalog;
 use crate::cost::price;
+use crate::limits::CallerRateLimit;
 use crate::limits::{OnStoreFailure, Reserve, Window};
 use crate::policy::Candidate;
 use crate::request::Request;
@@ -25,6 +26,17 @@ pub(super) enum Origin {
     Requests,
     /// The model's tokens per minute.
     Tokens,
+    /// The caller rate limit at this index of the config: its requests, or with `tokens` its
+    /// tokens, per minute.
+    Caller { limit: usize, tokens: bool },
+}
+
+/// A caller rate limit that applies to a request: the counter each of its limits charges, and its
+/// check (none while it fails open).
+struct CallerCheck {
+    limit: usize,
+    requests: Option<(u32, Option<Check>)>,
+    tokens: Option<(u32, Option<Check>)>,
 }
 
 /// An admission as built for one request, with what each check and charge stands for.
@@ -34,6 +46,8 @@ pub(super) struct Built {
     pub(super) meta: SmallVec<[Meta; 1]>,
     /// Per budget: its slot, if it applies to the request (for when a refusal may end).
     pub(super) slots: SmallVec<[Option<Slot>; 4]>,
+    /// The sliding minute of rate limits (for when a refusal may end).
+    pub(super) minute: Slot,
 }
 
 /// What a choice's checks and charges stand for.
@@ -67,7 +81,9 @@ impl Limiter {
     }
 
     /// Builds the admission of `models` (in order of preference). With `fallback`, limits that do
-    /// not apply while the store is down are left out and closed ones mark their choices.
+    /// not apply while the store is down are left out and closed ones mark their choices. With
+    /// `count`, the admission counts the request against caller rate limits (its first admission
+    /// that leads to a call); without, only its tokens.
     fn build(
         &self,
         request: &Request,
@@ -75,6 +91,7 @@ impl Limiter {
         models: &[&Candidate],
         fallback: bool,
         circuits: bool,
+        count: bool,
     ) -> Built {
         let now = now_ms();
         let hints = &request.hints;
@@ -83,7 +100,10 @@ impl Limiter {
         // open while the store is down: charged locally, to be replayed, but not enforced).
         let mut budget_checks: SmallVec<[(usize, u32, Option<Check>); 4]> = SmallVec::new();
         let mut slots: SmallVec<[Option<Slot>; 4]> = smallvec![None; self.config.budgets.len()];
-        let mut budget_closed = false;
+        let minute = Window::Sliding(Duration::from_secs(60)).slot(now);
+        // Caller rate limits: checked first (nothing else matters to a caller over its limit).
+        let (callers, caller_closed) = self.caller_checks(request, &mut counters, &minute, fallback, count);
+        let mut budget_closed = caller_closed;
         for (i, b) in self.config.budgets.iter().enumerate() {
             let Some(id) = scope_id(b, hints.tenant.as_deref(), hints.key.as_deref()) else { continue };
             let slot = b.window.slot(now);
@@ -99,11 +119,11 @@ impl Limiter {
             let (charge, check) = self.budget_keys(i, id, &slot, |k| k.check(&mut counters, &slot, b.limit_usd));
             budget_checks.push((i, charge, enforced.then_some(check)));
         }
-        let minute = Window::Sliding(Duration::from_secs(60)).slot(now);
         let mut built = Built {
             admit: Admit { choices: Vec::with_capacity(models.len()), ..Admit::default() },
             meta: SmallVec::with_capacity(models.len()),
             slots,
+            minute,
         };
         for c in models {
             let model = catalog.model(c.model);
@@ -113,6 +133,21 @@ impl Limiter {
             let mut choice = Choice { label, charges: SmallVec::new(), checks: SmallVec::new(), flag };
             let mut origins = SmallVec::new();
             let mut roles = SmallVec::new();
+            for cc in &callers {
+                let parts = [(&cc.requests, 1.0, Role::Call, false), (&cc.tokens, tokens, Role::Tokens, true)];
+                for (part, amount, role, is_tokens) in parts {
+                    let Some((charge, check)) = part else { continue };
+                    // Limits of one scope share counters: charge each counter once.
+                    if !choice.charges.iter().any(|(i, _)| i == charge) {
+                        choice.charges.push((*charge, amount));
+                        roles.push(role);
+                    }
+                    if let Some(check) = check {
+                        choice.checks.push(check.clone());
+                        origins.push(Origin::Caller { limit: cc.limit, tokens: is_tokens });
+                    }
+                }
+            }
             for (b, charge, check) in &budget_checks {
                 // Budgets share counters: charge each counter once.
                 if !choice.charges.iter().any(|(i, _)| i == charge) {
@@ -182,6 +217,52 @@ impl Limiter {
         built
     }
 
+    /// The caller rate limits that apply to `request`, their counters added to `counters`; and
+    /// whether one fails closed while the store is down (`fallback`).
+    fn caller_checks(
+        &self,
+        request: &Request,
+        counters: &mut Vec<Counter>,
+        minute: &Slot,
+        fallback: bool,
+        count: bool,
+    ) -> (SmallVec<[CallerCheck; 2]>, bool) {
+        let all = &self.config.caller_rate_limits;
+        let mut checks = SmallVec::new();
+        let mut closed = false;
+        if all.is_empty() {
+            return (checks, closed);
+        }
+        let (tenant, key) = (request.hints.tenant.as_deref(), request.hints.key.as_deref());
+        let mut keys = lock(&self.keys);
+        for (i, l) in all.iter().enumerate() {
+            let Some(id) = CallerRateLimit::scope_id(all, i, tenant, key) else { continue };
+            let requests = l.requests_per_minute.filter(|_| count);
+            if requests.is_none() && l.tokens_per_minute.is_none() {
+                // Already counted, and only requests are limited: nothing to do here.
+                continue;
+            }
+            let enforced = match (fallback, l.on_store_failure) {
+                (true, OnStoreFailure::Closed) => {
+                    closed = true;
+                    continue;
+                }
+                (true, OnStoreFailure::Open) => false,
+                _ => true,
+            };
+            let [req, req_prev, tok, tok_prev] = Self::caller_keys_in(&mut keys, &l.scope, id, minute);
+            let mut part = |current: Counter, previous: Counter, n: f64| {
+                let keys = SlotKeys { bucket: minute.bucket, current, previous };
+                let (charge, check) = keys.check(counters, minute, n);
+                (charge, enforced.then_some(check))
+            };
+            let requests = requests.map(|n| part(req, req_prev, f64::from(n)));
+            let tokens = l.tokens_per_minute.map(|n| part(tok, tok_prev, n as f64));
+            checks.push(CallerCheck { limit: i, requests, tokens });
+        }
+        (checks, closed)
+    }
+
     /// [`build`](Self::build) with the lease's life and the sticky entry.
     #[allow(clippy::too_many_arguments, reason = "one admission's every input, private")]
     pub(super) fn admission(
@@ -191,10 +272,11 @@ impl Limiter {
         models: &[&Candidate],
         fallback: bool,
         circuits: bool,
+        count: bool,
         lease_ttl: Duration,
         sticky: &Option<Sticky>,
     ) -> Built {
-        let mut built = self.build(request, catalog, models, fallback, circuits);
+        let mut built = self.build(request, catalog, models, fallback, circuits, count);
         built.admit.lease_ttl = lease_ttl;
         built.admit.sticky = sticky.clone();
         built
@@ -213,12 +295,14 @@ impl Limiter {
     /// The first of `models` alone, for an in-process store: its charges, its bounds (soft checks
     /// as strict ones: alone, it is taken only if the full admission would take it), its flag, and
     /// what each charge stands for. Counter names come from the key cache; nothing else is built.
+    /// With `count`, the request counts against caller rate limits (as in [`build`](Self::build)).
     pub(super) fn one(
         &self,
         request: &Request,
         catalog: &Catalog,
         c: &Candidate,
         circuits: bool,
+        count: bool,
         now: u64,
     ) -> (One, SmallVec<[Role; 4]>) {
         let hints = &request.hints;
@@ -226,6 +310,34 @@ impl Limiter {
         let mut one = One::default();
         let mut roles = SmallVec::new();
         let mut keys = lock(&self.keys);
+        let minute = Window::Sliding(Duration::from_secs(60)).slot(now);
+        let all = &self.config.caller_rate_limits;
+        for (i, l) in all.iter().enumerate() {
+            let Some(id) = CallerRateLimit::scope_id(all, i, hints.tenant.as_deref(), hints.key.as_deref()) else {
+                continue;
+            };
+            let requests = l.requests_per_minute.filter(|_| count);
+            if requests.is_none() && l.tokens_per_minute.is_none() {
+                continue;
+            }
+            let [req, req_prev, tok, tok_prev] = Self::caller_keys_in(&mut keys, &l.scope, id, &minute);
+            let w = minute.previous.unwrap_or(0.0);
+            let mut part = |current: Counter, previous: Counter, charge: f64, limit: f64, role: Role| {
+                // Limits of one scope share counters: charge each counter once.
+                let at = one.charges.iter().position(|(k, _)| *k == current).unwrap_or_else(|| {
+                    one.charges.push((current, charge));
+                    roles.push(role);
+                    one.charges.len() - 1
+                });
+                one.bounds.push(Bound { current: at, previous: Some((previous, w)), limit });
+            };
+            if let Some(n) = requests {
+                part(req, req_prev, 1.0, f64::from(n), Role::Call);
+            }
+            if let Some(n) = l.tokens_per_minute {
+                part(tok, tok_prev, tokens, n as f64, Role::Tokens);
+            }
+        }
         for (i, b) in self.config.budgets.iter().enumerate() {
             let Some(id) = scope_id(b, hints.tenant.as_deref(), hints.key.as_deref()) else { continue };
             let slot = b.window.slot(now);
@@ -241,7 +353,6 @@ impl Limiter {
             one.bounds.push(Bound { current: at, previous, limit: b.limit_usd });
         }
         if let Some(limit) = self.rates.get(c.model).copied().flatten().map(|r| &self.config.rate_limits[r]) {
-            let minute = Window::Sliding(Duration::from_secs(60)).slot(now);
             let [req, req_prev, tok, tok_prev] =
                 Self::rate_keys_in(&mut keys, c.model, &catalog.model(c.model).id, &minute);
             let share = limit.prefer_below.min(1.0);

@@ -20,6 +20,9 @@ pub(super) struct KeyCache {
     pub(super) budgets: Vec<HashMap<Box<str>, SlotKeys>>,
     /// Per model: the requests and tokens counters of the current minute.
     pub(super) rates: Vec<Option<RateKeys>>,
+    /// Per scope (global, tenant, key): scope id → the requests and tokens counters of the current
+    /// minute. Keyed by what callers send, so hashed with `RandomState`, as `budgets`.
+    pub(super) callers: [HashMap<Box<str>, RateKeys>; 3],
 }
 
 /// A minute's bucket with its requests and tokens counters (current and previous of each).
@@ -83,6 +86,17 @@ pub(super) fn budget_base(b: &Budget, id: &str) -> String {
     }
 }
 
+/// The counter name of a caller rate limit of `scope` for scope `id` (before `requests` or
+/// `tokens` and the bucket): every limit of one scope counts the same requests, so they share it.
+/// Tenants and caller keys are escaped ([`escape_key`]).
+pub(super) fn caller_base(scope: &Scope, id: &str) -> String {
+    match scope {
+        Scope::Global => "caller:global".to_owned(),
+        Scope::Tenant => format!("caller:tenant:{}", escape_key(id)),
+        Scope::Key => format!("caller:key:{}", escape_key(id)),
+    }
+}
+
 /// The index of `counter` in `counters`, added if missing.
 fn intern(counters: &mut Vec<Counter>, counter: &Counter) -> u32 {
     let i = counters.iter().position(|c| c == counter).unwrap_or_else(|| {
@@ -143,6 +157,28 @@ impl Limiter {
         answer
     }
 
+    /// The requests and tokens counters of a caller rate limit of `scope` for scope `id` in the
+    /// minute `slot`: current and previous of each.
+    pub(super) fn caller_keys_in(keys: &mut KeyCache, scope: &Scope, id: &str, slot: &Slot) -> [Counter; 4] {
+        let cache = &mut keys.callers[match scope {
+            Scope::Global => 0,
+            Scope::Tenant => 1,
+            Scope::Key => 2,
+        }];
+        if let Some((_, keys)) = cache.get(id).filter(|(b, _)| *b == slot.bucket) {
+            return keys.clone();
+        }
+        let base = caller_base(scope, id);
+        let req = SlotKeys::new(&format!("{base}:requests"), slot);
+        let tok = SlotKeys::new(&format!("{base}:tokens"), slot);
+        let counters = [req.current, req.previous, tok.current, tok.previous];
+        if cache.len() >= KEY_CACHE {
+            cache.clear();
+        }
+        cache.insert(Box::from(id), (slot.bucket, counters.clone()));
+        counters
+    }
+
     /// The requests and tokens counters of `model` for the minute `slot`: current and previous of
     /// each.
     pub(super) fn rate_keys(&self, model: usize, id: &ModelId, slot: &Slot) -> [Counter; 4] {
@@ -179,5 +215,9 @@ mod tests {
         let names: std::collections::HashSet<String> = keys.iter().map(|k| budget_base(&b, k)).collect();
         assert_eq!(names.len(), keys.len());
         assert!(names.iter().all(|n| n.matches(':').count() == 3), "{names:?}");
+        let callers: std::collections::HashSet<String> = keys.iter().map(|k| caller_base(&Scope::Key, k)).collect();
+        assert_eq!(callers.len(), keys.len());
+        assert!(callers.iter().all(|n| n.matches(':').count() == 2), "{callers:?}");
+        assert_ne!(caller_base(&Scope::Tenant, "global"), caller_base(&Scope::Global, ""));
     }
 }

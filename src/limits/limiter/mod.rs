@@ -82,6 +82,7 @@ impl Limiter {
         let keys = Mutex::new(KeyCache {
             budgets: config.budgets.iter().map(|_| HashMap::default()).collect(),
             rates: vec![None; catalog.len()],
+            callers: Default::default(),
         });
         let labels = catalog.models().iter().map(|m| Arc::from(m.id.as_str())).collect();
         let circuit_flags = catalog.models().iter().map(|m| Arc::from(format!("circuit:{}", m.id))).collect();

@@ -24,8 +24,23 @@ pub(crate) struct Admission {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Role {
     Usd,
+    /// A model's requests: one per attempt on it.
     Requests,
     Tokens,
+    /// A caller's request: one for the whole request, however many attempts it takes; kept when
+    /// the request is cancelled, given back when no model was called.
+    Call,
+}
+
+impl Role {
+    /// What a charge of this role settles to when the ticket is dropped unsettled (the request was
+    /// cancelled): nothing, except the caller's request, which was made.
+    fn dropped(self) -> f64 {
+        match self {
+            Self::Call => 1.0,
+            Self::Usd | Self::Requests | Self::Tokens => 0.0,
+        }
+    }
 }
 
 /// A reservation held for one model while the request uses it; settled once, or given back when
@@ -61,6 +76,7 @@ impl Ticket {
                 Role::Usd => self.usd,
                 Role::Requests => f64::from(self.requests),
                 Role::Tokens => self.tokens as f64,
+                Role::Call => f64::from(u8::from(self.requests > 0)),
             })
             .collect();
         match held {
@@ -72,12 +88,21 @@ impl Ticket {
 
 impl Drop for Ticket {
     fn drop(&mut self) {
-        // Not settled: the request was cancelled or ended without a word. Give it all back.
+        // Not settled: the request was cancelled or ended without a word. Give it all back, except
+        // the caller's request (a caller must not dodge its limit by hanging up).
         match self.held.take() {
-            Some(Held::Lease(lease)) => self.limiter.settle(Settlement::release(lease), self.local),
+            Some(Held::Lease(lease)) => {
+                let settlement = if self.roles.contains(&Role::Call) {
+                    let actual = self.roles.iter().map(|r| r.dropped()).collect();
+                    Settlement { lease, actual }
+                } else {
+                    Settlement::release(lease)
+                };
+                self.limiter.settle(settlement, self.local);
+            }
             Some(Held::Reserved(id)) => {
-                let nothing: SmallVec<[f64; 4]> = self.roles.iter().map(|_| 0.0).collect();
-                self.limiter.settle_reserved(id, &nothing);
+                let actual: SmallVec<[f64; 4]> = self.roles.iter().map(|r| r.dropped()).collect();
+                self.limiter.settle_reserved(id, &actual);
             }
             None => {}
         }
