@@ -456,6 +456,26 @@ async fn every_error_has_its_status_and_openai_body() {
 }
 
 #[tokio::test]
+async fn a_caller_over_its_rate_limit_gets_429_and_others_do_not() {
+    let up = upstream().await;
+    let limits = "[[limits.caller_rate_limits]]\nscope = \"key\"\nrequests_per_minute = 2\n";
+    let gw = gateway(&up, &[model("good-mini", 0.15, 1.5)], "", limits).await;
+    for _ in 0..2 {
+        assert_eq!(post(&gw, TEAM_KEY, hello()).await.status(), 200);
+    }
+    let r = post(&gw, TEAM_KEY, hello()).await;
+    let wait: u64 = r.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=120).contains(&wait), "{wait}");
+    let (status, v) = error_of(r).await;
+    assert_eq!((status, v["error"]["type"].as_str()), (429, Some("rate_limit_error")));
+    assert!(!v.to_string().contains(TEAM_KEY));
+    assert_eq!(up.requests().len(), 2, "the refused request reached no provider");
+    // Another key has its own allowance.
+    assert_eq!(post(&gw, POOR_KEY, hello()).await.status(), 200);
+    gw.shutdown().await;
+}
+
+#[tokio::test]
 async fn the_concurrency_limit_answers_503_with_retry_after() {
     let up = upstream().await;
     let gw = gateway(&up, &[model("slow-one", 0.15, 1.5)], "[server]\nmax_concurrency = 1\n", "").await;
