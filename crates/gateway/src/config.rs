@@ -194,6 +194,31 @@ fn router_part(text: &str) -> String {
     out
 }
 
+/// An HTTP adapter's builder with an entry's base URL, key and timeouts set, built (the adapters'
+/// builders share these setters but no trait).
+macro_rules! http_adapter {
+    ($builder:expr, $p:expr, $key:expr, $i:expr) => {{
+        let ms = Duration::from_millis;
+        let mut b = $builder;
+        if let Some(url) = &$p.base_url {
+            b = b.base_url(url.clone());
+        }
+        if let Some(key) = $key {
+            b = b.api_key(key);
+        }
+        if let Some(t) = $p.connect_timeout_ms {
+            b = b.connect_timeout(ms(t));
+        }
+        if let Some(t) = $p.first_byte_timeout_ms {
+            b = b.first_byte_timeout(ms(t));
+        }
+        if let Some(t) = $p.timeout_ms {
+            b = b.timeout(ms(t));
+        }
+        b.build().map_err(|e| config_error(format!("providers[{}]: {e}", $i)))?
+    }};
+}
+
 impl GatewayConfig {
     /// Reads a TOML file (at most 16 MiB, a regular file).
     ///
@@ -291,45 +316,10 @@ impl GatewayConfig {
                 })?),
                 None => None,
             };
-            let ms = Duration::from_millis;
             builder = match p.kind {
-                ProviderKind::Openai => {
-                    let mut b = OpenAi::builder(p.name.clone());
-                    if let Some(url) = &p.base_url {
-                        b = b.base_url(url.clone());
-                    }
-                    if let Some(key) = key {
-                        b = b.api_key(key);
-                    }
-                    if let Some(t) = p.connect_timeout_ms {
-                        b = b.connect_timeout(ms(t));
-                    }
-                    if let Some(t) = p.first_byte_timeout_ms {
-                        b = b.first_byte_timeout(ms(t));
-                    }
-                    if let Some(t) = p.timeout_ms {
-                        b = b.timeout(ms(t));
-                    }
-                    builder.provider(b.build().map_err(|e| config_error(format!("providers[{i}]: {e}")))?)
-                }
+                ProviderKind::Openai => builder.provider(http_adapter!(OpenAi::builder(p.name.clone()), p, key, i)),
                 ProviderKind::Anthropic => {
-                    let mut b = Anthropic::builder(p.name.clone());
-                    if let Some(url) = &p.base_url {
-                        b = b.base_url(url.clone());
-                    }
-                    if let Some(key) = key {
-                        b = b.api_key(key);
-                    }
-                    if let Some(t) = p.connect_timeout_ms {
-                        b = b.connect_timeout(ms(t));
-                    }
-                    if let Some(t) = p.first_byte_timeout_ms {
-                        b = b.first_byte_timeout(ms(t));
-                    }
-                    if let Some(t) = p.timeout_ms {
-                        b = b.timeout(ms(t));
-                    }
-                    builder.provider(b.build().map_err(|e| config_error(format!("providers[{i}]: {e}")))?)
+                    builder.provider(http_adapter!(Anthropic::builder(p.name.clone()), p, key, i))
                 }
                 ProviderKind::Simulated => {
                     if p.base_url.is_some() || p.api_key_env.is_some() {
