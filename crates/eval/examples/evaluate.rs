@@ -8,6 +8,7 @@
 //!     [--router learned|heuristic] [--model FILE.swlm] [--split test] [--cv 5] [--hold-out TASK]
 //!     [--points 301] [--weak MODEL] [--json out.json] [--svg out.svg] [--data-dir DIR]
 //!     [--calibrate quality=0.95|share=0.2|spend=0.3] [--config-out router.toml] [--bootstrap 1000]
+//!     [--set JSON]
 //! ```
 //!
 //! - `--router learned` (the default): a [`LearnedClassifier`] trained on the training rows (or
@@ -33,6 +34,8 @@
 //! - `--bootstrap N`: 95% percentile intervals of AIQ and the saving at 95% (router, zero router,
 //!   difference) and of the calibrated point, over `N` resamples of the reported rows with the
 //!   router's choices held fixed ([`switchyard_eval::bootstrap`]); default 1000, 0 turns them off.
+//! - `--set`: a JSON object merged into the default `TrainConfig` of the learned router
+//!   (`{"min_trust": 1}`), as `examples/develop.rs` takes it.
 //!
 //! Costs are the data set's actual per-row costs of the chosen model (RouteLLM: its price per call).
 //! The data sets are the repository's `data/` (gzip-compressed), or `--data-dir DIR`; a missing file
@@ -63,7 +66,7 @@ const VALUE_MAX: f64 = 1e3;
 const USAGE: &str = "usage: evaluate [--data routerbench|mmlu|gsm8k|mmlu-to-gsm8k|gsm8k-to-mmlu] [--router learned|heuristic] \
                      [--model FILE.swlm] [--split test] [--cv K] [--hold-out TASK] [--points 301] [--weak MODEL] \
                      [--json out.json] [--svg out.svg] [--calibrate quality=F|share=F|spend=F] [--config-out router.toml] \
-                     [--bootstrap N] [--data-dir DIR]";
+                     [--bootstrap N] [--set JSON] [--data-dir DIR]";
 
 struct Args {
     data: String,
@@ -79,6 +82,7 @@ struct Args {
     calibrate: Option<Target>,
     config_out: Option<PathBuf>,
     bootstrap: usize,
+    train_config: TrainConfig,
     data_dir: PathBuf,
 }
 
@@ -101,6 +105,7 @@ fn args() -> Result<Args> {
         calibrate: None,
         config_out: None,
         bootstrap: BootstrapOptions::DEFAULT_RESAMPLES,
+        train_config: TrainConfig::default(),
         data_dir: Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data"),
     };
     let mut it = std::env::args().skip(1);
@@ -137,12 +142,16 @@ fn args() -> Result<Args> {
             "--bootstrap" => {
                 a.bootstrap = value()?.parse().map_err(|_| usage("`--bootstrap` needs an integer >= 0"))?;
             }
+            "--set" => a.train_config = train_config(&value()?)?,
             "-h" | "--help" => return Err(usage("")),
             other => return Err(usage(&format!("unknown argument `{other}`"))),
         }
     }
     if a.model.is_some() && !a.learned {
         return Err(usage("`--model` is a learned model: drop `--router heuristic`"));
+    }
+    if a.train_config != TrainConfig::default() && (!a.learned || a.model.is_some()) {
+        return Err(usage("`--set` configures the learned router's training: no `--router heuristic` or `--model`"));
     }
     if (a.cv.is_some() || a.hold_out.is_some()) && (a.calibrate.is_some() || a.model.is_some()) {
         return Err(usage("`--cv` and `--hold-out` train one router per split: no `--calibrate` or `--model`"));
@@ -156,6 +165,25 @@ fn args() -> Result<Args> {
         ));
     }
     Ok(a)
+}
+
+/// The default `TrainConfig` with a JSON object merged into it.
+fn train_config(patch: &str) -> Result<TrainConfig> {
+    let mut value = serde_json::to_value(TrainConfig::default()).map_err(|e| usage(&e.to_string()))?;
+    let patch: serde_json::Value = serde_json::from_str(patch).map_err(|e| usage(&format!("`--set`: {e}")))?;
+    merge(&mut value, patch);
+    serde_json::from_value(value).map_err(|e| usage(&format!("`--set`: {e}")))
+}
+
+fn merge(into: &mut serde_json::Value, patch: serde_json::Value) {
+    match (into, patch) {
+        (serde_json::Value::Object(a), serde_json::Value::Object(b)) => {
+            for (k, v) in b {
+                merge(a.entry(k).or_insert(serde_json::Value::Null), v);
+            }
+        }
+        (a, b) => *a = b,
+    }
 }
 
 fn main() {
@@ -654,7 +682,7 @@ impl Fitted {
                 }
                 model
             }
-            None => Trainer::new(TrainConfig::default()).fit(train, train_desc)?,
+            None => Trainer::new(args.train_config.clone()).fit(train, train_desc)?,
         };
         let learned = LearnedClassifier::new(model);
         learned.check_catalog(catalog.catalog())?;
