@@ -16,9 +16,11 @@ mod entry;
 mod groups;
 mod known;
 mod known_prices;
+mod litellm;
 
 pub use self::groups::{Group, NameKind, Resolved, Strategy};
 pub(crate) use self::groups::{MAX_NAME_BYTES, Names};
+pub use self::litellm::from_litellm_json;
 
 /// List prices of a model, in USD.
 #[non_exhaustive]
