@@ -254,7 +254,7 @@ impl Known {
 
 /// Lower case, provider prefix (`openai/`, `models/`) and version tag after `:` removed, `.`, `_`
 /// and spaces as `-`.
-fn normalize(name: &str) -> String {
+pub(super) fn normalize(name: &str) -> String {
     let name = name.rsplit('/').next().unwrap_or(name);
     let name = name.split(':').next().unwrap_or(name);
     name.trim()
@@ -268,7 +268,7 @@ fn normalize(name: &str) -> String {
 
 /// Strips one trailing snapshot marker: `-latest`, `-preview`, `-exp`, a date (`-2024-08-06`,
 /// `-20241022`, `-0613`, `-06-05`) or a three-digit version (`-002`).
-fn strip_suffix(name: &str) -> Option<&str> {
+pub(super) fn strip_suffix(name: &str) -> Option<&str> {
     for word in ["-latest", "-preview", "-exp"] {
         if let Some(rest) = name.strip_suffix(word) {
             return Some(rest);

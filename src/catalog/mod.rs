@@ -12,11 +12,15 @@ use crate::error::{Error, Result};
 use crate::types::Intent;
 pub use crate::types::{Capabilities, ModelId, ModelIndex, ProviderId};
 
+mod entry;
 mod groups;
 mod known;
+mod known_prices;
+mod litellm;
 
 pub use self::groups::{Group, NameKind, Resolved, Strategy};
 pub(crate) use self::groups::{MAX_NAME_BYTES, Names};
+pub use self::litellm::from_litellm_json;
 
 /// List prices of a model, in USD.
 #[non_exhaustive]
@@ -251,10 +255,14 @@ pub(crate) const KNOWN_CHECKED: &str = known::CHECKED;
 
 /// One model of the portfolio: what it costs, what it can do and how fast it is.
 ///
-/// Built with [`ModelProfile::new`] and the `with_*` setters; checked when it enters a [`Catalog`].
+/// Built with [`ModelProfile::new`] and the `with_*` setters, or filled from the known-models price
+/// table with [`ModelProfile::known`]; checked when it enters a [`Catalog`].
+///
+/// Read from a config, an entry may name a table row with `known = "gpt-4o-mini"`: the row fills
+/// every field the entry does not set (see [`ModelProfile::known`] and `docs/configuration.md`).
 #[non_exhaustive]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(try_from = "entry::ModelEntry")]
 pub struct ModelProfile {
     /// The id the router uses.
     pub id: ModelId,
@@ -301,6 +309,46 @@ impl ModelProfile {
             latency: LatencyProfile::default(),
             tags: Vec::new(),
         }
+    }
+
+    /// A profile of a widely used model from the known-models price table: prices per input,
+    /// cached-input and output token, the long-context tier where the provider has one, context
+    /// window, maximum output and capabilities, each row with its sources and the date they were
+    /// checked (`docs/known-models.md`), and the ability of the abilities table where it has the
+    /// model ([`Ability::known`]).
+    ///
+    /// The id is `name` as given and the provider the table's (`openai`, `anthropic`, `google`,
+    /// `mistral`, `deepseek`, `groq`): register a provider under that name, or change it. The API
+    /// name is the provider's spelling of the row (`claude-sonnet-4` sends
+    /// `claude-sonnet-4-20250514`); a snapshot or alias is sent as given, without a provider prefix.
+    /// Matching ignores case, a provider prefix, `.` versus `-` and trailing snapshot markers, as
+    /// [`Ability::known`] does. Override any field with the `with_*` setters. Latency and tags keep
+    /// the defaults of [`ModelProfile::new`]. Prices change: the table is a starting point, dated,
+    /// not a bill.
+    ///
+    /// ```
+    /// use switchyard::catalog::{ModelProfile, Pricing};
+    ///
+    /// let mini = ModelProfile::known("openai/gpt-4o-mini-2024-07-18")?;
+    /// assert_eq!(mini.provider.as_str(), "openai");
+    /// assert_eq!(mini.api_name(), "gpt-4o-mini-2024-07-18");
+    /// assert_eq!(mini.pricing.input_per_mtok, 0.15);
+    /// assert_eq!(mini.pricing.cached_input_per_mtok, Some(0.075));
+    ///
+    /// // Any field can be changed afterwards.
+    /// let mine = ModelProfile::known("claude-sonnet-4")?.with_pricing(Pricing::per_mtok(2.5, 12.0));
+    /// assert_eq!(mine.api_name(), "claude-sonnet-4-20250514");
+    ///
+    /// let err = ModelProfile::known("gpt-4o-mni").unwrap_err();
+    /// assert!(err.to_string().contains("did you mean `gpt-4o-mini`"));
+    /// # Ok::<(), switchyard::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`ErrorKind::Config`](crate::ErrorKind::Config) for a name the table does not list; the
+    /// message names the closest rows.
+    pub fn known(name: &str) -> Result<Self> {
+        known_prices::profile(name)
     }
 
     /// Sets the name the provider knows the model by.

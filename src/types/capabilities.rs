@@ -43,6 +43,11 @@ impl Capabilities {
         Self(self.0 & !other.0)
     }
 
+    /// The capabilities in `self` or in `other` (`|` in a `const` context).
+    pub const fn union(self, other: Self) -> Self {
+        Self(self.0 | other.0)
+    }
+
     /// Whether the set is empty.
     pub const fn is_empty(self) -> bool {
         self.0 == 0
