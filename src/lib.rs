@@ -81,11 +81,12 @@
 //! | `tiktoken` | [`classify::Tiktoken`]: exact counts with OpenAI's `o200k_base` and `cl100k_base` |
 //! | `openai` | `provider::openai::OpenAi`: OpenAI-compatible chat completions (OpenAI, Azure, vLLM, Ollama, llama.cpp, OpenRouter, Together, Groq) over `reqwest` and rustls |
 //! | `anthropic` | `provider::anthropic::Anthropic`: Anthropic's Messages API over `reqwest` and rustls |
+//! | `gemini` | `provider::gemini::Gemini`: Google's Gemini API (API key) and Vertex AI (bearer token), `generateContent` and `streamGenerateContent`, over `reqwest` and rustls |
 //! | `redis` | `state::RedisStore`: budgets, rate limits, sticky sessions and open circuits shared by every replica through a Redis server (one Lua script call per request; the `redis` crate with Tokio) |
 //! | `full` | all of the above |
 //!
 //! Nothing is on by default. The simulated provider and TOML/JSON configuration are always built;
-//! without `openai` or `anthropic` no HTTP client is compiled. `docs/providers.md` describes the
+//! without `openai`, `anthropic` or `gemini` no HTTP client is compiled. `docs/providers.md` describes the
 //! adapters: the wire formats covered, the error mapping, the timeouts and what is not covered yet.
 //!
 //! # Budgets, rate limits and replicas
@@ -116,7 +117,7 @@
 //!   [`state::Choice::charges`] and [`state::Choice::checks`], [`state::Lease::charges`],
 //!   [`state::Settlement::actual`]) are `smallvec::SmallVec`s. Code that builds or matches on these
 //!   values uses smallvec 1.x; moving to smallvec 2 would be a breaking release;
-//! - `reqwest` 0.13, under the `openai` and `anthropic` features only: the adapters' `http_client`
+//! - `reqwest` 0.13, under the `openai`, `anthropic` and `gemini` features only: the adapters' `http_client`
 //!   setters take a `reqwest::Client`.
 //!
 //! Nothing else appears in public signatures.
@@ -175,7 +176,8 @@ pub use crate::router::{RoutedStream, Router, RouterBuilder, Weight};
 #[doc(hidden)]
 pub mod __fuzz {
     pub use crate::provider::fuzz::{
-        anthropic_response, anthropic_stream, openai_response, openai_stream, sse, status_error_for,
+        anthropic_response, anthropic_stream, gemini_response, gemini_stream, openai_response, openai_stream, sse,
+        status_error_for,
     };
 
     /// Rewrites the trailing checksum of a learned-model file (its last 8 bytes) to match the rest,

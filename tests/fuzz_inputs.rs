@@ -6,8 +6,8 @@
 //! - Router configs, TOML and JSON (`RouterConfig::from_toml_str`, `from_json_str`, `validate`).
 //! - Learned model files (`LearnedModel::from_bytes`); with the hidden `__fuzz` feature also with the
 //!   checksum rewritten, so mutations reach the decoder.
-//! - With `__fuzz` (on under `--all-features`): the server-sent event parser, OpenAI and Anthropic
-//!   answers and streams, and the error a failed status becomes.
+//! - With `__fuzz` (on under `--all-features`): the server-sent event parser, OpenAI, Anthropic and
+//!   Gemini answers and streams, and the error a failed status becomes.
 //!
 //! The libFuzzer targets in `fuzz/` cover the same functions without a bound (see `fuzz/README.md`).
 
@@ -352,9 +352,17 @@ mod parsers {
         }
 
         #[test]
+        fn gemini_response_mutated(bytes in mutated("gemini_response")) {
+            if let Err(e) = __fuzz::gemini_response(&bytes) {
+                no_secret(&e)?;
+            }
+        }
+
+        #[test]
         fn responses_any_bytes(bytes in vec(any::<u8>(), 0..512)) {
             let _ = __fuzz::openai_response(&bytes);
             let _ = __fuzz::anthropic_response(&bytes);
+            let _ = __fuzz::gemini_response(&bytes);
         }
 
         #[test]
@@ -368,9 +376,15 @@ mod parsers {
         }
 
         #[test]
+        fn gemini_stream_mutated(bytes in mutated("gemini_stream"), cuts in vec(any::<usize>(), 0..4)) {
+            stream_events(__fuzz::gemini_stream, &bytes, &cuts)?;
+        }
+
+        #[test]
         fn streams_any_bytes(bytes in vec(any::<u8>(), 0..512), cuts in vec(any::<usize>(), 0..4)) {
             stream_events(__fuzz::openai_stream, &bytes, &cuts)?;
             stream_events(__fuzz::anthropic_stream, &bytes, &cuts)?;
+            stream_events(__fuzz::gemini_stream, &bytes, &cuts)?;
         }
 
         /// The key, planted in the body's message, type or code, or in the `Retry-After` header, never
@@ -426,6 +440,13 @@ mod parsers {
         }
         __fuzz::openai_stream(&[&seeds("openai_stream")[1]]).unwrap();
         __fuzz::anthropic_stream(&[&seeds("anthropic_stream")[1]]).unwrap();
+        for seed in seeds("gemini_response") {
+            __fuzz::gemini_response(&seed).unwrap();
+        }
+        let events = __fuzz::gemini_stream(&[&seeds("gemini_stream")[0]]).unwrap();
+        assert_eq!(events.len(), 4, "{events:?}");
+        let e = __fuzz::gemini_stream(&[&seeds("gemini_stream")[1]]).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Server);
         assert_eq!(__fuzz::sse(&[&seeds("sse")[1]], 1024).unwrap().len(), 3);
     }
 }

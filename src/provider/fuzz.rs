@@ -13,7 +13,7 @@ use crate::completion::{Completion, StreamEvent};
 use crate::error::{Error, Result};
 use crate::provider::http::SseDecoder;
 use crate::provider::sse::{SseEvent, SseParser};
-use crate::provider::{anthropic, openai};
+use crate::provider::{anthropic, gemini, openai};
 use crate::request::Request;
 
 /// The largest server-sent event the stream decoders accept here.
@@ -69,6 +69,23 @@ pub fn anthropic_stream(chunks: &[&[u8]]) -> Result<Vec<StreamEvent>> {
     run_stream(anthropic::EventDecoder::new(Arc::from("anthropic")), chunks)
 }
 
+/// Decodes a complete Gemini `generateContent` answer (the body of a 200), for a one-word request.
+///
+/// # Errors
+/// As the adapter's `complete`.
+pub fn gemini_response(body: &[u8]) -> Result<Completion> {
+    gemini::decode_response("gemini", body, &Request::new("fuzz"))
+}
+
+/// Runs a Gemini `streamGenerateContent?alt=sse` stream through the parser and the adapter's decoder,
+/// and returns its events; the stream ends with the input, as Gemini's end with the connection.
+///
+/// # Errors
+/// As the adapter's stream: a malformed chunk, a reported error, or an end before a `finishReason`.
+pub fn gemini_stream(chunks: &[&[u8]]) -> Result<Vec<StreamEvent>> {
+    run_stream(gemini::ChunkDecoder::new(Arc::from("gemini")), chunks)
+}
+
 /// The error an adapter returns for a non-success `status` with this `body` and `Retry-After` header,
 /// when it called model `fuzz-model` with `prompt` and `api_key`.
 pub fn status_error_for(status: u16, body: &[u8], retry_after: Option<&str>, api_key: &str, prompt: &str) -> Error {
@@ -77,7 +94,8 @@ pub fn status_error_for(status: u16, body: &[u8], retry_after: Option<&str>, api
 }
 
 /// What the adapters' stream does with a body, without the network: parse, decode, stop at the
-/// terminator, fail at the first error or at an early end.
+/// terminator (or at the end of the input, for decoders whose streams end with the connection), fail
+/// at the first error or at an early end.
 fn run_stream<D: SseDecoder>(mut decoder: D, chunks: &[&[u8]]) -> Result<Vec<StreamEvent>> {
     let mut parser = SseParser::new(MAX_EVENT_BYTES);
     let mut pending: VecDeque<SseEvent> = VecDeque::new();
@@ -89,6 +107,9 @@ fn run_stream<D: SseDecoder>(mut decoder: D, chunks: &[&[u8]]) -> Result<Vec<Str
                 return out.into_iter().collect();
             }
         }
+    }
+    if decoder.end(&mut out) {
+        return out.into_iter().collect();
     }
     Err(Error::decode(format!("the stream ended before `{}`", decoder.terminator())))
 }

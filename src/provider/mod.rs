@@ -2,8 +2,8 @@
 //!
 //! [`SimulatedProvider`] is always built: deterministic, seeded, no network, for examples and tests.
 //! HTTP adapters live behind their own cargo features: [`openai`] (OpenAI-compatible chat completions,
-//! feature `openai`) and [`anthropic`] (the Messages API, feature `anthropic`). Both share one HTTP
-//! stack: a `reqwest` client over rustls per adapter, connect, first-byte and total timeouts, bounded
+//! feature `openai`), [`anthropic`] (the Messages API, feature `anthropic`) and [`gemini`] (Google's
+//! Gemini API and Vertex AI, feature `gemini`). They share one HTTP stack: a `reqwest` client over rustls per adapter, connect, first-byte and total timeouts, bounded
 //! bodies, and a server-sent events parser with a size limit per event.
 
 #[cfg(feature = "anthropic")]
@@ -11,13 +11,16 @@
 pub mod anthropic;
 #[cfg(feature = "__fuzz")]
 pub(crate) mod fuzz;
-#[cfg(any(feature = "openai", feature = "anthropic"))]
+#[cfg(feature = "gemini")]
+#[cfg_attr(docsrs, doc(cfg(feature = "gemini")))]
+pub mod gemini;
+#[cfg(any(feature = "openai", feature = "anthropic", feature = "gemini"))]
 mod http;
 #[cfg(feature = "openai")]
 #[cfg_attr(docsrs, doc(cfg(feature = "openai")))]
 pub mod openai;
 mod simulated;
-#[cfg(any(feature = "openai", feature = "anthropic"))]
+#[cfg(any(feature = "openai", feature = "anthropic", feature = "gemini"))]
 mod sse;
 
 use std::sync::Arc;

@@ -42,7 +42,10 @@ impl fmt::Debug for Secret {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum KeyHeader {
     /// `Authorization: Bearer <key>`.
-    #[cfg_attr(not(feature = "openai"), allow(dead_code, reason = "only the OpenAI adapter sends bearer keys"))]
+    #[cfg_attr(
+        not(any(feature = "openai", feature = "gemini")),
+        allow(dead_code, reason = "only the OpenAI and Gemini adapters send bearer keys")
+    )]
     Bearer,
     /// The key as-is in this header (`x-api-key`, Azure's `api-key`).
     Raw(HeaderName),

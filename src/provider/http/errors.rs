@@ -3,8 +3,10 @@
 
 use reqwest::header::HeaderMap;
 
+use std::time::Duration;
+
 use super::builder::Secret;
-use super::retry_after::retry_after;
+use super::retry_after::{google_duration, retry_after};
 use super::sanitize::{quotes_key, sanitize};
 use super::transport::CallContext;
 use crate::error::{Error, ErrorKind};
@@ -16,11 +18,16 @@ pub(crate) struct ProviderError {
     pub(crate) code: Option<String>,
     /// The provider's message, raw: used to recognise context overflows, and shown only sanitized.
     pub(crate) message: Option<String>,
+    /// Google's `google.rpc.ErrorInfo` reason from the error's `details` (`API_KEY_INVALID`).
+    pub(crate) reason: Option<String>,
+    /// Google's `google.rpc.RetryInfo` delay from the error's `details` (`"37s"`).
+    pub(crate) retry_delay: Option<Duration>,
 }
 
 impl ProviderError {
-    /// Reads `{"error": {"type", "code", "message"}}` (OpenAI, Anthropic), `{"error": "text"}` (some
-    /// OpenAI-compatible servers) or `{"type", "message"}`. Anything else gives an empty value.
+    /// Reads `{"error": {"type", "code", "message"}}` (OpenAI, Anthropic), `{"error": {"code",
+    /// "message", "status", "details"}}` (Google), `{"error": "text"}` (some OpenAI-compatible servers)
+    /// or `{"type", "message"}`. Anything else gives an empty value.
     pub(crate) fn from_body(body: &[u8]) -> Self {
         let Ok(value) = serde_json::from_slice::<serde_json::Value>(body) else { return Self::default() };
         match value.get("error") {
@@ -30,14 +37,34 @@ impl ProviderError {
         }
     }
 
-    /// Reads the fields of one error object.
+    /// Reads the fields of one error object. Google's errors have no `type` but a `status`
+    /// (`RESOURCE_EXHAUSTED`), which stands in for it, and `details` with an `ErrorInfo` reason and a
+    /// `RetryInfo` delay.
     pub(crate) fn from_object(obj: &serde_json::Value) -> Self {
         let text = |key: &str| match obj.get(key) {
             Some(serde_json::Value::String(s)) if !s.is_empty() => Some(s.clone()),
             Some(serde_json::Value::Number(n)) => Some(n.to_string()),
             _ => None,
         };
-        Self { kind: text("type"), code: text("code"), message: text("message") }
+        let (mut reason, mut retry_delay) = (None, None);
+        if let Some(serde_json::Value::Array(details)) = obj.get("details") {
+            for detail in details.iter().take(16) {
+                let field = |key: &str| detail.get(key).and_then(serde_json::Value::as_str);
+                let kind = field("@type").unwrap_or_default();
+                if kind.ends_with("google.rpc.ErrorInfo") && reason.is_none() {
+                    reason = field("reason").filter(|r| !r.is_empty()).map(str::to_owned);
+                } else if kind.ends_with("google.rpc.RetryInfo") && retry_delay.is_none() {
+                    retry_delay = field("retryDelay").and_then(google_duration);
+                }
+            }
+        }
+        Self {
+            kind: text("type").or_else(|| text("status")),
+            code: text("code"),
+            message: text("message"),
+            reason,
+            retry_delay,
+        }
     }
 
     fn has(&self, name: &str) -> bool {
@@ -60,6 +87,11 @@ impl ProviderError {
             "prompt is too long",
             "too many tokens",
             "exceeds the model's",
+            // Google: "The input token count (1200293) exceeds the maximum number of tokens allowed
+            // (1048576)."; Vertex AI: "... the input token count is 1500000 but model only supports up
+            // to 1048576".
+            "exceeds the maximum number of tokens",
+            "model only supports up to",
         ]
         .iter()
         .any(|needle| m.contains(needle))
@@ -88,6 +120,13 @@ impl ProviderError {
                 "not_found_error" | "model_not_found" => ErrorKind::ModelNotFound,
                 "invalid_request_error" | "request_too_large" => ErrorKind::BadRequest,
                 "timeout_error" => ErrorKind::Timeout,
+                // Google's canonical codes (`error.status`).
+                "RESOURCE_EXHAUSTED" => ErrorKind::RateLimited,
+                "UNAVAILABLE" | "INTERNAL" | "UNKNOWN" | "ABORTED" => ErrorKind::Server,
+                "DEADLINE_EXCEEDED" => ErrorKind::Timeout,
+                "UNAUTHENTICATED" | "PERMISSION_DENIED" => ErrorKind::Auth,
+                "NOT_FOUND" => ErrorKind::ModelNotFound,
+                "INVALID_ARGUMENT" | "FAILED_PRECONDITION" | "OUT_OF_RANGE" => ErrorKind::BadRequest,
                 // A numeric code (OpenRouter and other gateways) is an HTTP status.
                 numeric => match numeric.parse::<u16>() {
                     Ok(401..=403) => ErrorKind::Auth,
@@ -107,7 +146,7 @@ impl ProviderError {
     /// `` `type`, `code` `` and, when allowed, the sanitized message, as a parenthesised suffix.
     pub(crate) fn detail(&self, cx: Option<&CallContext<'_>>, key: Option<&Secret>, with_message: bool) -> String {
         let mut names: Vec<&str> = Vec::with_capacity(2);
-        for n in [self.kind.as_deref(), self.code.as_deref()].into_iter().flatten() {
+        for n in [self.kind.as_deref(), self.code.as_deref(), self.reason.as_deref()].into_iter().flatten() {
             // A type or code that holds the key (a server echoing it back) is left out like a message.
             let clean = n.len() <= 64
                 && n.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b))
@@ -139,9 +178,14 @@ pub(crate) fn status_error(
     let pe = ProviderError::from_body(body);
     let model = cx.model.api_name();
     let detail = |with_message| pe.detail(Some(cx), key, with_message);
-    let wait = retry_after(headers);
+    // Headers first; Google sends the wait in the body (`RetryInfo`) instead.
+    let wait = retry_after(headers).or(pe.retry_delay);
     let error = match status {
         401 | 403 => {
+            Error::new(ErrorKind::Auth, format!("provider `{name}` rejected the credentials{}", detail(false)))
+        }
+        // Google answers an invalid API key with 400 `INVALID_ARGUMENT`, reason `API_KEY_INVALID`.
+        400 if pe.reason.as_deref() == Some("API_KEY_INVALID") => {
             Error::new(ErrorKind::Auth, format!("provider `{name}` rejected the credentials{}", detail(false)))
         }
         404 => Error::new(
@@ -179,7 +223,7 @@ pub(crate) fn reported_error(name: &str, pe: &ProviderError) -> Error {
             Error::server(format!("provider `{name}` is overloaded{detail}"))
         }
         ErrorKind::RateLimited => {
-            Error::rate_limited(format!("provider `{name}` is rate limiting this caller{detail}"), None)
+            Error::rate_limited(format!("provider `{name}` is rate limiting this caller{detail}"), pe.retry_delay)
         }
         ErrorKind::ContextOverflow => Error::context_overflow(format!(
             "the prompt does not fit the model's context window at provider `{name}`{detail}"
@@ -242,6 +286,33 @@ mod tests {
         }
         let quota = ProviderError { code: Some("insufficient_quota".into()), ..Default::default() };
         assert_eq!(quota.kind_by_type(), ErrorKind::Auth);
+    }
+
+    #[test]
+    fn google_error_shapes() {
+        let limited = br#"{"error": {"code": 429, "message": "Resource has been exhausted (e.g. check quota).", "status": "RESOURCE_EXHAUSTED",
+            "details": [{"@type": "type.googleapis.com/google.rpc.QuotaFailure", "violations": []},
+                        {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "37s"}]}}"#;
+        let pe = ProviderError::from_body(limited);
+        assert_eq!((pe.kind.as_deref(), pe.code.as_deref()), (Some("RESOURCE_EXHAUSTED"), Some("429")));
+        assert_eq!(pe.retry_delay, Some(Duration::from_secs(37)));
+        assert_eq!(pe.kind_by_type(), ErrorKind::RateLimited);
+        let key = br#"{"error": {"code": 400, "message": "API key not valid. Please pass a valid API key.", "status": "INVALID_ARGUMENT",
+            "details": [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID", "domain": "googleapis.com"}]}}"#;
+        assert_eq!(ProviderError::from_body(key).reason.as_deref(), Some("API_KEY_INVALID"));
+        let overflow = br#"{"error": {"code": 400, "message": "The input token count (1200293) exceeds the maximum number of tokens allowed (1048576).", "status": "INVALID_ARGUMENT"}}"#;
+        assert!(ProviderError::from_body(overflow).is_context_overflow());
+        for (status, kind) in [
+            ("UNAVAILABLE", ErrorKind::Server),
+            ("INTERNAL", ErrorKind::Server),
+            ("PERMISSION_DENIED", ErrorKind::Auth),
+            ("NOT_FOUND", ErrorKind::ModelNotFound),
+            ("INVALID_ARGUMENT", ErrorKind::BadRequest),
+            ("DEADLINE_EXCEEDED", ErrorKind::Timeout),
+        ] {
+            let pe = ProviderError { kind: Some(status.into()), ..Default::default() };
+            assert_eq!(pe.kind_by_type(), kind, "{status}");
+        }
     }
 
     /// Regression (found by `tests/fuzz_inputs.rs`): a type or code that holds the key was shown.

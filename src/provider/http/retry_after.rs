@@ -23,6 +23,13 @@ pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     Some(when.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO).min(MAX_RETRY_AFTER))
 }
 
+/// A protobuf `Duration` in its JSON form (`"37s"`, `"0.250s"`), as Google's `RetryInfo.retryDelay`
+/// carries it, capped at a day.
+pub(crate) fn google_duration(text: &str) -> Option<Duration> {
+    let secs = text.trim().strip_suffix('s')?.parse::<f64>().ok()?;
+    (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs.min(MAX_RETRY_AFTER.as_secs_f64())))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -54,5 +61,15 @@ mod tests {
         let d = retry_after(&headers(&[("retry-after", &future)])).unwrap();
         assert!(d > Duration::from_secs(100) && d <= Duration::from_secs(120), "{d:?}");
         assert_eq!(retry_after(&HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn google_durations() {
+        assert_eq!(google_duration("37s"), Some(Duration::from_secs(37)));
+        assert_eq!(google_duration(" 0.250s"), Some(Duration::from_millis(250)));
+        assert_eq!(google_duration("1e9s"), Some(MAX_RETRY_AFTER));
+        for bad in ["37", "-1s", "NaNs", "s", "", "soon s"] {
+            assert_eq!(google_duration(bad), None, "{bad}");
+        }
     }
 }

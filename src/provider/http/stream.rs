@@ -60,6 +60,13 @@ pub(crate) trait SseDecoder: Send + 'static {
 
     /// What marks the end of a complete stream (`[DONE]`, `message_stop`), for the cut-stream error.
     fn terminator(&self) -> &'static str;
+
+    /// Called when the body ends before [`event`](Self::event) said the stream is complete. A provider
+    /// whose streams end with the connection (Gemini's, after the chunk with a finish reason) appends
+    /// its last events and returns `true`; the default, `false`, makes the end a cut stream.
+    fn end(&mut self, _out: &mut VecDeque<Result<StreamEvent>>) -> bool {
+        false
+    }
 }
 
 /// The state of an open stream: the body, the parser, the decoder and what is ready to yield.
@@ -158,6 +165,11 @@ impl<D: SseDecoder> Pump<D> {
                     return self.fail(error.with_source(e.without_url()));
                 }
                 Ok(Ok(None)) => {
+                    if self.decoder.end(&mut self.out) {
+                        self.done = true;
+                        self.sse.clear();
+                        continue;
+                    }
                     let terminator = self.decoder.terminator();
                     return self.fail(Error::decode(format!(
                         "the stream of provider `{}` ended before `{terminator}`",

@@ -81,9 +81,30 @@ impl Transport {
         Deadlines { start, first_byte: after(self.first_byte_timeout), total: after(self.total_timeout) }
     }
 
+    /// The endpoint built from the base URL (adapters whose URL names the model extend it per call).
+    #[cfg_attr(not(feature = "gemini"), allow(dead_code, reason = "only the Gemini adapter builds URLs per call"))]
+    pub(crate) fn endpoint(&self) -> &reqwest::Url {
+        &self.endpoint
+    }
+
     /// POSTs a JSON body and returns the successful response, or the error its status maps to.
+    #[cfg_attr(
+        not(any(feature = "openai", feature = "anthropic")),
+        allow(dead_code, reason = "the Gemini adapter posts to a URL per model")
+    )]
     pub(crate) async fn post(
         &self,
+        body: Vec<u8>,
+        stream: bool,
+        cx: &CallContext<'_>,
+    ) -> Result<(reqwest::Response, Deadlines)> {
+        self.post_to(self.endpoint.clone(), body, stream, cx).await
+    }
+
+    /// [`post`](Self::post) to another URL than the endpoint (one that names the model).
+    pub(crate) async fn post_to(
+        &self,
+        url: reqwest::Url,
         body: Vec<u8>,
         stream: bool,
         cx: &CallContext<'_>,
@@ -92,7 +113,7 @@ impl Transport {
         let accept = if stream { "text/event-stream" } else { "application/json" };
         let request = self
             .client
-            .post(self.endpoint.clone())
+            .post(url)
             .headers(self.headers.clone())
             .header(CONTENT_TYPE, "application/json")
             .header(ACCEPT, accept)
