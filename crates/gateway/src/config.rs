@@ -17,7 +17,7 @@
 //!
 //! [[providers]]
 //! name = "openai"              # what models' `provider` field names
-//! kind = "openai"              # openai | anthropic | simulated
+//! kind = "openai"              # openai | anthropic | gemini | simulated
 //! base_url = "https://api.openai.com/v1"
 //! api_key_env = "OPENAI_API_KEY"
 //! connect_timeout_ms = 10000
@@ -33,6 +33,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use switchyard::provider::anthropic::Anthropic;
+use switchyard::provider::gemini::Gemini;
 use switchyard::provider::openai::OpenAi;
 use switchyard::{Error, ErrorKind, Result, RouterBuilder, RouterConfig, SimulatedProvider};
 
@@ -126,6 +127,16 @@ pub struct ProviderConfig {
     /// The whole call, in milliseconds.
     #[serde(default)]
     pub timeout_ms: Option<u64>,
+    /// For `gemini` on Vertex AI: the environment variable that holds the OAuth bearer token (in
+    /// place of `api_key_env`).
+    #[serde(default)]
+    pub bearer_token_env: Option<String>,
+    /// For `gemini` on Vertex AI: the Google Cloud project.
+    #[serde(default)]
+    pub vertex_project: Option<String>,
+    /// For `gemini` on Vertex AI: the location (`us-central1`, `global`, ...).
+    #[serde(default)]
+    pub vertex_location: Option<String>,
     /// For `simulated`: the seed of its random answers.
     #[serde(default)]
     pub seed: Option<u64>,
@@ -140,6 +151,8 @@ pub enum ProviderKind {
     Openai,
     /// Anthropic's Messages API (`switchyard::provider::anthropic`).
     Anthropic,
+    /// Google's Gemini API, with an API key or on Vertex AI (`switchyard::provider::gemini`).
+    Gemini,
     /// The simulated provider: no network, no key (demos and tests).
     Simulated,
 }
@@ -274,6 +287,12 @@ impl GatewayConfig {
             if self.providers[..i].iter().any(|o| o.name == p.name) {
                 return Err(config_error(format!("providers[{i}]: the name `{}` is used twice", p.name)));
             }
+            let vertex = p.vertex_project.is_some() || p.vertex_location.is_some() || p.bearer_token_env.is_some();
+            if vertex && p.kind != ProviderKind::Gemini {
+                return Err(config_error(format!(
+                    "providers[{i}]: vertex_project, vertex_location and bearer_token_env are for kind = \"gemini\""
+                )));
+            }
             for (field, ms) in [
                 ("connect_timeout_ms", p.connect_timeout_ms),
                 ("first_byte_timeout_ms", p.first_byte_timeout_ms),
@@ -320,6 +339,27 @@ impl GatewayConfig {
                 ProviderKind::Openai => builder.provider(http_adapter!(OpenAi::builder(p.name.clone()), p, key, i)),
                 ProviderKind::Anthropic => {
                     builder.provider(http_adapter!(Anthropic::builder(p.name.clone()), p, key, i))
+                }
+                ProviderKind::Gemini => {
+                    let mut b = Gemini::builder(p.name.clone());
+                    match (&p.vertex_project, &p.vertex_location) {
+                        (Some(project), Some(location)) => b = b.vertex(project.clone(), location.clone()),
+                        (None, None) => {}
+                        _ => {
+                            return Err(config_error(format!(
+                                "providers[{i}]: vertex_project and vertex_location go together"
+                            )));
+                        }
+                    }
+                    if let Some(var) = &p.bearer_token_env {
+                        let token = env(var).ok_or_else(|| {
+                            config_error(format!(
+                                "providers[{i}]: the environment variable `{var}` (bearer_token_env) is not set"
+                            ))
+                        })?;
+                        b = b.bearer_token(token);
+                    }
+                    builder.provider(http_adapter!(b, p, key, i))
                 }
                 ProviderKind::Simulated => {
                     if p.base_url.is_some() || p.api_key_env.is_some() {
@@ -377,6 +417,12 @@ pricing = { input_per_mtok = 0.15, output_per_mtok = 0.6 }
         assert!(err(&format!("{MODELS}[[providers]]\nname = \"sim\"\nkind = \"bedrock\"\n")).contains("bedrock"));
         assert!(err("[[models]]\nid = 3\n").contains("models"));
         assert!(err(&format!("{MODELS}{sim}[aliases]\nauto = \"mini\"\n")).contains("`auto`"));
+        let vertex_on_openai = "[[providers]]\nname = \"sim\"\nkind = \"openai\"\nvertex_project = \"p\"\n";
+        assert!(err(&format!("{MODELS}{vertex_on_openai}")).contains("kind = \"gemini\""));
+        let half = "[[providers]]\nname = \"sim\"\nkind = \"gemini\"\nvertex_project = \"p\"\n";
+        let c = GatewayConfig::from_toml_str(&format!("{MODELS}{half}")).expect("parses");
+        let e = c.router_builder(&|_| None).expect_err("half a Vertex endpoint").to_string();
+        assert!(e.contains("go together"), "{e}");
         // Errors give the file's own lines, and never quote a value.
         let late = format!("seed = 1\n{sim}[server]\nlisten = \"127.0.0.1:1\"\n{MODELS}capabilities = \"sk-secret\"\n");
         let e = err(&late);

@@ -476,6 +476,47 @@ async fn a_caller_over_its_rate_limit_gets_429_and_others_do_not() {
 }
 
 #[tokio::test]
+async fn a_gemini_provider_answers_in_openai_shape() {
+    // A Gemini upstream: the gateway's client speaks OpenAI, the upstream Google's format.
+    let up = Server::start(|_| {
+        Reply::json(
+            200,
+            json!({
+                "candidates": [{"content": {"role": "model", "parts": [{"text": "Bonjour."}]}, "finishReason": "STOP", "index": 0}],
+                "usageMetadata": {"promptTokenCount": 9, "candidatesTokenCount": 3, "totalTokenCount": 12},
+                "modelVersion": "gemini-2.5-flash"
+            })
+            .to_string(),
+        )
+    })
+    .await;
+    let text = format!(
+        "[[providers]]\nname = \"google\"\nkind = \"gemini\"\nbase_url = \"{}/v1beta\"\napi_key_env = \"G\"\n\
+         [[models]]\nid = \"flash\"\nprovider = \"google\"\napi_name = \"gemini-2.5-flash\"\n\
+         context_window = 1000000\nmax_output_tokens = 8192\npricing = {{ input_per_mtok = 0.3, output_per_mtok = 2.5 }}\n",
+        up.url
+    );
+    let config = GatewayConfig::from_toml_str(&text).unwrap();
+    let gateway = Gateway::new(&config, &|v| (v == "G").then(|| "g-key-123".to_owned())).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = oneshot::channel::<()>();
+    let done = tokio::spawn(gateway.serve(listener, async move {
+        let _ = stopped.await;
+    }));
+    let r = client().post(format!("{url}/v1/chat/completions")).json(&hello()).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["choices"][0]["message"]["content"], "Bonjour.");
+    assert_eq!((v["usage"]["prompt_tokens"].as_u64(), v["usage"]["completion_tokens"].as_u64()), (Some(9), Some(3)));
+    let sent = up.only_request();
+    assert_eq!(sent.path, "/v1beta/models/gemini-2.5-flash:generateContent");
+    assert_eq!(sent.header("x-goog-api-key"), Some("g-key-123"));
+    let _ = stop.send(());
+    done.await.unwrap().unwrap();
+}
+
+#[tokio::test]
 async fn the_concurrency_limit_answers_503_with_retry_after() {
     let up = upstream().await;
     let gw = gateway(&up, &[model("slow-one", 0.15, 1.5)], "[server]\nmax_concurrency = 1\n", "").await;
