@@ -286,7 +286,7 @@ fn tls_config() -> Result<rustls::ClientConfig> {
 ///
 /// Whatever the URL, nothing between `://` (or the start) and the last `@` is shown, and nothing from
 /// the first `?` or `#` on; the rest is cut to 64 characters.
-pub(super) fn redact_url(url: &str) -> String {
+pub(crate) fn redact_url(url: &str) -> String {
     // A URL the parser understands is shown normalised; the text rules below still apply to it, since
     // a URL that cannot have a host (`foo:user:pass@host`) keeps its credentials in the path.
     let normalised = reqwest::Url::parse(url).ok().map(|mut u| {

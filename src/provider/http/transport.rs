@@ -85,7 +85,10 @@ impl Transport {
     }
 
     /// The endpoint built from the base URL (adapters whose URL names the model extend it per call).
-    #[cfg_attr(not(feature = "gemini"), allow(dead_code, reason = "only the Gemini adapter builds URLs per call"))]
+    #[cfg_attr(
+        not(any(feature = "gemini", feature = "azure")),
+        allow(dead_code, reason = "only the Gemini and Azure adapters build URLs per call")
+    )]
     pub(crate) fn endpoint(&self) -> &reqwest::Url {
         &self.endpoint
     }
