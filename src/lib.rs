@@ -82,6 +82,7 @@
 //! | `openai` | `provider::openai::OpenAi`: OpenAI-compatible chat completions (OpenAI, Azure, vLLM, Ollama, llama.cpp, OpenRouter, Together, Groq) over `reqwest` and rustls |
 //! | `anthropic` | `provider::anthropic::Anthropic`: Anthropic's Messages API over `reqwest` and rustls |
 //! | `gemini` | `provider::gemini::Gemini`: Google's Gemini API (API key) and Vertex AI (bearer token), `generateContent` and `streamGenerateContent`, over `reqwest` and rustls |
+//! | `azure` | `provider::azure::AzureOpenAi`: Azure OpenAI deployments (`api-version`, or the v1 API) with an `api-key` or a Microsoft Entra ID token, content-filter refusals as `ErrorKind::ContentFilter`; enables `openai` |
 //! | `redis` | `state::RedisStore`: budgets, rate limits, sticky sessions and open circuits shared by every replica through a Redis server (one Lua script call per request; the `redis` crate with Tokio) |
 //! | `full` | all of the above |
 //!

@@ -282,6 +282,7 @@ async fn errors_are_openai_error_bodies_with_their_status() {
         (ErrorKind::Server, 502, "server_error"),
         (ErrorKind::NoCandidate, 400, "invalid_request_error"),
         (ErrorKind::LowConfidence, 422, "invalid_request_error"),
+        (ErrorKind::ContentFilter, 400, "invalid_request_error"),
         (ErrorKind::Store, 503, "server_error"),
     ] {
         assert_eq!(kind.http_status(), status, "{kind}");

@@ -2,13 +2,16 @@
 //!
 //! [`SimulatedProvider`] is always built: deterministic, seeded, no network, for examples and tests.
 //! HTTP adapters live behind their own cargo features: [`openai`] (OpenAI-compatible chat completions,
-//! feature `openai`), [`anthropic`] (the Messages API, feature `anthropic`) and [`gemini`] (Google's
-//! Gemini API and Vertex AI, feature `gemini`). They share one HTTP stack: a `reqwest` client over rustls per adapter, connect, first-byte and total timeouts, bounded
+//! feature `openai`), [`anthropic`] (the Messages API, feature `anthropic`), [`gemini`] (Google's
+//! Gemini API and Vertex AI, feature `gemini`) and [`azure`] (Azure OpenAI deployments, feature `azure`). They share one HTTP stack: a `reqwest` client over rustls per adapter, connect, first-byte and total timeouts, bounded
 //! bodies, and a server-sent events parser with a size limit per event.
 
 #[cfg(feature = "anthropic")]
 #[cfg_attr(docsrs, doc(cfg(feature = "anthropic")))]
 pub mod anthropic;
+#[cfg(feature = "azure")]
+#[cfg_attr(docsrs, doc(cfg(feature = "azure")))]
+pub mod azure;
 #[cfg(feature = "__fuzz")]
 pub(crate) mod fuzz;
 #[cfg(feature = "gemini")]

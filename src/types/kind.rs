@@ -34,6 +34,12 @@ pub enum ErrorKind {
     BadRequest,
     /// The provider does not know the model (404).
     ModelNotFound,
+    /// The provider's content filter refused the request: the prompt was flagged (Azure OpenAI's 400
+    /// `content_filter`). Not retryable on the same model; a router moves on to its next candidate
+    /// unless told to stop ([`NonRetryable::Stop`](crate::execute::retry::NonRetryable::Stop)), since
+    /// another provider may not filter the same text. An answer cut by a filter is not an error but a
+    /// [`FinishReason::ContentFilter`](crate::FinishReason::ContentFilter).
+    ContentFilter,
     /// The provider's response could not be decoded (malformed JSON, a cut stream).
     Decode,
     /// A stream failed after content had already been delivered to the caller.
@@ -62,7 +68,7 @@ impl ErrorKind {
     ///
     /// | kind | status |
     /// |---|---|
-    /// | `InvalidRequest`, `NoCandidate`, `ContextOverflow`, `BadRequest` | 400: the request, as sent, cannot be served by this portfolio |
+    /// | `InvalidRequest`, `NoCandidate`, `ContextOverflow`, `BadRequest`, `ContentFilter` | 400: the request, as sent, cannot be served by this portfolio |
     /// | `LowConfidence` | 422: no model is likely enough to answer it well |
     /// | `RateLimited`, `BudgetExceeded` | 429 (send `Retry-After` from [`Error::retry_after`](crate::Error::retry_after) when there is one) |
     /// | `Config`, `Routing`, `ProviderMissing` | 500: the router's own setup |
@@ -71,7 +77,11 @@ impl ErrorKind {
     /// | `Timeout` | 504 |
     pub fn http_status(self) -> u16 {
         match self {
-            Self::InvalidRequest | Self::NoCandidate | Self::ContextOverflow | Self::BadRequest => 400,
+            Self::InvalidRequest
+            | Self::NoCandidate
+            | Self::ContextOverflow
+            | Self::BadRequest
+            | Self::ContentFilter => 400,
             Self::LowConfidence => 422,
             Self::RateLimited | Self::BudgetExceeded => 429,
             Self::Config | Self::Routing | Self::ProviderMissing => 500,
@@ -96,6 +106,7 @@ impl ErrorKind {
             Self::Auth => "auth",
             Self::BadRequest => "bad_request",
             Self::ModelNotFound => "model_not_found",
+            Self::ContentFilter => "content_filter",
             Self::Decode => "decode",
             Self::MidStream => "mid_stream",
             Self::ProviderMissing => "provider_missing",

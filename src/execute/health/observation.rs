@@ -65,7 +65,7 @@ impl Observation {
     /// Every success counts, and so does every failure on the model's side: timeouts, connection
     /// failures, rate limiting, server errors, rejected credentials, unknown model, undecodable
     /// responses and broken streams. Failures that are the caller's fault ([`ErrorKind::InvalidRequest`],
-    /// [`ErrorKind::BadRequest`], [`ErrorKind::ContextOverflow`]) or that happen before the model is
+    /// [`ErrorKind::BadRequest`], [`ErrorKind::ContextOverflow`], [`ErrorKind::ContentFilter`]) or that happen before the model is
     /// reached ([`ErrorKind::Config`], [`ErrorKind::NoCandidate`], [`ErrorKind::Routing`],
     /// [`ErrorKind::ProviderMissing`]) do not count: [`HealthTracker::record`] ignores them, and
     /// [`HealthTracker::record_probe`] only gives the probe slot back.
@@ -84,6 +84,7 @@ impl Observation {
                 ErrorKind::InvalidRequest
                 | ErrorKind::BadRequest
                 | ErrorKind::ContextOverflow
+                | ErrorKind::ContentFilter
                 | ErrorKind::Config
                 | ErrorKind::NoCandidate
                 | ErrorKind::Routing

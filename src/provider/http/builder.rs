@@ -77,6 +77,9 @@ pub(crate) struct CommonBuilder {
     pub(crate) max_event_bytes: usize,
     pub(crate) client: Option<reqwest::Client>,
     pub(crate) error: Option<Error>,
+    /// Map a 4xx whose body says the content filter refused the prompt to
+    /// [`ErrorKind::ContentFilter`](crate::ErrorKind::ContentFilter) (Azure's `content_filter`).
+    pub(crate) content_filter_errors: bool,
 }
 
 impl fmt::Debug for CommonBuilder {
@@ -109,6 +112,7 @@ impl CommonBuilder {
             max_event_bytes: DEFAULT_MAX_EVENT_BYTES,
             client: None,
             error: None,
+            content_filter_errors: false,
         }
     }
 
@@ -210,6 +214,7 @@ impl CommonBuilder {
             max_response_bytes: self.max_response_bytes,
             max_event_bytes: self.max_event_bytes,
             api_key: self.api_key,
+            content_filter_errors: self.content_filter_errors,
         })
     }
 }
@@ -281,7 +286,7 @@ fn tls_config() -> Result<rustls::ClientConfig> {
 ///
 /// Whatever the URL, nothing between `://` (or the start) and the last `@` is shown, and nothing from
 /// the first `?` or `#` on; the rest is cut to 64 characters.
-pub(super) fn redact_url(url: &str) -> String {
+pub(crate) fn redact_url(url: &str) -> String {
     // A URL the parser understands is shown normalised; the text rules below still apply to it, since
     // a URL that cannot have a host (`foo:user:pass@host`) keeps its credentials in the path.
     let normalised = reqwest::Url::parse(url).ok().map(|mut u| {

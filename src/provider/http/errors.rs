@@ -18,8 +18,12 @@ pub(crate) struct ProviderError {
     pub(crate) code: Option<String>,
     /// The provider's message, raw: used to recognise context overflows, and shown only sanitized.
     pub(crate) message: Option<String>,
-    /// Google's `google.rpc.ErrorInfo` reason from the error's `details` (`API_KEY_INVALID`).
+    /// Google's `google.rpc.ErrorInfo` reason from the error's `details` (`API_KEY_INVALID`), or
+    /// Azure's `innererror.code` (`ResponsibleAIPolicyViolation`).
     pub(crate) reason: Option<String>,
+    /// The categories Azure's content filter flagged (`innererror.content_filter_result` entries with
+    /// `filtered: true`: `hate`, `jailbreak`, ...), names only.
+    pub(crate) filtered: Vec<String>,
     /// Google's `google.rpc.RetryInfo` delay from the error's `details` (`"37s"`).
     pub(crate) retry_delay: Option<Duration>,
 }
@@ -39,7 +43,8 @@ impl ProviderError {
 
     /// Reads the fields of one error object. Google's errors have no `type` but a `status`
     /// (`RESOURCE_EXHAUSTED`), which stands in for it, and `details` with an `ErrorInfo` reason and a
-    /// `RetryInfo` delay.
+    /// `RetryInfo` delay. Azure's carry an `innererror` with a code and, for its content filter, the
+    /// result per category.
     pub(crate) fn from_object(obj: &serde_json::Value) -> Self {
         let text = |key: &str| match obj.get(key) {
             Some(serde_json::Value::String(s)) if !s.is_empty() => Some(s.clone()),
@@ -58,17 +63,43 @@ impl ProviderError {
                 }
             }
         }
+        let mut filtered = Vec::new();
+        if let Some(inner) = obj.get("innererror") {
+            if reason.is_none() {
+                reason =
+                    inner.get("code").and_then(serde_json::Value::as_str).filter(|c| !c.is_empty()).map(str::to_owned);
+            }
+            if let Some(serde_json::Value::Object(results)) = inner.get("content_filter_result") {
+                let flagged =
+                    |v: &serde_json::Value| v.get("filtered").and_then(serde_json::Value::as_bool) == Some(true);
+                filtered = results
+                    .iter()
+                    .filter(|(name, v)| flagged(v) && is_plain_name(name))
+                    .map(|(name, _)| name.clone())
+                    .take(16)
+                    .collect();
+            }
+        }
+        // Google's `status` is a name; Azure's is the HTTP status again, which says nothing more.
+        let status = obj.get("status").and_then(serde_json::Value::as_str).filter(|s| !s.is_empty()).map(str::to_owned);
         Self {
-            kind: text("type").or_else(|| text("status")),
+            kind: text("type").or(status),
             code: text("code"),
             message: text("message"),
             reason,
             retry_delay,
+            filtered,
         }
     }
 
     fn has(&self, name: &str) -> bool {
         self.kind.as_deref() == Some(name) || self.code.as_deref() == Some(name)
+    }
+
+    /// Whether the provider says its content filter refused the prompt (Azure: code `content_filter`,
+    /// inner code `ResponsibleAIPolicyViolation`).
+    pub(crate) fn is_content_filter(&self) -> bool {
+        self.has("content_filter") || self.reason.as_deref() == Some("ResponsibleAIPolicyViolation")
     }
 
     /// Whether the provider says the prompt does not fit the model's context window.
@@ -143,14 +174,19 @@ impl ProviderError {
         ErrorKind::Server
     }
 
+    /// `` , flagging `hate`, `jailbreak` ``: the categories the content filter flagged, if any.
+    fn flagged(&self, key: Option<&Secret>) -> String {
+        let names: Vec<String> =
+            self.filtered.iter().filter(|n| !quotes_key(n, key)).map(|n| format!("`{n}`")).collect();
+        if names.is_empty() { String::new() } else { format!(", flagging {}", names.join(", ")) }
+    }
+
     /// `` `type`, `code` `` and, when allowed, the sanitized message, as a parenthesised suffix.
     pub(crate) fn detail(&self, cx: Option<&CallContext<'_>>, key: Option<&Secret>, with_message: bool) -> String {
         let mut names: Vec<&str> = Vec::with_capacity(2);
         for n in [self.kind.as_deref(), self.code.as_deref(), self.reason.as_deref()].into_iter().flatten() {
             // A type or code that holds the key (a server echoing it back) is left out like a message.
-            let clean = n.len() <= 64
-                && n.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b))
-                && !quotes_key(n, key);
+            let clean = is_plain_name(n) && !quotes_key(n, key);
             if clean && !names.contains(&n) {
                 names.push(n);
             }
@@ -166,7 +202,14 @@ impl ProviderError {
     }
 }
 
-/// Maps a non-success status and the provider's error body to an error.
+/// A type, code or category name that may be shown: short, and letters, digits, `_`, `-` and `.` only.
+fn is_plain_name(n: &str) -> bool {
+    !n.is_empty() && n.len() <= 64 && n.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b))
+}
+
+/// Maps a non-success status and the provider's error body to an error. With `content_filter`
+/// (Azure), a 4xx whose body says the content filter refused the prompt is
+/// [`ErrorKind::ContentFilter`].
 pub(crate) fn status_error(
     name: &str,
     status: u16,
@@ -174,6 +217,7 @@ pub(crate) fn status_error(
     body: &[u8],
     cx: &CallContext<'_>,
     key: Option<&Secret>,
+    content_filter: bool,
 ) -> Error {
     let pe = ProviderError::from_body(body);
     let model = cx.model.api_name();
@@ -200,6 +244,10 @@ pub(crate) fn status_error(
         429 => Error::rate_limited(format!("provider `{name}` is rate limiting this caller{}", detail(true)), wait),
         529 => Error::server(format!("provider `{name}` is overloaded{}", detail(true))),
         500..=599 => Error::server(format!("provider `{name}` failed with a server error{}", detail(true))),
+        400..=499 if content_filter && pe.is_content_filter() => Error::new(
+            ErrorKind::ContentFilter,
+            format!("the content filter of provider `{name}` refused the request{}{}", pe.flagged(key), detail(true)),
+        ),
         400..=499 if pe.is_context_overflow() => Error::context_overflow(format!(
             "the prompt does not fit the context window of model `{model}` at provider `{name}`{}",
             detail(true)
@@ -313,6 +361,36 @@ mod tests {
             let pe = ProviderError { kind: Some(status.into()), ..Default::default() };
             assert_eq!(pe.kind_by_type(), kind, "{status}");
         }
+    }
+
+    #[test]
+    fn azure_content_filter_is_its_own_kind_only_when_asked() {
+        let body = br#"{"error": {"message": "The response was filtered due to the prompt triggering Azure OpenAI's content management policy.", "type": null, "param": "prompt", "code": "content_filter", "status": 400,
+            "innererror": {"code": "ResponsibleAIPolicyViolation", "content_filter_result": {"hate": {"filtered": false, "severity": "safe"},
+            "jailbreak": {"filtered": true, "detected": true}, "bad name!": {"filtered": true}}}}}"#;
+        let pe = ProviderError::from_body(body);
+        assert!(pe.is_content_filter());
+        assert_eq!(pe.reason.as_deref(), Some("ResponsibleAIPolicyViolation"));
+        assert_eq!(pe.filtered, ["jailbreak"]);
+        let model = crate::catalog::ModelProfile::new("m", "azure");
+        let request = crate::request::Request::new("hello there");
+        let cx = CallContext { model: &model, request: &request };
+        let e = status_error("azure", 400, &HeaderMap::new(), body, &cx, None, true);
+        assert_eq!((e.kind(), e.status(), e.is_retryable()), (ErrorKind::ContentFilter, Some(400), false));
+        assert_eq!(
+            e.to_string(),
+            "the content filter of provider `azure` refused the request, flagging `jailbreak` (`content_filter`, \
+             `ResponsibleAIPolicyViolation`: The response was filtered due to the prompt triggering Azure \
+             OpenAI's content management policy) (status 400)"
+        );
+        let e = status_error("openai", 400, &HeaderMap::new(), body, &cx, None, false);
+        assert_eq!(e.kind(), ErrorKind::BadRequest);
+        // Azure's overflow and other errors keep their kinds.
+        let overflow = br#"{"error": {"code": "context_length_exceeded", "message": "This model's maximum context length is 8192 tokens"}}"#;
+        assert_eq!(
+            status_error("azure", 400, &HeaderMap::new(), overflow, &cx, None, true).kind(),
+            ErrorKind::ContextOverflow
+        );
     }
 
     /// Regression (found by `tests/fuzz_inputs.rs`): a type or code that holds the key was shown.

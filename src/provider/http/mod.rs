@@ -12,12 +12,12 @@ mod transport;
 
 use serde::Deserialize as _;
 
-pub(crate) use self::builder::{CommonBuilder, KeyHeader, Secret, transport_setters};
+pub(crate) use self::builder::{CommonBuilder, KeyHeader, Secret, redact_url, transport_setters};
 #[cfg(feature = "openai")]
 pub(crate) use self::errors::status_error;
 pub(crate) use self::errors::{ProviderError, json_error, reported_error};
 pub(crate) use self::stream::SseDecoder;
-pub(crate) use self::transport::{CallContext, Transport};
+pub(crate) use self::transport::{CallContext, Deadlines, Transport};
 
 use crate::error::{Error, ErrorKind, Result};
 

@@ -29,6 +29,8 @@ pub(crate) struct Transport {
     pub(super) max_response_bytes: usize,
     pub(super) max_event_bytes: usize,
     pub(super) api_key: Option<Secret>,
+    /// Whether a 4xx `content_filter` body is [`ErrorKind::ContentFilter`] (Azure).
+    pub(super) content_filter_errors: bool,
 }
 
 impl fmt::Debug for Transport {
@@ -43,6 +45,7 @@ impl fmt::Debug for Transport {
             .field("total_timeout", &self.total_timeout)
             .field("max_response_bytes", &self.max_response_bytes)
             .field("max_event_bytes", &self.max_event_bytes)
+            .field("content_filter_errors", &self.content_filter_errors)
             .finish()
     }
 }
@@ -82,7 +85,10 @@ impl Transport {
     }
 
     /// The endpoint built from the base URL (adapters whose URL names the model extend it per call).
-    #[cfg_attr(not(feature = "gemini"), allow(dead_code, reason = "only the Gemini adapter builds URLs per call"))]
+    #[cfg_attr(
+        not(any(feature = "gemini", feature = "azure")),
+        allow(dead_code, reason = "only the Gemini and Azure adapters build URLs per call")
+    )]
     pub(crate) fn endpoint(&self) -> &reqwest::Url {
         &self.endpoint
     }
@@ -138,7 +144,15 @@ impl Transport {
         }
         let limit = self.max_response_bytes.min(MAX_ERROR_BODY_BYTES);
         let body = self.read_body(&mut response, limit, deadlines.total, true).await.unwrap_or_default();
-        Err(status_error(&self.name, status, response.headers(), &body, cx, self.api_key.as_ref()))
+        Err(status_error(
+            &self.name,
+            status,
+            response.headers(),
+            &body,
+            cx,
+            self.api_key.as_ref(),
+            self.content_filter_errors,
+        ))
     }
 
     /// Reads a whole body, up to the adapter's limit, before the total deadline.

@@ -89,7 +89,7 @@ pub fn status_error_for(
     }
     let cx = CallContext { model, request };
     let key = api_key.map(|k| Secret::new(k.to_owned()));
-    status_error(provider, status, &headers, body, &cx, key.as_ref())
+    status_error(provider, status, &headers, body, &cx, key.as_ref(), false)
 }
 
 /// A streamed answer's bytes to [`StreamEvent`]s: server-sent events, chunks, tool calls assembled from
