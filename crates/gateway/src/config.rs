@@ -17,7 +17,7 @@
 //!
 //! [[providers]]
 //! name = "openai"              # what models' `provider` field names
-//! kind = "openai"              # openai | anthropic | gemini | simulated
+//! kind = "openai"              # openai | anthropic | gemini | azure | simulated
 //! base_url = "https://api.openai.com/v1"
 //! api_key_env = "OPENAI_API_KEY"
 //! connect_timeout_ms = 10000
@@ -33,6 +33,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use switchyard::provider::anthropic::Anthropic;
+use switchyard::provider::azure::AzureOpenAi;
 use switchyard::provider::gemini::Gemini;
 use switchyard::provider::openai::OpenAi;
 use switchyard::{Error, ErrorKind, Result, RouterBuilder, RouterConfig, SimulatedProvider};
@@ -127,10 +128,17 @@ pub struct ProviderConfig {
     /// The whole call, in milliseconds.
     #[serde(default)]
     pub timeout_ms: Option<u64>,
-    /// For `gemini` on Vertex AI: the environment variable that holds the OAuth bearer token (in
-    /// place of `api_key_env`).
+    /// For `gemini` on Vertex AI and `azure` with Microsoft Entra ID: the environment variable that
+    /// holds the bearer token (in place of `api_key_env`).
     #[serde(default)]
     pub bearer_token_env: Option<String>,
+    /// For `azure`: the `api-version` query parameter (the adapter's default when left out).
+    #[serde(default)]
+    pub api_version: Option<String>,
+    /// For `azure`: call the `/openai/v1` API (the deployment name in the body) instead of the
+    /// per-deployment path.
+    #[serde(default)]
+    pub v1: bool,
     /// For `gemini` on Vertex AI: the Google Cloud project.
     #[serde(default)]
     pub vertex_project: Option<String>,
@@ -153,6 +161,9 @@ pub enum ProviderKind {
     Anthropic,
     /// Google's Gemini API, with an API key or on Vertex AI (`switchyard::provider::gemini`).
     Gemini,
+    /// Azure OpenAI deployments (`switchyard::provider::azure`); `base_url` is the resource's
+    /// endpoint.
+    Azure,
     /// The simulated provider: no network, no key (demos and tests).
     Simulated,
 }
@@ -205,6 +216,14 @@ fn router_part(text: &str) -> String {
         }
     }
     out
+}
+
+/// The bearer token an entry's `bearer_token_env` names, if it names one.
+fn bearer(p: &ProviderConfig, i: usize, env: &dyn Fn(&str) -> Option<String>) -> Result<Option<String>> {
+    let Some(var) = &p.bearer_token_env else { return Ok(None) };
+    env(var).map(Some).ok_or_else(|| {
+        config_error(format!("providers[{i}]: the environment variable `{var}` (bearer_token_env) is not set"))
+    })
 }
 
 /// An HTTP adapter's builder with an entry's base URL, key and timeouts set, built (the adapters'
@@ -287,11 +306,18 @@ impl GatewayConfig {
             if self.providers[..i].iter().any(|o| o.name == p.name) {
                 return Err(config_error(format!("providers[{i}]: the name `{}` is used twice", p.name)));
             }
-            let vertex = p.vertex_project.is_some() || p.vertex_location.is_some() || p.bearer_token_env.is_some();
-            if vertex && p.kind != ProviderKind::Gemini {
+            if (p.vertex_project.is_some() || p.vertex_location.is_some()) && p.kind != ProviderKind::Gemini {
                 return Err(config_error(format!(
-                    "providers[{i}]: vertex_project, vertex_location and bearer_token_env are for kind = \"gemini\""
+                    "providers[{i}]: vertex_project and vertex_location are for kind = \"gemini\""
                 )));
+            }
+            if p.bearer_token_env.is_some() && !matches!(p.kind, ProviderKind::Gemini | ProviderKind::Azure) {
+                return Err(config_error(format!(
+                    "providers[{i}]: bearer_token_env is for kind = \"gemini\" or \"azure\""
+                )));
+            }
+            if (p.api_version.is_some() || p.v1) && p.kind != ProviderKind::Azure {
+                return Err(config_error(format!("providers[{i}]: api_version and v1 are for kind = \"azure\"")));
             }
             for (field, ms) in [
                 ("connect_timeout_ms", p.connect_timeout_ms),
@@ -351,15 +377,41 @@ impl GatewayConfig {
                             )));
                         }
                     }
-                    if let Some(var) = &p.bearer_token_env {
-                        let token = env(var).ok_or_else(|| {
-                            config_error(format!(
-                                "providers[{i}]: the environment variable `{var}` (bearer_token_env) is not set"
-                            ))
-                        })?;
+                    if let Some(token) = bearer(p, i, env)? {
                         b = b.bearer_token(token);
                     }
                     builder.provider(http_adapter!(b, p, key, i))
+                }
+                ProviderKind::Azure => {
+                    let Some(endpoint) = &p.base_url else {
+                        return Err(config_error(format!(
+                            "providers[{i}]: an azure provider needs base_url, the resource's endpoint"
+                        )));
+                    };
+                    let mut b = AzureOpenAi::builder(p.name.clone()).endpoint(endpoint.clone());
+                    if let Some(key) = key {
+                        b = b.api_key(key);
+                    }
+                    if let Some(token) = bearer(p, i, env)? {
+                        b = b.bearer_token(token);
+                    }
+                    if let Some(version) = &p.api_version {
+                        b = b.api_version(version.clone());
+                    }
+                    if p.v1 {
+                        b = b.v1();
+                    }
+                    let ms = Duration::from_millis;
+                    if let Some(t) = p.connect_timeout_ms {
+                        b = b.connect_timeout(ms(t));
+                    }
+                    if let Some(t) = p.first_byte_timeout_ms {
+                        b = b.first_byte_timeout(ms(t));
+                    }
+                    if let Some(t) = p.timeout_ms {
+                        b = b.timeout(ms(t));
+                    }
+                    builder.provider(b.build().map_err(|e| config_error(format!("providers[{i}]: {e}")))?)
                 }
                 ProviderKind::Simulated => {
                     if p.base_url.is_some() || p.api_key_env.is_some() {
@@ -419,6 +471,12 @@ pricing = { input_per_mtok = 0.15, output_per_mtok = 0.6 }
         assert!(err(&format!("{MODELS}{sim}[aliases]\nauto = \"mini\"\n")).contains("`auto`"));
         let vertex_on_openai = "[[providers]]\nname = \"sim\"\nkind = \"openai\"\nvertex_project = \"p\"\n";
         assert!(err(&format!("{MODELS}{vertex_on_openai}")).contains("kind = \"gemini\""));
+        let v1_on_gemini = "[[providers]]\nname = \"sim\"\nkind = \"gemini\"\nv1 = true\n";
+        assert!(err(&format!("{MODELS}{v1_on_gemini}")).contains("kind = \"azure\""));
+        let azure = "[[providers]]\nname = \"sim\"\nkind = \"azure\"\napi_key_env = \"K\"\n";
+        let c = GatewayConfig::from_toml_str(&format!("{MODELS}{azure}")).expect("parses");
+        let e = c.router_builder(&|_| Some("k".into())).expect_err("no endpoint").to_string();
+        assert!(e.contains("endpoint"), "{e}");
         let half = "[[providers]]\nname = \"sim\"\nkind = \"gemini\"\nvertex_project = \"p\"\n";
         let c = GatewayConfig::from_toml_str(&format!("{MODELS}{half}")).expect("parses");
         let e = c.router_builder(&|_| None).expect_err("half a Vertex endpoint").to_string();

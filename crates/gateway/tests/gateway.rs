@@ -517,6 +517,45 @@ async fn a_gemini_provider_answers_in_openai_shape() {
 }
 
 #[tokio::test]
+async fn an_azure_deployment_is_called_by_its_path_and_api_key() {
+    let up = Server::start(|_| {
+        Reply::json(
+            200,
+            json!({"id": "a-1", "object": "chat.completion", "created": 1, "model": "gpt-4o",
+                   "prompt_filter_results": [{"prompt_index": 0, "content_filter_results": {}}],
+                   "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hallo."}, "finish_reason": "stop",
+                                "content_filter_results": {}}],
+                   "usage": {"prompt_tokens": 8, "completion_tokens": 2, "total_tokens": 10}})
+            .to_string(),
+        )
+    })
+    .await;
+    let text = format!(
+        "[[providers]]\nname = \"az\"\nkind = \"azure\"\nbase_url = \"{}\"\napi_key_env = \"AZ\"\napi_version = \"2024-10-21\"\n\
+         [[models]]\nid = \"gpt-4o\"\nprovider = \"az\"\napi_name = \"gpt4o-prod\"\n\
+         context_window = 128000\nmax_output_tokens = 16384\npricing = {{ input_per_mtok = 2.5, output_per_mtok = 10 }}\n",
+        up.url
+    );
+    let config = GatewayConfig::from_toml_str(&text).unwrap();
+    let gateway = Gateway::new(&config, &|v| (v == "AZ").then(|| "az-key-456".to_owned())).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = oneshot::channel::<()>();
+    let done = tokio::spawn(gateway.serve(listener, async move {
+        let _ = stopped.await;
+    }));
+    let v: Value =
+        client().post(format!("{url}/v1/chat/completions")).json(&hello()).send().await.unwrap().json().await.unwrap();
+    assert_eq!(v["choices"][0]["message"]["content"], "Hallo.");
+    let sent = up.only_request();
+    assert_eq!(sent.path, "/openai/deployments/gpt4o-prod/chat/completions");
+    assert_eq!(sent.query.as_deref(), Some("api-version=2024-10-21"));
+    assert_eq!(sent.header("api-key"), Some("az-key-456"));
+    let _ = stop.send(());
+    done.await.unwrap().unwrap();
+}
+
+#[tokio::test]
 async fn the_concurrency_limit_answers_503_with_retry_after() {
     let up = upstream().await;
     let gw = gateway(&up, &[model("slow-one", 0.15, 1.5)], "[server]\nmax_concurrency = 1\n", "").await;
