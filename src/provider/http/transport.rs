@@ -82,7 +82,10 @@ impl Transport {
     }
 
     /// The endpoint built from the base URL (adapters whose URL names the model extend it per call).
-    #[cfg_attr(not(feature = "gemini"), allow(dead_code, reason = "only the Gemini adapter builds URLs per call"))]
+    #[cfg_attr(
+        not(any(feature = "gemini", feature = "bedrock")),
+        allow(dead_code, reason = "only the Gemini and Bedrock adapters build URLs per call")
+    )]
     pub(crate) fn endpoint(&self) -> &reqwest::Url {
         &self.endpoint
     }
@@ -90,7 +93,7 @@ impl Transport {
     /// POSTs a JSON body and returns the successful response, or the error its status maps to.
     #[cfg_attr(
         not(any(feature = "openai", feature = "anthropic")),
-        allow(dead_code, reason = "the Gemini adapter posts to a URL per model")
+        allow(dead_code, reason = "the Gemini and Bedrock adapters post to a URL per model")
     )]
     pub(crate) async fn post(
         &self,
@@ -109,6 +112,22 @@ impl Transport {
         stream: bool,
         cx: &CallContext<'_>,
     ) -> Result<(reqwest::Response, Deadlines)> {
+        self.post_with(url, body, stream, HeaderMap::new(), cx, &|_, _, _| None).await
+    }
+
+    /// [`post_to`](Self::post_to) with headers of this call (a request signature; they replace the
+    /// adapter's own and `accept`), and the adapter's own reading of error responses: `map_error` gets
+    /// the status, the headers and the start of the body, and returns `None` to fall back to the
+    /// shared mapping.
+    pub(crate) async fn post_with(
+        &self,
+        url: reqwest::Url,
+        body: Vec<u8>,
+        stream: bool,
+        call_headers: HeaderMap,
+        cx: &CallContext<'_>,
+        map_error: &(dyn Fn(u16, &HeaderMap, &[u8]) -> Option<Error> + Sync),
+    ) -> Result<(reqwest::Response, Deadlines)> {
         let deadlines = self.deadlines();
         let accept = if stream { "text/event-stream" } else { "application/json" };
         let request = self
@@ -117,6 +136,7 @@ impl Transport {
             .headers(self.headers.clone())
             .header(CONTENT_TYPE, "application/json")
             .header(ACCEPT, accept)
+            .headers(call_headers)
             .body(body)
             .send();
         tracing::debug!(provider = %self.name, model = cx.model.api_name(), stream, "sending request");
@@ -138,6 +158,9 @@ impl Transport {
         }
         let limit = self.max_response_bytes.min(MAX_ERROR_BODY_BYTES);
         let body = self.read_body(&mut response, limit, deadlines.total, true).await.unwrap_or_default();
+        if let Some(e) = map_error(status, response.headers(), &body) {
+            return Err(e.with_status(status));
+        }
         Err(status_error(&self.name, status, response.headers(), &body, cx, self.api_key.as_ref()))
     }
 
