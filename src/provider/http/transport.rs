@@ -47,6 +47,10 @@ impl fmt::Debug for Transport {
     }
 }
 
+/// An adapter's own reading of an error response: the status, the headers and the start of the body
+/// to an error, or `None` for the shared mapping.
+pub(crate) type MapError<'a> = dyn Fn(u16, &HeaderMap, &[u8]) -> Option<Error> + Sync + 'a;
+
 /// When a call must have its first byte and its end.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Deadlines {
@@ -126,7 +130,7 @@ impl Transport {
         stream: bool,
         call_headers: HeaderMap,
         cx: &CallContext<'_>,
-        map_error: &(dyn Fn(u16, &HeaderMap, &[u8]) -> Option<Error> + Sync),
+        map_error: &MapError<'_>,
     ) -> Result<(reqwest::Response, Deadlines)> {
         let deadlines = self.deadlines();
         let accept = if stream { "text/event-stream" } else { "application/json" };
