@@ -83,11 +83,12 @@
 //! | `anthropic` | `provider::anthropic::Anthropic`: Anthropic's Messages API over `reqwest` and rustls |
 //! | `gemini` | `provider::gemini::Gemini`: Google's Gemini API (API key) and Vertex AI (bearer token), `generateContent` and `streamGenerateContent`, over `reqwest` and rustls |
 //! | `azure` | `provider::azure::AzureOpenAi`: Azure OpenAI deployments (`api-version`, or the v1 API) with an `api-key` or a Microsoft Entra ID token, content-filter refusals as `ErrorKind::ContentFilter`; enables `openai` |
+//! | `bedrock` | `provider::bedrock::Bedrock`: AWS Bedrock's Converse and ConverseStream APIs, SigV4-signed (credentials from the builder, the environment or the shared AWS files), over `reqwest` and rustls |
 //! | `redis` | `state::RedisStore`: budgets, rate limits, sticky sessions and open circuits shared by every replica through a Redis server (one Lua script call per request; the `redis` crate with Tokio) |
 //! | `full` | all of the above |
 //!
 //! Nothing is on by default. The simulated provider and TOML/JSON configuration are always built;
-//! without `openai`, `anthropic` or `gemini` no HTTP client is compiled. `docs/providers.md` describes the
+//! without `openai`, `anthropic`, `gemini` or `bedrock` no HTTP client is compiled. `docs/providers.md` describes the
 //! adapters: the wire formats covered, the error mapping, the timeouts and what is not covered yet.
 //!
 //! # Budgets, rate limits and replicas
@@ -118,7 +119,7 @@
 //!   [`state::Choice::charges`] and [`state::Choice::checks`], [`state::Lease::charges`],
 //!   [`state::Settlement::actual`]) are `smallvec::SmallVec`s. Code that builds or matches on these
 //!   values uses smallvec 1.x; moving to smallvec 2 would be a breaking release;
-//! - `reqwest` 0.13, under the `openai`, `anthropic` and `gemini` features only: the adapters' `http_client`
+//! - `reqwest` 0.13, under the `openai`, `anthropic`, `gemini` and `bedrock` features only: the adapters' `http_client`
 //!   setters take a `reqwest::Client`.
 //!
 //! Nothing else appears in public signatures.

@@ -3,7 +3,8 @@
 //! [`SimulatedProvider`] is always built: deterministic, seeded, no network, for examples and tests.
 //! HTTP adapters live behind their own cargo features: [`openai`] (OpenAI-compatible chat completions,
 //! feature `openai`), [`anthropic`] (the Messages API, feature `anthropic`), [`gemini`] (Google's
-//! Gemini API and Vertex AI, feature `gemini`) and [`azure`] (Azure OpenAI deployments, feature `azure`). They share one HTTP stack: a `reqwest` client over rustls per adapter, connect, first-byte and total timeouts, bounded
+//! Gemini API and Vertex AI, feature `gemini`), [`azure`] (Azure OpenAI deployments, feature `azure`)
+//! and [`bedrock`] (AWS Bedrock's Converse API, feature `bedrock`). They share one HTTP stack: a `reqwest` client over rustls per adapter, connect, first-byte and total timeouts, bounded
 //! bodies, and a server-sent events parser with a size limit per event.
 
 #[cfg(feature = "anthropic")]
@@ -12,18 +13,25 @@ pub mod anthropic;
 #[cfg(feature = "azure")]
 #[cfg_attr(docsrs, doc(cfg(feature = "azure")))]
 pub mod azure;
+#[cfg(feature = "bedrock")]
+#[cfg_attr(docsrs, doc(cfg(feature = "bedrock")))]
+pub mod bedrock;
 #[cfg(feature = "__fuzz")]
 pub(crate) mod fuzz;
 #[cfg(feature = "gemini")]
 #[cfg_attr(docsrs, doc(cfg(feature = "gemini")))]
 pub mod gemini;
-#[cfg(any(feature = "openai", feature = "anthropic", feature = "gemini"))]
+#[cfg(any(feature = "openai", feature = "anthropic", feature = "gemini", feature = "bedrock"))]
 mod http;
 #[cfg(feature = "openai")]
 #[cfg_attr(docsrs, doc(cfg(feature = "openai")))]
 pub mod openai;
 mod simulated;
-#[cfg(any(feature = "openai", feature = "anthropic", feature = "gemini"))]
+#[cfg(any(feature = "openai", feature = "anthropic", feature = "gemini", feature = "bedrock"))]
+#[cfg_attr(
+    not(any(feature = "openai", feature = "anthropic", feature = "gemini")),
+    allow(dead_code, reason = "the Bedrock adapter streams AWS's binary framing, not server-sent events")
+)]
 mod sse;
 
 use std::sync::Arc;

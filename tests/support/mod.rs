@@ -27,6 +27,8 @@ pub(crate) struct Recorded {
     pub(crate) query: Option<String>,
     pub(crate) headers: HeaderMap,
     pub(crate) body: serde_json::Value,
+    /// The body's bytes, as received.
+    pub(crate) raw_body: Vec<u8>,
 }
 
 impl Recorded {
@@ -39,6 +41,8 @@ impl Recorded {
 #[derive(Clone, Debug)]
 pub(crate) enum Piece {
     Bytes(String),
+    /// Bytes that need not be text (a binary framing).
+    Raw(Vec<u8>),
     Sleep(Duration),
     /// Fails the body: the server drops the connection without finishing the response.
     Abort,
@@ -156,6 +160,7 @@ async fn answer(
         query: parts.uri.query().map(str::to_owned),
         headers: parts.headers,
         body: serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
+        raw_body: bytes.to_vec(),
     };
     recorded.lock().unwrap().push(rec.clone());
     let reply = script(&rec);
@@ -165,6 +170,7 @@ async fn answer(
     let stream = futures::stream::iter(reply.pieces).then(|piece| async move {
         match piece {
             Piece::Bytes(s) => Some(Ok::<_, std::io::Error>(Bytes::from(s))),
+            Piece::Raw(b) => Some(Ok(Bytes::from(b))),
             Piece::Sleep(d) => {
                 tokio::time::sleep(d).await;
                 None

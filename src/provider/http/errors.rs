@@ -130,6 +130,10 @@ impl ProviderError {
 
     /// The kind a provider error type or code stands for, for errors without a telling status
     /// (errors sent inside a stream).
+    #[cfg_attr(
+        not(any(feature = "openai", feature = "anthropic", feature = "gemini")),
+        allow(dead_code, reason = "Bedrock maps its exception types itself")
+    )]
     pub(crate) fn kind_by_type(&self) -> ErrorKind {
         if self.is_context_overflow() {
             return ErrorKind::ContextOverflow;
@@ -263,6 +267,10 @@ pub(crate) fn status_error(
 
 /// An error the provider reported in a successful response (an `error` event in a stream, an `error`
 /// object in a 200 body), mapped by its type or code.
+#[cfg_attr(
+    not(any(feature = "openai", feature = "anthropic", feature = "gemini")),
+    allow(dead_code, reason = "Bedrock maps its exception types itself")
+)]
 pub(crate) fn reported_error(name: &str, pe: &ProviderError) -> Error {
     // Shown by type and code only: there is no request at hand to check the message against.
     let detail = pe.detail(None, None, false);

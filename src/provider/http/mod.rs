@@ -12,12 +12,22 @@ mod transport;
 
 use serde::Deserialize as _;
 
-pub(crate) use self::builder::{CommonBuilder, KeyHeader, Secret, redact_url, transport_setters};
+#[cfg(feature = "azure")]
+pub(crate) use self::builder::redact_url;
+pub(crate) use self::builder::{CommonBuilder, KeyHeader, Secret, transport_setters};
+#[cfg(any(feature = "openai", feature = "anthropic", feature = "gemini"))]
+pub(crate) use self::errors::reported_error;
 #[cfg(feature = "openai")]
 pub(crate) use self::errors::status_error;
-pub(crate) use self::errors::{ProviderError, json_error, reported_error};
+pub(crate) use self::errors::{ProviderError, json_error};
+#[cfg(feature = "bedrock")]
+pub(crate) use self::retry_after::retry_after;
+#[cfg(feature = "bedrock")]
+pub(crate) use self::stream::Framing;
 pub(crate) use self::stream::SseDecoder;
-pub(crate) use self::transport::{CallContext, Deadlines, Transport};
+#[cfg(feature = "azure")]
+pub(crate) use self::transport::Deadlines;
+pub(crate) use self::transport::{CallContext, Transport};
 
 use crate::error::{Error, ErrorKind, Result};
 

@@ -1,5 +1,5 @@
-//! The stream that turns a provider's server-sent events into [`StreamEvent`]s, within the call's
-//! deadlines and size limits.
+//! The stream that turns a provider's server-sent events (or another framing of the body, such as
+//! AWS's binary event stream) into [`StreamEvent`]s, within the call's deadlines and size limits.
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -18,6 +18,10 @@ impl Transport {
     /// Opens a server-sent event stream over a successful response. The first event is awaited here,
     /// so an error the provider sends before any content (an overload, a rate limit) is returned as the
     /// `Err` of this call rather than as a stream item.
+    #[cfg_attr(
+        not(any(feature = "openai", feature = "anthropic", feature = "gemini")),
+        allow(dead_code, reason = "Bedrock streams are not server-sent events")
+    )]
     pub(crate) async fn event_stream<D: SseDecoder>(
         &self,
         response: reqwest::Response,
@@ -25,11 +29,25 @@ impl Transport {
         model: ModelId,
         decoder: D,
     ) -> Result<EventStream> {
+        let parser = SseParser::new(self.max_event_bytes);
+        self.framed_stream(response, deadlines, model, parser, decoder).await
+    }
+
+    /// [`event_stream`](Self::event_stream) over another framing than server-sent events: `framing`
+    /// cuts the body into frames, `decoder` turns each into stream events.
+    pub(crate) async fn framed_stream<F: Framing, D: SseDecoder<F::Frame>>(
+        &self,
+        response: reqwest::Response,
+        deadlines: Deadlines,
+        model: ModelId,
+        framing: F,
+        decoder: D,
+    ) -> Result<EventStream> {
         let mut pump = Box::new(Pump {
             name: self.name.clone(),
             model,
             response,
-            parser: SseParser::new(self.max_event_bytes),
+            parser: framing,
             decoder,
             sse: VecDeque::new(),
             out: VecDeque::new(),
@@ -47,16 +65,32 @@ impl Transport {
                 pump.out.push_front(Ok(first));
                 Ok(Box::pin(SseStream { pump: Some(pump), pending: None }))
             }
-            None => Ok(Box::pin(SseStream::<D> { pump: None, pending: None })),
+            None => Ok(Box::pin(SseStream::<F, D> { pump: None, pending: None })),
         }
     }
 }
 
-/// Turns a provider's server-sent events into stream events.
-pub(crate) trait SseDecoder: Send + 'static {
+/// Cuts a response body, fed in chunks cut anywhere, into frames: [`SseParser`] for server-sent
+/// events, or a binary framing. The error is shown after "the stream of provider `name`: ".
+pub(crate) trait Framing: Send + 'static {
+    /// One whole frame.
+    type Frame: Send + 'static;
+    /// Appends the frames `chunk` completes to `out`; an error ends the stream as a decode error.
+    fn push(&mut self, chunk: &[u8], out: &mut VecDeque<Self::Frame>) -> std::result::Result<(), String>;
+}
+
+impl Framing for SseParser {
+    type Frame = SseEvent;
+    fn push(&mut self, chunk: &[u8], out: &mut VecDeque<SseEvent>) -> std::result::Result<(), String> {
+        SseParser::push(self, chunk, out).map_err(|e| e.to_string())
+    }
+}
+
+/// Turns a provider's stream frames (server-sent events unless said otherwise) into stream events.
+pub(crate) trait SseDecoder<F = SseEvent>: Send + 'static {
     /// Handles one event, appending what it yields to `out`. Returns `Ok(true)` once the provider has
     /// said the stream is complete; an `Err` ends the stream with that error.
-    fn event(&mut self, event: SseEvent, out: &mut VecDeque<Result<StreamEvent>>) -> Result<bool>;
+    fn event(&mut self, event: F, out: &mut VecDeque<Result<StreamEvent>>) -> Result<bool>;
 
     /// What marks the end of a complete stream (`[DONE]`, `message_stop`), for the cut-stream error.
     fn terminator(&self) -> &'static str;
@@ -70,13 +104,13 @@ pub(crate) trait SseDecoder: Send + 'static {
 }
 
 /// The state of an open stream: the body, the parser, the decoder and what is ready to yield.
-struct Pump<D> {
+struct Pump<F: Framing, D> {
     name: Arc<str>,
     model: ModelId,
     response: reqwest::Response,
-    parser: SseParser,
+    parser: F,
     decoder: D,
-    sse: VecDeque<SseEvent>,
+    sse: VecDeque<F::Frame>,
     out: VecDeque<Result<StreamEvent>>,
     deadlines: Deadlines,
     first_byte_timeout: Duration,
@@ -92,7 +126,7 @@ enum Step {
     NeedBytes,
 }
 
-impl<D: SseDecoder> Pump<D> {
+impl<F: Framing, D: SseDecoder<F::Frame>> Pump<F, D> {
     /// Yields what can be yielded without I/O.
     fn step(&mut self) -> Step {
         loop {
@@ -194,15 +228,15 @@ impl<D: SseDecoder> Pump<D> {
     }
 }
 
-type PumpFuture<D> = Pin<Box<dyn Future<Output = (Option<Result<StreamEvent>>, Box<Pump<D>>)> + Send>>;
+type PumpFuture<F, D> = Pin<Box<dyn Future<Output = (Option<Result<StreamEvent>>, Box<Pump<F, D>>)> + Send>>;
 
 /// The stream handed to callers. Dropping it drops the response and closes the connection.
-struct SseStream<D> {
-    pump: Option<Box<Pump<D>>>,
-    pending: Option<PumpFuture<D>>,
+struct SseStream<F: Framing, D> {
+    pump: Option<Box<Pump<F, D>>>,
+    pending: Option<PumpFuture<F, D>>,
 }
 
-impl<D: SseDecoder> futures_core::Stream for SseStream<D> {
+impl<F: Framing, D: SseDecoder<F::Frame>> futures_core::Stream for SseStream<F, D> {
     type Item = Result<StreamEvent>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {

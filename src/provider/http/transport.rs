@@ -50,6 +50,10 @@ impl fmt::Debug for Transport {
     }
 }
 
+/// An adapter's own reading of an error response: the status, the headers and the start of the body
+/// to an error, or `None` for the shared mapping.
+pub(crate) type MapError<'a> = dyn Fn(u16, &HeaderMap, &[u8]) -> Option<Error> + Sync + 'a;
+
 /// When a call must have its first byte and its end.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Deadlines {
@@ -86,8 +90,8 @@ impl Transport {
 
     /// The endpoint built from the base URL (adapters whose URL names the model extend it per call).
     #[cfg_attr(
-        not(any(feature = "gemini", feature = "azure")),
-        allow(dead_code, reason = "only the Gemini and Azure adapters build URLs per call")
+        not(any(feature = "gemini", feature = "azure", feature = "bedrock")),
+        allow(dead_code, reason = "only the Gemini, Azure and Bedrock adapters build URLs per call")
     )]
     pub(crate) fn endpoint(&self) -> &reqwest::Url {
         &self.endpoint
@@ -96,7 +100,7 @@ impl Transport {
     /// POSTs a JSON body and returns the successful response, or the error its status maps to.
     #[cfg_attr(
         not(any(feature = "openai", feature = "anthropic")),
-        allow(dead_code, reason = "the Gemini adapter posts to a URL per model")
+        allow(dead_code, reason = "the Gemini and Bedrock adapters post to a URL per model")
     )]
     pub(crate) async fn post(
         &self,
@@ -115,6 +119,22 @@ impl Transport {
         stream: bool,
         cx: &CallContext<'_>,
     ) -> Result<(reqwest::Response, Deadlines)> {
+        self.post_with(url, body, stream, HeaderMap::new(), cx, &|_, _, _| None).await
+    }
+
+    /// [`post_to`](Self::post_to) with headers of this call (a request signature; they replace the
+    /// adapter's own and `accept`), and the adapter's own reading of error responses: `map_error` gets
+    /// the status, the headers and the start of the body, and returns `None` to fall back to the
+    /// shared mapping.
+    pub(crate) async fn post_with(
+        &self,
+        url: reqwest::Url,
+        body: Vec<u8>,
+        stream: bool,
+        call_headers: HeaderMap,
+        cx: &CallContext<'_>,
+        map_error: &MapError<'_>,
+    ) -> Result<(reqwest::Response, Deadlines)> {
         let deadlines = self.deadlines();
         let accept = if stream { "text/event-stream" } else { "application/json" };
         let request = self
@@ -123,6 +143,7 @@ impl Transport {
             .headers(self.headers.clone())
             .header(CONTENT_TYPE, "application/json")
             .header(ACCEPT, accept)
+            .headers(call_headers)
             .body(body)
             .send();
         tracing::debug!(provider = %self.name, model = cx.model.api_name(), stream, "sending request");
@@ -144,6 +165,9 @@ impl Transport {
         }
         let limit = self.max_response_bytes.min(MAX_ERROR_BODY_BYTES);
         let body = self.read_body(&mut response, limit, deadlines.total, true).await.unwrap_or_default();
+        if let Some(e) = map_error(status, response.headers(), &body) {
+            return Err(e.with_status(status));
+        }
         Err(status_error(
             &self.name,
             status,
