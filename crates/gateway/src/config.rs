@@ -17,7 +17,7 @@
 //!
 //! [[providers]]
 //! name = "openai"              # what models' `provider` field names
-//! kind = "openai"              # openai | anthropic | gemini | azure | simulated
+//! kind = "openai"              # openai | anthropic | gemini | azure | bedrock | simulated
 //! base_url = "https://api.openai.com/v1"
 //! api_key_env = "OPENAI_API_KEY"
 //! connect_timeout_ms = 10000
@@ -34,6 +34,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use switchyard::provider::anthropic::Anthropic;
 use switchyard::provider::azure::AzureOpenAi;
+use switchyard::provider::bedrock::Bedrock;
 use switchyard::provider::gemini::Gemini;
 use switchyard::provider::openai::OpenAi;
 use switchyard::{Error, ErrorKind, Result, RouterBuilder, RouterConfig, SimulatedProvider};
@@ -145,6 +146,20 @@ pub struct ProviderConfig {
     /// For `gemini` on Vertex AI: the location (`us-central1`, `global`, ...).
     #[serde(default)]
     pub vertex_location: Option<String>,
+    /// For `bedrock`: the AWS region (else the chain's: `AWS_REGION`, `AWS_DEFAULT_REGION`, the
+    /// profile's).
+    #[serde(default)]
+    pub region: Option<String>,
+    /// For `bedrock`: the variables that hold the access key id, the secret key and (optionally) a
+    /// session token. Without them the adapter reads AWS's standard variables and shared files.
+    #[serde(default)]
+    pub access_key_id_env: Option<String>,
+    /// See `access_key_id_env`.
+    #[serde(default)]
+    pub secret_access_key_env: Option<String>,
+    /// See `access_key_id_env`.
+    #[serde(default)]
+    pub session_token_env: Option<String>,
     /// For `simulated`: the seed of its random answers.
     #[serde(default)]
     pub seed: Option<u64>,
@@ -164,6 +179,8 @@ pub enum ProviderKind {
     /// Azure OpenAI deployments (`switchyard::provider::azure`); `base_url` is the resource's
     /// endpoint.
     Azure,
+    /// AWS Bedrock's Converse API (`switchyard::provider::bedrock`), SigV4-signed.
+    Bedrock,
     /// The simulated provider: no network, no key (demos and tests).
     Simulated,
 }
@@ -226,17 +243,14 @@ fn bearer(p: &ProviderConfig, i: usize, env: &dyn Fn(&str) -> Option<String>) ->
     })
 }
 
-/// An HTTP adapter's builder with an entry's base URL, key and timeouts set, built (the adapters'
-/// builders share these setters but no trait).
-macro_rules! http_adapter {
-    ($builder:expr, $p:expr, $key:expr, $i:expr) => {{
+/// An adapter's builder with an entry's base URL and timeouts set (the adapters' builders share
+/// these setters but no trait).
+macro_rules! with_transport {
+    ($builder:expr, $p:expr) => {{
         let ms = Duration::from_millis;
         let mut b = $builder;
         if let Some(url) = &$p.base_url {
             b = b.base_url(url.clone());
-        }
-        if let Some(key) = $key {
-            b = b.api_key(key);
         }
         if let Some(t) = $p.connect_timeout_ms {
             b = b.connect_timeout(ms(t));
@@ -246,6 +260,17 @@ macro_rules! http_adapter {
         }
         if let Some(t) = $p.timeout_ms {
             b = b.timeout(ms(t));
+        }
+        b
+    }};
+}
+
+/// An HTTP adapter with an entry's base URL, key and timeouts, built.
+macro_rules! http_adapter {
+    ($builder:expr, $p:expr, $key:expr, $i:expr) => {{
+        let mut b = with_transport!($builder, $p);
+        if let Some(key) = $key {
+            b = b.api_key(key);
         }
         b.build().map_err(|e| config_error(format!("providers[{}]: {e}", $i)))?
     }};
@@ -316,6 +341,15 @@ impl GatewayConfig {
                     "providers[{i}]: bearer_token_env is for kind = \"gemini\" or \"azure\""
                 )));
             }
+            let aws = p.region.is_some()
+                || p.access_key_id_env.is_some()
+                || p.secret_access_key_env.is_some()
+                || p.session_token_env.is_some();
+            if aws && p.kind != ProviderKind::Bedrock {
+                return Err(config_error(format!(
+                    "providers[{i}]: region and the AWS credential variables are for kind = \"bedrock\""
+                )));
+            }
             if (p.api_version.is_some() || p.v1) && p.kind != ProviderKind::Azure {
                 return Err(config_error(format!("providers[{i}]: api_version and v1 are for kind = \"azure\"")));
             }
@@ -381,6 +415,41 @@ impl GatewayConfig {
                         b = b.bearer_token(token);
                     }
                     builder.provider(http_adapter!(b, p, key, i))
+                }
+                ProviderKind::Bedrock => {
+                    if p.api_key_env.is_some() {
+                        return Err(config_error(format!(
+                            "providers[{i}]: a bedrock provider signs with AWS credentials: use access_key_id_env and secret_access_key_env, or AWS's own variables and files"
+                        )));
+                    }
+                    let var = |name: &Option<String>, field: &str| -> Result<Option<String>> {
+                        let Some(name) = name else { return Ok(None) };
+                        env(name).map(Some).ok_or_else(|| {
+                            config_error(format!(
+                                "providers[{i}]: the environment variable `{name}` ({field}) is not set"
+                            ))
+                        })
+                    };
+                    let id = var(&p.access_key_id_env, "access_key_id_env")?;
+                    let secret = var(&p.secret_access_key_env, "secret_access_key_env")?;
+                    let token = var(&p.session_token_env, "session_token_env")?;
+                    let mut b = match (id, secret) {
+                        (Some(id), Some(secret)) => Bedrock::builder(p.name.clone()).credentials(id, secret),
+                        (None, None) if token.is_none() => Bedrock::builder_from_env(p.name.clone()),
+                        _ => {
+                            return Err(config_error(format!(
+                                "providers[{i}]: access_key_id_env and secret_access_key_env go together (session_token_env with them)"
+                            )));
+                        }
+                    };
+                    if let Some(token) = token {
+                        b = b.session_token(token);
+                    }
+                    if let Some(region) = &p.region {
+                        b = b.region(region.clone());
+                    }
+                    let b = with_transport!(b, p);
+                    builder.provider(b.build().map_err(|e| config_error(format!("providers[{i}]: {e}")))?)
                 }
                 ProviderKind::Azure => {
                     let Some(endpoint) = &p.base_url else {
@@ -466,13 +535,19 @@ pricing = { input_per_mtok = 0.15, output_per_mtok = 0.6 }
         assert!(err(&format!("{MODELS}{sim}[server]\nmax_concurrency = 0\n")).contains("max_concurrency"));
         assert!(err(&format!("{MODELS}{sim}[server]\nlisten_port = 1\n")).contains("listen_port"));
         assert!(err(&format!("{MODELS}{sim}{sim}")).contains("used twice"));
-        assert!(err(&format!("{MODELS}[[providers]]\nname = \"sim\"\nkind = \"bedrock\"\n")).contains("bedrock"));
+        assert!(err(&format!("{MODELS}[[providers]]\nname = \"sim\"\nkind = \"watsonx\"\n")).contains("watsonx"));
         assert!(err("[[models]]\nid = 3\n").contains("models"));
         assert!(err(&format!("{MODELS}{sim}[aliases]\nauto = \"mini\"\n")).contains("`auto`"));
         let vertex_on_openai = "[[providers]]\nname = \"sim\"\nkind = \"openai\"\nvertex_project = \"p\"\n";
         assert!(err(&format!("{MODELS}{vertex_on_openai}")).contains("kind = \"gemini\""));
         let v1_on_gemini = "[[providers]]\nname = \"sim\"\nkind = \"gemini\"\nv1 = true\n";
         assert!(err(&format!("{MODELS}{v1_on_gemini}")).contains("kind = \"azure\""));
+        let half_aws = "[[providers]]\nname = \"sim\"\nkind = \"bedrock\"\naccess_key_id_env = \"A\"\n";
+        let c = GatewayConfig::from_toml_str(&format!("{MODELS}{half_aws}")).expect("parses");
+        let e = c.router_builder(&|_| Some("x".into())).expect_err("half a key pair").to_string();
+        assert!(e.contains("go together"), "{e}");
+        let region_on_openai = "[[providers]]\nname = \"sim\"\nkind = \"openai\"\nregion = \"us-east-1\"\n";
+        assert!(err(&format!("{MODELS}{region_on_openai}")).contains("kind = \"bedrock\""));
         let azure = "[[providers]]\nname = \"sim\"\nkind = \"azure\"\napi_key_env = \"K\"\n";
         let c = GatewayConfig::from_toml_str(&format!("{MODELS}{azure}")).expect("parses");
         let e = c.router_builder(&|_| Some("k".into())).expect_err("no endpoint").to_string();

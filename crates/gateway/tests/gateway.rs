@@ -556,6 +556,54 @@ async fn an_azure_deployment_is_called_by_its_path_and_api_key() {
 }
 
 #[tokio::test]
+async fn a_bedrock_model_is_called_signed() {
+    let up = Server::start(|_| {
+        Reply::json(
+            200,
+            json!({"output": {"message": {"role": "assistant", "content": [{"text": "Hola."}]}},
+                   "stopReason": "end_turn", "usage": {"inputTokens": 7, "outputTokens": 2, "totalTokens": 9},
+                   "metrics": {"latencyMs": 120}})
+            .to_string(),
+        )
+    })
+    .await;
+    let text = format!(
+        "[[providers]]\nname = \"aws\"\nkind = \"bedrock\"\nbase_url = \"{}\"\nregion = \"eu-west-1\"\n\
+         access_key_id_env = \"AK\"\nsecret_access_key_env = \"SK\"\n\
+         [[models]]\nid = \"haiku\"\nprovider = \"aws\"\napi_name = \"anthropic.claude-3-5-haiku-20241022-v1:0\"\n\
+         context_window = 200000\nmax_output_tokens = 8192\npricing = {{ input_per_mtok = 0.8, output_per_mtok = 4 }}\n",
+        up.url
+    );
+    let config = GatewayConfig::from_toml_str(&text).unwrap();
+    let env = |v: &str| match v {
+        "AK" => Some("AKIDEXAMPLE".to_owned()),
+        "SK" => Some("wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY".to_owned()),
+        _ => None,
+    };
+    let gateway = Gateway::new(&config, &env).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = oneshot::channel::<()>();
+    let done = tokio::spawn(gateway.serve(listener, async move {
+        let _ = stopped.await;
+    }));
+    let v: Value =
+        client().post(format!("{url}/v1/chat/completions")).json(&hello()).send().await.unwrap().json().await.unwrap();
+    assert_eq!(v["choices"][0]["message"]["content"], "Hola.");
+    let sent = up.only_request();
+    assert_eq!(sent.path, "/model/anthropic.claude-3-5-haiku-20241022-v1%3A0/converse");
+    let auth = sent.header("authorization").unwrap();
+    assert!(
+        auth.starts_with("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/")
+            && auth.contains("/eu-west-1/bedrock/aws4_request"),
+        "{auth}"
+    );
+    assert!(!format!("{v}").contains("wJalrXUtnFEMI"));
+    let _ = stop.send(());
+    done.await.unwrap().unwrap();
+}
+
+#[tokio::test]
 async fn the_concurrency_limit_answers_503_with_retry_after() {
     let up = upstream().await;
     let gw = gateway(&up, &[model("slow-one", 0.15, 1.5)], "[server]\nmax_concurrency = 1\n", "").await;
