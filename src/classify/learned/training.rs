@@ -93,7 +93,9 @@ pub enum Residuals {
 /// [`Residuals::PerModel`], or on top of a shared difficulty; the shared term itself is always
 /// chosen by log loss). Every
 /// criterion is computed on held-out rows only; lower held-out log loss or higher ranking power
-/// wins, and the regressions are kept only when the best candidate beats the prior alone.
+/// wins, and the regressions are kept only when the best candidate beats the prior alone. With a
+/// single model, [`RoutingAuc`](Self::RoutingAuc) and [`PairLogLoss`](Self::PairLogLoss) have no
+/// pair to score and choose by log loss; with a single `l2` candidate nothing is chosen.
 #[non_exhaustive]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
