@@ -22,7 +22,7 @@
 //!   out in turn, trained on the other two: the development counterpart of `evaluate --hold-out`,
 //!   which reports on every row of the task.
 //! - `--set`: a JSON object merged into the default `TrainConfig` (`{"epochs": 30}`,
-//!   `{"features": {"char_ngram": 0}}`, `{"residuals": "shared_difficulty"}`).
+//!   `{"features": {"char_ngram": 0}}`, `{"residuals": "shared_difficulty"}`, `{"selection": "routing_auc"}`).
 //!
 //! Prints AIQ, the saving at 95% of GPT-4's accuracy and APGR, with the zero router's.
 #![allow(clippy::print_stdout)]

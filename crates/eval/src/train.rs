@@ -18,11 +18,12 @@ use switchyard::classify::learned::__training::{
     CHAR_FLAG, Collect, Extractor, FAMILIARITY_BITS, FAMILIARITY_PERCENTILES, Namespace, OPENING_FLAG, Parts, Rng,
     Sink, difficulty, fallback_rates, feature_dim, idf, logit, model_info, prompt_trust, sigmoid, softmax,
 };
-use switchyard::classify::learned::{Fallback, LearnedModel, Residuals, Solver, TaskLabels, TrainConfig};
+use switchyard::classify::learned::{Fallback, LearnedModel, Residuals, Selection, Solver, TaskLabels, TrainConfig};
 
 use crate::data::Dataset;
 
 mod lbfgs;
+mod select;
 mod shared;
 
 /// A training stage, for progress reports.
@@ -342,6 +343,22 @@ impl Residual<'_> {
                 loss / m.max(1) as f64
             })
             .collect()
+    }
+
+    /// Each of `rows`' success probabilities per model with `head` (or the offsets alone), into
+    /// `out` (`[row][model]` over every row).
+    fn probabilities(&self, head: Option<&Head>, rows: &[usize], out: &mut [f64]) {
+        let m = self.m;
+        let mut z = vec![0.0f64; m];
+        for &i in rows {
+            match head {
+                Some(head) => head.scores(self.matrix.row(i), every, &mut z),
+                None => z.iter_mut().for_each(|z| *z = 0.0),
+            }
+            for (j, z) in z.iter().enumerate() {
+                out[i * m + j] = sigmoid(z + self.offsets[i * m + j]);
+            }
+        }
     }
 }
 
@@ -716,18 +733,53 @@ impl<'p> Trainer<'p> {
             let splits = inner_splits(&cfg, n, rng);
             let mut losses = vec![0.0f64; cfg.l2.len()];
             let (mut without, mut held) = (0.0, 0usize);
+            // With a routing criterion, every candidate's held-out probabilities (the last: the
+            // prior alone), scored once all folds are in.
+            let routing =
+                cfg.selection != Selection::LogLoss && (m >= 2 || cfg.selection == Selection::PerModelLogLoss);
+            let mut probs = if routing { vec![vec![0.0f64; n * m]; cfg.l2.len() + 1] } else { Vec::new() };
             for (valid, fit) in &splits {
                 let mut start: Option<Vec<f64>> = None;
                 for &(k, l2) in &candidates(&cfg) {
                     let stage = Stage::Validation(k as u32);
                     let (head, x) = self.fit_residual(r, fit, l2, start.as_deref(), rng, stage);
                     losses[k] += r.losses(Some(&head), valid).iter().sum::<f64>();
+                    if routing {
+                        r.probabilities(Some(&head), valid, &mut probs[k]);
+                    }
                     start = x;
                 }
                 without += r.losses(None, valid).iter().sum::<f64>();
+                if routing {
+                    r.probabilities(None, valid, &mut probs[cfg.l2.len()]);
+                }
                 held += valid.len();
             }
             let held = held.max(1) as f64;
+            let (log_losses, log_without) = (losses.clone(), without);
+            if cfg.selection == Selection::PerModelLogLoss {
+                let rows: Vec<usize> = splits.iter().flat_map(|(valid, _)| valid.iter().copied()).collect();
+                let per = |p: &[f64]| select::model_losses(&select::Held { p, y: r.scores, m, rows: &rows });
+                let losses: Vec<Vec<f64>> = probs[..cfg.l2.len()].iter().map(|p| per(p)).collect();
+                let without: Vec<f64> = per(&probs[cfg.l2.len()]);
+                let chosen = select::choose_per_model(&losses, &without);
+                let total: f64 = chosen.iter().enumerate().map(|(j, c)| c.map_or(without[j], |k| losses[k][j])).sum();
+                return self.fit_chosen(r, &chosen, total / (held * m as f64), rng);
+            }
+            if routing {
+                let rows: Vec<usize> = splits.iter().flat_map(|(valid, _)| valid.iter().copied()).collect();
+                let strong = select::strongest(r.scores, m, &rows);
+                let score = |p: &[f64]| {
+                    let h = select::Held { p, y: r.scores, m, rows: &rows };
+                    select::loss(cfg.selection, &h, strong).unwrap_or(f64::INFINITY)
+                };
+                // Each candidate's criterion in place of its pooled log loss (held-out rows
+                // scaled back to a sum), so that the rule below applies unchanged.
+                for (k, p) in probs.iter().enumerate().take(cfg.l2.len()) {
+                    losses[k] = score(p) * held;
+                }
+                without = score(&probs[cfg.l2.len()]) * held;
+            }
             let best = (0..cfg.l2.len()).fold(0, |b, k| if losses[k] < losses[b] { k } else { b });
             let (best_loss, without) = (losses[best] / held, without / held);
             let (l2, keep) = (cfg.l2[best], best_loss < without);
@@ -737,8 +789,41 @@ impl<'p> Trainer<'p> {
                 self.report(Stage::Residual, 1, 1, mean(&r.losses(None, &all)));
                 Head::new(0, m)
             };
-            (head, l2, Some(best_loss.min(without)), keep)
+            // The model records the held-out log loss of what was chosen, whichever criterion chose it.
+            (head, l2, Some(if keep { log_losses[best] } else { log_without } / held), keep)
         }
+    }
+
+    /// The per-model regressions on every row, each with its own chosen `l2` (`chosen[j]`, an
+    /// index into the candidates), and none for a model without one ([`Selection::PerModelLogLoss`]).
+    fn fit_chosen(
+        &mut self,
+        r: &Residual<'_>,
+        chosen: &[Option<usize>],
+        loss: f64,
+        rng: &mut Rng,
+    ) -> (Head, f64, Option<f64>, bool) {
+        let (n, m, dim) = (r.offsets.len() / r.m.max(1), r.m, r.dim);
+        let all: Vec<usize> = (0..n).collect();
+        let l2s = self.config.l2.clone();
+        let largest = chosen.iter().flatten().map(|&k| l2s[k]).fold(f64::NAN, f64::max);
+        if chosen.iter().all(Option::is_none) {
+            self.report(Stage::Residual, 1, 1, mean(&r.losses(None, &all)));
+            return (Head::new(0, m), l2s.iter().copied().fold(f64::NAN, f64::max), Some(loss), false);
+        }
+        let mut head = Head::new(dim, m);
+        // One fit per distinct chosen `l2`; each model takes its own column.
+        let mut distinct: Vec<usize> = chosen.iter().flatten().copied().collect();
+        distinct.sort_unstable();
+        distinct.dedup();
+        for k in distinct {
+            let fitted = self.fit_residual(r, &all, l2s[k], None, rng, Stage::Residual).0;
+            for j in (0..m).filter(|&j| chosen[j] == Some(k)) {
+                head.b[j] = fitted.b[j];
+                (0..dim).for_each(|f| head.w[f * m + j] = fitted.w[f * m + j]);
+            }
+        }
+        (head, largest, Some(loss), true)
     }
 
     /// Fits the residual regressions on `rows` with the configured solver; with L-BFGS, starting

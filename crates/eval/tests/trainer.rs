@@ -6,7 +6,7 @@
 
 use switchyard_eval::data::{Dataset, Row};
 use switchyard_eval::train::Stage;
-use switchyard_eval::{Residuals, TrainConfig, Trainer};
+use switchyard_eval::{Residuals, Selection, TrainConfig, Trainer};
 
 mod support;
 use support::planted;
@@ -120,4 +120,54 @@ fn the_residual_form_is_recorded_only_when_it_is_not_the_default() {
     assert_eq!(c.residuals, Residuals::SharedDifficulty);
     let json = serde_json::to_value(&c).unwrap();
     assert_eq!(json["residuals"], "shared_difficulty");
+}
+
+/// Two prompts, a model that succeeds on greetings only and one whose outcomes are a fixed
+/// pseudo-random draw, the same on both prompts: its regression can only fit noise.
+fn one_planted_one_noisy(n: usize) -> Dataset {
+    let mut b = Dataset::builder(["noisy", "planted"]);
+    let mut state = 0x2545_f491_u64;
+    for i in 0..n {
+        state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        let noisy = if state >> 63 == 1 { 1.0 } else { 0.0 };
+        let greet = i % 2 == 0;
+        let planted = if greet == (i % 5 != 4) { 1.0 } else { 0.0 };
+        let prompt = if greet { "greet the user warmly" } else { "add the numbers with carry" };
+        b.push(Row::new(prompt).with_task("one"), &[noisy, planted], None).unwrap();
+    }
+    b.build().unwrap()
+}
+
+#[test]
+fn per_model_selection_leaves_out_a_regression_that_fits_only_noise() {
+    let data = one_planted_one_noisy(400);
+    let moves = |selection: Selection, m: usize| {
+        let model = Trainer::new(config(|c| {
+            c.selection = selection;
+            c.min_trust = 1.0;
+        }))
+        .fit(&data, "noisy")
+        .unwrap();
+        let (a, b) = (model.predict("greet the user warmly"), model.predict("add the numbers with carry"));
+        a.probability(m).unwrap() - b.probability(m).unwrap()
+    };
+    // One `l2` for both models: the noisy model's regression is kept with the planted one's.
+    assert!(moves(Selection::LogLoss, 0).abs() > 1e-4);
+    // Its own held-out loss leaves it out, and keeps the planted one.
+    assert_eq!(moves(Selection::PerModelLogLoss, 0), 0.0);
+    assert!(moves(Selection::PerModelLogLoss, 1) > 0.3);
+}
+
+#[test]
+fn every_selection_trains_deterministically_and_is_recorded_only_off_the_default() {
+    assert!(serde_json::to_value(TrainConfig::default()).unwrap().get("selection").is_none());
+    for s in ["routing_auc", "pair_log_loss", "per_model_log_loss"] {
+        let c: TrainConfig = serde_json::from_str(&format!(r#"{{"selection": "{s}"}}"#)).unwrap();
+        assert_eq!(serde_json::to_value(&c).unwrap()["selection"], s);
+        let train = || Trainer::new(c.clone()).fit(&graded(150), "graded").unwrap();
+        let model = train();
+        assert!(model == train());
+        let p = model.predict("add the numbers 2 and 7");
+        assert!(p.probability(0).unwrap() < p.probability(1).unwrap(), "{s}");
+    }
 }

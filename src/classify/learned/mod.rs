@@ -47,7 +47,7 @@ pub use self::classifier::LearnedClassifier;
 pub use self::features::FeatureConfig;
 pub use self::model::{LearnedModel, ModelInfo, Parts};
 pub use self::predict::{Prediction, logit, softmax};
-pub use self::training::{Fallback, Residuals, Solver, TaskLabels, TrainConfig};
+pub use self::training::{Fallback, Residuals, Selection, Solver, TaskLabels, TrainConfig};
 pub use self::trust::{FAMILIARITY_PERCENTILES, fallback_rates, prompt_trust};
 use crate::classify::SignalKey;
 

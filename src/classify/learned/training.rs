@@ -88,6 +88,39 @@ pub enum Residuals {
     SharedDifficultyAndPerModel,
 }
 
+/// How the inner cross-validation ([`TrainConfig::l2_folds`]) scores each `l2` candidate, and the
+/// prior alone, to choose the per-model regressions' strength and whether to keep them (with
+/// [`Residuals::PerModel`], or on top of a shared difficulty; the shared term itself is always
+/// chosen by log loss). Every
+/// criterion is computed on held-out rows only; lower held-out log loss or higher ranking power
+/// wins, and the regressions are kept only when the best candidate beats the prior alone. With a
+/// single model, [`RoutingAuc`](Self::RoutingAuc) and [`PairLogLoss`](Self::PairLogLoss) have no
+/// pair to score and choose by log loss; with a single `l2` candidate nothing is chosen.
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Selection {
+    /// The log loss of every model's success, pooled over the models: each model's calibration.
+    #[default]
+    LogLoss,
+    /// How well the held-out `p(s) − p(m)` ranks the rows where the strongest model `s` (the
+    /// highest mean score on the training rows) succeeds and `m` fails: the ROC-AUC of that score
+    /// against that label (a score in `[0, 1]` weighs a row by `max(0, y_s − y_m)` as a positive and
+    /// the rest as a negative), averaged over the other models, weighed by their positives. Routing
+    /// between a strong and a weaker model depends on the *difference* of their probabilities, which
+    /// the pooled log loss does not look at.
+    RoutingAuc,
+    /// The log loss of the same label, `s` succeeds and `m` fails, predicted as
+    /// `p(s) · (1 − p(m))`, averaged over the other models: calibrated like
+    /// [`LogLoss`](Self::LogLoss), but of the pair a router decides between.
+    PairLogLoss,
+    /// Each model's own held-out log loss chooses that model's `l2`, and whether its regression
+    /// is kept at all (a model whose regression does not beat its prior alone gets none). A model
+    /// near its ceiling, whose few failures a regression can only fit as noise, then stops moving
+    /// the difference a router decides by. The model file records the largest chosen `l2`.
+    PerModelLogLoss,
+}
+
 /// How a [`LearnedModel`](super::LearnedModel) is trained. The defaults were chosen on the shared
 /// routing data sets; two of them after seeing rows that are reported (the lower end of the `l2`
 /// grid and the rule that keeps residuals), as `docs/learned-routing.md` records; the trust floor's
@@ -101,7 +134,8 @@ pub struct TrainConfig {
     /// Which labels the task head learns.
     pub task_labels: TaskLabels,
     /// L2 strength of the residual regressions, as `1/C` in the usual `½‖w‖² + C·Σ loss` form:
-    /// larger is stronger. With several values, the one with the lowest log loss on a held-out
+    /// larger is stronger. With several values, the one with the lowest log loss (or another
+    /// [`selection`](Self::selection) criterion) on a held-out
     /// [`validation`](Self::validation) share of the training rows is chosen, and the regressions
     /// are then retrained on every row with it. Per-prompt signal in routing data is often weak: a
     /// too-small value fits noise and routes worse than the task prior alone.
@@ -147,6 +181,12 @@ pub struct TrainConfig {
     /// default) reads as [`Residuals::PerModel`].
     #[serde(default, skip_serializing_if = "is_per_model")]
     pub residuals: Residuals,
+    /// How the inner cross-validation chooses `l2` and whether the residual regressions are kept.
+    /// A serialized configuration without the field (a model file written before it existed, or
+    /// with the default) reads as [`Selection::LogLoss`]; the choice is the trainer's alone, and
+    /// files predict alike whichever was used.
+    #[serde(default, skip_serializing_if = "is_log_loss")]
+    pub selection: Selection,
 }
 
 impl Default for TrainConfig {
@@ -168,6 +208,7 @@ impl Default for TrainConfig {
             fallback: Fallback::PriceOrder,
             min_trust: 0.0,
             residuals: Residuals::PerModel,
+            selection: Selection::LogLoss,
         }
     }
 }
@@ -180,6 +221,11 @@ fn is_zero(v: &f64) -> bool {
 #[allow(clippy::trivially_copy_pass_by_ref, reason = "serde's `skip_serializing_if` passes a reference")]
 fn is_per_model(r: &Residuals) -> bool {
     *r == Residuals::PerModel
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref, reason = "serde's `skip_serializing_if` passes a reference")]
+fn is_log_loss(s: &Selection) -> bool {
+    *s == Selection::LogLoss
 }
 
 impl TrainConfig {
