@@ -8,24 +8,13 @@
 //! known_models -- --from FILE` turns a price file in LiteLLM's format into catalog entries or rows
 //! of this table.
 
-use super::known::{normalize, strip_suffix};
+use super::known::{Source, normalize, strip_suffix};
 use super::{Ability, LongContextPricing, ModelProfile, Pricing};
 use crate::error::{Error, Result};
 use crate::types::Capabilities;
 
 /// The date the sources were read.
 pub(crate) const CHECKED: &str = "2026-12-06";
-
-/// A public source of prices and limits.
-#[cfg_attr(
-    not(test),
-    allow(dead_code, reason = "the citations are checked by the tests and listed in docs/known-models.md")
-)]
-pub(crate) struct Source {
-    pub(crate) url: &'static str,
-    /// What it gives, and its own date where known.
-    pub(crate) what: &'static str,
-}
 
 /// The sources rows refer to, by index.
 #[cfg_attr(
