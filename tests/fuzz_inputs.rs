@@ -4,6 +4,8 @@
 //! never panic. Errors never show a key planted in the input.
 //!
 //! - Router configs, TOML and JSON (`RouterConfig::from_toml_str`, `from_json_str`, `validate`).
+//! - OpenAI chat-completions bodies as the gateway reads them (`ChatCompletionRequest`,
+//!   `Request::try_from`, then a route).
 //! - Learned model files (`LearnedModel::from_bytes`); with the hidden `__fuzz` feature also with the
 //!   checksum rewritten, so mutations reach the decoder.
 //! - With `__fuzz` (on under `--all-features`): the server-sent event parser, OpenAI, Anthropic and
@@ -186,8 +188,43 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
+/// A chat-completions body through the wire layer and a route: a value or an `InvalidRequest` (the
+/// conversion's and the router's checks), never a panic, and no error shows the planted key.
+fn check_chat_request(bytes: &[u8]) -> Result<(), TestCaseError> {
+    use switchyard::wire::openai::ChatCompletionRequest;
+    let Ok(wire) = serde_json::from_slice::<ChatCompletionRequest>(bytes) else { return Ok(()) };
+    let request = match switchyard::Request::try_from(wire) {
+        Ok(r) => r,
+        Err(e) => {
+            prop_assert_eq!(e.kind(), ErrorKind::InvalidRequest);
+            return no_secret(&e);
+        }
+    };
+    let catalog = switchyard::Catalog::new([
+        switchyard::ModelProfile::new("mini", "sim").with_pricing(switchyard::Pricing::per_mtok(0.15, 0.6)),
+        switchyard::ModelProfile::new("large", "sim").with_pricing(switchyard::Pricing::per_mtok(2.5, 10.0)),
+    ])
+    .unwrap();
+    let router = switchyard::Router::builder().catalog(catalog).build().unwrap();
+    if let Err(e) = router.route(&request) {
+        prop_assert!(matches!(e.kind(), ErrorKind::InvalidRequest | ErrorKind::NoCandidate), "{e}");
+        no_secret(&e)?;
+    }
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(config(CASES))]
+
+    #[test]
+    fn chat_request_mutated(bytes in mutated("chat_request")) {
+        check_chat_request(&bytes)?;
+    }
+
+    #[test]
+    fn chat_request_any_bytes(bytes in vec(any::<u8>(), 0..512)) {
+        check_chat_request(&bytes)?;
+    }
 
     #[test]
     fn config_toml_any_bytes(bytes in vec(any::<u8>(), 0..512)) {
