@@ -475,6 +475,63 @@ async fn a_caller_over_its_rate_limit_gets_429_and_others_do_not() {
     gw.shutdown().await;
 }
 
+/// Serves `config_text` with `env` until the returned sender fires; the URL and the server's task.
+async fn serve(
+    config_text: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> (String, oneshot::Sender<()>, tokio::task::JoinHandle<std::io::Result<()>>) {
+    let config = GatewayConfig::from_toml_str(config_text).unwrap();
+    let gateway = Gateway::new(&config, env).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = oneshot::channel::<()>();
+    let done = tokio::spawn(gateway.serve(listener, async move {
+        let _ = stopped.await;
+    }));
+    (url, stop, done)
+}
+
+#[tokio::test]
+async fn an_anthropic_provider_answers_in_openai_shape() {
+    let up = Server::start(|_| {
+        Reply::json(
+            200,
+            json!({"id": "msg_1", "type": "message", "role": "assistant", "model": "claude-3-5-haiku-20241022",
+                   "content": [{"type": "text", "text": "Ciao."}], "stop_reason": "end_turn",
+                   "usage": {"input_tokens": 11, "output_tokens": 3}})
+            .to_string(),
+        )
+    })
+    .await;
+    let text = format!(
+        "[[providers]]\nname = \"anthropic\"\nkind = \"anthropic\"\nbase_url = \"{}\"\napi_key_env = \"A\"\n\
+         [[models]]\nid = \"haiku\"\nprovider = \"anthropic\"\napi_name = \"claude-3-5-haiku-20241022\"\n\
+         context_window = 200000\nmax_output_tokens = 8192\npricing = {{ input_per_mtok = 0.8, output_per_mtok = 4 }}\n",
+        up.url
+    );
+    let (url, stop, done) = serve(&text, &|v| (v == "A").then(|| "sk-ant-789".to_owned())).await;
+    let mut body = hello();
+    body["top_p"] = json!(0.5);
+    let v: Value =
+        client().post(format!("{url}/v1/chat/completions")).json(&body).send().await.unwrap().json().await.unwrap();
+    assert_eq!(v["choices"][0]["message"]["content"], "Ciao.");
+    assert_eq!(v["usage"]["prompt_tokens"], 11);
+    let sent = up.only_request();
+    assert_eq!(sent.path, "/v1/messages");
+    assert_eq!(sent.header("x-api-key"), Some("sk-ant-789"));
+    assert_eq!(sent.body["top_p"], 0.5);
+    // A parameter the Messages API cannot carry: the only model refuses it, named, and nothing is sent.
+    let mut seeded = hello();
+    seeded["seed"] = json!(7);
+    let (status, v) =
+        error_of(client().post(format!("{url}/v1/chat/completions")).json(&seeded).send().await.unwrap()).await;
+    assert_eq!(status, 400);
+    assert!(v["error"]["message"].as_str().unwrap().contains("`seed`"), "{v}");
+    assert_eq!(up.requests().len(), 1);
+    let _ = stop.send(());
+    done.await.unwrap().unwrap();
+}
+
 #[tokio::test]
 async fn a_gemini_provider_answers_in_openai_shape() {
     // A Gemini upstream: the gateway's client speaks OpenAI, the upstream Google's format.
@@ -496,14 +553,7 @@ async fn a_gemini_provider_answers_in_openai_shape() {
          context_window = 1000000\nmax_output_tokens = 8192\npricing = {{ input_per_mtok = 0.3, output_per_mtok = 2.5 }}\n",
         up.url
     );
-    let config = GatewayConfig::from_toml_str(&text).unwrap();
-    let gateway = Gateway::new(&config, &|v| (v == "G").then(|| "g-key-123".to_owned())).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let (stop, stopped) = oneshot::channel::<()>();
-    let done = tokio::spawn(gateway.serve(listener, async move {
-        let _ = stopped.await;
-    }));
+    let (url, stop, done) = serve(&text, &|v| (v == "G").then(|| "g-key-123".to_owned())).await;
     let r = client().post(format!("{url}/v1/chat/completions")).json(&hello()).send().await.unwrap();
     assert_eq!(r.status(), 200);
     let v: Value = r.json().await.unwrap();
@@ -536,14 +586,7 @@ async fn an_azure_deployment_is_called_by_its_path_and_api_key() {
          context_window = 128000\nmax_output_tokens = 16384\npricing = {{ input_per_mtok = 2.5, output_per_mtok = 10 }}\n",
         up.url
     );
-    let config = GatewayConfig::from_toml_str(&text).unwrap();
-    let gateway = Gateway::new(&config, &|v| (v == "AZ").then(|| "az-key-456".to_owned())).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let (stop, stopped) = oneshot::channel::<()>();
-    let done = tokio::spawn(gateway.serve(listener, async move {
-        let _ = stopped.await;
-    }));
+    let (url, stop, done) = serve(&text, &|v| (v == "AZ").then(|| "az-key-456".to_owned())).await;
     let v: Value =
         client().post(format!("{url}/v1/chat/completions")).json(&hello()).send().await.unwrap().json().await.unwrap();
     assert_eq!(v["choices"][0]["message"]["content"], "Hallo.");
@@ -574,19 +617,12 @@ async fn a_bedrock_model_is_called_signed() {
          context_window = 200000\nmax_output_tokens = 8192\npricing = {{ input_per_mtok = 0.8, output_per_mtok = 4 }}\n",
         up.url
     );
-    let config = GatewayConfig::from_toml_str(&text).unwrap();
     let env = |v: &str| match v {
         "AK" => Some("AKIDEXAMPLE".to_owned()),
         "SK" => Some("wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY".to_owned()),
         _ => None,
     };
-    let gateway = Gateway::new(&config, &env).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let (stop, stopped) = oneshot::channel::<()>();
-    let done = tokio::spawn(gateway.serve(listener, async move {
-        let _ = stopped.await;
-    }));
+    let (url, stop, done) = serve(&text, &env).await;
     let v: Value =
         client().post(format!("{url}/v1/chat/completions")).json(&hello()).send().await.unwrap().json().await.unwrap();
     assert_eq!(v["choices"][0]["message"]["content"], "Hola.");
