@@ -1,5 +1,5 @@
 //! The repository's `data/` (gzip-compressed; see `data/README.md`) for the tests that read real
-//! files. A missing file fails the test and names the file: no test passes by skipping.
+//! files. A missing file fails the test and names the file: no test passes without its data.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};

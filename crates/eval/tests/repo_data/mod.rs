@@ -1,6 +1,6 @@
 //! The repository's data sets (`data/` at the workspace root, gzip-compressed; see
 //! `data/README.md`), for the tests that measure on real data. A missing file fails the test and
-//! names the file: no test passes by skipping.
+//! names the file: no test passes without its data.
 
 #![allow(dead_code, reason = "each test binary uses a part")]
 
