@@ -39,9 +39,6 @@ use switchyard::provider::gemini::Gemini;
 use switchyard::provider::openai::OpenAi;
 use switchyard::{Error, ErrorKind, Result, RouterBuilder, RouterConfig, SimulatedProvider};
 
-/// The largest configuration file read, in bytes.
-const MAX_CONFIG_BYTES: u64 = 16 << 20;
-
 /// A gateway configuration, as loaded.
 #[derive(Debug)]
 #[non_exhaustive]
@@ -198,22 +195,6 @@ fn config_error(message: impl Into<String>) -> Error {
     Error::new(ErrorKind::Config, message)
 }
 
-/// A TOML error's message without the values it quotes, and where it is. Not the offending line
-/// itself: a config line can hold a key or a URL with credentials.
-fn located(text: &str, e: &toml::de::Error) -> String {
-    let message = switchyard::__without_values(e.message());
-    match e.span() {
-        Some(span) => {
-            let before = &text.as_bytes()[..span.start.min(text.len())];
-            let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
-            let start = before.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-            let column = String::from_utf8_lossy(&before[start..]).chars().count() + 1;
-            format!("{message} at line {line}, column {column}")
-        }
-        None => message,
-    }
-}
-
 /// The file with the gateway's tables (`[server]`, `[server.*]`, `[[server.keys]]`, `[[providers]]`)
 /// blanked out line for line, so that the router's errors give the file's own line numbers.
 fn router_part(text: &str) -> String {
@@ -277,26 +258,13 @@ macro_rules! http_adapter {
 }
 
 impl GatewayConfig {
-    /// Reads a TOML file (at most 16 MiB, a regular file).
+    /// Reads a TOML file (a regular file of at most 64 MiB, as router configs are read).
     ///
     /// # Errors
     /// [`ErrorKind::Config`] when the file cannot be read or is invalid, naming the field.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let meta =
-            std::fs::metadata(path).map_err(|e| config_error(format!("cannot read `{}`: {e}", path.display())))?;
-        if !meta.is_file() {
-            return Err(config_error(format!("`{}` is not a regular file", path.display())));
-        }
-        if meta.len() > MAX_CONFIG_BYTES {
-            return Err(config_error(format!(
-                "`{}` is {} bytes, above the limit of {MAX_CONFIG_BYTES}",
-                path.display(),
-                meta.len()
-            )));
-        }
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| config_error(format!("cannot read `{}`: {e}", path.display())))?;
+        let text = switchyard::config::__read_file(path)?;
         Self::from_toml_str(&text).map_err(|e| config_error(format!("`{}`: {e}", path.display())))
     }
 
@@ -305,9 +273,7 @@ impl GatewayConfig {
     /// # Errors
     /// [`ErrorKind::Config`] naming the field.
     pub fn from_toml_str(text: &str) -> Result<Self> {
-        let de = toml::Deserializer::parse(text).map_err(|e| config_error(located(text, &e)))?;
-        let sections: Sections = serde_path_to_error::deserialize(de)
-            .map_err(|e| config_error(format!("`{}`: {}", e.path(), located(text, e.inner()))))?;
+        let sections: Sections = switchyard::config::__from_toml(text)?;
         let router = RouterConfig::from_toml_str(&router_part(text))?;
         let config = Self { router, server: sections.server, providers: sections.providers };
         config.check()?;

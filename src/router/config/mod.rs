@@ -399,6 +399,29 @@ pub struct ContextConfig {
     pub margin: Option<f64>,
 }
 
+/// Not API (`switchyard-gateway` reads its own sections of a router config file with it): `T` from
+/// TOML, with the router config's rules for errors: the field's path and the text's line and
+/// column, never a value.
+///
+/// # Errors
+/// [`ErrorKind::Config`](crate::ErrorKind::Config) naming the field and what is wrong.
+#[doc(hidden)]
+pub fn __from_toml<T: serde::de::DeserializeOwned>(text: &str) -> Result<T> {
+    let de = toml::Deserializer::parse(text).map_err(|e| parse_error("TOML", &toml_message(text, &e)))?;
+    serde_path_to_error::deserialize(de).map_err(|e| field_error(e.path(), &toml_message(text, e.inner())))
+}
+
+/// Not API (`switchyard-gateway` reads its config file with it): a config file's text, read as
+/// [`RouterConfig::from_file`] reads one: a regular file of at most 64 MiB, in UTF-8.
+///
+/// # Errors
+/// [`ErrorKind::Config`](crate::ErrorKind::Config) naming the file.
+#[doc(hidden)]
+pub fn __read_file(path: &Path) -> Result<String> {
+    let bytes = crate::fs::read_regular_file(path, MAX_FILE_BYTES, "config")?;
+    String::from_utf8(bytes).map_err(|_| Error::config(format!("cannot read config `{}`: not UTF-8", path.display())))
+}
+
 impl RouterConfig {
     /// A configuration of `models` with the defaults: no classifiers, the utility policy with the
     /// default answer value, seed 0.
@@ -454,8 +477,7 @@ impl RouterConfig {
         if let Some(migrated) = Self::migrate(text, |t| toml::from_str::<toml::Value>(t).ok())? {
             return Ok(migrated);
         }
-        let de = toml::Deserializer::parse(text).map_err(|e| parse_error("TOML", &toml_message(text, &e)))?;
-        serde_path_to_error::deserialize(de).map_err(|e| field_error(e.path(), &toml_message(text, e.inner())))
+        __from_toml(text)
     }
 
     /// Parses JSON.
@@ -492,9 +514,7 @@ impl RouterConfig {
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
         let in_file = |e: Error| Error::config(format!("`{}`: {e}", path.display())).with_source(e);
-        let bytes = crate::fs::read_regular_file(path, MAX_FILE_BYTES, "config")?;
-        let text = String::from_utf8(bytes)
-            .map_err(|_| Error::config(format!("cannot read config `{}`: not UTF-8", path.display())))?;
+        let text = __read_file(path)?;
         let cfg = match path.extension().and_then(|e| e.to_str()) {
             Some("toml") => Self::from_toml_str(&text),
             Some("json") => Self::from_json_str(&text),
