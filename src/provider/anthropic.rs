@@ -527,36 +527,23 @@ struct DeltaIn {
     stop_reason: Option<String>,
 }
 
-/// The most content blocks one streamed message may have.
-const MAX_BLOCKS: usize = 1024;
-
-struct ToolBlock {
-    id: String,
-    name: String,
-    json: String,
-}
-
 /// Turns Messages API events into stream events: text deltas as they come, each tool call whole at
 /// its `content_block_stop`, then usage and the stop reason at `message_stop`.
 pub(super) struct EventDecoder {
     name: Arc<str>,
-    tools: Vec<Option<ToolBlock>>,
+    tools: http::ToolBlocks,
     usage: Option<WireUsage>,
     stop_reason: Option<String>,
 }
 
 impl EventDecoder {
     pub(super) fn new(name: Arc<str>) -> Self {
-        Self { name, tools: Vec::new(), usage: None, stop_reason: None }
+        Self { name, tools: http::ToolBlocks::default(), usage: None, stop_reason: None }
     }
 
     fn index(&self, index: Option<usize>) -> Result<usize> {
         match index {
-            Some(i) if i < MAX_BLOCKS => Ok(i),
-            Some(i) => Err(Error::decode(format!(
-                "provider `{}` streamed content block {i}, over the limit of {MAX_BLOCKS}",
-                self.name
-            ))),
+            Some(i) => http::block_index(&self.name, i),
             None => Err(Error::decode(format!("provider `{}` streamed a content block without an index", self.name))),
         }
     }
@@ -582,9 +569,6 @@ impl SseDecoder for EventDecoder {
                         }
                     }
                     "tool_use" => {
-                        if self.tools.len() <= index {
-                            self.tools.resize_with(index + 1, || None);
-                        }
                         // The start carries `input: {}`; the real input arrives as JSON fragments.
                         let json = match block.input {
                             Some(serde_json::Value::Object(o)) if !o.is_empty() => {
@@ -592,11 +576,8 @@ impl SseDecoder for EventDecoder {
                             }
                             _ => String::new(),
                         };
-                        self.tools[index] = Some(ToolBlock {
-                            id: block.id.unwrap_or_else(|| format!("toolu_{index}")),
-                            name: block.name.unwrap_or_default(),
-                            json,
-                        });
+                        let id = block.id.unwrap_or_else(|| format!("toolu_{index}"));
+                        self.tools.start(index, id, block.name.unwrap_or_default(), json);
                     }
                     _ => {}
                 }
@@ -611,9 +592,7 @@ impl SseDecoder for EventDecoder {
                         }
                     }
                     Some("input_json_delta") => {
-                        if let Some(Some(tool)) = self.tools.get_mut(index) {
-                            tool.json.push_str(delta.partial_json.as_deref().unwrap_or_default());
-                        }
+                        self.tools.append(index, delta.partial_json.as_deref().unwrap_or_default());
                     }
                     // Thinking, signatures and citations are not answer text.
                     _ => {}
@@ -621,9 +600,8 @@ impl SseDecoder for EventDecoder {
             }
             "content_block_stop" => {
                 let index = self.index(ev.index)?;
-                if let Some(tool) = self.tools.get_mut(index).and_then(Option::take) {
-                    let json = if tool.json.trim().is_empty() { "{}".to_owned() } else { tool.json };
-                    out.push_back(Ok(StreamEvent::ToolCall(ToolCall::new(tool.id, tool.name, json))));
+                if let Some(call) = self.tools.stop(index) {
+                    out.push_back(Ok(StreamEvent::ToolCall(call)));
                 }
             }
             "message_delta" => {

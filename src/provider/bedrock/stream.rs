@@ -12,12 +12,8 @@ use super::errors::stream_error;
 use super::eventstream::Message;
 use super::wire::{ToolUseIn, UsageIn, finish_reason};
 use crate::completion::{StreamEvent, Usage};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::provider::http::{self, SseDecoder};
-use crate::request::ToolCall;
-
-/// The most content blocks one streamed message may have.
-const MAX_BLOCKS: usize = 1024;
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -56,34 +52,21 @@ struct ToolDeltaIn {
     input: Option<String>,
 }
 
-struct ToolBlock {
-    id: String,
-    name: String,
-    json: String,
-}
-
 /// Turns ConverseStream messages into stream events.
 pub(crate) struct EventDecoder {
     name: Arc<str>,
-    tools: Vec<Option<ToolBlock>>,
+    tools: http::ToolBlocks,
     stop_reason: Option<Option<String>>,
     usage: Option<Usage>,
 }
 
 impl EventDecoder {
     pub(crate) fn new(name: Arc<str>) -> Self {
-        Self { name, tools: Vec::new(), stop_reason: None, usage: None }
+        Self { name, tools: http::ToolBlocks::default(), stop_reason: None, usage: None }
     }
 
     fn index(&self, index: Option<usize>) -> Result<usize> {
-        match index {
-            Some(i) if i < MAX_BLOCKS => Ok(i),
-            Some(i) => Err(Error::decode(format!(
-                "provider `{}` streamed content block {i}, over the limit of {MAX_BLOCKS}",
-                self.name
-            ))),
-            None => Ok(0),
-        }
+        index.map_or(Ok(0), |i| http::block_index(&self.name, i))
     }
 
     fn finish(&mut self, out: &mut VecDeque<Result<StreamEvent>>) {
@@ -121,14 +104,8 @@ impl SseDecoder<Message> for EventDecoder {
             "contentBlockStart" => {
                 let index = self.index(ev.content_block_index)?;
                 if let Some(tool) = ev.start.and_then(|s| s.tool_use) {
-                    if self.tools.len() <= index {
-                        self.tools.resize_with(index + 1, || None);
-                    }
-                    self.tools[index] = Some(ToolBlock {
-                        id: tool.tool_use_id.unwrap_or_else(|| format!("tooluse_{index}")),
-                        name: tool.name.unwrap_or_default(),
-                        json: String::new(),
-                    });
+                    let id = tool.tool_use_id.unwrap_or_else(|| format!("tooluse_{index}"));
+                    self.tools.start(index, id, tool.name.unwrap_or_default(), String::new());
                 }
             }
             "contentBlockDelta" => {
@@ -136,18 +113,15 @@ impl SseDecoder<Message> for EventDecoder {
                 let Some(delta) = ev.delta else { return Ok(false) };
                 if let Some(text) = delta.text.filter(|t| !t.is_empty()) {
                     out.push_back(Ok(StreamEvent::Delta(text)));
-                } else if let Some(fragment) = delta.tool_use.and_then(|t| t.input)
-                    && let Some(Some(tool)) = self.tools.get_mut(index)
-                {
-                    tool.json.push_str(&fragment);
+                } else if let Some(fragment) = delta.tool_use.and_then(|t| t.input) {
+                    self.tools.append(index, &fragment);
                 }
                 // Reasoning and citation deltas are not answer text.
             }
             "contentBlockStop" => {
                 let index = self.index(ev.content_block_index)?;
-                if let Some(tool) = self.tools.get_mut(index).and_then(Option::take) {
-                    let json = if tool.json.trim().is_empty() { "{}".to_owned() } else { tool.json };
-                    out.push_back(Ok(StreamEvent::ToolCall(ToolCall::new(tool.id, tool.name, json))));
+                if let Some(call) = self.tools.stop(index) {
+                    out.push_back(Ok(StreamEvent::ToolCall(call)));
                 }
             }
             "messageStop" => {
@@ -188,8 +162,9 @@ mod tests {
     use super::super::eventstream::{Decoder, encode};
     use super::*;
     use crate::completion::FinishReason;
-    use crate::error::ErrorKind;
+    use crate::error::{Error, ErrorKind};
     use crate::provider::http::Framing;
+    use crate::request::ToolCall;
 
     fn event(kind: &str, payload: &str) -> Vec<u8> {
         encode(

@@ -3,6 +3,8 @@
 //! [`ErrorKind`]s, and the stream that turns server-sent events into
 //! [`StreamEvent`](crate::execute::StreamEvent)s.
 
+#[cfg(any(feature = "anthropic", feature = "bedrock"))]
+mod blocks;
 mod builder;
 mod errors;
 mod retry_after;
@@ -12,6 +14,8 @@ mod transport;
 
 use serde::Deserialize as _;
 
+#[cfg(any(feature = "anthropic", feature = "bedrock"))]
+pub(crate) use self::blocks::{ToolBlocks, block_index};
 #[cfg(feature = "azure")]
 pub(crate) use self::builder::redact_url;
 pub(crate) use self::builder::{CommonBuilder, KeyHeader, Secret, transport_setters};
