@@ -11,9 +11,8 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
 use serde_json::json;
-use support::{Piece, Reply, Server, assert_clean, model, secret_request};
+use support::{Piece, Reply, Server, assert_clean, collect, model, pieces, secret_request};
 use switchyard::execute::retry::RetryPolicy;
 use switchyard::execute::{AttemptOutcome, AttemptReason};
 use switchyard::provider::anthropic::{Anthropic, AnthropicBuilder};
@@ -160,17 +159,6 @@ data: {"type":"message_stop"}"#,
     .iter()
     .map(|e| format!("{e}\n\n"))
     .collect()
-}
-
-fn pieces(text: &str, size: usize) -> Vec<Piece> {
-    text.as_bytes()
-        .chunks(size)
-        .flat_map(|c| [Piece::Bytes(String::from_utf8_lossy(c).into_owned()), Piece::Sleep(Duration::from_millis(1))])
-        .collect()
-}
-
-async fn collect(stream: switchyard::EventStream) -> Vec<switchyard::Result<StreamEvent>> {
-    stream.collect().await
 }
 
 #[tokio::test]

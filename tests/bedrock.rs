@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use serde_json::json;
-use support::{Piece, Recorded, Reply, Server, assert_clean, model, secret_request};
+use support::{Piece, Recorded, Reply, Server, assert_clean, collect, model, secret_request, streamed_text};
 use switchyard::execute::retry::RetryPolicy;
 use switchyard::provider::bedrock::{Bedrock, BedrockBuilder};
 use switchyard::{
@@ -178,10 +178,6 @@ fn stream_reply(pieces: Vec<Piece>) -> Reply {
         delay: Duration::ZERO,
         pieces,
     }
-}
-
-async fn collect(stream: switchyard::EventStream) -> Vec<switchyard::Result<StreamEvent>> {
-    stream.collect().await
 }
 
 // ---- Converse ------------------------------------------------------------------------------------
@@ -689,13 +685,7 @@ async fn router_end_to_end_with_throttling_fallback() {
         .provider(adapter(&streamed))
         .build()
         .unwrap();
-    let mut stream = router.stream(Request::new("opposite of hot?")).await.unwrap();
-    let mut text = String::new();
-    while let Some(event) = stream.next().await {
-        if let StreamEvent::Delta(piece) = event.unwrap() {
-            text.push_str(&piece);
-        }
-    }
+    let text = streamed_text(router.stream(Request::new("opposite of hot?")).await.unwrap()).await;
     assert_eq!(text, "The opposite of hot is cold.");
 }
 

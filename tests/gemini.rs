@@ -15,9 +15,8 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
 use serde_json::json;
-use support::{Piece, Reply, Server, assert_clean, model, secret_request};
+use support::{Piece, Reply, Server, assert_clean, collect, model, pieces, secret_request, streamed_text};
 use switchyard::execute::retry::RetryPolicy;
 use switchyard::execute::{AttemptOutcome, AttemptReason};
 use switchyard::provider::gemini::{Gemini, GeminiBuilder};
@@ -243,17 +242,6 @@ fn full_stream() -> String {
     .iter()
     .map(|e| format!("{e}\r\n\r\n"))
     .collect()
-}
-
-fn pieces(text: &str, size: usize) -> Vec<Piece> {
-    text.as_bytes()
-        .chunks(size)
-        .flat_map(|c| [Piece::Bytes(String::from_utf8_lossy(c).into_owned()), Piece::Sleep(Duration::from_millis(1))])
-        .collect()
-}
-
-async fn collect(stream: switchyard::EventStream) -> Vec<switchyard::Result<StreamEvent>> {
-    stream.collect().await
 }
 
 #[tokio::test]
@@ -731,13 +719,7 @@ async fn router_end_to_end_with_503_fallback() {
         .provider(adapter(&streamed))
         .build()
         .unwrap();
-    let mut stream = router.stream(Request::new("opposite of hot?")).await.unwrap();
-    let mut text = String::new();
-    while let Some(event) = stream.next().await {
-        if let StreamEvent::Delta(piece) = event.unwrap() {
-            text.push_str(&piece);
-        }
-    }
+    let text = streamed_text(router.stream(Request::new("opposite of hot?")).await.unwrap()).await;
     assert_eq!(text, "The opposite of hot is cold.");
 }
 

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use serde_json::json;
-use support::{Piece, Reply, Server, assert_clean, model, secret_request};
+use support::{Piece, Reply, Server, assert_clean, collect, model, secret_request};
 use switchyard::execute::retry::RetryPolicy;
 use switchyard::provider::openai::{OpenAi, OpenAiBuilder};
 use switchyard::{
@@ -207,10 +207,6 @@ fn text_and_tool_stream() -> Vec<Piece> {
         .chunks(37)
         .flat_map(|c| [Piece::Bytes(String::from_utf8_lossy(c).into_owned()), Piece::Sleep(Duration::from_millis(1))])
         .collect()
-}
-
-async fn collect(stream: switchyard::EventStream) -> Vec<switchyard::Result<StreamEvent>> {
-    stream.collect().await
 }
 
 #[tokio::test]

@@ -17,7 +17,7 @@ use std::time::Duration;
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, StatusCode};
 use futures::StreamExt;
-use switchyard::{Error, ModelProfile, Request};
+use switchyard::{Error, ModelProfile, Request, StreamEvent};
 
 /// What the server saw.
 #[derive(Clone, Debug)]
@@ -226,4 +226,28 @@ pub(crate) fn model(provider: &str, api: &str) -> ModelProfile {
 /// A request whose prompt text must never leak.
 pub(crate) fn secret_request(secret: &str) -> Request {
     Request::new(format!("please keep this quiet: {secret}")).with_system(format!("system says {secret}"))
+}
+
+/// `text` as a streamed body cut every `size` bytes, with a millisecond between pieces.
+pub(crate) fn pieces(text: &str, size: usize) -> Vec<Piece> {
+    text.as_bytes()
+        .chunks(size)
+        .flat_map(|c| [Piece::Bytes(String::from_utf8_lossy(c).into_owned()), Piece::Sleep(Duration::from_millis(1))])
+        .collect()
+}
+
+/// Every item of an adapter's event stream.
+pub(crate) async fn collect(stream: switchyard::EventStream) -> Vec<switchyard::Result<StreamEvent>> {
+    stream.collect().await
+}
+
+/// The answer text of a routed stream, read to its end (an error fails the test).
+pub(crate) async fn streamed_text(mut stream: switchyard::RoutedStream) -> String {
+    let mut text = String::new();
+    while let Some(event) = stream.next().await {
+        if let StreamEvent::Delta(piece) = event.expect("a streamed event") {
+            text.push_str(&piece);
+        }
+    }
+    text
 }
