@@ -14,7 +14,8 @@
 //!   protocol reports: RouterBench's 3,164 prompts (ARC, MBPP, Winogrande) with two of its models,
 //!   GPT-4 (`gpt-4-1106-preview`) and Mixtral (`mistralai/mixtral-8x7b-chat`, named as RouteLLM
 //!   names it), priced per call as RouteLLM prices them. The router is trained on every row of
-//!   `--train`.
+//!   `--train`. Each of the three tasks is also reported on its own (the same choices, split by
+//!   task), which tells ranking inside a task from ranking between tasks.
 //! - `--dev folds`: 5-fold cross-validation inside the training benchmark's rows (row `i` in fold
 //!   `i % 5`), pooled: the in-distribution signal. For `--train routerbench`, the folds of its
 //!   training split.
@@ -165,6 +166,23 @@ fn try_main() -> Result<()> {
         "routerbench" => {
             let test = routerbench_pair(&dir)?;
             let runs = fit_and_sweep(&rows, &test, &mut described)?;
+            // Each task of the target on its own.
+            for task in ["arc-challenge", "mbpp", "winogrande"] {
+                let part = test.of_task(task);
+                let at: Vec<usize> = (0..test.len()).filter(|&i| test.rows()[i].task() == task).collect();
+                let part_runs = runs
+                    .iter()
+                    .map(|r| Run::from_choices(&part, r.knob, at.iter().map(|&i| r.choices[i]).collect()))
+                    .collect::<Result<Vec<_>>>()?;
+                let r = Report::new(&part, &part_runs)?;
+                println!(
+                    "  {task} ({} rows): router saving@95 {:.1}% APGR {:.3} | zero router saving@95 {:.1}%",
+                    part.len(),
+                    saving(&r.router),
+                    r.router.apgr.unwrap_or(f64::NAN),
+                    saving(&r.zero_router),
+                );
+            }
             (
                 Report::new(&test, &runs)?,
                 format!("trained on every {train} row, reported on routerbench (gpt-4, mixtral)"),
