@@ -690,7 +690,7 @@ impl<'p> Trainer<'p> {
         info.validation_loss = validation_loss;
         info.residual = keep_residual;
         info.difficulty_mean = difficulty_mean;
-        LearnedModel::from_parts(
+        let model = LearnedModel::from_parts(
             info,
             Parts {
                 weights: head.w,
@@ -708,7 +708,15 @@ impl<'p> Trainer<'p> {
                 openings,
                 idf,
             },
-        )
+        )?;
+        // The need for a dearer model over the training rows, which `Fallback::Need` standardises by.
+        if !model.info().residual {
+            return Ok(model);
+        }
+        let needs: Vec<f64> = data.rows().iter().map(|r| model.predict(r.prompt()).need).collect();
+        let (mu, sd) =
+            (mean(&needs), (needs.iter().map(|x| (x - mean(&needs)).powi(2)).sum::<f64>() / n as f64).sqrt());
+        model.__with_need((mu, sd))
     }
 
     /// The per-prompt term as one regression per model ([`Residuals::PerModel`]): the

@@ -78,6 +78,7 @@ pub mod __training {
             validation_loss: None,
             residual: false,
             difficulty_mean: 0.0,
+            need: (0.0, 0.0),
         }
     }
 

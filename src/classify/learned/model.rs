@@ -46,6 +46,15 @@ pub struct ModelInfo {
     /// written before it).
     #[serde(default)]
     pub difficulty_mean: f64,
+    /// The mean and standard deviation over the training rows of the need for a dearer model that
+    /// [`Fallback::Need`](super::Fallback::Need) reads (0 in files written before it, and without
+    /// that fallback).
+    #[serde(default, skip_serializing_if = "is_zero_pair")]
+    pub need: (f64, f64),
+}
+
+fn is_zero_pair(v: &(f64, f64)) -> bool {
+    *v == (0.0, 0.0)
 }
 
 /// A trained learned-router model: a task head and per-model residual regressions.
@@ -76,6 +85,10 @@ pub struct LearnedModel {
     /// The rates an unfamiliar prompt falls back to ([`Fallback`](super::Fallback)), from `overall` and
     /// `costs`.
     pub(super) fallback: Vec<f32>,
+    /// Per model, its weight in the need for a dearer model (the slope of the per-prompt term on
+    /// log cost), and the bound on the standardised need; from `costs` and `fallback`.
+    pub(super) need_weights: Vec<f64>,
+    pub(super) need_bound: f64,
     /// Percentiles 0 to [`FAMILIARITY_PERCENTILES`] of the familiarity of held-out training rows.
     pub(super) familiarity: Vec<f32>,
     /// The word pairs of the training rows, as a `2^FAMILIARITY_BITS` bitset.
@@ -163,6 +176,12 @@ impl LearnedModel {
         if t == 1 {
             return Err(Error::config("a learned model's task head needs at least two tasks (or none)"));
         }
+        let (need_mean, need_sd) = info.need;
+        if !(need_mean.is_finite() && need_sd.is_finite() && need_sd >= 0.0) {
+            return Err(Error::config(
+                "learned model `need`: the mean and deviation must be finite, the deviation not negative",
+            ));
+        }
         let check = |what: &str, v: &[f32], len: usize| -> Result<()> {
             if v.len() != len {
                 return Err(Error::config(format!("learned model `{what}`: expected {len} values, found {}", v.len())));
@@ -232,7 +251,10 @@ impl LearnedModel {
             row[m4..m4 + r].copy_from_slice(&task_weights[f * r..(f + 1) * r]);
         }
         let fallback = fallback_rates(&overall, &costs, info.training.fallback);
+        let (need_weights, need_bound) = super::trust::need_parts(&costs, &fallback);
         Ok(Self {
+            need_weights,
+            need_bound,
             info,
             table,
             m4,
@@ -268,6 +290,23 @@ impl LearnedModel {
     /// The task head's output weights and biases.
     pub(crate) fn task_output(&self) -> (&[f32], &[f32]) {
         (&self.task_u, &self.task_bias)
+    }
+
+    /// The model with [`ModelInfo::need`] set (for the trainer, which measures it on the training
+    /// rows once the model can predict).
+    ///
+    /// # Errors
+    /// [`ErrorKind::Config`](crate::ErrorKind::Config) unless both are finite and the deviation is
+    /// not negative.
+    #[doc(hidden)]
+    pub fn __with_need(mut self, need: (f64, f64)) -> Result<Self> {
+        if !(need.0.is_finite() && need.1.is_finite() && need.1 >= 0.0) {
+            return Err(Error::config(
+                "learned model `need`: the mean and deviation must be finite, the deviation not negative",
+            ));
+        }
+        self.info.need = need;
+        Ok(self)
     }
 
     /// How the model was trained and what it predicts.

@@ -43,6 +43,11 @@ pub struct Prediction {
     /// prompts (the lower of the two). The rest of the weight goes to the fallback rates
     /// ([`Fallback`](super::Fallback)): a prompt unlike the training data is routed as the average prompt.
     pub trust: f64,
+    /// The prompt's need for a dearer model: the least-squares slope, across the models, of its
+    /// per-prompt terms (`b_m + w_m · x`) on the log of each model's mean training cost (0 without
+    /// per-prompt regressions or costs). [`ModelInfo::need`](super::ModelInfo::need) gives its
+    /// mean and standard deviation over the training rows; [`Fallback::Need`] reads it.
+    pub need: f64,
 }
 
 impl Prediction {
@@ -164,16 +169,40 @@ impl LearnedModel {
         } else {
             0.0
         };
+        let residual = |j: usize| if self.info.residual { f64::from(self.bias[j] + lane(j)) } else { 0.0 };
+        // With the need fallback, an untrusted prompt's gaps to the dearest model scale with its need.
+        let need = if self.info.residual { self.need_of((0..m).map(residual)) } else { 0.0 };
+        let stretch =
+            if a < 1.0 && self.info.training.fallback == Fallback::Need { self.need_stretch(need) } else { 1.0 };
+        let top = self.fallback.iter().copied().fold(0.0f32, f32::max);
         let logits = (0..m)
             .map(|j| {
                 let f = f64::from(self.fallback[j]);
                 let f = if shift == 0.0 { f } else { shifted(f, shift) };
-                let prior = a * prior[j] + (1.0 - a) * f;
-                let residual = if self.info.residual { self.bias[j] + lane(j) } else { 0.0 };
-                logit(prior) + a * f64::from(residual)
+                let f = if stretch == 1.0 { f } else { f64::from(top) - stretch * f64::from(top - self.fallback[j]) };
+                let prior = a * prior[j] + (1.0 - a) * f.clamp(P_MIN, 1.0 - P_MIN);
+                logit(prior) + a * residual(j)
             })
             .collect();
-        Prediction { logits, task, familiarity, opening_familiarity: opening, costs, trust: a }
+        Prediction { logits, task, familiarity, opening_familiarity: opening, costs, trust: a, need }
+    }
+}
+
+impl LearnedModel {
+    /// A prompt's need for a dearer model from its per-prompt terms (in model order).
+    pub(crate) fn need_of(&self, terms: impl Iterator<Item = f64>) -> f64 {
+        terms.zip(&self.need_weights).map(|(r, w)| r * w).sum()
+    }
+
+    /// How much [`Fallback::Need`] stretches the gaps for a prompt of this `need`: `e^z`, `z` the
+    /// standardised need within the bound.
+    fn need_stretch(&self, need: f64) -> f64 {
+        let (mean, sd) = self.info.need;
+        if sd <= 0.0 || self.need_bound <= 0.0 {
+            return 1.0;
+        }
+        let z = (need - mean) / sd;
+        z.clamp(-self.need_bound, self.need_bound).exp()
     }
 }
 

@@ -47,6 +47,15 @@ pub enum Fallback {
     /// models' most where they are further from certain, so that a router unsure of the prompt
     /// still spends more on the harder ones.
     Difficulty,
+    /// [`PriceOrder`](Self::PriceOrder)'s rates with the gaps to the dearest model stretched or
+    /// shrunk per prompt by the model's own *need* for a dearer model: the slope, across the
+    /// models, of the per-prompt term (`b_m + w_m · x`) against the log of each model's mean cost,
+    /// standardised on the training rows. A prompt `z` standard deviations above the training
+    /// rows' need is routed as if the answer value were `e^z` times larger. `z` is bounded so that
+    /// every model of the price order is still chosen alone at some answer value (a quarter of the
+    /// log of the narrowest ratio between successive thresholds; at most 4 between two models):
+    /// the per-prompt term may decide between neighbours in price, never reorder the models.
+    Need,
 }
 
 /// How the per-model residual regressions are fitted.
@@ -205,7 +214,7 @@ impl Default for TrainConfig {
             folds: 3,
             prior_strength: 5.0,
             seed: 0x5eed,
-            fallback: Fallback::PriceOrder,
+            fallback: Fallback::Need,
             min_trust: 0.0,
             residuals: Residuals::PerModel,
             selection: Selection::LogLoss,

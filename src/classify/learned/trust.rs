@@ -41,6 +41,41 @@ pub(crate) fn shifted(f: f64, shift: f64) -> f64 {
     crate::classify::sigmoid(super::logit(f) - shift)
 }
 
+/// The pieces of [`Fallback::Need`]: per model, its weight in the need for a dearer model (the
+/// least-squares slope of a per-prompt term on the log of the model's mean cost: `(ℓ_m − ℓ̄) /
+/// Σ (ℓ − ℓ̄)²`), and the bound on the standardised need. With rates `f` in price order, a router
+/// weighing `V·f − c` moves from one model to the next dearer one at thresholds `t_k = Δc / Δf`;
+/// scaling `V` by at most `e^B` either way keeps a range of `V` where every prompt goes to model
+/// `k` as long as `e^{2B}` is below `t_k / t_{k−1}`. The bound is a quarter of the log of the
+/// narrowest such ratio (half of it in log terms stays pure), 4 with two models, and 0 when two
+/// models share a cost or a rate.
+pub(crate) fn need_parts(costs: &[f32], fallback: &[f32]) -> (Vec<f64>, f64) {
+    let m = costs.len();
+    if m < 2 || fallback.len() != m || costs.iter().any(|&c| c <= 0.0) {
+        return (vec![0.0; m], 0.0);
+    }
+    let l: Vec<f64> = costs.iter().map(|&c| f64::from(c).ln()).collect();
+    let mean = l.iter().sum::<f64>() / m as f64;
+    let ss: f64 = l.iter().map(|x| (x - mean).powi(2)).sum();
+    if ss <= 0.0 {
+        return (vec![0.0; m], 0.0);
+    }
+    let weights = l.iter().map(|x| (x - mean) / ss).collect();
+    let mut order: Vec<usize> = (0..m).collect();
+    order.sort_by(|&a, &b| costs[a].total_cmp(&costs[b]));
+    let mut thresholds = Vec::with_capacity(m - 1);
+    for w in order.windows(2) {
+        let (dc, df) = (f64::from(costs[w[1]] - costs[w[0]]), f64::from(fallback[w[1]] - fallback[w[0]]));
+        if dc <= 0.0 || df <= 0.0 {
+            return (weights, 0.0);
+        }
+        thresholds.push(dc / df);
+    }
+    let narrowest = thresholds.windows(2).map(|t| t[1] / t[0]).fold(f64::INFINITY, f64::min);
+    let bound = if narrowest.is_infinite() { 4.0 } else { (narrowest.max(1.0).ln() / 4.0).min(4.0) };
+    (weights, bound)
+}
+
 /// How far an opening of familiarity `c` lets the model be trusted: fully at or above `typical` (the
 /// 5th percentile of the held-out training rows' opening familiarity), in proportion below it (a
 /// prompt that opens with three known pairs of four, where training rows open with four known ones,
@@ -196,6 +231,81 @@ mod tests {
         let trusted = p("greet the user number 3 warmly");
         assert_eq!(trusted.trust, 1.0);
         assert_eq!(price.predict("greet the user number 3 warmly"), trusted);
+    }
+
+    #[test]
+    fn the_need_bound_keeps_every_model_of_the_price_order_chosen_alone_somewhere() {
+        // Two models: weights are the slope on log cost, and the bound is the cap.
+        let (w, b) = need_parts(&[1.0, 100.0], &[0.6, 0.9]);
+        let l = 100f64.ln();
+        assert!((w[0] + 1.0 / l).abs() < 1e-9 && (w[1] - 1.0 / l).abs() < 1e-9, "{w:?}");
+        assert_eq!(b, 4.0);
+        // A need equal for every model's term has no slope.
+        assert!((w[0] * 0.7 + w[1] * 0.7).abs() < 1e-12);
+        // Shared costs or rates leave no window to stretch in; missing costs no weights.
+        assert_eq!(need_parts(&[1.0, 1.0, 5.0], &[0.5, 0.6, 0.9]).1, 0.0);
+        assert_eq!(need_parts(&[1.0, 2.0, 5.0], &[0.5, 0.5, 0.9]).1, 0.0);
+        assert_eq!(need_parts(&[0.0, 2.0], &[0.5, 0.9]), (vec![0.0; 2], 0.0));
+        // Four models in price order (listed out of it): at the middle of each model's window of
+        // answer values, every stretch within the bound still picks that model for every prompt.
+        let costs = [8.0f32, 0.5, 2.0, 30.0];
+        let rates = [0.85f32, 0.55, 0.72, 0.93];
+        let (_, b) = need_parts(&costs, &rates);
+        assert!(b > 0.0 && b < 4.0, "{b}");
+        let pick = |v: f64| {
+            (0..4)
+                .max_by(|&i, &j| {
+                    let u = |k: usize| v * f64::from(rates[k]) - f64::from(costs[k]);
+                    u(i).total_cmp(&u(j))
+                })
+                .unwrap()
+        };
+        let order = [1usize, 2, 0, 3];
+        let t: Vec<f64> = order
+            .windows(2)
+            .map(|w| f64::from(costs[w[1]] - costs[w[0]]) / f64::from(rates[w[1]] - rates[w[0]]))
+            .collect();
+        for k in 1..order.len() - 1 {
+            let middle = (t[k - 1] * t[k]).sqrt();
+            for z in [-b, -b / 2.0, 0.0, b / 2.0, b] {
+                assert_eq!(pick(middle * z.exp()), order[k], "model {} at z = {z}", order[k]);
+            }
+        }
+    }
+
+    #[test]
+    fn the_need_fallback_stretches_an_untrusted_prompts_gaps_and_keeps_the_price_order() {
+        let mut m = gated();
+        m.costs = vec![0.2, 5.0];
+        m.fallback = fallback_rates(&m.overall, &m.costs, Fallback::PriceOrder);
+        (m.need_weights, m.need_bound) = need_parts(&m.costs, &m.fallback);
+        m.info.training.fallback = Fallback::Need;
+        let texts = [
+            "translate this sentence please: add the numbers 4 and 17 with carry",
+            "translate this sentence please: greet the user number 3 warmly",
+        ];
+        let needs: Vec<f64> = texts.iter().map(|t| m.predict(t).need).collect();
+        assert!(needs[0] != needs[1], "{needs:?}");
+        m.info.need = ((needs[0] + needs[1]) / 2.0, (needs[0] - needs[1]).abs() / 2.0);
+        let gap = |text: &str| {
+            let p = m.predict(text);
+            assert_eq!(p.trust, 0.0);
+            let (small, large) = (p.probability(0).unwrap(), p.probability(1).unwrap());
+            assert!(large >= small, "{p:?}");
+            large - small
+        };
+        // The needier prompt gets the wider gap; the price order holds for both.
+        let (hi, lo) = if needs[0] > needs[1] { (texts[0], texts[1]) } else { (texts[1], texts[0]) };
+        assert!(gap(hi) > gap(lo), "{} vs {}", gap(hi), gap(lo));
+        // Without the fallback's statistics (a file written before them), the price order alone.
+        let mut plain = m.clone();
+        plain.info.need = (0.0, 0.0);
+        let price = (0..2).map(|j| logit(f64::from(plain.fallback_rates()[j]))).collect::<Vec<_>>();
+        assert_eq!(plain.predict(hi).logits.to_vec(), price);
+        // A trusted prompt is not moved.
+        let mut priced = m.clone();
+        priced.info.training.fallback = Fallback::PriceOrder;
+        assert_eq!(m.predict("greet the user number 3 warmly"), priced.predict("greet the user number 3 warmly"));
     }
 
     #[test]
