@@ -179,30 +179,16 @@ impl LearnedModel {
             .map(|j| {
                 let f = f64::from(self.fallback[j]);
                 let f = if shift == 0.0 { f } else { shifted(f, shift) };
-                let f = if stretch == 1.0 { f } else { f64::from(top) - stretch * f64::from(top - self.fallback[j]) };
-                let prior = a * prior[j] + (1.0 - a) * f.clamp(P_MIN, 1.0 - P_MIN);
+                let f = if stretch == 1.0 {
+                    f
+                } else {
+                    (f64::from(top) - stretch * f64::from(top - self.fallback[j])).clamp(P_MIN, 1.0 - P_MIN)
+                };
+                let prior = a * prior[j] + (1.0 - a) * f;
                 logit(prior) + a * residual(j)
             })
             .collect();
         Prediction { logits, task, familiarity, opening_familiarity: opening, costs, trust: a, need }
-    }
-}
-
-impl LearnedModel {
-    /// A prompt's need for a dearer model from its per-prompt terms (in model order).
-    pub(crate) fn need_of(&self, terms: impl Iterator<Item = f64>) -> f64 {
-        terms.zip(&self.need_weights).map(|(r, w)| r * w).sum()
-    }
-
-    /// How much [`Fallback::Need`] stretches the gaps for a prompt of this `need`: `e^z`, `z` the
-    /// standardised need within the bound.
-    fn need_stretch(&self, need: f64) -> f64 {
-        let (mean, sd) = self.info.need;
-        if sd <= 0.0 || self.need_bound <= 0.0 {
-            return 1.0;
-        }
-        let z = (need - mean) / sd;
-        z.clamp(-self.need_bound, self.need_bound).exp()
     }
 }
 

@@ -33,8 +33,8 @@ pub enum Fallback {
     /// dearest model's, on a log scale. A router that knows nothing about a prompt then ranks the
     /// models as the zero router does (its cost–quality knob picks one model for every such
     /// prompt), rather than by the trained tasks' ranking, which a new kind of task can reverse.
-    /// Without costs in the training rows this is [`Overall`](Self::Overall).
-    #[default]
+    /// Without costs in the training rows this is [`Overall`](Self::Overall). The default before
+    /// [`Need`](Self::Need).
     PriceOrder,
     /// Each model's overall success rate on the training rows: unfamiliar prompts are routed as
     /// the average training prompt.
@@ -55,6 +55,9 @@ pub enum Fallback {
     /// every model of the price order is still chosen alone at some answer value (a quarter of the
     /// log of the narrowest ratio between successive thresholds; at most 4 between two models):
     /// the per-prompt term may decide between neighbours in price, never reorder the models.
+    /// Without per-prompt regressions, costs, or the training rows' statistics of the need (files
+    /// written before it), this is [`PriceOrder`](Self::PriceOrder).
+    #[default]
     Need,
 }
 

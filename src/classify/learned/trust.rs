@@ -115,6 +115,22 @@ pub(crate) fn trust(c: f64, q: &[f64]) -> f64 {
 }
 
 impl LearnedModel {
+    /// A prompt's need for a dearer model from its per-prompt terms (in model order).
+    pub(crate) fn need_of(&self, terms: impl Iterator<Item = f64>) -> f64 {
+        terms.zip(&self.need_weights).map(|(r, w)| r * w).sum()
+    }
+
+    /// How much [`Fallback::Need`] stretches the gaps for a prompt of this `need`: `e^z`, `z` the
+    /// standardised need within the bound.
+    pub(crate) fn need_stretch(&self, need: f64) -> f64 {
+        let (mean, sd) = self.info.need;
+        if sd <= 0.0 || self.need_bound <= 0.0 {
+            return 1.0;
+        }
+        let z = (need - mean) / sd;
+        z.clamp(-self.need_bound, self.need_bound).exp()
+    }
+
     /// How far to trust a prompt with these familiarities ([`prompt_trust`] with this model's
     /// percentiles), and never less than [`TrainConfig::min_trust`](super::TrainConfig::min_trust).
     pub(crate) fn trust(&self, familiarity: f64, opening: f64) -> f64 {
