@@ -75,6 +75,7 @@ pub struct Decision {
     pub(crate) arm: Option<ArmTag>,
     pub(crate) intent: Option<IntentScore>,
     pub(crate) difficulty: Option<f64>,
+    pub(crate) learned: Option<LearnedRead>,
     pub(crate) input_tokens: Option<TokenEstimate>,
     pub(crate) confidence_floor: f64,
     pub(crate) pinned: Option<Resolved>,
@@ -195,6 +196,12 @@ impl Decision {
         self.difficulty
     }
 
+    /// What a [`LearnedClassifier`](crate::classify::LearnedClassifier) read of the request, if one
+    /// ran: how far it trusted its trained model, and the prompt's need for a dearer model.
+    pub fn learned(&self) -> Option<LearnedRead> {
+        self.learned
+    }
+
     /// The input token count the constraints used.
     pub fn input_tokens(&self) -> Option<TokenEstimate> {
         self.input_tokens
@@ -267,6 +274,15 @@ impl Decision {
         if let Some(d) = self.difficulty {
             let _ = write!(s, " difficulty {d:.2}");
         }
+        if let Some(l) = self.learned {
+            let _ = write!(s, " learned trust {:.2}", l.trust);
+            if let Some(z) = l.need {
+                let _ = write!(s, " (need {z:+.2} sd)");
+            }
+            if l.trust < 1.0 {
+                let _ = write!(s, " [partly on the price-ordered fallback]");
+            }
+        }
         if let Some(t) = self.input_tokens {
             let _ = write!(s, " {} input tokens ({})", t.tokens, if t.exact { "exact" } else { "estimated" });
         }
@@ -292,6 +308,7 @@ impl Decision {
 ///               "latency_secs": 0.8, "success_rate": 1.0, "live": false}, ...],
 ///  "rejections": [{"model": "vision-only", "reason": "lacks capability tools"}],
 ///  "intent": {"intent": "chat", "confidence": 0.71}, "difficulty": 0.12,
+///  "learned": {"trust": 0.4, "need": 1.3} (only with a learned classifier),
 ///  "input_tokens": {"tokens": 14, "exact": false}, "explanation": "utility chose `mini` ..."}
 /// ```
 impl serde::Serialize for Decision {
@@ -326,6 +343,8 @@ impl serde::Serialize for Decision {
             rejections: Vec<Filtered<'a>>,
             intent: Option<IntentScore>,
             difficulty: Option<f64>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            learned: Option<LearnedRead>,
             input_tokens: Option<TokenEstimate>,
             explanation: String,
         }
@@ -363,11 +382,27 @@ impl serde::Serialize for Decision {
                 .collect(),
             intent: self.intent,
             difficulty: self.difficulty,
+            learned: self.learned,
             input_tokens: self.input_tokens,
             explanation: self.explain(),
         }
         .serialize(serializer)
     }
+}
+
+/// What a [`LearnedClassifier`](crate::classify::LearnedClassifier) read of a request
+/// ([`Decision::learned`]).
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
+pub struct LearnedRead {
+    /// How far the prediction trusted the trained model, in `[0, 1]`
+    /// ([`Prediction::trust`](crate::classify::learned::Prediction::trust)); the rest went to the
+    /// fallback rates.
+    pub trust: f64,
+    /// The prompt's need for a dearer model, in standard deviations from the training rows' mean
+    /// ([`LearnedModel::standardised_need`](crate::classify::learned::LearnedModel::standardised_need));
+    /// `None` when the model has no such statistics.
+    pub need: Option<f64>,
 }
 
 impl PartialEq for Decision {

@@ -28,7 +28,7 @@ use std::sync::Arc;
 use smallvec::SmallVec;
 
 pub use self::cheapest::CheapestCapable;
-pub use self::decision::{Candidate, Decision, OnLowConfidence, RejectReason, Rejection};
+pub use self::decision::{Candidate, Decision, LearnedRead, OnLowConfidence, RejectReason, Rejection};
 pub use self::experiment::{ArmTag, Bandit, Experiment};
 #[cfg(feature = "metrics")]
 #[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]

@@ -421,6 +421,10 @@ impl Router {
             arm,
             intent: signals.intent(),
             difficulty: signals.difficulty(),
+            learned: signals.get(crate::classify::learned::LEARNED_TRUST).map(|trust| crate::policy::LearnedRead {
+                trust,
+                need: signals.get(crate::classify::learned::LEARNED_NEED),
+            }),
             input_tokens: signals.input_tokens(),
             confidence_floor: inner.confidence_floor,
             pinned: pin.cloned(),

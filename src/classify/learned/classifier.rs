@@ -5,7 +5,7 @@ use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
 
-use super::{LEARNED, LEARNED_COST, LearnedModel};
+use super::{LEARNED, LEARNED_COST, LEARNED_NEED, LEARNED_TRUST, LearnedModel};
 use crate::catalog::{Catalog, ModelIndex, ModelProfile};
 use crate::classify::{Classifier, ClassifyInput, Signals};
 use crate::error::{Error, Result};
@@ -109,6 +109,10 @@ impl Classifier for LearnedClassifier {
                 .enumerate()
                 .map(|(i, m)| self.position(catalog, i, m).map_or(f64::NAN, |k| prediction.logits[k])),
         );
+        signals.set(LEARNED_TRUST, prediction.trust);
+        if let Some(z) = self.model.standardised_need(prediction.need) {
+            signals.set(LEARNED_NEED, z);
+        }
         if !prediction.costs.is_empty() {
             signals.set_per_model(
                 LEARNED_COST,
@@ -149,6 +153,7 @@ mod tests {
         let greet = model.predict("greet the user number 3 warmly");
         let sum = model.predict("add the numbers 4 and 2");
         assert!(greet.costs[1] < 0.1 && sum.costs[1] > 0.4, "{:?} {:?}", greet.costs, sum.costs);
+        let sum_need = model.standardised_need(sum.need);
         let catalog = Catalog::new([
             ModelProfile::new("large", "p").with_pricing(Pricing::per_mtok(10.0, 10.0)),
             ModelProfile::new("small", "p").with_pricing(Pricing::per_mtok(0.1, 0.1)),
@@ -164,6 +169,17 @@ mod tests {
         let d = router.route(&Request::new("add the numbers 4 and 2")).unwrap();
         let large = d.candidates().iter().find(|c| c.model == 0).unwrap();
         assert!((large.cost.usd - sum.costs[1]).abs() < 1e-9, "{} vs {}", large.cost.usd, sum.costs[1]);
+        // The decision reports what the classifier read: its trust and the prompt's need.
+        let read = d.learned().unwrap();
+        assert_eq!(read.trust, sum.trust);
+        assert_eq!(read.need, sum_need);
+        let text = d.explain();
+        assert!(text.contains(&format!("learned trust {:.2}", sum.trust)), "{text}");
+        assert!(serde_json::to_value(&d).unwrap()["learned"]["trust"].is_number());
+        // A prompt unlike the training rows is said to lean on the fallback.
+        let odd = router.route(&Request::new("translate this sentence please: bonjour")).unwrap();
+        assert!(odd.learned().unwrap().trust < 1.0);
+        assert!(odd.explain().contains("price-ordered fallback"), "{}", odd.explain());
     }
 
     #[test]

@@ -120,3 +120,13 @@ pub const LEARNED: SignalKey = SignalKey("switchyard.learned");
 /// ([`Prediction::costs`]), in catalog order, when its model was trained on rows with costs;
 /// [`LearnedCostModel`](crate::cost::LearnedCostModel) reads it.
 pub const LEARNED_COST: SignalKey = SignalKey("switchyard.learned.cost");
+
+/// The signal key under which [`LearnedClassifier`] stores the prompt's trust
+/// ([`Prediction::trust`]): below 1, the prediction leans on its fallback. [`Decision`](crate::Decision)
+/// reports it.
+pub const LEARNED_TRUST: SignalKey = SignalKey("switchyard.learned.trust");
+
+/// The signal key under which [`LearnedClassifier`] stores the prompt's need for a dearer model in
+/// standard deviations from the training rows' mean ([`LearnedModel::standardised_need`]), when
+/// the model has the statistics. [`Decision`](crate::Decision) reports it.
+pub const LEARNED_NEED: SignalKey = SignalKey("switchyard.learned.need");

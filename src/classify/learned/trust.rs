@@ -120,15 +120,21 @@ impl LearnedModel {
         terms.zip(&self.need_weights).map(|(r, w)| r * w).sum()
     }
 
+    /// A prompt's [`need`](super::Prediction::need) in standard deviations from the training rows'
+    /// mean ([`ModelInfo::need`](super::ModelInfo::need)); `None` for a model without those
+    /// statistics (no per-prompt regressions or costs, or a file written before them).
+    pub fn standardised_need(&self, need: f64) -> Option<f64> {
+        let (mean, sd) = self.info.need;
+        (sd > 0.0).then(|| (need - mean) / sd)
+    }
+
     /// How much [`Fallback::Need`] stretches the gaps for a prompt of this `need`: `e^z`, `z` the
     /// standardised need within the bound.
     pub(crate) fn need_stretch(&self, need: f64) -> f64 {
-        let (mean, sd) = self.info.need;
-        if sd <= 0.0 || self.need_bound <= 0.0 {
-            return 1.0;
+        match self.standardised_need(need) {
+            Some(z) if self.need_bound > 0.0 => z.clamp(-self.need_bound, self.need_bound).exp(),
+            _ => 1.0,
         }
-        let z = (need - mean) / sd;
-        z.clamp(-self.need_bound, self.need_bound).exp()
     }
 
     /// How far to trust a prompt with these familiarities ([`prompt_trust`] with this model's
