@@ -4,7 +4,7 @@
 //! router and the oracle.
 //!
 //! ```text
-//! cargo run --release --example evaluate -- [--data routerbench|mmlu|gsm8k|mmlu-to-gsm8k|gsm8k-to-mmlu]
+//! cargo run --release --example evaluate -- [--data routerbench|mmlu|gsm8k|mmlu-to-gsm8k|gsm8k-to-mmlu|routellm-to-mt-bench]
 //!     [--router learned|heuristic] [--model FILE.swlm] [--split test] [--cv 5] [--hold-out TASK]
 //!     [--points 301] [--weak MODEL] [--json out.json] [--svg out.svg] [--data-dir DIR]
 //!     [--calibrate quality=0.95|share=0.2|spend=0.3] [--config-out router.toml] [--bootstrap 1000]
@@ -18,7 +18,10 @@
 //! - `--cv K`: K-fold cross-validation over every row (row `i` in fold `i % K`); each fold's rows
 //!   are routed by a router trained on the other folds, and the pooled choices are reported.
 //! - `--hold-out TASK` (RouterBench): train on the other tasks, report on `TASK`.
-//! - `mmlu-to-gsm8k`: train on MMLU, report on GSM8K; `gsm8k-to-mmlu`: train on GSM8K, report on MMLU.
+//! - `mmlu-to-gsm8k`: train on MMLU, report on GSM8K; `gsm8k-to-mmlu`: train on GSM8K, report on MMLU;
+//!   `routellm-to-mt-bench`: train on every MMLU and GSM8K row, report on MT-Bench's questions
+//!   (`routellm_mt_bench.jsonl`, first turns, judge scores divided by 10), all without
+//!   contaminated rows.
 //!
 //! - `routerbench`: `routerbench_arc_mbpp_winogrande.jsonl`, trained on `split_routerdc == train`,
 //!   reported on `split_routerdc == <split>` (default `test`, 947 rows).
@@ -63,7 +66,7 @@ use switchyard_eval::{TrainConfig, Trainer};
 /// The answer values swept, in USD: from "almost always the cheapest" to "almost always the best".
 const VALUE_MIN: f64 = 1e-7;
 const VALUE_MAX: f64 = 1e3;
-const USAGE: &str = "usage: evaluate [--data routerbench|mmlu|gsm8k|mmlu-to-gsm8k|gsm8k-to-mmlu] [--router learned|heuristic] \
+const USAGE: &str = "usage: evaluate [--data routerbench|mmlu|gsm8k|mmlu-to-gsm8k|gsm8k-to-mmlu|routellm-to-mt-bench] [--router learned|heuristic] \
                      [--model FILE.swlm] [--split test] [--cv K] [--hold-out TASK] [--points 301] [--weak MODEL] \
                      [--json out.json] [--svg out.svg] [--calibrate quality=F|share=F|spend=F] [--config-out router.toml] \
                      [--bootstrap N] [--set JSON] [--data-dir DIR]";
@@ -153,6 +156,11 @@ fn args() -> Result<Args> {
     if a.train_config != TrainConfig::default() && (!a.learned || a.model.is_some()) {
         return Err(usage("`--set` configures the learned router's training: no `--router heuristic` or `--model`"));
     }
+    if a.data == MT_BENCH && (a.cv.is_some() || a.hold_out.is_some() || a.calibrate.is_some()) {
+        return Err(usage(&format!(
+            "`--data {MT_BENCH}` trains on every MMLU and GSM8K row: no `--cv`, `--hold-out` or `--calibrate`"
+        )));
+    }
     if (a.cv.is_some() || a.hold_out.is_some()) && (a.calibrate.is_some() || a.model.is_some()) {
         return Err(usage("`--cv` and `--hold-out` train one router per split: no `--calibrate` or `--model`"));
     }
@@ -202,6 +210,9 @@ struct Split {
     /// The calibration slice carved out of the training rows, when calibrating.
     calibration: Option<(Dataset, String)>,
 }
+
+/// Trained on every MMLU and GSM8K row, reported on MT-Bench.
+const MT_BENCH: &str = "routellm-to-mt-bench";
 
 /// The benchmark trained on and the one reported on, for `mmlu-to-gsm8k` and `gsm8k-to-mmlu`.
 fn cross_benchmark(data: &str) -> Option<(&'static str, &'static str)> {
@@ -311,7 +322,7 @@ fn try_main() -> Result<()> {
     let dir = &args.data_dir;
     let (file, format, section) = match args.data.as_str() {
         "routerbench" => ("routerbench_arc_mbpp_winogrande.jsonl.gz", Format::RouterBench, "routerbench"),
-        "mmlu" | "gsm8k" | "mmlu-to-gsm8k" | "gsm8k-to-mmlu" => {
+        "mmlu" | "gsm8k" | "mmlu-to-gsm8k" | "gsm8k-to-mmlu" | MT_BENCH => {
             ("routellm_mmlu_gsm8k.jsonl.gz", Format::RouteLlm, "routellm")
         }
         other => return Err(usage(&format!("unknown data set `{other}`"))),
@@ -324,7 +335,18 @@ fn try_main() -> Result<()> {
     if let Some(k) = args.cv {
         return cross_validation(&args, &all, format, &prices, k, load);
     }
-    let s = split(&args, &all, format)?;
+    let s = if args.data == MT_BENCH {
+        let mt = Dataset::load(dir.join("routellm_mt_bench.jsonl.gz"), Format::MtBench)?.without_contaminated();
+        Split {
+            train: all.without_contaminated(),
+            train_desc: "mmlu and gsm8k without contaminated rows".to_owned(),
+            test: mt,
+            test_desc: "mt-bench without contaminated rows, first turns (a benchmark never trained on)".to_owned(),
+            calibration: None,
+        }
+    } else {
+        split(&args, &all, format)?
+    };
     if args.split == "train" && format == Format::RouterBench && args.hold_out.is_none() {
         println!("warning: reporting on the training rows the router was fitted on\n");
     }
@@ -594,6 +616,9 @@ fn print_report(args: &Args, r: &Report, d: &Described<'_>, t: Timings) {
         _ if args.hold_out.is_some() => {}
         "mmlu-to-gsm8k" => println!(
             "reference (data/PROTOTYPE.md): a per-model regression trained on MMLU saved 26.7% on GSM8K; random 19.2%"
+        ),
+        MT_BENCH => println!(
+            "reference (data/README.md, all MT-Bench questions): zero router saves 51% at 95% of GPT-4, oracle 92%; RouteLLM published 85%"
         ),
         "gsm8k-to-mmlu" => println!(
             "reference (../shared/data/PROTOTYPE.md): a per-model regression trained on GSM8K saved 47.7% on MMLU; random 31.9%"
