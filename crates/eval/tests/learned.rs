@@ -89,15 +89,7 @@ fn a_held_out_task_falls_back_to_quality_following_price() {
         // Unsure, the router falls back to quality following price: on the held-out task it does
         // as well as the zero router, which knows that task's accuracies.
         let fitted = FittedCatalog::fit(&split.train, &prices).unwrap();
-        let router = RouterBuilder::new()
-            .cost_model(LearnedCostModel::new(fitted.catalog()))
-            .catalog(fitted.catalog().clone())
-            .classifier(LearnedClassifier::new(model), 1.0)
-            .build()
-            .unwrap();
-        let grid = log_grid(1e-7, 1e3, 50);
-        let runs = cv::sweep_policy(&split.test, &router, &grid, |v| Utility::new().answer_value(v)).unwrap();
-        let report = Report::new(&split.test, &runs).unwrap();
+        let report = sweep_report(model, &fitted, &split.test, 50);
         let (aiq, zero) = (report.router.aiq.unwrap(), report.zero_router.aiq.unwrap());
         assert!(aiq > zero - 0.01, "held-out {held}: AIQ {aiq:.4}, zero router {zero:.4}");
     }
@@ -237,6 +229,20 @@ fn a_custom_split_names_its_rows() {
     assert_eq!(s.test_rows, [3]);
 }
 
+/// A router on `model` with the fitted catalog and learned costs, swept over `points` answer values
+/// on `test`.
+fn sweep_report(model: LearnedModel, fitted: &FittedCatalog, test: &Dataset, points: usize) -> Report {
+    let router = RouterBuilder::new()
+        .cost_model(LearnedCostModel::new(fitted.catalog()))
+        .catalog(fitted.catalog().clone())
+        .classifier(LearnedClassifier::new(model), 1.0)
+        .build()
+        .unwrap();
+    let grid = log_grid(1e-7, 1e3, points);
+    let runs = cv::sweep_policy(test, &router, &grid, |v| Utility::new().answer_value(v)).unwrap();
+    Report::new(test, &runs).unwrap()
+}
+
 fn routellm() -> Option<Dataset> {
     let path = data_dir().join("routellm_mmlu_gsm8k.jsonl.gz");
     assert!(path.is_file(), "missing `{}`: the repository's data/ directory should hold it", path.display());
@@ -254,15 +260,7 @@ fn trained_on_gsm8k_the_router_saves_on_mmlu() {
     let fitted = FittedCatalog::fit(&train, &prices).unwrap();
     let saving = |config: TrainConfig| {
         let model = Trainer::new(config).fit(&train, "gsm8k").unwrap();
-        let router = RouterBuilder::new()
-            .cost_model(LearnedCostModel::new(fitted.catalog()))
-            .catalog(fitted.catalog().clone())
-            .classifier(LearnedClassifier::new(model), 1.0)
-            .build()
-            .unwrap();
-        let grid = log_grid(1e-7, 1e3, 301);
-        let runs = cv::sweep_policy(&test, &router, &grid, |v| Utility::new().answer_value(v)).unwrap();
-        let report = Report::new(&test, &runs).unwrap();
+        let report = sweep_report(model, &fitted, &test, 301);
         let saving = 1.0 - report.router.cost_at(0.95).unwrap();
         let zero = 1.0 - report.zero_router.cost_at(0.95).unwrap();
         println!("saving at 95% of GPT-4: {saving:.4}, zero router {zero:.4}, APGR {:?}", report.router.apgr);
