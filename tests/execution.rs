@@ -1091,6 +1091,12 @@ async fn feedback_is_taken_once_per_known_decision() {
     assert_eq!(e.kind(), ErrorKind::InvalidRequest);
     assert!(e.to_string().contains("unknown"), "{e}");
 
+    // Feedback that names a caller counts only for that caller's requests.
+    let theirs = router.route(&Request::new(EASY).with_key("alice")).unwrap().id();
+    let e = router.feedback(theirs, Feedback::failure().with_key("mallory")).unwrap_err();
+    assert_eq!(e.to_string(), format!("unknown decision id {theirs}"));
+    router.feedback(theirs, Feedback::success().with_key("alice")).unwrap();
+
     // Only the last 4 decisions are kept.
     let old = router.route(&Request::new(EASY)).unwrap().id();
     for _ in 0..4 {
@@ -1139,11 +1145,11 @@ async fn feedback_is_taken_once_per_known_decision() {
     router.feedback(plain.id(), Feedback::success()).unwrap();
     assert_eq!(health_of(&router, &model).samples, 3);
 
-    // The observer saw it all: 10 decisions (1 complete, 9 routes), 1 attempt, 1 finish, 4 feedbacks.
-    assert_eq!(counter.get(|c| &c.decisions), 10);
+    // The observer saw it all: 11 decisions (1 complete, 10 routes), 1 attempt, 1 finish, 5 feedbacks.
+    assert_eq!(counter.get(|c| &c.decisions), 11);
     assert_eq!(counter.get(|c| &c.attempts), 1);
     assert_eq!((counter.get(|c| &c.finished_ok), counter.get(|c| &c.finished_err)), (1, 0));
-    assert_eq!(counter.get(|c| &c.feedback), 4);
+    assert_eq!(counter.get(|c| &c.feedback), 5);
 }
 
 #[tokio::test(start_paused = true)]

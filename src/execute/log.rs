@@ -34,6 +34,14 @@ struct Slot {
     at: AtomicU64,
     /// The ranking's [`Memo`], for [`Policy::observe`](crate::Policy::observe).
     memo: AtomicU64,
+    /// [`owner`] of the request's key; 0 without one.
+    owner: AtomicU64,
+}
+
+/// A key's owner tag in the log: a fixed 64-bit hash (FNV-1a), never 0.
+pub(crate) fn owner(key: &str) -> u64 {
+    let h = key.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+    h.max(1)
 }
 
 /// What the log knows about a decision.
@@ -59,6 +67,7 @@ impl DecisionLog {
                 state: AtomicU64::new(0),
                 at: AtomicU64::new(0),
                 memo: AtomicU64::new(0),
+                owner: AtomicU64::new(0),
             })
             .collect();
         Self { slots, next: AtomicU64::new(1), base, ttl }
@@ -73,8 +82,9 @@ impl DecisionLog {
         u64::try_from(now.saturating_duration_since(self.base).as_nanos()).unwrap_or(u64::MAX)
     }
 
-    /// Records a new decision and returns its id. Overwrites the oldest slot.
-    pub(crate) fn issue(&self, model: ModelIndex, executed: bool, memo: Memo, now: Instant) -> DecisionId {
+    /// Records a new decision, made for a request whose key has the [`owner`] tag `owner` (0
+    /// without a key), and returns its id. Overwrites the oldest slot.
+    pub(crate) fn issue(&self, model: ModelIndex, executed: bool, memo: Memo, owner: u64, now: Instant) -> DecisionId {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
         let slot = self.slot(id);
         slot.id.store(0, Ordering::Relaxed);
@@ -83,6 +93,7 @@ impl DecisionLog {
         slot.state.store((model as u64 & MODEL) | tag(id) | flags, Ordering::Relaxed);
         slot.at.store(self.nanos(now), Ordering::Relaxed);
         slot.memo.store(memo.get(), Ordering::Relaxed);
+        slot.owner.store(owner, Ordering::Relaxed);
         slot.id.store(id, Ordering::Release);
         DecisionId(id)
     }
@@ -96,12 +107,14 @@ impl DecisionLog {
         });
     }
 
-    /// Finds `id` and marks it as having feedback.
+    /// Finds `id` and marks it as having feedback, from the caller whose key has the [`owner`] tag
+    /// `from` (`None`: the service itself, which may give feedback on any decision).
     ///
     /// # Errors
-    /// [`ErrorKind::InvalidRequest`] when the id was never issued, has expired (overwritten or older than
-    /// the time to live) or already has feedback.
-    pub(crate) fn consume(&self, id: DecisionId, now: Instant) -> Result<Logged> {
+    /// [`ErrorKind::InvalidRequest`] when the id was never issued (or, for a caller, was issued for
+    /// another key: the same message, and the decision keeps its chance of feedback), has expired
+    /// (overwritten or older than the time to live) or already has feedback.
+    pub(crate) fn consume(&self, id: DecisionId, from: Option<u64>, now: Instant) -> Result<Logged> {
         let unknown = || Error::new(ErrorKind::InvalidRequest, format!("unknown decision id {id}"));
         let expired = || {
             Error::new(
@@ -118,9 +131,13 @@ impl DecisionLog {
         }
         let at = slot.at.load(Ordering::Relaxed);
         let memo = Memo::new(slot.memo.load(Ordering::Relaxed));
+        let owner = slot.owner.load(Ordering::Relaxed);
         fence(Ordering::Acquire);
         if slot.id.load(Ordering::Relaxed) != id.0 {
             return Err(expired());
+        }
+        if from.is_some_and(|from| from != owner) {
+            return Err(unknown());
         }
         let age = Duration::from_nanos(self.nanos(now).saturating_sub(at));
         if age > self.ttl {
@@ -157,27 +174,47 @@ mod tests {
     fn feedback_finds_recent_decisions_once() {
         let base = Instant::now();
         let log = DecisionLog::new(4, Duration::from_secs(60), base);
-        let a = log.issue(3, false, Memo::new(7), base);
-        let b = log.issue(1, true, Memo::NONE, base);
+        let a = log.issue(3, false, Memo::new(7), 0, base);
+        let b = log.issue(1, true, Memo::NONE, 0, base);
         log.set_model(b, 2);
-        assert_eq!(log.consume(a, base).unwrap(), Logged { model: 3, executed: false, memo: Memo::new(7) });
-        assert_eq!(log.consume(b, base).unwrap(), Logged { model: 2, executed: true, memo: Memo::NONE });
-        let again = log.consume(a, base).unwrap_err();
+        assert_eq!(log.consume(a, None, base).unwrap(), Logged { model: 3, executed: false, memo: Memo::new(7) });
+        assert_eq!(log.consume(b, None, base).unwrap(), Logged { model: 2, executed: true, memo: Memo::NONE });
+        let again = log.consume(a, None, base).unwrap_err();
         assert!(again.to_string().contains("already has feedback"), "{again}");
-        assert!(log.consume(DecisionId(99), base).unwrap_err().to_string().contains("unknown"));
-        assert!(log.consume(DecisionId(0), base).unwrap_err().to_string().contains("unknown"));
+        assert!(log.consume(DecisionId(99), None, base).unwrap_err().to_string().contains("unknown"));
+        assert!(log.consume(DecisionId(0), None, base).unwrap_err().to_string().contains("unknown"));
+    }
+
+    #[test]
+    fn a_callers_feedback_finds_only_its_own_decisions() {
+        let base = Instant::now();
+        let log = DecisionLog::new(8, Duration::from_secs(60), base);
+        let (a, b) = (owner("team-a"), owner("team-b"));
+        assert!(a != b && a != 0 && b != 0);
+        let of_a = log.issue(1, true, Memo::NONE, a, base);
+        let anonymous = log.issue(1, true, Memo::NONE, 0, base);
+        // Another caller's feedback: unknown, as an id never issued says, and it does not use up the
+        // owner's chance to give feedback.
+        let refused = log.consume(of_a, Some(b), base).unwrap_err().to_string();
+        assert_eq!(refused, format!("unknown decision id {of_a}"));
+        assert!(log.consume(anonymous, Some(a), base).is_err());
+        assert!(log.consume(of_a, Some(a), base).is_ok());
+        // The service itself (no key) may give feedback on any decision.
+        assert!(log.consume(anonymous, None, base).is_ok());
+        let other = log.issue(1, true, Memo::NONE, b, base);
+        assert!(log.consume(other, None, base).is_ok());
     }
 
     #[test]
     fn old_decisions_expire_by_count_and_by_age() {
         let base = Instant::now();
         let log = DecisionLog::new(2, Duration::from_secs(10), base);
-        let first = log.issue(0, false, Memo::NONE, base);
-        let second = log.issue(0, false, Memo::NONE, base);
-        let _third = log.issue(0, false, Memo::NONE, base);
-        assert!(log.consume(first, base).unwrap_err().to_string().contains("expired"));
+        let first = log.issue(0, false, Memo::NONE, 0, base);
+        let second = log.issue(0, false, Memo::NONE, 0, base);
+        let _third = log.issue(0, false, Memo::NONE, 0, base);
+        assert!(log.consume(first, None, base).unwrap_err().to_string().contains("expired"));
         let late = base + Duration::from_secs(11);
-        assert!(log.consume(second, late).unwrap_err().to_string().contains("expired"));
+        assert!(log.consume(second, None, late).unwrap_err().to_string().contains("expired"));
     }
 
     #[test]
@@ -189,10 +226,10 @@ mod tests {
                 let log = &log;
                 s.spawn(move || {
                     for _ in 0..10_000 {
-                        let id = log.issue(t, false, Memo::new(t as u64), base);
+                        let id = log.issue(t, false, Memo::new(t as u64), 0, base);
                         // Another thread may have overwritten the slot: then the id has expired, and
                         // is never reported with another decision's model or as already consumed.
-                        match log.consume(id, base) {
+                        match log.consume(id, None, base) {
                             Ok(found) => {
                                 assert_eq!(found.model, t);
                                 assert_eq!(found.memo, Memo::new(t as u64));

@@ -408,7 +408,8 @@ impl Router {
             )
             .with_rejections(rejections));
         }
-        let id = inner.engine.log.issue(order[0].model, executed, memo, now);
+        let owner = request.hints.key.as_deref().map_or(0, crate::execute::log::owner);
+        let id = inner.engine.log.issue(order[0].model, executed, memo, owner, now);
         let decision = Decision {
             id,
             recovery,
@@ -652,8 +653,12 @@ impl Router {
     /// that [`complete`](Self::complete) or [`stream`](Self::stream) executed, the router already counted
     /// every attempt, and feedback only carries the service's verdict. [`Observer`](crate::Observer)s receive it.
     ///
+    /// Feedback that names a [`key`](Feedback::key) is accepted only for decisions made for requests
+    /// with that [`RouteHints::key`](crate::RouteHints::key); for any other it is an unknown id.
+    ///
     /// # Errors
-    /// [`ErrorKind::InvalidRequest`] when the id is unknown, has expired (see
+    /// [`ErrorKind::InvalidRequest`] when the id is unknown (or was issued for another key than
+    /// the feedback's), has expired (see
     /// [`ExecutionConfig::feedback_capacity`](crate::execute::ExecutionConfig::feedback_capacity) and
     /// `feedback_ttl`), already has feedback, or the feedback has a quality outside `[0, 1]` or a
     /// negative or non-finite cost.
@@ -662,7 +667,8 @@ impl Router {
             return Err(Error::invalid_request(why));
         }
         let inner = &*self.inner;
-        let logged = inner.engine.log.consume(id, now_std())?;
+        let from = feedback.key.as_deref().map(crate::execute::log::owner);
+        let logged = inner.engine.log.consume(id, from, now_std())?;
         let model = inner.catalog.models().get(logged.model).ok_or_else(|| {
             Error::new(ErrorKind::InvalidRequest, format!("decision {id} names no model of this router"))
         })?;

@@ -16,6 +16,12 @@ pub struct Feedback {
     pub latency: Option<Duration>,
     /// Actual cost in USD, if the service knows it.
     pub cost_usd: Option<f64>,
+    /// Who sends it: the [`RouteHints::key`](crate::RouteHints::key) of the caller. Feedback that
+    /// names a key is accepted only for a decision made for a request with the same key (otherwise
+    /// the id is unknown, as if it had never been issued), so that one caller cannot grade another's
+    /// answers. Feedback without a key is the service's own and is accepted for any decision.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
 }
 
 impl Feedback {
@@ -44,6 +50,12 @@ impl Feedback {
     /// Sets the cost.
     pub fn with_cost(mut self, usd: f64) -> Self {
         self.cost_usd = Some(usd);
+        self
+    }
+
+    /// Names the caller sending it ([`key`](Self::key)).
+    pub fn with_key(mut self, key: impl Into<String>) -> Self {
+        self.key = Some(key.into());
         self
     }
 

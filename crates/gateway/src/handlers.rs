@@ -191,9 +191,10 @@ fn yes() -> bool {
     true
 }
 
-/// `POST /v1/feedback`.
+/// `POST /v1/feedback`: from a virtual key, for that key's own decisions only (another key's
+/// decision id is unknown to it).
 pub(crate) async fn feedback(State(state): Shared, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
-    authenticate(&state.keys, &headers).ok_or_else(ApiError::unauthorized)?;
+    let caller = authenticate(&state.keys, &headers).ok_or_else(ApiError::unauthorized)?;
     let bytes = axum::body::to_bytes(body, 64 << 10).await.map_err(|_| {
         ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, ErrorKind::InvalidRequest, "feedback bodies are at most 64 KiB")
     })?;
@@ -217,6 +218,10 @@ pub(crate) async fn feedback(State(state): Shared, headers: HeaderMap, body: Bod
     }
     if let Some(c) = body.cost_usd {
         feedback = feedback.with_cost(c);
+    }
+    // A virtual key's feedback counts only for its own requests (their routing key is its name).
+    if let Some(name) = caller.name {
+        feedback = feedback.with_key(name);
     }
     state.router.feedback(DecisionId::from_u64(id), feedback)?;
     Ok(Json(json!({ "recorded": true })).into_response())

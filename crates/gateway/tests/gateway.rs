@@ -216,6 +216,18 @@ async fn auto_json_answer_in_openai_shape() {
     assert_eq!(sent.body["model"], model.as_str());
     assert_eq!((sent.body["top_p"].as_f64(), sent.body["user"].as_str()), (Some(0.5), Some("end-user-1")));
     assert_eq!(sent.body["presence_penalty"], 0.25);
+    // Another key cannot grade that answer: the id is unknown to it, and the owner's feedback
+    // still counts.
+    let foreign = client()
+        .post(format!("{}/v1/feedback", gw.url))
+        .bearer_auth(POOR_KEY)
+        .json(&json!({"decision_id": decision, "success": false}))
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = error_of(foreign).await;
+    assert_eq!(status, 400);
+    assert!(body["error"]["message"].as_str().unwrap().contains("unknown decision id"), "{body}");
     // Feedback on that decision, once.
     let feedback =
         |body: Value| client().post(format!("{}/v1/feedback", gw.url)).bearer_auth(TEAM_KEY).json(&body).send();
