@@ -38,10 +38,9 @@ struct Slot {
     owner: AtomicU64,
 }
 
-/// A key's owner tag in the log: a fixed 64-bit hash (FNV-1a), never 0.
+/// A key's owner tag in the log: its FNV-1a hash, never 0.
 pub(crate) fn owner(key: &str) -> u64 {
-    let h = key.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
-    h.max(1)
+    crate::hash::fnv1a(key.as_bytes()).max(1)
 }
 
 /// What the log knows about a decision.

@@ -714,8 +714,8 @@ impl<'p> Trainer<'p> {
             return Ok(model);
         }
         let needs: Vec<f64> = data.rows().iter().map(|r| model.predict(r.prompt()).need).collect();
-        let (mu, sd) =
-            (mean(&needs), (needs.iter().map(|x| (x - mean(&needs)).powi(2)).sum::<f64>() / n as f64).sqrt());
+        let mu = mean(&needs);
+        let sd = mean(&needs.iter().map(|x| (x - mu).powi(2)).collect::<Vec<_>>()).sqrt();
         model.__with_need((mu, sd))
     }
 

@@ -57,6 +57,15 @@ fn is_zero_pair(v: &(f64, f64)) -> bool {
     *v == (0.0, 0.0)
 }
 
+/// Checks [`ModelInfo::need`]: a finite mean and a finite, non-negative deviation.
+fn check_need((mean, sd): (f64, f64)) -> Result<()> {
+    if mean.is_finite() && sd.is_finite() && sd >= 0.0 {
+        Ok(())
+    } else {
+        Err(Error::config("learned model `need`: the mean and deviation must be finite, the deviation not negative"))
+    }
+}
+
 /// A trained learned-router model: a task head and per-model residual regressions.
 ///
 /// Cheap to share: wrap it in an [`Arc`](std::sync::Arc) (as [`LearnedClassifier`](super::LearnedClassifier)
@@ -176,12 +185,7 @@ impl LearnedModel {
         if t == 1 {
             return Err(Error::config("a learned model's task head needs at least two tasks (or none)"));
         }
-        let (need_mean, need_sd) = info.need;
-        if !(need_mean.is_finite() && need_sd.is_finite() && need_sd >= 0.0) {
-            return Err(Error::config(
-                "learned model `need`: the mean and deviation must be finite, the deviation not negative",
-            ));
-        }
+        check_need(info.need)?;
         let check = |what: &str, v: &[f32], len: usize| -> Result<()> {
             if v.len() != len {
                 return Err(Error::config(format!("learned model `{what}`: expected {len} values, found {}", v.len())));
@@ -300,11 +304,7 @@ impl LearnedModel {
     /// not negative.
     #[doc(hidden)]
     pub fn __with_need(mut self, need: (f64, f64)) -> Result<Self> {
-        if !(need.0.is_finite() && need.1.is_finite() && need.1 >= 0.0) {
-            return Err(Error::config(
-                "learned model `need`: the mean and deviation must be finite, the deviation not negative",
-            ));
-        }
+        check_need(need)?;
         self.info.need = need;
         Ok(self)
     }

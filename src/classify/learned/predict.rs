@@ -174,7 +174,7 @@ impl LearnedModel {
         let need = if self.info.residual { self.need_of((0..m).map(residual)) } else { 0.0 };
         let stretch =
             if a < 1.0 && self.info.training.fallback == Fallback::Need { self.need_stretch(need) } else { 1.0 };
-        let top = self.fallback.iter().copied().fold(0.0f32, f32::max);
+        let top = if stretch == 1.0 { 0.0 } else { self.fallback.iter().copied().fold(0.0f32, f32::max) };
         let logits = (0..m)
             .map(|j| {
                 let f = f64::from(self.fallback[j]);
