@@ -199,6 +199,17 @@ pub struct TrainConfig {
     /// files predict alike whichever was used.
     #[serde(default, skip_serializing_if = "is_log_loss")]
     pub selection: Selection,
+    /// Whether the need for a dearer model ([`Prediction::need`](super::Prediction::need), which
+    /// [`Fallback::Need`] reads) includes the part of the per-prompt terms that comes from the 16
+    /// dense structural features (length, blocks, digits, cue counts). `false` by default: the need
+    /// reads the n-grams' part only. The structural features describe a prompt's form, which differs
+    /// from task to task, and their weights place a new task's prompts against each other as the
+    /// training task's did (`docs/learned-routing.md`, "A need without the structural features").
+    /// Training and the trusted part of a prediction use every feature either way. A serialized
+    /// configuration without the field (a model file written before it existed) reads as `true`,
+    /// so such files predict as they did.
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub need_reads_structure: bool,
 }
 
 impl Default for TrainConfig {
@@ -221,8 +232,18 @@ impl Default for TrainConfig {
             min_trust: 0.0,
             residuals: Residuals::PerModel,
             selection: Selection::LogLoss,
+            need_reads_structure: false,
         }
     }
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref, reason = "serde's `skip_serializing_if` passes a reference")]
+fn is_true(v: &bool) -> bool {
+    *v
 }
 
 #[allow(clippy::trivially_copy_pass_by_ref, reason = "serde's `skip_serializing_if` passes a reference")]

@@ -331,6 +331,56 @@ mod tests {
     }
 
     #[test]
+    fn the_need_leaves_out_the_structural_features_unless_the_model_reads_them() {
+        use crate::classify::learned::features::{Extractor, Namespace, Sink};
+        let mut m = gated();
+        m.costs = vec![0.2, 5.0];
+        m.fallback = fallback_rates(&m.overall, &m.costs, Fallback::PriceOrder);
+        (m.need_weights, m.need_bound) = need_parts(&m.costs, &m.fallback);
+        assert!(!m.info.training.need_reads_structure, "the planted file was trained with today's default");
+        m.info.need = (0.0, 0.05);
+        let mut reads = m.clone();
+        reads.info.training.need_reads_structure = true;
+        // The difference is the slope of the structural features' part of the terms alone.
+        let dim = m.info.features.dim();
+        let buckets = m.info.features.buckets();
+        let texts = ["add the numbers 4 and 17 with carry", "greet the user number 3 warmly\n\n- one\n- two"];
+        assert_eq!(texts.map(|t| m.predict(t).trust), [1.0, 0.0]);
+        /// The dense features of a text.
+        struct Dense(Vec<(usize, f32)>);
+        impl Sink for Dense {
+            fn hashed(&mut self, _: Namespace, _: u32, _: Option<u64>) {}
+            fn dense(&mut self, i: usize, value: f32) {
+                self.0.push((i, value));
+            }
+        }
+        for text in texts {
+            let mut dense = Dense(Vec::new());
+            Extractor::new(&m.info.features).extract(text, &TextStats::of_text(text), &mut dense);
+            let values = dense.0;
+            assert!(values.iter().any(|&(_, v)| v != 0.0));
+            let part: Vec<f64> = (0..2)
+                .map(|j| values.iter().map(|&(i, v)| f64::from(v) * f64::from(m.residual_row(buckets + i)[j])).sum())
+                .collect();
+            assert!(buckets + values.len() == dim);
+            let expected = reads.predict(text).need - m.need_of(part.into_iter());
+            assert!((m.predict(text).need - expected).abs() < 1e-4, "{text}");
+            // The trusted part of a prediction reads every feature either way; the fallback's
+            // stretch reads the need.
+            let (p, q) = (m.predict(text), reads.predict(text));
+            if p.trust == 1.0 {
+                assert_eq!(p.logits, q.logits, "{text}");
+            } else {
+                // An untrusted prompt's gaps stretch by the need it has.
+                assert!(p.logits != q.logits, "{text}");
+            }
+        }
+        // A configuration without the field (a file written before it) reads the structure.
+        let old: crate::classify::learned::TrainConfig = serde_json::from_str("{}").unwrap();
+        assert!(old.need_reads_structure);
+    }
+
+    #[test]
     fn the_fallback_follows_price_between_the_worst_and_best_overall_rates() {
         let overall = [0.9, 0.5, 0.7];
         let costs = [10.0, 0.1, 1.0];
