@@ -44,8 +44,8 @@ pub struct Prediction {
     /// ([`Fallback`](super::Fallback)): a prompt unlike the training data is routed as the average prompt.
     pub trust: f64,
     /// The prompt's need for a dearer model: the least-squares slope, across the models, of its
-    /// per-prompt terms (`b_m + w_m · x`, without the dense structural features' part unless
-    /// [`TrainConfig::need_reads_structure`](super::TrainConfig::need_reads_structure)) on the log
+    /// per-prompt terms (`b_m + w_m · x`, without the dense structural features' part when
+    /// [`TrainConfig::need_reads_structure`](super::TrainConfig::need_reads_structure) is off) on the log
     /// of each model's mean training cost (0 without per-prompt regressions or costs). [`ModelInfo::need`](super::ModelInfo::need) gives its
     /// mean and standard deviation over the training rows; [`Fallback::Need`] reads it.
     pub need: f64,
@@ -172,8 +172,8 @@ impl LearnedModel {
         };
         let residual = |j: usize| if self.info.residual { f64::from(self.bias[j] + lane(j)) } else { 0.0 };
         // With the need fallback, an untrusted prompt's gaps to the dearest model scale with its need.
-        // The need reads the n-grams' part of the terms, unless the model was trained to read the
-        // structural features' part too (files written before the choice existed).
+        // The need reads the structural features' part of the terms too, unless the model was
+        // trained without it.
         let structure = |j: usize| {
             if self.info.training.need_reads_structure { 0.0 } else { f64::from(dot.acc[NAMESPACES * stride + j]) }
         };

@@ -201,13 +201,13 @@ pub struct TrainConfig {
     pub selection: Selection,
     /// Whether the need for a dearer model ([`Prediction::need`](super::Prediction::need), which
     /// [`Fallback::Need`] reads) includes the part of the per-prompt terms that comes from the 16
-    /// dense structural features (length, blocks, digits, cue counts). `false` by default: the need
-    /// reads the n-grams' part only. The structural features describe a prompt's form, which differs
-    /// from task to task, and their weights place a new task's prompts against each other as the
-    /// training task's did (`docs/learned-routing.md`, "A need without the structural features").
-    /// Training and the trusted part of a prediction use every feature either way. A serialized
-    /// configuration without the field (a model file written before it existed) reads as `true`,
-    /// so such files predict as they did.
+    /// dense structural features (length, blocks, digits, cue counts). `true` by default. With
+    /// `false` the need reads the n-grams' part only: the structural features describe a prompt's
+    /// form, which differs from task to task, and their weights can place a mix of new tasks against
+    /// each other as the training tasks were placed; on the development protocols that helped a
+    /// mix of unseen tasks, while GSM8K → MMLU lost 6.6 points with it (`docs/learned-routing.md`,
+    /// "A need without the structural features"). Training and the trusted part of a prediction read
+    /// every feature either way. A serialized configuration without the field reads as `true`.
     #[serde(default = "yes", skip_serializing_if = "is_true")]
     pub need_reads_structure: bool,
 }
@@ -232,7 +232,7 @@ impl Default for TrainConfig {
             min_trust: 0.0,
             residuals: Residuals::PerModel,
             selection: Selection::LogLoss,
-            need_reads_structure: false,
+            need_reads_structure: true,
         }
     }
 }

@@ -337,10 +337,10 @@ mod tests {
         m.costs = vec![0.2, 5.0];
         m.fallback = fallback_rates(&m.overall, &m.costs, Fallback::PriceOrder);
         (m.need_weights, m.need_bound) = need_parts(&m.costs, &m.fallback);
-        assert!(!m.info.training.need_reads_structure, "the planted file was trained with today's default");
+        assert!(m.info.training.need_reads_structure, "the planted file was trained with the default");
         m.info.need = (0.0, 0.05);
-        let mut reads = m.clone();
-        reads.info.training.need_reads_structure = true;
+        let reads = m.clone();
+        m.info.training.need_reads_structure = false;
         // The difference is the slope of the structural features' part of the terms alone.
         let dim = m.info.features.dim();
         let buckets = m.info.features.buckets();
