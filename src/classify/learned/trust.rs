@@ -160,6 +160,16 @@ mod tests {
         m
     }
 
+    /// The gated planted model with costs, so that its price order and need apply: the small
+    /// model at 0.2, the large at 5.
+    fn priced() -> LearnedModel {
+        let mut m = gated();
+        m.costs = vec![0.2, 5.0];
+        m.fallback = fallback_rates(&m.overall, &m.costs, Fallback::PriceOrder);
+        (m.need_weights, m.need_bound) = need_parts(&m.costs, &m.fallback);
+        m
+    }
+
     #[test]
     fn an_unfamiliar_opening_withdraws_trust() {
         let m = gated();
@@ -297,10 +307,7 @@ mod tests {
 
     #[test]
     fn the_need_fallback_stretches_an_untrusted_prompts_gaps_and_keeps_the_price_order() {
-        let mut m = gated();
-        m.costs = vec![0.2, 5.0];
-        m.fallback = fallback_rates(&m.overall, &m.costs, Fallback::PriceOrder);
-        (m.need_weights, m.need_bound) = need_parts(&m.costs, &m.fallback);
+        let mut m = priced();
         m.info.training.fallback = Fallback::Need;
         let texts = [
             "translate this sentence please: add the numbers 4 and 17 with carry",
@@ -333,10 +340,7 @@ mod tests {
     #[test]
     fn the_need_leaves_out_the_structural_features_unless_the_model_reads_them() {
         use crate::classify::learned::features::{Extractor, Namespace, Sink};
-        let mut m = gated();
-        m.costs = vec![0.2, 5.0];
-        m.fallback = fallback_rates(&m.overall, &m.costs, Fallback::PriceOrder);
-        (m.need_weights, m.need_bound) = need_parts(&m.costs, &m.fallback);
+        let mut m = priced();
         assert!(m.info.training.need_reads_structure, "the planted file was trained with the default");
         m.info.need = (0.0, 0.05);
         let reads = m.clone();
