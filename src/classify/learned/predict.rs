@@ -45,9 +45,10 @@ pub struct Prediction {
     pub trust: f64,
     /// The prompt's need for a dearer model: the least-squares slope, across the models, of its
     /// per-prompt terms (`b_m + w_m · x`, without the dense structural features' part when
-    /// [`TrainConfig::need_reads_structure`](super::TrainConfig::need_reads_structure) is off) on the log
-    /// of each model's mean training cost (0 without per-prompt regressions or costs). [`ModelInfo::need`](super::ModelInfo::need) gives its
-    /// mean and standard deviation over the training rows; [`Fallback::Need`] reads it.
+    /// [`TrainConfig::need_reads_structure`](super::TrainConfig::need_reads_structure) is off) on
+    /// the log of each model's mean training cost (0 without per-prompt regressions or costs).
+    /// [`ModelInfo::need`](super::ModelInfo::need) gives its mean and standard deviation over the
+    /// training rows; [`Fallback::Need`] reads it.
     pub need: f64,
 }
 

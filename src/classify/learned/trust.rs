@@ -382,6 +382,10 @@ mod tests {
         // A configuration without the field (a file written before it) reads the structure.
         let old: crate::classify::learned::TrainConfig = serde_json::from_str("{}").unwrap();
         assert!(old.need_reads_structure);
+        // The opt-out is written to the header and read back.
+        let back: crate::classify::learned::TrainConfig =
+            serde_json::from_str(&serde_json::to_string(&m.info.training).unwrap()).unwrap();
+        assert!(!back.need_reads_structure);
     }
 
     #[test]
