@@ -34,11 +34,12 @@ use std::time::Instant;
 use switchyard::classify::LearnedClassifier;
 use switchyard::cost::LearnedCostModel;
 use switchyard::{Error, ErrorKind, Result, RouterBuilder, Utility};
+use switchyard_eval::Trainer;
 use switchyard_eval::catalog::{FittedCatalog, Prices};
 use switchyard_eval::cv::{self, cross_validate, k_fold};
 use switchyard_eval::data::{Dataset, Format, Row, SplitKind};
 use switchyard_eval::replay::{Report, Run, log_grid};
-use switchyard_eval::{TrainConfig, Trainer};
+use switchyard_eval::train::patched_config;
 
 const USAGE: &str = "usage: develop --train gsm8k|mmlu|routerbench [--dev routerbench|folds|hold-out] [--set JSON]";
 const STRONG: &str = "gpt-4-1106-preview";
@@ -52,26 +53,6 @@ fn main() {
     if let Err(e) = try_main() {
         eprintln!("develop: {e}");
         std::process::exit(1);
-    }
-}
-
-fn config(patch: Option<&str>) -> Result<TrainConfig> {
-    let mut value = serde_json::to_value(TrainConfig::default()).map_err(|e| usage(&e.to_string()))?;
-    if let Some(p) = patch {
-        let p: serde_json::Value = serde_json::from_str(p).map_err(|e| usage(&format!("`--set`: {e}")))?;
-        merge(&mut value, p);
-    }
-    serde_json::from_value(value).map_err(|e| usage(&format!("`--set`: {e}")))
-}
-
-fn merge(into: &mut serde_json::Value, patch: serde_json::Value) {
-    match (into, patch) {
-        (serde_json::Value::Object(a), serde_json::Value::Object(b)) => {
-            for (k, v) in b {
-                merge(a.entry(k).or_insert(serde_json::Value::Null), v);
-            }
-        }
-        (a, b) => *a = b,
     }
 }
 
@@ -113,7 +94,7 @@ fn try_main() -> Result<()> {
             "`--train routerbench` goes with `--dev folds` or `--dev hold-out`, and `hold-out` only with it",
         ));
     }
-    let cfg = config(patch.as_deref())?;
+    let cfg = patched_config(patch.as_deref().unwrap_or("{}")).map_err(|e| usage(&format!("`--set`: {e}")))?;
     // The repository's data sets (gzip-compressed; see data/README.md).
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data");
     let (rows, prices) = if routerbench {

@@ -61,6 +61,7 @@ use switchyard_eval::catalog::{FittedCatalog, Prices};
 use switchyard_eval::cv::{self, cross_validate, k_fold};
 use switchyard_eval::data::{Dataset, Format, SplitKind};
 use switchyard_eval::replay::{Report, ReportOptions, Run, Summary, log_grid, replay, sweep};
+use switchyard_eval::train::patched_config;
 use switchyard_eval::{TrainConfig, Trainer};
 
 /// The answer values swept, in USD: from "almost always the cheapest" to "almost always the best".
@@ -145,7 +146,7 @@ fn args() -> Result<Args> {
             "--bootstrap" => {
                 a.bootstrap = value()?.parse().map_err(|_| usage("`--bootstrap` needs an integer >= 0"))?;
             }
-            "--set" => a.train_config = train_config(&value()?)?,
+            "--set" => a.train_config = patched_config(&value()?).map_err(|e| usage(&format!("`--set`: {e}")))?,
             "-h" | "--help" => return Err(usage("")),
             other => return Err(usage(&format!("unknown argument `{other}`"))),
         }
@@ -173,25 +174,6 @@ fn args() -> Result<Args> {
         ));
     }
     Ok(a)
-}
-
-/// The default `TrainConfig` with a JSON object merged into it.
-fn train_config(patch: &str) -> Result<TrainConfig> {
-    let mut value = serde_json::to_value(TrainConfig::default()).map_err(|e| usage(&e.to_string()))?;
-    let patch: serde_json::Value = serde_json::from_str(patch).map_err(|e| usage(&format!("`--set`: {e}")))?;
-    merge(&mut value, patch);
-    serde_json::from_value(value).map_err(|e| usage(&format!("`--set`: {e}")))
-}
-
-fn merge(into: &mut serde_json::Value, patch: serde_json::Value) {
-    match (into, patch) {
-        (serde_json::Value::Object(a), serde_json::Value::Object(b)) => {
-            for (k, v) in b {
-                merge(a.entry(k).or_insert(serde_json::Value::Null), v);
-            }
-        }
-        (a, b) => *a = b,
-    }
 }
 
 fn main() {

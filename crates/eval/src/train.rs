@@ -23,8 +23,11 @@ use switchyard::classify::learned::{Fallback, LearnedModel, Residuals, Selection
 use crate::data::Dataset;
 
 mod lbfgs;
+mod patch;
 mod select;
 mod shared;
+
+pub use patch::patched_config;
 
 /// A training stage, for progress reports.
 #[non_exhaustive]
