@@ -416,6 +416,7 @@ impl PartialEq for Decision {
             && self.arm == other.arm
             && self.intent == other.intent
             && self.difficulty == other.difficulty
+            && self.learned == other.learned
             && self.input_tokens == other.input_tokens
             && self.confidence_floor == other.confidence_floor
             && self.recovery == other.recovery
@@ -437,6 +438,7 @@ impl fmt::Debug for Decision {
             .field("rejections", &self.rejections)
             .field("intent", &self.intent)
             .field("difficulty", &self.difficulty)
+            .field("learned", &self.learned)
             .field("input_tokens", &self.input_tokens)
             .finish()
     }

@@ -86,7 +86,8 @@ struct Args {
     calibrate: Option<Target>,
     config_out: Option<PathBuf>,
     bootstrap: usize,
-    train_config: TrainConfig,
+    /// `--set`: the learned router's training configuration, when given.
+    train_config: Option<TrainConfig>,
     data_dir: PathBuf,
 }
 
@@ -109,7 +110,7 @@ fn args() -> Result<Args> {
         calibrate: None,
         config_out: None,
         bootstrap: BootstrapOptions::DEFAULT_RESAMPLES,
-        train_config: TrainConfig::default(),
+        train_config: None,
         data_dir: Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data"),
     };
     let mut it = std::env::args().skip(1);
@@ -146,7 +147,9 @@ fn args() -> Result<Args> {
             "--bootstrap" => {
                 a.bootstrap = value()?.parse().map_err(|_| usage("`--bootstrap` needs an integer >= 0"))?;
             }
-            "--set" => a.train_config = patched_config(&value()?).map_err(|e| usage(&format!("`--set`: {e}")))?,
+            "--set" => {
+                a.train_config = Some(patched_config(&value()?).map_err(|e| usage(&format!("`--set`: {e}")))?);
+            }
             "-h" | "--help" => return Err(usage("")),
             other => return Err(usage(&format!("unknown argument `{other}`"))),
         }
@@ -154,7 +157,7 @@ fn args() -> Result<Args> {
     if a.model.is_some() && !a.learned {
         return Err(usage("`--model` is a learned model: drop `--router heuristic`"));
     }
-    if a.train_config != TrainConfig::default() && (!a.learned || a.model.is_some()) {
+    if a.train_config.is_some() && (!a.learned || a.model.is_some()) {
         return Err(usage("`--set` configures the learned router's training: no `--router heuristic` or `--model`"));
     }
     if a.data == MT_BENCH && (a.cv.is_some() || a.hold_out.is_some() || a.calibrate.is_some()) {
@@ -689,7 +692,7 @@ impl Fitted {
                 }
                 model
             }
-            None => Trainer::new(args.train_config.clone()).fit(train, train_desc)?,
+            None => Trainer::new(args.train_config.clone().unwrap_or_default()).fit(train, train_desc)?,
         };
         let learned = LearnedClassifier::new(model);
         learned.check_catalog(catalog.catalog())?;

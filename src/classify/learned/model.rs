@@ -47,8 +47,8 @@ pub struct ModelInfo {
     #[serde(default)]
     pub difficulty_mean: f64,
     /// The mean and standard deviation over the training rows of the need for a dearer model that
-    /// [`Fallback::Need`](super::Fallback::Need) reads (0 in files written before it, and without
-    /// that fallback).
+    /// [`Fallback::Need`](super::Fallback::Need) reads (0 in files written before it, and for
+    /// models without per-prompt regressions or costs; set whatever the fallback).
     #[serde(default, skip_serializing_if = "is_zero_pair")]
     pub need: (f64, f64),
 }

@@ -171,14 +171,16 @@ impl LearnedModel {
         } else {
             0.0
         };
-        let residual = |j: usize| if self.info.residual { f64::from(self.bias[j] + lane(j)) } else { 0.0 };
+        // Each model's per-prompt term, once.
+        let residuals: SmallVec<[f64; 12]> =
+            (0..m).map(|j| if self.info.residual { f64::from(self.bias[j] + lane(j)) } else { 0.0 }).collect();
         // With the need fallback, an untrusted prompt's gaps to the dearest model scale with its need.
         // The need reads the structural features' part of the terms too, unless the model was
         // trained without it.
         let structure = |j: usize| {
             if self.info.training.need_reads_structure { 0.0 } else { f64::from(dot.acc[NAMESPACES * stride + j]) }
         };
-        let need = if self.info.residual { self.need_of((0..m).map(|j| residual(j) - structure(j))) } else { 0.0 };
+        let need = if self.info.residual { self.need_of((0..m).map(|j| residuals[j] - structure(j))) } else { 0.0 };
         let stretch =
             if a < 1.0 && self.info.training.fallback == Fallback::Need { self.need_stretch(need) } else { 1.0 };
         let top = if stretch == 1.0 { 0.0 } else { self.fallback.iter().copied().fold(0.0f32, f32::max) };
@@ -192,7 +194,7 @@ impl LearnedModel {
                     (f64::from(top) - stretch * f64::from(top - self.fallback[j])).clamp(P_MIN, 1.0 - P_MIN)
                 };
                 let prior = a * prior[j] + (1.0 - a) * f;
-                logit(prior) + a * residual(j)
+                logit(prior) + a * residuals[j]
             })
             .collect();
         Prediction { logits, task, familiarity, opening_familiarity: opening, costs, trust: a, need }

@@ -134,9 +134,10 @@ pub enum Selection {
 }
 
 /// How a [`LearnedModel`](super::LearnedModel) is trained. The defaults were chosen on the shared
-/// routing data sets; two of them after seeing rows that are reported (the lower end of the `l2`
-/// grid and the rule that keeps residuals), as `docs/learned-routing.md` records; the trust floor's
-/// was chosen on development protocols, prompted in part by an earlier ablation on reported rows.
+/// routing data sets; four of them after seeing rows that are reported, as
+/// `docs/learned-routing.md` ("What was tuned where") records: the lower end of the `l2` grid, the
+/// rule that keeps residuals, the trust floor's return to 0 (gating) and the need's return to
+/// reading the structural features ([`need_reads_structure`](Self::need_reads_structure)).
 #[non_exhaustive]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -205,8 +206,9 @@ pub struct TrainConfig {
     /// `false` the need reads the n-grams' part only: the structural features describe a prompt's
     /// form, which differs from task to task, and their weights can place a mix of new tasks against
     /// each other as the training tasks were placed; on the development protocols that helped a
-    /// mix of unseen tasks, while GSM8K → MMLU lost 6.6 points with it (`docs/learned-routing.md`,
-    /// "A need without the structural features"). Training and the trusted part of a prediction read
+    /// mix of unseen tasks, while the reported GSM8K → MMLU protocol lost 6.6 points with it, which
+    /// is why the default reads the structure: a choice made after seeing reported rows
+    /// (`docs/learned-routing.md`, "A need without the structural features"). Training and the trusted part of a prediction read
     /// every feature either way. A serialized configuration without the field reads as `true`.
     #[serde(default = "yes", skip_serializing_if = "is_true")]
     pub need_reads_structure: bool,
