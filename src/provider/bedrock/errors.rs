@@ -7,7 +7,7 @@ use reqwest::header::HeaderMap;
 
 use super::credentials::Credentials;
 use crate::error::{Error, ErrorKind};
-use crate::provider::http::{CallContext, ProviderError, Secret, retry_after};
+use crate::provider::http::{CallContext, ProviderError, Secret, quotes_key, retry_after, status_error};
 
 /// The exception name without the namespace (`com.amazon.coral.service#ExpiredTokenException`) or
 /// the URL Bedrock appends in its header (`ValidationException:http://internal.amazon.com/...`).
@@ -66,16 +66,9 @@ fn kind_of(kind: &str, pe: &ProviderError) -> Option<ErrorKind> {
     })
 }
 
-/// Whether `text` holds any 8 characters of a secret (or a short secret whole).
+/// Whether `text` holds any 8 characters of one of `secrets` (or a short one whole).
 fn quotes_secret(text: &str, secrets: &[&Secret]) -> bool {
-    secrets.iter().map(|s| s.expose()).filter(|s| !s.is_empty()).any(|s| {
-        let b = s.as_bytes();
-        if b.len() < 8 {
-            text.contains(s)
-        } else {
-            b.windows(8).any(|w| std::str::from_utf8(w).is_ok_and(|w| text.contains(w)))
-        }
-    })
+    secrets.iter().any(|&s| quotes_key(text, Some(s)))
 }
 
 /// An error of `kind` for the exception `type_name`, with `detail` appended; `model` is the model's
@@ -110,21 +103,28 @@ fn build(
 }
 
 /// Maps an error response by its exception type; `None` (an unknown type, or none) leaves it to the
-/// shared mapping by status.
+/// shared mapping by status, unless the body quotes a credential: the shared mapping checks
+/// messages against an API key only, so such a body is mapped by its status alone, unread.
 pub(super) fn http_error(
     name: &str,
+    status: u16,
     headers: &HeaderMap,
     body: &[u8],
     cx: &CallContext<'_>,
     credentials: &Credentials,
 ) -> Option<Error> {
     let (kind, message) = read(headers, body);
-    let type_name = kind?;
     let secrets: Vec<&Secret> = credentials.secrets().collect();
+    // The shared mapping by status, for a body it may read only when no credential is in it.
+    let by_status = || {
+        let quoted = quotes_secret(&String::from_utf8_lossy(body), &secrets);
+        quoted.then(|| status_error(name, status, headers, &[], cx, None, false))
+    };
+    let Some(type_name) = kind else { return by_status() };
     // A message that quotes a credential is dropped before anything reads it.
     let message = message.filter(|m| !quotes_secret(m, &secrets));
     let pe = ProviderError { kind: Some(type_name.clone()), message, ..ProviderError::default() };
-    let kind = kind_of(&type_name, &pe)?;
+    let Some(kind) = kind_of(&type_name, &pe) else { return by_status() };
     // Auth messages can quote the canonical request (and a session token in it): never shown.
     let detail = pe.detail(Some(cx), Some(&credentials.secret_access_key), kind != ErrorKind::Auth);
     Some(build(name, kind, &type_name, &detail, retry_after(headers), Some(cx.model.api_name())))
@@ -160,7 +160,27 @@ mod tests {
         let cx = CallContext { model: &model, request: &request };
         let credentials =
             Credentials::new("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", Some("TOKEN-abcdefgh"));
-        http_error("bedrock", &headers, body.as_bytes(), &cx, &credentials)
+        http_error("bedrock", 400, &headers, body.as_bytes(), &cx, &credentials)
+    }
+
+    #[test]
+    fn a_body_of_unknown_type_that_quotes_a_credential_is_mapped_by_status_unread() {
+        // A known-looking body without a type, and one of a type this adapter does not know.
+        for (header, body) in [
+            (None, r#"{"message": "bad request signed with AKIDEXAMPLE"}"#),
+            (Some("SomeNewException"), r#"{"message": "token TOKEN-abcdefgh expired"}"#),
+            (Some("SomeNewException"), r#"{"detail": "key wJalrXUtnFEMI/K7MDENG"}"#),
+        ] {
+            let e = map(header, body).expect("mapped here, not left to the shared mapping");
+            let text = format!("{e} {e:?}");
+            for secret in ["AKIDEXAMPLE", "TOKEN-abcdefgh", "wJalrXUt"] {
+                assert!(!text.contains(secret), "{text}");
+            }
+            assert_eq!(e.kind(), ErrorKind::BadRequest, "{text}");
+        }
+        // Without a credential in it, an unknown type is still left to the shared mapping.
+        assert!(map(Some("SomeNewException"), r#"{"message": "something odd"}"#).is_none());
+        assert!(map(None, r#"{"message": "something odd"}"#).is_none());
     }
 
     #[test]

@@ -357,7 +357,8 @@ impl Provider for Bedrock {
         let cx = CallContext { model, request };
         let (url, body, headers) = self.prepare(model, request, false)?;
         let name = self.name();
-        let map = |_: u16, h: &HeaderMap, b: &[u8]| errors::http_error(name, h, b, &cx, &self.inner.credentials);
+        let map =
+            |status: u16, h: &HeaderMap, b: &[u8]| errors::http_error(name, status, h, b, &cx, &self.inner.credentials);
         let transport = &self.inner.transport;
         let (mut response, deadlines) = transport.post_with(url, body, false, headers, &cx, &map).await?;
         let bytes = transport.read_json_body(&mut response, &deadlines).await?;
@@ -368,7 +369,8 @@ impl Provider for Bedrock {
         let cx = CallContext { model, request };
         let (url, body, headers) = self.prepare(model, request, true)?;
         let name = self.name();
-        let map = |_: u16, h: &HeaderMap, b: &[u8]| errors::http_error(name, h, b, &cx, &self.inner.credentials);
+        let map =
+            |status: u16, h: &HeaderMap, b: &[u8]| errors::http_error(name, status, h, b, &cx, &self.inner.credentials);
         let transport = &self.inner.transport;
         let (response, deadlines) = transport.post_with(url, body, true, headers, &cx, &map).await?;
         let framing = eventstream::Decoder::new(self.inner.max_event_bytes);

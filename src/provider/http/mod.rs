@@ -21,11 +21,13 @@ pub(crate) use self::builder::redact_url;
 pub(crate) use self::builder::{CommonBuilder, KeyHeader, Secret, transport_setters};
 #[cfg(any(feature = "openai", feature = "anthropic", feature = "gemini"))]
 pub(crate) use self::errors::reported_error;
-#[cfg(feature = "openai")]
+#[cfg(any(feature = "openai", feature = "bedrock"))]
 pub(crate) use self::errors::status_error;
 pub(crate) use self::errors::{ProviderError, json_error};
 #[cfg(feature = "bedrock")]
 pub(crate) use self::retry_after::retry_after;
+#[cfg(feature = "bedrock")]
+pub(crate) use self::sanitize::quotes_key;
 #[cfg(feature = "bedrock")]
 pub(crate) use self::stream::Framing;
 pub(crate) use self::stream::SseDecoder;
