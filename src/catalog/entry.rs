@@ -89,7 +89,7 @@ impl TryFrom<ModelEntry> for ModelProfile {
             Some(ability) => p.ability = ability,
             // The table's ability follows the final api name or id, as `Catalog::new` fills it.
             None if e.known.is_some() => {
-                p.ability = Ability::known(p.api_name()).or_else(|| Ability::known(p.id.as_str())).unwrap_or_default();
+                p.ability = p.known_ability().unwrap_or_default();
             }
             None => {}
         }

@@ -9,7 +9,7 @@
 //! of this table.
 
 use super::known::{Source, normalize, strip_suffix};
-use super::{Ability, LongContextPricing, ModelProfile, Pricing};
+use super::{LongContextPricing, ModelProfile, Pricing};
 use crate::error::{Error, Result};
 use crate::types::Capabilities;
 
@@ -559,7 +559,7 @@ pub(crate) fn profile(name: &str) -> Result<ModelProfile> {
         .with_pricing(row.pricing())
         .with_context(row.context_window, row.max_output_tokens)
         .with_capabilities(row.capabilities);
-    if let Some(ability) = Ability::known(profile.api_name()).or_else(|| Ability::known(name)) {
+    if let Some(ability) = profile.known_ability() {
         profile.ability = ability;
     }
     Ok(profile)
@@ -632,8 +632,10 @@ mod tests {
         // must be filled the same way after a round trip.
         for r in TABLE {
             let p = profile(r.name).unwrap();
-            let again = Ability::known(p.api_name()).or_else(|| Ability::known(p.id.as_str()));
-            assert_eq!(p.ability.known_as(), again.and_then(|a| a.known_as()), "`{}`", r.name);
+            let mut bare = p.clone();
+            bare.ability = crate::catalog::Ability::default();
+            let catalog = crate::catalog::Catalog::new([bare]).unwrap();
+            assert_eq!(p.ability.known_as(), catalog.model(0).ability.known_as(), "`{}`", r.name);
         }
         assert_eq!(profile("gpt-4o-mini").unwrap().ability.known_as(), Some("gpt-4o-mini"));
         assert_eq!(profile("deepseek-reasoner").unwrap().ability.known_as(), Some("deepseek-r1"));

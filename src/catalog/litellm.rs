@@ -62,6 +62,8 @@ pub fn from_litellm_json(text: &str) -> Result<Vec<ModelProfile>> {
             models.push(profile);
         }
     }
+    // Sorted here, whatever order the JSON map keeps its keys in.
+    models.sort_by(|a, b| a.id.as_str().cmp(b.id.as_str()));
     Ok(models)
 }
 
@@ -128,12 +130,13 @@ fn profile(name: &str, entry: &Map<String, Value>) -> Option<ModelProfile> {
     Some(profile)
 }
 
-/// The tier of the first `input_cost_per_token_above_{N}k_tokens` key, in the file's order.
+/// The tier of the `input_cost_per_token_above_{N}k_tokens` key with the lowest `N` (the first
+/// price step; a profile holds one tier).
 fn long_context(entry: &Map<String, Value>, input: f64, output: f64) -> Option<LongContextPricing> {
     if input <= 0.0 {
         return None;
     }
-    entry.iter().find_map(|(key, value)| {
+    let tiers = entry.iter().filter_map(|(key, value)| {
         let thousands: u32 = key.strip_prefix("input_cost_per_token_above_")?.strip_suffix("k_tokens")?.parse().ok()?;
         let above_input = value.as_f64()?;
         let above_output = number(entry, &format!("output_cost_per_token_above_{thousands}k_tokens"));
@@ -141,6 +144,34 @@ fn long_context(entry: &Map<String, Value>, input: f64, output: f64) -> Option<L
             Some(o) if output > 0.0 => o / output,
             _ => 1.0,
         };
-        Some(LongContextPricing::new(thousands.checked_mul(1000)?, above_input / input, output_multiplier))
-    })
+        Some((thousands, LongContextPricing::new(thousands.checked_mul(1000)?, above_input / input, output_multiplier)))
+    });
+    tiers.min_by_key(|(thousands, _)| *thousands).map(|(_, tier)| tier)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_lowest_tier_is_kept_and_profiles_come_sorted_whatever_the_key_order() {
+        let file = r#"{
+          "zeta": { "litellm_provider": "openai", "mode": "chat",
+            "max_input_tokens": 1000000, "max_output_tokens": 8192,
+            "input_cost_per_token": 1e-06, "output_cost_per_token": 2e-06,
+            "input_cost_per_token_above_1000k_tokens": 4e-06,
+            "input_cost_per_token_above_200k_tokens": 2e-06,
+            "output_cost_per_token_above_200k_tokens": 3e-06 },
+          "alpha": { "litellm_provider": "openai", "mode": "chat",
+            "max_input_tokens": 128000, "max_output_tokens": 8192,
+            "input_cost_per_token": 1e-06, "output_cost_per_token": 2e-06 }
+        }"#;
+        let models = from_litellm_json(file).unwrap();
+        let ids: Vec<&str> = models.iter().map(|m| m.id.as_str()).collect();
+        assert_eq!(ids, ["alpha", "zeta"]);
+        let tier = models[1].pricing.long_context.as_ref().unwrap();
+        assert_eq!(tier.above_input_tokens, 200_000);
+        assert!((tier.input_multiplier - 2.0).abs() < 1e-9 && (tier.output_multiplier - 1.5).abs() < 1e-9);
+        assert!(models[0].pricing.long_context.is_none());
+    }
 }

@@ -293,6 +293,12 @@ pub struct ModelProfile {
 }
 
 impl ModelProfile {
+    /// The known-models table's ability for this model's `api_name`, or else for its id
+    /// ([`Ability::known`]): what a profile without an ability of its own takes.
+    pub(crate) fn known_ability(&self) -> Option<Ability> {
+        Ability::known(self.api_name()).or_else(|| Ability::known(self.id.as_str()))
+    }
+
     /// A model served by `provider`, with zero prices, a 128k window, 4k output, streaming as its only
     /// capability and ability 0: set the real values with the `with_*` setters. (In a config file,
     /// `capabilities` defaults to none: list `"streaming"` there.)
@@ -498,7 +504,7 @@ impl Catalog {
     pub fn new(models: impl IntoIterator<Item = ModelProfile>) -> Result<Self> {
         let mut models: Vec<ModelProfile> = models.into_iter().collect();
         for m in models.iter_mut().filter(|m| m.ability.is_unset()) {
-            if let Some(ability) = Ability::known(m.api_name()).or_else(|| Ability::known(m.id.as_str())) {
+            if let Some(ability) = m.known_ability() {
                 m.ability = ability;
             }
         }

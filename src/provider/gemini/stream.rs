@@ -22,7 +22,7 @@ pub(crate) struct ChunkDecoder {
 }
 
 enum Finish {
-    Reason(Option<String>),
+    Reason(String),
     Blocked,
 }
 
@@ -57,7 +57,7 @@ impl SseDecoder for ChunkDecoder {
                     }
                 }
                 if let Some(reason) = candidate.finish_reason {
-                    self.finish = Some(Finish::Reason(Some(reason)));
+                    self.finish = Some(Finish::Reason(reason));
                 }
             }
             None => {
@@ -77,7 +77,7 @@ impl SseDecoder for ChunkDecoder {
         let reason = match self.finish.take() {
             None => return false,
             Some(Finish::Blocked) => FinishReason::ContentFilter,
-            Some(Finish::Reason(reason)) => finish_reason(reason.as_deref(), self.calls > 0),
+            Some(Finish::Reason(reason)) => finish_reason(Some(&reason), self.calls > 0),
         };
         if let Some(usage) = self.usage.take() {
             out.push_back(Ok(StreamEvent::Usage(usage.to_usage())));
