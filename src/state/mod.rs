@@ -25,6 +25,9 @@ mod memory;
 pub mod redis;
 mod window;
 
+#[cfg(feature = "bedrock")]
+pub(crate) use self::window::civil_from_days;
+
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;

@@ -12,6 +12,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use ring::{digest, hmac};
 
 use super::credentials::Credentials;
+use crate::state::civil_from_days;
 
 /// The signing algorithm, first in the `Authorization` header and the string to sign.
 const ALGORITHM: &str = "AWS4-HMAC-SHA256";
@@ -38,20 +39,6 @@ impl AmzTime {
     pub(crate) fn now() -> Self {
         Self::from_unix(SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()))
     }
-}
-
-/// The proleptic Gregorian date of a day count since 1970-01-01 (Howard Hinnant's `civil_from_days`).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
 }
 
 /// Lower-case hexadecimal.
