@@ -7,7 +7,6 @@ use serde::ser::SerializeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use crate::classify::{HeuristicCounter, TokenCounter};
 use crate::completion::{Completion, FinishReason, Usage};
 use crate::error::{Error, ErrorKind, Result};
 use crate::provider::http::{self, ProviderError, null_default};
@@ -556,11 +555,7 @@ pub(super) fn finish_reason(reason: Option<&str>, called_tools: bool) -> FinishR
 
 /// The error object of a response, mapped by its status.
 pub(super) fn reported(name: &str, error: &serde_json::Value) -> Error {
-    let pe = match error {
-        serde_json::Value::String(m) => ProviderError { message: Some(m.clone()), ..ProviderError::default() },
-        other => ProviderError::from_object(other),
-    };
-    http::reported_error(name, &pe)
+    http::reported_error(name, &ProviderError::from_value(error))
 }
 
 pub(crate) fn decode_response(name: &str, body: &[u8], request: &Request) -> Result<Completion> {
@@ -590,13 +585,7 @@ pub(crate) fn decode_response(name: &str, body: &[u8], request: &Request) -> Res
     };
     let usage = match wire.usage_metadata {
         Some(u) => u.to_usage(),
-        None => {
-            // Priced from estimates rather than not at all.
-            let counter = HeuristicCounter::default();
-            let input = counter.count_request(request).unwrap_or(0);
-            let output = counter.count(&content).unwrap_or(0);
-            Usage::new(u32::try_from(input).unwrap_or(u32::MAX), u32::try_from(output).unwrap_or(u32::MAX))
-        }
+        None => http::estimated_usage(request, &content),
     };
     let mut response = Completion::new(content, finish, usage);
     for call in calls {

@@ -35,9 +35,16 @@ impl ProviderError {
     pub(crate) fn from_body(body: &[u8]) -> Self {
         let Ok(value) = serde_json::from_slice::<serde_json::Value>(body) else { return Self::default() };
         match value.get("error") {
-            Some(serde_json::Value::String(message)) => Self { message: Some(message.clone()), ..Self::default() },
-            Some(obj @ serde_json::Value::Object(_)) => Self::from_object(obj),
+            Some(error @ (serde_json::Value::String(_) | serde_json::Value::Object(_))) => Self::from_value(error),
             _ => Self::from_object(&value),
+        }
+    }
+
+    /// Reads an `error` value: a bare message, or an error object ([`from_object`](Self::from_object)).
+    pub(crate) fn from_value(error: &serde_json::Value) -> Self {
+        match error {
+            serde_json::Value::String(message) => Self { message: Some(message.clone()), ..Self::default() },
+            other => Self::from_object(other),
         }
     }
 

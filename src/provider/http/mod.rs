@@ -51,6 +51,17 @@ pub(crate) fn tokens(n: Option<u64>) -> u32 {
     n.map_or(0, |n| u32::try_from(n).unwrap_or(u32::MAX))
 }
 
+/// The usage of an answer whose provider reported none, estimated with the heuristic counter, so
+/// that the call is priced from estimates rather than not at all.
+#[cfg(any(feature = "openai", feature = "gemini"))]
+pub(crate) fn estimated_usage(request: &crate::request::Request, output: &str) -> crate::completion::Usage {
+    use crate::classify::{HeuristicCounter, TokenCounter};
+    let counter = HeuristicCounter::default();
+    let input = counter.count_request(request).unwrap_or(0);
+    let output = counter.count(output).unwrap_or(0);
+    crate::completion::Usage::new(u32::try_from(input).unwrap_or(u32::MAX), u32::try_from(output).unwrap_or(u32::MAX))
+}
+
 /// Parses JSON text given by the caller (a tool schema, tool-call arguments) without copying it.
 /// Blank text stands for `default`.
 pub(crate) fn raw_json<'a>(

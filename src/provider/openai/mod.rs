@@ -31,7 +31,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use crate::catalog::ModelProfile;
-use crate::classify::{HeuristicCounter, TokenCounter};
 use crate::completion::{Completion, EventStream, FinishReason, StreamEvent, Usage};
 use crate::error::{Error, Result};
 use crate::provider::Provider;
@@ -593,14 +592,6 @@ impl WireUsage {
     }
 }
 
-/// An `error` value: an object with a type, code and message, or a bare message.
-fn provider_error(error: &serde_json::Value) -> ProviderError {
-    match error {
-        serde_json::Value::String(m) => ProviderError { message: Some(m.clone()), ..ProviderError::default() },
-        obj => ProviderError::from_object(obj),
-    }
-}
-
 fn finish_reason(reason: Option<&str>) -> FinishReason {
     match reason {
         Some("stop") => FinishReason::Stop,
@@ -616,7 +607,7 @@ fn finish_reason(reason: Option<&str>) -> FinishReason {
 pub(super) fn decode_response(name: &str, body: &[u8], request: &Request) -> Result<Completion> {
     let wire: ChatResponse = serde_json::from_slice(body).map_err(|e| http::json_error(name, "an answer", &e))?;
     if let Some(error) = wire.error.filter(|e| !e.is_null()) {
-        return Err(http::reported_error(name, &provider_error(&error)));
+        return Err(http::reported_error(name, &ProviderError::from_value(&error)));
     }
     let Some(choice) = wire.choices.into_iter().next() else {
         return Err(Error::decode(format!("provider `{name}` answered with no choices")));
@@ -630,12 +621,7 @@ pub(super) fn decode_response(name: &str, body: &[u8], request: &Request) -> Res
     }
     let usage = match wire.usage {
         Some(u) => u.to_usage(),
-        None => {
-            let counter = HeuristicCounter::default();
-            let input = counter.count_request(request).unwrap_or(0);
-            let output = counter.count(&content).unwrap_or(0);
-            Usage::new(u32::try_from(input).unwrap_or(u32::MAX), u32::try_from(output).unwrap_or(u32::MAX))
-        }
+        None => http::estimated_usage(request, &content),
     };
     let mut response = Completion::new(content, finish_reason(choice.finish_reason.as_deref()), usage);
     for (i, call) in message.tool_calls.into_iter().enumerate() {
@@ -784,7 +770,7 @@ impl SseDecoder for ChunkDecoder {
         let chunk: Chunk =
             serde_json::from_str(data).map_err(|e| http::json_error(&self.name, "a stream chunk", &e))?;
         if let Some(error) = chunk.error.filter(|e| !e.is_null()) {
-            return Err(http::reported_error(&self.name, &provider_error(&error)));
+            return Err(http::reported_error(&self.name, &ProviderError::from_value(&error)));
         }
         for choice in chunk.choices.into_iter().filter(|c| c.index.unwrap_or(0) == 0) {
             if let Some(delta) = choice.delta {
