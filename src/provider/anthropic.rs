@@ -439,10 +439,12 @@ impl WireUsage {
     /// Anthropic's `input_tokens` excludes cache reads and writes; ours includes both (see the module
     /// docs).
     fn to_usage(self) -> Usage {
-        let read = http::tokens(self.cache_read_input_tokens);
-        let written = http::tokens(self.cache_creation_input_tokens);
-        let input = http::tokens(self.input_tokens).saturating_add(read).saturating_add(written);
-        Usage::new(input, http::tokens(self.output_tokens)).with_cached_input(read)
+        http::usage_with_cache(
+            self.input_tokens,
+            self.output_tokens,
+            self.cache_read_input_tokens,
+            self.cache_creation_input_tokens,
+        )
     }
 }
 
@@ -453,13 +455,6 @@ fn finish_reason(reason: Option<&str>) -> FinishReason {
         Some("tool_use") => FinishReason::ToolCalls,
         Some("refusal") => FinishReason::ContentFilter,
         _ => FinishReason::Other,
-    }
-}
-
-fn input_text(input: Option<serde_json::Value>) -> String {
-    match input {
-        None | Some(serde_json::Value::Null) => "{}".to_owned(),
-        Some(v) => v.to_string(),
     }
 }
 
@@ -476,7 +471,7 @@ pub(super) fn decode_response(name: &str, body: &[u8]) -> Result<Completion> {
             "tool_use" => calls.push(ToolCall::new(
                 block.id.unwrap_or_else(|| format!("toolu_{i}")),
                 block.name.unwrap_or_default(),
-                input_text(block.input),
+                http::tool_input_text(block.input),
             )),
             // Thinking, redacted thinking and server-tool blocks are not part of the answer text.
             _ => {}

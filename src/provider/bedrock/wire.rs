@@ -375,10 +375,12 @@ impl UsageIn {
     /// Converse's `inputTokens` excludes the tokens read from and written to the prompt cache;
     /// [`Usage::input_tokens`] counts every input token.
     pub(super) fn to_usage(self) -> Usage {
-        let read = http::tokens(self.cache_read_input_tokens);
-        let written = http::tokens(self.cache_write_input_tokens);
-        let input = http::tokens(self.input_tokens).saturating_add(read).saturating_add(written);
-        Usage::new(input, http::tokens(self.output_tokens)).with_cached_input(read)
+        http::usage_with_cache(
+            self.input_tokens,
+            self.output_tokens,
+            self.cache_read_input_tokens,
+            self.cache_write_input_tokens,
+        )
     }
 }
 
@@ -389,14 +391,6 @@ pub(super) fn finish_reason(reason: Option<&str>) -> FinishReason {
         Some("tool_use") => FinishReason::ToolCalls,
         Some("guardrail_intervened" | "content_filtered") => FinishReason::ContentFilter,
         _ => FinishReason::Other,
-    }
-}
-
-/// A tool call's arguments as JSON text (`{}` for none).
-pub(super) fn input_text(input: Option<serde_json::Value>) -> String {
-    match input {
-        None | Some(serde_json::Value::Null) => "{}".to_owned(),
-        Some(v) => v.to_string(),
     }
 }
 
@@ -418,7 +412,7 @@ pub(crate) fn decode_response(name: &str, body: &[u8]) -> Result<Completion> {
             calls.push(ToolCall::new(
                 tool.tool_use_id.unwrap_or_else(|| format!("tooluse_{i}")),
                 tool.name.unwrap_or_default(),
-                input_text(tool.input),
+                http::tool_input_text(tool.input),
             ));
         }
         // Reasoning, citations, guard content and other blocks are not answer text.

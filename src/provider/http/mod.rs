@@ -62,6 +62,30 @@ pub(crate) fn estimated_usage(request: &crate::request::Request, output: &str) -
     crate::completion::Usage::new(u32::try_from(input).unwrap_or(u32::MAX), u32::try_from(output).unwrap_or(u32::MAX))
 }
 
+/// The usage of a provider whose input count leaves out the tokens read from and written to the
+/// prompt cache (Anthropic, Bedrock's Converse); [`Usage::input_tokens`](crate::completion::Usage::input_tokens)
+/// counts every input token.
+#[cfg(any(feature = "anthropic", feature = "bedrock"))]
+pub(crate) fn usage_with_cache(
+    input: Option<u64>,
+    output: Option<u64>,
+    read: Option<u64>,
+    written: Option<u64>,
+) -> crate::completion::Usage {
+    let (read, written) = (tokens(read), tokens(written));
+    let input = tokens(input).saturating_add(read).saturating_add(written);
+    crate::completion::Usage::new(input, tokens(output)).with_cached_input(read)
+}
+
+/// A tool call's arguments as JSON text (`{}` for none).
+#[cfg(any(feature = "anthropic", feature = "bedrock"))]
+pub(crate) fn tool_input_text(input: Option<serde_json::Value>) -> String {
+    match input {
+        None | Some(serde_json::Value::Null) => "{}".to_owned(),
+        Some(v) => v.to_string(),
+    }
+}
+
 /// Parses JSON text given by the caller (a tool schema, tool-call arguments) without copying it.
 /// Blank text stands for `default`.
 pub(crate) fn raw_json<'a>(
