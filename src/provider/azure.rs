@@ -158,13 +158,11 @@ impl AzureOpenAi {
         if deployment.is_empty() {
             return Err(Error::new(ErrorKind::BadRequest, "the model's `api_name` (the deployment) is empty"));
         }
-        let mut url = self.inner.transport.endpoint().clone();
-        if !self.inner.v1 {
-            url.path_segments_mut()
-                .map_err(|_| Error::config(format!("provider `{}` has no URL path to extend", self.name())))?
-                .pop_if_empty()
-                .extend(["deployments", deployment, "chat", "completions"]);
-        }
+        let mut url = if self.inner.v1 {
+            self.inner.transport.endpoint().clone()
+        } else {
+            self.inner.transport.endpoint_with(&["deployments", deployment, "chat", "completions"])?
+        };
         if let Some(version) = &self.inner.api_version {
             url.query_pairs_mut().append_pair("api-version", version);
         }

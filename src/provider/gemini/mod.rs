@@ -154,12 +154,7 @@ impl Gemini {
             return Err(Error::new(ErrorKind::BadRequest, "the model's `api_name` is empty"));
         }
         let method = if stream { "streamGenerateContent" } else { "generateContent" };
-        let mut url = self.inner.transport.endpoint().clone();
-        url.path_segments_mut()
-            .map_err(|_| Error::config(format!("provider `{}` has no URL path to extend", self.name())))?
-            .pop_if_empty()
-            .push("models")
-            .push(&format!("{name}:{method}"));
+        let mut url = self.inner.transport.endpoint_with(&["models", &format!("{name}:{method}")])?;
         if stream {
             url.query_pairs_mut().append_pair("alt", "sse");
         }

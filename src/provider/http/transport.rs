@@ -90,11 +90,23 @@ impl Transport {
 
     /// The endpoint built from the base URL (adapters whose URL names the model extend it per call).
     #[cfg_attr(
-        not(any(feature = "gemini", feature = "azure", feature = "bedrock")),
-        allow(dead_code, reason = "only the Gemini, Azure and Bedrock adapters build URLs per call")
+        not(any(feature = "azure", feature = "bedrock")),
+        allow(dead_code, reason = "only the Azure and Bedrock adapters read the endpoint whole")
     )]
     pub(crate) fn endpoint(&self) -> &reqwest::Url {
         &self.endpoint
+    }
+
+    /// The endpoint with `segments` appended to its path (each percent-encoded as a segment).
+    #[cfg(any(feature = "gemini", feature = "azure"))]
+    pub(crate) fn endpoint_with(&self, segments: &[&str]) -> Result<reqwest::Url> {
+        let mut url = self.endpoint.clone();
+        // The builder accepts http(s) URLs with a host only, which always have a path to extend.
+        url.path_segments_mut()
+            .map_err(|()| Error::config(format!("provider `{}` has no URL path to extend", self.name)))?
+            .pop_if_empty()
+            .extend(segments);
+        Ok(url)
     }
 
     /// POSTs a JSON body and returns the successful response, or the error its status maps to.
