@@ -282,19 +282,7 @@ impl AzureOpenAiBuilder {
         if self.api_version.as_deref().is_some_and(|v| v.trim().is_empty()) {
             return Err(Error::config(format!("provider `{name}`: the `api-version` is empty")));
         }
-        match (self.api_key.take(), self.bearer_token.take()) {
-            (Some(_), Some(_)) => {
-                return Err(Error::config(format!(
-                    "provider `{name}`: set either an API key or a bearer token, not both"
-                )));
-            }
-            (Some(key), None) => self.common.api_key = Some(key),
-            (None, Some(token)) => {
-                self.common.api_key = Some(token);
-                self.common.key_header = KeyHeader::Bearer;
-            }
-            (None, None) => {}
-        }
+        self.common.key_or_token(self.api_key.take(), self.bearer_token.take())?;
         self.common.content_filter_errors = true;
         let path = if self.v1 { "/openai/v1/chat/completions" } else { "/openai" };
         let api_version = match (self.v1, self.api_version) {

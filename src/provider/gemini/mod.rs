@@ -276,20 +276,7 @@ impl GeminiBuilder {
         if let Some(url) = self.base_url.take() {
             self.common.base_url = url;
         }
-        match (self.api_key.take(), self.bearer_token.take()) {
-            (Some(_), Some(_)) => {
-                return Err(Error::config(format!(
-                    "provider `{}`: set either an API key or a bearer token, not both",
-                    self.common.name
-                )));
-            }
-            (Some(key), None) => self.common.api_key = Some(key),
-            (None, Some(token)) => {
-                self.common.api_key = Some(token);
-                self.common.key_header = KeyHeader::Bearer;
-            }
-            (None, None) => {}
-        }
+        self.common.key_or_token(self.api_key.take(), self.bearer_token.take())?;
         let vertex = self.vertex.is_some();
         let transport = self.common.build(&path)?;
         Ok(Gemini { inner: Arc::new(Inner { transport, vertex, openapi_schemas: self.openapi_schemas }) })

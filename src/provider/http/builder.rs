@@ -97,6 +97,29 @@ impl fmt::Debug for CommonBuilder {
 }
 
 impl CommonBuilder {
+    /// Takes an API key or a bearer token (sent as `Authorization: Bearer`), whichever was given.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Config`](crate::ErrorKind::Config) when both were.
+    #[cfg(any(feature = "gemini", feature = "azure"))]
+    pub(crate) fn key_or_token(&mut self, key: Option<Secret>, token: Option<Secret>) -> Result<()> {
+        match (key, token) {
+            (Some(_), Some(_)) => {
+                return Err(Error::config(format!(
+                    "provider `{}`: set either an API key or a bearer token, not both",
+                    self.name
+                )));
+            }
+            (Some(key), None) => self.api_key = Some(key),
+            (None, Some(token)) => {
+                self.api_key = Some(token);
+                self.key_header = KeyHeader::Bearer;
+            }
+            (None, None) => {}
+        }
+        Ok(())
+    }
+
     pub(crate) fn new(name: String, base_url: &str, key_header: KeyHeader) -> Self {
         Self {
             name,
