@@ -296,14 +296,20 @@ pub(super) fn strip_suffix(name: &str) -> Option<&str> {
 /// removing trailing snapshot markers one at a time.
 pub(crate) fn lookup(name: &str) -> Option<&'static Known> {
     let find = |n: &str| TABLE.iter().find(|k| normalize(k.name) == n || k.aliases.iter().any(|a| normalize(a) == n));
+    find_stripped(name, |candidate, _| find(candidate))
+}
+
+/// The first `find` hit for the normalized `name`, else for it with trailing snapshot markers
+/// removed one at a time; `find` also learns whether it sees `name` whole (nothing removed).
+pub(super) fn find_stripped<T>(name: &str, find: impl Fn(&str, bool) -> Option<T>) -> Option<T> {
     let normalized = normalize(name);
     let mut candidate = normalized.as_str();
     loop {
         if candidate.is_empty() {
             return None;
         }
-        if let Some(k) = find(candidate) {
-            return Some(k);
+        if let Some(hit) = find(candidate, candidate == normalized) {
+            return Some(hit);
         }
         candidate = strip_suffix(candidate)?;
     }

@@ -8,7 +8,7 @@
 //! known_models -- --from FILE` turns a price file in LiteLLM's format into catalog entries or rows
 //! of this table.
 
-use super::known::{Source, normalize, strip_suffix};
+use super::known::{Source, find_stripped, normalize, strip_suffix};
 use super::{LongContextPricing, ModelProfile, Pricing};
 use crate::error::{Error, Result};
 use crate::types::Capabilities;
@@ -481,19 +481,11 @@ pub(crate) struct Found {
 /// The row for `name`: an exact (normalized) match of a name, API name or alias, else the same
 /// after removing trailing snapshot markers one at a time (as [`Ability::known`] matches).
 pub(crate) fn lookup(name: &str) -> Option<Found> {
-    let normalized = normalize(name);
-    let mut candidate = normalized.as_str();
-    loop {
-        if candidate.is_empty() {
-            return None;
-        }
-        if let Some(row) = TABLE.iter().find(|r| r.names().any(|n| normalize(n) == candidate)) {
-            let canonical =
-                candidate == normalized && (normalize(row.name) == normalized || normalize(row.api_name) == normalized);
-            return Some(Found { row, canonical });
-        }
-        candidate = strip_suffix(candidate)?;
-    }
+    find_stripped(name, |candidate, whole| {
+        let row = TABLE.iter().find(|r| r.names().any(|n| normalize(n) == candidate))?;
+        let canonical = whole && (normalize(row.name) == candidate || normalize(row.api_name) == candidate);
+        Some(Found { row, canonical })
+    })
 }
 
 /// Up to five rows whose names are closest to `name`: by edit distance between normalized names
