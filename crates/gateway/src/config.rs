@@ -216,23 +216,25 @@ fn router_part(text: &str) -> String {
     out
 }
 
-/// The bearer token an entry's `bearer_token_env` names, if it names one.
-fn bearer(p: &ProviderConfig, i: usize, env: &dyn Fn(&str) -> Option<String>) -> Result<Option<String>> {
-    let Some(var) = &p.bearer_token_env else { return Ok(None) };
-    env(var).map(Some).ok_or_else(|| {
-        config_error(format!("providers[{i}]: the environment variable `{var}` (bearer_token_env) is not set"))
-    })
+/// The value of the environment variable an entry's field (`field`) names, if it names one.
+fn from_env(
+    var: Option<&String>,
+    field: &str,
+    i: usize,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<String>> {
+    let Some(var) = var else { return Ok(None) };
+    env(var)
+        .map(Some)
+        .ok_or_else(|| config_error(format!("providers[{i}]: the environment variable `{var}` ({field}) is not set")))
 }
 
-/// An adapter's builder with an entry's base URL and timeouts set (the adapters' builders share
-/// these setters but no trait).
-macro_rules! with_transport {
+/// An adapter's builder with an entry's timeouts set (the adapters' builders share these setters
+/// but no trait).
+macro_rules! with_timeouts {
     ($builder:expr, $p:expr) => {{
         let ms = Duration::from_millis;
         let mut b = $builder;
-        if let Some(url) = &$p.base_url {
-            b = b.base_url(url.clone());
-        }
         if let Some(t) = $p.connect_timeout_ms {
             b = b.connect_timeout(ms(t));
         }
@@ -246,6 +248,24 @@ macro_rules! with_transport {
     }};
 }
 
+/// An adapter's builder with an entry's base URL and timeouts set.
+macro_rules! with_transport {
+    ($builder:expr, $p:expr) => {{
+        let mut b = $builder;
+        if let Some(url) = &$p.base_url {
+            b = b.base_url(url.clone());
+        }
+        with_timeouts!(b, $p)
+    }};
+}
+
+/// An adapter's builder, built, its error naming the entry.
+macro_rules! built {
+    ($builder:expr, $i:expr) => {
+        $builder.build().map_err(|e| config_error(format!("providers[{}]: {e}", $i)))?
+    };
+}
+
 /// An HTTP adapter with an entry's base URL, key and timeouts, built.
 macro_rules! http_adapter {
     ($builder:expr, $p:expr, $key:expr, $i:expr) => {{
@@ -253,7 +273,7 @@ macro_rules! http_adapter {
         if let Some(key) = $key {
             b = b.api_key(key);
         }
-        b.build().map_err(|e| config_error(format!("providers[{}]: {e}", $i)))?
+        built!(b, $i)
     }};
 }
 
@@ -355,12 +375,7 @@ impl GatewayConfig {
     pub fn router_builder(&self, env: &dyn Fn(&str) -> Option<String>) -> Result<RouterBuilder> {
         let mut builder = self.router.builder()?;
         for (i, p) in self.providers.iter().enumerate() {
-            let key = match &p.api_key_env {
-                Some(var) => Some(env(var).ok_or_else(|| {
-                    config_error(format!("providers[{i}]: the environment variable `{var}` (api_key_env) is not set"))
-                })?),
-                None => None,
-            };
+            let key = from_env(p.api_key_env.as_ref(), "api_key_env", i, env)?;
             builder = match p.kind {
                 ProviderKind::Openai => builder.provider(http_adapter!(OpenAi::builder(p.name.clone()), p, key, i)),
                 ProviderKind::Anthropic => {
@@ -377,7 +392,7 @@ impl GatewayConfig {
                             )));
                         }
                     }
-                    if let Some(token) = bearer(p, i, env)? {
+                    if let Some(token) = from_env(p.bearer_token_env.as_ref(), "bearer_token_env", i, env)? {
                         b = b.bearer_token(token);
                     }
                     builder.provider(http_adapter!(b, p, key, i))
@@ -388,17 +403,9 @@ impl GatewayConfig {
                             "providers[{i}]: a bedrock provider signs with AWS credentials: use access_key_id_env and secret_access_key_env, or AWS's own variables and files"
                         )));
                     }
-                    let var = |name: &Option<String>, field: &str| -> Result<Option<String>> {
-                        let Some(name) = name else { return Ok(None) };
-                        env(name).map(Some).ok_or_else(|| {
-                            config_error(format!(
-                                "providers[{i}]: the environment variable `{name}` ({field}) is not set"
-                            ))
-                        })
-                    };
-                    let id = var(&p.access_key_id_env, "access_key_id_env")?;
-                    let secret = var(&p.secret_access_key_env, "secret_access_key_env")?;
-                    let token = var(&p.session_token_env, "session_token_env")?;
+                    let id = from_env(p.access_key_id_env.as_ref(), "access_key_id_env", i, env)?;
+                    let secret = from_env(p.secret_access_key_env.as_ref(), "secret_access_key_env", i, env)?;
+                    let token = from_env(p.session_token_env.as_ref(), "session_token_env", i, env)?;
                     let mut b = match (id, secret) {
                         (Some(id), Some(secret)) => Bedrock::builder(p.name.clone()).credentials(id, secret),
                         (None, None) if token.is_none() => Bedrock::builder_from_env(p.name.clone()),
@@ -414,8 +421,7 @@ impl GatewayConfig {
                     if let Some(region) = &p.region {
                         b = b.region(region.clone());
                     }
-                    let b = with_transport!(b, p);
-                    builder.provider(b.build().map_err(|e| config_error(format!("providers[{i}]: {e}")))?)
+                    builder.provider(built!(with_transport!(b, p), i))
                 }
                 ProviderKind::Azure => {
                     let Some(endpoint) = &p.base_url else {
@@ -427,7 +433,7 @@ impl GatewayConfig {
                     if let Some(key) = key {
                         b = b.api_key(key);
                     }
-                    if let Some(token) = bearer(p, i, env)? {
+                    if let Some(token) = from_env(p.bearer_token_env.as_ref(), "bearer_token_env", i, env)? {
                         b = b.bearer_token(token);
                     }
                     if let Some(version) = &p.api_version {
@@ -436,17 +442,7 @@ impl GatewayConfig {
                     if p.v1 {
                         b = b.v1();
                     }
-                    let ms = Duration::from_millis;
-                    if let Some(t) = p.connect_timeout_ms {
-                        b = b.connect_timeout(ms(t));
-                    }
-                    if let Some(t) = p.first_byte_timeout_ms {
-                        b = b.first_byte_timeout(ms(t));
-                    }
-                    if let Some(t) = p.timeout_ms {
-                        b = b.timeout(ms(t));
-                    }
-                    builder.provider(b.build().map_err(|e| config_error(format!("providers[{i}]: {e}")))?)
+                    builder.provider(built!(with_timeouts!(b, p), i))
                 }
                 ProviderKind::Simulated => {
                     if p.base_url.is_some() || p.api_key_env.is_some() {
