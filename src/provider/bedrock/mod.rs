@@ -100,7 +100,6 @@ struct Inner {
     transport: Transport,
     region: String,
     credentials: Credentials,
-    max_event_bytes: usize,
 }
 
 impl fmt::Debug for Bedrock {
@@ -341,9 +340,8 @@ impl BedrockBuilder {
         }
         self.common.base_url =
             self.base_url.take().unwrap_or_else(|| format!("https://bedrock-runtime.{region}.amazonaws.com"));
-        let max_event_bytes = self.common.max_event_bytes;
         let transport = self.common.build("")?;
-        Ok(Bedrock { inner: Arc::new(Inner { transport, region, credentials, max_event_bytes }) })
+        Ok(Bedrock { inner: Arc::new(Inner { transport, region, credentials }) })
     }
 }
 
@@ -373,7 +371,7 @@ impl Provider for Bedrock {
             |status: u16, h: &HeaderMap, b: &[u8]| errors::http_error(name, status, h, b, &cx, &self.inner.credentials);
         let transport = &self.inner.transport;
         let (response, deadlines) = transport.post_with(url, body, true, headers, &cx, &map).await?;
-        let framing = eventstream::Decoder::new(self.inner.max_event_bytes);
+        let framing = eventstream::Decoder::new(self.inner.transport.max_event_bytes());
         let decoder = stream::EventDecoder::new(transport.name.clone());
         transport.framed_stream(response, deadlines, model.id.clone(), framing, decoder).await
     }

@@ -97,6 +97,12 @@ impl Transport {
         &self.endpoint
     }
 
+    /// The largest stream event this adapter accepts, in bytes.
+    #[cfg(feature = "bedrock")]
+    pub(crate) fn max_event_bytes(&self) -> usize {
+        self.max_event_bytes
+    }
+
     /// The endpoint with `segments` appended to its path (each percent-encoded as a segment).
     #[cfg(any(feature = "gemini", feature = "azure"))]
     pub(crate) fn endpoint_with(&self, segments: &[&str]) -> Result<reqwest::Url> {
