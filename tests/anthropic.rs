@@ -12,7 +12,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use support::{Piece, Reply, Server, assert_clean, collect, model, pieces, secret_request};
+use support::{Piece, Reply, Server, assert_clean, assert_status_errors, collect, model, pieces, secret_request};
 use switchyard::execute::retry::RetryPolicy;
 use switchyard::execute::{AttemptOutcome, AttemptReason};
 use switchyard::provider::anthropic::{Anthropic, AnthropicBuilder};
@@ -283,21 +283,7 @@ async fn every_error_status_maps_to_its_kind() {
             Some(Duration::from_secs(2)),
         ),
     ];
-    for (reply, kind, retry_after) in cases {
-        let status = reply.status;
-        let server = Server::always(reply).await;
-        let anthropic = adapter(&server);
-        for err in [
-            anthropic.complete(&model("anthropic", "claude-9"), &Request::new("hello")).await.unwrap_err(),
-            anthropic.stream(&model("anthropic", "claude-9"), &Request::new("hello")).await.err().unwrap(),
-        ] {
-            assert_eq!(err.kind(), kind, "{status}: {err}");
-            assert_eq!(err.status(), Some(status));
-            assert_eq!(err.retry_after(), retry_after, "{status}");
-            assert_eq!(err.is_retryable(), matches!(kind, ErrorKind::RateLimited | ErrorKind::Server));
-            assert_clean(&err, &[KEY]);
-        }
-    }
+    assert_status_errors(cases, adapter, &model("anthropic", "claude-9"), &[KEY]).await;
 }
 
 #[tokio::test]

@@ -16,7 +16,9 @@ mod support;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use support::{Piece, Reply, Server, assert_clean, collect, model, pieces, secret_request, streamed_text};
+use support::{
+    Piece, Reply, Server, assert_clean, assert_status_errors, collect, model, pieces, secret_request, streamed_text,
+};
 use switchyard::execute::retry::RetryPolicy;
 use switchyard::execute::{AttemptOutcome, AttemptReason};
 use switchyard::provider::gemini::{Gemini, GeminiBuilder};
@@ -490,21 +492,7 @@ async fn every_error_status_maps_to_its_kind() {
             None,
         ),
     ];
-    for (reply, kind, retry_after) in cases {
-        let status = reply.status;
-        let server = Server::always(reply).await;
-        let gemini = adapter(&server);
-        for err in [
-            gemini.complete(&model("gemini", "gemini-9"), &Request::new("hello")).await.unwrap_err(),
-            gemini.stream(&model("gemini", "gemini-9"), &Request::new("hello")).await.err().unwrap(),
-        ] {
-            assert_eq!(err.kind(), kind, "{status}: {err}");
-            assert_eq!(err.status(), Some(status));
-            assert_eq!(err.retry_after(), retry_after, "{status}: {err}");
-            assert_eq!(err.is_retryable(), matches!(kind, ErrorKind::RateLimited | ErrorKind::Server), "{status}");
-            assert_clean(&err, &[KEY]);
-        }
-    }
+    assert_status_errors(cases, adapter, &model("gemini", "gemini-9"), &[KEY]).await;
 }
 
 #[tokio::test]

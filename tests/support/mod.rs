@@ -219,6 +219,34 @@ pub(crate) fn assert_clean(err: &Error, secrets: &[&str]) {
 }
 
 /// A model profile of `provider` called `api` by the backend.
+/// For each `(reply, kind, retry_after)`: a server that always gives `reply`, and `adapter` over
+/// it called once for an answer and once for a stream; both errors must be of `kind`, carry the
+/// reply's status and `retry_after`, be retryable exactly for rate limits and server errors, and
+/// quote none of `secrets`.
+pub(crate) async fn assert_status_errors<P: switchyard::Provider>(
+    cases: Vec<(Reply, switchyard::ErrorKind, Option<Duration>)>,
+    adapter: impl Fn(&Server) -> P,
+    model: &ModelProfile,
+    secrets: &[&str],
+) {
+    use switchyard::ErrorKind;
+    for (reply, kind, retry_after) in cases {
+        let status = reply.status;
+        let server = Server::always(reply).await;
+        let provider = adapter(&server);
+        for err in [
+            provider.complete(model, &Request::new("hello")).await.unwrap_err(),
+            provider.stream(model, &Request::new("hello")).await.err().unwrap(),
+        ] {
+            assert_eq!(err.kind(), kind, "{status}: {err}");
+            assert_eq!(err.status(), Some(status));
+            assert_eq!(err.retry_after(), retry_after, "{status}: {err}");
+            assert_eq!(err.is_retryable(), matches!(kind, ErrorKind::RateLimited | ErrorKind::Server), "{status}");
+            assert_clean(&err, secrets);
+        }
+    }
+}
+
 pub(crate) fn model(provider: &str, api: &str) -> ModelProfile {
     ModelProfile::new("m", provider).with_api_name(api)
 }
