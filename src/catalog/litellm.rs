@@ -20,7 +20,7 @@ use crate::types::Capabilities;
 /// - prices are the per-token prices times 10⁶: `input_cost_per_token`,
 ///   `cache_read_input_token_cost`, `output_cost_per_token`, and a long-context tier from
 ///   `input_cost_per_token_above_{N}k_tokens` (and the output one) as multipliers of the base
-///   prices, above N × 1000 input tokens;
+///   prices, above N × 1000 input tokens (the lowest `N` when an entry has several);
 /// - capabilities are `supports_function_calling` (tools), `supports_vision`,
 ///   `supports_response_schema` (json), `supports_reasoning`, and streaming unless
 ///   `supports_native_streaming` is `false`.
