@@ -6,7 +6,8 @@
 //! multiplies them straight into the weights.
 //!
 //! Text is read as lower-cased bytes. Words are runs of ASCII letters and digits and of non-ASCII
-//! bytes, with every digit read as `0` (numbers differ between prompts of one kind). The last block
+//! bytes, with every digit read as `0` (numbers differ between prompts of one kind) unless
+//! [`FeatureConfig::digits`]. The last block
 //! is the text after the last blank line: few-shot prompts put their examples first and the real
 //! question last, and the shared examples would otherwise drown it. Character n-grams are read from
 //! the end of the last block only (at most [`FeatureConfig::char_window`] bytes), with runs of
@@ -75,11 +76,29 @@ pub struct FeatureConfig {
     /// bucket (the table is stored in the model file). Off, every occurrence weighs 1 (model files
     /// before version 4). Each namespace is scaled to unit length either way.
     pub tf_idf: bool,
+    /// Digits read as written, in word and character n-grams (`12` and `98` differ). Off (the
+    /// default), every digit reads as `0`: numbers differ between prompts of one kind. On the
+    /// development protocols it helped models trained on GSM8K and cost models trained on MMLU, so it
+    /// is opt-in (docs/learned-routing.md, "Digits as written"). Files without the field read `false`.
+    #[serde(skip_serializing_if = "is_false")]
+    pub digits: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 impl Default for FeatureConfig {
     fn default() -> Self {
-        Self { hash_bits: 14, word_ngrams: 2, char_ngram: 4, char_window: 128, word_window: 4096, tf_idf: true }
+        Self {
+            hash_bits: 14,
+            word_ngrams: 2,
+            char_ngram: 4,
+            char_window: 128,
+            word_window: 4096,
+            tf_idf: true,
+            digits: false,
+        }
     }
 }
 
@@ -146,14 +165,15 @@ fn finish(mut h: u64) -> u64 {
     h ^ (h >> 33)
 }
 
-/// Each byte normalised (lower case, digits as `0`), or 0 for a byte that is not part of a word.
-static WORD: [u8; 256] = {
+/// Each byte normalised (lower case, digits as `0` unless `digits`), or 0 for a byte that is not
+/// part of a word.
+const fn word_table(digits: bool) -> [u8; 256] {
     let mut t = [0u8; 256];
     let mut b = 0usize;
     while b < 256 {
         let c = b as u8;
         t[b] = if c.is_ascii_digit() {
-            b'0'
+            if digits { c } else { b'0' }
         } else if c.is_ascii_alphabetic() {
             c.to_ascii_lowercase()
         } else if c >= 0x80 {
@@ -164,11 +184,17 @@ static WORD: [u8; 256] = {
         b += 1;
     }
     t
-};
+}
 
+/// Word bytes with every digit read as `0` (the default).
+static WORD: [u8; 256] = word_table(false);
+/// Word bytes with digits as written ([`FeatureConfig::digits`]).
+static WORD_DIGITS: [u8; 256] = word_table(true);
+
+/// A byte of a character n-gram: its word form, or the byte itself.
 #[inline]
-fn norm_byte(b: u8) -> u8 {
-    match WORD[usize::from(b)] {
+fn norm_byte(table: &[u8; 256], b: u8) -> u8 {
+    match table[usize::from(b)] {
         0 => b,
         w => w,
     }
@@ -178,12 +204,14 @@ fn norm_byte(b: u8) -> u8 {
 pub struct Extractor<'c> {
     config: &'c FeatureConfig,
     shift: u32,
+    word: &'static [u8; 256],
 }
 
 impl<'c> Extractor<'c> {
     /// An extractor for `config`.
     pub fn new(config: &'c FeatureConfig) -> Self {
-        Self { config, shift: 64 - u32::from(config.hash_bits) }
+        let word = if config.digits { &WORD_DIGITS } else { &WORD };
+        Self { config, shift: 64 - u32::from(config.hash_bits), word }
     }
 
     /// Hands the bucket of an n-gram's running hash to `sink`, and its full hash when `pair`;
@@ -249,8 +277,9 @@ impl<'c> Extractor<'c> {
         let mut prev: Option<u64> = None;
         let mut i = 0;
         let n = bytes.len();
+        let table = self.word;
         while i < n {
-            while i < n && WORD[usize::from(bytes[i])] == 0 {
+            while i < n && table[usize::from(bytes[i])] == 0 {
                 i += 1;
             }
             if i == n {
@@ -258,7 +287,7 @@ impl<'c> Extractor<'c> {
             }
             let mut h = seed;
             while i < n {
-                let w = WORD[usize::from(bytes[i])];
+                let w = table[usize::from(bytes[i])];
                 if w == 0 {
                     break;
                 }
@@ -298,7 +327,7 @@ impl<'c> Extractor<'c> {
                 b' '
             } else {
                 last_space = false;
-                norm_byte(b)
+                norm_byte(self.word, b)
             };
             window = ((window << 8) | u64::from(c)) & mask;
             len += 1;
@@ -679,6 +708,24 @@ mod tests {
         let b = features("what IS 98 PLUS 3?", &cfg);
         let hashed = |c: &Count| c.0.clone();
         assert_eq!(hashed(&a), hashed(&b));
+    }
+
+    #[test]
+    fn digits_as_written_tell_numbers_apart() {
+        let cfg = FeatureConfig { digits: true, ..FeatureConfig::default() };
+        let (a, b) = (features("What is 12 plus 7?", &cfg), features("what IS 98 PLUS 3?", &cfg));
+        assert_ne!(a.0, b.0);
+        assert_eq!(a.0, features("WHAT is 12 plus  7?", &cfg).0);
+        // The words without digits land where they do by default.
+        let words = |c: &Count| c.0.first().copied();
+        assert_eq!(words(&a), words(&features("What", &FeatureConfig::default())));
+        // Written only when set, so that older files, which lack it, read `false`.
+        let json = serde_json::to_string(&FeatureConfig::default()).unwrap();
+        assert!(!json.contains("digits"), "{json}");
+        let on: FeatureConfig = serde_json::from_str(&serde_json::to_string(&cfg).unwrap()).unwrap();
+        assert!(on.digits);
+        let old: FeatureConfig = serde_json::from_str(&json).unwrap();
+        assert_eq!(old, FeatureConfig::default());
     }
 
     #[test]
