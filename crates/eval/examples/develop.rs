@@ -38,7 +38,7 @@ use switchyard_eval::Trainer;
 use switchyard_eval::catalog::{FittedCatalog, Prices};
 use switchyard_eval::cv::{self, cross_validate, k_fold};
 use switchyard_eval::data::{Dataset, Format, Row, SplitKind};
-use switchyard_eval::replay::{Report, Run, log_grid};
+use switchyard_eval::replay::{Report, Run, value_grid};
 use switchyard_eval::train::patched_config;
 
 const USAGE: &str = "usage: develop --train gsm8k|mmlu|routerbench [--dev routerbench|folds|hold-out] [--set JSON]";
@@ -104,7 +104,7 @@ fn try_main() -> Result<()> {
         let all = Dataset::load(dir.join("routellm_mmlu_gsm8k.jsonl.gz"), Format::RouteLlm)?;
         (all.of_task(&train).without_contaminated(), Prices::load(dir.join("models.json.gz"), "routellm")?)
     };
-    let grid = log_grid(1e-7, 1e3, 301);
+    let grid = value_grid(&rows, 301)?;
     let t = Instant::now();
     let mut described = String::new();
     let fit_and_sweep = |fit: &Dataset, test: &Dataset, described: &mut String| -> Result<Vec<Run>> {

@@ -56,17 +56,14 @@ use switchyard::{Error, ErrorKind, Result, Router, RouterBuilder, Utility};
 use switchyard_eval::bootstrap::{
     BootstrapOptions, CurveIntervals, Interval, PointIntervals, bootstrap, bootstrap_point,
 };
-use switchyard_eval::calibrate::{Calibration, Target, calibrate};
+use switchyard_eval::calibrate::{Calibration, Search, Target, calibrate_with};
 use switchyard_eval::catalog::{FittedCatalog, Prices};
 use switchyard_eval::cv::{self, cross_validate, k_fold};
 use switchyard_eval::data::{Dataset, Format, SplitKind};
-use switchyard_eval::replay::{Report, ReportOptions, Run, Summary, log_grid, replay, sweep};
+use switchyard_eval::replay::{Report, ReportOptions, Run, Summary, replay, sweep, value_grid, value_range};
 use switchyard_eval::train::patched_config;
 use switchyard_eval::{TrainConfig, Trainer};
 
-/// The answer values swept, in USD: from "almost always the cheapest" to "almost always the best".
-const VALUE_MIN: f64 = 1e-7;
-const VALUE_MAX: f64 = 1e3;
 const USAGE: &str = "usage: evaluate [--data routerbench|mmlu|gsm8k|mmlu-to-gsm8k|gsm8k-to-mmlu|routellm-to-mt-bench] [--router learned|heuristic] \
                      [--model FILE.swlm] [--split test] [--cv K] [--hold-out TASK] [--points 301] [--weak MODEL] \
                      [--json out.json] [--svg out.svg] [--calibrate quality=F|share=F|spend=F] [--config-out router.toml] \
@@ -342,7 +339,7 @@ fn try_main() -> Result<()> {
     let build = |value: f64| fitted.build(value);
 
     let t = Instant::now();
-    let grid = log_grid(VALUE_MIN, VALUE_MAX, args.points);
+    let grid = value_grid(&s.train, args.points)?;
     let runs = fitted.sweep(&s.test, &grid)?;
     let sweep_secs = t.elapsed().as_secs_f64();
 
@@ -351,8 +348,13 @@ fn try_main() -> Result<()> {
     let report_secs = t.elapsed().as_secs_f64();
     let timings = Timings { load, fit, sweep: sweep_secs, report: report_secs };
 
-    let desc =
-        Described { router: fitted.describe(), train: &s.train_desc, train_rows: s.train.len(), test: &s.test_desc };
+    let desc = Described {
+        router: fitted.describe(),
+        train: &s.train_desc,
+        train_rows: s.train.len(),
+        test: &s.test_desc,
+        values: ends(&grid),
+    };
     print_report(&args, &report, &desc, timings);
     let intervals = print_bootstrap(&args, &s.test, &runs)?;
 
@@ -393,7 +395,7 @@ fn try_main() -> Result<()> {
             trained_on: &s.train_desc,
             train_rows: s.train.len(),
             reported_on: &s.test_desc,
-            policy: "utility (cost relative to the dearest candidate)",
+            policy: "utility (V·p − c, the answer value V swept)",
             router: fitted.describe(),
             value_grid: &grid,
             report: &report,
@@ -437,7 +439,8 @@ fn calibrate_and_replay(
     build: impl Fn(f64) -> Result<Router>,
 ) -> Result<(Calibration, Run)> {
     let t = Instant::now();
-    let c = calibrate(rows, target, &build)?;
+    let (lo, hi) = value_range(rows)?;
+    let c = calibrate_with(rows, target, &Search::new().range(lo, hi), &build)?;
     let run = replay(&build(c.knob)?, test)?;
     let best = report.best_single.point;
     let strong = report.gap_models.as_ref().map_or(0, |g| g.strong_index);
@@ -548,12 +551,19 @@ fn summary_row(name: &str, s: &Summary) {
     );
 }
 
+/// The first and last values of a grid.
+fn ends(grid: &[f64]) -> (f64, f64) {
+    (grid.first().copied().unwrap_or(f64::NAN), grid.last().copied().unwrap_or(f64::NAN))
+}
+
 /// What was trained on what, for the printout.
 struct Described<'a> {
     router: String,
     train: &'a str,
     train_rows: usize,
     test: &'a str,
+    /// The answer values swept: the grid's ends.
+    values: (f64, f64),
 }
 
 fn print_report(args: &Args, r: &Report, d: &Described<'_>, t: Timings) {
@@ -561,7 +571,11 @@ fn print_report(args: &Args, r: &Report, d: &Described<'_>, t: Timings) {
     println!("data: {} ({} models)", r.data, r.models.len());
     println!("trained on:  {} ({} rows)", d.train, d.train_rows);
     println!("reported on: {} ({} rows)", d.test, r.rows);
-    println!("router: Utility, V on a log grid ${VALUE_MIN:e}..${VALUE_MAX:e}, {} points; {}", args.points, d.router);
+    println!(
+        "router: Utility, V on a log grid {:.3e}..{:.3e} (the dearest model's mean cost per training row \
+         times 2e-5..2e5), {} points; {}",
+        d.values.0, d.values.1, args.points, d.router
+    );
     println!(
         "best single model: {} (quality {:.3}, cost {:.4}); costs below are fractions of its cost",
         best.model, best.point.quality, best.point.cost
@@ -760,7 +774,7 @@ fn cross_validation(args: &Args, all: &Dataset, format: Format, prices: &Prices,
             (all.of_task(task).without_contaminated(), format!("{task} without contaminated rows"))
         }
     };
-    let grid = log_grid(VALUE_MIN, VALUE_MAX, args.points);
+    let grid = value_grid(&rows, args.points)?;
     let t = Instant::now();
     let splits = k_fold(&rows, k)?;
     let mut router = String::new();
@@ -787,7 +801,7 @@ fn cross_validation(args: &Args, all: &Dataset, format: Format, prices: &Prices,
     print_report(
         args,
         &report,
-        &Described { router, train: &train, train_rows: rows.len() * (k - 1) / k, test: &test },
+        &Described { router, train: &train, train_rows: rows.len() * (k - 1) / k, test: &test, values: ends(&grid) },
         timings,
     );
     print_bootstrap(args, &rows, &runs)?;

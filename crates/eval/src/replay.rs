@@ -132,7 +132,8 @@ pub fn replay(router: &Router, data: &Dataset) -> Result<Run> {
 /// For [`Utility`](switchyard::Utility) the knob is `V`, the value of an acceptable answer in USD:
 /// `|v| Router::builder()...policy(Utility::new().answer_value(v)).build()` on a [`log_grid`] from
 /// `1e-7` (almost always the cheapest model) to `1e3` (almost always the most likely to succeed)
-/// covers the whole curve for per-request costs between about a micro-dollar and a dollar. One request buffer is reused for every row of every point.
+/// covers the whole curve for per-request costs between about a micro-dollar and a dollar;
+/// [`value_grid`] scales the range to a data set's own costs. One request buffer is reused for every row of every point.
 ///
 /// # Errors
 /// [`ErrorKind::InvalidRequest`](switchyard::ErrorKind::InvalidRequest) if `knobs` is empty; `build`'s
@@ -146,6 +147,50 @@ where
     }
     let mut replayer = Replayer::new(data)?;
     knobs.iter().map(|&k| replayer.run(&build(k)?, k)).collect()
+}
+
+/// The answer values, as multiples of the dearest model's mean cost per row, that
+/// [`value_range`] spans: ten decades around it. Where an answer is worth `2·10⁻⁵` of that cost,
+/// `Utility` takes the cheapest model unless the next one costs almost the same; where it is worth
+/// `2·10⁵` of it, it takes the model it expects most likely to succeed unless that model's edge over a
+/// cheaper one is below about `5·10⁻⁶` (for the dearest model against a much cheaper one).
+pub const VALUE_SPAN: (f64, f64) = (2e-5, 2e5);
+
+/// The range of [`Utility`](switchyard::Utility)'s answer value `V` that covers the whole curve on
+/// `data`: [`VALUE_SPAN`] times the largest mean cost per row of any model (in the data set's cost
+/// unit, USD or a price per call). A fixed range in USD does not: RouteLLM's data sets price a GPT-4
+/// call at 24.7, so at `V = 10³` a router still sends a prompt to the cheaper model when it expects
+/// GPT-4 to be less than 2.5 points likelier to succeed, and the curve stops short of the strongest
+/// model. On RouterBench (GPT-4 about $0.005 per row) the range is about `1e-7..1e3` USD.
+///
+/// # Errors
+/// [`ErrorKind::Config`](switchyard::ErrorKind::Config) if `data` has no costs, no rows, or no
+/// model with a positive mean cost.
+pub fn value_range(data: &Dataset) -> Result<(f64, f64)> {
+    let Some(costs) = data.costs() else {
+        return Err(crate::config_error(format!("data set `{}` has no costs to scale a knob by", data.name())));
+    };
+    let m = data.models().len();
+    let rows = data.len();
+    let dearest = (0..m)
+        .map(|j| costs.iter().skip(j).step_by(m.max(1)).sum::<f64>() / rows.max(1) as f64)
+        .fold(0.0_f64, f64::max);
+    if rows == 0 || !(dearest.is_finite() && dearest > 0.0) {
+        return Err(crate::config_error(format!(
+            "data set `{}` has no model with a positive mean cost to scale a knob by",
+            data.name()
+        )));
+    }
+    Ok((VALUE_SPAN.0 * dearest, VALUE_SPAN.1 * dearest))
+}
+
+/// `n` answer values on a log grid over [`value_range`]`(data)`.
+///
+/// # Errors
+/// As [`value_range`].
+pub fn value_grid(data: &Dataset, n: usize) -> Result<Vec<f64>> {
+    let (lo, hi) = value_range(data)?;
+    Ok(log_grid(lo, hi, n))
 }
 
 /// `n` values from `lo` to `hi`, evenly spaced on a log scale (both ends included; `[lo]` if `n` is 1,

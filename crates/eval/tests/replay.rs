@@ -18,7 +18,7 @@ use switchyard_eval::calibrate::{Target, calibrate};
 use switchyard_eval::catalog::{FittedCatalog, Prices};
 use switchyard_eval::data::{Dataset, Format, Row, SplitKind};
 use switchyard_eval::metrics;
-use switchyard_eval::replay::{Report, log_grid, replay, sweep};
+use switchyard_eval::replay::{Report, log_grid, replay, sweep, value_grid, value_range};
 
 /// Three models; costs per row in the same order as the prices (cheap < mid < dear on every row),
 /// varying by row; scores planted so that dearer models are right more often.
@@ -179,6 +179,29 @@ fn replay_errors() {
 }
 
 #[test]
+fn the_value_grid_scales_with_the_data_sets_costs() {
+    let rows = |costs: [f64; 2]| {
+        let mut b = Dataset::builder(["cheap", "dear"]);
+        b.push(Row::new("a"), &[1.0, 1.0], Some(&costs)).unwrap();
+        b.push(Row::new("b"), &[0.0, 1.0], Some(&[costs[0], 3.0 * costs[1]])).unwrap();
+        b.build().unwrap()
+    };
+    // The dearest model's mean cost per row is 0.02 USD: V from 4e-7 to 4e3.
+    let (lo, hi) = value_range(&rows([0.001, 0.01])).unwrap();
+    assert!((lo - 4e-7).abs() < 1e-18 && (hi - 4e3).abs() < 1e-9, "{lo} {hi}");
+    // A price per call of 24.7 (RouteLLM's GPT-4) reaches far beyond 1e3.
+    let grid = value_grid(&rows([0.24, 24.7]), 301).unwrap();
+    assert_eq!(grid.len(), 301);
+    assert!((grid[300] / (2e5 * 2.0 * 24.7) - 1.0).abs() < 1e-12 && grid[0] < 1e-3, "{:?}", (grid[0], grid[300]));
+    let e = value_range(&rows([0.0, 0.0])).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Config);
+    assert!(e.to_string().contains("positive mean cost"), "{e}");
+    let mut b = Dataset::builder(["m"]);
+    b.push(Row::new("a"), &[1.0], None).unwrap();
+    assert!(value_range(&b.build().unwrap()).unwrap_err().to_string().contains("no costs"));
+}
+
+#[test]
 fn routerbench_test_split_report_is_well_formed() {
     let all = Dataset::load(repo_data::file(repo_data::ROUTERBENCH), Format::RouterBench).unwrap();
     let train = all.in_split(SplitKind::RouterDc, "train");
@@ -257,7 +280,7 @@ fn the_default_router_with_fitted_abilities_beats_the_zero_router_on_every_share
     }
     for (name, train, test, prices) in sets {
         let fitted = FittedCatalog::fit(&train, &prices).unwrap();
-        let grid = log_grid(1e-7, 1e3, 301);
+        let grid = value_grid(&train, 301).unwrap();
         let runs = sweep(&test, &grid, |v| fitted.builder().policy(Utility::new().answer_value(v)).build()).unwrap();
         let report = Report::new(&test, &runs).unwrap();
         let (router, zero) = (report.router.aiq.unwrap(), report.zero_router.aiq.unwrap());
