@@ -40,7 +40,9 @@
 //! - `--set`: a JSON object merged into the default `TrainConfig` of the learned router
 //!   (`{"min_trust": 1}`), as `examples/develop.rs` takes it.
 //!
-//! Costs are the data set's actual per-row costs of the chosen model (RouteLLM: its price per call).
+//! `V` is swept over `--points` values of [`value_grid`]'s range (ten decades around the dearest
+//! model's mean cost per training row), and `--calibrate` searches the same range of the calibration
+//! rows. Costs are the data set's actual per-row costs of the chosen model (RouteLLM: its price per call).
 //! The data sets are the repository's `data/` (gzip-compressed), or `--data-dir DIR`; a missing file
 //! is an error that names it.
 #![allow(clippy::print_stdout)]
