@@ -1,6 +1,7 @@
 //! Recent decisions, so that [`Router::feedback`](crate::Router::feedback) can find them: a fixed ring
 //! of slots written without locks, so that recording a decision costs a few atomic stores.
 
+use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicU64, Ordering, fence};
 use std::time::{Duration, Instant};
 
@@ -34,13 +35,8 @@ struct Slot {
     at: AtomicU64,
     /// The ranking's [`Memo`], for [`Policy::observe`](crate::Policy::observe).
     memo: AtomicU64,
-    /// [`owner`] of the request's key; 0 without one.
+    /// [`DecisionLog::owner`] of the request's key; 0 without one.
     owner: AtomicU64,
-}
-
-/// A key's owner tag in the log: its FNV-1a hash, never 0.
-pub(crate) fn owner(key: &str) -> u64 {
-    crate::hash::fnv1a(key.as_bytes()).max(1)
 }
 
 /// What the log knows about a decision.
@@ -56,6 +52,9 @@ pub(crate) struct DecisionLog {
     next: AtomicU64,
     base: Instant,
     ttl: Duration,
+    /// The keyed hash of owner tags: random per log, so that no caller can choose a key whose tag
+    /// matches another's.
+    seed: RandomState,
 }
 
 impl DecisionLog {
@@ -69,7 +68,12 @@ impl DecisionLog {
                 owner: AtomicU64::new(0),
             })
             .collect();
-        Self { slots, next: AtomicU64::new(1), base, ttl }
+        Self { slots, next: AtomicU64::new(1), base, ttl, seed: RandomState::new() }
+    }
+
+    /// A key's owner tag: its hash under this log's random seed, never 0; 0 without a key.
+    fn owner(&self, key: Option<&str>) -> u64 {
+        key.map_or(0, |k| self.seed.hash_one(k).max(1))
     }
 
     fn slot(&self, id: u64) -> &Slot {
@@ -81,9 +85,17 @@ impl DecisionLog {
         u64::try_from(now.saturating_duration_since(self.base).as_nanos()).unwrap_or(u64::MAX)
     }
 
-    /// Records a new decision, made for a request whose key has the [`owner`] tag `owner` (0
-    /// without a key), and returns its id. Overwrites the oldest slot.
-    pub(crate) fn issue(&self, model: ModelIndex, executed: bool, memo: Memo, owner: u64, now: Instant) -> DecisionId {
+    /// Records a new decision, made for a request with this key (if any), and returns its id.
+    /// Overwrites the oldest slot.
+    pub(crate) fn issue(
+        &self,
+        model: ModelIndex,
+        executed: bool,
+        memo: Memo,
+        key: Option<&str>,
+        now: Instant,
+    ) -> DecisionId {
+        let owner = self.owner(key);
         let id = self.next.fetch_add(1, Ordering::Relaxed);
         let slot = self.slot(id);
         slot.id.store(0, Ordering::Relaxed);
@@ -106,14 +118,14 @@ impl DecisionLog {
         });
     }
 
-    /// Finds `id` and marks it as having feedback, from the caller whose key has the [`owner`] tag
-    /// `from` (`None`: the service itself, which may give feedback on any decision).
+    /// Finds `id` and marks it as having feedback, from the caller with key `from` (`None`: the
+    /// service itself, which may give feedback on any decision).
     ///
     /// # Errors
     /// [`ErrorKind::InvalidRequest`] when the id was never issued (or, for a caller, was issued for
     /// another key: the same message, and the decision keeps its chance of feedback), has expired
     /// (overwritten or older than the time to live) or already has feedback.
-    pub(crate) fn consume(&self, id: DecisionId, from: Option<u64>, now: Instant) -> Result<Logged> {
+    pub(crate) fn consume(&self, id: DecisionId, from: Option<&str>, now: Instant) -> Result<Logged> {
         let unknown = || Error::new(ErrorKind::InvalidRequest, format!("unknown decision id {id}"));
         let expired = || {
             Error::new(
@@ -135,7 +147,7 @@ impl DecisionLog {
         if slot.id.load(Ordering::Relaxed) != id.0 {
             return Err(expired());
         }
-        if from.is_some_and(|from| from != owner) {
+        if from.is_some_and(|from| self.owner(Some(from)) != owner) {
             return Err(unknown());
         }
         let age = Duration::from_nanos(self.nanos(now).saturating_sub(at));
@@ -173,8 +185,8 @@ mod tests {
     fn feedback_finds_recent_decisions_once() {
         let base = Instant::now();
         let log = DecisionLog::new(4, Duration::from_secs(60), base);
-        let a = log.issue(3, false, Memo::new(7), 0, base);
-        let b = log.issue(1, true, Memo::NONE, 0, base);
+        let a = log.issue(3, false, Memo::new(7), None, base);
+        let b = log.issue(1, true, Memo::NONE, None, base);
         log.set_model(b, 2);
         assert_eq!(log.consume(a, None, base).unwrap(), Logged { model: 3, executed: false, memo: Memo::new(7) });
         assert_eq!(log.consume(b, None, base).unwrap(), Logged { model: 2, executed: true, memo: Memo::NONE });
@@ -188,16 +200,16 @@ mod tests {
     fn a_callers_feedback_finds_only_its_own_decisions() {
         let base = Instant::now();
         let log = DecisionLog::new(8, Duration::from_secs(60), base);
-        let (a, b) = (owner("team-a"), owner("team-b"));
-        assert!(a != b && a != 0 && b != 0);
+        let (a, b) = (Some("team-a"), Some("team-b"));
+        assert!(log.owner(a) != log.owner(b) && log.owner(a) != 0 && log.owner(b) != 0 && log.owner(None) == 0);
         let of_a = log.issue(1, true, Memo::NONE, a, base);
-        let anonymous = log.issue(1, true, Memo::NONE, 0, base);
+        let anonymous = log.issue(1, true, Memo::NONE, None, base);
         // Another caller's feedback: unknown, as an id never issued says, and it does not use up the
         // owner's chance to give feedback.
-        let refused = log.consume(of_a, Some(b), base).unwrap_err().to_string();
+        let refused = log.consume(of_a, b, base).unwrap_err().to_string();
         assert_eq!(refused, format!("unknown decision id {of_a}"));
-        assert!(log.consume(anonymous, Some(a), base).is_err());
-        assert!(log.consume(of_a, Some(a), base).is_ok());
+        assert!(log.consume(anonymous, a, base).is_err());
+        assert!(log.consume(of_a, a, base).is_ok());
         // The service itself (no key) may give feedback on any decision.
         assert!(log.consume(anonymous, None, base).is_ok());
         let other = log.issue(1, true, Memo::NONE, b, base);
@@ -208,9 +220,9 @@ mod tests {
     fn old_decisions_expire_by_count_and_by_age() {
         let base = Instant::now();
         let log = DecisionLog::new(2, Duration::from_secs(10), base);
-        let first = log.issue(0, false, Memo::NONE, 0, base);
-        let second = log.issue(0, false, Memo::NONE, 0, base);
-        let _third = log.issue(0, false, Memo::NONE, 0, base);
+        let first = log.issue(0, false, Memo::NONE, None, base);
+        let second = log.issue(0, false, Memo::NONE, None, base);
+        let _third = log.issue(0, false, Memo::NONE, None, base);
         assert!(log.consume(first, None, base).unwrap_err().to_string().contains("expired"));
         let late = base + Duration::from_secs(11);
         assert!(log.consume(second, None, late).unwrap_err().to_string().contains("expired"));
@@ -225,7 +237,7 @@ mod tests {
                 let log = &log;
                 s.spawn(move || {
                     for _ in 0..10_000 {
-                        let id = log.issue(t, false, Memo::new(t as u64), 0, base);
+                        let id = log.issue(t, false, Memo::new(t as u64), None, base);
                         // Another thread may have overwritten the slot: then the id has expired, and
                         // is never reported with another decision's model or as already consumed.
                         match log.consume(id, None, base) {

@@ -43,7 +43,7 @@ use crate::types::millis;
 mod attempt;
 mod engine;
 pub mod health;
-pub(crate) mod log;
+mod log;
 mod plan;
 pub mod quality;
 mod response;

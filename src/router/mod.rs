@@ -408,8 +408,7 @@ impl Router {
             )
             .with_rejections(rejections));
         }
-        let owner = request.hints.key.as_deref().map_or(0, crate::execute::log::owner);
-        let id = inner.engine.log.issue(order[0].model, executed, memo, owner, now);
+        let id = inner.engine.log.issue(order[0].model, executed, memo, hints.key.as_deref(), now);
         let decision = Decision {
             id,
             recovery,
@@ -667,8 +666,7 @@ impl Router {
             return Err(Error::invalid_request(why));
         }
         let inner = &*self.inner;
-        let from = feedback.key.as_deref().map(crate::execute::log::owner);
-        let logged = inner.engine.log.consume(id, from, now_std())?;
+        let logged = inner.engine.log.consume(id, feedback.key.as_deref(), now_std())?;
         let model = inner.catalog.models().get(logged.model).ok_or_else(|| {
             Error::new(ErrorKind::InvalidRequest, format!("decision {id} names no model of this router"))
         })?;
