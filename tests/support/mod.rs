@@ -218,7 +218,6 @@ pub(crate) fn assert_clean(err: &Error, secrets: &[&str]) {
     }
 }
 
-/// A model profile of `provider` called `api` by the backend.
 /// For each `(reply, kind, retry_after)`: a server that always gives `reply`, and `adapter` over
 /// it called once for an answer and once for a stream; both errors must be of `kind`, carry the
 /// reply's status and `retry_after`, be retryable exactly for rate limits and server errors, and
@@ -247,6 +246,7 @@ pub(crate) async fn assert_status_errors<P: switchyard::Provider>(
     }
 }
 
+/// A model profile of `provider` called `api` by the backend.
 pub(crate) fn model(provider: &str, api: &str) -> ModelProfile {
     ModelProfile::new("m", provider).with_api_name(api)
 }

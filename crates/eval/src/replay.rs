@@ -167,17 +167,11 @@ pub const VALUE_SPAN: (f64, f64) = (2e-5, 2e5);
 /// [`ErrorKind::Config`](switchyard::ErrorKind::Config) if `data` has no costs, no rows, or no
 /// model with a positive mean cost.
 pub fn value_range(data: &Dataset) -> Result<(f64, f64)> {
-    let Some(costs) = data.costs() else {
-        return Err(crate::config_error(format!("data set `{}` has no costs to scale a knob by", data.name())));
-    };
-    let m = data.models().len();
-    let rows = data.len();
-    let dearest = (0..m)
-        .map(|j| costs.iter().skip(j).step_by(m.max(1)).sum::<f64>() / rows.max(1) as f64)
-        .fold(0.0_f64, f64::max);
-    if rows == 0 || !(dearest.is_finite() && dearest > 0.0) {
+    let rows = data.len() as f64;
+    let dearest = metrics::single_model_points(data.outcomes()?).iter().map(|p| p.cost / rows).fold(0.0_f64, f64::max);
+    if !(dearest.is_finite() && dearest > 0.0) {
         return Err(crate::config_error(format!(
-            "data set `{}` has no model with a positive mean cost to scale a knob by",
+            "data set `{}` has no rows, or no model with a positive mean cost, to scale a knob by",
             data.name()
         )));
     }

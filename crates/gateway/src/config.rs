@@ -217,12 +217,7 @@ fn router_part(text: &str) -> String {
 }
 
 /// The value of the environment variable an entry's field (`field`) names, if it names one.
-fn from_env(
-    var: Option<&String>,
-    field: &str,
-    i: usize,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Option<String>> {
+fn from_env(var: Option<&str>, field: &str, i: usize, env: &dyn Fn(&str) -> Option<String>) -> Result<Option<String>> {
     let Some(var) = var else { return Ok(None) };
     env(var)
         .map(Some)
@@ -375,7 +370,7 @@ impl GatewayConfig {
     pub fn router_builder(&self, env: &dyn Fn(&str) -> Option<String>) -> Result<RouterBuilder> {
         let mut builder = self.router.builder()?;
         for (i, p) in self.providers.iter().enumerate() {
-            let key = from_env(p.api_key_env.as_ref(), "api_key_env", i, env)?;
+            let key = from_env(p.api_key_env.as_deref(), "api_key_env", i, env)?;
             builder = match p.kind {
                 ProviderKind::Openai => builder.provider(http_adapter!(OpenAi::builder(p.name.clone()), p, key, i)),
                 ProviderKind::Anthropic => {
@@ -392,7 +387,7 @@ impl GatewayConfig {
                             )));
                         }
                     }
-                    if let Some(token) = from_env(p.bearer_token_env.as_ref(), "bearer_token_env", i, env)? {
+                    if let Some(token) = from_env(p.bearer_token_env.as_deref(), "bearer_token_env", i, env)? {
                         b = b.bearer_token(token);
                     }
                     builder.provider(http_adapter!(b, p, key, i))
@@ -403,9 +398,9 @@ impl GatewayConfig {
                             "providers[{i}]: a bedrock provider signs with AWS credentials: use access_key_id_env and secret_access_key_env, or AWS's own variables and files"
                         )));
                     }
-                    let id = from_env(p.access_key_id_env.as_ref(), "access_key_id_env", i, env)?;
-                    let secret = from_env(p.secret_access_key_env.as_ref(), "secret_access_key_env", i, env)?;
-                    let token = from_env(p.session_token_env.as_ref(), "session_token_env", i, env)?;
+                    let id = from_env(p.access_key_id_env.as_deref(), "access_key_id_env", i, env)?;
+                    let secret = from_env(p.secret_access_key_env.as_deref(), "secret_access_key_env", i, env)?;
+                    let token = from_env(p.session_token_env.as_deref(), "session_token_env", i, env)?;
                     let mut b = match (id, secret) {
                         (Some(id), Some(secret)) => Bedrock::builder(p.name.clone()).credentials(id, secret),
                         (None, None) if token.is_none() => Bedrock::builder_from_env(p.name.clone()),
@@ -433,7 +428,7 @@ impl GatewayConfig {
                     if let Some(key) = key {
                         b = b.api_key(key);
                     }
-                    if let Some(token) = from_env(p.bearer_token_env.as_ref(), "bearer_token_env", i, env)? {
+                    if let Some(token) = from_env(p.bearer_token_env.as_deref(), "bearer_token_env", i, env)? {
                         b = b.bearer_token(token);
                     }
                     if let Some(version) = &p.api_version {

@@ -80,12 +80,8 @@ pub struct FeatureConfig {
     /// default), every digit reads as `0`: numbers differ between prompts of one kind. On the
     /// development protocols it helped models trained on GSM8K and cost models trained on MMLU, so it
     /// is opt-in (docs/learned-routing.md, "Digits as written"). Files without the field read `false`.
-    #[serde(skip_serializing_if = "is_false")]
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub digits: bool,
-}
-
-fn is_false(b: &bool) -> bool {
-    !*b
 }
 
 impl Default for FeatureConfig {
