@@ -89,7 +89,9 @@ fn a_held_out_task_falls_back_to_quality_following_price() {
         // Unsure, the router falls back to quality following price: on the held-out task it does
         // as well as the zero router, which knows that task's accuracies.
         let fitted = FittedCatalog::fit(&split.train, &prices).unwrap();
-        // The grid `evaluate --hold-out` sweeps: 301 answer values scaled to the training rows' costs.
+        // The grid `evaluate --hold-out` sweeps: 301 answer values scaled to the training rows'
+        // costs. The hull matches the zero router's at that density; on 50 points of the scaled
+        // grid Winogrande fell 0.024 below it (the grid missed where single models are chosen alone).
         let report = sweep_report(model, &fitted, &split.train, &split.test, 301);
         let (aiq, zero) = (report.router.aiq.unwrap(), report.zero_router.aiq.unwrap());
         assert!(aiq > zero - 0.01, "held-out {held}: AIQ {aiq:.4}, zero router {zero:.4}");
