@@ -4,6 +4,7 @@
 //!
 //! ```text
 //! cargo run --release --example develop -- --train gsm8k|mmlu|routerbench [--dev routerbench|folds|hold-out] [--set JSON]
+//!     [--drop-reversed]
 //! ```
 //!
 //! - `--train`: the benchmark trained on (RouteLLM's rows without contaminated ones), or
@@ -24,6 +25,9 @@
 //!   which reports on every row of the task.
 //! - `--set`: a JSON object merged into the default `TrainConfig` (`{"epochs": 30}`,
 //!   `{"features": {"char_ngram": 0}}`, `{"residuals": "shared_difficulty"}`, `{"selection": "routing_auc"}`).
+//! - `--drop-reversed`: each router is trained without the tasks on which
+//!   [`audit`](switchyard_eval::audit) finds the strongest model clearly weaker, as `evaluate
+//!   --drop-reversed` does (the audit of the rows it is trained on).
 //!
 //! Prints AIQ, the saving at 95% of GPT-4's accuracy and APGR, with the zero router's.
 #![allow(clippy::print_stdout)]
@@ -35,13 +39,15 @@ use switchyard::classify::LearnedClassifier;
 use switchyard::cost::LearnedCostModel;
 use switchyard::{Error, ErrorKind, Result, RouterBuilder, Utility};
 use switchyard_eval::Trainer;
+use switchyard_eval::audit::{DEFAULT_MIN_Z, audit};
 use switchyard_eval::catalog::{FittedCatalog, Prices};
 use switchyard_eval::cv::{self, cross_validate, k_fold};
 use switchyard_eval::data::{Dataset, Format, Row, SplitKind};
 use switchyard_eval::replay::{Report, Run, value_grid};
 use switchyard_eval::train::patched_config;
 
-const USAGE: &str = "usage: develop --train gsm8k|mmlu|routerbench [--dev routerbench|folds|hold-out] [--set JSON]";
+const USAGE: &str =
+    "usage: develop --train gsm8k|mmlu|routerbench [--dev routerbench|folds|hold-out] [--set JSON] [--drop-reversed]";
 const STRONG: &str = "gpt-4-1106-preview";
 const WEAK: &str = "mistralai/Mixtral-8x7B-Instruct-v0.1";
 
@@ -73,7 +79,7 @@ fn routerbench_pair(dir: &Path) -> Result<Dataset> {
 }
 
 fn try_main() -> Result<()> {
-    let (mut train, mut dev, mut patch) = (None, "routerbench".to_owned(), None);
+    let (mut train, mut dev, mut patch, mut drop_reversed) = (None, "routerbench".to_owned(), None, false);
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let mut value = || it.next().ok_or_else(|| usage(&format!("`{flag}` needs a value")));
@@ -81,6 +87,7 @@ fn try_main() -> Result<()> {
             "--train" => train = Some(value()?),
             "--dev" => dev = value()?,
             "--set" => patch = Some(value()?),
+            "--drop-reversed" => drop_reversed = true,
             other => return Err(usage(&format!("unknown argument `{other}`"))),
         }
     }
@@ -108,10 +115,16 @@ fn try_main() -> Result<()> {
     let t = Instant::now();
     let mut described = String::new();
     let fit_and_sweep = |fit: &Dataset, test: &Dataset, described: &mut String| -> Result<Vec<Run>> {
+        let found = audit(fit, DEFAULT_MIN_Z)?;
+        let kept = if drop_reversed { fit.filter(|r| !found.flags(r)) } else { fit.filter(|_| true) };
+        let fit = &kept;
         let model = Trainer::new(cfg.clone()).fit(fit, "develop")?;
         let i = model.info();
         let trust = test.rows().iter().map(|r| model.predict(r.prompt()).trust).sum::<f64>() / test.len() as f64;
         *described = format!("l2 {}, residual {}, mean trust {trust:.2}", i.l2, i.residual);
+        if drop_reversed {
+            described.push_str(&format!("; trained without {}", found.flagged().join(", ")));
+        }
         let catalog = FittedCatalog::fit(fit, &prices)?;
         let router = RouterBuilder::new()
             .cost_model(LearnedCostModel::new(catalog.catalog()))
@@ -147,6 +160,12 @@ fn try_main() -> Result<()> {
         "routerbench" => {
             let test = routerbench_pair(&dir)?;
             let runs = fit_and_sweep(&rows, &test, &mut described)?;
+            if let Some(top) = runs.last() {
+                println!(
+                    "  at the top of the sweep: {:.1}% of rows to {STRONG}",
+                    100.0 * top.shares[test.model_index(STRONG).unwrap_or(0)]
+                );
+            }
             // Each task of the target on its own.
             for task in ["arc-challenge", "mbpp", "winogrande"] {
                 let part = test.of_task(task);

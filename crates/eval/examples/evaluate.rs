@@ -8,7 +8,7 @@
 //!     [--router learned|heuristic] [--model FILE.swlm] [--split test] [--cv 5] [--hold-out TASK]
 //!     [--points 301] [--weak MODEL] [--json out.json] [--svg out.svg] [--data-dir DIR]
 //!     [--calibrate quality=0.95|share=0.2|spend=0.3] [--config-out router.toml] [--bootstrap 1000]
-//!     [--set JSON]
+//!     [--set JSON] [--drop-reversed]
 //! ```
 //!
 //! - `--router learned` (the default): a [`LearnedClassifier`] trained on the training rows (or
@@ -39,6 +39,9 @@
 //!   router's choices held fixed ([`switchyard_eval::bootstrap`]); default 1000, 0 turns them off.
 //! - `--set`: a JSON object merged into the default `TrainConfig` of the learned router
 //!   (`{"min_trust": 1}`), as `examples/develop.rs` takes it.
+//! - `--drop-reversed`: leaves out of the training rows every task (subject, where every row has
+//!   one) on which [`audit`](switchyard_eval::audit) finds a model that is stronger overall clearly
+//!   weaker ([`DEFAULT_MIN_Z`]). Without it the audit's findings are printed and nothing is dropped.
 //!
 //! `V` is swept over `--points` values of [`value_grid`]'s range (ten decades around the dearest
 //! model's mean cost per training row), and `--calibrate` searches the same range of the calibration
@@ -55,6 +58,7 @@ use switchyard::classify::{LearnedClassifier, LearnedModel};
 use switchyard::config::{ClassifierConfig, PolicyConfig, RouterConfig};
 use switchyard::cost::LearnedCostModel;
 use switchyard::{Error, ErrorKind, Result, Router, RouterBuilder, Utility};
+use switchyard_eval::audit::{DEFAULT_MIN_Z, audit};
 use switchyard_eval::bootstrap::{
     BootstrapOptions, CurveIntervals, Interval, PointIntervals, bootstrap, bootstrap_point,
 };
@@ -69,7 +73,7 @@ use switchyard_eval::{TrainConfig, Trainer};
 const USAGE: &str = "usage: evaluate [--data routerbench|mmlu|gsm8k|mmlu-to-gsm8k|gsm8k-to-mmlu|routellm-to-mt-bench] [--router learned|heuristic] \
                      [--model FILE.swlm] [--split test] [--cv K] [--hold-out TASK] [--points 301] [--weak MODEL] \
                      [--json out.json] [--svg out.svg] [--calibrate quality=F|share=F|spend=F] [--config-out router.toml] \
-                     [--bootstrap N] [--set JSON] [--data-dir DIR]";
+                     [--bootstrap N] [--set JSON] [--drop-reversed] [--data-dir DIR]";
 
 struct Args {
     data: String,
@@ -87,6 +91,8 @@ struct Args {
     bootstrap: usize,
     /// `--set`: the learned router's training configuration, when given.
     train_config: Option<TrainConfig>,
+    /// `--drop-reversed`: train without the tasks the label audit flags.
+    drop_reversed: bool,
     data_dir: PathBuf,
 }
 
@@ -110,6 +116,7 @@ fn args() -> Result<Args> {
         config_out: None,
         bootstrap: BootstrapOptions::DEFAULT_RESAMPLES,
         train_config: None,
+        drop_reversed: false,
         data_dir: Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data"),
     };
     let mut it = std::env::args().skip(1);
@@ -149,9 +156,13 @@ fn args() -> Result<Args> {
             "--set" => {
                 a.train_config = Some(patched_config(&value()?).map_err(|e| usage(&format!("`--set`: {e}")))?);
             }
+            "--drop-reversed" => a.drop_reversed = true,
             "-h" | "--help" => return Err(usage("")),
             other => return Err(usage(&format!("unknown argument `{other}`"))),
         }
+    }
+    if a.model.is_some() && a.drop_reversed {
+        return Err(usage("`--model` was trained elsewhere: `--drop-reversed` applies to models trained here"));
     }
     if a.model.is_some() && !a.learned {
         return Err(usage("`--model` is a learned model: drop `--router heuristic`"));
@@ -358,6 +369,7 @@ fn try_main() -> Result<()> {
         values: ends(&grid),
     };
     print_report(&args, &report, &desc, timings);
+    fitted.print_reading(&s.test, &report.best_single.model);
     let intervals = print_bootstrap(&args, &s.test, &runs)?;
 
     let calibrated = match (&s.calibration, args.calibrate) {
@@ -688,13 +700,32 @@ fn report_options(args: &Args) -> ReportOptions {
 struct Fitted {
     catalog: FittedCatalog,
     learned: Option<(LearnedClassifier, Option<PathBuf>)>,
+    /// `--drop-reversed`: the tasks left out of the training rows, and how many rows they had.
+    dropped: Option<(Vec<String>, usize)>,
 }
 
 impl Fitted {
     fn new(args: &Args, train: &Dataset, train_desc: &str, prices: &Prices) -> Result<Self> {
+        // The label audit of the training rows: printed, and acted on with `--drop-reversed`.
+        let found = audit(train, DEFAULT_MIN_Z)?;
+        for r in &found.reversals {
+            println!("label audit: {r}");
+        }
+        let mut dropped = None;
+        let kept;
+        let (train, train_desc) = if args.drop_reversed && !found.reversals.is_empty() {
+            kept = train.filter(|r| !found.flags(r));
+            let labels: Vec<String> = found.flagged().into_iter().map(str::to_owned).collect();
+            let desc = format!("{train_desc}, less the audit's reversed tasks ({})", labels.join(", "));
+            dropped = Some((labels, train.len() - kept.len()));
+            (&kept, desc)
+        } else {
+            (train, train_desc.to_owned())
+        };
+        let train_desc = train_desc.as_str();
         let catalog = FittedCatalog::fit(train, prices)?;
         if !args.learned {
-            return Ok(Self { catalog, learned: None });
+            return Ok(Self { catalog, learned: None, dropped });
         }
         let model = match &args.model {
             Some(path) => {
@@ -712,7 +743,7 @@ impl Fitted {
         };
         let learned = LearnedClassifier::new(model);
         learned.check_catalog(catalog.catalog())?;
-        Ok(Self { catalog, learned: Some((learned, args.model.clone())) })
+        Ok(Self { catalog, learned: Some((learned, args.model.clone())), dropped })
     }
 
     fn builder(&self) -> RouterBuilder {
@@ -737,7 +768,47 @@ impl Fitted {
         }
     }
 
+    /// How the learned model reads the reported rows: their most likely tasks, their trust, and
+    /// how often it expects the best single model to do worse than another.
+    fn print_reading(&self, test: &Dataset, best: &str) {
+        let Some((l, _)) = &self.learned else { return };
+        let (model, n) = (l.model(), test.len().max(1) as f64);
+        let info = model.info();
+        let Some(b) = info.models.iter().position(|m| m.as_str() == best) else { return };
+        let mut tasks = vec![0usize; info.tasks.len()];
+        let (mut trust, mut below) = (0.0, 0usize);
+        for row in test.rows() {
+            let p = model.predict(row.prompt());
+            if let Some((t, _)) = p.task {
+                tasks[t] += 1;
+            }
+            trust += p.trust;
+            below += usize::from(p.logits.iter().any(|&z| z > p.logits[b]));
+        }
+        let mut top: Vec<(usize, usize)> = tasks.into_iter().enumerate().filter(|&(_, c)| c > 0).collect();
+        top.sort_by_key(|&(_, c)| std::cmp::Reverse(c));
+        let top: Vec<String> =
+            top.iter().take(3).map(|&(t, c)| format!("{} {:.1}%", info.tasks[t], 100.0 * c as f64 / n)).collect();
+        println!(
+            "
+how the learned model reads the reported rows: mean trust {:.2}; {} predicted less likely than \
+             another model on {:.1}% of them{}",
+            trust / n,
+            short(best),
+            100.0 * below as f64 / n,
+            if top.is_empty() { String::new() } else { format!("; most likely task: {}", top.join(", ")) },
+        );
+    }
+
     fn describe(&self) -> String {
+        let router = self.describe_router();
+        match &self.dropped {
+            Some((labels, rows)) => format!("{router}; trained without {} ({rows} rows)", labels.join(", ")),
+            None => router,
+        }
+    }
+
+    fn describe_router(&self) -> String {
         match &self.learned {
             Some((l, _)) => {
                 let i = l.model().info();

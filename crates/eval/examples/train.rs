@@ -12,6 +12,9 @@
 //!   `i % 5 != 0` (folds 2 to 5 of `evaluate`'s 5-fold split) unless `--all-rows`.
 //! - `FILE.jsonl`: a data set in switchyard's own format (`docs/evaluation.md`), every row.
 //!
+//! Before training, the label audit ([`switchyard_eval::audit`]) prints every task on which the
+//! strongest model is clearly weaker than another; nothing is dropped.
+//!
 //! The model goes to `--out` (default `target/<data>.swlm`). Data sets are read from the
 //! repository's `data/` (gzip-compressed), or from `--data-dir DIR`.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
@@ -21,6 +24,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use switchyard::{Error, ErrorKind, Result};
+use switchyard_eval::audit::{DEFAULT_MIN_Z, audit};
 use switchyard_eval::data::{Dataset, Format, SplitKind};
 use switchyard_eval::train::{Progress, Stage};
 use switchyard_eval::{TrainConfig, Trainer};
@@ -142,6 +146,10 @@ fn try_main() -> Result<()> {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target").join(format!("{name}.swlm"))
     });
     println!("training on {trained_on}: {} rows, {} models", rows.len(), rows.models().len());
+    // Tasks whose labels say the strongest model is clearly weaker: worth a look before routing on them.
+    for r in &audit(&rows, DEFAULT_MIN_Z)?.reversals {
+        println!("label audit: {r}");
+    }
 
     let started = Instant::now();
     let model = Trainer::new(args.config).on_progress(|p| bar(p, started)).fit(&rows, &trained_on)?;

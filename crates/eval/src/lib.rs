@@ -4,7 +4,8 @@
 //! that meets a target and store it in the config ([`calibrate`]), put bootstrap intervals on the
 //! report's figures ([`bootstrap`](mod@bootstrap)), and, with the `plot` feature, draw the report's
 //! cost–quality curve as SVG (`plot`); measure how well the core's built-in signals rank prompts
-//! within a task, and fit the difficulty's constants ([`signals`]).
+//! within a task, and fit the difficulty's constants ([`signals`]); and check a data set's labels
+//! for tasks on which the strongest model is clearly weaker than another ([`audit`](mod@audit)).
 //!
 //! ```no_run
 //! use switchyard_eval::data::{Dataset, Format, SplitKind};
@@ -100,6 +101,7 @@
 //! - RouteLLM's oracle curve sends the strong model the rows where it gains most, rows where it loses
 //!   last.
 
+pub mod audit;
 pub mod bootstrap;
 pub mod calibrate;
 pub mod catalog;

@@ -378,3 +378,34 @@ proptest! {
         prop_assert!(max >= curve[0].quality && max >= curve.last().unwrap().quality);
     }
 }
+
+/// The label audit on the shared sets: RouteLLM's MMLU rows say GPT-4 answers 3.0% of
+/// high-school mathematics (Mixtral 31.9%), far below its 80.6% over MMLU, and that subject is the
+/// only one flagged; RouterBench's training split, where models specialise by task but none clearly
+/// beats GPT-4 on one, flags nothing; GSM8K alone is one task and has nothing to compare.
+#[test]
+fn the_label_audit_flags_mmlus_high_school_mathematics_and_nothing_else() {
+    use switchyard_eval::audit::{DEFAULT_MIN_Z, audit};
+    let routellm = Dataset::load(repo_data::file(ROUTELLM), Format::RouteLlm).unwrap().without_contaminated();
+    let mmlu = routellm.of_task("mmlu");
+    let found = audit(&mmlu, DEFAULT_MIN_Z).unwrap();
+    assert!(found.by_subject);
+    assert_eq!((found.labels, found.comparisons), (57, 57));
+    assert_eq!(found.flagged(), ["high_school_mathematics"]);
+    let r = &found.reversals[0];
+    assert_eq!((r.rows, r.stronger.as_str(), r.weaker.as_str()), (270, STRONG, WEAK));
+    assert!((r.stronger_rate - 8.0 / 270.0).abs() < 1e-12, "{r}");
+    assert!((r.weaker_rate - 86.0 / 270.0).abs() < 1e-12, "{r}");
+    assert!(r.z > 8.0, "{r}");
+    let kept = mmlu.filter(|row| !found.flags(row));
+    assert_eq!(kept.len(), mmlu.len() - 270);
+
+    let gsm8k = audit(&routellm.of_task("gsm8k"), DEFAULT_MIN_Z).unwrap();
+    assert!(gsm8k.reversals.is_empty() && gsm8k.comparisons == 0);
+
+    let rb = Dataset::load(repo_data::file(ROUTERBENCH), Format::RouterBench).unwrap();
+    let train = audit(&rb.in_split(SplitKind::RouterDc, "train"), DEFAULT_MIN_Z).unwrap();
+    assert!(!train.by_subject);
+    assert_eq!(train.labels, 3);
+    assert!(train.reversals.is_empty(), "{:?}", train.reversals);
+}
