@@ -280,7 +280,7 @@ impl Decision {
                 let _ = write!(s, " (need {z:+.2} sd)");
             }
             if l.trust < 1.0 {
-                let _ = write!(s, " [partly on the price-ordered fallback]");
+                let _ = write!(s, " [partly on the fallback rates]");
             }
         }
         if let Some(t) = self.input_tokens {

@@ -179,7 +179,7 @@ mod tests {
         // A prompt unlike the training rows is said to lean on the fallback.
         let odd = router.route(&Request::new("translate this sentence please: bonjour")).unwrap();
         assert!(odd.learned().unwrap().trust < 1.0);
-        assert!(odd.explain().contains("price-ordered fallback"), "{}", odd.explain());
+        assert!(odd.explain().contains("partly on the fallback rates"), "{}", odd.explain());
     }
 
     #[test]
