@@ -20,6 +20,7 @@ use tokio::sync::OwnedSemaphorePermit;
 use crate::AppState;
 use crate::auth::{Caller, authenticate};
 use crate::error::ApiError;
+use crate::responses::{Ids, ResponsesRequest};
 
 type Shared = State<Arc<AppState>>;
 
@@ -41,13 +42,18 @@ pub(crate) async fn not_found() -> ApiError {
 
 /// What a request to the routing endpoints goes through first: the key, a concurrency slot, the
 /// body (within the size limit) and its JSON.
-struct Admitted {
+struct Admitted<T> {
     caller: Caller,
     permit: OwnedSemaphorePermit,
-    wire: ChatCompletionRequest,
+    wire: T,
 }
 
-async fn admit(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Admitted, ApiError> {
+async fn admit<T: serde::de::DeserializeOwned>(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+    what: &str,
+) -> Result<Admitted<T>, ApiError> {
     let caller = authenticate(&state.keys, headers).ok_or_else(ApiError::unauthorized)?;
     let permit = Arc::clone(&state.permits).try_acquire_owned().map_err(|_| {
         ApiError::new(StatusCode::SERVICE_UNAVAILABLE, ErrorKind::Server, "the gateway is at its concurrency limit")
@@ -60,12 +66,12 @@ async fn admit(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Admi
             format!("the request body is larger than {} bytes, or was cut off", state.max_body_bytes),
         )
     })?;
-    let wire: ChatCompletionRequest = serde_json::from_slice(&bytes).map_err(|e| {
+    let wire: T = serde_json::from_slice(&bytes).map_err(|e| {
         // serde's message can quote the client's text; the position and what was expected suffice.
         ApiError::new(
             StatusCode::BAD_REQUEST,
             ErrorKind::InvalidRequest,
-            format!("the body is not a chat completions request: {}", switchyard::__without_values(&e.to_string())),
+            format!("the body is not a {what} request: {}", switchyard::__without_values(&e.to_string())),
         )
     })?;
     Ok(Admitted { caller, permit, wire })
@@ -76,7 +82,11 @@ async fn admit(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Admi
 /// group's other members as fallbacks); anything else is a 404.
 fn to_request(state: &AppState, caller: &Caller, wire: ChatCompletionRequest) -> Result<Request, ApiError> {
     let model = wire.model.clone();
-    let mut request = Request::try_from(wire)?;
+    with_caller(state, caller, Request::try_from(wire)?, &model)
+}
+
+/// Adds the caller's hints and the model named in the body to `request`.
+fn with_caller(state: &AppState, caller: &Caller, mut request: Request, model: &str) -> Result<Request, ApiError> {
     if let Some(name) = &caller.name {
         request = request.with_key(name.clone());
     }
@@ -84,8 +94,8 @@ fn to_request(state: &AppState, caller: &Caller, wire: ChatCompletionRequest) ->
         request = request.with_tenant(tenant.clone());
     }
     if model != "auto" {
-        if state.router.resolve(&model).is_none() {
-            return Err(ApiError::model_not_found(&model));
+        if state.router.resolve(model).is_none() {
+            return Err(ApiError::model_not_found(model));
         }
         request = request.with_model(model);
     }
@@ -121,7 +131,8 @@ pub(crate) async fn chat_completions(State(state): Shared, headers: HeaderMap, b
 }
 
 async fn chat(state: &Arc<AppState>, headers: &HeaderMap, body: Body) -> Result<Response, ApiError> {
-    let Admitted { caller, permit, wire } = admit(state, headers, body).await?;
+    let Admitted { caller, permit, wire } =
+        admit::<ChatCompletionRequest>(state, headers, body, "chat completions").await?;
     let stream = wire.stream;
     let include_usage = wire.stream_options.is_some_and(|o| o.include_usage);
     let request = to_request(state, &caller, wire)?;
@@ -154,9 +165,59 @@ async fn chat(state: &Arc<AppState>, headers: &HeaderMap, body: Body) -> Result<
     Ok(response)
 }
 
+/// `POST /v1/responses`: OpenAI's Responses API, stateless (`crate::responses`).
+pub(crate) async fn responses(State(state): Shared, headers: HeaderMap, body: Body) -> Response {
+    match respond(&state, &headers, body).await {
+        Ok(response) => response,
+        Err(e) => {
+            tracing::info!(target: "switchyard_gateway", code = ?e.body().error.code, "request refused");
+            e.into_response()
+        }
+    }
+}
+
+async fn respond(state: &Arc<AppState>, headers: &HeaderMap, body: Body) -> Result<Response, ApiError> {
+    let Admitted { caller, permit, wire } = admit::<ResponsesRequest>(state, headers, body, "responses").await?;
+    let (stream, model) = (wire.stream, wire.model.clone());
+    let (request, echo) = wire.into_request()?;
+    let request = with_caller(state, &caller, request, &model)?;
+    let ids = |decision: &Decision, model: &str| Ids {
+        response: format!("resp_{:016x}{:x}", state.nonce, decision.id().get()),
+        created_at: unix_now(),
+        model: model.to_owned(),
+    };
+    if stream {
+        let routed = state.router.stream(request).await?;
+        let decision = routed.decision().clone();
+        let model = routed.model().to_string();
+        let body = crate::responses::stream_body(routed, ids(&decision, &model), echo, permit);
+        let mut response = Response::new(body);
+        let h = response.headers_mut();
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        decision_headers(h, &model, &decision);
+        return Ok(response);
+    }
+    let answer = state.router.complete(request).await?;
+    drop(permit);
+    tracing::info!(
+        target: "switchyard_gateway",
+        decision = answer.decision.id().get(),
+        model = %answer.model(),
+        cost_usd = answer.cost_usd,
+        attempts = answer.attempts.len(),
+        "answered"
+    );
+    let body = crate::responses::response(&answer, &ids(&answer.decision, answer.model().as_str()), &echo);
+    let mut response = Json(body).into_response();
+    decision_headers(response.headers_mut(), answer.model().as_str(), &answer.decision);
+    Ok(response)
+}
+
 /// `POST /v1/route`: the decision for a chat completions body, without calling a provider.
 pub(crate) async fn route(State(state): Shared, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
-    let Admitted { caller, wire, .. } = admit(&state, &headers, body).await?;
+    let Admitted { caller, wire, .. } =
+        admit::<ChatCompletionRequest>(&state, &headers, body, "chat completions").await?;
     let request = to_request(&state, &caller, wire)?;
     let decision = state.router.route(&request)?;
     let mut response = Json(json!({ "decision": &decision })).into_response();

@@ -9,7 +9,8 @@
 //! | endpoint | what |
 //! |---|---|
 //! | `POST /v1/chat/completions` | OpenAI's chat completions, JSON or server-sent events (`stream`); `model = "auto"` routes, a catalog id pins |
-//! | `POST /v1/route` | the same body, routed without calling a provider: the decision and its explanation |
+//! | `POST /v1/responses` | OpenAI's Responses API, stateless: the whole conversation in `input`, JSON or semantic events (`stream`) |
+//! | `POST /v1/route` | a chat completions body, routed without calling a provider: the decision and its explanation |
 //! | `POST /v1/feedback` | `{"decision_id", "success", "quality"}` for an earlier answer |
 //! | `GET /v1/models` | `auto` and every catalog model |
 //! | `GET /health`, `GET /ready` | liveness; readiness (503 while draining) |
@@ -25,6 +26,7 @@ mod auth;
 pub mod config;
 mod error;
 mod handlers;
+mod responses;
 mod stream;
 
 use std::future::{Future, IntoFuture};
@@ -136,6 +138,7 @@ impl Gateway {
     pub fn app(&self) -> axum::Router {
         axum::Router::new()
             .route("/v1/chat/completions", post(handlers::chat_completions))
+            .route("/v1/responses", post(handlers::responses))
             .route("/v1/route", post(handlers::route))
             .route("/v1/feedback", post(handlers::feedback))
             .route("/v1/models", get(handlers::models))

@@ -1,5 +1,6 @@
 //! The gateway over HTTP, called as OpenAI's clients call it, in front of a scripted OpenAI-compatible
-//! upstream on 127.0.0.1: JSON and server-sent event answers, tools, pinned and routed requests,
+//! upstream on 127.0.0.1: JSON and server-sent event answers, tools, pinned and routed requests, the
+//! Responses API (objects, semantic events, a tool conversation, refusals, a stream cut off),
 //! fallbacks before the first token, every error status, virtual keys, budgets, the concurrency limit,
 //! the side endpoints (models, route, feedback, health, ready, metrics) and draining on shutdown.
 
@@ -22,7 +23,8 @@ const POOR_KEY: &str = "sk-poor-9876543210";
 
 /// An OpenAI-compatible upstream that answers by the model asked for: `good-*` answer, `down-*` fail
 /// with 500, `busy-*` with 429 and `Retry-After: 7`, `slow-*` after 2 s; with `stream`, the answer
-/// comes as chunks, with usage last; a request with tools gets a tool call.
+/// comes as chunks, with usage last (`cut-*`: a malformed chunk after the first words); a request
+/// with tools gets a tool call.
 async fn upstream() -> Server {
     Server::start(|r| {
         let model = r.body["model"].as_str().unwrap_or_default().to_owned();
@@ -71,6 +73,11 @@ async fn upstream() -> Server {
                 ];
                 if model.starts_with("slow") {
                     pieces.push(Piece::Sleep(Duration::from_millis(600)));
+                }
+                if model.starts_with("cut") {
+                    // Cut off after its first words: a chunk that is not JSON.
+                    pieces.push(Piece::Bytes("data: {\"choices\": [\n\n".to_owned()));
+                    return Reply::sse(pieces);
                 }
                 pieces.extend([
                     Piece::Bytes(chunk(json!({"content": "is."}), Value::Null)),
@@ -719,4 +726,177 @@ async fn shutdown_lets_an_in_flight_stream_finish() {
     assert!(done, "the stream was cut: {chunks:?}");
     stopping.await.unwrap();
     assert!(client().get(format!("{url}/health")).send().await.is_err(), "the listener is closed after the drain");
+}
+
+async fn post_responses(gw: &Running, key: &str, body: Value) -> reqwest::Response {
+    client().post(format!("{}/v1/responses", gw.url)).bearer_auth(key).json(&body).send().await.unwrap()
+}
+
+/// The events of a Responses API stream: each block's `event:` name and its data, which must agree.
+fn named_events(text: &str) -> Vec<Value> {
+    let mut out: Vec<Value> = Vec::new();
+    for block in text.split("\n\n").filter(|b| !b.trim().is_empty()) {
+        let (name, data) = block.split_once('\n').unwrap();
+        let name = name.strip_prefix("event: ").unwrap();
+        let data: Value = serde_json::from_str(data.strip_prefix("data: ").unwrap()).unwrap();
+        assert_eq!(data["type"], name, "{block}");
+        assert_eq!(data["sequence_number"], out.len(), "{block}");
+        out.push(data);
+    }
+    out
+}
+
+#[tokio::test]
+async fn the_responses_api_answers_in_json_and_in_semantic_events() {
+    let (up, gw) = standard().await;
+    let body = json!({"model": "auto", "instructions": "Be brief.", "input": "What is the capital of France?",
+                      "max_output_tokens": 50, "store": false, "metadata": {"team": "geo"}});
+    let r = post_responses(&gw, TEAM_KEY, body.clone()).await;
+    assert_eq!(r.status(), 200);
+    let model = r.headers()["x-switchyard-model"].to_str().unwrap().to_owned();
+    assert!(r.headers().contains_key("x-switchyard-decision-id"));
+    let v: Value = r.json().await.unwrap();
+    assert_eq!((v["object"].as_str(), v["status"].as_str()), (Some("response"), Some("completed")));
+    assert!(v["id"].as_str().unwrap().starts_with("resp_"));
+    assert_eq!(v["model"], model.as_str());
+    assert_eq!(v["output"].as_array().unwrap().len(), 1);
+    assert_eq!(v["output"][0]["type"], "message");
+    assert_eq!(v["output"][0]["content"], json!([{"type": "output_text", "text": "Paris.", "annotations": []}]));
+    assert_eq!(v["usage"]["input_tokens"], 12);
+    assert_eq!(v["usage"]["input_tokens_details"]["cached_tokens"], 4);
+    assert_eq!(v["usage"]["total_tokens"], 14);
+    assert_eq!((v["max_output_tokens"].as_u64(), v["metadata"]["team"].as_str()), (Some(50), Some("geo")));
+    // Upstream, it is a chat completion: the instructions first, then the input.
+    let sent = up.only_request();
+    assert_eq!(sent.body["messages"][0], json!({"role": "system", "content": "Be brief."}));
+    assert_eq!(sent.body["messages"][1]["role"], "user");
+    assert_eq!(sent.body["max_tokens"], 50);
+    assert!(sent.body.get("store").is_none() && sent.body.get("metadata").is_none());
+
+    let mut streaming = body;
+    streaming["stream"] = json!(true);
+    let r = post_responses(&gw, TEAM_KEY, streaming).await;
+    assert_eq!(r.headers()["content-type"], "text/event-stream");
+    let events = named_events(&r.text().await.unwrap());
+    let kinds: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "response.created",
+            "response.in_progress",
+            "response.output_item.added",
+            "response.content_part.added",
+            "response.output_text.delta",
+            "response.output_text.delta",
+            "response.output_text.done",
+            "response.content_part.done",
+            "response.output_item.done",
+            "response.completed",
+        ]
+    );
+    assert_eq!(events[0]["response"]["status"], "in_progress");
+    let text: String = events.iter().filter_map(|e| e["delta"].as_str()).collect();
+    assert_eq!(text, "Paris.");
+    assert_eq!(events[6]["text"], "Paris.");
+    let done = &events[9]["response"];
+    assert_eq!(done["status"], "completed");
+    assert_eq!(done["output"][0]["content"][0]["text"], "Paris.");
+    assert_eq!(done["usage"]["output_tokens"], 2);
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_responses_api_carries_a_tool_conversation_both_ways() {
+    let (up, gw) = standard().await;
+    let body = json!({
+        "model": "auto",
+        "input": [
+            {"role": "user", "content": [{"type": "input_text", "text": "Weather in Paris?"}]},
+            {"type": "function_call", "call_id": "call_0", "name": "weather", "arguments": "{\"city\":\"Lyon\"}"},
+            {"type": "function_call_output", "call_id": "call_0", "output": "12C"},
+            {"role": "user", "content": "And in Paris?"}
+        ],
+        "tools": [{"type": "function", "name": "weather", "parameters": {"type": "object"}, "strict": true}],
+        "tool_choice": "required"
+    });
+    let v: Value = post_responses(&gw, TEAM_KEY, body.clone()).await.json().await.unwrap();
+    assert_eq!(v["status"], "completed");
+    assert_eq!(v["output"].as_array().unwrap().len(), 1, "{v}");
+    let call = &v["output"][0];
+    assert_eq!((call["type"].as_str(), call["call_id"].as_str()), (Some("function_call"), Some("call_1")));
+    assert_eq!((call["name"].as_str(), call["arguments"].as_str()), (Some("weather"), Some("{\"city\":\"Paris\"}")));
+    // Upstream: the call and its output as chat messages, and the tool in chat's shape.
+    let sent = up.only_request();
+    let messages = sent.body["messages"].as_array().unwrap();
+    assert_eq!(messages.len(), 4);
+    assert_eq!(messages[1]["role"], "assistant");
+    assert_eq!(messages[1]["tool_calls"][0]["id"], "call_0");
+    assert_eq!(messages[2], json!({"role": "tool", "tool_call_id": "call_0", "content": "12C"}));
+    assert_eq!(sent.body["tools"][0]["function"]["name"], "weather");
+    assert_eq!(sent.body["tool_choice"], "required");
+
+    let mut streaming = body;
+    streaming["stream"] = json!(true);
+    let text = post_responses(&gw, TEAM_KEY, streaming).await.text().await.unwrap();
+    let events = named_events(&text);
+    let kinds: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "response.created",
+            "response.in_progress",
+            "response.output_item.added",
+            "response.function_call_arguments.delta",
+            "response.function_call_arguments.done",
+            "response.output_item.done",
+            "response.completed",
+        ]
+    );
+    assert_eq!(events[2]["item"]["status"], "in_progress");
+    assert_eq!(events[4]["arguments"], "{\"city\":\"Paris\"}");
+    assert_eq!(events[6]["response"]["output"][0]["call_id"], "call_1");
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_responses_api_refuses_what_it_cannot_serve_in_openais_error_shape() {
+    let (up, gw) = standard().await;
+    let cases = [
+        (
+            TEAM_KEY,
+            json!({"model": "auto", "input": "hi", "previous_response_id": "resp_1"}),
+            400,
+            "previous_response_id",
+        ),
+        (TEAM_KEY, json!({"model": "auto", "input": "hi", "tools": [{"type": "web_search"}]}), 400, "tools[0]"),
+        (TEAM_KEY, json!({"model": "no-such-model", "input": "hi"}), 404, "no-such-model"),
+        (TEAM_KEY, json!({"input": "hi"}), 400, "model"),
+        ("sk-wrong", json!({"model": "auto", "input": "hi"}), 401, ""),
+    ];
+    for (key, body, status, says) in cases {
+        let (got, error) = error_of(post_responses(&gw, key, body.clone()).await).await;
+        assert_eq!(got, status, "{body}: {error}");
+        assert!(error["error"]["message"].as_str().unwrap().contains(says), "{body}: {error}");
+    }
+    assert!(up.requests().is_empty(), "nothing reached the upstream");
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_responses_stream_cut_off_after_its_first_words_ends_with_response_failed() {
+    let up = upstream().await;
+    let gw = gateway(&up, &[model("cut-mini", 0.15, 1.5)], "", "").await;
+    let body = json!({"model": "cut-mini", "input": "What is the capital of France?", "stream": true});
+    let r = post_responses(&gw, TEAM_KEY, body).await;
+    assert_eq!(r.status(), 200);
+    let events = named_events(&r.text().await.unwrap());
+    let kinds: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(kinds.first(), Some(&"response.created"));
+    assert!(kinds.contains(&"response.output_text.delta"), "{kinds:?}");
+    let last = events.last().unwrap();
+    assert_eq!(last["type"], "response.failed");
+    assert_eq!(last["response"]["status"], "failed");
+    assert!(last["response"]["error"]["message"].is_string(), "{last}");
+    assert!(!kinds.contains(&"response.completed"));
+    gw.shutdown().await;
 }
