@@ -66,12 +66,21 @@ pub(crate) struct ResponsesRequest {
     rest: Map<String, Value>,
 }
 
-/// Fields accepted and not acted on: the gateway stores nothing (`store`), has no extra outputs to
-/// include (`include`), and `truncation` other than `auto` is what it does anyway (it never drops
-/// input).
-const IGNORED: &[&str] = &["store", "include", "truncation", "stream_options"];
+/// Fields accepted and not acted on: the gateway stores nothing (`store`, `context_management`), has
+/// no extra outputs to include (`include`, `top_logprobs`), never drops input (`truncation`), makes
+/// one model call per request (`max_tool_calls`), and keeps no client state (`client_metadata`).
+const IGNORED: &[&str] = &[
+    "store",
+    "include",
+    "truncation",
+    "stream_options",
+    "top_logprobs",
+    "max_tool_calls",
+    "context_management",
+    "client_metadata",
+];
 /// Fields passed to the provider as they are (chat completions takes them too).
-const PASSED: &[&str] = &["prompt_cache_key", "safety_identifier", "service_tier", "seed"];
+const PASSED: &[&str] = &["prompt_cache_key", "prompt_cache_retention", "safety_identifier", "service_tier", "seed"];
 
 /// What the response object echoes of the request.
 #[derive(Clone, Default)]
@@ -198,9 +207,22 @@ fn input_item(i: usize, item: &Value, messages: &mut Vec<Message>) -> Result<(),
         "function_call_output" => {
             let output = match item.get("output") {
                 Some(Value::String(s)) => s.clone(),
-                // A list of content parts: its text.
+                // A list of content parts: its text; a tool result is text here.
                 Some(Value::Array(parts)) => {
-                    parts.iter().filter_map(|p| p.get("text").and_then(Value::as_str)).collect::<Vec<_>>().join("")
+                    let mut text = String::new();
+                    for (j, part) in parts.iter().enumerate() {
+                        let at = || format!("`input[{i}].output[{j}]`");
+                        match part.get("type").and_then(Value::as_str) {
+                            Some("input_text" | "output_text") => text.push_str(str_field(part, "text", &at)?),
+                            _ => {
+                                return Err(invalid(format!(
+                                    "{}: a function call's output is served as text parts only",
+                                    at()
+                                )));
+                            }
+                        }
+                    }
+                    text
                 }
                 _ => return Err(invalid(format!("{} has no `output`", at()))),
             };
@@ -335,8 +357,10 @@ pub(crate) struct Ids {
 }
 
 impl Ids {
-    fn message(&self) -> String {
-        format!("msg_{}", &self.response["resp_".len()..])
+    /// The id of the message item at `index` of the output (an answer may hold text, calls, then
+    /// text again: each message item has an id of its own).
+    fn message(&self, index: usize) -> String {
+        format!("msg_{}_{index}", &self.response["resp_".len()..])
     }
 
     fn call(&self, index: usize) -> String {
@@ -344,13 +368,14 @@ impl Ids {
     }
 }
 
-fn message_item(ids: &Ids, text: &str, status: &str) -> Value {
-    let content = if status == "completed" {
-        json!([{"type": "output_text", "text": text, "annotations": []}])
-    } else {
+/// A message item at `index` of the output; `status` `in_progress` has no content yet.
+fn message_item(ids: &Ids, index: usize, text: &str, status: &str) -> Value {
+    let content = if status == "in_progress" {
         json!([])
+    } else {
+        json!([{"type": "output_text", "text": text, "annotations": []}])
     };
-    json!({"type": "message", "id": ids.message(), "status": status, "role": "assistant", "content": content})
+    json!({"type": "message", "id": ids.message(index), "status": status, "role": "assistant", "content": content})
 }
 
 fn call_item(ids: &Ids, index: usize, call: &ToolCall, status: &str) -> Value {
@@ -366,6 +391,23 @@ fn status(reason: Option<FinishReason>) -> (&'static str, Value) {
         Some(FinishReason::ContentFilter) => ("incomplete", json!({"reason": "content_filter"})),
         _ => ("completed", Value::Null),
     }
+}
+
+/// A failed response's `error`: OpenAI's codes for what clients act on (a rate limit, with the
+/// wait in its message as OpenAI words it; a context overflow; a spent quota), `server_error`
+/// otherwise.
+fn failure(error: &Error) -> Value {
+    let code = match error.kind() {
+        ErrorKind::RateLimited => "rate_limit_exceeded",
+        ErrorKind::ContextOverflow => "context_length_exceeded",
+        ErrorKind::BudgetExceeded => "insufficient_quota",
+        _ => "server_error",
+    };
+    let mut message = error.to_string();
+    if let Some(wait) = error.retry_after() {
+        message.push_str(&format!(" Please try again in {:.3}s.", wait.as_secs_f64()));
+    }
+    json!({"code": code, "message": message})
 }
 
 /// The `response` object.
@@ -400,14 +442,14 @@ fn response_object(ids: &Ids, echo: &Echo, status: &str, output: Vec<Value>, ext
 
 /// The router's whole answer as a `response` object.
 pub(crate) fn response(answer: &switchyard::Response, ids: &Ids, echo: &Echo) -> Value {
+    let (status, incomplete) = status(Some(answer.finish_reason));
     let mut output = Vec::new();
     if !answer.content.is_empty() || answer.tool_calls.is_empty() {
-        output.push(message_item(ids, &answer.content, "completed"));
+        output.push(message_item(ids, 0, &answer.content, status));
     }
     for (k, call) in answer.tool_calls.iter().enumerate() {
         output.push(call_item(ids, k, call, "completed"));
     }
-    let (status, incomplete) = status(Some(answer.finish_reason));
     let mut extra = Map::new();
     extra.insert("incomplete_details".to_owned(), incomplete);
     extra.insert("usage".to_owned(), usage(answer.usage));
@@ -456,25 +498,28 @@ impl Streaming {
         response_object(&self.ids, &self.echo, status, self.output.clone(), extra)
     }
 
-    fn delta(&mut self, delta: String) {
-        if self.text.is_none() {
-            let index = self.output.len();
-            self.push(
-                "response.output_item.added",
-                json!({"output_index": index,
-                      "item": message_item(&self.ids, "", "in_progress")}),
-            );
-            self.push(
-                "response.content_part.added",
-                json!({"item_id": self.ids.message(), "output_index": index,
-                      "content_index": 0, "part": {"type": "output_text", "text": "", "annotations": []}}),
-            );
-            self.text = Some(String::new());
+    /// Opens a message item, unless one is open.
+    fn open_text(&mut self) {
+        if self.text.is_some() {
+            return;
         }
+        let index = self.output.len();
+        let item = message_item(&self.ids, index, "", "in_progress");
+        self.push("response.output_item.added", json!({"output_index": index, "item": item}));
+        let part = json!({"type": "output_text", "text": "", "annotations": []});
+        self.push(
+            "response.content_part.added",
+            json!({"item_id": self.ids.message(index), "output_index": index, "content_index": 0, "part": part}),
+        );
+        self.text = Some(String::new());
+    }
+
+    fn delta(&mut self, delta: String) {
+        self.open_text();
         let index = self.output.len();
         self.push(
             "response.output_text.delta",
-            json!({"item_id": self.ids.message(), "output_index": index,
+            json!({"item_id": self.ids.message(index), "output_index": index,
                   "content_index": 0, "delta": delta, "logprobs": []}),
         );
         if let Some(text) = &mut self.text {
@@ -482,10 +527,12 @@ impl Streaming {
         }
     }
 
-    /// Closes the message item, if one is open.
-    fn close_text(&mut self) {
+    /// Closes the message item, if one is open, with `status` (`completed`, or `incomplete` when the
+    /// answer was cut short).
+    fn close_text(&mut self, status: &str) {
         let Some(text) = self.text.take() else { return };
-        let (index, id) = (self.output.len(), self.ids.message());
+        let index = self.output.len();
+        let id = self.ids.message(index);
         self.push(
             "response.output_text.done",
             json!({"item_id": id, "output_index": index, "content_index": 0,
@@ -496,13 +543,13 @@ impl Streaming {
             json!({"item_id": id, "output_index": index, "content_index": 0,
                   "part": {"type": "output_text", "text": text, "annotations": []}}),
         );
-        let item = message_item(&self.ids, &text, "completed");
+        let item = message_item(&self.ids, index, &text, status);
         self.push("response.output_item.done", json!({"output_index": index, "item": item}));
         self.output.push(item);
     }
 
     fn call(&mut self, call: &ToolCall) {
-        self.close_text();
+        self.close_text("completed");
         let (index, k) = (self.output.len(), self.calls);
         self.calls += 1;
         let id = self.ids.call(k);
@@ -527,13 +574,12 @@ impl Streaming {
     }
 
     fn finish(&mut self) {
-        self.close_text();
+        let (status, incomplete) = status(self.finish);
         if self.output.is_empty() {
             // An answer with nothing in it is still one (empty) message, as the JSON form has.
-            self.delta(String::new());
-            self.close_text();
+            self.open_text();
         }
-        let (status, incomplete) = status(self.finish);
+        self.close_text(status);
         let mut extra = Map::new();
         extra.insert("incomplete_details".to_owned(), incomplete);
         extra.insert("usage".to_owned(), self.usage.map_or(Value::Null, usage));
@@ -544,7 +590,7 @@ impl Streaming {
 
     fn fail(&mut self, error: &Error) {
         let mut extra = Map::new();
-        extra.insert("error".to_owned(), json!({"code": error.kind().as_str(), "message": error.to_string()}));
+        extra.insert("error".to_owned(), failure(error));
         let object = self.snapshot("failed", extra);
         self.push("response.failed", json!({"response": object}));
     }
@@ -681,14 +727,24 @@ mod tests {
     fn the_answer_becomes_a_response_object() {
         let ids = Ids { response: "resp_00ab".to_owned(), created_at: 7, model: "mini".to_owned() };
         let echo = Echo { max_output_tokens: Some(5), ..Echo::default() };
-        let object = response_object(&ids, &echo, "completed", vec![message_item(&ids, "hi", "completed")], Map::new());
+        let object =
+            response_object(&ids, &echo, "completed", vec![message_item(&ids, 0, "hi", "completed")], Map::new());
         assert_eq!(object["id"], "resp_00ab");
         assert_eq!(object["object"], "response");
-        assert_eq!(object["output"][0]["id"], "msg_00ab");
+        assert_eq!(object["output"][0]["id"], "msg_00ab_0");
+        // Text after a tool call is a message item of its own, with an id of its own.
+        assert_ne!(ids.message(0), ids.message(2));
         assert_eq!(object["output"][0]["content"][0], json!({"type": "output_text", "text": "hi", "annotations": []}));
         assert_eq!(object["max_output_tokens"], 5);
         assert_eq!(object["tool_choice"], "auto");
         assert_eq!(status(Some(FinishReason::Length)), ("incomplete", json!({"reason": "max_output_tokens"})));
+        let limited = Error::new(ErrorKind::RateLimited, "the caller is at a rate limit")
+            .with_retry_after(Some(std::time::Duration::from_millis(1500)));
+        let f = failure(&limited);
+        assert_eq!(f["code"], "rate_limit_exceeded");
+        assert!(f["message"].as_str().unwrap().ends_with("Please try again in 1.500s."), "{f}");
+        assert_eq!(failure(&Error::new(ErrorKind::ContextOverflow, "too long"))["code"], "context_length_exceeded");
+        assert_eq!(failure(&Error::new(ErrorKind::MidStream, "cut"))["code"], "server_error");
         let u = usage(Usage::new(10, 4));
         assert_eq!((u["input_tokens"].clone(), u["total_tokens"].clone()), (json!(10), json!(14)));
     }

@@ -750,7 +750,8 @@ fn named_events(text: &str) -> Vec<Value> {
 async fn the_responses_api_answers_in_json_and_in_semantic_events() {
     let (up, gw) = standard().await;
     let body = json!({"model": "auto", "instructions": "Be brief.", "input": "What is the capital of France?",
-                      "max_output_tokens": 50, "store": false, "metadata": {"team": "geo"}});
+                      "max_output_tokens": 50, "store": false, "metadata": {"team": "geo"},
+                      "client_metadata": {"session": "s1"}, "prompt_cache_retention": "24h", "top_logprobs": 0});
     let r = post_responses(&gw, TEAM_KEY, body.clone()).await;
     assert_eq!(r.status(), 200);
     let model = r.headers()["x-switchyard-model"].to_str().unwrap().to_owned();
@@ -772,6 +773,8 @@ async fn the_responses_api_answers_in_json_and_in_semantic_events() {
     assert_eq!(sent.body["messages"][1]["role"], "user");
     assert_eq!(sent.body["max_tokens"], 50);
     assert!(sent.body.get("store").is_none() && sent.body.get("metadata").is_none());
+    assert!(sent.body.get("client_metadata").is_none() && sent.body.get("top_logprobs").is_none());
+    assert_eq!(sent.body["prompt_cache_retention"], "24h");
 
     let mut streaming = body;
     streaming["stream"] = json!(true);
