@@ -771,3 +771,43 @@ async fn a_caller_rate_limit_fails_as_configured_while_the_store_is_down() {
     assert_eq!(error.kind(), ErrorKind::Store, "{error}");
     assert!(r.complete(request().with_tenant("globex")).await.is_ok());
 }
+
+#[tokio::test]
+async fn answers_and_streams_say_where_the_caller_stands_against_its_rate_limits() {
+    let meter = Meter::new();
+    let limits = LimitsConfig::new()
+        .caller_rate_limit(CallerRateLimit::new(Scope::Tenant).requests_per_minute(4))
+        .caller_rate_limit(CallerRateLimit::new(Scope::Key).requests_per_minute(10).tokens_per_minute(100_000))
+        // One call a minute on `dear`: the second request is admitted by the full admission (to
+        // `mid`), not the quick one.
+        .rate_limit(RateLimit::new("dear").requests_per_minute(1).prefer_below(1.0));
+    let router = callers(&meter, limits);
+    let mut tokens_left = 100_000;
+    for (expected, model) in [(3, "dear"), (2, "mid")] {
+        let r = router.complete(request().with_key("k")).await.unwrap();
+        assert_eq!(r.model.as_str(), model);
+        let c = r.caller_limits.unwrap();
+        // The tenant's 4 is tighter than the key's 10.
+        let requests = c.requests.unwrap();
+        assert_eq!((requests.limit, requests.remaining), (4, expected), "{c:?}");
+        // Counted in this minute's bucket: it is all gone once this bucket has turned over and
+        // then faded, between one and two minutes from now.
+        assert!(requests.resets_in > Duration::from_secs(60), "{c:?}");
+        assert!(requests.resets_in <= Duration::from_secs(120), "{c:?}");
+        let tokens = c.tokens.unwrap();
+        assert_eq!(tokens.limit, 100_000);
+        assert!(tokens.remaining < tokens_left, "{c:?}");
+        tokens_left = tokens.remaining;
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["caller_limits"]["requests"]["remaining"], expected);
+    }
+    let stream = router.stream(request().with_key("k")).await.unwrap();
+    assert_eq!(stream.caller_limits().and_then(|c| c.requests).map(|r| r.remaining), Some(1));
+    drop(stream);
+    // No limit applies to a request without tenant or key.
+    let mut anonymous = request();
+    anonymous.hints.tenant = None;
+    let r = router.complete(anonymous).await.unwrap();
+    assert_eq!(r.caller_limits, None);
+    assert!(serde_json::to_value(&r).unwrap().get("caller_limits").is_none());
+}

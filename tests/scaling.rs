@@ -502,6 +502,19 @@ async fn replicas_share_caller_rate_limits_exactly() {
     let served = results.iter().filter(|r| r.is_ok()).count();
     assert_eq!(served, 20);
     assert_eq!(meter.calls("dear"), 20, "refused requests called no model");
+    // Each answer says how much room its admission left: the tenant's 20 (tighter than the key's
+    // 1000), counted atomically across replicas, so 19 down to 0, each once.
+    let mut left: Vec<u64> = results
+        .iter()
+        .filter_map(|r| r.as_ref().ok())
+        .map(|r| r.caller_limits.and_then(|c| c.requests).map(|q| (q.limit, q.remaining)).unwrap())
+        .map(|(limit, remaining)| {
+            assert_eq!(limit, 20);
+            remaining
+        })
+        .collect();
+    left.sort_unstable();
+    assert_eq!(left, (0..20).collect::<Vec<u64>>());
     for e in results.iter().filter_map(|r| r.as_ref().err()) {
         assert_eq!(e.kind(), ErrorKind::RateLimited, "{e}");
         let retry = e.retry_after().unwrap();

@@ -40,7 +40,7 @@ use super::{Attempt, ExecutionConfig};
 use crate::catalog::{Catalog, ModelProfile};
 use crate::cost::CostModel;
 use crate::error::Error;
-use crate::limits::{Limiter, Ticket};
+use crate::limits::{CallerLimits, Limiter, Ticket};
 use crate::policy::{Decision, Observer, Rejection};
 use crate::provider::Provider;
 use crate::request::Request;
@@ -95,6 +95,8 @@ pub(super) struct Run<'a> {
     pub(super) ticket: Option<Ticket>,
     /// Candidates that limits refused along the way.
     pub(super) refused: Vec<Rejection>,
+    /// Where the caller stood against its rate limits when the request was admitted.
+    pub(super) caller: Option<CallerLimits>,
 }
 
 impl<'a> Run<'a> {
@@ -115,6 +117,7 @@ impl<'a> Run<'a> {
             last: None,
             ticket: None,
             refused: Vec::new(),
+            caller: None,
         }
     }
 }

@@ -152,7 +152,10 @@ impl Run<'_> {
             }
         };
         match admitted {
-            Ok((LimitsAdmission { position: pos, ticket, sticky, blocked }, model)) => {
+            Ok((LimitsAdmission { position: pos, ticket, sticky, blocked, caller }, model)) => {
+                if count {
+                    self.caller = caller;
+                }
                 // Circuits another replica opened: open here too, for what is left of them.
                 let blocked_count = blocked.len();
                 for (model, left) in blocked {

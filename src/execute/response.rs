@@ -4,6 +4,7 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::completion::{Completion, FinishReason, Usage};
+use crate::limits::CallerLimits;
 use crate::policy::Decision;
 use crate::request::ToolCall;
 use crate::types::{Attempt, Inadequacy, ModelId};
@@ -41,6 +42,9 @@ pub struct Response {
     pub inadequacy: Option<Inadequacy>,
     /// Why this model was chosen.
     pub decision: Decision,
+    /// Where the caller stood against its [`CallerRateLimit`](crate::limits::CallerRateLimit)s
+    /// once this request was admitted (it included); `None` when none applies.
+    pub caller_limits: Option<CallerLimits>,
 }
 
 /// What the attempt loop measured about the answer it returns; [`Response::new`] adds the
@@ -52,12 +56,13 @@ pub(crate) struct Served {
     pub(crate) estimated_cost_usd: f64,
     pub(crate) attempts: Vec<Attempt>,
     pub(crate) inadequacy: Option<Inadequacy>,
+    pub(crate) caller_limits: Option<CallerLimits>,
 }
 
 impl Response {
     pub(crate) fn new(completion: Completion, served: Served, decision: Decision) -> Self {
         let Completion { content, tool_calls, finish_reason, usage, .. } = completion;
-        let Served { model, latency, cost_usd, estimated_cost_usd, attempts, inadequacy } = served;
+        let Served { model, latency, cost_usd, estimated_cost_usd, attempts, inadequacy, caller_limits } = served;
         Self {
             content,
             tool_calls,
@@ -70,6 +75,7 @@ impl Response {
             attempts,
             inadequacy,
             decision,
+            caller_limits,
         }
     }
 
@@ -101,6 +107,8 @@ impl serde::Serialize for Response {
             attempts: &'a [Attempt],
             inadequacy: Option<&'a Inadequacy>,
             decision: &'a Decision,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            caller_limits: Option<CallerLimits>,
         }
         Wire {
             content: &self.content,
@@ -114,6 +122,7 @@ impl serde::Serialize for Response {
             attempts: &self.attempts,
             inadequacy: self.inadequacy.as_ref(),
             decision: &self.decision,
+            caller_limits: self.caller_limits,
         }
         .serialize(serializer)
     }

@@ -17,7 +17,7 @@ use crate::completion::{EventStream, StreamEvent, Usage};
 use crate::error::{Error, ErrorKind, Result};
 use crate::execute::health::Observation;
 use crate::execute::{Attempt, AttemptOutcome};
-use crate::limits::Ticket;
+use crate::limits::{CallerLimits, Ticket};
 use crate::policy::Decision;
 use crate::provider::Provider;
 use crate::request::Request;
@@ -96,6 +96,8 @@ pub struct RoutedStream {
     finish_reason: Option<crate::completion::FinishReason>,
     /// The streaming attempt's span: its usage and finish reason are recorded when the stream ends.
     span: tracing::Span,
+    /// Where the caller stood against its rate limits at admission.
+    caller: Option<CallerLimits>,
 }
 
 /// When to give up waiting for the next event: after `idle`, or at the deadline if that is sooner.
@@ -113,6 +115,7 @@ pub(super) struct Handover {
     spent: f64,
     deadline: Instant,
     span: tracing::Span,
+    caller: Option<CallerLimits>,
 }
 
 impl Run<'_> {
@@ -139,7 +142,16 @@ impl Run<'_> {
         let probe = guard.hand_over();
         let attempts = std::mem::take(&mut self.attempts);
         let ticket = self.ticket.take();
-        Handover { model: target.model, probe, attempts, ticket, spent: self.spent, deadline: self.deadline, span }
+        Handover {
+            model: target.model,
+            probe,
+            attempts,
+            ticket,
+            spent: self.spent,
+            deadline: self.deadline,
+            span,
+            caller: self.caller,
+        }
     }
 }
 
@@ -154,7 +166,7 @@ impl RoutedStream {
         started: Instant,
         ttft: Duration,
     ) -> Self {
-        let Handover { model, probe, attempts, ticket, spent, deadline, span } = handover;
+        let Handover { model, probe, attempts, ticket, spent, deadline, span, caller } = handover;
         let (buffered, events) = first;
         engine.log.set_model(decision.id(), model);
         let idle = engine.exec.first_token_timeout;
@@ -179,6 +191,7 @@ impl RoutedStream {
             finish_reason: None,
             ticket,
             span,
+            caller,
         }
     }
 }
@@ -192,6 +205,12 @@ impl RoutedStream {
     /// The model streaming the answer.
     pub fn model(&self) -> &crate::types::ModelId {
         &self.engine.catalog.model(self.model).id
+    }
+
+    /// Where the caller stood against its [`CallerRateLimit`](crate::limits::CallerRateLimit)s once
+    /// this request was admitted (it included); `None` when none applies.
+    pub fn caller_limits(&self) -> Option<CallerLimits> {
+        self.caller
     }
 
     /// Every attempt made for this request, the streaming one last.

@@ -18,7 +18,10 @@
 //! - **caller rate limits** ([`CallerRateLimit`]): requests and tokens per minute overall, per tenant
 //!   or per caller key, whichever model serves them. A caller over one is refused before any model
 //!   is called, with [`ErrorKind::RateLimited`](crate::ErrorKind::RateLimited) and a
-//!   [`retry_after`](crate::Error::retry_after) of when the sliding minute frees enough room.
+//!   [`retry_after`](crate::Error::retry_after) of when the sliding minute frees enough room. An
+//!   admitted request reads where its caller stands ([`CallerLimits`]) on its
+//!   [`Response`](crate::Response::caller_limits) or [`RoutedStream`](crate::RoutedStream::caller_limits),
+//!   from the same atomic step.
 //!
 //! A candidate that does not fit is skipped and the next one in the ranking is taken: the router
 //! **downgrades** to a cheaper model rather than reject. Fallbacks, larger-context retries and
@@ -47,7 +50,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-pub use self::caller::CallerRateLimit;
+pub use self::caller::{CallerLimits, CallerRateLimit, LimitRoom};
 pub(crate) use self::limiter::{Admission, Limiter, Ticket};
 pub use crate::state::Window;
 

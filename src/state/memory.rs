@@ -92,7 +92,13 @@ pub(crate) struct One {
     pub(crate) bounds: SmallVec<[Bound; 4]>,
     /// Passed over while this flag is set.
     pub(crate) flag: Option<Arc<str>>,
+    /// How many of the first bounds to read back once the charges are added.
+    pub(crate) report: usize,
 }
+
+/// The first [`One::report`] bounds' counters once a reservation is made: `(previous, current)`,
+/// the previous bucket's value unweighted (0 for a calendar window).
+pub(crate) type Readings = SmallVec<[(f64, f64); 2]>;
 
 /// `weight·previous + current ≤ limit`, charges included: a calendar window's bucket (no previous)
 /// or a sliding window's two.
@@ -219,7 +225,7 @@ impl MemoryStore {
     /// says why).
     ///
     /// `now` is the caller's clock reading and `lease_until` when the lease expires.
-    pub(crate) fn reserve(&self, one: One, now: Instant, lease_until: Instant) -> Option<u64> {
+    pub(crate) fn reserve(&self, one: One, now: Instant, lease_until: Instant) -> Option<(u64, Readings)> {
         let mut state = self.lock();
         state.recent = state.recent.max(Some(now));
         state.writes += 1;
@@ -245,11 +251,18 @@ impl MemoryStore {
         for (counter, amount) in &one.charges {
             state.add(counter, *amount, now);
         }
+        let readings = one.bounds[..one.report.min(one.bounds.len())]
+            .iter()
+            .map(|b| {
+                let previous = b.previous.as_ref().map_or(0.0, |(p, _)| state.value(p, now));
+                (previous, state.value(&one.charges[b.current].0, now))
+            })
+            .collect();
         state.next_lease += 1;
         let id = state.next_lease;
         // The store keeps the charges; the caller settles by id.
         state.leases.insert(id, (Lease { id, charges: one.charges }, lease_until));
-        Some(id)
+        Some((id, readings))
     }
 
     /// Settles a lease that [`reserve`](Self::reserve) made, by its id, with what was used per
@@ -687,20 +700,23 @@ mod tests {
             charges: smallvec![(counter.clone(), amount)],
             bounds: smallvec![Bound { current: 0, previous: None, limit: 10.0 }],
             flag: None,
+            report: 1,
         };
         let t0 = Instant::now();
         let read = || store.read_now(std::slice::from_ref(&counter))[0];
         // Settled while held: actual − reserved.
-        let id = store.reserve(one(1.0), t0, t0 + Duration::from_secs(60)).unwrap();
+        let (id, readings) = store.reserve(one(1.0), t0, t0 + Duration::from_secs(60)).unwrap();
+        // The bound's counter read back with the charge in it (a calendar window: no previous bucket).
+        assert_eq!(readings.as_slice(), [(0.0, 1.0)]);
         store.settle_reserved(id, &[0.25]);
         assert_eq!(read(), 0.25);
         store.settle_reserved(id, &[0.25]);
         assert_eq!(read(), 0.25, "settled once");
         // Swept first (its lease expired): the reservation goes back, then the actual is added once.
-        let late = store.reserve(one(2.0), t0, t0 + Duration::from_millis(1)).unwrap();
+        let (late, _) = store.reserve(one(2.0), t0, t0 + Duration::from_millis(1)).unwrap();
         assert_eq!(read(), 2.25);
         let later = t0 + Duration::from_secs(2);
-        let other = store.reserve(one(0.5), later, later + Duration::from_secs(60)).unwrap();
+        let (other, _) = store.reserve(one(0.5), later, later + Duration::from_secs(60)).unwrap();
         assert_eq!(read(), 0.75, "the expired reservation was given back");
         store.settle_reserved(late, &[0.125]);
         store.settle_reserved(late, &[0.125]);
@@ -802,6 +818,7 @@ mod tests {
             charges: smallvec![(keyed(key, ttl).counters[0].clone(), 0.01)],
             bounds: smallvec![Bound { current: 0, previous: None, limit: 1.0 }],
             flag: None,
+            report: 0,
         };
         assert!(store.reserve(one(100), t0, t0 + ttl).is_none());
         assert!(store.reserve(one(7), t0, t0 + ttl).is_some());

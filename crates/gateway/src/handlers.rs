@@ -7,12 +7,13 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{MatchedPath, State};
-use axum::http::{HeaderMap, HeaderValue, Request as HttpRequest, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Request as HttpRequest, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
 use switchyard::catalog::NameKind;
+use switchyard::limits::CallerLimits;
 use switchyard::wire::openai::{ChatCompletion, ChatCompletionRequest};
 use switchyard::{Decision, DecisionId, ErrorKind, Feedback, Request};
 use tokio::sync::OwnedSemaphorePermit;
@@ -119,6 +120,42 @@ fn decision_headers(headers: &mut HeaderMap, model: &str, decision: &Decision) {
     headers.insert("x-switchyard-decision-id", HeaderValue::from(decision.id().get()));
 }
 
+/// OpenAI's `x-ratelimit-*` headers from where the caller stands against its rate limits: for
+/// requests and tokens each, the limit, what is left and when the sliding minute is empty again
+/// (`"1.5s"`, `"1m2s"`, `"250ms"`). Nothing when no caller limit applies.
+fn rate_limit_headers(headers: &mut HeaderMap, limits: Option<CallerLimits>) {
+    let Some(limits) = limits else { return };
+    for (what, room) in [("requests", limits.requests), ("tokens", limits.tokens)] {
+        let Some(room) = room else { continue };
+        let mut set = |name: String, value: String| {
+            if let (Ok(name), Ok(value)) = (HeaderName::try_from(name), HeaderValue::try_from(value)) {
+                headers.insert(name, value);
+            }
+        };
+        set(format!("x-ratelimit-limit-{what}"), room.limit.to_string());
+        set(format!("x-ratelimit-remaining-{what}"), room.remaining.to_string());
+        set(format!("x-ratelimit-reset-{what}"), duration_text(room.resets_in));
+    }
+}
+
+/// A duration as OpenAI's rate-limit headers write it: `250ms`, `1.5s`, `1m2s`, `0s`.
+fn duration_text(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms == 0 {
+        return "0s".to_owned();
+    }
+    if ms < 1000 {
+        return format!("{ms}ms");
+    }
+    let (minutes, ms) = (ms / 60_000, ms % 60_000);
+    let seconds = if ms % 1000 == 0 {
+        format!("{}", ms / 1000)
+    } else {
+        format!("{}.{:03}", ms / 1000, ms % 1000).trim_end_matches('0').to_owned()
+    };
+    if minutes > 0 { format!("{minutes}m{seconds}s") } else { format!("{seconds}s") }
+}
+
 /// `POST /v1/chat/completions`.
 pub(crate) async fn chat_completions(State(state): Shared, headers: HeaderMap, body: Body) -> Response {
     match chat(&state, &headers, body).await {
@@ -141,12 +178,14 @@ async fn chat(state: &Arc<AppState>, headers: &HeaderMap, body: Body) -> Result<
         let decision = routed.decision().clone();
         let model = routed.model().to_string();
         let id = completion_id(state, &decision);
+        let limits = routed.caller_limits();
         let body = crate::stream::body(routed, id, unix_now(), include_usage, permit);
         let mut response = Response::new(body);
         let h = response.headers_mut();
         h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
         decision_headers(h, &model, &decision);
+        rate_limit_headers(h, limits);
         return Ok(response);
     }
     let answer = state.router.complete(request).await?;
@@ -162,6 +201,7 @@ async fn chat(state: &Arc<AppState>, headers: &HeaderMap, body: Body) -> Result<
     let body = ChatCompletion::from_response(&answer, completion_id(state, &answer.decision), unix_now());
     let mut response = Json(body).into_response();
     decision_headers(response.headers_mut(), answer.model().as_str(), &answer.decision);
+    rate_limit_headers(response.headers_mut(), answer.caller_limits);
     Ok(response)
 }
 
@@ -190,12 +230,14 @@ async fn respond(state: &Arc<AppState>, headers: &HeaderMap, body: Body) -> Resu
         let routed = state.router.stream(request).await?;
         let decision = routed.decision().clone();
         let model = routed.model().to_string();
+        let limits = routed.caller_limits();
         let body = crate::responses::stream_body(routed, ids(&decision, &model), echo, permit);
         let mut response = Response::new(body);
         let h = response.headers_mut();
         h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
         decision_headers(h, &model, &decision);
+        rate_limit_headers(h, limits);
         return Ok(response);
     }
     let answer = state.router.complete(request).await?;
@@ -211,6 +253,7 @@ async fn respond(state: &Arc<AppState>, headers: &HeaderMap, body: Body) -> Resu
     let body = crate::responses::response(&answer, &ids(&answer.decision, answer.model().as_str()), &echo);
     let mut response = Json(body).into_response();
     decision_headers(response.headers_mut(), answer.model().as_str(), &answer.decision);
+    rate_limit_headers(response.headers_mut(), answer.caller_limits);
     Ok(response)
 }
 
@@ -333,4 +376,19 @@ pub(crate) async fn metrics(State(state): Shared) -> Response {
         .headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_as_openais_headers_write_them() {
+        let ms = Duration::from_millis;
+        for (d, text) in
+            [(0, "0s"), (250, "250ms"), (1000, "1s"), (1500, "1.5s"), (61_250, "1m1.25s"), (120_000, "2m0s")]
+        {
+            assert_eq!(duration_text(ms(d)), text);
+        }
+    }
 }

@@ -477,10 +477,30 @@ async fn every_error_has_its_status_and_openai_body() {
 #[tokio::test]
 async fn a_caller_over_its_rate_limit_gets_429_and_others_do_not() {
     let up = upstream().await;
-    let limits = "[[limits.caller_rate_limits]]\nscope = \"key\"\nrequests_per_minute = 2\n";
+    let limits = "[[limits.caller_rate_limits]]\nscope = \"key\"\nrequests_per_minute = 2\n\
+                  tokens_per_minute = 100000\n";
     let gw = gateway(&up, &[model("good-mini", 0.15, 1.5)], "", limits).await;
-    for _ in 0..2 {
-        assert_eq!(post(&gw, TEAM_KEY, hello()).await.status(), 200);
+    // Each answer says, as OpenAI's headers do, what the key has left of its minute.
+    let header = |r: &reqwest::Response, name: &str| r.headers()[name].to_str().unwrap().to_owned();
+    let mut tokens_left = 100_000;
+    for (left, streamed) in [(1, false), (0, true)] {
+        let r = if streamed {
+            let mut body = hello();
+            body["stream"] = json!(true);
+            post(&gw, TEAM_KEY, body).await
+        } else {
+            post(&gw, TEAM_KEY, hello()).await
+        };
+        assert_eq!(r.status(), 200);
+        assert_eq!(header(&r, "x-ratelimit-limit-requests"), "2");
+        assert_eq!(header(&r, "x-ratelimit-remaining-requests"), left.to_string());
+        let reset = header(&r, "x-ratelimit-reset-requests");
+        assert!(reset.starts_with("1m") || reset == "2m0s", "{reset}");
+        assert_eq!(header(&r, "x-ratelimit-limit-tokens"), "100000");
+        let tokens: u64 = header(&r, "x-ratelimit-remaining-tokens").parse().unwrap();
+        assert!(tokens < tokens_left, "{tokens}");
+        tokens_left = tokens;
+        let _ = r.text().await.unwrap();
     }
     let r = post(&gw, TEAM_KEY, hello()).await;
     let wait: u64 = r.headers()["retry-after"].to_str().unwrap().parse().unwrap();
@@ -490,7 +510,12 @@ async fn a_caller_over_its_rate_limit_gets_429_and_others_do_not() {
     assert!(!v.to_string().contains(TEAM_KEY));
     assert_eq!(up.requests().len(), 2, "the refused request reached no provider");
     // Another key has its own allowance.
-    assert_eq!(post(&gw, POOR_KEY, hello()).await.status(), 200);
+    let other = post(&gw, POOR_KEY, hello()).await;
+    assert_eq!(other.status(), 200);
+    assert_eq!(header(&other, "x-ratelimit-remaining-requests"), "1");
+    // The Responses API says the same.
+    let r = post_responses(&gw, POOR_KEY, json!({"model": "auto", "input": "What is the capital of France?"})).await;
+    assert_eq!(header(&r, "x-ratelimit-remaining-requests"), "0");
     gw.shutdown().await;
 }
 

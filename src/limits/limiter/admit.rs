@@ -11,6 +11,7 @@ use super::ticket::{Admission, Held, Ticket};
 use super::{Limiter, lock};
 use crate::catalog::{Catalog, ModelIndex};
 use crate::error::{Error, ErrorKind, Result};
+use crate::limits::{CallerLimits, LimitRoom, Window};
 use crate::policy::{Candidate, RejectReason, Rejection};
 use crate::request::Request;
 use crate::state::{Admitted, Counter};
@@ -47,9 +48,19 @@ impl Limiter {
         }
         // `now`, the caller's clock reading, serves the windows and the store.
         let circuits = circuits && self.config.share_circuits;
-        let (one, roles) = self.one(request, catalog, first, circuits, count, self.wall_ms(now));
+        let wall = self.wall_ms(now);
+        let (one, roles, callers) = self.one(request, catalog, first, circuits, count, wall);
+        let limits: SmallVec<[f64; 2]> = one.bounds.iter().take(callers.len()).map(|b| b.limit).collect();
         let until = deadline.max(now).checked_add(self.config.lease_grace).unwrap_or(deadline);
-        let id = store.reserve(one, now, until)?;
+        let (id, readings) = store.reserve(one, now, until)?;
+        let caller = (!callers.is_empty()).then(|| {
+            let minute = Window::Sliding(Duration::from_secs(60)).slot(wall);
+            let mut status = CallerLimits::default();
+            for ((&tokens, &limit), &(previous, current)) in callers.iter().zip(&limits).zip(&readings) {
+                status.add(tokens, room(previous, current, limit, &minute));
+            }
+            status
+        });
         let ticket = Ticket {
             limiter: self.clone(),
             held: Some(Held::Reserved(id)),
@@ -59,7 +70,7 @@ impl Limiter {
             tokens: 0,
             requests: 0,
         };
-        Some(Admission { position: 0, ticket, sticky: false, blocked: SmallVec::new() })
+        Some(Admission { position: 0, ticket, sticky: false, blocked: SmallVec::new(), caller })
     }
 
     /// Admits without waiting when the store is in process ([`MemoryStore`](crate::state::MemoryStore))
@@ -217,7 +228,8 @@ impl Limiter {
             let roles = built.meta[i].roles.clone();
             let held = Some(Held::Lease(lease));
             let ticket = Ticket { limiter: self.clone(), held, roles, local, usd: 0.0, tokens: 0, requests: 0 };
-            return Ok(Admission { position: i, ticket, sticky: sticky_hit, blocked });
+            let caller = caller_status(built, i, values);
+            return Ok(Admission { position: i, ticket, sticky: sticky_hit, blocked, caller });
         }
         // Nothing fits: say why for each model.
         let mut rejections = Vec::with_capacity(models.len());
@@ -296,6 +308,36 @@ impl Limiter {
             ErrorKind::BudgetExceeded => error.with_retry_after(budget_retry),
             _ => error,
         })
+    }
+}
+
+/// The caller limits' room once choice `i` of `built` was admitted, from the store's `values` after
+/// it (charges included); `None` when no caller limit applies.
+fn caller_status(built: &Built, i: usize, values: &[f64]) -> Option<CallerLimits> {
+    let mut status = CallerLimits::default();
+    let choice = &built.admit.choices[i];
+    for (check, origin) in choice.checks.iter().zip(&built.meta[i].origins) {
+        let Origin::Caller { tokens, .. } = *origin else { continue };
+        let value = |i: u32| values.get(i as usize).copied().unwrap_or(0.0);
+        let (previous, current) = match check.terms[..] {
+            [(p, _), (c, _)] => (value(p), value(c)),
+            [(c, _)] => (0.0, value(c)),
+            _ => continue,
+        };
+        status.add(tokens, room(previous, current, check.limit, &built.minute));
+    }
+    (!status.is_empty()).then_some(status)
+}
+
+/// One caller limit's room over the sliding minute `minute`, with `previous` (unweighted) and
+/// `current` counted.
+fn room(previous: f64, current: f64, limit: f64, minute: &crate::state::Slot) -> LimitRoom {
+    let used = minute.previous.unwrap_or(0.0) * previous + current;
+    LimitRoom {
+        limit: limit.max(0.0) as u64,
+        remaining: (limit - used).max(0.0).floor() as u64,
+        // Until the minute holds nothing: the wait for room under a limit of 0.
+        resets_in: minute_wait(previous, current, 0.0, 0.0, minute).unwrap_or(Duration::ZERO),
     }
 }
 

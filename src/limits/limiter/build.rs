@@ -304,8 +304,10 @@ impl Limiter {
         circuits: bool,
         count: bool,
         now: u64,
-    ) -> (One, SmallVec<[Role; 4]>) {
+    ) -> (One, SmallVec<[Role; 4]>, SmallVec<[bool; 2]>) {
         let hints = &request.hints;
+        // Per leading bound: whether it is a caller's tokens (else its requests).
+        let mut callers: SmallVec<[bool; 2]> = SmallVec::new();
         let (usd, tokens) = self.reservation(request, catalog, c);
         let mut one = One::default();
         let mut roles = SmallVec::new();
@@ -330,6 +332,7 @@ impl Limiter {
                     one.charges.len() - 1
                 });
                 one.bounds.push(Bound { current: at, previous: Some((previous, w)), limit });
+                callers.push(role == Role::Tokens);
             };
             if let Some(n) = requests {
                 part(req, req_prev, 1.0, f64::from(n), Role::Call);
@@ -370,6 +373,7 @@ impl Limiter {
             }
         }
         one.flag = if circuits { self.circuit_flags.get(c.model).cloned() } else { None };
-        (one, roles)
+        one.report = callers.len();
+        (one, roles, callers)
     }
 }

@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use smallvec::SmallVec;
 
+use crate::limits::CallerLimits;
+
 use super::Limiter;
 use crate::catalog::ModelIndex;
 use crate::state::{Lease, Settlement};
@@ -18,6 +20,8 @@ pub(crate) struct Admission {
     pub(crate) ticket: Ticket,
     pub(crate) sticky: bool,
     pub(crate) blocked: SmallVec<[(ModelIndex, Duration); 2]>,
+    /// Where the caller stands against its rate limits, when any applies.
+    pub(crate) caller: Option<CallerLimits>,
 }
 
 /// What a charge of a lease measures, to settle it with the right actual amount.
