@@ -9,6 +9,7 @@
 //! max_body_bytes = 4194304     # larger bodies get 413
 //! max_concurrency = 256        # requests in flight; more get 503 with Retry-After
 //! drain_timeout_ms = 30000     # on shutdown, how long in-flight requests and streams may finish
+//! tls = { cert = "server.pem", key = "server.key" }  # optional: HTTPS (PEM files; paths from the working directory)
 //!
 //! [[server.keys]]              # virtual keys; none means open access
 //! name = "team-a"              # the caller's name: per-key budgets and limits, sticky routing
@@ -66,6 +67,21 @@ pub struct ServerConfig {
     pub drain_timeout_ms: u64,
     /// Virtual API keys. None: every caller is let in, as one anonymous caller.
     pub keys: Vec<KeyConfig>,
+    /// HTTPS with this certificate and key; plain HTTP without.
+    pub tls: Option<TlsConfig>,
+}
+
+/// `[server] tls`: the server's certificate chain and private key, PEM files (the chain leaf first;
+/// the key PKCS#8, PKCS#1 or SEC1). Read when the gateway is built; a file that cannot be read or
+/// parsed stops the start with a message naming it.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct TlsConfig {
+    /// The certificate chain.
+    pub cert: std::path::PathBuf,
+    /// The private key.
+    pub key: std::path::PathBuf,
 }
 
 impl Default for ServerConfig {
@@ -76,6 +92,7 @@ impl Default for ServerConfig {
             max_concurrency: 256,
             drain_timeout_ms: 30_000,
             keys: Vec::new(),
+            tls: None,
         }
     }
 }

@@ -28,6 +28,7 @@ mod error;
 mod handlers;
 mod responses;
 mod stream;
+mod tls;
 
 use std::future::{Future, IntoFuture};
 use std::sync::Arc;
@@ -78,6 +79,8 @@ fn prometheus() -> PrometheusHandle {
 pub struct Gateway {
     state: Arc<AppState>,
     drain_timeout: Duration,
+    /// `[server] tls`: HTTPS.
+    tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -86,6 +89,7 @@ impl std::fmt::Debug for Gateway {
             .field("models", &self.state.router.catalog().len())
             .field("keys", &self.state.keys.len())
             .field("max_body_bytes", &self.state.max_body_bytes)
+            .field("tls", &self.tls.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -96,8 +100,10 @@ impl Gateway {
     /// it, never from the file.
     ///
     /// # Errors
-    /// [`ErrorKind::Config`] naming the field, or the variable that is not set.
+    /// [`ErrorKind::Config`] naming the field, or the variable that is not set, or a TLS file that
+    /// cannot be read or used.
     pub fn new(config: &GatewayConfig, env: &dyn Fn(&str) -> Option<String>) -> Result<Self> {
+        let tls = config.server.tls.as_ref().map(tls::acceptor).transpose()?;
         let router = config.router_builder(env)?.observer(MetricsObserver::new()).build()?;
         let mut keys = Vec::with_capacity(config.server.keys.len());
         for (i, k) in config.server.keys.iter().enumerate() {
@@ -126,7 +132,7 @@ impl Gateway {
             nonce,
             metrics: prometheus(),
         };
-        Ok(Self { state: Arc::new(state), drain_timeout: config.server.drain_timeout() })
+        Ok(Self { state: Arc::new(state), drain_timeout: config.server.drain_timeout(), tls })
     }
 
     /// The router behind the gateway.
@@ -151,7 +157,9 @@ impl Gateway {
     }
 
     /// Serves on `listener` until `shutdown` completes, then stops accepting connections, reports
-    /// not ready, and lets in-flight requests and streams finish for up to the drain timeout.
+    /// not ready, and lets in-flight requests and streams finish for up to the drain timeout. With
+    /// `[server] tls`, every connection is HTTPS (handshakes run side by side; one that fails or
+    /// takes over 10 s is dropped).
     ///
     /// # Errors
     /// An I/O error from the listener.
@@ -160,6 +168,17 @@ impl Gateway {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
+        match self.tls.clone() {
+            Some(acceptor) => self.serve_on(tls::TlsListener::new(listener, acceptor), shutdown).await,
+            None => self.serve_on(listener, shutdown).await,
+        }
+    }
+
+    async fn serve_on<L>(self, listener: L, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()>
+    where
+        L: axum::serve::Listener,
+        L::Addr: std::fmt::Debug,
+    {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let server = axum::serve(listener, self.app()).with_graceful_shutdown(async move {
             let _ = stopped.await;

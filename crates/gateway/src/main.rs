@@ -108,7 +108,8 @@ async fn main() -> ExitCode {
         }
     };
     let addr = listener.local_addr().map_or_else(|_| config.server.listen.to_string(), |a| a.to_string());
-    tracing::info!(target: "switchyard_gateway", %addr, models = gateway.router().catalog().len(), "listening");
+    let tls = config.server.tls.is_some();
+    tracing::info!(target: "switchyard_gateway", %addr, tls, models = gateway.router().catalog().len(), "listening");
     match gateway.serve(listener, shutdown_signal()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

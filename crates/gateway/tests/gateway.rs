@@ -928,3 +928,74 @@ async fn a_responses_stream_cut_off_after_its_first_words_ends_with_response_fai
     assert!(!kinds.contains(&"response.completed"));
     gw.shutdown().await;
 }
+
+/// The test certificates (`tests/tls/README.md`).
+fn tls_file(name: &str) -> String {
+    format!("{}/tests/tls/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+#[tokio::test]
+async fn with_tls_the_gateway_serves_https_and_only_https() {
+    use rustls::pki_types::pem::PemObject;
+    let up = upstream().await;
+    let server =
+        format!("[server]\ntls = {{ cert = \"{}\", key = \"{}\" }}\n", tls_file("server.pem"), tls_file("server.key"));
+    let gw = gateway(&up, &[model("good-mini", 0.15, 1.5)], &server, "").await;
+    let https = gw.url.replacen("http://", "https://", 1);
+    // A client that trusts the test CA, and nothing else.
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(rustls::pki_types::CertificateDer::from_pem_file(tls_file("ca.pem")).unwrap()).unwrap();
+    let tls =
+        rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+    let secure = reqwest::Client::builder().tls_backend_preconfigured(tls).build().unwrap();
+    let chat = |client: &reqwest::Client, base: &str| {
+        client.post(format!("{base}/v1/chat/completions")).bearer_auth(TEAM_KEY).json(&hello()).send()
+    };
+    let r = chat(&secure, &https).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["choices"][0]["message"]["content"], "Paris.");
+    // Plain HTTP on the same port gets no answer; nor does a client that does not trust the CA.
+    assert!(chat(&client(), &gw.url).await.is_err(), "plain HTTP was answered");
+    assert!(chat(&client(), &https).await.is_err(), "a client without the CA connected");
+    // A client that connects and says nothing holds up no one else.
+    let _idle = tokio::net::TcpStream::connect(gw.url.trim_start_matches("http://")).await.unwrap();
+    let again = secure.get(format!("{https}/health")).send().await.unwrap();
+    assert_eq!(again.status(), 200);
+    assert_eq!(up.requests().len(), 1, "only the HTTPS request reached the upstream");
+    gw.shutdown().await;
+}
+
+#[test]
+fn tls_files_that_cannot_serve_stop_the_start_naming_the_file() {
+    let try_build = |cert: &str, key: &str| {
+        let text = format!(
+            "{}\n[server]\ntls = {{ cert = \"{cert}\", key = \"{key}\" }}\n[[providers]]\nname = \"up\"\nkind = \"simulated\"\n",
+            model("m", 1.0, 1.0)
+        );
+        let config = GatewayConfig::from_toml_str(&text).unwrap();
+        Gateway::new(&config, &|_| None).map(|_| ()).map_err(|e| e.to_string())
+    };
+    let build = |cert: &str, key: &str| try_build(cert, key).unwrap_err();
+    let (cert, key) = (tls_file("server.pem"), tls_file("server.key"));
+    assert!(try_build(&cert, &key).is_ok(), "the test pair serves");
+    let ca = tls_file("ca.pem");
+    let e = build("/nowhere/cert.pem", &key);
+    assert!(e.contains("tls.cert") && e.contains("/nowhere/cert.pem"), "{e}");
+    let e = build(&cert, &tls_file("README.md"));
+    assert!(e.contains("tls.key") && e.contains("README.md"), "{e}");
+    // A key is not a certificate.
+    let e = build(&key, &key);
+    assert!(e.contains("tls.cert"), "{e}");
+    // The CA's certificate with the server's key: they do not fit.
+    let e = build(&ca, &key);
+    assert!(e.contains("does not fit"), "{e}");
+    // The key's contents never appear.
+    let secret = std::fs::read_to_string(&key).unwrap();
+    let body = secret.lines().nth(1).unwrap();
+    assert!(!build(&ca, &key).contains(body));
+}
