@@ -156,15 +156,47 @@ fn duration_text(d: Duration) -> String {
     if minutes > 0 { format!("{minutes}m{seconds}s") } else { format!("{seconds}s") }
 }
 
+/// A routing endpoint's response, or its error's (logged by code).
+fn answered_or_refused(result: Result<Response, ApiError>) -> Response {
+    result.unwrap_or_else(|e| {
+        tracing::info!(target: "switchyard_gateway", code = ?e.body().error.code, "request refused");
+        e.into_response()
+    })
+}
+
+/// A streamed answer's response: `body` as server-sent events, with the decision's and the caller's
+/// rate-limit headers.
+fn event_stream(body: Body, routed: (&str, &Decision, Option<CallerLimits>)) -> Response {
+    let (model, decision, limits) = routed;
+    let mut response = Response::new(body);
+    let h = response.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    decision_headers(h, model, decision);
+    rate_limit_headers(h, limits);
+    response
+}
+
+/// A whole answer's response: `body` as JSON, with the decision's and the caller's rate-limit
+/// headers; the answer is logged (model, cost, attempts; never its text).
+fn json_answer<T: serde::Serialize>(body: &T, answer: &switchyard::Response) -> Response {
+    tracing::info!(
+        target: "switchyard_gateway",
+        decision = answer.decision.id().get(),
+        model = %answer.model(),
+        cost_usd = answer.cost_usd,
+        attempts = answer.attempts.len(),
+        "answered"
+    );
+    let mut response = Json(body).into_response();
+    decision_headers(response.headers_mut(), answer.model().as_str(), &answer.decision);
+    rate_limit_headers(response.headers_mut(), answer.caller_limits);
+    response
+}
+
 /// `POST /v1/chat/completions`.
 pub(crate) async fn chat_completions(State(state): Shared, headers: HeaderMap, body: Body) -> Response {
-    match chat(&state, &headers, body).await {
-        Ok(response) => response,
-        Err(e) => {
-            tracing::info!(target: "switchyard_gateway", code = ?e.body().error.code, "request refused");
-            e.into_response()
-        }
-    }
+    answered_or_refused(chat(&state, &headers, body).await)
 }
 
 async fn chat(state: &Arc<AppState>, headers: &HeaderMap, body: Body) -> Result<Response, ApiError> {
@@ -175,45 +207,21 @@ async fn chat(state: &Arc<AppState>, headers: &HeaderMap, body: Body) -> Result<
     let request = to_request(state, &caller, wire)?;
     if stream {
         let routed = state.router.stream(request).await?;
-        let decision = routed.decision().clone();
-        let model = routed.model().to_string();
+        let (decision, model, limits) = (routed.decision().clone(), routed.model().to_string(), routed.caller_limits());
         let id = completion_id(state, &decision);
-        let limits = routed.caller_limits();
-        let body = crate::stream::body(routed, id, unix_now(), include_usage, permit);
-        let mut response = Response::new(body);
-        let h = response.headers_mut();
-        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
-        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-        decision_headers(h, &model, &decision);
-        rate_limit_headers(h, limits);
-        return Ok(response);
+        let chunks = crate::stream::Chunks::new(id, unix_now(), model.clone(), include_usage);
+        let body = crate::stream::body(routed, chunks, permit);
+        return Ok(event_stream(body, (&model, &decision, limits)));
     }
     let answer = state.router.complete(request).await?;
     drop(permit);
-    tracing::info!(
-        target: "switchyard_gateway",
-        decision = answer.decision.id().get(),
-        model = %answer.model(),
-        cost_usd = answer.cost_usd,
-        attempts = answer.attempts.len(),
-        "answered"
-    );
     let body = ChatCompletion::from_response(&answer, completion_id(state, &answer.decision), unix_now());
-    let mut response = Json(body).into_response();
-    decision_headers(response.headers_mut(), answer.model().as_str(), &answer.decision);
-    rate_limit_headers(response.headers_mut(), answer.caller_limits);
-    Ok(response)
+    Ok(json_answer(&body, &answer))
 }
 
 /// `POST /v1/responses`: OpenAI's Responses API, stateless (`crate::responses`).
 pub(crate) async fn responses(State(state): Shared, headers: HeaderMap, body: Body) -> Response {
-    match respond(&state, &headers, body).await {
-        Ok(response) => response,
-        Err(e) => {
-            tracing::info!(target: "switchyard_gateway", code = ?e.body().error.code, "request refused");
-            e.into_response()
-        }
-    }
+    answered_or_refused(respond(&state, &headers, body).await)
 }
 
 async fn respond(state: &Arc<AppState>, headers: &HeaderMap, body: Body) -> Result<Response, ApiError> {
@@ -228,33 +236,14 @@ async fn respond(state: &Arc<AppState>, headers: &HeaderMap, body: Body) -> Resu
     };
     if stream {
         let routed = state.router.stream(request).await?;
-        let decision = routed.decision().clone();
-        let model = routed.model().to_string();
-        let limits = routed.caller_limits();
-        let body = crate::responses::stream_body(routed, ids(&decision, &model), echo, permit);
-        let mut response = Response::new(body);
-        let h = response.headers_mut();
-        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
-        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-        decision_headers(h, &model, &decision);
-        rate_limit_headers(h, limits);
-        return Ok(response);
+        let (decision, model, limits) = (routed.decision().clone(), routed.model().to_string(), routed.caller_limits());
+        let body = crate::stream::body(routed, crate::responses::Events::new(ids(&decision, &model), echo), permit);
+        return Ok(event_stream(body, (&model, &decision, limits)));
     }
     let answer = state.router.complete(request).await?;
     drop(permit);
-    tracing::info!(
-        target: "switchyard_gateway",
-        decision = answer.decision.id().get(),
-        model = %answer.model(),
-        cost_usd = answer.cost_usd,
-        attempts = answer.attempts.len(),
-        "answered"
-    );
     let body = crate::responses::response(&answer, &ids(&answer.decision, answer.model().as_str()), &echo);
-    let mut response = Json(body).into_response();
-    decision_headers(response.headers_mut(), answer.model().as_str(), &answer.decision);
-    rate_limit_headers(response.headers_mut(), answer.caller_limits);
-    Ok(response)
+    Ok(json_answer(&body, &answer))
 }
 
 /// `POST /v1/route`: the decision for a chat completions body, without calling a provider.

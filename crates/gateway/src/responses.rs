@@ -7,17 +7,16 @@
 //! state, which no other model can read: they are left out. Only `function` tools are served.
 
 use std::collections::VecDeque;
-use std::convert::Infallible;
 
-use axum::body::{Body, Bytes};
-use futures_util::StreamExt;
+use axum::body::Bytes;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use switchyard::{
-    ContentPart, Error, ErrorKind, FinishReason, ImageDetail, Message, Request, ResponseFormat, Role, RoutedStream,
-    StreamEvent, Tool, ToolCall, ToolChoice, Usage,
+    ContentPart, Error, ErrorKind, FinishReason, ImageDetail, Message, Request, ResponseFormat, Role, StreamEvent,
+    Tool, ToolCall, ToolChoice, Usage,
 };
-use tokio::sync::OwnedSemaphorePermit;
+
+use crate::stream::Encode;
 
 fn invalid(message: impl Into<String>) -> Error {
     Error::new(ErrorKind::InvalidRequest, message)
@@ -467,8 +466,12 @@ struct Event<'a> {
     fields: Value,
 }
 
-struct Streaming {
-    events: RoutedStream,
+/// The Responses API's semantic events: `response.created` and `response.in_progress`, the output
+/// items' events as the answer comes, then `response.completed` (or `response.incomplete` when the
+/// answer was cut short). A failure after the first event (the status is sent by then) is a
+/// `response.failed` event with the error, and the stream ends there. There is no `[DONE]` line:
+/// the last event says how it ended.
+pub(crate) struct Events {
     ids: Ids,
     echo: Echo,
     sequence: u64,
@@ -480,11 +483,27 @@ struct Streaming {
     calls: usize,
     usage: Option<Usage>,
     finish: Option<FinishReason>,
-    done: bool,
-    _permit: OwnedSemaphorePermit,
 }
 
-impl Streaming {
+impl Events {
+    pub(crate) fn new(ids: Ids, echo: Echo) -> Self {
+        let mut events = Self {
+            ids,
+            echo,
+            sequence: 0,
+            pending: VecDeque::new(),
+            text: None,
+            output: Vec::new(),
+            calls: 0,
+            usage: None,
+            finish: None,
+        };
+        let created = events.snapshot("in_progress", Map::new());
+        events.push("response.created", json!({"response": created.clone()}));
+        events.push("response.in_progress", json!({"response": created}));
+        events
+    }
+
     fn push(&mut self, kind: &str, fields: Value) {
         let event = Event { kind, sequence_number: self.sequence, fields };
         self.sequence += 1;
@@ -596,55 +615,28 @@ impl Streaming {
     }
 }
 
-/// The stream: `response.created` and `response.in_progress`, the output items' events as the
-/// answer comes, then `response.completed` (or `response.incomplete` when the answer was cut short).
-/// A failure after the first event (the status is sent by then) is a `response.failed` event with the
-/// error, and the stream ends there. There is no `[DONE]` line: the last event says how it ended.
-pub(crate) fn stream_body(events: RoutedStream, ids: Ids, echo: Echo, permit: OwnedSemaphorePermit) -> Body {
-    let mut state = Streaming {
-        events,
-        ids,
-        echo,
-        sequence: 0,
-        pending: VecDeque::new(),
-        text: None,
-        output: Vec::new(),
-        calls: 0,
-        usage: None,
-        finish: None,
-        done: false,
-        _permit: permit,
-    };
-    let created = state.snapshot("in_progress", Map::new());
-    state.push("response.created", json!({"response": created.clone()}));
-    state.push("response.in_progress", json!({"response": created}));
-    let stream = futures_util::stream::unfold(state, |mut s| async move {
-        loop {
-            if let Some(bytes) = s.pending.pop_front() {
-                return Some((Ok::<_, Infallible>(bytes), s));
-            }
-            if s.done {
-                return None;
-            }
-            match s.events.next().await {
-                Some(Ok(StreamEvent::Delta(text))) => s.delta(text),
-                Some(Ok(StreamEvent::ToolCall(call))) => s.call(&call),
-                Some(Ok(StreamEvent::Usage(u))) => s.usage = Some(u),
-                Some(Ok(StreamEvent::Finish(reason))) => s.finish = Some(reason),
-                Some(Ok(_)) => {}
-                Some(Err(e)) => {
-                    tracing::warn!(target: "switchyard_gateway", kind = %e.kind(), "stream failed after its first event");
-                    s.fail(&e);
-                    s.done = true;
-                }
-                None => {
-                    s.finish();
-                    s.done = true;
-                }
-            }
+impl Encode for Events {
+    fn next_bytes(&mut self) -> Option<Bytes> {
+        self.pending.pop_front()
+    }
+
+    fn event(&mut self, event: StreamEvent) {
+        match event {
+            StreamEvent::Delta(text) => self.delta(text),
+            StreamEvent::ToolCall(call) => self.call(&call),
+            StreamEvent::Usage(u) => self.usage = Some(u),
+            StreamEvent::Finish(reason) => self.finish = Some(reason),
+            _ => {}
         }
-    });
-    Body::from_stream(stream)
+    }
+
+    fn fail(&mut self, error: &Error) {
+        Events::fail(self, error);
+    }
+
+    fn end(&mut self) {
+        self.finish();
+    }
 }
 
 #[cfg(test)]

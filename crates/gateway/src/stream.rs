@@ -1,25 +1,77 @@
-//! A routed stream as a server-sent events body in OpenAI's chunk format.
+//! Routed streams as server-sent event bodies: the driver both streaming endpoints share, and
+//! chat completions' encoder (OpenAI's chunk format).
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
 
 use axum::body::{Body, Bytes};
 use futures_util::StreamExt;
-use switchyard::RoutedStream;
 use switchyard::wire::openai::{ChunkEncoder, ErrorBody};
 use switchyard::wire::sse;
+use switchyard::{Error, RoutedStream, StreamEvent};
 use tokio::sync::OwnedSemaphorePermit;
 
-struct Streaming {
+/// Turns a routed stream's events into the bytes of an event stream.
+pub(crate) trait Encode: Send + 'static {
+    /// The next bytes ready to send, if any.
+    fn next_bytes(&mut self) -> Option<Bytes>;
+    /// One event of the answer.
+    fn event(&mut self, event: StreamEvent);
+    /// The stream failed after its first event (the status is sent by then): what ends the body.
+    fn fail(&mut self, error: &Error);
+    /// The answer is complete: what ends the body.
+    fn end(&mut self);
+}
+
+struct Drive<E> {
     events: RoutedStream,
-    encoder: ChunkEncoder,
-    pending: VecDeque<Bytes>,
+    encoder: E,
     done: bool,
     /// The concurrency slot, held until the stream ends or the client goes away.
     _permit: OwnedSemaphorePermit,
 }
 
-impl Streaming {
+/// The body: `encoder`'s bytes as the events come, then its ending, or its failure.
+pub(crate) fn body<E: Encode>(events: RoutedStream, encoder: E, permit: OwnedSemaphorePermit) -> Body {
+    let state = Drive { events, encoder, done: false, _permit: permit };
+    let stream = futures_util::stream::unfold(state, |mut s| async move {
+        loop {
+            if let Some(bytes) = s.encoder.next_bytes() {
+                return Some((Ok::<_, Infallible>(bytes), s));
+            }
+            if s.done {
+                return None;
+            }
+            match s.events.next().await {
+                Some(Ok(event)) => s.encoder.event(event),
+                Some(Err(e)) => {
+                    tracing::warn!(target: "switchyard_gateway", kind = %e.kind(), "stream failed after its first event");
+                    s.encoder.fail(&e);
+                    s.done = true;
+                }
+                None => {
+                    s.encoder.end();
+                    s.done = true;
+                }
+            }
+        }
+    });
+    Body::from_stream(stream)
+}
+
+/// Chat completions: chunks as they come, then the usage chunk if asked for and `data: [DONE]`. A
+/// failure after the first chunk is one `data: {"error": ...}` event, and the stream ends without
+/// `[DONE]`, so that clients see an error, not a short answer.
+pub(crate) struct Chunks {
+    encoder: ChunkEncoder,
+    pending: VecDeque<Bytes>,
+}
+
+impl Chunks {
+    pub(crate) fn new(id: String, created: u64, model: String, include_usage: bool) -> Self {
+        Self { encoder: ChunkEncoder::new(id, created, model, include_usage), pending: VecDeque::new() }
+    }
+
     fn push<T: serde::Serialize>(&mut self, value: &T) {
         match sse::event(value) {
             Ok(event) => self.pending.push_back(Bytes::from(event)),
@@ -28,52 +80,25 @@ impl Streaming {
     }
 }
 
-/// The body: chunks as they come, then the usage chunk if asked for and `data: [DONE]`. A failure
-/// after the first chunk (the status is sent by then) is one `data: {"error": ...}` event, and the
-/// stream ends without `[DONE]`, so that clients see an error, not a short answer.
-pub(crate) fn body(
-    events: RoutedStream,
-    id: String,
-    created: u64,
-    include_usage: bool,
-    permit: OwnedSemaphorePermit,
-) -> Body {
-    let model = events.model().to_string();
-    let state = Streaming {
-        events,
-        encoder: ChunkEncoder::new(id, created, model, include_usage),
-        pending: VecDeque::new(),
-        done: false,
-        _permit: permit,
-    };
-    let stream = futures_util::stream::unfold(state, |mut s| async move {
-        loop {
-            if let Some(bytes) = s.pending.pop_front() {
-                return Some((Ok::<_, Infallible>(bytes), s));
-            }
-            if s.done {
-                return None;
-            }
-            match s.events.next().await {
-                Some(Ok(event)) => {
-                    for chunk in s.encoder.event(&event) {
-                        s.push(&chunk);
-                    }
-                }
-                Some(Err(e)) => {
-                    tracing::warn!(target: "switchyard_gateway", kind = %e.kind(), "stream failed after its first chunk");
-                    s.push(&ErrorBody::from_error(&e));
-                    s.done = true;
-                }
-                None => {
-                    for chunk in s.encoder.finish() {
-                        s.push(&chunk);
-                    }
-                    s.pending.push_back(Bytes::from_static(sse::DONE.as_bytes()));
-                    s.done = true;
-                }
-            }
+impl Encode for Chunks {
+    fn next_bytes(&mut self) -> Option<Bytes> {
+        self.pending.pop_front()
+    }
+
+    fn event(&mut self, event: StreamEvent) {
+        for chunk in self.encoder.event(&event) {
+            self.push(&chunk);
         }
-    });
-    Body::from_stream(stream)
+    }
+
+    fn fail(&mut self, error: &Error) {
+        self.push(&ErrorBody::from_error(error));
+    }
+
+    fn end(&mut self) {
+        for chunk in self.encoder.finish() {
+            self.push(&chunk);
+        }
+        self.pending.push_back(Bytes::from_static(sse::DONE.as_bytes()));
+    }
 }

@@ -771,6 +771,18 @@ fn named_events(text: &str) -> Vec<Value> {
     out
 }
 
+/// `body` streamed (`stream: true`) from `/v1/responses`: its events, checked as `named_events` does.
+async fn stream_responses(gw: &Running, mut body: Value) -> Vec<Value> {
+    body["stream"] = json!(true);
+    let r = post_responses(gw, TEAM_KEY, body).await;
+    assert_eq!(r.headers()["content-type"], "text/event-stream");
+    named_events(&r.text().await.unwrap())
+}
+
+fn kinds(events: &[Value]) -> Vec<&str> {
+    events.iter().map(|e| e["type"].as_str().unwrap()).collect()
+}
+
 #[tokio::test]
 async fn the_responses_api_answers_in_json_and_in_semantic_events() {
     let (up, gw) = standard().await;
@@ -801,14 +813,9 @@ async fn the_responses_api_answers_in_json_and_in_semantic_events() {
     assert!(sent.body.get("client_metadata").is_none() && sent.body.get("top_logprobs").is_none());
     assert_eq!(sent.body["prompt_cache_retention"], "24h");
 
-    let mut streaming = body;
-    streaming["stream"] = json!(true);
-    let r = post_responses(&gw, TEAM_KEY, streaming).await;
-    assert_eq!(r.headers()["content-type"], "text/event-stream");
-    let events = named_events(&r.text().await.unwrap());
-    let kinds: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    let events = stream_responses(&gw, body).await;
     assert_eq!(
-        kinds,
+        kinds(&events),
         [
             "response.created",
             "response.in_progress",
@@ -863,13 +870,9 @@ async fn the_responses_api_carries_a_tool_conversation_both_ways() {
     assert_eq!(sent.body["tools"][0]["function"]["name"], "weather");
     assert_eq!(sent.body["tool_choice"], "required");
 
-    let mut streaming = body;
-    streaming["stream"] = json!(true);
-    let text = post_responses(&gw, TEAM_KEY, streaming).await.text().await.unwrap();
-    let events = named_events(&text);
-    let kinds: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    let events = stream_responses(&gw, body).await;
     assert_eq!(
-        kinds,
+        kinds(&events),
         [
             "response.created",
             "response.in_progress",
@@ -914,17 +917,15 @@ async fn the_responses_api_refuses_what_it_cannot_serve_in_openais_error_shape()
 async fn a_responses_stream_cut_off_after_its_first_words_ends_with_response_failed() {
     let up = upstream().await;
     let gw = gateway(&up, &[model("cut-mini", 0.15, 1.5)], "", "").await;
-    let body = json!({"model": "cut-mini", "input": "What is the capital of France?", "stream": true});
-    let r = post_responses(&gw, TEAM_KEY, body).await;
-    assert_eq!(r.status(), 200);
-    let events = named_events(&r.text().await.unwrap());
-    let kinds: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    let events = stream_responses(&gw, json!({"model": "cut-mini", "input": "What is the capital of France?"})).await;
+    let kinds = kinds(&events);
     assert_eq!(kinds.first(), Some(&"response.created"));
     assert!(kinds.contains(&"response.output_text.delta"), "{kinds:?}");
     let last = events.last().unwrap();
     assert_eq!(last["type"], "response.failed");
     assert_eq!(last["response"]["status"], "failed");
     assert!(last["response"]["error"]["message"].is_string(), "{last}");
+    assert_eq!(last["response"]["error"]["code"], "server_error");
     assert!(!kinds.contains(&"response.completed"));
     gw.shutdown().await;
 }
