@@ -1451,3 +1451,44 @@ async fn a_committed_stream_ends_at_the_request_deadline() {
     assert!(e.to_string().contains("deadline"), "{e}");
     assert_eq!(e.attempts().last().unwrap().outcome, failed(ErrorKind::Timeout, None));
 }
+
+/// After an escalation the tokens the caller has left count both answers: the weak one as used, the
+/// strong one as reserved; the request itself counts once.
+#[tokio::test(start_paused = true)]
+async fn after_an_escalation_the_callers_room_counts_both_answers() {
+    use switchyard::limits::{CallerRateLimit, LimitsConfig, Scope};
+    let limited = |escalations: u32| {
+        let broken = SimulatedModel::healthy().with_answer_faults(0.0, 0.0, 0.0, 1.0);
+        Router::builder()
+            .catalog(mini_frontier())
+            .classifier(DifficultyClassifier::default(), 1.0)
+            .policy(Utility::new().answer_value(0.02))
+            .provider(
+                SimulatedProvider::new("sim")
+                    .seed(3)
+                    .model("mini", broken)
+                    .model("frontier", SimulatedModel::healthy()),
+            )
+            .quality_check(Checks::standard())
+            .execution(ExecutionConfig::new().with_max_escalations(escalations))
+            .limits(LimitsConfig::new().caller_rate_limit(
+                CallerRateLimit::new(Scope::Key).requests_per_minute(10).tokens_per_minute(1_000_000),
+            ))
+            .build()
+            .unwrap()
+    };
+    let request = || json_request().with_key("k");
+    // Without escalation: the one admission's reading.
+    let once = limited(0).complete(request()).await.unwrap();
+    assert_eq!(once.attempts.len(), 1);
+    let first = once.caller_limits.unwrap();
+    // With it: the requests as counted once, the tokens as the escalation's admission left them.
+    let escalated = limited(1).complete(request()).await.unwrap();
+    assert_eq!(models(&escalated.attempts), ["mini", "frontier"]);
+    let after = escalated.caller_limits.unwrap();
+    assert_eq!(after.requests.map(|r| (r.limit, r.remaining)), Some((10, 9)));
+    // The strong model's reservation is at least the weak one's (the same request, the same default
+    // output limit), and the weak answer's tokens come on top: less room than after one admission.
+    let (before, now) = (first.tokens.unwrap().remaining, after.tokens.unwrap().remaining);
+    assert!(now < before, "{now} >= {before}");
+}

@@ -507,7 +507,13 @@ async fn replicas_share_caller_rate_limits_exactly() {
     let mut left: Vec<u64> = results
         .iter()
         .filter_map(|r| r.as_ref().ok())
-        .map(|r| r.caller_limits.and_then(|c| c.requests).map(|q| (q.limit, q.remaining)).unwrap())
+        .map(|r| {
+            let c = r.caller_limits.unwrap();
+            // The key's tokens, read in the same atomic step: some of them used.
+            let tokens = c.tokens.unwrap();
+            assert!(tokens.limit == 1 << 30 && tokens.remaining < 1 << 30, "{c:?}");
+            c.requests.map(|q| (q.limit, q.remaining)).unwrap()
+        })
         .map(|(limit, remaining)| {
             assert_eq!(limit, 20);
             remaining

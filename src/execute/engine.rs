@@ -95,8 +95,9 @@ pub(super) struct Run<'a> {
     pub(super) ticket: Option<Ticket>,
     /// Candidates that limits refused along the way.
     pub(super) refused: Vec<Rejection>,
-    /// Where the caller stood against its rate limits when the request was admitted.
-    pub(super) caller: Option<CallerLimits>,
+    /// Where the caller stood against its rate limits when the request was admitted (its tokens:
+    /// at the latest admission), and when that was read.
+    pub(super) caller: Option<(CallerLimits, Instant)>,
 }
 
 impl<'a> Run<'a> {

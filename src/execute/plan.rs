@@ -6,6 +6,7 @@ use smallvec::SmallVec;
 use crate::catalog::ModelIndex;
 use crate::execute::AttemptReason;
 use crate::limits::Admission as LimitsAdmission;
+use crate::limits::CallerLimits;
 use crate::policy::{Candidate, Decision, RejectReason, sigmoid};
 use crate::request::Request;
 
@@ -153,8 +154,19 @@ impl Run<'_> {
         };
         match admitted {
             Ok((LimitsAdmission { position: pos, ticket, sticky, blocked, caller }, model)) => {
-                if count {
-                    self.caller = caller;
+                // The counting admission's reading; later ones refresh the tokens, which every
+                // admission charges.
+                match (count, caller) {
+                    (true, caller) => self.caller = caller.map(|c| (c, tokio::time::Instant::now())),
+                    (false, Some(later)) if later.tokens.is_some() => {
+                        // The requests' reading ages from its own time.
+                        let (mut c, at) = self.caller.unwrap_or((CallerLimits::default(), tokio::time::Instant::now()));
+                        let now = tokio::time::Instant::now();
+                        c.requests = c.requests.map(|r| r.aged(now - at));
+                        c.tokens = later.tokens;
+                        self.caller = Some((c, now));
+                    }
+                    _ => {}
                 }
                 // Circuits another replica opened: open here too, for what is left of them.
                 let blocked_count = blocked.len();

@@ -141,6 +141,7 @@ impl fmt::Debug for Response {
             .field("estimated_cost_usd", &self.estimated_cost_usd)
             .field("attempts", &self.attempts)
             .field("inadequacy", &self.inadequacy)
+            .field("caller_limits", &self.caller_limits)
             .finish_non_exhaustive()
     }
 }

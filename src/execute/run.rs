@@ -146,7 +146,7 @@ impl<'a> Run<'a> {
                 .map_or(0.0, |c| c.cost.usd),
             attempts: std::mem::take(&mut self.attempts),
             inadequacy,
-            caller_limits: self.caller,
+            caller_limits: self.caller.map(|(c, at)| c.aged(at.elapsed())),
         };
         inner.log.set_model(self.decision.id(), model);
         tracing::debug!(model = %profile.id, cost_usd = served.cost_usd, attempts = served.attempts.len(), "answered");

@@ -150,7 +150,7 @@ impl Run<'_> {
             spent: self.spent,
             deadline: self.deadline,
             span,
-            caller: self.caller,
+            caller: self.caller.map(|(c, at)| c.aged(at.elapsed())),
         }
     }
 }

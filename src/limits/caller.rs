@@ -212,6 +212,18 @@ impl CallerLimits {
     pub(crate) fn is_empty(&self) -> bool {
         self.requests.is_none() && self.tokens.is_none()
     }
+
+    /// The reading `elapsed` after it was taken: the resets that much nearer.
+    pub(crate) fn aged(self, elapsed: Duration) -> Self {
+        Self { requests: self.requests.map(|r| r.aged(elapsed)), tokens: self.tokens.map(|t| t.aged(elapsed)) }
+    }
+}
+
+impl LimitRoom {
+    /// The reading `elapsed` after it was taken: the reset that much nearer.
+    pub(crate) fn aged(self, elapsed: Duration) -> Self {
+        Self { resets_in: self.resets_in.saturating_sub(elapsed), ..self }
+    }
 }
 
 #[cfg(test)]

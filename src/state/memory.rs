@@ -98,7 +98,7 @@ pub(crate) struct One {
 
 /// The first [`One::report`] bounds' counters once a reservation is made: `(previous, current)`,
 /// the previous bucket's value unweighted (0 for a calendar window).
-pub(crate) type Readings = SmallVec<[(f64, f64); 2]>;
+pub(crate) type Readings = SmallVec<[(f64, f64); 4]>;
 
 /// `weight·previous + current ≤ limit`, charges included: a calendar window's bucket (no previous)
 /// or a sliding window's two.

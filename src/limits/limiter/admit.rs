@@ -50,7 +50,7 @@ impl Limiter {
         let circuits = circuits && self.config.share_circuits;
         let wall = self.wall_ms(now);
         let (one, roles, callers) = self.one(request, catalog, first, circuits, count, wall);
-        let limits: SmallVec<[f64; 2]> = one.bounds.iter().take(callers.len()).map(|b| b.limit).collect();
+        let limits: SmallVec<[f64; 4]> = one.bounds.iter().take(callers.len()).map(|b| b.limit).collect();
         let until = deadline.max(now).checked_add(self.config.lease_grace).unwrap_or(deadline);
         let (id, readings) = store.reserve(one, now, until)?;
         let caller = (!callers.is_empty()).then(|| {
@@ -422,6 +422,22 @@ mod tests {
     /// with and without `prefer_below`, caller rate limits counting the request or not, settlements
     /// and releases.
     #[test]
+    fn a_callers_room_weighs_the_previous_bucket_as_the_admission_does() {
+        let minute = Window::Sliding(Duration::from_secs(60)).slot(15_000);
+        // A quarter into the minute: the previous bucket counts three quarters.
+        assert_eq!(minute.previous, Some(0.75));
+        let r = room(4.0, 2.0, 10.0, &minute);
+        assert_eq!((r.limit, r.remaining), (10, 5), "10 − (0.75·4 + 2)");
+        // Something in this bucket: empty once it has turned over (45 s) and faded (60 s).
+        assert_eq!(r.resets_in, Duration::from_secs(105));
+        // Only the previous bucket: empty when its weight reaches 0, at this bucket's end.
+        assert_eq!(room(4.0, 0.0, 10.0, &minute).resets_in, Duration::from_secs(45));
+        assert_eq!(room(0.0, 0.0, 10.0, &minute), LimitRoom { limit: 10, remaining: 10, resets_in: Duration::ZERO });
+        // Over the limit (another replica's counts): no room, never a negative one.
+        assert_eq!(room(40.0, 2.0, 10.0, &minute).remaining, 0);
+    }
+
+    #[test]
     fn the_first_choice_alone_decides_as_the_full_admission() {
         let catalog = catalog();
         let quick = Arc::new(Limiter::new(config(), Arc::new(MemoryStore::new()), &catalog).unwrap());
@@ -465,6 +481,24 @@ mod tests {
             match (a, b) {
                 (Ok(a), Ok(b)) => {
                     assert_eq!(a.position, b.position, "step {step}");
+                    // The caller's room reads the same from either path (the two stores' minutes
+                    // may weigh their previous bucket a millisecond apart).
+                    let rooms = |c: Option<CallerLimits>| {
+                        c.map(|c| [c.requests, c.tokens].map(|r| r.map(|r| (r.limit, r.remaining))))
+                    };
+                    match (rooms(a.caller), rooms(b.caller)) {
+                        (Some(x), Some(y)) => {
+                            for (x, y) in x.into_iter().zip(y) {
+                                let close = match (x, y) {
+                                    (Some((lx, rx)), Some((ly, ry))) => lx == ly && rx.abs_diff(ry) <= 1,
+                                    (None, None) => true,
+                                    _ => false,
+                                };
+                                assert!(close, "step {step}: {:?} against {:?}", a.caller, b.caller);
+                            }
+                        }
+                        (x, y) => assert_eq!(x.is_some(), y.is_some(), "step {step}"),
+                    }
                     if a.position == 0 {
                         firsts += 1
                     } else {

@@ -304,10 +304,10 @@ impl Limiter {
         circuits: bool,
         count: bool,
         now: u64,
-    ) -> (One, SmallVec<[Role; 4]>, SmallVec<[bool; 2]>) {
+    ) -> (One, SmallVec<[Role; 4]>, SmallVec<[bool; 4]>) {
         let hints = &request.hints;
         // Per leading bound: whether it is a caller's tokens (else its requests).
-        let mut callers: SmallVec<[bool; 2]> = SmallVec::new();
+        let mut callers: SmallVec<[bool; 4]> = SmallVec::new();
         let (usd, tokens) = self.reservation(request, catalog, c);
         let mut one = One::default();
         let mut roles = SmallVec::new();
