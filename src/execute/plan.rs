@@ -9,6 +9,7 @@ use crate::limits::Admission as LimitsAdmission;
 use crate::limits::CallerLimits;
 use crate::policy::{Candidate, Decision, RejectReason, sigmoid};
 use crate::request::Request;
+use tokio::time::Instant;
 
 use super::engine::{Run, now_std};
 
@@ -156,15 +157,15 @@ impl Run<'_> {
             Ok((LimitsAdmission { position: pos, ticket, sticky, blocked, caller }, model)) => {
                 // The counting admission's reading; later ones refresh the tokens, which every
                 // admission charges.
+                let read = Instant::now();
                 match (count, caller) {
-                    (true, caller) => self.caller = caller.map(|c| (c, tokio::time::Instant::now())),
+                    (true, caller) => self.caller = caller.map(|c| (c, read)),
                     (false, Some(later)) if later.tokens.is_some() => {
                         // The requests' reading ages from its own time.
-                        let (mut c, at) = self.caller.unwrap_or((CallerLimits::default(), tokio::time::Instant::now()));
-                        let now = tokio::time::Instant::now();
-                        c.requests = c.requests.map(|r| r.aged(now - at));
+                        let (mut c, at) = self.caller.unwrap_or((CallerLimits::default(), read));
+                        c.requests = c.requests.map(|r| r.aged(read - at));
                         c.tokens = later.tokens;
-                        self.caller = Some((c, now));
+                        self.caller = Some((c, read));
                     }
                     _ => {}
                 }

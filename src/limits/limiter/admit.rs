@@ -417,10 +417,8 @@ mod tests {
             .caller_rate_limit(CallerRateLimit::new(Scope::Global).requests_per_minute(500))
     }
 
-    /// The first choice reserved alone (`admit_first`) decides as the full admission does, step
-    /// for step, over budgets that share counters, sliding and calendar windows, keys, rate limits
-    /// with and without `prefer_below`, caller rate limits counting the request or not, settlements
-    /// and releases.
+    /// A caller's room: the previous bucket weighed as the admission weighs it, and when the
+    /// minute is empty again.
     #[test]
     fn a_callers_room_weighs_the_previous_bucket_as_the_admission_does() {
         let minute = Window::Sliding(Duration::from_secs(60)).slot(15_000);
@@ -437,6 +435,10 @@ mod tests {
         assert_eq!(room(40.0, 2.0, 10.0, &minute).remaining, 0);
     }
 
+    /// The first choice reserved alone (`admit_first`) decides as the full admission does, step
+    /// for step, over budgets that share counters, sliding and calendar windows, keys, rate limits
+    /// with and without `prefer_below`, caller rate limits counting the request or not, settlements
+    /// and releases, and reads the caller's room alike.
     #[test]
     fn the_first_choice_alone_decides_as_the_full_admission() {
         let catalog = catalog();
