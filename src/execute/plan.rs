@@ -2,6 +2,7 @@
 //! overflow, an inadequate answer) and, when limits are set, by what they admit.
 
 use smallvec::SmallVec;
+use tokio::time::Instant;
 
 use crate::catalog::ModelIndex;
 use crate::execute::AttemptReason;
@@ -9,7 +10,6 @@ use crate::limits::Admission as LimitsAdmission;
 use crate::limits::CallerLimits;
 use crate::policy::{Candidate, Decision, RejectReason, sigmoid};
 use crate::request::Request;
-use tokio::time::Instant;
 
 use super::engine::{Run, now_std};
 
