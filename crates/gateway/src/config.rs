@@ -10,6 +10,8 @@
 //! max_concurrency = 256        # requests in flight; more get 503 with Retry-After
 //! drain_timeout_ms = 30000     # on shutdown, how long in-flight requests and streams may finish
 //! tls = { cert = "server.pem", key = "server.key" }  # optional: HTTPS (PEM files; paths from the working directory)
+//! stored_responses = 0         # Responses API answers kept in memory for previous_response_id (0: none)
+//! stored_responses_ttl_ms = 3600000
 //!
 //! [[server.keys]]              # virtual keys; none means open access
 //! name = "team-a"              # the caller's name: per-key budgets and limits, sticky routing
@@ -69,6 +71,11 @@ pub struct ServerConfig {
     pub keys: Vec<KeyConfig>,
     /// HTTPS with this certificate and key; plain HTTP without.
     pub tls: Option<TlsConfig>,
+    /// How many Responses API answers to keep in memory for `previous_response_id` and
+    /// `GET /v1/responses/{id}` (default 0: none; the oldest go first).
+    pub stored_responses: usize,
+    /// How long a kept response lives, in milliseconds (default one hour).
+    pub stored_responses_ttl_ms: u64,
 }
 
 /// `[server] tls`: the server's certificate chain and private key, PEM files (the chain leaf first;
@@ -93,6 +100,8 @@ impl Default for ServerConfig {
             drain_timeout_ms: 30_000,
             keys: Vec::new(),
             tls: None,
+            stored_responses: 0,
+            stored_responses_ttl_ms: 3_600_000,
         }
     }
 }

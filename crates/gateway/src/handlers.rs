@@ -6,7 +6,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{MatchedPath, State};
+use axum::extract::{MatchedPath, Path, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Request as HttpRequest, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -21,7 +21,8 @@ use tokio::sync::OwnedSemaphorePermit;
 use crate::AppState;
 use crate::auth::{Caller, authenticate};
 use crate::error::ApiError;
-use crate::responses::{Ids, ResponsesRequest};
+use crate::responses::{Ids, Keep, ResponsesRequest, label};
+use crate::stored::Stored;
 
 type Shared = State<Arc<AppState>>;
 
@@ -219,16 +220,49 @@ async fn chat(state: &Arc<AppState>, headers: &HeaderMap, body: Body) -> Result<
     Ok(json_answer(&body, &answer))
 }
 
-/// `POST /v1/responses`: OpenAI's Responses API, stateless (`crate::responses`).
+/// `POST /v1/responses`: OpenAI's Responses API (`crate::responses`), continuing a kept conversation
+/// when asked to and keeping this one when the gateway keeps responses (`crate::stored`).
 pub(crate) async fn responses(State(state): Shared, headers: HeaderMap, body: Body) -> Response {
     answered_or_refused(respond(&state, &headers, body).await)
 }
 
+/// A kept response for `caller`, or why there is none: the gateway keeps none (400), or none under
+/// this id for this caller (404).
+fn kept(state: &AppState, caller: &Caller, id: &str) -> Result<Stored, ApiError> {
+    let Some(store) = &state.responses else {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            ErrorKind::InvalidRequest,
+            "this gateway keeps no responses: `previous_response_id` and `GET /v1/responses/{id}` need \
+             [server] stored_responses above 0; without it, send the whole conversation in `input`",
+        ));
+    };
+    store.get(id, caller.name.as_deref()).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            ErrorKind::InvalidRequest,
+            format!("no response `{}` is kept for this caller (it may have expired)", label(id)),
+        )
+    })
+}
+
 async fn respond(state: &Arc<AppState>, headers: &HeaderMap, body: Body) -> Result<Response, ApiError> {
     let Admitted { caller, permit, wire } = admit::<ResponsesRequest>(state, headers, body, "responses").await?;
-    let (stream, model) = (wire.stream, wire.model.clone());
-    let (request, echo) = wire.into_request()?;
+    let (stream, model, store) = (wire.stream, wire.model.clone(), wire.store != Some(false));
+    let history = match &wire.previous_response_id {
+        Some(id) => kept(state, &caller, id)?.conversation,
+        None => Vec::new(),
+    };
+    let (request, mut echo) = wire.into_request(history)?;
     let request = with_caller(state, &caller, request, &model)?;
+    // The conversation to keep with the answer, when the gateway keeps responses and the client
+    // did not say `store: false`.
+    let keep = state.responses.as_ref().filter(|_| store).map(|responses| Keep {
+        store: Arc::clone(responses),
+        owner: caller.name.clone(),
+        conversation: request.messages[echo.instruction_messages()..].to_vec(),
+    });
+    echo.store = keep.is_some();
     let ids = |decision: &Decision, model: &str| Ids {
         response: format!("resp_{:016x}{:x}", state.nonce, decision.id().get()),
         created_at: unix_now(),
@@ -237,13 +271,42 @@ async fn respond(state: &Arc<AppState>, headers: &HeaderMap, body: Body) -> Resu
     if stream {
         let routed = state.router.stream(request).await?;
         let (decision, model, limits) = (routed.decision().clone(), routed.model().to_string(), routed.caller_limits());
-        let body = crate::stream::body(routed, crate::responses::Events::new(ids(&decision, &model), echo), permit);
+        let events = crate::responses::Events::new(ids(&decision, &model), echo, keep);
+        let body = crate::stream::body(routed, events, permit);
         return Ok(event_stream(body, (&model, &decision, limits)));
     }
     let answer = state.router.complete(request).await?;
     drop(permit);
-    let body = crate::responses::response(&answer, &ids(&answer.decision, answer.model().as_str()), &echo);
+    let ids = ids(&answer.decision, answer.model().as_str());
+    let body = crate::responses::response(&answer, &ids, &echo);
+    if let Some(keep) = keep {
+        keep.keep(ids.response.clone(), &answer.content, &answer.tool_calls, body.clone());
+    }
     Ok(json_answer(&body, &answer))
+}
+
+/// `GET /v1/responses/{id}`: a kept response, as it was returned, for the caller that made it.
+pub(crate) async fn stored_response(
+    State(state): Shared,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let caller = authenticate(&state.keys, &headers).ok_or_else(ApiError::unauthorized)?;
+    Ok(Json(kept(&state, &caller, &id)?.object).into_response())
+}
+
+/// `DELETE /v1/responses/{id}`: forgets a kept response of the caller's.
+pub(crate) async fn delete_response(
+    State(state): Shared,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let caller = authenticate(&state.keys, &headers).ok_or_else(ApiError::unauthorized)?;
+    kept(&state, &caller, &id)?;
+    if let Some(store) = &state.responses {
+        store.remove(&id, caller.name.as_deref());
+    }
+    Ok(Json(json!({"id": id, "object": "response.deleted", "deleted": true})).into_response())
 }
 
 /// `POST /v1/route`: the decision for a chat completions body, without calling a provider.

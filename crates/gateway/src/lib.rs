@@ -9,7 +9,8 @@
 //! | endpoint | what |
 //! |---|---|
 //! | `POST /v1/chat/completions` | OpenAI's chat completions, JSON or server-sent events (`stream`); `model = "auto"` routes, a catalog id pins |
-//! | `POST /v1/responses` | OpenAI's Responses API, stateless: the whole conversation in `input`, JSON or semantic events (`stream`) |
+//! | `POST /v1/responses` | OpenAI's Responses API: the conversation in `input` (after a kept one's, with `[server] stored_responses`), JSON or semantic events (`stream`) |
+//! | `GET`, `DELETE /v1/responses/{id}` | a kept response, for the caller that made it |
 //! | `POST /v1/route` | a chat completions body, routed without calling a provider: the decision and its explanation |
 //! | `POST /v1/feedback` | `{"decision_id", "success", "quality"}` for an earlier answer |
 //! | `GET /v1/models` | `auto` and every catalog model |
@@ -27,6 +28,7 @@ pub mod config;
 mod error;
 mod handlers;
 mod responses;
+mod stored;
 mod stream;
 mod tls;
 
@@ -56,6 +58,8 @@ pub(crate) struct AppState {
     /// Makes completion ids unique across restarts (decision ids restart at each start).
     pub(crate) nonce: u64,
     pub(crate) metrics: PrometheusHandle,
+    /// `[server] stored_responses`: kept Responses API answers, when any are kept.
+    pub(crate) responses: Option<Arc<stored::ResponseStore>>,
 }
 
 /// The process's Prometheus recorder: installed as the global `metrics` recorder on first use. When
@@ -131,6 +135,12 @@ impl Gateway {
             draining: AtomicBool::new(false),
             nonce,
             metrics: prometheus(),
+            responses: (config.server.stored_responses > 0).then(|| {
+                Arc::new(stored::ResponseStore::new(
+                    config.server.stored_responses,
+                    Duration::from_millis(config.server.stored_responses_ttl_ms),
+                ))
+            }),
         };
         Ok(Self { state: Arc::new(state), drain_timeout: config.server.drain_timeout(), tls })
     }
@@ -145,6 +155,7 @@ impl Gateway {
         axum::Router::new()
             .route("/v1/chat/completions", post(handlers::chat_completions))
             .route("/v1/responses", post(handlers::responses))
+            .route("/v1/responses/{id}", get(handlers::stored_response).delete(handlers::delete_response))
             .route("/v1/route", post(handlers::route))
             .route("/v1/feedback", post(handlers::feedback))
             .route("/v1/models", get(handlers::models))

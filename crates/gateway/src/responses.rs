@@ -1,12 +1,13 @@
-//! OpenAI's Responses API (`POST /v1/responses`), stateless: a body becomes a router [`Request`], and
+//! OpenAI's Responses API (`POST /v1/responses`): a body becomes a router [`Request`], and
 //! the router's answer becomes a `response` object or its stream of semantic events.
 //!
-//! The gateway keeps no responses, so `previous_response_id` and `background` are refused, and the
-//! whole conversation comes in `input`: messages, the model's earlier `function_call`s and their
-//! `function_call_output`s. `reasoning` items a client sends back are the model's own encrypted
+//! The conversation comes in `input` (messages, the model's earlier `function_call`s and their
+//! `function_call_output`s), after the one kept under `previous_response_id` when the gateway keeps
+//! responses (`[server] stored_responses`, [`crate::stored`]); `background` is refused. `reasoning` items a client sends back are the model's own encrypted
 //! state, which no other model can read: they are left out. Only `function` tools are served.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use axum::body::Bytes;
 use serde::{Deserialize, Serialize};
@@ -16,14 +17,15 @@ use switchyard::{
     Tool, ToolCall, ToolChoice, Usage,
 };
 
+use crate::stored::{ResponseStore, Stored};
 use crate::stream::Encode;
 
 fn invalid(message: impl Into<String>) -> Error {
     Error::new(ErrorKind::InvalidRequest, message)
 }
 
-/// A client's label (a type or a field name) cut to a length that is safe to echo in an error.
-fn label(text: &str) -> String {
+/// A client's label (a type, a field name, an id) cut to a length that is safe to echo in an error.
+pub(crate) fn label(text: &str) -> String {
     text.chars().take(40).collect()
 }
 
@@ -57,19 +59,23 @@ pub(crate) struct ResponsesRequest {
     #[serde(default)]
     reasoning: Option<Value>,
     #[serde(default)]
-    previous_response_id: Option<String>,
+    pub(crate) previous_response_id: Option<String>,
     #[serde(default)]
     background: Option<bool>,
+    /// Whether to keep the response (OpenAI's default: yes; here only when the gateway keeps
+    /// responses at all).
+    #[serde(default)]
+    pub(crate) store: Option<bool>,
     /// Everything else: checked against what may pass through.
     #[serde(flatten)]
     rest: Map<String, Value>,
 }
 
-/// Fields accepted and not acted on: the gateway stores nothing (`store`, `context_management`), has
-/// no extra outputs to include (`include`, `top_logprobs`), never drops input (`truncation`), makes
-/// one model call per request (`max_tool_calls`), and keeps no client state (`client_metadata`).
+/// Fields accepted and not acted on: the gateway manages no server-side context
+/// (`context_management`), has no extra outputs to include (`include`, `top_logprobs`), never drops
+/// input (`truncation`), makes one model call per request (`max_tool_calls`), and keeps no client
+/// state (`client_metadata`).
 const IGNORED: &[&str] = &[
-    "store",
     "include",
     "truncation",
     "stream_options",
@@ -93,19 +99,26 @@ pub(crate) struct Echo {
     tools: Vec<Value>,
     text: Option<Value>,
     metadata: Map<String, Value>,
+    pub(crate) previous_response_id: Option<String>,
+    /// Whether the response is kept.
+    pub(crate) store: bool,
+}
+
+impl Echo {
+    /// How many of the request's first messages are its `instructions` (which a follow-up does not
+    /// inherit).
+    pub(crate) fn instruction_messages(&self) -> usize {
+        usize::from(self.instructions.is_some())
+    }
 }
 
 impl ResponsesRequest {
-    /// The router's request, and what the response echoes.
+    /// The router's request, and what the response echoes: `instructions`, then `history` (the
+    /// conversation kept under `previous_response_id`), then `input`.
     ///
     /// # Errors
     /// [`ErrorKind::InvalidRequest`](switchyard::ErrorKind::InvalidRequest), naming the field.
-    pub(crate) fn into_request(self) -> Result<(Request, Echo), Error> {
-        if self.previous_response_id.is_some() {
-            return Err(invalid(
-                "`previous_response_id`: this gateway keeps no responses; send the whole conversation in `input`",
-            ));
-        }
+    pub(crate) fn into_request(self, history: Vec<Message>) -> Result<(Request, Echo), Error> {
         if self.background == Some(true) {
             return Err(invalid("`background`: this gateway answers in the request; leave it out or false"));
         }
@@ -129,10 +142,11 @@ impl ResponsesRequest {
                 Some(_) => return Err(invalid("`reasoning.effort` must be a string")),
             }
         }
-        let mut messages = Vec::new();
+        let mut messages = Vec::with_capacity(history.len() + 2);
         if let Some(text) = &self.instructions {
             messages.push(Message::new(Role::System, text.clone()));
         }
+        messages.extend(history);
         match &self.input {
             Value::String(text) => messages.push(Message::user(text.clone())),
             Value::Array(items) => {
@@ -172,6 +186,8 @@ impl ResponsesRequest {
             tools: self.tools,
             text: self.text,
             metadata: self.metadata.unwrap_or_default(),
+            previous_response_id: self.previous_response_id,
+            store: false,
         };
         Ok((request, echo))
     }
@@ -347,6 +363,29 @@ fn usage(u: Usage) -> Value {
     })
 }
 
+/// What to keep once an answer is complete: the conversation that led to it (without the request's
+/// `instructions`), for the caller that asked.
+pub(crate) struct Keep {
+    pub(crate) store: Arc<ResponseStore>,
+    pub(crate) owner: Option<String>,
+    pub(crate) conversation: Vec<Message>,
+}
+
+impl Keep {
+    /// Keeps `object` under `id`, the answer (its `text` and tool `calls`) added to the conversation
+    /// as one assistant turn.
+    pub(crate) fn keep(self, id: String, text: &str, calls: &[ToolCall], object: Value) {
+        let mut conversation = self.conversation;
+        let mut answer = Message::assistant(text);
+        if text.is_empty() {
+            answer.content.clear();
+        }
+        answer.tool_calls.extend(calls.iter().cloned());
+        conversation.push(answer);
+        self.store.put(id, Stored { owner: self.owner, conversation, object });
+    }
+}
+
 /// The ids of one response and of its output items.
 #[derive(Clone)]
 pub(crate) struct Ids {
@@ -423,8 +462,8 @@ fn response_object(ids: &Ids, echo: &Echo, status: &str, output: Vec<Value>, ext
         "model": ids.model,
         "output": output,
         "parallel_tool_calls": echo.parallel_tool_calls.unwrap_or(true),
-        "previous_response_id": null,
-        "store": false,
+        "previous_response_id": echo.previous_response_id,
+        "store": echo.store,
         "temperature": echo.temperature,
         "top_p": echo.top_p,
         "tool_choice": echo.tool_choice.clone().unwrap_or_else(|| json!("auto")),
@@ -483,10 +522,14 @@ pub(crate) struct Events {
     calls: usize,
     usage: Option<Usage>,
     finish: Option<FinishReason>,
+    /// What to keep when the answer is complete, and the answer so far.
+    keep: Option<Keep>,
+    answer: String,
+    answer_calls: Vec<ToolCall>,
 }
 
 impl Events {
-    pub(crate) fn new(ids: Ids, echo: Echo) -> Self {
+    pub(crate) fn new(ids: Ids, echo: Echo, keep: Option<Keep>) -> Self {
         let mut events = Self {
             ids,
             echo,
@@ -497,6 +540,9 @@ impl Events {
             calls: 0,
             usage: None,
             finish: None,
+            keep,
+            answer: String::new(),
+            answer_calls: Vec::new(),
         };
         let created = events.snapshot("in_progress", Map::new());
         events.push("response.created", json!({"response": created.clone()}));
@@ -544,6 +590,9 @@ impl Events {
         if let Some(text) = &mut self.text {
             text.push_str(&delta);
         }
+        if self.keep.is_some() {
+            self.answer.push_str(&delta);
+        }
     }
 
     /// Closes the message item, if one is open, with `status` (`completed`, or `incomplete` when the
@@ -590,6 +639,9 @@ impl Events {
         let item = call_item(&self.ids, k, call, "completed");
         self.push("response.output_item.done", json!({"output_index": index, "item": item}));
         self.output.push(item);
+        if self.keep.is_some() {
+            self.answer_calls.push(call.clone());
+        }
     }
 
     fn finish(&mut self) {
@@ -603,6 +655,9 @@ impl Events {
         extra.insert("incomplete_details".to_owned(), incomplete);
         extra.insert("usage".to_owned(), self.usage.map_or(Value::Null, usage));
         let object = self.snapshot(status, extra);
+        if let Some(keep) = self.keep.take() {
+            keep.keep(self.ids.response.clone(), &self.answer, &self.answer_calls, object.clone());
+        }
         let kind = if status == "completed" { "response.completed" } else { "response.incomplete" };
         self.push(kind, json!({"response": object}));
     }
@@ -644,7 +699,7 @@ mod tests {
     use super::*;
 
     fn parse(body: Value) -> Result<(Request, Echo), Error> {
-        serde_json::from_value::<ResponsesRequest>(body).map_err(|e| invalid(e.to_string()))?.into_request()
+        serde_json::from_value::<ResponsesRequest>(body).map_err(|e| invalid(e.to_string()))?.into_request(Vec::new())
     }
 
     #[test]
@@ -693,7 +748,6 @@ mod tests {
     #[test]
     fn what_the_gateway_cannot_serve_is_a_typed_error_naming_the_field() {
         let cases = [
-            (json!({"model": "auto", "input": "hi", "previous_response_id": "resp_1"}), "previous_response_id"),
             (json!({"model": "auto", "input": "hi", "background": true}), "background"),
             (json!({"model": "auto", "input": "hi", "conversation": "c1"}), "`conversation`"),
             (json!({"model": "auto", "input": "hi", "tools": [{"type": "web_search"}]}), "`tools[0]`"),

@@ -1000,3 +1000,76 @@ fn tls_files_that_cannot_serve_stop_the_start_naming_the_file() {
     let body = secret.lines().nth(1).unwrap();
     assert!(!build(&ca, &key).contains(body));
 }
+
+#[tokio::test]
+async fn kept_responses_carry_a_conversation_on_for_their_caller_only() {
+    let up = upstream().await;
+    let gw = gateway(&up, &[model("good-mini", 0.15, 1.5)], "[server]\nstored_responses = 2\n", "").await;
+    let first: Value = post_responses(
+        &gw,
+        TEAM_KEY,
+        json!({"model": "auto", "instructions": "Be brief.", "input": "What is the capital of France?"}),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(first["store"], true);
+    let id = first["id"].as_str().unwrap().to_owned();
+    // The follow-up carries the conversation: the earlier question and answer, then the new
+    // question; the earlier instructions are not inherited.
+    let second = post_responses(
+        &gw,
+        TEAM_KEY,
+        json!({"model": "auto", "previous_response_id": id, "input": "And of Italy?", "store": false}),
+    )
+    .await;
+    assert_eq!(second.status(), 200);
+    let second: Value = second.json().await.unwrap();
+    assert_eq!((second["previous_response_id"].as_str(), second["store"].as_bool()), (Some(id.as_str()), Some(false)));
+    let sent = up.requests().pop().unwrap();
+    let roles: Vec<&str> =
+        sent.body["messages"].as_array().unwrap().iter().map(|m| m["role"].as_str().unwrap()).collect();
+    assert_eq!(roles, ["user", "assistant", "user"]);
+    assert_eq!(sent.body["messages"][1]["content"], "Paris.");
+    // `store: false` kept nothing.
+    let url = |id: &str| format!("{}/v1/responses/{id}", gw.url);
+    let r = client().get(url(second["id"].as_str().unwrap())).bearer_auth(TEAM_KEY).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    // The kept one, as it was returned; another caller does not find it, nor chain on it.
+    let got: Value = client().get(url(&id)).bearer_auth(TEAM_KEY).send().await.unwrap().json().await.unwrap();
+    assert_eq!(got, first);
+    assert_eq!(client().get(url(&id)).bearer_auth(POOR_KEY).send().await.unwrap().status(), 404);
+    let stolen = json!({"model": "auto", "previous_response_id": id, "input": "And of Spain?"});
+    let (status, error) = error_of(post_responses(&gw, POOR_KEY, stolen).await).await;
+    assert_eq!(status, 404);
+    assert!(error["error"]["message"].as_str().unwrap().contains("no response"), "{error}");
+    // A streamed answer is kept once it is complete.
+    let events = stream_responses(&gw, json!({"model": "auto", "input": "What is the capital of France?"})).await;
+    let streamed = events.last().unwrap()["response"]["id"].as_str().unwrap().to_owned();
+    let got: Value = client().get(url(&streamed)).bearer_auth(TEAM_KEY).send().await.unwrap().json().await.unwrap();
+    assert_eq!(got["output"][0]["content"][0]["text"], "Paris.");
+    // Deleted: gone. Two kept at most: a third pushes the oldest out.
+    let deleted: Value =
+        client().delete(url(&streamed)).bearer_auth(TEAM_KEY).send().await.unwrap().json().await.unwrap();
+    assert_eq!(deleted, json!({"id": streamed, "object": "response.deleted", "deleted": true}));
+    assert_eq!(client().get(url(&streamed)).bearer_auth(TEAM_KEY).send().await.unwrap().status(), 404);
+    for _ in 0..2 {
+        let _ = post_responses(&gw, TEAM_KEY, json!({"model": "auto", "input": "hi"})).await.text().await;
+    }
+    assert_eq!(client().get(url(&id)).bearer_auth(TEAM_KEY).send().await.unwrap().status(), 404);
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn without_kept_responses_a_follow_up_is_refused_saying_so() {
+    let (up, gw) = standard().await;
+    let body = json!({"model": "auto", "input": "hi", "previous_response_id": "resp_1"});
+    let (status, error) = error_of(post_responses(&gw, TEAM_KEY, body).await).await;
+    assert_eq!(status, 400);
+    assert!(error["error"]["message"].as_str().unwrap().contains("stored_responses"), "{error}");
+    let r = client().get(format!("{}/v1/responses/resp_1", gw.url)).bearer_auth(TEAM_KEY).send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(up.requests().is_empty());
+    gw.shutdown().await;
+}
