@@ -12,6 +12,7 @@
 //! tls = { cert = "server.pem", key = "server.key" }  # optional: HTTPS (PEM files; paths from the working directory)
 //! stored_responses = 0         # Responses API answers kept in memory for previous_response_id (0: none)
 //! stored_responses_ttl_ms = 3600000
+//! stored_responses_max_bytes = 268435456   # all kept conversations together
 //!
 //! [[server.keys]]              # virtual keys; none means open access
 //! name = "team-a"              # the caller's name: per-key budgets and limits, sticky routing
@@ -76,6 +77,9 @@ pub struct ServerConfig {
     pub stored_responses: usize,
     /// How long a kept response lives, in milliseconds (default one hour).
     pub stored_responses_ttl_ms: u64,
+    /// How many bytes the kept responses may hold together (their texts, image URLs and objects;
+    /// default 256 MiB): the oldest go first beyond it, and one larger is not kept.
+    pub stored_responses_max_bytes: usize,
 }
 
 /// `[server] tls`: the server's certificate chain and private key, PEM files (the chain leaf first;
@@ -102,6 +106,7 @@ impl Default for ServerConfig {
             tls: None,
             stored_responses: 0,
             stored_responses_ttl_ms: 3_600_000,
+            stored_responses_max_bytes: 256 << 20,
         }
     }
 }

@@ -56,6 +56,10 @@ impl ApiError {
         .with_param("model")
     }
 
+    pub(crate) fn status(&self) -> StatusCode {
+        self.status
+    }
+
     pub(crate) fn body(&self) -> &ErrorBody {
         &self.body
     }

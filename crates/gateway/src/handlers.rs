@@ -228,7 +228,7 @@ pub(crate) async fn responses(State(state): Shared, headers: HeaderMap, body: Bo
 
 /// A kept response for `caller`, or why there is none: the gateway keeps none (400), or none under
 /// this id for this caller (404).
-fn kept(state: &AppState, caller: &Caller, id: &str) -> Result<Stored, ApiError> {
+fn kept(state: &AppState, caller: &Caller, id: &str) -> Result<Arc<Stored>, ApiError> {
     let Some(store) = &state.responses else {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -249,8 +249,22 @@ fn kept(state: &AppState, caller: &Caller, id: &str) -> Result<Stored, ApiError>
 async fn respond(state: &Arc<AppState>, headers: &HeaderMap, body: Body) -> Result<Response, ApiError> {
     let Admitted { caller, permit, wire } = admit::<ResponsesRequest>(state, headers, body, "responses").await?;
     let (stream, model, store) = (wire.stream, wire.model.clone(), wire.store != Some(false));
+    // A follow-up whose response is not kept is a 400 with OpenAI's code, which clients read to send
+    // the whole conversation instead.
     let history = match &wire.previous_response_id {
-        Some(id) => kept(state, &caller, id)?.conversation,
+        Some(id) => match kept(state, &caller, id) {
+            Ok(stored) => stored.conversation.clone(),
+            Err(e) if e.status() == StatusCode::NOT_FOUND => {
+                return Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    ErrorKind::InvalidRequest,
+                    format!("previous response with id `{}` not found", label(id)),
+                )
+                .with_code("previous_response_not_found")
+                .with_param("previous_response_id"));
+            }
+            Err(e) => return Err(e.with_param("previous_response_id")),
+        },
         None => Vec::new(),
     };
     let (request, mut echo) = wire.into_request(history)?;
@@ -263,8 +277,14 @@ async fn respond(state: &Arc<AppState>, headers: &HeaderMap, body: Body) -> Resu
         conversation: request.messages[echo.instruction_messages()..].to_vec(),
     });
     echo.store = keep.is_some();
+    // The decision id makes it unique, the keyed hash of it unguessable.
     let ids = |decision: &Decision, model: &str| Ids {
-        response: format!("resp_{:016x}{:x}", state.nonce, decision.id().get()),
+        response: format!(
+            "resp_{:016x}{:x}{:016x}",
+            state.nonce,
+            decision.id().get(),
+            std::hash::BuildHasher::hash_one(&state.id_keys, decision.id().get())
+        ),
         created_at: unix_now(),
         model: model.to_owned(),
     };
@@ -292,7 +312,7 @@ pub(crate) async fn stored_response(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let caller = authenticate(&state.keys, &headers).ok_or_else(ApiError::unauthorized)?;
-    Ok(Json(kept(&state, &caller, &id)?.object).into_response())
+    Ok(Json(&kept(&state, &caller, &id)?.object).into_response())
 }
 
 /// `DELETE /v1/responses/{id}`: forgets a kept response of the caller's.

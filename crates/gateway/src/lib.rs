@@ -57,6 +57,8 @@ pub(crate) struct AppState {
     pub(crate) draining: AtomicBool,
     /// Makes completion ids unique across restarts (decision ids restart at each start).
     pub(crate) nonce: u64,
+    /// Random keys that make response ids unguessable (a kept response is read by its id).
+    pub(crate) id_keys: std::collections::hash_map::RandomState,
     pub(crate) metrics: PrometheusHandle,
     /// `[server] stored_responses`: kept Responses API answers, when any are kept.
     pub(crate) responses: Option<Arc<stored::ResponseStore>>,
@@ -121,6 +123,12 @@ impl Gateway {
         }
         if keys.is_empty() {
             tracing::warn!(target: "switchyard_gateway", "no [[server.keys]]: every caller is let in");
+            if config.server.stored_responses > 0 {
+                tracing::warn!(
+                    target: "switchyard_gateway",
+                    "stored_responses without [[server.keys]]: every caller shares the kept responses"
+                );
+            }
         }
         let nonce = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -135,9 +143,11 @@ impl Gateway {
             draining: AtomicBool::new(false),
             nonce,
             metrics: prometheus(),
+            id_keys: std::collections::hash_map::RandomState::new(),
             responses: (config.server.stored_responses > 0).then(|| {
                 Arc::new(stored::ResponseStore::new(
                     config.server.stored_responses,
+                    config.server.stored_responses_max_bytes,
                     Duration::from_millis(config.server.stored_responses_ttl_ms),
                 ))
             }),

@@ -2,15 +2,14 @@
 //! stored_responses`): in this process's memory, each for the caller that made it, for a while.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use switchyard::Message;
+use switchyard::{ContentPart, Message};
 
 /// One kept response: the conversation up to and including its answer (without the request's
 /// `instructions`, which a follow-up does not inherit), and the response object as it was returned.
-#[derive(Clone)]
 pub(crate) struct Stored {
     /// The caller that made it (its virtual key's name); `None` without keys.
     pub(crate) owner: Option<String>,
@@ -18,72 +17,117 @@ pub(crate) struct Stored {
     pub(crate) object: Value,
 }
 
-/// At most `capacity` responses, each for at most `ttl`; the oldest go first.
+impl Stored {
+    /// About how many bytes it holds: its texts, image URLs and tool calls, and the object's JSON.
+    fn size(&self) -> usize {
+        let message = |m: &Message| -> usize {
+            let parts: usize = m
+                .content
+                .iter()
+                .map(|p| match p {
+                    ContentPart::Text { text } => text.len(),
+                    ContentPart::Image { url, .. } => url.len(),
+                    _ => 0,
+                })
+                .sum();
+            let calls: usize = m.tool_calls.iter().map(|c| c.id.len() + c.name.len() + c.arguments.len()).sum();
+            64 + parts + calls
+        };
+        self.conversation.iter().map(message).sum::<usize>() + self.object.to_string().len()
+    }
+}
+
+/// At most `capacity` responses and `max_bytes` of them, each for at most `ttl`; the oldest go first.
 pub(crate) struct ResponseStore {
     capacity: usize,
+    max_bytes: usize,
     ttl: Duration,
     inner: Mutex<Inner>,
 }
 
 #[derive(Default)]
 struct Inner {
-    kept: HashMap<String, (Stored, Instant)>,
-    /// Ids in the order they were kept (ids already removed are skipped when met).
+    /// Each kept response, its size and when it was kept.
+    kept: HashMap<String, (Arc<Stored>, usize, Instant)>,
+    /// Ids in the order they were kept; ids removed since are skipped when met, and dropped when
+    /// they make up half of it.
     order: VecDeque<String>,
+    bytes: usize,
+}
+
+impl Inner {
+    fn drop_id(&mut self, id: &str) -> bool {
+        match self.kept.remove(id) {
+            Some((_, size, _)) => {
+                self.bytes -= size;
+                true
+            }
+            None => false,
+        }
+    }
 }
 
 impl ResponseStore {
-    pub(crate) fn new(capacity: usize, ttl: Duration) -> Self {
-        Self { capacity, ttl, inner: Mutex::new(Inner::default()) }
+    pub(crate) fn new(capacity: usize, max_bytes: usize, ttl: Duration) -> Self {
+        Self { capacity, max_bytes, ttl, inner: Mutex::new(Inner::default()) }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Keeps `stored` under `id`, dropping what expired and, beyond the capacity, the oldest.
+    /// Keeps `stored` under `id` (a new id), dropping what expired and, beyond the capacity or the
+    /// bytes, the oldest. One larger than all the bytes is not kept.
     pub(crate) fn put(&self, id: String, stored: Stored) {
         self.put_at(id, stored, Instant::now());
     }
 
     fn put_at(&self, id: String, stored: Stored, now: Instant) {
+        let size = stored.size();
+        if self.capacity == 0 || size > self.max_bytes {
+            return;
+        }
         let mut inner = self.lock();
-        let Inner { kept, order } = &mut *inner;
-        while let Some(oldest) = order.front() {
-            let gone = kept.get(oldest).is_none_or(|(_, at)| now.saturating_duration_since(*at) >= self.ttl);
-            if !(gone || kept.len() >= self.capacity) {
+        // An id kept again (ids are unique, so only by mistake) replaces the one kept before.
+        if inner.drop_id(&id) {
+            inner.order.retain(|kept| kept != &id);
+        }
+        while let Some(oldest) = inner.order.front() {
+            let alive = inner.kept.get(oldest).map(|(_, _, at)| now.saturating_duration_since(*at) < self.ttl);
+            let full = inner.kept.len() >= self.capacity || inner.bytes + size > self.max_bytes;
+            if alive == Some(true) && !full {
                 break;
             }
-            if let Some(oldest) = order.pop_front() {
-                kept.remove(&oldest);
+            if let Some(oldest) = inner.order.pop_front() {
+                inner.drop_id(&oldest);
             }
         }
-        if self.capacity > 0 {
-            order.push_back(id.clone());
-            kept.insert(id, (stored, now));
+        // Ids removed out of order wait in `order` until they reach its front: drop them once they
+        // are as many as the kept ones.
+        if inner.order.len() > 2 * inner.kept.len() + 16 {
+            let Inner { kept, order, .. } = &mut *inner;
+            order.retain(|id| kept.contains_key(id));
         }
+        inner.order.push_back(id.clone());
+        inner.bytes += size;
+        inner.kept.insert(id, (Arc::new(stored), size, now));
     }
 
     /// The response kept under `id` for `owner`, unless it expired. Another caller's is not found.
-    pub(crate) fn get(&self, id: &str, owner: Option<&str>) -> Option<Stored> {
+    pub(crate) fn get(&self, id: &str, owner: Option<&str>) -> Option<Arc<Stored>> {
         self.get_at(id, owner, Instant::now())
     }
 
-    fn get_at(&self, id: &str, owner: Option<&str>, now: Instant) -> Option<Stored> {
+    fn get_at(&self, id: &str, owner: Option<&str>, now: Instant) -> Option<Arc<Stored>> {
         let inner = self.lock();
-        let (stored, at) = inner.kept.get(id)?;
-        (stored.owner.as_deref() == owner && now.saturating_duration_since(*at) < self.ttl).then(|| stored.clone())
+        let (stored, _, at) = inner.kept.get(id)?;
+        (stored.owner.as_deref() == owner && now.saturating_duration_since(*at) < self.ttl).then(|| Arc::clone(stored))
     }
 
     /// Forgets the response kept under `id` for `owner`; whether there was one.
     pub(crate) fn remove(&self, id: &str, owner: Option<&str>) -> bool {
         let mut inner = self.lock();
-        if inner.kept.get(id).is_some_and(|(s, _)| s.owner.as_deref() == owner) {
-            inner.kept.remove(id);
-            true
-        } else {
-            false
-        }
+        if inner.kept.get(id).is_some_and(|(s, _, _)| s.owner.as_deref() == owner) { inner.drop_id(id) } else { false }
     }
 }
 
@@ -98,7 +142,7 @@ mod tests {
 
     #[test]
     fn responses_are_kept_for_their_owner_until_they_expire_or_make_room() {
-        let store = ResponseStore::new(2, Duration::from_secs(60));
+        let store = ResponseStore::new(2, 1 << 20, Duration::from_secs(60));
         let t0 = Instant::now();
         store.put_at("r1".into(), stored("a", "one"), t0);
         store.put_at("r2".into(), stored("a", "two"), t0);
@@ -119,11 +163,46 @@ mod tests {
         assert!(!store.remove("r4", Some("b")));
         assert!(store.remove("r4", Some("a")));
         assert!(store.get_at("r4", Some("a"), later).is_none());
+        assert_eq!(store.lock().bytes, 0);
+    }
+
+    #[test]
+    fn the_bytes_bound_what_is_kept() {
+        let one = stored("a", &"x".repeat(1000));
+        let size = one.size();
+        let store = ResponseStore::new(100, 2 * size + size / 2, Duration::from_secs(60));
+        let t0 = Instant::now();
+        for id in ["r1", "r2", "r3"] {
+            store.put_at(id.into(), stored("a", &"x".repeat(1000)), t0);
+        }
+        // Room for two: the oldest went.
+        assert!(store.get_at("r1", Some("a"), t0).is_none());
+        assert!(store.get_at("r3", Some("a"), t0).is_some());
+        assert_eq!(store.lock().bytes, 2 * size);
+        // One larger than all the bytes is not kept, and pushes nothing out.
+        store.put_at("big".into(), stored("a", &"x".repeat(10_000)), t0);
+        assert!(store.get_at("big", Some("a"), t0).is_none());
+        assert!(store.get_at("r2", Some("a"), t0).is_some());
+    }
+
+    #[test]
+    fn removed_ids_do_not_pile_up() {
+        let store = ResponseStore::new(10, 1 << 20, Duration::from_secs(3600));
+        let t0 = Instant::now();
+        store.put_at("keep".into(), stored("a", "kept"), t0);
+        for i in 0..10_000 {
+            let id = format!("r{i}");
+            store.put_at(id.clone(), stored("a", "gone"), t0);
+            assert!(store.remove(&id, Some("a")));
+        }
+        let inner = store.lock();
+        assert_eq!(inner.kept.len(), 1);
+        assert!(inner.order.len() <= 20, "{}", inner.order.len());
     }
 
     #[test]
     fn a_store_of_no_capacity_keeps_nothing() {
-        let store = ResponseStore::new(0, Duration::from_secs(60));
+        let store = ResponseStore::new(0, 1 << 20, Duration::from_secs(60));
         store.put("r1".into(), stored("a", "one"));
         assert!(store.get("r1", Some("a")).is_none());
     }

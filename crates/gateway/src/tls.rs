@@ -21,6 +21,9 @@ use crate::config::TlsConfig;
 /// How long a client may take to complete its handshake before it is dropped.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Handshakes under way at most: beyond them, new connections wait in the kernel's queue.
+const MAX_HANDSHAKES: usize = 1024;
+
 fn config_error(message: String) -> Error {
     Error::new(ErrorKind::Config, message)
 }
@@ -71,17 +74,30 @@ type Handshake = Pin<Box<dyn Future<Output = Option<(TlsStream<TcpStream>, Socke
 
 /// A TCP listener whose connections are handed over once their TLS handshake completed. Handshakes
 /// run side by side while the server waits for its next connection, so a slow client holds up no
-/// other; one that fails or takes longer than 10 s is dropped (and logged at debug level).
+/// other; one that fails or takes longer than 10 s is dropped (and logged at debug level). At most
+/// 1,024 run at once.
 pub(crate) struct TlsListener {
     tcp: TcpListener,
     acceptor: TlsAcceptor,
     handshakes: FuturesUnordered<Handshake>,
+    /// After a failed accept (too many open files, say), new connections wait this out; the
+    /// handshakes under way go on.
+    pause: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl TlsListener {
     pub(crate) fn new(tcp: TcpListener, acceptor: TlsAcceptor) -> Self {
-        Self { tcp, acceptor, handshakes: FuturesUnordered::new() }
+        Self { tcp, acceptor, handshakes: FuturesUnordered::new(), pause: None }
     }
+}
+
+/// Whether a failed accept concerns one connection only (retried at once, as axum's own listener
+/// does), not the listener.
+fn one_connection(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionRefused | io::ErrorKind::ConnectionAborted | io::ErrorKind::ConnectionReset
+    )
 }
 
 impl axum::serve::Listener for TlsListener {
@@ -90,8 +106,12 @@ impl axum::serve::Listener for TlsListener {
 
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {
         loop {
+            let accepting = self.pause.is_none() && self.handshakes.len() < MAX_HANDSHAKES;
             tokio::select! {
-                accepted = self.tcp.accept() => match accepted {
+                () = async { if let Some(pause) = self.pause.as_mut() { pause.await } }, if self.pause.is_some() => {
+                    self.pause = None;
+                }
+                accepted = self.tcp.accept(), if accepting => match accepted {
                     Ok((stream, addr)) => {
                         let handshake = self.acceptor.accept(stream);
                         self.handshakes.push(Box::pin(async move {
@@ -108,11 +128,13 @@ impl axum::serve::Listener for TlsListener {
                             }
                         }));
                     }
-                    // As axum's own listener does: a failed accept (too many open files, say) is
-                    // logged and retried after a pause.
+                    Err(e) if one_connection(&e) => {}
+                    // As axum's own listener does: any other failed accept (too many open files,
+                    // say) is logged and retried after a pause, which handshakes under way do not
+                    // wait for.
                     Err(e) => {
                         tracing::warn!(target: "switchyard_gateway", error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        self.pause = Some(Box::pin(tokio::time::sleep(Duration::from_secs(1))));
                     }
                 },
                 Some(done) = self.handshakes.next(), if !self.handshakes.is_empty() => {

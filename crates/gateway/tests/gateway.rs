@@ -963,10 +963,24 @@ async fn with_tls_the_gateway_serves_https_and_only_https() {
     // Plain HTTP on the same port gets no answer; nor does a client that does not trust the CA.
     assert!(chat(&client(), &gw.url).await.is_err(), "plain HTTP was answered");
     assert!(chat(&client(), &https).await.is_err(), "a client without the CA connected");
-    // A client that connects and says nothing holds up no one else.
-    let _idle = tokio::net::TcpStream::connect(gw.url.trim_start_matches("http://")).await.unwrap();
-    let again = secure.get(format!("{https}/health")).send().await.unwrap();
-    assert_eq!(again.status(), 200);
+    // Clients that connect and say nothing, or stop halfway through their hello, hold up no new
+    // connection's handshake.
+    let addr = gw.url.trim_start_matches("http://").to_owned();
+    let _idle = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let mut halfway = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    tokio::io::AsyncWriteExt::write_all(&mut halfway, &[0x16, 0x03, 0x01, 0x02, 0x00, 0x01]).await.unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(rustls::pki_types::CertificateDer::from_pem_file(tls_file("ca.pem")).unwrap()).unwrap();
+    let fresh_tls =
+        rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+    let fresh =
+        reqwest::Client::builder().tls_backend_preconfigured(fresh_tls).pool_max_idle_per_host(0).build().unwrap();
+    let again = tokio::time::timeout(Duration::from_secs(2), fresh.get(format!("{https}/health")).send()).await;
+    assert_eq!(again.expect("a new handshake waited on a stalled one").unwrap().status(), 200);
     assert_eq!(up.requests().len(), 1, "only the HTTPS request reached the upstream");
     gw.shutdown().await;
 }
@@ -1004,7 +1018,8 @@ fn tls_files_that_cannot_serve_stop_the_start_naming_the_file() {
 #[tokio::test]
 async fn kept_responses_carry_a_conversation_on_for_their_caller_only() {
     let up = upstream().await;
-    let gw = gateway(&up, &[model("good-mini", 0.15, 1.5)], "[server]\nstored_responses = 2\n", "").await;
+    let models = [model("good-mini", 0.15, 1.5), model("cut-mini", 0.15, 1.0)];
+    let gw = gateway(&up, &models, "[server]\nstored_responses = 2\n", "").await;
     let first: Value = post_responses(
         &gw,
         TEAM_KEY,
@@ -1040,15 +1055,25 @@ async fn kept_responses_carry_a_conversation_on_for_their_caller_only() {
     let got: Value = client().get(url(&id)).bearer_auth(TEAM_KEY).send().await.unwrap().json().await.unwrap();
     assert_eq!(got, first);
     assert_eq!(client().get(url(&id)).bearer_auth(POOR_KEY).send().await.unwrap().status(), 404);
+    assert_eq!(client().delete(url(&id)).bearer_auth(POOR_KEY).send().await.unwrap().status(), 404);
+    // Chaining on a response not kept for the caller is OpenAI's 400, with the code clients read to
+    // send the whole conversation instead.
     let stolen = json!({"model": "auto", "previous_response_id": id, "input": "And of Spain?"});
     let (status, error) = error_of(post_responses(&gw, POOR_KEY, stolen).await).await;
-    assert_eq!(status, 404);
-    assert!(error["error"]["message"].as_str().unwrap().contains("no response"), "{error}");
+    assert_eq!(status, 400);
+    assert_eq!(error["error"]["code"], "previous_response_not_found", "{error}");
+    assert_eq!(error["error"]["param"], "previous_response_id", "{error}");
     // A streamed answer is kept once it is complete.
     let events = stream_responses(&gw, json!({"model": "auto", "input": "What is the capital of France?"})).await;
     let streamed = events.last().unwrap()["response"]["id"].as_str().unwrap().to_owned();
     let got: Value = client().get(url(&streamed)).bearer_auth(TEAM_KEY).send().await.unwrap().json().await.unwrap();
     assert_eq!(got["output"][0]["content"][0]["text"], "Paris.");
+    // A stream that failed is not kept.
+    let failed = stream_responses(&gw, json!({"model": "cut-mini", "input": "What is the capital of France?"})).await;
+    let failed = failed.last().unwrap();
+    assert_eq!(failed["type"], "response.failed");
+    let r = client().get(url(failed["response"]["id"].as_str().unwrap())).bearer_auth(TEAM_KEY).send().await.unwrap();
+    assert_eq!(r.status(), 404);
     // Deleted: gone. Two kept at most: a third pushes the oldest out.
     let deleted: Value =
         client().delete(url(&streamed)).bearer_auth(TEAM_KEY).send().await.unwrap().json().await.unwrap();
