@@ -173,13 +173,18 @@ async fn standard() -> (Server, Running) {
 /// A plain-HTTP client. The workspace builds reqwest without a default TLS provider (the adapters
 /// bring their own), so the client gets a rustls configuration too, unused on `http://`.
 fn client() -> reqwest::Client {
+    client_with(rustls::RootCertStore::empty(), reqwest::Client::builder())
+}
+
+/// `builder`'s client, trusting `roots` over HTTPS.
+fn client_with(roots: rustls::RootCertStore, builder: reqwest::ClientBuilder) -> reqwest::Client {
     let tls =
         rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
             .with_safe_default_protocol_versions()
             .unwrap()
-            .with_root_certificates(rustls::RootCertStore::empty())
+            .with_root_certificates(roots)
             .with_no_client_auth();
-    reqwest::Client::builder().tls_backend_preconfigured(tls).build().unwrap()
+    builder.tls_backend_preconfigured(tls).build().unwrap()
 }
 
 async fn post(gw: &Running, key: &str, body: Value) -> reqwest::Response {
@@ -943,16 +948,13 @@ async fn with_tls_the_gateway_serves_https_and_only_https() {
         format!("[server]\ntls = {{ cert = \"{}\", key = \"{}\" }}\n", tls_file("server.pem"), tls_file("server.key"));
     let gw = gateway(&up, &[model("good-mini", 0.15, 1.5)], &server, "").await;
     let https = gw.url.replacen("http://", "https://", 1);
-    // A client that trusts the test CA, and nothing else.
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(rustls::pki_types::CertificateDer::from_pem_file(tls_file("ca.pem")).unwrap()).unwrap();
-    let tls =
-        rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-    let secure = reqwest::Client::builder().tls_backend_preconfigured(tls).build().unwrap();
+    // Clients that trust the test CA, and nothing else.
+    let ca = || {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(rustls::pki_types::CertificateDer::from_pem_file(tls_file("ca.pem")).unwrap()).unwrap();
+        roots
+    };
+    let secure = client_with(ca(), reqwest::Client::builder());
     let chat = |client: &reqwest::Client, base: &str| {
         client.post(format!("{base}/v1/chat/completions")).bearer_auth(TEAM_KEY).json(&hello()).send()
     };
@@ -969,16 +971,8 @@ async fn with_tls_the_gateway_serves_https_and_only_https() {
     let _idle = tokio::net::TcpStream::connect(&addr).await.unwrap();
     let mut halfway = tokio::net::TcpStream::connect(&addr).await.unwrap();
     tokio::io::AsyncWriteExt::write_all(&mut halfway, &[0x16, 0x03, 0x01, 0x02, 0x00, 0x01]).await.unwrap();
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(rustls::pki_types::CertificateDer::from_pem_file(tls_file("ca.pem")).unwrap()).unwrap();
-    let fresh_tls =
-        rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-    let fresh =
-        reqwest::Client::builder().tls_backend_preconfigured(fresh_tls).pool_max_idle_per_host(0).build().unwrap();
+    // A new connection (no idle one to reuse) that must complete its own handshake.
+    let fresh = client_with(ca(), reqwest::Client::builder().pool_max_idle_per_host(0));
     let again = tokio::time::timeout(Duration::from_secs(2), fresh.get(format!("{https}/health")).send()).await;
     assert_eq!(again.expect("a new handshake waited on a stalled one").unwrap().status(), 200);
     assert_eq!(up.requests().len(), 1, "only the HTTPS request reached the upstream");
