@@ -3,7 +3,7 @@
 //! ```text
 //! cargo run --release --example train -- [--data routerbench|mmlu|gsm8k|mmlu+gsm8k|FILE.jsonl] [--out MODEL.swlm]
 //!                                        [--split train] [--all-rows] [--l2 3,30,300] [--epochs 10]
-//!                                        [--data-dir DIR]
+//!                                        [--drop-reversed] [--data-dir DIR]
 //! ```
 //!
 //! - `routerbench` (the default): `routerbench_arc_mbpp_winogrande.jsonl.gz`, rows with
@@ -13,7 +13,8 @@
 //! - `FILE.jsonl`: a data set in switchyard's own format (`docs/evaluation.md`), every row.
 //!
 //! Before training, the label audit ([`switchyard_eval::audit`]) prints every task on which the
-//! strongest model is clearly weaker than another; nothing is dropped.
+//! strongest model is clearly weaker than another; `--drop-reversed` trains without those tasks'
+//! rows (nothing is dropped otherwise).
 //!
 //! The model goes to `--out` (default `target/<data>.swlm`). Data sets are read from the
 //! repository's `data/` (gzip-compressed), or from `--data-dir DIR`.
@@ -30,7 +31,7 @@ use switchyard_eval::train::{Progress, Stage};
 use switchyard_eval::{TrainConfig, Trainer};
 
 const USAGE: &str = "usage: train [--data routerbench|mmlu|gsm8k|mmlu+gsm8k|FILE.jsonl] [--out MODEL.swlm] \
-                     [--split train] [--all-rows] [--l2 3,30,300] [--epochs 10] [--data-dir DIR]";
+                     [--split train] [--all-rows] [--l2 3,30,300] [--epochs 10] [--drop-reversed] [--data-dir DIR]";
 
 fn usage(msg: &str) -> Error {
     Error::new(ErrorKind::Config, format!("{msg}\n{USAGE}"))
@@ -42,6 +43,7 @@ struct Args {
     split: String,
     all_rows: bool,
     config: TrainConfig,
+    drop_reversed: bool,
     data_dir: PathBuf,
 }
 
@@ -52,6 +54,7 @@ fn args() -> Result<Args> {
         split: "train".into(),
         all_rows: false,
         config: TrainConfig::default(),
+        drop_reversed: false,
         data_dir: Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data"),
     };
     let mut it = std::env::args().skip(1);
@@ -72,6 +75,7 @@ fn args() -> Result<Args> {
             "--epochs" => {
                 a.config.epochs = value()?.parse().map_err(|_| usage("`--epochs` needs a positive integer"))?;
             }
+            "--drop-reversed" => a.drop_reversed = true,
             "-h" | "--help" => return Err(usage("")),
             other => return Err(usage(&format!("unknown argument `{other}`"))),
         }
@@ -137,7 +141,7 @@ fn try_main() -> Result<()> {
     let args = args()?;
     let dir = &args.data_dir;
     let bundled = matches!(args.data.as_str(), "routerbench" | "mmlu" | "gsm8k" | "mmlu+gsm8k");
-    let (rows, trained_on) = training_rows(dir, &args.data, &args.split, args.all_rows)?;
+    let (mut rows, mut trained_on) = training_rows(dir, &args.data, &args.split, args.all_rows)?;
     if rows.is_empty() {
         return Err(usage(&format!("no training rows in `{trained_on}`")));
     }
@@ -147,8 +151,20 @@ fn try_main() -> Result<()> {
     });
     println!("training on {trained_on}: {} rows, {} models", rows.len(), rows.models().len());
     // Tasks whose labels say the strongest model is clearly weaker: worth a look before routing on them.
-    for r in &audit(&rows, DEFAULT_MIN_Z)?.reversals {
+    let found = audit(&rows, DEFAULT_MIN_Z)?;
+    for r in &found.reversals {
         println!("label audit: {r}");
+    }
+    if args.drop_reversed && !found.reversals.is_empty() {
+        let kept = rows.filter(|r| !found.flags(r));
+        trained_on = format!("{trained_on}, less the audit's reversed tasks ({})", found.flagged().join(", "));
+        println!(
+            "dropped {} rows of {}: training on {}",
+            rows.len() - kept.len(),
+            found.flagged().join(", "),
+            kept.len()
+        );
+        rows = kept;
     }
 
     let started = Instant::now();
