@@ -34,6 +34,7 @@ struct Inner {
     attempts: Vec<Attempt>,
     partial: Option<String>,
     source: Option<BoxError>,
+    caller_limits: Option<crate::types::CallerLimits>,
 }
 
 impl Error {
@@ -50,6 +51,7 @@ impl Error {
                 attempts: Vec::new(),
                 partial: None,
                 source: None,
+                caller_limits: None,
             }),
         }
     }
@@ -149,6 +151,18 @@ impl Error {
         self.inner.retry_after
     }
 
+    /// For a request refused by a caller rate limit: where the caller stands, read in the refused
+    /// admission (without the request), as [`Response::caller_limits`](crate::Response::caller_limits)
+    /// says it for an admitted one.
+    pub fn caller_limits(&self) -> Option<crate::types::CallerLimits> {
+        self.inner.caller_limits
+    }
+
+    pub(crate) fn with_caller_limits(mut self, limits: Option<crate::types::CallerLimits>) -> Self {
+        self.inner.caller_limits = limits;
+        self
+    }
+
     /// For [`ErrorKind::NoCandidate`]: every model and the hard constraint that removed it.
     pub fn rejections(&self) -> &[Rejection] {
         &self.inner.rejections
@@ -213,6 +227,9 @@ impl fmt::Debug for Error {
         }
         if let Some(retry_after) = &self.inner.retry_after {
             d.field("retry_after", retry_after);
+        }
+        if let Some(limits) = &self.inner.caller_limits {
+            d.field("caller_limits", limits);
         }
         if !self.inner.rejections.is_empty() {
             d.field("rejections", &self.inner.rejections);

@@ -615,6 +615,10 @@ async fn a_caller_over_its_requests_per_minute_is_refused_before_any_model_is_ca
         );
     }
     assert!(error.to_string().contains("the caller is at a rate limit"), "{error}");
+    // Where the caller stands, read in the refused admission: no room left.
+    let room = error.caller_limits().and_then(|c| c.requests).unwrap();
+    assert_eq!((room.limit, room.remaining), (3, 0));
+    assert!(room.resets_in >= retry && room.resets_in <= Duration::from_secs(120), "{room:?} {retry:?}");
     // Another tenant has its own count; a request without a tenant is not counted at all.
     assert!(router.complete(request().with_tenant("globex")).await.is_ok());
     for _ in 0..5 {

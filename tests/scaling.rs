@@ -526,6 +526,8 @@ async fn replicas_share_caller_rate_limits_exactly() {
         let retry = e.retry_after().unwrap();
         assert!(retry > Duration::ZERO && retry <= Duration::from_secs(120), "{retry:?}");
         assert!(!e.to_string().contains(key) && !format!("{e:?}").contains(key));
+        // The refusal's own reading: the tenant's 20 used up.
+        assert_eq!(e.caller_limits().and_then(|c| c.requests).map(|r| (r.limit, r.remaining)), Some((20, 0)), "{e:?}");
     }
     // Another tenant is counted apart, on any replica.
     assert!(routers[3].complete(request().with_tenant("globex").with_key("other")).await.is_ok());

@@ -50,9 +50,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-pub use self::caller::{CallerLimits, CallerRateLimit, LimitRoom};
+pub use self::caller::CallerRateLimit;
 pub(crate) use self::limiter::{Admission, Limiter, Ticket};
 pub use crate::state::Window;
+pub use crate::types::{CallerLimits, LimitRoom};
 
 use crate::catalog::{Catalog, ModelId};
 use crate::error::{Error, Result};

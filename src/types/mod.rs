@@ -7,6 +7,7 @@
 //! (`catalog::ModelId`, `policy::Rejection`, ...).
 
 mod attempt;
+mod caller_limits;
 mod capabilities;
 mod feedback;
 mod ids;
@@ -16,6 +17,7 @@ pub(crate) mod millis;
 mod rejection;
 
 pub use self::attempt::{Attempt, AttemptOutcome, AttemptReason, Inadequacy};
+pub use self::caller_limits::{CallerLimits, LimitRoom};
 pub use self::capabilities::Capabilities;
 pub use self::feedback::Feedback;
 pub use self::ids::{DecisionId, ModelId, ModelIndex, ProviderId};

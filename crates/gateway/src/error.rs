@@ -13,13 +13,22 @@ use switchyard::wire::openai::ErrorBody;
 pub(crate) struct ApiError {
     status: StatusCode,
     body: ErrorBody,
+    /// Headers beyond the body, when there are any (boxed: most errors have none).
+    headers: Option<Box<Headers>>,
+}
+
+/// `Retry-After` when the wait is known, and, for a caller refused at its rate limit, where it
+/// stands (`x-ratelimit-*`).
+#[derive(Debug, Default)]
+struct Headers {
     retry_after: Option<Duration>,
+    caller_limits: Option<switchyard::limits::CallerLimits>,
 }
 
 impl ApiError {
     /// An error of the gateway's own (authentication, size, an unknown model), with its status.
     pub(crate) fn new(status: StatusCode, kind: ErrorKind, message: impl Into<String>) -> Self {
-        Self { status, body: ErrorBody::new(kind, message), retry_after: None }
+        Self { status, body: ErrorBody::new(kind, message), headers: None }
     }
 
     pub(crate) fn with_code(mut self, code: &str) -> Self {
@@ -33,7 +42,7 @@ impl ApiError {
     }
 
     pub(crate) fn with_retry_after(mut self, wait: Duration) -> Self {
-        self.retry_after = Some(wait);
+        self.headers.get_or_insert_default().retry_after = Some(wait);
         self
     }
 
@@ -68,20 +77,25 @@ impl ApiError {
 impl From<switchyard::Error> for ApiError {
     fn from(e: switchyard::Error) -> Self {
         let status = StatusCode::from_u16(e.kind().http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        Self { status, body: ErrorBody::from_error(&e), retry_after: e.retry_after() }
+        let (retry_after, caller_limits) = (e.retry_after(), e.caller_limits());
+        let headers = (retry_after.is_some() || caller_limits.is_some())
+            .then(|| Box::new(Headers { retry_after, caller_limits }));
+        Self { status, body: ErrorBody::from_error(&e), headers }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut response = (self.status, axum::Json(self.body)).into_response();
-        if let Some(wait) = self.retry_after {
+        let Headers { retry_after, caller_limits } = self.headers.map(|h| *h).unwrap_or_default();
+        if let Some(wait) = retry_after {
             // Whole seconds, rounded up: a client that waits that long has waited long enough.
             let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
             if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
                 response.headers_mut().insert(header::RETRY_AFTER, v);
             }
         }
+        crate::handlers::rate_limit_headers(response.headers_mut(), caller_limits);
         response
     }
 }

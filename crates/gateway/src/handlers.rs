@@ -124,7 +124,7 @@ fn decision_headers(headers: &mut HeaderMap, model: &str, decision: &Decision) {
 /// OpenAI's `x-ratelimit-*` headers from where the caller stands against its rate limits: for
 /// requests and tokens each, the limit, what is left and when the sliding minute is empty again
 /// (`"1.5s"`, `"1m2s"`, `"250ms"`). Nothing when no caller limit applies.
-fn rate_limit_headers(headers: &mut HeaderMap, limits: Option<CallerLimits>) {
+pub(crate) fn rate_limit_headers(headers: &mut HeaderMap, limits: Option<CallerLimits>) {
     let Some(limits) = limits else { return };
     for (what, room) in [("requests", limits.requests), ("tokens", limits.tokens)] {
         let Some(room) = room else { continue };

@@ -510,6 +510,9 @@ async fn a_caller_over_its_rate_limit_gets_429_and_others_do_not() {
     let r = post(&gw, TEAM_KEY, hello()).await;
     let wait: u64 = r.headers()["retry-after"].to_str().unwrap().parse().unwrap();
     assert!((1..=120).contains(&wait), "{wait}");
+    // The refusal says where the key stands too, as OpenAI's 429s do.
+    assert_eq!(header(&r, "x-ratelimit-limit-requests"), "2");
+    assert_eq!(header(&r, "x-ratelimit-remaining-requests"), "0");
     let (status, v) = error_of(r).await;
     assert_eq!((status, v["error"]["type"].as_str()), (429, Some("rate_limit_error")));
     assert!(!v.to_string().contains(TEAM_KEY));

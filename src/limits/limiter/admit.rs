@@ -304,6 +304,10 @@ impl Limiter {
         message.push(')');
         let error = Error::new(kind, message).with_rejections(rejections);
         Err(match kind {
+            // A caller refused: where it stands, from the same reading (nothing of this request in it).
+            ErrorKind::RateLimited if caller => {
+                error.with_retry_after(retry_in).with_caller_limits(caller_status(built, 0, values))
+            }
             ErrorKind::RateLimited => error.with_retry_after(retry_in),
             ErrorKind::BudgetExceeded => error.with_retry_after(budget_retry),
             _ => error,
@@ -311,8 +315,9 @@ impl Limiter {
     }
 }
 
-/// The caller limits' room once choice `i` of `built` was admitted, from the store's `values` after
-/// it (charges included); `None` when no caller limit applies.
+/// The caller limits' room at choice `i` of `built`, from the store's `values`: after its admission
+/// (charges included), or, for a refused one, as the store read them; `None` when no caller limit
+/// applies.
 fn caller_status(built: &Built, i: usize, values: &[f64]) -> Option<CallerLimits> {
     let mut status = CallerLimits::default();
     let choice = &built.admit.choices[i];
