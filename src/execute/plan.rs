@@ -157,10 +157,11 @@ impl Run<'_> {
             Ok((LimitsAdmission { position: pos, ticket, sticky, blocked, caller }, model)) => {
                 // The counting admission's reading; later ones refresh the tokens, which every
                 // admission charges.
-                let read = Instant::now();
+                // (The clock is read only when a caller limit applies.)
                 match (count, caller) {
-                    (true, caller) => self.caller = caller.map(|c| (c, read)),
+                    (true, caller) => self.caller = caller.map(|c| (c, Instant::now())),
                     (false, Some(later)) if later.tokens.is_some() => {
+                        let read = Instant::now();
                         // The requests' reading ages from its own time.
                         let (mut c, at) = self.caller.unwrap_or((CallerLimits::default(), read));
                         c.requests = c.requests.map(|r| r.aged(read - at));

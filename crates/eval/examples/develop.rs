@@ -116,8 +116,13 @@ fn try_main() -> Result<()> {
     let mut described = String::new();
     let fit_and_sweep = |fit: &Dataset, test: &Dataset, described: &mut String| -> Result<Vec<Run>> {
         let found = audit(fit, DEFAULT_MIN_Z)?;
-        let kept = if drop_reversed { fit.filter(|r| !found.flags(r)) } else { fit.filter(|_| true) };
-        let fit = &kept;
+        let kept;
+        let fit = if drop_reversed {
+            kept = fit.filter(|r| !found.flags(r));
+            &kept
+        } else {
+            fit
+        };
         let model = Trainer::new(cfg.clone()).fit(fit, "develop")?;
         let i = model.info();
         let trust = test.rows().iter().map(|r| model.predict(r.prompt()).trust).sum::<f64>() / test.len() as f64;

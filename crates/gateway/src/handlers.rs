@@ -300,7 +300,7 @@ async fn respond(state: &Arc<AppState>, headers: &HeaderMap, body: Body) -> Resu
     let ids = ids(&answer.decision, answer.model().as_str());
     let body = crate::responses::response(&answer, &ids, &echo);
     if let Some(keep) = keep {
-        keep.keep(ids.response.clone(), &answer.content, &answer.tool_calls, body.clone());
+        keep.keep(body.clone());
     }
     Ok(json_answer(&body, &answer))
 }

@@ -372,15 +372,28 @@ pub(crate) struct Keep {
 }
 
 impl Keep {
-    /// Keeps `object` under `id`, the answer (its `text` and tool `calls`) added to the conversation
-    /// as one assistant turn.
-    pub(crate) fn keep(self, id: String, text: &str, calls: &[ToolCall], object: Value) {
-        let mut conversation = self.conversation;
-        let mut answer = Message::assistant(text);
-        if text.is_empty() {
-            answer.content.clear();
+    /// Keeps the response `object` under its id, its output (text and tool calls) added to the
+    /// conversation as one assistant turn.
+    pub(crate) fn keep(self, object: Value) {
+        let (mut text, mut answer) = (String::new(), Message::assistant(""));
+        answer.content.clear();
+        for item in object["output"].as_array().into_iter().flatten() {
+            let field = |name: &str| item[name].as_str().unwrap_or_default();
+            match field("type") {
+                "message" => {
+                    text.extend(item["content"].as_array().into_iter().flatten().filter_map(|p| p["text"].as_str()));
+                }
+                "function_call" => {
+                    answer.tool_calls.push(ToolCall::new(field("call_id"), field("name"), field("arguments")));
+                }
+                _ => {}
+            }
         }
-        answer.tool_calls.extend(calls.iter().cloned());
+        if !text.is_empty() {
+            answer.content.push(ContentPart::text(text));
+        }
+        let Some(id) = object["id"].as_str().map(str::to_owned) else { return };
+        let mut conversation = self.conversation;
         conversation.push(answer);
         self.store.put(id, Stored { owner: self.owner, conversation, object });
     }
@@ -522,10 +535,8 @@ pub(crate) struct Events {
     calls: usize,
     usage: Option<Usage>,
     finish: Option<FinishReason>,
-    /// What to keep when the answer is complete, and the answer so far.
+    /// What to keep when the answer is complete.
     keep: Option<Keep>,
-    answer: String,
-    answer_calls: Vec<ToolCall>,
 }
 
 impl Events {
@@ -541,8 +552,6 @@ impl Events {
             usage: None,
             finish: None,
             keep,
-            answer: String::new(),
-            answer_calls: Vec::new(),
         };
         let created = events.snapshot("in_progress", Map::new());
         events.push("response.created", json!({"response": created.clone()}));
@@ -590,9 +599,6 @@ impl Events {
         if let Some(text) = &mut self.text {
             text.push_str(&delta);
         }
-        if self.keep.is_some() {
-            self.answer.push_str(&delta);
-        }
     }
 
     /// Closes the message item, if one is open, with `status` (`completed`, or `incomplete` when the
@@ -639,9 +645,6 @@ impl Events {
         let item = call_item(&self.ids, k, call, "completed");
         self.push("response.output_item.done", json!({"output_index": index, "item": item}));
         self.output.push(item);
-        if self.keep.is_some() {
-            self.answer_calls.push(call.clone());
-        }
     }
 
     fn finish(&mut self) {
@@ -656,7 +659,7 @@ impl Events {
         extra.insert("usage".to_owned(), self.usage.map_or(Value::Null, usage));
         let object = self.snapshot(status, extra);
         if let Some(keep) = self.keep.take() {
-            keep.keep(self.ids.response.clone(), &self.answer, &self.answer_calls, object.clone());
+            keep.keep(object.clone());
         }
         let kind = if status == "completed" { "response.completed" } else { "response.incomplete" };
         self.push(kind, json!({"response": object}));
@@ -767,6 +770,21 @@ mod tests {
         // Prompt text never reaches an error.
         let e = parse(json!({"model": "auto", "input": [{"role": "narrator", "content": "secret words"}]})).err();
         assert!(!e.unwrap().to_string().contains("secret"));
+    }
+
+    #[test]
+    fn a_kept_response_adds_its_output_as_one_assistant_turn() {
+        let store = Arc::new(ResponseStore::new(4, 1 << 20, std::time::Duration::from_secs(60)));
+        let keep = Keep { store: Arc::clone(&store), owner: Some("a".into()), conversation: vec![Message::user("q")] };
+        let ids = Ids { response: "resp_01".to_owned(), created_at: 7, model: "mini".to_owned() };
+        let call = ToolCall::new("call_1", "weather", "{}");
+        let output = vec![message_item(&ids, 0, "Par", "completed"), call_item(&ids, 0, &call, "completed")];
+        keep.keep(response_object(&ids, &Echo::default(), "completed", output, Map::new()));
+        let kept = store.get("resp_01", Some("a")).unwrap();
+        assert_eq!(kept.conversation.len(), 2);
+        let answer = &kept.conversation[1];
+        assert_eq!((answer.role, answer.texts().collect::<String>()), (Role::Assistant, "Par".to_owned()));
+        assert_eq!(answer.tool_calls, [call]);
     }
 
     #[test]
