@@ -13,6 +13,7 @@
 //! stored_responses = 0         # Responses API answers kept in memory for previous_response_id (0: none)
 //! stored_responses_ttl_ms = 3600000
 //! stored_responses_max_bytes = 268435456   # all kept conversations together
+//! state = { redis_url_env = "SWITCHYARD_REDIS_URL", namespace = "prod" }  # optional: limits shared by every replica
 //!
 //! [[server.keys]]              # virtual keys; none means open access
 //! name = "team-a"              # the caller's name: per-key budgets and limits, sticky routing
@@ -80,6 +81,30 @@ pub struct ServerConfig {
     /// How many bytes the kept responses may hold together (their texts, image URLs and objects;
     /// default 256 MiB): the oldest go first beyond it, and one larger is not kept.
     pub stored_responses_max_bytes: usize,
+    /// The state store shared with the other replicas; none: this process keeps its own.
+    pub state: Option<StateConfig>,
+}
+
+/// `[server] state`: a Redis server that keeps the router's budgets, rate limits, caller limits,
+/// sticky sessions and open circuits for every replica that names the same server and namespace
+/// (docs/scaling.md). Needs the gateway's `redis` feature (on by default). The store connects on
+/// its first call, so the gateway starts while Redis is down; until it answers, each limit follows
+/// its failure policy (`on_store_failure`, per budget and rate limit).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct StateConfig {
+    /// The environment variable that holds the server's URL, `redis://[user:password@]host[:port][/db]`
+    /// (it may carry a password, so it is never in the file).
+    pub redis_url_env: String,
+    /// The prefix of every key (default `switchyard`): replicas that share limits use the same one,
+    /// and separate deployments on one server different ones.
+    #[serde(default = "default_namespace")]
+    pub namespace: String,
+}
+
+fn default_namespace() -> String {
+    "switchyard".to_owned()
 }
 
 /// `[server] tls`: the server's certificate chain and private key, PEM files (the chain leaf first;
@@ -107,6 +132,7 @@ impl Default for ServerConfig {
             stored_responses: 0,
             stored_responses_ttl_ms: 3_600_000,
             stored_responses_max_bytes: 256 << 20,
+            state: None,
         }
     }
 }

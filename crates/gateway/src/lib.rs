@@ -81,6 +81,35 @@ fn prometheus() -> PrometheusHandle {
         .clone()
 }
 
+/// The store `[server] state` names: a Redis server, connected on its first call.
+#[cfg(feature = "redis")]
+fn shared_store(
+    state: &config::StateConfig,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Arc<dyn switchyard::state::StateStore>> {
+    let url = env(&state.redis_url_env).filter(|v| !v.is_empty()).ok_or_else(|| {
+        Error::new(
+            ErrorKind::Config,
+            format!("server.state: the environment variable `{}` (redis_url_env) is not set", state.redis_url_env),
+        )
+    })?;
+    let config = switchyard::state::RedisConfig::new().with_namespace(state.namespace.clone());
+    // The URL may carry a password: errors and logs name the variable, never its value.
+    let store = switchyard::state::RedisStore::lazy(&url, config)
+        .map_err(|e| Error::new(e.kind(), format!("server.state (`{}`): {e}", state.redis_url_env)))?;
+    tracing::info!(target: "switchyard_gateway", namespace = %state.namespace, "limits and circuits shared through redis");
+    Ok(Arc::new(store))
+}
+
+/// Without the `redis` feature, `[server] state` cannot be served.
+#[cfg(not(feature = "redis"))]
+fn shared_store(
+    _: &config::StateConfig,
+    _: &dyn Fn(&str) -> Option<String>,
+) -> Result<Arc<dyn switchyard::state::StateStore>> {
+    Err(Error::new(ErrorKind::Config, "server.state needs switchyard-gateway built with its `redis` feature"))
+}
+
 /// A gateway: the router, its providers and the HTTP routes.
 pub struct Gateway {
     state: Arc<AppState>,
@@ -110,7 +139,11 @@ impl Gateway {
     /// cannot be read or used.
     pub fn new(config: &GatewayConfig, env: &dyn Fn(&str) -> Option<String>) -> Result<Self> {
         let tls = config.server.tls.as_ref().map(tls::acceptor).transpose()?;
-        let router = config.router_builder(env)?.observer(MetricsObserver::new()).build()?;
+        let mut builder = config.router_builder(env)?.observer(MetricsObserver::new());
+        if let Some(state) = &config.server.state {
+            builder = builder.state_store_arc(shared_store(state, env)?);
+        }
+        let router = builder.build()?;
         let mut keys = Vec::with_capacity(config.server.keys.len());
         for (i, k) in config.server.keys.iter().enumerate() {
             let key = env(&k.key_env).filter(|v| !v.is_empty()).ok_or_else(|| {

@@ -1,7 +1,8 @@
 //! The gateway over HTTP, called as OpenAI's clients call it, in front of a scripted OpenAI-compatible
 //! upstream on 127.0.0.1: JSON and server-sent event answers, tools, pinned and routed requests, the
 //! Responses API (objects, semantic events, a tool conversation, refusals, a stream cut off),
-//! fallbacks before the first token, every error status, virtual keys, budgets, the concurrency limit,
+//! fallbacks before the first token, every error status, virtual keys, budgets, a caller limit shared by
+//! two replicas through Redis, the concurrency limit,
 //! the side endpoints (models, route, feedback, health, ready, metrics) and draining on shutdown.
 
 #![allow(clippy::unwrap_used, reason = "tests")]
@@ -137,6 +138,18 @@ async fn gateway(upstream: &Server, models: &[String], server: &str, limits: &st
 
 /// `top` goes before every table: the router config's top-level fields.
 async fn gateway_with(upstream: &Server, models: &[String], top: &str, server: &str, limits: &str) -> Running {
+    gateway_env(upstream, models, top, server, limits, &[]).await
+}
+
+/// [`gateway_with`], with more environment variables.
+async fn gateway_env(
+    upstream: &Server,
+    models: &[String],
+    top: &str,
+    server: &str,
+    limits: &str,
+    more_env: &[(&str, &str)],
+) -> Running {
     let text = format!(
         "seed = 1\n{top}\n[policy]\nkind = \"utility\"\nanswer_value_usd = 0.05\n{limits}\n{server}\n\
          [[server.keys]]\nname = \"team-a\"\nkey_env = \"TEAM_A\"\ntenant = \"acme\"\n\
@@ -151,7 +164,7 @@ async fn gateway_with(upstream: &Server, models: &[String], top: &str, server: &
         "UPSTREAM" => Some(UPSTREAM_KEY.to_owned()),
         "TEAM_A" => Some(TEAM_KEY.to_owned()),
         "POOR" => Some(POOR_KEY.to_owned()),
-        _ => None,
+        other => more_env.iter().find(|(k, _)| *k == other).map(|(_, v)| (*v).to_owned()),
     };
     let gateway = Gateway::new(&config, &env).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -525,6 +538,58 @@ async fn a_caller_over_its_rate_limit_gets_429_and_others_do_not() {
     let r = post_responses(&gw, POOR_KEY, json!({"model": "auto", "input": "What is the capital of France?"})).await;
     assert_eq!(header(&r, "x-ratelimit-remaining-requests"), "0");
     gw.shutdown().await;
+}
+
+#[tokio::test]
+#[ignore = "needs redis-server"]
+async fn replicas_on_one_redis_state_share_a_callers_rate_limit() {
+    let redis = support::redis::Redis::shared();
+    let namespace = redis.namespace("gateway");
+    let up = upstream().await;
+    let models = [model("good-mini", 0.15, 1.5)];
+    let limits = "[[limits.caller_rate_limits]]\nscope = \"key\"\nrequests_per_minute = 3\n\
+                  tokens_per_minute = 100000\n";
+    let server = format!("[server]\nstate = {{ redis_url_env = \"STATE_URL\", namespace = \"{namespace}\" }}\n");
+    let env = [("STATE_URL", redis.url())];
+    let a = gateway_env(&up, &models, "", &server, limits, &env).await;
+    let b = gateway_env(&up, &models, "", &server, limits, &env).await;
+    // One allowance for the key, whichever replica answers.
+    for (gw, left) in [(&a, 2), (&b, 1), (&a, 0)] {
+        let r = post(gw, TEAM_KEY, hello()).await;
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.headers()["x-ratelimit-remaining-requests"], left.to_string().as_str());
+        let _ = r.text().await.unwrap();
+    }
+    let (status, v) = error_of(post(&b, TEAM_KEY, hello()).await).await;
+    assert_eq!((status, v["error"]["type"].as_str()), (429, Some("rate_limit_error")));
+    assert_eq!(up.requests().len(), 3, "the refused request reached no provider");
+    // Another key has its own allowance on the shared store.
+    assert_eq!(post(&b, POOR_KEY, hello()).await.headers()["x-ratelimit-remaining-requests"], "2");
+    // A replica that keeps its own state counts the key from nothing.
+    let alone = gateway(&up, &models, "", limits).await;
+    assert_eq!(post(&alone, TEAM_KEY, hello()).await.headers()["x-ratelimit-remaining-requests"], "2");
+    for gw in [a, b, alone] {
+        gw.shutdown().await;
+    }
+}
+
+#[tokio::test]
+async fn a_state_store_without_its_url_or_with_a_bad_one_stops_the_start_without_showing_it() {
+    let text = format!(
+        "[server]\nstate = {{ redis_url_env = \"STATE_URL\" }}\n[[providers]]\nname = \"up\"\nkind = \"simulated\"\n{}",
+        model("m", 1.0, 2.0)
+    );
+    let config = GatewayConfig::from_toml_str(&text).unwrap();
+    let err = Gateway::new(&config, &|_| None).unwrap_err();
+    assert_eq!(err.kind(), switchyard::ErrorKind::Config);
+    assert!(err.to_string().contains("`STATE_URL` (redis_url_env) is not set"), "{err}");
+    let secret = "redis://user:s3cret-pw@127.0.0.1:notaport";
+    let err = Gateway::new(&config, &|name| (name == "STATE_URL").then(|| secret.to_owned())).unwrap_err();
+    assert_eq!(err.kind(), switchyard::ErrorKind::Config);
+    assert!(err.to_string().contains("STATE_URL") && !err.to_string().contains("s3cret"), "{err}");
+    // An unknown field in the section is refused by name.
+    let typo = text.replace("redis_url_env", "redis_url");
+    assert!(GatewayConfig::from_toml_str(&typo).unwrap_err().to_string().contains("redis_url"));
 }
 
 /// Serves `config_text` with `env` until the returned sender fires; the URL and the server's task.
