@@ -127,10 +127,11 @@ fn try_main() -> Result<()> {
         let i = model.info();
         let trust = test.rows().iter().map(|r| model.predict(r.prompt()).trust).sum::<f64>() / test.len() as f64;
         *described = format!(
-            "l2 {}, residual {}, held-out log loss {}, mean trust {trust:.2}",
+            "l2 {}, residual {}, held-out log loss {}, dense features {}, mean trust {trust:.2}",
             i.l2,
             i.residual,
-            i.validation_loss.map_or_else(|| "-".to_owned(), |l| format!("{l:.5}"))
+            i.validation_loss.map_or_else(|| "-".to_owned(), |l| format!("{l:.5}")),
+            if i.dense_scale.is_empty() { "as computed" } else { "standardised" }
         );
         if drop_reversed {
             described.push_str(&format!("; trained without {}", found.flagged().join(", ")));

@@ -813,7 +813,8 @@ how the learned model reads the reported rows: mean trust {:.2}; {} predicted le
             Some((l, _)) => {
                 let i = l.model().info();
                 let residual = if i.residual { "" } else { ", residuals left out" };
-                format!("learned classifier ({} task labels, l2 {}{residual})", i.tasks.len(), i.l2)
+                let dense = if i.dense_scale.is_empty() { "" } else { ", dense features standardised" };
+                format!("learned classifier ({} task labels, l2 {}{residual}{dense})", i.tasks.len(), i.l2)
             }
             None => format!("difficulty (offset {:+.3}) + intent classifiers", self.catalog.difficulty_offset()),
         }

@@ -177,10 +177,11 @@ fn try_main() -> Result<()> {
     let info = model.info();
     let size = std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0);
     println!(
-        "trained in {secs:.1} s: {} task labels, l2 {} (held-out log loss {}){}",
+        "trained in {secs:.1} s: {} task labels, l2 {} (held-out log loss {}), dense features {}{}",
         info.tasks.len(),
         info.l2,
         info.validation_loss.map_or_else(|| "—".to_owned(), |l| format!("{l:.4}")),
+        if info.dense_scale.is_empty() { "as computed" } else { "standardised" },
         if info.residual { "" } else { "; residuals left out: the task prior alone did better on held-out rows" }
     );
     println!("wrote {} ({:.1} MB)", out.display(), size as f64 / 1e6);

@@ -121,7 +121,7 @@ pub use catalog::{FittedCatalog, Prices};
 pub use data::{Dataset, Format, Row};
 pub use metrics::{OperatingPoint, Outcomes};
 pub use replay::{Report, ReportOptions, Run, replay, sweep};
-pub use switchyard::classify::learned::{Fallback, Residuals, Selection, TaskLabels, TrainConfig};
+pub use switchyard::classify::learned::{Fallback, Residuals, Selection, Standardize, TaskLabels, TrainConfig};
 pub use train::{Progress, Stage, Trainer};
 
 /// An [`ErrorKind::Config`](switchyard::ErrorKind::Config) error: a bad setting or a bad data file.

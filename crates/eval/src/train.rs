@@ -15,14 +15,18 @@
 use switchyard::Result;
 use switchyard::classify::TextStats;
 use switchyard::classify::learned::__training::{
-    CHAR_FLAG, Collect, Extractor, FAMILIARITY_BITS, FAMILIARITY_PERCENTILES, Namespace, OPENING_FLAG, Parts, Rng,
-    Sink, difficulty, fallback_rates, feature_dim, idf, logit, model_info, prompt_trust, sigmoid, softmax,
+    CHAR_FLAG, Collect, DENSE, Extractor, FAMILIARITY_BITS, FAMILIARITY_PERCENTILES, OPENING_FLAG, Parts, Rng,
+    difficulty, fallback_rates, feature_dim, logit, model_info, prompt_trust, sigmoid, softmax,
 };
-use switchyard::classify::learned::{Fallback, LearnedModel, Residuals, Selection, Solver, TaskLabels, TrainConfig};
+use switchyard::classify::learned::{
+    Fallback, LearnedModel, Residuals, Selection, Solver, Standardize, TaskLabels, TrainConfig,
+};
 
+use self::matrix::{Matrix, document_frequencies, standardize_dense};
 use crate::data::Dataset;
 
 mod lbfgs;
+mod matrix;
 mod patch;
 mod select;
 mod shared;
@@ -86,18 +90,6 @@ type ProgressFn<'p> = Box<dyn FnMut(&Progress) + 'p>;
 impl std::fmt::Debug for Trainer<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Trainer").field("config", &self.config).finish_non_exhaustive()
-    }
-}
-
-/// Sparse features of every row.
-struct Matrix {
-    entries: Vec<(u32, f32)>,
-    offsets: Vec<usize>,
-}
-
-impl Matrix {
-    fn row(&self, i: usize) -> &[(u32, f32)] {
-        &self.entries[self.offsets[i]..self.offsets[i + 1]]
     }
 }
 
@@ -365,34 +357,6 @@ impl Residual<'_> {
     }
 }
 
-/// The IDF of each hashed bucket over `data`'s rows ([`idf`]): a bucket counts once per row,
-/// whichever namespaces have it.
-fn document_frequencies(extractor: &Extractor<'_>, data: &Dataset, cfg: &TrainConfig) -> Vec<f32> {
-    struct Rows<'d> {
-        df: &'d mut [u32],
-        last: &'d mut [u32],
-        row: u32,
-    }
-    impl Sink for Rows<'_> {
-        fn hashed(&mut self, _: Namespace, index: u32, _: Option<u64>) {
-            let i = index as usize;
-            if self.last[i] != self.row {
-                self.last[i] = self.row;
-                self.df[i] += 1;
-            }
-        }
-        fn dense(&mut self, _: usize, _: f32) {}
-    }
-    let buckets = 1usize << cfg.features.hash_bits;
-    let (mut df, mut last) = (vec![0u32; buckets], vec![0u32; buckets]);
-    for (i, row) in data.rows().iter().enumerate() {
-        let text = row.prompt();
-        let mut sink = Rows { df: &mut df, last: &mut last, row: i as u32 + 1 };
-        extractor.extract(text, &TextStats::of_text(text), &mut sink);
-    }
-    df.into_iter().map(|d| idf(data.len(), d)).collect()
-}
-
 /// The inner cross-validation's splits of `n` rows, as `(held out, fitted)` pairs: `l2_folds`
 /// folds of shuffled rows, or one held-out `validation` share when `l2_folds` is 0.
 fn inner_splits(cfg: &TrainConfig, n: usize, rng: &mut Rng) -> Vec<(Vec<usize>, Vec<usize>)> {
@@ -467,6 +431,27 @@ impl<'p> Trainer<'p> {
     /// set or scores outside `[0, 1]`.
     pub fn fit(mut self, data: &Dataset, trained_on: &str) -> Result<LearnedModel> {
         self.config.validate()?;
+        let given = self.config.clone();
+        if given.features.standardize != Standardize::Auto {
+            return self.fit_resolved(data, trained_on, &given);
+        }
+        // Both forms of the dense features; the lower held-out log loss wins, the computed form on a tie.
+        let mut fits = Vec::with_capacity(2);
+        for form in [Standardize::Off, Standardize::On] {
+            self.config.features.standardize = form;
+            fits.push(self.fit_resolved(data, trained_on, &given)?);
+        }
+        let on = fits.pop().unwrap_or_else(|| unreachable!("two fits"));
+        let off = fits.pop().unwrap_or_else(|| unreachable!("two fits"));
+        Ok(match (on.info().validation_loss, off.info().validation_loss) {
+            (Some(a), Some(b)) if a < b => on,
+            _ => off,
+        })
+    }
+
+    /// Trains with `self.config`, whose dense features' form is decided; the model file records
+    /// `recorded` as its training configuration.
+    fn fit_resolved(&mut self, data: &Dataset, trained_on: &str, recorded: &TrainConfig) -> Result<LearnedModel> {
         let n = data.len();
         if n == 0 {
             return Err(crate::config_error("cannot train a learned model on an empty data set"));
@@ -515,6 +500,11 @@ impl<'p> Trainer<'p> {
             }
         }
         let dim = feature_dim(&cfg.features);
+        let dense_scale = if cfg.features.standardize == Standardize::On {
+            standardize_dense(&mut matrix, dim - DENSE.len())
+        } else {
+            Vec::new()
+        };
 
         // 2. Task labels and the task head.
         let labels: Vec<&str> = data
@@ -684,12 +674,14 @@ impl<'p> Trainer<'p> {
             _ => self.fit_per_model(&residual, &mut rng),
         };
 
-        let mut info = model_info(models, cfg.clone());
+        let mut info = model_info(models, recorded.clone());
+        info.features = cfg.features.clone();
         info.tasks = tasks;
         info.task_rank = rank;
         info.trained_on = trained_on.to_owned();
         info.rows = n;
         info.l2 = l2;
+        info.dense_scale = dense_scale;
         info.validation_loss = validation_loss;
         info.residual = keep_residual;
         info.difficulty_mean = difficulty_mean;

@@ -6,7 +6,7 @@
 
 use switchyard_eval::data::{Dataset, Row};
 use switchyard_eval::train::Stage;
-use switchyard_eval::{Residuals, Selection, TrainConfig, Trainer};
+use switchyard_eval::{Residuals, Selection, Standardize, TrainConfig, Trainer};
 
 mod support;
 use support::planted;
@@ -169,5 +169,79 @@ fn every_selection_trains_deterministically_and_is_recorded_only_off_the_default
         assert!(model == train());
         let p = model.predict("add the numbers 2 and 7");
         assert!(p.probability(0).unwrap() < p.probability(1).unwrap(), "{s}");
+    }
+}
+
+/// Each dense feature of every row's prompt, as computed.
+fn dense_values(data: &Dataset) -> Vec<Vec<f32>> {
+    use switchyard::classify::TextStats;
+    use switchyard::classify::learned::__training::{Extractor, Namespace, Sink};
+    struct Dense(Vec<f32>);
+    impl Sink for Dense {
+        fn hashed(&mut self, _: Namespace, _: u32, _: Option<u64>) {}
+        fn dense(&mut self, _: usize, value: f32) {
+            self.0.push(value);
+        }
+    }
+    let features = TrainConfig::default().features;
+    data.rows()
+        .iter()
+        .map(|r| {
+            let mut d = Dense(Vec::new());
+            Extractor::new(&features).extract(r.prompt(), &TextStats::of_text(r.prompt()), &mut d);
+            d.0
+        })
+        .collect()
+}
+
+#[test]
+fn standardised_dense_features_keep_their_training_mean_and_deviation_unless_most_rows_lack_them() {
+    let data = graded(300);
+    let on = Trainer::new(config(|c| c.features.standardize = Standardize::On)).fit(&data, "t").unwrap();
+    let scale = &on.info().dense_scale;
+    let values = dense_values(&data);
+    assert_eq!(scale.len(), values[0].len());
+    let (mut standardised, mut kept) = (0, 0);
+    for (i, &(shift, inv_sd)) in scale.iter().enumerate() {
+        let column: Vec<f64> = values.iter().map(|v| f64::from(v[i])).collect();
+        let n = column.len() as f64;
+        let mean = column.iter().sum::<f64>() / n;
+        let sd = (column.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n).sqrt();
+        if 2 * column.iter().filter(|&&v| v != 0.0).count() < column.len() {
+            assert_eq!((shift, inv_sd), (0.0, 1.0), "feature {i} is zero on most rows: as computed");
+            kept += 1;
+        } else if sd > 1e-6 {
+            assert!((f64::from(shift) - mean).abs() < 1e-4, "feature {i}: shift {shift}, mean {mean}");
+            assert!((f64::from(inv_sd) * sd - 1.0).abs() < 1e-3, "feature {i}: 1/sd {inv_sd}, sd {sd}");
+            standardised += 1;
+        } else {
+            assert_eq!(inv_sd, 0.0, "feature {i} is constant");
+        }
+    }
+    assert!(standardised >= 3 && kept >= 3, "{standardised} standardised, {kept} kept");
+    // The file keeps them: the loaded model predicts alike.
+    let loaded = switchyard::classify::learned::LearnedModel::from_bytes(&on.to_bytes()).unwrap();
+    for text in ["add the numbers 3 and 9", "greet the user number 2 warmly", "a prompt of another kind?"] {
+        assert_eq!(loaded.predict(text), on.predict(text));
+    }
+    let off = Trainer::new(config(|c| c.features.standardize = Standardize::Off)).fit(&data, "t").unwrap();
+    assert!(off.info().dense_scale.is_empty());
+    assert!(on.predict("add the numbers 3 and 9").logits != off.predict("add the numbers 3 and 9").logits);
+}
+
+#[test]
+fn auto_keeps_the_form_whose_held_out_loss_is_lower_and_records_the_choice() {
+    for data in [graded(300), planted(400)] {
+        let fit = |form| Trainer::new(config(|c| c.features.standardize = form)).fit(&data, "t").unwrap();
+        let (on, off, auto) = (fit(Standardize::On), fit(Standardize::Off), fit(Standardize::Auto));
+        let (a, b) = (on.info().validation_loss.unwrap(), off.info().validation_loss.unwrap());
+        let expected = if a < b { &on } else { &off };
+        assert_eq!(auto.info().dense_scale, expected.info().dense_scale);
+        assert_eq!(auto.info().validation_loss, expected.info().validation_loss);
+        assert_eq!(auto.info().features.standardize, if a < b { Standardize::On } else { Standardize::Off });
+        assert_eq!(auto.info().training.features.standardize, Standardize::Auto);
+        for text in ["add the numbers 3 and 9", "greet the user number 2 warmly"] {
+            assert_eq!(auto.predict(text), expected.predict(text));
+        }
     }
 }

@@ -35,7 +35,7 @@ pub enum Namespace {
 pub(crate) const NAMESPACES: usize = 3;
 
 /// Names of the dense structural features, in order (the model file records them).
-pub(crate) const DENSE: [&str; 16] = [
+pub const DENSE: [&str; 16] = [
     "log_bytes",
     "log_last_block_bytes",
     "blocks",
@@ -82,6 +82,55 @@ pub struct FeatureConfig {
     /// is opt-in (docs/learned-routing.md, "Digits as written"). Files without the field read `false`.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub digits: bool,
+    /// How the 16 dense structural features enter the regressions ([`Standardize`]; default
+    /// [`Auto`](Standardize::Auto)). A model file's `features` say the form its model reads them in:
+    /// a file without the field (written before it) reads [`Off`](Standardize::Off) and predicts as
+    /// it did.
+    pub standardize: Standardize,
+}
+
+/// How a model reads the dense structural features ([`FeatureConfig::standardize`]).
+///
+/// Computed, each lies roughly within `[0, 1]` (`ln(1 + bytes) / 8`, shares, `ln(1 + count) / 3`),
+/// so the regressions' L2 penalty weighs on them unevenly: one that varies little across the
+/// training rows needs a large weight to matter and is penalised for it. Standardised, a feature is
+/// shifted by its training mean, divided by its training standard deviation and clipped to `±5`.
+/// Only the features non-zero on at least half of the training rows are standardised (the prompt's
+/// form: length, blocks, digits, ...); the cues and symbols most prompts lack keep their computed
+/// values, since a few standard deviations of a rare cue put a prompt of another kind far out.
+/// [`Auto`](Self::Auto), the default, was chosen on the development protocols; the idea of
+/// standardising came from comparing an outside prototype on reported rows
+/// (`docs/learned-routing.md`, "Standardised structural features").
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Standardize {
+    /// As computed (as in model files written before the field).
+    Off,
+    /// Standardised on the training rows; the shifts and scales are kept in the model file
+    /// ([`ModelInfo::dense_scale`](super::ModelInfo::dense_scale)).
+    On,
+    /// Training fits both and keeps the one with the lower held-out log loss of the inner
+    /// cross-validation that chooses `l2` (the computed form when it is not lower, or when nothing
+    /// is held out); the model file's `features` record the outcome, its `training` this choice.
+    /// Training fits the model twice.
+    Auto,
+}
+
+/// The bound, in training standard deviations, of a standardised dense feature
+/// ([`FeatureConfig::standardize`]).
+pub(crate) const DENSE_CLIP: f32 = 5.0;
+
+/// A dense feature's value as the model reads it: standardised by `(mean, 1/sd)` and clipped to
+/// `±5`, or as it is when the model keeps no scale for it, or `(0, 1)`.
+#[inline]
+pub fn scale_dense(value: f32, scale: Option<&(f32, f32)>) -> f32 {
+    match scale {
+        Some(&(mean, inv_sd)) if (mean, inv_sd) != (0.0, 1.0) => {
+            ((value - mean) * inv_sd).clamp(-DENSE_CLIP, DENSE_CLIP)
+        }
+        _ => value,
+    }
 }
 
 impl Default for FeatureConfig {
@@ -94,6 +143,7 @@ impl Default for FeatureConfig {
             word_window: 4096,
             tf_idf: true,
             digits: false,
+            standardize: Standardize::Auto,
         }
     }
 }

@@ -44,7 +44,7 @@ mod training;
 mod trust;
 
 pub use self::classifier::LearnedClassifier;
-pub use self::features::FeatureConfig;
+pub use self::features::{FeatureConfig, Standardize};
 pub use self::model::{LearnedModel, ModelInfo, Parts};
 pub use self::predict::{Prediction, logit, softmax};
 pub use self::training::{Fallback, Residuals, Selection, Solver, TaskLabels, TrainConfig};
@@ -57,7 +57,8 @@ use crate::classify::SignalKey;
 #[doc(hidden)]
 pub mod __training {
     pub use super::features::{
-        CHAR_FLAG, Collect, Extractor, FAMILIARITY_BITS, Namespace, OPENING_FLAG, Sink, TermCounts, idf, tf_step,
+        CHAR_FLAG, Collect, DENSE, Extractor, FAMILIARITY_BITS, Namespace, OPENING_FLAG, Sink, TermCounts, idf,
+        scale_dense, tf_step,
     };
     pub use super::{FAMILIARITY_PERCENTILES, Parts, fallback_rates, logit, prompt_trust, softmax};
     use super::{FeatureConfig, ModelInfo, TrainConfig};
@@ -79,6 +80,7 @@ pub mod __training {
             residual: false,
             difficulty_mean: 0.0,
             need: (0.0, 0.0),
+            dense_scale: Vec::new(),
         }
     }
 

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::features::{FAMILIARITY_BITS, FeatureConfig};
+use super::features::{DENSE, FAMILIARITY_BITS, FeatureConfig, Standardize};
 use super::file;
 use super::training::TrainConfig;
 use super::trust::{FAMILIARITY_PERCENTILES, fallback_rates};
@@ -51,6 +51,14 @@ pub struct ModelInfo {
     /// models without per-prompt regressions or costs; set whatever the fallback).
     #[serde(default, skip_serializing_if = "is_zero_pair")]
     pub need: (f64, f64),
+    /// Per dense structural feature, in the order of its name in the file, the shift and the scale
+    /// with which the model reads it, `clamp((v − shift) · scale, ±5)`
+    /// ([`Standardize::On`](super::Standardize::On): the training rows' mean and inverse standard
+    /// deviation, 0 for a feature constant on them; or `(0, 1)` with no clip, for a feature that
+    /// enters as computed). Empty when every one enters as computed (and in files written before
+    /// it).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dense_scale: Vec<(f32, f32)>,
 }
 
 fn is_zero_pair(v: &(f64, f64)) -> bool {
@@ -63,6 +71,24 @@ fn check_need((mean, sd): (f64, f64)) -> Result<()> {
         Ok(())
     } else {
         Err(Error::config("learned model `need`: the mean and deviation must be finite, the deviation not negative"))
+    }
+}
+
+/// Checks [`ModelInfo::dense_scale`]: none, or one finite pair per dense feature with a
+/// non-negative scale.
+fn check_dense_scale(scale: &[(f32, f32)]) -> Result<()> {
+    if !scale.is_empty() && scale.len() != DENSE.len() {
+        return Err(Error::config(format!(
+            "learned model `dense_scale`: expected {} pairs (one per dense feature) or none, found {}",
+            DENSE.len(),
+            scale.len()
+        )));
+    }
+    match scale.iter().position(|&(shift, scale)| !(shift.is_finite() && scale.is_finite() && scale >= 0.0)) {
+        Some(i) => Err(Error::config(format!(
+            "learned model `dense_scale`: pair {i} must be a finite shift and a finite, non-negative scale"
+        ))),
+        None => Ok(()),
     }
 }
 
@@ -160,7 +186,7 @@ impl fmt::Debug for LearnedModel {
 impl LearnedModel {
     /// Assembles a model from its parts, checking every length and value.
     #[doc(hidden)]
-    pub fn from_parts(info: ModelInfo, parts: Parts) -> Result<Self> {
+    pub fn from_parts(mut info: ModelInfo, parts: Parts) -> Result<Self> {
         let Parts {
             weights,
             bias,
@@ -186,6 +212,19 @@ impl LearnedModel {
             return Err(Error::config("a learned model's task head needs at least two tasks (or none)"));
         }
         check_need(info.need)?;
+        check_dense_scale(&info.dense_scale)?;
+        // The form the model reads its dense features in is what its scales say: a header that
+        // does not name it (a file written before the field) or names the choice reads as decided.
+        info.features.standardize = match (info.features.standardize, info.dense_scale.is_empty()) {
+            (Standardize::Off | Standardize::Auto, true) => Standardize::Off,
+            (Standardize::On | Standardize::Auto, false) => Standardize::On,
+            (form, _) => {
+                return Err(Error::config(format!(
+                    "learned model: features `standardize` is {form:?}, but the file has {} dense scales",
+                    info.dense_scale.len()
+                )));
+            }
+        };
         let check = |what: &str, v: &[f32], len: usize| -> Result<()> {
             if v.len() != len {
                 return Err(Error::config(format!("learned model `{what}`: expected {len} values, found {}", v.len())));
@@ -412,6 +451,52 @@ mod tests {
 
     fn err(bytes: &[u8]) -> String {
         LearnedModel::from_bytes(bytes).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn a_dense_scale_is_read_as_the_features_standardised_and_clipped() {
+        // The planted model, reading its dense features as computed.
+        let mut m = planted();
+        assert!(!m.info.dense_scale.is_empty(), "the planted file was trained with `Standardize::Auto` and kept `On`");
+        m.info.dense_scale.clear();
+        let (buckets, stride) = (m.info.features.buckets(), m.stride);
+        let texts = ["greet the user", "add 1 and 2 with carry", "add the numbers 4 and 17"];
+        let with = |pair: (f32, f32)| {
+            let mut s = m.clone();
+            s.info.dense_scale = vec![pair; DENSE.len()];
+            s
+        };
+        // Every dense feature doubled through the scale predicts as the doubled weights do.
+        let mut doubled = m.clone();
+        doubled.table[buckets * stride..(buckets + DENSE.len()) * stride].iter_mut().for_each(|w| *w *= 2.0);
+        let mut moved = 0;
+        for text in texts {
+            // `(0, 1)` reads a feature as computed.
+            assert_eq!(with((0.0, 1.0)).predict(text), m.predict(text));
+            let (a, b) = (with((0.0, 2.0)).predict(text), doubled.predict(text));
+            assert!(a.logits.iter().zip(&b.logits).all(|(x, y)| (x - y).abs() < 1e-4), "{text}: {a:?} {b:?}");
+            moved += usize::from(a.logits != m.predict(text).logits);
+            // Far-out values stop at 5 deviations.
+            assert_eq!(with((-1.0, 1e6)).predict(text), with((-1.0, 1e9)).predict(text));
+        }
+        assert!(moved > 0, "the dense features move some prediction");
+        // The file keeps the scale; a wrong number of pairs or a negative scale is refused.
+        let scaled = with((0.25, 2.0));
+        assert!(LearnedModel::from_bytes(&scaled.to_bytes()).unwrap() == scaled);
+        let mut short = m.clone();
+        short.info.dense_scale = vec![(0.0, 1.0); 3];
+        assert!(err(&short.to_bytes()).contains("`dense_scale`: expected 16 pairs"), "{}", err(&short.to_bytes()));
+        assert!(err(&with((0.0, -1.0)).to_bytes()).contains("non-negative scale"));
+        // The header's form follows the scales: a choice, or no field, reads as decided; a form
+        // that contradicts them is refused.
+        let mut auto = planted();
+        auto.info.features.standardize = Standardize::Auto;
+        assert_eq!(LearnedModel::from_bytes(&auto.to_bytes()).unwrap().info.features.standardize, Standardize::On);
+        auto.info.dense_scale.clear();
+        assert_eq!(LearnedModel::from_bytes(&auto.to_bytes()).unwrap().info.features.standardize, Standardize::Off);
+        let mut off = planted();
+        off.info.features.standardize = Standardize::Off;
+        assert!(err(&off.to_bytes()).contains("`standardize` is Off, but the file has 16 dense scales"));
     }
 
     #[test]

@@ -4,7 +4,9 @@ use smallvec::SmallVec;
 
 use super::Fallback;
 use super::LearnedModel;
-use super::features::{Extractor, FeatureConfig, NAMESPACES, Namespace, Sink, TermCounts, familiarity_key, tf_step};
+use super::features::{
+    Extractor, FeatureConfig, NAMESPACES, Namespace, Sink, TermCounts, familiarity_key, scale_dense, tf_step,
+};
 use super::trust::{difficulty, share, shifted};
 use crate::classify::TextStats;
 
@@ -104,6 +106,7 @@ impl LearnedModel {
             seen: &self.seen,
             openings: &self.openings,
             idf: &self.idf,
+            dense_scale: &self.info.dense_scale,
             terms,
             words: 0,
             known: 0,
@@ -212,6 +215,9 @@ struct Dot<'w> {
     /// The IDF of each bucket, and the prompt's term counts, with TF-IDF weighting.
     idf: &'w [f32],
     terms: Option<TermCounts<'w>>,
+    /// How the dense features are read ([`ModelInfo::dense_scale`](super::ModelInfo::dense_scale);
+    /// empty: as they are computed).
+    dense_scale: &'w [(f32, f32)],
     /// Word pairs, and those the training rows contained.
     words: u32,
     known: u32,
@@ -284,6 +290,7 @@ impl Sink for Dot<'_> {
     }
 
     fn dense(&mut self, i: usize, value: f32) {
+        let value = scale_dense(value, self.dense_scale.get(i));
         let stride = self.stride;
         let start = (self.buckets + i) * stride;
         if let Some(row) = self.table.get(start..start + stride) {

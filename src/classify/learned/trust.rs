@@ -339,10 +339,11 @@ mod tests {
 
     #[test]
     fn the_need_leaves_out_the_structural_features_unless_the_model_reads_them() {
-        use crate::classify::learned::features::{Extractor, Namespace, Sink};
+        use crate::classify::learned::features::{Extractor, Namespace, Sink, scale_dense};
         let mut m = priced();
         assert!(m.info.training.need_reads_structure, "the planted file was trained with the default");
-        m.info.need = (0.0, 0.05);
+        // A deviation that leaves both needs of the untrusted text below the bound.
+        m.info.need = (0.0, 1.0);
         let reads = m.clone();
         m.info.training.need_reads_structure = false;
         // The difference is the slope of the structural features' part of the terms alone.
@@ -364,7 +365,15 @@ mod tests {
             let values = dense.0;
             assert!(values.iter().any(|&(_, v)| v != 0.0));
             let part: Vec<f64> = (0..2)
-                .map(|j| values.iter().map(|&(i, v)| f64::from(v) * f64::from(m.residual_row(buckets + i)[j])).sum())
+                .map(|j| {
+                    values
+                        .iter()
+                        .map(|&(i, v)| {
+                            let read = scale_dense(v, m.info.dense_scale.get(i));
+                            f64::from(read) * f64::from(m.residual_row(buckets + i)[j])
+                        })
+                        .sum()
+                })
                 .collect();
             assert!(buckets + values.len() == dim);
             let expected = reads.predict(text).need - m.need_of(part.into_iter());
@@ -376,7 +385,7 @@ mod tests {
                 assert_eq!(p.logits, q.logits, "{text}");
             } else {
                 // An untrusted prompt's gaps stretch by the need it has.
-                assert!(p.logits != q.logits, "{text}");
+                assert!(p.logits != q.logits, "{text}: {} {}", p.need, q.need);
             }
         }
         // A configuration without the field (a file written before it) reads the structure.
