@@ -1,6 +1,7 @@
 //! Training a [`LearnedModel`] from a labelled [`Dataset`].
 //!
-//! 1. Every prompt's features are extracted once into a sparse matrix.
+//! 1. Every prompt's features are extracted once into a sparse matrix (once per form of the dense
+//!    features with `Standardize::Auto`, which trains twice).
 //! 2. **Task head** (when the rows carry at least two task labels): multinomial logistic regression
 //!    with L2, by AdaGrad over shuffled rows. Its predictions on the training rows, used as offsets in
 //!    step 4, come from `folds`-fold cross-fitting: each row is predicted by a head that did not see
@@ -424,7 +425,10 @@ impl<'p> Trainer<'p> {
         }
     }
 
-    /// Trains on every row of `data`; `trained_on` describes the rows for the model file.
+    /// Trains on every row of `data`; `trained_on` describes the rows for the model file. With
+    /// [`Standardize::Auto`] (the default) it trains once per form of the dense features, and
+    /// [`on_progress`](Self::on_progress) sees every stage twice, unless the configuration holds
+    /// nothing out to choose by (a single `l2`), when the computed form is kept after one fit.
     ///
     /// # Errors
     /// [`ErrorKind::Config`](switchyard::ErrorKind::Config) for an invalid configuration, an empty data
@@ -436,15 +440,16 @@ impl<'p> Trainer<'p> {
             return self.fit_resolved(data, trained_on, &given);
         }
         // Both forms of the dense features; the lower held-out log loss wins, the computed form on a tie.
-        let mut fits = Vec::with_capacity(2);
-        for form in [Standardize::Off, Standardize::On] {
-            self.config.features.standardize = form;
-            fits.push(self.fit_resolved(data, trained_on, &given)?);
-        }
-        let on = fits.pop().unwrap_or_else(|| unreachable!("two fits"));
-        let off = fits.pop().unwrap_or_else(|| unreachable!("two fits"));
-        Ok(match (on.info().validation_loss, off.info().validation_loss) {
-            (Some(a), Some(b)) if a < b => on,
+        self.config.features.standardize = Standardize::Off;
+        let off = self.fit_resolved(data, trained_on, &given)?;
+        let Some(b) = off.info().validation_loss else {
+            // Nothing held out (one `l2`): nothing to choose by.
+            return Ok(off);
+        };
+        self.config.features.standardize = Standardize::On;
+        let on = self.fit_resolved(data, trained_on, &given)?;
+        Ok(match on.info().validation_loss {
+            Some(a) if a < b => on,
             _ => off,
         })
     }

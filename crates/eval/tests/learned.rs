@@ -256,7 +256,9 @@ fn routellm() -> Option<Dataset> {
 fn trained_on_gsm8k_the_router_saves_on_mmlu() {
     let Some(all) = routellm() else { return };
     // Every GSM8K row; every 4th MMLU row, to keep the suite fast. `l2` is fixed at the value the
-    // inner cross-validation chooses on all GSM8K rows (`evaluate --data gsm8k-to-mmlu`).
+    // inner cross-validation chooses on all GSM8K rows (`evaluate --data gsm8k-to-mmlu`); with one
+    // `l2` nothing is held out, so the dense features keep their computed form (`evaluate`'s model
+    // standardises them; both save 42.5% on every MMLU row).
     let train = all.of_task("gsm8k");
     let test = every_nth(&all.of_task("mmlu"), 4);
     let prices = Prices::load(data_dir().join("models.json.gz"), "routellm").unwrap();

@@ -95,9 +95,11 @@ pub struct FeatureConfig {
 /// so the regressions' L2 penalty weighs on them unevenly: one that varies little across the
 /// training rows needs a large weight to matter and is penalised for it. Standardised, a feature is
 /// shifted by its training mean, divided by its training standard deviation and clipped to `±5`.
-/// Only the features non-zero on at least half of the training rows are standardised (the prompt's
-/// form: length, blocks, digits, ...); the cues and symbols most prompts lack keep their computed
-/// values, since a few standard deviations of a rare cue put a prompt of another kind far out.
+/// Only the features non-zero on at least half of the training rows are standardised (which ones
+/// depends on the rows: on GSM8K the two lengths, the share of digits, question marks, math cues,
+/// wh- words and long words); those most training rows lack (there: blocks, symbols, lists, code
+/// fences and the other cues) keep their computed values, since a few standard deviations of a rare feature put a
+/// prompt of another kind far out.
 /// [`Auto`](Self::Auto), the default, was chosen on the development protocols; the idea of
 /// standardising came from comparing an outside prototype on reported rows
 /// (`docs/learned-routing.md`, "Standardised structural features").
@@ -125,6 +127,7 @@ pub(crate) const DENSE_CLIP: f32 = 5.0;
 /// `±5`, or as it is when the model keeps no scale for it, or `(0, 1)`.
 #[inline]
 pub fn scale_dense(value: f32, scale: Option<&(f32, f32)>) -> f32 {
+    let value = if value.is_nan() { 0.0 } else { value };
     match scale {
         Some(&(mean, inv_sd)) if (mean, inv_sd) != (0.0, 1.0) => {
             ((value - mean) * inv_sd).clamp(-DENSE_CLIP, DENSE_CLIP)

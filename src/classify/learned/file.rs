@@ -26,7 +26,7 @@
 //! they were trained (`tf_idf` off); version 2 files (without the openings) also treat every opening
 //! as familiar.
 
-use super::features::FAMILIARITY_BITS;
+use super::features::{FAMILIARITY_BITS, Standardize};
 use super::{FAMILIARITY_PERCENTILES, LearnedModel, ModelInfo, Parts};
 use crate::error::{Error, Result};
 
@@ -185,6 +185,13 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<LearnedModel> {
         info.features.tf_idf = false;
         info.training.features.tf_idf = false;
     }
+    // Trained before the dense features could be standardised: as computed (a missing field reads
+    // as today's default).
+    let names =
+        |pointer: &str| serde_json::from_slice::<serde_json::Value>(header).is_ok_and(|v| v.pointer(pointer).is_some());
+    if !names("/training/features/standardize") {
+        info.training.features.standardize = Standardize::Off;
+    }
     info.features.validate()?;
     let (m, t, r, dim) = (info.models.len(), info.tasks.len(), info.task_rank, info.features.dim());
     if r > 64 {
@@ -340,6 +347,10 @@ mod tests {
         // `planted.swlm` as version 3 wrote it (before TF-IDF), kept as it was.
         let old = LearnedModel::from_bytes(include_bytes!("testdata/planted_v3.swlm")).unwrap();
         assert!(!old.info.features.tf_idf && !old.info.training.features.tf_idf && old.idf.is_empty());
+        // Written before the dense features could be standardised: read as computed, and trained so.
+        assert!(old.info.dense_scale.is_empty());
+        assert_eq!(old.info.features.standardize, Standardize::Off);
+        assert_eq!(old.info.training.features.standardize, Standardize::Off);
         let p = |text: &str, j| old.predict(text).probability(j).unwrap();
         assert!(p("greet the user number 3 warmly", 0) > 0.9);
         assert!(p("add the numbers 4 and 17 with carry", 1) < 0.35);
