@@ -204,6 +204,36 @@ async fn counters_expire_ttl_after_creation() {
 
 #[tokio::test]
 #[ignore = "needs redis-server"]
+async fn documents_are_shared_by_stores_of_a_namespace_until_they_expire_or_are_deleted() {
+    let redis = Redis::shared();
+    let ns = redis.namespace("documents");
+    let (a, b) = (store_in(&redis, &ns).await, store_in(&redis, &ns).await);
+    let other = store(&redis, "documents-elsewhere").await;
+    a.put_document("resp_1", b"{\"kept\": 1}", Duration::from_secs(60)).await.unwrap();
+    assert_eq!(b.document("resp_1").await.unwrap().as_deref(), Some(&b"{\"kept\": 1}"[..]));
+    // Another namespace does not see it; a key never kept is none.
+    assert_eq!(other.document("resp_1").await.unwrap(), None);
+    assert_eq!(a.document("resp_2").await.unwrap(), None);
+    // It sits under the namespace's document prefix.
+    let exists: i64 =
+        redis::cmd("EXISTS").arg(format!("{{{ns}}}:d:resp_1")).query_async(&mut raw(&redis).await).await.unwrap();
+    assert_eq!(exists, 1);
+    // Kept again, it is replaced; deleted once, it is gone, and a second delete finds nothing.
+    a.put_document("resp_1", b"two", Duration::from_secs(60)).await.unwrap();
+    assert_eq!(b.document("resp_1").await.unwrap().as_deref(), Some(&b"two"[..]));
+    assert!(b.delete_document("resp_1").await.unwrap());
+    assert!(!a.delete_document("resp_1").await.unwrap());
+    assert_eq!(a.document("resp_1").await.unwrap(), None);
+    // It expires with its time to live, and a zero one is refused.
+    a.put_document("short", b"x", Duration::from_millis(30)).await.unwrap();
+    assert!(b.document("short").await.unwrap().is_some());
+    tokio::time::sleep(Duration::from_millis(80)).await;
+    assert_eq!(b.document("short").await.unwrap(), None);
+    assert_eq!(a.put_document("never", b"x", Duration::ZERO).await.unwrap_err().kind(), ErrorKind::Config);
+}
+
+#[tokio::test]
+#[ignore = "needs redis-server"]
 async fn idle_counters_live_while_admissions_list_or_change_them() {
     let redis = Redis::shared();
     let store = store(&redis, "idle").await;

@@ -10,7 +10,7 @@
 //! max_concurrency = 256        # requests in flight; more get 503 with Retry-After
 //! drain_timeout_ms = 30000     # on shutdown, how long in-flight requests and streams may finish
 //! tls = { cert = "server.pem", key = "server.key" }  # optional: HTTPS (PEM files; paths from the working directory)
-//! stored_responses = 0         # Responses API answers kept in memory for previous_response_id (0: none)
+//! stored_responses = 0         # Responses API answers kept for previous_response_id (0: none; in Redis with `state`)
 //! stored_responses_ttl_ms = 3600000
 //! stored_responses_max_bytes = 268435456   # all kept conversations together
 //! state = { redis_url_env = "SWITCHYARD_REDIS_URL", namespace = "prod" }  # optional: limits shared by every replica
@@ -74,20 +74,23 @@ pub struct ServerConfig {
     /// HTTPS with this certificate and key; plain HTTP without.
     pub tls: Option<TlsConfig>,
     /// How many Responses API answers to keep in memory for `previous_response_id` and
-    /// `GET /v1/responses/{id}` (default 0: none; the oldest go first).
+    /// `GET /v1/responses/{id}` (default 0: none; the oldest go first). With [`state`](Self::state)
+    /// they are kept in its Redis server for every replica, each until its TTL, and any number
+    /// above 0 only switches keeping on.
     pub stored_responses: usize,
     /// How long a kept response lives, in milliseconds (default one hour).
     pub stored_responses_ttl_ms: u64,
     /// How many bytes the kept responses may hold together (their texts, image URLs and objects;
-    /// default 256 MiB): the oldest go first beyond it, and one larger is not kept.
+    /// default 256 MiB): the oldest go first beyond it, and one larger is not kept. With
+    /// [`state`](Self::state), only the last applies: a response whose document is larger is not kept.
     pub stored_responses_max_bytes: usize,
     /// The state store shared with the other replicas; none: this process keeps its own.
     pub state: Option<StateConfig>,
 }
 
 /// `[server] state`: a Redis server that keeps the router's budgets, rate limits, caller limits,
-/// sticky sessions and open circuits for every replica that names the same server and namespace
-/// (docs/scaling.md). Needs the gateway's `redis` feature (on by default). The store connects on
+/// sticky sessions and open circuits, and the kept Responses API answers, for every replica that
+/// names the same server and namespace (docs/scaling.md). Needs the gateway's `redis` feature (on by default). The store connects on
 /// its first call, so the gateway starts while Redis is down; until it answers, each limit follows
 /// its failure policy (`on_store_failure`, per budget and rate limit).
 #[derive(Clone, Debug, Deserialize)]

@@ -228,7 +228,7 @@ pub(crate) async fn responses(State(state): Shared, headers: HeaderMap, body: Bo
 
 /// A kept response for `caller`, or why there is none: the gateway keeps none (400), or none under
 /// this id for this caller (404).
-fn kept(state: &AppState, caller: &Caller, id: &str) -> Result<Arc<Stored>, ApiError> {
+async fn kept(state: &AppState, caller: &Caller, id: &str) -> Result<Arc<Stored>, ApiError> {
     let Some(store) = &state.responses else {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -237,7 +237,7 @@ fn kept(state: &AppState, caller: &Caller, id: &str) -> Result<Arc<Stored>, ApiE
              [server] stored_responses above 0; without it, send the whole conversation in `input`",
         ));
     };
-    store.get(id, caller.name.as_deref()).ok_or_else(|| {
+    store.get(id, caller.name.as_deref()).await?.ok_or_else(|| {
         ApiError::new(
             StatusCode::NOT_FOUND,
             ErrorKind::InvalidRequest,
@@ -252,7 +252,7 @@ async fn respond(state: &Arc<AppState>, headers: &HeaderMap, body: Body) -> Resu
     // A follow-up whose response is not kept is a 400 with OpenAI's code, which clients read to send
     // the whole conversation instead.
     let history = match &wire.previous_response_id {
-        Some(id) => match kept(state, &caller, id) {
+        Some(id) => match kept(state, &caller, id).await {
             Ok(stored) => stored.conversation.clone(),
             Err(e) if e.status() == StatusCode::NOT_FOUND => {
                 return Err(ApiError::new(
@@ -300,7 +300,7 @@ async fn respond(state: &Arc<AppState>, headers: &HeaderMap, body: Body) -> Resu
     let ids = ids(&answer.decision, answer.model().as_str());
     let body = crate::responses::response(&answer, &ids, &echo);
     if let Some(keep) = keep {
-        keep.keep(body.clone());
+        keep.keep(body.clone()).await;
     }
     Ok(json_answer(&body, &answer))
 }
@@ -312,7 +312,7 @@ pub(crate) async fn stored_response(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let caller = authenticate(&state.keys, &headers).ok_or_else(ApiError::unauthorized)?;
-    Ok(Json(&kept(&state, &caller, &id)?.object).into_response())
+    Ok(Json(&kept(&state, &caller, &id).await?.object).into_response())
 }
 
 /// `DELETE /v1/responses/{id}`: forgets a kept response of the caller's.
@@ -322,9 +322,9 @@ pub(crate) async fn delete_response(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let caller = authenticate(&state.keys, &headers).ok_or_else(ApiError::unauthorized)?;
-    kept(&state, &caller, &id)?;
+    kept(&state, &caller, &id).await?;
     if let Some(store) = &state.responses {
-        store.remove(&id, caller.name.as_deref());
+        store.remove(&id, caller.name.as_deref()).await?;
     }
     Ok(Json(json!({"id": id, "object": "response.deleted", "deleted": true})).into_response())
 }

@@ -61,7 +61,7 @@ pub(crate) struct AppState {
     pub(crate) id_keys: std::collections::hash_map::RandomState,
     pub(crate) metrics: PrometheusHandle,
     /// `[server] stored_responses`: kept Responses API answers, when any are kept.
-    pub(crate) responses: Option<Arc<stored::ResponseStore>>,
+    pub(crate) responses: Option<Arc<stored::Responses>>,
 }
 
 /// The process's Prometheus recorder: installed as the global `metrics` recorder on first use. When
@@ -81,12 +81,16 @@ fn prometheus() -> PrometheusHandle {
         .clone()
 }
 
+/// The store `[server] state` names.
+#[cfg(feature = "redis")]
+type SharedStore = switchyard::state::RedisStore;
+/// Without the `redis` feature there is none.
+#[cfg(not(feature = "redis"))]
+type SharedStore = std::convert::Infallible;
+
 /// The store `[server] state` names: a Redis server, connected on its first call.
 #[cfg(feature = "redis")]
-fn shared_store(
-    state: &config::StateConfig,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Arc<dyn switchyard::state::StateStore>> {
+fn shared_store(state: &config::StateConfig, env: &dyn Fn(&str) -> Option<String>) -> Result<SharedStore> {
     let url = env(&state.redis_url_env).filter(|v| !v.is_empty()).ok_or_else(|| {
         Error::new(
             ErrorKind::Config,
@@ -97,17 +101,44 @@ fn shared_store(
     // The URL may carry a password: errors and logs name the variable, never its value.
     let store = switchyard::state::RedisStore::lazy(&url, config)
         .map_err(|e| Error::new(e.kind(), format!("server.state (`{}`): {e}", state.redis_url_env)))?;
-    tracing::info!(target: "switchyard_gateway", namespace = %state.namespace, "limits and circuits shared through redis");
-    Ok(Arc::new(store))
+    tracing::info!(target: "switchyard_gateway", namespace = %state.namespace, "limits, circuits and kept responses shared through redis");
+    Ok(store)
 }
 
 /// Without the `redis` feature, `[server] state` cannot be served.
 #[cfg(not(feature = "redis"))]
-fn shared_store(
-    _: &config::StateConfig,
-    _: &dyn Fn(&str) -> Option<String>,
-) -> Result<Arc<dyn switchyard::state::StateStore>> {
+fn shared_store(_: &config::StateConfig, _: &dyn Fn(&str) -> Option<String>) -> Result<SharedStore> {
     Err(Error::new(ErrorKind::Config, "server.state needs switchyard-gateway built with its `redis` feature"))
+}
+
+/// The shared store as the router's state store.
+#[cfg(feature = "redis")]
+fn state_store(store: &SharedStore) -> Arc<dyn switchyard::state::StateStore> {
+    Arc::new(store.clone())
+}
+
+#[cfg(not(feature = "redis"))]
+fn state_store(store: &SharedStore) -> Arc<dyn switchyard::state::StateStore> {
+    match *store {}
+}
+
+/// Where `[server] stored_responses` keeps responses: in the shared store when there is one, so
+/// that a follow-up finds its conversation on any replica, else in this process.
+fn kept_responses(server: &config::ServerConfig, shared: Option<&SharedStore>) -> stored::Responses {
+    let ttl = Duration::from_millis(server.stored_responses_ttl_ms);
+    match shared {
+        #[cfg(feature = "redis")]
+        Some(store) => {
+            stored::Responses::Shared { store: store.clone(), ttl, max_bytes: server.stored_responses_max_bytes }
+        }
+        #[cfg(not(feature = "redis"))]
+        Some(never) => match *never {},
+        None => stored::Responses::Local(stored::ResponseStore::new(
+            server.stored_responses,
+            server.stored_responses_max_bytes,
+            ttl,
+        )),
+    }
 }
 
 /// A gateway: the router, its providers and the HTTP routes.
@@ -140,8 +171,9 @@ impl Gateway {
     pub fn new(config: &GatewayConfig, env: &dyn Fn(&str) -> Option<String>) -> Result<Self> {
         let tls = config.server.tls.as_ref().map(tls::acceptor).transpose()?;
         let mut builder = config.router_builder(env)?.observer(MetricsObserver::new());
-        if let Some(state) = &config.server.state {
-            builder = builder.state_store_arc(shared_store(state, env)?);
+        let shared = config.server.state.as_ref().map(|state| shared_store(state, env)).transpose()?;
+        if let Some(store) = &shared {
+            builder = builder.state_store_arc(state_store(store));
         }
         let router = builder.build()?;
         let mut keys = Vec::with_capacity(config.server.keys.len());
@@ -177,13 +209,8 @@ impl Gateway {
             nonce,
             metrics: prometheus(),
             id_keys: std::collections::hash_map::RandomState::new(),
-            responses: (config.server.stored_responses > 0).then(|| {
-                Arc::new(stored::ResponseStore::new(
-                    config.server.stored_responses,
-                    config.server.stored_responses_max_bytes,
-                    Duration::from_millis(config.server.stored_responses_ttl_ms),
-                ))
-            }),
+            responses: (config.server.stored_responses > 0)
+                .then(|| Arc::new(kept_responses(&config.server, shared.as_ref()))),
         };
         Ok(Self { state: Arc::new(state), drain_timeout: config.server.drain_timeout(), tls })
     }

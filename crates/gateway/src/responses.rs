@@ -17,7 +17,7 @@ use switchyard::{
     Tool, ToolCall, ToolChoice, Usage,
 };
 
-use crate::stored::{ResponseStore, Stored};
+use crate::stored::{Responses, Stored};
 use crate::stream::Encode;
 
 fn invalid(message: impl Into<String>) -> Error {
@@ -366,7 +366,7 @@ fn usage(u: Usage) -> Value {
 /// What to keep once an answer is complete: the conversation that led to it (without the request's
 /// `instructions`), for the caller that asked.
 pub(crate) struct Keep {
-    pub(crate) store: Arc<ResponseStore>,
+    pub(crate) store: Arc<Responses>,
     pub(crate) owner: Option<String>,
     pub(crate) conversation: Vec<Message>,
 }
@@ -374,7 +374,7 @@ pub(crate) struct Keep {
 impl Keep {
     /// Keeps the response `object` under its id, its output (text and tool calls) added to the
     /// conversation as one assistant turn.
-    pub(crate) fn keep(self, object: Value) {
+    pub(crate) async fn keep(self, object: Value) {
         let (mut text, mut answer) = (String::new(), Message::assistant(""));
         answer.content.clear();
         for item in object["output"].as_array().into_iter().flatten() {
@@ -395,7 +395,7 @@ impl Keep {
         let Some(id) = object["id"].as_str().map(str::to_owned) else { return };
         let mut conversation = self.conversation;
         conversation.push(answer);
-        self.store.put(id, Stored { owner: self.owner, conversation, object });
+        self.store.put(id, Stored { owner: self.owner, conversation, object }).await;
     }
 }
 
@@ -537,6 +537,8 @@ pub(crate) struct Events {
     finish: Option<FinishReason>,
     /// What to keep when the answer is complete.
     keep: Option<Keep>,
+    /// Keeping the complete answer, which the driver finishes before sending its last event.
+    keeping: Option<crate::stream::Keeping>,
 }
 
 impl Events {
@@ -552,6 +554,7 @@ impl Events {
             usage: None,
             finish: None,
             keep,
+            keeping: None,
         };
         let created = events.snapshot("in_progress", Map::new());
         events.push("response.created", json!({"response": created.clone()}));
@@ -659,7 +662,7 @@ impl Events {
         extra.insert("usage".to_owned(), self.usage.map_or(Value::Null, usage));
         let object = self.snapshot(status, extra);
         if let Some(keep) = self.keep.take() {
-            keep.keep(object.clone());
+            self.keeping = Some(Box::pin(keep.keep(object.clone())));
         }
         let kind = if status == "completed" { "response.completed" } else { "response.incomplete" };
         self.push(kind, json!({"response": object}));
@@ -694,6 +697,10 @@ impl Encode for Events {
 
     fn end(&mut self) {
         self.finish();
+    }
+
+    fn keeping(&mut self) -> Option<crate::stream::Keeping> {
+        self.keeping.take()
     }
 }
 
@@ -772,15 +779,19 @@ mod tests {
         assert!(!e.unwrap().to_string().contains("secret"));
     }
 
-    #[test]
-    fn a_kept_response_adds_its_output_as_one_assistant_turn() {
-        let store = Arc::new(ResponseStore::new(4, 1 << 20, std::time::Duration::from_secs(60)));
+    #[tokio::test]
+    async fn a_kept_response_adds_its_output_as_one_assistant_turn() {
+        let store = Arc::new(Responses::Local(crate::stored::ResponseStore::new(
+            4,
+            1 << 20,
+            std::time::Duration::from_secs(60),
+        )));
         let keep = Keep { store: Arc::clone(&store), owner: Some("a".into()), conversation: vec![Message::user("q")] };
         let ids = Ids { response: "resp_01".to_owned(), created_at: 7, model: "mini".to_owned() };
         let call = ToolCall::new("call_1", "weather", "{}");
         let output = vec![message_item(&ids, 0, "Par", "completed"), call_item(&ids, 0, &call, "completed")];
-        keep.keep(response_object(&ids, &Echo::default(), "completed", output, Map::new()));
-        let kept = store.get("resp_01", Some("a")).unwrap();
+        keep.keep(response_object(&ids, &Echo::default(), "completed", output, Map::new())).await;
+        let kept = store.get("resp_01", Some("a")).await.unwrap().unwrap();
         assert_eq!(kept.conversation.len(), 2);
         let answer = &kept.conversation[1];
         assert_eq!((answer.role, answer.texts().collect::<String>()), (Role::Assistant, "Par".to_owned()));

@@ -1,15 +1,89 @@
 //! Responses kept for `previous_response_id` and `GET /v1/responses/{id}` (`[server]
-//! stored_responses`): in this process's memory, each for the caller that made it, for a while.
+//! stored_responses`), each for the caller that made it, for a while: in this process's memory, or,
+//! with `[server] state`, in the Redis server the replicas share.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use switchyard::{ContentPart, Message};
 
+/// Where kept responses live.
+pub(crate) enum Responses {
+    /// This process's memory.
+    Local(ResponseStore),
+    /// The Redis server of `[server] state`, as documents that expire after `ttl`; one larger than
+    /// `max_bytes` is not kept.
+    #[cfg(feature = "redis")]
+    Shared { store: switchyard::state::RedisStore, ttl: Duration, max_bytes: usize },
+}
+
+impl Responses {
+    /// Keeps `stored` under `id`. A shared store that fails loses it, saying so in the log: the
+    /// answer has been given, and a follow-up naming it is told it is not found.
+    pub(crate) async fn put(&self, id: String, stored: Stored) {
+        match self {
+            Self::Local(store) => store.put(id, stored),
+            #[cfg(feature = "redis")]
+            Self::Shared { store, ttl, max_bytes } => {
+                let Ok(bytes) = serde_json::to_vec(&stored) else { return };
+                if bytes.len() > *max_bytes {
+                    return;
+                }
+                if let Err(e) = store.put_document(&key(&id), &bytes, *ttl).await {
+                    tracing::warn!(target: "switchyard_gateway", error = %e, "a response could not be kept");
+                }
+            }
+        }
+    }
+
+    /// The response kept under `id` for `owner`, unless it expired. Another caller's is not found.
+    ///
+    /// # Errors
+    /// A shared store that fails or does not answer ([`switchyard::ErrorKind::Store`]).
+    pub(crate) async fn get(&self, id: &str, owner: Option<&str>) -> switchyard::Result<Option<Arc<Stored>>> {
+        match self {
+            Self::Local(store) => Ok(store.get(id, owner)),
+            #[cfg(feature = "redis")]
+            Self::Shared { store, .. } => {
+                let Some(bytes) = store.document(&key(id)).await? else { return Ok(None) };
+                let stored: Stored = serde_json::from_slice(&bytes).map_err(|_| {
+                    switchyard::Error::new(switchyard::ErrorKind::Store, "a kept response could not be read")
+                })?;
+                Ok((stored.owner.as_deref() == owner).then(|| Arc::new(stored)))
+            }
+        }
+    }
+
+    /// Forgets the response kept under `id` for `owner`; whether there was one.
+    ///
+    /// # Errors
+    /// A shared store that fails or does not answer ([`switchyard::ErrorKind::Store`]).
+    pub(crate) async fn remove(&self, id: &str, owner: Option<&str>) -> switchyard::Result<bool> {
+        match self {
+            Self::Local(store) => Ok(store.remove(id, owner)),
+            #[cfg(feature = "redis")]
+            Self::Shared { store, .. } => {
+                if self.get(id, owner).await?.is_none() {
+                    return Ok(false);
+                }
+                store.delete_document(&key(id)).await
+            }
+        }
+    }
+}
+
+/// A kept response's key among the shared store's documents.
+#[cfg(feature = "redis")]
+fn key(id: &str) -> String {
+    format!("response:{id}")
+}
+
 /// One kept response: the conversation up to and including its answer (without the request's
 /// `instructions`, which a follow-up does not inherit), and the response object as it was returned.
+#[derive(Serialize, Deserialize)]
 pub(crate) struct Stored {
     /// The caller that made it (its virtual key's name); `None` without keys.
     pub(crate) owner: Option<String>,

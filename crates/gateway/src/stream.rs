@@ -3,6 +3,7 @@
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
+use std::pin::Pin;
 
 use axum::body::{Body, Bytes};
 use futures_util::StreamExt;
@@ -10,6 +11,10 @@ use switchyard::wire::openai::{ChunkEncoder, ErrorBody};
 use switchyard::wire::sse;
 use switchyard::{Error, RoutedStream, StreamEvent};
 use tokio::sync::OwnedSemaphorePermit;
+
+/// Work an encoder needs done before its next bytes go out (keeping a complete answer, so that a
+/// client that reads the end of the stream finds it kept).
+pub(crate) type Keeping = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// Turns a routed stream's events into the bytes of an event stream.
 pub(crate) trait Encode: Send + 'static {
@@ -21,6 +26,10 @@ pub(crate) trait Encode: Send + 'static {
     fn fail(&mut self, error: &Error);
     /// The answer is complete: what ends the body.
     fn end(&mut self);
+    /// What must be done before the next bytes are sent, if anything.
+    fn keeping(&mut self) -> Option<Keeping> {
+        None
+    }
 }
 
 struct Drive<E> {
@@ -36,6 +45,9 @@ pub(crate) fn body<E: Encode>(events: RoutedStream, encoder: E, permit: OwnedSem
     let state = Drive { events, encoder, done: false, _permit: permit };
     let stream = futures_util::stream::unfold(state, |mut s| async move {
         loop {
+            if let Some(keeping) = s.encoder.keeping() {
+                keeping.await;
+            }
             if let Some(bytes) = s.encoder.next_bytes() {
                 return Some((Ok::<_, Infallible>(bytes), s));
             }

@@ -574,6 +574,96 @@ async fn replicas_on_one_redis_state_share_a_callers_rate_limit() {
 }
 
 #[tokio::test]
+#[ignore = "needs redis-server"]
+async fn replicas_on_one_redis_state_continue_each_others_kept_responses() {
+    let redis = support::redis::Redis::shared();
+    let namespace = redis.namespace("gateway-responses");
+    let up = upstream().await;
+    let models = [model("good-mini", 0.15, 1.5)];
+    let server = format!(
+        "[server]\nstored_responses = 2\nstate = {{ redis_url_env = \"STATE_URL\", namespace = \"{namespace}\" }}\n"
+    );
+    let env = [("STATE_URL", redis.url())];
+    let a = gateway_env(&up, &models, "", &server, "", &env).await;
+    let b = gateway_env(&up, &models, "", &server, "", &env).await;
+    let url = |gw: &Running, id: &str| format!("{}/v1/responses/{id}", gw.url);
+    // Answered by one replica, continued on the other.
+    let first: Value =
+        post_responses(&a, TEAM_KEY, json!({"model": "auto", "input": "What is the capital of France?"}))
+            .await
+            .json()
+            .await
+            .unwrap();
+    let id = first["id"].as_str().unwrap().to_owned();
+    let second =
+        post_responses(&b, TEAM_KEY, json!({"model": "auto", "previous_response_id": id, "input": "And of Italy?"}))
+            .await;
+    assert_eq!(second.status(), 200);
+    let sent = up.requests().pop().unwrap();
+    let roles: Vec<&str> =
+        sent.body["messages"].as_array().unwrap().iter().map(|m| m["role"].as_str().unwrap()).collect();
+    assert_eq!(roles, ["user", "assistant", "user"]);
+    assert_eq!(sent.body["messages"][1]["content"], "Paris.");
+    // Read back on the other replica as it was returned; another caller does not find it.
+    let got: Value = client().get(url(&b, &id)).bearer_auth(TEAM_KEY).send().await.unwrap().json().await.unwrap();
+    assert_eq!(got, first);
+    assert_eq!(client().get(url(&b, &id)).bearer_auth(POOR_KEY).send().await.unwrap().status(), 404);
+    assert_eq!(client().delete(url(&b, &id)).bearer_auth(POOR_KEY).send().await.unwrap().status(), 404);
+    // A streamed answer is kept before its last event is sent: the other replica finds it at once.
+    let events = stream_responses(&b, json!({"model": "auto", "input": "What is the capital of France?"})).await;
+    let streamed = events.last().unwrap()["response"]["id"].as_str().unwrap().to_owned();
+    let got: Value = client().get(url(&a, &streamed)).bearer_auth(TEAM_KEY).send().await.unwrap().json().await.unwrap();
+    assert_eq!(got["output"][0]["content"][0]["text"], "Paris.");
+    // Deleted on one replica, gone on both.
+    assert_eq!(client().delete(url(&a, &streamed)).bearer_auth(TEAM_KEY).send().await.unwrap().status(), 200);
+    assert_eq!(client().get(url(&b, &streamed)).bearer_auth(TEAM_KEY).send().await.unwrap().status(), 404);
+    // A replica that keeps its own responses does not know them.
+    let alone = gateway(&up, &models, "[server]\nstored_responses = 2\n", "").await;
+    assert_eq!(client().get(url(&alone, &id)).bearer_auth(TEAM_KEY).send().await.unwrap().status(), 404);
+    for gw in [a, b, alone] {
+        gw.shutdown().await;
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs redis-server"]
+async fn with_the_shared_store_down_an_answer_is_given_unkept_and_a_follow_up_is_a_503() {
+    let mut redis = support::redis::Redis::owned();
+    let up = upstream().await;
+    let models = [model("good-mini", 0.15, 1.5)];
+    let server = "[server]\nstored_responses = 2\nstate = { redis_url_env = \"STATE_URL\" }\n";
+    let gw = gateway_env(&up, &models, "", server, "", &[("STATE_URL", redis.url())]).await;
+    let body = json!({"model": "auto", "input": "What is the capital of France?"});
+    let kept: Value = post_responses(&gw, TEAM_KEY, body.clone()).await.json().await.unwrap();
+    redis.stop();
+    // The answer is given; it is not kept.
+    let r = post_responses(&gw, TEAM_KEY, body).await;
+    assert_eq!(r.status(), 200);
+    let lost = r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
+    // What cannot reach the store says so.
+    let follow_up = json!({"model": "auto", "previous_response_id": kept["id"], "input": "And of Italy?"});
+    let (status, error) = error_of(post_responses(&gw, TEAM_KEY, follow_up).await).await;
+    assert_eq!(status, 503, "{error}");
+    assert!(error["error"]["message"].as_str().unwrap().contains("redis"), "{error}");
+    let url = format!("{}/v1/responses/{}", gw.url, kept["id"].as_str().unwrap());
+    assert_eq!(client().get(&url).bearer_auth(TEAM_KEY).send().await.unwrap().status(), 503);
+    // Back up: the response kept before is found, the one answered meanwhile is not.
+    assert!(redis.start());
+    let mut found = 0;
+    for _ in 0..100 {
+        found = client().get(&url).bearer_auth(TEAM_KEY).send().await.unwrap().status().as_u16();
+        if found != 503 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(found, 404, "the server restarted empty: it keeps nothing on disk");
+    let lost = format!("{}/v1/responses/{lost}", gw.url);
+    assert_eq!(client().get(&lost).bearer_auth(TEAM_KEY).send().await.unwrap().status(), 404);
+    gw.shutdown().await;
+}
+
+#[tokio::test]
 async fn a_state_store_without_its_url_or_with_a_bad_one_stops_the_start_without_showing_it() {
     let text = format!(
         "[server]\nstate = {{ redis_url_env = \"STATE_URL\" }}\n[[providers]]\nname = \"up\"\nkind = \"simulated\"\n{}",

@@ -14,6 +14,7 @@
 //! | `{ns}:lease_seq` | string | the last lease id |
 //! | `{ns}:f:<flag>` | string | a flag (`1`), expiring when its time is up |
 //! | `{ns}:leases:swept` | sorted set | ids of leases that expired unsettled in the last day, scored by when |
+//! | `{ns}:d:<key>` | string | a document ([`put_document`](RedisStore::put_document)): bytes the host keeps for its replicas, expiring when its time is up |
 //!
 //! # Atomicity
 //!
@@ -252,6 +253,55 @@ impl RedisStore {
             })
             .await?;
         Ok((reply, shape))
+    }
+}
+
+/// Documents: bytes a host application shares between its replicas next to the routing state
+/// (the gateway keeps its Responses API answers here), each under a key of the store's namespace
+/// (`{ns}:d:<key>`) and for a time. One command each; the store reads nothing into them.
+impl RedisStore {
+    /// Keeps `value` under `key` for `ttl` (rounded up to a whole millisecond), replacing what was
+    /// kept there.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Config`] for a zero `ttl`; [`ErrorKind::Store`] when the server fails or does not
+    /// answer in time.
+    pub async fn put_document(&self, key: &str, value: &[u8], ttl: Duration) -> Result<()> {
+        if ttl.is_zero() {
+            return Err(Error::new(ErrorKind::Config, "a document needs a time to live above zero"));
+        }
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(self.document_key(key)).arg(value).arg("PX").arg(millis(ttl));
+        self.call(|mut con| async move { cmd.query_async::<()>(&mut con).await }).await
+    }
+
+    /// The document kept under `key`, or `None` when there is none or it expired.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Store`] when the server fails or does not answer in time.
+    pub async fn document(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        let mut cmd = redis::cmd("GET");
+        cmd.arg(self.document_key(key));
+        self.call(|mut con| async move { cmd.query_async::<Option<Vec<u8>>>(&mut con).await }).await
+    }
+
+    /// Forgets the document kept under `key`; whether there was one.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Store`] when the server fails or does not answer in time.
+    pub async fn delete_document(&self, key: &str) -> Result<bool> {
+        let mut cmd = redis::cmd("DEL");
+        cmd.arg(self.document_key(key));
+        self.call(|mut con| async move { cmd.query_async::<u64>(&mut con).await }).await.map(|n| n > 0)
+    }
+
+    fn document_key(&self, key: &str) -> Vec<u8> {
+        let mut name = self.inner.names.document_prefix().to_vec();
+        name.extend_from_slice(key.as_bytes());
+        name
     }
 }
 
