@@ -204,32 +204,65 @@ async fn counters_expire_ttl_after_creation() {
 
 #[tokio::test]
 #[ignore = "needs redis-server"]
-async fn documents_are_shared_by_stores_of_a_namespace_until_they_expire_or_are_deleted() {
+async fn documents_are_shared_by_stores_of_a_namespace_within_their_bounds() {
     let redis = Redis::shared();
     let ns = redis.namespace("documents");
+    let hour = Duration::from_secs(3600);
     let (a, b) = (store_in(&redis, &ns).await, store_in(&redis, &ns).await);
-    let other = store(&redis, "documents-elsewhere").await;
-    a.put_document("resp_1", b"{\"kept\": 1}", Duration::from_secs(60)).await.unwrap();
-    assert_eq!(b.document("resp_1").await.unwrap().as_deref(), Some(&b"{\"kept\": 1}"[..]));
-    // Another namespace does not see it; a key never kept is none.
-    assert_eq!(other.document("resp_1").await.unwrap(), None);
-    assert_eq!(a.document("resp_2").await.unwrap(), None);
-    // It sits under the namespace's document prefix.
-    let exists: i64 =
-        redis::cmd("EXISTS").arg(format!("{{{ns}}}:d:resp_1")).query_async(&mut raw(&redis).await).await.unwrap();
-    assert_eq!(exists, 1);
-    // Kept again, it is replaced; deleted once, it is gone, and a second delete finds nothing.
-    a.put_document("resp_1", b"two", Duration::from_secs(60)).await.unwrap();
-    assert_eq!(b.document("resp_1").await.unwrap().as_deref(), Some(&b"two"[..]));
-    assert!(b.delete_document("resp_1").await.unwrap());
-    assert!(!a.delete_document("resp_1").await.unwrap());
-    assert_eq!(a.document("resp_1").await.unwrap(), None);
-    // It expires with its time to live, and a zero one is refused.
-    a.put_document("short", b"x", Duration::from_millis(30)).await.unwrap();
-    assert!(b.document("short").await.unwrap().is_some());
-    tokio::time::sleep(Duration::from_millis(80)).await;
-    assert_eq!(b.document("short").await.unwrap(), None);
-    assert_eq!(a.put_document("never", b"x", Duration::ZERO).await.unwrap_err().kind(), ErrorKind::Config);
+    let (da, db) = (a.documents("kept", hour, 3, 100).unwrap(), b.documents("kept", hour, 3, 100).unwrap());
+    assert!(da.put("r1", b"{\"kept\": 1}").await.unwrap());
+    assert_eq!(db.get("r1").await.unwrap().as_deref(), Some(&b"{\"kept\": 1}"[..]));
+    // Another namespace or set does not see it; a key never kept is none.
+    let elsewhere = store(&redis, "documents-elsewhere").await.documents("kept", hour, 3, 100).unwrap();
+    assert_eq!(elsewhere.get("r1").await.unwrap(), None);
+    assert_eq!(a.documents("other", hour, 3, 100).unwrap().get("r1").await.unwrap(), None);
+    assert_eq!(da.get("r2").await.unwrap(), None);
+    // It sits under the namespace's document prefix, expiring with the set's time to live.
+    let mut con = raw(&redis).await;
+    let ttl: i64 = redis::cmd("PTTL").arg(format!("{{{ns}}}:d:kept:r1")).query_async(&mut con).await.unwrap();
+    assert!(ttl > 3_590_000 && ttl <= 3_600_000, "{ttl}");
+    // Kept again, it is replaced; three at most: a fourth pushes the oldest out, whoever kept it.
+    assert!(da.put("r1", b"one").await.unwrap());
+    assert_eq!(db.get("r1").await.unwrap().as_deref(), Some(&b"one"[..]));
+    for key in ["r2", "r3", "r4"] {
+        assert!(db.put(key, b"x").await.unwrap());
+    }
+    assert_eq!(da.get("r1").await.unwrap(), None);
+    assert!(da.get("r2").await.unwrap().is_some());
+    assert!(da.get("r3").await.unwrap().is_some() && da.get("r4").await.unwrap().is_some());
+    // 100 bytes together: a third 40 pushes out the first; 101 are not kept and push out nothing.
+    let bytes = a.documents("bytes", hour, 10, 100).unwrap();
+    for key in ["b1", "b2", "b3"] {
+        assert!(bytes.put(key, &[b'y'; 40]).await.unwrap());
+    }
+    assert_eq!(bytes.get("b1").await.unwrap(), None);
+    assert!(bytes.get("b2").await.unwrap().is_some() && bytes.get("b3").await.unwrap().is_some());
+    assert!(!bytes.put("huge", &[b'z'; 101]).await.unwrap());
+    assert_eq!(bytes.get("huge").await.unwrap(), None);
+    assert!(bytes.get("b2").await.unwrap().is_some());
+    let total = |set: &str| format!("{{{ns}}}:db:{set}");
+    let held: String = redis::cmd("GET").arg(total("bytes")).query_async(&mut con).await.unwrap();
+    assert_eq!(held, "80");
+    // Deleted once, it is gone and its bytes are given back; a second delete finds nothing.
+    assert!(bytes.delete("b2").await.unwrap());
+    assert!(!bytes.delete("b2").await.unwrap());
+    assert_eq!(bytes.get("b2").await.unwrap(), None);
+    let held: String = redis::cmd("GET").arg(total("bytes")).query_async(&mut con).await.unwrap();
+    assert_eq!(held, "40");
+    // A document expires with its time to live, and its place is taken back.
+    let short = a.documents("short", Duration::from_millis(300), 1, 100).unwrap();
+    assert!(short.put("s1", b"x").await.unwrap());
+    assert!(short.get("s1").await.unwrap().is_some());
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(short.get("s1").await.unwrap(), None);
+    assert!(short.put("s2", b"x").await.unwrap());
+    let left: i64 = redis::cmd("ZCARD").arg(format!("{{{ns}}}:di:short")).query_async(&mut con).await.unwrap();
+    assert_eq!(left, 1);
+    // Bad names and a zero time to live are refused.
+    for bad in ["", "a:b", "{x}"] {
+        assert_eq!(a.documents(bad, hour, 1, 1).unwrap_err().kind(), ErrorKind::Config, "{bad:?}");
+    }
+    assert_eq!(a.documents("kept", Duration::ZERO, 1, 1).unwrap_err().kind(), ErrorKind::Config);
 }
 
 #[tokio::test]

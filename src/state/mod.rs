@@ -41,7 +41,7 @@ pub use self::memory::MemoryStore;
 pub(crate) use self::memory::{Bound, One};
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
-pub use self::redis::{RedisConfig, RedisStore};
+pub use self::redis::{Documents, RedisConfig, RedisStore};
 pub(crate) use self::window::Slot;
 pub use self::window::Window;
 

@@ -75,14 +75,13 @@ pub struct ServerConfig {
     pub tls: Option<TlsConfig>,
     /// How many Responses API answers to keep in memory for `previous_response_id` and
     /// `GET /v1/responses/{id}` (default 0: none; the oldest go first). With [`state`](Self::state)
-    /// they are kept in its Redis server for every replica, each until its TTL, and any number
-    /// above 0 only switches keeping on.
+    /// they are kept in its Redis server for every replica, within the same bounds.
     pub stored_responses: usize,
     /// How long a kept response lives, in milliseconds (default one hour).
     pub stored_responses_ttl_ms: u64,
     /// How many bytes the kept responses may hold together (their texts, image URLs and objects;
     /// default 256 MiB): the oldest go first beyond it, and one larger is not kept. With
-    /// [`state`](Self::state), only the last applies: a response whose document is larger is not kept.
+    /// [`state`](Self::state), the bytes of their JSON documents in Redis.
     pub stored_responses_max_bytes: usize,
     /// The state store shared with the other replicas; none: this process keeps its own.
     pub state: Option<StateConfig>,
@@ -90,9 +89,10 @@ pub struct ServerConfig {
 
 /// `[server] state`: a Redis server that keeps the router's budgets, rate limits, caller limits,
 /// sticky sessions and open circuits, and the kept Responses API answers, for every replica that
-/// names the same server and namespace (docs/scaling.md). Needs the gateway's `redis` feature (on by default). The store connects on
-/// its first call, so the gateway starts while Redis is down; until it answers, each limit follows
-/// its failure policy (`on_store_failure`, per budget and rate limit).
+/// names the same server and namespace (docs/scaling.md). Needs the gateway's `redis` feature (on
+/// by default). The store connects on its first call, so the gateway starts while Redis is down;
+/// until it answers, each limit follows its failure policy (`on_store_failure`, per budget and rate
+/// limit).
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
@@ -360,6 +360,12 @@ impl GatewayConfig {
         if s.max_body_bytes == 0 || s.max_concurrency == 0 {
             return Err(config_error("server.max_body_bytes and server.max_concurrency must be positive"));
         }
+        if s.stored_responses > 0 && (s.stored_responses_ttl_ms == 0 || s.stored_responses_max_bytes == 0) {
+            return Err(config_error(
+                "server.stored_responses_ttl_ms and server.stored_responses_max_bytes must be positive to keep \
+                 responses",
+            ));
+        }
         for (i, k) in s.keys.iter().enumerate() {
             if k.name.is_empty() || k.key_env.is_empty() {
                 return Err(config_error(format!("server.keys[{i}]: `name` and `key_env` must not be empty")));
@@ -550,6 +556,9 @@ pricing = { input_per_mtok = 0.15, output_per_mtok = 0.6 }
         assert!(err(MODELS).contains("provider `sim`"));
         assert!(err(&format!("{MODELS}{sim}[server]\nlisten = \"nowhere\"\n")).contains("listen"));
         assert!(err(&format!("{MODELS}{sim}[server]\nmax_concurrency = 0\n")).contains("max_concurrency"));
+        let keep = "[server]\nstored_responses = 10\n";
+        assert!(err(&format!("{MODELS}{sim}{keep}stored_responses_ttl_ms = 0\n")).contains("stored_responses_ttl_ms"));
+        assert!(err(&format!("{MODELS}{sim}{keep}stored_responses_max_bytes = 0\n")).contains("max_bytes"));
         assert!(err(&format!("{MODELS}{sim}[server]\nlisten_port = 1\n")).contains("listen_port"));
         assert!(err(&format!("{MODELS}{sim}{sim}")).contains("used twice"));
         assert!(err(&format!("{MODELS}[[providers]]\nname = \"sim\"\nkind = \"watsonx\"\n")).contains("watsonx"));

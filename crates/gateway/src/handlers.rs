@@ -22,7 +22,7 @@ use crate::AppState;
 use crate::auth::{Caller, authenticate};
 use crate::error::ApiError;
 use crate::responses::{Ids, Keep, ResponsesRequest, label};
-use crate::stored::Stored;
+use crate::stored::{Responses, Stored};
 
 type Shared = State<Arc<AppState>>;
 
@@ -226,24 +226,31 @@ pub(crate) async fn responses(State(state): Shared, headers: HeaderMap, body: Bo
     answered_or_refused(respond(&state, &headers, body).await)
 }
 
-/// A kept response for `caller`, or why there is none: the gateway keeps none (400), or none under
-/// this id for this caller (404).
-async fn kept(state: &AppState, caller: &Caller, id: &str) -> Result<Arc<Stored>, ApiError> {
-    let Some(store) = &state.responses else {
-        return Err(ApiError::new(
+/// The kept responses, or the 400 that says the gateway keeps none.
+fn kept_responses(state: &AppState) -> Result<&Arc<Responses>, ApiError> {
+    state.responses.as_ref().ok_or_else(|| {
+        ApiError::new(
             StatusCode::BAD_REQUEST,
             ErrorKind::InvalidRequest,
             "this gateway keeps no responses: `previous_response_id` and `GET /v1/responses/{id}` need \
              [server] stored_responses above 0; without it, send the whole conversation in `input`",
-        ));
-    };
-    store.get(id, caller.name.as_deref()).await?.ok_or_else(|| {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            ErrorKind::InvalidRequest,
-            format!("no response `{}` is kept for this caller (it may have expired)", label(id)),
         )
     })
+}
+
+/// The 404 for a response not kept for this caller.
+fn not_kept(id: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        ErrorKind::InvalidRequest,
+        format!("no response `{}` is kept for this caller (it may have expired)", label(id)),
+    )
+}
+
+/// A kept response for `caller`, or why there is none: the gateway keeps none (400), none is kept
+/// under this id for this caller (404), or the shared store did not answer (503).
+async fn kept(state: &AppState, caller: &Caller, id: &str) -> Result<Arc<Stored>, ApiError> {
+    kept_responses(state)?.get(id, caller.name.as_deref()).await?.ok_or_else(|| not_kept(id))
 }
 
 async fn respond(state: &Arc<AppState>, headers: &HeaderMap, body: Body) -> Result<Response, ApiError> {
@@ -300,7 +307,7 @@ async fn respond(state: &Arc<AppState>, headers: &HeaderMap, body: Body) -> Resu
     let ids = ids(&answer.decision, answer.model().as_str());
     let body = crate::responses::response(&answer, &ids, &echo);
     if let Some(keep) = keep {
-        keep.keep(body.clone()).await;
+        keep.keep_detached(body.clone()).await;
     }
     Ok(json_answer(&body, &answer))
 }
@@ -322,9 +329,8 @@ pub(crate) async fn delete_response(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let caller = authenticate(&state.keys, &headers).ok_or_else(ApiError::unauthorized)?;
-    kept(&state, &caller, &id).await?;
-    if let Some(store) = &state.responses {
-        store.remove(&id, caller.name.as_deref()).await?;
+    if !kept_responses(&state)?.remove(&id, caller.name.as_deref()).await? {
+        return Err(not_kept(&id));
     }
     Ok(Json(json!({"id": id, "object": "response.deleted", "deleted": true})).into_response())
 }

@@ -81,12 +81,22 @@ fn prometheus() -> PrometheusHandle {
         .clone()
 }
 
-/// The store `[server] state` names.
+/// The Redis server `[server] state` names, through two connections: one for the router's limits,
+/// with the store's default timeouts (a limit that waits long holds its request up), and one for
+/// kept responses, whose documents can be large.
 #[cfg(feature = "redis")]
-type SharedStore = switchyard::state::RedisStore;
+struct SharedStore {
+    limits: switchyard::state::RedisStore,
+    documents: switchyard::state::RedisStore,
+}
+
 /// Without the `redis` feature there is none.
 #[cfg(not(feature = "redis"))]
 type SharedStore = std::convert::Infallible;
+
+/// How long the server may take to answer a command on kept responses.
+#[cfg(feature = "redis")]
+const DOCUMENT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The store `[server] state` names: a Redis server, connected on its first call.
 #[cfg(feature = "redis")]
@@ -99,9 +109,19 @@ fn shared_store(state: &config::StateConfig, env: &dyn Fn(&str) -> Option<String
     })?;
     let config = switchyard::state::RedisConfig::new().with_namespace(state.namespace.clone());
     // The URL may carry a password: errors and logs name the variable, never its value.
-    let store = switchyard::state::RedisStore::lazy(&url, config)
-        .map_err(|e| Error::new(e.kind(), format!("server.state (`{}`): {e}", state.redis_url_env)))?;
-    tracing::info!(target: "switchyard_gateway", namespace = %state.namespace, "limits, circuits and kept responses shared through redis");
+    let connect = |config| {
+        switchyard::state::RedisStore::lazy(&url, config)
+            .map_err(|e| Error::new(e.kind(), format!("server.state (`{}`): {e}", state.redis_url_env)))
+    };
+    let store = SharedStore {
+        limits: connect(config.clone())?,
+        documents: connect(config.with_response_timeout(DOCUMENT_TIMEOUT))?,
+    };
+    tracing::info!(
+        target: "switchyard_gateway",
+        namespace = %state.namespace,
+        "limits, circuits and kept responses shared through redis"
+    );
     Ok(store)
 }
 
@@ -114,30 +134,29 @@ fn shared_store(_: &config::StateConfig, _: &dyn Fn(&str) -> Option<String>) -> 
 /// The shared store as the router's state store.
 #[cfg(feature = "redis")]
 fn state_store(store: &SharedStore) -> Arc<dyn switchyard::state::StateStore> {
-    Arc::new(store.clone())
+    Arc::new(store.limits.clone())
 }
 
+/// Without the `redis` feature there is no shared store to hand over.
 #[cfg(not(feature = "redis"))]
 fn state_store(store: &SharedStore) -> Arc<dyn switchyard::state::StateStore> {
     match *store {}
 }
 
 /// Where `[server] stored_responses` keeps responses: in the shared store when there is one, so
-/// that a follow-up finds its conversation on any replica, else in this process.
-fn kept_responses(server: &config::ServerConfig, shared: Option<&SharedStore>) -> stored::Responses {
+/// that a follow-up finds its conversation on any replica, else in this process. Both keep to the
+/// same bounds.
+fn kept_responses(server: &config::ServerConfig, shared: Option<&SharedStore>) -> Result<stored::Responses> {
     let ttl = Duration::from_millis(server.stored_responses_ttl_ms);
+    let (count, bytes) = (server.stored_responses, server.stored_responses_max_bytes);
     match shared {
         #[cfg(feature = "redis")]
         Some(store) => {
-            stored::Responses::Shared { store: store.clone(), ttl, max_bytes: server.stored_responses_max_bytes }
+            Ok(stored::Responses::Shared(store.documents.documents("responses", ttl, count as u64, bytes as u64)?))
         }
         #[cfg(not(feature = "redis"))]
         Some(never) => match *never {},
-        None => stored::Responses::Local(stored::ResponseStore::new(
-            server.stored_responses,
-            server.stored_responses_max_bytes,
-            ttl,
-        )),
+        None => Ok(stored::Responses::Local(stored::ResponseStore::new(count, bytes, ttl))),
     }
 }
 
@@ -195,6 +214,10 @@ impl Gateway {
                 );
             }
         }
+        let responses = match config.server.stored_responses {
+            0 => None,
+            _ => Some(Arc::new(kept_responses(&config.server, shared.as_ref())?)),
+        };
         let nonce = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64)
@@ -209,8 +232,7 @@ impl Gateway {
             nonce,
             metrics: prometheus(),
             id_keys: std::collections::hash_map::RandomState::new(),
-            responses: (config.server.stored_responses > 0)
-                .then(|| Arc::new(kept_responses(&config.server, shared.as_ref()))),
+            responses,
         };
         Ok(Self { state: Arc::new(state), drain_timeout: config.server.drain_timeout(), tls })
     }

@@ -397,6 +397,21 @@ impl Keep {
         conversation.push(answer);
         self.store.put(id, Stored { owner: self.owner, conversation, object }).await;
     }
+
+    /// [`keep`](Self::keep) on a task of its own, so that a client that goes away while the
+    /// response is written does not cut the write short; the future returned waits for it.
+    pub(crate) fn keep_detached(self, object: Value) -> impl Future<Output = ()> + Send + 'static {
+        #[allow(
+            clippy::disallowed_methods,
+            reason = "a server owns its runtime: an answer given is kept even when its client has gone"
+        )]
+        let task = tokio::spawn(self.keep(object));
+        async move {
+            if task.await.is_err() {
+                tracing::warn!(target: "switchyard_gateway", "keeping a response failed");
+            }
+        }
+    }
 }
 
 /// The ids of one response and of its output items.
@@ -662,7 +677,7 @@ impl Events {
         extra.insert("usage".to_owned(), self.usage.map_or(Value::Null, usage));
         let object = self.snapshot(status, extra);
         if let Some(keep) = self.keep.take() {
-            self.keeping = Some(Box::pin(keep.keep(object.clone())));
+            self.keeping = Some(Box::pin(keep.keep_detached(object.clone())));
         }
         let kind = if status == "completed" { "response.completed" } else { "response.incomplete" };
         self.push(kind, json!({"response": object}));

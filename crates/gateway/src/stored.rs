@@ -14,32 +14,37 @@ use switchyard::{ContentPart, Message};
 pub(crate) enum Responses {
     /// This process's memory.
     Local(ResponseStore),
-    /// The Redis server of `[server] state`, as documents that expire after `ttl`; one larger than
-    /// `max_bytes` is not kept.
+    /// The Redis server of `[server] state`: a document set with the same bounds.
     #[cfg(feature = "redis")]
-    Shared { store: switchyard::state::RedisStore, ttl: Duration, max_bytes: usize },
+    Shared(switchyard::state::Documents),
 }
 
 impl Responses {
-    /// Keeps `stored` under `id`. A shared store that fails loses it, saying so in the log: the
-    /// answer has been given, and a follow-up naming it is told it is not found.
+    /// Keeps `stored` under `id`. A shared store that fails loses it, saying so in the log (never
+    /// its content): the answer goes out all the same, and a follow-up naming it is told it is not
+    /// found.
     pub(crate) async fn put(&self, id: String, stored: Stored) {
         match self {
             Self::Local(store) => store.put(id, stored),
             #[cfg(feature = "redis")]
-            Self::Shared { store, ttl, max_bytes } => {
+            Self::Shared(documents) => {
                 let Ok(bytes) = serde_json::to_vec(&stored) else { return };
-                if bytes.len() > *max_bytes {
-                    return;
-                }
-                if let Err(e) = store.put_document(&key(&id), &bytes, *ttl).await {
-                    tracing::warn!(target: "switchyard_gateway", error = %e, "a response could not be kept");
+                match documents.put(&id, &bytes).await {
+                    Ok(true) => {}
+                    Ok(false) => tracing::debug!(
+                        target: "switchyard_gateway",
+                        bytes = bytes.len(),
+                        "a response larger than stored_responses_max_bytes was not kept"
+                    ),
+                    Err(e) => tracing::warn!(target: "switchyard_gateway", error = %e, "a response could not be kept"),
                 }
             }
         }
     }
 
-    /// The response kept under `id` for `owner`, unless it expired. Another caller's is not found.
+    /// The response kept under `id` for `owner`, unless it expired. Another caller's is not found;
+    /// nor is a shared document that does not read as one (written by another version), which the
+    /// log reports.
     ///
     /// # Errors
     /// A shared store that fails or does not answer ([`switchyard::ErrorKind::Store`]).
@@ -47,11 +52,13 @@ impl Responses {
         match self {
             Self::Local(store) => Ok(store.get(id, owner)),
             #[cfg(feature = "redis")]
-            Self::Shared { store, .. } => {
-                let Some(bytes) = store.document(&key(id)).await? else { return Ok(None) };
-                let stored: Stored = serde_json::from_slice(&bytes).map_err(|_| {
-                    switchyard::Error::new(switchyard::ErrorKind::Store, "a kept response could not be read")
-                })?;
+            Self::Shared(documents) => {
+                let Some(bytes) = documents.get(id).await? else { return Ok(None) };
+                // The parser's message may quote the conversation: it is left out.
+                let Ok(stored) = serde_json::from_slice::<Stored>(&bytes) else {
+                    tracing::warn!(target: "switchyard_gateway", "a kept response does not read as one: not found");
+                    return Ok(None);
+                };
                 Ok((stored.owner.as_deref() == owner).then(|| Arc::new(stored)))
             }
         }
@@ -65,20 +72,14 @@ impl Responses {
         match self {
             Self::Local(store) => Ok(store.remove(id, owner)),
             #[cfg(feature = "redis")]
-            Self::Shared { store, .. } => {
+            Self::Shared(documents) => {
                 if self.get(id, owner).await?.is_none() {
                     return Ok(false);
                 }
-                store.delete_document(&key(id)).await
+                documents.delete(id).await
             }
         }
     }
-}
-
-/// A kept response's key among the shared store's documents.
-#[cfg(feature = "redis")]
-fn key(id: &str) -> String {
-    format!("response:{id}")
 }
 
 /// One kept response: the conversation up to and including its answer (without the request's

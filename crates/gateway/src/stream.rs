@@ -6,10 +6,12 @@ use std::convert::Infallible;
 use std::pin::Pin;
 
 use axum::body::{Body, Bytes};
-use futures_util::StreamExt;
+use futures_util::{Stream, StreamExt};
+#[cfg(doc)]
+use switchyard::RoutedStream;
 use switchyard::wire::openai::{ChunkEncoder, ErrorBody};
 use switchyard::wire::sse;
-use switchyard::{Error, RoutedStream, StreamEvent};
+use switchyard::{Error, StreamEvent};
 use tokio::sync::OwnedSemaphorePermit;
 
 /// Work an encoder needs done before its next bytes go out (keeping a complete answer, so that a
@@ -32,16 +34,21 @@ pub(crate) trait Encode: Send + 'static {
     }
 }
 
-struct Drive<E> {
-    events: RoutedStream,
+struct Drive<S, E> {
+    events: S,
     encoder: E,
     done: bool,
     /// The concurrency slot, held until the stream ends or the client goes away.
     _permit: OwnedSemaphorePermit,
 }
 
-/// The body: `encoder`'s bytes as the events come, then its ending, or its failure.
-pub(crate) fn body<E: Encode>(events: RoutedStream, encoder: E, permit: OwnedSemaphorePermit) -> Body {
+/// The body: `encoder`'s bytes as the events come (from a [`RoutedStream`]), then its ending, or
+/// its failure. Whatever the encoder has to keep is kept before the bytes that follow it go out.
+pub(crate) fn body<S, E>(events: S, encoder: E, permit: OwnedSemaphorePermit) -> Body
+where
+    S: Stream<Item = Result<StreamEvent, Error>> + Send + Unpin + 'static,
+    E: Encode,
+{
     let state = Drive { events, encoder, done: false, _permit: permit };
     let stream = futures_util::stream::unfold(state, |mut s| async move {
         loop {
@@ -112,5 +119,62 @@ impl Encode for Chunks {
             self.push(&chunk);
         }
         self.pending.push_back(Bytes::from_static(sse::DONE.as_bytes()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::Duration;
+
+    use super::*;
+
+    /// Sends each event's text, and `last` at the end once something slow has been kept.
+    struct Slow {
+        pending: VecDeque<Bytes>,
+        kept: Arc<AtomicBool>,
+        keeping: Option<Keeping>,
+    }
+
+    impl Encode for Slow {
+        fn next_bytes(&mut self) -> Option<Bytes> {
+            self.pending.pop_front()
+        }
+        fn event(&mut self, event: StreamEvent) {
+            if let StreamEvent::Delta(text) = event {
+                self.pending.push_back(Bytes::from(text));
+            }
+        }
+        fn fail(&mut self, _: &Error) {}
+        fn end(&mut self) {
+            let kept = Arc::clone(&self.kept);
+            self.keeping = Some(Box::pin(async move {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                kept.store(true, Ordering::SeqCst);
+            }));
+            self.pending.push_back(Bytes::from_static(b"last"));
+        }
+        fn keeping(&mut self) -> Option<Keeping> {
+            self.keeping.take()
+        }
+    }
+
+    #[tokio::test]
+    async fn the_last_bytes_go_out_after_what_the_encoder_keeps() {
+        let kept = Arc::new(AtomicBool::new(false));
+        let encoder = Slow { pending: VecDeque::new(), kept: Arc::clone(&kept), keeping: None };
+        let events =
+            futures_util::stream::iter([Ok(StreamEvent::Delta("a".into())), Ok(StreamEvent::Delta("b".into()))]);
+        let permit = Arc::new(tokio::sync::Semaphore::new(1)).try_acquire_owned().unwrap();
+        let mut chunks = body(events, encoder, permit).into_data_stream();
+        let mut seen = Vec::new();
+        while let Some(chunk) = chunks.next().await {
+            let chunk = chunk.unwrap();
+            // Kept exactly when the last bytes arrive, not before.
+            assert_eq!(kept.load(Ordering::SeqCst), &chunk[..] == b"last", "{chunk:?}");
+            seen.push(chunk);
+        }
+        assert_eq!(seen, ["a", "b", "last"]);
     }
 }

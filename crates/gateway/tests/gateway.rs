@@ -581,7 +581,8 @@ async fn replicas_on_one_redis_state_continue_each_others_kept_responses() {
     let up = upstream().await;
     let models = [model("good-mini", 0.15, 1.5)];
     let server = format!(
-        "[server]\nstored_responses = 2\nstate = {{ redis_url_env = \"STATE_URL\", namespace = \"{namespace}\" }}\n"
+        "[server]\nstored_responses = 2\nstored_responses_max_bytes = 8192\n\
+         state = {{ redis_url_env = \"STATE_URL\", namespace = \"{namespace}\" }}\n"
     );
     let env = [("STATE_URL", redis.url())];
     let a = gateway_env(&up, &models, "", &server, "", &env).await;
@@ -599,6 +600,7 @@ async fn replicas_on_one_redis_state_continue_each_others_kept_responses() {
         post_responses(&b, TEAM_KEY, json!({"model": "auto", "previous_response_id": id, "input": "And of Italy?"}))
             .await;
     assert_eq!(second.status(), 200);
+    let second = second.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
     let sent = up.requests().pop().unwrap();
     let roles: Vec<&str> =
         sent.body["messages"].as_array().unwrap().iter().map(|m| m["role"].as_str().unwrap()).collect();
@@ -609,6 +611,15 @@ async fn replicas_on_one_redis_state_continue_each_others_kept_responses() {
     assert_eq!(got, first);
     assert_eq!(client().get(url(&b, &id)).bearer_auth(POOR_KEY).send().await.unwrap().status(), 404);
     assert_eq!(client().delete(url(&b, &id)).bearer_auth(POOR_KEY).send().await.unwrap().status(), 404);
+    let stolen = json!({"model": "auto", "previous_response_id": id, "input": "And of Spain?"});
+    let (status, error) = error_of(post_responses(&a, POOR_KEY, stolen).await).await;
+    assert_eq!((status, error["error"]["code"].as_str()), (400, Some("previous_response_not_found")));
+    assert_eq!(client().get(url(&a, &id)).bearer_auth(TEAM_KEY).send().await.unwrap().status(), 200);
+    // A conversation larger than the bytes allowed is answered and not kept.
+    let long = "Tell me about Paris. ".repeat(500);
+    let big: Value = post_responses(&a, TEAM_KEY, json!({"model": "auto", "input": long})).await.json().await.unwrap();
+    let big = big["id"].as_str().unwrap();
+    assert_eq!(client().get(url(&b, big)).bearer_auth(TEAM_KEY).send().await.unwrap().status(), 404);
     // A streamed answer is kept before its last event is sent: the other replica finds it at once.
     let events = stream_responses(&b, json!({"model": "auto", "input": "What is the capital of France?"})).await;
     let streamed = events.last().unwrap()["response"]["id"].as_str().unwrap().to_owned();
@@ -617,6 +628,12 @@ async fn replicas_on_one_redis_state_continue_each_others_kept_responses() {
     // Deleted on one replica, gone on both.
     assert_eq!(client().delete(url(&a, &streamed)).bearer_auth(TEAM_KEY).send().await.unwrap().status(), 200);
     assert_eq!(client().get(url(&b, &streamed)).bearer_auth(TEAM_KEY).send().await.unwrap().status(), 404);
+    // Two at most, across the replicas: the follow-up is the one left, and two more push it out.
+    assert_eq!(client().get(url(&a, &second)).bearer_auth(TEAM_KEY).send().await.unwrap().status(), 200);
+    for gw in [&a, &b] {
+        let _ = post_responses(gw, TEAM_KEY, json!({"model": "auto", "input": "hi"})).await.text().await;
+    }
+    assert_eq!(client().get(url(&a, &second)).bearer_auth(TEAM_KEY).send().await.unwrap().status(), 404);
     // A replica that keeps its own responses does not know them.
     let alone = gateway(&up, &models, "[server]\nstored_responses = 2\n", "").await;
     assert_eq!(client().get(url(&alone, &id)).bearer_auth(TEAM_KEY).send().await.unwrap().status(), 404);
@@ -635,29 +652,43 @@ async fn with_the_shared_store_down_an_answer_is_given_unkept_and_a_follow_up_is
     let gw = gateway_env(&up, &models, "", server, "", &[("STATE_URL", redis.url())]).await;
     let body = json!({"model": "auto", "input": "What is the capital of France?"});
     let kept: Value = post_responses(&gw, TEAM_KEY, body.clone()).await.json().await.unwrap();
-    redis.stop();
-    // The answer is given; it is not kept.
-    let r = post_responses(&gw, TEAM_KEY, body).await;
-    assert_eq!(r.status(), 200);
-    let lost = r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
-    // What cannot reach the store says so.
-    let follow_up = json!({"model": "auto", "previous_response_id": kept["id"], "input": "And of Italy?"});
-    let (status, error) = error_of(post_responses(&gw, TEAM_KEY, follow_up).await).await;
-    assert_eq!(status, 503, "{error}");
-    assert!(error["error"]["message"].as_str().unwrap().contains("redis"), "{error}");
     let url = format!("{}/v1/responses/{}", gw.url, kept["id"].as_str().unwrap());
-    assert_eq!(client().get(&url).bearer_auth(TEAM_KEY).send().await.unwrap().status(), 503);
-    // Back up: the response kept before is found, the one answered meanwhile is not.
-    assert!(redis.start());
-    let mut found = 0;
+    let status = || async { client().get(&url).bearer_auth(TEAM_KEY).send().await.unwrap().status().as_u16() };
+    assert_eq!(status().await, 200);
+    // A server that hangs: a 503 while it does, and the response is there when it is back.
+    redis.pause();
+    assert_eq!(status().await, 503);
+    redis.resume();
+    let mut now = 0;
     for _ in 0..100 {
-        found = client().get(&url).bearer_auth(TEAM_KEY).send().await.unwrap().status().as_u16();
-        if found != 503 {
+        now = status().await;
+        if now != 503 {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    assert_eq!(found, 404, "the server restarted empty: it keeps nothing on disk");
+    assert_eq!(now, 200);
+    // A server that is gone: the answer is given and not kept; what needs the store says so.
+    redis.stop();
+    let r = post_responses(&gw, TEAM_KEY, body).await;
+    assert_eq!(r.status(), 200);
+    let lost = r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
+    let follow_up = json!({"model": "auto", "previous_response_id": kept["id"], "input": "And of Italy?"});
+    let (code, error) = error_of(post_responses(&gw, TEAM_KEY, follow_up).await).await;
+    assert_eq!(code, 503, "{error}");
+    assert!(error["error"]["message"].as_str().unwrap().contains("redis"), "{error}");
+    assert_eq!(status().await, 503);
+    assert_eq!(client().delete(&url).bearer_auth(TEAM_KEY).send().await.unwrap().status(), 503);
+    // Back, empty (it keeps nothing on disk): neither is found.
+    assert!(redis.start());
+    for _ in 0..100 {
+        now = status().await;
+        if now != 503 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(now, 404);
     let lost = format!("{}/v1/responses/{lost}", gw.url);
     assert_eq!(client().get(&lost).bearer_auth(TEAM_KEY).send().await.unwrap().status(), 404);
     gw.shutdown().await;

@@ -26,7 +26,6 @@ pub(super) struct Names {
     counter: Box<[u8]>,
     flag: Box<[u8]>,
     sticky: Box<[u8]>,
-    document: Box<[u8]>,
 }
 
 impl Names {
@@ -41,13 +40,7 @@ impl Names {
             counter: name("c:"),
             flag: name("f:"),
             sticky: name("s:"),
-            document: name("d:"),
         }
-    }
-
-    /// The prefix of documents' keys (`{ns}:d:`).
-    pub(super) fn document_prefix(&self) -> &[u8] {
-        &self.document
     }
 
     /// Appends the key of `counter` to `cmd` as one argument.

@@ -1,4 +1,5 @@
-//! [`RedisStore`]: counters, leases and sticky entries in a Redis server that many replicas share.
+//! [`RedisStore`]: counters, leases, sticky entries and documents in a Redis server that many
+//! replicas share.
 //!
 //! # Layout
 //!
@@ -14,7 +15,10 @@
 //! | `{ns}:lease_seq` | string | the last lease id |
 //! | `{ns}:f:<flag>` | string | a flag (`1`), expiring when its time is up |
 //! | `{ns}:leases:swept` | sorted set | ids of leases that expired unsettled in the last day, scored by when |
-//! | `{ns}:d:<key>` | string | a document ([`put_document`](RedisStore::put_document)): bytes the host keeps for its replicas, expiring when its time is up |
+//! | `{ns}:d:<set>:<key>` | string | a document of a [`Documents`] set: bytes the host keeps for its replicas, expiring with the set's time to live |
+//! | `{ns}:di:<set>` | sorted set | the set's keys, scored by when each was kept (ms since the epoch, server clock) |
+//! | `{ns}:ds:<set>` | hash | key → the document's size in bytes |
+//! | `{ns}:db:<set>` | string | the bytes of the set's documents together |
 //!
 //! # Atomicity
 //!
@@ -24,7 +28,8 @@
 //! leases, applies the settlements and, for an admission, takes the first choice that fits, exactly
 //! as [`MemoryStore`](super::MemoryStore) does: counters are read once, added to in doubles in the
 //! same order, and written back once, so both stores hold the same values.
-//! [`read`](StateStore::read) is one `MGET`.
+//! [`read`](StateStore::read) is one `MGET`. Keeping and deleting a document are one script call
+//! each; reading one is a `GET`.
 //!
 //! Every key a call names is passed in `KEYS`. The counters of leases that expire unsettled are
 //! named only in the lease hash, so the script that gives their reservations back touches keys it
@@ -56,7 +61,10 @@ use super::{Admit, Admitted, Counter, Settlement, StateStore, validate};
 use crate::error::{Error, ErrorKind, Result};
 
 mod call;
+mod documents;
 mod script;
+
+pub use self::documents::Documents;
 
 /// How a [`RedisStore`] connects and names its keys.
 ///
@@ -125,7 +133,8 @@ impl Default for RedisConfig {
 }
 
 /// Counters, leases and sticky entries in a Redis server (7.0 or later, or a compatible server
-/// with Lua scripting), shared by every replica that uses the same server and namespace.
+/// with Lua scripting), shared by every replica that uses the same server and namespace, and sets
+/// of [`Documents`] for the host.
 ///
 /// Semantics match [`MemoryStore`](super::MemoryStore): an admission takes the first choice that
 /// fits (the sticky one first), leases expire and give their reservation back, counters expire
@@ -253,55 +262,6 @@ impl RedisStore {
             })
             .await?;
         Ok((reply, shape))
-    }
-}
-
-/// Documents: bytes a host application shares between its replicas next to the routing state
-/// (the gateway keeps its Responses API answers here), each under a key of the store's namespace
-/// (`{ns}:d:<key>`) and for a time. One command each; the store reads nothing into them.
-impl RedisStore {
-    /// Keeps `value` under `key` for `ttl` (rounded up to a whole millisecond), replacing what was
-    /// kept there.
-    ///
-    /// # Errors
-    ///
-    /// [`ErrorKind::Config`] for a zero `ttl`; [`ErrorKind::Store`] when the server fails or does not
-    /// answer in time.
-    pub async fn put_document(&self, key: &str, value: &[u8], ttl: Duration) -> Result<()> {
-        if ttl.is_zero() {
-            return Err(Error::new(ErrorKind::Config, "a document needs a time to live above zero"));
-        }
-        let mut cmd = redis::cmd("SET");
-        cmd.arg(self.document_key(key)).arg(value).arg("PX").arg(millis(ttl));
-        self.call(|mut con| async move { cmd.query_async::<()>(&mut con).await }).await
-    }
-
-    /// The document kept under `key`, or `None` when there is none or it expired.
-    ///
-    /// # Errors
-    ///
-    /// [`ErrorKind::Store`] when the server fails or does not answer in time.
-    pub async fn document(&self, key: &str) -> Result<Option<Vec<u8>>> {
-        let mut cmd = redis::cmd("GET");
-        cmd.arg(self.document_key(key));
-        self.call(|mut con| async move { cmd.query_async::<Option<Vec<u8>>>(&mut con).await }).await
-    }
-
-    /// Forgets the document kept under `key`; whether there was one.
-    ///
-    /// # Errors
-    ///
-    /// [`ErrorKind::Store`] when the server fails or does not answer in time.
-    pub async fn delete_document(&self, key: &str) -> Result<bool> {
-        let mut cmd = redis::cmd("DEL");
-        cmd.arg(self.document_key(key));
-        self.call(|mut con| async move { cmd.query_async::<u64>(&mut con).await }).await.map(|n| n > 0)
-    }
-
-    fn document_key(&self, key: &str) -> Vec<u8> {
-        let mut name = self.inner.names.document_prefix().to_vec();
-        name.extend_from_slice(key.as_bytes());
-        name
     }
 }
 
