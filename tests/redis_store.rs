@@ -230,6 +230,16 @@ async fn documents_are_shared_by_stores_of_a_namespace_within_their_bounds() {
     assert_eq!(da.get("r1").await.unwrap(), None);
     assert!(da.get("r2").await.unwrap().is_some());
     assert!(da.get("r3").await.unwrap().is_some() && da.get("r4").await.unwrap().is_some());
+    let total = |set: &str| format!("{{{ns}}}:db:{set}");
+    let held: String = redis::cmd("GET").arg(total("kept")).query_async(&mut con).await.unwrap();
+    assert_eq!(held, "3", "the replaced and the pushed-out documents' bytes were given back");
+    // The oldest go first even when kept within one millisecond, whatever their names.
+    let burst = a.documents("burst", hour, 2, 100).unwrap();
+    for key in ["k3", "k1", "k2"] {
+        assert!(burst.put(key, b"x").await.unwrap());
+    }
+    assert_eq!(burst.get("k3").await.unwrap(), None);
+    assert!(burst.get("k1").await.unwrap().is_some() && burst.get("k2").await.unwrap().is_some());
     // 100 bytes together: a third 40 pushes out the first; 101 are not kept and push out nothing.
     let bytes = a.documents("bytes", hour, 10, 100).unwrap();
     for key in ["b1", "b2", "b3"] {
@@ -240,7 +250,6 @@ async fn documents_are_shared_by_stores_of_a_namespace_within_their_bounds() {
     assert!(!bytes.put("huge", &[b'z'; 101]).await.unwrap());
     assert_eq!(bytes.get("huge").await.unwrap(), None);
     assert!(bytes.get("b2").await.unwrap().is_some());
-    let total = |set: &str| format!("{{{ns}}}:db:{set}");
     let held: String = redis::cmd("GET").arg(total("bytes")).query_async(&mut con).await.unwrap();
     assert_eq!(held, "80");
     // Deleted once, it is gone and its bytes are given back; a second delete finds nothing.
@@ -249,20 +258,29 @@ async fn documents_are_shared_by_stores_of_a_namespace_within_their_bounds() {
     assert_eq!(bytes.get("b2").await.unwrap(), None);
     let held: String = redis::cmd("GET").arg(total("bytes")).query_async(&mut con).await.unwrap();
     assert_eq!(held, "40");
-    // A document expires with its time to live, and its place is taken back.
-    let short = a.documents("short", Duration::from_millis(300), 1, 100).unwrap();
-    assert!(short.put("s1", b"x").await.unwrap());
+    // A document expires with its time to live; the next put sweeps it out of the count and the
+    // bytes. The bookkeeping lives as long as the longest-lived document.
+    let short = a.documents("short", Duration::from_secs(1), 5, 100).unwrap();
+    assert!(short.put("s1", b"xx").await.unwrap());
     assert!(short.get("s1").await.unwrap().is_some());
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
     assert_eq!(short.get("s1").await.unwrap(), None);
     assert!(short.put("s2", b"x").await.unwrap());
     let left: i64 = redis::cmd("ZCARD").arg(format!("{{{ns}}}:di:short")).query_async(&mut con).await.unwrap();
     assert_eq!(left, 1);
+    let held: String = redis::cmd("GET").arg(total("short")).query_async(&mut con).await.unwrap();
+    assert_eq!(held, "1");
+    let longer = a.documents("short", hour, 5, 100).unwrap();
+    assert!(longer.put("s3", b"x").await.unwrap());
+    assert!(short.put("s4", b"x").await.unwrap());
+    let ttl: i64 = redis::cmd("PTTL").arg(total("short")).query_async(&mut con).await.unwrap();
+    assert!(ttl > 3_590_000, "a shorter time to live did not cut the bookkeeping short: {ttl}");
     // Bad names and a zero time to live are refused.
     for bad in ["", "a:b", "{x}"] {
         assert_eq!(a.documents(bad, hour, 1, 1).unwrap_err().kind(), ErrorKind::Config, "{bad:?}");
     }
     assert_eq!(a.documents("kept", Duration::ZERO, 1, 1).unwrap_err().kind(), ErrorKind::Config);
+    assert_eq!(a.documents("kept", Duration::MAX, 1, 1).unwrap_err().kind(), ErrorKind::Config);
 }
 
 #[tokio::test]

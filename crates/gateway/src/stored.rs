@@ -201,8 +201,17 @@ impl ResponseStore {
 
     /// Forgets the response kept under `id` for `owner`; whether there was one.
     pub(crate) fn remove(&self, id: &str, owner: Option<&str>) -> bool {
+        self.remove_at(id, owner, Instant::now())
+    }
+
+    /// Forgets the response kept under `id` for `owner`, unless it expired (then it is not found,
+    /// as by [`get`](Self::get)).
+    fn remove_at(&self, id: &str, owner: Option<&str>, now: Instant) -> bool {
         let mut inner = self.lock();
-        if inner.kept.get(id).is_some_and(|(s, _, _)| s.owner.as_deref() == owner) { inner.drop_id(id) } else { false }
+        let alive = |(s, _, at): &(Arc<Stored>, usize, Instant)| {
+            s.owner.as_deref() == owner && now.saturating_duration_since(*at) < self.ttl
+        };
+        if inner.kept.get(id).is_some_and(alive) { inner.drop_id(id) } else { false }
     }
 }
 
@@ -229,9 +238,10 @@ mod tests {
         store.put_at("r3".into(), stored("a", "three"), t0);
         assert!(store.get_at("r1", Some("a"), t0).is_none());
         assert!(store.get_at("r2", Some("a"), t0).is_some());
-        // Expired: not found, and dropped when the next is kept.
+        // Expired: not found, nor removed, and dropped when the next is kept.
         let later = t0 + Duration::from_secs(61);
         assert!(store.get_at("r3", Some("a"), later).is_none());
+        assert!(!store.remove_at("r3", Some("a"), later));
         store.put_at("r4".into(), stored("a", "four"), later);
         assert_eq!(store.lock().kept.len(), 1);
         // Only the owner removes it.

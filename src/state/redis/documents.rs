@@ -10,10 +10,12 @@ use redis::Script;
 use super::{RedisStore, millis};
 use crate::error::{Error, ErrorKind, Result};
 
-/// Keeps a document and makes room for it. `KEYS`: the index (sorted set of keys by when kept),
-/// the sizes (hash), the total bytes (string), the document. `ARGV`: the key, the bytes, the time to
-/// live in ms, the most documents, the most bytes, the documents' key prefix. Returns 1 when kept,
-/// 0 when the document is larger than the whole allowance.
+/// Keeps a document and makes room for it. `KEYS`: the index (sorted set of keys by when kept, in
+/// microseconds of the server's clock, strictly increasing so that the oldest go first even within
+/// one millisecond), the sizes (hash), the total bytes (string), the document. `ARGV`: the key, the
+/// bytes, the time to live in ms, the most documents, the most bytes, the documents' key prefix.
+/// Returns 1 when kept, 0 when the document is larger than the whole allowance (what was kept under
+/// the key stays).
 const PUT: &str = r"
 local index, sizes, total_key, doc = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local key, value = ARGV[1], ARGV[2]
@@ -23,7 +25,7 @@ if max_count < 1 or size > max_bytes then
   return 0
 end
 local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local total = tonumber(redis.call('GET', total_key) or '0')
 local function drop(k)
   local s = tonumber(redis.call('HGET', sizes, k) or '0')
@@ -37,7 +39,7 @@ if redis.call('ZSCORE', index, key) then
   drop(key)
 end
 -- Those whose time is up (their documents have expired already), then the oldest while full.
-for _, k in ipairs(redis.call('ZRANGEBYSCORE', index, '-inf', now - ttl)) do
+for _, k in ipairs(redis.call('ZRANGEBYSCORE', index, '-inf', now - ttl * 1000)) do
   drop(k)
 end
 while redis.call('ZCARD', index) >= max_count or total + size > max_bytes do
@@ -47,15 +49,25 @@ while redis.call('ZCARD', index) >= max_count or total + size > max_bytes do
   end
   drop(oldest[1])
 end
-if total < 0 then
+-- An empty set holds nothing, whatever the count said (a size lost to an eviction policy).
+if total < 0 or redis.call('ZCARD', index) == 0 then
   total = 0
 end
+local last = redis.call('ZRANGE', index, -1, -1, 'WITHSCORES')
+local score = now
+if #last == 2 and tonumber(last[2]) >= score then
+  score = tonumber(last[2]) + 1
+end
 redis.call('SET', doc, value, 'PX', ttl)
-redis.call('ZADD', index, now, key)
+redis.call('ZADD', index, score, key)
 redis.call('HSET', sizes, key, size)
-redis.call('SET', total_key, total + size, 'PX', ttl)
-redis.call('PEXPIRE', index, ttl)
-redis.call('PEXPIRE', sizes, ttl)
+redis.call('SET', total_key, total + size, 'KEEPTTL')
+-- The bookkeeping lives as long as the longest-lived document; a put never shortens it.
+for _, k in ipairs({index, sizes, total_key}) do
+  if redis.call('PTTL', k) < ttl then
+    redis.call('PEXPIRE', k, ttl)
+  end
+end
 return 1
 ";
 
@@ -66,7 +78,7 @@ local s = redis.call('HGET', sizes, ARGV[1])
 if s then
   redis.call('HDEL', sizes, ARGV[1])
   redis.call('ZREM', index, ARGV[1])
-  if tonumber(redis.call('GET', total_key) or '0') > tonumber(s) then
+  if redis.call('ZCARD', index) > 0 and tonumber(redis.call('GET', total_key) or '0') > tonumber(s) then
     redis.call('DECRBY', total_key, s)
   else
     redis.call('DEL', total_key)
@@ -74,6 +86,9 @@ if s then
 end
 return redis.call('DEL', doc)
 ";
+
+/// The longest time to live a document set takes: a hundred years.
+const MAX_TTL: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
 /// A set of documents (bytes under string keys) in a [`RedisStore`]'s namespace that every replica
 /// naming the same server, namespace and set shares: at most `max_count` of them and `max_bytes`
@@ -122,8 +137,8 @@ impl RedisStore {
     ///
     /// # Errors
     ///
-    /// [`ErrorKind::Config`] for a `set` name that is empty or holds `:`, `{` or `}`, or a zero
-    /// `ttl`.
+    /// [`ErrorKind::Config`] for a `set` name that is empty or holds `:`, `{` or `}`, or a `ttl`
+    /// of zero or above 100 years.
     pub fn documents(&self, set: &str, ttl: Duration, max_count: u64, max_bytes: u64) -> Result<Documents> {
         if set.is_empty() || set.contains([':', '{', '}']) {
             return Err(Error::new(
@@ -131,8 +146,11 @@ impl RedisStore {
                 "a document set's name must be non-empty and hold no `:`, `{` or `}`",
             ));
         }
-        if ttl.is_zero() {
-            return Err(Error::new(ErrorKind::Config, "a document set needs a time to live above zero"));
+        if ttl.is_zero() || ttl > MAX_TTL {
+            return Err(Error::new(
+                ErrorKind::Config,
+                "a document set's time to live must be above zero and at most 100 years",
+            ));
         }
         let ns = &self.inner.namespace;
         Ok(Documents {
@@ -153,8 +171,8 @@ impl RedisStore {
 
 impl Documents {
     /// Keeps `value` under `key`, replacing what was kept there and making room by dropping the
-    /// oldest; whether it was kept (not when it is larger than the set's `max_bytes`, or the set
-    /// holds none).
+    /// oldest; whether it was kept. It is not when it is larger than the set's `max_bytes` (or the
+    /// set holds none), and then what was kept under `key` stays.
     ///
     /// # Errors
     ///

@@ -31,9 +31,11 @@
 //! [`read`](StateStore::read) is one `MGET`. Keeping and deleting a document are one script call
 //! each; reading one is a `GET`.
 //!
-//! Every key a call names is passed in `KEYS`. The counters of leases that expire unsettled are
-//! named only in the lease hash, so the script that gives their reservations back touches keys it
-//! was not passed; they share the namespace's hash tag, so they are in the same cluster slot.
+//! Every key a call names is passed in `KEYS`, with two exceptions. The counters of leases that
+//! expire unsettled are named only in the lease hash, so the script that gives their reservations
+//! back touches keys it was not passed; and keeping a document drops the documents it makes room
+//! for, named only in its set's index. They share the namespace's hash tag, so they are in the same
+//! cluster slot (a server that insists on declared keys refuses those scripts).
 //!
 //! Numbers travel in binary: one argument of little-endian integers and doubles, whose per-choice
 //! records the script decodes with `struct.unpack` only for the choices it examines (most
