@@ -286,6 +286,26 @@ mod tests {
     }
 
     #[test]
+    fn a_kept_conversation_reads_back_from_its_shared_document_as_it_was() {
+        let mut answer = Message::assistant("");
+        answer.content.clear();
+        answer.tool_calls.push(switchyard::ToolCall::new("call_1", "weather", "{\"city\":\"Paris\"}"));
+        let conversation = vec![
+            Message::user("What is this?")
+                .with_part(ContentPart::image("https://example.com/a.png", switchyard::ImageDetail::Low)),
+            answer,
+            Message::tool_result("call_1", "Sunny."),
+            Message::assistant("It is sunny in Paris."),
+        ];
+        let kept = Stored { owner: Some("a".into()), conversation: conversation.clone(), object: json!({"id": "r1"}) };
+        let read: Stored = serde_json::from_slice(&serde_json::to_vec(&kept).unwrap()).unwrap();
+        assert_eq!(
+            (read.owner.as_deref(), read.conversation, read.object),
+            (Some("a"), conversation, json!({"id": "r1"}))
+        );
+    }
+
+    #[test]
     fn a_store_of_no_capacity_keeps_nothing() {
         let store = ResponseStore::new(0, 1 << 20, Duration::from_secs(60));
         store.put("r1".into(), stored("a", "one"));
