@@ -642,6 +642,19 @@ async fn replicas_on_one_redis_state_continue_each_others_kept_responses() {
     }
 }
 
+/// The status of the team's `GET url` once the store answers again (not a 503), trying for 5 s.
+async fn once_reachable(url: &str) -> u16 {
+    let mut status = 0;
+    for _ in 0..100 {
+        status = client().get(url).bearer_auth(TEAM_KEY).send().await.unwrap().status().as_u16();
+        if status != 503 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    status
+}
+
 #[tokio::test]
 #[ignore = "needs redis-server"]
 async fn with_the_shared_store_down_an_answer_is_given_unkept_and_a_follow_up_is_a_503() {
@@ -659,15 +672,7 @@ async fn with_the_shared_store_down_an_answer_is_given_unkept_and_a_follow_up_is
     redis.pause();
     assert_eq!(status().await, 503);
     redis.resume();
-    let mut now = 0;
-    for _ in 0..100 {
-        now = status().await;
-        if now != 503 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    assert_eq!(now, 200);
+    assert_eq!(once_reachable(&url).await, 200);
     // A server that is gone: the answer is given and not kept; what needs the store says so.
     redis.stop();
     let r = post_responses(&gw, TEAM_KEY, body).await;
@@ -681,14 +686,7 @@ async fn with_the_shared_store_down_an_answer_is_given_unkept_and_a_follow_up_is
     assert_eq!(client().delete(&url).bearer_auth(TEAM_KEY).send().await.unwrap().status(), 503);
     // Back, empty (it keeps nothing on disk): neither is found.
     assert!(redis.start());
-    for _ in 0..100 {
-        now = status().await;
-        if now != 503 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    assert_eq!(now, 404);
+    assert_eq!(once_reachable(&url).await, 404);
     let lost = format!("{}/v1/responses/{lost}", gw.url);
     assert_eq!(client().get(&lost).bearer_auth(TEAM_KEY).send().await.unwrap().status(), 404);
     gw.shutdown().await;
