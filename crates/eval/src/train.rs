@@ -1,7 +1,7 @@
 //! Training a [`LearnedModel`] from a labelled [`Dataset`].
 //!
 //! 1. Every prompt's features are extracted once into a sparse matrix (once per form of the dense
-//!    features with `Standardize::Auto`, which trains twice).
+//!    features with `Standardize::Auto`, which trains both forms side by side on two threads).
 //! 2. **Task head** (when the rows carry at least two task labels): multinomial logistic regression
 //!    with L2, by AdaGrad over shuffled rows. Its predictions on the training rows, used as offsets in
 //!    step 4, come from `folds`-fold cross-fitting: each row is predicted by a head that did not see
@@ -426,9 +426,11 @@ impl<'p> Trainer<'p> {
     }
 
     /// Trains on every row of `data`; `trained_on` describes the rows for the model file. With
-    /// [`Standardize::Auto`] (the default) it trains once per form of the dense features, and
-    /// [`on_progress`](Self::on_progress) sees every stage twice, unless the configuration holds
-    /// nothing out to choose by (a single `l2`), when the computed form is kept after one fit.
+    /// [`Standardize::Auto`] (the default) it trains once per form of the dense features, the two
+    /// side by side on two threads, and keeps the one with the lower held-out log loss;
+    /// [`on_progress`](Self::on_progress) then sees the computed form's stages (this thread's). A
+    /// configuration that holds nothing out to choose by (a single `l2`) trains the computed form
+    /// alone.
     ///
     /// # Errors
     /// [`ErrorKind::Config`](switchyard::ErrorKind::Config) for an invalid configuration, an empty data
@@ -439,17 +441,24 @@ impl<'p> Trainer<'p> {
         if given.features.standardize != Standardize::Auto {
             return self.fit_resolved(data, trained_on, &given);
         }
-        // Both forms of the dense features; the lower held-out log loss wins, the computed form on a tie.
         self.config.features.standardize = Standardize::Off;
-        let off = self.fit_resolved(data, trained_on, &given)?;
-        let Some(b) = off.info().validation_loss else {
-            // Nothing held out (one `l2`): nothing to choose by.
-            return Ok(off);
-        };
-        self.config.features.standardize = Standardize::On;
-        let on = self.fit_resolved(data, trained_on, &given)?;
-        Ok(match on.info().validation_loss {
-            Some(a) if a < b => on,
+        if given.l2.len() == 1 {
+            // Nothing held out: nothing to choose by.
+            return self.fit_resolved(data, trained_on, &given);
+        }
+        // Both forms of the dense features, each deterministic on its own; the lower held-out log
+        // loss wins, the computed form on a tie.
+        let mut on_config = given.clone();
+        on_config.features.standardize = Standardize::On;
+        let (off, on) = std::thread::scope(|scope| {
+            let given = &given;
+            let on = scope.spawn(move || Trainer::new(on_config).fit_resolved(data, trained_on, given));
+            let off = self.fit_resolved(data, trained_on, given);
+            (off, on.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+        });
+        let (off, on) = (off?, on?);
+        Ok(match (off.info().validation_loss, on.info().validation_loss) {
+            (Some(b), Some(a)) if a < b => on,
             _ => off,
         })
     }

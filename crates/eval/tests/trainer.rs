@@ -45,6 +45,9 @@ fn progress_is_reported_for_every_stage() {
     assert!(stages.contains(&Stage::TaskHead));
     assert!(stages.contains(&Stage::Validation(0)));
     assert_eq!(stages.last(), Some(&Stage::Residual));
+    // `Standardize::Auto` (the default) trains the standardised form alongside, on a thread of its
+    // own that reports nothing: each stage is seen once.
+    assert_eq!(stages.iter().filter(|s| **s == Stage::Features).count(), 1, "{stages:?}");
 }
 
 /// Greetings both models answer, sums only the large one does, sums "with carry" neither: one
