@@ -146,7 +146,7 @@ fn state_store(store: &SharedStore) -> Arc<dyn switchyard::state::StateStore> {
 /// Where `[server] stored_responses` keeps responses: in the shared store when there is one, so
 /// that a follow-up finds its conversation on any replica, else in this process. Both keep to the
 /// same bounds.
-fn kept_responses(server: &config::ServerConfig, shared: Option<&SharedStore>) -> Result<stored::Responses> {
+fn response_store(server: &config::ServerConfig, shared: Option<&SharedStore>) -> Result<stored::Responses> {
     let ttl = Duration::from_millis(server.stored_responses_ttl_ms);
     let (count, bytes) = (server.stored_responses, server.stored_responses_max_bytes);
     match shared {
@@ -216,7 +216,7 @@ impl Gateway {
         }
         let responses = match config.server.stored_responses {
             0 => None,
-            _ => Some(Arc::new(kept_responses(&config.server, shared.as_ref())?)),
+            _ => Some(Arc::new(response_store(&config.server, shared.as_ref())?)),
         };
         let nonce = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)

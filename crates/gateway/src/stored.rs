@@ -28,7 +28,10 @@ impl Responses {
             Self::Local(store) => store.put(id, stored),
             #[cfg(feature = "redis")]
             Self::Shared(documents) => {
-                let Ok(bytes) = serde_json::to_vec(&stored) else { return };
+                let Ok(bytes) = serde_json::to_vec(&stored) else {
+                    tracing::warn!(target: "switchyard_gateway", "a response could not be written as JSON: not kept");
+                    return;
+                };
                 match documents.put(&id, &bytes).await {
                     Ok(true) => {}
                     Ok(false) => tracing::debug!(
@@ -196,7 +199,12 @@ impl ResponseStore {
     fn get_at(&self, id: &str, owner: Option<&str>, now: Instant) -> Option<Arc<Stored>> {
         let inner = self.lock();
         let (stored, _, at) = inner.kept.get(id)?;
-        (stored.owner.as_deref() == owner && now.saturating_duration_since(*at) < self.ttl).then(|| Arc::clone(stored))
+        self.live(stored, *at, owner, now).then(|| Arc::clone(stored))
+    }
+
+    /// Whether `stored`, kept at `at`, is `owner`'s and has not expired by `now`.
+    fn live(&self, stored: &Stored, at: Instant, owner: Option<&str>, now: Instant) -> bool {
+        stored.owner.as_deref() == owner && now.saturating_duration_since(at) < self.ttl
     }
 
     /// Forgets the response kept under `id` for `owner`; whether there was one.
@@ -208,10 +216,11 @@ impl ResponseStore {
     /// as by [`get`](Self::get)).
     fn remove_at(&self, id: &str, owner: Option<&str>, now: Instant) -> bool {
         let mut inner = self.lock();
-        let alive = |(s, _, at): &(Arc<Stored>, usize, Instant)| {
-            s.owner.as_deref() == owner && now.saturating_duration_since(*at) < self.ttl
-        };
-        if inner.kept.get(id).is_some_and(alive) { inner.drop_id(id) } else { false }
+        if inner.kept.get(id).is_some_and(|(stored, _, at)| self.live(stored, *at, owner, now)) {
+            inner.drop_id(id)
+        } else {
+            false
+        }
     }
 }
 

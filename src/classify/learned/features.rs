@@ -115,7 +115,7 @@ pub enum Standardize {
     /// Training fits both and keeps the one with the lower held-out log loss of the inner
     /// cross-validation that chooses `l2` (the computed form when it is not lower, or when nothing
     /// is held out); the model file's `features` record the outcome, its `training` this choice.
-    /// Training fits the model twice.
+    /// Training fits the model twice, the two forms side by side on two threads.
     Auto,
 }
 
