@@ -116,6 +116,22 @@ impl Redis {
         self.signal("-CONT");
     }
 
+    /// The first line of the server's reply to an inline `command` (`ZCARD key` gives `:1`), on a
+    /// connection of its own. Owned servers only.
+    pub(crate) fn reply(&self, command: &str) -> String {
+        assert!(self.owned, "only a server the test started is asked directly");
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).expect("connect to the test's redis-server");
+        stream.set_read_timeout(Some(Duration::from_secs(5))).expect("set a read timeout");
+        stream.write_all(format!("{command}\r\n").as_bytes()).expect("send a command");
+        let mut line = Vec::new();
+        let mut byte = [0u8; 1];
+        while !line.ends_with(b"\r\n") {
+            stream.read_exact(&mut byte).expect("read the reply");
+            line.push(byte[0]);
+        }
+        String::from_utf8_lossy(&line[..line.len() - 2]).into_owned()
+    }
+
     fn signal(&self, signal: &str) {
         assert!(self.owned, "only a server the test started can be signalled");
         let pid = self.child.as_ref().map(std::process::Child::id).expect("the server is running");

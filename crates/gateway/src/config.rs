@@ -8,7 +8,7 @@
 //! listen = "127.0.0.1:8080"
 //! max_body_bytes = 4194304     # larger bodies get 413
 //! max_concurrency = 256        # requests in flight; more get 503 with Retry-After
-//! drain_timeout_ms = 30000     # on shutdown, how long in-flight requests and streams may finish
+//! drain_timeout_ms = 30000     # on shutdown, how long in-flight requests, streams and kept-response writes may finish
 //! tls = { cert = "server.pem", key = "server.key" }  # optional: HTTPS (PEM files; paths from the working directory)
 //! stored_responses = 0         # Responses API answers kept for previous_response_id (0: none; in Redis with `state`)
 //! stored_responses_ttl_ms = 3600000

@@ -280,6 +280,7 @@ async fn respond(state: &Arc<AppState>, headers: &HeaderMap, body: Body) -> Resu
     // did not say `store: false`.
     let keep = state.responses.as_ref().filter(|_| store).map(|responses| Keep {
         store: Arc::clone(responses),
+        writes: Arc::clone(&state.writes),
         owner: caller.name.clone(),
         conversation: request.messages[echo.instruction_messages()..].to_vec(),
     });

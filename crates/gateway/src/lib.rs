@@ -62,6 +62,8 @@ pub(crate) struct AppState {
     pub(crate) metrics: PrometheusHandle,
     /// `[server] stored_responses`: kept Responses API answers, when any are kept.
     pub(crate) responses: Option<Arc<stored::Responses>>,
+    /// Writes of kept responses under way, which a shutdown waits for after the drain.
+    pub(crate) writes: Arc<stored::Writes>,
 }
 
 /// The process's Prometheus recorder: installed as the global `metrics` recorder on first use. When
@@ -233,6 +235,7 @@ impl Gateway {
             metrics: prometheus(),
             id_keys: std::collections::hash_map::RandomState::new(),
             responses,
+            writes: Arc::default(),
         };
         Ok(Self { state: Arc::new(state), drain_timeout: config.server.drain_timeout(), tls })
     }
@@ -260,7 +263,8 @@ impl Gateway {
     }
 
     /// Serves on `listener` until `shutdown` completes, then stops accepting connections, reports
-    /// not ready, and lets in-flight requests and streams finish for up to the drain timeout. With
+    /// not ready, and lets in-flight requests and streams finish, and the kept responses still being
+    /// written (whose clients may have gone), for up to the drain timeout. With
     /// `[server] tls`, every connection is HTTPS (handshakes run side by side; one that fails or
     /// takes over 10 s is dropped).
     ///
@@ -297,6 +301,7 @@ impl Gateway {
         }
         self.state.draining.store(true, Ordering::Relaxed);
         tracing::info!(target: "switchyard_gateway", in_flight = self.in_flight(), "shutting down: draining");
+        let deadline = tokio::time::Instant::now() + self.drain_timeout;
         let _ = stop.send(());
         match tokio::time::timeout(self.drain_timeout, &mut server).await {
             Ok(result) => result.map_err(std::io::Error::other)?,
@@ -306,6 +311,14 @@ impl Gateway {
                 Ok(())
             }
         }?;
+        // Kept responses still being written (their clients may have gone): within the same timeout.
+        if tokio::time::timeout_at(deadline, self.state.writes.idle()).await.is_err() {
+            tracing::warn!(
+                target: "switchyard_gateway",
+                writes = self.state.writes.in_flight(),
+                "drain timeout: kept responses still being written are cut short"
+            );
+        }
         if let Err(e) = self.state.router.flush_state().await {
             tracing::warn!(target: "switchyard_gateway", error = %e, "could not flush the router's state");
         }

@@ -17,7 +17,7 @@ use switchyard::{
     Tool, ToolCall, ToolChoice, Usage,
 };
 
-use crate::stored::{Responses, Stored};
+use crate::stored::{Responses, Stored, Writes};
 use crate::stream::Encode;
 
 fn invalid(message: impl Into<String>) -> Error {
@@ -367,6 +367,8 @@ fn usage(u: Usage) -> Value {
 /// `instructions`), for the caller that asked.
 pub(crate) struct Keep {
     pub(crate) store: Arc<Responses>,
+    /// Where the write is counted while it runs, for the shutdown to wait on.
+    pub(crate) writes: Arc<Writes>,
     pub(crate) owner: Option<String>,
     pub(crate) conversation: Vec<Message>,
 }
@@ -399,13 +401,18 @@ impl Keep {
     }
 
     /// [`keep`](Self::keep) on a task of its own, so that a client that goes away while the
-    /// response is written does not cut the write short; the future returned waits for it.
+    /// response is written does not cut the write short; the future returned waits for it. The
+    /// write is counted in [`Writes`] from this call until it ends, so that a shutdown waits for it.
     pub(crate) fn keep_detached(self, object: Value) -> impl Future<Output = ()> + Send + 'static {
+        let writing = self.writes.start();
         #[allow(
             clippy::disallowed_methods,
             reason = "a server owns its runtime: an answer given is kept even when its client has gone"
         )]
-        let task = tokio::spawn(self.keep(object));
+        let task = tokio::spawn(async move {
+            self.keep(object).await;
+            drop(writing);
+        });
         async move {
             if task.await.is_err() {
                 tracing::warn!(target: "switchyard_gateway", "keeping a response failed");
@@ -801,7 +808,12 @@ mod tests {
             1 << 20,
             std::time::Duration::from_secs(60),
         )));
-        let keep = Keep { store: Arc::clone(&store), owner: Some("a".into()), conversation: vec![Message::user("q")] };
+        let keep = Keep {
+            store: Arc::clone(&store),
+            writes: Arc::default(),
+            owner: Some("a".into()),
+            conversation: vec![Message::user("q")],
+        };
         let ids = Ids { response: "resp_01".to_owned(), created_at: 7, model: "mini".to_owned() };
         let call = ToolCall::new("call_1", "weather", "{}");
         let output = vec![message_item(&ids, 0, "Par", "completed"), call_item(&ids, 0, &call, "completed")];

@@ -3,12 +3,57 @@
 //! with `[server] state`, in the Redis server the replicas share.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use switchyard::{ContentPart, Message};
+
+/// Writes of kept responses under way. Each runs on a task of its own (a client that goes away does
+/// not cut it short), so the server's drain does not see them: a shutdown waits for them here.
+#[derive(Default)]
+pub(crate) struct Writes {
+    count: AtomicUsize,
+    idle: tokio::sync::Notify,
+}
+
+impl Writes {
+    /// Counts one write until the returned guard is dropped.
+    pub(crate) fn start(self: &Arc<Self>) -> Writing {
+        self.count.fetch_add(1, Ordering::AcqRel);
+        Writing(Arc::clone(self))
+    }
+
+    /// How many writes are under way.
+    pub(crate) fn in_flight(&self) -> usize {
+        self.count.load(Ordering::Acquire)
+    }
+
+    /// Completes once no write is under way.
+    pub(crate) async fn idle(&self) {
+        loop {
+            // Registered before the count is read, so that the last write's wake-up is not missed.
+            let idle = self.idle.notified();
+            if self.in_flight() == 0 {
+                return;
+            }
+            idle.await;
+        }
+    }
+}
+
+/// One write under way ([`Writes::start`]).
+pub(crate) struct Writing(Arc<Writes>);
+
+impl Drop for Writing {
+    fn drop(&mut self) {
+        if self.0.count.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.idle.notify_waiters();
+        }
+    }
+}
 
 /// Where kept responses live.
 pub(crate) enum Responses {

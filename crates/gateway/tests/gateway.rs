@@ -693,6 +693,30 @@ async fn with_the_shared_store_down_an_answer_is_given_unkept_and_a_follow_up_is
 }
 
 #[tokio::test]
+#[ignore = "needs redis-server"]
+async fn shutdown_waits_for_a_kept_response_whose_client_has_gone() {
+    let redis = support::redis::Redis::owned();
+    let up = upstream().await;
+    let models = [model("good-mini", 0.15, 1.5)];
+    let server = "[server]\nstored_responses = 2\nstate = { redis_url_env = \"STATE_URL\" }\n";
+    let gw = gateway_env(&up, &models, "", server, "", &[("STATE_URL", redis.url())]).await;
+    // The store hangs while the answer is written; the client gives up and goes away.
+    redis.pause();
+    let impatient =
+        client_with(rustls::RootCertStore::empty(), reqwest::Client::builder().timeout(Duration::from_millis(300)));
+    let body = json!({"model": "auto", "input": "What is the capital of France?"});
+    let sent = impatient.post(format!("{}/v1/responses", gw.url)).bearer_auth(TEAM_KEY).json(&body).send().await;
+    assert!(sent.is_err_and(|e| e.is_timeout()), "the client timed out");
+    // The shutdown waits for the write, and it lands once the store answers again.
+    let mut stopping = tokio::spawn(gw.shutdown());
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(!stopping.is_finished(), "the shutdown did not wait for the write");
+    redis.resume();
+    tokio::time::timeout(Duration::from_secs(5), &mut stopping).await.unwrap().unwrap();
+    assert_eq!(redis.reply("ZCARD {switchyard}:di:responses"), ":1", "the response was kept");
+}
+
+#[tokio::test]
 async fn a_state_store_without_its_url_or_with_a_bad_one_stops_the_start_without_showing_it() {
     let text = format!(
         "[server]\nstate = {{ redis_url_env = \"STATE_URL\" }}\n[[providers]]\nname = \"up\"\nkind = \"simulated\"\n{}",
