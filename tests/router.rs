@@ -99,6 +99,8 @@ fn catalog_rejects_bad_prices() {
         (Pricing::per_mtok(1.0, 1.0).with_cached_input(-1.0), "cached_input_per_mtok"),
         (Pricing::per_mtok(1.0, 1.0).with_request_fee(f64::INFINITY), "request_fee"),
         (Pricing::per_mtok(1.0, 1.0).with_request_fee(-0.01), "request_fee"),
+        // Finite, but a request's cost from it would not be.
+        (Pricing::per_mtok(1e300, 1.0), "input_per_mtok"),
     ];
     for (pricing, field) in cases {
         let err = Catalog::new([model("ok"), model("bad-price").with_pricing(pricing.clone())]).unwrap_err();

@@ -441,7 +441,12 @@ impl ModelProfile {
         for (intent, a) in &self.ability.by_intent {
             check_ability(id, &format!("ability.by_intent.{}", intent.as_str()), *a)?;
         }
-        check_price(id, "latency.ttft_ms", self.latency.ttft_ms)?;
+        if !(self.latency.ttft_ms.is_finite() && self.latency.ttft_ms >= 0.0) {
+            return Err(Error::config(format!(
+                "model `{id}`: `latency.ttft_ms` must be finite and >= 0, got {}",
+                self.latency.ttft_ms
+            )));
+        }
         if !(self.latency.output_tokens_per_sec.is_finite() && self.latency.output_tokens_per_sec > 0.0) {
             return Err(Error::config(format!(
                 "model `{id}`: `latency.output_tokens_per_sec` must be finite and > 0, got {}",
@@ -471,11 +476,15 @@ fn check_ability(model: &str, field: &str, value: f64) -> Result<()> {
     }
 }
 
+/// The largest price, fee or multiplier a catalog accepts: far above any real one, and low enough
+/// that a cost computed from them over `u32::MAX` tokens stays finite.
+const MAX_FIGURE: f64 = 1e9;
+
 fn check_price(model: &str, field: &str, value: f64) -> Result<()> {
-    if value.is_finite() && value >= 0.0 {
+    if (0.0..=MAX_FIGURE).contains(&value) {
         Ok(())
     } else {
-        Err(Error::config(format!("model `{model}`: `{field}` must be finite and >= 0, got {value}")))
+        Err(Error::config(format!("model `{model}`: `{field}` must be finite, >= 0 and at most 1e9, got {value}")))
     }
 }
 

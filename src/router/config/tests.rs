@@ -118,7 +118,7 @@ fn errors_name_the_field() {
     let e = err(&GOOD.replace("input_per_mtok = 0.1", "input_per_mtok = nan"));
     assert!(e.contains("models[0]") && e.contains("pricing.input_per_mtok"), "{e}");
     let e = err(&GOOD.replace("input_per_mtok = 0.1", "input_per_mtok = -1.0"));
-    assert!(e.contains("must be finite and >= 0"), "{e}");
+    assert!(e.contains("must be finite, >= 0 and at most 1e9"), "{e}");
     let e = err(&GOOD.replace("weight = 0.5", "weight = -0.5"));
     assert!(e.contains("classifiers[1].weight"), "{e}");
     let e = err(&GOOD.replace("pin = \"big\"", "pin = \"huge\""));
