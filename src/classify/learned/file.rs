@@ -293,6 +293,14 @@ mod tests {
     }
 
     #[test]
+    fn a_header_with_an_invalid_training_configuration_is_refused() {
+        let mut model = LearnedModel::from_bytes(include_bytes!("testdata/planted.swlm")).unwrap();
+        model.info.training.min_trust = 5.0;
+        let e = decode(&encode(&model)).unwrap_err().to_string();
+        assert!(e.contains("`min_trust` must be within [0, 1]"), "{e}");
+    }
+
+    #[test]
     fn only_a_regular_file_of_bounded_size_is_read() {
         let e = LearnedModel::load("/dev/zero").unwrap_err().to_string();
         assert!(e.contains("not a regular file"), "{e}");

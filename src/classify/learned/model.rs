@@ -204,6 +204,8 @@ impl LearnedModel {
             idf,
         } = parts;
         info.features.validate()?;
+        // The training configuration is read back too (the trust floor, the fallback's form).
+        info.training.validate()?;
         let (m, t, r, dim) = (info.models.len(), info.tasks.len(), info.task_rank, info.features.dim());
         if m == 0 {
             return Err(Error::config("a learned model needs at least one model"));

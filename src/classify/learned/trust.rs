@@ -104,11 +104,11 @@ pub(crate) fn trust(c: f64, q: &[f64]) -> f64 {
     if c >= top {
         return 1.0;
     }
-    if q.first().is_none_or(|&lo| c < lo) {
+    if c.is_nan() || q.first().is_none_or(|&lo| c < lo) {
         return 0.0;
     }
-    // `q[k] <= c < q[k + 1]`: interpolate the percentile.
-    let k = q.windows(2).position(|w| c < w[1]).unwrap_or(q.len() - 1);
+    // `q[k] <= c < q[k + 1]`: interpolate the percentile (none when a percentile is NaN).
+    let Some(k) = q.windows(2).position(|w| c < w[1]) else { return 1.0 };
     let (lo, hi) = (q[k], q[k + 1]);
     let frac = if hi > lo { (c - lo) / (hi - lo) } else { 0.0 };
     ((k as f64 + frac) / FAMILIARITY_PERCENTILES as f64).clamp(0.0, 1.0)
@@ -201,6 +201,9 @@ mod tests {
         assert_eq!(opening_trust(0.75, 0.5), 1.0);
         // Training prompts without a shared opening: the opening never lowers trust.
         assert_eq!(opening_trust(0.0, 0.0), 1.0);
+        // Not a number: no trust for the prompt, and a NaN percentile does not read past the end.
+        assert_eq!(prompt_trust(f64::NAN, &[0.0, 0.5, 1.0], 1.0, 0.0), 0.0);
+        assert_eq!(prompt_trust(0.7, &[0.0, 0.5, f64::NAN], 1.0, 0.0), 1.0);
     }
 
     #[test]
