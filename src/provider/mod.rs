@@ -34,6 +34,13 @@ mod simulated;
 )]
 mod sse;
 
+#[cfg(any(feature = "openai", feature = "anthropic", feature = "gemini", feature = "bedrock"))]
+#[cfg_attr(
+    docsrs,
+    doc(cfg(any(feature = "openai", feature = "anthropic", feature = "gemini", feature = "bedrock")))
+)]
+pub use self::http::redact_url;
+
 use std::sync::Arc;
 
 use async_trait::async_trait;

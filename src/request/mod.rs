@@ -241,8 +241,10 @@ impl ResponseFormat {
 pub(crate) const MAX_KEY_BYTES: usize = 1024;
 
 /// Routing hints: what the caller knows that the text does not say.
+///
+/// Its `Debug` output says whether `key` and `tenant` are set, not what they are.
 #[non_exhaustive]
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct RouteHints {
     /// A stable key for the caller (user, conversation): it seeds every random choice, so the same key
@@ -276,6 +278,25 @@ pub struct RouteHints {
     /// The deadline of this request across every attempt, instead of the router's
     /// [`ExecutionConfig::timeout`](crate::execute::ExecutionConfig::timeout).
     pub timeout: Option<Duration>,
+}
+
+impl fmt::Debug for RouteHints {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RouteHints")
+            .field("key", &self.key.as_ref().map(|_| "set"))
+            .field("tenant", &self.tenant.as_ref().map(|_| "set"))
+            .field("latency_budget", &self.latency_budget)
+            .field("quality_floor", &self.quality_floor)
+            .field("max_cost_usd", &self.max_cost_usd)
+            .field("required", &self.required)
+            .field("tags", &self.tags)
+            .field("model", &self.model)
+            .field("allowed", &self.allowed)
+            .field("excluded", &self.excluded)
+            .field("cached_input_tokens", &self.cached_input_tokens)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
 }
 
 /// A chat request, provider-neutral, with routing hints.
@@ -591,6 +612,11 @@ mod tests {
         assert!(!dbg.contains("hunter2"), "{dbg}");
         assert!(!dbg.contains("secret"), "{dbg}");
         assert!(dbg.contains("User"));
+        // Nor the caller's key or tenant, only that they are set.
+        let req = Request::new("hi").with_key("user-4242").with_tenant("acme-corp").with_tag("beta");
+        let dbg = format!("{req:?}");
+        assert!(!dbg.contains("user-4242") && !dbg.contains("acme-corp"), "{dbg}");
+        assert!(dbg.contains("key: Some(\"set\")") && dbg.contains("beta"), "{dbg}");
     }
 
     #[test]

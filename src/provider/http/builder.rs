@@ -308,8 +308,14 @@ fn tls_config() -> Result<rustls::ClientConfig> {
 /// credentials hide), whether or not it parses.
 ///
 /// Whatever the URL, nothing between `://` (or the start) and the last `@` is shown, and nothing from
-/// the first `?` or `#` on; the rest is cut to 64 characters.
-pub(crate) fn redact_url(url: &str) -> String {
+/// the first `?` or `#` on; the rest is cut to 64 characters. The adapters show their endpoints so.
+///
+/// ```
+/// use switchyard::provider::redact_url;
+/// assert_eq!(redact_url("https://user:pw@example.com/v1?key=k"), "https://example.com/v1");
+/// assert_eq!(redact_url("not a url user:pw@host?key=k"), "[redacted]@host?[redacted]");
+/// ```
+pub fn redact_url(url: &str) -> String {
     // A URL the parser understands is shown normalised; the text rules below still apply to it, since
     // a URL that cannot have a host (`foo:user:pass@host`) keeps its credentials in the path.
     let normalised = reqwest::Url::parse(url).ok().map(|mut u| {

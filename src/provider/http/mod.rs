@@ -16,8 +16,7 @@ use serde::Deserialize as _;
 
 #[cfg(any(feature = "anthropic", feature = "bedrock"))]
 pub(crate) use self::blocks::{ToolBlocks, block_index};
-#[cfg(feature = "azure")]
-pub(crate) use self::builder::redact_url;
+pub use self::builder::redact_url;
 pub(crate) use self::builder::{CommonBuilder, KeyHeader, Secret, transport_setters};
 #[cfg(any(feature = "openai", feature = "anthropic", feature = "gemini"))]
 pub(crate) use self::errors::reported_error;
