@@ -3,17 +3,71 @@
 
 use super::builder::Secret;
 use super::transport::CallContext;
+use crate::request::ContentPart;
 
 /// The longest provider error message kept in an error.
 const MAX_PROVIDER_MESSAGE_CHARS: usize = 200;
 
 /// A provider message fit for an error: control characters removed, whitespace collapsed, cut to
 /// [`MAX_PROVIDER_MESSAGE_CHARS`]; `None` when it quotes the request's text or the key.
+///
+/// The request's text is its messages' text, image URLs (pre-signed URLs carry their signature) and
+/// tool-call arguments, and its tools' descriptions and schemas. A quote is found in the message as
+/// sent and with the escapes of JSON and of Python's `repr` read back (`\"`, `\n`, `\u00e9`,
+/// `\xe9`), since providers often quote a request escaped.
 pub(crate) fn sanitize(message: &str, cx: Option<&CallContext<'_>>, key: Option<&Secret>) -> Option<String> {
-    let mut clean = String::with_capacity(message.len().min(MAX_PROVIDER_MESSAGE_CHARS * 4));
+    let clean = cleaned(message, Some(MAX_PROVIDER_MESSAGE_CHARS));
+    let clean = clean.trim_end_matches(['.', ' ']).to_owned();
+    if clean.is_empty() {
+        return None;
+    }
+    if quotes_key(message, key) || quotes_key(&unescaped(message), key) {
+        return None;
+    }
+    // Prompt text: a short text quoted whole, or any run of 24 characters of the message found in a
+    // text. Texts are compared as the message was cleaned: control characters dropped, whitespace
+    // collapsed.
+    if let Some(cx) = cx {
+        let request = cx.request;
+        let texts: Vec<String> = request
+            .messages
+            .iter()
+            .flat_map(|m| {
+                let urls = m.content.iter().filter_map(|p| match p {
+                    ContentPart::Image { url, .. } => Some(url.as_str()),
+                    ContentPart::Text { .. } => None,
+                });
+                m.texts().chain(urls).chain(m.tool_calls.iter().map(|c| c.arguments.as_str()))
+            })
+            .chain(request.tools.iter().flat_map(|t| [t.description.as_str(), t.parameters.as_str()]))
+            .map(|t| cleaned(t, None))
+            .collect();
+        // The message as sent and with its escapes read back, each cleaned in full.
+        let shown = [cleaned(message, None), cleaned(&unescaped(message), None)];
+        let short = |t: &String| (4..PROMPT_RUN).contains(&t.chars().count());
+        if texts.iter().any(|t| short(t) && shown.iter().any(|m| m.contains(t.as_str()))) {
+            return None;
+        }
+        // Every run of `PROMPT_RUN` characters of the message, as rolling hashes; then one pass over each
+        // text. A hash collision only withholds a message, which is the safe side.
+        let mut runs: Vec<u64> = shown.iter().flat_map(|m| RollingRuns::new(m.chars())).collect();
+        runs.sort_unstable();
+        if !runs.is_empty() && texts.iter().any(|t| RollingRuns::new(t.chars()).any(|h| runs.binary_search(&h).is_ok()))
+        {
+            return None;
+        }
+    }
+    Some(clean)
+}
+
+/// `text` with control characters dropped and whitespace collapsed to single spaces, cut to
+/// `limit` characters (with `…` when cut).
+fn cleaned(text: &str, limit: Option<usize>) -> String {
+    let limit = limit.unwrap_or(usize::MAX);
+    let mut clean = String::with_capacity(text.len().min(limit.saturating_mul(4)));
     let mut chars = 0usize;
-    for word in message.split(|c: char| c.is_whitespace() || c.is_control()).filter(|w| !w.is_empty()) {
-        if chars >= MAX_PROVIDER_MESSAGE_CHARS {
+    for word in text.split(|c: char| c.is_whitespace() || c.is_control()).filter(|w| !w.is_empty()) {
+        if chars >= limit {
             clean.push('…');
             break;
         }
@@ -22,51 +76,50 @@ pub(crate) fn sanitize(message: &str, cx: Option<&CallContext<'_>>, key: Option<
             chars += 1;
         }
         for c in word.chars().filter(|c| !c.is_control()) {
-            if chars >= MAX_PROVIDER_MESSAGE_CHARS {
+            if chars >= limit {
                 break;
             }
             clean.push(c);
             chars += 1;
         }
     }
-    let clean = clean.trim_end_matches(['.', ' ']).to_owned();
-    if clean.is_empty() {
-        return None;
-    }
-    if quotes_key(message, key) {
-        return None;
-    }
-    // Prompt text: a short text quoted whole, or any run of 24 characters of what is shown found in a
-    // text. Texts are compared as the message was cleaned: control characters dropped, whitespace
-    // collapsed.
-    if let Some(cx) = cx {
-        let texts: Vec<String> = cx
-            .request
-            .messages
-            .iter()
-            .flat_map(|m| m.texts().chain(m.tool_calls.iter().map(|c| c.arguments.as_str())))
-            .map(|t| {
-                t.split(|c: char| c.is_whitespace() || c.is_control())
-                    .filter(|w| !w.is_empty())
-                    .map(|w| w.chars().filter(|c| !c.is_control()).collect::<String>())
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            })
-            .collect();
-        let short = |t: &String| (4..PROMPT_RUN).contains(&t.chars().count());
-        if texts.iter().any(|t| short(t) && clean.contains(t.as_str())) {
-            return None;
-        }
-        // Every run of `PROMPT_RUN` characters of the message, as rolling hashes; then one pass over each
-        // text. A hash collision only withholds a message, which is the safe side.
-        let mut runs: Vec<u64> = RollingRuns::new(clean.chars()).collect();
-        runs.sort_unstable();
-        if !runs.is_empty() && texts.iter().any(|t| RollingRuns::new(t.chars()).any(|h| runs.binary_search(&h).is_ok()))
-        {
-            return None;
+    clean
+}
+
+/// `text` with the backslash escapes of JSON strings and Python's `repr` read back: `\n`, `\t`,
+/// `\r`, `\"`, `\'`, `\\`, `\/`, `\uXXXX` and `\xXX` (an escape that does not decode is kept as
+/// written).
+fn unescaped(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find('\\') {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + 1..];
+        let hex = |digits: usize| {
+            after.get(1..=digits).and_then(|h| u32::from_str_radix(h, 16).ok()).and_then(char::from_u32)
+        };
+        let (decoded, used) = match after.chars().next() {
+            Some('n') => (Some('\n'), 1),
+            Some('t') => (Some('\t'), 1),
+            Some('r') => (Some('\r'), 1),
+            Some(c @ ('"' | '\'' | '\\' | '/')) => (Some(c), 1),
+            Some('u') => (hex(4), 5),
+            Some('x') => (hex(2), 3),
+            _ => (None, 0),
+        };
+        match decoded {
+            Some(c) => {
+                out.push(c);
+                rest = &after[used..];
+            }
+            None => {
+                out.push('\\');
+                rest = after;
+            }
         }
     }
-    Some(clean)
+    out.push_str(rest);
+    out
 }
 
 /// Whether `text` holds the key, or any 8 characters of it.
@@ -134,7 +187,7 @@ impl<I: Iterator<Item = char>> Iterator for RollingRuns<I> {
 mod tests {
     use super::*;
     use crate::catalog::ModelProfile;
-    use crate::request::Request;
+    use crate::request::{ImageDetail, Message, Request, Tool};
 
     #[test]
     fn sanitize_cuts_and_withholds() {
@@ -162,5 +215,36 @@ mod tests {
         let short = Request::new("hunter2");
         let cx = CallContext { model: &model, request: &short };
         assert_eq!(sanitize("bad input 'hunter2'", Some(&cx), None), None);
+        // Quoted escaped, as JSON or Python's repr writes a string.
+        let code = Request::new("{\"name\": \"Ada\",\n \"salary\": 120000,\n \"notes\": \"café\"}");
+        let cx = CallContext { model: &model, request: &code };
+        let json = r#"invalid request: could not parse "{\"name\": \"Ada\",\n \"salary\": 120000,\n \"notes\": \"caf\u00e9\"}""#;
+        assert_eq!(sanitize(json, Some(&cx), None), None);
+        let repr = r#"bad value '{"name": "Ada",\n "salary": 120000,\n "notes": "caf\xe9"}'"#;
+        assert_eq!(sanitize(repr, Some(&cx), None), None);
+        // An image's pre-signed URL, and a tool's description.
+        let image = Request::from_messages(vec![Message::user("what is this?").with_part(ContentPart::image(
+            "https://bucket.example.com/a.png?X-Amz-Signature=0f1e2d3c4b5a69788796a5b4c3d2e1f0",
+            ImageDetail::Auto,
+        ))]);
+        let cx = CallContext { model: &model, request: &image };
+        assert_eq!(
+            sanitize(
+                "Error while downloading https://bucket.example.com/a.png?X-Amz-Signature=0f1e2d3c4b5a6978",
+                Some(&cx),
+                None
+            ),
+            None
+        );
+        let tool = Request::new("hi").with_tool(Tool::new(
+            "lookup",
+            "Looks up the salary of an employee by their badge id",
+            "{}",
+        ));
+        let cx = CallContext { model: &model, request: &tool };
+        assert_eq!(sanitize("tools[0]: 'Looks up the salary of an employee' is too long", Some(&cx), None), None);
+        // Escapes that do not decode are kept, and unrelated messages still pass.
+        assert_eq!(unescaped(r#"a\qb \u12 c\"d"#), "a\\qb \\u12 c\"d");
+        assert!(sanitize(r#"invalid value for \"temperature\": must be <= 2"#, Some(&cx), None).is_some());
     }
 }
