@@ -44,6 +44,10 @@ use switchyard::provider::gemini::Gemini;
 use switchyard::provider::openai::OpenAi;
 use switchyard::{Error, ErrorKind, Result, RouterBuilder, RouterConfig, SimulatedProvider};
 
+/// The most requests `[server] max_concurrency` may let in at once (a semaphore's limit is far
+/// above, but no server holds a million requests in flight).
+pub const MAX_CONCURRENCY: usize = 1 << 20;
+
 /// A gateway configuration, as loaded.
 #[derive(Debug)]
 #[non_exhaustive]
@@ -163,7 +167,10 @@ pub struct KeyConfig {
 }
 
 /// One `[[providers]]` entry.
-#[derive(Clone, Debug, Deserialize)]
+///
+/// Its `Debug` output shows `base_url` without user name, password, query or fragment
+/// ([`redact_url`](switchyard::provider::redact_url)).
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct ProviderConfig {
@@ -222,6 +229,30 @@ pub struct ProviderConfig {
     pub seed: Option<u64>,
 }
 
+impl std::fmt::Debug for ProviderConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProviderConfig")
+            .field("name", &self.name)
+            .field("kind", &self.kind)
+            .field("base_url", &self.base_url.as_deref().map(switchyard::provider::redact_url))
+            .field("api_key_env", &self.api_key_env)
+            .field("connect_timeout_ms", &self.connect_timeout_ms)
+            .field("first_byte_timeout_ms", &self.first_byte_timeout_ms)
+            .field("timeout_ms", &self.timeout_ms)
+            .field("bearer_token_env", &self.bearer_token_env)
+            .field("api_version", &self.api_version)
+            .field("v1", &self.v1)
+            .field("vertex_project", &self.vertex_project)
+            .field("vertex_location", &self.vertex_location)
+            .field("region", &self.region)
+            .field("access_key_id_env", &self.access_key_id_env)
+            .field("secret_access_key_env", &self.secret_access_key_env)
+            .field("session_token_env", &self.session_token_env)
+            .field("seed", &self.seed)
+            .finish()
+    }
+}
+
 /// The adapters the gateway can build.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -274,6 +305,17 @@ fn router_part(text: &str) -> String {
         }
     }
     out
+}
+
+/// Whether `router_text` ([`router_part`] of `text`) holds everything of `text` but the gateway's
+/// tables: the split goes by lines, and a multi-line value with a line that opens like a gateway
+/// table would lose the lines after it.
+fn splits_cleanly(text: &str, router_text: &str) -> bool {
+    type Table = serde_json::Map<String, serde_json::Value>;
+    let Ok(mut whole) = switchyard::config::__from_toml::<Table>(text) else { return true };
+    whole.remove("server");
+    whole.remove("providers");
+    switchyard::config::__from_toml::<Table>(router_text).is_ok_and(|part| part == whole)
 }
 
 /// The value of the environment variable an entry's field (`field`) names, if it names one.
@@ -349,7 +391,14 @@ impl GatewayConfig {
     /// [`ErrorKind::Config`] naming the field.
     pub fn from_toml_str(text: &str) -> Result<Self> {
         let sections: Sections = switchyard::config::__from_toml(text)?;
-        let router = RouterConfig::from_toml_str(&router_part(text))?;
+        let router_text = router_part(text);
+        if !splits_cleanly(text, &router_text) {
+            return Err(config_error(
+                "the router's part of the file cannot be told from `[server]` and `[[providers]]`: a line inside a \
+                 multi-line string or array starts with `[server` or `[providers`; write that value on one line",
+            ));
+        }
+        let router = RouterConfig::from_toml_str(&router_text)?;
         let config = Self { router, server: sections.server, providers: sections.providers };
         config.check()?;
         Ok(config)
@@ -359,6 +408,9 @@ impl GatewayConfig {
         let s = &self.server;
         if s.max_body_bytes == 0 || s.max_concurrency == 0 {
             return Err(config_error("server.max_body_bytes and server.max_concurrency must be positive"));
+        }
+        if s.max_concurrency > MAX_CONCURRENCY {
+            return Err(config_error(format!("server.max_concurrency must be at most {MAX_CONCURRENCY}")));
         }
         if s.stored_responses > 0 && (s.stored_responses_ttl_ms == 0 || s.stored_responses_max_bytes == 0) {
             return Err(config_error(
@@ -551,11 +603,36 @@ pricing = { input_per_mtok = 0.15, output_per_mtok = 0.6 }
     }
 
     #[test]
+    fn a_value_that_the_split_would_cut_is_refused_by_name() {
+        let sim = "[[providers]]\nname = \"sim\"\nkind = \"simulated\"\n";
+        let cut = MODELS.replace("id = \"mini\"", "id = \"mini\"\napi_name = '''\n[server]\n'''");
+        let e = err(&format!("{cut}{sim}"));
+        assert!(e.contains("multi-line string or array starts with `[server`"), "{e}");
+        // On one line, the same value is read.
+        let one = MODELS.replace("id = \"mini\"", "id = \"mini\"\napi_name = '[server]'");
+        GatewayConfig::from_toml_str(&format!("{one}{sim}")).unwrap();
+    }
+
+    #[test]
+    fn debug_output_hides_credentials_in_a_base_url() {
+        let text = format!(
+            "{MODELS}\n[[providers]]\nname = \"sim\"\nkind = \"openai\"\n\
+             base_url = \"https://team:s3cret-pw@llm.example.com/v1?api-key=k3y\"\n"
+        );
+        let config = GatewayConfig::from_toml_str(&text).unwrap();
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("s3cret-pw") && !shown.contains("k3y"), "{shown}");
+        assert!(shown.contains("base_url: Some(\"https://llm.example.com/v1\")"), "{shown}");
+    }
+
+    #[test]
     fn bad_configs_name_what_is_wrong() {
         let sim = "[[providers]]\nname = \"sim\"\nkind = \"simulated\"\n";
         assert!(err(MODELS).contains("provider `sim`"));
         assert!(err(&format!("{MODELS}{sim}[server]\nlisten = \"nowhere\"\n")).contains("listen"));
         assert!(err(&format!("{MODELS}{sim}[server]\nmax_concurrency = 0\n")).contains("max_concurrency"));
+        let huge = err(&format!("{MODELS}{sim}[server]\nmax_concurrency = 9223372036854775807\n"));
+        assert!(huge.contains("max_concurrency must be at most 1048576"), "{huge}");
         let keep = "[server]\nstored_responses = 10\n";
         assert!(err(&format!("{MODELS}{sim}{keep}stored_responses_ttl_ms = 0\n")).contains("stored_responses_ttl_ms"));
         assert!(err(&format!("{MODELS}{sim}{keep}stored_responses_max_bytes = 0\n")).contains("max_bytes"));

@@ -172,8 +172,10 @@ impl ResponsesRequest {
         request.top_p = self.top_p;
         request.parallel_tool_calls = self.parallel_tool_calls;
         request.user = self.user;
-        if let Some(Value::Number(seed)) = extra.remove("seed") {
-            request.seed = seed.as_i64();
+        match extra.remove("seed") {
+            None | Some(Value::Null) => {}
+            Some(Value::Number(seed)) if seed.as_i64().is_some() => request.seed = seed.as_i64(),
+            Some(_) => return Err(invalid("`seed` must be an integer within the 64-bit signed range")),
         }
         request.extra = extra;
         let echo = Echo {

@@ -1118,6 +1118,8 @@ async fn the_responses_api_refuses_what_it_cannot_serve_in_openais_error_shape()
         (TEAM_KEY, json!({"model": "auto", "input": "hi", "tools": [{"type": "web_search"}]}), 400, "tools[0]"),
         (TEAM_KEY, json!({"model": "no-such-model", "input": "hi"}), 404, "no-such-model"),
         (TEAM_KEY, json!({"input": "hi"}), 400, "model"),
+        (TEAM_KEY, json!({"model": "auto", "input": "hi", "seed": 1.5}), 400, "`seed`"),
+        (TEAM_KEY, json!({"model": "auto", "input": "hi", "seed": "7"}), 400, "`seed`"),
         ("sk-wrong", json!({"model": "auto", "input": "hi"}), 401, ""),
     ];
     for (key, body, status, says) in cases {
