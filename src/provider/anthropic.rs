@@ -608,6 +608,7 @@ impl SseDecoder for EventDecoder {
                 }
             }
             "message_stop" => {
+                self.tools.check_all_stopped(&self.name)?;
                 if let Some(u) = self.usage {
                     out.push_back(Ok(StreamEvent::Usage(u.to_usage())));
                 }
@@ -784,6 +785,15 @@ mod tests {
         assert_eq!(events[0].as_ref().unwrap_err().kind(), ErrorKind::Server);
         let events = run(&[r#"{"type":"content_block_start","index":5000,"content_block":{"type":"text"}}"#]);
         assert_eq!(events[0].as_ref().unwrap_err().kind(), ErrorKind::Decode);
+        // A tool call whose block never stopped is an error at the message's end, not a lost call.
+        let events = run(&[
+            r#"{"type":"content_block_start","index":0,"content_block":{"type":"tool_use","id":"toolu_1","name":"get","input":{}}}"#,
+            r#"{"type":"content_block_delta","index":0,"delta":{"type":"input_json_delta","partial_json":"{\"city\""}}"#,
+            r#"{"type":"message_stop"}"#,
+        ]);
+        let e = events.last().unwrap().as_ref().unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Decode);
+        assert!(e.to_string().contains("content block 0 unfinished"), "{e}");
     }
 
     proptest! {

@@ -125,6 +125,7 @@ impl SseDecoder<Message> for EventDecoder {
                 }
             }
             "messageStop" => {
+                self.tools.check_all_stopped(&self.name)?;
                 self.stop_reason = Some(ev.stop_reason);
                 if self.usage.is_some() {
                     self.finish(out);

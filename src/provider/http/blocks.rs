@@ -23,6 +23,8 @@ struct Open {
     id: String,
     name: String,
     json: String,
+    /// The arguments came whole with the start; fragments that follow replace them.
+    from_start: bool,
 }
 
 /// The tool-call blocks of one streamed message that have started and not yet stopped.
@@ -41,13 +43,30 @@ impl ToolBlocks {
         if self.open.len() <= index {
             self.open.resize_with(index + 1, || None);
         }
-        self.open[index] = Some(Open { id, name, json });
+        let from_start = !json.trim().is_empty();
+        self.open[index] = Some(Open { id, name, json, from_start });
     }
 
-    /// More of the arguments of the call at block `index`; nothing if no call is open there.
+    /// More of the arguments of the call at block `index`; nothing if no call is open there. The
+    /// first fragment replaces arguments that came with the start, rather than adding a second JSON
+    /// value to them.
     pub(crate) fn append(&mut self, index: usize, fragment: &str) {
         if let Some(Some(call)) = self.open.get_mut(index) {
+            if std::mem::take(&mut call.from_start) {
+                call.json.clear();
+            }
             call.json.push_str(fragment);
+        }
+    }
+
+    /// At the message's end: a decode error naming `provider` when a call has started and not
+    /// stopped (its arguments may be cut short), so that no call is dropped or sent on half-written.
+    pub(crate) fn check_all_stopped(&self, provider: &str) -> Result<()> {
+        match self.open.iter().position(Option::is_some) {
+            Some(index) => Err(Error::decode(format!(
+                "provider `{provider}` ended its message with the tool call of content block {index} unfinished"
+            ))),
+            None => Ok(()),
         }
     }
 
@@ -79,5 +98,17 @@ mod tests {
         assert!(block_index("p", MAX_BLOCKS).expect_err("over").to_string().contains("content block 1024"));
         blocks.start(MAX_BLOCKS, "t3".into(), "h".into(), String::new());
         assert!(blocks.open.len() <= MAX_BLOCKS);
+        // Arguments that came whole with the start are replaced by fragments, not glued to them.
+        blocks.start(3, "t4".into(), "k".into(), "{\"x\":1}".into());
+        assert_eq!(blocks.stop(3), Some(ToolCall::new("t4", "k", "{\"x\":1}")));
+        blocks.start(3, "t5".into(), "k".into(), "{\"x\":1}".into());
+        blocks.append(3, "{\"x\":");
+        blocks.append(3, "2}");
+        assert_eq!(blocks.stop(3), Some(ToolCall::new("t5", "k", "{\"x\":2}")));
+        // A call still open at the end is an error, not a silent loss.
+        assert!(blocks.check_all_stopped("p").is_ok());
+        blocks.start(5, "t6".into(), "k".into(), String::new());
+        let e = blocks.check_all_stopped("p").expect_err("open").to_string();
+        assert!(e.contains("content block 5 unfinished"), "{e}");
     }
 }

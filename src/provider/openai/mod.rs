@@ -712,19 +712,36 @@ impl ChunkDecoder {
         Self { name, calls: Vec::new(), calls_flushed: false, finish: None, usage: None }
     }
 
-    fn flush_calls(&mut self, out: &mut VecDeque<Result<StreamEvent>>) {
+    /// The calls, whole, at the finish reason (or `[DONE]`). An index no delta filled (the calls
+    /// numbered from 1, say) is skipped; a call without a name is a decode error, since no one could
+    /// run it.
+    fn flush_calls(&mut self, out: &mut VecDeque<Result<StreamEvent>>) -> Result<()> {
         if self.calls_flushed {
-            return;
+            return Ok(());
         }
         self.calls_flushed = true;
         for (i, call) in self.calls.drain(..).enumerate() {
+            if call.id.is_empty() && call.name.is_empty() && call.arguments.is_empty() {
+                continue;
+            }
+            if call.name.is_empty() {
+                return Err(Error::decode(format!("provider `{}` streamed tool call {i} without a name", self.name)));
+            }
             let id = if call.id.is_empty() { format!("call_{i}") } else { call.id };
             let arguments = if call.arguments.is_empty() { "{}".to_owned() } else { call.arguments };
             out.push_back(Ok(StreamEvent::ToolCall(crate::request::ToolCall::new(id, call.name, arguments))));
         }
+        Ok(())
     }
 
     fn tool_delta(&mut self, d: ToolCallDelta) -> Result<()> {
+        if self.calls_flushed {
+            // The calls went out whole at the finish reason: a late fragment would be lost.
+            return Err(Error::decode(format!(
+                "provider `{}` streamed a tool call after its finish reason",
+                self.name
+            )));
+        }
         let index = d.index.unwrap_or_else(|| {
             if d.id.is_some() || self.calls.is_empty() { self.calls.len() } else { self.calls.len() - 1 }
         });
@@ -757,7 +774,7 @@ impl SseDecoder for ChunkDecoder {
     fn event(&mut self, event: SseEvent, out: &mut VecDeque<Result<StreamEvent>>) -> Result<bool> {
         let data = event.data.trim();
         if data == "[DONE]" {
-            self.flush_calls(out);
+            self.flush_calls(out)?;
             if let Some(usage) = self.usage.take() {
                 out.push_back(Ok(StreamEvent::Usage(usage)));
             }
@@ -786,7 +803,7 @@ impl SseDecoder for ChunkDecoder {
             }
             if let Some(reason) = choice.finish_reason {
                 self.finish = Some(finish_reason(Some(&reason)));
-                self.flush_calls(out);
+                self.flush_calls(out)?;
             }
         }
         if let Some(usage) = chunk.usage {
@@ -960,6 +977,26 @@ mod tests {
         assert_eq!(events[0].as_ref().unwrap_err().kind(), crate::error::ErrorKind::Decode);
         let (events, _) = run_stream(&[r#"{"error":{"type":"server_error","message":"boom"}}"#]);
         assert_eq!(events[0].as_ref().unwrap_err().kind(), crate::error::ErrorKind::Server);
+        // Calls numbered from 1: no empty call for the index nobody filled.
+        let (events, _) = run_stream(&[
+            r#"{"choices":[{"delta":{"tool_calls":[{"index":1,"id":"b","function":{"name":"g","arguments":"{}"}}]},"finish_reason":"tool_calls"}]}"#,
+            "[DONE]",
+        ]);
+        let events: Vec<StreamEvent> = events.into_iter().map(|e| e.unwrap()).collect();
+        assert_eq!(events[0], StreamEvent::ToolCall(ToolCall::new("b", "g", "{}")));
+        assert_eq!(events.len(), 2, "{events:?}");
+        // A fragment after the finish reason, and a call without a name, are errors, not losses.
+        let (events, _) = run_stream(&[
+            r#"{"choices":[{"delta":{"tool_calls":[{"index":0,"id":"a","function":{"name":"f","arguments":"{"}}]},"finish_reason":"tool_calls"}]}"#,
+            r#"{"choices":[{"delta":{"tool_calls":[{"index":0,"function":{"arguments":"}"}}]}}]}"#,
+        ]);
+        let e = events.last().unwrap().as_ref().unwrap_err();
+        assert!(e.to_string().contains("after its finish reason"), "{e}");
+        let (events, _) = run_stream(&[
+            r#"{"choices":[{"delta":{"tool_calls":[{"index":0,"id":"a","function":{"arguments":"{}"}}]},"finish_reason":"tool_calls"}]}"#,
+        ]);
+        let e = events.last().unwrap().as_ref().unwrap_err();
+        assert!(e.to_string().contains("tool call 0 without a name"), "{e}");
     }
 
     proptest! {
