@@ -496,7 +496,10 @@ fn limits_load_from_toml_and_bad_values_name_their_field() {
         assert!(error.to_string().contains(needle), "{error} does not mention {needle}");
     };
     bad("[[limits.budgets]]\nscope = \"global\"\nlimit_usd = -1.0\nwindow = \"day\"", "limits.budgets[0].limit_usd");
-    bad("[[limits.budgets]]\nscope = \"global\"\nlimit_usd = 1.0\nwindow = \"fortnight\"", "fortnight");
+    bad(
+        "[[limits.budgets]]\nscope = \"global\"\nlimit_usd = 1.0\nwindow = \"fortnight\"",
+        "`limits.budgets[0].window`: unknown window",
+    );
     bad("[[limits.budgets]]\nscope = \"global\"\ntenant = \"acme\"\nlimit_usd = 1.0\nwindow = \"day\"", "tenant");
     bad("[[limits.rate_limits]]\nmodel = \"nope\"\nrequests_per_minute = 1", "unknown model `nope`");
     bad("[[limits.rate_limits]]\nmodel = \"cheap\"", "requests_per_minute");

@@ -65,9 +65,7 @@ fn migrate_weights(map: &mut Map<String, Value>, at: &str) -> Result<bool> {
     let number = |map: &Map<String, Value>, key: &str| -> Result<Option<f64>> {
         match map.get(key) {
             None => Ok(None),
-            Some(v) => {
-                v.as_f64().map(Some).ok_or_else(|| Error::config(format!("`{at}.{key}`: expected a number, got {v}")))
-            }
+            Some(v) => v.as_f64().map(Some).ok_or_else(|| Error::config(format!("`{at}.{key}`: expected a number"))),
         }
     };
     let lambda = number(map, "cost_weight")?;

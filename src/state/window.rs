@@ -148,9 +148,9 @@ impl<'de> Deserialize<'de> for Window {
                 "hour" => Ok(Self::Hour),
                 "day" => Ok(Self::Day),
                 "month" => Ok(Self::Month),
-                other => Err(serde::de::Error::custom(format!(
-                    "unknown window `{other}`: expected minute, hour, day, month or {{ sliding_ms = N }}"
-                ))),
+                _ => Err(serde::de::Error::custom(
+                    "unknown window: expected minute, hour, day, month or { sliding_ms = N }",
+                )),
             },
         }
     }
