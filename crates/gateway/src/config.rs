@@ -394,8 +394,9 @@ impl GatewayConfig {
         let router_text = router_part(text);
         if !splits_cleanly(text, &router_text) {
             return Err(config_error(
-                "the router's part of the file cannot be told from `[server]` and `[[providers]]`: a line inside a \
-                 multi-line string or array starts with `[server` or `[providers`; write that value on one line",
+                "the router's part of the file cannot be told from the gateway's: write `server` and `providers` \
+                 as `[server]` and `[[providers]]` tables, and a multi-line string or array that has a line starting \
+                 with `[` on one line",
             ));
         }
         let router = RouterConfig::from_toml_str(&router_text)?;
@@ -607,7 +608,7 @@ pricing = { input_per_mtok = 0.15, output_per_mtok = 0.6 }
         let sim = "[[providers]]\nname = \"sim\"\nkind = \"simulated\"\n";
         let cut = MODELS.replace("id = \"mini\"", "id = \"mini\"\napi_name = '''\n[server]\n'''");
         let e = err(&format!("{cut}{sim}"));
-        assert!(e.contains("multi-line string or array starts with `[server`"), "{e}");
+        assert!(e.contains("a multi-line string or array that has a line starting with `[` on one line"), "{e}");
         // On one line, the same value is read.
         let one = MODELS.replace("id = \"mini\"", "id = \"mini\"\napi_name = '[server]'");
         GatewayConfig::from_toml_str(&format!("{one}{sim}")).unwrap();

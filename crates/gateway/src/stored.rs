@@ -274,6 +274,25 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    #[tokio::test]
+    #[allow(clippy::disallowed_methods, reason = "the waiter runs on a task of its own")]
+    async fn writes_are_waited_for_until_the_last_one_ends() {
+        let writes = Arc::new(Writes::default());
+        writes.idle().await;
+        let (a, b) = (writes.start(), writes.start());
+        assert_eq!(writes.in_flight(), 2);
+        let waiting = tokio::spawn({
+            let writes = Arc::clone(&writes);
+            async move { writes.idle().await }
+        });
+        drop(a);
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished(), "one write is still under way");
+        drop(b);
+        tokio::time::timeout(std::time::Duration::from_secs(5), waiting).await.unwrap().unwrap();
+        assert_eq!(writes.in_flight(), 0);
+    }
+
     fn stored(owner: &str, text: &str) -> Stored {
         Stored { owner: Some(owner.to_owned()), conversation: vec![Message::user(text)], object: json!({"id": text}) }
     }

@@ -255,5 +255,15 @@ mod tests {
         assert_eq!(run(&bad)[0].as_ref().unwrap_err().kind(), ErrorKind::Decode);
         let far = event("contentBlockStart", r#"{"contentBlockIndex":5000,"start":{}}"#);
         assert_eq!(run(&far)[0].as_ref().unwrap_err().kind(), ErrorKind::Decode);
+        // A tool call whose block never stopped is an error at messageStop, not a lost call.
+        let open = [
+            event("contentBlockStart", r#"{"contentBlockIndex":0,"start":{"toolUse":{"name":"f","toolUseId":"t"}}}"#),
+            event("contentBlockDelta", r#"{"contentBlockIndex":0,"delta":{"toolUse":{"input":"{\"a\":"}}}"#),
+            event("messageStop", r#"{"stopReason":"tool_use"}"#),
+        ]
+        .concat();
+        let e = run(&open).into_iter().last().unwrap().unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Decode);
+        assert!(e.to_string().contains("content block 0 unfinished"), "{e}");
     }
 }

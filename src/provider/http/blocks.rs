@@ -52,7 +52,7 @@ impl ToolBlocks {
     /// value to them.
     pub(crate) fn append(&mut self, index: usize, fragment: &str) {
         if let Some(Some(call)) = self.open.get_mut(index) {
-            if std::mem::take(&mut call.from_start) {
+            if !fragment.trim().is_empty() && std::mem::take(&mut call.from_start) {
                 call.json.clear();
             }
             call.json.push_str(fragment);
@@ -102,6 +102,10 @@ mod tests {
         blocks.start(3, "t4".into(), "k".into(), "{\"x\":1}".into());
         assert_eq!(blocks.stop(3), Some(ToolCall::new("t4", "k", "{\"x\":1}")));
         blocks.start(3, "t5".into(), "k".into(), "{\"x\":1}".into());
+        blocks.append(3, "");
+        assert_eq!(blocks.stop(3), Some(ToolCall::new("t5", "k", "{\"x\":1}")), "an empty fragment keeps them");
+        blocks.start(3, "t5".into(), "k".into(), "{\"x\":1}".into());
+        blocks.append(3, "");
         blocks.append(3, "{\"x\":");
         blocks.append(3, "2}");
         assert_eq!(blocks.stop(3), Some(ToolCall::new("t5", "k", "{\"x\":2}")));

@@ -87,24 +87,37 @@ fn cleaned(text: &str, limit: Option<usize>) -> String {
 }
 
 /// `text` with the backslash escapes of JSON strings and Python's `repr` read back: `\n`, `\t`,
-/// `\r`, `\"`, `\'`, `\\`, `\/`, `\uXXXX` and `\xXX` (an escape that does not decode is kept as
-/// written).
+/// `\r`, `\"`, `\'`, `\\`, `\/`, `\uXXXX` (surrogate pairs included), `\UXXXXXXXX` and `\xXX` (an
+/// escape that does not decode is kept as written).
 fn unescaped(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(at) = rest.find('\\') {
         out.push_str(&rest[..at]);
         let after = &rest[at + 1..];
-        let hex = |digits: usize| {
-            after.get(1..=digits).and_then(|h| u32::from_str_radix(h, 16).ok()).and_then(char::from_u32)
+        let code = |from: usize, digits: usize| {
+            after
+                .get(from..from + digits)
+                .filter(|h| h.bytes().all(|b| b.is_ascii_hexdigit()))
+                .and_then(|h| u32::from_str_radix(h, 16).ok())
         };
         let (decoded, used) = match after.chars().next() {
             Some('n') => (Some('\n'), 1),
             Some('t') => (Some('\t'), 1),
             Some('r') => (Some('\r'), 1),
             Some(c @ ('"' | '\'' | '\\' | '/')) => (Some(c), 1),
-            Some('u') => (hex(4), 5),
-            Some('x') => (hex(2), 3),
+            Some('u') => match code(1, 4) {
+                // A surrogate pair, as JSON writes a character outside the basic plane.
+                Some(high @ 0xD800..=0xDBFF) => match (after.get(5..7), code(7, 4)) {
+                    (Some("\\u"), Some(low @ 0xDC00..=0xDFFF)) => {
+                        (char::from_u32(0x10000 + ((high - 0xD800) << 10) + (low - 0xDC00)), 11)
+                    }
+                    _ => (None, 0),
+                },
+                c => (c.and_then(char::from_u32), 5),
+            },
+            Some('U') => (code(1, 8).and_then(char::from_u32), 9),
+            Some('x') => (code(1, 2).and_then(char::from_u32), 3),
             _ => (None, 0),
         };
         match decoded {
@@ -245,6 +258,7 @@ mod tests {
         assert_eq!(sanitize("tools[0]: 'Looks up the salary of an employee' is too long", Some(&cx), None), None);
         // Escapes that do not decode are kept, and unrelated messages still pass.
         assert_eq!(unescaped(r#"a\qb \u12 c\"d"#), "a\\qb \\u12 c\"d");
+        assert_eq!(unescaped(r"\ud83d\ude00 \U0001f600 \ud83d \u+123 \xé"), "😀 😀 \\ud83d \\u+123 \\xé");
         assert!(sanitize(r#"invalid value for \"temperature\": must be <= 2"#, Some(&cx), None).is_some());
     }
 }

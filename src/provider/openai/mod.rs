@@ -720,12 +720,14 @@ impl ChunkDecoder {
             return Ok(());
         }
         self.calls_flushed = true;
+        let unfilled = |c: &PartialCall| c.id.is_empty() && c.name.is_empty() && c.arguments.is_empty();
+        // Every call is checked before any goes out, so that an error does not follow half of them.
+        if let Some(i) = self.calls.iter().position(|c| !unfilled(c) && c.name.is_empty()) {
+            return Err(Error::decode(format!("provider `{}` streamed tool call {i} without a name", self.name)));
+        }
         for (i, call) in self.calls.drain(..).enumerate() {
-            if call.id.is_empty() && call.name.is_empty() && call.arguments.is_empty() {
+            if unfilled(&call) {
                 continue;
-            }
-            if call.name.is_empty() {
-                return Err(Error::decode(format!("provider `{}` streamed tool call {i} without a name", self.name)));
             }
             let id = if call.id.is_empty() { format!("call_{i}") } else { call.id };
             let arguments = if call.arguments.is_empty() { "{}".to_owned() } else { call.arguments };
@@ -735,7 +737,11 @@ impl ChunkDecoder {
     }
 
     fn tool_delta(&mut self, d: ToolCallDelta) -> Result<()> {
-        if self.calls_flushed {
+        let adds_nothing = d.id.as_deref().is_none_or(str::is_empty)
+            && d.function.as_ref().is_none_or(|f| {
+                f.name.as_deref().is_none_or(str::is_empty) && f.arguments.as_deref().is_none_or(str::is_empty)
+            });
+        if self.calls_flushed && !adds_nothing {
             // The calls went out whole at the finish reason: a late fragment would be lost.
             return Err(Error::decode(format!(
                 "provider `{}` streamed a tool call after its finish reason",
@@ -992,11 +998,19 @@ mod tests {
         ]);
         let e = events.last().unwrap().as_ref().unwrap_err();
         assert!(e.to_string().contains("after its finish reason"), "{e}");
-        let (events, _) = run_stream(&[
-            r#"{"choices":[{"delta":{"tool_calls":[{"index":0,"id":"a","function":{"arguments":"{}"}}]},"finish_reason":"tool_calls"}]}"#,
+        // An empty fragment after the finish reason loses nothing and passes.
+        let (events, done) = run_stream(&[
+            r#"{"choices":[{"delta":{"tool_calls":[{"index":0,"id":"a","function":{"name":"f","arguments":"{}"}}]},"finish_reason":"tool_calls"}]}"#,
+            r#"{"choices":[{"delta":{"tool_calls":[{"index":0,"function":{"arguments":""}}]}}]}"#,
+            "[DONE]",
         ]);
-        let e = events.last().unwrap().as_ref().unwrap_err();
-        assert!(e.to_string().contains("tool call 0 without a name"), "{e}");
+        assert!(done && events.iter().all(Result::is_ok), "{events:?}");
+        let (events, _) = run_stream(&[
+            r#"{"choices":[{"delta":{"tool_calls":[{"index":0,"id":"a","function":{"name":"f","arguments":"{}"}},{"index":1,"id":"b","function":{"arguments":"{}"}}]},"finish_reason":"tool_calls"}]}"#,
+        ]);
+        assert_eq!(events.len(), 1, "no call goes out before the error: {events:?}");
+        let e = events[0].as_ref().unwrap_err();
+        assert!(e.to_string().contains("tool call 1 without a name"), "{e}");
     }
 
     proptest! {
