@@ -379,6 +379,36 @@ async fn spending_during_an_outage_reaches_the_store_when_it_returns() {
 }
 
 #[tokio::test]
+async fn outage_spending_sent_again_after_a_lost_reply_counts_once() {
+    let meter = Meter::new();
+    let store = Flaky::new();
+    let limits = failure_limits(10.0, OnStoreFailure::Local).flush_after(Duration::ZERO);
+    let r = router(&meter, limits, store.clone());
+    align(&meter, &r);
+    let before = r.complete(request()).await.unwrap().cost_usd;
+    store.down.store(true, Ordering::SeqCst);
+    let mut during = 0.0;
+    for _ in 0..3 {
+        during += r.complete(request()).await.unwrap().cost_usd;
+    }
+    // Back, but its first reply is lost: the spending was added, and the router cannot know.
+    store.down.store(false, Ordering::SeqCst);
+    store.lose_replies.store(true, Ordering::SeqCst);
+    assert!(r.flush_state().await.is_err());
+    store.lose_replies.store(false, Ordering::SeqCst);
+    // Sent again, with what was spent since, and added once.
+    let after = r.complete(request()).await.unwrap().cost_usd;
+    r.flush_state().await.unwrap();
+    let want = before + during + after;
+    let got = spent(&r).await;
+    assert!(
+        close(got, want),
+        "{got} != {want} (the outage's spending counted {} times)",
+        (got - before - after) / during
+    );
+}
+
+#[tokio::test]
 async fn spending_while_failing_open_reaches_the_store_when_it_returns() {
     let meter = Meter::new();
     let store = Flaky::new();

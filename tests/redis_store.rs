@@ -176,6 +176,31 @@ async fn a_settlement_sent_twice_counts_once() {
     assert!(close(admitted.values[0], 0.3), "{:?}", admitted.values);
 }
 
+/// Local spending replayed after a call that got no answer (it may have been applied): the batch
+/// goes again under its id and is added once, by both stores.
+#[tokio::test]
+#[ignore = "needs redis-server"]
+async fn a_batch_of_unreserved_charges_sent_again_counts_once() {
+    let redis = Redis::shared();
+    let store = store(&redis, "batch_twice").await;
+    let memory = MemoryStore::new();
+    let a = admit(10.0, &[0.0]);
+    let counter = a.counters[0].clone();
+    let batch = Settlement::unreserved_once(42, [(counter.clone(), 0.75)]);
+    let other = Settlement::unreserved_once(43, [(counter.clone(), 0.5)]);
+    for s in [&store as &dyn StateStore, &memory] {
+        s.settle(std::slice::from_ref(&batch)).await.unwrap();
+        let mut again = a.clone();
+        again.settle = vec![batch.clone(), other.clone(), batch.clone()];
+        let admitted = s.admit(&again).await.unwrap();
+        assert!(close(admitted.values[0], 1.25), "{:?}", admitted.values);
+        // Plain unreserved amounts still add every time.
+        s.settle(&[Settlement::unreserved([(counter.clone(), 0.25)])]).await.unwrap();
+        s.settle(&[Settlement::unreserved([(counter.clone(), 0.25)])]).await.unwrap();
+        assert!(close(s.admit(&a).await.unwrap().values[0], 1.75));
+    }
+}
+
 #[tokio::test]
 #[ignore = "needs redis-server"]
 async fn an_expired_lease_settled_before_any_admission_still_gives_its_reservation_back() {

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use smallvec::SmallVec;
 
-use super::{Admit, Admitted, Counter, FastHash, Lease, SLACK, Settlement, StateStore, fits, order, validate};
+use super::{Admit, Admitted, Counter, FastHash, Lease, ONCE, SLACK, Settlement, StateStore, fits, order, validate};
 use crate::error::Result;
 
 /// How long the ids of leases that expired unsettled are remembered.
@@ -66,6 +66,9 @@ struct State {
     /// Leases that expired unsettled, by when, kept for a day: their late settlement adds the whole
     /// actual amount, once.
     swept: HashMap<u64, (Instant, Charges), FastHash>,
+    /// Batches of unreserved charges applied ([`Settlement::unreserved_once`]), by when, kept for a
+    /// day: a batch sent again is not applied again.
+    once: HashMap<u64, Instant, FastHash>,
     sticky: HashMap<Arc<str>, (Arc<str>, Instant)>,
     /// Flags, until when they are set.
     flags: HashMap<Arc<str>, Instant, FastHash>,
@@ -393,6 +396,15 @@ impl State {
         // reservation.
         let (live, apply) = match s.lease.id {
             0 => (false, true),
+            // A batch applied at most once: remembered while there is room (past the cap, applied
+            // without being remembered).
+            id if id & ONCE != 0 => {
+                let seen = self.once.contains_key(&id);
+                if !seen && self.once.len() < self.max_entries {
+                    self.once.insert(id, now);
+                }
+                (false, !seen)
+            }
             id if self.leases.remove(&id).is_some() => (true, true),
             // Swept: the reservation was given back. Neither: settled before, nothing to do.
             id => (false, self.swept.remove(&id).is_some()),
@@ -451,6 +463,7 @@ impl State {
         self.next_sweep = Some(now + SWEEP_EVERY);
         let expired: Vec<u64> = self.leases.iter().filter(|(_, (_, exp))| *exp <= now).map(|(id, _)| *id).collect();
         self.swept.retain(|_, (at, _)| now.saturating_duration_since(*at) < SWEPT_FOR);
+        self.once.retain(|_, at| now.saturating_duration_since(*at) < SWEPT_FOR);
         for id in expired {
             if let Some((lease, _)) = self.leases.remove(&id) {
                 for (counter, reserved) in &lease.charges {
@@ -468,6 +481,7 @@ impl State {
         self.flags.retain(|_, until| *until > now);
         shrink(&mut self.leases);
         shrink(&mut self.swept);
+        shrink(&mut self.once);
     }
 
     /// Purges expired counters and sticky entries, and shrinks their maps.
@@ -690,6 +704,19 @@ mod tests {
         assert_eq!(store.read_now(std::slice::from_ref(&idle)), vec![2.0]);
         std::thread::sleep(ttl + ttl / 2);
         assert_eq!(store.read_now(&[idle]), vec![0.0]);
+    }
+
+    #[test]
+    fn a_batch_of_unreserved_charges_is_applied_once() {
+        let store = MemoryStore::new();
+        let counter = Counter::new("budget:global:day:1", Duration::ZERO);
+        let batch = Settlement::unreserved_once(7, [(counter.clone(), 1.5)]);
+        store.settle_sync(&[batch.clone(), batch.clone()]);
+        store.settle_sync(std::slice::from_ref(&batch));
+        assert_eq!(store.read_now(std::slice::from_ref(&counter)), vec![1.5]);
+        store.settle_sync(&[Settlement::unreserved_once(8, [(counter.clone(), 1.0)])]);
+        assert_eq!(store.read_now(&[counter]), vec![2.5]);
+        assert!(!batch.is_reserved());
     }
 
     #[test]

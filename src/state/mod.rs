@@ -218,11 +218,16 @@ pub struct Admitted {
     pub blocked: Vec<(usize, Duration)>,
 }
 
+/// The bit of a [`Lease::id`] that marks a batch of unreserved charges applied at most once
+/// ([`Settlement::unreserved_once`]); the ids of leases a store hands out never have it.
+pub const ONCE: u64 = 1 << 63;
+
 /// A reservation: the charges an admission added, to be reconciled with what was actually used.
 #[derive(Clone, PartialEq)]
 pub struct Lease {
     /// Unique per store, from 1; 0 for charges that were never reserved (see
-    /// [`Settlement::unreserved`]).
+    /// [`Settlement::unreserved`]); with the [`ONCE`] bit set, the id of a batch of charges that were
+    /// never reserved and that the store applies at most once ([`Settlement::unreserved_once`]).
     pub id: u64,
     /// `(counter, amount reserved)`.
     pub charges: SmallVec<[(Counter, f64); 4]>,
@@ -257,6 +262,20 @@ impl Settlement {
     pub fn unreserved(charges: impl IntoIterator<Item = (Counter, f64)>) -> Self {
         let (charges, actual): (SmallVec<_>, SmallVec<_>) = charges.into_iter().map(|(c, a)| ((c, 0.0), a)).unzip();
         Self { lease: Lease { id: 0, charges }, actual }
+    }
+
+    /// [`unreserved`](Self::unreserved) amounts as batch `batch` (its low 63 bits; unique, random
+    /// ids keep replicas apart), which the store applies at most once within a day: a batch sent
+    /// again after a call whose reply was lost (it may have been applied) is not counted twice.
+    pub fn unreserved_once(batch: u64, charges: impl IntoIterator<Item = (Counter, f64)>) -> Self {
+        let mut s = Self::unreserved(charges);
+        s.lease.id = batch | ONCE;
+        s
+    }
+
+    /// Whether this settles a lease the store handed out (not unreserved amounts).
+    pub fn is_reserved(&self) -> bool {
+        self.lease.id != 0 && self.lease.id & ONCE == 0
     }
 }
 

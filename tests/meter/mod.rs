@@ -149,16 +149,30 @@ pub(crate) fn close(a: f64, b: f64) -> bool {
     (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1.0)
 }
 
-/// A store that can be switched to fail or to hang.
+/// A store that can be switched to fail, to hang, or to lose its replies (what was asked is done,
+/// and the caller gets an error, as when an answer arrives after the caller's timeout).
 pub(crate) struct Flaky {
     pub(crate) inner: MemoryStore,
     pub(crate) down: AtomicBool,
     pub(crate) hang: AtomicBool,
+    pub(crate) lose_replies: AtomicBool,
 }
 
 impl Flaky {
     pub(crate) fn new() -> Arc<Self> {
-        Arc::new(Self { inner: MemoryStore::new(), down: AtomicBool::new(false), hang: AtomicBool::new(false) })
+        Arc::new(Self {
+            inner: MemoryStore::new(),
+            down: AtomicBool::new(false),
+            hang: AtomicBool::new(false),
+            lose_replies: AtomicBool::new(false),
+        })
+    }
+
+    fn reply<T>(&self, reply: switchyard::Result<T>) -> switchyard::Result<T> {
+        if self.lose_replies.load(Ordering::SeqCst) {
+            return Err(switchyard::Error::new(switchyard::ErrorKind::Store, "flaky store lost its reply"));
+        }
+        reply
     }
 
     async fn gate(&self) -> switchyard::Result<()> {
@@ -179,11 +193,11 @@ impl StateStore for Flaky {
     }
     async fn admit(&self, admit: &Admit) -> switchyard::Result<Admitted> {
         self.gate().await?;
-        self.inner.admit(admit).await
+        self.reply(self.inner.admit(admit).await)
     }
     async fn settle(&self, settlements: &[Settlement]) -> switchyard::Result<()> {
         self.gate().await?;
-        self.inner.settle(settlements).await
+        self.reply(self.inner.settle(settlements).await)
     }
     async fn read(&self, counters: &[Counter]) -> switchyard::Result<Vec<f64>> {
         self.gate().await?;

@@ -14,7 +14,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::limits::{CallerLimits, LimitRoom, Window};
 use crate::policy::{Candidate, RejectReason, Rejection};
 use crate::request::Request;
-use crate::state::{Admitted, Counter};
+use crate::state::{Admitted, Counter, Settlement};
 
 impl Limiter {
     /// Reserves `first`, the preferred candidate, alone through an in-process store when it fits:
@@ -141,10 +141,10 @@ impl Limiter {
                     // Keep what was to be sent for the next call (a settlement applied twice counts
                     // once; a flag set twice is the same flag).
                     let mut pending = lock(&self.pending);
-                    pending.extend(built.admit.settle.into_iter().filter(|s| s.lease.id != 0));
+                    pending.extend(built.admit.settle.into_iter().filter(Settlement::is_reserved));
                     drop(pending);
                     lock(&self.flags).extend(built.admit.flags);
-                    lock(&self.backlog).extend(backlog);
+                    lock(&self.backlog).put_back(backlog);
                     self.queued_for_store();
                     let why = match failed {
                         // An in-process store is not down when it refuses (it is full): the refusal,

@@ -2,6 +2,7 @@
 //! the store fails, and settles reservations.
 
 mod admit;
+mod backlog;
 mod build;
 mod keys;
 mod settle;
@@ -19,8 +20,9 @@ pub(crate) use self::ticket::{Admission, Ticket};
 use super::LimitsConfig;
 use crate::catalog::Catalog;
 use crate::error::{Error, ErrorKind, Result};
-use crate::state::{Counter, Flag, MemoryStore, Settlement, StateStore};
+use crate::state::{Flag, MemoryStore, Settlement, StateStore};
 
+use self::backlog::Backlog;
 use self::keys::KeyCache;
 use self::store::Store;
 
@@ -51,7 +53,7 @@ pub(crate) struct Limiter {
     /// Settlements for the store, sent with the next admission.
     pending: Mutex<Vec<Settlement>>,
     /// Amounts spent under local counters while the store was failing, for the store.
-    backlog: Mutex<Vec<(Counter, f64)>>,
+    backlog: Mutex<Backlog>,
     /// The store's last reported value of each counter, to seed local counters after a failure.
     last_seen: Mutex<HashMap<Arc<str>, f64>>,
     /// Milliseconds since `epoch` until which the store is not asked.
@@ -100,7 +102,7 @@ impl Limiter {
             local: MemoryStore::new(),
             rates,
             pending: Mutex::new(Vec::new()),
-            backlog: Mutex::new(Vec::new()),
+            backlog: Mutex::new(Backlog::default()),
             last_seen: Mutex::new(HashMap::new()),
             down_until: AtomicU64::new(0),
             epoch: Instant::now(),

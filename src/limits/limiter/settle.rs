@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use super::backlog::Backlog;
 use super::{Limiter, lock};
 use crate::catalog::ModelIndex;
 use crate::error::Result;
@@ -73,7 +74,7 @@ impl Limiter {
                 .map(|((c, _), a)| (c.clone(), *a))
                 .collect();
             self.local.settle_sync(std::slice::from_ref(&settlement));
-            lock(&self.backlog).extend(spent);
+            lock(&self.backlog).add(spent);
             self.queued_for_store();
         } else if let Some(store) = self.store.memory() {
             store.settle_recent(&settlement);
@@ -95,24 +96,23 @@ impl Limiter {
             Err(_) => Err(self.timeout_error()),
         };
         if result.is_err() {
-            lock(&self.pending).extend(admit.settle.into_iter().filter(|s| s.lease.id != 0));
+            lock(&self.pending).extend(admit.settle.into_iter().filter(Settlement::is_reserved));
             lock(&self.flags).extend(admit.flags);
-            lock(&self.backlog).extend(backlog);
+            lock(&self.backlog).put_back(backlog);
             self.queued.store(true, Ordering::Release);
         }
         result
     }
 
     /// Moves what waits for the store into `admit`: queued settlements, flags, and local spending
-    /// (returned as well, to be queued again if the store fails).
-    pub(super) fn take_queued(&self, admit: &mut Admit) -> Vec<(Counter, f64)> {
+    /// (its batches returned as well, to be put back if the store fails: the store applies each
+    /// batch once, so one sent again after a call that got no answer is not counted twice).
+    pub(super) fn take_queued(&self, admit: &mut Admit) -> Backlog {
         self.drained.fetch_add(1, Ordering::AcqRel);
         admit.settle = std::mem::take(&mut *lock(&self.pending));
         admit.flags = std::mem::take(&mut *lock(&self.flags));
-        let backlog = std::mem::take(&mut *lock(&self.backlog));
-        if !backlog.is_empty() {
-            admit.settle.push(Settlement::unreserved(backlog.iter().cloned()));
-        }
+        let (backlog, batches) = lock(&self.backlog).take();
+        admit.settle.extend(batches);
         backlog
     }
 

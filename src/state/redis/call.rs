@@ -259,9 +259,10 @@ pub(super) fn encode(names: &Names, sha: &str, admit: &Admit, settle: &[Settleme
     cmd.write_arg(&scratch);
 
     for s in settle {
-        // Charges that were never reserved have no lease.
+        // Charges that were never reserved have no lease; a batch applied once is `u` and its id.
         match s.lease.id {
             0 => cmd.arg(""),
+            id if id & crate::state::ONCE != 0 => cmd.arg(format!("u{}", id & !crate::state::ONCE)),
             id => cmd.arg(id),
         };
     }

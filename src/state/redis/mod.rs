@@ -14,7 +14,7 @@
 //! | `{ns}:lease` | hash | lease id → the lease's reserved charges (a JSON array: counter key, amount as `%.17g`, …) |
 //! | `{ns}:lease_seq` | string | the last lease id |
 //! | `{ns}:f:<flag>` | string | a flag (`1`), expiring when its time is up |
-//! | `{ns}:leases:swept` | sorted set | ids of leases that expired unsettled in the last day, scored by when |
+//! | `{ns}:leases:swept` | sorted set | ids of leases that expired unsettled in the last day, and (`u` and an id) batches of unreserved charges applied in the last day, scored by when |
 //! | `{ns}:d:<set>:<key>` | string | a document of a [`Documents`] set: bytes the host keeps for its replicas, expiring with the set's time to live |
 //! | `{ns}:di:<set>` | sorted set | the set's keys, scored by when each was kept (ms since the epoch, server clock) |
 //! | `{ns}:ds:<set>` | hash | key → the document's size in bytes |

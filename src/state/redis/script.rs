@@ -10,7 +10,9 @@
 //! they live in one cluster slot).
 //!
 //! `ARGV`: 1 the numbers (below), then one lease id per settlement (decimal; empty for charges that
-//! were never reserved), then, with a sticky entry only, one label per choice.
+//! were never reserved; `u` and a decimal batch id for unreserved charges applied at most once,
+//! remembered as a member of the swept set for a day), then, with a sticky entry only, one label per
+//! choice.
 //!
 //! Numbers are binary, little-endian, read with `struct.unpack`, so that the script decodes only
 //! what it uses (Lua parses decimal text slowly, and most admissions examine only their first
@@ -136,10 +138,15 @@ end
 -- Settlements: actual - reserved while the lease is live (every lease left after the sweep is),
 -- actual once it has expired or when it was never reserved, nothing when it was settled before
 -- (a settlement sent again after a reply was lost) or swept more than a day ago.
+local marked = false
 for s = 1, m do
   local id = ARGV[1 + s]
   local live, apply = false, true
-  if id ~= '' then
+  if string.sub(id, 1, 1) == 'u' then
+    -- A batch of unreserved charges, applied once: one sent again after a lost reply is skipped.
+    apply = call('ZADD', swept, 'NX', now, id) == 1
+    marked = true
+  elseif id ~= '' then
     live = call('HDEL', lease, id) == 1
     if live then
       call('ZREM', leases, id)
@@ -162,6 +169,7 @@ for s = 1, m do
     if apply and delta ~= 0 and delta == delta and delta ~= inf and delta ~= -inf then add(k, delta) end
   end
 end
+if marked then call('ZREMRANGEBYSCORE', swept, '-inf', now - DAY) end
 
 -- A choice's record, decoded once, when it is first examined.
 local records = {}
