@@ -140,9 +140,10 @@ fn args() -> Result<Args> {
             "--hold-out" => a.hold_out = Some(value()?),
             "--split" => a.split = value()?,
             "--points" => {
-                a.points = value()?.parse().map_err(|_| usage("`--points` needs a positive integer"))?;
-                if a.points == 0 {
-                    return Err(usage("`--points` needs a positive integer"));
+                a.points = value()?.parse().map_err(|_| usage("`--points` needs an integer of at least 2"))?;
+                if a.points < 2 {
+                    // One point would be the cheapest end of the range alone, without the strongest model.
+                    return Err(usage("`--points` needs an integer of at least 2"));
                 }
             }
             "--weak" => a.weak = Some(value()?),
