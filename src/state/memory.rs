@@ -316,13 +316,15 @@ impl MemoryStore {
         counters.iter().map(|c| state.value(c, now)).collect()
     }
 
-    /// Sets `counter` to `value` unless it already exists (local counters start from the shared
-    /// store's last values).
+    /// Raises `counter` to `value` when it is lower (local counters start from the shared store's
+    /// last values; a counter that already counts more, this replica's spending during an earlier
+    /// outage, keeps its count).
     pub(crate) fn seed(&self, counter: &Counter, value: f64) {
         let now = Instant::now();
         let mut state = self.lock();
-        if state.value(counter, now) == 0.0 && value != 0.0 && value.is_finite() {
-            state.add(counter, value, now);
+        let current = state.value(counter, now);
+        if value.is_finite() && value > current {
+            state.add(counter, value - current, now);
         }
     }
 
@@ -704,6 +706,21 @@ mod tests {
         assert_eq!(store.read_now(std::slice::from_ref(&idle)), vec![2.0]);
         std::thread::sleep(ttl + ttl / 2);
         assert_eq!(store.read_now(&[idle]), vec![0.0]);
+    }
+
+    #[test]
+    fn a_local_counter_is_seeded_up_to_the_stores_last_value_never_down() {
+        let store = MemoryStore::new();
+        let counter = Counter::new("budget:global:day:1", Duration::ZERO);
+        store.seed(&counter, 2.0);
+        assert_eq!(store.read_now(std::slice::from_ref(&counter)), vec![2.0]);
+        // A second outage, after other replicas spent more: raised to what the store said last.
+        store.seed(&counter, 5.0);
+        assert_eq!(store.read_now(std::slice::from_ref(&counter)), vec![5.0]);
+        // An older, lower value does not lower it; nor does a value that is not a number.
+        store.seed(&counter, 3.0);
+        store.seed(&counter, f64::NAN);
+        assert_eq!(store.read_now(&[counter]), vec![5.0]);
     }
 
     #[test]

@@ -16,6 +16,9 @@ use crate::policy::{Candidate, RejectReason, Rejection};
 use crate::request::Request;
 use crate::state::{Admitted, Counter, Settlement};
 
+/// The most counters whose last store value is kept to seed local counters in an outage.
+const LAST_SEEN_CAP: usize = 65_536;
+
 impl Limiter {
     /// Reserves `first`, the preferred candidate, alone through an in-process store when it fits:
     /// most requests take their first choice, and this takes it without building an [`Admit`](crate::state::Admit) or
@@ -204,7 +207,8 @@ impl Limiter {
 
     fn remember(&self, counters: &[Counter], values: &[f64]) {
         let mut seen = lock(&self.last_seen);
-        if seen.len() > 4096 {
+        // Bounded: past the cap, counters start from 0 again in an outage (about 100 bytes each).
+        if seen.len() > LAST_SEEN_CAP {
             seen.clear();
         }
         for (c, &v) in counters.iter().zip(values) {
