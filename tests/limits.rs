@@ -530,6 +530,11 @@ fn limits_load_from_toml_and_bad_values_name_their_field() {
         "[[limits.budgets]]\nscope = \"global\"\nlimit_usd = 1.0\nwindow = \"fortnight\"",
         "`limits.budgets[0].window`: unknown window",
     );
+    bad("[[limits.budgets]]\nscope = \"global\"\nlimit_usd = 1.0\nwindow = { sliding_ms = 0 }", "at least 1 ms");
+    bad(
+        "[[limits.budgets]]\nscope = \"global\"\nlimit_usd = 1.0\nwindow = { sliding_ms = 100000000000000000 }",
+        "at most a year",
+    );
     bad("[[limits.budgets]]\nscope = \"global\"\ntenant = \"acme\"\nlimit_usd = 1.0\nwindow = \"day\"", "tenant");
     bad("[[limits.rate_limits]]\nmodel = \"nope\"\nrequests_per_minute = 1", "unknown model `nope`");
     bad("[[limits.rate_limits]]\nmodel = \"cheap\"", "requests_per_minute");

@@ -46,6 +46,8 @@ pub(crate) struct Slot {
 const MINUTE: u64 = 60_000;
 const HOUR: u64 = 60 * MINUTE;
 const DAY: u64 = 24 * HOUR;
+/// The longest sliding window.
+const MAX_SLIDING: Duration = Duration::from_secs(365 * 24 * 3600);
 /// How long a calendar bucket's counter outlives its window (reconciliations may arrive late).
 const GRACE: Duration = Duration::from_secs(3600);
 
@@ -54,6 +56,11 @@ impl Window {
         match self {
             Self::Sliding(d) if d.as_millis() == 0 => {
                 Err(Error::config(format!("{at}: a sliding window must be at least 1 ms long")))
+            }
+            // Its counters live two windows: beyond a year, their lifetime in ms would not be an
+            // integer a store can take exactly.
+            Self::Sliding(d) if *d > MAX_SLIDING => {
+                Err(Error::config(format!("{at}: a sliding window may be at most a year (31536000000 ms) long")))
             }
             _ => Ok(()),
         }
