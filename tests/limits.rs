@@ -409,6 +409,25 @@ async fn outage_spending_sent_again_after_a_lost_reply_counts_once() {
 }
 
 #[tokio::test]
+async fn a_reservation_whose_admission_reply_was_lost_is_given_back() {
+    let meter = Meter::new();
+    let store = Flaky::new();
+    let limits = failure_limits(10.0, OnStoreFailure::Local).flush_after(Duration::ZERO);
+    let r = router(&meter, limits, store.clone());
+    align(&meter, &r);
+    // The store runs the admission, reserving, and its reply is lost: the request is served on
+    // local counters.
+    store.lose_replies.store(true, Ordering::SeqCst);
+    let served = r.complete(request()).await.unwrap().cost_usd;
+    store.lose_replies.store(false, Ordering::SeqCst);
+    r.flush_state().await.unwrap();
+    // The store holds what was spent, not also the reservation nobody holds.
+    let got = spent(&r).await;
+    assert!(close(got, served), "{got} != {served}");
+    assert_eq!(store.inner.open_leases(), 0);
+}
+
+#[tokio::test]
 async fn spending_while_failing_open_reaches_the_store_when_it_returns() {
     let meter = Meter::new();
     let store = Flaky::new();

@@ -44,6 +44,7 @@ fn admit(limit: f64, costs: &[f64]) -> Admit {
         sticky: None,
         settle: Vec::new(),
         flags: Vec::new(),
+        lease_id: None,
     }
 }
 
@@ -174,6 +175,36 @@ async fn a_settlement_sent_twice_counts_once() {
     again.settle = vec![settled];
     let admitted = store.admit(&again).await.unwrap();
     assert!(close(admitted.values[0], 0.3), "{:?}", admitted.values);
+}
+
+/// An admission whose reply was lost: the caller named its lease, so it can give the reservation
+/// back without knowing which choice was taken; in both stores, and once.
+#[tokio::test]
+#[ignore = "needs redis-server"]
+async fn a_named_lease_is_given_back_by_its_id_alone() {
+    let redis = Redis::shared();
+    let store = store(&redis, "release_id").await;
+    let memory = MemoryStore::new();
+    for s in [&store as &dyn StateStore, &memory] {
+        let mut a = admit(1.0, &[0.75, 0.25]);
+        a.lease_id = Some((1 << 52) + 11);
+        let admitted = s.admit(&a).await.unwrap();
+        assert_eq!(admitted.lease.as_ref().map(|l| l.id), Some((1 << 52) + 11));
+        assert!(close(admitted.values[0], 0.75));
+        // Released by id, with a settlement of another admission of the same counter alongside.
+        let mut next = admit(1.0, &[0.5]);
+        next.settle = vec![Settlement::release_id((1 << 52) + 11)];
+        let after = s.admit(&next).await.unwrap();
+        assert!(close(after.values[0], 0.5), "{:?}", after.values);
+        // Again: nothing left to give back.
+        s.settle(&[Settlement::release_id((1 << 52) + 11)]).await.unwrap();
+        assert!(close(s.admit(&admit(1.0, &[0.0])).await.unwrap().values[0], 0.5));
+        // A lease settled normally is not released by a later id-only settlement.
+        let held = after.lease.unwrap();
+        s.settle(&[Settlement { lease: held.clone(), actual: smallvec![0.4] }]).await.unwrap();
+        s.settle(&[Settlement::release_id(held.id)]).await.unwrap();
+        assert!(close(s.admit(&admit(1.0, &[0.0])).await.unwrap().values[0], 0.4));
+    }
 }
 
 /// Local spending replayed after a call that got no answer (it may have been applied): the batch
@@ -451,8 +482,14 @@ async fn same_sequence_same_choices_and_values_as_memory_store() {
                 .iter()
                 .map(|(_, reserved)| if rng.below(3) == 0 { 0.0 } else { reserved * rng.unit() * 1.5 })
                 .collect();
-            settle_m.push(Settlement { lease: m, actual: actual.clone() });
-            settle_r.push(Settlement { lease: r, actual });
+            if rng.below(4) == 0 {
+                // Given back by id alone, as after a lost reply.
+                settle_m.push(Settlement::release_id(m.id));
+                settle_r.push(Settlement::release_id(r.id));
+            } else {
+                settle_m.push(Settlement { lease: m, actual: actual.clone() });
+                settle_r.push(Settlement { lease: r, actual });
+            }
         }
         if rng.below(10) == 0 {
             let extra = Settlement::unreserved([(counters[rng.below(4) as usize].clone(), rng.unit())]);
@@ -487,6 +524,8 @@ async fn same_sequence_same_choices_and_values_as_memory_store() {
             sticky,
             settle: settle_m,
             flags: Vec::new(),
+            // Half the leases named by the caller, the same in both stores.
+            lease_id: (rng.below(2) == 0).then_some((1 << 52) + step),
         };
         let m = memory.admit(&a).await.unwrap();
         a.settle = settle_r;

@@ -208,8 +208,11 @@ impl MemoryStore {
             values[c as usize] += amount;
             charges.push((counter.clone(), amount));
         }
-        state.next_lease += 1;
-        let lease = Lease { id: state.next_lease, charges };
+        let id = admit.lease_id.unwrap_or_else(|| {
+            state.next_lease += 1;
+            state.next_lease
+        });
+        let lease = Lease { id, charges };
         state.leases.insert(lease.id, (lease.clone(), now + admit.lease_ttl));
         let sticky_hit = sticky_label.as_deref() == Some(&*choice.label);
         if let Some(s) = &admit.sticky {
@@ -407,9 +410,17 @@ impl State {
                 }
                 (false, !seen)
             }
-            id if self.leases.remove(&id).is_some() => (true, true),
-            // Swept: the reservation was given back. Neither: settled before, nothing to do.
-            id => (false, self.swept.remove(&id).is_some()),
+            id => match self.leases.remove(&id) {
+                // Released by id alone: its reservation, as held, given back.
+                Some((held, _)) if s.lease.charges.is_empty() => {
+                    let none: SmallVec<[f64; 4]> = held.charges.iter().map(|_| 0.0).collect();
+                    self.reconcile(&held.charges, &none, true, now);
+                    return;
+                }
+                Some(_) => (true, true),
+                // Swept: the reservation was given back. Neither: settled before, nothing to do.
+                None => (false, self.swept.remove(&id).is_some()),
+            },
         };
         if apply {
             self.reconcile(&s.lease.charges, &s.actual, live, now);
@@ -549,6 +560,7 @@ mod tests {
             sticky: None,
             settle: Vec::new(),
             flags: Vec::new(),
+            lease_id: None,
         }
     }
 

@@ -18,6 +18,11 @@
 //!
 //! One admission is one round trip to a remote store. See `docs/scaling.md` for running many
 //! replicas on one store.
+//!
+//! A store of your own must keep the settlements' contract: a lease's settlement applied once
+//! whatever the number of times it is sent; a [`Settlement::unreserved_once`] batch applied once
+//! (by its id, for a day); a [`Settlement::release_id`] (an id with no charges) giving back the held
+//! lease's whole reservation; and a lease taking [`Admit::lease_id`] as its id when one is named.
 
 mod memory;
 #[cfg(feature = "redis")]
@@ -200,6 +205,12 @@ pub struct Admit {
     pub settle: Vec<Settlement>,
     /// Flags set before the choices are examined.
     pub flags: Vec<Flag>,
+    /// The id the lease gets when a choice is taken; `None`: the store numbers it. A caller that
+    /// names it can give the reservation back ([`Settlement::release_id`]) when the admission's
+    /// reply is lost, although it never learned which choice was taken. Below 2^53 (exact in the
+    /// Redis script), at least 2^52 (clear of the ids a store numbers), and unique: the limiter
+    /// draws it at random.
+    pub lease_id: Option<u64>,
 }
 
 /// What an admission did.
@@ -271,6 +282,13 @@ impl Settlement {
         let mut s = Self::unreserved(charges);
         s.lease.id = batch | ONCE;
         s
+    }
+
+    /// Gives back, whole, the reservation of the lease with this id if it is held (an admission
+    /// that named its [`Admit::lease_id`] and whose reply was lost: which choice it took, and so
+    /// what it reserved, only the store knows); nothing otherwise.
+    pub fn release_id(id: u64) -> Self {
+        Self { lease: Lease { id, charges: SmallVec::new() }, actual: SmallVec::new() }
     }
 
     /// Whether this settles a lease the store handed out (not unreserved amounts).

@@ -16,6 +16,11 @@ use crate::policy::{Candidate, RejectReason, Rejection};
 use crate::request::Request;
 use crate::state::{Admitted, Counter, Settlement};
 
+/// A random lease id in `[2^52, 2^53)`: clear of the ids a store numbers from 1, exact as a double.
+fn lease_id() -> u64 {
+    (1 << 52) | (super::random_bits() & ((1 << 52) - 1))
+}
+
 /// The most counters whose last store value is kept to seed local counters in an outage.
 const LAST_SEEN_CAP: usize = 65_536;
 
@@ -133,6 +138,9 @@ impl Limiter {
         };
         if !self.store_is_down() {
             let mut built = admission(models, false, circuits);
+            // Named here, so that a reservation whose reply is lost can be given back.
+            let lease_id = self.store.memory().is_none().then(lease_id);
+            built.admit.lease_id = lease_id;
             let backlog = self.take_queued(&mut built.admit);
             let answer = tokio::time::timeout(self.config.store_timeout, self.store.admit(&built.admit)).await;
             match answer {
@@ -145,6 +153,9 @@ impl Limiter {
                     // once; a flag set twice is the same flag).
                     let mut pending = lock(&self.pending);
                     pending.extend(built.admit.settle.into_iter().filter(Settlement::is_reserved));
+                    // The store may have run the admission: its reservation, if any, is given back
+                    // (this request is served and counted locally, and replayed with the backlog).
+                    pending.extend(lease_id.map(Settlement::release_id));
                     drop(pending);
                     lock(&self.flags).extend(built.admit.flags);
                     lock(&self.backlog).put_back(backlog);

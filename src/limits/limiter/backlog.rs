@@ -1,8 +1,6 @@
 //! Spending recorded under local counters while the store failed, on its way to the store.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, Hasher};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::state::{Counter, Settlement};
 
@@ -66,11 +64,7 @@ impl Backlog {
 
 /// A batch id no other batch of any replica is likely to share: 63 random bits.
 fn batch_id() -> u64 {
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u64(NEXT.fetch_add(1, Ordering::Relaxed));
-    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()));
-    h.finish() & !crate::state::ONCE
+    super::random_bits() & !crate::state::ONCE
 }
 
 #[cfg(test)]

@@ -64,6 +64,17 @@ pub(crate) struct Limiter {
     wall_checked: AtomicU64,
 }
 
+/// 64 bits no other call, process or replica is likely to draw: std's randomly keyed hasher (keys
+/// from the operating system, per thread) over a process-wide sequence number and the clock.
+fn random_bits() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(NEXT.fetch_add(1, Ordering::Relaxed));
+    h.write_u128(SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos()));
+    h.finish()
+}
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }

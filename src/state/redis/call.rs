@@ -197,6 +197,8 @@ pub(super) fn encode(names: &Names, sha: &str, admit: &Admit, settle: &[Settleme
     // Idle-expiring counters: their life negative, and a mark when the admission lists one.
     let idle = |c: &Counter| c.expires_idle() && !c.ttl().is_zero();
     scratch.push(u8::from(counters.list[..distinct].iter().any(|c| idle(c))));
+    // The lease id the caller names (0: the store numbers it); below 2^53, exact as a double.
+    num(&mut scratch, admit.lease_id.filter(|&id| id < 1 << 53).map_or(0.0, |id| id as f64));
     for c in &counters.list {
         num(&mut scratch, if idle(c) { -millis(c.ttl()) } else { millis(c.ttl()) });
     }
@@ -413,6 +415,7 @@ mod tests {
             sticky: Some(Sticky { key: Arc::from("sticky:k"), ttl: Duration::from_secs(60) }),
             settle: Vec::new(),
             flags: vec![Flag { name: Arc::from("circuit:m1"), ttl: Duration::from_millis(300) }],
+            lease_id: Some((1 << 52) + 7),
         };
         let settle = vec![
             Settlement {
@@ -449,9 +452,10 @@ mod tests {
         assert_eq!(shape.distinct, 2);
 
         let blob = &args[13];
-        let (fixed, at) = unpack(b"<I4I4I4I4I4ddBB", blob);
+        let (fixed, at) = unpack(b"<I4I4I4I4I4ddBBd", blob);
         use V::{B, D, I};
-        assert_eq!(fixed, [I(3), I(2), I(2), I(2), I(1), D(2.5), D(60_000.0), B(1), B(1)]);
+        let named = ((1u64 << 52) + 7) as f64;
+        assert_eq!(fixed, [I(3), I(2), I(2), I(2), I(1), D(2.5), D(60_000.0), B(1), B(1), D(named)]);
         let (rest, used) = unpack(b"<dddI4I4I4dI4I4ddI4I4ddI4dd", &blob[at..]);
         let (I(first), I(second)) = (&rest[3], &rest[4]) else { panic!("offsets") };
         let (first, second) = (*first as usize - 1, *second as usize - 1);

@@ -22,7 +22,7 @@
 //! `ARGV[1]` holds, read with fixed formats: `I4` distinct counters, `I4` of which the admission's,
 //! `I4` choices, `I4` settlements, `I4` flags to set, `d` the lease's life (ms), `d` the sticky
 //! entry's life (ms; -1 without one), `B` 1 when some check is soft, `B` 1 when the admission lists
-//! an idle-expiring counter; then one `d` per counter, its life in ms (0: for ever; negative: from
+//! an idle-expiring counter, `d` the lease id the caller names (0: the next of the sequence); then one `d` per counter, its life in ms (0: for ever; negative: from
 //! its last change or listing, [`Counter::idle`](crate::state::Counter::idle)); then one `I4` per choice, where its record starts; then per flag to
 //! set `I4 d`, its key and its life in ms; then per settlement `I4` its number of charges and per
 //! charge `I4 d d`: the counter, the amount reserved and the amount used; then the choices'
@@ -90,7 +90,7 @@ if #expired > 0 then
 end
 
 local h = ARGV[1]
-local nk, nu, c, m, nflags, lease_ttl, sticky_ttl, soft, idle, p = unpack_('<I4I4I4I4I4ddBB', h)
+local nk, nu, c, m, nflags, lease_ttl, sticky_ttl, soft, idle, named, p = unpack_('<I4I4I4I4I4ddBBd', h)
 local ttls = p
 local offsets = ttls + 8 * nk
 p = offsets + 4 * c
@@ -138,18 +138,44 @@ end
 -- Settlements: actual - reserved while the lease is live (every lease left after the sweep is),
 -- actual once it has expired or when it was never reserved, nothing when it was settled before
 -- (a settlement sent again after a reply was lost) or swept more than a day ago.
+-- A lease released by id alone gives back its reservation as held: to a counter of this call
+-- through `add` (written at the end with the others), to any other directly.
+local slot_of = false
+local function give_back(enc)
+  if not slot_of then
+    slot_of = {}
+    for k = 6, 5 + nk do slot_of[KEYS[k]] = k end
+  end
+  local charges = cjson.decode(enc)
+  for j = 1, #charges, 2 do
+    local name, amount = charges[j], tonumber(charges[j + 1])
+    local k = slot_of[name]
+    if k then
+      -- A counter that no longer exists has nothing to give back to (as for an expired lease).
+      if not fresh[k] then add(k, -amount) end
+    else
+      local v = call('GET', name)
+      if v then call('SET', name, (tonumber(v) or error('counter is not a number')) - amount, 'KEEPTTL') end
+    end
+  end
+end
+
 local marked = false
 for s = 1, m do
   local id = ARGV[1 + s]
+  local n
+  n, p = unpack_('<I4', h, p)
   local live, apply = false, true
   if string.sub(id, 1, 1) == 'u' then
     -- A batch of unreserved charges, applied once: one sent again after a lost reply is skipped.
     apply = call('ZADD', swept, 'NX', now, id) == 1
     marked = true
   elseif id ~= '' then
+    local held = n == 0 and call('HGET', lease, id)
     live = call('HDEL', lease, id) == 1
     if live then
       call('ZREM', leases, id)
+      if held then give_back(held) end
     else
       local at = call('ZSCORE', swept, id)
       apply = false
@@ -159,8 +185,6 @@ for s = 1, m do
       end
     end
   end
-  local n
-  n, p = unpack_('<I4', h, p)
   for _ = 1, n do
     local k, reserved, actual
     k, reserved, actual, p = unpack_('<I4dd', h, p)
@@ -255,7 +279,7 @@ if taken then
     reserved[2 * j - 1] = KEYS[k]
     reserved[2 * j] = format('%.17g', amount)
   end
-  id = call('INCR', seq)
+  if named > 0 then id = format('%d', named) else id = call('INCR', seq) end
   call('ZADD', leases, now + lease_ttl, id)
   call('HSET', lease, id, cjson.encode(reserved))
   if sticky_ttl >= 0 then
