@@ -351,25 +351,29 @@ async fn a_hung_store_costs_a_request_its_timeout_and_no_more() {
     assert!(started.elapsed() < Duration::from_millis(30 * 5), "{:?}", started.elapsed());
 }
 
+/// A router on a flaky store that sends nothing in the background (the tests look at the store
+/// before the next call), one request served before an outage and three during it: the router,
+/// the store, and what each part cost.
+async fn an_outage(meter: &Meter) -> (Router, Arc<Flaky>, f64, f64) {
+    let store = Flaky::new();
+    let limits = failure_limits(10.0, OnStoreFailure::Local).flush_after(Duration::ZERO);
+    let r = router(meter, limits, store.clone());
+    align(meter, &r);
+    let before = r.complete(request()).await.unwrap().cost_usd;
+    store.down.store(true, Ordering::SeqCst);
+    let mut during = 0.0;
+    for _ in 0..3 {
+        during += r.complete(request()).await.unwrap().cost_usd;
+    }
+    store.down.store(false, Ordering::SeqCst);
+    (r, store, before, during)
+}
+
 #[tokio::test]
 async fn spending_during_an_outage_reaches_the_store_when_it_returns() {
     let meter = Meter::new();
-    let store = Flaky::new();
-    // Nothing is sent in the background: the test looks at the store before the next call.
-    let limits = failure_limits(10.0, OnStoreFailure::Local).flush_after(Duration::ZERO);
-    let r = router(&meter, limits, store.clone());
-    align(&meter, &r);
-    let before = r.complete(request()).await.unwrap().cost_usd;
-    store.down.store(true, Ordering::SeqCst);
-    let during: f64 = {
-        let mut sum = 0.0;
-        for _ in 0..3 {
-            sum += r.complete(request()).await.unwrap().cost_usd;
-        }
-        sum
-    };
+    let (r, _store, before, during) = an_outage(&meter).await;
     // The store does not know yet.
-    store.down.store(false, Ordering::SeqCst);
     let status = r.budget_status(Some("acme"), None).await.unwrap();
     assert!(close(status[0].spent_usd, before), "{} != {before}", status[0].spent_usd);
     // The next request (or a flush) carries the outage's spending to it.
@@ -381,18 +385,8 @@ async fn spending_during_an_outage_reaches_the_store_when_it_returns() {
 #[tokio::test]
 async fn outage_spending_sent_again_after_a_lost_reply_counts_once() {
     let meter = Meter::new();
-    let store = Flaky::new();
-    let limits = failure_limits(10.0, OnStoreFailure::Local).flush_after(Duration::ZERO);
-    let r = router(&meter, limits, store.clone());
-    align(&meter, &r);
-    let before = r.complete(request()).await.unwrap().cost_usd;
-    store.down.store(true, Ordering::SeqCst);
-    let mut during = 0.0;
-    for _ in 0..3 {
-        during += r.complete(request()).await.unwrap().cost_usd;
-    }
+    let (r, store, before, during) = an_outage(&meter).await;
     // Back, but its first reply is lost: the spending was added, and the router cannot know.
-    store.down.store(false, Ordering::SeqCst);
     store.lose_replies.store(true, Ordering::SeqCst);
     assert!(r.flush_state().await.is_err());
     store.lose_replies.store(false, Ordering::SeqCst);

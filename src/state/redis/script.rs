@@ -6,7 +6,8 @@
 //! the sticky entry (when there is none, any key of the namespace, which is not read), then the
 //! call's distinct counters from 6 (the admission's first), then one flag key per choice that has a
 //! flag and per flag to set. Every key the script touches is in `KEYS` except the counters of
-//! expired leases, which only the lease hash names (all keys share the namespace's hash tag, so
+//! expired leases and of leases released by id that this call does not list, which only the lease
+//! hash names (all keys share the namespace's hash tag, so
 //! they live in one cluster slot).
 //!
 //! `ARGV`: 1 the numbers (below), then one lease id per settlement (decimal; empty for charges that
