@@ -422,6 +422,25 @@ async fn a_reservation_whose_admission_reply_was_lost_is_given_back() {
 }
 
 #[tokio::test]
+async fn a_request_whose_caller_goes_away_while_the_store_hangs_loses_nothing_queued() {
+    let meter = Meter::new();
+    let store = Flaky::new();
+    let limits = failure_limits(10.0, OnStoreFailure::Local).flush_after(Duration::ZERO);
+    let r = router(&meter, limits, store.clone());
+    // A request served (it costs less than it reserved): its settlement waits for the next call to
+    // the store.
+    let served = r.complete(request()).await.unwrap().cost_usd;
+    // The next call hangs, and its caller gives up before the store timeout.
+    store.hang.store(true, Ordering::SeqCst);
+    assert!(tokio::time::timeout(Duration::from_millis(5), r.complete(request())).await.is_err());
+    store.hang.store(false, Ordering::SeqCst);
+    // The settlement was kept: the store holds what was spent, not the reservation.
+    r.flush_state().await.unwrap();
+    let got = spent(&r).await;
+    assert!(close(got, served), "{got} != {served}");
+}
+
+#[tokio::test]
 async fn spending_while_failing_open_reaches_the_store_when_it_returns() {
     let meter = Meter::new();
     let store = Flaky::new();

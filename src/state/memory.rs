@@ -411,10 +411,15 @@ impl State {
                 (false, !seen)
             }
             id => match self.leases.remove(&id) {
-                // Released by id alone: its reservation, as held, given back.
-                Some((held, _)) if s.lease.charges.is_empty() => {
-                    let none: SmallVec<[f64; 4]> = held.charges.iter().map(|_| 0.0).collect();
-                    self.reconcile(&held.charges, &none, true, now);
+                // Released by id alone (no charges to settle, as the Redis script reads it): its
+                // reservation, as held, given back to the counters that still exist (as when a
+                // lease expires).
+                Some((held, _)) if s.lease.charges.is_empty() || s.actual.is_empty() => {
+                    for (counter, reserved) in &held.charges {
+                        if let Some(e) = self.counters.get_mut(counter).filter(|e| e.expires.is_none_or(|t| t > now)) {
+                            e.value -= reserved;
+                        }
+                    }
                     return;
                 }
                 Some(_) => (true, true),

@@ -425,8 +425,17 @@ pub(crate) fn validate(admit: &Admit) -> Result<()> {
             "state store admission refers to a counter it does not list, or has a non-finite amount",
         ));
     }
+    if admit.lease_id.is_some_and(|id| !(NAMED_LEASES..2 * NAMED_LEASES).contains(&id)) {
+        return Err(crate::error::Error::new(
+            crate::error::ErrorKind::Routing,
+            "state store admission names a lease id outside [2^52, 2^53)",
+        ));
+    }
     Ok(())
 }
+
+/// The smallest lease id a caller may name ([`Admit::lease_id`]); named ids are below twice this.
+pub(crate) const NAMED_LEASES: u64 = 1 << 52;
 
 #[cfg(test)]
 mod tests {

@@ -14,7 +14,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::limits::{CallerLimits, LimitRoom, Window};
 use crate::policy::{Candidate, RejectReason, Rejection};
 use crate::request::Request;
-use crate::state::{Admitted, Counter, Settlement};
+use crate::state::{Admitted, Counter};
 
 /// A random lease id in `[2^52, 2^53)`: clear of the ids a store numbers from 1, exact as a double.
 fn lease_id() -> u64 {
@@ -139,26 +139,21 @@ impl Limiter {
         if !self.store_is_down() {
             let mut built = admission(models, false, circuits);
             // Named here, so that a reservation whose reply is lost can be given back.
-            let lease_id = self.store.memory().is_none().then(lease_id);
-            built.admit.lease_id = lease_id;
-            let backlog = self.take_queued(&mut built.admit);
-            let answer = tokio::time::timeout(self.config.store_timeout, self.store.admit(&built.admit)).await;
+            built.admit.lease_id = self.store.memory().is_none().then(lease_id);
+            let sending = self.take_queued(std::mem::take(&mut built.admit));
+            let answer = tokio::time::timeout(self.config.store_timeout, self.store.admit(&sending.admit)).await;
             match answer {
                 Ok(Ok(admitted)) => {
+                    built.admit = sending.done();
                     self.remember(&built.admit.counters, &admitted.values);
                     return self.outcome(&built, admitted, false, catalog, models);
                 }
                 failed => {
-                    // Keep what was to be sent for the next call (a settlement applied twice counts
-                    // once; a flag set twice is the same flag).
-                    let mut pending = lock(&self.pending);
-                    pending.extend(built.admit.settle.into_iter().filter(Settlement::is_reserved));
-                    // The store may have run the admission: its reservation, if any, is given back
-                    // (this request is served and counted locally, and replayed with the backlog).
-                    pending.extend(lease_id.map(Settlement::release_id));
-                    drop(pending);
-                    lock(&self.flags).extend(built.admit.flags);
-                    lock(&self.backlog).put_back(backlog);
+                    // What was to be sent goes with the next call (a settlement applied twice counts
+                    // once; a flag set twice is the same flag), and the store may have run the
+                    // admission: its reservation, if any, is given back by id (this request is
+                    // served and counted locally, and its spending replayed with the backlog).
+                    drop(sending);
                     self.queued_for_store();
                     let why = match failed {
                         // An in-process store is not down when it refuses (it is full): the refusal,

@@ -86,34 +86,33 @@ impl Limiter {
 
     /// Sends queued settlements, local spending and flags to the store now.
     pub(crate) async fn flush(&self) -> Result<()> {
-        let mut admit = Admit::default();
-        let backlog = self.take_queued(&mut admit);
-        if admit.settle.is_empty() && admit.flags.is_empty() {
+        let sending = self.take_queued(Admit::default());
+        if sending.admit.settle.is_empty() && sending.admit.flags.is_empty() {
+            sending.done();
             return Ok(());
         }
-        let result = match tokio::time::timeout(self.config.store_timeout, self.store.admit(&admit)).await {
+        let result = match tokio::time::timeout(self.config.store_timeout, self.store.admit(&sending.admit)).await {
             Ok(result) => result.map(|_| ()),
             Err(_) => Err(self.timeout_error()),
         };
-        if result.is_err() {
-            lock(&self.pending).extend(admit.settle.into_iter().filter(Settlement::is_reserved));
-            lock(&self.flags).extend(admit.flags);
-            lock(&self.backlog).put_back(backlog);
-            self.queued.store(true, Ordering::Release);
+        if result.is_ok() {
+            sending.done();
         }
         result
     }
 
-    /// Moves what waits for the store into `admit`: queued settlements, flags, and local spending
-    /// (its batches returned as well, to be put back if the store fails: the store applies each
-    /// batch once, so one sent again after a call that got no answer is not counted twice).
-    pub(super) fn take_queued(&self, admit: &mut Admit) -> Backlog {
+    /// Moves what waits for the store into `admit`: queued settlements, flags, and local spending,
+    /// held by the returned [`Sending`] until the call is [`done`](Sending::done). A call that
+    /// fails, or whose caller goes away while it waits, puts them back for the next (the store
+    /// applies each batch of local spending once, so one sent again after a call that got no answer
+    /// is not counted twice).
+    pub(super) fn take_queued(&self, mut admit: Admit) -> Sending<'_> {
         self.drained.fetch_add(1, Ordering::AcqRel);
         admit.settle = std::mem::take(&mut *lock(&self.pending));
         admit.flags = std::mem::take(&mut *lock(&self.flags));
         let (backlog, batches) = lock(&self.backlog).take();
         admit.settle.extend(batches);
-        backlog
+        Sending { limiter: self, admit, backlog: Some(backlog) }
     }
 
     /// Notes that something waits for the store, and schedules a flush for when it has waited
@@ -152,5 +151,37 @@ impl Limiter {
                 seen = l.drained.load(Ordering::Acquire);
             }
         });
+    }
+}
+
+/// An admission on its way to the store with what was queued for it ([`Limiter::take_queued`]).
+/// Dropped before [`done`](Self::done) (the call failed, or its caller went away while it waited),
+/// it puts the queued settlements, flags and local spending back, and gives back by id the lease the
+/// admission named, which the store may have made.
+pub(super) struct Sending<'a> {
+    limiter: &'a Limiter,
+    pub(super) admit: Admit,
+    backlog: Option<Backlog>,
+}
+
+impl Sending<'_> {
+    /// The store answered: nothing is put back. The admission, for its reply to be read with.
+    pub(super) fn done(mut self) -> Admit {
+        self.backlog = None;
+        std::mem::take(&mut self.admit)
+    }
+}
+
+impl Drop for Sending<'_> {
+    fn drop(&mut self) {
+        let Some(backlog) = self.backlog.take() else { return };
+        let limiter = self.limiter;
+        let mut pending = lock(&limiter.pending);
+        pending.extend(std::mem::take(&mut self.admit.settle).into_iter().filter(Settlement::is_reserved));
+        pending.extend(self.admit.lease_id.map(Settlement::release_id));
+        drop(pending);
+        lock(&limiter.flags).extend(std::mem::take(&mut self.admit.flags));
+        lock(&limiter.backlog).put_back(backlog);
+        limiter.queued.store(true, Ordering::Release);
     }
 }

@@ -145,7 +145,7 @@ pub(super) fn encode(names: &Names, sha: &str, admit: &Admit, settle: &[Settleme
     // One pass over the choices for what the keys and the header need and for the sizes, so that
     // the command's buffer is allocated once.
     let mut bytes = 64 + names.leases.len() + names.lease.len() + names.seq.len() + names.swept.len();
-    let mut blob = 38 + 8 * nk + 12 * admit.flags.len() + settle.iter().map(|s| 4 + 20 * charges(s)).sum::<usize>();
+    let mut blob = 46 + 8 * nk + 12 * admit.flags.len() + settle.iter().map(|s| 4 + 20 * charges(s)).sum::<usize>();
     let (mut choice_flags, mut soft) = (0, false);
     for choice in &admit.choices {
         let terms: usize = choice.checks.iter().map(|k| k.terms.len()).sum();

@@ -169,8 +169,13 @@ for s = 1, m do
   local live, apply = false, true
   if string.sub(id, 1, 1) == 'u' then
     -- A batch of unreserved charges, applied once: one sent again after a lost reply is skipped.
-    apply = call('ZADD', swept, 'NX', now, id) == 1
-    marked = true
+    -- Marked at the end, with the counters' writes, so that a script that fails marks nothing.
+    marked = marked or {}
+    apply = not marked[id] and not call('ZSCORE', swept, id)
+    if apply then
+      marked[id] = true
+      marked[#marked + 1] = id
+    end
   elseif id ~= '' then
     local held = n == 0 and call('HGET', lease, id)
     live = call('HDEL', lease, id) == 1
@@ -194,7 +199,7 @@ for s = 1, m do
     if apply and delta ~= 0 and delta == delta and delta ~= inf and delta ~= -inf then add(k, delta) end
   end
 end
-if marked then call('ZREMRANGEBYSCORE', swept, '-inf', now - DAY) end
+
 
 -- A choice's record, decoded once, when it is first examined.
 local records = {}
@@ -280,7 +285,7 @@ if taken then
     reserved[2 * j - 1] = KEYS[k]
     reserved[2 * j] = format('%.17g', amount)
   end
-  if named > 0 then id = format('%d', named) else id = call('INCR', seq) end
+  if named > 0 then id = format('%.0f', named) else id = call('INCR', seq) end
   call('ZADD', leases, now + lease_ttl, id)
   call('HSET', lease, id, cjson.encode(reserved))
   if sticky_ttl >= 0 then
@@ -306,6 +311,11 @@ for _, k in ipairs(changed) do
   else
     call('SET', KEYS[k], v)
   end
+end
+-- Batches of unreserved charges applied by this call, remembered for a day.
+if marked then
+  for _, id in ipairs(marked) do call('ZADD', swept, now, id) end
+  call('ZREMRANGEBYSCORE', swept, '-inf', now - DAY)
 end
 -- Idle-expiring counters the admission lists live on, changed or not.
 if idle == 1 then
