@@ -415,11 +415,7 @@ impl State {
                 // reservation, as held, given back to the counters that still exist (as when a
                 // lease expires).
                 Some((held, _)) if s.lease.charges.is_empty() || s.actual.is_empty() => {
-                    for (counter, reserved) in &held.charges {
-                        if let Some(e) = self.counters.get_mut(counter).filter(|e| e.expires.is_none_or(|t| t > now)) {
-                            e.value -= reserved;
-                        }
-                    }
+                    self.give_back(&held.charges);
                     return;
                 }
                 Some(_) => (true, true),
@@ -476,6 +472,16 @@ impl State {
         }
     }
 
+    /// Takes a lease's reservation off the counters that still exist (one that expired is reset
+    /// at its next change, whatever it reads; one that was purged is not made again).
+    fn give_back(&mut self, charges: &[(Counter, f64)]) {
+        for (counter, reserved) in charges {
+            if let Some(e) = self.counters.get_mut(counter) {
+                e.value -= reserved;
+            }
+        }
+    }
+
     /// Purges expired leases, giving their reservations back, and flags.
     fn sweep_leases(&mut self, now: Instant) {
         self.next_sweep = Some(now + SWEEP_EVERY);
@@ -484,11 +490,7 @@ impl State {
         self.once.retain(|_, at| now.saturating_duration_since(*at) < SWEPT_FOR);
         for id in expired {
             if let Some((lease, _)) = self.leases.remove(&id) {
-                for (counter, reserved) in &lease.charges {
-                    if let Some(e) = self.counters.get_mut(counter) {
-                        e.value -= reserved;
-                    }
-                }
+                self.give_back(&lease.charges);
                 // Kept for a late settlement by id alone ([`MemoryStore::settle_reserved`]), while
                 // there is room: a late settlement of a lease forgotten past the cap is dropped.
                 if self.swept.len() < self.max_entries {

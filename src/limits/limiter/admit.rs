@@ -18,7 +18,8 @@ use crate::state::{Admitted, Counter};
 
 /// A random lease id in `[2^52, 2^53)`: clear of the ids a store numbers from 1, exact as a double.
 fn lease_id() -> u64 {
-    (1 << 52) | (super::random_bits() & ((1 << 52) - 1))
+    use crate::state::NAMED_LEASES;
+    NAMED_LEASES | (super::random_bits() & (NAMED_LEASES - 1))
 }
 
 /// The most counters whose last store value is kept to seed local counters in an outage.

@@ -21,7 +21,9 @@ pub(crate) fn sanitize(message: &str, cx: Option<&CallContext<'_>>, key: Option<
     if clean.is_empty() {
         return None;
     }
-    if quotes_key(message, key) || quotes_key(&unescaped(message), key) {
+    // The message with its escapes read back, for the key and the request's text alike.
+    let plain = unescaped(message);
+    if quotes_key(message, key) || quotes_key(&plain, key) {
         return None;
     }
     // Prompt text: a short text quoted whole, or any run of 24 characters of the message found in a
@@ -43,7 +45,7 @@ pub(crate) fn sanitize(message: &str, cx: Option<&CallContext<'_>>, key: Option<
             .map(|t| cleaned(t, None))
             .collect();
         // The message as sent and with its escapes read back, each cleaned in full.
-        let shown = [cleaned(message, None), cleaned(&unescaped(message), None)];
+        let shown = [cleaned(message, None), cleaned(&plain, None)];
         let short = |t: &String| (4..PROMPT_RUN).contains(&t.chars().count());
         if texts.iter().any(|t| short(t) && shown.iter().any(|m| m.contains(t.as_str()))) {
             return None;

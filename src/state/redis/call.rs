@@ -197,8 +197,9 @@ pub(super) fn encode(names: &Names, sha: &str, admit: &Admit, settle: &[Settleme
     // Idle-expiring counters: their life negative, and a mark when the admission lists one.
     let idle = |c: &Counter| c.expires_idle() && !c.ttl().is_zero();
     scratch.push(u8::from(counters.list[..distinct].iter().any(|c| idle(c))));
-    // The lease id the caller names (0: the store numbers it); below 2^53, exact as a double.
-    num(&mut scratch, admit.lease_id.filter(|&id| id < 1 << 53).map_or(0.0, |id| id as f64));
+    // The lease id the caller names (0: the store numbers it); `validate` keeps it below 2^53,
+    // exact as a double.
+    num(&mut scratch, admit.lease_id.map_or(0.0, |id| id as f64));
     for c in &counters.list {
         num(&mut scratch, if idle(c) { -millis(c.ttl()) } else { millis(c.ttl()) });
     }

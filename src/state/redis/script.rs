@@ -7,8 +7,7 @@
 //! call's distinct counters from 6 (the admission's first), then one flag key per choice that has a
 //! flag and per flag to set. Every key the script touches is in `KEYS` except the counters of
 //! expired leases and of leases released by id that this call does not list, which only the lease
-//! hash names (all keys share the namespace's hash tag, so
-//! they live in one cluster slot).
+//! hash names (all keys share the namespace's hash tag, so they live in one cluster slot).
 //!
 //! `ARGV`: 1 the numbers (below), then one lease id per settlement (decimal; empty for charges that
 //! were never reserved; `u` and a decimal batch id for unreserved charges applied at most once,
@@ -23,9 +22,10 @@
 //! `ARGV[1]` holds, read with fixed formats: `I4` distinct counters, `I4` of which the admission's,
 //! `I4` choices, `I4` settlements, `I4` flags to set, `d` the lease's life (ms), `d` the sticky
 //! entry's life (ms; -1 without one), `B` 1 when some check is soft, `B` 1 when the admission lists
-//! an idle-expiring counter, `d` the lease id the caller names (0: the next of the sequence); then one `d` per counter, its life in ms (0: for ever; negative: from
-//! its last change or listing, [`Counter::idle`](crate::state::Counter::idle)); then one `I4` per choice, where its record starts; then per flag to
-//! set `I4 d`, its key and its life in ms; then per settlement `I4` its number of charges and per
+//! an idle-expiring counter, `d` the lease id the caller names (0: the next of the sequence); then
+//! one `d` per counter, its life in ms (0: for ever; negative: from its last change or listing,
+//! [`Counter::idle`](crate::state::Counter::idle)); then one `I4` per choice, where its record
+//! starts; then per flag to set `I4 d`, its key and its life in ms; then per settlement `I4` its number of charges and per
 //! charge `I4 d d`: the counter, the amount reserved and the amount used; then the choices'
 //! records.
 //!
